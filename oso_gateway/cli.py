@@ -1,0 +1,27 @@
+"""Command-line interface: thin click commands that call the services.
+
+Exit codes: 0 success, 1 the input was rejected (invalid dossier, rejected message), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import click
+
+from oso_gateway import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="oso-gateway")
+def main() -> None:
+    """oso-gateway: hand a pupil's OSO dossier to the next school, signed and encrypted."""
+
+
+# Command groups live in oso_gateway/commands/<name>.py and register themselves here, so
+# several people can work on the CLI without editing one file.
+from oso_gateway.commands import register_all  # noqa: E402
+
+register_all(main)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""oso_gateway.dossier"""

@@ -1,0 +1,157 @@
+"""The GatewayError tree.
+
+Every rejection the gateway makes is one of these classes. Each class has a stable ``code``
+("OSO-E…") that appears on the wire (SOAP Fault detail), in the transfer log and in CLI output,
+and an HTTP status for the SOAP endpoint.
+
+* ``LocalError``: we misused something or are misconfigured (our fault; the peer is not blamed).
+* ``RemoteError``: the peer or the input sent something bad.
+
+Messages must never contain pupil personal data. ``detail`` is for our own log: keep it to
+element paths, codes, sizes, digests and certificate fingerprints. ``public_message`` is what a
+peer is told; for authentication and decryption failures it is deliberately coarse.
+
+Code ranges:
+  OSO-E1xx  dossier: schema, business rules, minimisation
+  OSO-E2xx  secure message: parsing, WS-Security shape, signature, encryption, timestamp
+  OSO-E3xx  certificates and trust: path, validity, usage, revocation, OIN binding
+  OSO-E4xx  transfer: directory, mandate, replay, receipts, delivery
+  OSO-E5xx  local: configuration, store, keys, internal
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+    code: ClassVar[str] = "OSO-E000"
+    http_status: ClassVar[int] = 500
+    #: SOAP 1.1 fault code: "Client" (sender's fault) or "Server" (ours / transient)
+    soap_fault: ClassVar[str] = "Server"
+    #: True when retrying the same message later may succeed (sender keeps it in the outbox).
+    transient: ClassVar[bool] = False
+    #: What the peer is told. Coarse on purpose for authentication failures.
+    public_message: ClassVar[str] = "The request could not be processed."
+
+    def __init__(self, detail: str = "") -> None:
+        self.detail = detail or self.public_message
+        super().__init__(f"{self.code}: {self.detail}")
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        code = cls.__dict__.get("code")
+        if code is not None:
+            other = _REGISTRY.get(code)
+            if other is not None and other is not cls and not cls.__dict__.get("_alias", False):
+                raise TypeError(f"duplicate error code {code}: {other.__name__} and {cls.__name__}")
+            _REGISTRY[code] = cls
+
+
+_REGISTRY: dict[str, type[GatewayError]] = {}
+
+
+def error_class_for(code: str) -> type[GatewayError] | None:
+    """The error class registered for a wire code, or None."""
+    return _REGISTRY.get(code)
+
+
+def all_error_classes() -> list[type[GatewayError]]:
+    """Every registered error class, sorted by code (for docs and tests)."""
+    return [_REGISTRY[c] for c in sorted(_REGISTRY)]
+
+
+class LocalError(GatewayError):
+    """We misused something or are misconfigured."""
+
+    code = "OSO-E500"
+    http_status = 500
+    soap_fault = "Server"
+    public_message = "Internal error at the receiving gateway."
+
+
+class RemoteError(GatewayError):
+    """The peer or the input sent something bad."""
+
+    code = "OSO-E001"
+    http_status = 400
+    soap_fault = "Client"
+    public_message = "The message was rejected."
+
+
+# --------------------------------------------------------------------------------------------
+# OSO-E1xx dossier (owned by oso_gateway.dossier)
+# --------------------------------------------------------------------------------------------
+
+
+class DossierError(RemoteError):
+    """The dossier is not acceptable (schema or business rules)."""
+
+    code = "OSO-E100"
+    public_message = "The dossier is not valid."
+
+
+class DossierParseError(DossierError):
+    code = "OSO-E101"
+    public_message = "The dossier is not well-formed XML or exceeds the parser limits."
+
+
+class DossierSchemaError(DossierError):
+    code = "OSO-E102"
+    public_message = "The dossier does not conform to the OSO gegevensset 2019 schema."
+
+
+class DossierRuleError(DossierError):
+    code = "OSO-E103"
+    public_message = "The dossier violates an OSO business rule."
+
+
+class DossierCategoryError(DossierError):
+    code = "OSO-E104"
+    public_message = "The dossier contains a category that may not be shared."
+
+
+# --- dossier: further classes below this line ---
+
+
+# --------------------------------------------------------------------------------------------
+# OSO-E2xx secure message (owned by oso_gateway.security)
+# --------------------------------------------------------------------------------------------
+
+# --- security: classes below this line ---
+
+
+# --------------------------------------------------------------------------------------------
+# OSO-E3xx certificates and trust (owned by oso_gateway.security.trust)
+# --------------------------------------------------------------------------------------------
+
+# --- trust: classes below this line ---
+
+
+# --------------------------------------------------------------------------------------------
+# OSO-E4xx transfer (owned by oso_gateway.transfer)
+# --------------------------------------------------------------------------------------------
+
+# --- transfer: classes below this line ---
+
+
+# --------------------------------------------------------------------------------------------
+# OSO-E5xx local (configuration, store, keys)
+# --------------------------------------------------------------------------------------------
+
+
+class ConfigError(LocalError):
+    code = "OSO-E501"
+    public_message = "The gateway is misconfigured."
+
+
+class StoreUnavailable(LocalError):
+    code = "OSO-E502"
+    http_status = 503
+    transient = True
+    public_message = "The receiving gateway is temporarily unavailable; try again later."
+
+
+# --- local: further classes below this line ---
