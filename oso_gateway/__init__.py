@@ -1,4 +1,4 @@
-"""oso-gateway: secure pupil-dossier transfer gateway modelled on OSO (Overstapservice Onderwijs)."""
+"""oso-gateway: secure pupil-dossier transfer gateway modelled on OSO."""
 
 from oso_gateway.errors import GatewayError, LocalError, RemoteError
 
