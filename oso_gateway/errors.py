@@ -128,6 +128,86 @@ class DossierCategoryError(DossierError):
 # --------------------------------------------------------------------------------------------
 
 # --- trust: classes below this line ---
+# Certificate problems are the peer's (Client); CRL problems are ours (Server, 503 for a missing or
+# stale CRL so that a sender retries after we refreshed it). The peer is told one opaque message.
+
+
+class TrustError(RemoteError):
+    """The peer's certificate is not acceptable (base of OSO-E301..E313)."""
+
+    code = "OSO-E300"
+    http_status = 403
+    public_message = "Authentication failed."
+
+
+class CertificateUntrusted(TrustError):
+    code = "OSO-E301"
+
+
+class CertificateExpired(TrustError):
+    code = "OSO-E302"
+
+
+class CertificateNotYetValid(TrustError):
+    code = "OSO-E303"
+
+
+class CertificateRevoked(TrustError):
+    code = "OSO-E304"
+
+
+class CrlMissing(TrustError):
+    code = "OSO-E305"
+    http_status = 503
+    soap_fault = "Server"
+    transient = True
+    public_message = "The receiving gateway cannot check revocation right now; try again later."
+
+
+class CrlStale(TrustError):
+    code = "OSO-E306"
+    http_status = 503
+    soap_fault = "Server"
+    transient = True
+    public_message = "The receiving gateway cannot check revocation right now; try again later."
+
+
+class CrlInvalid(TrustError):
+    code = "OSO-E307"
+    http_status = 500
+    soap_fault = "Server"
+    public_message = "The receiving gateway cannot check revocation."
+
+
+class CertificateUsageError(TrustError):
+    code = "OSO-E308"
+
+
+class CertificateIsCa(TrustError):
+    code = "OSO-E309"
+
+
+class CertificateKeyTooWeak(TrustError):
+    code = "OSO-E310"
+
+
+class OinInvalid(TrustError):
+    code = "OSO-E311"
+
+
+class OinMismatch(TrustError):
+    code = "OSO-E312"
+
+
+class CertificateMalformed(TrustError):
+    code = "OSO-E313"
+
+
+class KeyMaterialError(LocalError):
+    """Our own key, certificate or CRL file cannot be used (unreadable, wrong type, too weak)."""
+
+    code = "OSO-E320"
+    public_message = "The gateway is misconfigured."
 
 
 # --------------------------------------------------------------------------------------------
