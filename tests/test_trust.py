@@ -465,3 +465,79 @@ def test_every_trust_rejection_tells_the_peer_the_same_opaque_message() -> None:
     assert {cls.public_message for cls in peer_facing} == {"Authentication failed."}
     codes = {cls.code for cls in errors.all_error_classes() if issubclass(cls, errors.TrustError)}
     assert all("OSO-E300" <= code <= "OSO-E349" for code in codes)
+
+
+# --- CA constraints and CRL scope ---------------------------------------------------------------
+
+
+def _sub_ca(
+    root: pki.Authority,
+    key: rsa.RSAPrivateKey,
+    now: datetime,
+    eku: tuple[x509.ObjectIdentifier, ...],
+) -> pki.Authority:
+    return pki.make_ca(
+        key=key,
+        subject=pki.ca_name("Test Restricted Issuing CA"),
+        not_before=now - timedelta(days=1),
+        not_after=now + timedelta(days=100),
+        issuer=root,
+        path_length=0,
+        extended_key_usage=eku,
+    )
+
+
+def test_ca_whose_extended_key_usage_excludes_the_purpose_cannot_vouch_for_it(
+    dev_trust: TrustConfig, now: datetime, root: pki.Authority, spare_key: rsa.RSAPrivateKey
+) -> None:
+    ca = _sub_ca(root, spare_key, now, (ExtendedKeyUsageOID.SERVER_AUTH,))
+    leaf = _leaf(ca, spare_key.public_key(), now)
+    crl = pki.make_crl(issuer=ca, this_update=now, next_update=now + timedelta(days=1))
+    config = replace(dev_trust, intermediates=(ca.certificate,), crls=(*dev_trust.crls, crl))
+    assert verify_certificate(leaf, trust=config, now=now, purpose="server").oin
+    with pytest.raises(errors.CertificateUntrusted):
+        verify_certificate(leaf, trust=config, now=now, purpose="client")
+
+
+def test_crl_limited_to_ca_certificates_does_not_cover_a_leaf(
+    dev_trust: TrustConfig, now: datetime, issuing: pki.Authority
+) -> None:
+    idp = x509.IssuingDistributionPoint(
+        full_name=None,
+        relative_name=None,
+        only_contains_user_certs=False,
+        only_contains_ca_certs=True,
+        only_some_reasons=None,
+        indirect_crl=False,
+        only_contains_attribute_certs=False,
+    )
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuing.certificate.subject)
+        .last_update(now - timedelta(hours=1))
+        .next_update(now + timedelta(days=1))
+        .add_extension(idp, critical=True)
+        .sign(issuing.key, hashes.SHA256())
+    )
+    config = replace(dev_trust, crls=(dev_trust.crls[0], crl))
+    with pytest.raises(errors.CrlMissing):
+        verify_certificate(_gateway(VALID_OINS[0]), trust=config, now=now)
+
+
+def test_crl_with_an_unknown_critical_extension_is_not_used(
+    dev_trust: TrustConfig, now: datetime, issuing: pki.Authority
+) -> None:
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuing.certificate.subject)
+        .last_update(now - timedelta(hours=1))
+        .next_update(now + timedelta(days=1))
+        .add_extension(
+            x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"), b"\x05\x00"),
+            critical=True,
+        )
+        .sign(issuing.key, hashes.SHA256())
+    )
+    config = replace(dev_trust, crls=(dev_trust.crls[0], crl))
+    with pytest.raises(errors.CrlInvalid):
+        verify_certificate(_gateway(VALID_OINS[0]), trust=config, now=now)

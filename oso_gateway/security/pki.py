@@ -184,6 +184,7 @@ def make_ca(
     not_after: datetime,
     issuer: Authority | None = None,
     path_length: int | None = None,
+    extended_key_usage: Sequence[x509.ObjectIdentifier] | None = None,
 ) -> Authority:
     """A CA certificate: self-signed root when ``issuer`` is None, else an intermediate."""
     signer_key = issuer.key if issuer else key
@@ -203,6 +204,10 @@ def make_ca(
             critical=False,
         )
     )
+    if extended_key_usage is not None:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage(list(extended_key_usage)), critical=False
+        )
     return Authority(certificate=builder.sign(signer_key, hashes.SHA256()), key=key)
 
 

@@ -31,7 +31,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
+    Criticality,
     ExtensionPolicy,
+    Policy,
     PolicyBuilder,
     Store,
     VerificationError,
@@ -86,7 +88,10 @@ _EKU_IF_PRESENT: dict[str, frozenset[x509.ObjectIdentifier]] = {
         }
     ),
 }
+_ANY_EKU = x509.ObjectIdentifier("2.5.29.37.0")
 _CRL_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
+#: CRL extensions we understand; a CRL with any other critical extension is not used (RFC 5280).
+_CRL_KNOWN_CRITICAL = (x509.IssuingDistributionPoint, x509.DeltaCRLIndicator)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,7 +183,7 @@ def verify_certificate(
     _check_key(cert)
     _check_usage(cert, purpose)
     oin = oin_of(cert)
-    chain = _build_path(cert, trust=trust, now=now, extra=extra_intermediates)
+    chain = _build_path(cert, trust=trust, now=now, purpose=purpose, extra=extra_intermediates)
     for child, issuer in itertools.pairwise(chain):
         _check_revocation(child, issuer, trust=trust, now=now)
     return VerifiedCertificate(
@@ -277,17 +282,29 @@ def _build_path(
     *,
     trust: TrustConfig,
     now: datetime,
+    purpose: Purpose,
     extra: Sequence[x509.Certificate],
 ) -> tuple[x509.Certificate, ...]:
     # The end-entity extension policy is permissive on purpose: usage was checked above for the
     # purpose at hand (the library's client verifier would otherwise demand clientAuth and SANs).
+    # CAs get the library's web-PKI profile, except that an extendedKeyUsage on a CA (which
+    # constrains what it may issue for) is checked against our purpose instead of clientAuth.
+    allowed = _EKU_REQUIRED.get(purpose) or _EKU_IF_PRESENT[purpose]
+
+    def ca_eku(_policy: Policy, ca: x509.Certificate, eku: x509.ExtendedKeyUsage | None) -> None:
+        if eku is not None and not (set(eku) & (allowed | {_ANY_EKU})):
+            raise ValueError(f"CA extendedKeyUsage excludes {purpose}")
+
+    ca_policy = ExtensionPolicy.webpki_defaults_ca().may_be_present(
+        x509.ExtendedKeyUsage, Criticality.AGNOSTIC, ca_eku
+    )
     verifier = (
         PolicyBuilder()
         .store(Store(list(trust.anchors)))
         .time(now)
         .max_chain_depth(trust.max_chain_depth)
         .extension_policies(
-            ca_policy=ExtensionPolicy.webpki_defaults_ca(),
+            ca_policy=ca_policy,
             ee_policy=ExtensionPolicy.permit_all(),
         )
         .build_client_verifier()
@@ -316,7 +333,7 @@ def _check_revocation(
     candidates = [
         crl
         for crl in trust.crls
-        if crl.issuer == issuer.subject and _ext_crl(crl, x509.DeltaCRLIndicator) is None
+        if crl.issuer == issuer.subject and _crl_is_complete_for(crl, cert)
     ]
     if not candidates:
         if trust.require_crl:
@@ -345,6 +362,25 @@ def _check_revocation(
         )
 
 
+def _crl_is_complete_for(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> bool:
+    """A full (not delta, not partitioned) CRL whose scope includes ``cert``."""
+    if _ext_crl(crl, x509.DeltaCRLIndicator) is not None:
+        return False
+    idp = _ext_crl(crl, x509.IssuingDistributionPoint)
+    if isinstance(idp, x509.IssuingDistributionPoint):
+        bc = _ext(cert, x509.BasicConstraints)
+        is_ca = isinstance(bc, x509.BasicConstraints) and bc.ca
+        if (
+            idp.indirect_crl
+            or idp.only_some_reasons is not None
+            or idp.only_contains_attribute_certs
+            or (idp.only_contains_user_certs and is_ca)
+            or (idp.only_contains_ca_certs and not is_ca)
+        ):
+            return False
+    return True
+
+
 def _ext_crl(
     crl: x509.CertificateRevocationList, kind: type[x509.ExtensionType]
 ) -> x509.ExtensionType | None:
@@ -355,6 +391,13 @@ def _ext_crl(
 
 
 def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    """Signed by ``issuer`` (allowed to sign CRLs), strong hash, no unknown critical extension."""
+    try:
+        extensions = list(crl.extensions)
+    except Exception:  # an undecodable extension
+        return False
+    if any(e.critical and not isinstance(e.value, _CRL_KNOWN_CRITICAL) for e in extensions):
+        return False
     ku = _ext(issuer, x509.KeyUsage)
     if isinstance(ku, x509.KeyUsage) and not ku.crl_sign:
         return False
