@@ -33,7 +33,11 @@ def import_all_modules() -> None:
     for info in pkgutil.walk_packages(oso_gateway.__path__, prefix):
         if _SKIP_PARTS.intersection(info.name.split(".")):
             continue
-        importlib.import_module(info.name)
+        try:
+            importlib.import_module(info.name)
+        except ImportError as exc:
+            msg = f"cannot import {info.name} to collect its error classes: {exc}"
+            raise ImportError(msg) from exc
 
 
 @dataclass(frozen=True)
@@ -172,7 +176,11 @@ def render_text() -> str:
 )
 def errors_command(markdown: bool) -> None:
     """List every error code: HTTP status, SOAP fault, whether transient, what the peer is told."""
-    click.echo(render_markdown() if markdown else render_text(), nl=False)
+    try:
+        text = render_markdown() if markdown else render_text()
+    except ImportError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(text, nl=False)
 
 
 def register(group: click.Group) -> None:
