@@ -217,6 +217,19 @@ class KeyMaterialError(LocalError):
 # --- transfer: classes below this line ---
 
 
+# directory and mandate (oso_gateway.transfer.directory): OSO-E430..E439
+class UnknownSchool(RemoteError):
+    code = "OSO-E430"
+    http_status = 404
+    public_message = "The school is not known to this gateway's directory."
+
+
+class MandateMissing(RemoteError):
+    code = "OSO-E431"
+    http_status = 403
+    public_message = "The sending gateway is not mandated for the sending school."
+
+
 # --------------------------------------------------------------------------------------------
 # OSO-E5xx local (configuration, store, keys)
 # --------------------------------------------------------------------------------------------
@@ -235,3 +248,25 @@ class StoreUnavailable(LocalError):
 
 
 # --- local: further classes below this line ---
+
+
+class SchemaNotCurrent(LocalError):
+    code = "OSO-E503"
+    http_status = 503
+    public_message = "The receiving gateway is temporarily unavailable; try again later."
+
+
+class AtRestDecryptionError(LocalError):
+    """Stored data cannot be decrypted: wrong storage key, or the row was altered or swapped."""
+
+    code = "OSO-E504"
+
+
+class DirectoryFileError(ConfigError):
+    """The directory file is malformed; ``problems`` lists every problem found."""
+
+    code = "OSO-E505"
+
+    def __init__(self, detail: str = "", problems: tuple[str, ...] = ()) -> None:
+        self.problems = problems or (detail,)
+        super().__init__(detail or "; ".join(problems))

@@ -1,0 +1,107 @@
+"""Engine factory: SQLite (embedded default) or PostgreSQL (psycopg 3), and error mapping.
+
+SQLite runs in WAL mode with a busy timeout and foreign keys on. Python's sqlite3 module is put in
+autocommit mode and we emit ``BEGIN`` ourselves (the SQLAlchemy-documented recipe), so that write
+transactions can start with ``BEGIN IMMEDIATE``: they take the write lock up front and then wait
+(busy timeout) instead of failing half-way when another writer got there first.
+
+Database unavailability (connection refused, locked too long, pool exhausted) becomes
+``StoreUnavailable`` (OSO-E502, transient): the SOAP endpoint answers 503 and the sender retries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Connection, make_url
+
+from oso_gateway.errors import ConfigError, StoreUnavailable
+
+#: seconds a SQLite writer waits for the lock before giving up (then: StoreUnavailable)
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+#: execution option: start this engine's SQLite transactions with BEGIN IMMEDIATE
+_BEGIN_OPTION = "oso_sqlite_begin"
+
+
+def normalise_url(url: str) -> URL:
+    """Parse a database URL; plain ``postgresql://`` means psycopg 3."""
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError:
+        # The URL may hold a password: do not echo it.
+        raise ConfigError("database_url is not a valid database URL") from None
+    if parsed.drivername in {"postgresql", "postgres"}:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in {"sqlite", "postgresql"}:
+        raise ConfigError(
+            f"database_url: unsupported database {parsed.get_backend_name()!r} "
+            "(use sqlite:/// or postgresql+psycopg://)"
+        )
+    return parsed
+
+
+def create_store_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url`` (SQLite file, created with its directory, or PostgreSQL)."""
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, **kwargs)
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(parsed, **kwargs)
+
+
+def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
+    database = url.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (below)
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(_BEGIN_OPTION, "")
+        conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+    return engine
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine (and pool), but SQLite transactions take the write lock when they begin."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+    return engine
+
+
+@contextlib.contextmanager
+def unavailable_as_typed_error() -> Iterator[None]:
+    """Map "the database cannot be reached / is busy" to ``StoreUnavailable``.
+
+    Only the driver error's class and first line are kept: SQL text and bound parameters never
+    reach the error (they can hold personal data).
+    """
+    try:
+        yield
+    except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        raise StoreUnavailable(f"database unavailable: {_describe(exc)}") from None
+    except sa_exc.TimeoutError:
+        raise StoreUnavailable("database unavailable: connection pool exhausted") from None
+
+
+def _describe(exc: sa_exc.DBAPIError) -> str:
+    orig = exc.orig
+    first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
+    return f"{type(orig).__name__}: {first[:200]}" if first else type(orig).__name__

@@ -1,0 +1,54 @@
+"""Schema migrations (Alembic, configured in code: no alembic.ini at runtime)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine
+
+from oso_gateway.errors import SchemaNotCurrent
+from oso_gateway.store.engine import unavailable_as_typed_error
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration this version of the code knows."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's revision (None: empty database, never upgraded)."""
+    with unavailable_as_typed_error(), engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the database to ``revision`` (creates the tables on an empty database)."""
+    with unavailable_as_typed_error(), engine.begin() as conn:
+        command.upgrade(alembic_config(conn), revision)
+
+
+def check_schema_current(engine: Engine) -> None:
+    """Raise ``SchemaNotCurrent`` (OSO-E503) unless the database is at the code's head revision."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current != head:
+        state = "empty (no schema)" if current is None else f"at revision {current}"
+        raise SchemaNotCurrent(
+            f"the database is {state}, this gateway needs revision {head}: "
+            "run `oso-gateway db upgrade`"
+        )

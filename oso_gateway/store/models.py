@@ -1,0 +1,196 @@
+"""Database tables (SQLAlchemy 2.x typed models). Schema changes go through Alembic migrations.
+
+* ``messages``: one row per message in either direction. Outbound rows are the outbox (the
+  payload encrypted at rest, the latest sealed envelope, the receipt); inbound rows keep the
+  receipt we answered with, so a duplicate gets the original receipt back.
+  Exactly-once: a unique index on (direction, message_id) over every row that was not rejected
+  (a rejected message does not block a later, valid one with the same id).
+* ``message_events``: the status lifecycle, append-only, no personal data.
+* ``dossiers``: imported dossiers, AES-256-GCM encrypted at rest.
+* ``dossier_index``: the searchable fields (pupil name, birth date) as keyed hashes for exact
+  lookup plus an encrypted copy for display; see ``oso_gateway.store.crypto``.
+* ``transfer_log``: the hash-chained, append-only transfer log (rows written by the log service).
+
+The event and log tables are append-only: the migration adds triggers that refuse UPDATE and
+DELETE on both SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Stable constraint names, so migrations can refer to them on every database.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT on PostgreSQL, INTEGER (the rowid alias, autoincrementing) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+OUT = "out"
+IN = "in"
+
+# Outbound lifecycle
+QUEUED = "queued"
+SENDING = "sending"
+AWAITING_RECEIPT = "awaiting_receipt"
+DELIVERED = "delivered"
+RETRYING = "retrying"
+FAILED = "failed"
+# Inbound lifecycle
+RECEIVED = "received"
+VERIFIED = "verified"
+IMPORTED = "imported"
+REJECTED = "rejected"
+
+OUTBOUND_STATUSES = (QUEUED, SENDING, AWAITING_RECEIPT, DELIVERED, RETRYING, FAILED)
+INBOUND_STATUSES = (RECEIVED, VERIFIED, IMPORTED, REJECTED)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every database (SQLite has no time zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    direction: Mapped[str] = mapped_column(String(3))
+    message_id: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(20))
+    our_oin: Mapped[str | None] = mapped_column(String(20))
+    our_school: Mapped[str | None] = mapped_column(String(6))
+    counterpart_oin: Mapped[str | None] = mapped_column(String(20))
+    counterpart_school: Mapped[str | None] = mapped_column(String(6))
+    #: outbound: where it goes
+    endpoint: Mapped[str | None] = mapped_column(String(500))
+    relates_to: Mapped[str | None] = mapped_column(String(100))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: a claimed (sending) row belongs to its worker until then; afterwards it may be re-claimed
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error_code: Mapped[str | None] = mapped_column(String(12))
+    payload_size: Mapped[int | None] = mapped_column(BigInteger)
+    message_size: Mapped[int | None] = mapped_column(BigInteger)
+    payload_digest: Mapped[str | None] = mapped_column(String(64))
+    signer_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    #: outbound: the payload to (re)seal, encrypted at rest (a sealed envelope expires in minutes)
+    payload_key_id: Mapped[str | None] = mapped_column(String(16))
+    payload_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: outbound: the latest sealed envelope and its SignatureValue (the receipt must confirm it)
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    signature_value: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: outbound: the receipt we got; inbound: the receipt we answered with
+    receipt: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        CheckConstraint("direction IN ('in', 'out')", name="direction"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        Index(
+            "uq_messages_direction_message_id",
+            "direction",
+            "message_id",
+            unique=True,
+            sqlite_where=text("status <> 'rejected'"),
+            postgresql_where=text("status <> 'rejected'"),
+        ),
+        Index("ix_messages_due", "direction", "status", "next_attempt_at"),
+    )
+
+
+class MessageEvent(Base):
+    __tablename__ = "message_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_pk: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(20))
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    error_code: Mapped[str | None] = mapped_column(String(12))
+
+
+class Dossier(Base):
+    __tablename__ = "dossiers"
+
+    #: random UUID, chosen before insert: it is part of the ciphertext's associated data
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    message_pk: Mapped[int] = mapped_column(ForeignKey("messages.id"), unique=True)
+    sending_school: Mapped[str | None] = mapped_column(String(6), index=True)
+    receiving_school: Mapped[str | None] = mapped_column(String(6), index=True)
+    payload_digest: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    key_id: Mapped[str] = mapped_column(String(16))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DossierIndex(Base):
+    __tablename__ = "dossier_index"
+
+    dossier_id: Mapped[str] = mapped_column(
+        ForeignKey("dossiers.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: HMAC-SHA256 (key derived from the storage key) of the normalised family name
+    name_hmac: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: HMAC-SHA256 of the ISO birth date
+    birth_date_hmac: Mapped[str | None] = mapped_column(String(64), index=True)
+    key_id: Mapped[str] = mapped_column(String(16))
+    #: the display values (JSON), encrypted like the dossier
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class TransferLogEntry(Base):
+    __tablename__ = "transfer_log"
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: canonical JSON of the event (no personal data)
+    event: Mapped[str] = mapped_column(Text)

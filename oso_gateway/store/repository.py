@@ -1,0 +1,643 @@
+"""The store the services use: outbox, inbound messages with exactly-once import, dossiers.
+
+Every method is one transaction and returns plain frozen records (no ORM objects leak out), so
+callers never hold a session. Time is always an argument (``now``: an aware datetime).
+
+Exactly-once: inbound (direction, message_id) is unique over rows that were not rejected. Two
+workers importing the same message race on that index; the loser's transaction rolls back and it
+gets ``Duplicate`` with the winner's row (and its receipt), never an exception.
+
+Outbox claim: ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL (several workers, several
+machines); on SQLite the claim transaction starts with ``BEGIN IMMEDIATE`` (one writer at a time),
+which makes the same select-then-update exclusive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import Engine, and_, or_, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+
+from oso_gateway.errors import ConfigError
+from oso_gateway.store import models as m
+from oso_gateway.store.crypto import AtRestCipher, aad_for
+from oso_gateway.store.engine import unavailable_as_typed_error, writer
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageRecord:
+    pk: int
+    direction: str
+    message_id: str
+    action: str
+    status: str
+    our_oin: str | None
+    our_school: str | None
+    counterpart_oin: str | None
+    counterpart_school: str | None
+    endpoint: str | None
+    relates_to: str | None
+    attempts: int
+    next_attempt_at: datetime | None
+    lease_until: datetime | None
+    last_error_code: str | None
+    payload_size: int | None
+    message_size: int | None
+    payload_digest: str | None
+    signer_fingerprint: str | None
+    signature_value: bytes | None
+    sealed: bytes | None
+    receipt: bytes | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventRecord:
+    at: datetime
+    status: str
+    attempt: int | None
+    error_code: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PupilFacts:
+    """The searchable fields of a dossier (personal data: stored hashed + encrypted)."""
+
+    family_name: str | None = None
+    given_names: str | None = None
+    birth_date: date | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DossierSummary:
+    dossier_id: str
+    message_id: str
+    sending_school: str | None
+    receiving_school: str | None
+    payload_digest: str
+    size: int
+    imported_at: datetime
+    pupil: PupilFacts
+
+
+@dataclass(frozen=True, kw_only=True)
+class Imported:
+    """``import_inbound`` stored the message and its dossier."""
+
+    message: MessageRecord
+    dossier_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Duplicate:
+    """The message id was seen before; ``message`` is the original row (with its receipt)."""
+
+    message: MessageRecord
+
+
+def _record(row: m.Message) -> MessageRecord:
+    return MessageRecord(
+        pk=row.id,
+        direction=row.direction,
+        message_id=row.message_id,
+        action=row.action,
+        status=row.status,
+        our_oin=row.our_oin,
+        our_school=row.our_school,
+        counterpart_oin=row.counterpart_oin,
+        counterpart_school=row.counterpart_school,
+        endpoint=row.endpoint,
+        relates_to=row.relates_to,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        lease_until=row.lease_until,
+        last_error_code=row.last_error_code,
+        payload_size=row.payload_size,
+        message_size=row.message_size,
+        payload_digest=row.payload_digest,
+        signer_fingerprint=row.signer_fingerprint,
+        signature_value=row.signature_value,
+        sealed=row.sealed,
+        receipt=row.receipt,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _outbox_aad(message_id: str) -> bytes:
+    return aad_for("messages", f"{m.OUT}:{message_id}", "payload")
+
+
+def _dossier_aad(dossier_id: str, message_id: str) -> bytes:
+    return aad_for("dossiers", dossier_id, message_id)
+
+
+def _index_aad(dossier_id: str) -> bytes:
+    return aad_for("dossier_index", dossier_id)
+
+
+class Store:
+    """Repository over one engine. ``cipher`` is needed for anything stored encrypted."""
+
+    def __init__(self, engine: Engine, cipher: AtRestCipher | None = None) -> None:
+        self.engine = engine
+        self._writer = writer(engine)
+        self._cipher = cipher
+
+    @property
+    def cipher(self) -> AtRestCipher:
+        if self._cipher is None:
+            raise ConfigError("no at-rest storage key configured (storage.key / storage.key_file)")
+        return self._cipher
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def _write(self, work: Callable[[Session], _T]) -> _T:
+        with unavailable_as_typed_error(), Session(self._writer) as session, session.begin():
+            return work(session)
+
+    def _read(self, work: Callable[[Session], _T]) -> _T:
+        with unavailable_as_typed_error(), Session(self.engine) as session, session.begin():
+            return work(session)
+
+    @staticmethod
+    def _event(
+        session: Session,
+        row: m.Message,
+        status: str,
+        now: datetime,
+        error_code: str | None = None,
+    ) -> None:
+        row.status = status
+        row.updated_at = now
+        session.add(
+            m.MessageEvent(
+                message_pk=row.id,
+                at=now,
+                status=status,
+                attempt=row.attempts or None,
+                error_code=error_code,
+            )
+        )
+
+    @staticmethod
+    def _get(session: Session, pk: int) -> m.Message:
+        row = session.get(m.Message, pk)
+        if row is None:
+            raise LookupError(f"no message row {pk}")
+        return row
+
+    # --- outbound ---------------------------------------------------------------------------
+
+    def enqueue_outbound(
+        self,
+        *,
+        message_id: str,
+        action: str,
+        payload: bytes,
+        payload_digest: str,
+        now: datetime,
+        our_oin: str | None = None,
+        our_school: str | None = None,
+        counterpart_oin: str | None = None,
+        counterpart_school: str | None = None,
+        endpoint: str | None = None,
+        relates_to: str | None = None,
+    ) -> MessageRecord | Duplicate:
+        """Put a message in the outbox (status ``queued``, due now). The payload is encrypted."""
+        ciphertext = self.cipher.encrypt(payload, aad=_outbox_aad(message_id))
+
+        def work(session: Session) -> MessageRecord:
+            row = m.Message(
+                direction=m.OUT,
+                message_id=message_id,
+                action=action,
+                status=m.QUEUED,
+                our_oin=our_oin,
+                our_school=our_school,
+                counterpart_oin=counterpart_oin,
+                counterpart_school=counterpart_school,
+                endpoint=endpoint,
+                relates_to=relates_to,
+                attempts=0,
+                next_attempt_at=now,
+                payload_size=len(payload),
+                payload_digest=payload_digest,
+                payload_key_id=self.cipher.key_id,
+                payload_ciphertext=ciphertext,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+            session.flush()
+            self._event(session, row, m.QUEUED, now)
+            session.flush()
+            return _record(row)
+
+        try:
+            return self._write(work)
+        except sa_exc.IntegrityError:
+            existing = self.find_message(m.OUT, message_id)
+            if existing is None:  # pragma: no cover - the violation was something else
+                raise
+            return Duplicate(message=existing)
+
+    def outbound_payload(self, record: MessageRecord) -> bytes:
+        """The decrypted payload of an outbound message (to seal it for an attempt)."""
+
+        def work(session: Session) -> tuple[str | None, bytes | None]:
+            row = self._get(session, record.pk)
+            return row.payload_key_id, row.payload_ciphertext
+
+        key_id, blob = self._read(work)
+        if key_id is None or blob is None:
+            raise LookupError(f"outbound message row {record.pk} has no payload")
+        return self.cipher.decrypt(blob, aad=_outbox_aad(record.message_id), key_id=key_id)
+
+    def claim_next_outbound(self, *, now: datetime, lease: timedelta) -> MessageRecord | None:
+        """Take the next due outbound message for sending, exclusively; None when none is due.
+
+        Due: queued/retrying with ``next_attempt_at <= now``, or a sending/awaiting_receipt row
+        whose worker's lease ran out (it crashed). The row becomes ``sending``, ``attempts`` + 1.
+        """
+
+        def work(session: Session) -> MessageRecord | None:
+            due = or_(
+                and_(
+                    m.Message.status.in_((m.QUEUED, m.RETRYING)), m.Message.next_attempt_at <= now
+                ),
+                and_(
+                    m.Message.status.in_((m.SENDING, m.AWAITING_RECEIPT)),
+                    m.Message.lease_until < now,
+                ),
+            )
+            stmt = (
+                select(m.Message)
+                .where(m.Message.direction == m.OUT, due)
+                .order_by(m.Message.next_attempt_at, m.Message.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            row = session.scalars(stmt).first()
+            if row is None:
+                return None
+            row.attempts += 1
+            row.lease_until = now + lease
+            self._event(session, row, m.SENDING, now)
+            session.flush()
+            return _record(row)
+
+        return self._write(work)
+
+    def mark_sent(
+        self, pk: int, *, sealed: bytes, signature_value: bytes, now: datetime
+    ) -> MessageRecord:
+        """The envelope went out; waiting for the receipt."""
+
+        def work(session: Session) -> MessageRecord:
+            row = self._get(session, pk)
+            row.sealed = sealed
+            row.signature_value = signature_value
+            row.message_size = len(sealed)
+            self._event(session, row, m.AWAITING_RECEIPT, now)
+            session.flush()
+            return _record(row)
+
+        return self._write(work)
+
+    def mark_delivered(
+        self, pk: int, *, receipt: bytes, now: datetime, signer_fingerprint: str | None = None
+    ) -> MessageRecord:
+        """A valid receipt came back: done. The outbox payload is dropped (no longer needed)."""
+
+        def work(session: Session) -> MessageRecord:
+            row = self._get(session, pk)
+            row.receipt = receipt
+            row.signer_fingerprint = signer_fingerprint
+            row.lease_until = None
+            row.next_attempt_at = None
+            row.last_error_code = None
+            row.payload_ciphertext = None
+            self._event(session, row, m.DELIVERED, now)
+            session.flush()
+            return _record(row)
+
+        return self._write(work)
+
+    def mark_retry(
+        self, pk: int, *, error_code: str, next_attempt_at: datetime, now: datetime
+    ) -> MessageRecord:
+        def work(session: Session) -> MessageRecord:
+            row = self._get(session, pk)
+            row.last_error_code = error_code
+            row.next_attempt_at = next_attempt_at
+            row.lease_until = None
+            self._event(session, row, m.RETRYING, now, error_code)
+            session.flush()
+            return _record(row)
+
+        return self._write(work)
+
+    def mark_failed(self, pk: int, *, error_code: str, now: datetime) -> MessageRecord:
+        def work(session: Session) -> MessageRecord:
+            row = self._get(session, pk)
+            row.last_error_code = error_code
+            row.next_attempt_at = None
+            row.lease_until = None
+            self._event(session, row, m.FAILED, now, error_code)
+            session.flush()
+            return _record(row)
+
+        return self._write(work)
+
+    # --- inbound ----------------------------------------------------------------------------
+
+    def import_inbound(
+        self,
+        *,
+        message_id: str,
+        action: str,
+        dossier: bytes,
+        payload_digest: str,
+        receipt: bytes,
+        now: datetime,
+        our_oin: str | None = None,
+        our_school: str | None = None,
+        counterpart_oin: str | None = None,
+        counterpart_school: str | None = None,
+        signer_fingerprint: str | None = None,
+        message_size: int | None = None,
+        relates_to: str | None = None,
+        pupil: PupilFacts | None = None,
+        after_insert: Callable[[Session, MessageRecord], None] | None = None,
+    ) -> Imported | Duplicate:
+        """Record a verified inbound message and import its dossier, all in ONE transaction.
+
+        Events ``received → verified → imported`` are written with it. ``after_insert`` (for
+        e.g. the transfer log) runs inside the same transaction; if it raises, nothing is stored.
+        A message id seen before gives ``Duplicate`` with the original row and receipt.
+        """
+        cipher = self.cipher
+        dossier_id = str(uuid.uuid4())
+        sealed_dossier = cipher.encrypt(dossier, aad=_dossier_aad(dossier_id, message_id))
+        index_row = self._index_row(dossier_id, pupil or PupilFacts())
+
+        def work(session: Session) -> Imported:
+            row = m.Message(
+                direction=m.IN,
+                message_id=message_id,
+                action=action,
+                status=m.RECEIVED,
+                our_oin=our_oin,
+                our_school=our_school,
+                counterpart_oin=counterpart_oin,
+                counterpart_school=counterpart_school,
+                relates_to=relates_to,
+                attempts=0,
+                payload_size=len(dossier),
+                message_size=message_size,
+                payload_digest=payload_digest,
+                signer_fingerprint=signer_fingerprint,
+                receipt=receipt,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+            session.flush()  # the unique index decides here
+            for status in (m.RECEIVED, m.VERIFIED):
+                self._event(session, row, status, now)
+            session.add(
+                m.Dossier(
+                    id=dossier_id,
+                    message_pk=row.id,
+                    sending_school=counterpart_school,
+                    receiving_school=our_school,
+                    payload_digest=payload_digest,
+                    size=len(dossier),
+                    key_id=cipher.key_id,
+                    ciphertext=sealed_dossier,
+                    imported_at=now,
+                )
+            )
+            session.flush()
+            session.add(index_row)
+            self._event(session, row, m.IMPORTED, now)
+            session.flush()
+            record = _record(row)
+            if after_insert is not None:
+                after_insert(session, record)
+            return Imported(message=record, dossier_id=dossier_id)
+
+        try:
+            return self._write(work)
+        except sa_exc.IntegrityError:
+            existing = self.find_message(m.IN, message_id)
+            if existing is None:
+                raise
+            return Duplicate(message=existing)
+
+    def record_rejected_inbound(
+        self,
+        *,
+        message_id: str,
+        action: str,
+        error_code: str,
+        now: datetime,
+        counterpart_oin: str | None = None,
+        counterpart_school: str | None = None,
+        our_school: str | None = None,
+        message_size: int | None = None,
+        payload_digest: str | None = None,
+        signer_fingerprint: str | None = None,
+    ) -> MessageRecord:
+        """Record an inbound message we rejected (``received → rejected``). Nothing is imported,
+        and the message id stays free for a later, valid message."""
+
+        def work(session: Session) -> MessageRecord:
+            row = m.Message(
+                direction=m.IN,
+                message_id=message_id[:100],
+                action=action[:255],
+                status=m.REJECTED,  # never occupies the unique slot, not even inside the txn
+                counterpart_oin=counterpart_oin,
+                counterpart_school=counterpart_school,
+                our_school=our_school,
+                attempts=0,
+                message_size=message_size,
+                payload_digest=payload_digest,
+                signer_fingerprint=signer_fingerprint,
+                last_error_code=error_code,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+            session.flush()
+            session.add(m.MessageEvent(message_pk=row.id, at=now, status=m.RECEIVED))
+            self._event(session, row, m.REJECTED, now, error_code)
+            session.flush()
+            return _record(row)
+
+        return self._write(work)
+
+    # --- queries ----------------------------------------------------------------------------
+
+    def find_message(self, direction: str, message_id: str) -> MessageRecord | None:
+        """The accepted (not rejected) message with this id in this direction, if any."""
+
+        def work(session: Session) -> MessageRecord | None:
+            row = session.scalars(
+                select(m.Message).where(
+                    m.Message.direction == direction,
+                    m.Message.message_id == message_id,
+                    m.Message.status != m.REJECTED,
+                )
+            ).first()
+            return None if row is None else _record(row)
+
+        return self._read(work)
+
+    def get_message(self, pk: int) -> MessageRecord:
+        return self._read(lambda session: _record(self._get(session, pk)))
+
+    def list_messages(
+        self,
+        *,
+        direction: str | None = None,
+        statuses: Sequence[str] = (),
+        limit: int = 100,
+        before_pk: int | None = None,
+    ) -> list[MessageRecord]:
+        """Newest first; page with ``before_pk`` (the last pk of the previous page)."""
+
+        def work(session: Session) -> list[MessageRecord]:
+            stmt = select(m.Message).order_by(m.Message.id.desc()).limit(limit)
+            if direction is not None:
+                stmt = stmt.where(m.Message.direction == direction)
+            if statuses:
+                stmt = stmt.where(m.Message.status.in_(tuple(statuses)))
+            if before_pk is not None:
+                stmt = stmt.where(m.Message.id < before_pk)
+            return [_record(r) for r in session.scalars(stmt)]
+
+        return self._read(work)
+
+    def events(self, pk: int) -> list[EventRecord]:
+        def work(session: Session) -> list[EventRecord]:
+            rows = session.scalars(
+                select(m.MessageEvent)
+                .where(m.MessageEvent.message_pk == pk)
+                .order_by(m.MessageEvent.id)
+            )
+            return [
+                EventRecord(at=r.at, status=r.status, attempt=r.attempt, error_code=r.error_code)
+                for r in rows
+            ]
+
+        return self._read(work)
+
+    # --- dossiers ---------------------------------------------------------------------------
+
+    def _index_row(self, dossier_id: str, pupil: PupilFacts) -> m.DossierIndex:
+        cipher = self.cipher
+        display = json.dumps(
+            {
+                "family_name": pupil.family_name,
+                "given_names": pupil.given_names,
+                "birth_date": pupil.birth_date.isoformat() if pupil.birth_date else None,
+            },
+            sort_keys=True,
+        ).encode("utf-8")
+        return m.DossierIndex(
+            dossier_id=dossier_id,
+            name_hmac=cipher.lookup_hash("family_name", pupil.family_name)
+            if pupil.family_name
+            else None,
+            birth_date_hmac=cipher.lookup_hash("birth_date", pupil.birth_date.isoformat())
+            if pupil.birth_date
+            else None,
+            key_id=cipher.key_id,
+            ciphertext=cipher.encrypt(display, aad=_index_aad(dossier_id)),
+        )
+
+    def load_dossier(self, dossier_id: str) -> bytes:
+        """The decrypted dossier XML. ``LookupError`` when absent, E504 when it won't decrypt."""
+
+        def work(session: Session) -> tuple[str, bytes, str]:
+            row = session.get(m.Dossier, dossier_id)
+            if row is None:
+                raise LookupError(f"no dossier {dossier_id}")
+            message = self._get(session, row.message_pk)
+            return row.key_id, row.ciphertext, message.message_id
+
+        key_id, blob, message_id = self._read(work)
+        return self.cipher.decrypt(blob, aad=_dossier_aad(dossier_id, message_id), key_id=key_id)
+
+    def find_dossiers(
+        self,
+        *,
+        family_name: str | None = None,
+        birth_date: date | None = None,
+        sending_school: str | None = None,
+        limit: int = 100,
+    ) -> list[DossierSummary]:
+        """Exact search (case/accent-insensitive name) over the keyed hashes; newest first."""
+        cipher = self.cipher
+
+        def work(session: Session) -> list[tuple[DossierSummary, str, bytes]]:
+            stmt = (
+                select(m.Dossier, m.DossierIndex, m.Message.message_id)
+                .join(m.DossierIndex, m.DossierIndex.dossier_id == m.Dossier.id)
+                .join(m.Message, m.Message.id == m.Dossier.message_pk)
+                .order_by(m.Dossier.imported_at.desc(), m.Dossier.id)
+                .limit(limit)
+            )
+            if family_name is not None:
+                stmt = stmt.where(
+                    m.DossierIndex.name_hmac == cipher.lookup_hash("family_name", family_name)
+                )
+            if birth_date is not None:
+                stmt = stmt.where(
+                    m.DossierIndex.birth_date_hmac
+                    == cipher.lookup_hash("birth_date", birth_date.isoformat())
+                )
+            if sending_school is not None:
+                stmt = stmt.where(m.Dossier.sending_school == sending_school)
+            found = []
+            for dossier, index, message_id in session.execute(stmt).tuples():
+                summary = DossierSummary(
+                    dossier_id=dossier.id,
+                    message_id=message_id,
+                    sending_school=dossier.sending_school,
+                    receiving_school=dossier.receiving_school,
+                    payload_digest=dossier.payload_digest,
+                    size=dossier.size,
+                    imported_at=dossier.imported_at,
+                    pupil=PupilFacts(),
+                )
+                found.append((summary, index.key_id, index.ciphertext))
+            return found
+
+        result = []
+        for summary, key_id, blob in self._read(work):
+            facts = json.loads(
+                cipher.decrypt(blob, aad=_index_aad(summary.dossier_id), key_id=key_id)
+            )
+            born = facts.get("birth_date")
+            pupil = PupilFacts(
+                family_name=facts.get("family_name"),
+                given_names=facts.get("given_names"),
+                birth_date=date.fromisoformat(born) if born else None,
+            )
+            result.append(dataclasses.replace(summary, pupil=pupil))
+        return result
