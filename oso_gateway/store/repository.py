@@ -614,7 +614,7 @@ class Store:
             if sending_school is not None:
                 stmt = stmt.where(m.Dossier.sending_school == sending_school)
             found = []
-            for dossier, index, message_id in session.execute(stmt).tuples():
+            for dossier, index, message_id in session.execute(stmt):
                 summary = DossierSummary(
                     dossier_id=dossier.id,
                     message_id=message_id,
