@@ -121,6 +121,130 @@ class DossierCategoryError(DossierError):
 # --------------------------------------------------------------------------------------------
 
 # --- security: classes below this line ---
+# Owned by oso_gateway.security.wss (WS-Security seal/open). Authentication and decryption
+# failures all tell the peer the same opaque message; ``detail`` (our log) says exactly why.
+
+
+class SecureMessageError(RemoteError):
+    """Base of the WS-Security message errors (OSO-E204..E299)."""
+
+    public_message = "The secure message was rejected."
+
+
+class MessageAuthenticationError(SecureMessageError):
+    """Base of every authentication / decryption failure: one opaque message for the peer."""
+
+    http_status = 403
+    public_message = "Authentication failed."
+
+
+class SecurityHeaderInvalid(SecureMessageError):
+    code = "OSO-E204"
+    public_message = "The SOAP envelope or its WS-Security header is malformed."
+
+
+class TimestampExpired(SecureMessageError):
+    code = "OSO-E205"
+    public_message = "The message timestamp has expired."
+
+
+class TimestampInFuture(SecureMessageError):
+    code = "OSO-E206"
+    public_message = "The message timestamp lies in the future (check the sender's clock)."
+
+
+class TimestampTooLong(SecureMessageError):
+    code = "OSO-E207"
+    public_message = "The message lifetime (Expires - Created) is longer than allowed."
+
+
+class NotAddressedToUs(MessageAuthenticationError):
+    code = "OSO-E208"
+
+
+class KeyTransportRejected(MessageAuthenticationError):
+    code = "OSO-E209"
+
+
+class DecryptionFailed(MessageAuthenticationError):
+    code = "OSO-E210"
+
+
+class CipherDataMalformed(MessageAuthenticationError):
+    code = "OSO-E211"
+
+
+class DataEncryptionRejected(MessageAuthenticationError):
+    code = "OSO-E212"
+
+
+class SignatureInvalid(MessageAuthenticationError):
+    code = "OSO-E213"
+
+
+class DigestMismatch(MessageAuthenticationError):
+    code = "OSO-E214"
+
+
+class ReferenceInvalid(MessageAuthenticationError):
+    code = "OSO-E215"
+
+
+class SignedPartMissing(MessageAuthenticationError):
+    code = "OSO-E216"
+
+
+class DuplicateId(MessageAuthenticationError):
+    code = "OSO-E217"
+
+
+class SignatureCountInvalid(MessageAuthenticationError):
+    code = "OSO-E218"
+
+
+class SignatureAlgorithmRejected(MessageAuthenticationError):
+    code = "OSO-E219"
+
+
+class DigestAlgorithmRejected(MessageAuthenticationError):
+    code = "OSO-E220"
+
+
+class SignerUntrusted(MessageAuthenticationError):
+    """The signer's certificate failed trust checks; ``cause_code`` is the trust error's code."""
+
+    code = "OSO-E221"
+
+    def __init__(self, detail: str = "", *, cause_code: str = "") -> None:
+        self.cause_code = cause_code
+        super().__init__(detail)
+
+
+class SenderOinMismatch(MessageAuthenticationError):
+    code = "OSO-E222"
+
+
+class RecipientMismatch(MessageAuthenticationError):
+    code = "OSO-E223"
+
+
+class SignerTokenInvalid(MessageAuthenticationError):
+    code = "OSO-E224"
+
+
+class DecryptedContentInvalid(MessageAuthenticationError):
+    code = "OSO-E225"
+
+
+class TransformRejected(MessageAuthenticationError):
+    code = "OSO-E226"
+
+
+class SealError(LocalError):
+    """``seal`` was called with unusable arguments (our misuse, not the peer's)."""
+
+    code = "OSO-E227"
+    public_message = "Internal error while sealing a message."
 
 
 # --------------------------------------------------------------------------------------------

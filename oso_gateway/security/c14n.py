@@ -1,0 +1,96 @@
+"""Exclusive XML Canonicalization 1.0 (without comments) through lxml/libxml2.
+
+``wrapped_c14n`` canonicalises "this (empty) element with that payload as its only content"
+without moving a possibly huge payload into the envelope tree: exclusive C14N renders a namespace
+on the first output element that visibly uses it, so the payload's own canonical form is the
+same inside the wrapper unless the wrapper's start tag already renders a (prefix, namespace)
+pair that the payload uses too. In that case (rare) we canonicalise a real wrapper with a copy of
+the payload instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Sequence
+
+from lxml import etree
+
+
+def exc_c14n(element: etree._Element, *, inclusive_prefixes: Sequence[str] = ()) -> bytes:
+    """Exclusive C14N (no comments) of ``element`` in its document context."""
+    return etree.tostring(
+        element,
+        method="c14n",
+        exclusive=True,
+        with_comments=False,
+        inclusive_ns_prefixes=list(inclusive_prefixes) or None,
+    )
+
+
+def _rendered_namespaces(element: etree._Element) -> set[str] | None:
+    """Namespaces that exclusive C14N renders on ``element``'s start tag (None: unprefixed)."""
+    if element.prefix is None:
+        return None  # default namespace (or none) on the wrapper: take the safe path
+    found = {etree.QName(element).namespace or ""}
+    for name in element.attrib:
+        ns = etree.QName(name).namespace
+        if ns:
+            found.add(ns)
+    return found
+
+
+def _uses_any(payload: etree._Element, namespaces: set[str] | None) -> bool:
+    if namespaces is None:
+        return True
+    for el in payload.iter():
+        if not isinstance(el.tag, str):
+            continue
+        if etree.QName(el).namespace in namespaces:
+            return True
+        for name in el.attrib:
+            if etree.QName(name).namespace in namespaces:
+                return True
+    return False
+
+
+def wrapped_c14n_digest(
+    wrapper: etree._Element,
+    payload: etree._Element,
+    payload_c14n: bytes,
+    *,
+    before: str = "",
+    after: str = "",
+    inclusive_prefixes: Sequence[str] = (),
+) -> bytes:
+    """SHA-256 of exc-C14N(``wrapper`` whose content is before + payload + after).
+
+    ``wrapper`` must currently have no children and no text. ``payload_c14n`` is the payload's
+    own exclusive C14N; ``before`` / ``after`` are whitespace-only text around it.
+    """
+    if len(wrapper) or wrapper.text:
+        raise ValueError("wrapper must be empty")
+    if before.strip() or after.strip():
+        raise ValueError("only whitespace may surround the payload")
+    if inclusive_prefixes or _uses_any(payload, _rendered_namespaces(wrapper)):
+        wrapper.text = before or None
+        clone = copy.deepcopy(payload)
+        clone.tail = after or None
+        wrapper.append(clone)
+        try:
+            return hashlib.sha256(exc_c14n(wrapper, inclusive_prefixes=inclusive_prefixes)).digest()
+        finally:
+            wrapper.remove(clone)
+            wrapper.text = None
+    empty = exc_c14n(wrapper)
+    split = empty.index(b">") + 1  # C14N escapes ">" in attribute values, so this ends the tag
+    digest = hashlib.sha256(empty[:split])
+    digest.update(_c14n_text(before))
+    digest.update(payload_c14n)
+    digest.update(_c14n_text(after))
+    digest.update(empty[split:])
+    return digest.digest()
+
+
+def _c14n_text(whitespace: str) -> bytes:
+    return whitespace.replace("\r", "&#xD;").encode("utf-8")

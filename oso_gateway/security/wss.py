@@ -1,0 +1,641 @@
+"""The secure transfer message: WS-Security sign + encrypt per Digikoppeling WUS 2W-be-SE.
+
+``seal`` signs (exclusive C14N, RSA-SHA256, SHA-256 references by ``wsu:Id``) and then encrypts
+the content of ``soap:Body`` (AES-256-GCM, key transported with RSA-OAEP to the recipient's
+certificate). ``open_message`` undoes it in the receiver order of DESIGN.md §3 and returns only
+what it verified. Pure: no I/O, ``now`` is an argument. The profile is described for other
+implementers in ``docs/protocol.md``.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from lxml import etree
+
+from oso_gateway.errors import (
+    CrlInvalid,
+    CrlMissing,
+    CrlStale,
+    DigestMismatch,
+    DuplicateId,
+    NotAddressedToUs,
+    RecipientMismatch,
+    ReferenceInvalid,
+    SealError,
+    SecurityHeaderInvalid,
+    SenderOinMismatch,
+    SignatureCountInvalid,
+    SignedPartMissing,
+    SignerTokenInvalid,
+    SignerUntrusted,
+    TimestampExpired,
+    TimestampInFuture,
+    TimestampTooLong,
+    TrustError,
+)
+from oso_gateway.security import primitives, xmldsig, xmlenc
+from oso_gateway.security.c14n import exc_c14n, wrapped_c14n_digest
+from oso_gateway.security.namespaces import (
+    DS,
+    ENCODING_BASE64,
+    KT_RSA_OAEP,
+    KT_RSA_OAEP_MGF1P,
+    SOAP,
+    VALUE_X509V3,
+    WSA,
+    WSA_ANONYMOUS,
+    WSSE,
+    WSSE11,
+    WSU,
+    XENC,
+    XENC11,
+    XML,
+    q,
+)
+from oso_gateway.security.trust import TrustConfig, VerifiedCertificate, verify_certificate
+from oso_gateway.security.xmldsig import elements
+from oso_gateway.security.xmlparse import ParseLimits, parse_xml
+
+__all__ = [
+    "KT_RSA_OAEP",
+    "KT_RSA_OAEP_MGF1P",
+    "Identity",
+    "OpenPolicy",
+    "OpenedMessage",
+    "SealedMessage",
+    "from_address",
+    "open_message",
+    "seal",
+]
+
+_WSU_ID = q(WSU, "Id")
+_MUST_UNDERSTAND = q(SOAP, "mustUnderstand")
+_OIN_RE = re.compile(r"[0-9]{20}")
+_DATETIME_RE = re.compile(
+    r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,12}))?(Z|[+-]\d{2}:\d{2})"
+)
+_MAX_HEADER_TEXT = 2048
+
+
+@dataclass(frozen=True, kw_only=True)
+class Identity:
+    """One gateway key (a gateway may hold several, e.g. during rollover)."""
+
+    oin: str
+    private_key: rsa.RSAPrivateKey
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class SealedMessage:
+    data: bytes
+    message_id: str
+    signature_value: bytes
+    payload_digest: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenPolicy:
+    max_bytes: int = 64 * 1024 * 1024
+    max_depth: int = 64
+    clock_skew: timedelta = timedelta(minutes=2)
+    max_ttl: timedelta = timedelta(minutes=15)
+    key_transports: frozenset[str] = frozenset({KT_RSA_OAEP, KT_RSA_OAEP_MGF1P})
+    expected_to: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenedMessage:
+    message_id: str
+    action: str
+    to: str
+    from_oin: str
+    relates_to: str | None
+    created: datetime
+    expires: datetime
+    signer: VerifiedCertificate
+    signature_value: bytes
+    signature_confirmation: bytes | None
+    payload: etree._Element
+    payload_digest: str
+    recipient_oin: str
+
+
+def from_address(oin: str) -> str:
+    """The ``wsa:From/wsa:Address`` of a gateway identity."""
+    return f"{WSA_ANONYMOUS}?oin={oin}"
+
+
+# ============================================================================================
+# seal
+# ============================================================================================
+
+
+def _new_id(kind: str) -> str:
+    return f"{kind}-{uuid.uuid4().hex}"
+
+
+def _xs_datetime(moment: datetime) -> str:
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _sub(parent: etree._Element, ns: str, local: str, text: str | None = None) -> etree._Element:
+    el = etree.SubElement(parent, q(ns, local))
+    if text is not None:
+        el.text = text
+    return el
+
+
+def _check_seal_args(
+    payload: etree._Element,
+    sender: Identity,
+    recipient_certificate: x509.Certificate,
+    header_values: Iterable[str],
+    now: datetime,
+    key_transport: str,
+    ttl: timedelta,
+) -> None:
+    if not isinstance(payload, etree._Element) or not isinstance(payload.tag, str):
+        raise SealError("the payload must be an element")
+    if now.tzinfo is None:
+        raise SealError("now must be timezone-aware")
+    if not _OIN_RE.fullmatch(sender.oin):
+        raise SealError("the sender OIN must be 20 digits")
+    if key_transport not in (KT_RSA_OAEP, KT_RSA_OAEP_MGF1P):
+        raise SealError("unsupported key transport")
+    if ttl <= timedelta(0):
+        raise SealError("ttl must be positive")
+    for value in header_values:
+        if not value or len(value) > _MAX_HEADER_TEXT or xmlenc.CIPHER_PLACEHOLDER in value:
+            raise SealError("a WS-Addressing value is empty or too long")
+    if not isinstance(recipient_certificate.public_key(), rsa.RSAPublicKey):
+        raise SealError("the recipient certificate does not hold an RSA key")
+    ours = sender.private_key.public_key().public_numbers()
+    if sender.certificate.public_key().public_numbers() != ours:  # type: ignore[union-attr]
+        raise SealError("the sender's private key does not match its certificate")
+
+
+def seal(
+    payload: etree._Element,
+    *,
+    sender: Identity,
+    recipient_certificate: x509.Certificate,
+    to: str,
+    action: str,
+    message_id: str,
+    now: datetime,
+    relates_to: str | None = None,
+    signature_confirmation: bytes | None = None,
+    key_transport: str = KT_RSA_OAEP,
+    ttl: timedelta = timedelta(minutes=5),
+    recipient_reference: xmlenc.RecipientReference = "ski",
+) -> SealedMessage:
+    """Sign, then encrypt ``payload`` into a SOAP envelope for ``recipient_certificate``.
+
+    ``recipient_reference`` chooses how the EncryptedKey names the recipient's certificate:
+    by subject key identifier (default) or by issuer and serial number.
+    """
+    addressing = [to, action, message_id] + ([relates_to] if relates_to is not None else [])
+    _check_seal_args(payload, sender, recipient_certificate, addressing, now, key_transport, ttl)
+    nsmap = {"soap": SOAP, "wsa": WSA, "wsse": WSSE, "wsu": WSU, "ds": DS, "xenc": XENC}
+    if key_transport == KT_RSA_OAEP:
+        nsmap["xenc11"] = XENC11
+    if signature_confirmation is not None:
+        nsmap["wsse11"] = WSSE11
+    envelope = etree.Element(q(SOAP, "Envelope"), nsmap=nsmap)
+    header = _sub(envelope, SOAP, "Header")
+    signed: list[etree._Element] = []
+
+    def wsa(local: str, text: str) -> etree._Element:
+        el = _sub(header, WSA, local, text)
+        el.set(_WSU_ID, _new_id(local))
+        signed.append(el)
+        return el
+
+    wsa("To", to)
+    wsa("Action", action)
+    wsa("MessageID", message_id)
+    if relates_to is not None:
+        wsa("RelatesTo", relates_to)
+    from_el = wsa("From", "")
+    from_el.text = None
+    _sub(from_el, WSA, "Address", from_address(sender.oin))
+
+    security = _sub(header, WSSE, "Security")
+    security.set(_MUST_UNDERSTAND, "1")
+    created = now.astimezone(UTC).replace(microsecond=now.microsecond // 1000 * 1000)
+    timestamp = _sub(security, WSU, "Timestamp")
+    timestamp.set(_WSU_ID, _new_id("TS"))
+    _sub(timestamp, WSU, "Created", _xs_datetime(created))
+    _sub(timestamp, WSU, "Expires", _xs_datetime(created + ttl))
+    signed.append(timestamp)
+    if signature_confirmation is not None:
+        confirmation = _sub(security, WSSE11, "SignatureConfirmation")
+        confirmation.set(_WSU_ID, _new_id("SC"))
+        confirmation.set("Value", primitives.b64encode(signature_confirmation).decode())
+        signed.append(confirmation)
+    token = _sub(security, WSSE, "BinarySecurityToken")
+    token_id = _new_id("X509")
+    token.set(_WSU_ID, token_id)
+    token.set("EncodingType", ENCODING_BASE64)
+    token.set("ValueType", VALUE_X509V3)
+    der = sender.certificate.public_bytes(serialization.Encoding.DER)
+    token.text = primitives.b64encode(der).decode()
+
+    body = _sub(envelope, SOAP, "Body")
+    body_id = _new_id("Body")
+    body.set(_WSU_ID, body_id)
+
+    # --- sign: the Body is digested as if it held the payload (it is never copied in) ---------
+    payload_c14n = exc_c14n(payload)
+    payload_digest = primitives.sha256_hex(payload_c14n)
+    references = [(body_id, wrapped_c14n_digest(body, payload, payload_c14n))]
+    del payload_c14n
+    for el in signed:
+        references.append((el.get(_WSU_ID) or "", _sha256(exc_c14n(el))))
+    signature = xmldsig.build_signature(security, references=references, token_id=token_id)
+    signature_value = xmldsig.sign(signature, sender.private_key)
+
+    # --- then encrypt the Body content --------------------------------------------------------
+    content_key = primitives.new_content_key()
+    plaintext = etree.tostring(payload, encoding="UTF-8", xml_declaration=False, with_tail=False)
+    cipher_b64 = xmlenc.encrypt_content(content_key, plaintext)
+    del plaintext
+    data_id = _new_id("ED")
+    xmlenc.build_encrypted_data(body, data_id=data_id)
+    encrypted_key = xmlenc.build_encrypted_key(
+        key_id=_new_id("EK"),
+        recipient=recipient_certificate,
+        content_key=content_key,
+        data_ids=(data_id,),
+        key_transport=key_transport,
+        reference=recipient_reference,
+    )
+    signature.addprevious(encrypted_key)
+    skeleton = etree.tostring(envelope, encoding="UTF-8", xml_declaration=True)
+    parts = skeleton.split(xmlenc.CIPHER_PLACEHOLDER.encode("ascii"))
+    if len(parts) != 2:
+        raise SealError("the envelope skeleton is ambiguous")
+    return SealedMessage(
+        data=b"".join((parts[0], cipher_b64, parts[1])),
+        message_id=message_id,
+        signature_value=signature_value,
+        payload_digest=payload_digest,
+    )
+
+
+def _sha256(data: bytes) -> bytes:
+    import hashlib
+
+    return hashlib.sha256(data).digest()
+
+
+# ============================================================================================
+# open
+# ============================================================================================
+
+
+@dataclass(kw_only=True)
+class _Shape:
+    envelope: etree._Element
+    header: etree._Element
+    body: etree._Element
+    security: etree._Element
+    addressing: dict[str, etree._Element]
+    timestamp: etree._Element
+    token: etree._Element
+    encrypted_key: etree._Element
+    signature: etree._Element
+    confirmation: etree._Element | None
+    encrypted_data: etree._Element
+
+
+_SECURITY_CHILDREN = {
+    q(WSU, "Timestamp"): "Timestamp",
+    q(WSSE, "BinarySecurityToken"): "BinarySecurityToken",
+    q(XENC, "EncryptedKey"): "EncryptedKey",
+    q(DS, "Signature"): "Signature",
+    q(WSSE11, "SignatureConfirmation"): "SignatureConfirmation",
+}
+_ADDRESSING = ("To", "Action", "MessageID", "RelatesTo", "From")
+
+
+def _is_true(value: str | None) -> bool:
+    return value is not None and value.strip() in ("1", "true")
+
+
+def _check_shape(root: etree._Element) -> _Shape:
+    if root.tag != q(SOAP, "Envelope"):
+        raise SecurityHeaderInvalid("the document is not a SOAP 1.1 Envelope")
+    kids = elements(root)
+    if [k.tag for k in kids] != [q(SOAP, "Header"), q(SOAP, "Body")]:
+        raise SecurityHeaderInvalid("the Envelope must hold exactly a Header and a Body")
+    header, body = kids
+    addressing: dict[str, etree._Element] = {}
+    securities: list[etree._Element] = []
+    for child in elements(header):
+        qname = etree.QName(child)
+        if qname.namespace == WSA and qname.localname in _ADDRESSING:
+            if qname.localname in addressing:
+                raise SecurityHeaderInvalid(f"more than one wsa:{qname.localname} header")
+            addressing[qname.localname] = child
+        elif child.tag == q(WSSE, "Security"):
+            securities.append(child)
+        elif _is_true(child.get(_MUST_UNDERSTAND)):
+            raise SecurityHeaderInvalid("a header block we do not understand is mustUnderstand")
+    for required in ("To", "Action", "MessageID", "From"):
+        if required not in addressing:
+            raise SecurityHeaderInvalid(f"the wsa:{required} header is missing")
+    if len(securities) != 1:
+        raise SecurityHeaderInvalid(f"{len(securities)} wsse:Security headers (need exactly one)")
+    security = securities[0]
+    if not _is_true(security.get(_MUST_UNDERSTAND)):
+        raise SecurityHeaderInvalid("wsse:Security is not mustUnderstand")
+    found: dict[str, list[etree._Element]] = {name: [] for name in _SECURITY_CHILDREN.values()}
+    for child in elements(security):
+        kind = _SECURITY_CHILDREN.get(child.tag)
+        if kind is None:
+            raise SecurityHeaderInvalid("wsse:Security holds an element outside the profile")
+        found[kind].append(child)
+    signatures = [s for s in header.iter(q(DS, "Signature"))]
+    if len(signatures) != 1 or len(found["Signature"]) != 1:
+        raise SignatureCountInvalid(
+            f"{len(signatures)} ds:Signature elements in the Header (need exactly one, "
+            "in wsse:Security)"
+        )
+    for name in ("Timestamp", "BinarySecurityToken", "EncryptedKey"):
+        if len(found[name]) != 1:
+            raise SecurityHeaderInvalid(f"wsse:Security must hold exactly one {name}")
+    if len(found["SignatureConfirmation"]) > 1:
+        raise SecurityHeaderInvalid("more than one SignatureConfirmation")
+    body_kids = elements(body)
+    if len(body_kids) != 1 or body_kids[0].tag != q(XENC, "EncryptedData"):
+        raise SecurityHeaderInvalid("the Body must hold exactly one xenc:EncryptedData")
+    if (body.text or "").strip() or (body_kids[0].tail or "").strip():
+        raise SecurityHeaderInvalid("the Body holds text besides the EncryptedData")
+    if len(body) != 1:
+        raise SecurityHeaderInvalid("the Body holds comments besides the EncryptedData")
+    return _Shape(
+        envelope=root,
+        header=header,
+        body=body,
+        security=security,
+        addressing=addressing,
+        timestamp=found["Timestamp"][0],
+        token=found["BinarySecurityToken"][0],
+        encrypted_key=found["EncryptedKey"][0],
+        signature=found["Signature"][0],
+        confirmation=found["SignatureConfirmation"][0] if found["SignatureConfirmation"] else None,
+        encrypted_data=body_kids[0],
+    )
+
+
+def _parse_datetime(text: str | None, what: str) -> datetime:
+    match = _DATETIME_RE.fullmatch((text or "").strip())
+    if match is None:
+        raise SecurityHeaderInvalid(f"Timestamp {what} is not an xs:dateTime with a time zone")
+    base, fraction, zone = match.groups()
+    micro = (fraction or "")[:6].ljust(6, "0")
+    try:
+        value = datetime.fromisoformat(f"{base}.{micro}{'+00:00' if zone == 'Z' else zone}")
+    except ValueError:
+        raise SecurityHeaderInvalid(f"Timestamp {what} is not a valid date") from None
+    return value.astimezone(UTC)
+
+
+def _check_timestamp(
+    timestamp: etree._Element, now: datetime, policy: OpenPolicy
+) -> tuple[datetime, datetime]:
+    kids = elements(timestamp)
+    if [k.tag for k in kids] != [q(WSU, "Created"), q(WSU, "Expires")]:
+        raise SecurityHeaderInvalid("wsu:Timestamp must hold Created and Expires")
+    created = _parse_datetime(kids[0].text, "Created")
+    expires = _parse_datetime(kids[1].text, "Expires")
+    if created > now + policy.clock_skew:
+        raise TimestampInFuture(
+            f"Created {created.isoformat()} is after now {now.isoformat()} + skew"
+        )
+    if expires <= now - policy.clock_skew:
+        raise TimestampExpired(f"Expires {expires.isoformat()} has passed (now {now.isoformat()})")
+    if expires <= created:
+        raise SecurityHeaderInvalid("Timestamp Expires is not after Created")
+    if expires - created > policy.max_ttl:
+        raise TimestampTooLong(f"lifetime {expires - created} exceeds {policy.max_ttl}")
+    return created, expires
+
+
+def _id_attributes(el: etree._Element) -> Iterable[str]:
+    for name in (_WSU_ID, "Id", "ID", "id", q(XML, "id")):
+        value = el.get(name)
+        if value is not None:
+            yield value
+
+
+def _id_index(*roots: etree._Element) -> dict[str, list[etree._Element]]:
+    index: dict[str, list[etree._Element]] = {}
+    for root in roots:
+        for el in root.iter():
+            if isinstance(el.tag, str) and el.attrib:
+                for value in _id_attributes(el):
+                    index.setdefault(value, []).append(el)
+    return index
+
+
+def _token_certificate(token: etree._Element) -> x509.Certificate:
+    if token.get("ValueType") != VALUE_X509V3 or token.get("EncodingType") != ENCODING_BASE64:
+        raise SignerTokenInvalid("the BinarySecurityToken is not a base64 X509v3 token")
+    try:
+        der = primitives.b64decode(token.text or "")
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        raise SignerTokenInvalid("the BinarySecurityToken does not hold a certificate") from None
+    if not isinstance(cert.public_key(), rsa.RSAPublicKey):
+        raise SignerTokenInvalid("the signer certificate does not hold an RSA key")
+    return cert
+
+
+def _text(el: etree._Element, what: str) -> str:
+    if elements(el):
+        raise SecurityHeaderInvalid(f"wsa:{what} must hold text only")
+    value = (el.text or "").strip()
+    if not value or len(value) > _MAX_HEADER_TEXT:
+        raise SecurityHeaderInvalid(f"wsa:{what} is empty or too long")
+    return value
+
+
+def _from_oin(from_el: etree._Element) -> str:
+    kids = elements(from_el)
+    if len(kids) != 1 or kids[0].tag != q(WSA, "Address"):
+        raise SecurityHeaderInvalid("wsa:From must hold one wsa:Address")
+    address = (kids[0].text or "").strip()
+    prefix = WSA_ANONYMOUS + "?oin="
+    oin = address[len(prefix) :] if address.startswith(prefix) else ""
+    if not _OIN_RE.fullmatch(oin):
+        raise SecurityHeaderInvalid("wsa:From/wsa:Address does not carry a 20-digit OIN")
+    return oin
+
+
+def _leading_ws(data: bytes) -> int:
+    match = re.match(rb"[ \t\r\n]*", data)
+    return match.end() if match else 0
+
+
+def _trailing_ws(data: bytes) -> int:
+    n = len(data)
+    i = n
+    while i > 0 and data[i - 1] in b" \t\r\n":
+        i -= 1
+    return n - i
+
+
+def open_message(
+    data: bytes,
+    *,
+    identities: Sequence[Identity],
+    trust: TrustConfig,
+    policy: OpenPolicy = OpenPolicy(),
+    now: datetime,
+) -> OpenedMessage:
+    """Decrypt and verify a sealed message; return only verified data or raise a typed error."""
+    if now.tzinfo is None:
+        raise TypeError("now must be timezone-aware")
+    now = now.astimezone(UTC)
+    limits = ParseLimits(max_bytes=policy.max_bytes, max_depth=policy.max_depth)
+    tree = parse_xml(data, limits=limits)
+    shape = _check_shape(tree.getroot())
+    created, expires = _check_timestamp(shape.timestamp, now, policy)
+
+    # --- which of our keys is it for, and unwrap it ------------------------------------------
+    ek = xmlenc.parse_encrypted_key(shape.encrypted_key, allowed=policy.key_transports)
+    data_id = shape.encrypted_data.get("Id")
+    if not data_id or ek.data_ids != (data_id,):
+        raise SecurityHeaderInvalid(
+            "the EncryptedKey's ReferenceList must name exactly the Body's EncryptedData"
+        )
+    identity = next((i for i in identities if ek.addresses(i.certificate)), None)
+    if identity is None:
+        raise NotAddressedToUs("the EncryptedKey is not addressed to any of our certificates")
+    content_key = xmlenc.unwrap_key(ek, identity.private_key)
+
+    # --- decrypt the Body content (the plaintext is untrusted XML) ---------------------------
+    cipher_value = xmlenc.cipher_value_of(shape.encrypted_data)
+    cipher_text = cipher_value.text or ""
+    cipher_value.text = None
+    plaintext = xmlenc.decrypt_content(content_key, cipher_text)
+    del cipher_text
+    before_ws, after_ws = _leading_ws(plaintext), _trailing_ws(plaintext)
+    payload_tree = parse_xml(plaintext, limits=limits)
+    before = (shape.body.text or "") + plaintext[:before_ws].decode("ascii")
+    after = plaintext[len(plaintext) - after_ws :].decode("ascii") + (
+        shape.encrypted_data.tail or ""
+    )
+    del plaintext
+    payload = payload_tree.getroot()
+    shape.body.text = None
+    shape.body.remove(shape.encrypted_data)
+
+    # --- verify the signature -----------------------------------------------------------------
+    parsed = xmldsig.parse_signature(shape.signature)
+    expected: dict[int, str] = {id(shape.body): "Body", id(shape.timestamp): "Timestamp"}
+    for name, el in shape.addressing.items():
+        expected[id(el)] = name
+    if shape.confirmation is not None:
+        expected[id(shape.confirmation)] = "SignatureConfirmation"
+    optional = {id(shape.token): "BinarySecurityToken"}
+    index = _id_index(shape.envelope, payload)
+    seen: set[str] = set()
+    payload_c14n = exc_c14n(payload)
+    payload_digest = primitives.sha256_hex(payload_c14n)
+    for ref in parsed.references:
+        targets = index.get(ref.target_id, [])
+        if not targets:
+            raise ReferenceInvalid("a signature reference resolves to no element")
+        if len(targets) > 1:
+            raise DuplicateId(f"the id of a signed part occurs {len(targets)} times")
+        target = targets[0]
+        role = expected.get(id(target)) or optional.get(id(target))
+        if role is None:
+            raise ReferenceInvalid(
+                f"a signature reference points at {etree.QName(target).localname} outside "
+                "the place the profile signs"
+            )
+        if role in seen:
+            raise ReferenceInvalid(f"the {role} is referenced more than once")
+        seen.add(role)
+        if role == "Body":
+            actual = wrapped_c14n_digest(
+                shape.body,
+                payload,
+                payload_c14n,
+                before=before,
+                after=after,
+                inclusive_prefixes=ref.inclusive_prefixes,
+            )
+        else:
+            actual = _sha256(exc_c14n(target, inclusive_prefixes=ref.inclusive_prefixes))
+        if not xmldsig.digests_equal(actual, ref.digest):
+            raise DigestMismatch(f"the digest of the signed {role} does not match")
+    del payload_c14n
+    missing = sorted(set(expected.values()) - seen)
+    if missing:
+        raise SignedPartMissing(f"not signed: {', '.join(missing)}")
+    token_targets = index.get(parsed.token_id, [])
+    if len(token_targets) > 1:
+        raise DuplicateId("the id of the signer's token occurs more than once")
+    if token_targets != [shape.token]:
+        raise SignerTokenInvalid("KeyInfo does not reference the BinarySecurityToken")
+    signer_cert = _token_certificate(shape.token)
+    xmldsig.verify_value(parsed, signer_cert.public_key())  # type: ignore[arg-type]
+
+    # --- who signed it ------------------------------------------------------------------------
+    try:
+        signer = verify_certificate(signer_cert, trust=trust, now=now, purpose="signing")
+    except (CrlMissing, CrlStale, CrlInvalid):
+        raise  # our revocation data is the problem, not the signer
+    except TrustError as exc:
+        raise SignerUntrusted(
+            f"signer certificate rejected: {exc.code}: {exc.detail}", cause_code=exc.code
+        ) from exc
+    from_oin = _from_oin(shape.addressing["From"])
+    if signer.oin != from_oin:
+        raise SenderOinMismatch(
+            f"wsa:From names OIN {from_oin} but the signer certificate carries "
+            f"{signer.oin or 'no OIN'} ({signer.fingerprint_sha256})"
+        )
+    to = _text(shape.addressing["To"], "To")
+    if policy.expected_to is not None and to != policy.expected_to:
+        raise RecipientMismatch("the signed wsa:To is not this endpoint")
+    relates = shape.addressing.get("RelatesTo")
+    confirmation: bytes | None = None
+    if shape.confirmation is not None:
+        try:
+            confirmation = primitives.b64decode(shape.confirmation.get("Value") or "")
+        except ValueError:
+            raise SecurityHeaderInvalid("SignatureConfirmation Value is not base64") from None
+        if not confirmation:
+            raise SecurityHeaderInvalid("SignatureConfirmation has no Value")
+    return OpenedMessage(
+        message_id=_text(shape.addressing["MessageID"], "MessageID"),
+        action=_text(shape.addressing["Action"], "Action"),
+        to=to,
+        from_oin=from_oin,
+        relates_to=_text(relates, "RelatesTo") if relates is not None else None,
+        created=created,
+        expires=expires,
+        signer=signer,
+        signature_value=parsed.signature_value,
+        signature_confirmation=confirmation,
+        payload=payload,
+        payload_digest=payload_digest,
+        recipient_oin=identity.oin,
+    )

@@ -1,0 +1,246 @@
+"""XML Signature, narrowed to the profile: exclusive C14N, RSA-SHA256, SHA-256, same-document
+references by ``#id`` with one exclusive-C14N transform, and a WS-Security token reference
+as KeyInfo.
+
+Building (``build_signature`` + ``sign``) and the strict parse of a received ``ds:Signature``
+(``parse_signature``) live here; which element each reference may point at is the WS-Security
+layer's business (``wss``).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from lxml import etree
+
+from oso_gateway.errors import (
+    DigestAlgorithmRejected,
+    ReferenceInvalid,
+    SecurityHeaderInvalid,
+    SignatureAlgorithmRejected,
+    SignatureInvalid,
+    SignerTokenInvalid,
+    TransformRejected,
+)
+from oso_gateway.security import primitives
+from oso_gateway.security.c14n import exc_c14n
+from oso_gateway.security.namespaces import (
+    C14N_EXCL,
+    DIGEST_SHA1,
+    DIGEST_SHA256,
+    DS,
+    EC,
+    SIG_HMAC_SHA1,
+    SIG_HMAC_SHA256,
+    SIG_RSA_SHA1,
+    SIG_RSA_SHA256,
+    VALUE_X509V3,
+    WSSE,
+    q,
+)
+
+_WEAK_SIGNATURES = {SIG_RSA_SHA1, SIG_HMAC_SHA1, SIG_HMAC_SHA256}
+
+
+def _sub(parent: etree._Element, ns: str, local: str, **attrib: str) -> etree._Element:
+    return etree.SubElement(parent, q(ns, local), attrib)
+
+
+def elements(parent: etree._Element) -> list[etree._Element]:
+    """Element children (comments skipped)."""
+    return [c for c in parent if isinstance(c.tag, str)]
+
+
+def build_signature(
+    parent: etree._Element,
+    *,
+    references: Sequence[tuple[str, bytes]],
+    token_id: str,
+) -> etree._Element:
+    """Append an unsigned ``ds:Signature`` to ``parent``: one Reference per (id, sha256 digest)."""
+    sig = _sub(parent, DS, "Signature")
+    info = _sub(sig, DS, "SignedInfo")
+    _sub(info, DS, "CanonicalizationMethod", Algorithm=C14N_EXCL)
+    _sub(info, DS, "SignatureMethod", Algorithm=SIG_RSA_SHA256)
+    for ref_id, digest in references:
+        ref = _sub(info, DS, "Reference", URI="#" + ref_id)
+        transforms = _sub(ref, DS, "Transforms")
+        _sub(transforms, DS, "Transform", Algorithm=C14N_EXCL)
+        _sub(ref, DS, "DigestMethod", Algorithm=DIGEST_SHA256)
+        _sub(ref, DS, "DigestValue").text = primitives.b64encode(digest).decode("ascii")
+    _sub(sig, DS, "SignatureValue")
+    key_info = _sub(sig, DS, "KeyInfo")
+    str_ = _sub(key_info, WSSE, "SecurityTokenReference")
+    _sub(str_, WSSE, "Reference", URI="#" + token_id, ValueType=VALUE_X509V3)
+    return sig
+
+
+def sign(signature: etree._Element, key: rsa.RSAPrivateKey) -> bytes:
+    """Compute and fill in the SignatureValue (the Signature must sit in its final document)."""
+    info = signature.find(q(DS, "SignedInfo"))
+    value = signature.find(q(DS, "SignatureValue"))
+    if info is None or value is None:
+        raise ValueError("not a signature built by build_signature")
+    raw = primitives.rsa_sha256_sign(key, exc_c14n(info))
+    value.text = primitives.b64encode(raw).decode("ascii")
+    return raw
+
+
+# --- parsing a received signature -------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reference:
+    target_id: str
+    digest: bytes
+    inclusive_prefixes: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParsedSignature:
+    signed_info: etree._Element
+    inclusive_prefixes: tuple[str, ...]
+    references: tuple[Reference, ...]
+    signature_value: bytes
+    token_id: str
+
+
+def _alg(el: etree._Element | None, what: str) -> str:
+    if el is None:
+        raise SecurityHeaderInvalid(f"{what} is missing")
+    alg = el.get("Algorithm")
+    if not alg:
+        raise SecurityHeaderInvalid(f"{what} has no Algorithm")
+    return alg
+
+
+def _c14n_method(el: etree._Element, what: str) -> tuple[str, ...]:
+    """Check an exclusive-C14N method/transform; return its InclusiveNamespaces prefixes."""
+    alg = _alg(el, what)
+    if alg != C14N_EXCL:
+        raise TransformRejected(f"{what} {alg} is not exclusive C14N without comments")
+    children = elements(el)
+    if not children:
+        return ()
+    if len(children) != 1 or children[0].tag != q(EC, "InclusiveNamespaces"):
+        raise TransformRejected(f"{what} has unexpected parameters")
+    prefixes = tuple((children[0].get("PrefixList") or "").split())
+    return tuple("" if p == "#default" else p for p in prefixes)
+
+
+def _b64(text: str | None, what: str) -> bytes:
+    try:
+        return primitives.b64decode(text or "")
+    except ValueError:
+        raise SecurityHeaderInvalid(f"{what} is not valid base64") from None
+
+
+def _same_document_id(uri: str | None) -> str:
+    if not uri or not uri.startswith("#") or len(uri) < 2:
+        raise ReferenceInvalid(f"reference URI {_show(uri)} is not a same-document #id reference")
+    target = uri[1:]
+    if target.startswith("xpointer(") or any(ch in target for ch in " ()'\"#"):
+        raise ReferenceInvalid(f"reference URI {_show(uri)} is not a plain #id reference")
+    return target
+
+
+def _show(value: str | None, limit: int = 80) -> str:
+    """A peer-supplied value, bounded and printable, for our log (IDs and URIs only)."""
+    if value is None:
+        return "(none)"
+    text = "".join(ch if ch.isprintable() else "?" for ch in value)
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def parse_signature(sig: etree._Element) -> ParsedSignature:
+    """Strictly parse a ``ds:Signature``; raise a typed error for anything outside the profile."""
+    kids = elements(sig)
+    names = [k.tag for k in kids]
+    if names != [q(DS, "SignedInfo"), q(DS, "SignatureValue"), q(DS, "KeyInfo")]:
+        raise SecurityHeaderInvalid(
+            "ds:Signature must hold exactly SignedInfo, SignatureValue, KeyInfo"
+        )
+    info, value_el, key_info = kids
+    info_kids = elements(info)
+    if len(info_kids) < 3:
+        raise SecurityHeaderInvalid("ds:SignedInfo is incomplete")
+    c14n_el, method_el, *ref_els = info_kids
+    if c14n_el.tag != q(DS, "CanonicalizationMethod") or method_el.tag != q(DS, "SignatureMethod"):
+        raise SecurityHeaderInvalid("ds:SignedInfo children are out of order")
+    inclusive = _c14n_method(c14n_el, "CanonicalizationMethod")
+    method = _alg(method_el, "SignatureMethod")
+    if method != SIG_RSA_SHA256:
+        kind = "a downgraded" if method in _WEAK_SIGNATURES else "an unsupported"
+        raise SignatureAlgorithmRejected(f"{kind} signature algorithm {_show(method)}")
+    if elements(method_el):
+        raise SignatureAlgorithmRejected("SignatureMethod parameters are not allowed")
+    references = tuple(_parse_reference(r) for r in ref_els)
+    signature_value = _b64(value_el.text, "SignatureValue")
+    if not signature_value:
+        raise SignatureInvalid("SignatureValue is empty")
+    return ParsedSignature(
+        signed_info=info,
+        inclusive_prefixes=inclusive,
+        references=references,
+        signature_value=signature_value,
+        token_id=_token_reference(key_info),
+    )
+
+
+def _parse_reference(ref: etree._Element) -> Reference:
+    if ref.tag != q(DS, "Reference"):
+        raise SecurityHeaderInvalid("ds:SignedInfo holds something other than ds:Reference")
+    if ref.get("Type") not in (None, ""):
+        raise ReferenceInvalid("typed references are not part of the profile")
+    target = _same_document_id(ref.get("URI"))
+    kids = elements(ref)
+    if [k.tag for k in kids] != [
+        q(DS, "Transforms"),
+        q(DS, "DigestMethod"),
+        q(DS, "DigestValue"),
+    ]:
+        raise TransformRejected(
+            "a ds:Reference must hold Transforms (one exclusive C14N), DigestMethod, DigestValue"
+        )
+    transforms, method_el, value_el = kids
+    transform_list = elements(transforms)
+    if len(transform_list) != 1 or transform_list[0].tag != q(DS, "Transform"):
+        raise TransformRejected("a ds:Reference must have exactly one transform")
+    inclusive = _c14n_method(transform_list[0], "Transform")
+    method = _alg(method_el, "DigestMethod")
+    if method != DIGEST_SHA256:
+        kind = "a downgraded" if method == DIGEST_SHA1 else "an unsupported"
+        raise DigestAlgorithmRejected(f"{kind} digest algorithm {_show(method)}")
+    digest = _b64(value_el.text, "DigestValue")
+    if len(digest) != 32:
+        raise SecurityHeaderInvalid("DigestValue is not 32 bytes")
+    return Reference(target_id=target, digest=digest, inclusive_prefixes=inclusive)
+
+
+def _token_reference(key_info: etree._Element) -> str:
+    kids = elements(key_info)
+    if len(kids) != 1 or kids[0].tag != q(WSSE, "SecurityTokenReference"):
+        raise SignerTokenInvalid("KeyInfo must hold one wsse:SecurityTokenReference")
+    refs = elements(kids[0])
+    if len(refs) != 1 or refs[0].tag != q(WSSE, "Reference"):
+        raise SignerTokenInvalid("the SecurityTokenReference must hold one wsse:Reference")
+    if refs[0].get("ValueType") != VALUE_X509V3:
+        raise SignerTokenInvalid("the token reference's ValueType is not X509v3")
+    uri = refs[0].get("URI")
+    if not uri or not uri.startswith("#") or len(uri) < 2:
+        raise SignerTokenInvalid("the token reference is not a same-document #id reference")
+    return uri[1:]
+
+
+def digests_equal(a: bytes, b: bytes) -> bool:
+    return hmac.compare_digest(a, b)
+
+
+def verify_value(parsed: ParsedSignature, key: rsa.RSAPublicKey) -> None:
+    """Verify RSA-SHA256 over exc-C14N(SignedInfo) in its document; raise ``SignatureInvalid``."""
+    data = exc_c14n(parsed.signed_info, inclusive_prefixes=parsed.inclusive_prefixes)
+    if not primitives.rsa_sha256_verify(key, parsed.signature_value, data):
+        raise SignatureInvalid("the SignatureValue does not verify with the signer's key")
