@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Engine, create_engine, func, insert, select, text
 from sqlalchemy import exc as sa_exc
 
 from oso_gateway.errors import AtRestDecryptionError, SchemaNotCurrent, StoreUnavailable
@@ -316,7 +316,7 @@ def test_status_events_are_append_only(store: Store) -> None:
 def test_transfer_log_rows_cannot_be_changed_once_written(store: Store) -> None:
     with store.engine.begin() as conn:
         conn.execute(
-            m.TransferLogEntry.__table__.insert().values(
+            insert(m.TransferLogEntry).values(
                 seq=1, at=NOW, prev_hash="0" * 64, hash="1" * 64, event="{}"
             )
         )
