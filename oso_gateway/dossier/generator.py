@@ -444,8 +444,7 @@ def _leerling_personal(ctx: _Ctx, ll: etree._Element, bsn: str) -> None:
         _sub(gba, "gbavoorvoegsel", p.voorvoegsel)
     _sub(gba, "gbaachternaam", p.achternaam)
     _sub(gba, "gbageboortedatum", ctx.birth.strftime("%d-%m-%Y"))
-    _sub(ll, "geboorteplaats", rng.choice(fakedata.PLACES)[0])
-    _sub(ll, "nationaliteit", "0001").set("omschrijving", "Nederlandse")
+    # No geboorteplaats or nationaliteit: the overstapdossier profile does not allow them.
     _sub(ll, "bsn", bsn)
     _sub(ll, "leerlingid", f"LL{rng.randrange(10**6):06d}")
     start_po = _start_po(ctx)
@@ -477,8 +476,7 @@ def _huisarts(ctx: _Ctx, ll: etree._Element) -> None:
     _sub(ha, "voorletters-1", _initials(arts.voornamen))
     if arts.voorvoegsel:
         _sub(ha, "voorvoegsel", arts.voorvoegsel)
-    _sub(ha, "achternaam", arts.achternaam)
-    _sub(ha, "geslacht", arts.geslacht)
+    _sub(ha, "achternaam", arts.achternaam)  # no roepnaam, geslacht, adresgeheim (OG.05)
     addr = _address(rng)
     addr.plaats, addr.gemeente, addr.netnummer = (
         ctx.address.plaats,
