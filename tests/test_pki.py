@@ -253,3 +253,51 @@ def test_init_dev_rejects_a_malformed_time(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert not list(tmp_path.iterdir())
+
+
+def _verify_args(cert: str, *extra: str) -> list[str]:
+    crl = keys.load_crl((DEV / pki.ISSUING_CRL_FILE).read_bytes())
+    at = (crl.last_update_utc + timedelta(days=1)).isoformat()
+    return [
+        "pki",
+        "verify",
+        str(DEV / cert),
+        "--anchor",
+        str(DEV / pki.ROOT_CERT_FILE),
+        "--intermediate",
+        str(DEV / pki.ISSUING_CERT_FILE),
+        "--crl",
+        str(DEV / pki.ROOT_CRL_FILE),
+        "--crl",
+        str(DEV / pki.ISSUING_CRL_FILE),
+        "--now",
+        at,
+        *extra,
+    ]
+
+
+def test_pki_verify_reports_oin_and_chain_of_a_good_certificate() -> None:
+    result = CliRunner().invoke(main, _verify_args("gateway-00000001000000000002.crt.pem"))
+    assert result.exit_code == 0, result.output
+    assert "OIN 00000001000000000002" in result.output
+    assert pki.ROOT_CA_NAME in result.output
+
+
+def test_pki_verify_exits_1_with_the_code_of_a_rejected_certificate() -> None:
+    revoked = CliRunner().invoke(main, _verify_args("gateway-00000001000000000009.crt.pem"))
+    assert revoked.exit_code == 1
+    assert revoked.output.startswith("REJECTED OSO-E304")
+    tls_as_client = CliRunner().invoke(
+        main, _verify_args("tls-localhost.crt.pem", "--purpose", "client")
+    )
+    assert tls_as_client.exit_code == 1
+    assert "OSO-E308" in tls_as_client.output
+
+
+def test_pki_verify_without_crls_fails_closed_unless_told_otherwise() -> None:
+    args = [a for a in _verify_args("gateway-00000001000000000001.crt.pem") if "crl.pem" not in a]
+    args = [a for a in args if a != "--crl"]
+    strict = CliRunner().invoke(main, args)
+    assert strict.exit_code == 1 and "OSO-E305" in strict.output
+    lenient = CliRunner().invoke(main, [*args, "--no-require-crl"])
+    assert lenient.exit_code == 0, lenient.output

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import click
 
+from oso_gateway.errors import GatewayError
+from oso_gateway.security.keys import load_certificates
 from oso_gateway.security.pki import build_dev_pki
+from oso_gateway.security.trust import Purpose, TrustConfig, verify_certificate
 
 
 def _parse_now(value: str | None) -> datetime:
@@ -55,6 +59,60 @@ def init_dev(out: Path, force: bool, now_text: str | None) -> None:
         if name.endswith(".key.pem"):
             path.chmod(0o600)
     click.echo(f"wrote {len(pki.files)} files to {out} (development only; see {out}/README.md)")
+
+
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@pki_group.command("verify")
+@click.argument("cert_file", type=_FILE)
+@click.option("--anchor", "anchors", type=_FILE, multiple=True, required=True, help="Root CA(s).")
+@click.option("--intermediate", "intermediates", type=_FILE, multiple=True, help="Issuing CAs.")
+@click.option("--crl", "crls", type=_FILE, multiple=True, help="CRL files (PEM or DER).")
+@click.option("--no-require-crl", is_flag=True, help="Do not fail on a missing or stale CRL.")
+@click.option(
+    "--purpose",
+    type=click.Choice(["signing", "encryption", "client", "server"]),
+    default="signing",
+    show_default=True,
+)
+@click.option("--now", "now_text", metavar="ISO", help="Verification time (default: the clock).")
+def verify(
+    cert_file: Path,
+    anchors: tuple[Path, ...],
+    intermediates: tuple[Path, ...],
+    crls: tuple[Path, ...],
+    no_require_crl: bool,
+    purpose: str,
+    now_text: str | None,
+) -> None:
+    """Check a certificate the way the gateway does; exit 1 with the error code when rejected.
+
+    Further certificates in CERT_FILE after the first are used as intermediates.
+    """
+    now = _parse_now(now_text)
+    try:
+        cert, *sent = load_certificates(cert_file.read_bytes())
+        trust = TrustConfig.from_pem(
+            anchors=[p.read_bytes() for p in anchors],
+            intermediates=[p.read_bytes() for p in intermediates],
+            crls=[p.read_bytes() for p in crls],
+            require_crl=not no_require_crl,
+        )
+        verified = verify_certificate(
+            cert,
+            trust=trust,
+            now=now,
+            purpose=cast(Purpose, purpose),
+            extra_intermediates=sent,
+        )
+    except GatewayError as exc:
+        click.echo(f"REJECTED {exc.code}: {exc.detail}")
+        raise SystemExit(1) from None
+    click.echo(f"OK {purpose}: OIN {verified.oin or '-'}, sha256:{verified.fingerprint_sha256}")
+    click.echo(f"not after {verified.not_after.isoformat()}")
+    for depth, c in enumerate(verified.chain):
+        click.echo(f"  {depth}: {c.subject.rfc4514_string()}")
 
 
 def register(group: click.Group) -> None:
