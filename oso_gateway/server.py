@@ -1,0 +1,136 @@
+"""Production WSGI server: cheroot (pure Python, threaded) with mutual TLS.
+
+TLS 1.2 at least (1.3 preferred by OpenSSL), a client certificate REQUIRED and verified against
+the trust anchors (and, when CRL files are configured, checked against them by OpenSSL too; the
+WS-Security layer then verifies the signing certificate in full). ``start_in_thread`` runs a
+server on an ephemeral port in the background (integration tests, the demo).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cheroot import wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+from oso_gateway.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+WSGIApp = Callable[..., Any]
+
+
+def server_ssl_context(
+    *,
+    cert_file: Path,
+    key_file: Path,
+    client_ca_files: Sequence[Path],
+    crl_files: Sequence[Path] = (),
+) -> ssl.SSLContext:
+    """Server-side TLS: TLS >= 1.2, client certificate required and verified."""
+    if not client_ca_files:
+        raise ConfigError("mutual TLS needs trust anchors for client certificates")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    try:
+        context.load_cert_chain(str(cert_file), str(key_file))
+        for ca in client_ca_files:
+            context.load_verify_locations(cafile=str(ca))
+        for crl in crl_files:
+            context.load_verify_locations(cafile=str(crl))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the TLS certificate, key or CA files: {exc}") from None
+    if crl_files:
+        context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def make_server(
+    app: WSGIApp,
+    *,
+    host: str,
+    port: int,
+    context: ssl.SSLContext,
+    cert_file: Path,
+    key_file: Path,
+    threads: int = 8,
+    timeout: float = 60.0,
+) -> wsgi.Server:
+    """A cheroot server (not started) serving ``app`` over mutual TLS."""
+    server = wsgi.Server(
+        (host, port),
+        app,
+        numthreads=threads,
+        timeout=int(max(timeout, 1)),
+        shutdown_timeout=5,
+        request_queue_size=64,
+        server_name="oso-gateway",
+    )
+    adapter = BuiltinSSLAdapter(str(cert_file), str(key_file))
+    adapter.context = context
+    server.ssl_adapter = adapter
+    return server
+
+
+@dataclass
+class RunningServer:
+    """A server running in a background thread."""
+
+    url: str
+    server: wsgi.Server
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.thread.join(timeout=10)
+
+
+def start_in_thread(
+    app: WSGIApp | Callable[[str], WSGIApp],
+    *,
+    context: ssl.SSLContext,
+    cert_file: Path,
+    key_file: Path,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    threads: int = 8,
+    timeout: float = 60.0,
+    factory: bool = False,
+) -> RunningServer:
+    """Bind (``port=0``: an ephemeral port), then serve in a daemon thread.
+
+    With ``factory=True`` ``app`` is called with the server's base URL (``https://host:port``)
+    once the port is known, and returns the WSGI app (so a directory can name the real URL).
+    """
+    server = make_server(
+        _placeholder,
+        host=host,
+        port=port,
+        context=context,
+        cert_file=cert_file,
+        key_file=key_file,
+        threads=threads,
+        timeout=timeout,
+    )
+    server.prepare()
+    bound_host, bound_port = server.bind_addr[:2]
+    name = "localhost" if bound_host in ("127.0.0.1", "::1", "localhost") else bound_host
+    url = f"https://{name}:{bound_port}"
+    server.wsgi_app = app(url) if factory else app
+    thread = threading.Thread(target=server.serve, name=f"oso-gateway-{bound_port}", daemon=True)
+    thread.start()
+    log.info("serving on %s", url)
+    return RunningServer(url=url, server=server, thread=thread)
+
+
+def _placeholder(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"starting\n"]

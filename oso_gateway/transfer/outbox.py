@@ -1,0 +1,272 @@
+"""The outbox: durable queue of outgoing dossiers, attempts, retries with back-off, receipts.
+
+``Outbox.enqueue`` stores a prepared dossier (payload encrypted at rest, status ``queued``).
+``Outbox.run_once`` drains due messages: each is claimed exclusively (the store's claim: row
+lease, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so several workers
+(threads or processes) can run at once. One attempt:
+
+``sending`` → (reuse the latest envelope while valid, else seal afresh, same MessageID) →
+record it (``awaiting_receipt``) → POST → verified receipt → ``delivered``; a network error,
+timeout, 5xx or transient fault → ``retrying`` at ``now + backoff`` (exponential, capped, with
+jitter) until ``retry.max_attempts`` is reached (then ``failed`` with the last code); a permanent
+fault → ``failed`` at once. Every status change is an event with the error code; our log gets the
+code and its detail (never pupil data).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from oso_gateway.config import RetrySettings
+from oso_gateway.errors import GatewayError
+from oso_gateway.security.wss import SealedMessage
+from oso_gateway.store import models as m
+from oso_gateway.store.repository import Duplicate, MessageRecord, Store
+from oso_gateway.transfer import wire
+from oso_gateway.transfer.receive import DirectoryLike, School
+from oso_gateway.transfer.send import (
+    RESEAL_MARGIN,
+    AttemptResult,
+    Expected,
+    Outcome,
+    PreparedDossier,
+    SenderConfig,
+    Transport,
+    post_and_verify,
+    seal_attempt,
+    sealed_expires,
+)
+
+log = logging.getLogger(__name__)
+
+
+def backoff_delay(attempt: int, retry: RetrySettings, rng: random.Random) -> timedelta:
+    """Delay before attempt ``attempt + 1``: ``base * 2**(attempt-1)``, capped, ± jitter."""
+    delay = min(retry.base_delay * (2 ** max(attempt - 1, 0)), retry.max_delay)
+    delay *= 1.0 + retry.jitter * (2.0 * rng.random() - 1.0)
+    return timedelta(seconds=max(delay, 0.0))
+
+
+@dataclass
+class RunStats:
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+    @property
+    def attempts(self) -> int:
+        return self.delivered + self.retrying + self.failed
+
+
+class Outbox:
+    """Sender side of a gateway: queue and deliver. Thread-safe (state lives in the store)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        directory: DirectoryLike,
+        config: SenderConfig,
+        transport: Transport,
+        retry: RetrySettings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        lease: timedelta = timedelta(minutes=5),
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.directory = directory
+        self.config = config
+        self.transport = transport
+        self.retry = retry
+        self.clock = clock
+        self.lease = lease
+        self._rng = rng or random.Random()  # jitter, not security
+        self._rng_lock = threading.Lock()
+        self._presealed: dict[str, SealedMessage] = {}
+
+    # --- queueing ----------------------------------------------------------------------------
+
+    def enqueue(self, prepared: PreparedDossier) -> MessageRecord:
+        """Store the prepared dossier in the outbox (status ``queued``, due now)."""
+        result = self.store.enqueue_outbound(
+            message_id=prepared.message_id,
+            action=wire.ACTION_DELIVER,
+            payload=prepared.payload,
+            payload_digest=prepared.payload_digest,
+            now=self.clock(),
+            our_oin=self.config.identity.oin,
+            our_school=prepared.sending_school.code,
+            counterpart_oin=prepared.recipient_oin,
+            counterpart_school=prepared.recipient.code,
+            endpoint=prepared.endpoint,
+        )
+        if isinstance(result, Duplicate):  # a fresh UUID: cannot happen unless re-enqueued
+            return result.message
+        self._presealed[prepared.message_id] = prepared.sealed
+        log.info(
+            "queued %s for school %s (OIN %s), %d bytes",
+            prepared.message_id,
+            prepared.recipient,
+            prepared.recipient_oin,
+            len(prepared.payload),
+        )
+        return result
+
+    # --- draining ----------------------------------------------------------------------------
+
+    def run_once(self, *, limit: int | None = None) -> RunStats:
+        """Attempt every message due now (up to ``limit``); returns what happened."""
+        stats = RunStats()
+        while limit is None or stats.attempts < limit:
+            record = self.store.claim_next_outbound(now=self.clock(), lease=self.lease)
+            if record is None:
+                break
+            outcome = self.attempt(record)
+            setattr(stats, outcome, getattr(stats, outcome) + 1)
+        return stats
+
+    def run_forever(self, stop: threading.Event, *, poll_interval: float = 1.0) -> None:
+        """Drain due messages until ``stop`` is set (for ``outbox run`` without ``--once``)."""
+        while not stop.is_set():
+            try:
+                stats = self.run_once()
+            except GatewayError as exc:  # e.g. the database is unavailable: try again later
+                log.error("outbox run failed: %s %s", exc.code, exc.detail)
+                stats = RunStats()
+            if stats.attempts == 0:
+                stop.wait(poll_interval)
+
+    def wait_for(
+        self, message_id: str, *, timeout: float | None = None, poll_interval: float = 0.2
+    ) -> MessageRecord:
+        """Drain until ``message_id`` is delivered or failed (or ``timeout`` seconds pass)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self.run_once()
+            record = self.store.find_message(m.OUT, message_id)
+            if record is None:
+                raise LookupError(f"no outbound message {message_id}")
+            if record.status in (m.DELIVERED, m.FAILED):
+                return record
+            if deadline is not None and time.monotonic() >= deadline:
+                return record
+            pause = poll_interval
+            if record.next_attempt_at is not None:
+                pause = max(poll_interval, (record.next_attempt_at - self.clock()).total_seconds())
+            if deadline is not None:
+                pause = min(pause, max(deadline - time.monotonic(), 0.0))
+            time.sleep(min(pause, 5.0))
+
+    # --- one attempt -------------------------------------------------------------------------
+
+    def attempt(self, record: MessageRecord) -> str:
+        """One delivery attempt of a claimed record; returns delivered / retrying / failed."""
+        now = self.clock()
+        assert record.endpoint and record.counterpart_oin and record.counterpart_school
+        assert record.payload_digest is not None
+        try:
+            sealed, signature_value = self._envelope(record, now)
+        except GatewayError as exc:
+            return self._finish(record, AttemptResult(outcome=_kind(exc), error=exc))
+        self.store.mark_sent(record.pk, sealed=sealed, signature_value=signature_value, now=now)
+        result = post_and_verify(
+            sealed,
+            endpoint=record.endpoint,
+            expected=Expected(
+                message_id=record.message_id,
+                signature_value=signature_value,
+                payload_digest=record.payload_digest,
+                recipient_oin=record.counterpart_oin,
+                resealed=record.attempts > 1,
+            ),
+            transport=self.transport,
+            config=self.config,
+            clock=self.clock,
+        )
+        return self._finish(record, result)
+
+    def _envelope(self, record: MessageRecord, now: datetime) -> tuple[bytes, bytes]:
+        """The envelope to send: the latest one while still valid, else a fresh sealing."""
+        pre = self._presealed.pop(record.message_id, None)
+        if record.sealed is None and pre is not None and _valid(pre.data, now):
+            return pre.data, pre.signature_value
+        if record.sealed is not None and record.signature_value and _valid(record.sealed, now):
+            return record.sealed, record.signature_value
+        assert record.counterpart_school is not None
+        fresh = seal_attempt(
+            self.store.outbound_payload(record),
+            message_id=record.message_id,
+            to=School.parse(record.counterpart_school),
+            directory=self.directory,
+            config=self.config,
+            now=now,
+        )
+        if fresh.payload_digest != record.payload_digest:  # pragma: no cover - defensive
+            raise RuntimeError("payload digest changed between sealings")
+        return fresh.data, fresh.signature_value
+
+    def _finish(self, record: MessageRecord, result: AttemptResult) -> str:
+        now = self.clock()
+        if result.outcome == "delivered":
+            assert result.receipt is not None
+            self.store.mark_delivered(
+                record.pk,
+                receipt=result.receipt,
+                now=now,
+                signer_fingerprint=result.receipt_signer_fingerprint,
+            )
+            log.info(
+                "delivered %s to school %s (attempt %d), receipt verified",
+                record.message_id,
+                record.counterpart_school,
+                record.attempts,
+            )
+            return m.DELIVERED
+        error = result.error
+        assert error is not None
+        code = _wire_code(error)
+        if result.outcome == "retry" and record.attempts < self.retry.max_attempts:
+            with self._rng_lock:
+                delay = backoff_delay(record.attempts, self.retry, self._rng)
+            self.store.mark_retry(record.pk, error_code=code, next_attempt_at=now + delay, now=now)
+            log.warning(
+                "retrying %s (attempt %d failed: %s %s); next in %.1fs",
+                record.message_id,
+                record.attempts,
+                code,
+                error.detail,
+                delay.total_seconds(),
+            )
+            return m.RETRYING
+        self.store.mark_failed(record.pk, error_code=code, now=now)
+        log.error(
+            "failed %s after attempt %d: %s %s%s",
+            record.message_id,
+            record.attempts,
+            code,
+            error.detail,
+            " (retries exhausted)" if result.outcome == "retry" else "",
+        )
+        return m.FAILED
+
+
+def _wire_code(error: GatewayError) -> str:
+    """The code to record: the peer's own code for a fault, else ours."""
+    if isinstance(error, wire.PeerFault):
+        return error.remote_code
+    return error.code
+
+
+def _kind(exc: GatewayError) -> Outcome:
+    return "retry" if exc.transient else "failed"
+
+
+def _valid(sealed: bytes, now: datetime) -> bool:
+    expires = sealed_expires(sealed)
+    return expires is not None and expires - now >= RESEAL_MARGIN

@@ -1,0 +1,454 @@
+"""Receiving a sealed dossier: the receive service (no HTTP here; ``oso_gateway.web`` adapts it).
+
+Order (DESIGN §3), each step failing closed with a typed ``GatewayError``:
+
+1. ``open_message``: hardened parse, Security header, Timestamp, key unwrap, decrypt, signature,
+   certificate path + revocation (``oso_gateway.security.wss``);
+2. ``wsa:Action`` must be a dossier delivery (E452);
+3. ``wsa:To`` must be the directory endpoint of one school we serve (E453): that school is the
+   receiving school (a gateway serving several schools gives each its own endpoint URL);
+4. replay / duplicate by MessageID: the same MessageID with the same payload digest gets the
+   ORIGINAL stored receipt back and nothing is imported again; a different digest is E454;
+5. mandate: the sending school named in the dossier (``huidigeschool/brincode`` +
+   ``vestigingscode``) must have mandated the signing OIN (directory, E431);
+6. the dossier is validated (schema + rules) and must hold no category that may not be shared;
+7. the signed receipt is sealed, then the inbound message, the dossier, its events and the receipt
+   bytes are stored in ONE transaction (the store's exactly-once insert);
+8. the sealed receipt is the answer.
+
+A rejection is answered with a SOAP Fault carrying only the stable code and the public message;
+the precise reason goes to our log (``detail``, which never holds pupil data) and the message log
+records the rejection (status ``rejected`` with the code).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from cryptography import x509
+from lxml import etree
+
+from oso_gateway.errors import (
+    DossierSchemaError,
+    GatewayError,
+    OinInvalid,
+    RemoteError,
+)
+from oso_gateway.security.trust import TrustConfig
+from oso_gateway.security.wss import KT_RSA_OAEP, Identity, OpenedMessage, OpenPolicy, open_message
+from oso_gateway.security.wss import seal as wss_seal
+from oso_gateway.transfer import wire
+
+log = logging.getLogger(__name__)
+
+OSO_NS = "http://www.edustandaard.nl/oso_gegevensset/2019/dossier"
+ANONYMOUS = "http://www.w3.org/2005/08/addressing/anonymous"
+#: A receipt is sealed with this validity: a duplicate delivery gets the ORIGINAL receipt back,
+#: possibly hours later, and the sender must still be able to open it. (Requests keep the short
+#: default ttl; a receipt cannot be replayed to anyone: it names the request's MessageID and
+#: confirms its SignatureValue.)
+RECEIPT_TTL = timedelta(hours=24)
+
+
+# --- errors (transfer section, OSO-E452..E459: the receiving side) -------------------------------
+
+
+class UnexpectedAction(RemoteError):
+    """The message's wsa:Action is not a dossier delivery."""
+
+    code = "OSO-E452"
+    public_message = "The message action is not supported at this endpoint."
+
+
+class RecipientUnknown(RemoteError):
+    """wsa:To is not the endpoint of any school this gateway serves."""
+
+    code = "OSO-E453"
+    http_status = 404
+    public_message = "The message is not addressed to a school this gateway serves."
+
+
+class MessageIdReused(RemoteError):
+    """A MessageID we already imported arrived again with a different payload."""
+
+    code = "OSO-E454"
+    http_status = 409
+    public_message = "This MessageID was already used for another message."
+
+
+class RequestTooLarge(RemoteError):
+    """The HTTP request body exceeds the configured size limit."""
+
+    code = "OSO-E455"
+    http_status = 413
+    public_message = "The message is too large."
+
+
+class UnsupportedMediaType(RemoteError):
+    """The request is not a SOAP 1.1 POST (Content-Type text/xml)."""
+
+    code = "OSO-E456"
+    http_status = 415
+    public_message = "Send a SOAP 1.1 message with Content-Type text/xml."
+
+
+# --- values and interfaces -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class School:
+    """A school: BRIN (4 characters) + vestiging (2 digits)."""
+
+    brin: str
+    vestiging: str
+
+    @property
+    def code(self) -> str:
+        return self.brin + self.vestiging
+
+    @classmethod
+    def parse(cls, text: str) -> School:
+        """``01AB00`` or ``01AB`` (vestiging 00); ``ValueError`` when malformed."""
+        text = text.strip().upper()
+        if len(text) == 4:
+            text += "00"
+        if not (len(text) == 6 and text.isascii() and text.isalnum() and text[4:].isdigit()):
+            raise ValueError("a school is BRIN (4 characters) + vestiging (2 digits), e.g. 01AB00")
+        return cls(text[:4], text[4:])
+
+    def __str__(self) -> str:
+        return self.code
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServedSchool:
+    """A school this gateway receives for: its endpoint URL (wsa:To) and our OIN for it."""
+
+    school: School
+    endpoint: str
+    oin: str
+
+
+class DirectoryEntryLike(Protocol):
+    @property
+    def endpoint(self) -> str: ...
+    @property
+    def oin(self) -> str: ...
+    @property
+    def encryption_certificate(self) -> x509.Certificate: ...
+    @property
+    def key_transport(self) -> str: ...
+
+
+class DirectoryLike(Protocol):
+    def lookup(self, brin: str, vestiging: str) -> DirectoryEntryLike: ...
+    def check_mandate(self, oin: str, brin: str, vestiging: str) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredReceipt:
+    """What the store kept of an imported message: enough to answer a duplicate."""
+
+    payload_digest: str
+    receipt: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class InboundImport:
+    """Everything stored in the one import transaction."""
+
+    message_id: str
+    action: str
+    our_oin: str
+    our_school: School
+    counterpart_oin: str
+    counterpart_school: School
+    payload_digest: str
+    payload_size: int
+    message_size: int
+    signer_fingerprint: str
+    dossier: bytes
+    receipt: bytes
+    received_at: datetime
+    #: the verified dossier element (for the store's searchable fields)
+    tree: etree._Element | None = None
+
+
+class DuplicateMessage(Exception):
+    """Raised by an InboundStore when the exactly-once insert finds the MessageID taken."""
+
+
+class InboundStore(Protocol):
+    def find_receipt(self, message_id: str) -> StoredReceipt | None: ...
+    def import_dossier(self, record: InboundImport) -> None: ...
+    def record_rejection(
+        self,
+        *,
+        message_id: str | None,
+        error_code: str,
+        counterpart_oin: str | None,
+        message_size: int,
+        at: datetime,
+    ) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReceiverConfig:
+    identities: tuple[Identity, ...]
+    trust: TrustConfig
+    served: tuple[ServedSchool, ...]
+    policy: OpenPolicy = field(default_factory=OpenPolicy)
+    receipt_ttl: timedelta = RECEIPT_TTL
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReceiveResult:
+    """What to answer: HTTP status and body (sealed receipt or SOAP Fault)."""
+
+    http_status: int
+    body: bytes
+    message_id: str | None = None
+    error: GatewayError | None = None
+    duplicate: bool = False
+
+
+@dataclass
+class _Seen:
+    message_id: str | None = None
+    counterpart_oin: str | None = None
+
+
+Validator = Callable[[bytes, datetime], None]
+
+
+def validate_inbound_dossier(data: bytes, now: datetime) -> None:
+    """Schema + business rules, and no category that may not be shared (E1xx on failure)."""
+    from oso_gateway.dossier.minimise import require_no_category_violations
+    from oso_gateway.dossier.validate import validate_dossier
+
+    report = validate_dossier(data, now=now)
+    report.raise_for_errors()
+    tree = report.tree
+    root = tree.getroot() if isinstance(tree, etree._ElementTree) else tree
+    require_no_category_violations(root)
+
+
+class ReceiveService:
+    """Handles one incoming message (bytes in, answer out). Thread-safe if the store is."""
+
+    def __init__(
+        self,
+        *,
+        config: ReceiverConfig,
+        directory: DirectoryLike,
+        store: InboundStore,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        validator: Validator = validate_inbound_dossier,
+    ) -> None:
+        if not config.identities:
+            raise ValueError("a receiver needs at least one identity")
+        self.config = config
+        self.directory = directory
+        self.store = store
+        self.clock = clock
+        self.validator = validator
+        self._by_endpoint: dict[str, list[ServedSchool]] = {}
+        for served in config.served:
+            self._by_endpoint.setdefault(served.endpoint, []).append(served)
+
+    def handle(self, data: bytes, *, now: datetime | None = None) -> ReceiveResult:
+        now = now or self.clock()
+        seen = _Seen()
+        try:
+            return self._accept(data, now, seen)
+        except GatewayError as exc:
+            return self.reject(exc, now=now, size=len(data), seen=seen)
+
+    def reject(
+        self,
+        exc: GatewayError,
+        *,
+        now: datetime,
+        size: int,
+        seen: _Seen | None = None,
+    ) -> ReceiveResult:
+        """Log, record and answer a rejection with its SOAP Fault."""
+        seen = seen or _Seen()
+        log.warning(
+            "rejected inbound message %s from OIN %s: %s %s",
+            seen.message_id or "-",
+            seen.counterpart_oin or "-",
+            exc.code,
+            exc.detail,
+        )
+        try:
+            self.store.record_rejection(
+                message_id=seen.message_id,
+                error_code=exc.code,
+                counterpart_oin=seen.counterpart_oin,
+                message_size=size,
+                at=now,
+            )
+        except GatewayError as store_exc:
+            log.error("could not record the rejection: %s %s", store_exc.code, store_exc.detail)
+        return ReceiveResult(
+            http_status=exc.http_status,
+            body=wire.build_fault(exc),
+            message_id=seen.message_id,
+            error=exc,
+        )
+
+    # --- the steps ---------------------------------------------------------------------------
+
+    def _accept(self, data: bytes, now: datetime, seen: _Seen) -> ReceiveResult:
+        opened = open_message(
+            data,
+            identities=self.config.identities,
+            trust=self.config.trust,
+            policy=self.config.policy,
+            now=now,
+        )
+        seen.message_id = opened.message_id
+        signer_oin = opened.signer.oin
+        if signer_oin is None:
+            raise OinInvalid(
+                f"signing certificate carries no OIN ({opened.signer.fingerprint_sha256})"
+            )
+        seen.counterpart_oin = signer_oin
+        if opened.action != wire.ACTION_DELIVER:
+            raise UnexpectedAction(f"action {opened.action[:200]!r}")
+        served = self._recipient(opened.to)
+
+        existing = self.store.find_receipt(opened.message_id)
+        if existing is not None:
+            return self._duplicate(existing, opened)
+
+        sending = sending_school(opened.payload)
+        self.directory.check_mandate(signer_oin, sending.brin, sending.vestiging)
+        dossier = etree.tostring(opened.payload, encoding="utf-8", xml_declaration=True)
+        self.validator(dossier, now)
+
+        receipt = self._seal_receipt(opened, served, sending, signer_oin, now)
+        record = InboundImport(
+            message_id=opened.message_id,
+            action=opened.action,
+            our_oin=opened.recipient_oin,
+            our_school=served.school,
+            counterpart_oin=signer_oin,
+            counterpart_school=sending,
+            payload_digest=opened.payload_digest,
+            payload_size=len(dossier),
+            message_size=len(data),
+            signer_fingerprint=opened.signer.fingerprint_sha256,
+            dossier=dossier,
+            receipt=receipt,
+            received_at=now,
+            tree=opened.payload,
+        )
+        try:
+            self.store.import_dossier(record)
+        except DuplicateMessage:
+            # A concurrent delivery of the same MessageID won the exactly-once insert.
+            existing = self.store.find_receipt(opened.message_id)
+            if existing is None:
+                raise
+            return self._duplicate(existing, opened)
+        log.info(
+            "imported message %s from OIN %s (school %s) for school %s, %d bytes, digest %s",
+            opened.message_id,
+            signer_oin,
+            sending,
+            served.school,
+            len(dossier),
+            opened.payload_digest,
+        )
+        return ReceiveResult(http_status=200, body=receipt, message_id=opened.message_id)
+
+    def _recipient(self, to: str) -> ServedSchool:
+        candidates = self._by_endpoint.get(to, [])
+        if len(candidates) != 1:
+            what = "no school we serve" if not candidates else "several schools"
+            raise RecipientUnknown(f"wsa:To {to[:200]!r} is the endpoint of {what}")
+        return candidates[0]
+
+    def _duplicate(self, existing: StoredReceipt, opened: OpenedMessage) -> ReceiveResult:
+        if existing.payload_digest != opened.payload_digest:
+            raise MessageIdReused(
+                f"MessageID {opened.message_id} was imported with digest "
+                f"{existing.payload_digest}, now {opened.payload_digest}"
+            )
+        log.info("duplicate of imported message %s: original receipt resent", opened.message_id)
+        return ReceiveResult(
+            http_status=200, body=existing.receipt, message_id=opened.message_id, duplicate=True
+        )
+
+    def _seal_receipt(
+        self,
+        opened: OpenedMessage,
+        served: ServedSchool,
+        sending: School,
+        signer_oin: str,
+        now: datetime,
+    ) -> bytes:
+        payload = wire.build_receipt(
+            wire.Receipt(
+                request_message_id=opened.message_id,
+                status="imported",
+                received_at=now,
+                payload_digest=opened.payload_digest,
+                payload_bytes=len(etree.tostring(opened.payload)),
+                receiver_brin=served.school.brin,
+                receiver_vestiging=served.school.vestiging,
+            )
+        )
+        certificate, key_transport = self._receipt_recipient(opened, sending, signer_oin)
+        sealed = wss_seal(
+            payload,
+            sender=_identity_for(self.config.identities, opened.recipient_oin),
+            recipient_certificate=certificate,
+            to=f"{ANONYMOUS}?oin={signer_oin}",
+            action=wire.ACTION_RECEIPT,
+            message_id=f"urn:uuid:{uuid.uuid4()}",
+            now=now,
+            relates_to=opened.message_id,
+            signature_confirmation=opened.signature_value,
+            key_transport=key_transport,
+            ttl=self.config.receipt_ttl,
+        )
+        return sealed.data
+
+    def _receipt_recipient(
+        self, opened: OpenedMessage, sending: School, signer_oin: str
+    ) -> tuple[x509.Certificate, str]:
+        """The sender's encryption certificate from the directory, else its signing certificate."""
+        try:
+            entry = self.directory.lookup(sending.brin, sending.vestiging)
+        except GatewayError:
+            entry = None
+        if entry is not None and entry.oin == signer_oin:
+            return entry.encryption_certificate, entry.key_transport
+        return opened.signer.certificate, KT_RSA_OAEP
+
+
+def _identity_for(identities: Sequence[Identity], oin: str) -> Identity:
+    for identity in identities:
+        if identity.oin == oin:
+            return identity
+    return identities[0]
+
+
+def sending_school(payload: etree._Element) -> School:
+    """The sending school the dossier names: ``huidigeschool/brincode`` + ``vestigingscode``."""
+    brin = payload.findtext(f"{{{OSO_NS}}}huidigeschool/{{{OSO_NS}}}brincode")
+    vestiging = payload.findtext(f"{{{OSO_NS}}}huidigeschool/{{{OSO_NS}}}vestigingscode")
+    if payload.tag != f"{{{OSO_NS}}}dossier" or not brin or vestiging is None:
+        raise DossierSchemaError("the dossier names no sending school (huidigeschool/brincode)")
+    try:
+        return School.parse(brin.strip() + (vestiging.strip() or "00"))
+    except ValueError:
+        raise DossierSchemaError("huidigeschool brincode/vestigingscode is malformed") from None

@@ -1,0 +1,391 @@
+"""Sending a dossier: prepare (validate, minimise, look up), seal an attempt, post, verify receipt.
+
+The outbox (``oso_gateway.transfer.outbox``) drives attempts and retries; this module holds the
+steps, each testable without HTTP (the transport is an interface: ``RequestsTransport`` for mutual
+TLS, or an in-memory one wired straight to a receive service).
+
+Retries and the Timestamp. A sealed envelope carries a Timestamp valid for ``ttl`` (5 minutes).
+The outbox keeps the minimised payload (encrypted at rest) and the latest sealed envelope. An
+attempt re-sends the latest envelope unchanged while it is valid for at least ``RESEAL_MARGIN``
+more; otherwise it is sealed afresh with the SAME MessageID and a fresh Timestamp (and so a new
+SignatureValue, recorded before it goes out). The receiver detects the retry as a duplicate by
+MessageID + payload digest and answers with its original receipt.
+
+Receipt verification: the reply must open (signed by a trusted certificate, encrypted to us),
+have action receipt, ``RelatesTo`` = our MessageID, a receipt payload naming our MessageID and the
+digest of the payload we sent, be signed by the OIN the directory names for the school, and
+confirm our SignatureValue. A receipt that confirms an EARLIER attempt's SignatureValue (the
+original receipt of a delivery whose answer we lost, after we re-sealed) is accepted when
+everything else matches, and logged as such.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+import requests
+from lxml import etree
+
+from oso_gateway.errors import (
+    GatewayError,
+    OinMismatch,
+    RemoteError,
+)
+from oso_gateway.security.trust import TrustConfig
+from oso_gateway.security.wss import Identity, OpenPolicy, SealedMessage, open_message, seal
+from oso_gateway.security.xmlparse import ParseLimits, parse_xml
+from oso_gateway.transfer import wire
+from oso_gateway.transfer.receive import (
+    RECEIPT_TTL,
+    DirectoryLike,
+    School,
+    sending_school,
+)
+
+log = logging.getLogger(__name__)
+
+REQUEST_TTL = timedelta(minutes=5)
+RESEAL_MARGIN = timedelta(seconds=60)
+SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
+_WSU_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+
+
+# --- errors (transfer section, OSO-E460..E469: the sending side) ------------------------------
+
+
+class ReceiptMismatch(RemoteError):
+    """The reply opened but does not confirm our message (RelatesTo, digest or confirmation)."""
+
+    code = "OSO-E460"
+    public_message = "The receipt does not confirm the message."
+
+
+class PeerUnreachable(RemoteError):
+    """The receiving gateway could not be reached (connection, TLS or timeout)."""
+
+    code = "OSO-E461"
+    http_status = 502
+    soap_fault = "Server"
+    transient = True
+    public_message = "The receiving gateway could not be reached."
+
+
+class PeerHttpError(RemoteError):
+    """The receiving gateway answered with an HTTP error status and no SOAP Fault."""
+
+    code = "OSO-E462"
+    http_status = 502
+    soap_fault = "Server"
+    public_message = "The receiving gateway answered with an HTTP error."
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        super().__init__(f"HTTP status {status} without a SOAP Fault")
+
+    @property
+    def is_transient(self) -> bool:
+        return self.status >= 500 or self.status in (408, 429)
+
+
+class NotMandated(RemoteError):
+    """The dossier's sending school has not mandated our OIN (checked before queueing)."""
+
+    code = "OSO-E463"
+    public_message = "This gateway is not mandated for the dossier's sending school."
+
+
+# --- configuration, values --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SenderConfig:
+    identity: Identity
+    trust: TrustConfig
+    ttl: timedelta = REQUEST_TTL
+    receipt_policy: OpenPolicy = field(
+        default_factory=lambda: OpenPolicy(max_ttl=RECEIPT_TTL + timedelta(minutes=1))
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreparedDossier:
+    """A dossier ready for the outbox: validated, minimised, recipient looked up."""
+
+    message_id: str
+    payload: bytes
+    payload_digest: str
+    sending_school: School
+    recipient: School
+    recipient_oin: str
+    endpoint: str
+    #: per category removed by minimisation: how many elements (counts only, never content)
+    removed: dict[str, int]
+    #: the first sealing (attempt 1 may use it while its Timestamp is valid)
+    sealed: SealedMessage
+
+
+def new_message_id() -> str:
+    return f"urn:uuid:{uuid.uuid4()}"
+
+
+def prepare_dossier(
+    data: bytes,
+    *,
+    to: School,
+    directory: DirectoryLike,
+    config: SenderConfig,
+    now: datetime,
+) -> PreparedDossier:
+    """Validate, minimise and address a dossier (no I/O besides the directory lookup).
+
+    Raises the dossier's E1xx errors, ``UnknownSchool`` (E430) or ``NotMandated`` (E463).
+    """
+    from oso_gateway.dossier.minimise import minimise, require_no_category_violations
+    from oso_gateway.dossier.validate import validate_dossier
+
+    report = validate_dossier(data, now=now)
+    report.raise_for_errors()
+    tree = report.tree
+    root = tree.getroot() if isinstance(tree, etree._ElementTree) else tree
+    minimised = minimise(root)
+    root = minimised.root
+    removed = {r.key: r.elements for r in minimised.removed}
+    require_no_category_violations(root)
+    sending = sending_school(root)
+    try:
+        directory.check_mandate(config.identity.oin, sending.brin, sending.vestiging)
+    except GatewayError as exc:
+        raise NotMandated(
+            f"school {sending} has not mandated OIN {config.identity.oin} ({exc.code})"
+        ) from None
+    entry = directory.lookup(to.brin, to.vestiging)
+    payload = etree.tostring(root, encoding="utf-8", xml_declaration=True)
+    message_id = new_message_id()
+    # Seal once now: a recipient certificate or key-transport problem surfaces before queueing,
+    # and it yields the payload digest exactly as the receiver will compute it.
+    sealed = seal_attempt(
+        payload, message_id=message_id, to=to, directory=directory, config=config, now=now
+    )
+    return PreparedDossier(
+        message_id=message_id,
+        payload=payload,
+        payload_digest=sealed.payload_digest,
+        sending_school=sending,
+        recipient=to,
+        recipient_oin=entry.oin,
+        endpoint=entry.endpoint,
+        removed=removed,
+        sealed=sealed,
+    )
+
+
+def seal_attempt(
+    payload: bytes,
+    *,
+    message_id: str,
+    to: School,
+    directory: DirectoryLike,
+    config: SenderConfig,
+    now: datetime,
+) -> SealedMessage:
+    """Seal ``payload`` for the school's gateway (directory: endpoint, certificate, pin)."""
+    entry = directory.lookup(to.brin, to.vestiging)
+    root = parse_xml(payload, limits=ParseLimits(max_bytes=64 * 1024 * 1024)).getroot()
+    return seal(
+        root,
+        sender=config.identity,
+        recipient_certificate=entry.encryption_certificate,
+        to=entry.endpoint,
+        action=wire.ACTION_DELIVER,
+        message_id=message_id,
+        now=now,
+        key_transport=entry.key_transport,
+        ttl=config.ttl,
+    )
+
+
+def sealed_expires(sealed: bytes) -> datetime | None:
+    """The ``wsu:Expires`` of one of OUR sealed envelopes (None when it cannot be read)."""
+    try:
+        root = parse_xml(sealed, limits=ParseLimits(max_bytes=len(sealed) + 1)).getroot()
+    except GatewayError:
+        return None
+    for element in root.iter(f"{{{_WSU_NS}}}Expires"):
+        try:
+            return datetime.fromisoformat((element.text or "").strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+# --- transport --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransportResponse:
+    status: int
+    body: bytes
+
+
+class Transport(Protocol):
+    def post(self, url: str, data: bytes, *, action: str) -> TransportResponse:
+        """POST a SOAP message; raise ``PeerUnreachable`` when no HTTP answer came back."""
+        ...
+
+
+class RequestsTransport:
+    """Mutual-TLS POST with ``requests``: our client certificate, the server verified against
+    the trust anchors (CA bundle), keep-alive per thread."""
+
+    def __init__(
+        self,
+        *,
+        cert_file: str,
+        key_file: str,
+        ca_bundle: str,
+        timeout: float = 60.0,
+    ) -> None:
+        self.cert = (cert_file, key_file)
+        self.verify = ca_bundle
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.cert = self.cert
+            session.verify = self.verify
+            session.trust_env = False
+            self._local.session = session
+        return session
+
+    def post(self, url: str, data: bytes, *, action: str) -> TransportResponse:
+        if not url.startswith("https://"):
+            raise PeerUnreachable(f"refusing a non-TLS endpoint {url[:200]!r}")
+        headers = {"Content-Type": SOAP_CONTENT_TYPE, "SOAPAction": f'"{action}"'}
+        try:
+            response = self._session().post(
+                url, data=data, headers=headers, timeout=self.timeout, allow_redirects=False
+            )
+        except requests.RequestException as exc:
+            self._local.session = None
+            raise PeerUnreachable(f"{type(exc).__name__} posting to {url[:200]}") from None
+        return TransportResponse(status=response.status_code, body=response.content)
+
+    def close(self) -> None:
+        session = getattr(self._local, "session", None)
+        if session is not None:
+            session.close()
+
+
+# --- one attempt ------------------------------------------------------------------------------
+
+
+Outcome = Literal["delivered", "retry", "failed"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptResult:
+    outcome: Outcome
+    error: GatewayError | None = None
+    receipt: bytes | None = None
+    receipt_info: wire.Receipt | None = None
+    receipt_signer_fingerprint: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Expected:
+    """What a receipt must confirm."""
+
+    message_id: str
+    signature_value: bytes
+    payload_digest: str
+    recipient_oin: str
+    #: the message was sealed more than once (a receipt may confirm an earlier attempt)
+    resealed: bool = False
+
+
+def post_and_verify(
+    data: bytes,
+    *,
+    endpoint: str,
+    expected: Expected,
+    transport: Transport,
+    config: SenderConfig,
+    clock: Callable[[], datetime],
+) -> AttemptResult:
+    """Post one sealed envelope and classify the answer (never raises a GatewayError)."""
+    try:
+        response = transport.post(endpoint, data, action=wire.ACTION_DELIVER)
+    except GatewayError as exc:
+        return _classify(exc)
+    if response.status != 200:
+        fault = wire.parse_fault(response.body)
+        if fault is not None:
+            return AttemptResult(
+                outcome="retry" if fault.remote_transient else "failed", error=fault
+            )
+        http_error = PeerHttpError(response.status)
+        return AttemptResult(
+            outcome="retry" if http_error.is_transient else "failed", error=http_error
+        )
+    try:
+        receipt, fingerprint = verify_receipt(
+            response.body, expected=expected, config=config, now=clock()
+        )
+    except GatewayError as exc:
+        return _classify(exc)
+    return AttemptResult(
+        outcome="delivered",
+        receipt=response.body,
+        receipt_info=receipt,
+        receipt_signer_fingerprint=fingerprint,
+    )
+
+
+def _classify(exc: GatewayError) -> AttemptResult:
+    transient = exc.transient or (isinstance(exc, wire.PeerFault) and exc.remote_transient)
+    return AttemptResult(outcome="retry" if transient else "failed", error=exc)
+
+
+def verify_receipt(
+    data: bytes, *, expected: Expected, config: SenderConfig, now: datetime
+) -> tuple[wire.Receipt, str]:
+    """Open and check a receipt; returns it and its signer's certificate fingerprint."""
+    opened = open_message(
+        data,
+        identities=(config.identity,),
+        trust=config.trust,
+        policy=config.receipt_policy,
+        now=now,
+    )
+    if opened.action != wire.ACTION_RECEIPT:
+        raise ReceiptMismatch(f"reply action is {opened.action[:200]!r}, not a receipt")
+    if opened.relates_to != expected.message_id:
+        raise ReceiptMismatch(f"receipt relates to {str(opened.relates_to)[:100]!r}")
+    if opened.signer.oin != expected.recipient_oin:
+        raise OinMismatch(
+            f"receipt signed by OIN {opened.signer.oin}, directory says {expected.recipient_oin}"
+        )
+    receipt = wire.parse_receipt(opened.payload)
+    if receipt.request_message_id != expected.message_id:
+        raise ReceiptMismatch("receipt names another request MessageID")
+    if receipt.payload_digest != expected.payload_digest:
+        raise ReceiptMismatch(
+            f"receipt digest {receipt.payload_digest} is not ours {expected.payload_digest}"
+        )
+    if opened.signature_confirmation != expected.signature_value:
+        if not (expected.resealed and opened.signature_confirmation):
+            raise ReceiptMismatch("receipt does not confirm our SignatureValue")
+        log.info(
+            "receipt for %s confirms an earlier attempt's signature (original receipt)",
+            expected.message_id,
+        )
+    return receipt, opened.signer.fingerprint_sha256

@@ -1,0 +1,271 @@
+"""Wiring: one gateway's services (store, directory, keys, receive service, outbox) from Settings.
+
+Adapters stay thin: ``StoreInbound`` maps the receive service's small ``InboundStore`` interface
+onto ``oso_gateway.store.Store``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from oso_gateway.config import Settings, load_identities, load_trust
+from oso_gateway.errors import ConfigError, GatewayError
+from oso_gateway.security.trust import TrustConfig
+from oso_gateway.security.wss import Identity
+from oso_gateway.store import Store, check_schema_current, open_store
+from oso_gateway.store import models as m
+from oso_gateway.store.repository import Duplicate, MessageRecord, PupilFacts
+from oso_gateway.transfer.outbox import Outbox
+from oso_gateway.transfer.receive import (
+    OSO_NS,
+    DirectoryLike,
+    DuplicateMessage,
+    InboundImport,
+    ReceiverConfig,
+    ReceiveService,
+    School,
+    ServedSchool,
+    StoredReceipt,
+)
+from oso_gateway.transfer.send import RequestsTransport, SenderConfig, Transport
+
+log = logging.getLogger(__name__)
+
+AfterInsert = Callable[[Session, MessageRecord], None]
+
+
+class StoreInbound:
+    """``InboundStore`` over the real store (exactly-once import in one transaction)."""
+
+    def __init__(self, store: Store, *, after_insert: AfterInsert | None = None) -> None:
+        self.store = store
+        #: runs inside the import transaction (e.g. the transfer log; tests: a crash)
+        self.after_insert = after_insert
+
+    def find_receipt(self, message_id: str) -> StoredReceipt | None:
+        record = self.store.find_message(m.IN, message_id)
+        if record is None or record.receipt is None or record.payload_digest is None:
+            return None
+        return StoredReceipt(payload_digest=record.payload_digest, receipt=record.receipt)
+
+    def import_dossier(self, record: InboundImport) -> None:
+        result = self.store.import_inbound(
+            message_id=record.message_id,
+            action=record.action,
+            dossier=record.dossier,
+            payload_digest=record.payload_digest,
+            receipt=record.receipt,
+            now=record.received_at,
+            our_oin=record.our_oin,
+            our_school=record.our_school.code,
+            counterpart_oin=record.counterpart_oin,
+            counterpart_school=record.counterpart_school.code,
+            signer_fingerprint=record.signer_fingerprint,
+            message_size=record.message_size,
+            pupil=pupil_facts(record.tree),
+            after_insert=self.after_insert,
+        )
+        if isinstance(result, Duplicate):
+            raise DuplicateMessage(record.message_id)
+
+    def record_rejection(
+        self,
+        *,
+        message_id: str | None,
+        error_code: str,
+        counterpart_oin: str | None,
+        message_size: int,
+        at: datetime,
+    ) -> None:
+        if message_id is None:
+            return  # not even a verified MessageID: our log has it, the message log cannot
+        self.store.record_rejected_inbound(
+            message_id=message_id,
+            action="",
+            error_code=error_code,
+            now=at,
+            counterpart_oin=counterpart_oin,
+            message_size=message_size,
+        )
+
+
+def pupil_facts(root: etree._Element | None) -> PupilFacts:
+    """The searchable fields (family name, given names, birth date) of a validated dossier."""
+    if root is None:
+        return PupilFacts()
+    ll = root.find(f"{{{OSO_NS}}}huidigeschool/{{{OSO_NS}}}leerling")
+    if ll is None:
+        return PupilFacts()
+    prefix = ll.findtext(f"{{{OSO_NS}}}voorvoegsel")
+    surname = ll.findtext(f"{{{OSO_NS}}}achternaam")
+    given = [e.text or "" for e in ll.findall(f"{{{OSO_NS}}}voornaam")]
+    born = ll.findtext(f"{{{OSO_NS}}}geboortedatum")
+    try:
+        birth_date = date.fromisoformat(born) if born else None
+    except ValueError:
+        birth_date = None
+    family = " ".join(p for p in (prefix, surname) if p) or None
+    return PupilFacts(
+        family_name=family, given_names=" ".join(given) or None, birth_date=birth_date
+    )
+
+
+def served_schools(directory: Any, identities: Iterable[Identity]) -> tuple[ServedSchool, ...]:
+    """The directory's schools whose gateway OIN is one of ours."""
+    ours = {identity.oin for identity in identities}
+    found = []
+    for school, entry in directory_entries(directory):
+        if entry.oin in ours:
+            found.append(ServedSchool(school=school, endpoint=entry.endpoint, oin=entry.oin))
+    return tuple(found)
+
+
+def directory_entries(directory: Any) -> list[tuple[School, Any]]:
+    """Every (school, entry) of the directory."""
+    result = []
+    for school_key in directory.schools():
+        school = School.parse(str(school_key))
+        result.append((school, directory.lookup(school.brin, school.vestiging)))
+    return result
+
+
+def load_directory(path: Path) -> DirectoryLike:
+    from oso_gateway.transfer.directory import load_directory as _load
+
+    directory: DirectoryLike = _load(path)
+    return directory
+
+
+@dataclass
+class GatewayServices:
+    settings: Settings
+    store: Store
+    directory: DirectoryLike
+    identities: tuple[Identity, ...]
+    trust: TrustConfig
+    receiver: ReceiveService
+    inbound: StoreInbound
+    sender_config: SenderConfig
+    outbox: Outbox
+    transport: Transport
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def readiness_problems(self, now: datetime) -> list[str]:
+        """Why we cannot receive right now (empty: ready). Reasons name no secret."""
+        problems = []
+        try:
+            with self.store.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            check_schema_current(self.store.engine)
+        except GatewayError as exc:
+            problems.append(f"database: {exc.code} {exc.public_message}")
+        except Exception as exc:  # any driver failure: not ready
+            problems.append(f"database unreachable ({type(exc).__name__})")
+        if not self.identities:
+            problems.append("no gateway identity (key and certificate) loaded")
+        for identity in self.identities:
+            if identity.certificate.not_valid_after_utc < now:
+                problems.append(f"certificate of identity {identity.oin} has expired")
+        if self.trust.require_crl:
+            if not self.trust.crls:
+                problems.append("no CRLs loaded")
+            for crl in self.trust.crls:
+                next_update = crl.next_update_utc
+                if next_update is None or next_update < now:
+                    problems.append(f"CRL of {crl.issuer.rfc4514_string()} is stale")
+        if not self.receiver.config.served:
+            problems.append("the directory lists no school served by our identities")
+        return problems
+
+    def close(self) -> None:
+        close = getattr(self.transport, "close", None)
+        if close is not None:
+            close()
+        self.store.engine.dispose()
+
+
+def tls_bundle(settings: Settings) -> Path:
+    """One PEM file with the trust anchors and intermediates (for ``requests``' ``verify``)."""
+    files = [*settings.trust.anchor_files, *settings.trust.intermediate_files]
+    if not files:
+        raise ConfigError("no trust anchors configured: set trust.anchor_files")
+    if len(files) == 1:
+        return files[0]
+    bundle = settings.data_dir / "tls-trust-bundle.pem"
+    bundle.parent.mkdir(parents=True, exist_ok=True)
+    content = b"".join(p.read_bytes().rstrip(b"\n") + b"\n" for p in files)
+    if not bundle.exists() or bundle.read_bytes() != content:
+        bundle.write_bytes(content)
+    return bundle
+
+
+def build_services(
+    settings: Settings,
+    *,
+    directory: DirectoryLike | None = None,
+    transport: Transport | None = None,
+    store: Store | None = None,
+    clock: Callable[[], datetime] | None = None,
+    after_insert: AfterInsert | None = None,
+    check_schema: bool = True,
+) -> GatewayServices:
+    """Everything one gateway needs, read once from ``settings``."""
+    clock = clock or (lambda: datetime.now(UTC))
+    identities = load_identities(settings)
+    if not identities:
+        raise ConfigError("no gateway identity configured: add an [[identity]] table")
+    trust = load_trust(settings)
+    if directory is None:
+        directory = load_directory(settings.require_directory_file())
+    if store is None:
+        store = open_store(settings, check_schema=check_schema)
+    inbound = StoreInbound(store, after_insert=after_insert)
+    receiver = ReceiveService(
+        config=ReceiverConfig(
+            identities=identities,
+            trust=trust,
+            served=served_schools(directory, identities),
+        ),
+        directory=directory,
+        store=inbound,
+        clock=clock,
+    )
+    sender_config = SenderConfig(identity=identities[0], trust=trust)
+    if transport is None:
+        first = settings.identities[0]
+        transport = RequestsTransport(
+            cert_file=str(first.cert_file),
+            key_file=str(first.key_file),
+            ca_bundle=str(tls_bundle(settings)),
+            timeout=settings.limits.request_timeout,
+        )
+    outbox = Outbox(
+        store=store,
+        directory=directory,
+        config=sender_config,
+        transport=transport,
+        retry=settings.retry,
+        clock=clock,
+    )
+    return GatewayServices(
+        settings=settings,
+        store=store,
+        directory=directory,
+        identities=identities,
+        trust=trust,
+        receiver=receiver,
+        inbound=inbound,
+        sender_config=sender_config,
+        outbox=outbox,
+        transport=transport,
+        clock=clock,
+    )

@@ -1,0 +1,41 @@
+"""``create_app(settings)``: the Flask application of one gateway."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flask import Flask
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from oso_gateway.web import soap
+
+if TYPE_CHECKING:  # pragma: no cover
+    from oso_gateway.config import Settings
+    from oso_gateway.transfer.services import GatewayServices
+
+
+def create_app(settings: Settings, *, services: GatewayServices | None = None) -> Flask:
+    """The gateway's WSGI app: SOAP endpoint, ``/healthz``, ``/readyz``.
+
+    ``services`` (the wired receive service, store, directory …) is built from ``settings`` when
+    not given; tests and the demo pass their own.
+    """
+    from oso_gateway.transfer.services import build_services
+
+    if services is None:
+        services = build_services(settings)
+    app = Flask("oso_gateway")
+    app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_request_bytes
+    app.extensions[soap.RECEIVER_KEY] = services.receiver
+    app.extensions[soap.READINESS_KEY] = services.readiness_problems
+    app.extensions["oso_services"] = services
+    app.register_blueprint(soap.bp)
+
+    @app.errorhandler(Exception)
+    def _unhandled(exc: Exception) -> ResponseReturnValue:
+        if isinstance(exc, HTTPException):
+            return exc
+        return soap.internal_error(exc)
+
+    return app

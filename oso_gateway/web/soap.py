@@ -1,0 +1,96 @@
+"""The SOAP endpoint and health probes (blueprint). The work is done by ``ReceiveService``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from oso_gateway.errors import GatewayError, LocalError
+from oso_gateway.transfer import wire
+from oso_gateway.transfer.receive import (
+    ReceiveService,
+    RequestTooLarge,
+    UnsupportedMediaType,
+)
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("soap", __name__)
+
+SOAP_PATH = "/oso/v1/messages"
+_XML = "text/xml; charset=utf-8"
+
+#: extension keys on the Flask app
+RECEIVER_KEY = "oso_receiver"
+READINESS_KEY = "oso_readiness"
+
+Readiness = Callable[[datetime], list[str]]
+
+
+def _service() -> ReceiveService:
+    service: ReceiveService = current_app.extensions[RECEIVER_KEY]
+    return service
+
+
+def _fault(exc: GatewayError) -> Response:
+    return Response(wire.build_fault(exc), status=exc.http_status, content_type=_XML)
+
+
+@bp.post(SOAP_PATH)
+@bp.post(SOAP_PATH + "/<school>")
+def messages(school: str | None = None) -> Response:
+    """Receive one sealed message; answer the sealed receipt or a SOAP Fault.
+
+    ``/<school>`` lets a directory give each school of a multi-school gateway its own endpoint;
+    the school is taken from the signed ``wsa:To``, not from this path.
+    """
+    service = _service()
+    now = datetime.now(UTC)
+    if request.mimetype != "text/xml":
+        return _reject(service, UnsupportedMediaType(f"Content-Type {request.mimetype!r}"), now)
+    try:
+        data = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        return _reject(service, RequestTooLarge(f"request body over {limit} bytes"), now)
+    result = service.handle(data, now=now)
+    return Response(result.body, status=result.http_status, content_type=_XML)
+
+
+def _reject(service: ReceiveService, exc: GatewayError, now: datetime) -> Response:
+    result = service.reject(exc, now=now, size=request.content_length or 0)
+    return Response(result.body, status=result.http_status, content_type=_XML)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process is up."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    """Ready to receive: database reachable, keys loaded, CRLs fresh (reasons, no secrets)."""
+    check: Readiness = current_app.extensions[READINESS_KEY]
+    problems = check(datetime.now(UTC))
+    if problems:
+        return jsonify(status="unavailable", reasons=problems), 503
+    return jsonify(status="ready"), 200
+
+
+@bp.app_errorhandler(RequestEntityTooLarge)
+def too_large(_exc: RequestEntityTooLarge) -> Response:
+    return _fault(RequestTooLarge("request body too large"))
+
+
+def internal_error(exc: Exception) -> Response:
+    """Any unexpected exception on the SOAP path: logged with its traceback, a generic fault."""
+    if isinstance(exc, GatewayError):
+        log.error("unhandled %s: %s", exc.code, exc.detail)
+        return _fault(exc)
+    log.exception("internal error handling %s %s", request.method, request.path)
+    return _fault(LocalError("internal error"))
