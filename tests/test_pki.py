@@ -166,6 +166,7 @@ def test_every_committed_private_key_carries_the_development_warning() -> None:
         first = path.read_text("utf-8").splitlines()[0]
         assert "DEVELOPMENT ONLY" in first and "DO NOT USE IN PRODUCTION" in first, path.name
     readme = (DEV / "README.md").read_text("utf-8")
+    assert readme == pki.readme_text(pki.DEV_IDENTITIES)
     assert "NEVER USE IN PRODUCTION" in readme
     assert "pki init-dev --out certs/dev --force" in readme
 
@@ -301,3 +302,35 @@ def test_pki_verify_without_crls_fails_closed_unless_told_otherwise() -> None:
     assert strict.exit_code == 1 and "OSO-E305" in strict.output
     lenient = CliRunner().invoke(main, [*args, "--no-require-crl"])
     assert lenient.exit_code == 0, lenient.output
+
+
+def test_refresh_crls_renews_them_with_the_same_revocations_and_keys(tmp_path: Path) -> None:
+    for path in DEV.iterdir():
+        if path.is_file():
+            (tmp_path / path.name).write_bytes(path.read_bytes())
+    old = keys.load_crl((DEV / pki.ISSUING_CRL_FILE).read_bytes())
+    result = CliRunner().invoke(
+        main, ["pki", "refresh-crls", "--dir", str(tmp_path), "--now", "2040-01-01T00:00:00Z"]
+    )
+    assert result.exit_code == 0, result.output
+    new = keys.load_crl((tmp_path / pki.ISSUING_CRL_FILE).read_bytes())
+    assert new.last_update_utc == datetime(2040, 1, 1, tzinfo=UTC)
+    assert new.next_update_utc == datetime(2040, 1, 1, tzinfo=UTC) + timedelta(days=pki.CRL_DAYS)
+    assert {e.serial_number for e in new} == {e.serial_number for e in old}
+    assert new.is_signature_valid(_cert(pki.ISSUING_CERT_FILE).public_key())  # type: ignore[arg-type]
+    number = new.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    assert number == old.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number + 1
+    root_crl = keys.load_crl((tmp_path / pki.ROOT_CRL_FILE).read_bytes())
+    assert root_crl.last_update_utc == new.last_update_utc
+    for name in (pki.ROOT_KEY_FILE, pki.ISSUING_CERT_FILE, "identities.toml"):
+        assert (tmp_path / name).read_bytes() == (DEV / name).read_bytes()
+
+
+def test_refresh_crls_refuses_a_crl_from_another_issuer(tmp_path: Path) -> None:
+    for path in DEV.iterdir():
+        if path.is_file():
+            (tmp_path / path.name).write_bytes(path.read_bytes())
+    (tmp_path / pki.ISSUING_CRL_FILE).write_bytes((DEV / pki.ROOT_CRL_FILE).read_bytes())
+    result = CliRunner().invoke(main, ["pki", "refresh-crls", "--dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "not issued by this authority" in result.output

@@ -9,8 +9,13 @@ from typing import cast
 import click
 
 from oso_gateway.errors import GatewayError
-from oso_gateway.security.keys import load_certificates
-from oso_gateway.security.pki import build_dev_pki
+from oso_gateway.security import pki
+from oso_gateway.security.keys import (
+    load_certificate,
+    load_certificates,
+    load_crl,
+    load_private_key,
+)
 from oso_gateway.security.trust import Purpose, TrustConfig, verify_certificate
 
 
@@ -52,13 +57,45 @@ def init_dev(out: Path, force: bool, now_text: str | None) -> None:
     if existing and not force:
         raise click.UsageError(f"{out} already holds a PKI ({len(existing)} files); use --force")
     click.echo("generating RSA keys (this takes a little while)…", err=True)
-    pki = build_dev_pki(now=now)
-    for name, data in sorted(pki.files.items()):
+    dev = pki.build_dev_pki(now=now)
+    for name, data in sorted(dev.files.items()):
         path = out / name
         path.write_bytes(data)
         if name.endswith(".key.pem"):
             path.chmod(0o600)
-    click.echo(f"wrote {len(pki.files)} files to {out} (development only; see {out}/README.md)")
+    click.echo(f"wrote {len(dev.files)} files to {out} (development only; see {out}/README.md)")
+
+
+@pki_group.command("refresh-crls")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("certs/dev"),
+    show_default=True,
+)
+@click.option("--now", "now_text", metavar="ISO", help="Issue time (default: the clock).")
+def refresh_crls(directory: Path, now_text: str | None) -> None:
+    """Re-issue the development CRLs (same revocations, valid a year) keeping all keys."""
+    now = _parse_now(now_text)
+    pairs = (
+        (pki.ROOT_CERT_FILE, pki.ROOT_KEY_FILE, pki.ROOT_CRL_FILE),
+        (pki.ISSUING_CERT_FILE, pki.ISSUING_KEY_FILE, pki.ISSUING_CRL_FILE),
+    )
+    try:
+        fresh = {}
+        for cert_name, key_name, crl_name in pairs:
+            issuer = pki.Authority(
+                certificate=load_certificate((directory / cert_name).read_bytes()),
+                key=load_private_key((directory / key_name).read_bytes()),
+            )
+            old = load_crl((directory / crl_name).read_bytes())
+            fresh[crl_name] = pki.crl_pem(pki.reissue_crl(old, issuer=issuer, now=now))
+    except (OSError, ValueError, GatewayError) as exc:
+        raise click.ClickException(f"cannot refresh the CRLs in {directory}: {exc}") from None
+    for name, data in fresh.items():
+        (directory / name).write_bytes(data)
+    click.echo(f"re-issued {', '.join(fresh)} in {directory} (valid for {pki.CRL_DAYS} days)")
 
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)

@@ -282,6 +282,28 @@ def make_crl(
     return builder.sign(issuer.key, algorithm or hashes.SHA256())
 
 
+def reissue_crl(
+    old: x509.CertificateRevocationList, *, issuer: Authority, now: datetime
+) -> x509.CertificateRevocationList:
+    """The same revocations as ``old``, freshly issued at ``now`` (next number, one year valid)."""
+    if now.tzinfo is None:
+        raise TypeError("now must be timezone-aware")
+    if old.issuer != issuer.certificate.subject:
+        raise ValueError("the CRL was not issued by this authority")
+    now = now.astimezone(UTC).replace(microsecond=0)
+    try:
+        number = old.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number + 1
+    except x509.ExtensionNotFound:
+        number = 1
+    return make_crl(
+        issuer=issuer,
+        this_update=now,
+        next_update=now + timedelta(days=CRL_DAYS),
+        revoked=[(entry.serial_number, entry.revocation_date_utc) for entry in old],
+        number=number,
+    )
+
+
 def cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
@@ -444,7 +466,12 @@ root CA. Each key file starts with a warning line before `-----BEGIN`.
     # or: oso-gateway pki init-dev --out certs/dev --force [--now 2026-01-01T00:00:00Z]
 
 This makes new random keys (the shape is always the same, the bytes differ); commit the result.
-The CRLs are valid for one year from generation (`nextUpdate`); regenerate before that.
+Anything signed or encrypted with the old keys (test vectors) must then be made again.
+
+The CRLs are valid for one year (`nextUpdate`). To renew only them, keeping every key and
+certificate:
+
+    oso-gateway pki refresh-crls --dir certs/dev
 
 ## Files
 
