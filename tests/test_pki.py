@@ -125,7 +125,7 @@ def test_committed_cas_are_proper_cas(identities: dict[str, object]) -> None:
 def test_committed_crls_revoke_the_revoked_certificate_and_are_fresh_today(
     identities: dict[str, object],
 ) -> None:
-    # Guards the committed files, so it uses the real date: regenerate certs/dev when it fails.
+    # Guards the committed files, so it uses the real date: run `pki refresh-crls` when it fails.
     today = datetime.now(UTC)
     root = _cert(str(identities["root_ca"]))
     issuing = _cert(str(identities["issuing_ca"]))
@@ -139,7 +139,9 @@ def test_committed_crls_revoke_the_revoked_certificate_and_are_fresh_today(
         assert crl.signature_hash_algorithm.name == "sha256"
         assert crl.next_update_utc is not None
         assert crl.last_update_utc <= today
-        assert crl.next_update_utc - today >= timedelta(days=30), "regenerate certs/dev (make pki)"
+        assert crl.next_update_utc - today >= timedelta(days=30), (
+            "run: oso-gateway pki refresh-crls"
+        )
     by_status = {str(g["status"]): g for g in _gateways(identities) if g["status"] != "valid"}
     revoked = _cert(str(by_status["revoked"]["cert"]))
     assert issuing_crl.get_revoked_certificate_by_serial_number(revoked.serial_number)
