@@ -20,10 +20,13 @@ from oso_gateway.dossier.generator import (
     OVERSTAP_KINDS,
     TEST_BSN_MAX,
     TEST_BSN_MIN,
+    TEST_ONDERWIJSNUMMER_MAX,
+    TEST_ONDERWIJSNUMMER_MIN,
     bsn_is_valid,
     demo_school,
     generate_dossier,
     generate_dossier_of_size,
+    onderwijsnummer_is_valid,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -115,6 +118,20 @@ def test_bsns_pass_the_eleven_test_and_lie_in_the_test_range() -> None:
         assert bsn_is_valid(bsn)
         assert rules.bsn_is_valid(bsn)  # the validator's own implementation agrees
         assert TEST_BSN_MIN <= int(bsn) <= TEST_BSN_MAX
+
+
+def test_onderwijsnummer_replaces_the_bsn_on_request_and_passes_its_check() -> None:
+    for seed in range(40):
+        data = generate_dossier(overstap="POPO", seed=seed, now=NOW, onderwijsnummer=True)
+        ll = leerling(data)
+        assert texts(ll, "bsn") == []
+        (number,) = texts(ll, "onderwijsnummer")
+        assert onderwijsnummer_is_valid(number)
+        assert rules.onderwijsnummer_is_valid(number)
+        assert TEST_ONDERWIJSNUMMER_MIN <= int(number) <= TEST_ONDERWIJSNUMMER_MAX
+        assert not bsn_is_valid(number)
+        if seed < 5:
+            assert validation_errors(data, NOW) == []
 
 
 @pytest.mark.parametrize("value", ["999990000", "123456789", "99999001", "9999900191", "99999001a"])

@@ -62,6 +62,11 @@ _SCHOOL_CODES = tuple(s.brin + s.vestiging for s in DEMO_SCHOOLS)
     default=None,
     help="Opt out of every optional category, or of none (default: decided by the seed).",
 )
+@click.option(
+    "--onderwijsnummer",
+    is_flag=True,
+    help="Identify the pupils by an onderwijsnummer instead of a BSN.",
+)
 def generate(
     overstap: str,
     count: int,
@@ -71,6 +76,7 @@ def generate(
     marker: str | None,
     school: str | None,
     opt_out: bool | None,
+    onderwijsnummer: bool,
 ) -> None:
     """Write COUNT synthetic dossiers to OUT as dossier-<overstap>-<seed>.xml."""
     sending = demo_school(school) if school else None
@@ -91,6 +97,7 @@ def generate(
             marker=marker,
             sending_school=sending,
             opt_out=opt_out,
+            onderwijsnummer=onderwijsnummer,
         )
         # The file name carries only the kind and the seed: never pupil data.
         (out / f"dossier-{overstap}-{dossier_seed}.xml").write_bytes(data)

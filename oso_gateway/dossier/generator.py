@@ -11,14 +11,15 @@ What a dossier contains follows the official example dossiers for each kind of t
 * POSWV, VOSWV (primary/secondary school → samenwerkingsverband passend onderwijs, e.g. for a
   toelaatbaarheidsverklaring): a ``swv-dossier``; the onderwijsondersteuning block is always there.
 
-Every generated person is fictional: names come from ``fakedata``; the BSN is drawn from a test
-range (see ``test_bsn``); e-mail addresses and websites use the reserved ``.example`` domain.
+Every generated person is fictional: names come from ``fakedata``; the pupil's BSN is drawn from a
+test range (see ``TEST_BSN_MIN``), or an onderwijsnummer on request; e-mail addresses and websites
+use the reserved ``.example`` domain.
 
-Size: without attachments a dossier is roughly 8-25 KB of XML. Attachments (``attachments_kb``)
-are real ZIP files (stored, not compressed, filled with incompressible pseudo-random bytes), base64
-encoded, so the XML grows by about 4/3 x ``attachments_kb`` KB: ``attachments_kb=12`` gives a
-dossier of about 30 KB, ``attachments_kb=120`` about 175 KB. ``generate_dossier_of_size`` hits a
-target size directly (benchmarks: 30 KB, 2 MB, 50 MB).
+Size: without attachments a dossier is roughly 7-22 KB of XML (16 KB on average). Attachments
+(``attachments_kb``) are real ZIP files (stored, not compressed, filled with incompressible
+pseudo-random bytes), base64 encoded, so the XML grows by about 4/3 x ``attachments_kb`` KB:
+``attachments_kb=12`` gives a dossier of about 30 KB, ``attachments_kb=120`` about 175 KB.
+``generate_dossier_of_size`` hits a target size directly (benchmarks: 30 KB, 2 MB, 50 MB).
 """
 
 from __future__ import annotations
@@ -202,6 +203,32 @@ def test_bsn(rng: random.Random) -> str:
 
 
 test_bsn.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+#: Onderwijsnummers (for pupils without a BSN) are issued by DUO: nine digits starting with "10"
+#: whose BSN-weighted sum leaves remainder 5 mod 11. There is no official test range; we use
+#: 109990000-109999999 by analogy with the BSN test range.
+TEST_ONDERWIJSNUMMER_MIN: Final = 109_990_000
+TEST_ONDERWIJSNUMMER_MAX: Final = 109_999_999
+
+
+def onderwijsnummer_is_valid(number: str) -> bool:
+    """Nine digits starting with "10", BSN weights (9..2, -1) summing to 5 mod 11."""
+    if len(number) != 9 or not number.isdigit() or not number.isascii():
+        return False
+    weights = (9, 8, 7, 6, 5, 4, 3, 2, -1)
+    total = sum(int(d) * w for d, w in zip(number, weights, strict=True))
+    return number.startswith("10") and total % 11 == 5
+
+
+def test_onderwijsnummer(rng: random.Random) -> str:
+    """An onderwijsnummer from our test range that passes its check."""
+    while True:
+        candidate = str(rng.randint(TEST_ONDERWIJSNUMMER_MIN, TEST_ONDERWIJSNUMMER_MAX))
+        if onderwijsnummer_is_valid(candidate):
+            return candidate
+
+
+test_onderwijsnummer.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
 # --------------------------------------------------------------------------- helpers
@@ -425,7 +452,7 @@ def _huidigeschool_head(ctx: _Ctx, root: etree._Element) -> etree._Element:
     return hs
 
 
-def _leerling_personal(ctx: _Ctx, ll: etree._Element, bsn: str) -> None:
+def _leerling_personal(ctx: _Ctx, ll: etree._Element, identifier: tuple[str, str]) -> None:
     rng, p = ctx.rng, ctx.pupil
     _names(ll, p)
     _sub(ll, "geboortedatum", _d(ctx.birth))
@@ -445,7 +472,7 @@ def _leerling_personal(ctx: _Ctx, ll: etree._Element, bsn: str) -> None:
     _sub(gba, "gbaachternaam", p.achternaam)
     _sub(gba, "gbageboortedatum", ctx.birth.strftime("%d-%m-%Y"))
     # No geboorteplaats or nationaliteit: the overstapdossier profile does not allow them.
-    _sub(ll, "bsn", bsn)
+    _sub(ll, *identifier)  # ("bsn", number) or ("onderwijsnummer", number)
     _sub(ll, "leerlingid", f"LL{rng.randrange(10**6):06d}")
     start_po = _start_po(ctx)
     _sub(ll, "onderwijssinds", _d(start_po))
@@ -902,6 +929,7 @@ def generate_dossier_element(
     marker: str | None = None,
     sending_school: School | None = None,
     opt_out: bool | None = None,
+    onderwijsnummer: bool = False,
 ) -> etree._Element:
     """Build a synthetic dossier as an lxml element (see ``generate_dossier``)."""
     if overstap not in _KINDS:
@@ -951,7 +979,8 @@ def generate_dossier_element(
         vo_programma=vo_programma,
         advies=advies,
     )
-    bsn = test_bsn(rng)
+    number = test_onderwijsnummer(rng) if onderwijsnummer else test_bsn(rng)
+    identifier = ("onderwijsnummer" if onderwijsnummer else "bsn", number)
 
     root = etree.Element(f"{{{NS}}}dossier", nsmap={None: NS})  # type: ignore[dict-item]  # default namespace
     _metadata(ctx, root)
@@ -959,7 +988,7 @@ def generate_dossier_element(
     _inzage(ctx, root)
     hs = _huidigeschool_head(ctx, root)
     ll = _sub(hs, "leerling")
-    _leerling_personal(ctx, ll, bsn)
+    _leerling_personal(ctx, ll, identifier)
     _sub(ll, "verzorgersaansprakelijk", "true")
 
     eindtoets_advies = None
@@ -1011,6 +1040,7 @@ def generate_dossier(
     marker: str | None = None,
     sending_school: School | None = None,
     opt_out: bool | None = None,
+    onderwijsnummer: bool = False,
 ) -> bytes:
     """A synthetic, valid OSO gegevensset 2019.1 dossier as UTF-8 XML bytes.
 
@@ -1021,7 +1051,8 @@ def generate_dossier(
     check in tests that the names never leak. ``sending_school``: defaults to the first demo school
     of the right sector. ``opt_out``: True makes every OPTIONEEL category OPT-UIT (like the
     official opt-out examples), False none, None (default) lets the seed decide (1 in 5 dossiers
-    has some opt-outs). Raises ``ValueError`` on an unknown kind or a school of the wrong sector.
+    has some opt-outs). ``onderwijsnummer``: identify the pupil by an onderwijsnummer instead of a
+    BSN. Raises ``ValueError`` on an unknown kind or a school of the wrong sector.
     """
     return serialize_dossier(
         generate_dossier_element(
@@ -1032,6 +1063,7 @@ def generate_dossier(
             marker=marker,
             sending_school=sending_school,
             opt_out=opt_out,
+            onderwijsnummer=onderwijsnummer,
         )
     )
 
