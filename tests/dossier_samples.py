@@ -27,6 +27,7 @@ SAMPLE_PII = (
     "0612345678",
     "ouder@voorbeeld.example",
     "Huisartsnaam",
+    "Wilhelmina",
     "Teveel details over thuis",
 )
 
@@ -163,7 +164,7 @@ def sample_xml(*, overstap: str = "POVO", overdrachtsoort: str = "overstapdossie
         <jaargroep>8</jaargroep></cijferlijst></cijferlijstlijst>
       <overigdocumentlijst>{_document("rapport.pdf")}{_document("foto.jpg")}</overigdocumentlijst>
       <verzorger>
-        <voornaam>Ouder</voornaam>
+        <voornaam>Wilhelmina</voornaam>
         <achternaam>Testdata-Jansen</achternaam>
         <adresgeheim>false</adresgeheim>
         <communicatielijst><communicatie><soort>telefoon</soort><aanduiding>prive</aanduiding>
