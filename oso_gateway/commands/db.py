@@ -1,0 +1,124 @@
+"""``oso-gateway db``: database schema (upgrade, current) and the at-rest storage key (keygen).
+
+Also defines ``config_option``, the ``--config FILE`` option every command that needs the
+settings shares (default: ``$OSO_GATEWAY_CONFIG``; without either, defaults + environment).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import click
+from sqlalchemy.engine import make_url
+
+from oso_gateway.config import CONFIG_ENV, Settings, generate_storage_key, load_settings
+from oso_gateway.errors import ConfigError, GatewayError
+
+_F = TypeVar("_F", bound=Callable[..., object])
+
+
+def config_option(func: _F) -> _F:
+    """``--config FILE`` (env ``OSO_GATEWAY_CONFIG``), passed to the command as ``config_file``."""
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar=CONFIG_ENV,
+        default=None,
+        help=f"Configuration file (TOML). Default: ${CONFIG_ENV}.",
+    )(func)
+
+
+def settings_or_exit(config_file: Path | None) -> Settings:
+    """Load the settings; a configuration problem ends the command (exit 2) with its code."""
+    try:
+        return load_settings(config_file, os.environ)
+    except ConfigError as exc:
+        fail(exc, status=2)
+        raise  # unreachable
+
+
+def fail(exc: GatewayError, *, status: int = 1) -> None:
+    click.echo(f"error: {exc.code}: {exc.detail}", err=True)
+    raise SystemExit(status)
+
+
+def _shown(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema and storage key."""
+
+
+@db_group.command("upgrade")
+@config_option
+def upgrade_command(config_file: Path | None) -> None:
+    """Create or migrate the database schema to this version's head."""
+    from oso_gateway.store import create_store_engine, current_revision, upgrade
+
+    settings = settings_or_exit(config_file)
+    try:
+        engine = create_store_engine(settings.database_url)
+        before = current_revision(engine)
+        upgrade(engine)
+        after = current_revision(engine)
+    except GatewayError as exc:
+        fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
+        return
+    if before == after:
+        click.echo(f"{_shown(settings.database_url)}: already at revision {after}")
+    else:
+        click.echo(f"{_shown(settings.database_url)}: upgraded {before or 'empty'} -> {after}")
+
+
+@db_group.command("current")
+@config_option
+def current_command(config_file: Path | None) -> None:
+    """Show the database's schema revision; exit 1 when it is not the head."""
+    from oso_gateway.store import create_store_engine, current_revision, head_revision
+
+    settings = settings_or_exit(config_file)
+    try:
+        current = current_revision(create_store_engine(settings.database_url))
+    except GatewayError as exc:
+        fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
+        return
+    head = head_revision()
+    state = "up to date" if current == head else "behind: run `oso-gateway db upgrade`"
+    click.echo(
+        f"{_shown(settings.database_url)}: revision {current or 'none'} (head {head}) {state}"
+    )
+    if current != head:
+        raise SystemExit(1)
+
+
+@db_group.command("keygen")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="File to create (mode 0600; an existing file is never overwritten).",
+)
+def keygen_command(out: Path) -> None:
+    """Create a new random at-rest storage key (base64) for storage.key_file.
+
+    Keep it safe and backed up: without it the stored dossiers cannot be read.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise click.UsageError(f"{out} exists; refusing to overwrite a storage key") from None
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(generate_storage_key() + "\n")
+    click.echo(f"wrote a new storage key to {out}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(db_group)

@@ -1,0 +1,107 @@
+"""``oso-gateway directory``: show and check the school directory file."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from oso_gateway.commands.db import config_option, fail, settings_or_exit
+from oso_gateway.config import Settings, load_trust
+from oso_gateway.errors import ConfigError, DirectoryFileError, GatewayError
+from oso_gateway.transfer.directory import Directory
+
+_file_option = click.option(
+    "--file",
+    "directory_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Directory file (default: directory.file from the configuration).",
+)
+
+
+def _path(settings: Settings, directory_file: Path | None) -> Path:
+    if directory_file is not None:
+        return directory_file
+    try:
+        return settings.require_directory_file()
+    except ConfigError as exc:
+        fail(exc, status=2)
+        raise  # unreachable
+
+
+@click.group("directory")
+def directory_group() -> None:
+    """The school directory: which gateway serves which school."""
+
+
+@directory_group.command("show")
+@config_option
+@_file_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show_command(config_file: Path | None, directory_file: Path | None, as_json: bool) -> None:
+    """List the gateways and schools in the directory."""
+    path = _path(settings_or_exit(config_file), directory_file)
+    try:
+        directory = Directory.load(path)
+    except DirectoryFileError as exc:
+        fail(exc)
+        return
+    if as_json:
+        click.echo(json.dumps(directory.to_json(), indent=2))
+        return
+    for school in sorted(directory.schools.values(), key=lambda s: s.code):
+        mandated = ", ".join(sorted(school.mandated - {school.oin}))
+        click.echo(f"{school.code}  {school.name}")
+        click.echo(f"        gateway {school.oin}  {school.endpoint}")
+        if mandated:
+            click.echo(f"        also mandated: {mandated}")
+
+
+@directory_group.command("check")
+@config_option
+@_file_option
+@click.option(
+    "--now", "now_text", default=None, help="Check as of this ISO-8601 time (default: now)."
+)
+def check_command(
+    config_file: Path | None, directory_file: Path | None, now_text: str | None
+) -> None:
+    """Check the directory: file shape, https endpoints, certificates trusted and not expiring
+    within 30 days. Exit 1 with the list of problems."""
+    settings = settings_or_exit(config_file)
+    path = _path(settings, directory_file)
+    try:
+        now = datetime.fromisoformat(now_text) if now_text else datetime.now(UTC)
+    except ValueError:
+        raise click.BadParameter("not an ISO-8601 time", param_hint="--now") from None
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    try:
+        directory = Directory.load(path)
+    except DirectoryFileError as exc:
+        _report(exc.problems)
+        return
+    try:
+        trust = load_trust(settings) if settings.trust.anchor_files else None
+    except GatewayError as exc:
+        fail(exc, status=2)
+        return
+    problems = directory.check(trust=trust, now=now)
+    if problems:
+        _report(problems)
+        return
+    click.echo(f"OK: {path}: {len(directory.gateways)} gateways, {len(directory.schools)} schools")
+
+
+def _report(problems: tuple[str, ...] | list[str]) -> None:
+    click.echo(f"{len(problems)} problem(s):")
+    for problem in problems:
+        click.echo(f"  - {problem}")
+    raise SystemExit(1)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(directory_group)
