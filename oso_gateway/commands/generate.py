@@ -41,10 +41,10 @@ _SCHOOL_CODES = tuple(s.brin + s.vestiging for s in DEMO_SCHOOLS)
 @click.option(
     "--attachments-kb",
     type=click.IntRange(min=0),
-    default=12,
+    default=10,
     show_default=True,
     help="Total size of the attached ZIP files per dossier in KiB (0: no attachments). "
-    "12 gives dossiers of about 30 KB, 120 about 175 KB.",
+    "10 gives dossiers of about 30 KB, 115 about 175 KB.",
 )
 @click.option(
     "--marker",

@@ -18,7 +18,7 @@ use the reserved ``.example`` domain.
 Size: without attachments a dossier is roughly 7-22 KB of XML (16 KB on average). Attachments
 (``attachments_kb``) are real ZIP files (stored, not compressed, filled with incompressible
 pseudo-random bytes), base64 encoded, so the XML grows by about 4/3 x ``attachments_kb`` KB:
-``attachments_kb=12`` gives a dossier of about 30 KB, ``attachments_kb=120`` about 175 KB.
+``attachments_kb=10`` gives dossiers of about 30 KB, ``attachments_kb=115`` about 175 KB.
 ``generate_dossier_of_size`` hits a target size directly (benchmarks: 30 KB, 2 MB, 50 MB).
 """
 
