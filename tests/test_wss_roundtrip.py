@@ -82,7 +82,8 @@ def test_recipient_named_by_issuer_and_serial_round_trips() -> None:
         b"<soap:Fault xmlns:soap='http://schemas.xmlsoap.org/soap/envelope/'"
         b" xmlns:wsu='http://docs.oasis-open.org/wss/2004/01/"
         b"oasis-200401-wss-wssecurity-utility-1.0.xsd' wsu:Id='inner'><x>1</x></soap:Fault>",
-        b"<r xmlns='urn:d' xmlns:unused='urn:u' xml:lang='nl'>\n  <c a='&amp;&lt;'>\xc3\xa9</c>\n</r>",
+        b"<r xmlns='urn:d' xmlns:unused='urn:u' xml:lang='nl'>"
+        b"\n  <c a='&amp;&lt;'>\xc3\xa9</c>\n</r>",
     ],
 )
 def test_synthetic_elements_round_trip(xml: bytes) -> None:

@@ -24,6 +24,7 @@ from oso_gateway.errors import (
     CrlInvalid,
     CrlMissing,
     CrlStale,
+    DecryptedContentInvalid,
     DigestMismatch,
     DuplicateId,
     NotAddressedToUs,
@@ -62,7 +63,13 @@ from oso_gateway.security.namespaces import (
 )
 from oso_gateway.security.trust import TrustConfig, VerifiedCertificate, verify_certificate
 from oso_gateway.security.xmldsig import elements
-from oso_gateway.security.xmlparse import ParseLimits, parse_xml
+from oso_gateway.security.xmlparse import (
+    ParseLimits,
+    XmlForbiddenConstruct,
+    XmlLimitExceeded,
+    XmlParseError,
+    parse_xml,
+)
 
 __all__ = [
     "KT_RSA_OAEP",
@@ -534,7 +541,14 @@ def open_message(
     plaintext = xmlenc.decrypt_content(content_key, cipher_text)
     del cipher_text
     before_ws, after_ws = _leading_ws(plaintext), _trailing_ws(plaintext)
-    payload_tree = parse_xml(plaintext, limits=limits)
+    try:
+        payload_tree = parse_xml(plaintext, limits=limits)
+    except (XmlForbiddenConstruct, XmlLimitExceeded):
+        raise
+    except XmlParseError as exc:
+        raise DecryptedContentInvalid(
+            f"the decrypted Body content is not one well-formed element ({exc.detail})"
+        ) from None
     before = (shape.body.text or "") + plaintext[:before_ws].decode("ascii")
     after = plaintext[len(plaintext) - after_ws :].decode("ascii") + (
         shape.encrypted_data.tail or ""

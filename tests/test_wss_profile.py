@@ -1,0 +1,102 @@
+"""The message profile details: element order we write, orders we accept, seal's own checks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from _wss_support import OIN1, OIN2, OIN3, dev_now, dev_trust, identity, policy, sample_payload
+from _wss_support import seal_1_to_2 as seal_msg
+from lxml import etree
+
+from oso_gateway.errors import SealError
+from oso_gateway.security.c14n import exc_c14n
+from oso_gateway.security.namespaces import DS, SOAP, WSA, WSSE, WSU, XENC, q
+from oso_gateway.security.wss import Identity, from_address, open_message
+
+
+def _open(data: bytes) -> bytes:
+    opened = open_message(
+        data, identities=[identity(OIN2)], trust=dev_trust(), policy=policy(), now=dev_now()
+    )
+    return exc_c14n(opened.payload)
+
+
+def test_security_children_are_written_in_profile_order() -> None:
+    root = etree.fromstring(seal_msg(sample_payload()).data)
+    security = root.find(f"{q(SOAP, 'Header')}/{q(WSSE, 'Security')}")
+    assert security is not None
+    assert security.get(q(SOAP, "mustUnderstand")) == "1"
+    assert [c.tag for c in security] == [
+        q(WSU, "Timestamp"),
+        q(WSSE, "BinarySecurityToken"),
+        q(XENC, "EncryptedKey"),
+        q(DS, "Signature"),
+    ]
+    address = root.find(f".//{q(WSA, 'From')}/{q(WSA, 'Address')}")
+    assert address is not None and address.text == from_address(OIN1)
+    assert address.text.endswith("anonymous?oin=" + OIN1)
+
+
+def test_prepended_security_children_in_reverse_order_are_accepted() -> None:
+    payload = sample_payload()
+    root = etree.fromstring(seal_msg(payload).data)
+    security = root.find(f"{q(SOAP, 'Header')}/{q(WSSE, 'Security')}")
+    assert security is not None
+    children = list(security)
+    for child in children:
+        security.remove(child)
+    for child in reversed(children):  # EncryptedKey-first/Timestamp-last stacks
+        security.append(child)
+    assert _open(etree.tostring(root)) == exc_c14n(payload)
+
+
+def test_unknown_optional_header_block_is_ignored_but_must_understand_one_is_refused() -> None:
+    payload = sample_payload()
+    root = etree.fromstring(seal_msg(payload).data)
+    header = root[0]
+    extra = etree.SubElement(header, "{urn:vendor}Trace")
+    extra.text = "hop-1"
+    assert _open(etree.tostring(root)) == exc_c14n(payload)
+    extra.set(q(SOAP, "mustUnderstand"), "1")
+    with pytest.raises(Exception) as info:
+        _open(etree.tostring(root))
+    assert getattr(info.value, "code", None) == "OSO-E204"
+
+
+def test_pretty_printed_envelope_still_verifies() -> None:
+    """Whitespace between header elements is outside every signed part."""
+    payload = sample_payload()
+    root = etree.fromstring(seal_msg(payload).data)
+    header = root[0]
+    header.text = "\n  "
+    for child in header:
+        child.tail = "\n  "
+    security = header.find(q(WSSE, "Security"))
+    assert security is not None
+    for child in security:
+        child.tail = "\n    "
+    assert _open(etree.tostring(root)) == exc_c14n(payload)
+
+
+def test_seal_refuses_a_private_key_that_does_not_match_the_certificate() -> None:
+    mixed = Identity(
+        oin=OIN1, private_key=identity(OIN3).private_key, certificate=identity(OIN1).certificate
+    )
+    with pytest.raises(SealError) as info:
+        seal_msg(sample_payload(), sender=mixed)
+    assert info.value.code == "OSO-E227"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"now": datetime(2026, 1, 1)},  # naive
+        {"to": ""},
+        {"key_transport": "http://www.w3.org/2001/04/xmlenc#rsa-1_5"},
+    ],
+    ids=["naive-now", "empty-to", "rsa-1_5"],
+)
+def test_seal_refuses_unusable_arguments(overrides: dict[str, object]) -> None:
+    with pytest.raises(SealError):
+        seal_msg(sample_payload(), **overrides)
