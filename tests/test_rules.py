@@ -635,3 +635,13 @@ def test_attachment_whitespace_in_base64_is_accepted() -> None:
     text = el.text or ""
     el.text = "\n".join(text[i : i + 76] for i in range(0, len(text), 76))
     assert check_rules(root, now=NOW) == []
+
+
+def test_docs_list_every_rule_code_and_code_list() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "rules.md").read_text("utf-8")
+    for r in all_rules():
+        variant = r.id.split(":", 1)[1] if ":" in r.id else ""
+        assert f"| `{r.code}` | {variant} | {r.severity} |" in doc, r.id
+        assert r.en in doc and r.nl in doc, r.id
+    for c in CATEGORIES:
+        assert f"| `{c.element}` | {c.rule} |" in doc
