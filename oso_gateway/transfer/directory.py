@@ -126,8 +126,10 @@ class Directory:
         """Parse ``data``; certificate paths resolve against ``base_dir``."""
         try:
             doc = tomllib.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise DirectoryFileError(f"{source}: not valid UTF-8 TOML ({exc})") from None
+        except UnicodeDecodeError:
+            raise DirectoryFileError(f"{source}: not UTF-8 text") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise DirectoryFileError(f"{source}: not valid TOML ({exc})") from None
         return _Parser(source, base_dir).parse(doc)
 
     # --- queries ----------------------------------------------------------------------------
