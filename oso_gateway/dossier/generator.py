@@ -304,6 +304,7 @@ class _Ctx:
     level: int  # PO: groep 1..8; VO: leerjaar 1..6 (jaargroep 11..16)
     vo_programma: tuple[str, str, str, int] | None
     advies: tuple[str, str] | None
+    address_secret: bool = False  # adresgeheim: no address of the pupil (or of carers living there)
     documents: list[tuple[etree._Element, str]] = field(default_factory=list)
 
     def allowed(self, key: str) -> bool:
@@ -457,8 +458,9 @@ def _leerling_personal(ctx: _Ctx, ll: etree._Element, identifier: tuple[str, str
     _names(ll, p)
     _sub(ll, "geboortedatum", _d(ctx.birth))
     _sub(ll, "geslacht", p.geslacht)
-    _sub(ll, "adresgeheim", "false")
-    _adres(_sub(ll, "adreslijst"), ctx.address)
+    _sub(ll, "adresgeheim", _b(ctx.address_secret))
+    if not ctx.address_secret:
+        _adres(_sub(ll, "adreslijst"), ctx.address)
     if not ctx.po or ctx.level >= 7:
         com = _sub(ll, "communicatielijst")
         _communicatie(com, "telefoon", "prive", _phone(rng), geheim=False, nood=False)
@@ -538,6 +540,16 @@ def _overstapadvies(ctx: _Ctx, ll: etree._Element, eindtoets_advies: str | None)
     _sub(oa, "contactemail", ctx.school.email)
     if rng.random() < 0.4:
         _sub(oa, "aandachtspunten", rng.choice(fakedata.AANDACHTSPUNTEN))
+
+
+#: VO-advies that matches a VO programme (by schoolsoortomschrijving).
+_PROGRAMMA_ADVIES: Final = {
+    "VMBO-B": "20",
+    "VMBO-K": "30",
+    "VMBO-T": "40",
+    "HAVO": "50",
+    "VWO": "60",
+}
 
 
 def _next_advies(code: str) -> str:
@@ -681,13 +693,13 @@ def _verzuim(ctx: _Ctx, ll: etree._Element) -> None:
         _document(ctx, _sub(vz, "documentLijst"), "verzuim")
 
 
-def _eindtoets_date(ctx: _Ctx) -> date:
-    year = _schoolyear_start(ctx.today)
+def _eindtoets_date(ctx: _Ctx, years_back: int = 0) -> date:
+    year = _schoolyear_start(ctx.today) - years_back
     # Since school year 2023-2024 the test (doorstroomtoets) is taken in February, before in April.
     return date(year + 1, 2, 6) if year >= 2023 else date(year + 1, 4, 18)
 
 
-def _eindtoets(ctx: _Ctx, ll: etree._Element, score_advies: str) -> None:
+def _eindtoets(ctx: _Ctx, ll: etree._Element, score_advies: str, years_back: int = 0) -> None:
     rng = ctx.rng
     code, naam, low, high = rng.choice(fakedata.EINDTOETSEN)
     codes = [c for c, _ in fakedata.ADVIEZEN]
@@ -699,7 +711,7 @@ def _eindtoets(ctx: _Ctx, ll: etree._Element, score_advies: str) -> None:
     _sub(res, "toetssoort", code)
     _sub(res, "toetsniveau", "G")
     _sub(res, "toetsomschrijving", naam)
-    _sub(res, "datum_afname", _d(_eindtoets_date(ctx)))
+    _sub(res, "datum_afname", _d(_eindtoets_date(ctx, years_back)))
     _sub(res, "wettelijke_ontheffing", "N")
     _sub(res, "standaardscore", str(score))
     _sub(res, "toets_advies", dict(fakedata.ADVIEZEN)[score_advies])
@@ -826,15 +838,27 @@ def _verzorgers(ctx: _Ctx, ll: etree._Element) -> None:
         vz = _sub(ll, "verzorger")
         _names(vz, parent, roepnaam=False)
         _sub(vz, "geslacht", geslacht)
-        _sub(vz, "adresgeheim", "false")
+        # As in the official examples, now and then a parent has died (business rule OG.04).
+        deceased = i == 1 and rng.random() < 0.03
         separate = i == 1 and rng.random() < 0.2
-        _adres(_sub(vz, "adreslijst"), _address(rng) if separate else ctx.address)
-        com = _sub(vz, "communicatielijst")
-        _communicatie(com, "telefoon", "prive", _phone(rng), geheim=False, nood=i == 0)
-        local = f"{_email_local(parent)}{rng.randint(1, 99)}"
-        _communicatie(com, "e-mail", "prive", f"{local}@mail.example", geheim=False, nood=False)
+        secret = ctx.address_secret and not separate
+        _sub(vz, "adresgeheim", _b(secret))
+        if not secret and not deceased:
+            _adres(_sub(vz, "adreslijst"), _address(rng) if separate else ctx.address)
+        if not deceased:
+            com = _sub(vz, "communicatielijst")
+            _communicatie(com, "telefoon", "prive", _phone(rng), geheim=False, nood=i == 0)
+            local = f"{_email_local(parent)}{rng.randint(1, 99)}"
+            _communicatie(com, "e-mail", "prive", f"{local}@mail.example", geheim=False, nood=False)
         _sub(vz, "relatietotkind", "2" if geslacht == "1" else "1")
-        _sub(vz, "wettigevertegenwoordiger", "true")
+        if deceased:
+            _sub(vz, "overleden", "true")
+            _sub(
+                vz,
+                "overlijdensdatum",
+                _d(_rand_date(rng, ctx.birth, ctx.today - timedelta(days=60))),
+            )
+        _sub(vz, "wettigevertegenwoordiger", _b(not deceased))
 
 
 def _vombo(ctx: _Ctx, ll: etree._Element) -> None:
@@ -978,6 +1002,7 @@ def generate_dossier_element(
         level=level,
         vo_programma=vo_programma,
         advies=advies,
+        address_secret=rng.random() < 0.03,
     )
     number = test_onderwijsnummer(rng) if onderwijsnummer else test_bsn(rng)
     identifier = ("onderwijsnummer" if onderwijsnummer else "bsn", number)
@@ -991,14 +1016,18 @@ def generate_dossier_element(
     _leerling_personal(ctx, ll, identifier)
     _sub(ll, "verzorgersaansprakelijk", "true")
 
-    eindtoets_advies = None
+    eindtoets_advies, eindtoets_years_back = None, 0
     with_eindtoets = (
         advies is not None and ctx.allowed("eindtoetsbo") and _eindtoets_date(ctx) < today
     )
     if with_eindtoets:
         assert advies is not None
         eindtoets_advies = advies[0] if rng.random() < 0.7 else _next_advies(advies[0])
-    _overstapadvies(ctx, ll, eindtoets_advies)
+    elif vo_programma is not None and level == 1 and ctx.allowed("eindtoetsbo"):
+        # First-year secondary pupils: the eindtoets of groep 8, as in the official VOVO example.
+        if rng.random() < 0.4:
+            eindtoets_advies, eindtoets_years_back = _PROGRAMMA_ADVIES[vo_programma[2]], 1
+    _overstapadvies(ctx, ll, eindtoets_advies if advies is not None else None)
     if ctx.allowed("vve") and rng.random() < 0.5:
         _vve(ctx, ll)
     _schoolloopbaan(ctx, ll)
@@ -1008,7 +1037,7 @@ def generate_dossier_element(
     if ctx.allowed("verzuim") and rng.random() < 0.7:
         _verzuim(ctx, ll)
     if eindtoets_advies is not None:
-        _eindtoets(ctx, ll, eindtoets_advies)
+        _eindtoets(ctx, ll, eindtoets_advies, eindtoets_years_back)
     if ctx.allowed("toetsresultaten") and rng.random() < 0.8:
         _toetslijst(ctx, ll)
     if ctx.allowed("cijferlijsten") and (not ctx.po or rng.random() < 0.4):
