@@ -328,3 +328,22 @@ def test_cli_usage_errors_exit_2(tmp_path: Path, args: list[str]) -> None:
     result = CliRunner().invoke(main, ["generate", *args, "--out", str(tmp_path / "x")])
     assert result.exit_code == 2
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+def test_rare_realistic_variants_occur_and_validate() -> None:
+    """Secret addresses, deceased parents and opt-outs turn up now and then, and stay valid."""
+    wanted = {
+        b"<adresgeheim>true</adresgeheim>": None,
+        b"<overleden>true</overleden>": None,
+        b"<cat_verzuim>OPT-UIT</cat_verzuim>": None,
+    }
+    for seed in range(400):
+        data = generate_dossier(overstap="VOVO", seed=seed, now=NOW)
+        for needle, found in wanted.items():
+            if found is None and needle in data:
+                wanted[needle] = data
+    for needle, data in wanted.items():
+        assert data is not None, needle
+        assert validation_errors(data, NOW) == []
+    secret = leerling(wanted[b"<adresgeheim>true</adresgeheim>"] or b"")
+    assert secret.find(q("adreslijst")) is None
