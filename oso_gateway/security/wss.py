@@ -276,8 +276,11 @@ def seal(
     # --- then encrypt the Body content --------------------------------------------------------
     content_key = primitives.new_content_key()
     plaintext = etree.tostring(payload, encoding="UTF-8", xml_declaration=False, with_tail=False)
-    cipher_b64 = xmlenc.encrypt_content(content_key, plaintext)
-    del plaintext
+    iv, sealed_content = primitives.aes_gcm_encrypt(content_key, plaintext)
+    del plaintext  # keep peak memory low: at most two message-sized buffers at a time
+    # 12 bytes encode to 16 base64 characters without padding, so the two halves concatenate.
+    cipher_b64 = (primitives.b64encode(iv), primitives.b64encode(sealed_content))
+    del sealed_content
     data_id = _new_id("ED")
     xmlenc.build_encrypted_data(body, data_id=data_id)
     encrypted_key = xmlenc.build_encrypted_key(
@@ -294,7 +297,7 @@ def seal(
     if len(parts) != 2:
         raise SealError("the envelope skeleton is ambiguous")
     return SealedMessage(
-        data=b"".join((parts[0], cipher_b64, parts[1])),
+        data=b"".join((parts[0], *cipher_b64, parts[1])),
         message_id=message_id,
         signature_value=signature_value,
         payload_digest=payload_digest,

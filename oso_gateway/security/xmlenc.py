@@ -67,13 +67,6 @@ def build_encrypted_data(parent: etree._Element, *, data_id: str) -> etree._Elem
     return ed
 
 
-def encrypt_content(key: bytes, plaintext: bytes) -> bytes:
-    """base64(IV || ciphertext || tag), without line breaks."""
-    iv, sealed = primitives.aes_gcm_encrypt(key, plaintext)
-    # 12 bytes encode to 16 base64 characters without padding, so the halves concatenate.
-    return primitives.b64encode(iv) + primitives.b64encode(sealed)
-
-
 def build_encrypted_key(
     *,
     key_id: str,
