@@ -76,7 +76,10 @@ def test_lookup_gives_the_serving_gateway_endpoint_certificate_and_key_transport
     assert school.key_transport == KT_RSA_OAEP
     vendor_school = example.lookup("02cd", "00")  # BRIN letters in any case
     assert vendor_school.oin == VENDOR and vendor_school.key_transport == KT_RSA_OAEP_MGF1P
+    assert vendor_school.endpoint == "https://localhost:8443/oso/02CD00"  # its own endpoint
+    assert vendor_school.gateway.endpoint == "https://localhost:8443/oso"
     assert [s.code for s in example.schools_served_by(VENDOR)] == ["02CD00", "03EF00"]
+    assert [str(s) for s in example.schools()] == ["00YY00", "01AB00", "02CD00", "03EF00"]
 
 
 def test_an_unknown_school_is_a_typed_error(example: Directory) -> None:
@@ -126,6 +129,7 @@ gateway = "00000001000000000001"
 brin = "05GH"
 vestiging = "00"
 gateway = "00000001000000000007"
+endpoint = "ftp://gw.example.nl/05GH00"
 mandated = ["42"]
 """
     with pytest.raises(DirectoryFileError) as info:
@@ -146,6 +150,7 @@ mandated = ["42"]
         assert expected in text, expected
     assert info.value.code == "OSO-E505"
     assert str(tmp_path / "missing.pem") in text
+    assert text.count("endpoint must be an https:// URL") == 2  # gateway's and school's
 
 
 def test_a_file_that_is_not_a_certificate_is_refused(tmp_path: Path) -> None:

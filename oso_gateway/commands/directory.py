@@ -52,7 +52,7 @@ def show_command(config_file: Path | None, directory_file: Path | None, as_json:
     if as_json:
         click.echo(json.dumps(directory.to_json(), indent=2))
         return
-    for school in sorted(directory.schools.values(), key=lambda s: s.code):
+    for school in directory.schools():
         mandated = ", ".join(sorted(school.mandated - {school.oin}))
         click.echo(f"{school.code}  {school.name}")
         click.echo(f"        gateway {school.oin}  {school.endpoint}")
@@ -93,7 +93,9 @@ def check_command(
     if problems:
         _report(problems)
         return
-    click.echo(f"OK: {path}: {len(directory.gateways)} gateways, {len(directory.schools)} schools")
+    click.echo(
+        f"OK: {path}: {len(directory.gateways)} gateways, {len(directory.schools())} schools"
+    )
 
 
 def _report(problems: tuple[str, ...] | list[str]) -> None:

@@ -14,6 +14,7 @@ and the schools (BRIN + vestiging → name, serving gateway, further mandated OI
     vestiging = "00"
     name = "Het Dev College"
     gateway = "00000001000000000002"    # the serving gateway; it is mandated for the school
+    endpoint = "https://gw2.example.nl/oso/01AB00"  # optional: default the gateway's endpoint
     mandated = []                        # optional: further OINs that may send for this school
 
 A sender looks the recipient up (``lookup``); a receiver checks that the signing OIN is mandated
@@ -51,7 +52,7 @@ VESTIGING_RE = re.compile(r"[0-9]{2}")
 OIN_RE = re.compile(r"[0-9]{20}")
 
 _GATEWAY_KEYS = {"name", "endpoint", "encryption_certificate", "key_transport"}
-_SCHOOL_KEYS = {"brin", "vestiging", "name", "gateway", "mandated"}
+_SCHOOL_KEYS = {"brin", "vestiging", "name", "gateway", "endpoint", "mandated"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,6 +72,8 @@ class SchoolEntry:
     vestiging: str
     name: str
     gateway: GatewayEntry
+    #: where to send for this school: its own ``endpoint`` or else the gateway's
+    endpoint: str
     #: OINs that may send on behalf of this school (always includes the serving gateway)
     mandated: frozenset[str]
 
@@ -79,14 +82,13 @@ class SchoolEntry:
         """BRIN + vestiging, e.g. ``00YY00``."""
         return self.brin + self.vestiging
 
+    def __str__(self) -> str:
+        return self.code
+
     # The fields a sender needs, without going through .gateway:
     @property
     def oin(self) -> str:
         return self.gateway.oin
-
-    @property
-    def endpoint(self) -> str:
-        return self.gateway.endpoint
 
     @property
     def encryption_certificate(self) -> x509.Certificate:
@@ -108,7 +110,7 @@ class Directory:
         source: str = "<directory>",
     ) -> None:
         self.gateways: Mapping[str, GatewayEntry] = dict(gateways)
-        self.schools: Mapping[tuple[str, str], SchoolEntry] = dict(schools)
+        self._schools: Mapping[tuple[str, str], SchoolEntry] = dict(schools)
         self.source = source
 
     @classmethod
@@ -136,24 +138,28 @@ class Directory:
 
     def lookup(self, brin: str, vestiging: str) -> SchoolEntry:
         """The school, or ``UnknownSchool`` (OSO-E430)."""
-        entry = self.schools.get((brin.upper(), vestiging))
+        entry = self._schools.get((brin.upper(), vestiging))
         if entry is None:
             raise UnknownSchool(f"school {brin}{vestiging} is not in the directory")
         return entry
 
     def is_mandated(self, oin: str, brin: str, vestiging: str) -> bool:
-        entry = self.schools.get((brin.upper(), vestiging))
+        entry = self._schools.get((brin.upper(), vestiging))
         return entry is not None and oin in entry.mandated
 
     def check_mandate(self, oin: str, brin: str, vestiging: str) -> None:
         """``MandateMissing`` (OSO-E431) unless ``oin`` may speak for the school."""
-        if (brin.upper(), vestiging) not in self.schools:
+        if (brin.upper(), vestiging) not in self._schools:
             raise MandateMissing(f"OIN {oin}: school {brin}{vestiging} is not in the directory")
         if not self.is_mandated(oin, brin, vestiging):
             raise MandateMissing(f"OIN {oin} is not mandated for school {brin}{vestiging}")
 
+    def schools(self) -> list[SchoolEntry]:
+        """Every school, ordered by code (``str(entry)`` is the code, e.g. ``00YY00``)."""
+        return [self._schools[key] for key in sorted(self._schools)]
+
     def schools_served_by(self, oin: str) -> list[SchoolEntry]:
-        return [s for s in self.schools.values() if s.gateway.oin == oin]
+        return [s for s in self.schools() if s.gateway.oin == oin]
 
     # --- health -----------------------------------------------------------------------------
 
@@ -212,9 +218,10 @@ class Directory:
                     "vestiging": s.vestiging,
                     "name": s.name,
                     "gateway": s.gateway.oin,
+                    "endpoint": s.endpoint,
                     "mandated": sorted(s.mandated),
                 }
-                for _, s in sorted(self.schools.items())
+                for s in self.schools()
             ],
         }
 
@@ -337,7 +344,11 @@ class _Parser:
         vestiging = self._string(where, table, "vestiging", required=True)
         name = self._string(where, table, "name", required=True)
         oin = self._string(where, table, "gateway", required=True)
+        endpoint = self._string(where, table, "endpoint", required=False)
         ok = True
+        if endpoint is not None and (why := endpoint_problem(endpoint)) is not None:
+            self.problem(where, f"endpoint {why}")
+            ok = False
         if brin is not None and not BRIN_RE.fullmatch(brin):
             self.problem(where, "brin must be 2 digits and 2 capitals/digits, e.g. 00YY")
             ok = False
@@ -364,8 +375,14 @@ class _Parser:
             vestiging=vestiging,
             name=name,
             gateway=gateway,
+            endpoint=endpoint or gateway.endpoint,
             mandated=frozenset({oin, *extra}),
         )
+
+
+def load_directory(path: Path) -> Directory:
+    """``Directory.load``, as a function."""
+    return Directory.load(path)
 
 
 def endpoint_problem(url: str) -> str | None:
