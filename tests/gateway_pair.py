@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-from cryptography import x509
+from typing import Any
 
 from oso_gateway.config import RetrySettings
-from oso_gateway.errors import MandateMissing, UnknownSchool
 from oso_gateway.security.keys import load_certificate, load_private_key
 from oso_gateway.security.trust import TrustConfig
-from oso_gateway.security.wss import KT_RSA_OAEP, Identity
+from oso_gateway.security.wss import Identity
 from oso_gateway.store import AtRestCipher, Store, create_store_engine, upgrade
+from oso_gateway.transfer.directory import Directory
 from oso_gateway.transfer.outbox import Outbox
 from oso_gateway.transfer.receive import ReceiverConfig, ReceiveService, School
 from oso_gateway.transfer.send import (
@@ -59,47 +58,50 @@ def trust() -> TrustConfig:
     )
 
 
-@dataclass(frozen=True, kw_only=True)
-class Entry:
-    endpoint: str
-    oin: str
-    encryption_certificate: x509.Certificate
-    key_transport: str = KT_RSA_OAEP
+def directory_toml(
+    *,
+    receiver_url: str = RECEIVER_URL,
+    sender_url: str = SENDER_URL,
+    extra_mandates: dict[str, list[str]] | None = None,
+) -> str:
+    """The dev gateways as a directory file (certificate paths relative to certs/dev)."""
+    mandates = extra_mandates or {}
+    gateways = [
+        (SENDER_OIN, "Basisschool De Regenboog", sender_url),
+        (RECEIVER_OIN, "Het Dev College", receiver_url),
+        (VENDOR_OIN, "Dev LAS Leverancier", VENDOR_URL),
+    ]
+    schools = [
+        ("00YY", SENDER_OIN, ""),
+        ("01AB", RECEIVER_OIN, ""),
+        ("02CD", VENDOR_OIN, "/02CD00"),
+        ("03EF", VENDOR_OIN, "/03EF00"),
+    ]
+    lines = []
+    for oin, name, url in gateways:
+        lines += [
+            f'[gateways."{oin}"]',
+            f'name = "{name}"',
+            f'endpoint = "{url}"',
+            f'encryption_certificate = "gateway-{oin}.crt.pem"',
+            "",
+        ]
+    for brin, oin, _suffix in schools:
+        extra = ", ".join(f'"{o}"' for o in mandates.get(brin + "00", []))
+        lines += [
+            "[[schools]]",
+            f'brin = "{brin}"',
+            'vestiging = "00"',
+            f'name = "School {brin}"',
+            f'gateway = "{oin}"',
+            f"mandated = [{extra}]",
+            "",
+        ]
+    return "\n".join(lines)
 
 
-@dataclass
-class PairDirectory:
-    """A directory with the dev gateways (each mandated for its own schools)."""
-
-    entries: dict[School, Entry] = field(default_factory=dict)
-    mandates: dict[School, set[str]] = field(default_factory=dict)
-
-    def add(self, school: School, oin: str, endpoint: str) -> None:
-        cert = load_certificate((DEV / f"gateway-{oin}.crt.pem").read_bytes())
-        self.entries[school] = Entry(endpoint=endpoint, oin=oin, encryption_certificate=cert)
-        self.mandates.setdefault(school, set()).add(oin)
-
-    def lookup(self, brin: str, vestiging: str) -> Entry:
-        entry = self.entries.get(School(brin, vestiging))
-        if entry is None:
-            raise UnknownSchool(f"school {brin}{vestiging} not in the directory")
-        return entry
-
-    def check_mandate(self, oin: str, brin: str, vestiging: str) -> None:
-        if oin not in self.mandates.get(School(brin, vestiging), set()):
-            raise MandateMissing(f"school {brin}{vestiging} has not mandated OIN {oin}")
-
-    def schools(self) -> list[str]:
-        return [s.code for s in self.entries]
-
-
-def dev_directory() -> PairDirectory:
-    directory = PairDirectory()
-    directory.add(SENDER_SCHOOL, SENDER_OIN, SENDER_URL)
-    directory.add(RECEIVER_SCHOOL, RECEIVER_OIN, RECEIVER_URL)
-    directory.add(School("02CD", "00"), VENDOR_OIN, VENDOR_URL + "/02CD00")
-    directory.add(School("03EF", "00"), VENDOR_OIN, VENDOR_URL + "/03EF00")
-    return directory
+def dev_directory(**kwargs: Any) -> Directory:
+    return Directory.from_toml(directory_toml(**kwargs).encode(), DEV, source="<test directory>")
 
 
 class Clock:
@@ -150,7 +152,7 @@ def sqlite_store(path: Path) -> Store:
 @dataclass
 class GatewayPair:
     clock: Clock
-    directory: PairDirectory
+    directory: Directory
     transport: InMemoryTransport
     sender_store: Store
     receiver_store: Store
@@ -158,6 +160,13 @@ class GatewayPair:
     inbound: StoreInbound
     outbox: Outbox
     sender_config: SenderConfig
+
+    def set_receiver_directory(self, directory: Directory) -> None:
+        self.receiver.directory = directory
+
+    def set_sender_directory(self, directory: Directory) -> None:
+        self.directory = directory
+        self.outbox.directory = directory
 
     def close(self) -> None:
         self.sender_store.engine.dispose()
@@ -207,3 +216,15 @@ def make_pair(tmp_path: Path, *, retry: RetrySettings = FAST_RETRY) -> GatewayPa
         outbox=outbox,
         sender_config=sender_config,
     )
+
+
+def with_sending_school(data: bytes, brin: str) -> bytes:
+    """The dossier with ``huidigeschool/brincode`` replaced (to test mandates)."""
+    from lxml import etree
+
+    root = etree.fromstring(data)
+    ns = "http://www.edustandaard.nl/oso_gegevensset/2019/dossier"
+    element = root.find(f"{{{ns}}}huidigeschool/{{{ns}}}brincode")
+    assert element is not None
+    element.text = brin
+    return etree.tostring(root, xml_declaration=True, encoding="utf-8")

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from cryptography import x509
 from lxml import etree
@@ -370,10 +371,13 @@ class ReceiveService:
         return ReceiveResult(http_status=200, body=receipt, message_id=opened.message_id)
 
     def _recipient(self, to: str) -> ServedSchool:
-        candidates = self._by_endpoint.get(to, [])
+        endpoint, code = split_address(to)
+        candidates = self._by_endpoint.get(endpoint, [])
+        if code is not None:
+            candidates = [c for c in candidates if c.school.code == code]
         if len(candidates) != 1:
             what = "no school we serve" if not candidates else "several schools"
-            raise RecipientUnknown(f"wsa:To {to[:200]!r} is the endpoint of {what}")
+            raise RecipientUnknown(f"wsa:To {to[:200]!r} names {what}")
         return candidates[0]
 
     def _duplicate(self, existing: StoredReceipt, opened: OpenedMessage) -> ReceiveResult:
@@ -433,6 +437,29 @@ class ReceiveService:
         if entry is not None and entry.oin == signer_oin:
             return entry.encryption_certificate, entry.key_transport
         return opened.signer.certificate, KT_RSA_OAEP
+
+
+def address_for(endpoint: str, school: School) -> str:
+    """The ``wsa:To`` of a message for ``school`` at its gateway's ``endpoint``.
+
+    A gateway may serve several schools at one endpoint (a vendor), and the dossier does not name
+    the receiving school, so the sender names it in the signed ``wsa:To``: ``?school=BRINVV``.
+    """
+    parts = urlsplit(endpoint)
+    query = [*parse_qsl(parts.query, keep_blank_values=True), ("school", school.code)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def split_address(to: str) -> tuple[str, str | None]:
+    """``wsa:To`` → (endpoint, school code or None): the inverse of ``address_for``."""
+    parts = urlsplit(to)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schools = [v for k, v in query if k == "school"]
+    rest = [(k, v) for k, v in query if k != "school"]
+    endpoint = urlunsplit(parts._replace(query=urlencode(rest)))
+    if len(schools) > 1:
+        raise RecipientUnknown(f"wsa:To {to[:200]!r} names several schools")
+    return endpoint, schools[0].upper() if schools else None
 
 
 def _identity_for(identities: Sequence[Identity], oin: str) -> Identity:

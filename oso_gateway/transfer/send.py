@@ -33,6 +33,7 @@ import requests
 from lxml import etree
 
 from oso_gateway.errors import (
+    DossierParseError,
     GatewayError,
     OinMismatch,
     RemoteError,
@@ -45,6 +46,7 @@ from oso_gateway.transfer.receive import (
     RECEIPT_TTL,
     DirectoryLike,
     School,
+    address_for,
     sending_school,
 )
 
@@ -52,6 +54,7 @@ log = logging.getLogger(__name__)
 
 REQUEST_TTL = timedelta(minutes=5)
 RESEAL_MARGIN = timedelta(seconds=60)
+_DOSSIER_LIMITS = ParseLimits(max_bytes=64 * 1024 * 1024)
 SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
 _WSU_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
 
@@ -149,13 +152,18 @@ def prepare_dossier(
     from oso_gateway.dossier.minimise import minimise, require_no_category_violations
     from oso_gateway.dossier.validate import validate_dossier
 
-    report = validate_dossier(data, now=now)
-    report.raise_for_errors()
-    tree = report.tree
-    root = tree.getroot() if isinstance(tree, etree._ElementTree) else tree
-    minimised = minimise(root)
-    root = minimised.root
+    # Minimise first (a LAS export may carry data of a VERBODEN or opted-out category), then
+    # validate exactly what will be sent.
+    try:
+        parsed = parse_xml(data, limits=_DOSSIER_LIMITS).getroot()
+    except GatewayError as exc:
+        raise DossierParseError(f"the dossier cannot be parsed ({exc.code})") from None
+    minimised = minimise(parsed)
     removed = {r.key: r.elements for r in minimised.removed}
+    payload = etree.tostring(minimised.root, encoding="utf-8", xml_declaration=True)
+    report = validate_dossier(payload, now=now)
+    report.raise_for_errors()
+    root = minimised.root
     require_no_category_violations(root)
     sending = sending_school(root)
     try:
@@ -165,7 +173,6 @@ def prepare_dossier(
             f"school {sending} has not mandated OIN {config.identity.oin} ({exc.code})"
         ) from None
     entry = directory.lookup(to.brin, to.vestiging)
-    payload = etree.tostring(root, encoding="utf-8", xml_declaration=True)
     message_id = new_message_id()
     # Seal once now: a recipient certificate or key-transport problem surfaces before queueing,
     # and it yields the payload digest exactly as the receiver will compute it.
@@ -196,12 +203,12 @@ def seal_attempt(
 ) -> SealedMessage:
     """Seal ``payload`` for the school's gateway (directory: endpoint, certificate, pin)."""
     entry = directory.lookup(to.brin, to.vestiging)
-    root = parse_xml(payload, limits=ParseLimits(max_bytes=64 * 1024 * 1024)).getroot()
+    root = parse_xml(payload, limits=_DOSSIER_LIMITS).getroot()
     return seal(
         root,
         sender=config.identity,
         recipient_certificate=entry.encryption_certificate,
-        to=entry.endpoint,
+        to=address_for(entry.endpoint, to),
         action=wire.ACTION_DELIVER,
         message_id=message_id,
         now=now,

@@ -120,22 +120,18 @@ def pupil_facts(root: etree._Element | None) -> PupilFacts:
 
 
 def served_schools(directory: Any, identities: Iterable[Identity]) -> tuple[ServedSchool, ...]:
-    """The directory's schools whose gateway OIN is one of ours."""
-    ours = {identity.oin for identity in identities}
+    """The directory's schools whose serving gateway is one of our identities."""
     found = []
-    for school, entry in directory_entries(directory):
-        if entry.oin in ours:
-            found.append(ServedSchool(school=school, endpoint=entry.endpoint, oin=entry.oin))
+    for identity in identities:
+        for entry in directory.schools_served_by(identity.oin):
+            found.append(
+                ServedSchool(
+                    school=School(entry.brin, entry.vestiging),
+                    endpoint=entry.endpoint,
+                    oin=entry.oin,
+                )
+            )
     return tuple(found)
-
-
-def directory_entries(directory: Any) -> list[tuple[School, Any]]:
-    """Every (school, entry) of the directory."""
-    result = []
-    for school_key in directory.schools():
-        school = School.parse(str(school_key))
-        result.append((school, directory.lookup(school.brin, school.vestiging)))
-    return result
 
 
 def load_directory(path: Path) -> DirectoryLike:
