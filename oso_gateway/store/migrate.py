@@ -8,6 +8,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine
 
 from oso_gateway.errors import SchemaNotCurrent
@@ -46,9 +48,21 @@ def check_schema_current(engine: Engine) -> None:
     """Raise ``SchemaNotCurrent`` (OSO-E503) unless the database is at the code's head revision."""
     current = current_revision(engine)
     head = head_revision()
+    if current is not None and current != head and not _known(current):
+        raise SchemaNotCurrent(
+            f"the database is at revision {current}, which this gateway does not know "
+            f"(it needs {head}): the database was migrated by a newer oso-gateway"
+        )
     if current != head:
         state = "empty (no schema)" if current is None else f"at revision {current}"
         raise SchemaNotCurrent(
             f"the database is {state}, this gateway needs revision {head}: "
             "run `oso-gateway db upgrade`"
         )
+
+
+def _known(revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except (CommandError, RevisionError):
+        return False

@@ -1,0 +1,85 @@
+"""`oso-gateway db upgrade | current | keygen`, and the newer-database guard."""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from oso_gateway.cli import main
+from oso_gateway.config import load_settings
+from oso_gateway.errors import SchemaNotCurrent
+from oso_gateway.store import check_schema_current, create_store_engine, head_revision
+
+
+def _config(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text(f'data_dir = "state"\n{extra}')
+    return path
+
+
+def test_db_upgrade_creates_the_schema_and_db_current_reports_it(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    runner = CliRunner()
+    before = runner.invoke(main, ["db", "current", "--config", str(config)])
+    assert before.exit_code == 1 and "oso-gateway db upgrade" in before.output
+    up = runner.invoke(main, ["db", "upgrade", "--config", str(config)])
+    assert up.exit_code == 0, up.output
+    assert f"upgraded empty -> {head_revision()}" in up.output
+    assert (tmp_path / "state" / "gateway.sqlite").is_file()
+    again = runner.invoke(main, ["db", "upgrade", "--config", str(config)])
+    assert again.exit_code == 0 and "already at revision" in again.output
+    now = runner.invoke(main, ["db", "current", "--config", str(config)])
+    assert now.exit_code == 0 and "up to date" in now.output
+
+
+def test_db_commands_read_the_config_file_from_the_environment(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    result = CliRunner().invoke(main, ["db", "upgrade"], env={"OSO_GATEWAY_CONFIG": str(config)})
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "state" / "gateway.sqlite").is_file()
+
+
+def test_db_commands_hide_the_database_password(tmp_path: Path) -> None:
+    config = _config(tmp_path, 'database_url = "postgresql://gw:hunter2@127.0.0.1:1/oso"\n')
+    result = CliRunner().invoke(main, ["db", "current", "--config", str(config)])
+    assert result.exit_code == 1
+    assert "OSO-E502" in result.output and "hunter2" not in result.output
+
+
+def test_a_bad_configuration_is_a_usage_error_with_its_code(tmp_path: Path) -> None:
+    config = _config(tmp_path, "[server]\nport = 0\n")
+    result = CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "OSO-E501" in result.output and "server.port" in result.output
+
+
+def test_a_database_migrated_by_a_newer_gateway_is_refused(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    assert CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)]).exit_code == 0
+    engine = create_store_engine(load_settings(config, {}).database_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'f00d99'"))
+    with pytest.raises(SchemaNotCurrent, match="newer oso-gateway"):
+        check_schema_current(engine)
+    engine.dispose()
+
+
+def test_keygen_writes_a_private_key_file_that_the_config_accepts(tmp_path: Path) -> None:
+    key_file = tmp_path / "keys" / "storage.key"
+    result = CliRunner().invoke(main, ["db", "keygen", "--out", str(key_file)])
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    assert len(base64.b64decode(key_file.read_text().strip())) == 32
+    settings = load_settings(_config(tmp_path, f'[storage]\nkey_file = "{key_file}"\n'), {})
+    assert settings.storage_key == base64.b64decode(key_file.read_text().strip())
+    # Never overwrites an existing key (that would make every stored dossier unreadable).
+    before = key_file.read_bytes()
+    again = CliRunner().invoke(main, ["db", "keygen", "--out", str(key_file)])
+    assert again.exit_code == 2 and "refusing to overwrite" in again.output
+    assert key_file.read_bytes() == before
