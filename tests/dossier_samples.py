@@ -185,7 +185,12 @@ def build_dossier(
 ) -> etree._Element:
     """A fresh root of the sample dossier (parsed with a plain parser: it is our own data)."""
     parser = etree.XMLParser(remove_blank_text=True)
-    return etree.fromstring(sample_xml(overstap=overstap, overdrachtsoort=overdrachtsoort), parser)
+    root = etree.fromstring(sample_xml(overstap=overstap, overdrachtsoort=overdrachtsoort), parser)
+    if overdrachtsoort == "swv-dossier":  # the SWV profile forbids the BSN (PaO.LL12) …
+        remove(root, "huidigeschool/leerling/bsn")
+        if overstap == "POSWV":  # … and the final test in a primary-school SWV dossier (PaO.EB01)
+            remove(root, "huidigeschool/leerling/eindtoets_basisonderwijs")
+    return root
 
 
 def q(local: str) -> str:

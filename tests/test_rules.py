@@ -27,6 +27,9 @@ from oso_gateway.dossier.categories import CATEGORIES
 from oso_gateway.dossier.codelists import CODE_LISTS
 from oso_gateway.dossier.findings import Finding, Severity
 from oso_gateway.dossier.rules import (
+    _PAO_FROM_OVA,
+    _PAO_PO_FORBIDDEN,
+    _PAO_VO_FORBIDDEN,
     all_rules,
     brin_is_valid,
     bsn_is_valid,
@@ -179,6 +182,10 @@ def _truncated_zip() -> str:
 
 
 DOC = f"/dossier/{LL}/overigdocumentlijst/document[1]"
+#: The binnen-BRIN profile requires no category's data, so a category rule can fire on its own.
+_BB = {"overdrachtsoort": "overdrachtbinnenbrin"}
+_SWV = {"overdrachtsoort": "swv-dossier", "overstap": "POSWV"}
+_SWV_VO = {"overdrachtsoort": "swv-dossier", "overstap": "VOSWV"}
 # (rule id, base-dossier keywords, mutation, expected path)
 CASES: list[tuple[str, dict[str, str], Mutation, str]] = [
     (
@@ -259,7 +266,7 @@ CASES: list[tuple[str, dict[str, str], Mutation, str]] = [
     ("OVa.IZ05", {"overstap": "VOVO"}, _del("inzage/toestemming"), "/dossier/inzage/toestemming"),
     (
         "GW.IZ06",
-        {"overdrachtsoort": "swv-dossier"},
+        _BB,
         _set("inzage/inzage", "false"),
         "/dossier/inzage/inzagedatum",
     ),
@@ -502,6 +509,45 @@ CASES: list[tuple[str, dict[str, str], Mutation, str]] = [
 ]
 
 
+_BY_ID = {c[0]: c for c in CASES}
+# The SWV profile shares many checks with the overstapdossier profile: same mutation, own code.
+CASES += [(pao, _SWV, _BY_ID[ova][2], _BY_ID[ova][3]) for pao, ova in _PAO_FROM_OVA.items()]
+CASES += [
+    ("PaO.SO02", _SWV, _set("metadata/overstap", "POVO"), "/dossier/metadata/overstap"),
+    ("PaO.LL12", _SWV, _add(LL, "onderwijsnummer", "100000004"), f"/dossier/{LL}/onderwijsnummer"),
+    (
+        "PaO.OV05",
+        _SWV,
+        _add(f"{LL}/verzorger", "banknummer", "123456789"),
+        f"/dossier/{LL}/verzorger/banknummer",
+    ),
+    (
+        "PaO.EB01",
+        _SWV,
+        _add(LL, "eindtoets_basisonderwijs"),
+        f"/dossier/{LL}/eindtoets_basisonderwijs",
+    ),
+]
+for _i, _name in enumerate(_PAO_VO_FORBIDDEN, start=1):
+    CASES.append(
+        (
+            f"PaO.VV0{_i}",
+            _SWV_VO,
+            _all(_add(LL, _name), lambda r: set_category(r, "vve", "OPTIONEEL")),
+            f"/dossier/{LL}/{_name}",
+        )
+    )
+for _i, _name in enumerate(_PAO_PO_FORBIDDEN, start=1):
+    CASES.append(
+        (
+            f"PaO.VM0{_i}",
+            _SWV,
+            _all(_add(LL, _name), lambda r: set_category(r, "vombo", "OPTIONEEL")),
+            f"/dossier/{LL}/{_name}",
+        )
+    )
+
+
 @pytest.mark.parametrize(("rid", "kw", "mutate", "path"), CASES, ids=[c[0] for c in CASES])
 def test_rule_fires_alone_at_its_path(
     rid: str, kw: dict[str, str], mutate: Mutation, path: str
@@ -517,7 +563,6 @@ def test_rule_fires_alone_at_its_path(
 
 # --- categories: every VERPLICHT / VERBODEN / OPT-UIT rule --------------------------------------
 
-_PAO = {"overdrachtsoort": "swv-dossier", "overstap": "POSWV"}
 _FILLERS: dict[str, Mutation] = {
     # categories the sample leaves out: give them one element so VERBODEN/OPT-UIT can fire
     "vve": _add(LL, "vanpeuterspeelzaal", "true"),
@@ -541,7 +586,7 @@ def test_category_rule_fires(key: str, status: str, rid: str) -> None:
     from oso_gateway.dossier.categories import BY_KEY, category_elements
 
     c = BY_KEY[key]
-    root = build_dossier(**_PAO)
+    root = build_dossier(**_BB)
     if status == "VERPLICHT":
         for el in list(category_elements(root, c)):
             parent = el.getparent()
@@ -567,7 +612,7 @@ def test_category_rule_fires(key: str, status: str, rid: str) -> None:
 
 
 def test_category_status_not_excluded_allows_data() -> None:
-    root = build_dossier(**_PAO)
+    root = build_dossier(**_BB)
     _FILLERS["vve"](root)
     set_category(root, "vve", "OPTIONEEL")
     assert check_rules(root, now=NOW) == []
@@ -581,7 +626,7 @@ def test_code_list_value_outside_list_fires(cl: object) -> None:
     from oso_gateway.dossier.codelists import CodeList
 
     assert isinstance(cl, CodeList)
-    root = build_dossier(**_PAO)
+    root = build_dossier(**_BB)
     parent_name, _, child_name = cl.selectors[-1].rpartition("/")
     if parent_name == "categorie_uitlevering":
         target = set_text(root, f"metadata/categorie_uitlevering/{child_name}", BAD)
@@ -618,7 +663,7 @@ def test_every_rule_has_a_negative_case() -> None:
 def test_rule_codes_are_stable_strings_with_both_languages() -> None:
     for r in all_rules():
         assert r.nl and r.en and r.code
-        assert r.code.startswith(("OG.", "OS.cat", "OVa.", "OVb.", "CL", "GW."))
+        assert r.code.startswith(("OG.", "OS.cat", "OVa.", "OVb.", "PaO.", "CL", "GW."))
 
 
 def test_dates_are_judged_against_the_given_clock() -> None:
@@ -645,3 +690,13 @@ def test_docs_list_every_rule_code_and_code_list() -> None:
         assert r.en in doc and r.nl in doc, r.id
     for c in CATEGORIES:
         assert f"| `{c.element}` | {c.rule} |" in doc
+
+
+def test_sender_can_check_an_export_before_minimisation() -> None:
+    root = build_dossier()
+    add(root, LL, "vanpeuterspeelzaal", "true")  # vve is VERBODEN: minimise will remove it
+    assert _codes(check_rules(root, now=NOW)) == {"OS.cat06"}
+    assert check_rules(root, now=NOW, excluded_data=False) == []
+    remove(root, f"{LL}/verzuim")
+    set_category(root, "verzuim", "VERPLICHT")
+    assert _codes(check_rules(root, now=NOW, excluded_data=False)) == {"OS.cat10"}

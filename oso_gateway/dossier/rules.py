@@ -41,6 +41,7 @@ W = Severity.WARNING
 
 OVERSTAPDOSSIER = "overstapdossier"
 BINNENBRIN = "overdrachtbinnenbrin"
+SWV_DOSSIER = "swv-dossier"
 STANDAARDVERSIE = "2019.1"
 VALIDATIEVERSIE = "2019.1.1"
 #: Secret-number placeholders the overstap profiles prescribe for a secret phone number / e-mail.
@@ -420,6 +421,99 @@ _rule(
     "A score must hold a value or a qualification.",
 )
 
+# --- SWV profile (PaO.*): rules shared with the overstapdossier profile ------------------------
+_PAO_FROM_OVA = {
+    "PaO.MD01": "OVa.MD01",
+    "PaO.MD02": "OVa.MD02",
+    "PaO.MD03": "OVa.MD03",
+    "PaO.SO01": "OVa.OS01",
+    "PaO.SL01": "OVa.SL01",
+    "PaO.SL02": "OVa.SL02",
+    "PaO.SL01:schoolloopbaan": "OVa.SL01:schoolloopbaan",
+    "PaO.LL01": "OVa.LL01",
+    "PaO.LL02": "OVa.LL02",
+    "PaO.LL03": "OVa.LL03",
+    "PaO.LL04": "OVa.LL04",
+    "PaO.LL05": "OVa.LL05",
+    "PaO.LL06": "OVa.LL06",
+    "PaO.LL07": "OVa.LL07",
+    "PaO.LL08": "OVa.LL08",
+    "PaO.LL09": "OVa.LL09",
+    "PaO.LL10": "OVa.LL10",
+    "PaO.LL11": "OVa.LL11",
+    "PaO.OV01": "OVa.OV01",
+    "PaO.OV03": "OVa.OV03",
+    "PaO.TR01": "OVa.TR05",
+    "PaO.TR02": "OVa.TR06",
+    "PaO.CL01": "OVa.CL01",
+}
+for _new, _src in _PAO_FROM_OVA.items():
+    _r = _RULES[_src]
+    _rule(
+        _new,
+        _r.severity,
+        _r.nl.replace("een overstapdossier", "een SWV-dossier"),
+        _r.en.replace("an overstapdossier", "an SWV dossier"),
+    )
+_rule(
+    "PaO.SO02",
+    E,
+    "In een SWV-dossier is de soort overstap POSWV of VOSWV.",
+    "In an SWV dossier the transfer kind must be POSWV or VOSWV.",
+)
+_rule(
+    "PaO.LL12",
+    E,
+    "In een SWV-dossier zijn BSN en onderwijsnummer van de leerling niet toegestaan.",
+    "In an SWV dossier the pupil's BSN and onderwijsnummer are not allowed.",
+)
+for _i, (_name_nl, _name_en) in enumerate(
+    (
+        ("'afkomstig van peuterspeelzaal'", "'from a playgroup'"),
+        ("de naam van de peuterspeelzaal", "the playgroup's name"),
+        ("voorschoolse gegevens", "pre-school data"),
+        ("vroegschoolse gegevens", "early-school data"),
+    ),
+    start=1,
+):
+    _rule(
+        f"PaO.VV0{_i}",
+        E,
+        f"In een VO SWV-dossier zijn {_name_nl} niet toegestaan.",
+        f"In a secondary-school SWV dossier {_name_en} are not allowed.",
+    )
+_rule(
+    "PaO.EB01",
+    E,
+    "In een PO SWV-dossier is het blok eindtoets basisonderwijs niet toegestaan.",
+    "In a primary-school SWV dossier the final test block is not allowed.",
+)
+for _i, (_name_nl, _name_en) in enumerate(
+    (
+        ("Bevorderd", "promotion"),
+        ("Examens en uitslagen", "exams and results"),
+        ("VO vakresultaat", "secondary subject results"),
+        ("Certificaat", "certificates"),
+        ("Competentie", "competences"),
+        ("Stages", "work placements"),
+        ("Overige VO-MBO gegevens", "other secondary-to-vocational data"),
+    ),
+    start=1,
+):
+    _rule(
+        f"PaO.VM0{_i}",
+        E,
+        f"In een PO SWV-dossier is het blok '{_name_nl}' niet toegestaan.",
+        f"In a primary-school SWV dossier the {_name_en} block is not allowed.",
+    )
+_rule(
+    "PaO.OV05",
+    E,
+    "In een SWV-dossier is een banknummer van een verzorger niet toegestaan.",
+    "In an SWV dossier a carer's bank account number is not allowed.",
+)
+
+
 # --- identifiers (GW) --------------------------------------------------------------------------
 _rule(
     "GW.BSN01",
@@ -630,6 +724,8 @@ class _Ctx:
         self.overstap = _text(_child(self.metadata, "overstap"))
         self.school = _child(root, "huidigeschool")
         self.leerling = _child(self.school, "leerling")
+        self.profile = PROFILES.get(self.overdrachtsoort)
+        self.excluded_data = True
 
     @property
     def ova(self) -> bool:
@@ -665,11 +761,18 @@ def _check(fn: _Check) -> _Check:
     return fn
 
 
-def check_rules(root: etree._Element, *, now: datetime) -> list[Finding]:
-    """All business-rule findings for a schema-valid dossier root (errors and warnings)."""
+def check_rules(
+    root: etree._Element, *, now: datetime, excluded_data: bool = True
+) -> list[Finding]:
+    """All business-rule findings for a schema-valid dossier root (errors and warnings).
+
+    ``excluded_data=False`` leaves out the findings for data of VERBODEN / OPT-UIT categories:
+    for a sender that validates a school's export before ``minimise`` removes that data.
+    """
     if root.tag != q("dossier"):
         raise ValueError("check_rules expects the OSO 2019 dossier root element")
     ctx = _Ctx(root, now)
+    ctx.excluded_data = excluded_data
     for fn in _CHECKS:
         fn(ctx)
     return ctx.findings
@@ -700,7 +803,7 @@ def _category(ctx: _Ctx, c: Category, block: etree._Element, *, include_required
             decl = _child(block, c.element)
             assert decl is not None
             ctx.report(f"{c.rule}:verplicht", decl)
-    elif status in EXCLUDED:
+    elif status in EXCLUDED and ctx.excluded_data:
         variant = "verboden" if status == Uitlevering.VERBODEN else "opt-uit"
         for el in cats.category_elements(ctx.root, c):
             ctx.report(f"{c.rule}:{variant}", el)
@@ -708,7 +811,10 @@ def _category(ctx: _Ctx, c: Category, block: etree._Element, *, include_required
 
 @_check
 def _categories(ctx: _Ctx) -> None:
-    ctx.findings.extend(category_findings(ctx.root))
+    block = _child(ctx.metadata, "categorie_uitlevering")
+    if block is not None:
+        for c in CATEGORIES:
+            _category(ctx, c, block, include_required=True)
 
 
 # --- code lists ----------------------------------------------------------------------------------
@@ -761,28 +867,73 @@ def _og(ctx: _Ctx) -> None:
             ctx.report("OG.05", geheim)
 
 
-# --- overstap profiles: metadata ---------------------------------------------------------------
+# --- dossier profiles ---------------------------------------------------------------------------
+
+#: Profile (by overdrachtsoort) → rule prefix.
+PROFILES = {OVERSTAPDOSSIER: "OVa", BINNENBRIN: "OVb", SWV_DOSSIER: "PaO"}
+#: Checks several profiles share: check → {profile prefix: rule id}.
+_P: dict[str, dict[str, str]] = {
+    "las": {"OVa": "OVa.MD01", "OVb": "OVb.MD01", "PaO": "PaO.MD01"},
+    "versie": {"OVa": "OVa.MD02", "OVb": "OVb.MD02", "PaO": "PaO.MD02"},
+    "categorieblok": {"OVa": "OVa.MD03", "OVb": "OVb.MD03", "PaO": "PaO.MD03"},
+    "overstap": {"OVa": "OVa.OS01", "PaO": "PaO.SO01"},
+    "overstapsoort": {"OVa": "OVa.OS02", "PaO": "PaO.SO02"},
+    "school_adres": {"OVa": "OVa.SL01", "PaO": "PaO.SL01"},
+    "school_comm": {"OVa": "OVa.SL02", "PaO": "PaO.SL02"},
+    "voornaam": {"OVa": "OVa.LL01", "PaO": "PaO.LL01"},
+    "geboortedatum": {"OVa": "OVa.LL02", "PaO": "PaO.LL02"},
+    "adresgeheim": {"OVa": "OVa.LL04", "PaO": "PaO.LL04"},
+    "adres": {"OVa": "OVa.LL05", "PaO": "PaO.LL05"},
+    "geboortemaand": {"OVa": "OVa.LL03", "OVb": "OVb.LL01", "PaO": "PaO.LL03"},
+    "geheim_adres": {"OVa": "OVa.LL06", "OVb": "OVb.LL02", "PaO": "PaO.LL06"},
+    "postcode4adres": {"OVa": "OVa.LL07", "OVb": "OVb.LL03", "PaO": "PaO.LL07"},
+    "geheim_comm": {"OVa": "OVa.LL08", "OVb": "OVb.LL04", "PaO": "PaO.LL08"},
+    "geheim_buitenland": {"OVa": "OVa.LL09", "OVb": "OVb.LL05", "PaO": "PaO.LL09"},
+    "geboorteplaats": {"OVa": "OVa.LL10", "OVb": "OVa.LL10", "PaO": "PaO.LL10"},
+    "nationaliteit": {"OVa": "OVa.LL11", "OVb": "OVa.LL11", "PaO": "PaO.LL11"},
+    "schoolloopbaan": {"OVa": "OVa.SL01:schoolloopbaan", "PaO": "PaO.SL01:schoolloopbaan"},
+    "verzorger": {"OVa": "OVa.OV01", "PaO": "PaO.OV01"},
+    "verzorger_geheim_adres": {"OVa": "OVa.OV03", "OVb": "OVb.OV01", "PaO": "PaO.OV03"},
+    "toetsresultaat": {"OVa": "OVa.TR05", "PaO": "PaO.TR01"},
+    "toetsscore": {"OVa": "OVa.TR06", "PaO": "PaO.TR02"},
+    "score": {"OVa": "OVa.CL01", "PaO": "PaO.CL01"},
+}
+_OVERSTAP_KINDS = {"OVa": OVERSTAP_PROFILE_KINDS, "PaO": frozenset({"POSWV", "VOSWV"})}
+
+
+def _profile_rule(ctx: _Ctx, check: str) -> str | None:
+    """The rule id of a shared check in this dossier's profile, or None when it does not apply."""
+    return _P[check].get(ctx.profile or "")
+
+
+def _report_p(ctx: _Ctx, check: str, el: etree._Element, suffix: str | None = None) -> None:
+    rid = _profile_rule(ctx, check)
+    if rid is not None:
+        ctx.report(rid, el, suffix)
+
+
+def _forbidden(ctx: _Ctx, parent: etree._Element, name: str, rid: str | None) -> None:
+    if rid is not None:
+        for el in _children(parent, name):
+            ctx.report(rid, el)
 
 
 @_check
 def _metadata(ctx: _Ctx) -> None:
-    if not (ctx.ova or ctx.ovb) or ctx.metadata is None:
-        return
-    p = "OVa" if ctx.ova else "OVb"
     md = ctx.metadata
+    if ctx.profile is None or md is None:
+        return
     if _text(_child(md, "deeldossier")) not in ("LAS", "LASLVS"):
-        ctx.report(f"{p}.MD01", md, "deeldossier")
+        _report_p(ctx, "las", md, "deeldossier")
     if _text(_child(md, "validatieversie")) != VALIDATIEVERSIE:
-        ctx.report(f"{p}.MD02", md, "validatieversie")
+        _report_p(ctx, "versie", md, "validatieversie")
     if _child(md, "categorie_uitlevering") is None:
-        ctx.report(f"{p}.MD03", md, "categorie_uitlevering")
-    if ctx.ova:
-        if _child(md, "overstap") is None:
-            ctx.report("OVa.OS01", md, "overstap")
-        elif ctx.overstap not in OVERSTAP_PROFILE_KINDS:
-            overstap = _child(md, "overstap")
-            assert overstap is not None
-            ctx.report("OVa.OS02", overstap)
+        _report_p(ctx, "categorieblok", md, "categorie_uitlevering")
+    overstap = _child(md, "overstap")
+    if overstap is None:
+        _report_p(ctx, "overstap", md, "overstap")
+    elif ctx.overstap not in _OVERSTAP_KINDS.get(ctx.profile, frozenset({ctx.overstap})):
+        _report_p(ctx, "overstapsoort", overstap)
 
 
 # --- inzage --------------------------------------------------------------------------------------
@@ -830,67 +981,36 @@ def _inzage(ctx: _Ctx) -> None:
 
 @_check
 def _school(ctx: _Ctx) -> None:
-    if not ctx.ova or ctx.school is None:
+    if ctx.school is None:
         return
     if not _children(_child(ctx.school, "adreslijst"), "adres"):
-        ctx.report("OVa.SL01", ctx.school, "adreslijst")
+        _report_p(ctx, "school_adres", ctx.school, "adreslijst")
     if not _children(_child(ctx.school, "communicatielijst"), "communicatie"):
-        ctx.report("OVa.SL02", ctx.school, "communicatielijst")
-
-
-def _forbidden_children(ctx: _Ctx, ll: etree._Element, name: str, rid: str) -> None:
-    for el in _children(ll, name):
-        ctx.report(rid, el)
+        _report_p(ctx, "school_comm", ctx.school, "communicatielijst")
 
 
 @_check
 def _leerling(ctx: _Ctx) -> None:
     ll = ctx.leerling
-    if ll is None or not (ctx.ova or ctx.ovb):
+    if ll is None or ctx.profile is None:
         return
-    a = ctx.ova
+    for check, name in (
+        ("voornaam", "voornaam"),
+        ("geboortedatum", "geboortedatum"),
+        ("adresgeheim", "adresgeheim"),
+    ):
+        if _child(ll, name) is None:
+            _report_p(ctx, check, ll, name)
     geheim = _is_true(_child(ll, "adresgeheim"))
-    if a:
-        for rid, name in (
-            ("OVa.LL01", "voornaam"),
-            ("OVa.LL02", "geboortedatum"),
-            ("OVa.LL04", "adresgeheim"),
-            ("OVa.LL14", "datuminschrijving"),
-            ("OVa.LL15", "verzorgersaansprakelijk"),
-        ):
-            if _child(ll, name) is None:
-                ctx.report(rid, ll, name)
-        has_address = bool(_children(_child(ll, "adreslijst"), "adres"))
-        if not geheim and not has_address and _child(ll, "adresbuitenland") is None:
-            ctx.report("OVa.LL05", ll, "adreslijst")
-        if _child(ll, "bsn") is None and _child(ll, "onderwijsnummer") is None:
-            ctx.report("OVa.LL12", ll, "bsn")
-        if ctx.overstap == "POVO" and _child(ll, "leerlingid") is None:
-            ctx.report("OVa.LL13", ll, "leerlingid")
-        aansprakelijk = _is_true(_child(ll, "verzorgersaansprakelijk"))
-        if (
-            ctx.overstap in ("POPO", "POVO")
-            and not aansprakelijk
-            and _child(ll, "aansprakelijkeinstelling") is None
-        ):
-            ctx.report("OVa.AI01", ll, "aansprakelijkeinstelling")
-        if aansprakelijk and _child(ll, "verzorger") is None:
-            ctx.report("OVa.OV01", ll, "verzorger")
-        if ctx.overstap != "POPO":
-            _forbidden_children(ctx, ll, "voorschools", "OVa.VV01")
-            _forbidden_children(ctx, ll, "vroegschools", "OVa.VV02")
-        if not _children(_child(ll, "schoolloopbaanlijst"), "schoolloopbaan"):
-            ctx.report("OVa.SL01:schoolloopbaan", ll, "schoolloopbaanlijst")
-        if _child(ll, "overstapadvies") is None:
-            ctx.report("OVa.OA01", ll, "overstapadvies")
-    _forbidden_children(ctx, ll, "geboortemaand", "OVa.LL03" if a else "OVb.LL01")
-    _forbidden_children(ctx, ll, "postcode4adres", "OVa.LL07" if a else "OVb.LL03")
-    _forbidden_children(ctx, ll, "geboorteplaats", "OVa.LL10")
-    _forbidden_children(ctx, ll, "nationaliteit", "OVa.LL11")
+    has_address = bool(_children(_child(ll, "adreslijst"), "adres"))
+    if not geheim and not has_address and _child(ll, "adresbuitenland") is None:
+        _report_p(ctx, "adres", ll, "adreslijst")
+    for check in ("geboortemaand", "postcode4adres", "geboorteplaats", "nationaliteit"):
+        _forbidden(ctx, ll, check, _profile_rule(ctx, check))
     if geheim:
         for adres in _children(_child(ll, "adreslijst"), "adres"):
-            ctx.report("OVa.LL06" if a else "OVb.LL02", adres)
-        _forbidden_children(ctx, ll, "adresbuitenland", "OVa.LL09" if a else "OVb.LL05")
+            _report_p(ctx, "geheim_adres", adres)
+        _forbidden(ctx, ll, "adresbuitenland", _profile_rule(ctx, "geheim_buitenland"))
     for comm in ctx.iter("communicatie"):
         if not _is_true(_child(comm, "geheim")):
             continue
@@ -898,11 +1018,67 @@ def _leerling(ctx: _Ctx) -> None:
         if (soort == "telefoon" and nummer != SECRET_PHONE) or (
             soort == "e-mail" and nummer != SECRET_EMAIL
         ):
-            ctx.report("OVa.LL08" if a else "OVb.LL04", comm, "nummer")
+            _report_p(ctx, "geheim_comm", comm, "nummer")
+    if not _children(_child(ll, "schoolloopbaanlijst"), "schoolloopbaan"):
+        _report_p(ctx, "schoolloopbaan", ll, "schoolloopbaanlijst")
+    aansprakelijk = _is_true(_child(ll, "verzorgersaansprakelijk"))
+    if aansprakelijk and _child(ll, "verzorger") is None:
+        _report_p(ctx, "verzorger", ll, "verzorger")
     for verzorger in _children(ll, "verzorger"):
         if _is_true(_child(verzorger, "adresgeheim")):
             for adres in _children(_child(verzorger, "adreslijst"), "adres"):
-                ctx.report("OVa.OV03" if a else "OVb.OV01", adres)
+                _report_p(ctx, "verzorger_geheim_adres", adres)
+    if ctx.profile == "OVa":
+        _leerling_ova(ctx, ll, aansprakelijk)
+    elif ctx.profile == "PaO":
+        _leerling_pao(ctx, ll)
+
+
+def _leerling_ova(ctx: _Ctx, ll: etree._Element, aansprakelijk: bool) -> None:
+    for rid, name in (("OVa.LL14", "datuminschrijving"), ("OVa.LL15", "verzorgersaansprakelijk")):
+        if _child(ll, name) is None:
+            ctx.report(rid, ll, name)
+    if _child(ll, "bsn") is None and _child(ll, "onderwijsnummer") is None:
+        ctx.report("OVa.LL12", ll, "bsn")
+    if ctx.overstap == "POVO" and _child(ll, "leerlingid") is None:
+        ctx.report("OVa.LL13", ll, "leerlingid")
+    if (
+        ctx.overstap in ("POPO", "POVO")
+        and not aansprakelijk
+        and _child(ll, "aansprakelijkeinstelling") is None
+    ):
+        ctx.report("OVa.AI01", ll, "aansprakelijkeinstelling")
+    if ctx.overstap != "POPO":
+        _forbidden(ctx, ll, "voorschools", "OVa.VV01")
+        _forbidden(ctx, ll, "vroegschools", "OVa.VV02")
+    if _child(ll, "overstapadvies") is None:
+        ctx.report("OVa.OA01", ll, "overstapadvies")
+
+
+_PAO_VO_FORBIDDEN = ("vanpeuterspeelzaal", "naampeuterspeelzaal", "voorschools", "vroegschools")
+_PAO_PO_FORBIDDEN = (
+    "bevorderd",
+    "examenresultaat",
+    "resultaatvakkenvo",
+    "certificaat",
+    "competenties",
+    "stage",
+    "overigvombo",
+)
+
+
+def _leerling_pao(ctx: _Ctx, ll: etree._Element) -> None:
+    _forbidden(ctx, ll, "bsn", "PaO.LL12")
+    _forbidden(ctx, ll, "onderwijsnummer", "PaO.LL12")
+    if ctx.overstap == "VOSWV":
+        for i, name in enumerate(_PAO_VO_FORBIDDEN, start=1):
+            _forbidden(ctx, ll, name, f"PaO.VV0{i}")
+    if ctx.overstap == "POSWV":
+        _forbidden(ctx, ll, "eindtoets_basisonderwijs", "PaO.EB01")
+        for i, name in enumerate(_PAO_PO_FORBIDDEN, start=1):
+            _forbidden(ctx, ll, name, f"PaO.VM0{i}")
+    for verzorger in _children(ll, "verzorger"):
+        _forbidden(ctx, verzorger, "banknummer", "PaO.OV05")
 
 
 # --- overstapadvies, eindtoets, toetsen ----------------------------------------------------------
@@ -913,39 +1089,18 @@ def _advies_toetsen(ctx: _Ctx) -> None:
     ll = ctx.leerling
     if ll is None:
         return
+    for res in ctx.iter("resultaat"):
+        if all(_child(res, n) is None for n in ("toetsscore", "referentiescore", "document")):
+            _report_p(ctx, "toetsresultaat", res)
+    score_fields = ("aantalopgaven", "aantalgoed", "aantalfout", "aantalgelezen", "tijd")
+    for ts in ctx.iter("toetsscore"):
+        if all(_child(ts, n) is None for n in (*score_fields, "vaardigheidsscore")):
+            _report_p(ctx, "toetsscore", ts)
+    for score in ctx.iter("score"):
+        if _child(score, "waarde") is None and _child(score, "kwalificatie") is None:
+            _report_p(ctx, "score", score)
     if ctx.ova:
-        advies = _child(ll, "overstapadvies")
-        if advies is not None:
-            soort_school = _text(_child(ctx.school, "soort"))
-            if ctx.overstap == "POVO" and soort_school != "SO" and _child(advies, "advies") is None:
-                ctx.report("OVa.OA02", advies, "advies")
-            contact = _child(advies, "contactnodig")
-            if contact is None:
-                ctx.report("OVa.OA03", advies, "contactnodig")
-            elif _is_true(contact):
-                if _child(advies, "contactpersoon") is None:
-                    ctx.report("OVa.OA04", advies, "contactpersoon")
-                if _child(advies, "contacttelefoon") is None:
-                    ctx.report("OVa.OA05", advies, "contacttelefoon")
-        for et in _children(ll, "eindtoets_basisonderwijs"):
-            resultaat = _child(et, "eindtoetsresultaat")
-            if _is_true(_child(et, "deelgenomen")):
-                if resultaat is None:
-                    ctx.report("OVa.EB02", et, "eindtoetsresultaat")
-                elif _child(resultaat, "toets_advies") is None:
-                    ctx.report("OVa.EB04", resultaat, "toets_advies")
-            elif _child(resultaat, "toetssoort") is None:
-                ctx.report("OVa.EB03", et, "eindtoetsresultaat")
-        for res in ctx.iter("resultaat"):
-            if all(_child(res, n) is None for n in ("toetsscore", "referentiescore", "document")):
-                ctx.report("OVa.TR05", res)
-        score_fields = ("aantalopgaven", "aantalgoed", "aantalfout", "aantalgelezen", "tijd")
-        for ts in ctx.iter("toetsscore"):
-            if all(_child(ts, n) is None for n in (*score_fields, "vaardigheidsscore")):
-                ctx.report("OVa.TR06", ts)
-        for score in ctx.iter("score"):
-            if _child(score, "waarde") is None and _child(score, "kwalificatie") is None:
-                ctx.report("OVa.CL01", score)
+        _advies_eindtoets_ova(ctx, ll)
     if ctx.overstap == "POVO":
         earliest = _earliest_test_date(_date(_child(ctx.metadata, "datum")))
         if earliest is not None:
@@ -954,6 +1109,31 @@ def _advies_toetsen(ctx: _Ctx) -> None:
                     d = _date(_child(afname, "afnamedatum"))
                     if d is not None and d < earliest:
                         ctx.report("OVa.TR04", afname, "afnamedatum")
+
+
+def _advies_eindtoets_ova(ctx: _Ctx, ll: etree._Element) -> None:
+    advies = _child(ll, "overstapadvies")
+    if advies is not None:
+        soort_school = _text(_child(ctx.school, "soort"))
+        if ctx.overstap == "POVO" and soort_school != "SO" and _child(advies, "advies") is None:
+            ctx.report("OVa.OA02", advies, "advies")
+        contact = _child(advies, "contactnodig")
+        if contact is None:
+            ctx.report("OVa.OA03", advies, "contactnodig")
+        elif _is_true(contact):
+            if _child(advies, "contactpersoon") is None:
+                ctx.report("OVa.OA04", advies, "contactpersoon")
+            if _child(advies, "contacttelefoon") is None:
+                ctx.report("OVa.OA05", advies, "contacttelefoon")
+    for et in _children(ll, "eindtoets_basisonderwijs"):
+        resultaat = _child(et, "eindtoetsresultaat")
+        if _is_true(_child(et, "deelgenomen")):
+            if resultaat is None:
+                ctx.report("OVa.EB02", et, "eindtoetsresultaat")
+            elif _child(resultaat, "toets_advies") is None:
+                ctx.report("OVa.EB04", resultaat, "toets_advies")
+        elif _child(resultaat, "toetssoort") is None:
+            ctx.report("OVa.EB03", et, "eindtoetsresultaat")
 
 
 def _earliest_test_date(document_date: date | None) -> date | None:
