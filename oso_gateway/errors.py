@@ -369,12 +369,16 @@ class KeyMaterialError(LocalError):
 
 # directory and mandate (oso_gateway.transfer.directory): OSO-E430..E439
 class UnknownSchool(RemoteError):
+    """The school (BRIN + vestiging) is not in our directory file."""
+
     code = "OSO-E430"
     http_status = 404
     public_message = "The school is not known to this gateway's directory."
 
 
 class MandateMissing(RemoteError):
+    """The signing OIN is not mandated for the sending school (or the school is unknown)."""
+
     code = "OSO-E431"
     http_status = 403
     public_message = "The sending gateway is not mandated for the sending school."
@@ -401,6 +405,8 @@ class StoreUnavailable(LocalError):
 
 
 class SchemaNotCurrent(LocalError):
+    """The database schema is behind this version (run `oso-gateway db upgrade`) or ahead of it."""
+
     code = "OSO-E503"
     http_status = 503
     public_message = "The receiving gateway is temporarily unavailable; try again later."
