@@ -700,3 +700,68 @@ def test_sender_can_check_an_export_before_minimisation() -> None:
     remove(root, f"{LL}/verzuim")
     set_category(root, "verzuim", "VERPLICHT")
     assert _codes(check_rules(root, now=NOW, excluded_data=False)) == {"OS.cat10"}
+
+
+_OFFICIAL_CASES: list[tuple[str, str, Mutation, str]] = [
+    (
+        "Voorbeelddossier_OV_POVO_full.xml",
+        "GW.BSN01",
+        _set(f"{LL}/bsn", "123456789"),
+        f"/dossier/{LL}/bsn",
+    ),
+    (
+        "Voorbeelddossier_OV_POVO_full.xml",
+        "OVa.IZ03",
+        _del("inzage/inzagedatum"),
+        "/dossier/inzage/inzagedatum",
+    ),
+    (
+        "Voorbeelddossier_OV_VOVO_full.xml",
+        "OVa.IZ05",
+        _del("inzage/toestemming"),
+        "/dossier/inzage/toestemming",
+    ),
+    (
+        "Voorbeelddossier_OV_POPO_full.xml",
+        "OS.cat06",
+        lambda r: set_category(r, "vve", "VERBODEN"),
+        f"/dossier/{LL}/voorschools",
+    ),
+    (
+        "Voorbeelddossier_OV_POVO_opt_out.xml",
+        "OS.cat12",
+        _add(LL, "toetslijst"),
+        f"/dossier/{LL}/toetslijst",
+    ),
+    (
+        "Voorbeelddossier_OV_POVO_full.xml",
+        "CL14",
+        _set(f"{LL}/geslacht", "9"),
+        f"/dossier/{LL}/geslacht",
+    ),
+    (
+        "Voorbeelddossier_OV_POVO_full.xml",
+        "GW.BRIN01",
+        _set("huidigeschool/brincode", "0YYY"),
+        "/dossier/huidigeschool/brincode",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "mutate", "path"), _OFFICIAL_CASES, ids=[c[1] for c in _OFFICIAL_CASES]
+)
+def test_rule_fires_on_a_mutated_official_example(
+    examples_dir: Path, name: str, code: str, mutate: Mutation, path: str
+) -> None:
+    root = parse_xml((examples_dir / name).read_bytes()).getroot()
+    pii = {
+        (el.text or "").strip()
+        for tag in ("voornaam", "achternaam", "bsn", "geboortedatum", "straat", "postcode")
+        for el in root.iter(q(tag))
+    }
+    mutate(root)
+    errors = [f for f in check_rules(root, now=NOW) if f.severity == Severity.ERROR]
+    assert _codes(errors) == {code}, [(f.code, f.path) for f in errors]
+    assert path in {f.path for f in errors}
+    _assert_no_pii(errors, extra=tuple(v for v in pii if len(v) >= 4))
