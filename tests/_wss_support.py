@@ -163,3 +163,28 @@ def special_identity(kind: str, oin: str = "00000001000000000007") -> Identity:
     builder = builder.add_extension(x509.BasicConstraints(ca=kind == "ca", path_length=None), True)
     cert = builder.sign(signing_key, hashes.SHA256())
     return Identity(oin=oin, private_key=key, certificate=cert)
+
+
+def decrypted_envelope(data: bytes, holder: str = OIN2) -> etree._Element:
+    """What a receiver holds after decryption: the envelope with the plaintext Body content."""
+    from oso_gateway.security import xmlenc
+    from oso_gateway.security.namespaces import (
+        KT_RSA_OAEP,
+        KT_RSA_OAEP_MGF1P,
+        SOAP,
+        WSSE,
+        XENC,
+        q,
+    )
+
+    root = etree.fromstring(data)
+    ek = root.find(f"{q(SOAP, 'Header')}/{q(WSSE, 'Security')}/{q(XENC, 'EncryptedKey')}")
+    assert ek is not None
+    parsed = xmlenc.parse_encrypted_key(ek, allowed=frozenset({KT_RSA_OAEP, KT_RSA_OAEP_MGF1P}))
+    key = xmlenc.unwrap_key(parsed, identity(holder).private_key)
+    body = root.find(q(SOAP, "Body"))
+    assert body is not None
+    value = body[0].find(f"{q(XENC, 'CipherData')}/{q(XENC, 'CipherValue')}")
+    assert value is not None
+    body.replace(body[0], etree.fromstring(xmlenc.decrypt_content(key, value.text or "")))
+    return root

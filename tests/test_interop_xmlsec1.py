@@ -17,6 +17,7 @@ import pytest
 from _wss_support import (
     OIN1,
     OIN2,
+    decrypted_envelope,
     dev_now,
     dev_trust,
     identity,
@@ -27,13 +28,12 @@ from _wss_support import (
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
-from oso_gateway.security import primitives, xmlenc
+from oso_gateway.security import primitives
 from oso_gateway.security.c14n import exc_c14n
 from oso_gateway.security.namespaces import (
     DS,
     ENC_AES256_GCM,
     ENC_TYPE_CONTENT,
-    KT_RSA_OAEP,
     KT_RSA_OAEP_MGF1P,
     SOAP,
     WSA,
@@ -96,21 +96,6 @@ def _encrypted_key(root: etree._Element) -> etree._Element:
     return ek
 
 
-def _decrypted_envelope(data: bytes) -> etree._Element:
-    """What the receiver holds after decryption: the envelope with the plaintext Body content."""
-    root = etree.fromstring(data)
-    parsed = xmlenc.parse_encrypted_key(
-        _encrypted_key(root), allowed=frozenset({KT_RSA_OAEP, KT_RSA_OAEP_MGF1P})
-    )
-    key = xmlenc.unwrap_key(parsed, identity(OIN2).private_key)
-    ed = _body(root)[0]
-    value = ed.find(f"{q(XENC, 'CipherData')}/{q(XENC, 'CipherValue')}")
-    assert value is not None
-    plaintext = xmlenc.decrypt_content(key, value.text or "")
-    _body(root).replace(ed, etree.fromstring(plaintext))
-    return root
-
-
 def _open(data: bytes) -> bytes:
     opened = open_message(
         data, identities=[identity(OIN2)], trust=dev_trust(), policy=policy(), now=dev_now()
@@ -127,7 +112,7 @@ def test_xmlsec1_verifies_our_signature_after_decryption(
 ) -> None:
     sealed = seal_1_to_2(sample_payload(), relates_to=relates_to)
     doc = tmp_path / "decrypted.xml"
-    doc.write_bytes(etree.tostring(_decrypted_envelope(sealed.data)))
+    doc.write_bytes(etree.tostring(decrypted_envelope(sealed.data)))
     cert = _pem_cert(tmp_path / "signer.pem", OIN1)
     result = _run(xmlsec1, "--verify", "--pubkey-cert-pem", cert, *_id_args(), str(doc))
     assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
@@ -139,7 +124,7 @@ def test_xmlsec1_rejects_our_signature_when_the_body_was_changed(
     xmlsec1: str, tmp_path: Path
 ) -> None:
     """Control for (a): xmlsec1 really checks the Body digest we computed without the Body."""
-    root = _decrypted_envelope(seal_1_to_2(sample_payload()).data)
+    root = decrypted_envelope(seal_1_to_2(sample_payload()).data)
     leaf = next(el for el in _body(root).iter() if el.text == "Jansen")
     leaf.text = "Pietersen"
     doc = tmp_path / "tampered.xml"
@@ -239,14 +224,14 @@ def _xmlsec1_encrypt_body(xmlsec1: str, tmp_path: Path, envelope: etree._Element
 def test_we_open_a_body_encrypted_by_xmlsec1(xmlsec1: str, tmp_path: Path) -> None:
     payload = sample_payload()
     sealed = seal_1_to_2(payload, key_transport=KT_RSA_OAEP_MGF1P)
-    data = _xmlsec1_encrypt_body(xmlsec1, tmp_path, _decrypted_envelope(sealed.data))
+    data = _xmlsec1_encrypt_body(xmlsec1, tmp_path, decrypted_envelope(sealed.data))
     assert b"Jansen" not in data
     assert _open(data) == exc_c14n(payload)
 
 
 def test_we_open_a_message_signed_and_encrypted_by_xmlsec1(xmlsec1: str, tmp_path: Path) -> None:
     payload = sample_payload()
-    root = _decrypted_envelope(seal_1_to_2(payload, key_transport=KT_RSA_OAEP_MGF1P).data)
+    root = decrypted_envelope(seal_1_to_2(payload, key_transport=KT_RSA_OAEP_MGF1P).data)
     # our envelope as a signing template: xmlsec1 computes every DigestValue and the signature
     for value in root.iter(q(DS, "DigestValue"), q(DS, "SignatureValue")):
         value.text = ""

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from datetime import datetime
 
 import pytest
-from _wss_support import OIN1, OIN2, OIN3, dev_now, dev_trust, identity, policy, sample_payload
+from _wss_support import (
+    OIN1,
+    OIN2,
+    OIN3,
+    decrypted_envelope,
+    dev_now,
+    dev_trust,
+    identity,
+    policy,
+    sample_payload,
+)
 from _wss_support import seal_1_to_2 as seal_msg
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree
 
 from oso_gateway.errors import SealError
 from oso_gateway.security.c14n import exc_c14n
-from oso_gateway.security.namespaces import DS, SOAP, WSA, WSSE, WSU, XENC, q
+from oso_gateway.security.namespaces import DS, EC, SOAP, WSA, WSSE, WSU, XENC, q
 from oso_gateway.security.wss import Identity, from_address, open_message
 
 
@@ -100,3 +114,32 @@ def test_seal_refuses_a_private_key_that_does_not_match_the_certificate() -> Non
 def test_seal_refuses_unusable_arguments(overrides: dict[str, object]) -> None:
     with pytest.raises(SealError):
         seal_msg(sample_payload(), **overrides)
+
+
+def test_inclusive_namespace_prefix_lists_as_wss4j_writes_them_are_honoured() -> None:
+    """WSS4J adds ec:InclusiveNamespaces PrefixList to the C14N method and each transform."""
+    payload = sample_payload()
+    data = seal_msg(payload).data
+    plain = decrypted_envelope(data)
+    root = etree.fromstring(data)
+    prefixes = "wsse soap"
+    targets = {el.get(q(WSU, "Id")): el for el in plain.iter() if el.get(q(WSU, "Id"))}
+    info = root.find(f".//{q(DS, 'SignedInfo')}")
+    assert info is not None
+    etree.SubElement(info[0], q(EC, "InclusiveNamespaces"), PrefixList=prefixes)
+    for ref in info.iter(q(DS, "Reference")):
+        transform = ref.find(f"{q(DS, 'Transforms')}/{q(DS, 'Transform')}")
+        assert transform is not None
+        etree.SubElement(transform, q(EC, "InclusiveNamespaces"), PrefixList=prefixes)
+        target = targets[(ref.get("URI") or "#")[1:]]
+        canonical = exc_c14n(target, inclusive_prefixes=prefixes.split())
+        digest_value = ref.find(q(DS, "DigestValue"))
+        assert digest_value is not None
+        digest_value.text = base64.b64encode(hashlib.sha256(canonical).digest()).decode()
+    signed_info_c14n = exc_c14n(info, inclusive_prefixes=prefixes.split())
+    value = identity(OIN1).private_key.sign(signed_info_c14n, padding.PKCS1v15(), hashes.SHA256())
+    signature_value = root.find(f".//{q(DS, 'SignatureValue')}")
+    assert signature_value is not None
+    signature_value.text = base64.b64encode(value).decode()
+    assert b"xmlns:soap" in exc_c14n(info, inclusive_prefixes=["soap"])  # the list matters
+    assert _open(etree.tostring(root)) == exc_c14n(payload)

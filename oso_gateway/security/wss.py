@@ -44,6 +44,7 @@ from oso_gateway.errors import (
 )
 from oso_gateway.security import primitives, xmldsig, xmlenc
 from oso_gateway.security.c14n import exc_c14n, wrapped_c14n_digest
+from oso_gateway.security.keys import MIN_RSA_BITS
 from oso_gateway.security.namespaces import (
     DS,
     ENCODING_BASE64,
@@ -185,8 +186,11 @@ def _check_seal_args(
     for value in header_values:
         if not value or len(value) > _MAX_HEADER_TEXT or xmlenc.CIPHER_PLACEHOLDER in value:
             raise SealError("a WS-Addressing value is empty or too long")
-    if not isinstance(recipient_certificate.public_key(), rsa.RSAPublicKey):
-        raise SealError("the recipient certificate does not hold an RSA key")
+    recipient_key = recipient_certificate.public_key()
+    if not isinstance(recipient_key, rsa.RSAPublicKey) or recipient_key.key_size < MIN_RSA_BITS:
+        raise SealError(f"the recipient certificate does not hold an RSA-{MIN_RSA_BITS}+ key")
+    if sender.private_key.key_size < MIN_RSA_BITS:
+        raise SealError(f"the sender key is shorter than {MIN_RSA_BITS} bits")
     ours = sender.private_key.public_key().public_numbers()
     if sender.certificate.public_key().public_numbers() != ours:  # type: ignore[union-attr]
         raise SealError("the sender's private key does not match its certificate")

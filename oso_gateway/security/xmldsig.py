@@ -127,8 +127,7 @@ def _c14n_method(el: etree._Element, what: str) -> tuple[str, ...]:
         return ()
     if len(children) != 1 or children[0].tag != q(EC, "InclusiveNamespaces"):
         raise TransformRejected(f"{what} has unexpected parameters")
-    prefixes = tuple((children[0].get("PrefixList") or "").split())
-    return tuple("" if p == "#default" else p for p in prefixes)
+    return tuple((children[0].get("PrefixList") or "").split())
 
 
 def _b64(text: str | None, what: str) -> bytes:

@@ -1,0 +1,85 @@
+"""The Body digest computed without copying the payload equals the real exclusive C14N digest.
+
+Vectors: ``tests/vectors/wss/payloads/*.xml`` (namespaces, comments, CDATA, undeclarations,
+non-UTF-8 input, and a payload that uses the envelope's own namespaces, which forces the exact
+fallback path).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+
+import pytest
+from _wss_support import OIN2, dev_now, dev_trust, identity, policy, seal_1_to_2
+from lxml import etree
+
+from oso_gateway.security.c14n import exc_c14n, wrapped_c14n_digest
+from oso_gateway.security.namespaces import SOAP, WSU, q
+from oso_gateway.security.wss import open_message
+from oso_gateway.security.xmlparse import parse_xml
+
+VECTORS = sorted((Path(__file__).parent / "vectors" / "wss" / "payloads").glob("*.xml"))
+
+
+def _envelope_body() -> etree._Element:
+    envelope = etree.Element(q(SOAP, "Envelope"), nsmap={"soap": SOAP, "wsu": WSU, "x": "urn:x"})
+    etree.SubElement(envelope, q(SOAP, "Header"))
+    body = etree.SubElement(envelope, q(SOAP, "Body"))
+    body.set(q(WSU, "Id"), "Body-1")
+    return body
+
+
+def _real_digest(
+    body: etree._Element, payload: etree._Element, before: str, after: str, prefixes: list[str]
+) -> bytes:
+    clone = copy.deepcopy(body)
+    clone.text = before or None
+    inner = copy.deepcopy(payload)
+    inner.tail = after or None
+    clone.append(inner)
+    body.addnext(clone)  # same document context
+    try:
+        return hashlib.sha256(exc_c14n(clone, inclusive_prefixes=prefixes)).digest()
+    finally:
+        body.getparent().remove(clone)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("path", VECTORS, ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    ("before", "after", "prefixes"),
+    [("", "", []), ("\n  ", "\n", []), ("", "", ["soap", "x"])],
+    ids=["bare", "whitespace", "inclusive-prefixes"],
+)
+def test_wrapped_digest_equals_canonicalising_the_real_body(
+    path: Path, before: str, after: str, prefixes: list[str]
+) -> None:
+    payload = parse_xml(path.read_bytes()).getroot()
+    body = _envelope_body()
+    got = wrapped_c14n_digest(
+        body,
+        payload,
+        exc_c14n(payload),
+        before=before,
+        after=after,
+        inclusive_prefixes=prefixes,
+    )
+    assert got == _real_digest(body, payload, before, after, prefixes)
+    assert len(body) == 0 and body.text is None  # the wrapper is left as it was
+
+
+def test_wrapped_digest_refuses_non_whitespace_around_the_payload() -> None:
+    with pytest.raises(ValueError):
+        wrapped_c14n_digest(_envelope_body(), etree.Element("a"), b"<a></a>", before="x")
+
+
+@pytest.mark.parametrize("path", VECTORS, ids=lambda p: p.name)
+def test_vector_payloads_round_trip(path: Path) -> None:
+    payload = parse_xml(path.read_bytes()).getroot()
+    sealed = seal_1_to_2(payload)
+    opened = open_message(
+        sealed.data, identities=[identity(OIN2)], trust=dev_trust(), policy=policy(), now=dev_now()
+    )
+    assert exc_c14n(opened.payload) == exc_c14n(payload)
+    assert opened.payload_digest == sealed.payload_digest
