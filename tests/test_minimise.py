@@ -193,3 +193,12 @@ def test_minimised_dossier_passes_the_receiver_check() -> None:
     with pytest.raises(DossierCategoryError):
         require_no_category_violations(root)
     require_no_category_violations(minimise(root).root)
+
+
+def test_dossier_without_categorie_uitlevering_is_left_alone() -> None:
+    root = build_dossier()
+    metadata = find(root, "metadata")
+    metadata.remove(find(metadata, "categorie_uitlevering"))
+    result = minimise(root)
+    assert not result.changed
+    assert category_violations(result.root) == []

@@ -169,3 +169,13 @@ def test_cli_preview_rejects_non_dossier_with_code_only(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "OSO-E101" in result.output
     assert "Fenna" not in result.output
+
+
+def test_preview_without_categorie_uitlevering_reports_no_status() -> None:
+    root = build_dossier()
+    metadata = find(root, "metadata")
+    metadata.remove(find(metadata, "categorie_uitlevering"))
+    p = preview(root)
+    assert all(c.status is None for c in p.categories)
+    assert p.category("toetsresultaten").action == Action.SHARED
+    assert p.category("vombo").action == Action.ABSENT
