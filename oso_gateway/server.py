@@ -14,12 +14,16 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from oso_gateway.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from oso_gateway.config import Settings
+    from oso_gateway.transfer.services import GatewayServices
 
 log = logging.getLogger(__name__)
 
@@ -134,3 +138,51 @@ def start_in_thread(
 def _placeholder(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
     start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
     return [b"starting\n"]
+
+
+# --- from the settings ----------------------------------------------------------------------
+
+
+def tls_context_from_settings(settings: Settings) -> tuple[ssl.SSLContext, Path, Path]:
+    """The server TLS context and its certificate/key files, from ``[server]`` and ``[trust]``."""
+    from oso_gateway.transfer.services import tls_bundle
+
+    server = settings.server
+    if server.tls_cert_file is None or server.tls_key_file is None:
+        raise ConfigError("serving needs server.tls_cert_file and server.tls_key_file")
+    client_ca = server.tls_client_ca_file or tls_bundle(settings)
+    crls = settings.trust.crl_files if settings.trust.require_crl else ()
+    context = server_ssl_context(
+        cert_file=server.tls_cert_file,
+        key_file=server.tls_key_file,
+        client_ca_files=(client_ca,),
+        crl_files=crls,
+    )
+    return context, server.tls_cert_file, server.tls_key_file
+
+
+def start_gateway_in_thread(
+    settings: Settings,
+    *,
+    services: GatewayServices | None = None,
+    port: int | None = None,
+    threads: int = 8,
+) -> RunningServer:
+    """Serve one gateway (``create_app``) over mutual TLS in a background thread.
+
+    ``port`` defaults to ``settings.server.port``; pass 0 for an ephemeral port.
+    """
+    from oso_gateway.web import create_app
+
+    context, cert, key = tls_context_from_settings(settings)
+    app = create_app(settings, services=services)
+    return start_in_thread(
+        app,
+        context=context,
+        cert_file=cert,
+        key_file=key,
+        host=settings.server.host,
+        port=settings.server.port if port is None else port,
+        threads=threads,
+        timeout=settings.limits.request_timeout,
+    )

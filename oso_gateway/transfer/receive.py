@@ -334,7 +334,7 @@ class ReceiveService:
         dossier = etree.tostring(opened.payload, encoding="utf-8", xml_declaration=True)
         self.validator(dossier, now)
 
-        receipt = self._seal_receipt(opened, served, sending, signer_oin, now)
+        receipt = self._seal_receipt(opened, served, sending, signer_oin, len(dossier), now)
         record = InboundImport(
             message_id=opened.message_id,
             action=opened.action,
@@ -397,6 +397,7 @@ class ReceiveService:
         served: ServedSchool,
         sending: School,
         signer_oin: str,
+        payload_size: int,
         now: datetime,
     ) -> bytes:
         payload = wire.build_receipt(
@@ -405,7 +406,7 @@ class ReceiveService:
                 status="imported",
                 received_at=now,
                 payload_digest=opened.payload_digest,
-                payload_bytes=len(etree.tostring(opened.payload)),
+                payload_bytes=payload_size,
                 receiver_brin=served.school.brin,
                 receiver_vestiging=served.school.vestiging,
             )

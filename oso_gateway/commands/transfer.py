@@ -1,0 +1,172 @@
+"""``oso-gateway send`` and ``oso-gateway outbox run``: queue dossiers, deliver them.
+
+Output names message ids, schools, counts and error codes, never a file's content or name (a
+LAS export's file names may hold a pupil's name): a dossier is named by its position and the
+first hex digits of its SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import signal
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import click
+
+from oso_gateway.commands.db import config_option, fail, settings_or_exit
+from oso_gateway.errors import ConfigError, GatewayError
+from oso_gateway.store import models as m
+
+if TYPE_CHECKING:  # pragma: no cover
+    from oso_gateway.transfer.services import GatewayServices
+
+
+def _school(_ctx: click.Context, _param: click.Parameter, value: str) -> object:
+    from oso_gateway.transfer.receive import School
+
+    try:
+        return School.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _services(config_file: Path | None) -> GatewayServices:
+    from oso_gateway.transfer.services import build_services
+
+    settings = settings_or_exit(config_file)
+    try:
+        return build_services(settings)
+    except GatewayError as exc:
+        fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
+        raise  # unreachable
+
+
+def _label(index: int, total: int, data: bytes) -> str:
+    return f"dossier {index}/{total} (sha256 {hashlib.sha256(data).hexdigest()[:12]})"
+
+
+@click.command("send")
+@click.argument("dossier", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--to",
+    "school",
+    required=True,
+    callback=_school,
+    help="Receiving school: BRIN + vestiging, e.g. 01AB00 (vestiging defaults to 00).",
+)
+@click.option("--wait", is_flag=True, help="Deliver now and wait for the signed receipt(s).")
+@click.option(
+    "--timeout",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="With --wait: give up waiting after this many seconds (the outbox keeps trying).",
+)
+@config_option
+def send_command(
+    dossier: Path, school: object, wait: bool, timeout: float, config_file: Path | None
+) -> None:
+    """Validate, minimise, seal and queue DOSSIER (a file, or a directory of *.xml) for a school.
+
+    Exit status 1 when any dossier was rejected or (with --wait) not delivered.
+    """
+    from oso_gateway.transfer.receive import School
+    from oso_gateway.transfer.send import prepare_dossier
+
+    assert isinstance(school, School)
+    services = _services(config_file)
+    files = sorted(dossier.glob("*.xml")) if dossier.is_dir() else [dossier]
+    if not files:
+        click.echo(f"error: no *.xml files in {dossier}", err=True)
+        raise SystemExit(2)
+    queued: list[tuple[str, str]] = []
+    rejected = 0
+    removed: dict[str, int] = {}
+    try:
+        with click.progressbar(
+            list(enumerate(files, 1)),
+            label=f"Queueing for {school}",
+            show_pos=True,
+            file=sys.stderr,
+        ) as bar:
+            for index, path in bar:
+                data = path.read_bytes()
+                label = _label(index, len(files), data)
+                try:
+                    prepared = prepare_dossier(
+                        data,
+                        to=school,
+                        directory=services.directory,
+                        config=services.sender_config,
+                        now=datetime.now(UTC),
+                    )
+                    services.outbox.enqueue(prepared)
+                except GatewayError as exc:
+                    rejected += 1
+                    click.echo(f"\nrejected: {label}: {exc.code} {exc.public_message}", err=True)
+                    continue
+                for key, count in prepared.removed.items():
+                    removed[key] = removed.get(key, 0) + count
+                queued.append((label, prepared.message_id))
+        click.echo(f"queued {len(queued)} dossier(s) for {school}, rejected {rejected}")
+        if removed:
+            shown = ", ".join(f"{k}: {v}" for k, v in sorted(removed.items()))
+            click.echo(f"minimised (elements removed per category): {shown}")
+        for label, message_id in queued:
+            click.echo(f"  {message_id}  {label}")
+        failed = 0
+        if wait:
+            for _label_text, message_id in queued:
+                record = services.outbox.wait_for(message_id, timeout=timeout)
+                code = f" {record.last_error_code}" if record.last_error_code else ""
+                click.echo(f"{record.status}: {message_id}{code}")
+                failed += record.status != m.DELIVERED
+    finally:
+        services.close()
+    if rejected or failed:
+        raise SystemExit(1)
+
+
+@click.group("outbox")
+def outbox_group() -> None:
+    """The outbox of outgoing dossiers."""
+
+
+@outbox_group.command("run")
+@click.option("--once", is_flag=True, help="Attempt what is due now, then exit.")
+@click.option(
+    "--poll-interval", type=float, default=2.0, show_default=True, help="Seconds between polls."
+)
+@config_option
+def run_command(once: bool, poll_interval: float, config_file: Path | None) -> None:
+    """Deliver due messages (claims each exclusively: several workers may run at once)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    services = _services(config_file)
+    try:
+        if once:
+            stats = services.outbox.run_once()
+            click.echo(
+                f"delivered {stats.delivered}, retrying {stats.retrying}, failed {stats.failed}"
+            )
+            return
+        stop = threading.Event()
+
+        def _stop(_signum: int, _frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        services.outbox.run_forever(stop, poll_interval=poll_interval)
+    finally:
+        services.close()
+
+
+def register(group: click.Group) -> None:
+    group.add_command(send_command)
+    group.add_command(outbox_group)
