@@ -13,6 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, func, insert, select, text
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
 
 from oso_gateway.errors import AtRestDecryptionError, SchemaNotCurrent, StoreUnavailable
 from oso_gateway.store import (
@@ -28,6 +29,9 @@ from oso_gateway.store import (
     upgrade,
 )
 from oso_gateway.store import models as m
+from oso_gateway.store.repository import MessageRecord
+from oso_gateway.store.translog import append_log_events
+from oso_gateway.transfer.logchain import GENESIS, make_event, verify_chain
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 KEY = bytes(range(32))
@@ -393,3 +397,67 @@ def test_a_ciphertext_moved_to_another_row_does_not_decrypt(store: Store) -> Non
         )
     with pytest.raises(AtRestDecryptionError, match="does not authenticate"):
         store.load_dossier(b.dossier_id)
+
+
+# --- transfer log storage --------------------------------------------------------------------
+
+
+def _log_event(i: int) -> dict[str, str]:
+    return make_event(
+        at=NOW + timedelta(seconds=i),
+        kind="message",
+        status="delivered",
+        attempt=i,
+        direction="out",
+    )
+
+
+def test_log_events_are_chained_after_the_stored_head(store: Store) -> None:
+    first = store.append_log([_log_event(1), _log_event(2)], now=NOW)
+    assert [r.seq for r in first] == [1, 2] and first[0].prev_hash == GENESIS
+    more = store.append_log([_log_event(3)], now=NOW)
+    assert more[0].seq == 3 and more[0].prev_hash == first[1].hash
+    stored = store.log_entries()
+    assert stored == [*first, *more]
+    assert verify_chain(stored).ok
+    assert store.log_entries(after_seq=2) == more
+
+
+def test_concurrent_log_appenders_extend_one_unbroken_chain(store: Store) -> None:
+    workers, per_worker = 4, 5
+    barrier = threading.Barrier(workers)
+    errors: list[BaseException] = []
+
+    def work(slot: int) -> None:
+        try:
+            barrier.wait()
+            for i in range(per_worker):
+                store.append_log([_log_event(slot * 100 + i)], now=NOW)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    stored = store.log_entries()
+    assert [r.seq for r in stored] == list(range(1, workers * per_worker + 1))
+    assert verify_chain(stored).ok
+
+
+def test_a_log_entry_written_with_an_import_is_undone_with_it(store: Store) -> None:
+    def log_then_fail(session: Session, record: MessageRecord) -> None:
+        append_log_events(session, [_log_event(1)], now=NOW)
+        raise RuntimeError("crash after logging")
+
+    with pytest.raises(RuntimeError):
+        _import(store, _mid(), after_insert=log_then_fail)
+    assert store.log_entries() == []
+
+    def log(session: Session, record: MessageRecord) -> None:
+        append_log_events(session, [_log_event(1)], now=NOW)
+
+    assert isinstance(_import(store, _mid(), after_insert=log), Imported)
+    assert len(store.log_entries()) == 1

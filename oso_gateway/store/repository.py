@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TypeVar
@@ -28,8 +28,10 @@ from sqlalchemy.orm import Session
 
 from oso_gateway.errors import ConfigError
 from oso_gateway.store import models as m
+from oso_gateway.store import translog
 from oso_gateway.store.crypto import AtRestCipher, aad_for
 from oso_gateway.store.engine import unavailable_as_typed_error, writer
+from oso_gateway.transfer.logchain import StoredEvent
 
 _T = TypeVar("_T")
 
@@ -641,3 +643,17 @@ class Store:
             )
             result.append(dataclasses.replace(summary, pupil=pupil))
         return result
+
+    # --- transfer log -----------------------------------------------------------------------
+
+    def append_log(
+        self, events: Sequence[Mapping[str, str]], *, now: datetime
+    ) -> list[StoredEvent]:
+        """Append events to the hash-chained transfer log, in a transaction of their own."""
+        return self._write(lambda session: translog.append_log_events(session, events, now=now))
+
+    def log_entries(self, *, after_seq: int = 0, limit: int | None = None) -> list[StoredEvent]:
+        """Stored log entries in order (for verification and export)."""
+        return self._read(
+            lambda session: translog.log_entries(session, after_seq=after_seq, limit=limit)
+        )
