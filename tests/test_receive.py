@@ -184,6 +184,8 @@ def test_sending_school_without_mandate_for_the_signer_is_rejected_and_logged(
     rejected = _rejected(pair.receiver_store)
     assert [(r.message_id, r.last_error_code) for r in rejected] == [(message_id, "OSO-E431")]
     assert "OSO-E431" in caplog.text
+    logged = pair.receiver_store.log_entries()[-1].event
+    assert (logged["status"], logged["error_code"]) == ("rejected", "OSO-E431")
 
 
 def test_invalid_dossier_is_rejected_with_its_dossier_code_and_nothing_imported(

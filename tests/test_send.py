@@ -29,6 +29,7 @@ from oso_gateway.errors import OinMismatch, UnknownSchool
 from oso_gateway.store import Store
 from oso_gateway.store import models as m
 from oso_gateway.store.repository import MessageRecord
+from oso_gateway.transfer.logchain import verify_chain
 from oso_gateway.transfer.outbox import backoff_delay
 from oso_gateway.transfer.receive import OSO_NS, School
 from oso_gateway.transfer.send import (
@@ -299,3 +300,34 @@ def test_backoff_doubles_up_to_the_cap_with_bounded_jitter() -> None:
     for attempt, nominal in [(1, 30), (2, 60), (3, 120), (8, 3600), (9, 3600)]:
         seconds = backoff_delay(attempt, retry, rng).total_seconds()
         assert nominal * 0.8 <= seconds <= nominal * 1.2
+
+
+def test_both_transfer_logs_chain_and_hold_no_pupil_data(
+    pair: GatewayPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    marker = "Qxzmarker"
+    data = generate_dossier(overstap="POVO", seed=5, now=pair.clock(), marker=marker)
+    with caplog.at_level(logging.DEBUG):
+        prepared = prepare_dossier(
+            data,
+            to=RECEIVER_SCHOOL,
+            directory=pair.directory,
+            config=pair.sender_config,
+            now=pair.clock(),
+        )
+        pair.outbox.enqueue(prepared)
+        pair.transport.down = True
+        pair.outbox.run_once()
+        pair.transport.down = False
+        pair.clock.advance(timedelta(seconds=1))
+        pair.outbox.run_once()
+    sent = pair.sender_store.log_entries()
+    received = pair.receiver_store.log_entries()
+    assert verify_chain(sent).ok and verify_chain(received).ok
+    assert [e.event["status"] for e in sent] == [m.QUEUED, m.RETRYING, m.DELIVERED]
+    assert sent[1].event["error_code"] == "OSO-E461"
+    assert [e.event["status"] for e in received] == [m.IMPORTED]
+    assert received[0].event["message_id"] == prepared.message_id
+    everything = caplog.text + repr([e.event for e in sent + received])
+    assert marker not in everything
+    assert marker in prepared.payload.decode()  # the marker was in the dossier itself

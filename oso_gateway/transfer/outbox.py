@@ -116,6 +116,7 @@ class Outbox:
             prepared.recipient_oin,
             len(prepared.payload),
         )
+        self._log(result, m.QUEUED, result.created_at)
         return result
 
     # --- draining ----------------------------------------------------------------------------
@@ -211,6 +212,26 @@ class Outbox:
             raise RuntimeError("payload digest changed between sealings")
         return fresh.data, fresh.signature_value
 
+    def _log(self, record: MessageRecord, status: str, now: datetime, **fields: object) -> None:
+        from oso_gateway.transfer.services import log_event
+
+        school = School.parse(record.counterpart_school or "")
+        event = log_event(
+            at=now,
+            direction="out",
+            message_id=record.message_id,
+            action=record.action,
+            status=status,
+            attempt=record.attempts,
+            counterpart_oin=record.counterpart_oin,
+            counterpart_brin=school.brin,
+            counterpart_vestiging=school.vestiging,
+            payload_digest=record.payload_digest,
+            size_bytes=record.payload_size,
+            **fields,
+        )
+        self.store.append_log([event], now=now)
+
     def _finish(self, record: MessageRecord, result: AttemptResult) -> str:
         now = self.clock()
         if result.outcome == "delivered":
@@ -221,6 +242,7 @@ class Outbox:
                 now=now,
                 signer_fingerprint=result.receipt_signer_fingerprint,
             )
+            self._log(record, m.DELIVERED, now, peer_fingerprint=result.receipt_signer_fingerprint)
             log.info(
                 "delivered %s to school %s (attempt %d), receipt verified",
                 record.message_id,
@@ -235,6 +257,7 @@ class Outbox:
             with self._rng_lock:
                 delay = backoff_delay(record.attempts, self.retry, self._rng)
             self.store.mark_retry(record.pk, error_code=code, next_attempt_at=now + delay, now=now)
+            self._log(record, m.RETRYING, now, error_code=code)
             log.warning(
                 "retrying %s (attempt %d failed: %s %s); next in %.1fs",
                 record.message_id,
@@ -245,6 +268,7 @@ class Outbox:
             )
             return m.RETRYING
         self.store.mark_failed(record.pk, error_code=code, now=now)
+        self._log(record, m.FAILED, now, error_code=code)
         log.error(
             "failed %s after attempt %d: %s %s%s",
             record.message_id,

@@ -7,6 +7,7 @@ onto ``oso_gateway.store.Store``.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -24,6 +25,8 @@ from oso_gateway.security.wss import Identity
 from oso_gateway.store import Store, check_schema_current, open_store
 from oso_gateway.store import models as m
 from oso_gateway.store.repository import Duplicate, MessageRecord, PupilFacts
+from oso_gateway.store.translog import append_log_events
+from oso_gateway.transfer.logchain import FIELD_FORMATS, make_event
 from oso_gateway.transfer.outbox import Outbox
 from oso_gateway.transfer.receive import (
     OSO_NS,
@@ -58,6 +61,28 @@ class StoreInbound:
         return StoredReceipt(payload_digest=record.payload_digest, receipt=record.receipt)
 
     def import_dossier(self, record: InboundImport) -> None:
+        event = log_event(
+            at=record.received_at,
+            direction="in",
+            message_id=record.message_id,
+            action=record.action,
+            status=m.IMPORTED,
+            counterpart_oin=record.counterpart_oin,
+            counterpart_brin=record.counterpart_school.brin,
+            counterpart_vestiging=record.counterpart_school.vestiging,
+            school_brin=record.our_school.brin,
+            school_vestiging=record.our_school.vestiging,
+            size_bytes=record.payload_size,
+            payload_digest=record.payload_digest,
+            signer_fingerprint=record.signer_fingerprint,
+        )
+
+        def in_transaction(session: Session, inserted: MessageRecord) -> None:
+            # The transfer log entry commits (or not) with the import itself.
+            append_log_events(session, [event], now=record.received_at)
+            if self.after_insert is not None:
+                self.after_insert(session, inserted)
+
         result = self.store.import_inbound(
             message_id=record.message_id,
             action=record.action,
@@ -72,7 +97,7 @@ class StoreInbound:
             signer_fingerprint=record.signer_fingerprint,
             message_size=record.message_size,
             pupil=pupil_facts(record.tree),
-            after_insert=self.after_insert,
+            after_insert=in_transaction,
         )
         if isinstance(result, Duplicate):
             raise DuplicateMessage(record.message_id)
@@ -86,16 +111,37 @@ class StoreInbound:
         message_size: int,
         at: datetime,
     ) -> None:
-        if message_id is None:
-            return  # not even a verified MessageID: our log has it, the message log cannot
-        self.store.record_rejected_inbound(
+        if message_id is not None:
+            self.store.record_rejected_inbound(
+                message_id=message_id,
+                action="",
+                error_code=error_code,
+                now=at,
+                counterpart_oin=counterpart_oin,
+                message_size=message_size,
+            )
+        event = log_event(
+            at=at,
+            direction="in",
             message_id=message_id,
-            action="",
+            status=m.REJECTED,
             error_code=error_code,
-            now=at,
             counterpart_oin=counterpart_oin,
-            message_size=message_size,
+            size_bytes=message_size,
         )
+        self.store.append_log([event], now=at)
+
+
+def log_event(**fields: object) -> dict[str, str]:
+    """A transfer-log message event; a value not of its field's strict form is left out (a
+    peer's odd MessageID must not make the import fail)."""
+    kept = {
+        name: value
+        for name, value in fields.items()
+        if value is not None
+        and (not isinstance(value, str) or re.fullmatch(FIELD_FORMATS[name], value) is not None)
+    }
+    return make_event(kind="message", **kept)
 
 
 def pupil_facts(root: etree._Element | None) -> PupilFacts:
