@@ -15,7 +15,13 @@ from sqlalchemy import Engine, create_engine, func, insert, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
-from oso_gateway.errors import AtRestDecryptionError, SchemaNotCurrent, StoreUnavailable
+from oso_gateway.config import load_settings
+from oso_gateway.errors import (
+    AtRestDecryptionError,
+    ConfigError,
+    SchemaNotCurrent,
+    StoreUnavailable,
+)
 from oso_gateway.store import (
     AtRestCipher,
     Duplicate,
@@ -26,6 +32,7 @@ from oso_gateway.store import (
     create_store_engine,
     current_revision,
     head_revision,
+    open_store,
     upgrade,
 )
 from oso_gateway.store import models as m
@@ -461,3 +468,30 @@ def test_a_log_entry_written_with_an_import_is_undone_with_it(store: Store) -> N
 
     assert isinstance(_import(store, _mid(), after_insert=log), Imported)
     assert len(store.log_entries()) == 1
+
+
+def test_an_operator_can_requeue_a_failed_message_with_a_fresh_attempt_budget(
+    store: Store,
+) -> None:
+    pk = _enqueue(store)
+    with pytest.raises(LookupError):
+        store.requeue_outbound(pk, now=NOW)  # queued, not failed
+    assert store.claim_next_outbound(now=NOW, lease=LEASE) is not None
+    store.mark_failed(pk, error_code="OSO-E451", now=NOW)
+    later = NOW + timedelta(hours=1)
+    again = store.requeue_outbound(pk, now=later)
+    assert again.status == m.QUEUED and again.attempts == 0
+    claimed = store.claim_next_outbound(now=later, lease=LEASE)
+    assert claimed is not None and claimed.pk == pk and claimed.attempts == 1
+    assert store.outbound_payload(claimed) == b"<dossier/>"
+    assert [e.status for e in store.events(pk)][-3:] == [m.FAILED, m.QUEUED, m.SENDING]
+
+
+def test_open_store_fails_at_once_without_a_storage_key(tmp_path: Path) -> None:
+    settings = load_settings(None, {"OSO_GATEWAY_DATA_DIR": str(tmp_path)})
+    with pytest.raises(ConfigError, match="storage key"):
+        open_store(settings)
+    reader = open_store(settings, check_schema=False, require_key=False)
+    with pytest.raises(ConfigError, match="storage key"):
+        reader.cipher  # noqa: B018
+    reader.engine.dispose()

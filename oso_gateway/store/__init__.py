@@ -43,10 +43,14 @@ __all__ = [
 ]
 
 
-def open_store(settings: Settings, *, check_schema: bool = True) -> Store:
-    """Engine + schema check + cipher (when a storage key is configured) from the settings."""
+def open_store(settings: Settings, *, check_schema: bool = True, require_key: bool = True) -> Store:
+    """Engine + schema check + at-rest cipher from the settings.
+
+    ``require_key``: fail now (``ConfigError``) rather than at the first dossier when no storage
+    key is configured; pass False for tools that only read statuses.
+    """
+    key = settings.require_storage_key() if require_key else settings.storage_key
     engine = create_store_engine(settings.database_url)
     if check_schema:
         check_schema_current(engine)
-    key = settings.storage_key
     return Store(engine, AtRestCipher(key) if key is not None else None)

@@ -363,6 +363,25 @@ class Store:
 
         return self._write(work)
 
+    def requeue_outbound(self, pk: int, *, now: datetime) -> MessageRecord:
+        """Operator action: send a ``failed`` message again, due now, with a fresh attempt budget.
+
+        ``LookupError`` when the row is not a failed outbound message that still has its payload.
+        """
+
+        def work(session: Session) -> MessageRecord:
+            row = self._get(session, pk)
+            if row.direction != m.OUT or row.status != m.FAILED or row.payload_ciphertext is None:
+                raise LookupError(f"message row {pk} is not a failed outbound message")
+            row.attempts = 0
+            row.next_attempt_at = now
+            row.lease_until = None
+            self._event(session, row, m.QUEUED, now)
+            session.flush()
+            return _record(row)
+
+        return self._write(work)
+
     # --- inbound ----------------------------------------------------------------------------
 
     def import_inbound(
