@@ -317,7 +317,9 @@ def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> None:
             continue
         where = f"environment: {ENV_PREFIX}{name}"
         value: Any = text
-        if key in _PATH_KEYS:
+        if key == "database_url":
+            value = _resolve_sqlite(text, Path.cwd())
+        elif key in _PATH_KEYS:
             value = str(Path(text).expanduser().absolute())
         elif key in _INT_KEYS:
             try:
@@ -349,7 +351,10 @@ def _build(
 ) -> Settings:
     top = _Reader(doc, name="", source=source, base_dir=base_dir)
     data_dir = top.get_path("data_dir") or base_dir / "data"
-    database_url = top.get_str("database_url") or default_database_url(data_dir)
+    database_url = top.get_str("database_url")
+    database_url = (
+        _resolve_sqlite(database_url, base_dir) if database_url else default_database_url(data_dir)
+    )
 
     storage = top.get_table("storage")
     key_text = storage.get_str("key")
@@ -448,6 +453,28 @@ def _build(
         retry=retry,
         console=console,
     )
+
+
+def _resolve_sqlite(url: str, base_dir: Path) -> str:
+    """A relative SQLite file path is relative to the configuration file, like other paths."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # reported (without echoing it) when the engine is created
+    database = parsed.database
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not database
+        or database == ":memory:"
+        or database.startswith("file:")
+        or Path(database).is_absolute()
+    ):
+        return url
+    resolved = parsed.set(database=str(base_dir / Path(database).expanduser()))
+    return resolved.render_as_string(hide_password=False)
 
 
 def _or(value: _T | None, default: _T) -> _T:

@@ -100,6 +100,15 @@ def test_defaults_put_a_sqlite_database_in_the_data_directory(tmp_path: Path) ->
     assert s.server.port == 8443 and s.retry.max_attempts >= 1
 
 
+def test_a_relative_sqlite_path_is_relative_to_the_file_like_other_paths(tmp_path: Path) -> None:
+    s = load_settings(_write(tmp_path, 'database_url = "sqlite:///db/gw.sqlite"\n'), {})
+    assert s.database_url == f"sqlite:///{tmp_path}/db/gw.sqlite"
+    absolute = load_settings(_write(tmp_path, 'database_url = "sqlite:////srv/gw.sqlite"\n'), {})
+    assert absolute.database_url == "sqlite:////srv/gw.sqlite"
+    memory = load_settings(_write(tmp_path, 'database_url = "sqlite://"\n'), {})
+    assert memory.database_url == "sqlite://"
+
+
 def test_settings_are_frozen_and_never_show_the_key(tmp_path: Path) -> None:
     s = load_settings(_write(tmp_path, FULL), {})
     with pytest.raises(dataclasses.FrozenInstanceError):
