@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from datetime import datetime
 
 import pytest
@@ -21,11 +22,13 @@ from _wss_support import (
 from _wss_support import seal_1_to_2 as seal_msg
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from lxml import etree
 
 from oso_gateway.errors import SealError
+from oso_gateway.security import xmlenc
 from oso_gateway.security.c14n import exc_c14n
-from oso_gateway.security.namespaces import DS, EC, SOAP, WSA, WSSE, WSU, XENC, q
+from oso_gateway.security.namespaces import DS, EC, KT_RSA_OAEP, SOAP, WSA, WSSE, WSU, XENC, q
 from oso_gateway.security.wss import Identity, from_address, open_message
 
 
@@ -143,3 +146,42 @@ def test_inclusive_namespace_prefix_lists_as_wss4j_writes_them_are_honoured() ->
     signature_value.text = base64.b64encode(value).decode()
     assert b"xmlns:soap" in exc_c14n(info, inclusive_prefixes=["soap"])  # the list matters
     assert _open(etree.tostring(root)) == exc_c14n(payload)
+
+
+def test_content_outside_the_signature_never_reaches_the_caller() -> None:
+    """Exclusive C14N ignores comments and unused namespace declarations, so an attacker who
+    re-encrypts the genuine content (anyone can encrypt to us) may add them without breaking the
+    signature. open_message hands on only the canonical form, which is what was signed."""
+    payload = sample_payload()
+    root = etree.fromstring(seal_msg(payload).data)
+    plain = decrypted_envelope(etree.tostring(root))
+    content = etree.tostring(plain.find(q(SOAP, "Body"))[0])  # type: ignore[index]
+    doctored = content.replace(b"<leerling>", b"<leerling><!-- injected -->", 1)
+    doctored = doctored.replace(b"<dossier ", b'<dossier xmlns:evil="urn:evil" ', 1)
+    doctored = b"<!-- before -->" + doctored
+    assert doctored != content
+    key = os.urandom(32)
+    iv = os.urandom(12)
+    cipher_value = root.find(f"{q(SOAP, 'Body')}/{q(XENC, 'EncryptedData')}")[-1][0]  # type: ignore[index]
+    cipher_value.text = base64.b64encode(iv + AESGCM(key).encrypt(iv, doctored, None)).decode()
+    old = root.find(f".//{q(XENC, 'EncryptedKey')}")
+    assert old is not None
+    new = xmlenc.build_encrypted_key(
+        key_id="EK-1",
+        recipient=identity(OIN2).certificate,
+        content_key=key,
+        data_ids=(root.find(f"{q(SOAP, 'Body')}/{q(XENC, 'EncryptedData')}").get("Id") or "",),  # type: ignore[union-attr]
+        key_transport=KT_RSA_OAEP,
+    )
+    old.getparent().replace(old, new)  # type: ignore[union-attr]
+    opened = open_message(
+        etree.tostring(root),
+        identities=[identity(OIN2)],
+        trust=dev_trust(),
+        policy=policy(),
+        now=dev_now(),
+    )
+    delivered = etree.tostring(opened.payload)
+    assert b"injected" not in delivered and b"before" not in delivered
+    assert b"urn:evil" not in delivered
+    assert exc_c14n(opened.payload) == exc_c14n(payload)

@@ -41,16 +41,14 @@ def _rendered_namespaces(element: etree._Element) -> set[str] | None:
 
 
 def _uses_any(payload: etree._Element, namespaces: set[str] | None) -> bool:
+    """True when an element or attribute in ``payload``'s subtree is in one of ``namespaces``."""
     if namespaces is None:
         return True
-    for el in payload.iter():
-        if not isinstance(el.tag, str):
-            continue
-        if etree.QName(el).namespace in namespaces:
+    for ns in namespaces:
+        if next(payload.iter(f"{{{ns}}}*"), None) is not None:
             return True
-        for name in el.attrib:
-            if etree.QName(name).namespace in namespaces:
-                return True
+        if payload.xpath("boolean(descendant-or-self::*/@*[namespace-uri()=$ns])", ns=ns):
+            return True
     return False
 
 

@@ -113,7 +113,8 @@ class SealedMessage:
 
 @dataclass(frozen=True, kw_only=True)
 class OpenPolicy:
-    max_bytes: int = 64 * 1024 * 1024
+    #: a 50 MB dossier travels as ~70 MB of base64, so the envelope limit is above ParseLimits
+    max_bytes: int = 96 * 1024 * 1024
     max_depth: int = 64
     clock_skew: timedelta = timedelta(minutes=2)
     max_ttl: timedelta = timedelta(minutes=15)
@@ -271,7 +272,6 @@ def seal(
     payload_c14n = exc_c14n(payload)
     payload_digest = primitives.sha256_hex(payload_c14n)
     references = [(body_id, wrapped_c14n_digest(body, payload, payload_c14n))]
-    del payload_c14n
     for el in signed:
         references.append((el.get(_WSU_ID) or "", _sha256(exc_c14n(el))))
     signature = xmldsig.build_signature(security, references=references, token_id=token_id)
@@ -279,9 +279,9 @@ def seal(
 
     # --- then encrypt the Body content --------------------------------------------------------
     content_key = primitives.new_content_key()
-    plaintext = etree.tostring(payload, encoding="UTF-8", xml_declaration=False, with_tail=False)
-    iv, sealed_content = primitives.aes_gcm_encrypt(content_key, plaintext)
-    del plaintext  # keep peak memory low: at most two message-sized buffers at a time
+    # The plaintext is the payload's canonical form: exactly what the Body digest covers.
+    iv, sealed_content = primitives.aes_gcm_encrypt(content_key, payload_c14n)
+    del payload_c14n  # keep peak memory low: at most two message-sized buffers at a time
     # 12 bytes encode to 16 base64 characters without padding, so the two halves concatenate.
     cipher_b64 = (primitives.b64encode(iv), primitives.b64encode(sealed_content))
     del sealed_content
@@ -448,19 +448,22 @@ def _check_timestamp(
     return created, expires
 
 
-def _id_attributes(el: etree._Element) -> Iterable[str]:
-    for name in (_WSU_ID, "Id", "ID", "id", q(XML, "id")):
-        value = el.get(name)
-        if value is not None:
-            yield value
+_ID_NAMES = (_WSU_ID, "Id", "ID", "id", q(XML, "id"))
+_HAS_ID = etree.XPath(
+    "descendant-or-self::*[@wsu:Id or @Id or @ID or @id or @xml:id]", namespaces={"wsu": WSU}
+)
 
 
 def _id_index(*roots: etree._Element) -> dict[str, list[etree._Element]]:
+    """Every element carrying an ID-like attribute, by value (one element may carry several)."""
     index: dict[str, list[etree._Element]] = {}
     for root in roots:
-        for el in root.iter():
-            if isinstance(el.tag, str) and el.attrib:
-                for value in _id_attributes(el):
+        found = _HAS_ID(root)
+        assert isinstance(found, list)
+        for el in found:
+            assert isinstance(el, etree._Element)
+            for value in {el.get(name) for name in _ID_NAMES}:
+                if value is not None:
                     index.setdefault(value, []).append(el)
     return index
 
@@ -560,8 +563,17 @@ def open_message(
     after = plaintext[len(plaintext) - after_ws :].decode("ascii") + (
         shape.encrypted_data.tail or ""
     )
-    del plaintext
     payload = payload_tree.getroot()
+    payload_c14n = exc_c14n(payload)
+    canonical = len(plaintext) - before_ws - after_ws == len(payload_c14n) and (
+        plaintext.startswith(payload_c14n, before_ws)
+    )
+    del plaintext, payload_tree
+    if not canonical:
+        # Another stack serialised the content its own way (or something outside the signature,
+        # such as a comment or an unused namespace declaration, was added): hand on exactly what
+        # the signature covers, the canonical form.
+        payload = parse_xml(payload_c14n, limits=limits).getroot()
     shape.body.text = None
     shape.body.remove(shape.encrypted_data)
 
@@ -575,7 +587,6 @@ def open_message(
     optional = {id(shape.token): "BinarySecurityToken"}
     index = _id_index(shape.envelope, payload)
     seen: set[str] = set()
-    payload_c14n = exc_c14n(payload)
     payload_digest = primitives.sha256_hex(payload_c14n)
     for ref in parsed.references:
         targets = index.get(ref.target_id, [])
