@@ -9,9 +9,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, func, insert, select, text
+from sqlalchemy import Engine, create_engine, func, insert, inspect, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
@@ -36,6 +37,7 @@ from oso_gateway.store import (
     upgrade,
 )
 from oso_gateway.store import models as m
+from oso_gateway.store.migrate import alembic_config
 from oso_gateway.store.repository import MessageRecord
 from oso_gateway.store.translog import append_log_events
 from oso_gateway.transfer.logchain import GENESIS, make_event, verify_chain
@@ -134,6 +136,17 @@ def test_migrations_produce_exactly_the_models_schema(engine: Engine) -> None:
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), m.Base.metadata)
     assert diff == []
+
+
+def test_the_migrations_can_be_rolled_back_and_applied_again(engine: Engine) -> None:
+    upgrade(engine)
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "base")
+    assert current_revision(engine) is None
+    with engine.connect() as conn:
+        assert set(inspect(conn).get_table_names()) <= {"alembic_version"}
+    upgrade(engine)
+    check_schema_current(engine)
 
 
 def test_upgrading_twice_is_harmless(engine: Engine) -> None:
