@@ -38,6 +38,7 @@ from oso_gateway.security.namespaces import (
     SOAP,
     WSA,
     WSSE,
+    WSSE11,
     WSU,
     XENC,
     q,
@@ -54,6 +55,7 @@ ID_NODES = [
     f"{WSA}:MessageID",
     f"{WSA}:From",
     f"{WSA}:RelatesTo",
+    f"{WSSE11}:SignatureConfirmation",
 ]
 
 
@@ -106,17 +108,23 @@ def _open(data: bytes) -> bytes:
 # --- (a) -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("relates_to", [None, "urn:uuid:11111111-2222-4333-8444-555555555555"])
+@pytest.mark.parametrize("receipt", [False, True], ids=["request", "receipt"])
 def test_xmlsec1_verifies_our_signature_after_decryption(
-    xmlsec1: str, tmp_path: Path, relates_to: str | None
+    xmlsec1: str, tmp_path: Path, receipt: bool
 ) -> None:
-    sealed = seal_1_to_2(sample_payload(), relates_to=relates_to)
+    extra: dict[str, object] = {}
+    if receipt:  # RelatesTo and SignatureConfirmation are signed too
+        extra = {
+            "relates_to": "urn:uuid:11111111-2222-4333-8444-555555555555",
+            "signature_confirmation": b"\x01" * 384,
+        }
+    sealed = seal_1_to_2(sample_payload(), **extra)
     doc = tmp_path / "decrypted.xml"
     doc.write_bytes(etree.tostring(decrypted_envelope(sealed.data)))
     cert = _pem_cert(tmp_path / "signer.pem", OIN1)
     result = _run(xmlsec1, "--verify", "--pubkey-cert-pem", cert, *_id_args(), str(doc))
     assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
-    expected = 7 if relates_to else 6
+    expected = 8 if receipt else 6
     assert f"SignedInfo References (ok/all): {expected}/{expected}" in result.stderr.decode()
 
 
