@@ -9,6 +9,7 @@ from datetime import datetime
 
 import pytest
 from _wss_support import (
+    DEV,
     OIN1,
     OIN2,
     OIN3,
@@ -25,10 +26,11 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from lxml import etree
 
-from oso_gateway.errors import SealError
+from oso_gateway.errors import CrlMissing, SealError
 from oso_gateway.security import xmlenc
 from oso_gateway.security.c14n import exc_c14n
 from oso_gateway.security.namespaces import DS, EC, KT_RSA_OAEP, SOAP, WSA, WSSE, WSU, XENC, q
+from oso_gateway.security.trust import TrustConfig
 from oso_gateway.security.wss import Identity, from_address, open_message
 
 
@@ -185,3 +187,21 @@ def test_content_outside_the_signature_never_reaches_the_caller() -> None:
     assert b"injected" not in delivered and b"before" not in delivered
     assert b"urn:evil" not in delivered
     assert exc_c14n(opened.payload) == exc_c14n(payload)
+
+
+def test_missing_crl_is_our_problem_and_passes_through_unwrapped() -> None:
+    """A missing CRL is not the signer's fault: it stays OSO-E305 (transient), not E221."""
+    without_crls = TrustConfig.from_pem(
+        anchors=[(DEV / "root-ca.crt.pem").read_bytes()],
+        intermediates=[(DEV / "issuing-ca.crt.pem").read_bytes()],
+    )
+    with pytest.raises(CrlMissing) as info:
+        open_message(
+            seal_msg(sample_payload()).data,
+            identities=[identity(OIN2)],
+            trust=without_crls,
+            policy=policy(),
+            now=dev_now(),
+        )
+    assert info.value.code == "OSO-E305"
+    assert info.value.transient
