@@ -26,6 +26,10 @@ _OAEP_HASHES: Final[dict[str, type[hashes.HashAlgorithm]]] = {
 }
 
 
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

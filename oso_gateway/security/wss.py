@@ -228,7 +228,7 @@ def seal(
     header = _sub(envelope, SOAP, "Header")
     signed: list[etree._Element] = []
 
-    def wsa(local: str, text: str) -> etree._Element:
+    def wsa(local: str, text: str | None) -> etree._Element:
         el = _sub(header, WSA, local, text)
         el.set(_WSU_ID, _new_id(local))
         signed.append(el)
@@ -239,8 +239,7 @@ def seal(
     wsa("MessageID", message_id)
     if relates_to is not None:
         wsa("RelatesTo", relates_to)
-    from_el = wsa("From", "")
-    from_el.text = None
+    from_el = wsa("From", None)
     _sub(from_el, WSA, "Address", from_address(sender.oin))
 
     security = _sub(header, WSSE, "Security")
@@ -273,7 +272,7 @@ def seal(
     payload_digest = primitives.sha256_hex(payload_c14n)
     references = [(body_id, wrapped_c14n_digest(body, payload, payload_c14n))]
     for el in signed:
-        references.append((el.get(_WSU_ID) or "", _sha256(exc_c14n(el))))
+        references.append((el.get(_WSU_ID) or "", primitives.sha256(exc_c14n(el))))
     signature = xmldsig.build_signature(security, references=references, token_id=token_id)
     signature_value = xmldsig.sign(signature, sender.private_key)
 
@@ -306,12 +305,6 @@ def seal(
         signature_value=signature_value,
         payload_digest=payload_digest,
     )
-
-
-def _sha256(data: bytes) -> bytes:
-    import hashlib
-
-    return hashlib.sha256(data).digest()
 
 
 # ============================================================================================
@@ -381,7 +374,7 @@ def _check_shape(root: etree._Element) -> _Shape:
         if kind is None:
             raise SecurityHeaderInvalid("wsse:Security holds an element outside the profile")
         found[kind].append(child)
-    signatures = [s for s in header.iter(q(DS, "Signature"))]
+    signatures = list(header.iter(q(DS, "Signature")))
     if len(signatures) != 1 or len(found["Signature"]) != 1:
         raise SignatureCountInvalid(
             f"{len(signatures)} ds:Signature elements in the Header (need exactly one, "
@@ -614,7 +607,7 @@ def open_message(
                 inclusive_prefixes=ref.inclusive_prefixes,
             )
         else:
-            actual = _sha256(exc_c14n(target, inclusive_prefixes=ref.inclusive_prefixes))
+            actual = primitives.sha256(exc_c14n(target, inclusive_prefixes=ref.inclusive_prefixes))
         if not xmldsig.digests_equal(actual, ref.digest):
             raise DigestMismatch(f"the digest of the signed {role} does not match")
     del payload_c14n
