@@ -67,8 +67,13 @@ def make_server(
     key_file: Path,
     threads: int = 8,
     timeout: float = 60.0,
+    reuse_port: bool = False,
 ) -> wsgi.Server:
-    """A cheroot server (not started) serving ``app`` over mutual TLS."""
+    """A cheroot server (not started) serving ``app`` over mutual TLS.
+
+    ``reuse_port``: several processes may listen on the same port (SO_REUSEPORT; the kernel
+    spreads connections over them), which is how ``serve --workers N`` uses several cores.
+    """
     server = wsgi.Server(
         (host, port),
         app,
@@ -77,6 +82,7 @@ def make_server(
         shutdown_timeout=5,
         request_queue_size=64,
         server_name="oso-gateway",
+        reuse_port=reuse_port,
     )
     adapter = BuiltinSSLAdapter(str(cert_file), str(key_file))
     adapter.context = context
@@ -108,6 +114,7 @@ def start_in_thread(
     threads: int = 8,
     timeout: float = 60.0,
     factory: bool = False,
+    reuse_port: bool = False,
 ) -> RunningServer:
     """Bind (``port=0``: an ephemeral port), then serve in a daemon thread.
 
@@ -123,6 +130,7 @@ def start_in_thread(
         key_file=key_file,
         threads=threads,
         timeout=timeout,
+        reuse_port=reuse_port,
     )
     server.prepare()
     bound_host, bound_port = server.bind_addr[:2]
@@ -167,6 +175,7 @@ def start_gateway_in_thread(
     services: GatewayServices | None = None,
     port: int | None = None,
     threads: int = 8,
+    reuse_port: bool = False,
 ) -> RunningServer:
     """Serve one gateway (``create_app``) over mutual TLS in a background thread.
 
@@ -185,4 +194,5 @@ def start_gateway_in_thread(
         port=settings.server.port if port is None else port,
         threads=threads,
         timeout=settings.limits.request_timeout,
+        reuse_port=reuse_port,
     )

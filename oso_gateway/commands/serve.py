@@ -1,8 +1,15 @@
-"""``oso-gateway serve``: the gateway's HTTPS endpoint (cheroot, mutual TLS) and outbox worker."""
+"""``oso-gateway serve``: the gateway's HTTPS endpoint (cheroot, mutual TLS) and outbox worker.
+
+``--workers N`` runs N server processes listening on the same port (SO_REUSEPORT): Python runs one
+thread at a time per process, so several processes are how one machine uses several cores. The
+first process also runs the outbox worker (unless ``--no-outbox``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import multiprocessing
 import signal
 import threading
 from pathlib import Path
@@ -14,42 +21,7 @@ from oso_gateway.commands.db import config_option, fail, settings_or_exit
 from oso_gateway.errors import ConfigError, GatewayError, SchemaNotCurrent
 
 
-@click.command("serve")
-@config_option
-@click.option("--host", default=None, help="Listen address (default: server.host).")
-@click.option("--port", type=int, default=None, help="Listen port (default: server.port).")
-@click.option("--threads", type=int, default=8, show_default=True, help="Worker threads.")
-@click.option(
-    "--outbox/--no-outbox",
-    default=True,
-    show_default=True,
-    help="Also deliver queued outgoing dossiers in this process.",
-)
-def serve_command(
-    config_file: Path | None, host: str | None, port: int | None, threads: int, outbox: bool
-) -> None:
-    """Receive dossiers over mutual TLS (refuses to start on an old database schema)."""
-    import dataclasses
-
-    from oso_gateway.server import start_gateway_in_thread
-    from oso_gateway.transfer.services import build_services
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = settings_or_exit(config_file)
-    if host is not None:
-        settings = dataclasses.replace(
-            settings, server=dataclasses.replace(settings.server, host=host)
-        )
-    try:
-        services = build_services(settings)
-        running = start_gateway_in_thread(settings, services=services, port=port, threads=threads)
-    except (ConfigError, SchemaNotCurrent) as exc:
-        fail(exc, status=2)
-        return
-    except GatewayError as exc:
-        fail(exc)
-        return
-    click.echo(f"oso-gateway serving on {running.url}/oso/v1/messages (mutual TLS)")
+def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:
@@ -57,6 +29,97 @@ def serve_command(
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    return stop
+
+
+def _worker_process(
+    config_file: Path | None, host: str | None, port: int, threads: int
+) -> None:  # pragma: no cover - runs in a child process
+    """One extra server process (no outbox): until SIGTERM."""
+    from oso_gateway.server import start_gateway_in_thread
+    from oso_gateway.transfer.services import build_services
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = _settings(config_file, host)
+    services = build_services(settings)
+    running = start_gateway_in_thread(
+        settings, services=services, port=port, threads=threads, reuse_port=True
+    )
+    try:
+        _stop_on_signals().wait()
+    finally:
+        running.stop()
+        services.close()
+
+
+def _settings(config_file: Path | None, host: str | None):  # type: ignore[no-untyped-def]
+    settings = settings_or_exit(config_file)
+    if host is not None:
+        settings = dataclasses.replace(
+            settings, server=dataclasses.replace(settings.server, host=host)
+        )
+    return settings
+
+
+@click.command("serve")
+@config_option
+@click.option("--host", default=None, help="Listen address (default: server.host).")
+@click.option("--port", type=int, default=None, help="Listen port (default: server.port).")
+@click.option("--threads", type=int, default=8, show_default=True, help="Threads per process.")
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Processes."
+)
+@click.option(
+    "--outbox/--no-outbox",
+    default=True,
+    show_default=True,
+    help="Also deliver queued outgoing dossiers in this process.",
+)
+def serve_command(
+    config_file: Path | None,
+    host: str | None,
+    port: int | None,
+    threads: int,
+    workers: int,
+    outbox: bool,
+) -> None:
+    """Receive dossiers over mutual TLS (refuses to start on an old database schema)."""
+    from oso_gateway.server import start_gateway_in_thread
+    from oso_gateway.transfer.services import build_services
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = _settings(config_file, host)
+    port = settings.server.port if port is None else port
+    if workers > 1 and port == 0:
+        fail(ConfigError("--workers needs a fixed port"), status=2)
+    try:
+        services = build_services(settings)
+        running = start_gateway_in_thread(
+            settings, services=services, port=port, threads=threads, reuse_port=workers > 1
+        )
+    except (ConfigError, SchemaNotCurrent) as exc:
+        fail(exc, status=2)
+        return
+    except GatewayError as exc:
+        fail(exc)
+        return
+    spawn = multiprocessing.get_context("spawn")
+    children = [
+        spawn.Process(
+            target=_worker_process,
+            args=(config_file, host, port, threads),
+            name=f"oso-gateway-worker-{i}",
+            daemon=True,
+        )
+        for i in range(1, workers)
+    ]
+    for child in children:
+        child.start()
+    click.echo(
+        f"oso-gateway serving on {running.url}/oso/v1/messages (mutual TLS, "
+        f"{workers} process(es) x {threads} threads)"
+    )
+    stop = _stop_on_signals()
     worker = None
     if outbox:
         worker = threading.Thread(
@@ -66,9 +129,13 @@ def serve_command(
     try:
         stop.wait()
     finally:
+        for child in children:
+            child.terminate()
         running.stop()
         if worker is not None:
             worker.join(timeout=10)
+        for child in children:
+            child.join(timeout=10)
         services.close()
         click.echo("stopped")
 

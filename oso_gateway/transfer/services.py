@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lxml import etree
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from oso_gateway.config import Settings, load_identities, load_trust
@@ -24,6 +24,7 @@ from oso_gateway.security.trust import TrustConfig
 from oso_gateway.security.wss import Identity
 from oso_gateway.store import Store, check_schema_current, open_store
 from oso_gateway.store import models as m
+from oso_gateway.store.engine import unavailable_as_typed_error
 from oso_gateway.store.repository import Duplicate, MessageRecord, PupilFacts
 from oso_gateway.store.translog import append_log_events
 from oso_gateway.transfer.logchain import FIELD_FORMATS, make_event
@@ -55,10 +56,18 @@ class StoreInbound:
         self.after_insert = after_insert
 
     def find_receipt(self, message_id: str) -> StoredReceipt | None:
-        record = self.store.find_message(m.IN, message_id)
-        if record is None or record.receipt is None or record.payload_digest is None:
+        """The stored receipt of an accepted inbound message (a lean Core query: this runs for
+        every incoming message)."""
+        stmt = select(m.Message.payload_digest, m.Message.receipt).where(
+            m.Message.direction == m.IN,
+            m.Message.message_id == message_id,
+            m.Message.status != m.REJECTED,
+        )
+        with unavailable_as_typed_error(), self.store.engine.connect() as connection:
+            row = connection.execute(stmt).first()
+        if row is None or row.payload_digest is None or row.receipt is None:
             return None
-        return StoredReceipt(payload_digest=record.payload_digest, receipt=record.receipt)
+        return StoredReceipt(payload_digest=row.payload_digest, receipt=row.receipt)
 
     def import_dossier(self, record: InboundImport) -> None:
         event = log_event(
