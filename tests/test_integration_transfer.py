@@ -268,3 +268,23 @@ def test_demo_transfer_returns_the_receipt_inbox_line_and_both_logs(tmp_path: Pa
     assert [line.split()[-1] for line in result.sender_log][-1] == "1"  # delivered attempt 1
     assert any("delivered" in line for line in result.sender_log)
     assert any("imported" in line for line in result.receiver_log)
+
+
+def test_send_command_queues_a_whole_class_one_outbox_entry_per_dossier(
+    gateways: dict[str, DevGateway], tmp_path: Path
+) -> None:
+    klas = tmp_path / "groep8"
+    klas.mkdir()
+    now = datetime.now(UTC)
+    for seed in (21, 22, 23):
+        (klas / f"{seed}.xml").write_bytes(generate_dossier(overstap="POVO", seed=seed, now=now))
+    config = str(gateways[PRIMARY_OIN].config_file)
+    result = CliRunner().invoke(main, ["send", str(klas), "--to", "01AB", "--config", config])
+    assert result.exit_code == 0, result.output
+    assert "queued 3 dossier(s) for 01AB00, rejected 0" in result.output
+    sender = build_services(gateways[PRIMARY_OIN].settings)
+    try:
+        queued = sender.store.list_messages(direction=m.OUT, statuses=[m.QUEUED])
+        assert len({r.message_id for r in queued}) == 3
+    finally:
+        sender.close()
