@@ -18,6 +18,7 @@ from types import FrameType
 import click
 
 from oso_gateway.commands.db import config_option, fail, settings_or_exit
+from oso_gateway.config import Settings
 from oso_gateway.errors import ConfigError, GatewayError, SchemaNotCurrent
 
 
@@ -52,7 +53,7 @@ def _worker_process(
         services.close()
 
 
-def _settings(config_file: Path | None, host: str | None):  # type: ignore[no-untyped-def]
+def _settings(config_file: Path | None, host: str | None) -> Settings:
     settings = settings_or_exit(config_file)
     if host is not None:
         settings = dataclasses.replace(
