@@ -331,3 +331,21 @@ def test_both_transfer_logs_chain_and_hold_no_pupil_data(
     everything = caplog.text + repr([e.event for e in sent + received])
     assert marker not in everything
     assert marker in prepared.payload.decode()  # the marker was in the dossier itself
+
+
+def test_receiver_database_unavailable_gives_503_and_the_sender_retries(
+    pair: GatewayPair,
+) -> None:
+    from oso_gateway.store import create_store_engine
+
+    real = pair.inbound.store
+    pair.inbound.store = Store(create_store_engine("postgresql://nobody:x@127.0.0.1:9/none"))
+    prepared = _queue(pair)
+    assert pair.outbox.run_once().retrying == 1
+    record = _out(pair, prepared.message_id)
+    assert record.status == m.RETRYING and record.last_error_code == "OSO-E502"
+
+    pair.inbound.store = real
+    pair.clock.advance(timedelta(seconds=1))
+    assert pair.outbox.run_once().delivered == 1
+    assert _imported(pair.receiver_store) == 1
