@@ -92,6 +92,18 @@ class ConsoleSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LogSettings:
+    """Transfer-log anchors: the signed head (seq, hash) appended to a file kept apart."""
+
+    #: JSON lines; None: ``<data_dir>/transfer-log.anchors``
+    anchor_file: Path | None = None
+    #: anchor when this many events were appended since the last anchor …
+    anchor_every_events: int = 1000
+    #: … or when this many minutes passed since it (and something was appended)
+    anchor_every_minutes: float = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     #: the file the settings came from (None: defaults + environment only)
     config_file: Path | None = None
@@ -106,6 +118,12 @@ class Settings:
     limits: LimitSettings = LimitSettings()
     retry: RetrySettings = RetrySettings()
     console: ConsoleSettings = ConsoleSettings()
+    log: LogSettings = LogSettings()
+
+    @property
+    def anchor_file(self) -> Path:
+        """Where transfer-log anchors are appended (``log.anchor_file`` or the data directory)."""
+        return self.log.anchor_file or self.data_dir / "transfer-log.anchors"
 
     def require_storage_key(self) -> bytes:
         """The at-rest key, or ``ConfigError`` when none is configured."""
@@ -299,8 +317,17 @@ ENV_KEYS: dict[str, tuple[str, str]] = {
     "RETRY_MAX_DELAY": ("retry", "max_delay"),
     "RETRY_JITTER": ("retry", "jitter"),
     "CONSOLE_ENABLED": ("console", "enabled"),
+    "LOG_ANCHOR_FILE": ("log", "anchor_file"),
 }
-_PATH_KEYS = {"data_dir", "key_file", "file", "tls_cert_file", "tls_key_file", "tls_client_ca_file"}
+_PATH_KEYS = {
+    "data_dir",
+    "key_file",
+    "file",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_client_ca_file",
+    "anchor_file",
+}
 _INT_KEYS = {"port", "max_request_bytes", "max_attempts"}
 _FLOAT_KEYS = {"request_timeout", "base_delay", "max_delay", "jitter"}
 _BOOL_KEYS = {"require_crl", "enabled"}
@@ -439,6 +466,18 @@ def _build(
     console = ConsoleSettings(enabled=_or(c.get_bool("enabled"), False))
     c.finish()
 
+    lg = top.get_table("log")
+    log = LogSettings(
+        anchor_file=lg.get_path("anchor_file"),
+        anchor_every_events=_or(
+            lg.get_int("anchor_every_events", minimum=1), LogSettings.anchor_every_events
+        ),
+        anchor_every_minutes=_or(
+            lg.get_float("anchor_every_minutes", minimum=0.1), LogSettings.anchor_every_minutes
+        ),
+    )
+    lg.finish()
+
     top.finish()
     return Settings(
         config_file=config_file,
@@ -452,6 +491,7 @@ def _build(
         limits=limits,
         retry=retry,
         console=console,
+        log=log,
     )
 
 
