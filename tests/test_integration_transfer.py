@@ -288,3 +288,29 @@ def test_send_command_queues_a_whole_class_one_outbox_entry_per_dossier(
         assert len({r.message_id for r in queued}) == 3
     finally:
         sender.close()
+
+
+def test_receiver_crashing_between_insert_and_commit_imports_nothing_and_the_retry_imports(
+    gateways: dict[str, DevGateway], sender: GatewayServices
+) -> None:
+    crashes: list[str] = []
+
+    def crash_once(_session: object, record: object) -> None:
+        if not crashes:
+            crashes.append("crashed")
+            raise RuntimeError("killed between insert and commit")
+
+    receiver = build_services(gateways[SECONDARY_OIN].settings, after_insert=crash_once)
+    running = start_gateway_in_thread(gateways[SECONDARY_OIN].settings, services=receiver)
+    try:
+        message_id = _queue(sender, seed=31)
+        assert sender.outbox.run_once().retrying == 1
+        assert receiver.store.find_message(m.IN, message_id) is None
+        assert _dossiers(receiver.store) == 0
+        record = sender.outbox.wait_for(message_id, timeout=60)
+    finally:
+        running.stop()
+        receiver.close()
+    assert crashes == ["crashed"]
+    assert record.status == m.DELIVERED and record.attempts == 2
+    assert _dossiers(receiver.store) == 1

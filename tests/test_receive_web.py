@@ -136,5 +136,6 @@ def test_unexpected_exception_gets_a_generic_500_fault_without_internals(
     monkeypatch.setattr(services.receiver, "handle", boom)
     response = client.post("/oso/v1/messages", data=b"<x/>", content_type=XML)
     assert response.status_code == 500
-    assert _code(response.data) == "OSO-E500"
+    fault = wire.parse_fault(response.data)
+    assert fault is not None and fault.remote_code == "OSO-E457" and fault.remote_transient
     assert b"secret" not in response.data

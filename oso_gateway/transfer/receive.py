@@ -37,6 +37,7 @@ from lxml import etree
 from oso_gateway.errors import (
     DossierSchemaError,
     GatewayError,
+    LocalError,
     OinInvalid,
     RemoteError,
 )
@@ -96,6 +97,16 @@ class UnsupportedMediaType(RemoteError):
     code = "OSO-E456"
     http_status = 415
     public_message = "Send a SOAP 1.1 message with Content-Type text/xml."
+
+
+class InternalError(LocalError):
+    """An unexpected failure while handling the message (a bug or a crashed dependency); the
+    traceback is in our log. Transient: nothing was stored, the sender retries."""
+
+    code = "OSO-E457"
+    http_status = 500
+    transient = True
+    public_message = "Internal error at the receiving gateway; try again later."
 
 
 # --- values and interfaces -------------------------------------------------------------------

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from oso_gateway.errors import GatewayError, LocalError
+from oso_gateway.errors import GatewayError
 from oso_gateway.transfer import wire
 from oso_gateway.transfer.receive import (
+    InternalError,
     ReceiveService,
     RequestTooLarge,
     UnsupportedMediaType,
@@ -93,4 +94,4 @@ def internal_error(exc: Exception) -> Response:
         log.error("unhandled %s: %s", exc.code, exc.detail)
         return _fault(exc)
     log.exception("internal error handling %s %s", request.method, request.path)
-    return _fault(LocalError("internal error"))
+    return _fault(InternalError("unexpected exception"))
