@@ -58,3 +58,22 @@ def test_truncated_input_reports_position_not_content() -> None:
     assert info.value.code == "OSO-E201"
     assert "Jansen" not in str(info.value)
     assert "line" in str(info.value)
+
+
+def test_processing_instruction_outside_the_root_is_refused() -> None:
+    with pytest.raises(xmlparse.XmlForbiddenConstruct):
+        parse_xml(b"<?evil x?><a/>")
+    with pytest.raises(xmlparse.XmlForbiddenConstruct):
+        parse_xml(b"<a/><?evil x?>")
+
+
+def test_depth_limit_is_exact() -> None:
+    limits = ParseLimits(max_depth=5)
+    parse_xml(b"<a>" * 5 + b"</a>" * 5, limits=limits)
+    with pytest.raises(xmlparse.XmlLimitExceeded):
+        parse_xml(b"<a>" * 6 + b"</a>" * 6, limits=limits)
+
+
+def test_whitespace_only_input_is_refused() -> None:
+    with pytest.raises(xmlparse.XmlParseError):
+        parse_xml(b"   \n  ")

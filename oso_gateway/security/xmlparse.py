@@ -62,7 +62,7 @@ def parse_xml(data: bytes, *, limits: ParseLimits = DEFAULT_LIMITS) -> etree._El
         raise XmlLimitExceeded(
             f"input of {len(data)} bytes exceeds the limit of {limits.max_bytes}"
         )
-    if not data.strip():
+    if not data or (bytes(data[:64]).isspace() and bytes(data).isspace()):
         raise XmlParseError("empty input")
     try:
         tree = etree.ElementTree(etree.fromstring(bytes(data), parser=_parser()))
@@ -82,15 +82,19 @@ def parse_xml(data: bytes, *, limits: ParseLimits = DEFAULT_LIMITS) -> etree._El
 
 
 def _check_tree(root: etree._Element, max_depth: int) -> None:
-    """Refuse entity references, processing instructions and excessive depth (iteratively)."""
-    stack: list[tuple[etree._Element, int]] = [(root, 1)]
-    while stack:
-        element, depth = stack.pop()
-        if depth > max_depth:
-            raise XmlLimitExceeded(f"element nesting deeper than {max_depth}")
-        for child in element:
-            if isinstance(child, etree._Entity):
-                raise XmlForbiddenConstruct("entity references are not allowed")
-            if isinstance(child, etree._ProcessingInstruction):
-                raise XmlForbiddenConstruct("processing instructions are not allowed")
-            stack.append((child, depth + 1))
+    """Refuse entity references, processing instructions and excessive depth.
+
+    Both walks run inside libxml2 (an element iterator and one XPath), not a Python loop per node.
+    """
+    for node in root.itersiblings(preceding=True):
+        if isinstance(node, etree._ProcessingInstruction):
+            raise XmlForbiddenConstruct("processing instructions are not allowed")
+    for node in root.itersiblings():
+        if isinstance(node, etree._ProcessingInstruction):
+            raise XmlForbiddenConstruct("processing instructions are not allowed")
+    for node in root.iter(etree.Entity, etree.ProcessingInstruction):
+        if isinstance(node, etree._Entity):
+            raise XmlForbiddenConstruct("entity references are not allowed")
+        raise XmlForbiddenConstruct("processing instructions are not allowed")
+    if root.xpath("boolean(" + "/*" * (max_depth + 1) + ")"):
+        raise XmlLimitExceeded(f"element nesting deeper than {max_depth}")
