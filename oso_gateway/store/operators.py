@@ -1,0 +1,234 @@
+"""Operator accounts of the web console, and the login-throttling state.
+
+Tables (migration ``0002``):
+
+* ``operators``: one row per console account: a name (``[a-z0-9._-]``, the transfer log's
+  ``operator`` format), a role (``viewer`` or ``admin``) and an argon2id password hash (hashing
+  lives in ``oso_gateway.web.auth``; this module stores what it is given).
+* ``login_throttle``: failed-login counters per key (``account:<name>`` and ``ip:<address>``) and
+  the time until which a key is blocked. Kept in the database so every console process (and a
+  restart) sees the same penalties.
+
+``OperatorStore`` follows the ``Store`` conventions: one transaction per method, plain frozen
+records out, time always an argument.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import CheckConstraint, Engine, Integer, String, delete, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from oso_gateway.store.engine import unavailable_as_typed_error, writer
+from oso_gateway.store.models import Base, UTCDateTime
+
+_T = TypeVar("_T")
+
+VIEWER = "viewer"
+ADMIN = "admin"
+ROLES = (VIEWER, ADMIN)
+#: the transfer log's ``operator`` field format (``logchain.FIELD_FORMATS``)
+NAME_RE = re.compile(r"[a-z0-9._-]{1,64}")
+
+
+class Operator(Base):
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(10))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (CheckConstraint("role IN ('viewer', 'admin')", name="role"),)
+
+
+class LoginThrottle(Base):
+    __tablename__ = "login_throttle"
+
+    #: ``account:<name>`` or ``ip:<address>``
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+@dataclass(frozen=True, kw_only=True)
+class OperatorRecord:
+    name: str
+    role: str
+    password_hash: str
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThrottlePolicy:
+    """Failures allowed per key before a delay; then ``base * 2**(n - free)``, capped.
+
+    A key's count starts again after ``forget_after`` without a failure.
+    """
+
+    free_failures: int = 3
+    base_delay: timedelta = timedelta(seconds=2)
+    max_delay: timedelta = timedelta(minutes=15)
+    forget_after: timedelta = timedelta(hours=1)
+
+    def delay_after(self, failures: int) -> timedelta:
+        if failures < self.free_failures:
+            return timedelta(0)
+        return min(self.base_delay * (2 ** (failures - self.free_failures)), self.max_delay)
+
+
+class DuplicateOperator(ValueError):
+    """An account with this name exists."""
+
+
+def check_name(name: str) -> str:
+    """The name if it is a valid account name, else ``ValueError``."""
+    if not NAME_RE.fullmatch(name):
+        raise ValueError("account names are 1-64 characters of a-z, 0-9, '.', '_' and '-'")
+    return name
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    return role
+
+
+def _record(row: Operator) -> OperatorRecord:
+    return OperatorRecord(
+        name=row.name,
+        role=row.role,
+        password_hash=row.password_hash,
+        created_at=row.created_at,
+        last_login_at=row.last_login_at,
+    )
+
+
+class OperatorStore:
+    """Operator accounts and login throttling over one engine (the gateway's database)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._writer = writer(engine)
+
+    def _write(self, work: Callable[[Session], _T]) -> _T:
+        with unavailable_as_typed_error(), Session(self._writer) as session, session.begin():
+            return work(session)
+
+    def _read(self, work: Callable[[Session], _T]) -> _T:
+        with unavailable_as_typed_error(), Session(self.engine) as session, session.begin():
+            return work(session)
+
+    # --- accounts ---------------------------------------------------------------------------
+
+    def add(self, name: str, *, role: str, password_hash: str, now: datetime) -> OperatorRecord:
+        """Create an account; ``DuplicateOperator`` when the name is taken."""
+        check_name(name)
+        check_role(role)
+
+        def work(session: Session) -> OperatorRecord:
+            row = Operator(name=name, role=role, password_hash=password_hash, created_at=now)
+            session.add(row)
+            session.flush()
+            return _record(row)
+
+        try:
+            return self._write(work)
+        except sa_exc.IntegrityError:
+            raise DuplicateOperator(f"operator {name} exists") from None
+
+    def remove(self, name: str) -> bool:
+        """Delete the account (its sessions end at their next request). False: no such account."""
+
+        def work(session: Session) -> bool:
+            result = session.execute(delete(Operator).where(Operator.name == name))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+        return self._write(work)
+
+    def get(self, name: str) -> OperatorRecord | None:
+        def work(session: Session) -> OperatorRecord | None:
+            row = session.scalars(select(Operator).where(Operator.name == name)).first()
+            return None if row is None else _record(row)
+
+        return self._read(work)
+
+    def all(self) -> list[OperatorRecord]:
+        def work(session: Session) -> list[OperatorRecord]:
+            return [_record(r) for r in session.scalars(select(Operator).order_by(Operator.name))]
+
+        return self._read(work)
+
+    def set_password_hash(self, name: str, password_hash: str) -> None:
+        """Replace the hash (after a rehash with stronger parameters, or a password change)."""
+
+        def work(session: Session) -> None:
+            row = session.scalars(select(Operator).where(Operator.name == name)).first()
+            if row is None:
+                raise LookupError(f"no operator {name}")
+            row.password_hash = password_hash
+
+        self._write(work)
+
+    def record_login(self, name: str, *, now: datetime) -> None:
+        def work(session: Session) -> None:
+            row = session.scalars(select(Operator).where(Operator.name == name)).first()
+            if row is not None:
+                row.last_login_at = now
+
+        self._write(work)
+
+    # --- throttling -------------------------------------------------------------------------
+
+    def blocked_for(self, keys: Sequence[str], *, now: datetime) -> timedelta:
+        """How long the longest block among ``keys`` still lasts (zero: not blocked)."""
+
+        def work(session: Session) -> timedelta:
+            rows = session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(keys)))
+            left = timedelta(0)
+            for row in rows:
+                if row.blocked_until is not None and row.blocked_until > now:
+                    left = max(left, row.blocked_until - now)
+            return left
+
+        return self._read(work)
+
+    def record_failure(
+        self, keys: Sequence[str], *, now: datetime, policies: Sequence[ThrottlePolicy]
+    ) -> timedelta:
+        """Count a failed login against each key (``policies[i]`` for ``keys[i]``); returns the
+        longest block that now applies."""
+
+        def work(session: Session) -> timedelta:
+            longest = timedelta(0)
+            for key, policy in zip(keys, policies, strict=True):
+                row = session.get(LoginThrottle, key)
+                if row is None:
+                    row = LoginThrottle(key=key, failures=0, last_failure_at=now)
+                    session.add(row)
+                elif now - row.last_failure_at > policy.forget_after:
+                    row.failures = 0
+                row.failures += 1
+                row.last_failure_at = now
+                delay = policy.delay_after(row.failures)
+                row.blocked_until = now + delay if delay else None
+                longest = max(longest, delay)
+            session.flush()
+            return longest
+
+        return self._write(work)
+
+    def clear_failures(self, key: str) -> None:
+        self._write(
+            lambda session: session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
+        )
