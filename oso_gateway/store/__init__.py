@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from oso_gateway.store.crypto import AtRestCipher
 from oso_gateway.store.engine import create_store_engine
 from oso_gateway.store.migrate import check_schema_current, current_revision, head_revision, upgrade
+from oso_gateway.store.operators import OperatorStore  # also puts its tables on Base.metadata
 from oso_gateway.store.repository import (
     Duplicate,
     EventRecord,
@@ -32,6 +33,7 @@ __all__ = [
     "EventRecord",
     "Imported",
     "MessageRecord",
+    "OperatorStore",
     "PupilFacts",
     "Store",
     "check_schema_current",
