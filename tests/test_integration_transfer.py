@@ -314,3 +314,16 @@ def test_receiver_crashing_between_insert_and_commit_imports_nothing_and_the_ret
     assert crashes == ["crashed"]
     assert record.status == m.DELIVERED and record.attempts == 2
     assert _dossiers(receiver.store) == 1
+
+
+def test_outbox_run_once_delivers_what_send_queued(
+    server: RunningServer, gateways: dict[str, DevGateway], tmp_path: Path
+) -> None:
+    dossier = tmp_path / "export.xml"
+    dossier.write_bytes(generate_dossier(overstap="POVO", seed=41, now=datetime.now(UTC)))
+    config = str(gateways[PRIMARY_OIN].config_file)
+    queued = CliRunner().invoke(main, ["send", str(dossier), "--to", "01AB00", "--config", config])
+    assert queued.exit_code == 0, queued.output
+    result = CliRunner().invoke(main, ["outbox", "run", "--once", "--config", config])
+    assert result.exit_code == 0, result.output
+    assert "delivered 1, retrying 0, failed 0" in result.output
