@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import secrets
 import tomllib
 from collections.abc import Mapping
@@ -86,9 +87,23 @@ class RetrySettings:
 
 @dataclass(frozen=True, kw_only=True)
 class ConsoleSettings:
-    """Operator console (placeholder; the web engineer extends this)."""
+    """Operator web console (``docs/console.md``): its own listener, apart from the SOAP port."""
 
     enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8444
+    #: URL path the console lives under ("" = the root)
+    path_prefix: str = "/console"
+    #: idle seconds after which a console session ends
+    session_timeout: int = 900
+    #: send the session cookie only over HTTPS (turn off only for plain-http development)
+    cookie_secure: bool = True
+    #: file holding the session-signing secret (32+ random bytes); None: a new one per process
+    secret_key_file: Path | None = None
+    #: serve the console over HTTPS with this certificate and key (else plain HTTP: loopback or
+    #: behind a TLS-terminating reverse proxy)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -317,6 +332,12 @@ ENV_KEYS: dict[str, tuple[str, str]] = {
     "RETRY_MAX_DELAY": ("retry", "max_delay"),
     "RETRY_JITTER": ("retry", "jitter"),
     "CONSOLE_ENABLED": ("console", "enabled"),
+    "CONSOLE_HOST": ("console", "host"),
+    "CONSOLE_PORT": ("console", "port"),
+    "CONSOLE_PATH_PREFIX": ("console", "path_prefix"),
+    "CONSOLE_SESSION_TIMEOUT": ("console", "session_timeout"),
+    "CONSOLE_COOKIE_SECURE": ("console", "cookie_secure"),
+    "CONSOLE_SECRET_KEY_FILE": ("console", "secret_key_file"),
     "LOG_ANCHOR_FILE": ("log", "anchor_file"),
 }
 _PATH_KEYS = {
@@ -327,10 +348,11 @@ _PATH_KEYS = {
     "tls_key_file",
     "tls_client_ca_file",
     "anchor_file",
+    "secret_key_file",
 }
-_INT_KEYS = {"port", "max_request_bytes", "max_attempts"}
+_INT_KEYS = {"port", "max_request_bytes", "max_attempts", "session_timeout"}
 _FLOAT_KEYS = {"request_timeout", "base_delay", "max_delay", "jitter"}
-_BOOL_KEYS = {"require_crl", "enabled"}
+_BOOL_KEYS = {"require_crl", "enabled", "cookie_secure"}
 
 
 def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> None:
@@ -463,7 +485,25 @@ def _build(
     r.finish()
 
     c = top.get_table("console")
-    console = ConsoleSettings(enabled=_or(c.get_bool("enabled"), False))
+    prefix = _or(c.get_str("path_prefix"), ConsoleSettings.path_prefix).rstrip("/")
+    if prefix and (not prefix.startswith("/") or not re.fullmatch(r"[A-Za-z0-9/._-]+", prefix)):
+        raise c.error("path_prefix", "must be a URL path such as /console (or /)")
+    console = ConsoleSettings(
+        enabled=_or(c.get_bool("enabled"), False),
+        host=_or(c.get_str("host"), ConsoleSettings.host),
+        port=_or(c.get_int("port", minimum=0, maximum=65535), ConsoleSettings.port),
+        path_prefix=prefix,
+        session_timeout=_or(
+            c.get_int("session_timeout", minimum=60, maximum=86400),
+            ConsoleSettings.session_timeout,
+        ),
+        cookie_secure=_or(c.get_bool("cookie_secure"), True),
+        secret_key_file=c.get_path("secret_key_file"),
+        tls_cert_file=c.get_path("tls_cert_file"),
+        tls_key_file=c.get_path("tls_key_file"),
+    )
+    if (console.tls_cert_file is None) != (console.tls_key_file is None):
+        raise c.error("tls_cert_file", "set both console.tls_cert_file and console.tls_key_file")
     c.finish()
 
     lg = top.get_table("log")
