@@ -1,0 +1,189 @@
+"""Structure check of an OSO gegevensset 2019.1 document against our XSD (libxml2 via lxml).
+
+The schema (``schemas/oso_gegevensset_2019.xsd``) is our own re-expression of the structure the
+standard publishes; it accepts exactly the documents the published 2019.1 XSD accepts, including
+its other global elements as document roots. Whether the root must be ``dossier`` is decided by
+``oso_gateway.dossier.validate``, not here.
+
+libxml2 error messages quote the offending value ("'Jansen' is not a valid value ..."). Findings
+never do: ``validate_schema`` rewrites each message so it keeps element and attribute names, the
+type and the facet, and drops every value taken from the document.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+from typing import cast
+
+from lxml import etree
+
+from oso_gateway.dossier.findings import Finding, Severity
+
+DOSSIER_NS = "http://www.edustandaard.nl/oso_gegevensset/2019/dossier"
+STANDAARD_VERSIE = "2019.1"
+SCHEMA_FILE = "oso_gegevensset_2019.xsd"
+
+#: Finding codes of the structure check.
+CODE_STRUCTURE = "OSO-XSD-STRUCTURE"  # unexpected, missing or misplaced element; text in content
+CODE_VALUE = "OSO-XSD-VALUE"  # a value outside its type or facet
+CODE_ATTRIBUTE = "OSO-XSD-ATTRIBUTE"  # unknown, missing or invalid attribute
+CODE_ROOT = "OSO-XSD-ROOT"  # root element not declared by the schema
+CODE_OTHER = "OSO-XSD"  # any other schema-validity error
+
+_NL_PREFIX = "Voldoet niet aan het OSO-schema 2019.1"
+
+
+def schema_locations() -> list[Path]:
+    """Where the XSD is looked for: the source tree, then ``sys.prefix/share/oso-gateway``."""
+    return [
+        Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_FILE,
+        Path(sys.prefix) / "share" / "oso-gateway" / "schemas" / SCHEMA_FILE,
+    ]
+
+
+@cache
+def _schema_document() -> etree._ElementTree:
+    """The schema document, read once: the only file access in ``oso_gateway.dossier``."""
+    for path in schema_locations():
+        if path.is_file():
+            return etree.parse(str(path), etree.XMLParser(no_network=True, resolve_entities=False))
+    raise FileNotFoundError(f"{SCHEMA_FILE} not found in {[str(p) for p in schema_locations()]}")
+
+
+_local = threading.local()
+
+
+def compiled_schema() -> etree.XMLSchema:
+    """The compiled schema, compiled once per thread.
+
+    An ``XMLSchema`` object keeps its error log on itself, so two threads validating with the
+    same object at once would mix their errors; each thread compiles its own copy once (about a
+    millisecond) and reuses it.
+    """
+    schema: etree.XMLSchema | None = getattr(_local, "schema", None)
+    if schema is None:
+        schema = etree.XMLSchema(_schema_document())
+        _local.schema = schema
+    return schema
+
+
+def element_path(element: etree._Element) -> str:
+    """``/dossier/huidigeschool/leerling/voornaam[2]``: local names, positions only when needed."""
+    steps: list[str] = []
+    node: etree._Element | None = element
+    while node is not None:
+        if isinstance(node.tag, str):
+            name = etree.QName(node).localname
+            parent = node.getparent()
+            if parent is not None:
+                same = [c for c in parent if c.tag == node.tag]
+                if len(same) > 1:
+                    name += f"[{same.index(node) + 1}]"
+            steps.append(name)
+        node = node.getparent()
+    return "/" + "/".join(reversed(steps))
+
+
+def validate_schema(tree: etree._ElementTree) -> list[Finding]:
+    """Every schema error of ``tree`` as a Finding (empty list: the document conforms)."""
+    schema = compiled_schema()
+    if schema.validate(tree):
+        return []
+    findings: list[Finding] = []
+    entries = cast("Iterable[etree._LogEntry]", schema.error_log)
+    for entry in entries:
+        element = _element_at(tree, entry.path)
+        path = element_path(element) if element is not None else (entry.path or "/")
+        message = sanitise_message(entry.message, element)
+        findings.append(
+            Finding(
+                code=_code_for(entry.type_name, message),
+                severity=Severity.ERROR,
+                path=path,
+                message_nl=f"{_NL_PREFIX}: {message}",
+                message_en=message,
+                line=entry.line or None,
+                column=entry.column or None,
+            )
+        )
+    return findings
+
+
+def _element_at(tree: etree._ElementTree, xpath: str | None) -> etree._Element | None:
+    """The element libxml2 reports (its path is positional: ``/*/*[4]/*[2]``)."""
+    if not xpath or not re.fullmatch(r"(/\*(\[\d+\])?)+", xpath):
+        return None
+    found = tree.xpath(xpath)
+    if isinstance(found, list) and found and isinstance(found[0], etree._Element):
+        return found[0]
+    return None
+
+
+def _code_for(type_name: str, message: str) -> str:
+    if "attribute" in message.lower() and "Element '" in message and ", attribute '" in message:
+        return CODE_ATTRIBUTE
+    if type_name == "SCHEMAV_CVC_ELT_1":
+        return CODE_ROOT
+    if type_name in ("SCHEMAV_ELEMENT_CONTENT", "SCHEMAV_CVC_COMPLEX_TYPE_2_3") or (
+        type_name.startswith("SCHEMAV_CVC_COMPLEX_TYPE") and "attribute" not in message
+    ):
+        return CODE_STRUCTURE
+    if "attribute" in message.lower():
+        return CODE_ATTRIBUTE
+    if type_name.startswith(("SCHEMAV_CVC_DATATYPE", "SCHEMAV_CVC_")) or "facet" in message:
+        return CODE_VALUE
+    return CODE_OTHER
+
+
+# libxml2 messages start with "Element 'name': " or "Element 'name', attribute 'attr': " (names
+# cannot contain quotes); the rest may quote document values. Each pattern below removes a value
+# from that rest; values are matched up to the fixed text that follows them, so a value that
+# itself contains quotes is removed whole.
+_HEAD = re.compile(r"^(Element '[^']*'(?:, attribute '[^']*')?: )")
+_VALUE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # "'VALUE' is not a valid value of the atomic type 'xs:date'."
+    (
+        re.compile(r"^'.*' is not a valid value of ", re.DOTALL),
+        "The value is not a valid value of ",
+    ),
+    # "[facet 'pattern'] The value 'VALUE' is not accepted by the pattern ..."
+    # "[facet 'maxLength'] The value 'VALUE' has a length of '36'; ..."
+    (
+        re.compile(
+            r"The value '.*?' (?=is not accepted|has a length|is greater|is less|is not an element"
+            r"|is not facet-valid|is not a valid|has more digits|has more fractional|is not equal"
+            r"|of )",
+            re.DOTALL,
+        ),
+        "The value ",
+    ),
+    # "The QName value 'p:T' of the xsi:type attribute does not resolve ..."
+    (
+        re.compile(r"The QName value '.*?' (?=of the xsi:type|does not resolve)", re.DOTALL),
+        "The QName value ",
+    ),
+    # "... the value 'VALUE'" at the end, or any other trailing quoted value
+    (re.compile(r": '.*'\.?$", re.DOTALL), ": (value omitted)."),
+)
+
+
+def sanitise_message(message: str, element: etree._Element | None = None) -> str:
+    """libxml2's message without any value from the document (names, types, facets stay)."""
+    text = message.replace(f"{{{DOSSIER_NS}}}", "").strip()
+    head_match = _HEAD.match(text)
+    head = head_match.group(1) if head_match else ""
+    rest = text[len(head) :]
+    for pattern, replacement in _VALUE_PATTERNS:
+        rest = pattern.sub(replacement, rest)
+    if element is not None:
+        # Belt and braces: whatever phrase libxml2 used, no quoted copy of the element's text
+        # or of its attribute values survives.
+        for value in [element.text or "", *element.attrib.values()]:
+            if value.strip() and f"'{value}'" in rest:
+                rest = rest.replace(f"'{value}'", "(value omitted)")
+    return head + rest
