@@ -400,3 +400,38 @@ def test_expired_sender_certificate_is_rejected_with_the_expiry_code(
 ) -> None:
     message = sealed(tmp_path, payload_file, EXPIRED)
     assert_rejected(run(open_args(message)), SignerUntrusted.code, CertificateExpired.code)
+
+
+def test_open_finds_the_configuration_through_the_environment(
+    tmp_path: Path, payload_file: Path
+) -> None:
+    message = sealed(tmp_path, payload_file)
+    config = write_config(tmp_path, [RECIPIENT])
+    result = CliRunner().invoke(
+        main, ["open", str(message)], env={"OSO_GATEWAY_CONFIG": str(config)}
+    )
+    assert result.exit_code == 0, result.output
+    assert c14n(result.stdout_bytes) == c14n(PAYLOAD)
+
+
+def test_seal_flags_take_precedence_over_a_configured_identity(
+    tmp_path: Path, payload_file: Path
+) -> None:
+    config = write_config(tmp_path, [OTHER])
+    out = tmp_path / "out.xml"
+    result = CliRunner().invoke(
+        main, seal_args(payload_file, out), env={"OSO_GATEWAY_CONFIG": str(config)}
+    )
+    assert result.exit_code == 0, result.output
+    assert f"oin={SENDER}".encode() in out.read_bytes()
+
+
+def test_a_broken_configuration_file_is_a_usage_error_with_the_config_code(
+    tmp_path: Path, payload_file: Path
+) -> None:
+    message = sealed(tmp_path, payload_file)
+    config = tmp_path / "broken.toml"
+    config.write_text("[[identity]]\noin = 'not-an-oin'\n", encoding="utf-8")
+    result = run(["open", str(message), "--config", str(config)])
+    assert result.exit_code == 2
+    assert "OSO-E501" in result.output

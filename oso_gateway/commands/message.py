@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 import uuid
 from collections.abc import Sequence
@@ -25,9 +24,11 @@ from typing import Any, NoReturn
 import click
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from lxml import etree
 
+from oso_gateway.commands.db import config_option, settings_or_exit
+from oso_gateway.config import Settings, load_identities, load_trust
 from oso_gateway.errors import GatewayError, LocalError
 from oso_gateway.security import wss
 from oso_gateway.security.keys import load_certificates, load_private_key
@@ -39,13 +40,6 @@ KEY_TRANSPORTS = {"sha256": wss.KT_RSA_OAEP, "mgf1p": wss.KT_RSA_OAEP_MGF1P}
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _INPUT = click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path)
 _OUTPUT = click.Path(dir_okay=False, writable=True, allow_dash=True, path_type=Path)
-_CONFIG = click.option(
-    "--config",
-    "config_file",
-    type=_FILE,
-    envvar="OSO_GATEWAY_CONFIG",
-    help="Gateway configuration file (TOML) for identities and trust, instead of the flags.",
-)
 _VERBOSE = click.option(
     "--verbose", "-v", is_flag=True, help="On rejection also print the detail our log records."
 )
@@ -71,11 +65,9 @@ def _bad(param: str, exc: GatewayError) -> NoReturn:
     raise click.BadParameter(f"{exc.code} {exc.detail}", param_hint=param)
 
 
-def _spki(key: rsa.RSAPublicKey | Any) -> bytes:
-    return bytes(
-        key.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+def _spki(key: PublicKeyTypes) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
 
@@ -102,12 +94,10 @@ def _identity(key_file: Path, cert_file: Path, *, key_param: str, cert_param: st
     return wss.Identity(oin=oin, private_key=key, certificate=leaf, chain=tuple(chain))
 
 
-def _config_identities(config_file: Path) -> tuple[tuple[wss.Identity, ...], Any]:
-    """(identities, settings) from the configuration file."""
-    from oso_gateway.config import load_identities, load_settings
-
+def _configured(config_file: Path) -> tuple[tuple[wss.Identity, ...], Settings]:
+    """(identities, settings) from the configuration file; a problem there is a usage error."""
+    settings = settings_or_exit(config_file)
     try:
-        settings = load_settings(config_file, os.environ)
         return load_identities(settings), settings
     except GatewayError as exc:
         _bad("--config", exc)
@@ -168,7 +158,7 @@ def _reject(exc: GatewayError, *, verbose: bool, as_json: bool) -> NoReturn:
 @click.option(
     "--out", "out_file", type=_OUTPUT, help="Write the sealed message here (default: stdout)."
 )
-@_CONFIG
+@config_option
 @_VERBOSE
 def seal_command(
     payload_file: Path,
@@ -209,20 +199,19 @@ def seal_command(
 def _sender(
     key_file: Path | None, cert_file: Path | None, from_oin: str | None, config_file: Path | None
 ) -> wss.Identity:
+    """The signing identity: from --sender-key/--sender-cert, else from the configuration."""
     if key_file is not None or cert_file is not None:
         if key_file is None or cert_file is None:
             raise click.UsageError("--sender-key and --sender-cert go together")
-        if config_file is not None:
-            raise click.UsageError("give either --sender-key/--sender-cert or --config, not both")
         return _identity(key_file, cert_file, key_param="--sender-key", cert_param="--sender-cert")
     if config_file is None:
         raise click.UsageError("give --sender-key and --sender-cert (or --config)")
-    identities, _ = _config_identities(config_file)
+    identities, _ = _configured(config_file)
     chosen = [i for i in identities if from_oin is None or i.oin == from_oin]
     if len(chosen) != 1:
         known = ", ".join(i.oin for i in identities) or "none"
         raise click.UsageError(
-            f"--config holds identities {known}: choose one with --from-oin"
+            f"the configuration holds identities {known}: choose one with --from-oin"
             if len(chosen) > 1
             else f"no configured identity {from_oin or ''} (configured: {known})"
         )
@@ -255,7 +244,7 @@ def _sender(
     "payload; the payload goes to --out only.",
 )
 @click.option("--out", "out_file", type=_OUTPUT, help="Write the payload here (default: stdout).")
-@_CONFIG
+@config_option
 @_VERBOSE
 def open_command(
     message_file: Path,
@@ -280,7 +269,7 @@ def open_command(
     ]
     settings = None
     if config_file is not None:
-        configured, settings = _config_identities(config_file)
+        configured, settings = _configured(config_file)
         identities.extend(configured)
     if not identities:
         raise click.UsageError("give at least one --key/--cert pair (or --config)")
@@ -329,13 +318,12 @@ def _trust(
     intermediate_files: Sequence[Path],
     crl_files: Sequence[Path],
     no_crl_required: bool,
-    settings: Any,
+    settings: Settings | None,
 ) -> TrustConfig:
+    """Trust from --trust/--intermediate/--crl, else from the configuration."""
     if not anchor_files:
         if settings is None:
             raise click.UsageError("give at least one --trust anchor (or --config)")
-        from oso_gateway.config import load_trust
-
         try:
             trust = load_trust(settings)
         except GatewayError as exc:
