@@ -1,0 +1,384 @@
+"""``oso-gateway log``: the hash-chained transfer log (list, show, export, verify, anchor).
+
+Everything printed comes from the chained log, whose events hold only identifiers, schools, OINs,
+statuses, codes, sizes, digests and fingerprints: no pupil personal data by construction.
+Tables fit an 80-column terminal; ``--json`` gives every field.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from oso_gateway.commands.db import config_option, fail, settings_or_exit
+from oso_gateway.errors import ConfigError, GatewayError, SchemaNotCurrent
+from oso_gateway.store import models as m
+from oso_gateway.transfer.logchain import StoredEvent
+
+if TYPE_CHECKING:  # pragma: no cover
+    from oso_gateway.config import Settings
+    from oso_gateway.store import Store
+    from oso_gateway.transfer.auditlog import LogFilter
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+STATUSES = tuple(dict.fromkeys((*m.OUTBOUND_STATUSES, *m.INBOUND_STATUSES)))
+
+
+def _open(config_file: Path | None) -> tuple[Settings, Store]:
+    from oso_gateway.store import open_store
+
+    settings = settings_or_exit(config_file)
+    try:
+        return settings, open_store(settings, require_key=False)
+    except (ConfigError, SchemaNotCurrent) as exc:
+        fail(exc, status=2)
+    except GatewayError as exc:
+        fail(exc)
+    raise AssertionError("unreachable")
+
+
+def _when(_ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    from oso_gateway.transfer.auditlog import parse_when
+
+    if value is None:
+        return None
+    try:
+        return parse_when(value, now=datetime.now(UTC))
+    except ValueError:
+        raise click.BadParameter(
+            "give an ISO time (2026-09-01, 2026-09-01T08:00Z) or a span like 90m, 24h, 7d"
+        ) from None
+
+
+def _school(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    from oso_gateway.transfer.auditlog import normalise_school
+
+    if value is None:
+        return None
+    try:
+        return normalise_school(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _filter_options(func: _F) -> _F:
+    """``--status --school --direction --since --until``, passed on as ``where``."""
+
+    @click.option(
+        "--status", type=click.Choice(STATUSES, case_sensitive=False), help="Only this status."
+    )
+    @click.option(
+        "--school", callback=_school, help="Counterpart school: BRIN or BRIN + vestiging."
+    )
+    @click.option("--direction", type=click.Choice(("in", "out")), help="Only this direction.")
+    @click.option("--since", callback=_when, help="From this time (ISO) or span back (24h, 7d).")
+    @click.option("--until", callback=_when, help="Up to this time (ISO) or span back.")
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        status: str | None,
+        school: str | None,
+        direction: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        **kwargs: Any,
+    ) -> Any:
+        from oso_gateway.transfer.auditlog import LogFilter
+
+        where = LogFilter(
+            status=status.lower() if status else None,
+            school=school,
+            direction=direction,
+            since=since,
+            until=until,
+        )
+        return func(*args, where=where, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def _time(event: StoredEvent) -> str:
+    return event.event["at"][:19].replace("T", " ")
+
+
+def _school_of(event: StoredEvent) -> str:
+    return event.event.get("counterpart_brin", "") + event.event.get("counterpart_vestiging", "")
+
+
+def _short_id(event: StoredEvent) -> str:
+    return event.event.get("message_id", "").removeprefix("urn:uuid:")[:13]
+
+
+_LIST_HEADER = f"{'SEQ':>6} {'TIME (UTC)':<19} {'DIR':<3} {'STATUS':<16} {'SCHOOL':<6} "
+_LIST_HEADER += f"{'CODE':<8} MESSAGE"
+
+
+def render_table(rows: Sequence[StoredEvent]) -> str:
+    """One line per event, at most 78 characters wide."""
+    lines = [_LIST_HEADER]
+    for row in rows:
+        e = row.event
+        lines.append(
+            f"{row.seq:>6} {_time(row):<19} {e.get('direction', '-'):<3} "
+            f"{e.get('status', ''):<16.16} {_school_of(row) or '-':<6} "
+            f"{e.get('error_code', '-'):<8} {_short_id(row) or '-'}"
+        )
+    return "\n".join(lines)
+
+
+def error_meaning(code: str) -> str:
+    """What an error code means (the error class's own description), for ``log show``."""
+    from oso_gateway import errors
+
+    cls = errors.error_class_for(code)
+    if cls is None:
+        from oso_gateway.commands.errors import import_all_modules
+
+        import_all_modules()
+        cls = errors.error_class_for(code)
+    if cls is None:
+        return "unknown code (not one of this gateway version's codes)"
+    doc = " ".join((cls.__dict__.get("__doc__") or "").split())
+    return doc or cls.public_message
+
+
+def render_timeline(message_id: str, rows: Sequence[StoredEvent]) -> str:
+    first = rows[0].event
+    facts = [
+        f"Message   {message_id}",
+        f"Direction {first.get('direction', '-')}",
+    ]
+    school = _school_of(rows[0])
+    oin = next((r.event["counterpart_oin"] for r in rows if "counterpart_oin" in r.event), None)
+    if school or oin:
+        facts.append(f"Counterpart school {school or '-'}  OIN {oin or '-'}")
+    size = next((r.event["size_bytes"] for r in rows if "size_bytes" in r.event), None)
+    digest = next((r.event["payload_digest"] for r in rows if "payload_digest" in r.event), None)
+    if size is not None:
+        facts.append(f"Payload   {size} bytes")
+    if digest is not None:
+        facts.append(f"SHA-256   {digest}")
+    lines = [*facts, "", f"{'SEQ':>6} {'TIME (UTC)':<19} {'STATUS':<16} {'TRY':>3} CODE"]
+    for row in rows:
+        e = row.event
+        lines.append(
+            f"{row.seq:>6} {_time(row):<19} {e.get('status', ''):<16.16} "
+            f"{e.get('attempt', ''):>3} {e.get('error_code', '')}".rstrip()
+        )
+        code = e.get("error_code")
+        if code:
+            lines += textwrap.wrap(
+                f"{code}: {error_meaning(code)}",
+                width=78,
+                initial_indent=" " * 8,
+                subsequent_indent=" " * 18,
+            )
+    return "\n".join(lines)
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+@click.group("log")
+def log_group() -> None:
+    """The tamper-evident transfer log (no pupil data): list, show, export, verify, anchor."""
+
+
+@log_group.command("list")
+@config_option
+@_filter_options
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="Show the newest N matching events (0: all).",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON: every field of every event.")
+def list_command(config_file: Path | None, where: LogFilter, limit: int, as_json: bool) -> None:
+    """Transfer-log events, oldest first (the newest --limit of those that match)."""
+    from oso_gateway.transfer.auditlog import event_dict, select_events
+
+    _settings, store = _open(config_file)
+    try:
+        rows = select_events(store, where, limit=limit or None)
+    except GatewayError as exc:
+        fail(exc)
+        return
+    if as_json:
+        click.echo(json.dumps([event_dict(r) for r in rows], indent=2))
+    elif rows:
+        click.echo(render_table(rows))
+    else:
+        click.echo("no matching events")
+
+
+@log_group.command("show")
+@config_option
+@click.argument("message_id")
+@click.option("--json", "as_json", is_flag=True, help="JSON: every field of every event.")
+def show_command(config_file: Path | None, message_id: str, as_json: bool) -> None:
+    """The timeline of one message (full id, or a unique prefix of its UUID)."""
+    from oso_gateway.transfer.auditlog import event_dict, resolve_message_id, timeline
+
+    _settings, store = _open(config_file)
+    try:
+        ids = resolve_message_id(store, message_id)
+        if len(ids) != 1:
+            what = "no logged message" if not ids else f"{len(ids)} logged messages"
+            click.echo(f"error: {what} match that id", err=True)
+            raise SystemExit(1)
+        rows = timeline(store, ids[0])
+    except GatewayError as exc:
+        fail(exc)
+        return
+    if as_json:
+        events = [
+            {
+                **event_dict(r),
+                **({"meaning": error_meaning(c)} if (c := r.event.get("error_code")) else {}),
+            }
+            for r in rows
+        ]
+        click.echo(json.dumps({"message_id": ids[0], "events": events}, indent=2))
+    else:
+        click.echo(render_timeline(ids[0], rows))
+
+
+@log_group.command("export")
+@config_option
+@_filter_options
+@click.option(
+    "--format", "fmt", type=click.Choice(("csv", "jsonl")), required=True, help="Output format."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write to this file (default: standard output).",
+)
+def export_command(config_file: Path | None, where: LogFilter, fmt: str, out: Path | None) -> None:
+    """Export events: CSV (a column per field) or JSON lines (re-verifiable: seq, hashes, event)."""
+    from oso_gateway.transfer.auditlog import export_events, select_events
+
+    _settings, store = _open(config_file)
+    try:
+        rows = select_events(store, where)
+    except GatewayError as exc:
+        fail(exc)
+        return
+    if out is None:
+        export_events(rows, fmt, sys.stdout)
+        return
+    with out.open("w", encoding="utf-8", newline="") as handle:
+        count = export_events(rows, fmt, handle)
+    click.echo(f"exported {count} events to {out}", err=True)
+
+
+def _anchor_path(settings: Settings, anchors: Path | None) -> Path:
+    return anchors if anchors is not None else settings.anchor_file
+
+
+_anchors_option = click.option(
+    "--anchors",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Anchor file (default: log.anchor_file, else <data_dir>/transfer-log.anchors).",
+)
+
+
+@log_group.command("verify")
+@config_option
+@_anchors_option
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+def verify_command(config_file: Path | None, anchors: Path | None, as_json: bool) -> None:
+    """Check the hash chain and every anchor; exit 1 naming the first broken link."""
+    from oso_gateway.transfer.auditlog import (
+        LogReport,
+        identity_certificates,
+        read_anchors,
+        verify_log,
+    )
+    from oso_gateway.transfer.logchain import LogAnchorInvalid
+
+    settings, store = _open(config_file)
+    path = _anchor_path(settings, anchors)
+    try:
+        certificates = identity_certificates(settings)
+        rows = store.log_entries()
+    except GatewayError as exc:
+        fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
+        return
+    try:
+        report = verify_log(rows, read_anchors(path), certificates)
+    except LogAnchorInvalid as exc:
+        report = LogReport(
+            ok=False,
+            checked=0,
+            head_seq=0,
+            head_hash="",
+            anchors=0,
+            last_anchor_seq=None,
+            unanchored=0,
+            reason=f"anchor file: {exc.detail}",
+        )
+    if as_json:
+        click.echo(json.dumps({**report.to_json(), "anchor_file": str(path)}, indent=2))
+    elif report.ok:
+        click.echo(
+            f"transfer log intact: {report.checked} events, head {report.head_seq} "
+            f"{report.head_hash[:16]}"
+        )
+        if report.anchors:
+            click.echo(
+                f"anchors: {report.anchors} valid in {path}; last at event "
+                f"{report.last_anchor_seq}, {report.unanchored} events since"
+            )
+        else:
+            click.echo(
+                f"warning: no anchors in {path}: a truncated tail cannot be detected "
+                "(run `oso-gateway log anchor`)"
+            )
+    else:
+        where = f"at event {report.broken_seq}" if report.broken_seq is not None else ""
+        if report.broken_anchor is not None:
+            where = f"at anchor {report.broken_anchor} (event {report.broken_seq})"
+        click.echo(f"BROKEN {where}: {report.reason}".replace("BROKEN :", "BROKEN:"))
+        click.echo(f"{report.checked} events before it verified")
+    raise SystemExit(0 if report.ok else 1)
+
+
+@log_group.command("anchor")
+@config_option
+@_anchors_option
+def anchor_command(config_file: Path | None, anchors: Path | None) -> None:
+    """Sign the log head with the gateway key and append it to the anchor file."""
+    from oso_gateway.transfer.auditlog import first_identity, write_anchor
+
+    settings, store = _open(config_file)
+    path = _anchor_path(settings, anchors)
+    try:
+        anchor = write_anchor(store, first_identity(settings), path, now=datetime.now(UTC))
+    except GatewayError as exc:
+        fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
+        return
+    except OSError as exc:
+        click.echo(f"error: cannot write anchor file {path} ({exc.strerror})", err=True)
+        raise SystemExit(1) from None
+    click.echo(f"anchored event {anchor.seq} ({anchor.hash[:16]}) in {path}; keep a copy elsewhere")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(log_group)

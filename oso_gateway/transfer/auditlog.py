@@ -1,0 +1,388 @@
+"""The transfer log for operators: filter, one message's timeline, export, verify, anchor.
+
+The chain itself (event fields, hashing, anchor signatures) is ``oso_gateway.transfer.logchain``;
+storage is ``oso_gateway.store.translog``. Everything here reads the chained log only, so nothing
+it returns can hold pupil personal data: an event has whitelisted, strictly formatted fields.
+
+Anchors: ``write_anchor`` signs the log head (seq, hash) with the gateway key and appends it as a
+JSON line to the anchor file (``Settings.anchor_file``). ``verify_log`` checks the chain, every
+anchor's signature against our certificates, and that every anchored head is still in the log:
+so a truncated tail is caught as long as the anchor file (or a copy kept elsewhere) survives.
+``maybe_anchor`` is the periodic hook for a long-running worker.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from sqlalchemy.orm import Session
+
+from oso_gateway.config import Settings
+from oso_gateway.errors import ConfigError
+from oso_gateway.security.wss import Identity
+from oso_gateway.store.engine import unavailable_as_typed_error
+from oso_gateway.store.repository import Store
+from oso_gateway.store.translog import log_head
+from oso_gateway.transfer.logchain import (
+    FIELD_FORMATS,
+    Anchor,
+    LogAnchorInvalid,
+    StoredEvent,
+    check_against_anchors,
+    make_anchor,
+    verify_anchor,
+)
+
+log = logging.getLogger(__name__)
+
+_RELATIVE = re.compile(r"(\d{1,6})([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_SCHOOL = re.compile(r"[0-9]{2}[0-9A-Z]{2}([0-9]{2})?")
+
+
+# --- reading and filtering -------------------------------------------------------------------
+
+
+def parse_when(text: str, *, now: datetime) -> datetime:
+    """An ISO 8601 date or time (no zone: UTC), or a span back from ``now``: ``90m``, ``24h``,
+    ``7d``, ``2w``. ``ValueError`` otherwise."""
+    text = text.strip()
+    relative = _RELATIVE.fullmatch(text)
+    if relative:
+        return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def event_time(event: Mapping[str, str]) -> datetime:
+    return datetime.strptime(event["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def normalise_school(text: str) -> str:
+    """``00yy`` → ``00YY``; BRIN (4) or BRIN + vestiging (6). ``ValueError`` otherwise."""
+    school = text.strip().upper()
+    if not _SCHOOL.fullmatch(school):
+        raise ValueError("a school is a BRIN (e.g. 00YY) or BRIN + vestiging (e.g. 00YY00)")
+    return school
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogFilter:
+    status: str | None = None
+    #: counterpart school: BRIN (any vestiging) or BRIN + vestiging
+    school: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    direction: str | None = None
+    message_id: str | None = None
+
+    def matches(self, event: Mapping[str, str]) -> bool:
+        if self.status is not None and event.get("status") != self.status:
+            return False
+        if self.direction is not None and event.get("direction") != self.direction:
+            return False
+        if self.message_id is not None and event.get("message_id") != self.message_id:
+            return False
+        if self.school is not None:
+            school = event.get("counterpart_brin", "") + event.get("counterpart_vestiging", "")
+            if not school.startswith(self.school):
+                return False
+        if self.since is not None or self.until is not None:
+            at = event_time(event)
+            if self.since is not None and at < self.since:
+                return False
+            if self.until is not None and at > self.until:
+                return False
+        return True
+
+
+def select_events(
+    store: Store, where: LogFilter = LogFilter(), *, limit: int | None = None
+) -> list[StoredEvent]:
+    """Events matching ``where`` in log order; with ``limit``, the newest ``limit`` of them."""
+    found = [row for row in store.log_entries() if where.matches(row.event)]
+    return found[-limit:] if limit is not None and limit > 0 else found
+
+
+def resolve_message_id(store: Store, text: str) -> list[str]:
+    """The logged message ids that ``text`` names: a full id, with or without ``urn:uuid:``, or
+    a unique prefix of its UUID. Several means ambiguous; none means unknown."""
+    wanted = text.strip().lower().removeprefix("urn:uuid:")
+    ids: dict[str, None] = {}
+    for row in store.log_entries():
+        message_id = row.event.get("message_id")
+        if message_id is not None:
+            ids.setdefault(message_id, None)
+    exact = f"urn:uuid:{wanted}"
+    if exact in ids:
+        return [exact]
+    return [i for i in ids if wanted and i.removeprefix("urn:uuid:").startswith(wanted)]
+
+
+def timeline(store: Store, message_id: str) -> list[StoredEvent]:
+    """Every logged event of one message (both directions), in order."""
+    return select_events(store, LogFilter(message_id=message_id))
+
+
+def event_dict(row: StoredEvent) -> dict[str, Any]:
+    """One event as plain JSON data: ``seq``, ``hash``, ``prev_hash`` and the event fields."""
+    return {"seq": row.seq, "prev_hash": row.prev_hash, "hash": row.hash, **row.event}
+
+
+# --- export ----------------------------------------------------------------------------------
+
+EXPORT_FORMATS = ("csv", "jsonl")
+CSV_COLUMNS: tuple[str, ...] = ("seq", *FIELD_FORMATS, "prev_hash", "hash")
+
+
+def _csv_safe(value: str) -> str:
+    """Keep spreadsheets from reading a value as a formula (an action can start with ``-``)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
+def export_events(rows: Iterable[StoredEvent], fmt: str, out: IO[str]) -> int:
+    """Write ``rows`` as CSV (one column per event field) or JSON lines (``seq``, ``prev_hash``,
+    ``hash``, ``event``: enough to re-verify the chain elsewhere). Returns the row count."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose {', '.join(EXPORT_FORMATS)}")
+    count = 0
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            fields = {k: _csv_safe(v) for k, v in row.event.items()}
+            writer.writerow(
+                {**fields, "seq": row.seq, "prev_hash": row.prev_hash, "hash": row.hash}
+            )
+            count += 1
+        return count
+    for row in rows:
+        line = {"seq": row.seq, "prev_hash": row.prev_hash, "hash": row.hash, "event": row.event}
+        out.write(json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n")
+        count += 1
+    return count
+
+
+# --- anchors ---------------------------------------------------------------------------------
+
+
+def read_anchors(path: Path) -> list[Anchor]:
+    """Every anchor in the file, in order; no file: none. A malformed line: ``LogAnchorInvalid``
+    naming its line number."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LogAnchorInvalid(f"cannot read anchor file {path} ({type(exc).__name__})") from None
+    anchors = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            anchors.append(Anchor.from_json(line))
+        except LogAnchorInvalid as exc:
+            raise LogAnchorInvalid(f"{path} line {number}: {exc.detail}") from None
+    return anchors
+
+
+def head(store: Store) -> tuple[int, str]:
+    """(seq, hash) of the newest log entry ((0, 64 zeros) for an empty log)."""
+    with unavailable_as_typed_error(), Session(store.engine) as session:
+        return log_head(session)
+
+
+def write_anchor(store: Store, identity: Identity, path: Path, *, now: datetime) -> Anchor:
+    """Sign the current head with ``identity`` and append it to the anchor file (created 0644,
+    its directory as needed); the line is flushed to disk before this returns."""
+    seq, head_hash = head(store)
+    anchor = make_anchor(
+        seq=seq,
+        head_hash=head_hash,
+        now=now,
+        key=identity.private_key,
+        certificate=identity.certificate,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, (anchor.to_json() + "\n").encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    log.info("transfer log anchored at event %d (%s)", seq, head_hash[:16])
+    return anchor
+
+
+def anchor_due(
+    last: Anchor | None, head_seq: int, *, now: datetime, every_events: int, every: timedelta
+) -> bool:
+    """True when events were appended since ``last`` and either ``every_events`` of them or
+    ``every`` time has passed since it."""
+    if last is None:
+        return head_seq > 0
+    if head_seq <= last.seq:
+        return False
+    return head_seq - last.seq >= every_events or now - event_time({"at": last.at}) >= every
+
+
+def maybe_anchor(
+    store: Store, settings: Settings, now: datetime, *, identity: Identity | None = None
+) -> Anchor | None:
+    """Anchor when ``log.anchor_every_events`` events or ``log.anchor_every_minutes`` passed since
+    the last anchor (the hook for the outbox worker / ``serve``). ``identity``: the signing key
+    (default: the first configured identity, loaded from its files)."""
+    path = settings.anchor_file
+    anchors = read_anchors(path)
+    seq, _hash = head(store)
+    due = anchor_due(
+        anchors[-1] if anchors else None,
+        seq,
+        now=now,
+        every_events=settings.log.anchor_every_events,
+        every=timedelta(minutes=settings.log.anchor_every_minutes),
+    )
+    if not due:
+        return None
+    if identity is None:
+        identity = first_identity(settings)
+    return write_anchor(store, identity, path, now=now)
+
+
+def anchor_periodically(
+    stop: threading.Event,
+    store: Store,
+    settings: Settings,
+    *,
+    identity: Identity,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    poll_seconds: float = 30.0,
+) -> None:
+    """Run ``maybe_anchor`` every ``poll_seconds`` until ``stop`` is set, and once more at the
+    end (for a daemon thread beside the outbox worker). Failures are logged, never raised."""
+    while True:
+        try:
+            maybe_anchor(store, settings, clock(), identity=identity)
+        except Exception as exc:  # a worker thread must not die of a full disk or a DB outage
+            code = getattr(exc, "code", type(exc).__name__)
+            log.error("transfer-log anchoring failed: %s", code)
+        if stop.wait(poll_seconds):
+            try:
+                maybe_anchor(store, settings, clock(), identity=identity)
+            except Exception as exc:
+                log.error("transfer-log anchoring failed: %s", getattr(exc, "code", "error"))
+            return
+
+
+def first_identity(settings: Settings) -> Identity:
+    from oso_gateway.config import load_identities
+
+    identities = load_identities(settings)
+    if not identities:
+        raise ConfigError("no gateway identity configured: add an [[identity]] table")
+    return identities[0]
+
+
+def identity_certificates(settings: Settings) -> list[x509.Certificate]:
+    """Our identities' certificates (what anchors are verified with; no private key needed)."""
+    from oso_gateway.security.keys import load_certificate
+
+    certificates = []
+    for ident in settings.identities:
+        try:
+            data = ident.cert_file.read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read certificate file {ident.cert_file} ({exc.strerror})"
+            ) from None
+        certificates.append(load_certificate(data))
+    return certificates
+
+
+# --- verification ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogReport:
+    """Outcome of ``verify_log``. ``broken_seq``: the first broken link (event sequence number);
+    ``broken_anchor``: the anchor file line at fault, when the anchor itself is bad."""
+
+    ok: bool
+    checked: int
+    head_seq: int
+    head_hash: str
+    anchors: int
+    last_anchor_seq: int | None
+    unanchored: int
+    broken_seq: int | None = None
+    broken_anchor: int | None = None
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def verify_log(
+    rows: Sequence[StoredEvent],
+    anchors: Sequence[Anchor],
+    certificates: Sequence[x509.Certificate],
+) -> LogReport:
+    """Check every anchor's signature (by one of ``certificates``), the chain, and that every
+    anchored head is still in the log; name the first problem."""
+    by_fp = {c.fingerprint(hashes.SHA256()).hex(): c for c in certificates}
+    last_seq = anchors[-1].seq if anchors else None
+    for number, anchor in enumerate(anchors, start=1):
+        certificate = by_fp.get(anchor.signer_fingerprint)
+        problem = ""
+        if certificate is None:
+            problem = f"anchor {number} was signed by a certificate that is not ours"
+        else:
+            try:
+                verify_anchor(anchor, certificate)
+            except LogAnchorInvalid as exc:
+                problem = f"anchor {number}: {exc.detail}"
+        if problem:
+            return LogReport(
+                ok=False,
+                checked=0,
+                head_seq=0,
+                head_hash="",
+                anchors=len(anchors),
+                last_anchor_seq=last_seq,
+                unanchored=0,
+                broken_anchor=number,
+                broken_seq=anchor.seq,
+                reason=problem,
+            )
+    result = check_against_anchors(list(rows), anchors)
+    unanchored = result.head_seq - max((a.seq for a in anchors), default=0)
+    return LogReport(
+        ok=result.ok,
+        checked=result.checked,
+        head_seq=result.head_seq,
+        head_hash=result.head_hash,
+        anchors=len(anchors),
+        last_anchor_seq=last_seq,
+        unanchored=max(unanchored, 0),
+        broken_seq=result.broken_seq,
+        reason=result.reason,
+    )
+
+
+def verify_store_log(store: Store, settings: Settings) -> LogReport:
+    """``verify_log`` over the store's log, the configured anchor file and our certificates."""
+    return verify_log(
+        store.log_entries(), read_anchors(settings.anchor_file), identity_certificates(settings)
+    )
