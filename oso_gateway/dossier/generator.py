@@ -9,7 +9,8 @@ What a dossier contains follows the official example dossiers for each kind of t
 * POPO (primary → primary), POVO (primary → secondary), VOVO (secondary → secondary): an
   ``overstapdossier`` with the categorie_uitlevering the official examples use for that kind.
 * POSWV, VOSWV (primary/secondary school → samenwerkingsverband passend onderwijs, e.g. for a
-  toelaatbaarheidsverklaring): a ``swv-dossier``; the onderwijsondersteuning block is always there.
+  toelaatbaarheidsverklaring): a ``swv-dossier``; the onderwijsondersteuning block is always there
+  and, as the SWV profile requires, the pupil has no BSN or onderwijsnummer.
 
 Every generated person is fictional: names come from ``fakedata``; the pupil's BSN is drawn from a
 test range (see ``TEST_BSN_MIN``), or an onderwijsnummer on request; e-mail addresses and websites
@@ -175,12 +176,13 @@ def _cats(**overrides: str) -> dict[str, str]:
     return out
 
 
-# As in the official example dossiers: VVE only for POPO, VO-MBO only from VO.
+# As in the official example dossiers: VVE only for POPO, VO-MBO only from VO. The SWV profile
+# (PaO) forbids the eindtoets block in a dossier from a primary school.
 _KINDS: Final[dict[str, _Kind]] = {
     "POPO": _Kind("PO", "overstapdossier", _cats(vombo=VERBODEN)),
     "POVO": _Kind("PO", "overstapdossier", _cats(vve=VERBODEN, vombo=VERBODEN)),
     "VOVO": _Kind("VO", "overstapdossier", _cats(vve=VERBODEN)),
-    "POSWV": _Kind("PO", "swv-dossier", _cats(vombo=VERBODEN)),
+    "POSWV": _Kind("PO", "swv-dossier", _cats(vombo=VERBODEN, eindtoetsbo=VERBODEN)),
     "VOSWV": _Kind("VO", "swv-dossier", _cats(vve=VERBODEN)),
 }
 
@@ -453,7 +455,7 @@ def _huidigeschool_head(ctx: _Ctx, root: etree._Element) -> etree._Element:
     return hs
 
 
-def _leerling_personal(ctx: _Ctx, ll: etree._Element, identifier: tuple[str, str]) -> None:
+def _leerling_personal(ctx: _Ctx, ll: etree._Element, identifier: tuple[str, str] | None) -> None:
     rng, p = ctx.rng, ctx.pupil
     _names(ll, p)
     _sub(ll, "geboortedatum", _d(ctx.birth))
@@ -474,7 +476,8 @@ def _leerling_personal(ctx: _Ctx, ll: etree._Element, identifier: tuple[str, str
     _sub(gba, "gbaachternaam", p.achternaam)
     _sub(gba, "gbageboortedatum", ctx.birth.strftime("%d-%m-%Y"))
     # No geboorteplaats or nationaliteit: the overstapdossier profile does not allow them.
-    _sub(ll, *identifier)  # ("bsn", number) or ("onderwijsnummer", number)
+    if identifier is not None:  # ("bsn", number) or ("onderwijsnummer", number)
+        _sub(ll, *identifier)
     _sub(ll, "leerlingid", f"LL{rng.randrange(10**6):06d}")
     start_po = _start_po(ctx)
     _sub(ll, "onderwijssinds", _d(start_po))
@@ -1005,7 +1008,12 @@ def generate_dossier_element(
         address_secret=rng.random() < 0.03,
     )
     number = test_onderwijsnummer(rng) if onderwijsnummer else test_bsn(rng)
-    identifier = ("onderwijsnummer" if onderwijsnummer else "bsn", number)
+    identifier: tuple[str, str] | None = (
+        "onderwijsnummer" if onderwijsnummer else "bsn",
+        number,
+    )
+    if profile.overdrachtsoort == "swv-dossier":
+        identifier = None  # the SWV profile allows neither BSN nor onderwijsnummer (PaO.LL12)
 
     root = etree.Element(f"{{{NS}}}dossier", nsmap={None: NS})  # type: ignore[dict-item]  # default namespace
     _metadata(ctx, root)
@@ -1081,7 +1089,8 @@ def generate_dossier(
     of the right sector. ``opt_out``: True makes every OPTIONEEL category OPT-UIT (like the
     official opt-out examples), False none, None (default) lets the seed decide (1 in 5 dossiers
     has some opt-outs). ``onderwijsnummer``: identify the pupil by an onderwijsnummer instead of a
-    BSN. Raises ``ValueError`` on an unknown kind or a school of the wrong sector.
+    BSN (SWV dossiers carry neither). Raises ``ValueError`` on an unknown kind or a school of the
+    wrong sector.
     """
     return serialize_dossier(
         generate_dossier_element(
