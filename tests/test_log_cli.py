@@ -1,0 +1,357 @@
+"""``oso-gateway log``: list/show/export/anchor, and ``log verify`` against an attacker who has
+write access to the database (real SQLite file, the append-only triggers dropped)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from oso_gateway.cli import main
+from oso_gateway.config import load_settings
+from oso_gateway.store import Store, create_store_engine, open_store, upgrade
+from oso_gateway.transfer import logchain
+from oso_gateway.transfer.logchain import StoredEvent, make_event, verify_chain
+
+REPO = Path(__file__).resolve().parent.parent
+DEV = REPO / "certs" / "dev"
+OIN = "00000001000000000001"
+OTHER_OIN = "00000001000000000002"
+T0 = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
+IDS = [f"urn:uuid:{i:08x}-1111-4222-8333-444444444444" for i in range(1, 5)]
+
+# (message, direction, status, school, error code): four transfers, ten events
+EVENTS = [
+    (0, "out", "queued", "01AB00", None),
+    (0, "out", "sending", "01AB00", None),
+    (0, "out", "retrying", "01AB00", "OSO-E461"),
+    (0, "out", "delivered", "01AB00", None),
+    (1, "in", "received", "00YY00", None),
+    (1, "in", "imported", "00YY00", None),
+    (2, "in", "rejected", "02CD00", "OSO-E431"),
+    (3, "out", "queued", "03EF00", None),
+    (3, "out", "failed", "03EF00", "OSO-E453"),
+    (3, "out", "queued", "03EF00", None),
+]
+
+
+def _event(index: int) -> dict[str, str]:
+    message, direction, status, school, code = EVENTS[index]
+    return make_event(
+        at=T0 + timedelta(hours=index),
+        kind="message",
+        direction=direction,
+        message_id=IDS[message],
+        action="urn:oso-gateway:action:dossier:deliver:1",
+        status=status,
+        error_code=code,
+        counterpart_brin=school[:4],
+        counterpart_vestiging=school[4:],
+        counterpart_oin=OTHER_OIN,
+        size_bytes=1000 + index,
+        payload_digest=f"{index:064x}",
+    )
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Iterator[Path]:
+    """A gateway configuration (dev identity) whose database holds the ten events above."""
+    data = tmp_path / "data"
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        f'data_dir = "{data.as_posix()}"\n\n[[identity]]\noin = "{OIN}"\n'
+        f'key_file = "{(DEV / f"gateway-{OIN}.key.pem").as_posix()}"\n'
+        f'cert_file = "{(DEV / f"gateway-{OIN}.crt.pem").as_posix()}"\n',
+        encoding="utf-8",
+    )
+    settings = load_settings(path, {})
+    data.mkdir()
+    engine = create_store_engine(settings.database_url)
+    upgrade(engine)
+    store = Store(engine)
+    for index in range(len(EVENTS)):
+        store.append_log([_event(index)], now=T0 + timedelta(hours=index))
+    engine.dispose()
+    yield path
+
+
+def _run(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, ["log", *args, "--config", str(config)])
+
+
+def _db(config: Path) -> sqlite3.Connection:
+    """The attacker's view: the SQLite file, with the append-only triggers removed."""
+    db = sqlite3.connect(load_settings(config, {}).data_dir / "gateway.sqlite")
+    db.execute("DROP TRIGGER IF EXISTS transfer_log_no_update")
+    db.execute("DROP TRIGGER IF EXISTS transfer_log_no_delete")
+    return db
+
+
+def _store(config: Path) -> Store:
+    return open_store(load_settings(config, {}), require_key=False)
+
+
+def _row(db: sqlite3.Connection, seq: int) -> tuple[str, str, str, str]:
+    row = db.execute(
+        "SELECT at, prev_hash, hash, event FROM transfer_log WHERE seq = ?", (seq,)
+    ).fetchone()
+    assert row is not None
+    return row  # type: ignore[no-any-return]
+
+
+# --- verify: untouched and tampered ----------------------------------------------------------
+
+
+def test_untouched_log_with_an_anchor_verifies_with_exit_status_0(config: Path) -> None:
+    assert _run(config, "anchor").exit_code == 0
+    result = _run(config, "verify")
+    assert result.exit_code == 0, result.output
+    assert "intact: 10 events" in result.output
+    assert "anchors: 1 valid" in result.output
+    report = json.loads(_run(config, "verify", "--json").output)
+    assert (report["ok"], report["checked"], report["head_seq"]) == (True, 10, 10)
+    assert report["last_anchor_seq"] == 10 and report["unanchored"] == 0
+
+
+def test_untouched_log_without_anchors_verifies_but_warns_that_truncation_is_undetectable(
+    config: Path,
+) -> None:
+    result = _run(config, "verify")
+    assert result.exit_code == 0
+    assert "warning: no anchors" in result.output
+
+
+def test_edited_event_is_detected_and_named(config: Path) -> None:
+    with _db(config) as db:
+        _at, _prev, _hash, event = _row(db, 4)
+        edited = event.replace('"status":"delivered"', '"status":"failed"')
+        assert edited != event
+        db.execute("UPDATE transfer_log SET event = ? WHERE seq = 4", (edited,))
+    result = _run(config, "verify")
+    assert result.exit_code == 1
+    assert "BROKEN at event 4" in result.output and "edited" in result.output
+    assert json.loads(_run(config, "verify", "--json").output)["broken_seq"] == 4
+
+
+def test_deleted_event_is_detected_and_named(config: Path) -> None:
+    with _db(config) as db:
+        db.execute("DELETE FROM transfer_log WHERE seq = 5")
+    result = _run(config, "verify")
+    assert result.exit_code == 1
+    assert "BROKEN at event 5" in result.output and "missing" in result.output
+
+
+def test_inserted_event_with_a_correct_link_is_detected_at_the_event_after_it(
+    config: Path,
+) -> None:
+    # The attacker forges a well-chained event after event 5 and renumbers the rest.
+    with _db(config) as db:
+        _at, _prev, hash5, _event5 = _row(db, 5)
+        forged = _event(6)
+        (row,) = logchain.chain([forged], after=(5, hash5))
+        db.execute("UPDATE transfer_log SET seq = seq + 1000 WHERE seq > 5")
+        db.execute("UPDATE transfer_log SET seq = seq - 999 WHERE seq > 1000")
+        db.execute(
+            "INSERT INTO transfer_log (seq, at, prev_hash, hash, event) VALUES (6, ?, ?, ?, ?)",
+            (
+                "2026-09-01 13:30:00.000000",
+                row.prev_hash,
+                row.hash,
+                json.dumps(row.event, sort_keys=True, separators=(",", ":")),
+            ),
+        )
+    result = _run(config, "verify")
+    assert result.exit_code == 1
+    assert "BROKEN at event 7" in result.output
+    assert "6 events before it verified" in result.output
+
+
+def test_reordered_events_are_detected_at_the_first_moved_one(config: Path) -> None:
+    with _db(config) as db:  # events 3 and 4 swap places
+        db.execute("UPDATE transfer_log SET seq = 1000 WHERE seq = 4")
+        db.execute("UPDATE transfer_log SET seq = 4 WHERE seq = 3")
+        db.execute("UPDATE transfer_log SET seq = 3 WHERE seq = 1000")
+    result = _run(config, "verify")
+    assert result.exit_code == 1
+    assert "BROKEN at event 3" in result.output
+    assert "2 events before it verified" in result.output
+
+
+def test_truncated_tail_is_detected_through_the_anchor(config: Path) -> None:
+    assert _run(config, "anchor").exit_code == 0
+    with _db(config) as db:
+        db.execute("DELETE FROM transfer_log WHERE seq > 8")
+    assert verify_chain(_store(config).log_entries()).ok  # the shorter chain is self-consistent
+    result = _run(config, "verify")
+    assert result.exit_code == 1
+    assert "BROKEN at event 9" in result.output and "truncated" in result.output
+    report = json.loads(_run(config, "verify", "--json").output)
+    assert (report["ok"], report["broken_seq"], report["head_seq"]) == (False, 9, 8)
+
+
+def test_rewritten_log_is_detected_through_the_anchor(config: Path) -> None:
+    # The attacker rebuilds a whole consistent chain without event 2: only the anchor tells.
+    assert _run(config, "anchor").exit_code == 0
+    events = [_event(i) for i in range(len(EVENTS)) if i != 1]
+    with _db(config) as db:
+        db.execute("DELETE FROM transfer_log")
+        for row in logchain.chain(events):
+            db.execute(
+                "INSERT INTO transfer_log (seq, at, prev_hash, hash, event) VALUES (?,?,?,?,?)",
+                (
+                    row.seq,
+                    "2026-09-01 08:00:00.000000",
+                    row.prev_hash,
+                    row.hash,
+                    json.dumps(row.event, sort_keys=True, separators=(",", ":")),
+                ),
+            )
+    result = _run(config, "verify")
+    assert result.exit_code == 1
+    assert "truncated" in result.output  # the forged chain has 9 events, the anchor says 10
+
+
+def test_edited_anchor_is_detected_and_its_line_named(config: Path) -> None:
+    assert _run(config, "anchor").exit_code == 0
+    assert _run(config, "anchor").exit_code == 0
+    anchors = load_settings(config, {}).anchor_file
+    lines = anchors.read_text().splitlines()
+    second = json.loads(lines[1])
+    second["seq"] = 8
+    anchors.write_text(lines[0] + "\n" + json.dumps(second) + "\n")
+    result = _run(config, "verify")
+    assert result.exit_code == 1
+    assert "BROKEN at anchor 2" in result.output and "does not verify" in result.output
+
+
+def test_anchor_signed_by_another_gateway_is_refused(config: Path) -> None:
+    from oso_gateway.security.keys import load_certificate, load_private_key
+
+    anchor = logchain.make_anchor(
+        seq=10,
+        head_hash=_store(config).log_entries()[-1].hash,
+        now=T0,
+        key=load_private_key((DEV / f"gateway-{OTHER_OIN}.key.pem").read_bytes()),
+        certificate=load_certificate((DEV / f"gateway-{OTHER_OIN}.crt.pem").read_bytes()),
+    )
+    path = load_settings(config, {}).anchor_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(anchor.to_json() + "\n")
+    result = _run(config, "verify")
+    assert result.exit_code == 1
+    assert "not ours" in result.output
+
+
+def test_malformed_anchor_file_fails_verification_naming_the_line(config: Path) -> None:
+    assert _run(config, "anchor").exit_code == 0
+    path = load_settings(config, {}).anchor_file
+    path.write_text(path.read_text() + "{not json\n")
+    result = _run(config, "verify", "--anchors", str(path))
+    assert result.exit_code == 1
+    assert "line 2" in result.output
+
+
+# --- list, show, export ----------------------------------------------------------------------
+
+
+def test_list_prints_a_table_that_fits_eighty_columns(config: Path) -> None:
+    result = _run(config, "list")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split()[:3] == ["SEQ", "TIME", "(UTC)"]
+    assert len(lines) == 11
+    assert max(len(line) for line in lines) <= 80
+    assert "awaiting_receipt" not in result.output
+    assert "OSO-E461" in lines[3] and "retrying" in lines[3]
+
+
+def test_list_filters_by_status_school_direction_and_time(config: Path) -> None:
+    def seqs(*args: str) -> list[int]:
+        result = _run(config, "list", "--json", *args)
+        assert result.exit_code == 0, result.output
+        return [row["seq"] for row in json.loads(result.output)]
+
+    assert seqs("--status", "queued") == [1, 8, 10]
+    assert seqs("--school", "03ef") == [8, 9, 10]
+    assert seqs("--school", "01AB00", "--status", "retrying") == [3]
+    assert seqs("--direction", "in") == [5, 6, 7]
+    assert seqs("--since", "2026-09-01T14:00Z") == [7, 8, 9, 10]
+    assert seqs("--until", "2026-09-01T09:30:00+00:00") == [1, 2]
+    assert seqs("--limit", "2") == [9, 10]
+    assert seqs("--since", "1h") == []  # nothing in the last hour (the events are from 2026-09)
+
+
+def test_list_refuses_a_malformed_school_or_time_with_exit_status_2(config: Path) -> None:
+    assert _run(config, "list", "--school", "Jansen").exit_code == 2
+    assert _run(config, "list", "--since", "yesterday").exit_code == 2
+
+
+def test_show_gives_one_messages_timeline_with_the_meaning_of_its_error_codes(
+    config: Path,
+) -> None:
+    result = _run(config, "show", IDS[0][9:17])  # a prefix of the UUID is enough
+    assert result.exit_code == 0, result.output
+    assert IDS[0] in result.output
+    statuses = [
+        line.split()[3] for line in result.output.splitlines() if line[:6].strip().isdigit()
+    ]
+    assert statuses == ["queued", "sending", "retrying", "delivered"]
+    assert "OSO-E461: " in result.output  # followed by what the code means
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    data = json.loads(_run(config, "show", IDS[2], "--json").output)
+    assert [e["status"] for e in data["events"]] == ["rejected"]
+    assert data["events"][0]["meaning"]
+
+
+def test_show_of_an_unknown_message_exits_1(config: Path) -> None:
+    result = _run(config, "show", "urn:uuid:99999999-1111-4222-8333-444444444444")
+    assert result.exit_code == 1
+    assert "no logged message" in result.output
+
+
+def test_jsonl_export_can_be_verified_independently(config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "log.jsonl"
+    result = _run(config, "export", "--format", "jsonl", "--out", str(out))
+    assert result.exit_code == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    stored = [
+        StoredEvent(seq=r["seq"], prev_hash=r["prev_hash"], hash=r["hash"], event=r["event"])
+        for r in rows
+    ]
+    assert len(stored) == 10 and verify_chain(stored).ok
+
+
+def test_csv_export_has_one_column_per_field_and_honours_filters(config: Path) -> None:
+    result = _run(config, "export", "--format", "csv", "--status", "rejected")
+    assert result.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert [(r["seq"], r["error_code"], r["counterpart_brin"]) for r in rows] == [
+        ("7", "OSO-E431", "02CD")
+    ]
+
+
+def test_csv_export_neutralises_values_a_spreadsheet_would_run_as_formulas(
+    config: Path,
+) -> None:
+    store = _store(config)
+    event = make_event(at=T0, kind="message", status="rejected", action="=1-1")
+    store.append_log([event], now=T0)
+    result = _run(config, "export", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert rows[-1]["action"] == "'=1-1"
+
+
+def test_anchor_appends_signed_heads_to_the_anchor_file(config: Path) -> None:
+    assert _run(config, "anchor").exit_code == 0
+    _store(config).append_log([_event(0)], now=T0)
+    result = _run(config, "anchor")
+    assert result.exit_code == 0 and "anchored event 11" in result.output
+    anchors = load_settings(config, {}).anchor_file.read_text().splitlines()
+    assert [json.loads(a)["seq"] for a in anchors] == [10, 11]
