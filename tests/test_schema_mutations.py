@@ -25,6 +25,8 @@ from pathlib import Path
 
 from lxml import etree
 
+from oso_gateway.dossier.schema import element_path
+
 XS = "http://www.w3.org/2001/XMLSchema"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 DOSSIER_NS = "http://www.edustandaard.nl/oso_gegevensset/2019/dossier"
@@ -101,12 +103,20 @@ def _is_leaf(element: etree._Element) -> bool:
     return not any(isinstance(c.tag, str) for c in element)
 
 
-def mutations(tree: etree._ElementTree) -> Iterator[Mutation]:
-    """Every mutation of ``tree`` (the input is not modified)."""
+def mutations(
+    tree: etree._ElementTree, *, kinds: frozenset[str] | None = None
+) -> Iterator[Mutation]:
+    """Every mutation of ``tree`` (the input is not modified); ``kinds`` limits the kinds
+    (``"value"`` selects all bad values, ``"xsi-type:onbekendType"`` one variant)."""
     root = tree.getroot()
     seen: set[tuple[str, str]] = set()
 
+    def wanted(kind: str) -> bool:
+        return kinds is None or kind in kinds or kind.split(":")[0] in kinds
+
     def once(kind: str, element: etree._Element) -> bool:
+        if not wanted(kind):
+            return False
         key = (kind, _shape(element))
         if key in seen:
             return False
@@ -114,9 +124,11 @@ def mutations(tree: etree._ElementTree) -> Iterator[Mutation]:
         return True
 
     def edit(kind: str, index: int, change: object) -> Mutation:
-        clone = copy.deepcopy(tree)
+        # lxml writes an unqualified element inside a default-namespace scope without
+        # xmlns="", so those mutations start from a copy that uses a namespace prefix instead.
+        clone = _prefixed(tree) if "unqualified" in kind else copy.deepcopy(tree)
         target = _elements(clone.getroot())[index]
-        path = clone.getpath(target)
+        path = element_path(target)
         change(target)  # type: ignore[operator]
         return Mutation(kind, path, _serialise(clone))
 
@@ -172,8 +184,29 @@ def mutations(tree: etree._ElementTree) -> Iterator[Mutation]:
             yield edit("unqualified", index, _rename(None))
         if not is_root and once("other-namespace", element):
             yield edit("other-namespace", index, _rename(OTHER_NS))
-    yield edit("root-namespace-2018", 0, _root_namespace(DOSSIER_NS.replace("2019", "2018")))
-    yield edit("root-unqualified", 0, _root_namespace(None))
+    if wanted("root-namespace-2018"):
+        yield edit("root-namespace-2018", 0, _root_namespace(DOSSIER_NS.replace("2019", "2018")))
+    if wanted("root-unqualified"):
+        yield edit("root-unqualified", 0, _root_namespace(None))
+
+
+def _prefixed(tree: etree._ElementTree) -> etree._ElementTree:
+    """A copy of ``tree`` in which the dossier namespace has the prefix ``o`` (no default)."""
+
+    def build(source: etree._Element, parent: etree._Element | None) -> etree._Element:
+        if parent is None:
+            target = etree.Element(source.tag, nsmap={"o": DOSSIER_NS})
+        else:
+            target = etree.SubElement(parent, source.tag)
+        for key, value in source.attrib.items():
+            target.set(key, value)
+        target.text, target.tail = source.text, source.tail
+        for child in source:
+            if isinstance(child.tag, str):
+                build(child, target)
+        return target
+
+    return etree.ElementTree(build(tree.getroot(), None))
 
 
 def _swap_with_next(element: etree._Element) -> None:
@@ -476,6 +509,9 @@ def test_mutations_are_deduplicated_per_element_path() -> None:
 
 
 def test_delete_mutation_removes_exactly_one_element() -> None:
-    mutation = next(m for m in mutations(_sample_tree()) if m.kind == "delete")
+    mutation = next(
+        m for m in mutations(_sample_tree()) if m.kind == "delete" and m.path.endswith("/datum")
+    )
     doc = etree.fromstring(mutation.data)
     assert len(list(doc.iter())) == len(list(_sample_tree().getroot().iter())) - 1
+    assert doc.find(f".//{{{DOSSIER_NS}}}datum") is None
