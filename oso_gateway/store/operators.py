@@ -84,7 +84,8 @@ class ThrottlePolicy:
     def delay_after(self, failures: int) -> timedelta:
         if failures < self.free_failures:
             return timedelta(0)
-        return min(self.base_delay * (2 ** (failures - self.free_failures)), self.max_delay)
+        delay: timedelta = self.base_delay * (2 ** (failures - self.free_failures))
+        return min(delay, self.max_delay)
 
 
 class DuplicateOperator(ValueError):

@@ -1,0 +1,175 @@
+"""The operator web console: its own Flask app (own port, under a path prefix).
+
+``create_console_app(settings)`` builds it; ``start_console_in_thread(settings)`` serves it with
+cheroot in a background thread (what ``oso-gateway serve`` and ``oso-gateway demo
+--keep-running`` use). See ``docs/console.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import ssl
+import threading
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from flask import Flask, Response, render_template
+from werkzeug.exceptions import HTTPException
+
+from oso_gateway.errors import ConfigError
+from oso_gateway.web.console.views import Clock, console_blueprint
+
+if TYPE_CHECKING:  # pragma: no cover
+    from oso_gateway.config import Settings
+    from oso_gateway.security.trust import TrustConfig
+    from oso_gateway.server import RunningServer
+    from oso_gateway.store import Store
+    from oso_gateway.transfer.directory import Directory
+
+__all__ = [
+    "console_blueprint",
+    "create_console_app",
+    "read_secret_key",
+    "start_console_in_thread",
+]
+
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'none'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+MIN_SECRET_BYTES = 32
+
+
+def read_secret_key(settings: Settings) -> bytes:
+    """The session-signing key: ``console.secret_key_file``, or a fresh one for this process
+    (sessions then end when the process restarts)."""
+    path = settings.console.secret_key_file
+    if path is None:
+        return secrets.token_bytes(MIN_SECRET_BYTES)
+    try:
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read console.secret_key_file {path} ({exc.strerror})") from None
+    if len(key) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"console.secret_key_file {path} must hold at least {MIN_SECRET_BYTES} bytes"
+        )
+    return key
+
+
+def create_console_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    secret_key: bytes | None = None,
+    clock: Clock | None = None,
+    directory: Directory | None = None,
+    trust: TrustConfig | None = None,
+) -> Flask:
+    """The console as its own WSGI app, under ``console.path_prefix``.
+
+    ``store`` defaults to the configured database opened WITHOUT the at-rest key: the console
+    shows metadata only and could not decrypt a dossier if it tried.
+    """
+    if store is None:
+        from oso_gateway.store import open_store
+
+        store = open_store(settings, require_key=False)
+    prefix = settings.console.path_prefix
+    app = Flask("oso_gateway.web.console")
+    app.config.update(
+        SECRET_KEY=secret_key if secret_key is not None else read_secret_key(settings),
+        SESSION_COOKIE_NAME="oso_console",
+        SESSION_COOKIE_SECURE=settings.console.cookie_secure,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_PATH=prefix or "/",
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.console.session_timeout),
+        MAX_CONTENT_LENGTH=64 * 1024,
+        MAX_FORM_MEMORY_SIZE=64 * 1024,
+    )
+    app.register_blueprint(
+        console_blueprint(settings, store, clock=clock, directory=directory, trust=trust),
+        url_prefix=prefix or None,
+    )
+
+    @app.after_request
+    def _headers(response: Response) -> Response:
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        if settings.console.cookie_secure:
+            response.headers["Strict-Transport-Security"] = "max-age=31536000"
+        if response.mimetype == "text/html" or response.status_code >= 300:
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> tuple[str, int]:
+        code = exc.code or 500
+        return render_template("console/error.html", code=code, name=exc.name), code
+
+    @app.errorhandler(Exception)
+    def _unhandled(exc: Exception) -> tuple[str, int]:
+        # The page says nothing about the cause; our log gets the type only (no values that
+        # might hold personal data).
+        log.error("console: unhandled %s", type(exc).__name__)
+        return render_template("console/error.html", code=500, name="Internal error"), 500
+
+    return app
+
+
+def start_console_in_thread(
+    settings: Settings,
+    *,
+    app: Flask | None = None,
+    port: int | None = None,
+    threads: int = 4,
+) -> RunningServer:
+    """Serve the console (cheroot) on ``console.host``/``console.port`` in a daemon thread.
+
+    Plain HTTP unless ``console.tls_cert_file``/``tls_key_file`` are set (then HTTPS, no client
+    certificate). ``port=0``: an ephemeral port. ``RunningServer.url`` is the console's URL.
+    """
+    from cheroot import wsgi
+    from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+    from oso_gateway.server import RunningServer
+
+    console = settings.console
+    if app is None:
+        app = create_console_app(settings)
+    server = wsgi.Server(
+        (console.host, console.port if port is None else port),
+        app,
+        numthreads=threads,
+        timeout=30,
+        shutdown_timeout=5,
+        request_queue_size=32,
+        server_name="oso-gateway-console",
+    )
+    scheme = "http"
+    if console.tls_cert_file is not None and console.tls_key_file is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(str(console.tls_cert_file), str(console.tls_key_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load the console TLS certificate or key: {exc}") from None
+        adapter = BuiltinSSLAdapter(str(console.tls_cert_file), str(console.tls_key_file))
+        adapter.context = context
+        server.ssl_adapter = adapter
+        scheme = "https"
+    server.prepare()
+    host, bound_port = server.bind_addr[:2]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"{scheme}://{shown}:{bound_port}{console.path_prefix}/"
+    thread = threading.Thread(target=server.serve, name=f"console-{bound_port}", daemon=True)
+    thread.start()
+    log.info("console on %s", url)
+    return RunningServer(url=url, server=server, thread=thread)

@@ -1,0 +1,414 @@
+"""The console blueprint: login, dashboard, transfers, timeline, quarantine, directory, operators.
+
+Server-rendered pages, no JavaScript. Access: every page but the login page needs a logged-in
+operator (anonymous requests are redirected to the login page); retry and the operators page need
+the ``admin`` role (403 otherwise); every POST needs the session's CSRF token (400 otherwise).
+The role is read from the database on every request, so removing an account ends its sessions.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from cryptography import x509
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+
+from oso_gateway.errors import GatewayError
+from oso_gateway.store import models as m
+from oso_gateway.store.operators import ADMIN, NAME_RE, OperatorRecord, OperatorStore
+from oso_gateway.transfer.logchain import make_event
+from oso_gateway.web import auth
+from oso_gateway.web.console import queries as q
+
+if TYPE_CHECKING:  # pragma: no cover
+    from oso_gateway.config import Settings
+    from oso_gateway.security.trust import TrustConfig
+    from oso_gateway.store import Store
+    from oso_gateway.transfer.directory import Directory
+
+_F = TypeVar("_F", bound=Callable[..., ResponseReturnValue])
+
+#: a session ends after this long even when in use
+MAX_SESSION_AGE = timedelta(hours=12)
+PAGE_SIZE = 25
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ConsoleContext:
+    """What the views need: the store (metadata only: no at-rest key is used), the operator
+    accounts, the directory and trust (public material), a clock."""
+
+    settings: Settings
+    store: Store
+    operators: OperatorStore
+    clock: Clock = _utcnow
+    directory: Directory | None = None
+    trust: TrustConfig | None = None
+    #: problems met while loading the directory / trust (shown on the pages)
+    problems: list[str] = field(default_factory=list)
+    identity_certificates: list[x509.Certificate] = field(default_factory=list)
+
+    def audit(self, *, operation: str, status: str, operator: str | None, **extra: Any) -> None:
+        """An ``operator`` event in the transfer log (no personal data: names are account
+        names of the ``[a-z0-9._-]`` form, which the log enforces)."""
+        now = self.clock()
+        if operator is not None and not NAME_RE.fullmatch(operator):
+            operator = None
+        event = make_event(
+            at=now,
+            kind="operator",
+            status=status,
+            operator=operator,
+            operation=operation,
+            **extra,
+        )
+        self.store.append_log([event], now=now)
+
+
+def load_context(
+    settings: Settings,
+    store: Store,
+    *,
+    clock: Clock | None = None,
+    directory: Directory | None = None,
+    trust: TrustConfig | None = None,
+) -> ConsoleContext:
+    """The context from the settings; what cannot be loaded is reported, not fatal."""
+    from oso_gateway.config import load_trust
+    from oso_gateway.transfer.directory import Directory
+
+    problems = []
+    if directory is None and settings.directory_file is not None:
+        try:
+            directory = Directory.load(settings.directory_file)
+        except GatewayError as exc:
+            problems.append(f"directory: {exc.code}: {exc.public_message}")
+    if trust is None and settings.trust.anchor_files:
+        try:
+            trust = load_trust(settings)
+        except GatewayError as exc:
+            problems.append(f"trust: {exc.code}: {exc.public_message}")
+    cert_files = [p for ident in settings.identities for p in (ident.cert_file, *ident.chain_files)]
+    return ConsoleContext(
+        settings=settings,
+        store=store,
+        operators=OperatorStore(store.engine),
+        clock=clock or _utcnow,
+        directory=directory,
+        trust=trust,
+        problems=problems,
+        identity_certificates=q.load_cert_files(cert_files),
+    )
+
+
+def console_blueprint(
+    settings: Settings,
+    store: Store,
+    *,
+    clock: Clock | None = None,
+    directory: Directory | None = None,
+    trust: TrustConfig | None = None,
+) -> Blueprint:
+    """The console's pages as a blueprint (register it with ``url_prefix``; see
+    ``create_console_app`` for the session and cookie settings it needs)."""
+    ctx = load_context(settings, store, clock=clock, directory=directory, trust=trust)
+    bp = Blueprint(
+        "console",
+        __name__,
+        template_folder="templates",
+        static_folder="static",
+        static_url_path="/static",
+    )
+    timeout = timedelta(seconds=settings.console.session_timeout)
+
+    def current_operator() -> OperatorRecord | None:
+        name = session.get("operator")
+        if not isinstance(name, str):
+            return None
+        now = ctx.clock()
+        seen = session.get("seen")
+        since = session.get("since")
+        if (
+            not isinstance(seen, float | int)
+            or not isinstance(since, float | int)
+            or now.timestamp() - seen > timeout.total_seconds()
+            or now.timestamp() - since > MAX_SESSION_AGE.total_seconds()
+            or now.timestamp() < seen - 60
+        ):
+            session.clear()
+            flash("Your session has ended; please log in again.", "info")
+            return None
+        account = ctx.operators.get(name)
+        if account is None:
+            session.clear()
+            return None
+        session["seen"] = now.timestamp()
+        return account
+
+    @bp.before_request
+    def _gate() -> ResponseReturnValue | None:
+        if request.endpoint in ("console.login", "console.static"):
+            return None
+        operator = current_operator()
+        if operator is None:
+            if request.method == "POST":
+                abort(401)
+            return redirect(url_for("console.login"))
+        g.operator = operator
+        if request.method == "POST" and not auth.csrf_ok(session, request.form.get("csrf")):
+            abort(400, "missing or wrong CSRF token")
+        return None
+
+    @bp.app_context_processor
+    def _template_globals() -> dict[str, Any]:
+        return {
+            "csrf_token": lambda: auth.csrf_token(session),
+            "operator": g.get("operator"),
+            "is_admin": getattr(g.get("operator"), "role", None) == ADMIN,
+            "explain": q.explain,
+            "fmt_time": _fmt_time,
+            "fmt_size": _fmt_size,
+        }
+
+    def admin_only(view: _F) -> _F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+            operator: OperatorRecord = g.operator
+            if operator.role != ADMIN:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    # --- login / logout -----------------------------------------------------------------------
+
+    @bp.route("/login", methods=["GET", "POST"])
+    def login() -> ResponseReturnValue:
+        if request.method == "GET":
+            return render_template("console/login.html")
+        if not auth.csrf_ok(session, request.form.get("csrf")):
+            abort(400, "missing or wrong CSRF token")
+        name = (request.form.get("name") or "").strip()
+        password = request.form.get("password") or ""
+        address = request.remote_addr or "unknown"
+        now = ctx.clock()
+        result = auth.attempt_login(
+            ctx.operators, name=name, password=password, address=address, now=now
+        )
+        if result.retry_after is not None:
+            seconds = max(1, int(result.retry_after.total_seconds() + 0.999))
+            known = ctx.operators.get(name) is not None
+            ctx.audit(operation="login", status="throttled", operator=name if known else None)
+            flash(f"Too many failed attempts: try again in {seconds} s.", "error")
+            response = Response(render_template("console/login.html", name=name), status=429)
+            response.headers["Retry-After"] = str(seconds)
+            return response
+        if result.operator is None:
+            known = ctx.operators.get(name) is not None
+            ctx.audit(operation="login", status="failed", operator=name if known else None)
+            flash("Unknown account or wrong password.", "error")
+            return render_template("console/login.html", name=name), 401
+        ctx.audit(operation="login", status="ok", operator=result.operator.name)
+        session.clear()  # a fresh session (and CSRF token) after login
+        session.permanent = True
+        session["operator"] = result.operator.name
+        session["since"] = session["seen"] = now.timestamp()
+        auth.csrf_token(session)
+        return redirect(url_for("console.dashboard"))
+
+    @bp.route("/logout", methods=["POST"])
+    def logout() -> ResponseReturnValue:
+        ctx.audit(operation="logout", status="ok", operator=g.operator.name)
+        session.clear()
+        flash("Logged out.", "info")
+        return redirect(url_for("console.login"))
+
+    # --- pages --------------------------------------------------------------------------------
+
+    @bp.route("/")
+    def dashboard() -> ResponseReturnValue:
+        now = ctx.clock()
+        windows = [
+            (title, key, q.status_counts(ctx.store.engine, since=now - q.SINCE_CHOICES[key]))
+            for title, key in (("Last 24 hours", "24h"), ("Last 7 days", "7d"))
+        ]
+        failures = q.quarantine(ctx.store.engine, limit=10).rows
+        return render_template(
+            "console/dashboard.html",
+            windows=windows,
+            failures=failures,
+            expiring=_expiring(ctx, now),
+            problems=ctx.problems,
+            now=now,
+        )
+
+    @bp.route("/transfers")
+    def transfers() -> ResponseReturnValue:
+        now = ctx.clock()
+        args = {k: v for k, v in request.args.items() if isinstance(v, str)}
+        flt, kept, ignored = q.parse_filter(args, now=now)
+        before = _int_arg("before")
+        page = q.list_transfers(ctx.store.engine, flt, limit=PAGE_SIZE, before=before)
+        return render_template(
+            "console/transfers.html",
+            page=page,
+            kept=kept,
+            ignored=ignored,
+            statuses=q.ALL_STATUSES,
+            since_choices=list(q.SINCE_CHOICES),
+            first_page=before is None,
+        )
+
+    @bp.route("/transfers/<int:pk>")
+    def transfer(pk: int) -> ResponseReturnValue:
+        row = q.get_transfer(ctx.store.engine, pk)
+        if row is None:
+            abort(404)
+        events = ctx.store.events(pk)
+        codes = _unique([row.last_error_code, *(e.error_code for e in events)])
+        return render_template(
+            "console/transfer.html",
+            row=row,
+            events=events,
+            log=q.log_for_message(ctx.store.engine, row.message_id),
+            explanations=[x for x in (q.explain(c) for c in codes) if x is not None],
+            can_retry=row.direction == m.OUT and row.status == m.FAILED,
+        )
+
+    @bp.route("/transfers/<int:pk>/retry", methods=["POST"])
+    @admin_only
+    def retry(pk: int) -> ResponseReturnValue:
+        operator: OperatorRecord = g.operator
+        row = q.get_transfer(ctx.store.engine, pk)
+        if row is None:
+            abort(404)
+        try:
+            ctx.store.requeue_outbound(pk, now=ctx.clock())
+        except LookupError:
+            ctx.audit(
+                operation="retry",
+                status="refused",
+                operator=operator.name,
+                direction=row.direction,
+                message_id=row.message_id,
+            )
+            flash("Only a failed outgoing transfer can be retried.", "error")
+            return redirect(url_for("console.transfer", pk=pk)), 303
+        ctx.audit(
+            operation="retry",
+            status="ok",
+            operator=operator.name,
+            direction=m.OUT,
+            message_id=row.message_id,
+        )
+        flash("Queued again: the outbox will send it now.", "info")
+        return redirect(url_for("console.transfer", pk=pk)), 303
+
+    @bp.route("/quarantine")
+    def quarantine() -> ResponseReturnValue:
+        page = q.quarantine(ctx.store.engine, limit=PAGE_SIZE, before=_int_arg("before"))
+        return render_template("console/quarantine.html", page=page)
+
+    @bp.route("/directory")
+    def directory_page() -> ResponseReturnValue:
+        now = ctx.clock()
+        gateways = []
+        schools = []
+        if ctx.directory is not None:
+            from oso_gateway.security.trust import fingerprint
+
+            for oin, gw in sorted(ctx.directory.gateways.items()):
+                cert = gw.encryption_certificate
+                gateways.append(
+                    {
+                        "oin": oin,
+                        "name": gw.name,
+                        "endpoint": gw.endpoint,
+                        "fingerprint": fingerprint(cert),
+                        "not_after": cert.not_valid_after_utc,
+                        "days_left": (cert.not_valid_after_utc - now).days,
+                    }
+                )
+            schools = ctx.directory.schools()
+        return render_template(
+            "console/directory.html",
+            gateways=gateways,
+            schools=schools,
+            source=ctx.directory.source if ctx.directory is not None else None,
+            problems=ctx.problems,
+        )
+
+    @bp.route("/operators")
+    @admin_only
+    def operators_page() -> ResponseReturnValue:
+        return render_template("console/operators.html", accounts=ctx.operators.all())
+
+    return bp
+
+
+def _expiring(ctx: ConsoleContext, now: datetime) -> list[q.ExpiryItem]:
+    certs: list[tuple[str, x509.Certificate]] = [
+        ("our certificate", c) for c in ctx.identity_certificates
+    ]
+    if ctx.directory is not None:
+        certs += [
+            (f"directory: {gw.name}", gw.encryption_certificate)
+            for gw in ctx.directory.gateways.values()
+        ]
+    crls: Iterable[x509.CertificateRevocationList] = ()
+    if ctx.trust is not None:
+        certs += [("trust anchor", c) for c in ctx.trust.anchors]
+        certs += [("intermediate CA", c) for c in ctx.trust.intermediates]
+        crls = ctx.trust.crls
+    return q.expiring(certificates=certs, crls=crls, now=now)
+
+
+def _int_arg(name: str) -> int | None:
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 19 else None
+
+
+def _unique(items: Iterable[str | None]) -> list[str]:
+    seen: list[str] = []
+    for item in items:
+        if item and item not in seen:
+            seen.append(item)
+    return seen
+
+
+def _fmt_time(value: datetime | None) -> str:
+    if value is None:
+        return "–"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _fmt_size(value: int | None) -> str:
+    if value is None:
+        return "–"
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value = value / 1024  # type: ignore[assignment]
+    return str(value)  # pragma: no cover

@@ -1,0 +1,247 @@
+"""Console access rules: anonymous users, roles, CSRF, session timeout, login throttling, audit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from console_support import (
+    ADMIN_NAME,
+    PASSWORD,
+    VIEWER_NAME,
+    add_operator,
+    cheap_hasher,
+    console_app,
+    csrf_of,
+    login,
+)
+from flask import Flask
+from gateway_pair import Clock, sqlite_store
+
+from oso_gateway.store import Store
+from oso_gateway.store import models as m
+from oso_gateway.store.operators import OperatorStore
+
+PAGES = [
+    "/console/",
+    "/console/transfers",
+    "/console/transfers?status=failed&direction=out&school=00YY00&since=7d",
+    "/console/transfers/{pk}",
+    "/console/quarantine",
+    "/console/directory",
+    "/console/operators",
+]
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    cheap_hasher(monkeypatch)
+    the_store = sqlite_store(tmp_path / "gw.sqlite")
+    add_operator(the_store, ADMIN_NAME, "admin")
+    add_operator(the_store, VIEWER_NAME, "viewer")
+    yield the_store
+    the_store.engine.dispose()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def app(tmp_path: Path, store: Store, clock: Clock) -> Flask:
+    return console_app(tmp_path, store, clock=clock)
+
+
+def _failed_outbound(store: Store, clock: Clock) -> int:
+    record = store.enqueue_outbound(
+        message_id="urn:uuid:6c1f4a3e-0000-4000-8000-000000000001",
+        action="urn:oso:deliver",
+        payload=b"<dossier/>",
+        payload_digest="0" * 64,
+        now=clock(),
+        our_school="00YY00",
+        counterpart_school="01AB00",
+    )
+    assert not isinstance(record, m.Message)
+    pk = record.pk  # type: ignore[union-attr]
+    store.mark_failed(pk, error_code="OSO-E461", now=clock())
+    return pk
+
+
+def _operator_events(store: Store) -> list[dict[str, str]]:
+    return [dict(e.event) for e in store.log_entries() if e.event.get("kind") == "operator"]
+
+
+def test_every_page_but_login_sends_anonymous_users_to_the_login_page(
+    app: Flask, store: Store, clock: Clock
+) -> None:
+    pk = _failed_outbound(store, clock)
+    client = app.test_client()
+    for page in PAGES:
+        response = client.get(page.format(pk=pk))
+        assert response.status_code == 302, page
+        assert response.headers["Location"].endswith("/console/login"), page
+    assert client.get("/console/login").status_code == 200
+    assert client.post(f"/console/transfers/{pk}/retry").status_code in (400, 401)
+    assert store.get_message(pk).status == m.FAILED
+
+
+def test_a_viewer_sees_the_pages_but_cannot_retry_or_administer(
+    app: Flask, store: Store, clock: Clock
+) -> None:
+    pk = _failed_outbound(store, clock)
+    client = app.test_client()
+    assert login(client, VIEWER_NAME).status_code == 302
+    for page in PAGES[:-1]:
+        assert client.get(page.format(pk=pk)).status_code == 200, page
+    assert client.get("/console/operators").status_code == 403
+    page = client.get(f"/console/transfers/{pk}")
+    assert "Retry this transfer" not in page.get_data(as_text=True)
+    response = client.post(f"/console/transfers/{pk}/retry", data={"csrf": csrf_of(page)})
+    assert response.status_code == 403
+    assert store.get_message(pk).status == m.FAILED
+
+
+def test_an_admin_retries_a_failed_transfer_and_the_action_is_audited(
+    app: Flask, store: Store, clock: Clock
+) -> None:
+    pk = _failed_outbound(store, clock)
+    client = app.test_client()
+    login(client, ADMIN_NAME)
+    page = client.get(f"/console/transfers/{pk}")
+    assert "Retry this transfer" in page.get_data(as_text=True)
+    response = client.post(f"/console/transfers/{pk}/retry", data={"csrf": csrf_of(page)})
+    assert response.status_code == 303
+    assert store.get_message(pk).status == m.QUEUED
+    retry = [e for e in _operator_events(store) if e.get("operation") == "retry"]
+    assert len(retry) == 1
+    assert retry[0]["operator"] == ADMIN_NAME
+    assert retry[0]["status"] == "ok"
+    assert retry[0]["message_id"] == store.get_message(pk).message_id
+    # A second retry of the (now queued) message is refused and audited as such.
+    again = client.post(f"/console/transfers/{pk}/retry", data={"csrf": csrf_of(page)})
+    assert again.status_code == 303
+    assert [e["status"] for e in _operator_events(store) if e.get("operation") == "retry"] == [
+        "ok",
+        "refused",
+    ]
+
+
+def test_a_missing_or_forged_csrf_token_is_refused(app: Flask, store: Store, clock: Clock) -> None:
+    pk = _failed_outbound(store, clock)
+    client = app.test_client()
+    login(client, ADMIN_NAME)
+    assert client.post(f"/console/transfers/{pk}/retry").status_code == 400
+    forged = client.post(f"/console/transfers/{pk}/retry", data={"csrf": "A" * 43})
+    assert forged.status_code == 400
+    assert store.get_message(pk).status == m.FAILED
+    # The login form needs it too.
+    other = app.test_client()
+    other.get("/console/login")
+    response = other.post("/console/login", data={"name": ADMIN_NAME, "password": PASSWORD})
+    assert response.status_code == 400
+    # A token from another session does not fit this one.
+    foreign = csrf_of(other.get("/console/login"))
+    stolen = client.post(f"/console/transfers/{pk}/retry", data={"csrf": foreign})
+    assert stolen.status_code == 400
+
+
+def test_logins_are_audited_with_the_account_name(app: Flask, store: Store) -> None:
+    client = app.test_client()
+    assert login(client, VIEWER_NAME, "wrong-password-1").status_code == 401
+    assert login(client, VIEWER_NAME).status_code == 302
+    assert login(client, "nobody-here", "whatever-password").status_code == 401
+    events = [e for e in _operator_events(store) if e.get("operation") == "login"]
+    assert [(e["status"], e.get("operator")) for e in events] == [
+        ("failed", VIEWER_NAME),
+        ("ok", VIEWER_NAME),
+        ("failed", None),  # an unknown name is not written to the log
+    ]
+
+
+def test_repeated_failed_logins_are_slowed_down_even_for_the_right_password(
+    app: Flask, store: Store, clock: Clock
+) -> None:
+    client = app.test_client()
+    for _ in range(3):
+        assert login(client, ADMIN_NAME, "wrong-password-x").status_code == 401
+    blocked = login(client, ADMIN_NAME)  # the right password, but inside the penalty
+    assert blocked.status_code == 429
+    assert "try again in 2 s" in blocked.get_data(as_text=True)
+    assert blocked.headers["Retry-After"] == "2"
+    clock.advance(timedelta(seconds=3))
+    assert login(client, ADMIN_NAME, "wrong-password-x").status_code == 401
+    doubled = login(client, ADMIN_NAME)
+    assert doubled.status_code == 429
+    assert doubled.headers["Retry-After"] == "4"
+    clock.advance(timedelta(seconds=5))
+    assert login(client, ADMIN_NAME).status_code == 302
+    statuses = [e["status"] for e in _operator_events(store) if e.get("operation") == "login"]
+    assert statuses.count("throttled") == 2
+
+
+def test_one_address_trying_many_accounts_is_slowed_down(
+    app: Flask, store: Store, clock: Clock
+) -> None:
+    client = app.test_client()
+    for i in range(10):
+        login(client, f"guess{i}", "wrong-password-x", address="192.0.2.7")
+    assert login(client, VIEWER_NAME, address="192.0.2.7").status_code == 429
+    # Another address is not affected.
+    assert login(app.test_client(), VIEWER_NAME, address="192.0.2.8").status_code == 302
+
+
+def test_an_idle_session_times_out(app: Flask, store: Store, clock: Clock) -> None:
+    client = app.test_client()
+    login(client, VIEWER_NAME)
+    clock.advance(timedelta(minutes=14))
+    assert client.get("/console/").status_code == 200  # activity renews the idle timer
+    clock.advance(timedelta(minutes=14))
+    assert client.get("/console/").status_code == 200
+    clock.advance(timedelta(minutes=16))
+    response = client.get("/console/")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/console/login")
+
+
+def test_removing_an_account_ends_its_session(app: Flask, store: Store) -> None:
+    client = app.test_client()
+    login(client, VIEWER_NAME)
+    assert client.get("/console/").status_code == 200
+    assert OperatorStore(store.engine).remove(VIEWER_NAME)
+    assert client.get("/console/").status_code == 302
+
+
+def test_logout_needs_the_csrf_token_and_ends_the_session(app: Flask, store: Store) -> None:
+    client = app.test_client()
+    login(client, VIEWER_NAME)
+    page = client.get("/console/")
+    assert client.post("/console/logout").status_code == 400
+    assert client.post("/console/logout", data={"csrf": csrf_of(page)}).status_code == 302
+    assert client.get("/console/").status_code == 302
+
+
+def test_cookie_flags_and_security_headers(tmp_path: Path, store: Store) -> None:
+    app = console_app(tmp_path, store, cookie_secure=True)
+    client = app.test_client()
+    response = login(client, VIEWER_NAME)
+    cookie = response.headers["Set-Cookie"]
+    assert "oso_console=" in cookie
+    for flag in ("Secure", "HttpOnly", "SameSite=Strict", "Path=/console"):
+        assert flag in cookie
+    page = client.get("/console/")
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "<script" not in page.get_data(as_text=True)
+
+
+def test_the_console_can_live_at_the_root_path(tmp_path: Path, store: Store) -> None:
+    app = console_app(tmp_path, store, path_prefix="")
+    client = app.test_client()
+    assert client.get("/transfers").headers["Location"].endswith("/login")
+    assert login(client, VIEWER_NAME, prefix="").status_code == 302
+    assert client.get("/transfers").status_code == 200
