@@ -353,3 +353,14 @@ def test_rare_realistic_variants_occur_and_validate() -> None:
         assert validation_errors(data, NOW) == []
     secret = leerling(wanted[b"<adresgeheim>true</adresgeheim>"] or b"")
     assert secret.find(q("adreslijst")) is None
+
+
+def test_cli_reports_an_unwritable_output_directory_without_a_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = CliRunner().invoke(
+        main, ["generate", "--overstap", "POVO", "--out", str(blocker / "sub")]
+    )
+    assert result.exit_code == 1
+    assert "cannot create" in result.output
+    assert "Traceback" not in result.output

@@ -84,7 +84,10 @@ def generate(
         raise click.BadParameter(
             f"{overstap} needs a sending school of sector {overstap[:2]}", param_hint="--school"
         )
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"cannot create {out}: {exc.strerror}") from exc
     today = date.today()
     step = max(1, count // 10)
     for index in range(count):
@@ -100,7 +103,11 @@ def generate(
             onderwijsnummer=onderwijsnummer,
         )
         # The file name carries only the kind and the seed: never pupil data.
-        (out / f"dossier-{overstap}-{dossier_seed}.xml").write_bytes(data)
+        target = out / f"dossier-{overstap}-{dossier_seed}.xml"
+        try:
+            target.write_bytes(data)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {target}: {exc.strerror}") from exc
         if count >= 20 and (index + 1) % step == 0:
             click.echo(f"generated {index + 1}/{count}", err=True)
     click.echo(f"wrote {count} {overstap} dossier(s) to {out}")
