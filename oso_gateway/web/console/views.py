@@ -47,6 +47,8 @@ _F = TypeVar("_F", bound=Callable[..., ResponseReturnValue])
 #: a session ends after this long even when in use
 MAX_SESSION_AGE = timedelta(hours=12)
 PAGE_SIZE = 25
+#: ``app.extensions[EXTENSION_KEY]`` is the registered console's ``ConsoleContext``
+EXTENSION_KEY = "oso_console"
 
 Clock = Callable[[], datetime]
 
@@ -142,6 +144,7 @@ def console_blueprint(
         static_url_path="/static",
     )
     timeout = timedelta(seconds=settings.console.session_timeout)
+    bp.record_once(lambda state: state.app.extensions.__setitem__(EXTENSION_KEY, ctx))
 
     def current_operator() -> OperatorRecord | None:
         name = session.get("operator")
