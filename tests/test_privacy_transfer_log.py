@@ -1,9 +1,6 @@
 """Privacy: after real transfers of generated dossiers carrying marker names and BSNs (delivered,
 retried, rejected for a missing mandate, rejected for a bad BSN), none of those values appears in
 any ``oso-gateway log`` output, log export, ``/metrics`` page or log line of either gateway.
-
-Two gateways built from their configuration files (``build_services``), the receiver's Flask app
-(SOAP endpoint and ``/metrics``) reached through its test client instead of a socket.
 """
 
 from __future__ import annotations
@@ -11,98 +8,23 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
+from _gateway_apps import World, two_gateways
 from click.testing import CliRunner
-from flask import Flask
-from flask.testing import FlaskClient
 from lxml import etree
 
 from oso_gateway.cli import main
 from oso_gateway.dossier.generator import bsn_is_valid, generate_dossier
-from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN, setup_dev_gateways
-from oso_gateway.transfer.receive import OSO_NS, School
-from oso_gateway.transfer.send import (
-    PeerUnreachable,
-    TransportResponse,
-    new_message_id,
-    prepare_dossier,
-    seal_attempt,
-)
-from oso_gateway.transfer.services import GatewayServices, build_services
-from oso_gateway.web.app import create_app
-from oso_gateway.web.metrics import metrics_blueprint
-
-RECEIVER_SCHOOL = School("01AB", "00")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@dataclass
-class FlaskTransport:
-    """POSTs go to the receiver's Flask app (its real SOAP endpoint) through its test client."""
-
-    client: FlaskClient
-    down: bool = False
-    posts: int = field(default=0)
-
-    def post(self, url: str, data: bytes, *, action: str) -> TransportResponse:
-        if self.down:
-            raise PeerUnreachable("connection refused (test outage)")
-        self.posts += 1
-        answer = self.client.post(
-            urlsplit(url).path, data=data, content_type="text/xml; charset=utf-8"
-        )
-        return TransportResponse(status=answer.status_code, body=answer.get_data())
-
-
-def _app(services: GatewayServices) -> Flask:
-    app = create_app(services.settings, services=services)
-    if "metrics" not in app.blueprints:
-        app.register_blueprint(metrics_blueprint(services.settings))
-    return app
-
-
-@dataclass
-class World:
-    sender: GatewayServices
-    receiver: GatewayServices
-    sender_app: Flask
-    receiver_app: Flask
-    transport: FlaskTransport
-    clock: Clock
-    configs: tuple[Path, Path]
+from oso_gateway.transfer.receive import OSO_NS
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    gateways = setup_dev_gateways(tmp_path)
-    clock = Clock()
-    receiver = build_services(gateways[SECONDARY_OIN].settings)
-    receiver_app = _app(receiver)
-    transport = FlaskTransport(receiver_app.test_client())
-    sender = build_services(gateways[PRIMARY_OIN].settings, transport=transport, clock=clock)
-    yield World(
-        sender=sender,
-        receiver=receiver,
-        sender_app=_app(sender),
-        receiver_app=receiver_app,
-        transport=transport,
-        clock=clock,
-        configs=(gateways[PRIMARY_OIN].config_file, gateways[SECONDARY_OIN].config_file),
-    )
-    sender.close()
-    receiver.close()
+    with two_gateways(tmp_path) as world:
+        yield world
 
 
 def _pupil_values(data: bytes) -> list[str]:
@@ -133,23 +55,6 @@ def _bad_bsn(bsn: str) -> str:
     raise AssertionError("no invalid variant")
 
 
-def _post_sealed(world: World, payload: bytes) -> str:
-    """Seal ``payload`` as the sender would, without the sender's own checks; post it."""
-    message_id = new_message_id()
-    sealed = seal_attempt(
-        payload,
-        message_id=message_id,
-        to=RECEIVER_SCHOOL,
-        directory=world.sender.directory,
-        config=world.sender.sender_config,
-        now=world.clock(),
-    )
-    url = world.sender.directory.lookup(RECEIVER_SCHOOL.brin, RECEIVER_SCHOOL.vestiging).endpoint
-    answer = world.transport.post(url, sealed.data, action="")
-    assert answer.status >= 400
-    return message_id
-
-
 def test_no_marker_name_or_bsn_reaches_log_output_exports_metrics_or_log_lines(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -162,14 +67,7 @@ def test_no_marker_name_or_bsn_reaches_log_output_exports_metrics_or_log_lines(
                 overstap="POVO", seed=40 + seed, now=world.clock(), marker=marker
             )
             secrets += [marker, *_pupil_values(data)]
-            prepared = prepare_dossier(
-                data,
-                to=RECEIVER_SCHOOL,
-                directory=world.sender.directory,
-                config=world.sender.sender_config,
-                now=world.clock(),
-            )
-            world.sender.outbox.enqueue(prepared)
+            prepared = world.queue(data)
             delivered.append(prepared.message_id)
         world.transport.down = True  # the first attempts fail: retries are logged
         world.sender.outbox.run_once()
@@ -180,11 +78,11 @@ def test_no_marker_name_or_bsn_reaches_log_output_exports_metrics_or_log_lines(
         # and a BSN that fails the 11-proef (rule messages must not quote it).
         data = generate_dossier(overstap="POVO", seed=50, now=world.clock(), marker="Qzvmandate")
         secrets += ["Qzvmandate", *_pupil_values(data)]
-        unmandated = _post_sealed(world, _replace(data, "brincode", "03EF"))
+        unmandated = world.post_sealed(_replace(data, "brincode", "03EF"))
         data = generate_dossier(overstap="POVO", seed=51, now=world.clock(), marker="Qzvbadbsn")
         bad = _bad_bsn(_pupil_values(data)[0])
         secrets += ["Qzvbadbsn", bad, *_pupil_values(data)]
-        badbsn = _post_sealed(world, _replace(data, "bsn", bad))
+        badbsn = world.post_sealed(_replace(data, "bsn", bad))
 
         outputs: list[str] = []
         listed: list[list[dict[str, str]]] = []
@@ -211,9 +109,7 @@ def test_no_marker_name_or_bsn_reaches_log_output_exports_metrics_or_log_lines(
                     )
                     outputs.append(result.output)
         for app in (world.sender_app, world.receiver_app):
-            page = app.test_client().get("/metrics")
-            assert page.status_code == 200
-            outputs.append(page.get_data(as_text=True))
+            outputs.append(world.metrics(app))
 
     # The test can fail: the transfers happened and were logged with their codes.
     sender_log, receiver_log = listed

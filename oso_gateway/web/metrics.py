@@ -45,7 +45,8 @@ def metrics_blueprint(settings: Settings) -> Blueprint:
     @bp.get("/metrics")
     def _metrics() -> Response:
         services = current_app.extensions[SERVICES_KEY]
-        now = datetime.now(UTC)
+        clock = getattr(services, "clock", None)
+        now = clock() if clock is not None else datetime.now(UTC)
         body = metrics.render(metrics.gather(services, now=now, timer=timer))
         return Response(body, mimetype=None, content_type=metrics.CONTENT_TYPE)
 
