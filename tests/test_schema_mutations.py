@@ -74,6 +74,19 @@ BAD_VALUES: tuple[str, ...] = (
 )
 
 
+#: xsi:type values tried on every element: named types of the standard (derived or not from the
+#: declared type), built-in types, and a type that does not exist
+XSI_TYPES: tuple[str, ...] = (
+    "nonEmptyStringType",
+    "leerlingType",
+    "verzorgerType",
+    "schoolType",
+    "xs:string",
+    "xs:date",
+    "onbekendType",
+)
+
+
 @dataclass(frozen=True)
 class Mutation:
     kind: str
@@ -175,7 +188,7 @@ def mutations(
             yield edit("foreign-attribute", index, _set_attr(f"{{{OTHER_NS}}}extra", "x"))
         if once("xsi-nil", element):
             yield edit("xsi-nil", index, _set_attr(f"{{{XSI}}}nil", "true"))
-        for type_name in ("nonEmptyStringType", "xs:string", "leerlingType", "onbekendType"):
+        for type_name in XSI_TYPES:
             if once(f"xsi-type:{type_name}", element):
                 yield edit(f"xsi-type:{type_name}", index, _xsi_type(type_name))
         if element.get("omschrijving") is not None and once("attr-empty", element):
