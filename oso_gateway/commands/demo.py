@@ -1,0 +1,178 @@
+"""``oso-gateway demo [--keep-running]``: two development gateways hand one dossier over.
+
+Runs ``oso_gateway.transfer.demo.run_demo_transfer`` in a fresh directory: the receiving gateway
+over mutual TLS on loopback, a generated (fictional) POVO dossier queued and delivered by the
+sending gateway. Prints the verified receipt, the receiving school's inbox line and both message
+logs; exits 1 when the dossier was not delivered with a verified receipt.
+
+``--keep-running`` then keeps both gateways up (SOAP endpoint + outbox worker + operator console)
+and prints each console's URL with a demo ``admin`` and ``viewer`` account (random passwords, in
+the demo's own databases), until Ctrl-C. Without it nothing is left running.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import signal
+import tempfile
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import click
+
+from oso_gateway.errors import GatewayError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from oso_gateway.transfer.demo import DemoResult
+
+DEMO_ACCOUNTS = (("demo-admin", "admin"), ("demo-viewer", "viewer"))
+
+
+def print_result(result: DemoResult) -> None:
+    click.echo(f"message  {result.message_id}")
+    click.echo(f"sender   {result.sender_url}")
+    click.echo(f"receiver {result.receiver_url}")
+    click.echo(f"status   {result.status}")
+    receipt = result.receipt
+    click.echo("")
+    click.echo("receipt (signature verified):")
+    if receipt is None:
+        click.echo("  (none)")
+    else:
+        click.echo(f"  for message   {receipt.request_message_id}")
+        click.echo(f"  status        {receipt.status}")
+        click.echo(f"  received at   {receipt.received_at.isoformat()}")
+        click.echo(f"  receiver      {receipt.receiver_brin}{receipt.receiver_vestiging}")
+        click.echo(
+            f"  payload       {receipt.payload_bytes} bytes, sha256 {receipt.payload_digest}"
+        )
+    click.echo("")
+    click.echo("receiving school's inbox:")
+    click.echo(f"  {result.inbox_line}")
+    for title, lines in (
+        ("sender's transfer log", result.sender_log),
+        ("receiver's transfer log", result.receiver_log),
+    ):
+        click.echo("")
+        click.echo(f"{title}:")
+        for line in lines or ["(empty)"]:
+            click.echo(f"  {line}")
+
+
+@click.command("demo")
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Directory for the demo gateways' state (default: a temporary one, removed after).",
+)
+@click.option(
+    "--keep-running",
+    is_flag=True,
+    help="Keep both gateways and their operator consoles up until Ctrl-C.",
+)
+def demo_command(workdir: Path | None, keep_running: bool) -> None:
+    """Hand a generated dossier from one development gateway to another (loopback, dev PKI)."""
+    from oso_gateway.store import models as m
+    from oso_gateway.transfer.demo import run_demo_transfer
+
+    temporary = workdir is None
+    base = Path(tempfile.mkdtemp(prefix="oso-demo-")) if workdir is None else workdir
+    try:
+        try:
+            result = run_demo_transfer(base)
+        except GatewayError as exc:
+            click.echo(f"error: {exc.code}: {exc.detail}", err=True)
+            raise SystemExit(1) from None
+        print_result(result)
+        ok = result.status == m.DELIVERED and result.receipt is not None
+        if not ok:
+            click.echo("\nthe demo transfer did not succeed", err=True)
+            raise SystemExit(1)
+        if keep_running:
+            keep_gateways_running(base)
+    finally:
+        if temporary:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def keep_gateways_running(workdir: Path, *, stop: threading.Event | None = None) -> None:
+    """Serve both demo gateways (SOAP + outbox + console) until SIGINT/SIGTERM or ``stop``."""
+    from oso_gateway.config import ConsoleSettings, load_settings
+    from oso_gateway.server import RunningServer, start_gateway_in_thread
+    from oso_gateway.store.operators import OperatorStore
+    from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN
+    from oso_gateway.transfer.services import GatewayServices, build_services
+    from oso_gateway.web.auth import generate_password, hash_password
+    from oso_gateway.web.console import create_console_app, start_console_in_thread
+
+    stop = stop or _stop_on_signals()
+    names = {PRIMARY_OIN: "sending gateway", SECONDARY_OIN: "receiving gateway"}
+    running: list[RunningServer] = []
+    services: list[GatewayServices] = []
+    workers: list[threading.Thread] = []
+    try:
+        for oin, title in names.items():
+            settings = load_settings(workdir / f"gateway-{oin}" / "config.toml", {})
+            settings = dataclasses.replace(
+                settings,
+                console=ConsoleSettings(enabled=True, port=0, cookie_secure=False),
+            )
+            gateway = build_services(settings)
+            services.append(gateway)
+            soap = start_gateway_in_thread(settings, services=gateway, threads=4)
+            running.append(soap)
+            worker = threading.Thread(
+                target=gateway.outbox.run_forever, args=(stop,), name=f"outbox-{oin}", daemon=True
+            )
+            worker.start()
+            workers.append(worker)
+            operators = OperatorStore(gateway.store.engine)
+            accounts = []
+            now = datetime.now(UTC)
+            for account, role in DEMO_ACCOUNTS:
+                password = generate_password()
+                operators.remove(account)
+                operators.add(account, role=role, password_hash=hash_password(password), now=now)
+                accounts.append((account, role, password))
+            app = create_console_app(settings, store=gateway.store)
+            console = start_console_in_thread(settings, app=app, port=0)
+            running.append(console)
+            click.echo("")
+            click.echo(f"{title} (OIN {oin})")
+            click.echo(f"  SOAP endpoint  {soap.url}/oso/v1/messages (mutual TLS)")
+            click.echo(f"  console        {console.url}")
+            for account, role, password in accounts:
+                click.echo(f"  {role:<6} login  {account} / {password}")
+        click.echo("")
+        click.echo(f"state in {workdir}")
+        click.echo("running; press Ctrl-C to stop", nl=True)
+        stop.wait()
+    finally:
+        stop.set()
+        for server in reversed(running):
+            server.stop()
+        for worker in workers:
+            worker.join(timeout=10)
+        for gateway in services:
+            gateway.close()
+        click.echo("stopped")
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    return stop
+
+
+def register(group: click.Group) -> None:
+    group.add_command(demo_command)

@@ -1,0 +1,106 @@
+"""`oso-gateway demo`: one dossier between two dev gateways; `--keep-running` serves consoles."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from oso_gateway.cli import main
+
+pytestmark = pytest.mark.integration
+
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def test_demo_prints_the_receipt_inbox_line_and_both_logs_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    result = CliRunner().invoke(main, ["demo", "--workdir", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    message_id = re.search(r"message\s+(urn:uuid:\S+)", result.output)
+    assert message_id is not None
+    assert "receipt (signature verified):" in result.output
+    assert re.search(r"status\s+imported", result.output)
+    inbox = result.output.split("receiving school's inbox:")[1].splitlines()[1]
+    assert message_id.group(1) in inbox and "imported" in inbox
+    sender_log = result.output.split("sender's transfer log:")[1]
+    assert "delivered attempt 1" in sender_log
+    assert "imported" in result.output.split("receiver's transfer log:")[1]
+    assert "press Ctrl-C" not in result.output
+
+
+def _read_until(process: subprocess.Popen[str], marker: str) -> str:
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if marker in line:
+            return "".join(lines)
+    raise AssertionError("demo ended early:\n" + "".join(lines))
+
+
+def _login(console: str, name: str, password: str) -> requests.Session:
+    session = requests.Session()
+    page = session.get(console + "login", timeout=10)
+    token = _CSRF.search(page.text)
+    assert token is not None
+    response = session.post(
+        console + "login",
+        data={"csrf": token.group(1), "name": name, "password": password},
+        timeout=30,
+    )
+    assert response.status_code == 200 and "Dashboard" in response.text, response.text[:300]
+    return session
+
+
+def test_keep_running_serves_both_consoles_with_demo_accounts_until_interrupted(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSO_GATEWAY_")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "oso_gateway.cli",
+            "demo",
+            "--keep-running",
+            "--workdir",
+            str(tmp_path / "demo"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    consoles: list[str] = []
+    try:
+        output = _read_until(process, "press Ctrl-C")
+        consoles = re.findall(r"console\s+(http://\S+/)", output)
+        admins = re.findall(r"admin\s+login\s+demo-admin / (\S+)", output)
+        viewers = re.findall(r"viewer login\s+demo-viewer / (\S+)", output)
+        assert len(consoles) == len(admins) == len(viewers) == 2, output
+        receiver = _login(consoles[1], "demo-admin", admins[1])
+        transfers = receiver.get(consoles[1] + "transfers?status=imported", timeout=10)
+        assert "imported" in transfers.text and "urn:uuid:" in transfers.text
+        sender = _login(consoles[0], "demo-viewer", viewers[0])
+        assert "delivered" in sender.get(consoles[0] + "transfers", timeout=10).text
+        assert sender.get(consoles[0] + "operators", timeout=10).status_code == 403
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, rest
+    assert "stopped" in rest
+    for url in consoles:
+        parts = urlsplit(url)
+        with socket.socket() as sock:
+            assert sock.connect_ex((parts.hostname or "", parts.port or 0)) != 0
