@@ -355,3 +355,22 @@ def test_anchor_appends_signed_heads_to_the_anchor_file(config: Path) -> None:
     assert result.exit_code == 0 and "anchored event 11" in result.output
     anchors = load_settings(config, {}).anchor_file.read_text().splitlines()
     assert [json.loads(a)["seq"] for a in anchors] == [10, 11]
+
+
+def test_operator_actions_show_what_was_done_and_by_whom(config: Path) -> None:
+    event = make_event(
+        at=T0 + timedelta(hours=11),
+        kind="operator",
+        status="ok",
+        operation="retry",
+        operator="alice",
+        direction="out",
+        message_id=IDS[3],
+    )
+    _store(config).append_log([event], now=T0)
+    listed = _run(config, "list", "--status", "ok")
+    assert listed.exit_code == 0
+    assert "retry ok" in listed.output.splitlines()[1]
+    shown = _run(config, "show", IDS[3])
+    assert "retry ok" in shown.output and "by operator alice" in shown.output
+    assert _run(config, "list", "--status", "Not a status!").exit_code == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ import click
 from oso_gateway.commands.db import config_option, fail, settings_or_exit
 from oso_gateway.errors import ConfigError, GatewayError, SchemaNotCurrent
 from oso_gateway.store import models as m
-from oso_gateway.transfer.logchain import StoredEvent
+from oso_gateway.transfer.logchain import FIELD_FORMATS, StoredEvent
 
 if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.config import Settings
@@ -70,11 +71,22 @@ def _school(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(str(exc)) from None
 
 
+def _status(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    status = value.strip().lower()
+    if not re.fullmatch(FIELD_FORMATS["status"], status):
+        raise click.BadParameter("a status is a word of lowercase letters and underscores")
+    return status
+
+
 def _filter_options(func: _F) -> _F:
     """``--status --school --direction --since --until``, passed on as ``where``."""
 
     @click.option(
-        "--status", type=click.Choice(STATUSES, case_sensitive=False), help="Only this status."
+        "--status",
+        callback=_status,
+        help=f"Only this status ({', '.join(STATUSES)}; operator events: ok, refused, …).",
     )
     @click.option(
         "--school", callback=_school, help="Counterpart school: BRIN or BRIN + vestiging."
@@ -95,7 +107,7 @@ def _filter_options(func: _F) -> _F:
         from oso_gateway.transfer.auditlog import LogFilter
 
         where = LogFilter(
-            status=status.lower() if status else None,
+            status=status,
             school=school,
             direction=direction,
             since=since,
@@ -117,6 +129,14 @@ def _school_of(event: StoredEvent) -> str:
     return event.event.get("counterpart_brin", "") + event.event.get("counterpart_vestiging", "")
 
 
+def _status_of(event: StoredEvent) -> str:
+    """The status; for an operator's action also what was done (``retry ok``)."""
+    e = event.event
+    if e.get("kind") == "operator" and "operation" in e:
+        return f"{e['operation']} {e['status']}"
+    return e.get("status", "")
+
+
 def _short_id(event: StoredEvent) -> str:
     return event.event.get("message_id", "").removeprefix("urn:uuid:")[:13]
 
@@ -132,7 +152,7 @@ def render_table(rows: Sequence[StoredEvent]) -> str:
         e = row.event
         lines.append(
             f"{row.seq:>6} {_time(row):<19} {e.get('direction', '-'):<3} "
-            f"{e.get('status', ''):<16.16} {_school_of(row) or '-':<6} "
+            f"{_status_of(row):<16.16} {_school_of(row) or '-':<6} "
             f"{e.get('error_code', '-'):<8} {_short_id(row) or '-'}"
         )
     return "\n".join(lines)
@@ -174,9 +194,11 @@ def render_timeline(message_id: str, rows: Sequence[StoredEvent]) -> str:
     for row in rows:
         e = row.event
         lines.append(
-            f"{row.seq:>6} {_time(row):<19} {e.get('status', ''):<16.16} "
+            f"{row.seq:>6} {_time(row):<19} {_status_of(row):<16.16} "
             f"{e.get('attempt', ''):>3} {e.get('error_code', '')}".rstrip()
         )
+        if "operator" in e:
+            lines.append(f"{'':8}by operator {e['operator']}")
         code = e.get("error_code")
         if code:
             lines += textwrap.wrap(
