@@ -50,7 +50,11 @@ def run(report: Report, quick: bool) -> None:
 
     count = 60 if quick else 300
     senders = 4
-    report.section(f"transfer: receiver, {SIZE // 1024} KB dossiers, mutual TLS, {senders} senders")
+    workers = int(os.environ.get("OSO_BENCH_WORKERS", "2"))
+    report.section(
+        f"transfer: receiver ({workers} processes), {SIZE // 1024} KB dossiers, mutual TLS, "
+        f"{senders} senders"
+    )
     with tempfile.TemporaryDirectory(prefix="oso-bench-") as tmp:
         gateways = setup_dev_gateways(Path(tmp))
         sender_gw, receiver_gw = gateways[PRIMARY_OIN], gateways[SECONDARY_OIN]
@@ -89,7 +93,15 @@ def run(report: Report, quick: bool) -> None:
 
         env = dict(os.environ, OSO_GATEWAY_CONFIG=str(receiver_gw.config_file))
         proc = subprocess.Popen(
-            [sys.executable, "-m", "oso_gateway.cli", "serve", "--no-outbox", "--workers", "2"],
+            [
+                sys.executable,
+                "-m",
+                "oso_gateway.cli",
+                "serve",
+                "--no-outbox",
+                "--workers",
+                str(workers),
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
