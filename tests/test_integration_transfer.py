@@ -268,6 +268,8 @@ def test_demo_transfer_returns_the_receipt_inbox_line_and_both_logs(tmp_path: Pa
     assert [line.split()[-1] for line in result.sender_log][-1] == "1"  # delivered attempt 1
     assert any("delivered" in line for line in result.sender_log)
     assert any("imported" in line for line in result.receiver_log)
+    assert any('"status": "delivered"' in line for line in result.sender_transfer_log)
+    assert any('"status": "imported"' in line for line in result.receiver_transfer_log)
 
 
 def test_send_command_queues_a_whole_class_one_outbox_entry_per_dossier(

@@ -171,6 +171,9 @@ class DemoResult:
     inbox_line: str  #: the receiving school's inbox entry (no pupil data)
     sender_log: list[str]  #: the sender's message events
     receiver_log: list[str]  #: the receiver's message events
+    #: the hash-chained transfer logs: "seq hash event-json" per entry (no pupil data)
+    sender_transfer_log: list[str]
+    receiver_transfer_log: list[str]
     sender_url: str
     receiver_url: str
 
@@ -233,6 +236,8 @@ def run_demo_transfer(workdir: Path, *, seed: int = 2019) -> DemoResult:
             receiver_log=(
                 _events(receiver.store, inbound.pk, "in", inbound.message_id) if inbound else []
             ),
+            sender_transfer_log=_transfer_log(sender.store),
+            receiver_transfer_log=_transfer_log(receiver.store),
             sender_url=sender_gw.url,
             receiver_url=receiver_gw.url,
         )
@@ -251,4 +256,16 @@ def _events(store: object, pk: int, direction: str, message_id: str) -> list[str
         + (f" attempt {e.attempt}" if e.attempt else "")
         + (f" {e.error_code}" if e.error_code else "")
         for e in store.events(pk)
+    ]
+
+
+def _transfer_log(store: object) -> list[str]:
+    import json
+
+    from oso_gateway.store import Store
+
+    assert isinstance(store, Store)
+    return [
+        f"{e.seq:>4} {e.hash[:16]} {json.dumps(dict(e.event), sort_keys=True)}"
+        for e in store.log_entries()
     ]
