@@ -41,6 +41,7 @@ def cheap_hasher(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def console_settings(tmp_path: Path, database_url: str, **console: object) -> Settings:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     directory = tmp_path / "directory.toml"
     directory.write_text(directory_toml().replace('"gateway-', f'"{DEV.as_posix()}/gateway-'))
     receiver = "00000001000000000002"

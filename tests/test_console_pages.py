@@ -1,0 +1,131 @@
+"""Console pages: filters, pagination, dashboard counts, expiry warnings, error explanations."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from console_support import VIEWER_NAME, add_operator, cheap_hasher, console_app, login
+from flask.testing import FlaskClient
+from gateway_pair import DEV, Clock, sqlite_store
+
+from oso_gateway.security.keys import load_certificate
+from oso_gateway.store import Store
+
+_ROW = re.compile(r'<a href="/console/transfers/(\d+)">\1</a>')
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    cheap_hasher(monkeypatch)
+    the_store = sqlite_store(tmp_path / "gw.sqlite")
+    add_operator(the_store, VIEWER_NAME, "viewer")
+    yield the_store
+    the_store.engine.dispose()
+
+
+def _outbound(store: Store, clock: Clock, n: int, *, school: str, fail: bool = False) -> int:
+    record = store.enqueue_outbound(
+        message_id=f"urn:uuid:00000000-0000-4000-8000-{n:012d}",
+        action="urn:oso:deliver",
+        payload=b"<x/>",
+        payload_digest="a" * 64,
+        now=clock(),
+        our_school="00YY00",
+        counterpart_school=school,
+    )
+    pk: int = record.pk  # type: ignore[union-attr]
+    if fail:
+        store.mark_failed(pk, error_code="OSO-E431", now=clock())
+    return pk
+
+
+def _client(tmp_path: Path, store: Store, clock: Clock) -> FlaskClient:
+    client = console_app(tmp_path, store, clock=clock).test_client()
+    assert login(client, VIEWER_NAME).status_code == 302
+    return client
+
+
+def _pks(html: str) -> list[int]:
+    return [int(pk) for pk in _ROW.findall(html)]
+
+
+def test_transfers_are_paged_newest_first(tmp_path: Path, store: Store) -> None:
+    clock = Clock()
+    pks = [_outbound(store, clock, i, school="01AB00") for i in range(30)]
+    client = _client(tmp_path, store, clock)
+    first = client.get("/console/transfers").get_data(as_text=True)
+    assert _pks(first) == pks[::-1][:25]
+    older = re.search(r'href="(/console/transfers\?before=\d+)">Older', first)
+    assert older is not None
+    second = client.get(older.group(1)).get_data(as_text=True)
+    assert _pks(second) == pks[::-1][25:]
+    assert "Older" not in second
+
+
+def test_filters_by_status_direction_school_and_period(tmp_path: Path, store: Store) -> None:
+    clock = Clock()
+    old = _outbound(store, clock, 1, school="01AB00", fail=True)
+    clock.advance(timedelta(days=3))
+    ok_03 = _outbound(store, clock, 2, school="03EF00")
+    failed_03 = _outbound(store, clock, 3, school="03EF00", fail=True)
+    client = _client(tmp_path, store, clock)
+
+    def shown(query: str) -> set[int]:
+        response = client.get("/console/transfers?" + query)
+        assert response.status_code == 200
+        return set(_pks(response.get_data(as_text=True)))
+
+    assert shown("status=failed") == {old, failed_03}
+    assert shown("school=03EF") == {ok_03, failed_03}
+    assert shown("school=03ef00&status=failed") == {failed_03}
+    assert shown("since=24h") == {ok_03, failed_03}
+    assert shown("since=7d&direction=out") == {old, ok_03, failed_03}
+    assert shown("direction=in") == set()
+    ignored = client.get("/console/transfers?status=nonsense&school=x'--").get_data(as_text=True)
+    assert "Ignored invalid filter: status, school" in ignored
+    assert set(_pks(ignored)) == {old, ok_03, failed_03}
+
+
+def test_dashboard_counts_failures_first_per_period(tmp_path: Path, store: Store) -> None:
+    clock = Clock()
+    _outbound(store, clock, 1, school="01AB00", fail=True)
+    clock.advance(timedelta(days=2))
+    _outbound(store, clock, 2, school="01AB00")
+    _outbound(store, clock, 3, school="01AB00")
+    _outbound(store, clock, 4, school="01AB00", fail=True)
+    html = _client(tmp_path, store, clock).get("/console/").get_data(as_text=True)
+    day, week = html.split("Last 7 days")[0], html.split("Last 7 days")[1].split("expiring")[0]
+
+    def counts(section: str) -> list[tuple[str, int]]:
+        found = re.findall(
+            r'status-(\w+)">\w+</span></a></td>\s*<td>\w+</td>\s*<td class="num">(\d+)', section
+        )
+        return [(status, int(n)) for status, n in found]
+
+    assert counts(day) == [("failed", 1), ("queued", 2)]
+    assert counts(week) == [("failed", 2), ("queued", 2)]
+
+
+def test_certificates_and_crls_close_to_expiry_are_listed(tmp_path: Path, store: Store) -> None:
+    now_client = _client(tmp_path, store, Clock())
+    assert "Nothing expires within 30 days" in now_client.get("/console/").get_data(as_text=True)
+    cert = load_certificate((DEV / "gateway-00000001000000000002.crt.pem").read_bytes())
+    clock = Clock(cert.not_valid_after_utc - timedelta(days=10))
+    html = _client(tmp_path / "later", store, clock).get("/console/").get_data(as_text=True)
+    assert "our certificate" in html and "directory: Basisschool De Regenboog" in html
+    assert "directory: Het Dev College" not in html  # the same certificate as ours: listed once
+    assert "CRL (next update)" in html  # the dev CRLs are long stale by then
+
+
+def test_the_timeline_explains_the_error_code(tmp_path: Path, store: Store) -> None:
+    clock = Clock()
+    pk = _outbound(store, clock, 1, school="01AB00", fail=True)
+    html = _client(tmp_path, store, clock).get(f"/console/transfers/{pk}").get_data(as_text=True)
+    assert "MandateMissing" in html
+    assert "not mandated for the sending school" in html  # the class's explanation
+    assert "An admin can retry" in html  # a viewer gets no retry button
+    assert _client(tmp_path, store, clock).get("/console/transfers/999").status_code == 404
