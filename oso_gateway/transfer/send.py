@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 
 REQUEST_TTL = timedelta(minutes=5)
 RESEAL_MARGIN = timedelta(seconds=60)
+#: a receipt or fault is small; a bigger reply is not read to the end
+MAX_REPLY_BYTES = 4 * 1024 * 1024
 _DOSSIER_LIMITS = ParseLimits(max_bytes=64 * 1024 * 1024)
 SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
 _WSU_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
@@ -87,9 +89,9 @@ class PeerHttpError(RemoteError):
     soap_fault = "Server"
     public_message = "The receiving gateway answered with an HTTP error."
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, what: str = "without a SOAP Fault") -> None:
         self.status = status
-        super().__init__(f"HTTP status {status} without a SOAP Fault")
+        super().__init__(f"HTTP status {status} {what}")
 
     @property
     def is_transient(self) -> bool:
@@ -278,13 +280,23 @@ class RequestsTransport:
             raise PeerUnreachable(f"refusing a non-TLS endpoint {url[:200]!r}")
         headers = {"Content-Type": SOAP_CONTENT_TYPE, "SOAPAction": f'"{action}"'}
         try:
-            response = self._session().post(
-                url, data=data, headers=headers, timeout=self.timeout, allow_redirects=False
-            )
+            with self._session().post(
+                url,
+                data=data,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+                stream=True,
+            ) as response:
+                body = b""
+                for chunk in response.iter_content(64 * 1024):
+                    body += chunk
+                    if len(body) > MAX_REPLY_BYTES:
+                        raise PeerHttpError(response.status_code, "reply over the size limit")
+                return TransportResponse(status=response.status_code, body=body)
         except requests.RequestException as exc:
             self._local.session = None
             raise PeerUnreachable(f"{type(exc).__name__} posting to {url[:200]}") from None
-        return TransportResponse(status=response.status_code, body=response.content)
 
     def close(self) -> None:
         session = getattr(self._local, "session", None)
