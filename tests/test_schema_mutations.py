@@ -446,8 +446,8 @@ def _fill_particle(
     minimum = int(particle.get("minOccurs", "1"))
     if kind == "element":
         repeat = 2 if particle.get("maxOccurs") == "unbounded" else 1
-        count = (repeat if depth < 6 else max(minimum, 0)) if maximal else minimum
-        # the recursive dossiers/terugkoppeling/school structures stay small
+        count = (repeat if depth < 12 else max(minimum, 0)) if maximal else minimum
+        # two of each repeatable element; the depth bound only keeps the documents small
         for _ in range(count):
             element.append(
                 _build_element(index, particle, tns, variant, maximal=maximal, depth=depth + 1)

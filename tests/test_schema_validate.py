@@ -245,3 +245,25 @@ def test_report_as_dict_is_json_ready_and_value_free() -> None:
     document = report.as_dict()
     assert document["valid"] is False
     assert "Jansen" not in str(document) and "Jansen" not in _all_text(report)
+
+
+@pytest.mark.parametrize(
+    ("kinds", "code"),
+    [
+        (("delete", "duplicate", "swap", "text-in-complex", "child-in-leaf"), CODE_STRUCTURE),
+        (("unknown-first-child", "foreign-child", "unqualified"), CODE_STRUCTURE),
+        (("value", "empty"), CODE_VALUE),
+        (("unknown-attribute", "foreign-attribute", "xsi-nil"), CODE_ATTRIBUTE),
+        (("root-namespace-2018", "root-unqualified"), CODE_ROOT),
+    ],
+)
+def test_each_kind_of_schema_error_gets_its_own_code(kinds: tuple[str, ...], code: str) -> None:
+    from test_schema_mutations import mutations
+
+    tree = etree.ElementTree(etree.fromstring(GENERATED["dossier-min"]))
+    codes = set()
+    for mutation in mutations(tree, kinds=frozenset(kinds)):
+        codes |= {
+            f.code for f in validate_schema(etree.ElementTree(etree.fromstring(mutation.data)))
+        }
+    assert codes == {code}

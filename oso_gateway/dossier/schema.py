@@ -125,17 +125,21 @@ def _element_at(tree: etree._ElementTree, xpath: str | None) -> etree._Element |
 
 
 def _code_for(type_name: str, message: str) -> str:
-    if "attribute" in message.lower() and "Element '" in message and ", attribute '" in message:
-        return CODE_ATTRIBUTE
+    """Our finding code for a libxml2 error type (``entry.type_name``)."""
+    head = _HEAD.match(message)
+    if (head is not None and ", attribute '" in head.group(1)) or "'nillable'" in message:
+        return CODE_ATTRIBUTE  # includes xsi:nil on an element that is not nillable
     if type_name == "SCHEMAV_CVC_ELT_1":
         return CODE_ROOT
-    if type_name in ("SCHEMAV_ELEMENT_CONTENT", "SCHEMAV_CVC_COMPLEX_TYPE_2_3") or (
-        type_name.startswith("SCHEMAV_CVC_COMPLEX_TYPE") and "attribute" not in message
+    if (
+        type_name == "SCHEMAV_ELEMENT_CONTENT"
+        or type_name.startswith("SCHEMAV_CVC_COMPLEX_TYPE")
+        or "Element content is not allowed" in message
     ):
         return CODE_STRUCTURE
-    if "attribute" in message.lower():
-        return CODE_ATTRIBUTE
-    if type_name.startswith(("SCHEMAV_CVC_DATATYPE", "SCHEMAV_CVC_")) or "facet" in message:
+    if type_name.startswith(("SCHEMAV_CVC_DATATYPE", "SCHEMAV_CVC_FACET", "SCHEMAV_CVC_")) and (
+        "facet" in message or "is not a valid value" in message
+    ):
         return CODE_VALUE
     return CODE_OTHER
 
