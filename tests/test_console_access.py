@@ -23,6 +23,7 @@ from gateway_pair import Clock, sqlite_store
 from oso_gateway.store import Store
 from oso_gateway.store import models as m
 from oso_gateway.store.operators import OperatorStore
+from oso_gateway.web.console import create_console_app
 
 PAGES = [
     "/console/",
@@ -245,3 +246,21 @@ def test_the_console_can_live_at_the_root_path(tmp_path: Path, store: Store) -> 
     assert client.get("/transfers").headers["Location"].endswith("/login")
     assert login(client, VIEWER_NAME, prefix="").status_code == 302
     assert client.get("/transfers").status_code == 200
+
+
+def test_a_session_cookie_signed_with_another_key_is_refused(
+    tmp_path: Path, app: Flask, store: Store
+) -> None:
+    settings = app.extensions["oso_console"].settings
+    other = create_console_app(
+        settings, store=store, secret_key=b"another-secret-key-0123456789abc"
+    )
+    elsewhere = other.test_client()
+    assert login(elsewhere, ADMIN_NAME).status_code == 302
+    cookie = elsewhere.get_cookie("oso_console", path="/console")
+    assert cookie is not None
+    client = app.test_client()
+    client.set_cookie("oso_console", cookie.value, path="/console")
+    response = client.get("/console/operators")
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/console/login")

@@ -7,6 +7,7 @@ cheroot in a background thread (what ``oso-gateway serve`` and ``oso-gateway dem
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import ssl
@@ -15,6 +16,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, render_template
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from oso_gateway.errors import ConfigError
@@ -41,6 +43,13 @@ CSP = (
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 MIN_SECRET_BYTES = 32
+
+
+class ConsoleSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, signed with HMAC-SHA-256 under the console's own salt."""
+
+    salt = "oso-gateway-console-session"
+    digest_method = staticmethod(hashlib.sha256)
 
 
 def read_secret_key(settings: Settings) -> bytes:
@@ -80,6 +89,7 @@ def create_console_app(
         store = open_store(settings, require_key=False)
     prefix = settings.console.path_prefix
     app = Flask("oso_gateway.web.console")
+    app.session_interface = ConsoleSessionInterface()
     app.config.update(
         SECRET_KEY=secret_key if secret_key is not None else read_secret_key(settings),
         SESSION_COOKIE_NAME="oso_console",
