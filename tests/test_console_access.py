@@ -99,6 +99,7 @@ def test_a_viewer_sees_the_pages_but_cannot_retry_or_administer(
     for page in PAGES[:-1]:
         assert client.get(page.format(pk=pk)).status_code == 200, page
     assert client.get("/console/operators").status_code == 403
+    assert "Retry</button>" not in client.get("/console/quarantine").get_data(as_text=True)
     page = client.get(f"/console/transfers/{pk}")
     assert "Retry this transfer" not in page.get_data(as_text=True)
     response = client.post(f"/console/transfers/{pk}/retry", data={"csrf": csrf_of(page)})
@@ -112,6 +113,8 @@ def test_an_admin_retries_a_failed_transfer_and_the_action_is_audited(
     pk = _failed_outbound(store, clock)
     client = app.test_client()
     login(client, ADMIN_NAME)
+    quarantine = client.get("/console/quarantine").get_data(as_text=True)
+    assert f'action="/console/transfers/{pk}/retry"' in quarantine
     page = client.get(f"/console/transfers/{pk}")
     assert "Retry this transfer" in page.get_data(as_text=True)
     response = client.post(f"/console/transfers/{pk}/retry", data={"csrf": csrf_of(page)})
