@@ -23,6 +23,7 @@ from gateway_pair import Clock, sqlite_store
 from oso_gateway.store import Store
 from oso_gateway.store import models as m
 from oso_gateway.store.operators import OperatorStore
+from oso_gateway.web import auth
 from oso_gateway.web.console import create_console_app
 
 PAGES = [
@@ -267,3 +268,25 @@ def test_a_session_cookie_signed_with_another_key_is_refused(
     response = client.get("/console/operators")
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/console/login")
+
+
+def test_attempts_are_counted_before_the_password_is_checked(store: Store, clock: Clock) -> None:
+    # Parallel guesses: three attempts begun before any finished already use up the budget.
+    operators = OperatorStore(store.engine)
+    keys = auth.throttle_keys(ADMIN_NAME, "192.0.2.9")
+    policies = (auth.ACCOUNT_POLICY, auth.ADDRESS_POLICY)
+    for _ in range(3):
+        assert operators.begin_attempt(keys, now=clock(), policies=policies) == timedelta(0)
+    assert operators.begin_attempt(keys, now=clock(), policies=policies) == timedelta(seconds=2)
+
+
+def test_failures_are_forgotten_after_an_hour_without_one(
+    app: Flask, store: Store, clock: Clock
+) -> None:
+    client = app.test_client()
+    for _ in range(2):
+        assert login(client, ADMIN_NAME, "wrong-password-x").status_code == 401
+    clock.advance(timedelta(hours=2))
+    for _ in range(2):
+        assert login(client, ADMIN_NAME, "wrong-password-x").status_code == 401
+    assert login(client, ADMIN_NAME).status_code == 302  # 2 + 2 would have been blocked

@@ -191,45 +191,63 @@ class OperatorStore:
 
     # --- throttling -------------------------------------------------------------------------
 
-    def blocked_for(self, keys: Sequence[str], *, now: datetime) -> timedelta:
-        """How long the longest block among ``keys`` still lasts (zero: not blocked)."""
-
-        def work(session: Session) -> timedelta:
-            rows = session.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(keys)))
-            left = timedelta(0)
-            for row in rows:
-                if row.blocked_until is not None and row.blocked_until > now:
-                    left = max(left, row.blocked_until - now)
-            return left
-
-        return self._read(work)
-
-    def record_failure(
+    def begin_attempt(
         self, keys: Sequence[str], *, now: datetime, policies: Sequence[ThrottlePolicy]
     ) -> timedelta:
-        """Count a failed login against each key (``policies[i]`` for ``keys[i]``); returns the
-        longest block that now applies."""
+        """Start a login attempt: refuse it (returning how long the longest block among ``keys``
+        still lasts) or count it in advance as a failure against every key and return zero.
+
+        Counting before the password is checked, in one locked transaction, means parallel
+        guesses cannot slip past the limit while the (slow) hash is verified; ``forgive``
+        takes the count back after a successful login. ``policies[i]`` applies to ``keys[i]``.
+        """
 
         def work(session: Session) -> timedelta:
-            longest = timedelta(0)
+            rows = {
+                row.key: row
+                for row in session.scalars(
+                    select(LoginThrottle).where(LoginThrottle.key.in_(keys)).with_for_update()
+                )
+            }
+            left = timedelta(0)
+            for row in rows.values():
+                if row.blocked_until is not None and row.blocked_until > now:
+                    left = max(left, row.blocked_until - now)
+            if left:
+                return left
             for key, policy in zip(keys, policies, strict=True):
-                row = session.get(LoginThrottle, key)
-                if row is None:
+                found = rows.get(key)
+                if found is None:
                     row = LoginThrottle(key=key, failures=0, last_failure_at=now)
                     session.add(row)
-                elif now - row.last_failure_at > policy.forget_after:
+                else:
+                    row = found
+                if row.failures and now - row.last_failure_at > policy.forget_after:
                     row.failures = 0
                 row.failures += 1
                 row.last_failure_at = now
                 delay = policy.delay_after(row.failures)
                 row.blocked_until = now + delay if delay else None
-                longest = max(longest, delay)
             session.flush()
-            return longest
+            return timedelta(0)
 
-        return self._write(work)
+        try:
+            return self._write(work)
+        except sa_exc.IntegrityError:  # a parallel attempt created the same key first
+            return self._write(work)
 
-    def clear_failures(self, key: str) -> None:
-        self._write(
-            lambda session: session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))
-        )
+    def forgive(self, keys: Sequence[str], *, policies: Sequence[ThrottlePolicy]) -> None:
+        """After a successful login: the first key (the account) starts again from zero; the
+        others (the address) lose the one failure ``begin_attempt`` counted in advance."""
+
+        def work(session: Session) -> None:
+            session.execute(delete(LoginThrottle).where(LoginThrottle.key == keys[0]))
+            for key, policy in zip(keys[1:], policies[1:], strict=True):
+                row = session.get(LoginThrottle, key, with_for_update=True)
+                if row is None:
+                    continue
+                row.failures = max(0, row.failures - 1)
+                delay = policy.delay_after(row.failures)
+                row.blocked_until = row.last_failure_at + delay if delay else None
+
+        self._write(work)

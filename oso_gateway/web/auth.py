@@ -3,8 +3,10 @@
 * Passwords are hashed with argon2id (memory-hard; ``argon2-cffi``). A login for an unknown
   account verifies against a dummy hash, so it costs the same time as a wrong password.
 * Failed logins are counted per account and per client address in the database
-  (``OperatorStore.record_failure``); past a few free failures each key is blocked for a delay
-  that doubles with every further failure. During a block even the right password is refused.
+  (``OperatorStore.begin_attempt`` counts each attempt before the password is checked, so
+  parallel guesses are counted too; a success takes it back). Past a few free failures each key
+  is blocked for a delay that doubles with every further failure. During a block even the right
+  password is refused.
 * Every form carries the session's CSRF token; ``csrf_ok`` compares in constant time.
 """
 
@@ -79,17 +81,17 @@ def attempt_login(
 ) -> LoginResult:
     """Check a login, applying and updating the throttle; no audit here (the caller logs)."""
     keys = throttle_keys(name, address)
-    blocked = operators.blocked_for(keys, now=now)
+    policies = (ACCOUNT_POLICY, ADDRESS_POLICY)
+    blocked = operators.begin_attempt(keys, now=now, policies=policies)
     if blocked > timedelta(0):
         return LoginResult(retry_after=blocked)
     account = operators.get(name)
     if verify_password(account.password_hash if account else None, password) and account:
-        operators.clear_failures(keys[0])
+        operators.forgive(keys, policies=policies)
         operators.record_login(account.name, now=now)
         if needs_rehash(account.password_hash):
             operators.set_password_hash(account.name, _HASHER.hash(password))
         return LoginResult(operator=account)
-    operators.record_failure(keys, now=now, policies=(ACCOUNT_POLICY, ADDRESS_POLICY))
     return LoginResult()
 
 
