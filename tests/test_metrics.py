@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from _gateway_apps import World, two_gateways
 from click.testing import CliRunner
+from sqlalchemy import create_engine, text
 
 from oso_gateway.cli import main
 from oso_gateway.dossier.generator import generate_dossier
+from oso_gateway.store import AtRestCipher, Duplicate, Store, create_store_engine, upgrade
 from oso_gateway.transfer import metrics
+from oso_gateway.transfer.logchain import make_event
 
 _LINE = re.compile(
     r"(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)"
@@ -89,7 +93,7 @@ def test_metrics_count_messages_rejections_latency_and_outbox_after_real_transfe
     )
     assert retried == 2
     assert value(sent, "oso_gateway_outbound_delivery_seconds_count") == 2
-    assert value(sent, "oso_gateway_outbound_delivery_seconds_sum") >= 60
+    assert value(sent, "oso_gateway_outbound_delivery_seconds_sum") == pytest.approx(60, abs=1)
     assert value(sent, "oso_gateway_outbound_delivery_seconds_bucket", le="10") == 0
     assert value(sent, "oso_gateway_outbound_delivery_seconds_bucket", le="+Inf") == 2
 
@@ -172,3 +176,72 @@ def test_request_timer_counts_each_request_in_its_bucket() -> None:
     assert value(samples, f"{name}_bucket", **labels, le="1") == 3
     assert value(samples, f"{name}_bucket", **labels, le="+Inf") == 4
     assert value(samples, f"{name}_sum", **labels) == pytest.approx(7.65)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated store on SQLite or on PostgreSQL (own schema per test)."""
+    if request.param == "sqlite":
+        engine = create_store_engine(f"sqlite:///{tmp_path / 'gateway.sqlite'}")
+        upgrade(engine)
+        yield Store(engine, AtRestCipher(bytes(range(32))))
+        engine.dispose()
+        return
+    url = request.getfixturevalue("postgres_url")
+    schema = f"m_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    engine = create_store_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        upgrade(engine)
+        yield Store(engine, AtRestCipher(bytes(range(32))))
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def _rejected(store: Store, code: str, at: datetime) -> None:
+    store.append_log(
+        [make_event(at=at, kind="message", direction="in", status="rejected", error_code=code)],
+        now=at,
+    )
+
+
+def test_store_metrics_on_each_database_latency_buckets_and_incremental_rejection_counts(
+    store: Store,
+) -> None:
+    t0 = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
+    for seconds in (0.2, 45.0, 7200.0):
+        record = store.enqueue_outbound(
+            message_id=f"urn:uuid:{uuid.uuid4()}",
+            action="urn:oso-gateway:action:dossier:deliver:1",
+            payload=b"<dossier/>",
+            payload_digest="ab" * 32,
+            now=t0,
+            counterpart_school="01AB00",
+        )
+        assert not isinstance(record, Duplicate)
+        store.mark_delivered(record.pk, receipt=b"<r/>", now=t0 + timedelta(seconds=seconds))
+    _rejected(store, "OSO-E431", t0)
+
+    def scrape() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        return parse(metrics.render(metrics.store_families(store, now=t0)))
+
+    first = scrape()
+    name = "oso_gateway_outbound_delivery_seconds"
+    assert value(first, f"{name}_bucket", le="0.25") == 1
+    assert value(first, f"{name}_bucket", le="60") == 2
+    assert value(first, f"{name}_bucket", le="3600") == 2
+    assert value(first, f"{name}_bucket", le="21600") == 3
+    assert value(first, f"{name}_count") == 3
+    assert value(first, f"{name}_sum") == pytest.approx(7245.2, abs=0.01)
+    assert value(first, "oso_gateway_rejections_total", code="OSO-E431") == 1
+    _rejected(store, "OSO-E431", t0)
+    _rejected(store, "OSO-E202", t0)
+    again = scrape()  # counts only what was appended since, and keeps the earlier count
+    assert value(again, "oso_gateway_rejections_total", code="OSO-E431") == 2
+    assert value(again, "oso_gateway_rejections_total", code="OSO-E202") == 1
+    assert value(again, "oso_gateway_messages", direction="out", status="delivered") == 3

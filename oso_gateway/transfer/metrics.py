@@ -12,8 +12,10 @@ issuers: never a school's pupils, never a message's content.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +24,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from sqlalchemy import func, select
+from sqlalchemy import Engine, case, func, select
 from sqlalchemy.orm import Session
 
 from oso_gateway.store import models as m
@@ -100,6 +102,21 @@ def render(families: Iterable[Family]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _histogram_samples(
+    family: Family,
+    labels: Mapping[str, str],
+    buckets: Sequence[float],
+    cumulative: Sequence[int],
+    count: int,
+    total: float,
+) -> None:
+    for bound, running in zip(buckets, cumulative, strict=True):
+        family.add(running, "_bucket", **labels, le=_number(bound))
+    family.add(count, "_bucket", **labels, le="+Inf")
+    family.add(total, "_sum", **labels)
+    family.add(count, "_count", **labels)
+
+
 def histogram(
     name: str,
     help_text: str,
@@ -109,14 +126,11 @@ def histogram(
     """A histogram family from raw observations per label set."""
     family = Family(name, "histogram", help_text)
     for label_items, values in series.items():
-        labels = dict(label_items)
         ordered = sorted(values)
-        for bound in buckets:
-            count = bisect.bisect_right(ordered, bound)
-            family.add(count, "_bucket", **labels, le=_number(bound))
-        family.add(len(ordered), "_bucket", **labels, le="+Inf")
-        family.add(sum(ordered), "_sum", **labels)
-        family.add(len(ordered), "_count", **labels)
+        cumulative = [bisect.bisect_right(ordered, bound) for bound in buckets]
+        _histogram_samples(
+            family, dict(label_items), buckets, cumulative, len(ordered), sum(ordered)
+        )
     return family
 
 
@@ -149,13 +163,8 @@ class RequestTimer:
             snapshot = {k: (list(v), self._sums[k]) for k, v in sorted(self._counts.items())}
         for (endpoint, method, status), (counts, total) in snapshot.items():
             labels = {"endpoint": endpoint, "method": method, "status": status}
-            running = 0
-            for bound, count in zip(self.buckets, counts, strict=False):
-                running += count
-                family.add(running, "_bucket", **labels, le=_number(bound))
-            family.add(sum(counts), "_bucket", **labels, le="+Inf")
-            family.add(total, "_sum", **labels)
-            family.add(sum(counts), "_count", **labels)
+            cumulative = list(itertools.accumulate(counts[:-1]))
+            _histogram_samples(family, labels, self.buckets, cumulative, sum(counts), total)
         return family
 
 
@@ -207,29 +216,28 @@ def _store_families(session: Session, now: datetime) -> list[Family]:
         "counter",
         "Inbound messages rejected, by error code (also those too broken to have a message id).",
     )
-    by_code: dict[str, int] = {}
-    for (event,) in session.execute(
-        select(m.TransferLogEntry.event).where(
-            m.TransferLogEntry.event.like('%"status":"rejected"%')
-        )
-    ):
-        code = _json_field(event, "error_code") or "none"
-        by_code[code] = by_code.get(code, 0) + 1
+    head = log_head(session)
+    seq = head[0]
+    by_code = _REJECTIONS.count(session, up_to=head)
     for code in sorted(by_code):
         rejections.add(by_code[code], code=code)
 
-    delivered = [
-        (updated - created).total_seconds()
-        for created, updated in session.execute(
-            select(m.Message.created_at, m.Message.updated_at).where(
-                m.Message.direction == m.OUT, m.Message.status == m.DELIVERED
-            )
-        )
-    ]
-    latency = histogram(
+    latency = Family(
         "oso_gateway_outbound_delivery_seconds",
+        "histogram",
         "Time from queueing an outbound message to its verified receipt (retries included).",
-        {(): delivered},
+    )
+    took = _seconds_between(session, m.Message.created_at, m.Message.updated_at)
+    row = session.execute(
+        select(
+            *(func.sum(case((took <= bound, 1), else_=0)) for bound in LATENCY_BUCKETS),
+            func.count(),
+            func.sum(took),
+        ).where(m.Message.direction == m.OUT, m.Message.status == m.DELIVERED)
+    ).one()
+    count = int(row[-2] or 0)
+    _histogram_samples(
+        latency, {}, LATENCY_BUCKETS, [int(v or 0) for v in row[:-2]], count, float(row[-1] or 0)
     )
 
     depth = Family(
@@ -256,12 +264,57 @@ def _store_families(session: Session, now: datetime) -> list[Family]:
     )
     age.add(0.0 if oldest is None else max((now - _aware(oldest)).total_seconds(), 0.0))
 
-    seq, _hash = log_head(session)
     log_size = Family(
         "oso_gateway_transfer_log_events", "gauge", "Events in the hash-chained transfer log."
     )
     log_size.add(seq)
     return [messages, transitions, errors, rejections, latency, depth, age, log_size]
+
+
+def _seconds_between(session: Session, start: Any, end: Any) -> Any:
+    """SQL for the seconds from ``start`` to ``end`` (two timestamp columns)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", end - start)
+    return (func.julianday(end) - func.julianday(start)) * 86400.0
+
+
+class _RejectionTally:
+    """Rejections by code, counted from the append-only transfer log incrementally: each scrape
+    reads only the entries appended since the previous one (per engine). If the entry last
+    counted is no longer what it was (a restored backup), it counts afresh."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state: weakref.WeakKeyDictionary[Engine, tuple[int, str, dict[str, int]]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def count(self, session: Session, *, up_to: tuple[int, str]) -> dict[str, int]:
+        engine = session.get_bind().engine
+        with self._lock:
+            seen, seen_hash, counts = self._state.get(engine, (0, "", {}))
+        if seen:
+            still = session.execute(
+                select(m.TransferLogEntry.hash).where(m.TransferLogEntry.seq == seen)
+            ).scalar_one_or_none()
+            if still != seen_hash:
+                seen, counts = 0, {}
+        counts = dict(counts)
+        for (event,) in session.execute(
+            select(m.TransferLogEntry.event).where(
+                m.TransferLogEntry.seq > seen,
+                m.TransferLogEntry.seq <= up_to[0],
+                m.TransferLogEntry.event.like('%"status":"rejected"%'),
+            )
+        ):
+            code = _json_field(event, "error_code") or "none"
+            counts[code] = counts.get(code, 0) + 1
+        with self._lock:
+            self._state[engine] = (up_to[0], up_to[1], counts)
+        return counts
+
+
+_REJECTIONS = _RejectionTally()
 
 
 def _summed(samples: list[Sample]) -> list[Sample]:
