@@ -35,6 +35,7 @@ from cryptography import x509
 from lxml import etree
 
 from oso_gateway.errors import (
+    DossierParseError,
     DossierSchemaError,
     GatewayError,
     LocalError,
@@ -247,6 +248,8 @@ def validate_inbound_dossier(data: bytes, now: datetime) -> None:
     report.raise_for_errors()
     tree = report.tree
     root = tree.getroot() if isinstance(tree, etree._ElementTree) else tree
+    if root is None:  # raise_for_errors() has already refused an unparseable dossier
+        raise DossierParseError("dossier could not be parsed")
     require_no_category_violations(root)
 
 

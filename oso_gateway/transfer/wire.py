@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -80,7 +81,7 @@ class Receipt:
 
 def build_receipt(receipt: Receipt) -> etree._Element:
     """The receipt payload element (to be sealed as the Body of the reply)."""
-    root = etree.Element(_T + "Receipt", nsmap={None: TRANSFER_NS})
+    root = etree.Element(_T + "Receipt", nsmap={None: TRANSFER_NS})  # type: ignore[dict-item]
     etree.SubElement(root, _T + "RequestMessageID").text = receipt.request_message_id
     etree.SubElement(root, _T + "Status").text = receipt.status
     received = receipt.received_at.astimezone(UTC).isoformat(timespec="seconds")
@@ -123,7 +124,8 @@ def parse_receipt(element: etree._Element) -> Receipt:
 def _validate(element: etree._Element) -> None:
     schema = _transfer_schema()
     if element.tag != _T + "Receipt" or not schema.validate(etree.ElementTree(element)):
-        errors = [f"line {e.line}: {e.type_name}" for e in schema.error_log][:5]
+        entries: list[Any] = list(schema.error_log)  # type: ignore[call-overload]
+        errors = [f"line {e.line}: {e.type_name}" for e in entries][:5]
         raise ReceiptInvalid("receipt does not match the transfer schema: " + "; ".join(errors))
 
 
