@@ -310,10 +310,14 @@ def test_show_gives_one_messages_timeline_with_the_meaning_of_its_error_codes(
     assert data["events"][0]["meaning"]
 
 
-def test_show_of_an_unknown_message_exits_1(config: Path) -> None:
+def test_show_of_an_unknown_or_ambiguous_message_exits_1(config: Path) -> None:
     result = _run(config, "show", "urn:uuid:99999999-1111-4222-8333-444444444444")
     assert result.exit_code == 1
     assert "no logged message" in result.output
+    result = _run(config, "show", "0000000")  # the start of every test id
+    assert result.exit_code == 1
+    assert "4 logged messages match" in result.output
+    assert _run(config, "show", "%").exit_code == 1  # not an id: no SQL wildcard either
 
 
 def test_jsonl_export_can_be_verified_independently(config: Path, tmp_path: Path) -> None:

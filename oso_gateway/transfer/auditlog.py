@@ -27,11 +27,13 @@ from typing import IO, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from oso_gateway.config import Settings
 from oso_gateway.errors import ConfigError
 from oso_gateway.security.wss import Identity
+from oso_gateway.store import models as m
 from oso_gateway.store.engine import unavailable_as_typed_error
 from oso_gateway.store.repository import Store
 from oso_gateway.store.translog import log_head
@@ -108,11 +110,28 @@ class LogFilter:
         return True
 
 
+def _entries(store: Store, *, containing: str | None = None) -> list[StoredEvent]:
+    """Log entries in order; ``containing``: only those whose stored JSON contains that text
+    (a pre-filter in SQL; callers still check the parsed event)."""
+    stmt = select(m.TransferLogEntry).order_by(m.TransferLogEntry.seq)
+    if containing is not None:
+        escaped = containing.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(m.TransferLogEntry.event.like(f"%{escaped}%", escape="\\"))
+    with unavailable_as_typed_error(), Session(store.engine) as session:
+        return [
+            StoredEvent(seq=r.seq, prev_hash=r.prev_hash, hash=r.hash, event=json.loads(r.event))
+            for r in session.scalars(stmt)
+        ]
+
+
 def select_events(
     store: Store, where: LogFilter = LogFilter(), *, limit: int | None = None
 ) -> list[StoredEvent]:
     """Events matching ``where`` in log order; with ``limit``, the newest ``limit`` of them."""
-    found = [row for row in store.log_entries() if where.matches(row.event)]
+    containing = None
+    if where.message_id is not None:
+        containing = json.dumps({"message_id": where.message_id}, separators=(",", ":"))[1:-1]
+    found = [row for row in _entries(store, containing=containing) if where.matches(row.event)]
     return found[-limit:] if limit is not None and limit > 0 else found
 
 
@@ -120,19 +139,19 @@ def resolve_message_id(store: Store, text: str) -> list[str]:
     """The logged message ids that ``text`` names: a full id, with or without ``urn:uuid:``, or
     a unique prefix of its UUID. Several means ambiguous; none means unknown."""
     wanted = text.strip().lower().removeprefix("urn:uuid:")
+    if not re.fullmatch(r"[0-9a-f-]{1,36}", wanted):
+        return []
     ids: dict[str, None] = {}
-    for row in store.log_entries():
-        message_id = row.event.get("message_id")
-        if message_id is not None:
+    for row in _entries(store, containing=f'"message_id":"urn:uuid:{wanted}'):
+        message_id = row.event.get("message_id", "")
+        if message_id.removeprefix("urn:uuid:").startswith(wanted):
             ids.setdefault(message_id, None)
     exact = f"urn:uuid:{wanted}"
-    if exact in ids:
-        return [exact]
-    return [i for i in ids if wanted and i.removeprefix("urn:uuid:").startswith(wanted)]
+    return [exact] if exact in ids else list(ids)
 
 
 def timeline(store: Store, message_id: str) -> list[StoredEvent]:
-    """Every logged event of one message (both directions), in order."""
+    """Every logged event of one message (both directions, operator actions), in order."""
     return select_events(store, LogFilter(message_id=message_id))
 
 
