@@ -378,3 +378,21 @@ def test_operator_actions_show_what_was_done_and_by_whom(config: Path) -> None:
     shown = _run(config, "show", IDS[3])
     assert "retry ok" in shown.output and "by operator alice" in shown.output
     assert _run(config, "list", "--status", "Not a status!").exit_code == 2
+
+
+def test_an_export_verifies_apart_from_the_database_and_an_edit_in_it_is_caught(
+    config: Path, tmp_path: Path
+) -> None:
+    assert _run(config, "anchor").exit_code == 0
+    out = tmp_path / "log.jsonl"
+    assert _run(config, "export", "--format", "jsonl", "--out", str(out)).exit_code == 0
+    result = _run(config, "verify", "--export", str(out))
+    assert result.exit_code == 0 and "intact: 10 events" in result.output
+    lines = out.read_text().splitlines()
+    lines[5] = lines[5].replace('"status":"imported"', '"status":"rejected"')
+    out.write_text("\n".join(lines) + "\n")
+    result = _run(config, "verify", "--export", str(out))
+    assert result.exit_code == 1 and "BROKEN at event 6" in result.output
+    out.write_text("{}\n")
+    result = _run(config, "verify", "--export", str(out))
+    assert result.exit_code == 1 and "line 1" in result.output

@@ -324,25 +324,41 @@ _anchors_option = click.option(
 @log_group.command("verify")
 @config_option
 @_anchors_option
+@click.option(
+    "--export",
+    "export_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Verify this JSON-lines export (log export --format jsonl) instead of the database.",
+)
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
-def verify_command(config_file: Path | None, anchors: Path | None, as_json: bool) -> None:
+def verify_command(
+    config_file: Path | None, anchors: Path | None, export_file: Path | None, as_json: bool
+) -> None:
     """Check the hash chain and every anchor; exit 1 naming the first broken link."""
     from oso_gateway.transfer.auditlog import (
         LogReport,
         identity_certificates,
         read_anchors,
+        read_export,
         verify_log,
     )
     from oso_gateway.transfer.logchain import LogAnchorInvalid
 
-    settings, store = _open(config_file)
+    if export_file is None:
+        settings, store = _open(config_file)
+    else:
+        settings = settings_or_exit(config_file)
     path = _anchor_path(settings, anchors)
     try:
         certificates = identity_certificates(settings)
-        rows = store.log_entries()
+        rows = store.log_entries() if export_file is None else read_export(export_file)
     except GatewayError as exc:
         fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
         return
+    except ValueError as exc:
+        click.echo(f"BROKEN: {exc}")
+        raise SystemExit(1) from None
     try:
         report = verify_log(rows, read_anchors(path), certificates)
     except LogAnchorInvalid as exc:

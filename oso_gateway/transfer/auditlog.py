@@ -194,6 +194,34 @@ def export_events(rows: Iterable[StoredEvent], fmt: str, out: IO[str]) -> int:
     return count
 
 
+def read_export(path: Path) -> list[StoredEvent]:
+    """The events of a JSON-lines export (``export_events(..., "jsonl", ...)``), to verify it
+    apart from the database. ``ValueError`` naming the line when one is malformed."""
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                event = data["event"]
+                if not isinstance(event, dict) or not all(
+                    isinstance(v, str) for v in event.values()
+                ):
+                    raise TypeError
+                rows.append(
+                    StoredEvent(
+                        seq=int(data["seq"]),
+                        prev_hash=str(data["prev_hash"]),
+                        hash=str(data["hash"]),
+                        event=event,
+                    )
+                )
+            except (ValueError, KeyError, TypeError):
+                raise ValueError(f"{path} line {number} is not an exported event") from None
+    return rows
+
+
 # --- anchors ---------------------------------------------------------------------------------
 
 
