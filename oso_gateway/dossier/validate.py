@@ -91,7 +91,20 @@ def validate_dossier(
         tree = parse_xml(data, limits=limits)
     except XmlParseError as exc:
         return ValidationReport(findings=(_parse_finding(exc),), tree=None)
+    return validate_tree(tree, now=now, schema_only=schema_only, excluded_data=excluded_data)
 
+
+def validate_tree(
+    tree: etree._ElementTree,
+    *,
+    now: datetime,
+    schema_only: bool = False,
+    excluded_data: bool = True,
+) -> ValidationReport:
+    """``validate_dossier`` for a document that ``parse_xml`` has already parsed (e.g. the
+    payload of an opened message): the XSD and the rules on ``tree`` as it is, without
+    serialising and parsing it again. The dossier must be the root of ``tree``'s document.
+    """
     findings = validate_schema(tree)
     if schema_only or findings:
         return ValidationReport(findings=tuple(findings), tree=tree)
