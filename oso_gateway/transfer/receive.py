@@ -23,6 +23,7 @@ records the rejection (status ``rejected`` with the code).
 
 from __future__ import annotations
 
+import copy
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -35,7 +36,6 @@ from cryptography import x509
 from lxml import etree
 
 from oso_gateway.errors import (
-    DossierParseError,
     DossierSchemaError,
     GatewayError,
     LocalError,
@@ -45,6 +45,7 @@ from oso_gateway.errors import (
 from oso_gateway.security.trust import TrustConfig
 from oso_gateway.security.wss import KT_RSA_OAEP, Identity, OpenedMessage, OpenPolicy, open_message
 from oso_gateway.security.wss import seal as wss_seal
+from oso_gateway.security.xmlparse import DEFAULT_LIMITS, XmlLimitExceeded
 from oso_gateway.transfer import wire
 
 log = logging.getLogger(__name__)
@@ -236,21 +237,26 @@ class _Seen:
     counterpart_oin: str | None = None
 
 
-Validator = Callable[[bytes, datetime], None]
+#: Validates the verified dossier element (raises a ``DossierError`` when it may not be imported).
+Validator = Callable[[etree._Element, datetime], None]
 
 
-def validate_inbound_dossier(data: bytes, now: datetime) -> None:
-    """Schema + business rules, and no category that may not be shared (E1xx on failure)."""
+def validate_inbound_dossier(payload: etree._Element, now: datetime) -> None:
+    """Schema + business rules, and no category that may not be shared (E1xx on failure).
+
+    ``payload`` is the dossier as ``open_message`` verified it: already parsed by the hardened
+    parser, as the root of its own document. It is validated as it is, not serialised and parsed
+    again (the stored bytes are that same tree's serialisation).
+    """
     from oso_gateway.dossier.minimise import require_no_category_violations
-    from oso_gateway.dossier.validate import validate_dossier
+    from oso_gateway.dossier.validate import validate_tree
 
-    report = validate_dossier(data, now=now)
+    tree = payload.getroottree()
+    if tree.getroot() is not payload:  # not its document's root: validate a copy that is
+        tree = etree.ElementTree(copy.deepcopy(payload))
+    report = validate_tree(tree, now=now)
     report.raise_for_errors()
-    tree = report.tree
-    root = tree.getroot() if isinstance(tree, etree._ElementTree) else tree
-    if root is None:  # raise_for_errors() has already refused an unparseable dossier
-        raise DossierParseError("dossier could not be parsed")
-    require_no_category_violations(root)
+    require_no_category_violations(payload)
 
 
 class ReceiveService:
@@ -346,7 +352,9 @@ class ReceiveService:
         sending = sending_school(opened.payload)
         self.directory.check_mandate(signer_oin, sending.brin, sending.vestiging)
         dossier = etree.tostring(opened.payload, encoding="utf-8", xml_declaration=True)
-        self.validator(dossier, now)
+        if len(dossier) > DEFAULT_LIMITS.max_bytes:  # the bound of a dossier parsed on its own
+            raise XmlLimitExceeded(f"dossier of {len(dossier)} bytes exceeds the limit")
+        self.validator(opened.payload, now)
 
         receipt = self._seal_receipt(opened, served, sending, signer_oin, len(dossier), now)
         record = InboundImport(
