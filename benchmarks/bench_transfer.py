@@ -26,18 +26,46 @@ from benchmarks.__main__ import Report, median_time
 SIZE = 30 * 1024
 
 
+def _listeners(port: int) -> int | None:
+    """How many sockets listen on ``port`` (one per ``serve --workers`` process, SO_REUSEPORT);
+    None where /proc/net/tcp is not available."""
+    count, found = 0, False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        found = True
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:
+                count += 1
+    return count if found else None
+
+
 def _wait_ready(
-    url: str, cert: tuple[str, str], verify: str, proc: subprocess.Popen[bytes]
+    url: str,
+    cert: tuple[str, str],
+    verify: str,
+    proc: subprocess.Popen[bytes],
+    *,
+    port: int,
+    workers: int,
 ) -> None:
+    """Until every worker process listens (not only the first: the others start later, and a
+    run that began before them would measure one process) and the health check answers."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("the receiving gateway exited during start-up")
+        listening = _listeners(port)
         try:
-            if requests.get(url + "/healthz", cert=cert, verify=verify, timeout=2).ok:
-                return
+            healthy = requests.get(url + "/healthz", cert=cert, verify=verify, timeout=2).ok
         except requests.RequestException:
-            time.sleep(0.2)
+            healthy = False
+        if healthy and (listening is None or listening >= workers):
+            return
+        time.sleep(0.2)
     raise RuntimeError("the receiving gateway did not become ready")
 
 
@@ -48,7 +76,7 @@ def run(report: Report, quick: bool) -> None:
     from oso_gateway.transfer.send import new_message_id, seal_attempt
     from oso_gateway.transfer.services import build_services
 
-    count = 60 if quick else 300
+    count = 60 if quick else 400
     senders = 4
     workers = int(os.environ.get("OSO_BENCH_WORKERS", "2"))
     report.section(
@@ -114,7 +142,7 @@ def run(report: Report, quick: bool) -> None:
         )
         verify = str(certs / "ca-bundle.pem")
         try:
-            _wait_ready(url, cert, verify, proc)
+            _wait_ready(url, cert, verify, proc, port=receiver_gw.port, workers=workers)
             latencies: list[float] = []
             failures: list[int] = []
             lock = threading.Lock()
@@ -134,9 +162,12 @@ def run(report: Report, quick: bool) -> None:
                             failures.append(response.status_code)
                 session.close()
 
-            # warm-up: TLS sessions, imports, caches
-            post_share(messages[:2])
-            work = messages[2:]
+            # warm-up: imports and caches in every worker process (the kernel spreads new
+            # connections over the processes: one message on each of several connections)
+            warm = 4 * workers
+            for data in messages[:warm]:
+                post_share([data])
+            work = messages[warm:]
             latencies.clear()
             threads = [
                 threading.Thread(target=post_share, args=(work[i::senders],))
