@@ -48,6 +48,7 @@ from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
 from gateway_pair import (
     RECEIVER_OIN,
+    RECEIVER_SCHOOL,
     RECEIVER_URL,
     VENDOR_OIN,
     GatewayPair,
@@ -75,6 +76,7 @@ from oso_gateway.security.namespaces import (
 )
 from oso_gateway.security.trust import oin_of
 from oso_gateway.security.wss import OpenedMessage, open_message, seal
+from oso_gateway.store import models as m
 from oso_gateway.transfer import wire
 from oso_gateway.transfer.receive import ReceiveResult
 from oso_gateway.transfer.send import Expected, ReceiptMismatch, new_message_id, verify_receipt
@@ -164,6 +166,52 @@ def _content_key_for_receiver(m: Msg) -> bytes:
         m.one("//xenc:EncryptedKey"), allowed=frozenset({KT_RSA_OAEP, KT_RSA_OAEP_MGF1P})
     )
     return xmlenc.unwrap_key(parsed, pair_identity(RECEIVER_OIN).private_key)
+
+
+def _open_as_receiver(data: bytes, pair: GatewayPair) -> OpenedMessage:
+    return open_message(
+        data,
+        identities=(pair_identity(RECEIVER_OIN),),
+        trust=pair.sender_config.trust,
+        now=pair.clock(),
+    )
+
+
+def _receipt_for(
+    request: bytes,
+    pair: GatewayPair,
+    *,
+    received_at: str | None = None,
+    confirmation: bytes | None = None,
+) -> bytes:
+    """A genuinely sealed receipt of the receiver for ``request`` (optionally odd ReceivedAt)."""
+    opened = _open_as_receiver(request, pair)
+    payload = wire.build_receipt(
+        wire.Receipt(
+            request_message_id=opened.message_id,
+            status="imported",
+            received_at=pair.clock(),
+            payload_digest=opened.payload_digest,
+            payload_bytes=1,
+            receiver_brin="01AB",
+            receiver_vestiging="00",
+        )
+    )
+    if received_at is not None:
+        element = payload.find("{urn:oso-gateway:transfer:1}ReceivedAt")
+        assert element is not None
+        element.text = received_at  # a valid xs:dateTime Python's fromisoformat refuses
+    return seal(
+        payload,
+        sender=pair_identity(RECEIVER_OIN),
+        recipient_certificate=pair.sender_config.identity.certificate,
+        to="http://www.w3.org/2005/08/addressing/anonymous?oin=" + pair.sender_config.identity.oin,
+        action=wire.ACTION_RECEIPT,
+        message_id=new_message_id(),
+        now=pair.clock(),
+        relates_to=opened.message_id,
+        signature_confirmation=confirmation or opened.signature_value,
+    ).data
 
 
 def _fault_code(result: ReceiveResult) -> str:
@@ -620,33 +668,8 @@ def test_receipt_confirming_a_signature_we_never_made_is_refused_after_a_reseal(
     pair: GatewayPair,
 ) -> None:
     data = _pair_seal(pair)
-    opened = open_message(
-        data,
-        identities=(pair_identity(RECEIVER_OIN),),
-        trust=pair.sender_config.trust,
-        now=pair.clock(),
-    )
-    receipt = seal(
-        wire.build_receipt(
-            wire.Receipt(
-                request_message_id=opened.message_id,
-                status="imported",
-                received_at=pair.clock(),
-                payload_digest=opened.payload_digest,
-                payload_bytes=1,
-                receiver_brin="01AB",
-                receiver_vestiging="00",
-            )
-        ),
-        sender=pair_identity(RECEIVER_OIN),
-        recipient_certificate=pair.sender_config.identity.certificate,
-        to="http://www.w3.org/2005/08/addressing/anonymous?oin=" + pair.sender_config.identity.oin,
-        action=wire.ACTION_RECEIPT,
-        message_id=new_message_id(),
-        now=pair.clock(),
-        relates_to=opened.message_id,
-        signature_confirmation=b"never a signature of ours",
-    ).data
+    opened = _open_as_receiver(data, pair)
+    receipt = _receipt_for(data, pair, confirmation=b"never a signature of ours")
     expected = Expected(
         message_id=opened.message_id,
         signature_value=opened.signature_value,
@@ -664,6 +687,59 @@ def test_receipt_confirming_a_signature_we_never_made_is_refused_after_a_reseal(
             config=pair.sender_config,
             now=pair.clock(),
         )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="REVIEW-9: a receipt whose ReceivedAt is a valid xs:dateTime that fromisoformat "
+    "refuses (24:00:00, year 10000) raises ValueError out of verify_receipt / Outbox.run_once; "
+    "run_forever catches only GatewayError, so the serve command's outbox thread dies",
+)
+@pytest.mark.parametrize("oddity", ["hour-24", "year-10000", "token-key-undecodable"])
+def test_odd_receipt_from_a_peer_does_not_crash_the_outbox(pair: GatewayPair, oddity: str) -> None:
+    from oso_gateway.transfer.send import TransportResponse, prepare_dossier
+
+    def odd_receipt(url: str, data: bytes, answer: TransportResponse) -> TransportResponse:
+        if oddity == "token-key-undecodable":
+            m = Msg(_receipt_for(data, pair))
+            token = m.one("//wsse:BinarySecurityToken")
+            token.text = base64.b64encode(_token_with_broken_key("undecodable-rsa-key")).decode()
+            return TransportResponse(status=200, body=m.bytes())
+        received_at = "2026-11-30T24:00:00Z" if oddity == "hour-24" else "10000-01-01T00:00:00Z"
+        return TransportResponse(status=200, body=_receipt_for(data, pair, received_at=received_at))
+
+    pair.transport.intercept = odd_receipt
+    prepared = prepare_dossier(
+        generate_dossier(overstap="POVO", seed=3, now=pair.clock()),
+        to=RECEIVER_SCHOOL,
+        directory=pair.directory,
+        config=pair.sender_config,
+        now=pair.clock(),
+    )
+    pair.outbox.enqueue(prepared)
+    stats = pair.outbox.run_once()  # must return, not raise
+    assert stats.attempts == 1
+    record = pair.sender_store.find_message(m.OUT, prepared.message_id)
+    assert record is not None and record.status != m.DELIVERED
+    assert record.last_error_code is not None
+
+
+def test_genuine_receipt_built_by_the_review_helper_is_accepted(pair: GatewayPair) -> None:
+    """Control for REVIEW-6/9: the helper's receipts are otherwise valid."""
+    data = _pair_seal(pair)
+    opened = _open_as_receiver(data, pair)
+    receipt, _ = verify_receipt(
+        _receipt_for(data, pair),
+        expected=Expected(
+            message_id=opened.message_id,
+            signature_value=opened.signature_value,
+            payload_digest=opened.payload_digest,
+            recipient_oin=RECEIVER_OIN,
+        ),
+        config=pair.sender_config,
+        now=pair.clock(),
+    )
+    assert receipt.request_message_id == opened.message_id
 
 
 # =============================================================================================
