@@ -104,6 +104,18 @@ def serve_command(
     except GatewayError as exc:
         fail(exc)
         return
+    console = None
+    if settings.console.enabled:  # its own listener, in this (first) process only
+        from oso_gateway.web.console import start_console_in_thread
+
+        try:
+            console = start_console_in_thread(settings)  # opens the store without the key
+        except (GatewayError, OSError) as exc:
+            running.stop()
+            services.close()
+            problem = exc if isinstance(exc, GatewayError) else ConfigError(f"console: {exc}")
+            fail(problem, status=2 if isinstance(problem, ConfigError) else 1)
+            return
     spawn = multiprocessing.get_context("spawn")
     children = [
         spawn.Process(
@@ -120,6 +132,8 @@ def serve_command(
         f"oso-gateway serving on {running.url}/oso/v1/messages (mutual TLS, "
         f"{workers} process(es) x {threads} threads)"
     )
+    if console is not None:
+        click.echo(f"operator console on {console.url}")
     stop = _stop_on_signals()
     worker = None
     if outbox:
@@ -132,6 +146,8 @@ def serve_command(
     finally:
         for child in children:
             child.terminate()
+        if console is not None:
+            console.stop()
         running.stop()
         if worker is not None:
             worker.join(timeout=10)
