@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,3 +68,38 @@ def test_the_console_serves_https_with_its_configured_certificate(
             requests.get(url.replace("https://", "http://") + "login", timeout=10)
     finally:
         server.stop()
+
+
+def test_serve_starts_the_console_on_its_own_port_when_enabled(tmp_path: Path) -> None:
+    from oso_gateway.transfer.demo import SECONDARY_OIN, setup_dev_gateways
+
+    gateway = setup_dev_gateways(tmp_path)[SECONDARY_OIN]
+    with gateway.config_file.open("a", encoding="utf-8") as config:
+        config.write("\n[console]\nenabled = true\nport = 0\ncookie_secure = false\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSO_GATEWAY_")}
+    command = [sys.executable, "-m", "oso_gateway.cli", "serve", "--no-outbox"]
+    process = subprocess.Popen(
+        [*command, "--config", str(gateway.config_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "operator console on" in line:
+                break
+        found = re.search(r"operator console on (http://\S+)", "".join(lines))
+        assert found is not None, "".join(lines)
+        url = found.group(1)
+        assert f":{gateway.port}/" not in url  # not the SOAP port
+        response = requests.get(url, allow_redirects=False, timeout=10)
+        assert response.status_code == 302
+        assert response.headers["Location"].endswith("/console/login")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, rest
