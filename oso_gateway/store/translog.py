@@ -11,14 +11,16 @@ it describes, or ``Store.append_log`` for a transaction of its own.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from oso_gateway.store import models as m
-from oso_gateway.transfer.logchain import GENESIS, StoredEvent, chain
+from oso_gateway.transfer.logchain import FIELD_FORMATS, GENESIS, StoredEvent, chain, make_event
 
 #: pg_advisory_xact_lock key for "append to the transfer log" (any constant, the same everywhere)
 _PG_LOCK_KEY = 0x05060A7E
@@ -53,6 +55,52 @@ def append_log_events(
         )
     session.flush()
     return rows
+
+
+def message_log_event(
+    message: m.Message | Mapping[str, Any],
+    status: str,
+    now: datetime,
+    error_code: str | None = None,
+) -> dict[str, str]:
+    """The transfer-log event of a message entering ``status``, from its ``messages`` row (an
+    ORM object or the column values of a Core insert): direction, id, action, schools, OINs,
+    size, attempt, payload digest and the certificate fingerprint (the receipt's signer for an
+    outbound message, the dossier's signer for an inbound one). A value not of its field's strict
+    form (a peer's odd MessageID or action) is left out rather than failing the transaction."""
+
+    def get(name: str) -> Any:
+        if isinstance(message, Mapping):
+            return message.get(name)
+        return getattr(message, name)
+
+    direction = get("direction")
+    school = get("counterpart_school") or ""
+    ours = get("our_school") or ""
+    size = get("payload_size")
+    fields: dict[str, object] = {
+        "direction": direction,
+        "message_id": get("message_id"),
+        "action": get("action"),
+        "error_code": error_code,
+        "counterpart_brin": school[:4] or None,
+        "counterpart_vestiging": school[4:] or None,
+        "counterpart_oin": get("counterpart_oin"),
+        "school_brin": ours[:4] or None,
+        "school_vestiging": ours[4:] or None,
+        "size_bytes": size if size is not None else get("message_size"),
+        "attempt": get("attempts") or None,
+        "payload_digest": get("payload_digest"),
+        "peer_fingerprint" if direction == m.OUT else "signer_fingerprint": get(
+            "signer_fingerprint"
+        ),
+    }
+    kept = {
+        name: value
+        for name, value in fields.items()
+        if value is not None and re.fullmatch(FIELD_FORMATS[name], str(value))
+    }
+    return make_event(at=now, kind="message", status=status, **kept)
 
 
 def log_entries(
