@@ -77,3 +77,17 @@ def test_depth_limit_is_exact() -> None:
 def test_whitespace_only_input_is_refused() -> None:
     with pytest.raises(xmlparse.XmlParseError):
         parse_xml(b"   \n  ")
+
+
+def test_flood_of_tiny_elements_is_refused_before_building_the_tree() -> None:
+    limits = ParseLimits(max_markup=1000)
+    parse_xml(b"<r>" + b"<a/>" * 900 + b"</r>", limits=limits)
+    with pytest.raises(xmlparse.XmlLimitExceeded) as info:
+        parse_xml(b"<r>" + b"<a/>" * 1001 + b"</r>", limits=limits)
+    assert "markup" in str(info.value)
+
+
+def test_flood_of_attributes_counts_towards_the_markup_bound() -> None:
+    attributes = b" ".join(b'a%d=""' % i for i in range(1200))
+    with pytest.raises(xmlparse.XmlLimitExceeded):
+        parse_xml(b"<r " + attributes + b"/>", limits=ParseLimits(max_markup=1000))
