@@ -247,6 +247,9 @@ def test_anchor_signed_by_another_gateway_is_refused(config: Path) -> None:
     result = _run(config, "verify")
     assert result.exit_code == 1
     assert "not ours" in result.output
+    # a certificate named explicitly (say, our previous one) is accepted
+    previous = str(DEV / f"gateway-{OTHER_OIN}.crt.pem")
+    assert _run(config, "verify", "--cert", previous).exit_code == 0
 
 
 def test_malformed_anchor_file_fails_verification_naming_the_line(config: Path) -> None:

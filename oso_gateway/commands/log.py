@@ -25,6 +25,8 @@ from oso_gateway.store import models as m
 from oso_gateway.transfer.logchain import FIELD_FORMATS, StoredEvent
 
 if TYPE_CHECKING:  # pragma: no cover
+    from cryptography import x509
+
     from oso_gateway.config import Settings
     from oso_gateway.store import Store
     from oso_gateway.transfer.auditlog import LogFilter
@@ -309,6 +311,12 @@ def export_command(config_file: Path | None, where: LogFilter, fmt: str, out: Pa
     click.echo(f"exported {count} events to {out}", err=True)
 
 
+def _certificate(path: Path) -> x509.Certificate:
+    from oso_gateway.security.keys import load_certificate
+
+    return load_certificate(path.read_bytes())
+
+
 def _anchor_path(settings: Settings, anchors: Path | None) -> Path:
     return anchors if anchors is not None else settings.anchor_file
 
@@ -331,9 +339,20 @@ _anchors_option = click.option(
     default=None,
     help="Verify this JSON-lines export (log export --format jsonl) instead of the database.",
 )
+@click.option(
+    "--cert",
+    "cert_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Also accept anchors signed with this certificate (e.g. a renewed one's predecessor).",
+)
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
 def verify_command(
-    config_file: Path | None, anchors: Path | None, export_file: Path | None, as_json: bool
+    config_file: Path | None,
+    anchors: Path | None,
+    export_file: Path | None,
+    cert_files: tuple[Path, ...],
+    as_json: bool,
 ) -> None:
     """Check the hash chain and every anchor; exit 1 naming the first broken link."""
     from oso_gateway.transfer.auditlog import (
@@ -352,6 +371,7 @@ def verify_command(
     path = _anchor_path(settings, anchors)
     try:
         certificates = identity_certificates(settings)
+        certificates += [_certificate(path) for path in cert_files]
         rows = store.log_entries() if export_file is None else read_export(export_file)
     except GatewayError as exc:
         fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
