@@ -12,7 +12,9 @@ Database unavailability (connection refused, locked too long, pool exhausted) be
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import os
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,11 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, make_url
 
 from oso_gateway.errors import ConfigError, StoreUnavailable
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
 
 #: seconds a SQLite writer waits for the lock before giving up (then: StoreUnavailable)
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -84,6 +91,54 @@ def writer(engine: Engine) -> Engine:
     if engine.dialect.name == "sqlite":
         return engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
     return engine
+
+
+def writer_gate(engine: Engine) -> Callable[[], contextlib.AbstractContextManager[None]]:
+    """A lock that queues this database's writers across processes (SQLite files only).
+
+    SQLite's busy handler polls the write lock in growing sleeps (up to 100 ms), so a process
+    that waits for another one's transaction often sleeps long after the lock came free. Writers
+    that first take an exclusive ``flock`` on ``<database>-writer.lock`` notice within half a
+    millisecond that it was released. It only orders writers that use it (the group commit of
+    inbound imports); the database's own lock still decides
+    (``BEGIN IMMEDIATE``, busy timeout). Held longer than the busy timeout: StoreUnavailable.
+    Elsewhere (PostgreSQL, in-memory SQLite, no ``fcntl``) the gate does nothing.
+    """
+    database = engine.url.database or ""
+    if (
+        fcntl is None
+        or engine.dialect.name != "sqlite"
+        or not database
+        or database == ":memory:"
+        or database.startswith("file:")
+        or engine.url.query.get("uri")
+    ):
+        return contextlib.nullcontext
+    path = Path(database).expanduser().with_name(Path(database).name + "-writer.lock")
+
+    @contextlib.contextmanager
+    def gate() -> Iterator[None]:
+        assert fcntl is not None
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:  # e.g. a read-only directory: the database's own lock still decides
+            yield
+            return
+        try:
+            deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StoreUnavailable("database unavailable: writer lock held") from None
+                    time.sleep(0.0005)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    return gate
 
 
 @contextlib.contextmanager
