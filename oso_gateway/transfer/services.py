@@ -6,10 +6,8 @@ onto ``oso_gateway.store.Store``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -56,13 +54,6 @@ class StoreInbound:
         self.store = store
         #: runs inside the import transaction (e.g. the transfer log; tests: a crash)
         self.after_insert = after_insert
-        # SQLite has one writer at a time; threads that wait in SQLite's busy handler sleep in
-        # growing steps (up to 100 ms) even after the lock is free. Queueing this process's
-        # writers on a mutex instead keeps the latency tail short. (Other processes still
-        # meet in SQLite's lock; PostgreSQL needs no mutex.)
-        self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
-            threading.Lock() if store.engine.dialect.name == "sqlite" else contextlib.nullcontext()
-        )
 
     def find_receipt(self, message_id: str) -> StoredReceipt | None:
         """The stored receipt of an accepted inbound message (a lean Core query: this runs for
@@ -101,23 +92,24 @@ class StoreInbound:
             if self.after_insert is not None:
                 self.after_insert(session, inserted)
 
-        with self._write_lock:
-            result = self.store.import_inbound(
-                message_id=record.message_id,
-                action=record.action,
-                dossier=record.dossier,
-                payload_digest=record.payload_digest,
-                receipt=record.receipt,
-                now=record.received_at,
-                our_oin=record.our_oin,
-                our_school=record.our_school.code,
-                counterpart_oin=record.counterpart_oin,
-                counterpart_school=record.counterpart_school.code,
-                signer_fingerprint=record.signer_fingerprint,
-                message_size=record.message_size,
-                pupil=pupil_facts(record.tree),
-                after_insert=in_transaction,
-            )
+        # The store queues this process's concurrent imports itself and commits them together
+        # (group commit): no waiting in SQLite's busy handler, one disk flush for several.
+        result = self.store.import_inbound(
+            message_id=record.message_id,
+            action=record.action,
+            dossier=record.dossier,
+            payload_digest=record.payload_digest,
+            receipt=record.receipt,
+            now=record.received_at,
+            our_oin=record.our_oin,
+            our_school=record.our_school.code,
+            counterpart_oin=record.counterpart_oin,
+            counterpart_school=record.counterpart_school.code,
+            signer_fingerprint=record.signer_fingerprint,
+            message_size=record.message_size,
+            pupil=pupil_facts(record.tree),
+            after_insert=in_transaction,
+        )
         if isinstance(result, Duplicate):
             raise DuplicateMessage(record.message_id)
 
