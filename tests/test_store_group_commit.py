@@ -1,0 +1,195 @@
+"""Group commit of inbound imports: concurrent imports share one transaction and one COMMIT, and
+each caller learns its outcome only after that COMMIT (SQLite file and PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy.orm import Session
+
+from oso_gateway.store import AtRestCipher, Duplicate, Imported, Store, create_store_engine, upgrade
+from oso_gateway.store.repository import MessageRecord
+from oso_gateway.store.translog import append_log_events
+from oso_gateway.transfer.logchain import make_event, verify_chain
+
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+KEY = bytes(range(32))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        eng = create_store_engine(f"sqlite:///{tmp_path / 'data' / 'gateway.sqlite'}")
+        yield eng
+        eng.dispose()
+        return
+    url = request.getfixturevalue("postgres_url")
+    schema = f"g_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    eng = create_store_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def store(engine: Engine) -> Store:
+    upgrade(engine)
+    return Store(engine, AtRestCipher(KEY))
+
+
+def _mid() -> str:
+    return f"urn:uuid:{uuid.uuid4()}"
+
+
+def _count(engine: Engine, table: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(text(table))).scalar_one())
+
+
+def _logged(session: Session, record: MessageRecord) -> None:
+    event_ = make_event(kind="message", at=NOW, message_id=record.message_id, status="imported")
+    append_log_events(session, [event_], now=NOW)
+
+
+Hook = Callable[[Session, MessageRecord], None]
+
+
+def _import(store: Store, message_id: str, hook: Hook, receipt: bytes = b"<r/>") -> object:
+    try:
+        return store.import_inbound(
+            message_id=message_id,
+            action="urn:oso:dossier:deliver",
+            dossier=b"<dossier/>",
+            payload_digest="cd" * 32,
+            receipt=receipt,
+            now=NOW,
+            after_insert=hook,
+        )
+    except Exception as exc:  # the test compares outcomes, failures included
+        return exc
+
+
+def _batched(store: Store, first: str, batch: list[tuple[str, Hook, bytes]]) -> list[object]:
+    """Import ``first`` and hold its transaction open until every import of ``batch`` is
+    queued behind it; those then run as one group. Outcomes: ``first``'s, then ``batch``'s."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(session: Session, record: MessageRecord) -> None:
+        _logged(session, record)
+        entered.set()
+        assert release.wait(30)
+
+    outcomes: dict[int, object] = {}
+
+    def run(i: int, message_id: str, hook: Hook, receipt: bytes) -> None:
+        outcomes[i] = _import(store, message_id, hook, receipt)
+
+    leader = threading.Thread(target=run, args=(0, first, hold, b"<r/>"))
+    leader.start()
+    assert entered.wait(30)  # its transaction is open
+    followers = [
+        threading.Thread(target=run, args=(i, *args)) for i, args in enumerate(batch, start=1)
+    ]
+    for thread in followers:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while len(store._imports._queue) < len(batch):  # all queued behind the open transaction
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    release.set()
+    for thread in [leader, *followers]:
+        thread.join()
+    return [outcomes[i] for i in range(len(batch) + 1)]
+
+
+def _count_commits(engine: Engine) -> list[int]:
+    commits = [0]
+
+    def on_commit(_conn: Any) -> None:
+        commits[0] += 1
+
+    event.listen(engine, "commit", on_commit)
+    return commits
+
+
+def test_concurrent_imports_share_one_commit_and_each_is_stored(store: Store) -> None:
+    commits = _count_commits(store.engine)
+    ids = [_mid() for _ in range(4)]
+    outcomes = _batched(store, ids[0], [(mid, _logged, b"<r/>") for mid in ids[1:]])
+    assert all(isinstance(o, Imported) for o in outcomes), outcomes
+    assert commits[0] == 2  # the first alone, then the three queued behind it together
+    assert _count(store.engine, "dossiers") == 4
+    assert _count(store.engine, "message_events") == 12
+    for mid in ids:
+        assert store.find_message("in", mid) is not None
+    entries = store.log_entries()
+    assert len(entries) == 4
+    verify_chain(entries)  # savepoints in one transaction still extend one unbroken chain
+
+
+def test_a_failing_import_in_a_group_is_undone_alone(store: Store) -> None:
+    def explode(session: Session, record: MessageRecord) -> None:
+        _logged(session, record)
+        raise RuntimeError("hook failed")
+
+    ids = [_mid() for _ in range(4)]
+    outcomes = _batched(
+        store,
+        ids[0],
+        [(ids[1], _logged, b"<r/>"), (ids[2], explode, b"<r/>"), (ids[3], _logged, b"<r/>")],
+    )
+    assert isinstance(outcomes[2], RuntimeError)
+    assert [isinstance(o, Imported) for o in (outcomes[0], outcomes[1], outcomes[3])] == [True] * 3
+    assert store.find_message("in", ids[2]) is None
+    assert _count(store.engine, "dossiers") == 3
+    assert _count(store.engine, "message_events") == 9
+    entries = store.log_entries()
+    assert len(entries) == 3
+    verify_chain(entries)
+
+
+def test_the_same_message_twice_in_one_group_is_imported_once(store: Store) -> None:
+    first, twice = _mid(), _mid()
+    outcomes = _batched(
+        store, first, [(twice, _logged, b"<r>original</r>"), (twice, _logged, b"<r>second</r>")]
+    )
+    duplicate = outcomes[2]
+    assert isinstance(outcomes[1], Imported)
+    assert isinstance(duplicate, Duplicate)
+    assert duplicate.message.receipt == b"<r>original</r>"
+    assert _count(store.engine, "dossiers") == 2
+
+
+def test_when_the_shared_commit_fails_no_import_of_the_group_is_reported_stored(
+    store: Store,
+) -> None:
+    failed = [False]
+
+    def fail_second_commit(_conn: Any) -> None:
+        if commits[0] == 2 and not failed[0]:
+            failed[0] = True
+            raise OSError("disk full")
+
+    commits = _count_commits(store.engine)
+    event.listen(store.engine, "commit", fail_second_commit)
+    ids = [_mid() for _ in range(3)]
+    outcomes = _batched(store, ids[0], [(mid, _logged, b"<r/>") for mid in ids[1:]])
+    assert isinstance(outcomes[0], Imported)
+    assert all(isinstance(o, OSError) for o in outcomes[1:]), outcomes
+    assert _count(store.engine, "dossiers") == 1
+    assert [store.find_message("in", mid) is None for mid in ids[1:]] == [True, True]
