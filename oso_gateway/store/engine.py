@@ -1,9 +1,10 @@
 """Engine factory: SQLite (embedded default) or PostgreSQL (psycopg 3), and error mapping.
 
-SQLite runs in WAL mode with a busy timeout and foreign keys on. Python's sqlite3 module is put in
-autocommit mode and we emit ``BEGIN`` ourselves (the SQLAlchemy-documented recipe), so that write
-transactions can start with ``BEGIN IMMEDIATE``: they take the write lock up front and then wait
-(busy timeout) instead of failing half-way when another writer got there first.
+SQLite runs in WAL mode with ``synchronous = FULL``, a busy timeout and foreign keys on.
+Python's sqlite3 module is put in autocommit mode and we emit ``BEGIN`` ourselves (the
+SQLAlchemy-documented recipe), so that write transactions can start with ``BEGIN IMMEDIATE``:
+they take the write lock up front and then wait (busy timeout) instead of failing half-way when
+another writer got there first.
 
 Database unavailability (connection refused, locked too long, pool exhausted) becomes
 ``StoreUnavailable`` (OSO-E502, transient): the SOAP endpoint answers 503 and the sender retries.
@@ -74,6 +75,9 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA journal_mode = WAL")
+            # Every COMMIT syncs the WAL: a transaction we answered for (a receipt) survives a
+            # power loss. Said explicitly, since builds may default WAL mode to NORMAL.
+            cursor.execute("PRAGMA synchronous = FULL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()
