@@ -465,11 +465,6 @@ def test_oin_must_be_one_plain_twenty_digit_serial_number(values: list[str]) -> 
 # =============================================================================================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="REVIEW-1: a comment inside a signed wsa:To (not covered by exc-C14N) truncates the "
-    "value open_message checks against expected_to and returns",
-)
 def test_comment_inside_the_signed_to_cannot_shorten_it_to_the_expected_endpoint() -> None:
     # The genuine sender addressed another endpoint that merely starts with ours.
     m = _sealed(to=ENDPOINT2 + "-archive/other-school")
@@ -478,11 +473,6 @@ def test_comment_inside_the_signed_to_cannot_shorten_it_to_the_expected_endpoint
         _open(m.bytes())  # today: opens, with opened.to == ENDPOINT2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="REVIEW-1: a comment inside a signed wsa:MessageID / wsa:Action makes open_message "
-    "return a shortened value that the signature never covered",
-)
 @pytest.mark.parametrize("header", ["MessageID", "Action"])
 def test_comment_inside_a_signed_header_never_yields_a_value_the_signer_did_not_sign(
     header: str,

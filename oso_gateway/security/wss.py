@@ -63,7 +63,7 @@ from oso_gateway.security.namespaces import (
     q,
 )
 from oso_gateway.security.trust import TrustConfig, VerifiedCertificate, verify_certificate
-from oso_gateway.security.xmldsig import elements
+from oso_gateway.security.xmldsig import elements, text_only
 from oso_gateway.security.xmlparse import (
     ParseLimits,
     XmlForbiddenConstruct,
@@ -407,8 +407,8 @@ def _check_shape(root: etree._Element) -> _Shape:
     )
 
 
-def _parse_datetime(text: str | None, what: str) -> datetime:
-    match = _DATETIME_RE.fullmatch((text or "").strip())
+def _parse_datetime(text: str, what: str) -> datetime:
+    match = _DATETIME_RE.fullmatch(text.strip())
     if match is None:
         raise SecurityHeaderInvalid(f"Timestamp {what} is not an xs:dateTime with a time zone")
     base, fraction, zone = match.groups()
@@ -426,8 +426,8 @@ def _check_timestamp(
     kids = elements(timestamp)
     if [k.tag for k in kids] != [q(WSU, "Created"), q(WSU, "Expires")]:
         raise SecurityHeaderInvalid("wsu:Timestamp must hold Created and Expires")
-    created = _parse_datetime(kids[0].text, "Created")
-    expires = _parse_datetime(kids[1].text, "Expires")
+    created = _parse_datetime(text_only(kids[0], "wsu:Created"), "Created")
+    expires = _parse_datetime(text_only(kids[1], "wsu:Expires"), "Expires")
     if created > now + policy.clock_skew:
         raise TimestampInFuture(
             f"Created {created.isoformat()} is after now {now.isoformat()} + skew"
@@ -465,7 +465,7 @@ def _token_certificate(token: etree._Element) -> x509.Certificate:
     if token.get("ValueType") != VALUE_X509V3 or token.get("EncodingType") != ENCODING_BASE64:
         raise SignerTokenInvalid("the BinarySecurityToken is not a base64 X509v3 token")
     try:
-        der = primitives.b64decode(token.text or "")
+        der = primitives.b64decode(text_only(token, "wsse:BinarySecurityToken"))
         cert = x509.load_der_x509_certificate(der)
     except ValueError:
         raise SignerTokenInvalid("the BinarySecurityToken does not hold a certificate") from None
@@ -475,9 +475,7 @@ def _token_certificate(token: etree._Element) -> x509.Certificate:
 
 
 def _text(el: etree._Element, what: str) -> str:
-    if elements(el):
-        raise SecurityHeaderInvalid(f"wsa:{what} must hold text only")
-    value = (el.text or "").strip()
+    value = text_only(el, f"wsa:{what}").strip()
     if not value or len(value) > _MAX_HEADER_TEXT:
         raise SecurityHeaderInvalid(f"wsa:{what} is empty or too long")
     return value
@@ -487,7 +485,7 @@ def _from_oin(from_el: etree._Element) -> str:
     kids = elements(from_el)
     if len(kids) != 1 or kids[0].tag != q(WSA, "Address"):
         raise SecurityHeaderInvalid("wsa:From must hold one wsa:Address")
-    address = (kids[0].text or "").strip()
+    address = text_only(kids[0], "wsa:From/wsa:Address").strip()
     prefix = WSA_ANONYMOUS + "?oin="
     oin = address[len(prefix) :] if address.startswith(prefix) else ""
     if not _OIN_RE.fullmatch(oin):
@@ -539,7 +537,7 @@ def open_message(
 
     # --- decrypt the Body content (the plaintext is untrusted XML) ---------------------------
     cipher_value = xmlenc.cipher_value_of(shape.encrypted_data)
-    cipher_text = cipher_value.text or ""
+    cipher_text = text_only(cipher_value, "EncryptedData CipherValue")
     cipher_value.text = None
     plaintext = xmlenc.decrypt_content(content_key, cipher_text)
     del cipher_text

@@ -54,6 +54,18 @@ def elements(parent: etree._Element) -> list[etree._Element]:
     return [c for c in parent if isinstance(c.tag, str)]
 
 
+def text_only(el: etree._Element, what: str) -> str:
+    """The whole text of an element that must hold text only; E204 for any child node.
+
+    ``el.text`` stops at the first child, and exclusive C14N drops comments: a comment inside a
+    signed value would keep its digest valid while ``.text`` yields only the part before it.
+    ``len(el)`` counts comments and processing instructions as well as elements.
+    """
+    if len(el):
+        raise SecurityHeaderInvalid(f"{what} must hold text only (no elements or comments)")
+    return el.text or ""
+
+
 def build_signature(
     parent: etree._Element,
     *,
@@ -130,9 +142,9 @@ def _c14n_method(el: etree._Element, what: str) -> tuple[str, ...]:
     return tuple((children[0].get("PrefixList") or "").split())
 
 
-def _b64(text: str | None, what: str) -> bytes:
+def _b64(el: etree._Element, what: str) -> bytes:
     try:
-        return primitives.b64decode(text or "")
+        return primitives.b64decode(text_only(el, what))
     except ValueError:
         raise SecurityHeaderInvalid(f"{what} is not valid base64") from None
 
@@ -177,7 +189,7 @@ def parse_signature(sig: etree._Element) -> ParsedSignature:
     if elements(method_el):
         raise SignatureAlgorithmRejected("SignatureMethod parameters are not allowed")
     references = tuple(_parse_reference(r) for r in ref_els)
-    signature_value = _b64(value_el.text, "SignatureValue")
+    signature_value = _b64(value_el, "SignatureValue")
     if not signature_value:
         raise SignatureInvalid("SignatureValue is empty")
     return ParsedSignature(
@@ -213,7 +225,7 @@ def _parse_reference(ref: etree._Element) -> Reference:
     if method != DIGEST_SHA256:
         kind = "a downgraded" if method == DIGEST_SHA1 else "an unsupported"
         raise DigestAlgorithmRejected(f"{kind} digest algorithm {_show(method)}")
-    digest = _b64(value_el.text, "DigestValue")
+    digest = _b64(value_el, "DigestValue")
     if len(digest) != 32:
         raise SecurityHeaderInvalid("DigestValue is not 32 bytes")
     return Reference(target_id=target, digest=digest, inclusive_prefixes=inclusive)

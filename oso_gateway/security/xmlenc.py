@@ -43,7 +43,7 @@ from oso_gateway.security.namespaces import (
     XENC11,
     q,
 )
-from oso_gateway.security.xmldsig import elements
+from oso_gateway.security.xmldsig import elements, text_only
 
 RecipientReference = Literal["ski", "issuer_serial"]
 
@@ -163,7 +163,7 @@ def parse_encrypted_key(ek: etree._Element, *, allowed: frozenset[str]) -> Parse
     if len(cipher_value) != 1 or cipher_value[0].tag != q(XENC, "CipherValue"):
         raise SecurityHeaderInvalid("EncryptedKey CipherData must hold one CipherValue")
     try:
-        wrapped = primitives.b64decode(cipher_value[0].text or "")
+        wrapped = primitives.b64decode(text_only(cipher_value[0], "EncryptedKey CipherValue"))
     except ValueError:
         raise CipherDataMalformed("EncryptedKey CipherValue is not valid base64") from None
     data_ids = []
@@ -216,16 +216,18 @@ def _recipient_reference(key_info: etree._Element) -> tuple[bytes | None, str | 
         ):
             raise SecurityHeaderInvalid("KeyIdentifier must be a base64 X509SubjectKeyIdentifier")
         try:
-            return primitives.b64decode(ref.text or ""), None, None
+            return primitives.b64decode(text_only(ref, "KeyIdentifier")), None, None
         except ValueError:
             raise SecurityHeaderInvalid("KeyIdentifier is not valid base64") from None
     if ref.tag == q(DS, "X509Data"):
         serial_el = ref.find(f"{q(DS, 'X509IssuerSerial')}/{q(DS, 'X509SerialNumber')}")
         issuer_el = ref.find(f"{q(DS, 'X509IssuerSerial')}/{q(DS, 'X509IssuerName')}")
-        text = (serial_el.text or "").strip() if serial_el is not None else ""
-        if issuer_el is None or not text.isdigit() or len(text) > 60:
+        if serial_el is None or issuer_el is None:
             raise SecurityHeaderInvalid("X509IssuerSerial is incomplete")
-        return None, issuer_el.text or "", int(text)
+        text = text_only(serial_el, "X509SerialNumber").strip()
+        if not text.isdigit() or len(text) > 60:
+            raise SecurityHeaderInvalid("X509SerialNumber is not a decimal number")
+        return None, text_only(issuer_el, "X509IssuerName"), int(text)
     raise SecurityHeaderInvalid("EncryptedKey KeyInfo is neither an SKI nor an issuer+serial")
 
 
