@@ -4,11 +4,17 @@ TLS 1.2 at least (1.3 preferred by OpenSSL), a client certificate REQUIRED and v
 the trust anchors (and, when CRL files are configured, checked against them by OpenSSL too; the
 WS-Security layer then verifies the signing certificate in full). ``start_in_thread`` runs a
 server on an ephemeral port in the background (integration tests, the demo).
+
+The TLS handshake never runs in cheroot's single acceptor thread (REVIEW-8): an accepted socket
+is wrapped without handshaking and parked in the connection selector; once the client has sent
+something (its ClientHello) a worker thread performs the handshake, bounded by
+``HANDSHAKE_TIMEOUT``. An idle or slow TCP peer therefore never delays other clients' accepts.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Sequence
@@ -17,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cheroot import wsgi
+from cheroot.server import HTTPConnection
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from oso_gateway.errors import ConfigError
@@ -28,6 +35,59 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 WSGIApp = Callable[..., Any]
+
+HANDSHAKE_TIMEOUT = 10.0
+"""Seconds a worker waits for a client to complete the TLS handshake once it has started it."""
+
+
+class _DeferredHandshakeAdapter(BuiltinSSLAdapter):
+    """Wraps an accepted socket WITHOUT the handshake (the acceptor thread never waits on a peer).
+
+    The environ entries (``wsgi.url_scheme``, client certificate, cipher) are made by the
+    connection after its handshake, in a worker thread.
+    """
+
+    def wrap(self, sock: socket.socket) -> tuple[ssl.SSLSocket, dict[str, Any]]:
+        wrapped = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return wrapped, {}
+
+
+class _TLSConnection(HTTPConnection):
+    """A connection that completes its TLS handshake in the worker thread serving it."""
+
+    parked = False
+    handshaken = False
+
+    def communicate(self) -> bool:
+        if not self.handshaken and not self._handshake():
+            return False
+        return bool(super().communicate())  # type: ignore[no-untyped-call]
+
+    def _handshake(self) -> bool:
+        sock = self.socket
+        try:
+            sock.settimeout(min(HANDSHAKE_TIMEOUT, self.server.timeout))
+            sock.do_handshake()
+            sock.settimeout(self.server.timeout)
+            self.ssl_env = self.server.ssl_adapter.get_environ(sock)
+        except OSError as exc:  # ssl.SSLError and socket timeouts are OSErrors
+            log.info("TLS handshake with %s failed: %s", self.remote_addr, exc)
+            return False
+        self.handshaken = True
+        return True
+
+
+class _Server(wsgi.Server):
+    """cheroot's server, but a fresh TLS connection waits in the selector until it is readable."""
+
+    ConnectionClass = _TLSConnection
+
+    def process_conn(self, conn: HTTPConnection) -> None:
+        if isinstance(conn, _TLSConnection) and not conn.handshaken and not conn.parked:
+            conn.parked = True  # the selector hands it to a worker when the ClientHello arrives
+            self.put_conn(conn)
+            return
+        super().process_conn(conn)
 
 
 def server_ssl_context(
@@ -74,7 +134,7 @@ def make_server(
     ``reuse_port``: several processes may listen on the same port (SO_REUSEPORT; the kernel
     spreads connections over them), which is how ``serve --workers N`` uses several cores.
     """
-    server = wsgi.Server(
+    server = _Server(
         (host, port),
         app,
         numthreads=threads,
@@ -84,7 +144,7 @@ def make_server(
         server_name="oso-gateway",
         reuse_port=reuse_port,
     )
-    adapter = BuiltinSSLAdapter(str(cert_file), str(key_file))
+    adapter = _DeferredHandshakeAdapter(str(cert_file), str(key_file))
     adapter.context = context
     server.ssl_adapter = adapter
     return server

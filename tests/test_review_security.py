@@ -826,11 +826,6 @@ def _hello_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=True,
-    reason="REVIEW-8: cheroot performs the TLS handshake in its single acceptor thread; one idle "
-    "TCP connection (no certificate needed) stalls every new connection for request_timeout",
-)
 def test_an_idle_tcp_connection_does_not_stall_other_clients() -> None:
     from oso_gateway.server import server_ssl_context, start_in_thread
 
