@@ -514,11 +514,6 @@ def _broken_message(kind: str) -> bytes:
     return m.bytes()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="REVIEW-2: ValueError / UnsupportedAlgorithm escape open_message (BST public key is "
-    "decoded outside the try; X509SerialNumber uses str.isdigit then int())",
-)
 @pytest.mark.parametrize(
     "kind", ["unknown-algorithm", "undecodable-rsa-key", "issuer-serial-superscript-digit"]
 )

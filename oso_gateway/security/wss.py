@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
@@ -461,17 +462,19 @@ def _id_index(*roots: etree._Element) -> dict[str, list[etree._Element]]:
     return index
 
 
-def _token_certificate(token: etree._Element) -> x509.Certificate:
+def _token_certificate(token: etree._Element) -> tuple[x509.Certificate, rsa.RSAPublicKey]:
+    """The signer's certificate and its RSA public key; E224 for anything unusable."""
     if token.get("ValueType") != VALUE_X509V3 or token.get("EncodingType") != ENCODING_BASE64:
         raise SignerTokenInvalid("the BinarySecurityToken is not a base64 X509v3 token")
+    text = text_only(token, "wsse:BinarySecurityToken")
     try:
-        der = primitives.b64decode(text_only(token, "wsse:BinarySecurityToken"))
-        cert = x509.load_der_x509_certificate(der)
-    except ValueError:
-        raise SignerTokenInvalid("the BinarySecurityToken does not hold a certificate") from None
-    if not isinstance(cert.public_key(), rsa.RSAPublicKey):
+        cert = x509.load_der_x509_certificate(primitives.b64decode(text))
+        key = cert.public_key()  # decoded lazily: an odd key fails here, not at load
+    except (ValueError, UnsupportedAlgorithm):
+        raise SignerTokenInvalid("the BinarySecurityToken holds no usable certificate") from None
+    if not isinstance(key, rsa.RSAPublicKey):
         raise SignerTokenInvalid("the signer certificate does not hold an RSA key")
-    return cert
+    return cert, key
 
 
 def _text(el: etree._Element, what: str) -> str:
@@ -617,8 +620,8 @@ def open_message(
         raise DuplicateId("the id of the signer's token occurs more than once")
     if token_targets != [shape.token]:
         raise SignerTokenInvalid("KeyInfo does not reference the BinarySecurityToken")
-    signer_cert = _token_certificate(shape.token)
-    xmldsig.verify_value(parsed, signer_cert.public_key())  # type: ignore[arg-type]
+    signer_cert, signer_key = _token_certificate(shape.token)
+    xmldsig.verify_value(parsed, signer_key)
 
     # --- who signed it ------------------------------------------------------------------------
     try:

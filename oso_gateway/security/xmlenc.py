@@ -225,7 +225,7 @@ def _recipient_reference(key_info: etree._Element) -> tuple[bytes | None, str | 
         if serial_el is None or issuer_el is None:
             raise SecurityHeaderInvalid("X509IssuerSerial is incomplete")
         text = text_only(serial_el, "X509SerialNumber").strip()
-        if not text.isdigit() or len(text) > 60:
+        if not (text.isascii() and text.isdigit()) or len(text) > 60:  # "²".isdigit() is True
             raise SecurityHeaderInvalid("X509SerialNumber is not a decimal number")
         return None, text_only(issuer_el, "X509IssuerName"), int(text)
     raise SecurityHeaderInvalid("EncryptedKey KeyInfo is neither an SKI nor an issuer+serial")
