@@ -551,11 +551,6 @@ def _with_garbage_key(m: Msg) -> None:
     value.text = base64.b64encode(os.urandom(384)).decode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="REVIEW-3: EncryptedData checks run after the OAEP unwrap, so E210 (unwrap failed) vs "
-    "E211/E212 (unwrap succeeded) is an OAEP validity oracle on the wire",
-)
 @pytest.mark.parametrize("defect", ["cbc", "short"])
 def test_fault_code_does_not_reveal_whether_the_key_unwrapped(defect: str) -> None:
     codes = []

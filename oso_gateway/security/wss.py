@@ -26,6 +26,7 @@ from oso_gateway.errors import (
     CrlMissing,
     CrlStale,
     DecryptedContentInvalid,
+    DecryptionFailed,
     DigestMismatch,
     DuplicateId,
     NotAddressedToUs,
@@ -509,6 +510,29 @@ def _trailing_ws(data: bytes) -> int:
     return n - i
 
 
+def _unwrap_and_decrypt(
+    ek: xmlenc.ParsedEncryptedKey, private_key: rsa.RSAPrivateKey, raw: bytes
+) -> bytes:
+    """Unwrap the content key and decrypt ``raw``, failing alike whether or not OAEP succeeded.
+
+    A failed unwrap goes on with a random key (so the GCM pass runs either way) and raises the
+    same DecryptionFailed (E210) as a bad tag: neither the fault code nor the work done tells
+    the peer whether its EncryptedKey unwrapped.
+    """
+    try:
+        key = xmlenc.unwrap_key(ek, private_key)
+        unwrap_error: DecryptionFailed | None = None
+    except DecryptionFailed as exc:
+        key, unwrap_error = primitives.new_content_key(), exc
+    try:
+        plaintext = xmlenc.decrypt(key, raw)
+    except DecryptionFailed as exc:
+        raise (unwrap_error or exc) from None
+    if unwrap_error is not None:  # a random key whose tag verified: 2**-128, still refused
+        raise unwrap_error
+    return plaintext
+
+
 def open_message(
     data: bytes,
     *,
@@ -536,14 +560,16 @@ def open_message(
     identity = next((i for i in identities if ek.addresses(i.certificate)), None)
     if identity is None:
         raise NotAddressedToUs("the EncryptedKey is not addressed to any of our certificates")
-    content_key = xmlenc.unwrap_key(ek, identity.private_key)
-
-    # --- decrypt the Body content (the plaintext is untrusted XML) ---------------------------
+    # Every check of the EncryptedData that needs no key comes before the RSA operation.
     cipher_value = xmlenc.cipher_value_of(shape.encrypted_data)
     cipher_text = text_only(cipher_value, "EncryptedData CipherValue")
     cipher_value.text = None
-    plaintext = xmlenc.decrypt_content(content_key, cipher_text)
+    raw = xmlenc.decode_cipher_value(cipher_text)
     del cipher_text
+
+    # --- unwrap the key and decrypt the Body content (the plaintext is untrusted XML) --------
+    plaintext = _unwrap_and_decrypt(ek, identity.private_key, raw)
+    del raw
     before_ws, after_ws = _leading_ws(plaintext), _trailing_ws(plaintext)
     try:
         payload_tree = parse_xml(plaintext, limits=limits)

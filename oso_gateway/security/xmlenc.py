@@ -269,15 +269,29 @@ def cipher_value_of(ed: etree._Element) -> etree._Element:
     return values[0]
 
 
-def decrypt_content(key: bytes, cipher_text: str) -> bytes:
-    """Decrypt base64(IV || ciphertext || tag); typed errors for malformed data and a bad tag."""
+def decode_cipher_value(cipher_text: str) -> bytes:
+    """base64(IV || ciphertext || tag) to bytes; ``CipherDataMalformed`` when malformed or short.
+
+    Needs no key: call it before unwrapping, so that no structural fault code depends on
+    whether the key unwrapped.
+    """
     try:
         raw = primitives.b64decode(cipher_text)
     except ValueError:
         raise CipherDataMalformed("EncryptedData CipherValue is not valid base64") from None
     if len(raw) < primitives.GCM_IV_BYTES + primitives.GCM_TAG_BYTES:
         raise CipherDataMalformed("EncryptedData is shorter than IV + tag")
+    return raw
+
+
+def decrypt(key: bytes, raw: bytes) -> bytes:
+    """AES-256-GCM decrypt ``IV || ciphertext || tag``; ``DecryptionFailed`` for a bad tag."""
     try:
         return primitives.aes_gcm_decrypt(key, raw)
     except InvalidTag:
         raise DecryptionFailed("the AES-GCM tag does not verify") from None
+
+
+def decrypt_content(key: bytes, cipher_text: str) -> bytes:
+    """Decrypt base64(IV || ciphertext || tag); typed errors for malformed data and a bad tag."""
+    return decrypt(key, decode_cipher_value(cipher_text))
