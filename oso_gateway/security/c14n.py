@@ -12,9 +12,15 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 from collections.abc import Sequence
 
 from lxml import etree
+
+#: The start tag of a canonical element. C14N leaves ">" unescaped in attribute values, but it
+#: always quotes them with '"' and writes a '"' inside one as "&quot;": so the first ">" outside
+#: a quoted value ends the tag.
+_START_TAG = re.compile(rb'<[^">]*(?:"[^"]*"[^">]*)*>')
 
 
 def exc_c14n(element: etree._Element, *, inclusive_prefixes: Sequence[str] = ()) -> bytes:
@@ -81,7 +87,10 @@ def wrapped_c14n_digest(
             wrapper.remove(clone)
             wrapper.text = None
     empty = exc_c14n(wrapper)
-    split = empty.index(b">") + 1  # C14N escapes ">" in attribute values, so this ends the tag
+    start_tag = _START_TAG.match(empty)
+    if start_tag is None:  # pragma: no cover - C14N always writes a start and an end tag
+        raise ValueError("unexpected canonical form of the wrapper")
+    split = start_tag.end()
     digest = hashlib.sha256(empty[:split])
     digest.update(_c14n_text(before))
     digest.update(payload_c14n)
