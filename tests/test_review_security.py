@@ -669,12 +669,6 @@ def test_receipt_confirming_a_signature_we_never_made_is_refused_after_a_reseal(
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="REVIEW-9: a receipt whose ReceivedAt is a valid xs:dateTime that fromisoformat "
-    "refuses (24:00:00, year 10000) raises ValueError out of verify_receipt / Outbox.run_once; "
-    "run_forever catches only GatewayError, so the serve command's outbox thread dies",
-)
 @pytest.mark.parametrize("oddity", ["hour-24", "year-10000", "token-key-undecodable"])
 def test_odd_receipt_from_a_peer_does_not_crash_the_outbox(pair: GatewayPair, oddity: str) -> None:
     from oso_gateway.transfer.send import TransportResponse, prepare_dossier

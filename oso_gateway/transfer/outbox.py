@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from oso_gateway.config import RetrySettings
-from oso_gateway.errors import GatewayError
+from oso_gateway.errors import GatewayError, LocalError
 from oso_gateway.security.wss import SealedMessage
 from oso_gateway.store import models as m
 from oso_gateway.store.repository import Duplicate, MessageRecord, Store
@@ -140,6 +140,9 @@ class Outbox:
             except GatewayError as exc:  # e.g. the database is unavailable: try again later
                 log.error("outbox run failed: %s %s", exc.code, exc.detail)
                 stats = RunStats()
+            except Exception:  # a bug must not end the worker; a claimed message's lease expires
+                log.exception("outbox run failed unexpectedly")
+                stats = RunStats()
             if stats.attempts == 0:
                 stop.wait(poll_interval)
 
@@ -175,6 +178,10 @@ class Outbox:
             sealed, signature_value = self._envelope(record, now)
         except GatewayError as exc:
             return self._finish(record, AttemptResult(outcome=_kind(exc), error=exc))
+        except Exception as exc:
+            log.exception("sealing %s raised %s", record.message_id, type(exc).__name__)
+            error = LocalError(f"sealing raised {type(exc).__name__}")
+            return self._finish(record, AttemptResult(outcome="failed", error=error))
         self.store.mark_sent(record.pk, sealed=sealed, signature_value=signature_value, now=now)
         result = post_and_verify(
             sealed,

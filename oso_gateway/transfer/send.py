@@ -340,11 +340,19 @@ def post_and_verify(
     config: SenderConfig,
     clock: Callable[[], datetime],
 ) -> AttemptResult:
-    """Post one sealed envelope and classify the answer (never raises a GatewayError)."""
+    """Post one sealed envelope and classify the answer (never raises).
+
+    An unexpected exception while posting counts as the peer being unreachable (retried); one
+    while reading the reply means the receipt could not be processed (``ReceiptInvalid``, failed:
+    the peer would answer a retry with the same receipt). Both are logged with their traceback.
+    """
     try:
         response = transport.post(endpoint, data, action=wire.ACTION_DELIVER)
     except GatewayError as exc:
         return _classify(exc)
+    except Exception as exc:  # a transport bug must not kill the outbox worker
+        log.exception("posting %s raised %s", expected.message_id, type(exc).__name__)
+        return _classify(PeerUnreachable(f"posting raised {type(exc).__name__}"))
     if response.status != 200:
         fault = wire.parse_fault(response.body)
         if fault is not None:
@@ -361,6 +369,9 @@ def post_and_verify(
         )
     except GatewayError as exc:
         return _classify(exc)
+    except Exception as exc:  # e.g. an odd value in the peer's reply our parsers choke on
+        log.exception("the reply to %s raised %s", expected.message_id, type(exc).__name__)
+        return _classify(wire.ReceiptInvalid(f"the reply raised {type(exc).__name__}"))
     return AttemptResult(
         outcome="delivered",
         receipt=response.body,

@@ -107,7 +107,10 @@ def parse_receipt(element: etree._Element) -> Receipt:
 
     receiver = element.find(_T + "Receiver")
     assert receiver is not None  # guaranteed by the schema
-    received = datetime.fromisoformat(text("ReceivedAt").replace("Z", "+00:00"))
+    try:  # schema-valid xs:dateTime values Python cannot represent (24:00:00, year 10000)
+        received = datetime.fromisoformat(text("ReceivedAt").replace("Z", "+00:00"))
+    except ValueError:
+        raise ReceiptInvalid(f"ReceivedAt {text('ReceivedAt')[:40]!r} is not usable") from None
     if received.tzinfo is None:
         raise ReceiptInvalid("ReceivedAt has no time zone")
     return Receipt(
