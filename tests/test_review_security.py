@@ -571,11 +571,6 @@ def test_fault_code_does_not_reveal_whether_the_key_unwrapped(defect: str) -> No
 # =============================================================================================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="REVIEW-4: a non-urn:uuid MessageID is decrypted, validated and only refused when "
-    "the receipt is built (E450 'receipt invalid'), and its line break is logged raw",
-)
 def test_message_id_that_is_not_a_urn_uuid_is_refused_up_front_and_not_logged_raw(
     pair: GatewayPair, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -93,6 +93,7 @@ _DATETIME_RE = re.compile(
     r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,12}))?(Z|[+-]\d{2}:\d{2})"
 )
 _MAX_HEADER_TEXT = 2048
+_UUID_URN_RE = re.compile(r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -485,6 +486,14 @@ def _text(el: etree._Element, what: str) -> str:
     return value
 
 
+def _uuid_urn(el: etree._Element, what: str) -> str:
+    """A MessageID / RelatesTo value: ``urn:uuid:`` and a lowercase UUID (E204, value not shown)."""
+    value = _text(el, what)
+    if not _UUID_URN_RE.fullmatch(value):
+        raise SecurityHeaderInvalid(f"wsa:{what} is not urn:uuid: and a lowercase UUID")
+    return value
+
+
 def _from_oin(from_el: etree._Element) -> str:
     kids = elements(from_el)
     if len(kids) != 1 or kids[0].tag != q(WSA, "Address"):
@@ -549,6 +558,10 @@ def open_message(
     tree = parse_xml(data, limits=limits)
     shape = _check_shape(tree.getroot())
     created, expires = _check_timestamp(shape.timestamp, now, policy)
+    # Identifiers go into logs and the replay check: their form is checked before any work.
+    message_id = _uuid_urn(shape.addressing["MessageID"], "MessageID")
+    relates = shape.addressing.get("RelatesTo")
+    relates_to = _uuid_urn(relates, "RelatesTo") if relates is not None else None
 
     # --- which of our keys is it for, and unwrap it ------------------------------------------
     ek = xmlenc.parse_encrypted_key(shape.encrypted_key, allowed=policy.key_transports)
@@ -667,7 +680,6 @@ def open_message(
     to = _text(shape.addressing["To"], "To")
     if policy.expected_to is not None and to != policy.expected_to:
         raise RecipientMismatch("the signed wsa:To is not this endpoint")
-    relates = shape.addressing.get("RelatesTo")
     confirmation: bytes | None = None
     if shape.confirmation is not None:
         try:
@@ -677,11 +689,11 @@ def open_message(
         if not confirmation:
             raise SecurityHeaderInvalid("SignatureConfirmation has no Value")
     return OpenedMessage(
-        message_id=_text(shape.addressing["MessageID"], "MessageID"),
+        message_id=message_id,
         action=_text(shape.addressing["Action"], "Action"),
         to=to,
         from_oin=from_oin,
-        relates_to=_text(relates, "RelatesTo") if relates is not None else None,
+        relates_to=relates_to,
         created=created,
         expires=expires,
         signer=signer,
