@@ -231,12 +231,14 @@ def test_crash_between_insert_and_commit_leaves_nothing_and_the_retry_imports(
 
     data, message_id, *_ = _seal(pair, _dossier(pair.clock()))
     pair.inbound.after_insert = crash
-    with pytest.raises(Crash):
-        pair.receiver.handle(data)
+    crashed = pair.receiver.handle(data)  # answered as a transient internal error, and recorded
+    assert crashed.http_status == 500 and crashed.error is not None
+    assert crashed.error.code == "OSO-E457"
     assert _imported(pair.receiver_store) == 0
     assert pair.receiver_store.find_message(m.IN, message_id) is None
     with pair.receiver_store.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(m.MessageEvent)).scalar_one() == 0
+        statuses = conn.execute(select(m.MessageEvent.status)).scalars().all()
+    assert sorted(statuses) == [m.RECEIVED, m.REJECTED]  # only the recorded rejection
 
     pair.inbound.after_insert = None
     result = pair.receiver.handle(data)

@@ -527,11 +527,6 @@ def test_malformed_token_or_recipient_reference_is_a_typed_rejection(kind: str) 
         pytest.fail("the message opened")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="REVIEW-2: an unparseable signed wsa:To (urlsplit ValueError) escapes "
-    "ReceiveService.handle: a 500 'transient' E457 and no recorded rejection",
-)
 def test_unparseable_wsa_to_is_answered_with_a_client_fault_and_recorded(
     pair: GatewayPair,
 ) -> None:

@@ -289,6 +289,10 @@ class ReceiveService:
             return self._accept(data, now, seen)
         except GatewayError as exc:
             return self.reject(exc, now=now, size=len(data), seen=seen)
+        except Exception as exc:  # last resort: a bug on peer input is still answered and recorded
+            log.exception("unexpected %s handling an inbound message", type(exc).__name__)
+            error = InternalError(f"unexpected {type(exc).__name__}")
+            return self.reject(error, now=now, size=len(data), seen=seen)
 
     def reject(
         self,
@@ -300,10 +304,10 @@ class ReceiveService:
     ) -> ReceiveResult:
         """Log, record and answer a rejection with its SOAP Fault."""
         seen = seen or _Seen()
-        log.warning(
-            "rejected inbound message %s from OIN %s: %s %s",
-            seen.message_id or "-",
-            seen.counterpart_oin or "-",
+        log.warning(  # peer values with %r: a line break in a MessageID cannot forge a log line
+            "rejected inbound message %r from OIN %r: %s %r",
+            seen.message_id,
+            seen.counterpart_oin,
             exc.code,
             exc.detail,
         )
@@ -316,7 +320,9 @@ class ReceiveService:
                 at=now,
             )
         except GatewayError as store_exc:
-            log.error("could not record the rejection: %s %s", store_exc.code, store_exc.detail)
+            log.error("could not record the rejection: %s %r", store_exc.code, store_exc.detail)
+        except Exception:
+            log.exception("could not record the rejection")
         return ReceiveResult(
             http_status=exc.http_status,
             body=wire.build_fault(exc),
@@ -382,7 +388,7 @@ class ReceiveService:
                 raise
             return self._duplicate(existing, opened)
         log.info(
-            "imported message %s from OIN %s (school %s) for school %s, %d bytes, digest %s",
+            "imported message %r from OIN %s (school %s) for school %s, %d bytes, digest %s",
             opened.message_id,
             signer_oin,
             sending,
@@ -408,7 +414,7 @@ class ReceiveService:
                 f"MessageID {opened.message_id} was imported with digest "
                 f"{existing.payload_digest}, now {opened.payload_digest}"
             )
-        log.info("duplicate of imported message %s: original receipt resent", opened.message_id)
+        log.info("duplicate of imported message %r: original receipt resent", opened.message_id)
         return ReceiveResult(
             http_status=200, body=existing.receipt, message_id=opened.message_id, duplicate=True
         )
@@ -474,8 +480,14 @@ def address_for(endpoint: str, school: School) -> str:
 
 
 def split_address(to: str) -> tuple[str, str | None]:
-    """``wsa:To`` → (endpoint, school code or None): the inverse of ``address_for``."""
-    parts = urlsplit(to)
+    """``wsa:To`` → (endpoint, school code or None): the inverse of ``address_for``.
+
+    An address ``urlsplit`` cannot parse (``https://[x``) names no school we serve (E453).
+    """
+    try:
+        parts = urlsplit(to)
+    except ValueError:
+        raise RecipientUnknown(f"wsa:To {to[:200]!r} is not a URL") from None
     query = parse_qsl(parts.query, keep_blank_values=True)
     schools = [v for k, v in query if k == "school"]
     rest = [(k, v) for k, v in query if k != "school"]
