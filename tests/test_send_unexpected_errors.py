@@ -3,6 +3,7 @@ recorded code, and ``run_forever`` keeps running."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -110,3 +111,24 @@ def test_run_forever_keeps_running_after_an_unexpected_exception(
     pair.outbox.run_forever(stop, poll_interval=0.0)
     assert len(calls) == 2
     assert _record(pair, message_id).status == m.DELIVERED
+
+
+def test_a_line_break_in_a_peer_fault_does_not_reach_our_log_raw(
+    pair: GatewayPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    fault = (
+        b"<soap:Envelope xmlns:soap='http://schemas.xmlsoap.org/soap/envelope/'><soap:Body>"
+        b"<soap:Fault><faultcode>soap:Server</faultcode>"
+        b"<faultstring>busy\n2026-11-30 ERROR forged log line</faultstring>"
+        b"</soap:Fault></soap:Body></soap:Envelope>"
+    )
+
+    def faulting(url: str, data: bytes, answer: TransportResponse) -> TransportResponse:
+        return TransportResponse(status=500, body=fault)
+
+    pair.transport.intercept = faulting
+    _enqueue(pair)
+    with caplog.at_level(logging.INFO, logger="oso_gateway"):
+        assert pair.outbox.run_once().retrying == 1
+    assert "forged log line" in caplog.text  # it is logged, but escaped
+    assert "\n2026-11-30 ERROR forged" not in caplog.text

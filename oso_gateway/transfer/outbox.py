@@ -138,7 +138,7 @@ class Outbox:
             try:
                 stats = self.run_once()
             except GatewayError as exc:  # e.g. the database is unavailable: try again later
-                log.error("outbox run failed: %s %s", exc.code, exc.detail)
+                log.error("outbox run failed: %s %r", exc.code, exc.detail)
                 stats = RunStats()
             except Exception:  # a bug must not end the worker; a claimed message's lease expires
                 log.exception("outbox run failed unexpectedly")
@@ -266,7 +266,7 @@ class Outbox:
             self.store.mark_retry(record.pk, error_code=code, next_attempt_at=now + delay, now=now)
             self._log(record, m.RETRYING, now, error_code=code)
             log.warning(
-                "retrying %s (attempt %d failed: %s %s); next in %.1fs",
+                "retrying %s (attempt %d failed: %s %r); next in %.1fs",
                 record.message_id,
                 record.attempts,
                 code,
@@ -277,7 +277,7 @@ class Outbox:
         self.store.mark_failed(record.pk, error_code=code, now=now)
         self._log(record, m.FAILED, now, error_code=code)
         log.error(
-            "failed %s after attempt %d: %s %s%s",
+            "failed %s after attempt %d: %s %r%s",  # %r: detail may quote the peer
             record.message_id,
             record.attempts,
             code,
