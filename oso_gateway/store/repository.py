@@ -209,6 +209,9 @@ class GroupCommit:
                 Session(self._engine) as session,
                 session.begin(),
             ):
+                if len(batch) == 1:  # alone: its failure simply rolls the transaction back
+                    batch[0].result = batch[0].work(session)
+                    return
                 for unit in batch:
                     try:
                         with session.begin_nested():
