@@ -589,11 +589,6 @@ def test_message_id_that_is_not_a_urn_uuid_is_refused_up_front_and_not_logged_ra
 # =============================================================================================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="REVIEW-5: another trusted gateway that uses a sender's MessageID first makes that "
-    "sender's delivery fail permanently with E454 (duplicate detection ignores the signer)",
-)
 def test_a_message_id_taken_by_another_gateway_does_not_block_the_genuine_sender(
     pair: GatewayPair,
 ) -> None:

@@ -287,6 +287,20 @@ def test_the_same_message_id_in_the_other_direction_is_not_a_duplicate(store: St
     assert isinstance(_import(store, mid), Imported)
 
 
+def test_a_message_id_is_unique_per_counterpart_not_globally(store: Store) -> None:
+    mid = _mid()
+    other_oin, genuine_oin = "00000001000000000003", "00000001000000000001"
+    squat = _import(store, mid, counterpart_oin=other_oin, receipt=b"<receipt>squat</receipt>")
+    genuine = _import(store, mid, counterpart_oin=genuine_oin)
+    assert isinstance(squat, Imported) and isinstance(genuine, Imported)
+    again = _import(store, mid, counterpart_oin=genuine_oin, receipt=b"<receipt>2</receipt>")
+    assert isinstance(again, Duplicate) and again.message.pk == genuine.message.pk
+    assert again.message.receipt == b"<receipt>original</receipt>"
+    found = store.find_message(m.IN, mid, counterpart_oin=other_oin)
+    assert found is not None and found.pk == squat.message.pk
+    assert _count(store.engine, "dossiers") == 2
+
+
 def test_concurrent_imports_of_one_message_store_it_once(store: Store) -> None:
     mid = _mid()
     workers = 4

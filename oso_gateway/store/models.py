@@ -3,8 +3,10 @@
 * ``messages``: one row per message in either direction. Outbound rows are the outbox (the
   payload encrypted at rest, the latest sealed envelope, the receipt); inbound rows keep the
   receipt we answered with, so a duplicate gets the original receipt back.
-  Exactly-once: a unique index on (direction, message_id) over every row that was not rejected
-  (a rejected message does not block a later, valid one with the same id).
+  Exactly-once: unique indexes over every row that was not rejected (a rejected message does not
+  block a later, valid one with the same id): outbound on message_id (our own ids), inbound on
+  (counterpart_oin, message_id), since a MessageID is unique only per signer: another gateway
+  that uses a sender's MessageID first must not block that sender's message (REVIEW-5).
 * ``message_events``: the status lifecycle, append-only, no personal data.
 * ``dossiers``: imported dossiers, AES-256-GCM encrypted at rest.
 * ``dossier_index``: the searchable fields (pupil name, birth date) as keyed hashes for exact
@@ -64,6 +66,10 @@ RECEIVED = "received"
 VERIFIED = "verified"
 IMPORTED = "imported"
 REJECTED = "rejected"
+
+#: the rows that hold a MessageID (partial unique indexes; the migrations use the same text)
+OUT_NOT_REJECTED = "direction = 'out' AND status <> 'rejected'"
+IN_NOT_REJECTED = "direction = 'in' AND status <> 'rejected'"
 
 OUTBOUND_STATUSES = (QUEUED, SENDING, AWAITING_RECEIPT, DELIVERED, RETRYING, FAILED)
 INBOUND_STATUSES = (RECEIVED, VERIFIED, IMPORTED, REJECTED)
@@ -133,12 +139,19 @@ class Message(Base):
         CheckConstraint("direction IN ('in', 'out')", name="direction"),
         CheckConstraint("attempts >= 0", name="attempts"),
         Index(
-            "uq_messages_direction_message_id",
-            "direction",
+            "uq_messages_out_message_id",
             "message_id",
             unique=True,
-            sqlite_where=text("status <> 'rejected'"),
-            postgresql_where=text("status <> 'rejected'"),
+            sqlite_where=text(OUT_NOT_REJECTED),
+            postgresql_where=text(OUT_NOT_REJECTED),
+        ),
+        Index(
+            "uq_messages_in_counterpart_oin_message_id",
+            "counterpart_oin",
+            "message_id",
+            unique=True,
+            sqlite_where=text(IN_NOT_REJECTED),
+            postgresql_where=text(IN_NOT_REJECTED),
         ),
         Index("ix_messages_due", "direction", "status", "next_attempt_at"),
     )

@@ -491,8 +491,11 @@ class Store:
 
         Events ``received → verified → imported`` are written with it. ``after_insert`` (for
         e.g. the transfer log) runs inside the same transaction; if it raises, nothing is stored.
-        A message id seen before gives ``Duplicate`` with the original row and receipt.
+        A message id seen before from the same counterpart (signer) gives ``Duplicate`` with the
+        original row and receipt.
         """
+        if counterpart_oin is None:  # the duplicate key is (signer OIN, MessageID)
+            raise ValueError("an imported message needs its signer's OIN (counterpart_oin)")
         cipher = self.cipher
         dossier_id = str(uuid.uuid4())
         sealed_dossier = cipher.encrypt(dossier, aad=_dossier_aad(dossier_id, message_id))
@@ -563,7 +566,7 @@ class Store:
         try:
             return self._imports.run(work)
         except sa_exc.IntegrityError:
-            existing = self.find_message(m.IN, message_id)
+            existing = self.find_message(m.IN, message_id, counterpart_oin=counterpart_oin)
             if existing is None:
                 raise
             return Duplicate(message=existing)
@@ -613,17 +616,24 @@ class Store:
 
     # --- queries ----------------------------------------------------------------------------
 
-    def find_message(self, direction: str, message_id: str) -> MessageRecord | None:
-        """The accepted (not rejected) message with this id in this direction, if any."""
+    def find_message(
+        self, direction: str, message_id: str, *, counterpart_oin: str | None = None
+    ) -> MessageRecord | None:
+        """The accepted (not rejected) message with this id in this direction, if any.
+
+        A MessageID is unique per counterpart (an inbound message's signer): without
+        ``counterpart_oin`` the oldest of several is returned.
+        """
 
         def work(session: Session) -> MessageRecord | None:
-            row = session.scalars(
-                select(m.Message).where(
-                    m.Message.direction == direction,
-                    m.Message.message_id == message_id,
-                    m.Message.status != m.REJECTED,
-                )
-            ).first()
+            query = select(m.Message).where(
+                m.Message.direction == direction,
+                m.Message.message_id == message_id,
+                m.Message.status != m.REJECTED,
+            )
+            if counterpart_oin is not None:
+                query = query.where(m.Message.counterpart_oin == counterpart_oin)
+            row = session.scalars(query.order_by(m.Message.id)).first()
             return None if row is None else _record(row)
 
         return self._read(work)

@@ -7,8 +7,10 @@ Order (DESIGN §3), each step failing closed with a typed ``GatewayError``:
 2. ``wsa:Action`` must be a dossier delivery (E452);
 3. ``wsa:To`` must be the directory endpoint of one school we serve (E453): that school is the
    receiving school (a gateway serving several schools gives each its own endpoint URL);
-4. replay / duplicate by MessageID: the same MessageID with the same payload digest gets the
-   ORIGINAL stored receipt back and nothing is imported again; a different digest is E454;
+4. replay / duplicate by (signing OIN, MessageID): the same MessageID from the same signer with
+   the same payload digest gets the ORIGINAL stored receipt back and nothing is imported again;
+   a different digest is E454. A MessageID is unique per signer only: another gateway's message
+   with the same id neither blocks nor answers this one;
 5. mandate: the sending school named in the dossier (``huidigeschool/brincode`` +
    ``vestigingscode``) must have mandated the signing OIN (directory, E431);
 6. the dossier is validated (schema + rules) and must hold no category that may not be shared;
@@ -198,7 +200,7 @@ class DuplicateMessage(Exception):
 
 
 class InboundStore(Protocol):
-    def find_receipt(self, message_id: str) -> StoredReceipt | None: ...
+    def find_receipt(self, message_id: str, signer_oin: str) -> StoredReceipt | None: ...
     def import_dossier(self, record: InboundImport) -> None: ...
     def record_rejection(
         self,
@@ -351,7 +353,7 @@ class ReceiveService:
             raise UnexpectedAction(f"action {opened.action[:200]!r}")
         served = self._recipient(opened.to)
 
-        existing = self.store.find_receipt(opened.message_id)
+        existing = self.store.find_receipt(opened.message_id, signer_oin)
         if existing is not None:
             return self._duplicate(existing, opened)
 
@@ -383,7 +385,7 @@ class ReceiveService:
             self.store.import_dossier(record)
         except DuplicateMessage:
             # A concurrent delivery of the same MessageID won the exactly-once insert.
-            existing = self.store.find_receipt(opened.message_id)
+            existing = self.store.find_receipt(opened.message_id, signer_oin)
             if existing is None:
                 raise
             return self._duplicate(existing, opened)

@@ -55,11 +55,12 @@ class StoreInbound:
         #: runs inside the import transaction (e.g. the transfer log; tests: a crash)
         self.after_insert = after_insert
 
-    def find_receipt(self, message_id: str) -> StoredReceipt | None:
-        """The stored receipt of an accepted inbound message (a lean Core query: this runs for
-        every incoming message)."""
+    def find_receipt(self, message_id: str, signer_oin: str) -> StoredReceipt | None:
+        """The stored receipt of an accepted inbound message of this signer (a lean Core query:
+        this runs for every incoming message)."""
         stmt = select(m.Message.payload_digest, m.Message.receipt).where(
             m.Message.direction == m.IN,
+            m.Message.counterpart_oin == signer_oin,
             m.Message.message_id == message_id,
             m.Message.status != m.REJECTED,
         )
