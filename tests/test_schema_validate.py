@@ -267,3 +267,17 @@ def test_each_kind_of_schema_error_gets_its_own_code(kinds: tuple[str, ...], cod
             f.code for f in validate_schema(etree.ElementTree(etree.fromstring(mutation.data)))
         }
     assert codes == {code}
+
+
+def test_validate_tree_gives_the_same_report_as_validate_dossier(examples_dir: Path) -> None:
+    from oso_gateway.dossier.validate import validate_tree
+    from oso_gateway.security.xmlparse import parse_xml
+
+    good = _opt_out(examples_dir)
+    bad = _set(good, "standaardversie", "2018.1")
+    for data in (good, bad, GENERATED["leerling-max0"], _set(good, "datum", SECRET)):
+        by_tree = validate_tree(parse_xml(data), now=NOW)
+        by_bytes = validate_dossier(data, now=NOW)
+        assert by_tree.findings == by_bytes.findings
+    assert not validate_tree(parse_xml(bad), now=NOW).valid
+    assert validate_tree(parse_xml(bad), now=NOW, schema_only=True).valid

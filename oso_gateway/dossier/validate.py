@@ -101,10 +101,8 @@ def validate_tree(
     schema_only: bool = False,
     excluded_data: bool = True,
 ) -> ValidationReport:
-    """``validate_dossier`` for a document that ``parse_xml`` has already parsed (e.g. the
-    payload of an opened message): the XSD and the rules on ``tree`` as it is, without
-    serialising and parsing it again. The dossier must be the root of ``tree``'s document.
-    """
+    """``validate_dossier`` for a document the hardened parser already parsed (e.g. the payload
+    that ``open_message`` verified): schema, then the rules on a schema-valid ``dossier``."""
     findings = validate_schema(tree)
     if schema_only or findings:
         return ValidationReport(findings=tuple(findings), tree=tree)
