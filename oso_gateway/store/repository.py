@@ -139,9 +139,10 @@ def _record(row: m.Message) -> MessageRecord:
 
 
 def _inbound_record(pk: int, values: Mapping[str, object]) -> MessageRecord:
-    """The record of a row inserted from ``values`` (column name -> value)."""
+    """The record of a row inserted from ``values`` (column name -> value; a column the insert
+    did not name is NULL)."""
     fields = {f.name for f in dataclasses.fields(MessageRecord)} - {"pk"}
-    return MessageRecord(pk=pk, **{name: values[name] for name in fields})  # type: ignore[arg-type]
+    return MessageRecord(pk=pk, **{name: values.get(name) for name in fields})  # type: ignore[arg-type]
 
 
 def _outbox_aad(message_id: str) -> bytes:
