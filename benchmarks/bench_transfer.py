@@ -43,6 +43,20 @@ def _listeners(port: int) -> int | None:
     return count if found else None
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) of process ``pid`` and its children so far (Linux /proc), or
+    None. Unlike throughput, it barely depends on what else the machine is running."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        ticks = 0
+        for each in [pid, *map(int, children)]:
+            fields = Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()
+            ticks += int(fields[11]) + int(fields[12])
+    except (OSError, ValueError, IndexError):
+        return None
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _wait_ready(
     url: str,
     cert: tuple[str, str],
@@ -76,6 +90,7 @@ def run(report: Report, quick: bool) -> None:
     from oso_gateway.transfer.send import new_message_id, seal_attempt
     from oso_gateway.transfer.services import build_services
 
+    load_before = os.getloadavg()[0]
     count = 60 if quick else 400
     senders = 4
     workers = int(os.environ.get("OSO_BENCH_WORKERS", "2"))
@@ -173,12 +188,14 @@ def run(report: Report, quick: bool) -> None:
                 threading.Thread(target=post_share, args=(work[i::senders],))
                 for i in range(senders)
             ]
+            cpu_before = _cpu_seconds(proc.pid)
             start = time.perf_counter()
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
             wall = time.perf_counter() - start
+            cpu_after = _cpu_seconds(proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -189,6 +206,19 @@ def run(report: Report, quick: bool) -> None:
     report.line("throughput", f"{rate:.0f} /s", "target >= 100 /s")
     report.line("latency p50", f"{quantiles[49] * 1000:.1f} ms")
     report.line("latency p99", f"{quantiles[98] * 1000:.1f} ms")
+    if cpu_before is not None and cpu_after is not None:
+        cpu = (cpu_after - cpu_before) / len(work)
+        cores = os.cpu_count() or 1
+        report.line(
+            "receiver CPU per dossier",
+            f"{cpu * 1000:.1f} ms",
+            f"{cores / cpu:.0f} /s if the receiver had all {cores} cores",
+        )
+    report.line(
+        "load average (1 min) before the run",
+        f"{load_before:.2f}",
+        "other work on the machine lowers throughput",
+    )
     report.line("floor: receive in-process (one message)", f"{floor * 1000:.1f} ms")
     report.line(
         "cost per dossier / floor", f"{(wall / len(work)) / floor:.2f}x", "(< 1: parallelism)"
