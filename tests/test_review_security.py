@@ -624,11 +624,6 @@ def test_replayed_message_with_a_forged_payload_does_not_get_the_original_receip
 # =============================================================================================
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="REVIEW-6: verify_receipt(expected.resealed=True) accepts any non-empty "
-    "SignatureConfirmation, not only the SignatureValues of our earlier attempts",
-)
 def test_receipt_confirming_a_signature_we_never_made_is_refused_after_a_reseal(
     pair: GatewayPair,
 ) -> None:

@@ -130,6 +130,9 @@ class Message(Base):
     #: outbound: the latest sealed envelope and its SignatureValue (the receipt must confirm it)
     sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     signature_value: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: outbound: the SignatureValue of EVERY envelope sent (base64, one a line): a receipt may
+    #: confirm an earlier attempt's, but never one we did not make (REVIEW-6)
+    signature_values: Mapped[str | None] = mapped_column(Text)
     #: outbound: the receipt we got; inbound: the receipt we answered with
     receipt: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

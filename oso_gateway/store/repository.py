@@ -14,6 +14,7 @@ which makes the same select-then-update exclusive.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import threading
@@ -59,10 +60,18 @@ class MessageRecord:
     payload_digest: str | None
     signer_fingerprint: str | None
     signature_value: bytes | None
+    #: outbound: every SignatureValue sent (base64 lines); see ``sent_signature_values``
+    signature_values: str | None
     sealed: bytes | None
     receipt: bytes | None
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def sent_signature_values(self) -> frozenset[bytes]:
+        """The SignatureValue of every envelope sent for this (outbound) message."""
+        lines = (self.signature_values or "").split()
+        return frozenset(base64.b64decode(line) for line in lines)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,6 +140,7 @@ def _record(row: m.Message) -> MessageRecord:
         payload_digest=row.payload_digest,
         signer_fingerprint=row.signer_fingerprint,
         signature_value=row.signature_value,
+        signature_values=row.signature_values,
         sealed=row.sealed,
         receipt=row.receipt,
         created_at=row.created_at,
@@ -396,6 +406,9 @@ class Store:
             row = self._get(session, pk)
             row.sealed = sealed
             row.signature_value = signature_value
+            sent = base64.b64encode(signature_value).decode("ascii")
+            if sent not in (row.signature_values or "").split():  # kept for every attempt
+                row.signature_values = "\n".join(filter(None, [row.signature_values, sent]))
             row.message_size = len(sealed)
             self._event(session, row, m.AWAITING_RECEIPT, now)
             session.flush()
@@ -524,6 +537,7 @@ class Store:
             "payload_ciphertext": None,
             "sealed": None,
             "signature_value": None,
+            "signature_values": None,
             "receipt": receipt,
             "created_at": now,
             "updated_at": now,

@@ -213,6 +213,8 @@ def run_demo_transfer(workdir: Path, *, seed: int = 2019) -> DemoResult:
                     payload_digest=prepared.payload_digest,
                     recipient_oin=prepared.recipient_oin,
                     resealed=record.attempts > 1,
+                    earlier_signature_values=record.sent_signature_values,
+                    recipient_school=School("01AB", "00"),
                 ),
                 config=sender.sender_config,
                 now=datetime.now(UTC),

@@ -182,7 +182,9 @@ class Outbox:
             log.exception("sealing %s raised %s", record.message_id, type(exc).__name__)
             error = LocalError(f"sealing raised {type(exc).__name__}")
             return self._finish(record, AttemptResult(outcome="failed", error=error))
-        self.store.mark_sent(record.pk, sealed=sealed, signature_value=signature_value, now=now)
+        sent = self.store.mark_sent(
+            record.pk, sealed=sealed, signature_value=signature_value, now=now
+        )
         result = post_and_verify(
             sealed,
             endpoint=record.endpoint,
@@ -192,6 +194,8 @@ class Outbox:
                 payload_digest=record.payload_digest,
                 recipient_oin=record.counterpart_oin,
                 resealed=record.attempts > 1,
+                earlier_signature_values=sent.sent_signature_values,
+                recipient_school=School.parse(record.counterpart_school),
             ),
             transport=self.transport,
             config=self.config,

@@ -16,7 +16,8 @@ have action receipt, ``RelatesTo`` = our MessageID, a receipt payload naming our
 digest of the payload we sent, be signed by the OIN the directory names for the school, and
 confirm our SignatureValue. A receipt that confirms an EARLIER attempt's SignatureValue (the
 original receipt of a delivery whose answer we lost, after we re-sealed) is accepted when
-everything else matches, and logged as such.
+everything else matches and that value is one we sent (the store keeps every attempt's), and
+logged as such; a confirmation of any other value is refused (REVIEW-6).
 """
 
 from __future__ import annotations
@@ -327,8 +328,12 @@ class Expected:
     signature_value: bytes
     payload_digest: str
     recipient_oin: str
-    #: the message was sealed more than once (a receipt may confirm an earlier attempt)
+    #: the message was sealed more than once (a receipt may confirm an earlier attempt) ...
     resealed: bool = False
+    #: ... namely one of these: the SignatureValue of every envelope sent for the message
+    earlier_signature_values: frozenset[bytes] = frozenset()
+    #: the school we addressed: the receipt's Receiver must name it (None: not checked)
+    recipient_school: School | None = None
 
 
 def post_and_verify(
@@ -411,9 +416,19 @@ def verify_receipt(
         raise ReceiptMismatch(
             f"receipt digest {receipt.payload_digest} is not ours {expected.payload_digest}"
         )
+    if expected.recipient_school is not None and (
+        School(receipt.receiver_brin, receipt.receiver_vestiging) != expected.recipient_school
+    ):
+        raise ReceiptMismatch(
+            f"receipt names receiver school {receipt.receiver_brin}{receipt.receiver_vestiging}"
+            f", we addressed {expected.recipient_school}"
+        )
     if opened.signature_confirmation != expected.signature_value:
-        if not (expected.resealed and opened.signature_confirmation):
-            raise ReceiptMismatch("receipt does not confirm our SignatureValue")
+        earlier = expected.resealed and (
+            opened.signature_confirmation in expected.earlier_signature_values
+        )
+        if not earlier:
+            raise ReceiptMismatch("receipt does not confirm a SignatureValue of ours")
         log.info(
             "receipt for %s confirms an earlier attempt's signature (original receipt)",
             expected.message_id,
