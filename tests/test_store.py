@@ -200,6 +200,17 @@ def test_enqueuing_a_message_id_twice_returns_the_first_as_duplicate(store: Stor
     assert _count(store.engine, "messages") == 1
 
 
+def test_every_sent_signature_value_is_kept_also_across_migration_0004(store: Store) -> None:
+    pk = _enqueue(store)
+    for value in (b"sig-1", b"sig-1", b"sig-2"):  # a re-sent envelope, then a fresh sealing
+        store.mark_sent(pk, sealed=b"<env/>", signature_value=value, now=NOW)
+    assert store.get_message(pk).sent_signature_values == {b"sig-1", b"sig-2"}
+    with store.engine.begin() as conn:  # before 0004 only the latest value was stored
+        command.downgrade(alembic_config(conn), "0003")
+    upgrade(store.engine)
+    assert store.get_message(pk).sent_signature_values == {b"sig-2"}
+
+
 def test_a_retrying_message_is_claimed_only_when_due(store: Store) -> None:
     pk = _enqueue(store)
     assert store.claim_next_outbound(now=NOW, lease=LEASE) is not None
