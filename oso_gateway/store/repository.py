@@ -189,10 +189,16 @@ class GroupCommit:
     its own; one flush now covers several units. Still isolated: a unit that raises (its id is
     taken, its hook fails) is rolled back to its savepoint alone, and ``run`` raises its error.
     A database failure, or a failed COMMIT, fails every unit of the batch (nothing was stored).
+
+    SQLite only. PostgreSQL takes concurrent writers and merges their WAL flushes itself, and
+    there a batch could deadlock with another process's batch (one holds the transfer log's
+    advisory lock from an earlier unit and waits on the MessageID the other inserted), so on
+    PostgreSQL every unit stays a transaction of its own, run concurrently as before.
     """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._grouped = engine.dialect.name == "sqlite"
         self._queue: list[_Unit[Any]] = []
         self._queue_lock = threading.Lock()
         self._leader = threading.Lock()
@@ -201,13 +207,16 @@ class GroupCommit:
     def run(self, work: Callable[[Session], _T]) -> _T:
         """Run ``work(session)`` in a shared transaction; its result once that committed."""
         unit = _Unit(work)
-        with self._queue_lock:
-            self._queue.append(unit)
-        with self._leader:
-            if not unit.done:  # no earlier leader took it: lead a batch (with it) now
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                self._commit(batch)
+        if not self._grouped:
+            self._commit([unit])
+        else:
+            with self._queue_lock:
+                self._queue.append(unit)
+            with self._leader:
+                if not unit.done:  # no earlier leader took it: lead a batch (with it) now
+                    with self._queue_lock:
+                        batch, self._queue = self._queue, []
+                    self._commit(batch)
         if unit.error is not None:
             raise unit.error
         return cast("_T", unit.result)
