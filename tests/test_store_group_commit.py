@@ -1,5 +1,6 @@
-"""Group commit of inbound imports: concurrent imports share one transaction and one COMMIT, and
-each caller learns its outcome only after that COMMIT (SQLite file and PostgreSQL)."""
+"""Group commit of inbound imports on SQLite: concurrent imports share one transaction and one
+COMMIT, and each caller learns its outcome only after that COMMIT. On PostgreSQL each import stays
+a transaction of its own (no grouping: PostgreSQL merges concurrent WAL flushes itself)."""
 
 from __future__ import annotations
 
@@ -24,14 +25,16 @@ NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 KEY = bytes(range(32))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        eng = create_store_engine(f"sqlite:///{tmp_path / 'data' / 'gateway.sqlite'}")
-        yield eng
-        eng.dispose()
-        return
-    url = request.getfixturevalue("postgres_url")
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    eng = create_store_engine(f"sqlite:///{tmp_path / 'data' / 'gateway.sqlite'}")
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def pg_engine(postgres_url: str) -> Iterator[Engine]:
+    url = postgres_url
     schema = f"g_{uuid.uuid4().hex[:16]}"
     admin = create_engine(url)
     with admin.begin() as conn:
@@ -196,3 +199,28 @@ def test_when_the_shared_commit_fails_no_import_of_the_group_is_reported_stored(
     assert all(isinstance(o, OSError) for o in outcomes[1:]), outcomes
     assert _count(store.engine, "dossiers") == 1
     assert [store.find_message("in", mid) is None for mid in ids[1:]] == [True, True]
+
+
+@pytest.mark.postgres
+def test_on_postgresql_an_import_does_not_wait_behind_another_open_one(pg_engine: Engine) -> None:
+    upgrade(pg_engine)
+    store = Store(pg_engine, AtRestCipher(KEY))
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(_session: Session, _record: MessageRecord) -> None:
+        entered.set()
+        assert release.wait(30)
+
+    outcomes: list[object] = []
+    held = threading.Thread(target=lambda: outcomes.append(_import(store, _mid(), hold)))
+    held.start()
+    assert entered.wait(30)
+    try:
+        alone = _import(store, _mid(), lambda _s, _r: None)  # its own transaction, committed
+        assert isinstance(alone, Imported)
+        assert _count(pg_engine, "dossiers") == 1
+    finally:
+        release.set()
+        held.join()
+    assert isinstance(outcomes[0], Imported)
+    assert _count(pg_engine, "dossiers") == 2
