@@ -399,3 +399,19 @@ def test_an_export_verifies_apart_from_the_database_and_an_edit_in_it_is_caught(
     out.write_text("{}\n")
     result = _run(config, "verify", "--export", str(out))
     assert result.exit_code == 1 and "line 1" in result.output
+
+
+def test_show_says_so_when_two_gateways_used_the_same_message_id(config: Path) -> None:
+    event = make_event(
+        at=T0 + timedelta(hours=12),
+        kind="message",
+        direction="in",
+        message_id=IDS[1],
+        status="rejected",
+        error_code="OSO-E431",
+        counterpart_oin="00000001000000000003",
+    )
+    _store(config).append_log([event], now=T0)
+    shown = _run(config, "show", IDS[1])
+    assert "events from 2 counterpart OINs" in shown.output
+    assert "00000001000000000003" in shown.output

@@ -183,9 +183,13 @@ def render_timeline(message_id: str, rows: Sequence[StoredEvent]) -> str:
         f"Direction {first.get('direction', '-')}",
     ]
     school = _school_of(rows[0])
-    oin = next((r.event["counterpart_oin"] for r in rows if "counterpart_oin" in r.event), None)
-    if school or oin:
-        facts.append(f"Counterpart school {school or '-'}  OIN {oin or '-'}")
+    oins = list(
+        dict.fromkeys(r.event["counterpart_oin"] for r in rows if "counterpart_oin" in r.event)
+    )
+    if school or oins:
+        facts.append(f"Counterpart school {school or '-'}  OIN {oins[0] if oins else '-'}")
+    if len(oins) > 1:  # ids are unique per sender: another gateway used the same one
+        facts.append(f"Note: events from {len(oins)} counterpart OINs: {', '.join(oins)}")
     size = next((r.event["size_bytes"] for r in rows if "size_bytes" in r.event), None)
     digest = next((r.event["payload_digest"] for r in rows if "payload_digest" in r.event), None)
     if size is not None:
