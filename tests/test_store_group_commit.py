@@ -4,6 +4,8 @@ a transaction of its own (no grouping: PostgreSQL merges concurrent WAL flushes 
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import time
 import uuid
@@ -16,7 +18,9 @@ import pytest
 from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.orm import Session
 
+from oso_gateway.errors import StoreUnavailable
 from oso_gateway.store import AtRestCipher, Duplicate, Imported, Store, create_store_engine, upgrade
+from oso_gateway.store import engine as engine_module
 from oso_gateway.store.repository import MessageRecord
 from oso_gateway.store.translog import append_log_events
 from oso_gateway.transfer.logchain import make_event, verify_chain
@@ -224,3 +228,37 @@ def test_on_postgresql_an_import_does_not_wait_behind_another_open_one(pg_engine
         held.join()
     assert isinstance(outcomes[0], Imported)
     assert _count(pg_engine, "dossiers") == 2
+
+
+def test_an_import_waits_for_the_writer_lock_another_process_holds(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock_file = tmp_path / "data" / "gateway.sqlite-writer.lock"
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)  # another open file: another writer
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_MS", 200)
+        outcome = _import(store, _mid(), _logged)
+        assert isinstance(outcome, StoreUnavailable)  # held past the busy timeout: transient
+        assert _count(store.engine, "messages") == 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        assert isinstance(_import(store, _mid(), _logged), Imported)
+    finally:
+        os.close(fd)
+
+
+def test_the_writer_lock_file_sits_beside_a_sqlite_file_and_nowhere_else(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert isinstance(_import(store, _mid(), _logged), Imported)
+    assert (tmp_path / "data" / "gateway.sqlite-writer.lock").is_file()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    memory = create_store_engine("sqlite://")
+    try:
+        with engine_module.writer_gate(memory)():
+            pass
+    finally:
+        memory.dispose()
+    assert list(elsewhere.iterdir()) == []  # an in-memory database has no file to lock beside
