@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from oso_gateway.web import soap
+from oso_gateway.web.metrics import metrics_blueprint
 
 if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.config import Settings
@@ -16,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def create_app(settings: Settings, *, services: GatewayServices | None = None) -> Flask:
-    """The gateway's WSGI app: SOAP endpoint, ``/healthz``, ``/readyz``.
+    """The gateway's WSGI app: SOAP endpoint, ``/healthz``, ``/readyz``, ``/metrics``.
 
     ``services`` (the wired receive service, store, directory …) is built from ``settings`` when
     not given; tests and the demo pass their own.
@@ -31,6 +32,7 @@ def create_app(settings: Settings, *, services: GatewayServices | None = None) -
     app.extensions[soap.READINESS_KEY] = services.readiness_problems
     app.extensions["oso_services"] = services
     app.register_blueprint(soap.bp)
+    app.register_blueprint(metrics_blueprint(settings))  # GET /metrics (Prometheus)
 
     @app.errorhandler(Exception)
     def _unhandled(exc: Exception) -> ResponseReturnValue:
