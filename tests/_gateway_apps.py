@@ -28,7 +28,6 @@ from oso_gateway.transfer.send import (
 )
 from oso_gateway.transfer.services import GatewayServices, build_services
 from oso_gateway.web.app import create_app
-from oso_gateway.web.metrics import metrics_blueprint
 
 RECEIVER_SCHOOL = School("01AB", "00")
 
@@ -60,11 +59,8 @@ class FlaskTransport:
 
 
 def gateway_app(services: GatewayServices) -> Flask:
-    """``create_app`` with ``/metrics`` (registered here unless ``create_app`` already does)."""
-    app = create_app(services.settings, services=services)
-    if "metrics" not in app.blueprints:
-        app.register_blueprint(metrics_blueprint(services.settings))
-    return app
+    """The gateway's own app (``create_app``: SOAP endpoint, probes, ``/metrics``)."""
+    return create_app(services.settings, services=services)
 
 
 @dataclass
