@@ -324,10 +324,18 @@ def test_both_transfer_logs_chain_and_hold_no_pupil_data(
     sent = pair.sender_store.log_entries()
     received = pair.receiver_store.log_entries()
     assert verify_chain(sent).ok and verify_chain(received).ok
-    assert [e.event["status"] for e in sent] == [m.QUEUED, m.RETRYING, m.DELIVERED]
-    assert sent[1].event["error_code"] == "OSO-E461"
-    assert [e.event["status"] for e in received] == [m.IMPORTED]
-    assert received[0].event["message_id"] == prepared.message_id
+    assert [e.event["status"] for e in sent] == [
+        m.QUEUED,
+        m.SENDING,
+        m.AWAITING_RECEIPT,
+        m.RETRYING,
+        m.SENDING,
+        m.AWAITING_RECEIPT,
+        m.DELIVERED,
+    ]
+    assert sent[3].event["error_code"] == "OSO-E461"
+    assert [e.event["status"] for e in received] == [m.RECEIVED, m.VERIFIED, m.IMPORTED]
+    assert {e.event["message_id"] for e in sent + received} == {prepared.message_id}
     everything = caplog.text + repr([e.event for e in sent + received])
     assert marker not in everything
     assert marker in prepared.payload.decode()  # the marker was in the dossier itself

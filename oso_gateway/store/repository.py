@@ -296,6 +296,11 @@ class Store:
                 error_code=error_code,
             )
         )
+        # The chained transfer-log entry, in the same transaction: no status change can go
+        # unlogged, and no log entry outlives a rolled-back change.
+        translog.append_log_events(
+            session, [translog.message_log_event(row, status, now, error_code)], now=now
+        )
 
     @staticmethod
     def _get(session: Session, pk: int) -> m.Message:
@@ -512,8 +517,9 @@ class Store:
     ) -> Imported | Duplicate:
         """Record a verified inbound message and import its dossier, all in ONE transaction.
 
-        Events ``received → verified → imported`` are written with it. ``after_insert`` (for
-        e.g. the transfer log) runs inside the same transaction; if it raises, nothing is stored.
+        Events ``received → verified → imported`` are written with it, and appended to the
+        transfer log. ``after_insert`` (tests: a crash) runs inside the same transaction; if it
+        raises, nothing is stored.
         A message id seen before from the same counterpart (signer) gives ``Duplicate`` with the
         original row and receipt.
         """
@@ -585,6 +591,16 @@ class Store:
             record = _inbound_record(pk, message_values)
             if after_insert is not None:
                 after_insert(session, record)
+            # Logged last: the log's lock (an advisory lock on PostgreSQL) is then held only from
+            # here to the commit, so concurrent imports wait on each other as little as possible.
+            translog.append_log_events(
+                session,
+                [
+                    translog.message_log_event(message_values, status, now)
+                    for status in (m.RECEIVED, m.VERIFIED, m.IMPORTED)
+                ],
+                now=now,
+            )
             return Imported(message=record, dossier_id=dossier_id)
 
         try:
@@ -632,6 +648,9 @@ class Store:
             session.add(row)
             session.flush()
             session.add(m.MessageEvent(message_pk=row.id, at=now, status=m.RECEIVED))
+            translog.append_log_events(
+                session, [translog.message_log_event(row, m.RECEIVED, now)], now=now
+            )
             self._event(session, row, m.REJECTED, now, error_code)
             session.flush()
             return _record(row)

@@ -9,8 +9,9 @@ lease, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite),
 record it (``awaiting_receipt``) → POST → verified receipt → ``delivered``; a network error,
 timeout, 5xx or transient fault → ``retrying`` at ``now + backoff`` (exponential, capped, with
 jitter) until ``retry.max_attempts`` is reached (then ``failed`` with the last code); a permanent
-fault → ``failed`` at once. Every status change is an event with the error code; our log gets the
-code and its detail (never pupil data).
+fault → ``failed`` at once. Every status change is an event with the error code, which the store
+also appends to the hash-chained transfer log in the same transaction; our log gets the code and
+its detail (never pupil data).
 """
 
 from __future__ import annotations
@@ -116,7 +117,6 @@ class Outbox:
             prepared.recipient_oin,
             len(prepared.payload),
         )
-        self._log(result, m.QUEUED, result.created_at)
         return result
 
     # --- draining ----------------------------------------------------------------------------
@@ -223,26 +223,6 @@ class Outbox:
             raise RuntimeError("payload digest changed between sealings")
         return fresh.data, fresh.signature_value
 
-    def _log(self, record: MessageRecord, status: str, now: datetime, **fields: object) -> None:
-        from oso_gateway.transfer.services import log_event
-
-        school = School.parse(record.counterpart_school or "")
-        event = log_event(
-            at=now,
-            direction="out",
-            message_id=record.message_id,
-            action=record.action,
-            status=status,
-            attempt=record.attempts,
-            counterpart_oin=record.counterpart_oin,
-            counterpart_brin=school.brin,
-            counterpart_vestiging=school.vestiging,
-            payload_digest=record.payload_digest,
-            size_bytes=record.payload_size,
-            **fields,
-        )
-        self.store.append_log([event], now=now)
-
     def _finish(self, record: MessageRecord, result: AttemptResult) -> str:
         now = self.clock()
         if result.outcome == "delivered":
@@ -253,7 +233,6 @@ class Outbox:
                 now=now,
                 signer_fingerprint=result.receipt_signer_fingerprint,
             )
-            self._log(record, m.DELIVERED, now, peer_fingerprint=result.receipt_signer_fingerprint)
             log.info(
                 "delivered %s to school %s (attempt %d), receipt verified",
                 record.message_id,
@@ -268,7 +247,6 @@ class Outbox:
             with self._rng_lock:
                 delay = backoff_delay(record.attempts, self.retry, self._rng)
             self.store.mark_retry(record.pk, error_code=code, next_attempt_at=now + delay, now=now)
-            self._log(record, m.RETRYING, now, error_code=code)
             log.warning(
                 "retrying %s (attempt %d failed: %s %r); next in %.1fs",
                 record.message_id,
@@ -279,7 +257,6 @@ class Outbox:
             )
             return m.RETRYING
         self.store.mark_failed(record.pk, error_code=code, now=now)
-        self._log(record, m.FAILED, now, error_code=code)
         log.error(
             "failed %s after attempt %d: %s %r%s",  # %r: detail may quote the peer
             record.message_id,

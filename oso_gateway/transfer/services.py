@@ -26,7 +26,6 @@ from oso_gateway.store import Store, check_schema_current, open_store
 from oso_gateway.store import models as m
 from oso_gateway.store.engine import unavailable_as_typed_error
 from oso_gateway.store.repository import Duplicate, MessageRecord, PupilFacts
-from oso_gateway.store.translog import append_log_events
 from oso_gateway.transfer.logchain import FIELD_FORMATS, make_event
 from oso_gateway.transfer.outbox import Outbox
 from oso_gateway.transfer.receive import (
@@ -71,30 +70,9 @@ class StoreInbound:
         return StoredReceipt(payload_digest=row.payload_digest, receipt=row.receipt)
 
     def import_dossier(self, record: InboundImport) -> None:
-        event = log_event(
-            at=record.received_at,
-            direction="in",
-            message_id=record.message_id,
-            action=record.action,
-            status=m.IMPORTED,
-            counterpart_oin=record.counterpart_oin,
-            counterpart_brin=record.counterpart_school.brin,
-            counterpart_vestiging=record.counterpart_school.vestiging,
-            school_brin=record.our_school.brin,
-            school_vestiging=record.our_school.vestiging,
-            size_bytes=record.payload_size,
-            payload_digest=record.payload_digest,
-            signer_fingerprint=record.signer_fingerprint,
-        )
-
-        def in_transaction(session: Session, inserted: MessageRecord) -> None:
-            # The transfer log entry commits (or not) with the import itself.
-            append_log_events(session, [event], now=record.received_at)
-            if self.after_insert is not None:
-                self.after_insert(session, inserted)
-
-        # The store queues this process's concurrent imports itself and commits them together
-        # (group commit): no waiting in SQLite's busy handler, one disk flush for several.
+        # The store logs received -> verified -> imported in the import transaction. It queues
+        # this process's concurrent imports itself and commits them together (group commit):
+        # no waiting in SQLite's busy handler, one disk flush for several.
         result = self.store.import_inbound(
             message_id=record.message_id,
             action=record.action,
@@ -109,7 +87,7 @@ class StoreInbound:
             signer_fingerprint=record.signer_fingerprint,
             message_size=record.message_size,
             pupil=pupil_facts(record.tree),
-            after_insert=in_transaction,
+            after_insert=self.after_insert,
         )
         if isinstance(result, Duplicate):
             raise DuplicateMessage(record.message_id)
@@ -132,6 +110,7 @@ class StoreInbound:
                 counterpart_oin=counterpart_oin,
                 message_size=message_size,
             )
+            return  # the store logged received -> rejected with the row
         event = log_event(
             at=at,
             direction="in",
