@@ -141,6 +141,17 @@ def serve_command(
             target=services.outbox.run_forever, args=(stop,), name="outbox", daemon=True
         )
         worker.start()
+    from oso_gateway.transfer.auditlog import anchor_periodically
+
+    # Sign the transfer-log head now and then (log.anchor_every_events / _minutes).
+    anchorer = threading.Thread(
+        target=anchor_periodically,
+        args=(stop, services.store, settings),
+        kwargs={"identity": services.identities[0], "clock": services.clock},
+        name="transfer-log-anchor",
+        daemon=True,
+    )
+    anchorer.start()
     try:
         stop.wait()
     finally:
@@ -151,6 +162,7 @@ def serve_command(
         running.stop()
         if worker is not None:
             worker.join(timeout=10)
+        anchorer.join(timeout=10)
         for child in children:
             child.join(timeout=10)
         services.close()
