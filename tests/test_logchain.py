@@ -164,3 +164,8 @@ def test_event_requires_time_kind_and_status() -> None:
         logchain.make_event(kind="message", status="queued")
     with pytest.raises(logchain.LogEventInvalid):
         logchain.make_event(at=datetime(2026, 1, 1), kind="message", status="queued")  # naive
+
+
+def test_non_ascii_digits_are_not_taken_for_digits() -> None:
+    with pytest.raises(logchain.LogEventInvalid):
+        logchain.make_event(at=T0, kind="message", status="failed", error_code="OSO-E١٠٢")

@@ -74,3 +74,9 @@ def test_fault_of_a_transient_error_is_retryable() -> None:
 def test_non_fault_answer_is_not_taken_for_a_fault() -> None:
     assert wire.parse_fault(b"<html>502 Bad Gateway</html>") is None
     assert wire.parse_fault(b"not xml at all") is None
+
+
+def test_fault_code_with_non_ascii_digits_is_not_trusted() -> None:
+    data = wire.build_fault(errors.DossierRuleError("x")).replace(b"OSO-E103", "OSO-E١٠٣".encode())
+    fault = wire.parse_fault(data)
+    assert fault is not None and fault.remote_code == "OSO-E000"

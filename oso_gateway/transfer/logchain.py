@@ -53,7 +53,7 @@ FIELD_FORMATS: Mapping[str, str] = {
     "operator": r"[a-z0-9._-]{1,64}",
     "operation": r"[a-z_.]{1,64}",
 }
-_COMPILED = {name: re.compile(pattern) for name, pattern in FIELD_FORMATS.items()}
+_COMPILED = {name: re.compile(pattern, re.ASCII) for name, pattern in FIELD_FORMATS.items()}
 _REQUIRED = ("at", "kind", "status")
 
 

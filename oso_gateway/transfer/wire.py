@@ -159,6 +159,8 @@ def parse_fault(data: bytes) -> PeerFault | None:
     fault_code = (fault.findtext("faultcode") or "").strip()
     message = (fault.findtext("faultstring") or "").strip()[:200]
     code = (fault.findtext(f"detail/{_T}ErrorCode") or "").strip()
-    if not (len(code) == 8 and code.startswith("OSO-E") and code[5:].isdigit()):
+    if not (
+        len(code) == 8 and code.startswith("OSO-E") and code[5:].isascii() and code[5:].isdigit()
+    ):
         code = "OSO-E000"
     return PeerFault(code, fault_code, message)
