@@ -39,6 +39,30 @@ def test_demo_prints_the_receipt_inbox_line_and_both_logs_and_leaves_nothing(
     assert "press Ctrl-C" not in result.output
 
 
+def test_demo_shows_what_will_be_shared_without_the_pupils_data(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from lxml import etree
+
+    from oso_gateway.dossier.generator import generate_dossier
+
+    result = CliRunner().invoke(main, ["demo", "--workdir", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    shared = result.output.split("message ")[0]
+    assert "what will be shared" in shared
+    assert re.search(r"Pupil\s+VERPLICHT\s+will be shared", shared)
+    assert re.search(r"Early childhood education\s+VERBODEN\s+not present", shared)
+    dossier = etree.fromstring(generate_dossier(overstap="POVO", seed=2019, now=datetime.now(UTC)))
+    ns = {"d": dossier.nsmap[None]}
+    pupil = [
+        dossier.xpath(f"string(.//d:leerling/d:{name})", namespaces=ns)
+        for name in ("voornaam", "achternaam", "bsn", "geboortedatum")
+    ]
+    assert all(pupil), pupil
+    for value in pupil:
+        assert value not in result.output
+
+
 def _read_until(process: subprocess.Popen[str], marker: str) -> str:
     assert process.stdout is not None
     lines = []

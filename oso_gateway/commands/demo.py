@@ -33,6 +33,10 @@ DEMO_ACCOUNTS = (("demo-admin", "admin"), ("demo-viewer", "viewer"))
 
 
 def print_result(result: DemoResult) -> None:
+    if result.preview:
+        click.echo("what will be shared (the parents' preview, without personal data):")
+        click.echo(result.preview.rstrip())
+        click.echo("")
     click.echo(f"message  {result.message_id}")
     click.echo(f"sender   {result.sender_url}")
     click.echo(f"receiver {result.receiver_url}")

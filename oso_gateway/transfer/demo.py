@@ -176,11 +176,15 @@ class DemoResult:
     receiver_transfer_log: list[str]
     sender_url: str
     receiver_url: str
+    #: "what will be shared": the dossier per category, counts only (no personal data)
+    preview: str = ""
 
 
 def run_demo_transfer(workdir: Path, *, seed: int = 2019) -> DemoResult:
     """Two gateways on loopback (mutual TLS, dev PKI); one generated POVO dossier delivered."""
     from oso_gateway.dossier.generator import generate_dossier
+    from oso_gateway.dossier.preview import preview, render_text
+    from oso_gateway.security.xmlparse import parse_xml
     from oso_gateway.server import start_gateway_in_thread
     from oso_gateway.transfer.receive import School
     from oso_gateway.transfer.send import Expected, prepare_dossier, verify_receipt
@@ -194,6 +198,7 @@ def run_demo_transfer(workdir: Path, *, seed: int = 2019) -> DemoResult:
     try:
         now = datetime.now(UTC)
         data = generate_dossier(overstap="POVO", seed=seed, now=now)
+        shared = render_text(preview(parse_xml(data).getroot()), language="en")
         prepared = prepare_dossier(
             data,
             to=School("01AB", "00"),
@@ -229,6 +234,7 @@ def run_demo_transfer(workdir: Path, *, seed: int = 2019) -> DemoResult:
                 f"{inbound.payload_size} bytes, sha256 {inbound.payload_digest}"
             )
         return DemoResult(
+            preview=shared,
             message_id=prepared.message_id,
             status=record.status,
             receipt=receipt,
