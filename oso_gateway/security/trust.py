@@ -15,13 +15,22 @@
 
 Steps 2-6 run before path building so that each failure gets its own code (the library reports
 all of them as one generic error). ``check_oin`` binds a verified certificate to an expected OIN.
+
+Memoisation. A ``TrustConfig`` is immutable, so for one config the outcome of the steps above
+for a given leaf (exact DER), purpose and extra intermediates depends on ``now`` only through
+the notBefore/notAfter of the chain's certificates and the thisUpdate/nextUpdate of the CRLs
+used. Each config keeps a bounded LRU cache of *successes* with that validity window and serves
+one only when ``now`` lies inside it; a failure is never cached, so every rejection is computed
+afresh. A CRL's signature check against an issuer is cached the same way (a pure function).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -29,6 +38,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
     Criticality,
@@ -92,6 +102,35 @@ _ANY_EKU = x509.ObjectIdentifier("2.5.29.37.0")
 _CRL_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
 #: CRL extensions we understand; a CRL with any other critical extension is not used (RFC 5280).
 _CRL_KNOWN_CRITICAL = (x509.IssuingDistributionPoint, x509.DeltaCRLIndicator)
+#: most entries in each of a TrustConfig's caches (least recently used go first)
+CACHE_SIZE = 1024
+
+
+class _LruCache:
+    """A small thread-safe LRU map (pure: no clock, no I/O)."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self._size = size
+        self._data: OrderedDict[Hashable, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> object | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value: object) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._data)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,8 +144,19 @@ class TrustConfig:
     require_crl: bool = True
     #: most intermediates between leaf and anchor
     max_chain_depth: int = 4
+    #: verification results of this very object (never shared with another TrustConfig, not
+    #: copied by ``dataclasses.replace``, not part of equality)
+    _verified: _LruCache = field(
+        init=False, repr=False, compare=False, hash=False, default_factory=_LruCache
+    )
+    _crl_signatures: _LruCache = field(
+        init=False, repr=False, compare=False, hash=False, default_factory=_LruCache
+    )
 
     def __post_init__(self) -> None:
+        # Tuples whatever was passed: the config (and so its caches) must not change afterwards.
+        for name in ("anchors", "intermediates", "crls"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         if not self.anchors:
             raise ConfigError("trust configuration has no trust anchors")
 
@@ -175,8 +225,46 @@ def verify_certificate(
     purpose: Purpose = "signing",
     extra_intermediates: Sequence[x509.Certificate] = (),
 ) -> VerifiedCertificate:
-    """Verify ``cert`` for ``purpose`` at ``now`` against ``trust``; raise a ``TrustError``."""
+    """Verify ``cert`` for ``purpose`` at ``now`` against ``trust``; raise a ``TrustError``.
+
+    A success for the same DER, purpose and extra intermediates under the same ``trust`` object
+    is reused while ``now`` stays inside its validity window (see the module docstring).
+    """
     now = _utc(now)
+    key = (
+        cert.public_bytes(Encoding.DER),
+        purpose,
+        tuple(c.public_bytes(Encoding.DER) for c in extra_intermediates),
+    )
+    cached = trust._verified.get(key)
+    if isinstance(cached, _Window) and cached.not_before <= now < cached.not_after:
+        return cached.result
+    result, window = _verify_uncached(
+        cert, trust=trust, now=now, purpose=purpose, extra_intermediates=extra_intermediates
+    )
+    if window is not None:
+        trust._verified.put(key, window)
+    return result
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A verification success and the half-open interval of ``now`` in which it holds."""
+
+    result: VerifiedCertificate
+    not_before: datetime
+    not_after: datetime
+
+
+def _verify_uncached(
+    cert: x509.Certificate,
+    *,
+    trust: TrustConfig,
+    now: datetime,
+    purpose: Purpose,
+    extra_intermediates: Sequence[x509.Certificate],
+) -> tuple[VerifiedCertificate, _Window | None]:
+    """Run every check; the result and its validity window (None: do not cache)."""
     _check_well_formed(cert)
     _check_validity(cert, now)
     _check_not_ca(cert)
@@ -184,15 +272,28 @@ def verify_certificate(
     _check_usage(cert, purpose)
     oin = oin_of(cert)
     chain = _build_path(cert, trust=trust, now=now, purpose=purpose, extra=extra_intermediates)
+    lower = [c.not_valid_before_utc for c in chain]
+    upper = [c.not_valid_after_utc for c in chain]
+    cacheable = True
     for child, issuer in itertools.pairwise(chain):
-        _check_revocation(child, issuer, trust=trust, now=now)
-    return VerifiedCertificate(
+        crl = _check_revocation(child, issuer, trust=trust, now=now)
+        next_update = crl.next_update_utc if crl is not None else None
+        if crl is None or next_update is None:
+            cacheable = False  # no CRL or a stale one accepted (require_crl=False): recompute
+        else:
+            lower.append(crl.last_update_utc)
+            upper.append(next_update)
+    result = VerifiedCertificate(
         certificate=cert,
         chain=chain,
         oin=oin,
         fingerprint_sha256=fingerprint(cert),
         not_after=cert.not_valid_after_utc,
     )
+    # The checks accept notBefore <= now <= notAfter (likewise for a CRL's update times); the
+    # window is the intersection, kept half-open so its end is always re-verified.
+    window = _Window(result, max(lower), min(upper)) if cacheable else None
+    return result, window
 
 
 # --- the steps ----------------------------------------------------------------------------------
@@ -329,7 +430,8 @@ def _check_revocation(
     *,
     trust: TrustConfig,
     now: datetime,
-) -> None:
+) -> x509.CertificateRevocationList | None:
+    """Raise unless ``cert`` is not revoked; the fresh CRL relied on (None: none or stale)."""
     candidates = [
         crl
         for crl in trust.crls
@@ -338,8 +440,8 @@ def _check_revocation(
     if not candidates:
         if trust.require_crl:
             raise CrlMissing(f"no CRL from issuer {issuer.subject.rfc4514_string()}")
-        return
-    good = [crl for crl in candidates if _crl_signed_by(crl, issuer)]
+        return None
+    good = [crl for crl in candidates if _crl_signed_by_cached(crl, issuer, trust)]
     if not good:
         raise CrlInvalid(
             f"CRL for issuer {issuer.subject.rfc4514_string()} is not validly signed by it"
@@ -360,6 +462,7 @@ def _check_revocation(
         raise CertificateRevoked(
             f"certificate revoked at {entry.revocation_date_utc.isoformat()} ({_fp(cert)})"
         )
+    return crl if fresh else None
 
 
 def _crl_is_complete_for(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> bool:
@@ -388,6 +491,20 @@ def _ext_crl(
         return crl.extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
         return None
+
+
+def _crl_signed_by_cached(
+    crl: x509.CertificateRevocationList, issuer: x509.Certificate, trust: TrustConfig
+) -> bool:
+    """``_crl_signed_by``, remembered per (CRL, issuer DER): a pure function of the two."""
+    # The CRL object is held by ``trust`` (its identity is stable while the cache lives).
+    key = (id(crl), issuer.public_bytes(Encoding.DER))
+    cached = trust._crl_signatures.get(key)
+    if isinstance(cached, bool):
+        return cached
+    valid = _crl_signed_by(crl, issuer)
+    trust._crl_signatures.put(key, valid)
+    return valid
 
 
 def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
