@@ -444,9 +444,13 @@ def _check_timestamp(
     return created, expires
 
 
-_ID_NAMES = (_WSU_ID, "Id", "ID", "id", q(XML, "id"))
-_HAS_ID = etree.XPath(
-    "descendant-or-self::*[@wsu:Id or @Id or @ID or @id or @xml:id]", namespaces={"wsu": WSU}
+#: Every ID-like attribute (wsu:Id, and unqualified Id, ID, id, and xml:id) of the subtree. One
+#: pass testing each attribute is several times faster than testing each element for five names.
+_ID_ATTRIBUTES = etree.XPath(
+    "descendant-or-self::*/@*["
+    "(namespace-uri() = '' and (local-name() = 'Id' or local-name() = 'ID' or local-name() = 'id'))"
+    f" or (namespace-uri() = '{WSU}' and local-name() = 'Id')"
+    f" or (namespace-uri() = '{XML}' and local-name() = 'id')]"
 )
 
 
@@ -454,13 +458,15 @@ def _id_index(*roots: etree._Element) -> dict[str, list[etree._Element]]:
     """Every element carrying an ID-like attribute, by value (one element may carry several)."""
     index: dict[str, list[etree._Element]] = {}
     for root in roots:
-        found = _HAS_ID(root)
+        found = _ID_ATTRIBUTES(root)
         assert isinstance(found, list)
-        for el in found:
-            assert isinstance(el, etree._Element)
-            for value in {el.get(name) for name in _ID_NAMES}:
-                if value is not None:
-                    index.setdefault(value, []).append(el)
+        for attribute in found:
+            assert isinstance(attribute, etree._ElementUnicodeResult)
+            el = attribute.getparent()
+            assert el is not None
+            elements_with_it = index.setdefault(str(attribute), [])
+            if not any(other is el for other in elements_with_it):  # Id="a" id="a": once
+                elements_with_it.append(el)
     return index
 
 
