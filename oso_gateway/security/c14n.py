@@ -50,12 +50,14 @@ def _uses_any(payload: etree._Element, namespaces: set[str] | None) -> bool:
     """True when an element or attribute in ``payload``'s subtree is in one of ``namespaces``."""
     if namespaces is None:
         return True
-    for ns in namespaces:
-        if next(payload.iter(f"{{{ns}}}*"), None) is not None:
-            return True
-        if payload.xpath("boolean(descendant-or-self::*/@*[namespace-uri()=$ns])", ns=ns):
-            return True
-    return False
+    if not namespaces:
+        return False
+    # One walk for the elements, one XPath for the attributes (not two per namespace).
+    if next(payload.iter(*(f"{{{ns}}}*" for ns in namespaces)), None) is not None:
+        return True
+    variables = {f"ns{i}": ns for i, ns in enumerate(sorted(namespaces))}
+    test = " or ".join(f"namespace-uri() = ${name}" for name in variables)
+    return bool(etree.XPath(f"boolean(descendant-or-self::*/@*[{test}])")(payload, **variables))
 
 
 def wrapped_c14n_digest(
