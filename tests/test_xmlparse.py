@@ -91,3 +91,17 @@ def test_flood_of_attributes_counts_towards_the_markup_bound() -> None:
     attributes = b" ".join(b'a%d=""' % i for i in range(1200))
     with pytest.raises(xmlparse.XmlLimitExceeded):
         parse_xml(b"<r " + attributes + b"/>", limits=ParseLimits(max_markup=1000))
+
+
+@pytest.mark.parametrize("limit", [10, 100, 1000])
+def test_markup_bound_agrees_with_a_plain_count(limit: int) -> None:
+    # the size shortcut must never let through what a full count refuses
+    samples = [
+        b"<r>" + b"<a/>" * n + b"</r>" for n in (limit // 2, limit - 2, limit, limit + 1, 3 * limit)
+    ] + [
+        b"<r " + b" ".join(b'a%d=""' % i for i in range(n)) + b"/>" for n in (limit - 1, limit + 5)
+    ]
+    samples.append(b"<r>" + b"x" * (10 * limit) + b"</r>")
+    for raw in samples:
+        plain = raw.count(b"<") + raw.count(b"=") > limit
+        assert xmlparse._markup_exceeds(raw, limit) is plain

@@ -70,8 +70,7 @@ def parse_xml(data: bytes, *, limits: ParseLimits = DEFAULT_LIMITS) -> etree._El
     if not data or (bytes(data[:64]).isspace() and bytes(data).isspace()):
         raise XmlParseError("empty input")
     raw = bytes(data)
-    markup = raw.count(b"<") + raw.count(b"=")
-    if markup > limits.max_markup:
+    if _markup_exceeds(raw, limits.max_markup):
         raise XmlLimitExceeded(f"more than {limits.max_markup} markup tokens")
     try:
         tree = etree.ElementTree(etree.fromstring(raw, parser=_parser()))
@@ -88,6 +87,22 @@ def parse_xml(data: bytes, *, limits: ParseLimits = DEFAULT_LIMITS) -> etree._El
     root = tree.getroot()
     _check_tree(root, limits.max_depth)
     return tree
+
+
+def _markup_exceeds(raw: bytes, limit: int) -> bool:
+    """Whether ``raw`` holds more than ``limit`` markup tokens (each ``<``, each ``=``).
+
+    Counting is skipped where the size alone rules it out: a construct opened by ``<`` takes at
+    least 4 bytes (``<a/>``) and an attribute at least 5 (`` a=""``), so ``raw`` cannot hold more
+    than ``len/4 + len/5`` tokens.
+    """
+    most_tags, most_attributes = len(raw) // 4, len(raw) // 5
+    if most_tags + most_attributes <= limit:
+        return False
+    tags = raw.count(b"<")
+    if tags > limit:
+        return True
+    return tags + most_attributes > limit and tags + raw.count(b"=") > limit
 
 
 def _check_tree(root: etree._Element, max_depth: int) -> None:
