@@ -147,13 +147,18 @@ def outbox_group() -> None:
 def run_command(once: bool, poll_interval: float, config_file: Path | None) -> None:
     """Deliver due messages (claims each exclusively: several workers may run at once)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from oso_gateway.transfer.auditlog import anchor_periodically, maybe_anchor
+
     services = _services(config_file)
+    identity = services.identities[0]
     try:
         if once:
             stats = services.outbox.run_once()
             click.echo(
                 f"delivered {stats.delivered}, retrying {stats.retrying}, failed {stats.failed}"
             )
+            # A worker run from cron anchors the transfer log too (when it is due).
+            maybe_anchor(services.store, services.settings, services.clock(), identity=identity)
             return
         stop = threading.Event()
 
@@ -162,7 +167,16 @@ def run_command(once: bool, poll_interval: float, config_file: Path | None) -> N
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
+        anchorer = threading.Thread(
+            target=anchor_periodically,
+            args=(stop, services.store, services.settings),
+            kwargs={"identity": identity, "clock": services.clock},
+            name="transfer-log-anchor",
+            daemon=True,
+        )
+        anchorer.start()
         services.outbox.run_forever(stop, poll_interval=poll_interval)
+        anchorer.join(timeout=10)
     finally:
         services.close()
 
