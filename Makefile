@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv test lint typecheck pytest demo bench clean pki
+.PHONY: all venv test lint typecheck pytest demo bench clean pki docs
 
 all: test
 
@@ -33,6 +33,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+docs: $(STAMP)
+	$(BIN)/oso-gateway errors --markdown > docs/errors.md
 
 pki: $(STAMP)
 	$(BIN)/oso-gateway pki init-dev --out certs/dev --force
