@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES_DIR = REPO.parent / "shared" / "oso-gegevensset-2019.1" / "examples"
@@ -57,3 +61,24 @@ def postgres_url() -> str:
     url = os.environ.get("OSO_TEST_POSTGRES_URL", "")
     require("postgres", bool(url), "set OSO_TEST_POSTGRES_URL (see .ci/postgres.sh)")
     return url
+
+
+@contextmanager
+def postgres_schema_engine(url: str, prefix: str = "t") -> Iterator[Engine]:
+    """A store engine on a throw-away PostgreSQL schema (isolated per test), dropped afterwards."""
+    from sqlalchemy import create_engine, text
+
+    from oso_gateway.store import create_store_engine
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    engine = create_store_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

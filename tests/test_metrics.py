@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from _gateway_apps import World, two_gateways
 from click.testing import CliRunner
-from sqlalchemy import create_engine, text
+from conftest import postgres_schema_engine
 
 from oso_gateway.cli import main
 from oso_gateway.dossier.generator import generate_dossier
@@ -187,20 +187,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         yield Store(engine, AtRestCipher(bytes(range(32))))
         engine.dispose()
         return
-    url = request.getfixturevalue("postgres_url")
-    schema = f"m_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    engine = create_store_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-    try:
+    with postgres_schema_engine(request.getfixturevalue("postgres_url"), "m") as engine:
         upgrade(engine)
         yield Store(engine, AtRestCipher(bytes(range(32))))
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def _rejected(store: Store, code: str, at: datetime) -> None:

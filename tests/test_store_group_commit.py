@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, event, func, select, text
+from conftest import postgres_schema_engine
+from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.orm import Session
 
 from oso_gateway.errors import StoreUnavailable
@@ -38,19 +39,8 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
 
 @pytest.fixture
 def pg_engine(postgres_url: str) -> Iterator[Engine]:
-    url = postgres_url
-    schema = f"g_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    eng = create_store_engine(url, connect_args={"options": f"-csearch_path={schema}"})
-    try:
+    with postgres_schema_engine(postgres_url, "g") as eng:
         yield eng
-    finally:
-        eng.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 @pytest.fixture
