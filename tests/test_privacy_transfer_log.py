@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from lxml import etree
 
 from oso_gateway.cli import main
-from oso_gateway.dossier.generator import bsn_is_valid, generate_dossier
+from oso_gateway.dossier.generator import generate_dossier
+from oso_gateway.dossier.rules import bsn_is_valid
 from oso_gateway.transfer.receive import OSO_NS
 
 

@@ -102,6 +102,8 @@ def test_bsn_eleven_test() -> None:
     assert not bsn_is_valid("111222334")
     assert not bsn_is_valid("11122233")
     assert not bsn_is_valid("１１１２２２３３３")  # full-width digits are not ASCII
+    assert not bsn_is_valid("000000000")  # passes the arithmetic, but is no BSN
+    assert not bsn_is_valid("99999001a")
 
 
 def test_onderwijsnummer_check() -> None:

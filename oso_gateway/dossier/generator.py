@@ -37,6 +37,7 @@ from typing import Final
 from lxml import etree
 
 from oso_gateway.dossier import fakedata
+from oso_gateway.dossier.rules import bsn_is_valid, onderwijsnummer_is_valid
 
 NS: Final = "http://www.edustandaard.nl/oso_gegevensset/2019/dossier"
 STANDAARDVERSIE: Final = "2019.1"
@@ -187,15 +188,6 @@ _KINDS: Final[dict[str, _Kind]] = {
 }
 
 
-def bsn_is_valid(bsn: str) -> bool:
-    """The BSN 11-proef: 9 digits, sum of digit x weight (9..2, and -1 for the last) ≡ 0 mod 11."""
-    if len(bsn) != 9 or not bsn.isdigit() or not bsn.isascii():
-        return False
-    weights = (9, 8, 7, 6, 5, 4, 3, 2, -1)
-    total = sum(int(d) * w for d, w in zip(bsn, weights, strict=True))
-    return total % 11 == 0 and bsn != "000000000"
-
-
 def test_bsn(rng: random.Random) -> str:
     """A BSN from the test range that passes the 11-proef."""
     while True:
@@ -211,15 +203,6 @@ test_bsn.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 #: 109990000-109999999 by analogy with the BSN test range.
 TEST_ONDERWIJSNUMMER_MIN: Final = 109_990_000
 TEST_ONDERWIJSNUMMER_MAX: Final = 109_999_999
-
-
-def onderwijsnummer_is_valid(number: str) -> bool:
-    """Nine digits starting with "10", BSN weights (9..2, -1) summing to 5 mod 11."""
-    if len(number) != 9 or not number.isdigit() or not number.isascii():
-        return False
-    weights = (9, 8, 7, 6, 5, 4, 3, 2, -1)
-    total = sum(int(d) * w for d, w in zip(number, weights, strict=True))
-    return number.startswith("10") and total % 11 == 5
 
 
 def test_onderwijsnummer(rng: random.Random) -> str:

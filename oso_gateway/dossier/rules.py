@@ -664,8 +664,15 @@ def _date(el: etree._Element | None) -> date | None:
 
 
 def bsn_is_valid(value: str) -> bool:
-    """BSN: nine digits passing the eleven test (9·d1 + 8·d2 + … + 2·d8 − d9 ≡ 0 mod 11)."""
-    return len(value) == 9 and value.isascii() and value.isdigit() and _weighted(value) == 0
+    """BSN: nine digits passing the eleven test (9·d1 + 8·d2 + … + 2·d8 − d9 ≡ 0 mod 11), and
+    not all zeros (which passes the arithmetic but is no number anyone is issued)."""
+    return (
+        len(value) == 9
+        and value.isascii()
+        and value.isdigit()
+        and value != "000000000"
+        and _weighted(value) == 0
+    )
 
 
 def onderwijsnummer_is_valid(value: str) -> bool:
