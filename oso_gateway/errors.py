@@ -21,6 +21,10 @@ Code ranges:
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
+from dataclasses import dataclass
 from typing import ClassVar
 
 
@@ -61,6 +65,81 @@ def error_class_for(code: str) -> type[GatewayError] | None:
 def all_error_classes() -> list[type[GatewayError]]:
     """Every registered error class, sorted by code (for docs and tests)."""
     return [_REGISTRY[c] for c in sorted(_REGISTRY)]
+
+
+#: Modules never imported for discovery: Alembic scripts run migrations when imported.
+_SKIP_PARTS = frozenset({"migrations", "__main__"})
+
+
+def import_all_modules() -> None:
+    """Import every module of the package so that every error class is registered.
+
+    Some modules define their errors and are imported only lazily; a code lookup or the error
+    reference must not depend on which of them happen to be loaded. An import failure is raised,
+    not skipped: a reference that silently lacks a module's codes would be wrong.
+    """
+    import oso_gateway
+
+    prefix = oso_gateway.__name__ + "."
+    for info in pkgutil.walk_packages(oso_gateway.__path__, prefix):
+        if _SKIP_PARTS.intersection(info.name.split(".")):
+            continue
+        try:
+            importlib.import_module(info.name)
+        except ImportError as exc:
+            msg = f"cannot import {info.name} to collect its error classes: {exc}"
+            raise ImportError(msg) from exc
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorDescription:
+    """What a code means, for operators: the one source for the CLI, the console and the docs."""
+
+    code: str
+    name: str
+    side: str  #: "local" (our side), "remote" (the peer or the input), or "—"
+    public_message: str  #: what the peer is told
+    explanation: str  #: the class's own docstring (what our log records it for), or "—"
+    transient: bool
+    http_status: int
+    soap_fault: str
+
+
+def side_of(cls: type[GatewayError]) -> str:
+    if issubclass(cls, LocalError):
+        return "local"
+    if issubclass(cls, RemoteError):
+        return "remote"
+    return "—"
+
+
+def own_docstring(cls: type) -> str:
+    """The class's own docstring on one line (not an inherited one), or "—"."""
+    doc = cls.__dict__.get("__doc__")
+    return " ".join(inspect.cleandoc(doc).split()) if doc else "—"
+
+
+def describe_class(cls: type[GatewayError]) -> ErrorDescription:
+    return ErrorDescription(
+        code=cls.code,
+        name=cls.__name__,
+        side=side_of(cls),
+        public_message=cls.public_message,
+        explanation=own_docstring(cls),
+        transient=cls.transient,
+        http_status=cls.http_status,
+        soap_fault=cls.soap_fault,
+    )
+
+
+def describe(code: str) -> ErrorDescription | None:
+    """The description of ``code`` (imports every module first if it is not yet registered);
+    None for a code this gateway version does not know."""
+    cls = error_class_for(code)
+    if cls is None:
+        import_all_modules()
+        cls = error_class_for(code)
+    return None if cls is None else describe_class(cls)
 
 
 class LocalError(GatewayError):

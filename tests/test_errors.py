@@ -39,3 +39,29 @@ def test_error_text_carries_code_and_detail() -> None:
     err = errors.DossierSchemaError("line 3: element x not expected")
     assert str(err) == "OSO-E102: line 3: element x not expected"
     assert errors.StoreUnavailable().transient is True
+
+
+def test_describe_finds_codes_of_modules_nobody_imported_yet() -> None:
+    # In a fresh interpreter dossier.minimise (OSO-E105) is not loaded; describe() must still know
+    # the code, or the console and `log show` would call it unknown.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from oso_gateway import errors; "
+        "assert 'oso_gateway.dossier.minimise' not in sys.modules; "
+        "d = errors.describe('OSO-E105'); print(d.name, d.side, d.transient)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.split() == ["DossierOptOutError", "remote", "False"]
+    assert errors.describe("OSO-E999") is None
+
+
+def test_description_uses_the_class_own_docstring_and_public_message() -> None:
+    d = errors.describe("OSO-E502")
+    assert d is not None
+    assert d.side == "local" and d.transient and d.http_status == 503
+    assert d.explanation.startswith("The database cannot be reached")
+    assert d.public_message == errors.StoreUnavailable.public_message

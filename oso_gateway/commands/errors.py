@@ -6,9 +6,6 @@ when the committed file differs from what the code produces.
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import pkgutil
 import re
 from dataclasses import dataclass
 
@@ -18,26 +15,6 @@ import oso_gateway
 from oso_gateway import errors
 
 REGENERATE_COMMAND = "oso-gateway errors --markdown > docs/errors.md"
-
-# Modules never imported for discovery: Alembic scripts run migrations when imported.
-_SKIP_PARTS = frozenset({"migrations", "__main__"})
-
-
-def import_all_modules() -> None:
-    """Import every module of the package so that every error class is registered.
-
-    New modules are picked up without editing this list. An import failure is raised, not
-    skipped: a reference that silently lacks a module's codes would be wrong.
-    """
-    prefix = oso_gateway.__name__ + "."
-    for info in pkgutil.walk_packages(oso_gateway.__path__, prefix):
-        if _SKIP_PARTS.intersection(info.name.split(".")):
-            continue
-        try:
-            importlib.import_module(info.name)
-        except ImportError as exc:
-            msg = f"cannot import {info.name} to collect its error classes: {exc}"
-            raise ImportError(msg) from exc
 
 
 @dataclass(frozen=True)
@@ -54,39 +31,25 @@ class ErrorRow:
     log_text: str  # the class docstring (what our log records it for), or "—"
 
 
-def _side(cls: type[errors.GatewayError]) -> str:
-    if issubclass(cls, errors.LocalError):
-        return "local"
-    if issubclass(cls, errors.RemoteError):
-        return "remote"
-    return "—"
-
-
-def _own_docstring(cls: type) -> str:
-    doc = cls.__dict__.get("__doc__")
-    if not doc:
-        return "—"
-    return " ".join(inspect.cleandoc(doc).split())
-
-
 def error_rows() -> list[ErrorRow]:
     """Every error class defined in this package (not in tests), sorted by code."""
-    import_all_modules()
+    errors.import_all_modules()
     prefix = oso_gateway.__name__ + "."
     rows = []
     for cls in errors.all_error_classes():
         if not cls.__module__.startswith(prefix):
             continue  # e.g. a class a test defined
+        d = errors.describe_class(cls)
         rows.append(
             ErrorRow(
-                code=cls.code,
-                class_name=f"{cls.__module__.removeprefix(prefix)}.{cls.__name__}",
-                side=_side(cls),
-                http_status=cls.http_status,
-                soap_fault=cls.soap_fault,
-                transient=cls.transient,
-                public_message=cls.public_message,
-                log_text=_own_docstring(cls),
+                code=d.code,
+                class_name=f"{cls.__module__.removeprefix(prefix)}.{d.name}",
+                side=d.side,
+                http_status=d.http_status,
+                soap_fault=d.soap_fault,
+                transient=d.transient,
+                public_message=d.public_message,
+                log_text=d.explanation,
             )
         )
     return rows

@@ -164,16 +164,10 @@ def error_meaning(code: str) -> str:
     """What an error code means (the error class's own description), for ``log show``."""
     from oso_gateway import errors
 
-    cls = errors.error_class_for(code)
-    if cls is None:
-        from oso_gateway.commands.errors import import_all_modules
-
-        import_all_modules()
-        cls = errors.error_class_for(code)
-    if cls is None:
+    d = errors.describe(code)
+    if d is None:
         return "unknown code (not one of this gateway version's codes)"
-    doc = " ".join((cls.__dict__.get("__doc__") or "").split())
-    return doc or cls.public_message
+    return d.explanation if d.explanation != "—" else d.public_message
 
 
 def render_timeline(message_id: str, rows: Sequence[StoredEvent]) -> str:

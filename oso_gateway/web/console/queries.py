@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from sqlalchemy import Engine, func, or_, select
 
-from oso_gateway.errors import GatewayError, error_class_for
+from oso_gateway.errors import GatewayError, describe
 from oso_gateway.store import models as m
 from oso_gateway.store.engine import unavailable_as_typed_error
 from oso_gateway.transfer.logchain import StoredEvent
@@ -254,11 +254,11 @@ class ErrorExplanation:
 
 
 def explain(code: str | None) -> ErrorExplanation | None:
-    """What an error code means (its class's docstring and public message)."""
+    """What an error code means (``errors.describe``: its class's docstring and public message)."""
     if not code:
         return None
-    cls = error_class_for(code)
-    if cls is None:
+    d = describe(code)
+    if d is None:
         return ErrorExplanation(
             code=code,
             name="unknown code",
@@ -267,16 +267,13 @@ def explain(code: str | None) -> ErrorExplanation | None:
             transient=False,
             side="",
         )
-    from oso_gateway.errors import LocalError
-
-    doc = " ".join((cls.__doc__ or "").split())
     return ErrorExplanation(
         code=code,
-        name=cls.__name__,
-        public_message=cls.public_message,
-        explanation=doc or cls.public_message,
-        transient=cls.transient,
-        side="local" if issubclass(cls, LocalError) else "remote",
+        name=d.name,
+        public_message=d.public_message,
+        explanation=d.explanation if d.explanation != "—" else d.public_message,
+        transient=d.transient,
+        side=d.side,
     )
 
 
