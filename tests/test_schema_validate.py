@@ -100,6 +100,9 @@ def test_bad_value_finding_names_element_type_and_line_but_not_the_value() -> No
         ("aandachtspunten", SECRET * 20),
         ("geslacht", SECRET),  # integer
         ("tehuis", SECRET),  # boolean
+        # a value that quotes the phrases libxml2 puts after it must still be removed whole
+        ("brincode", "X' is not accepted by Fenna Jansen"),
+        ("brincode", "12' of Fenna Jansen, BSN 111222333"),
     ],
 )
 def test_no_schema_message_quotes_the_offending_value(name: str, value: str) -> None:
@@ -109,6 +112,7 @@ def test_no_schema_message_quotes_the_offending_value(name: str, value: str) -> 
     for finding in findings:
         text = finding.message_en + finding.message_nl
         assert value not in text and "Jansen" not in text and "1234567" not in text
+        assert "111222333" not in text
         assert name in finding.message_en
 
 

@@ -146,8 +146,9 @@ def _code_for(type_name: str, message: str) -> str:
 
 # libxml2 messages start with "Element 'name': " or "Element 'name', attribute 'attr': " (names
 # cannot contain quotes); the rest may quote document values. Each pattern below removes a value
-# from that rest; values are matched up to the fixed text that follows them, so a value that
-# itself contains quotes is removed whole.
+# from that rest; a value is matched greedily up to the LAST occurrence of the fixed text that
+# follows it (that text comes after the value), so a value that itself contains quotes or those
+# phrases is removed whole.
 _HEAD = re.compile(r"^(Element '[^']*'(?:, attribute '[^']*')?: )")
 _VALUE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # "'VALUE' is not a valid value of the atomic type 'xs:date'."
@@ -159,7 +160,7 @@ _VALUE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # "[facet 'maxLength'] The value 'VALUE' has a length of '36'; ..."
     (
         re.compile(
-            r"The value '.*?' (?=is not accepted|has a length|is greater|is less|is not an element"
+            r"The value '.*' (?=is not accepted|has a length|is greater|is less|is not an element"
             r"|is not facet-valid|is not a valid|has more digits|has more fractional|is not equal"
             r"|of )",
             re.DOTALL,
@@ -168,7 +169,7 @@ _VALUE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     # "The QName value 'p:T' of the xsi:type attribute does not resolve ..."
     (
-        re.compile(r"The QName value '.*?' (?=of the xsi:type|does not resolve)", re.DOTALL),
+        re.compile(r"The QName value '.*' (?=of the xsi:type|does not resolve)", re.DOTALL),
         "The QName value ",
     ),
     # "... the value 'VALUE'" at the end, or any other trailing quoted value
