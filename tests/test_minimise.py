@@ -127,6 +127,14 @@ def test_opting_out_of_a_mandatory_category_is_refused() -> None:
     assert not any(v in str(info.value) for v in SAMPLE_PII)
 
 
+def test_opt_out_refusal_does_not_echo_an_invalid_status_value() -> None:
+    root = build_dossier()
+    find(root, "metadata/categorie_uitlevering/cat_verzuim").text = "Fenna Jansen"
+    with pytest.raises(DossierOptOutError) as info:
+        minimise(root, opt_out=["verzuim"])
+    assert "Jansen" not in str(info.value) and "invalid" in str(info.value)
+
+
 def test_opt_out_needs_a_categorie_uitlevering_block() -> None:
     root = build_dossier()
     metadata = find(root, "metadata")

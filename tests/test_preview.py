@@ -179,3 +179,16 @@ def test_preview_without_categorie_uitlevering_reports_no_status() -> None:
     assert all(c.status is None for c in p.categories)
     assert p.category("toetsresultaten").action == Action.SHARED
     assert p.category("vombo").action == Action.ABSENT
+
+
+def test_values_outside_their_code_list_are_not_shown() -> None:
+    # A LAS that puts a name into a coded field must not make the preview print it.
+    root = build_dossier()
+    find(root, "metadata/overstap").text = "Fenna Jansen"
+    find(root, "overdrachtsoort").text = "BSN 111222333"
+    find(root, "metadata/categorie_uitlevering/cat_verzuim").text = "Jansen"
+    p = preview(root)
+    shown = render_text(p, language="en") + json.dumps(p.as_dict())
+    assert "Jansen" not in shown and "111222333" not in shown
+    assert p.overstap == p.overdrachtsoort == "(invalid)"
+    assert {c.key: c.status for c in p.categories}["verzuim"] == "(invalid)"

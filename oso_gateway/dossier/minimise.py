@@ -132,7 +132,14 @@ def _apply_opt_out(tree: etree._Element, keys: list[str]) -> list[str]:
         if status in (Uitlevering.OPT_UIT, Uitlevering.VERBODEN):
             continue  # already excluded; nothing to record
         if status != Uitlevering.OPTIONEEL:
-            raise DossierOptOutError(f"category {key} is {status or 'absent'}, not OPTIONEEL")
+            shown = (
+                status
+                if isinstance(status, Uitlevering)
+                else "absent"
+                if status is None
+                else "invalid"
+            )
+            raise DossierOptOutError(f"category {key} is {shown}, not OPTIONEEL")
         marker = block[0].find(q(c.element))
         assert marker is not None
         marker.text = Uitlevering.OPT_UIT.value

@@ -13,6 +13,7 @@ and under their own heading.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from oso_gateway.dossier.categories import (
     declared_status,
     q,
 )
+from oso_gateway.dossier.codelists import OVERDRACHTSOORTEN, OVERSTAP_KINDS
 from oso_gateway.dossier.rules import decode_attachment, element_path
 
 #: Containers whose children are the items worth counting ("12 × toets", not "1 × toetslijst").
@@ -150,6 +152,25 @@ class DossierPreview:
         return out
 
 
+#: Shown instead of a value that is not in its code list: the default preview carries no text
+#: from the dossier except code-list values, so a stray name or number cannot reach it.
+INVALID = "(invalid)"
+
+
+def _status_text(status: Uitlevering | str | None) -> str | None:
+    if status is None:
+        return None
+    return str(status) if isinstance(status, Uitlevering) else INVALID
+
+
+def _coded(value: str, allowed: frozenset[str]) -> str:
+    return value if not value or value in allowed else INVALID
+
+
+def _version(value: str) -> str:
+    return value if not value or re.fullmatch(r"[0-9]{4}\.[0-9]{1,3}", value) else INVALID
+
+
 def _text(root: etree._Element, *names: str) -> str:
     el: etree._Element | None = root
     for name in names:
@@ -224,7 +245,7 @@ def preview(root: etree._Element, *, include_details: bool = False) -> DossierPr
                 rule=c.rule,
                 label_nl=c.label_nl,
                 label_en=c.label_en,
-                status=None if status is None else str(status),
+                status=_status_text(status),
                 present=present,
                 action=action,
                 items=tuple(ItemCount(name=n, count=k) for n, k in sorted(counts.items())),
@@ -235,9 +256,9 @@ def preview(root: etree._Element, *, include_details: bool = False) -> DossierPr
         if include_details:
             details.append(_details(c, nodes, docs))
     return DossierPreview(
-        overdrachtsoort=_text(root, "overdrachtsoort"),
-        overstap=_text(root, "metadata", "overstap"),
-        standaardversie=_text(root, "metadata", "standaardversie"),
+        overdrachtsoort=_coded(_text(root, "overdrachtsoort"), OVERDRACHTSOORTEN),
+        overstap=_coded(_text(root, "metadata", "overstap"), OVERSTAP_KINDS),
+        standaardversie=_version(_text(root, "metadata", "standaardversie")),
         categories=tuple(summaries),
         details=tuple(details) if include_details else None,
     )
