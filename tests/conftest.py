@@ -14,9 +14,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:
+    from gateway_pair import GatewayPair
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES_DIR = REPO.parent / "shared" / "oso-gegevensset-2019.1" / "examples"
@@ -75,6 +79,16 @@ def postgres_url() -> str:
     url = os.environ.get("OSO_TEST_POSTGRES_URL", "")
     require("postgres", bool(url), "set OSO_TEST_POSTGRES_URL (see .ci/postgres.sh)")
     return url
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[GatewayPair]:
+    """A sender and a receiver gateway wired together in memory (tests/gateway_pair.py)."""
+    from gateway_pair import make_pair
+
+    gateways = make_pair(tmp_path)
+    yield gateways
+    gateways.close()
 
 
 @contextmanager

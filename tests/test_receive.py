@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from gateway_pair import (
@@ -18,7 +16,6 @@ from gateway_pair import (
     GatewayPair,
     dev_directory,
     identity,
-    make_pair,
     with_sending_school,
 )
 from lxml import etree
@@ -44,13 +41,6 @@ from oso_gateway.transfer.send import Expected, new_message_id, verify_receipt
 from oso_gateway.transfer.services import served_schools
 
 RECEIVER_CERT = identity(RECEIVER_OIN).certificate
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[GatewayPair]:
-    gateways = make_pair(tmp_path)
-    yield gateways
-    gateways.close()
 
 
 def _dossier(now: datetime, seed: int = 1, **kwargs: object) -> etree._Element:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
-from gateway_pair import RECEIVER_OIN, GatewayPair, identity, make_pair
+from gateway_pair import RECEIVER_OIN, GatewayPair, identity
 from lxml import etree
 from sqlalchemy import select
 
@@ -18,13 +16,6 @@ from oso_gateway.store import models as m
 from oso_gateway.transfer import wire
 from oso_gateway.transfer.receive import RecipientUnknown, split_address
 from oso_gateway.transfer.send import new_message_id
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[GatewayPair]:
-    gateways = make_pair(tmp_path)
-    yield gateways
-    gateways.close()
 
 
 def _sealed(pair: GatewayPair, message_id: str) -> bytes:

@@ -22,7 +22,6 @@ import logging
 import os
 import socket
 import ssl
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -52,7 +51,6 @@ from gateway_pair import (
     RECEIVER_URL,
     VENDOR_OIN,
     GatewayPair,
-    make_pair,
     with_sending_school,
 )
 from gateway_pair import identity as pair_identity
@@ -129,13 +127,6 @@ def _split_text_with_comment(el: etree._Element, at: int) -> str:
     comment.tail = full[at:]
     el.append(comment)
     return full
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[GatewayPair]:
-    gateways = make_pair(tmp_path)
-    yield gateways
-    gateways.close()
 
 
 def _pair_seal(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -42,13 +41,6 @@ from oso_gateway.transfer.send import (
     prepare_dossier,
     verify_receipt,
 )
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[GatewayPair]:
-    gateways = make_pair(tmp_path)
-    yield gateways
-    gateways.close()
 
 
 def _prepare(pair: GatewayPair, *, seed: int = 1, brin: str | None = None) -> PreparedDossier:

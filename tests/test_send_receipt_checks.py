@@ -3,13 +3,11 @@ we really sent (every attempt's is kept in the store; REVIEW-6)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from gateway_pair import RECEIVER_OIN, RECEIVER_SCHOOL, GatewayPair, identity, make_pair
+from gateway_pair import RECEIVER_OIN, RECEIVER_SCHOOL, GatewayPair, identity
 from lxml import etree
 
 from oso_gateway.dossier.generator import generate_dossier
@@ -25,13 +23,6 @@ from oso_gateway.transfer.send import (
     prepare_dossier,
     verify_receipt,
 )
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[GatewayPair]:
-    gateways = make_pair(tmp_path)
-    yield gateways
-    gateways.close()
 
 
 def _request_and_receipt(pair: GatewayPair, receiver: School) -> tuple[bytes, Expected]:

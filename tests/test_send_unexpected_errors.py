@@ -5,25 +5,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from gateway_pair import RECEIVER_SCHOOL, GatewayPair, make_pair
+from gateway_pair import RECEIVER_SCHOOL, GatewayPair
 
 from oso_gateway.dossier.generator import generate_dossier
 from oso_gateway.store import models as m
 from oso_gateway.store.repository import MessageRecord
 from oso_gateway.transfer.outbox import RunStats
 from oso_gateway.transfer.send import TransportResponse, prepare_dossier
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[GatewayPair]:
-    gateways = make_pair(tmp_path)
-    yield gateways
-    gateways.close()
 
 
 def _enqueue(pair: GatewayPair, seed: int = 1) -> str:
