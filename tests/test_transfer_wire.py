@@ -80,3 +80,19 @@ def test_fault_code_with_non_ascii_digits_is_not_trusted() -> None:
     data = wire.build_fault(errors.DossierRuleError("x")).replace(b"OSO-E103", "OSO-E١٠٣".encode())
     fault = wire.parse_fault(data)
     assert fault is not None and fault.remote_code == "OSO-E000"
+
+
+def test_transfer_schema_is_compiled_once_per_thread() -> None:
+    # an XMLSchema keeps its error log on itself: threads must not share one
+    import threading
+
+    from oso_gateway.dossier.schema import compiled_schema
+
+    mine = compiled_schema(wire.TRANSFER_SCHEMA)
+    assert compiled_schema(wire.TRANSFER_SCHEMA) is mine
+    assert compiled_schema() is not mine  # the dossier schema is another entry
+    theirs: list[object] = []
+    worker = threading.Thread(target=lambda: theirs.append(compiled_schema(wire.TRANSFER_SCHEMA)))
+    worker.start()
+    worker.join()
+    assert theirs and theirs[0] is not mine

@@ -38,37 +38,39 @@ CODE_OTHER = "OSO-XSD"  # any other schema-validity error
 _NL_PREFIX = "Voldoet niet aan het OSO-schema 2019.1"
 
 
-def schema_locations() -> list[Path]:
-    """Where the XSD is looked for: the source tree, then ``sys.prefix/share/oso-gateway``."""
+def schema_locations(name: str = SCHEMA_FILE) -> list[Path]:
+    """Where an XSD of ours is looked for: the source tree, then ``sys.prefix/share/...``."""
     return [
-        Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_FILE,
-        Path(sys.prefix) / "share" / "oso-gateway" / "schemas" / SCHEMA_FILE,
+        Path(__file__).resolve().parents[2] / "schemas" / name,
+        Path(sys.prefix) / "share" / "oso-gateway" / "schemas" / name,
     ]
 
 
 @cache
-def _schema_document() -> etree._ElementTree:
-    """The schema document, read once: the only file access in ``oso_gateway.dossier``."""
-    for path in schema_locations():
+def _schema_document(name: str) -> etree._ElementTree:
+    """A schema document, read once: the only file access in ``oso_gateway.dossier``."""
+    for path in schema_locations(name):
         if path.is_file():
             return etree.parse(str(path), etree.XMLParser(no_network=True, resolve_entities=False))
-    raise FileNotFoundError(f"{SCHEMA_FILE} not found in {[str(p) for p in schema_locations()]}")
+    raise FileNotFoundError(f"{name} not found in {[str(p) for p in schema_locations(name)]}")
 
 
 _local = threading.local()
 
 
-def compiled_schema() -> etree.XMLSchema:
-    """The compiled schema, compiled once per thread.
+def compiled_schema(name: str = SCHEMA_FILE) -> etree.XMLSchema:
+    """An XSD of ours (default: the OSO gegevensset), compiled once per thread.
 
     An ``XMLSchema`` object keeps its error log on itself, so two threads validating with the
     same object at once would mix their errors; each thread compiles its own copy once (about a
     millisecond) and reuses it.
     """
-    schema: etree.XMLSchema | None = getattr(_local, "schema", None)
+    schemas: dict[str, etree.XMLSchema] | None = getattr(_local, "schemas", None)
+    if schemas is None:
+        schemas = _local.schemas = {}
+    schema = schemas.get(name)
     if schema is None:
-        schema = etree.XMLSchema(_schema_document())
-        _local.schema = schema
+        schema = schemas[name] = etree.XMLSchema(_schema_document(name))
     return schema
 
 

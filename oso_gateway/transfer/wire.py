@@ -7,19 +7,18 @@ and therefore says nothing but the stable error code and the public message of t
 
 from __future__ import annotations
 
-import functools
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
+from oso_gateway.dossier.schema import compiled_schema
 from oso_gateway.errors import GatewayError, RemoteError, error_class_for
 from oso_gateway.security.xmlparse import ParseLimits, parse_xml
 
 TRANSFER_NS = "urn:oso-gateway:transfer:1"
+TRANSFER_SCHEMA = "oso_gateway_transfer.xsd"
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 
 #: wsa:Action values of the messages we exchange.
@@ -52,20 +51,6 @@ class PeerFault(RemoteError):
             cls is None and fault_code.endswith("Server")
         )
         super().__init__(f"peer fault {remote_code} ({fault_code}): {message}")
-
-
-@functools.cache
-def _transfer_schema() -> etree.XMLSchema:
-    here = Path(__file__).resolve()
-    candidates = [
-        here.parents[2] / "schemas",
-        Path(sys.prefix) / "share/oso-gateway/schemas",
-    ]
-    for directory in candidates:
-        path = directory / "oso_gateway_transfer.xsd"
-        if path.is_file():
-            return etree.XMLSchema(etree.parse(str(path)))
-    raise FileNotFoundError("schemas/oso_gateway_transfer.xsd not found")  # pragma: no cover
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,7 +110,7 @@ def parse_receipt(element: etree._Element) -> Receipt:
 
 
 def _validate(element: etree._Element) -> None:
-    schema = _transfer_schema()
+    schema = compiled_schema(TRANSFER_SCHEMA)
     if element.tag != _T + "Receipt" or not schema.validate(etree.ElementTree(element)):
         entries: list[Any] = list(schema.error_log)  # type: ignore[call-overload]
         errors = [f"line {e.line}: {e.type_name}" for e in entries][:5]
