@@ -20,7 +20,7 @@ import binascii
 import io
 import re
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -738,10 +738,6 @@ class _Ctx:
     def ova(self) -> bool:
         return self.overdrachtsoort == OVERSTAPDOSSIER
 
-    @property
-    def ovb(self) -> bool:
-        return self.overdrachtsoort == BINNENBRIN
-
     def report(self, rid: str, el: etree._Element, suffix: str | None = None) -> None:
         r = _RULES[rid]
         self.findings.append(
@@ -1254,7 +1250,3 @@ def _zip_directory_readable(raw: bytes) -> bool:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError):
         return False
     return True
-
-
-def errors_only(findings: Iterable[Finding]) -> list[Finding]:
-    return [f for f in findings if f.severity == Severity.ERROR]
