@@ -7,7 +7,6 @@ Expiry of certificates and CRLs is computed here from the configured files and t
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from sqlalchemy import Engine, func, or_, select
 from oso_gateway.errors import GatewayError, describe
 from oso_gateway.store import models as m
 from oso_gateway.store.engine import unavailable_as_typed_error
-from oso_gateway.transfer.logchain import StoredEvent
 
 #: shown first on the dashboard and in listings' status menus
 FAILURE_STATUSES = (m.FAILED, m.REJECTED, m.RETRYING)
@@ -225,22 +223,6 @@ def status_counts(engine: Engine, *, since: datetime) -> list[StatusCount]:
         ]
     order = {status: i for i, status in enumerate(ALL_STATUSES)}
     return sorted(counts, key=lambda c: (order.get(c.status, len(order)), c.direction))
-
-
-def log_for_message(engine: Engine, message_id: str, *, limit: int = 200) -> list[StoredEvent]:
-    """Transfer-log entries that name ``message_id`` (the log holds no personal data)."""
-    needle = json.dumps({"message_id": message_id}, separators=(",", ":"))[1:-1]
-    stmt = (
-        select(m.TransferLogEntry)
-        .where(m.TransferLogEntry.event.contains(needle, autoescape=True))
-        .order_by(m.TransferLogEntry.seq)
-        .limit(limit)
-    )
-    with unavailable_as_typed_error(), engine.connect() as conn:
-        return [
-            StoredEvent(seq=r.seq, prev_hash=r.prev_hash, hash=r.hash, event=json.loads(r.event))
-            for r in conn.execute(stmt)
-        ]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -32,6 +32,7 @@ from flask.typing import ResponseReturnValue
 from oso_gateway.errors import GatewayError
 from oso_gateway.store import models as m
 from oso_gateway.store.operators import ADMIN, NAME_RE, OperatorRecord, OperatorStore
+from oso_gateway.transfer.auditlog import LogFilter, select_events
 from oso_gateway.transfer.logchain import make_event
 from oso_gateway.web import auth
 from oso_gateway.web.console import queries as q
@@ -295,7 +296,7 @@ def console_blueprint(
             "console/transfer.html",
             row=row,
             events=events,
-            log=q.log_for_message(ctx.store.engine, row.message_id),
+            log=select_events(ctx.store, LogFilter(message_id=row.message_id), limit=200),
             explanations=[x for x in (q.explain(c) for c in codes) if x is not None],
             can_retry=row.direction == m.OUT and row.status == m.FAILED,
         )
