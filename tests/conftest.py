@@ -23,7 +23,21 @@ if TYPE_CHECKING:
     from gateway_pair import GatewayPair
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLES_DIR = REPO.parent / "shared" / "oso-gegevensset-2019.1" / "examples"
+
+
+def _main_checkout(repo: Path) -> Path:
+    """The main checkout: in a git worktree ``.git`` is a file naming <main>/.git/worktrees/<x>,
+    and ../shared lies next to the main checkout, not next to the worktree."""
+    git = repo / ".git"
+    if git.is_file():
+        text = git.read_text(encoding="utf-8").strip()
+        gitdir = Path(text.removeprefix("gitdir:").strip())
+        if text.startswith("gitdir:") and gitdir.parent.name == "worktrees":
+            return gitdir.parent.parent.parent
+    return repo
+
+
+EXAMPLES_DIR = _main_checkout(REPO).parent / "shared" / "oso-gegevensset-2019.1" / "examples"
 
 
 def require(name: str, available: bool, reason: str) -> None:

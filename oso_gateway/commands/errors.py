@@ -33,7 +33,6 @@ class ErrorRow:
 
 def error_rows() -> list[ErrorRow]:
     """Every error class defined in this package (not in tests), sorted by code."""
-    errors.import_all_modules()
     prefix = oso_gateway.__name__ + "."
     rows = []
     for cls in errors.all_error_classes():

@@ -353,6 +353,7 @@ def verify_command(
     as_json: bool,
 ) -> None:
     """Check the hash chain and every anchor; exit 1 naming the first broken link."""
+    from oso_gateway.errors import LogAnchorInvalid
     from oso_gateway.transfer.auditlog import (
         LogReport,
         identity_certificates,
@@ -360,7 +361,6 @@ def verify_command(
         read_export,
         verify_log,
     )
-    from oso_gateway.transfer.logchain import LogAnchorInvalid
 
     if export_file is None:
         settings, store = _open(config_file)

@@ -35,15 +35,7 @@ from oso_gateway.dossier.categories import (
 )
 from oso_gateway.dossier.findings import Finding
 from oso_gateway.dossier.rules import category_findings
-from oso_gateway.errors import DossierCategoryError, DossierError
-
-
-class DossierOptOutError(DossierError):
-    """The parents' opt-out cannot be applied: the category is mandatory, or the dossier has no
-    categorie_uitlevering block to record it in."""
-
-    code = "OSO-E105"
-    public_message = "The opt-out cannot be applied to this dossier category."
+from oso_gateway.errors import DossierCategoryError, DossierOptOutError
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,13 +20,9 @@ from oso_gateway.errors import (
     DossierParseError,
     DossierRuleError,
     DossierSchemaError,
-)
-from oso_gateway.security.xmlparse import (
-    DEFAULT_LIMITS,
-    ParseLimits,
     XmlParseError,
-    parse_xml,
 )
+from oso_gateway.security.xmlparse import DEFAULT_LIMITS, ParseLimits, parse_xml
 
 #: Finding code when a schema-valid document is not a dossier (e.g. a bare <leerling>).
 CODE_NOT_A_DOSSIER = "OSO-DOSSIER-ROOT"

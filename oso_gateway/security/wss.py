@@ -43,6 +43,9 @@ from oso_gateway.errors import (
     TimestampInFuture,
     TimestampTooLong,
     TrustError,
+    XmlForbiddenConstruct,
+    XmlLimitExceeded,
+    XmlParseError,
 )
 from oso_gateway.security import primitives, xmldsig, xmlenc
 from oso_gateway.security.c14n import exc_c14n, wrapped_c14n_digest
@@ -66,13 +69,7 @@ from oso_gateway.security.namespaces import (
 )
 from oso_gateway.security.trust import TrustConfig, VerifiedCertificate, verify_certificate
 from oso_gateway.security.xmldsig import elements, text_only
-from oso_gateway.security.xmlparse import (
-    ParseLimits,
-    XmlForbiddenConstruct,
-    XmlLimitExceeded,
-    XmlParseError,
-    parse_xml,
-)
+from oso_gateway.security.xmlparse import ParseLimits, parse_xml
 
 __all__ = [
     "KT_RSA_OAEP",

@@ -11,30 +11,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from oso_gateway.errors import RemoteError
-
-
-class XmlParseError(RemoteError):
-    """Untrusted bytes are not well-formed XML (the detail gives line and column, never
-    content)."""
-
-    code = "OSO-E201"
-    public_message = "The message is not well-formed XML or exceeds the parser limits."
-
-
-class XmlForbiddenConstruct(XmlParseError):
-    """The document has a DOCTYPE/DTD, an entity reference or a processing instruction."""
-
-    code = "OSO-E202"
-    public_message = "The message contains a forbidden XML construct (DTD, entity or processing)."
-
-
-class XmlLimitExceeded(XmlParseError):
-    """The document is larger, deeper or has more markup tokens than the parse limits allow."""
-
-    code = "OSO-E203"
-    http_status = 413
-    public_message = "The message exceeds the size or depth limits."
+from oso_gateway.errors import XmlForbiddenConstruct, XmlLimitExceeded, XmlParseError
 
 
 @dataclass(frozen=True, kw_only=True)

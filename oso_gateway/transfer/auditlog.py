@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from oso_gateway.config import Settings
-from oso_gateway.errors import ConfigError
+from oso_gateway.errors import ConfigError, LogAnchorInvalid
 from oso_gateway.security.wss import Identity
 from oso_gateway.store import models as m
 from oso_gateway.store.engine import unavailable_as_typed_error
@@ -40,7 +40,6 @@ from oso_gateway.store.translog import log_head
 from oso_gateway.transfer.logchain import (
     FIELD_FORMATS,
     Anchor,
-    LogAnchorInvalid,
     StoredEvent,
     check_against_anchors,
     make_anchor,

@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from oso_gateway.errors import LocalError
+from oso_gateway.errors import LogAnchorInvalid, LogEventInvalid
 
 GENESIS = "0" * 64
 
@@ -55,20 +55,6 @@ FIELD_FORMATS: Mapping[str, str] = {
 }
 _COMPILED = {name: re.compile(pattern, re.ASCII) for name, pattern in FIELD_FORMATS.items()}
 _REQUIRED = ("at", "kind", "status")
-
-
-class LogEventInvalid(LocalError):
-    """We tried to write a transfer-log event with an unknown field or a value of the wrong form."""
-
-    code = "OSO-E520"
-    public_message = "Internal error at the gateway (transfer log)."
-
-
-class LogAnchorInvalid(LocalError):
-    """An anchor file entry is malformed or its signature does not verify."""
-
-    code = "OSO-E521"
-    public_message = "The transfer log anchor is not valid."
 
 
 def make_event(**fields: object) -> dict[str, str]:

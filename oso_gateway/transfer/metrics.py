@@ -380,8 +380,8 @@ def crl_family(crls: Iterable[x509.CertificateRevocationList], *, now: datetime)
 
 def anchor_family(anchor_file: Path, head_seq: int, *, now: datetime) -> list[Family]:
     """Events appended since the last anchor and its age (alert when these grow)."""
+    from oso_gateway.errors import LogAnchorInvalid
     from oso_gateway.transfer.auditlog import event_time, read_anchors
-    from oso_gateway.transfer.logchain import LogAnchorInvalid
 
     lag = Family(
         "oso_gateway_transfer_log_unanchored_events",

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from oso_gateway.config import RetrySettings
-from oso_gateway.errors import GatewayError, LocalError
+from oso_gateway.errors import GatewayError, LocalError, PeerFault
 from oso_gateway.security.wss import SealedMessage
 from oso_gateway.store import models as m
 from oso_gateway.store.repository import Duplicate, MessageRecord, Store
@@ -270,7 +270,7 @@ class Outbox:
 
 def _wire_code(error: GatewayError) -> str:
     """The code to record: the peer's own code for a fault, else ours."""
-    if isinstance(error, wire.PeerFault):
+    if isinstance(error, PeerFault):
         return error.remote_code
     return error.code
 

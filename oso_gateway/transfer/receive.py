@@ -40,14 +40,17 @@ from lxml import etree
 from oso_gateway.errors import (
     DossierSchemaError,
     GatewayError,
-    LocalError,
+    InternalError,
+    MessageIdReused,
     OinInvalid,
-    RemoteError,
+    RecipientUnknown,
+    UnexpectedAction,
+    XmlLimitExceeded,
 )
 from oso_gateway.security.trust import TrustConfig
 from oso_gateway.security.wss import KT_RSA_OAEP, Identity, OpenedMessage, OpenPolicy, open_message
 from oso_gateway.security.wss import seal as wss_seal
-from oso_gateway.security.xmlparse import DEFAULT_LIMITS, XmlLimitExceeded
+from oso_gateway.security.xmlparse import DEFAULT_LIMITS
 from oso_gateway.transfer import wire
 
 log = logging.getLogger(__name__)
@@ -59,58 +62,6 @@ ANONYMOUS = "http://www.w3.org/2005/08/addressing/anonymous"
 #: default ttl; a receipt cannot be replayed to anyone: it names the request's MessageID and
 #: confirms its SignatureValue.)
 RECEIPT_TTL = timedelta(hours=24)
-
-
-# --- errors (transfer section, OSO-E452..E459: the receiving side) -------------------------------
-
-
-class UnexpectedAction(RemoteError):
-    """The message's wsa:Action is not a dossier delivery."""
-
-    code = "OSO-E452"
-    public_message = "The message action is not supported at this endpoint."
-
-
-class RecipientUnknown(RemoteError):
-    """wsa:To is not the endpoint of any school this gateway serves."""
-
-    code = "OSO-E453"
-    http_status = 404
-    public_message = "The message is not addressed to a school this gateway serves."
-
-
-class MessageIdReused(RemoteError):
-    """A MessageID we already imported arrived again with a different payload."""
-
-    code = "OSO-E454"
-    http_status = 409
-    public_message = "This MessageID was already used for another message."
-
-
-class RequestTooLarge(RemoteError):
-    """The HTTP request body exceeds the configured size limit."""
-
-    code = "OSO-E455"
-    http_status = 413
-    public_message = "The message is too large."
-
-
-class UnsupportedMediaType(RemoteError):
-    """The request is not a SOAP 1.1 POST (Content-Type text/xml)."""
-
-    code = "OSO-E456"
-    http_status = 415
-    public_message = "Send a SOAP 1.1 message with Content-Type text/xml."
-
-
-class InternalError(LocalError):
-    """An unexpected failure while handling the message (a bug or a crashed dependency); the
-    traceback is in our log. Transient: nothing was stored, the sender retries."""
-
-    code = "OSO-E457"
-    http_status = 500
-    transient = True
-    public_message = "Internal error at the receiving gateway; try again later."
 
 
 # --- values and interfaces -------------------------------------------------------------------

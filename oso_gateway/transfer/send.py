@@ -36,8 +36,13 @@ from lxml import etree
 from oso_gateway.errors import (
     DossierParseError,
     GatewayError,
+    NotMandated,
     OinMismatch,
-    RemoteError,
+    PeerFault,
+    PeerHttpError,
+    PeerUnreachable,
+    ReceiptInvalid,
+    ReceiptMismatch,
 )
 from oso_gateway.security.trust import TrustConfig
 from oso_gateway.security.wss import Identity, OpenPolicy, SealedMessage, open_message, seal
@@ -60,50 +65,6 @@ MAX_REPLY_BYTES = 4 * 1024 * 1024
 _DOSSIER_LIMITS = ParseLimits(max_bytes=64 * 1024 * 1024)
 SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
 _WSU_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
-
-
-# --- errors (transfer section, OSO-E460..E469: the sending side) ------------------------------
-
-
-class ReceiptMismatch(RemoteError):
-    """The reply opened but does not confirm our message (RelatesTo, digest or confirmation)."""
-
-    code = "OSO-E460"
-    public_message = "The receipt does not confirm the message."
-
-
-class PeerUnreachable(RemoteError):
-    """The receiving gateway could not be reached (connection, TLS or timeout)."""
-
-    code = "OSO-E461"
-    http_status = 502
-    soap_fault = "Server"
-    transient = True
-    public_message = "The receiving gateway could not be reached."
-
-
-class PeerHttpError(RemoteError):
-    """The receiving gateway answered with an HTTP error status and no SOAP Fault."""
-
-    code = "OSO-E462"
-    http_status = 502
-    soap_fault = "Server"
-    public_message = "The receiving gateway answered with an HTTP error."
-
-    def __init__(self, status: int, what: str = "without a SOAP Fault") -> None:
-        self.status = status
-        super().__init__(f"HTTP status {status} {what}")
-
-    @property
-    def is_transient(self) -> bool:
-        return self.status >= 500 or self.status in (408, 429)
-
-
-class NotMandated(RemoteError):
-    """The dossier's sending school has not mandated our OIN (checked before queueing)."""
-
-    code = "OSO-E463"
-    public_message = "This gateway is not mandated for the dossier's sending school."
 
 
 # --- configuration, values --------------------------------------------------------------------
@@ -376,7 +337,7 @@ def post_and_verify(
         return _classify(exc)
     except Exception as exc:  # e.g. an odd value in the peer's reply our parsers choke on
         log.exception("the reply to %s raised %s", expected.message_id, type(exc).__name__)
-        return _classify(wire.ReceiptInvalid(f"the reply raised {type(exc).__name__}"))
+        return _classify(ReceiptInvalid(f"the reply raised {type(exc).__name__}"))
     return AttemptResult(
         outcome="delivered",
         receipt=response.body,
@@ -386,7 +347,7 @@ def post_and_verify(
 
 
 def _classify(exc: GatewayError) -> AttemptResult:
-    transient = exc.transient or (isinstance(exc, wire.PeerFault) and exc.remote_transient)
+    transient = exc.transient or (isinstance(exc, PeerFault) and exc.remote_transient)
     return AttemptResult(outcome="retry" if transient else "failed", error=exc)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from lxml import etree
 
 from oso_gateway.dossier.schema import compiled_schema
-from oso_gateway.errors import GatewayError, RemoteError, error_class_for
+from oso_gateway.errors import GatewayError, PeerFault, ReceiptInvalid
 from oso_gateway.security.xmlparse import ParseLimits, parse_xml
 
 TRANSFER_NS = "urn:oso-gateway:transfer:1"
@@ -27,30 +27,6 @@ ACTION_RECEIPT = "urn:oso-gateway:action:dossier:receipt:1"
 
 _T = f"{{{TRANSFER_NS}}}"
 _FAULT_LIMITS = ParseLimits(max_bytes=64 * 1024, max_depth=16)
-
-
-class ReceiptInvalid(RemoteError):
-    """The peer's receipt payload does not match our transfer schema (shape or values)."""
-
-    code = "OSO-E450"
-    public_message = "The receipt is not valid."
-
-
-class PeerFault(RemoteError):
-    """The peer answered with a SOAP Fault; ``remote_code`` is its stable error code."""
-
-    code = "OSO-E451"
-    public_message = "The receiving gateway rejected the message."
-
-    def __init__(self, remote_code: str, fault_code: str, message: str) -> None:
-        self.remote_code = remote_code
-        self.fault_code = fault_code
-        cls = error_class_for(remote_code)
-        #: Retrying makes sense only for a transient error the peer reported as its own ("Server").
-        self.remote_transient = bool(cls is not None and cls.transient) or (
-            cls is None and fault_code.endswith("Server")
-        )
-        super().__init__(f"peer fault {remote_code} ({fault_code}): {message}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,14 +9,9 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from oso_gateway.errors import GatewayError
+from oso_gateway.errors import GatewayError, InternalError, RequestTooLarge, UnsupportedMediaType
 from oso_gateway.transfer import wire
-from oso_gateway.transfer.receive import (
-    InternalError,
-    ReceiveService,
-    RequestTooLarge,
-    UnsupportedMediaType,
-)
+from oso_gateway.transfer.receive import ReceiveService
 
 log = logging.getLogger(__name__)
 

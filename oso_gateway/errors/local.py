@@ -1,0 +1,61 @@
+"""OSO-E5xx: our own side (configuration, store, storage keys, the transfer log)."""
+
+from __future__ import annotations
+
+from oso_gateway.errors.base import LocalError
+
+
+class ConfigError(LocalError):
+    """The configuration file, environment or a file it names is missing or invalid; the detail
+    names file and key, never a secret."""
+
+    code = "OSO-E501"
+    public_message = "The gateway is misconfigured."
+
+
+class StoreUnavailable(LocalError):
+    """The database cannot be reached or is locked past the busy timeout; nothing was stored,
+    try again."""
+
+    code = "OSO-E502"
+    http_status = 503
+    transient = True
+    public_message = "The receiving gateway is temporarily unavailable; try again later."
+
+
+class SchemaNotCurrent(LocalError):
+    """The database schema is behind this version (run `oso-gateway db upgrade`) or ahead of it."""
+
+    code = "OSO-E503"
+    http_status = 503
+    public_message = "The receiving gateway is temporarily unavailable; try again later."
+
+
+class AtRestDecryptionError(LocalError):
+    """Stored data cannot be decrypted: wrong storage key, or the row was altered or swapped."""
+
+    code = "OSO-E504"
+
+
+class DirectoryFileError(ConfigError):
+    """The directory file is malformed; ``problems`` lists every problem found."""
+
+    code = "OSO-E505"
+
+    def __init__(self, detail: str = "", problems: tuple[str, ...] = ()) -> None:
+        self.problems = problems or (detail,)
+        super().__init__(detail or "; ".join(problems))
+
+
+class LogEventInvalid(LocalError):
+    """We tried to write a transfer-log event with an unknown field or a value of the wrong form."""
+
+    code = "OSO-E520"
+    public_message = "Internal error at the gateway (transfer log)."
+
+
+class LogAnchorInvalid(LocalError):
+    """An anchor file entry is malformed or its signature does not verify."""
+
+    code = "OSO-E521"
+    public_message = "The transfer log anchor is not valid."
