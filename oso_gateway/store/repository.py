@@ -501,7 +501,7 @@ class Store:
         *,
         message_id: str,
         action: str,
-        dossier: bytes,
+        dossier: bytes | None,
         payload_digest: str,
         receipt: bytes,
         now: datetime,
@@ -514,8 +514,13 @@ class Store:
         relates_to: str | None = None,
         pupil: PupilFacts | None = None,
         after_insert: Callable[[Session, MessageRecord], None] | None = None,
+        payload_size: int | None = None,
     ) -> Imported | Duplicate:
         """Record a verified inbound message and import its dossier, all in ONE transaction.
+
+        ``dossier`` None: a message kind that carries no dossier (a request, an answer): only the
+        message, its events and receipt are stored (``payload_size`` gives its size), and
+        ``after_insert`` writes the kind's own rows.
 
         Events ``received → verified → imported`` are written with it, and appended to the
         transfer log. ``after_insert`` (tests: a crash) runs inside the same transaction; if it
@@ -527,8 +532,12 @@ class Store:
             raise ValueError("an imported message needs its signer's OIN (counterpart_oin)")
         cipher = self.cipher
         dossier_id = str(uuid.uuid4())
-        sealed_dossier = cipher.encrypt(dossier, aad=_dossier_aad(dossier_id, message_id))
-        index_values = self._index_row(dossier_id, pupil or PupilFacts())
+        sealed_dossier = None
+        index_values: dict[str, object] = {}
+        if dossier is not None:
+            sealed_dossier = cipher.encrypt(dossier, aad=_dossier_aad(dossier_id, message_id))
+            index_values = self._index_row(dossier_id, pupil or PupilFacts())
+            payload_size = len(dossier)
         message_values = {
             "direction": m.IN,
             "message_id": message_id,
@@ -544,7 +553,7 @@ class Store:
             "next_attempt_at": None,
             "lease_until": None,
             "last_error_code": None,
-            "payload_size": len(dossier),
+            "payload_size": payload_size,
             "message_size": message_size,
             "payload_digest": payload_digest,
             "signer_fingerprint": signer_fingerprint,
@@ -573,21 +582,22 @@ class Store:
                     for status in (m.RECEIVED, m.VERIFIED, m.IMPORTED)
                 ],
             )
-            connection.execute(
-                insert(m.Dossier),
-                {
-                    "id": dossier_id,
-                    "message_pk": pk,
-                    "sending_school": counterpart_school,
-                    "receiving_school": our_school,
-                    "payload_digest": payload_digest,
-                    "size": len(dossier),
-                    "key_id": cipher.key_id,
-                    "ciphertext": sealed_dossier,
-                    "imported_at": now,
-                },
-            )
-            connection.execute(insert(m.DossierIndex), index_values)
+            if sealed_dossier is not None:
+                connection.execute(
+                    insert(m.Dossier),
+                    {
+                        "id": dossier_id,
+                        "message_pk": pk,
+                        "sending_school": counterpart_school,
+                        "receiving_school": our_school,
+                        "payload_digest": payload_digest,
+                        "size": payload_size,
+                        "key_id": cipher.key_id,
+                        "ciphertext": sealed_dossier,
+                        "imported_at": now,
+                    },
+                )
+                connection.execute(insert(m.DossierIndex), index_values)
             record = _inbound_record(pk, message_values)
             if after_insert is not None:
                 after_insert(session, record)

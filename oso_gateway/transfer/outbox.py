@@ -29,7 +29,6 @@ from oso_gateway.errors import GatewayError, LocalError, PeerFault
 from oso_gateway.security.wss import SealedMessage
 from oso_gateway.store import models as m
 from oso_gateway.store.repository import Duplicate, MessageRecord, Store
-from oso_gateway.transfer import wire
 from oso_gateway.transfer.receive import DirectoryLike, School
 from oso_gateway.transfer.send import (
     RESEAL_MARGIN,
@@ -94,10 +93,11 @@ class Outbox:
     # --- queueing ----------------------------------------------------------------------------
 
     def enqueue(self, prepared: PreparedDossier) -> MessageRecord:
-        """Store the prepared dossier in the outbox (status ``queued``, due now)."""
+        """Store a prepared message of any kind in the outbox (status ``queued``, due now)."""
         result = self.store.enqueue_outbound(
             message_id=prepared.message_id,
-            action=wire.ACTION_DELIVER,
+            action=prepared.action,
+            relates_to=prepared.relates_to,
             payload=prepared.payload,
             payload_digest=prepared.payload_digest,
             now=self.clock(),
@@ -200,6 +200,7 @@ class Outbox:
             transport=self.transport,
             config=self.config,
             clock=self.clock,
+            action=record.action,
         )
         return self._finish(record, result)
 
@@ -218,6 +219,8 @@ class Outbox:
             directory=self.directory,
             config=self.config,
             now=now,
+            action=record.action,
+            relates_to=record.relates_to,
         )
         if fresh.payload_digest != record.payload_digest:  # pragma: no cover - defensive
             raise RuntimeError("payload digest changed between sealings")

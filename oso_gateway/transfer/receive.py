@@ -1,22 +1,26 @@
-"""Receiving a sealed dossier: the receive service (no HTTP here; ``oso_gateway.web`` adapts it).
+"""Receiving a sealed message: the receive service (no HTTP here; ``oso_gateway.web`` adapts it).
 
 Order (DESIGN §3), each step failing closed with a typed ``GatewayError``:
 
 1. ``open_message``: hardened parse, Security header, Timestamp, key unwrap, decrypt, signature,
    certificate path + revocation (``oso_gateway.security.wss``);
-2. ``wsa:Action`` must be a dossier delivery (E452);
+2. ``wsa:Action`` must name a registered message kind (E452): the receive path has one handler
+   per kind (``oso_gateway.transfer.handlers``: dossier delivery, receipt, dossier request,
+   request answer) and no branch per kind of its own;
 3. ``wsa:To`` must be the directory endpoint of one school we serve (E453): that school is the
    receiving school (a gateway serving several schools gives each its own endpoint URL);
 4. replay / duplicate by (signing OIN, MessageID): the same MessageID from the same signer with
-   the same payload digest gets the ORIGINAL stored receipt back and nothing is imported again;
+   the same payload digest gets the ORIGINAL stored receipt back and nothing is stored again;
    a different digest is E454. A MessageID is unique per signer only: another gateway's message
    with the same id neither blocks nor answers this one;
-5. mandate: the sending school named in the dossier (``huidigeschool/brincode`` +
-   ``vestigingscode``) must have mandated the signing OIN (directory, E431);
-6. the dossier is validated (schema + rules) and must hold no category that may not be shared;
-7. the signed receipt is sealed, then the inbound message, the dossier, its events and the receipt
-   bytes are stored in ONE transaction (the store's exactly-once insert);
-8. the sealed receipt is the answer.
+5. the kind's handler checks what is particular to it. A dossier delivery: the sending school
+   named in the dossier (``huidigeschool``) must have mandated the signing OIN (E431), the
+   dossier is validated (schema + rules) and must hold no category that may not be shared, and a
+   delivery for a request must match that request (E47x);
+6. the signed receipt is sealed, then the inbound message, its events, the receipt bytes and what
+   the handler keeps (the dossier, a request's state) are stored in ONE transaction (the store's
+   exactly-once insert);
+7. the sealed receipt is the answer.
 
 A rejection is answered with a SOAP Fault carrying only the stable code and the public message;
 the precise reason goes to our log (``detail``, which never holds pupil data) and the message log
@@ -27,11 +31,10 @@ from __future__ import annotations
 
 import copy
 import logging
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from cryptography import x509
@@ -45,13 +48,15 @@ from oso_gateway.errors import (
     OinInvalid,
     RecipientUnknown,
     UnexpectedAction,
-    XmlLimitExceeded,
 )
 from oso_gateway.security.trust import TrustConfig
-from oso_gateway.security.wss import KT_RSA_OAEP, Identity, OpenedMessage, OpenPolicy, open_message
-from oso_gateway.security.wss import seal as wss_seal
-from oso_gateway.security.xmlparse import DEFAULT_LIMITS
+from oso_gateway.security.wss import Identity, OpenedMessage, OpenPolicy, open_message
 from oso_gateway.transfer import wire
+from oso_gateway.transfer.handlers.base import Inbound
+from oso_gateway.transfer.handlers.receipt import seal_receipt
+
+if TYPE_CHECKING:  # pragma: no cover
+    from oso_gateway.transfer.handlers.base import Handler, Persist
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +144,16 @@ class InboundImport:
     payload_size: int
     message_size: int
     signer_fingerprint: str
-    dossier: bytes
+    #: the dossier to import (None: a message kind that carries no dossier)
+    dossier: bytes | None
     receipt: bytes
     received_at: datetime
     #: the verified dossier element (for the store's searchable fields)
     tree: etree._Element | None = None
+    #: the request it relates to (``wsa:RelatesTo``), if any
+    relates_to: str | None = None
+    #: the message kind's own rows, written in the import transaction
+    persist: Persist | None = None
 
 
 class DuplicateMessage(Exception):
@@ -223,9 +233,16 @@ class ReceiveService:
         store: InboundStore,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         validator: Validator = validate_inbound_dossier,
+        handlers: Mapping[str, Handler] | None = None,
     ) -> None:
         if not config.identities:
             raise ValueError("a receiver needs at least one identity")
+        if handlers is None:
+            from oso_gateway.transfer.handlers import default_handlers
+
+            handlers = default_handlers()
+        #: one handler per message kind, by wsa:Action (``oso_gateway.transfer.handlers``)
+        self.handlers = dict(handlers)
         self.config = config
         self.directory = directory
         self.store = store
@@ -300,7 +317,8 @@ class ReceiveService:
                 f"signing certificate carries no OIN ({opened.signer.fingerprint_sha256})"
             )
         seen.counterpart_oin = signer_oin
-        if opened.action != wire.ACTION_DELIVER:
+        handler = self.handlers.get(opened.action)
+        if handler is None:
             raise UnexpectedAction(f"action {opened.action[:200]!r}")
         served = self._recipient(opened.to)
 
@@ -308,29 +326,44 @@ class ReceiveService:
         if existing is not None:
             return self._duplicate(existing, opened)
 
-        sending = sending_school(opened.payload)
-        self.directory.check_mandate(signer_oin, sending.brin, sending.vestiging)
-        dossier = etree.tostring(opened.payload, encoding="utf-8", xml_declaration=True)
-        if len(dossier) > DEFAULT_LIMITS.max_bytes:  # the bound of a dossier parsed on its own
-            raise XmlLimitExceeded(f"dossier of {len(dossier)} bytes exceeds the limit")
-        self.validator(opened.payload, now)
-
-        receipt = self._seal_receipt(opened, served, sending, signer_oin, len(dossier), now)
+        accepted = handler.accept(
+            Inbound(
+                opened=opened,
+                served=served,
+                signer_oin=signer_oin,
+                directory=self.directory,
+                validator=self.validator,
+                now=now,
+            )
+        )
+        receipt = seal_receipt(
+            opened,
+            served=served,
+            counterpart=accepted.counterpart_school,
+            signer_oin=signer_oin,
+            payload_size=len(accepted.payload),
+            directory=self.directory,
+            sender=_identity_for(self.config.identities, opened.recipient_oin),
+            ttl=self.config.receipt_ttl,
+            now=now,
+        )
         record = InboundImport(
             message_id=opened.message_id,
             action=opened.action,
             our_oin=opened.recipient_oin,
             our_school=served.school,
             counterpart_oin=signer_oin,
-            counterpart_school=sending,
+            counterpart_school=accepted.counterpart_school,
             payload_digest=opened.payload_digest,
-            payload_size=len(dossier),
+            payload_size=len(accepted.payload),
             message_size=len(data),
             signer_fingerprint=opened.signer.fingerprint_sha256,
-            dossier=dossier,
+            dossier=accepted.payload if accepted.dossier is not None else None,
             receipt=receipt,
             received_at=now,
-            tree=opened.payload,
+            tree=accepted.dossier,
+            relates_to=accepted.relates_to,
+            persist=accepted.persist,
         )
         try:
             self.store.import_dossier(record)
@@ -341,12 +374,13 @@ class ReceiveService:
                 raise
             return self._duplicate(existing, opened)
         log.info(
-            "imported message %r from OIN %s (school %s) for school %s, %d bytes, digest %s",
+            "accepted message %r (%s) from OIN %s (school %s) for school %s, %d bytes, digest %s",
             opened.message_id,
+            opened.action,
             signer_oin,
-            sending,
+            accepted.counterpart_school,
             served.school,
-            len(dossier),
+            len(accepted.payload),
             opened.payload_digest,
         )
         return ReceiveResult(http_status=200, body=receipt, message_id=opened.message_id)
@@ -371,54 +405,6 @@ class ReceiveService:
         return ReceiveResult(
             http_status=200, body=existing.receipt, message_id=opened.message_id, duplicate=True
         )
-
-    def _seal_receipt(
-        self,
-        opened: OpenedMessage,
-        served: ServedSchool,
-        sending: School,
-        signer_oin: str,
-        payload_size: int,
-        now: datetime,
-    ) -> bytes:
-        payload = wire.build_receipt(
-            wire.Receipt(
-                request_message_id=opened.message_id,
-                status="imported",
-                received_at=now,
-                payload_digest=opened.payload_digest,
-                payload_bytes=payload_size,
-                receiver_brin=served.school.brin,
-                receiver_vestiging=served.school.vestiging,
-            )
-        )
-        certificate, key_transport = self._receipt_recipient(opened, sending, signer_oin)
-        sealed = wss_seal(
-            payload,
-            sender=_identity_for(self.config.identities, opened.recipient_oin),
-            recipient_certificate=certificate,
-            to=f"{ANONYMOUS}?oin={signer_oin}",
-            action=wire.ACTION_RECEIPT,
-            message_id=f"urn:uuid:{uuid.uuid4()}",
-            now=now,
-            relates_to=opened.message_id,
-            signature_confirmation=opened.signature_value,
-            key_transport=key_transport,
-            ttl=self.config.receipt_ttl,
-        )
-        return sealed.data
-
-    def _receipt_recipient(
-        self, opened: OpenedMessage, sending: School, signer_oin: str
-    ) -> tuple[x509.Certificate, str]:
-        """The sender's encryption certificate from the directory, else its signing certificate."""
-        try:
-            entry = self.directory.lookup(sending.brin, sending.vestiging)
-        except GatewayError:
-            entry = None
-        if entry is not None and entry.oin == signer_oin:
-            return entry.encryption_certificate, entry.key_transport
-        return opened.signer.certificate, KT_RSA_OAEP
 
 
 def address_for(endpoint: str, school: School) -> str:

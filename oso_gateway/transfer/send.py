@@ -95,6 +95,14 @@ class PreparedDossier:
     removed: dict[str, int]
     #: the first sealing (attempt 1 may use it while its Timestamp is valid)
     sealed: SealedMessage
+    #: the message kind (``wsa:Action``): any registered kind travels through the outbox
+    action: str = wire.ACTION_DELIVER
+    #: the request this message answers or delivers for (``wsa:RelatesTo``, signed)
+    relates_to: str | None = None
+
+
+#: Any message kind the outbox sends (a dossier is one kind of payload among several).
+PreparedMessage = PreparedDossier
 
 
 def new_message_id() -> str:
@@ -108,6 +116,7 @@ def prepare_dossier(
     directory: DirectoryLike,
     config: SenderConfig,
     now: datetime,
+    relates_to: str | None = None,
 ) -> PreparedDossier:
     """Validate, minimise and address a dossier (no I/O besides the directory lookup).
 
@@ -141,9 +150,16 @@ def prepare_dossier(
     # Seal once now: a recipient certificate or key-transport problem surfaces before queueing,
     # and it yields the payload digest exactly as the receiver will compute it.
     sealed = seal_attempt(
-        payload, message_id=message_id, to=to, directory=directory, config=config, now=now
+        payload,
+        message_id=message_id,
+        to=to,
+        directory=directory,
+        config=config,
+        now=now,
+        relates_to=relates_to,
     )
     return PreparedDossier(
+        relates_to=relates_to,
         message_id=message_id,
         payload=payload,
         payload_digest=sealed.payload_digest,
@@ -164,8 +180,11 @@ def seal_attempt(
     directory: DirectoryLike,
     config: SenderConfig,
     now: datetime,
+    action: str = wire.ACTION_DELIVER,
+    relates_to: str | None = None,
 ) -> SealedMessage:
-    """Seal ``payload`` for the school's gateway (directory: endpoint, certificate, pin)."""
+    """Seal ``payload`` (any message kind: ``action``) for the school's gateway (directory:
+    endpoint, certificate, pin); ``relates_to`` becomes the signed ``wsa:RelatesTo``."""
     entry = directory.lookup(to.brin, to.vestiging)
     root = parse_xml(payload, limits=_DOSSIER_LIMITS).getroot()
     return seal(
@@ -173,11 +192,62 @@ def seal_attempt(
         sender=config.identity,
         recipient_certificate=entry.encryption_certificate,
         to=address_for(entry.endpoint, to),
-        action=wire.ACTION_DELIVER,
+        action=action,
         message_id=message_id,
         now=now,
+        relates_to=relates_to,
         key_transport=entry.key_transport,
         ttl=config.ttl,
+    )
+
+
+def prepare_message(
+    payload: etree._Element,
+    *,
+    action: str,
+    sending: School,
+    to: School,
+    directory: DirectoryLike,
+    config: SenderConfig,
+    now: datetime,
+    relates_to: str | None = None,
+) -> PreparedMessage:
+    """Address and seal a message of another kind than a dossier (a request, an answer).
+
+    The caller built and validated ``payload`` against its kind's schema. Raises
+    ``NotMandated`` (E463) when ``sending`` has not mandated our OIN, ``UnknownSchool`` (E430).
+    """
+    try:
+        directory.check_mandate(config.identity.oin, sending.brin, sending.vestiging)
+    except GatewayError as exc:
+        raise NotMandated(
+            f"school {sending} has not mandated OIN {config.identity.oin} ({exc.code})"
+        ) from None
+    entry = directory.lookup(to.brin, to.vestiging)
+    data = etree.tostring(payload, encoding="utf-8", xml_declaration=True)
+    message_id = new_message_id()
+    sealed = seal_attempt(
+        data,
+        message_id=message_id,
+        to=to,
+        directory=directory,
+        config=config,
+        now=now,
+        action=action,
+        relates_to=relates_to,
+    )
+    return PreparedDossier(
+        message_id=message_id,
+        payload=data,
+        payload_digest=sealed.payload_digest,
+        sending_school=sending,
+        recipient=to,
+        recipient_oin=entry.oin,
+        endpoint=entry.endpoint,
+        removed={},
+        sealed=sealed,
+        action=action,
+        relates_to=relates_to,
     )
 
 
@@ -305,6 +375,7 @@ def post_and_verify(
     transport: Transport,
     config: SenderConfig,
     clock: Callable[[], datetime],
+    action: str = wire.ACTION_DELIVER,
 ) -> AttemptResult:
     """Post one sealed envelope and classify the answer (never raises).
 
@@ -313,7 +384,7 @@ def post_and_verify(
     the peer would answer a retry with the same receipt). Both are logged with their traceback.
     """
     try:
-        response = transport.post(endpoint, data, action=wire.ACTION_DELIVER)
+        response = transport.post(endpoint, data, action=action)
     except GatewayError as exc:
         return _classify(exc)
     except Exception as exc:  # a transport bug must not kill the outbox worker

@@ -86,8 +86,10 @@ class StoreInbound:
             counterpart_school=record.counterpart_school.code,
             signer_fingerprint=record.signer_fingerprint,
             message_size=record.message_size,
+            payload_size=record.payload_size,
+            relates_to=record.relates_to,
             pupil=pupil_facts(record.tree),
-            after_insert=self.after_insert,
+            after_insert=_chain(record.persist, self.after_insert),
         )
         if isinstance(result, Duplicate):
             raise DuplicateMessage(record.message_id)
@@ -121,6 +123,19 @@ class StoreInbound:
             size_bytes=message_size,
         )
         self.store.append_log([event], now=at)
+
+
+def _chain(*steps: AfterInsert | None) -> AfterInsert | None:
+    """Run the message kind's own rows, then the configured hook, in the import transaction."""
+    present = [step for step in steps if step is not None]
+    if not present:
+        return None
+
+    def run(session: Session, record: MessageRecord) -> None:
+        for step in present:
+            step(session, record)
+
+    return run
 
 
 def log_event(**fields: object) -> dict[str, str]:
