@@ -622,7 +622,7 @@ def excessive_depth() -> Attack:
     deep = etree.SubElement(m.header, "{urn:evil}d")
     for _ in range(100):
         deep = etree.SubElement(deep, "{urn:evil}d")
-    return Attack(m.bytes(), "OSO-E203")
+    return Attack(m.bytes(), "OSO-E233")
 
 
 @attack

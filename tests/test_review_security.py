@@ -719,7 +719,7 @@ def test_a_flood_of_tiny_elements_in_an_ignored_header_is_refused_as_over_the_li
     assert flood in data and len(data) < 5 * 1024 * 1024  # far below every byte limit
     with pytest.raises(GatewayError) as info:
         _open(data)
-    assert info.value.code == "OSO-E203"
+    assert info.value.code == "OSO-E236"
 
 
 # =============================================================================================

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 
 from oso_gateway.security import xmlparse
@@ -43,13 +45,14 @@ def test_excessive_depth_is_refused() -> None:
     deep = b"<a>" * 100 + b"</a>" * 100
     with pytest.raises(xmlparse.XmlLimitExceeded) as info:
         parse_xml(deep, limits=ParseLimits(max_depth=64))
-    assert info.value.code == "OSO-E203"
+    assert info.value.code == "OSO-E233"
     parse_xml(b"<a>" * 10 + b"</a>" * 10, limits=ParseLimits(max_depth=64))
 
 
 def test_oversize_input_is_refused_before_parsing() -> None:
-    with pytest.raises(xmlparse.XmlLimitExceeded):
+    with pytest.raises(xmlparse.XmlLimitExceeded) as info:
         parse_xml(b"<a>" + b"x" * 2000 + b"</a>", limits=ParseLimits(max_bytes=1000))
+    assert info.value.code == "OSO-E203"
 
 
 def test_truncated_input_reports_position_not_content() -> None:
@@ -85,6 +88,7 @@ def test_flood_of_tiny_elements_is_refused_before_building_the_tree() -> None:
     with pytest.raises(xmlparse.XmlLimitExceeded) as info:
         parse_xml(b"<r>" + b"<a/>" * 1001 + b"</r>", limits=limits)
     assert "markup" in str(info.value)
+    assert info.value.code == "OSO-E236"
 
 
 def test_flood_of_attributes_counts_towards_the_markup_bound() -> None:
@@ -93,15 +97,102 @@ def test_flood_of_attributes_counts_towards_the_markup_bound() -> None:
         parse_xml(b"<r " + attributes + b"/>", limits=ParseLimits(max_markup=1000))
 
 
-@pytest.mark.parametrize("limit", [10, 100, 1000])
-def test_markup_bound_agrees_with_a_plain_count(limit: int) -> None:
-    # the size shortcut must never let through what a full count refuses
+@pytest.mark.parametrize("limit", [10, 100, 1000, 200_000])
+def test_markup_count_agrees_with_a_plain_count(limit: int) -> None:
+    # the windowed count (memchr between markup) must never let through what a full count refuses
     samples = [
         b"<r>" + b"<a/>" * n + b"</r>" for n in (limit // 2, limit - 2, limit, limit + 1, 3 * limit)
     ] + [
         b"<r " + b" ".join(b'a%d=""' % i for i in range(n)) + b"/>" for n in (limit - 1, limit + 5)
     ]
     samples.append(b"<r>" + b"x" * (10 * limit) + b"</r>")
+    samples.append(b"<r>" + (b"x" * 70_000 + b"<a/>") * 3 + b"=" * 70_001 + b"</r>")
     for raw in samples:
-        plain = raw.count(b"<") + raw.count(b"=") > limit
-        assert xmlparse._markup_exceeds(raw, limit) is plain
+        counts = xmlparse.markup_counts(raw, limit)
+        plain = raw.count(b"<") + raw.count(b"=")
+        assert (counts.tags + counts.equals > limit) is (plain > limit)
+        if plain <= limit:
+            assert (counts.tags, counts.equals) == (raw.count(b"<"), raw.count(b"="))
+
+
+# --- one negative test per limit, each with its own code ----------------------------------------
+
+
+def _decls(n: int, prefix: bytes = b"p") -> bytes:
+    return b"".join(b' xmlns:%s%d="urn:%d"' % (prefix, i, i) for i in range(n))
+
+
+@pytest.mark.parametrize(
+    ("data", "limits", "code"),
+    [
+        (b"<r" + _decls(5) + b"/>", ParseLimits(max_namespaces_per_element=4), "OSO-E230"),
+        (
+            b"<r>" + b"".join(b"<a" + _decls(3, b"q%d_" % i) + b"/>" for i in range(4)) + b"</r>",
+            ParseLimits(max_namespaces=10),
+            "OSO-E231",
+        ),
+        (b'<r a="1" b="2" c="3"/>', ParseLimits(max_attributes_per_element=2), "OSO-E232"),
+        (b"<a><a><a/></a></a>", ParseLimits(max_depth=2), "OSO-E233"),
+        (b"<r>" + b"<a/>" * 11 + b"</r>", ParseLimits(max_elements=11), "OSO-E234"),
+        (b"<r>" + b"x" * 101 + b"</r>", ParseLimits(max_text=100), "OSO-E235"),
+        (b"<r>" + b"<a/>" * 11 + b"</r>", ParseLimits(max_markup=11), "OSO-E236"),
+        (
+            b'<r xmlns:p="urn:p">' + b'<a p:x="1"/>' * 4 + b"</r>",
+            ParseLimits(max_namespaced_attributes=3),
+            "OSO-E239",
+        ),
+    ],
+)
+def test_each_limit_refuses_with_its_own_code(data: bytes, limits: ParseLimits, code: str) -> None:
+    with pytest.raises(xmlparse.XmlLimitExceeded) as info:
+        parse_xml(data, limits=limits)
+    assert info.value.code == code
+    assert info.value.http_status == 413
+
+
+@pytest.mark.parametrize(
+    ("data", "limits"),
+    [
+        (b"<r" + _decls(4) + b"/>", ParseLimits(max_namespaces_per_element=4)),
+        (
+            b"<r>" + b"".join(b"<a" + _decls(3) + b"/>" for _ in range(3)) + b"</r>",
+            ParseLimits(max_namespaces=9),
+        ),
+        (b'<r a="1" b="2"/>', ParseLimits(max_attributes_per_element=2)),
+        (b"<r>" + b"<a/>" * 10 + b"</r>", ParseLimits(max_elements=11)),
+        (b"<r>" + b"x" * 100 + b"</r>", ParseLimits(max_text=100)),
+        (
+            b'<r xmlns:p="urn:p">' + b'<a p:x="1"/>' * 3 + b"</r>",
+            ParseLimits(max_namespaced_attributes=3),
+        ),
+    ],
+)
+def test_each_limit_is_exact(data: bytes, limits: ParseLimits) -> None:
+    parse_xml(data, limits=limits)
+
+
+def test_declarations_are_refused_on_the_bytes_before_the_tree_is_built() -> None:
+    data = b"<r" + _decls(300) + b"/>"
+    with mock.patch.object(xmlparse.etree, "fromstring", side_effect=AssertionError) as parse:
+        with pytest.raises(xmlparse.XmlTooManyNamespaces):
+            parse_xml(data)
+    assert not parse.called
+
+
+def test_declarations_beyond_the_per_element_bound_split_over_elements_are_allowed() -> None:
+    data = b"<r" + _decls(30) + b"><a" + _decls(30, b"q") + b"/></r>"
+    parse_xml(data, limits=ParseLimits(max_namespaces_per_element=30))
+
+
+def test_every_parse_error_code_is_a_dossier_parse_finding() -> None:
+    from oso_gateway.dossier.validate import PARSE_CODES
+
+    codes = {cls.code for cls in _all_subclasses(xmlparse.XmlParseError)}
+    assert codes == PARSE_CODES
+
+
+def _all_subclasses(cls: type) -> set[type]:
+    found = {cls}
+    for sub in cls.__subclasses__():
+        found |= _all_subclasses(sub)
+    return found

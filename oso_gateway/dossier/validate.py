@@ -22,12 +22,17 @@ from oso_gateway.errors import (
     DossierSchemaError,
     XmlParseError,
 )
-from oso_gateway.security.xmlparse import DEFAULT_LIMITS, ParseLimits, parse_xml
+from oso_gateway.security.xmlparse import (
+    DEFAULT_LIMITS,
+    PARSE_ERROR_CODES,
+    ParseLimits,
+    parse_xml,
+)
 
 #: Finding code when a schema-valid document is not a dossier (e.g. a bare <leerling>).
 CODE_NOT_A_DOSSIER = "OSO-DOSSIER-ROOT"
-#: The parse finding carries the parser's own code (OSO-E201 / E202 / E203).
-PARSE_CODES = frozenset({"OSO-E201", "OSO-E202", "OSO-E203"})
+#: The parse finding carries the parser's own code (OSO-E201 / E202 / E203 and each limit's).
+PARSE_CODES = PARSE_ERROR_CODES
 
 _POSITION = re.compile(r"line (\d+), column (\d+)")
 

@@ -26,11 +26,71 @@ class XmlForbiddenConstruct(XmlParseError):
 
 
 class XmlLimitExceeded(XmlParseError):
-    """The document is larger, deeper or has more markup tokens than the parse limits allow."""
+    """The document is larger than the byte limit (``ParseLimits.max_bytes``); also the base of
+    every other parser limit."""
 
     code = "OSO-E203"
     http_status = 413
     public_message = "The message exceeds the size or depth limits."
+
+
+class XmlTooManyNamespacesOnElement(XmlLimitExceeded):
+    """One element declares more namespaces than ``ParseLimits.max_namespaces_per_element``."""
+
+    code = "OSO-E230"
+    public_message = "An element of the message declares too many namespaces."
+
+
+class XmlTooManyNamespaces(XmlLimitExceeded):
+    """The document declares more namespaces in all than ``ParseLimits.max_namespaces``."""
+
+    code = "OSO-E231"
+    public_message = "The message declares too many namespaces."
+
+
+class XmlTooManyAttributes(XmlLimitExceeded):
+    """One element carries more attributes than ``ParseLimits.max_attributes_per_element``."""
+
+    code = "OSO-E232"
+    public_message = "An element of the message carries too many attributes."
+
+
+class XmlTooDeep(XmlLimitExceeded):
+    """Elements are nested deeper than ``ParseLimits.max_depth``."""
+
+    code = "OSO-E233"
+    public_message = "The message is nested too deeply."
+
+
+class XmlTooManyElements(XmlLimitExceeded):
+    """The document holds more elements than ``ParseLimits.max_elements``."""
+
+    code = "OSO-E234"
+    public_message = "The message holds too many elements."
+
+
+class XmlTextTooLong(XmlLimitExceeded):
+    """One text node is longer than ``ParseLimits.max_text`` characters."""
+
+    code = "OSO-E235"
+    public_message = "A text node of the message is too long."
+
+
+class XmlTooMuchMarkup(XmlLimitExceeded):
+    """The bytes hold more markup tokens (each ``<``, each ``=``) than ``ParseLimits.max_markup``:
+    refused before a tree is built."""
+
+    code = "OSO-E236"
+    public_message = "The message holds too much markup."
+
+
+class XmlTooManyNamespacedAttributes(XmlLimitExceeded):
+    """The document carries more namespace-qualified attributes in all than
+    ``ParseLimits.max_namespaced_attributes`` (each costs exclusive C14N a walk of the namespaces
+    rendered so far)."""
+
+    code = "OSO-E239"
+    public_message = "The message carries too many namespace-qualified attributes."
 
 
 class SecureMessageError(RemoteError):
@@ -206,3 +266,20 @@ class SealError(LocalError):
 
     code = "OSO-E227"
     public_message = "Internal error while sealing a message."
+
+
+class TooManyReferences(SecureMessageError):
+    """ds:SignedInfo holds more References than the limit (``xmldsig.MAX_REFERENCES``): refused
+    before any is parsed or digested."""
+
+    code = "OSO-E237"
+    http_status = 413
+    public_message = "The signature holds too many references."
+
+
+class TooManyTransforms(SecureMessageError):
+    """A ds:Reference holds more Transforms than the limit (``xmldsig.MAX_TRANSFORMS``)."""
+
+    code = "OSO-E238"
+    http_status = 413
+    public_message = "A signature reference holds too many transforms."

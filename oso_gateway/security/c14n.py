@@ -1,5 +1,12 @@
 """Exclusive XML Canonicalization 1.0 (without comments) through lxml/libxml2.
 
+Linear in the declarations in scope: lxml canonicalises an element that is not the root of its
+document by first copying every namespace declaration of every ancestor onto it, each copy checking
+the ones already there (quadratic: tens of thousands of unused declarations on the Envelope made one
+header cost seconds). Exclusive C14N renders only the namespaces the subtree visibly uses (and the
+InclusiveNamespaces prefixes), so we canonicalise a detached copy of the element instead, in its own
+document, with only those inclusive prefixes declared above it.
+
 ``wrapped_c14n`` canonicalises "this (empty) element with that payload as its only content"
 without moving a possibly huge payload into the envelope tree: exclusive C14N renders a namespace
 on the first output element that visibly uses it, so the payload's own canonical form is the
@@ -25,6 +32,12 @@ _START_TAG = re.compile(rb'<[^">]*(?:"[^"]*"[^">]*)*>')
 
 def exc_c14n(element: etree._Element, *, inclusive_prefixes: Sequence[str] = ()) -> bytes:
     """Exclusive C14N (no comments) of ``element`` in its document context."""
+    if element.getparent() is not None:
+        element = detached(element, inclusive_prefixes)
+    return _c14n(element, inclusive_prefixes)
+
+
+def _c14n(element: etree._Element, inclusive_prefixes: Sequence[str]) -> bytes:
     return etree.tostring(
         element,
         method="c14n",
@@ -32,6 +45,29 @@ def exc_c14n(element: etree._Element, *, inclusive_prefixes: Sequence[str] = ())
         with_comments=False,
         inclusive_ns_prefixes=list(inclusive_prefixes) or None,
     )
+
+
+def detached(element: etree._Element, inclusive_prefixes: Sequence[str] = ()) -> etree._Element:
+    """A copy of ``element`` whose exclusive C14N equals the original's in its context.
+
+    The copy is the root of its own document (every namespace its subtree uses is declared on
+    it); the namespaces of ``inclusive_prefixes`` in scope at ``element`` are declared on a
+    holder element above it. The cost is linear in the subtree and in the declarations in scope.
+    """
+    clone = copy.deepcopy(element)
+    clone.tail = None
+    if not inclusive_prefixes:
+        return clone
+    in_scope = element.nsmap  # one walk up the ancestors
+    keep: dict[str | None, str] = {}
+    for prefix in inclusive_prefixes:
+        key = None if prefix == "#default" else prefix
+        if key in in_scope:
+            keep[key] = in_scope[key]
+    if keep:
+        holder = etree.Element("holder", nsmap=keep)  # type: ignore[arg-type]
+        holder.append(clone)
+    return clone
 
 
 def _rendered_namespaces(element: etree._Element) -> set[str] | None:
@@ -52,12 +88,13 @@ def _uses_any(payload: etree._Element, namespaces: set[str] | None) -> bool:
         return True
     if not namespaces:
         return False
-    # One walk for the elements, one XPath for the attributes (not two per namespace).
+    # One walk for the elements, one XPath of name tests for the attributes (not a string
+    # function per attribute: a payload full of attributes costs no more than their names).
     if next(payload.iter(*(f"{{{ns}}}*" for ns in namespaces)), None) is not None:
         return True
-    variables = {f"ns{i}": ns for i, ns in enumerate(sorted(namespaces))}
-    test = " or ".join(f"namespace-uri() = ${name}" for name in variables)
-    return bool(etree.XPath(f"boolean(descendant-or-self::*/@*[{test}])")(payload, **variables))
+    prefixes = {f"n{i}": ns for i, ns in enumerate(sorted(namespaces))}
+    test = " | ".join(f"descendant-or-self::*/@{prefix}:*" for prefix in prefixes)
+    return bool(payload.xpath(f"boolean({test})", namespaces=prefixes))
 
 
 def wrapped_c14n_digest(
@@ -79,15 +116,13 @@ def wrapped_c14n_digest(
     if before.strip() or after.strip():
         raise ValueError("only whitespace may surround the payload")
     if inclusive_prefixes or _uses_any(payload, _rendered_namespaces(wrapper)):
-        wrapper.text = before or None
+        # A detached copy of the (empty) wrapper holding a copy of the payload.
+        outer = detached(wrapper, inclusive_prefixes)
+        outer.text = before or None
         clone = copy.deepcopy(payload)
         clone.tail = after or None
-        wrapper.append(clone)
-        try:
-            return hashlib.sha256(exc_c14n(wrapper, inclusive_prefixes=inclusive_prefixes)).digest()
-        finally:
-            wrapper.remove(clone)
-            wrapper.text = None
+        outer.append(clone)
+        return hashlib.sha256(_c14n(outer, inclusive_prefixes)).digest()
     empty = exc_c14n(wrapper)
     start_tag = _START_TAG.match(empty)
     if start_tag is None:  # pragma: no cover - C14N always writes a start and an end tag

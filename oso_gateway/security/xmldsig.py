@@ -23,6 +23,8 @@ from oso_gateway.errors import (
     SignatureAlgorithmRejected,
     SignatureInvalid,
     SignerTokenInvalid,
+    TooManyReferences,
+    TooManyTransforms,
     TransformRejected,
 )
 from oso_gateway.security import primitives
@@ -43,6 +45,12 @@ from oso_gateway.security.namespaces import (
 )
 
 _WEAK_SIGNATURES = {SIG_RSA_SHA1, SIG_HMAC_SHA1, SIG_HMAC_SHA256}
+
+#: The profile signs at most nine parts (Body, Timestamp, five WS-Addressing headers,
+#: SignatureConfirmation, the token): more References are refused before any is parsed.
+MAX_REFERENCES = 16
+#: The profile allows one Transform per Reference; more are refused before any is read.
+MAX_TRANSFORMS = 4
 
 
 def _sub(parent: etree._Element, ns: str, local: str, **attrib: str) -> etree._Element:
@@ -179,6 +187,8 @@ def parse_signature(sig: etree._Element) -> ParsedSignature:
     if len(info_kids) < 3:
         raise SecurityHeaderInvalid("ds:SignedInfo is incomplete")
     c14n_el, method_el, *ref_els = info_kids
+    if len(ref_els) > MAX_REFERENCES:
+        raise TooManyReferences(f"{len(ref_els)} references (at most {MAX_REFERENCES})")
     if c14n_el.tag != q(DS, "CanonicalizationMethod") or method_el.tag != q(DS, "SignatureMethod"):
         raise SecurityHeaderInvalid("ds:SignedInfo children are out of order")
     inclusive = _c14n_method(c14n_el, "CanonicalizationMethod")
@@ -218,6 +228,8 @@ def _parse_reference(ref: etree._Element) -> Reference:
         )
     transforms, method_el, value_el = kids
     transform_list = elements(transforms)
+    if len(transform_list) > MAX_TRANSFORMS:
+        raise TooManyTransforms(f"{len(transform_list)} transforms (at most {MAX_TRANSFORMS})")
     if len(transform_list) != 1 or transform_list[0].tag != q(DS, "Transform"):
         raise TransformRejected("a ds:Reference must have exactly one transform")
     inclusive = _c14n_method(transform_list[0], "Transform")
