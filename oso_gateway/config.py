@@ -65,6 +65,8 @@ class ServerSettings:
     tls_key_file: Path | None = None
     #: CA bundle that client certificates (mutual TLS) must chain to
     tls_client_ca_file: Path | None = None
+    #: also serve ``GET /metrics`` in plain HTTP on 127.0.0.1:<this port> (None: not; 0: any)
+    metrics_port: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,6 +85,9 @@ class RetrySettings:
     max_delay: float = 3600.0
     #: fraction (0..1) of the delay added or removed at random
     jitter: float = 0.2
+    #: seconds a claimed message stays claimed without the sending worker's heartbeat (a worker
+    #: killed mid-send frees it after this long; a live one renews it every third of it)
+    lease_seconds: float = 15.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,6 +131,9 @@ class Settings:
     database_url: str
     #: 32-byte at-rest key; None when not configured (commands needing it then fail)
     storage_key: bytes | None = field(default=None, repr=False)
+    #: ``storage.key_file`` when it does not exist (yet): commands that need the key then say
+    #: how to create it; those that do not (``db upgrade``, ``directory check``) still run
+    missing_storage_key_file: Path | None = None
     identities: tuple[IdentitySettings, ...] = ()
     trust: TrustSettings = TrustSettings()
     directory_file: Path | None = None
@@ -142,6 +150,11 @@ class Settings:
 
     def require_storage_key(self) -> bytes:
         """The at-rest key, or ``ConfigError`` when none is configured."""
+        if self.storage_key is None and self.missing_storage_key_file is not None:
+            raise ConfigError(
+                f"storage.key_file {self.missing_storage_key_file} does not exist: create it "
+                f"with `oso-gateway db keygen --out {self.missing_storage_key_file}`"
+            )
         if self.storage_key is None:
             raise ConfigError(
                 f"no at-rest storage key configured: set storage.key or storage.key_file "
@@ -331,6 +344,8 @@ ENV_KEYS: dict[str, tuple[str, str]] = {
     "RETRY_BASE_DELAY": ("retry", "base_delay"),
     "RETRY_MAX_DELAY": ("retry", "max_delay"),
     "RETRY_JITTER": ("retry", "jitter"),
+    "RETRY_LEASE_SECONDS": ("retry", "lease_seconds"),
+    "SERVER_METRICS_PORT": ("server", "metrics_port"),
     "CONSOLE_ENABLED": ("console", "enabled"),
     "CONSOLE_HOST": ("console", "host"),
     "CONSOLE_PORT": ("console", "port"),
@@ -350,8 +365,8 @@ _PATH_KEYS = {
     "anchor_file",
     "secret_key_file",
 }
-_INT_KEYS = {"port", "max_request_bytes", "max_attempts", "session_timeout"}
-_FLOAT_KEYS = {"request_timeout", "base_delay", "max_delay", "jitter"}
+_INT_KEYS = {"port", "metrics_port", "max_request_bytes", "max_attempts", "session_timeout"}
+_FLOAT_KEYS = {"request_timeout", "base_delay", "max_delay", "jitter", "lease_seconds"}
 _BOOL_KEYS = {"require_crl", "enabled", "cookie_secure"}
 
 
@@ -410,10 +425,13 @@ def _build(
     key_file = storage.get_path("key_file")
     storage.finish()
     storage_key: bytes | None = None
+    missing_key_file: Path | None = None
     if key_text is not None and key_file is not None:
         raise storage.error("key", "set either storage.key or storage.key_file, not both")
     if key_text is not None:
         storage_key = _decode_key(key_text, where=f"{source}: storage.key")
+    elif key_file is not None and not key_file.exists():
+        missing_key_file = key_file  # an error only for a command that needs the key
     elif key_file is not None:
         storage_key = _read_key_file(key_file, where=f"{source}: storage.key_file")
 
@@ -459,6 +477,7 @@ def _build(
         tls_cert_file=s.get_path("tls_cert_file"),
         tls_key_file=s.get_path("tls_key_file"),
         tls_client_ca_file=s.get_path("tls_client_ca_file"),
+        metrics_port=s.get_int("metrics_port", minimum=0, maximum=65535),
     )
     s.finish()
 
@@ -479,6 +498,9 @@ def _build(
         base_delay=_or(r.get_float("base_delay"), RetrySettings.base_delay),
         max_delay=_or(r.get_float("max_delay"), RetrySettings.max_delay),
         jitter=_or(r.get_float("jitter", maximum=1.0), RetrySettings.jitter),
+        lease_seconds=_or(
+            r.get_float("lease_seconds", minimum=1.0, maximum=3600.0), RetrySettings.lease_seconds
+        ),
     )
     if retry.max_delay < retry.base_delay:
         raise r.error("max_delay", "must be at least retry.base_delay")
@@ -524,6 +546,7 @@ def _build(
         data_dir=data_dir,
         database_url=database_url,
         storage_key=storage_key,
+        missing_storage_key_file=missing_key_file,
         identities=tuple(identities),
         trust=trust,
         directory_file=directory_file,

@@ -26,7 +26,7 @@ from cheroot import wsgi
 from cheroot.server import HTTPConnection
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
-from oso_gateway.errors import ConfigError
+from oso_gateway.errors import ConfigError, ListenFailed
 
 if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.config import Settings
@@ -192,7 +192,7 @@ def start_in_thread(
         timeout=timeout,
         reuse_port=reuse_port,
     )
-    server.prepare()
+    _prepare(server, host, port)
     bound_host, bound_port = server.bind_addr[:2]
     name = "localhost" if bound_host in ("127.0.0.1", "::1", "localhost") else bound_host
     url = f"https://{name}:{bound_port}"
@@ -201,6 +201,27 @@ def start_in_thread(
     thread.start()
     log.info("serving on %s", url)
     return RunningServer(url=url, server=server, thread=thread)
+
+
+def _prepare(server: wsgi.Server, host: str, port: int) -> None:
+    """Bind and listen; a busy port (or an address not of this machine) is ``ListenFailed``."""
+    try:
+        server.prepare()
+    except OSError as exc:
+        reason = exc.strerror or str(exc).rsplit(":", 1)[-1].strip(" )")
+        raise ListenFailed(f"cannot listen on {host}:{port}: {reason}") from None
+
+
+def start_plain_in_thread(app: WSGIApp, *, port: int, threads: int = 2) -> RunningServer:
+    """Serve ``app`` in plain HTTP on 127.0.0.1 only (the optional metrics listener)."""
+    server = wsgi.Server(
+        ("127.0.0.1", port), app, numthreads=threads, timeout=10, server_name="oso-gateway"
+    )
+    _prepare(server, "127.0.0.1", port)
+    bound_port = server.bind_addr[1]
+    thread = threading.Thread(target=server.serve, name=f"oso-plain-{bound_port}", daemon=True)
+    thread.start()
+    return RunningServer(url=f"http://127.0.0.1:{bound_port}", server=server, thread=thread)
 
 
 def _placeholder(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:

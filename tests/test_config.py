@@ -199,8 +199,17 @@ def test_a_missing_file_or_key_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"cannot read configuration file .*nope\.toml"):
         load_settings(tmp_path / "nope.toml", {})
     path = _write(tmp_path, '[storage]\nkey_file = "missing.key"\n')
+    # A key file not made yet is named when the key is needed, with how to make it (first run:
+    # `db upgrade` and `directory check` do not need it).
+    settings = load_settings(path, {})
     with pytest.raises(
-        ConfigError, match=r"storage\.key_file: cannot read key file .*missing\.key"
+        ConfigError, match=r"storage\.key_file .*missing\.key does not exist: .*db keygen --out"
+    ):
+        settings.require_storage_key()
+    (tmp_path / "unreadable.key").mkdir()
+    path = _write(tmp_path, '[storage]\nkey_file = "unreadable.key"\n')
+    with pytest.raises(
+        ConfigError, match=r"storage\.key_file: cannot read key file .*unreadable\.key"
     ):
         load_settings(path, {})
 

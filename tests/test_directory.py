@@ -69,15 +69,17 @@ def test_lookup_gives_the_serving_gateway_endpoint_certificate_and_key_transport
     school = example.lookup("01AB", "00")
     assert school.name == "Het Dev College" and school.code == "01AB00"
     assert school.oin == COLLEGE
-    assert school.endpoint == "https://localhost:8442/oso"
+    assert school.endpoint == "https://localhost:8442/oso/v1/messages"
     assert school.encryption_certificate == x509.load_pem_x509_certificate(
         _cert(COLLEGE).read_bytes()
     )
     assert school.key_transport == KT_RSA_OAEP
     vendor_school = example.lookup("02cd", "00")  # BRIN letters in any case
     assert vendor_school.oin == VENDOR and vendor_school.key_transport == KT_RSA_OAEP_MGF1P
-    assert vendor_school.endpoint == "https://localhost:8443/oso/02CD00"  # its own endpoint
-    assert vendor_school.gateway.endpoint == "https://localhost:8443/oso"
+    assert (
+        vendor_school.endpoint == "https://localhost:8443/oso/v1/messages/02CD00"
+    )  # its own endpoint
+    assert vendor_school.gateway.endpoint == "https://localhost:8443/oso/v1/messages"
     assert [s.code for s in example.schools_served_by(VENDOR)] == ["02CD00", "03EF00"]
     assert [str(s) for s in example.schools()] == ["00YY00", "01AB00", "02CD00", "03EF00"]
 

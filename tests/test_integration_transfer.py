@@ -254,6 +254,8 @@ def test_serve_refuses_to_start_on_a_database_without_the_current_schema(
     config = gateways[SECONDARY_OIN].config_file
     text = config.read_text(encoding="utf-8")
     empty = tmp_path / "empty" / "gateway.sqlite"
+    empty.parent.mkdir()
+    empty.touch()  # a database file without the schema (a missing one is OSO-E560)
     config.write_text(f'database_url = "sqlite:///{empty.as_posix()}"\n' + text, encoding="utf-8")
     result = CliRunner().invoke(main, ["serve", "--config", str(config)])
     assert result.exit_code == 2

@@ -18,6 +18,8 @@ from oso_gateway.config import CONFIG_ENV, Settings, generate_storage_key, load_
 from oso_gateway.errors import ConfigError, GatewayError
 
 _F = TypeVar("_F", bound=Callable[..., object])
+#: environment variables that say where the database is (a configuration without a file)
+_STORE_ENV = ("OSO_GATEWAY_DATABASE_URL", "OSO_GATEWAY_DATA_DIR")
 
 
 def config_option(func: _F) -> _F:
@@ -62,6 +64,12 @@ def upgrade_command(config_file: Path | None) -> None:
     from oso_gateway.store import create_store_engine, current_revision, upgrade
 
     settings = settings_or_exit(config_file)
+    if config_file is None and not any(os.environ.get(n) for n in _STORE_ENV):
+        click.echo(
+            f"warning: no --config given (nor ${CONFIG_ENV}): creating the database the built-in "
+            f"defaults name, {_shown(settings.database_url)}",
+            err=True,
+        )
     try:
         engine = create_store_engine(settings.database_url)
         before = current_revision(engine)

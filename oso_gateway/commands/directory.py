@@ -90,12 +90,22 @@ def check_command(
         fail(exc, status=2)
         return
     problems = directory.check(trust=trust, now=now)
+    problems += _served_path_problems(settings, directory)
     if problems:
         _report(problems)
         return
     click.echo(
         f"OK: {path}: {len(directory.gateways)} gateways, {len(directory.schools())} schools"
     )
+
+
+def _served_path_problems(settings: Settings, directory: Directory) -> list[str]:
+    """Schools served by our identities whose endpoint path our server does not answer."""
+    from oso_gateway.web.soap import endpoint_path_problems
+
+    ours = {identity.oin for identity in settings.identities}
+    served = [(s.code, s.endpoint) for s in directory.schools() if s.gateway.oin in ours]
+    return endpoint_path_problems(served)
 
 
 def _report(problems: tuple[str, ...] | list[str]) -> None:

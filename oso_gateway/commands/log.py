@@ -160,14 +160,16 @@ def render_table(rows: Sequence[StoredEvent]) -> str:
     return "\n".join(lines)
 
 
-def error_meaning(code: str) -> str:
-    """What an error code means (the error class's own description), for ``log show``."""
+def error_meaning(code: str, *, direction: str | None = None) -> str:
+    """What an error code means (the error class's own description), for ``log show``; on an
+    outgoing message, how the sender reads it where the description would read backwards."""
     from oso_gateway import errors
 
     d = errors.describe(code)
     if d is None:
         return "unknown code (not one of this gateway version's codes)"
-    return d.explanation if d.explanation != "—" else d.public_message
+    reading = errors.sender_reading(code) if direction == "out" else ""
+    return reading or (d.explanation if d.explanation != "—" else d.public_message)
 
 
 def render_timeline(message_id: str, rows: Sequence[StoredEvent]) -> str:
@@ -202,7 +204,7 @@ def render_timeline(message_id: str, rows: Sequence[StoredEvent]) -> str:
         code = e.get("error_code")
         if code:
             lines += textwrap.wrap(
-                f"{code}: {error_meaning(code)}",
+                f"{code}: {error_meaning(code, direction=e.get('direction'))}",
                 width=78,
                 initial_indent=" " * 8,
                 subsequent_indent=" " * 18,
@@ -270,7 +272,11 @@ def show_command(config_file: Path | None, message_id: str, as_json: bool) -> No
         events = [
             {
                 **event_dict(r),
-                **({"meaning": error_meaning(c)} if (c := r.event.get("error_code")) else {}),
+                **(
+                    {"meaning": error_meaning(c, direction=r.event.get("direction"))}
+                    if (c := r.event.get("error_code"))
+                    else {}
+                ),
             }
             for r in rows
         ]

@@ -14,12 +14,16 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from oso_gateway.commands.db import config_option, fail, settings_or_exit
 from oso_gateway.config import Settings
 from oso_gateway.errors import ConfigError, GatewayError, SchemaNotCurrent
+
+if TYPE_CHECKING:  # pragma: no cover
+    from oso_gateway.transfer.services import GatewayServices
 
 
 def _stop_on_signals() -> threading.Event:
@@ -60,6 +64,14 @@ def _settings(config_file: Path | None, host: str | None) -> Settings:
             settings, server=dataclasses.replace(settings.server, host=host)
         )
     return settings
+
+
+def _served_path_problems(services: GatewayServices) -> list[str]:
+    from oso_gateway.web.soap import endpoint_path_problems
+
+    return endpoint_path_problems(
+        (s.school.code, s.endpoint) for s in services.receiver.config.served
+    )
 
 
 @click.command("serve")
@@ -104,6 +116,22 @@ def serve_command(
     except GatewayError as exc:
         fail(exc)
         return
+    for path_problem in _served_path_problems(services):
+        click.echo(f"warning: {path_problem}", err=True)
+    metrics_listener = None
+    if settings.server.metrics_port is not None:
+        from oso_gateway.server import start_plain_in_thread
+        from oso_gateway.web.metrics import metrics_only_app
+
+        try:
+            metrics_listener = start_plain_in_thread(
+                metrics_only_app(running.server.wsgi_app), port=settings.server.metrics_port
+            )
+        except ConfigError as exc:
+            running.stop()
+            services.close()
+            fail(exc, status=2)
+            return
     console = None
     if settings.console.enabled:  # its own listener, in this (first) process only
         from oso_gateway.web.console import start_console_in_thread
@@ -134,6 +162,8 @@ def serve_command(
     )
     if console is not None:
         click.echo(f"operator console on {console.url}")
+    if metrics_listener is not None:
+        click.echo(f"metrics (plain HTTP, this machine only) on {metrics_listener.url}/metrics")
     stop = _stop_on_signals()
     worker = None
     if outbox:
@@ -159,6 +189,8 @@ def serve_command(
             child.terminate()
         if console is not None:
             console.stop()
+        if metrics_listener is not None:
+            metrics_listener.stop()
         running.stop()
         if worker is not None:
             worker.join(timeout=10)

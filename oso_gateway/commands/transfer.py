@@ -1,8 +1,9 @@
 """``oso-gateway send`` and ``oso-gateway outbox run``: queue dossiers, deliver them.
 
-Output names message ids, schools, counts and error codes, never a file's content or name (a
-LAS export's file names may hold a pupil's name): a dossier is named by its position and the
-first hex digits of its SHA-256.
+Output names message ids, schools, counts and error codes, never a file's content: a dossier is
+named by its position and the first hex digits of its SHA-256. A refused dossier is also named by
+the file the operator gave (on the terminal only, never in a log: a LAS export's file names may
+hold a pupil's name), with the rule codes and element paths that refused it (never values).
 """
 
 from __future__ import annotations
@@ -109,7 +110,11 @@ def send_command(
                     services.outbox.enqueue(prepared)
                 except GatewayError as exc:
                     rejected += 1
-                    click.echo(f"\nrejected: {label}: {exc.code} {exc.public_message}", err=True)
+                    click.echo(
+                        f"\nrejected: {label} {click.format_filename(path)}: {exc.code} "
+                        f"{exc.public_message} ({exc.detail})",
+                        err=True,
+                    )
                     continue
                 for key, count in prepared.removed.items():
                     removed[key] = removed.get(key, 0) + count

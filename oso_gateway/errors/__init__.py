@@ -37,6 +37,7 @@ from oso_gateway.errors.describe import (
     describe,
     describe_class,
     own_docstring,
+    sender_reading,
     side_of,
 )
 from oso_gateway.errors.dossier import (
@@ -50,7 +51,9 @@ from oso_gateway.errors.dossier import (
 from oso_gateway.errors.local import (
     AtRestDecryptionError,
     ConfigError,
+    DatabaseMissing,
     DirectoryFileError,
+    ListenFailed,
     LogAnchorInvalid,
     LogEventInvalid,
     SchemaNotCurrent,
@@ -145,6 +148,7 @@ from oso_gateway.errors.trust import (
     KeyMaterialError,
     OinInvalid,
     OinMismatch,
+    RecipientCertificateUntrusted,
     TrustError,
 )
 
@@ -166,6 +170,7 @@ __all__ = [
     "CrlMissing",
     "CrlStale",
     "DataEncryptionRejected",
+    "DatabaseMissing",
     "DeclineReasonInvalid",
     "DecryptedContentInvalid",
     "DecryptionFailed",
@@ -190,6 +195,7 @@ __all__ = [
     "InzageWaiverNotAllowed",
     "KeyMaterialError",
     "KeyTransportRejected",
+    "ListenFailed",
     "LocalError",
     "LogAnchorInvalid",
     "LogEventInvalid",
@@ -207,6 +213,7 @@ __all__ = [
     "PupilMismatch",
     "ReceiptInvalid",
     "ReceiptMismatch",
+    "RecipientCertificateUntrusted",
     "RecipientMismatch",
     "RecipientUnknown",
     "ReferenceInvalid",
@@ -254,6 +261,7 @@ __all__ = [
     "describe_class",
     "error_class_for",
     "own_docstring",
+    "sender_reading",
     "side_of",
 ]
 

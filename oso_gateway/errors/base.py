@@ -20,6 +20,9 @@ class GatewayError(Exception):
     transient: ClassVar[bool] = False
     #: What the peer is told. Coarse on purpose for authentication failures.
     public_message: ClassVar[str] = "The request could not be processed."
+    #: How the SENDER reads this code when the receiving gateway answered with it, where the
+    #: explanation (written from the receiver's side: "our identities") would read backwards.
+    sender_reading: ClassVar[str] = ""
 
     def __init__(self, detail: str = "") -> None:
         self.detail = detail or self.public_message

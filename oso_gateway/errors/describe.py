@@ -57,3 +57,10 @@ def describe(code: str) -> ErrorDescription | None:
     """The description of ``code``; None for a code this gateway version does not know."""
     cls = error_class_for(code)
     return None if cls is None else describe_class(cls)
+
+
+def sender_reading(code: str) -> str:
+    """How a sender reads ``code`` answered by the receiving gateway ("" when the code's
+    explanation reads the same from both sides)."""
+    cls = error_class_for(code)
+    return cls.sender_reading if cls is not None else ""

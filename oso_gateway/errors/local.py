@@ -59,3 +59,21 @@ class LogAnchorInvalid(LocalError):
 
     code = "OSO-E521"
     public_message = "The transfer log anchor is not valid."
+
+
+# --- operations (issue 14 ops): OSO-E560..E589 ---
+
+
+class DatabaseMissing(ConfigError):
+    """A command that reads the store found no database where the settings point (typically
+    run without ``--config``): it is not created silently; run ``oso-gateway db upgrade`` with
+    the same configuration, or pass ``--config``."""
+
+    code = "OSO-E560"
+
+
+class ListenFailed(ConfigError):
+    """The server could not listen on its address and port (in use by another process, or not
+    an address of this machine); the detail names address, port and the system's reason."""
+
+    code = "OSO-E561"

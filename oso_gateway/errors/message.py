@@ -139,6 +139,11 @@ class NotAddressedToUs(MessageAuthenticationError):
     """No EncryptedKey is addressed (by SKI or issuer+serial) to any of our identities."""
 
     code = "OSO-E208"
+    sender_reading = (
+        "Reported by the receiving gateway: our message was not encrypted to any certificate it "
+        "holds a key for. The encryption certificate our directory gives for that gateway is "
+        "wrong or outdated: fix the directory, then retry."
+    )
 
 
 class KeyTransportRejected(MessageAuthenticationError):
@@ -153,6 +158,13 @@ class DecryptionFailed(MessageAuthenticationError):
     oracle)."""
 
     code = "OSO-E210"
+    sender_reading = (
+        "Reported by the receiving gateway: it could not decrypt our message (unwrapping the "
+        "content key or the AES-GCM decryption failed). Usually the encryption certificate our "
+        "directory gives for that gateway is not the one whose key it uses, or the key-transport "
+        "variant (key_transport) does not match; if we recorded it for a receipt, we could not "
+        "decrypt the receipt."
+    )
 
 
 class CipherDataMalformed(MessageAuthenticationError):

@@ -112,3 +112,11 @@ class KeyMaterialError(LocalError):
 
     code = "OSO-E320"
     public_message = "The gateway is misconfigured."
+
+
+class RecipientCertificateUntrusted(KeyMaterialError):
+    """The encryption certificate the directory gives for the receiving school's gateway is not
+    trusted for encryption (chain, revocation, validity) or does not carry that gateway's OIN;
+    nothing is sealed for it. Check the directory (``oso-gateway directory check``)."""
+
+    code = "OSO-E321"

@@ -9,8 +9,10 @@ Typical wiring (the server / sender workers)::
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from oso_gateway.errors import DatabaseMissing
 from oso_gateway.store.crypto import AtRestCipher
 from oso_gateway.store.engine import create_store_engine
 from oso_gateway.store.migrate import check_schema_current, current_revision, head_revision, upgrade
@@ -41,8 +43,28 @@ __all__ = [
     "current_revision",
     "head_revision",
     "open_store",
+    "require_existing_database",
     "upgrade",
 ]
+
+
+def require_existing_database(url: str, *, config_file: Path | None) -> None:
+    """``DatabaseMissing`` (E560) when ``url`` is a SQLite file that does not exist: a command
+    that reads the store must not create an empty database (e.g. run without ``--config``) and
+    then report that nothing matches."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return
+    if database.startswith("file:") or Path(database).expanduser().exists():
+        return
+    given = f"--config {config_file}" if config_file else "no --config given"
+    raise DatabaseMissing(
+        f"no database at {database} ({given}): pass the gateway's --config, or create the "
+        f"database with `oso-gateway db upgrade` and the same configuration"
+    )
 
 
 def open_store(settings: Settings, *, check_schema: bool = True, require_key: bool = True) -> Store:
@@ -52,6 +74,7 @@ def open_store(settings: Settings, *, check_schema: bool = True, require_key: bo
     key is configured; pass False for tools that only read statuses.
     """
     key = settings.require_storage_key() if require_key else settings.storage_key
+    require_existing_database(settings.database_url, config_file=settings.config_file)
     engine = create_store_engine(settings.database_url)
     if check_schema:
         check_schema_current(engine)

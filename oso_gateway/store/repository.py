@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import Engine, and_, insert, or_, select
+from sqlalchemy import Engine, and_, insert, or_, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
@@ -411,13 +411,46 @@ class Store:
 
         return self._write(work)
 
+    def extend_lease(self, pk: int, *, attempt: int, until: datetime) -> bool:
+        """Heartbeat of a send in progress: keep the claim of attempt ``attempt`` until ``until``.
+
+        False when the claim is no longer ours (the row moved on, or another worker took it over
+        after our lease ran out): the caller's attempt is then stale.
+        """
+
+        def work(session: Session) -> bool:
+            result = session.execute(
+                update(m.Message)
+                .where(
+                    m.Message.id == pk,
+                    m.Message.attempts == attempt,
+                    m.Message.status.in_((m.SENDING, m.AWAITING_RECEIPT)),
+                )
+                .values(lease_until=until)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+        return self._write(work)
+
     def mark_sent(
-        self, pk: int, *, sealed: bytes, signature_value: bytes, now: datetime
+        self,
+        pk: int,
+        *,
+        sealed: bytes,
+        signature_value: bytes,
+        now: datetime,
+        endpoint: str | None = None,
+        counterpart_oin: str | None = None,
     ) -> MessageRecord:
-        """The envelope went out; waiting for the receipt."""
+        """The envelope went out; waiting for the receipt. ``endpoint`` / ``counterpart_oin``:
+        where it went when the directory changed since the message was queued."""
 
         def work(session: Session) -> MessageRecord:
             row = self._get(session, pk)
+            if endpoint is not None:
+                row.endpoint = endpoint
+            if counterpart_oin is not None:
+                row.counterpart_oin = counterpart_oin
             row.sealed = sealed
             row.signature_value = signature_value
             sent = base64.b64encode(signature_value).decode("ascii")

@@ -5,7 +5,7 @@ and the schools (BRIN + vestiging → name, serving gateway, further mandated OI
 
     [gateways."00000001000000000002"]
     name = "Het Dev College"
-    endpoint = "https://gw2.example.nl/oso"
+    endpoint = "https://gw2.example.nl/oso/v1/messages"
     encryption_certificate = "certs/gateway-00000001000000000002.crt.pem"
     key_transport = "rsa-oaep"          # optional: "rsa-oaep" (default) | "rsa-oaep-mgf1p"
 
@@ -14,7 +14,7 @@ and the schools (BRIN + vestiging → name, serving gateway, further mandated OI
     vestiging = "00"
     name = "Het Dev College"
     gateway = "00000001000000000002"    # the serving gateway; it is mandated for the school
-    endpoint = "https://gw2.example.nl/oso/01AB00"  # optional: default the gateway's endpoint
+    endpoint = "https://gw2.example.nl/oso/v1/messages/01AB00"  # optional (default: the gateway's)
     mandated = []                        # optional: further OINs that may send for this school
 
 A sender looks the recipient up (``lookup``); a receiver checks that the signing OIN is mandated

@@ -16,16 +16,17 @@ its detail (never pupil data).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from oso_gateway.config import RetrySettings
-from oso_gateway.errors import GatewayError, LocalError, PeerFault
+from oso_gateway.errors import GatewayError, LocalError, PeerFault, sender_reading
 from oso_gateway.security.wss import SealedMessage
 from oso_gateway.store import models as m
 from oso_gateway.store.repository import Duplicate, MessageRecord, Store
@@ -44,6 +45,10 @@ from oso_gateway.transfer.send import (
 )
 
 log = logging.getLogger(__name__)
+
+#: How long a claimed message stays claimed without a heartbeat (``retry.lease_seconds``): a
+#: worker that dies mid-send frees its message after at most this long.
+DEFAULT_LEASE = timedelta(seconds=15)
 
 
 def backoff_delay(attempt: int, retry: RetrySettings, rng: random.Random) -> timedelta:
@@ -76,7 +81,7 @@ class Outbox:
         transport: Transport,
         retry: RetrySettings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        lease: timedelta = timedelta(minutes=5),
+        lease: timedelta = DEFAULT_LEASE,
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
@@ -170,32 +175,56 @@ class Outbox:
     # --- one attempt -------------------------------------------------------------------------
 
     def attempt(self, record: MessageRecord) -> str:
-        """One delivery attempt of a claimed record; returns delivered / retrying / failed."""
+        """One delivery attempt of a claimed record; returns delivered / retrying / failed.
+
+        The directory is asked again for the school's endpoint and gateway (an operator's retry
+        after a directory fix goes to the new address); the claim's lease is kept alive while
+        the attempt runs (``heartbeat``).
+        """
+        with self._heartbeat(record):
+            return self._attempt(record)
+
+    def _attempt(self, record: MessageRecord) -> str:
         now = self.clock()
         assert record.endpoint and record.counterpart_oin and record.counterpart_school
         assert record.payload_digest is not None
+        school = School.parse(record.counterpart_school)
         try:
-            sealed, signature_value = self._envelope(record, now)
+            entry = self.directory.lookup(school.brin, school.vestiging)
+            moved = (entry.endpoint, entry.oin) != (record.endpoint, record.counterpart_oin)
+            sealed, signature_value = self._envelope(record, now, reseal=moved)
         except GatewayError as exc:
             return self._finish(record, AttemptResult(outcome=_kind(exc), error=exc))
         except Exception as exc:
             log.exception("sealing %s raised %s", record.message_id, type(exc).__name__)
             error = LocalError(f"sealing raised {type(exc).__name__}")
             return self._finish(record, AttemptResult(outcome="failed", error=error))
+        if moved:
+            log.info(
+                "%s: the directory now gives %s (OIN %s)",
+                record.message_id,
+                entry.endpoint[:200],
+                entry.oin,
+            )
         sent = self.store.mark_sent(
-            record.pk, sealed=sealed, signature_value=signature_value, now=now
+            record.pk,
+            sealed=sealed,
+            signature_value=signature_value,
+            now=now,
+            endpoint=entry.endpoint if moved else None,
+            counterpart_oin=entry.oin if moved else None,
         )
         result = post_and_verify(
             sealed,
-            endpoint=record.endpoint,
+            endpoint=entry.endpoint,
             expected=Expected(
                 message_id=record.message_id,
                 signature_value=signature_value,
                 payload_digest=record.payload_digest,
-                recipient_oin=record.counterpart_oin,
+                recipient_oin=entry.oin,
                 resealed=record.attempts > 1,
                 earlier_signature_values=sent.sent_signature_values,
-                recipient_school=School.parse(record.counterpart_school),
+                recipient_school=school,
             ),
             transport=self.transport,
             config=self.config,
@@ -204,13 +233,45 @@ class Outbox:
         )
         return self._finish(record, result)
 
-    def _envelope(self, record: MessageRecord, now: datetime) -> tuple[bytes, bytes]:
-        """The envelope to send: the latest one while still valid, else a fresh sealing."""
+    @contextlib.contextmanager
+    def _heartbeat(self, record: MessageRecord) -> Iterator[None]:
+        """Extend the claim's lease every third of ``lease`` until the attempt ends, so that a
+        long send keeps its claim while a crashed worker's claim runs out within ``lease``."""
+        done = threading.Event()
+
+        def beat() -> None:
+            interval = max(self.lease.total_seconds() / 3.0, 0.05)
+            while not done.wait(interval):
+                try:
+                    ours = self.store.extend_lease(
+                        record.pk, attempt=record.attempts, until=self.clock() + self.lease
+                    )
+                except GatewayError as exc:  # the database is away: the lease may run out
+                    log.warning("lease heartbeat of %s failed: %s", record.message_id, exc.code)
+                    continue
+                if not ours:
+                    log.warning("%s: our claim was taken over", record.message_id)
+                    return
+
+        thread = threading.Thread(target=beat, name=f"lease-{record.pk}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    def _envelope(
+        self, record: MessageRecord, now: datetime, *, reseal: bool = False
+    ) -> tuple[bytes, bytes]:
+        """The envelope to send: the latest one while still valid (and the directory still
+        gives the same address), else a fresh sealing."""
         pre = self._presealed.pop(record.message_id, None)
-        if record.sealed is None and pre is not None and _valid(pre.data, now):
-            return pre.data, pre.signature_value
-        if record.sealed is not None and record.signature_value and _valid(record.sealed, now):
-            return record.sealed, record.signature_value
+        if not reseal:
+            if record.sealed is None and pre is not None and _valid(pre.data, now):
+                return pre.data, pre.signature_value
+            if record.sealed is not None and record.signature_value and _valid(record.sealed, now):
+                return record.sealed, record.signature_value
         assert record.counterpart_school is not None
         fresh = seal_attempt(
             self.store.outbound_payload(record),
@@ -261,12 +322,13 @@ class Outbox:
             return m.RETRYING
         self.store.mark_failed(record.pk, error_code=code, now=now)
         log.error(
-            "failed %s after attempt %d: %s %r%s",  # %r: detail may quote the peer
+            "failed %s after attempt %d: %s %r%s%s",  # %r: detail may quote the peer
             record.message_id,
             record.attempts,
             code,
             error.detail,
             " (retries exhausted)" if result.outcome == "retry" else "",
+            _peer_reading(error),
         )
         return m.FAILED
 
@@ -276,6 +338,14 @@ def _wire_code(error: GatewayError) -> str:
     if isinstance(error, PeerFault):
         return error.remote_code
     return error.code
+
+
+def _peer_reading(error: GatewayError) -> str:
+    """For a fault of the receiving gateway whose description would read backwards to us."""
+    if isinstance(error, PeerFault):
+        reading = sender_reading(error.remote_code)
+        return f": {reading}" if reading else ""
+    return ""
 
 
 def _kind(exc: GatewayError) -> Outcome:

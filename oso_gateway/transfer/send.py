@@ -43,13 +43,15 @@ from oso_gateway.errors import (
     PeerUnreachable,
     ReceiptInvalid,
     ReceiptMismatch,
+    RecipientCertificateUntrusted,
 )
-from oso_gateway.security.trust import TrustConfig
+from oso_gateway.security.trust import TrustConfig, check_oin, verify_certificate
 from oso_gateway.security.wss import Identity, OpenPolicy, SealedMessage, open_message, seal
 from oso_gateway.security.xmlparse import ParseLimits, parse_xml
 from oso_gateway.transfer import wire
 from oso_gateway.transfer.receive import (
     RECEIPT_TTL,
+    DirectoryEntryLike,
     DirectoryLike,
     School,
     address_for,
@@ -186,6 +188,7 @@ def seal_attempt(
     """Seal ``payload`` (any message kind: ``action``) for the school's gateway (directory:
     endpoint, certificate, pin); ``relates_to`` becomes the signed ``wsa:RelatesTo``."""
     entry = directory.lookup(to.brin, to.vestiging)
+    check_recipient_certificate(entry, trust=config.trust, now=now)
     root = parse_xml(payload, limits=_DOSSIER_LIMITS).getroot()
     return seal(
         root,
@@ -249,6 +252,23 @@ def prepare_message(
         action=action,
         relates_to=relates_to,
     )
+
+
+def check_recipient_certificate(
+    entry: DirectoryEntryLike, *, trust: TrustConfig, now: datetime
+) -> None:
+    """The directory's encryption certificate for the school's gateway must be trusted for
+    encryption now (chain, revocation, validity) and carry that gateway's OIN; else
+    ``RecipientCertificateUntrusted`` (E321) and nothing is sealed for it."""
+    cert = entry.encryption_certificate
+    try:
+        verified = verify_certificate(cert, trust=trust, now=now, purpose="encryption")
+        check_oin(verified, entry.oin)
+    except GatewayError as exc:
+        raise RecipientCertificateUntrusted(
+            f"encryption certificate of gateway {entry.oin} in the directory: "
+            f"{exc.code} {exc.detail}"
+        ) from None
 
 
 def sealed_expires(sealed: bytes) -> datetime | None:

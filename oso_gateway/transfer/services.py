@@ -10,7 +10,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -303,6 +303,7 @@ def build_services(
         transport=transport,
         retry=settings.retry,
         clock=clock,
+        lease=timedelta(seconds=settings.retry.lease_seconds),
     )
     return GatewayServices(
         settings=settings,

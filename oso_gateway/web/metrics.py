@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 
 from oso_gateway.transfer import metrics
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.config import Settings
 
 SERVICES_KEY = "oso_services"
+TIMER_KEY = "oso_request_timer"
 
 
 def metrics_blueprint(settings: Settings) -> Blueprint:
@@ -29,6 +30,7 @@ def metrics_blueprint(settings: Settings) -> Blueprint:
     del settings  # the services carry the settings; kept for a uniform blueprint signature
     bp = Blueprint("metrics", __name__)
     timer = metrics.RequestTimer()
+    bp.record_once(lambda state: state.app.extensions.__setitem__(TIMER_KEY, timer))
 
     @bp.before_app_request
     def _start() -> None:
@@ -44,10 +46,24 @@ def metrics_blueprint(settings: Settings) -> Blueprint:
 
     @bp.get("/metrics")
     def _metrics() -> Response:
-        services = current_app.extensions[SERVICES_KEY]
-        clock = getattr(services, "clock", None)
-        now = clock() if clock is not None else datetime.now(UTC)
-        body = metrics.render(metrics.gather(services, now=now, timer=timer))
-        return Response(body, mimetype=None, content_type=metrics.CONTENT_TYPE)
+        return _exposition(current_app.extensions[SERVICES_KEY], timer)
 
     return bp
+
+
+def _exposition(services: Any, timer: metrics.RequestTimer) -> Response:
+    clock = getattr(services, "clock", None)
+    now = clock() if clock is not None else datetime.now(UTC)
+    body = metrics.render(metrics.gather(services, now=now, timer=timer))
+    return Response(body, mimetype=None, content_type=metrics.CONTENT_TYPE)
+
+
+def metrics_only_app(gateway_app: Flask) -> Flask:
+    """A WSGI app answering only ``GET /metrics``, with the numbers of ``gateway_app`` (its
+    services and its request timer): for the optional plain listener on 127.0.0.1
+    (``server.metrics_port``), so a local scraper needs no client certificate."""
+    services = gateway_app.extensions[SERVICES_KEY]
+    timer = gateway_app.extensions[TIMER_KEY]
+    app = Flask("oso_gateway_metrics")
+    app.add_url_rule("/metrics", "metrics", lambda: _exposition(services, timer))
+    return app

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -25,6 +26,32 @@ RECEIVER_KEY = "oso_receiver"
 READINESS_KEY = "oso_readiness"
 
 Readiness = Callable[[datetime], list[str]]
+
+
+def answers_path(path: str) -> bool:
+    """Whether ``POST path`` reaches the SOAP endpoint (``SOAP_PATH`` or ``SOAP_PATH/<name>``).
+
+    A directory endpoint of a school we serve must have such a path, else every sender's first
+    POST gets a 404 and fails permanently.
+    """
+    if path == SOAP_PATH:
+        return True
+    rest = path.removeprefix(SOAP_PATH + "/")
+    return rest != path and rest != "" and "/" not in rest
+
+
+def endpoint_path_problems(served: Iterable[tuple[str, str]]) -> list[str]:
+    """Of ``(school code, directory endpoint)`` pairs of the schools we serve, those whose
+    endpoint this server does not answer (every sender would get a 404)."""
+    problems = []
+    for school, endpoint in served:
+        path = urlsplit(endpoint).path
+        if not answers_path(path):
+            problems.append(
+                f"school {school}: endpoint path {path or '/'!r} is not served by this gateway "
+                f"(use {SOAP_PATH} or {SOAP_PATH}/<name>)"
+            )
+    return problems
 
 
 def _service() -> ReceiveService:

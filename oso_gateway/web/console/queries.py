@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from sqlalchemy import Engine, func, or_, select
 
-from oso_gateway.errors import GatewayError, describe
+from oso_gateway.errors import GatewayError, describe, sender_reading
 from oso_gateway.store import models as m
 from oso_gateway.store.engine import unavailable_as_typed_error
 
@@ -235,8 +235,9 @@ class ErrorExplanation:
     side: str  #: "local" (our side) or "remote" (the peer or the input)
 
 
-def explain(code: str | None) -> ErrorExplanation | None:
-    """What an error code means (``errors.describe``: its class's docstring and public message)."""
+def explain(code: str | None, *, direction: str | None = None) -> ErrorExplanation | None:
+    """What an error code means (``errors.describe``: its class's docstring and public message);
+    on an outgoing message, the sender's reading where the docstring would read backwards."""
     if not code:
         return None
     d = describe(code)
@@ -253,7 +254,8 @@ def explain(code: str | None) -> ErrorExplanation | None:
         code=code,
         name=d.name,
         public_message=d.public_message,
-        explanation=d.explanation if d.explanation != "—" else d.public_message,
+        explanation=(sender_reading(code) if direction == "out" else "")
+        or (d.explanation if d.explanation != "—" else d.public_message),
         transient=d.transient,
         side=d.side,
     )

@@ -297,7 +297,9 @@ def console_blueprint(
             row=row,
             events=events,
             log=select_events(ctx.store, LogFilter(message_id=row.message_id), limit=200),
-            explanations=[x for x in (q.explain(c) for c in codes) if x is not None],
+            explanations=[
+                x for x in (q.explain(c, direction=row.direction) for c in codes) if x is not None
+            ],
             can_retry=row.direction == m.OUT and row.status == m.FAILED,
         )
 
@@ -327,7 +329,11 @@ def console_blueprint(
             direction=m.OUT,
             message_id=row.message_id,
         )
-        flash("Queued again: the outbox will send it now.", "info")
+        flash(
+            "Queued again. A running outbox worker (oso-gateway serve, or oso-gateway outbox "
+            "run) sends it to the address the directory gives now.",
+            "info",
+        )
         return redirect(url_for("console.transfer", pk=pk)), 303
 
     @bp.route("/quarantine")

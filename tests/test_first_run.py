@@ -1,0 +1,387 @@
+"""First run (issue 14, point 5): each trap a new operator fell into, caught by a test."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from click.testing import CliRunner
+from dossier_samples import sample_xml as _sample_xml
+from gateway_pair import (
+    DEV,
+    RECEIVER_SCHOOL,
+    RECEIVER_URL,
+    GatewayPair,
+    directory_toml,
+    with_sending_school,
+)
+
+from oso_gateway.cli import main
+from oso_gateway.commands.log import error_meaning
+from oso_gateway.config import load_settings
+from oso_gateway.errors import RecipientCertificateUntrusted
+from oso_gateway.store import models as m
+from oso_gateway.transfer import wire
+from oso_gateway.transfer.directory import Directory
+from oso_gateway.transfer.receive import ReceiverConfig, ReceiveService
+from oso_gateway.transfer.send import prepare_dossier
+from oso_gateway.transfer.services import served_schools
+from oso_gateway.web.console.queries import explain
+from oso_gateway.web.soap import SOAP_PATH, answers_path, endpoint_path_problems
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def sample_xml() -> bytes:
+    """The sample dossier, sent by De Regenboog (00YY00: the sender's own school)."""
+    return with_sending_school(_sample_xml(), "00YY")
+
+
+EXAMPLES = REPO / "examples" / "config"
+
+
+# --- the directory endpoint answers (was: /oso, a 404, the first send failed for good) --------
+
+
+def test_the_example_directory_endpoints_are_paths_the_server_answers() -> None:
+    directory = Directory.load(EXAMPLES / "directory.toml")
+    served = [(s.code, s.endpoint) for s in directory.schools()]
+    assert len(served) == 4
+    assert endpoint_path_problems(served) == []
+
+
+def test_answers_path_is_the_soap_route_and_one_name_below_it() -> None:
+    assert answers_path(SOAP_PATH) and answers_path(SOAP_PATH + "/02CD00")
+    for path in ("/oso", "/", "", SOAP_PATH + "/", SOAP_PATH + "/a/b", "/oso/v1/message"):
+        assert not answers_path(path), path
+
+
+def test_directory_check_reports_an_endpoint_of_ours_the_server_would_answer_with_404(
+    tmp_path: Path,
+) -> None:
+    text = (EXAMPLES / "directory.toml").read_text(encoding="utf-8")
+    text = text.replace("localhost:8441/oso/v1/messages", "localhost:8441/oso")
+    text = text.replace('"../../certs/dev/', f'"{DEV}/')
+    bad = tmp_path / "directory.toml"
+    bad.write_text(text, encoding="utf-8")
+    config = EXAMPLES / "gateway-regenboog.toml"
+    result = CliRunner().invoke(
+        main, ["directory", "check", "--config", str(config), "--file", str(bad)]
+    )
+    assert result.exit_code == 1
+    assert "school 00YY00: endpoint path '/oso' is not served by this gateway" in result.output
+
+
+# --- docs/protocol.md shows URIs the receiver accepts -----------------------------------------
+
+
+def test_the_protocol_doc_shows_only_action_uris_the_gateway_uses() -> None:
+    text = (REPO / "docs" / "protocol.md").read_text(encoding="utf-8")
+    shown = re.findall(r"<wsa:Action[^>]*>([^<]+)</wsa:Action>", text)
+    known = {v for k, v in vars(wire).items() if k.startswith("ACTION_")}
+    assert shown and set(shown) <= known, set(shown) - known
+    to = re.findall(r"<wsa:To[^>]*>([^<]+)</wsa:To>", text)
+    assert to and all(
+        "/addressing/anonymous?oin=" in u or answers_path(urlsplit(u).path) for u in to
+    ), to
+
+
+# --- no configuration: an error, not a silent new database ------------------------------------
+
+
+def test_a_store_command_without_config_does_not_create_a_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("OSO_GATEWAY_CONFIG", "OSO_GATEWAY_DATABASE_URL", "OSO_GATEWAY_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(main, ["log", "list"])
+    assert result.exit_code == 2
+    assert "OSO-E560" in result.output and "--config" in result.output
+    assert "no matching events" not in result.output
+    assert not (tmp_path / "data").exists()
+
+
+def test_db_upgrade_without_config_warns_where_it_creates_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("OSO_GATEWAY_CONFIG", "OSO_GATEWAY_DATABASE_URL", "OSO_GATEWAY_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(main, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "warning: no --config given" in result.output
+    assert (tmp_path / "data" / "gateway.sqlite").exists()
+
+
+# --- a refused send names the rule and the file -----------------------------------------------
+
+
+def test_a_refused_send_names_the_file_and_the_rule(tmp_path: Path) -> None:
+    from dossier_samples import build_dossier, set_text
+
+    root = build_dossier()
+    set_text(root, "huidigeschool/leerling/bsn", "123456789")  # fails the 11-proef
+    from lxml import etree
+
+    path = tmp_path / "klas-8b-export.xml"
+    path.write_bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
+    key = tmp_path / "storage.key"
+    CliRunner().invoke(main, ["db", "keygen", "--out", str(key)])
+    config = _example_copy(tmp_path, "regenboog", key=key)
+    assert CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)]).exit_code == 0
+    result = CliRunner().invoke(
+        main, ["send", str(path), "--to", "01AB00", "--config", str(config)]
+    )
+    assert result.exit_code == 1
+    line = next(x for x in result.output.splitlines() if x.startswith("rejected:"))
+    assert "klas-8b-export.xml" in line
+    assert re.search(r"OSO-E1\d\d .*\(\S+ at /\S*bsn", line), line
+    assert "123456789" not in result.output
+
+
+def _example_copy(tmp_path: Path, name: str, *, key: Path) -> Path:
+    """One example gateway file with absolute certificate paths and its data in tmp."""
+    text = (EXAMPLES / f"gateway-{name}.toml").read_text(encoding="utf-8")
+    text = text.replace('"../../certs/dev/', f'"{DEV}/')
+    text = text.replace(f'"../../var/demo/{name}/storage.key"', f'"{key}"')
+    text = text.replace(f'"../../var/demo/{name}"', f'"{tmp_path / "data"}"')
+    text = text.replace('file = "directory.toml"', f'file = "{EXAMPLES / "directory.toml"}"')
+    config = tmp_path / f"gateway-{name}.toml"
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+# --- sealing checks the recipient's encryption certificate ------------------------------------
+
+
+def test_sealing_refuses_a_directory_certificate_that_is_revoked(pair: GatewayPair) -> None:
+    revoked = "00000001000000000009"
+    text = directory_toml().replace(
+        'encryption_certificate = "gateway-00000001000000000002.crt.pem"',
+        f'encryption_certificate = "gateway-{revoked}.crt.pem"',
+    )
+    directory = Directory.from_toml(text.encode(), DEV, source="<test>")
+    with pytest.raises(RecipientCertificateUntrusted) as caught:
+        prepare_dossier(
+            sample_xml(),
+            to=RECEIVER_SCHOOL,
+            directory=directory,
+            config=pair.sender_config,
+            now=pair.clock(),
+        )
+    assert caught.value.code == "OSO-E321" and "00000001000000000002" in caught.value.detail
+
+
+def test_sealing_refuses_a_certificate_of_another_gateway(pair: GatewayPair) -> None:
+    text = directory_toml().replace(
+        'encryption_certificate = "gateway-00000001000000000002.crt.pem"',
+        'encryption_certificate = "gateway-00000001000000000003.crt.pem"',
+    )
+    directory = Directory.from_toml(text.encode(), DEV, source="<test>")
+    with pytest.raises(RecipientCertificateUntrusted, match="OSO-E312"):
+        prepare_dossier(
+            sample_xml(),
+            to=RECEIVER_SCHOOL,
+            directory=directory,
+            config=pair.sender_config,
+            now=pair.clock(),
+        )
+
+
+# --- the sender reads a recipient-side decryption failure the right way round ----------------
+
+
+def test_a_decryption_failure_on_an_outgoing_message_reads_as_the_receivers() -> None:
+    for code in ("OSO-E208", "OSO-E210"):
+        outgoing = error_meaning(code, direction="out")
+        assert outgoing.startswith("Reported by the receiving gateway")
+        assert "our directory" in outgoing
+        assert "our identities" not in outgoing
+        assert error_meaning(code, direction="in") != outgoing
+        shown = explain(code, direction="out")
+        assert shown is not None and shown.explanation == outgoing
+
+
+# --- the console's Retry asks the directory again ---------------------------------------------
+
+
+def test_a_retry_goes_to_the_address_the_directory_gives_now(pair: GatewayPair) -> None:
+    prepared = prepare_dossier(
+        sample_xml(),
+        to=RECEIVER_SCHOOL,
+        directory=pair.directory,
+        config=pair.sender_config,
+        now=pair.clock(),
+    )
+    record = pair.outbox.enqueue(prepared)
+    receiver = pair.transport.receivers.pop(RECEIVER_URL)
+    pair.transport.intercept = None
+    # the receiver's URL was wrong (a 404 is permanent): failed
+    from oso_gateway.transfer.send import TransportResponse
+
+    class NotFound:
+        def post(self, url: str, data: bytes, *, action: str) -> TransportResponse:
+            return TransportResponse(status=404, body=b"not found")
+
+    real = pair.outbox.transport
+    pair.outbox.transport = NotFound()
+    assert pair.outbox.run_once().failed == 1
+    # the operator fixes the directory, then presses Retry
+    moved = "https://gw2-new.test/oso/v1/messages"
+    fixed = Directory.from_toml(directory_toml(receiver_url=moved).encode(), DEV, source="<fixed>")
+    pair.set_sender_directory(fixed)
+    pair.outbox.transport = real
+    pair.transport.receivers[moved] = ReceiveService(
+        config=ReceiverConfig(
+            identities=receiver.config.identities,
+            trust=receiver.config.trust,
+            served=served_schools(fixed, receiver.config.identities),
+        ),
+        directory=fixed,
+        store=pair.inbound,
+        clock=pair.clock,
+    )
+    pair.sender_store.requeue_outbound(record.pk, now=pair.clock())
+    assert pair.outbox.run_once().delivered == 1
+    assert pair.transport.posts[-1][0] == moved
+    stored = pair.sender_store.find_message(m.OUT, prepared.message_id)
+    assert stored is not None and stored.endpoint == moved and stored.status == m.DELIVERED
+
+
+# --- the outbox lease is kept alive while a send runs -----------------------------------------
+
+
+def test_a_long_send_keeps_its_claim_and_a_dead_ones_claim_runs_out(pair: GatewayPair) -> None:
+    import threading
+    import time
+
+    prepared = prepare_dossier(
+        sample_xml(),
+        to=RECEIVER_SCHOOL,
+        directory=pair.directory,
+        config=pair.sender_config,
+        now=pair.clock(),
+    )
+    pair.outbox.enqueue(prepared)
+    pair.outbox.lease = timedelta(seconds=0.3)
+    inside, release = threading.Event(), threading.Event()
+    real = pair.transport.post
+
+    def slow(url: str, data: bytes, *, action: str) -> object:
+        inside.set()
+        release.wait(10)
+        return real(url, data, action=action)
+
+    pair.transport.post = slow  # type: ignore[method-assign]
+    worker = threading.Thread(target=pair.outbox.run_once)
+    worker.start()
+    assert inside.wait(10)
+    # well past the lease, the running send still holds its claim (heartbeat)
+    for _ in range(4):
+        time.sleep(0.3)
+        pair.clock.advance(timedelta(seconds=0.3))
+        assert pair.sender_store.claim_next_outbound(now=pair.clock(), lease=timedelta(0)) is None
+    release.set()
+    worker.join(10)
+    stored = pair.sender_store.find_message(m.OUT, prepared.message_id)
+    assert stored is not None and stored.status == m.DELIVERED
+
+
+def test_extend_lease_refuses_a_claim_that_is_no_longer_ours(pair: GatewayPair) -> None:
+    prepared = prepare_dossier(
+        sample_xml(),
+        to=RECEIVER_SCHOOL,
+        directory=pair.directory,
+        config=pair.sender_config,
+        now=pair.clock(),
+    )
+    pair.outbox.enqueue(prepared)
+    lease = timedelta(seconds=5)
+    first = pair.sender_store.claim_next_outbound(now=pair.clock(), lease=lease)
+    assert first is not None
+    until = pair.clock() + lease
+    assert pair.sender_store.extend_lease(first.pk, attempt=first.attempts, until=until)
+    pair.clock.advance(timedelta(seconds=30))  # the worker died: its lease ran out
+    second = pair.sender_store.claim_next_outbound(now=pair.clock(), lease=lease)
+    assert second is not None and second.attempts == first.attempts + 1
+    assert not pair.sender_store.extend_lease(first.pk, attempt=first.attempts, until=until)
+
+
+def test_the_lease_is_configurable(tmp_path: Path) -> None:
+    path = tmp_path / "g.toml"
+    path.write_text("[retry]\nlease_seconds = 4\n[server]\nmetrics_port = 0\n")
+    settings = load_settings(path, {})
+    assert settings.retry.lease_seconds == 4.0 and settings.server.metrics_port == 0
+    path.write_text("[retry]\nlease_seconds = 0.1\n")
+    from oso_gateway.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"retry\.lease_seconds"):
+        load_settings(path, {})
+
+
+# --- serve on a busy port: an error code, not a traceback -------------------------------------
+
+
+def test_serve_on_a_busy_port_ends_with_an_error_code(tmp_path: Path) -> None:
+    key = tmp_path / "storage.key"
+    CliRunner().invoke(main, ["db", "keygen", "--out", str(key)])
+    config = _example_copy(tmp_path, "devcollege", key=key)
+    assert CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)]).exit_code == 0
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "oso_gateway.cli",
+                "serve",
+                "--config",
+                str(config),
+                "--port",
+                str(port),
+                "--no-outbox",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"OSO-E561: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --- a plain pip install prints no warnings ---------------------------------------------------
+
+
+@pytest.mark.slow
+def test_building_the_package_prints_no_warnings(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    for name in ("oso_gateway", "schemas"):
+        shutil.copytree(
+            REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+        )
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "w"), str(src)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    for marker in ("Warning", "deprecated", "!!"):
+        assert marker not in output, output[-3000:]
