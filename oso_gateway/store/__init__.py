@@ -74,7 +74,8 @@ def open_store(settings: Settings, *, check_schema: bool = True, require_key: bo
     key is configured; pass False for tools that only read statuses.
     """
     key = settings.require_storage_key() if require_key else settings.storage_key
-    require_existing_database(settings.database_url, config_file=settings.config_file)
+    if check_schema:  # a caller that skips the schema check may open a database being made
+        require_existing_database(settings.database_url, config_file=settings.config_file)
     engine = create_store_engine(settings.database_url)
     if check_schema:
         check_schema_current(engine)
