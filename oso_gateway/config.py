@@ -123,6 +123,39 @@ class LogSettings:
     anchor_every_minutes: float = 60.0
 
 
+#: What a school's policy asks before a dossier leaves (``[pull]`` ``inzage``).
+INZAGE_REQUIRED = "required"  #: the parents' inzage must be recorded
+INZAGE_OR_WAIVER = "required-or-waived"  #: recorded, or waived with a recorded reason
+INZAGE_NOT_REQUIRED = "not-required"  #: no gate
+INZAGE_POLICIES = (INZAGE_REQUIRED, INZAGE_OR_WAIVER, INZAGE_NOT_REQUIRED)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SchoolPolicy:
+    """One school's inzage policy (the old school's side of the pull workflow)."""
+
+    inzage: str = INZAGE_REQUIRED
+    #: the gate holds for a pushed (unrequested) dossier too
+    push_requires_inzage: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class PullSettings:
+    """The pull workflow (``docs/protocol.md``): deadlines and each school's inzage policy."""
+
+    #: the old school answers a request within this many days (its inbox shows the deadline)
+    answer_days: int = 10
+    #: a request the new school sent expires when not delivered within this many days
+    expire_days: int = 42
+    #: the policy of a school without its own ``[pull.schools."BRINVV"]`` table
+    default_policy: SchoolPolicy = SchoolPolicy()
+    #: per school code (BRIN + vestiging)
+    schools: tuple[tuple[str, SchoolPolicy], ...] = ()
+
+    def policy_for(self, school: str) -> SchoolPolicy:
+        return dict(self.schools).get(school, self.default_policy)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     #: the file the settings came from (None: defaults + environment only)
@@ -142,6 +175,7 @@ class Settings:
     retry: RetrySettings = RetrySettings()
     console: ConsoleSettings = ConsoleSettings()
     log: LogSettings = LogSettings()
+    pull: PullSettings = PullSettings()
 
     @property
     def anchor_file(self) -> Path:
@@ -540,6 +574,8 @@ def _build(
     )
     lg.finish()
 
+    pull = _pull_settings(top.get_table("pull"))
+
     top.finish()
     return Settings(
         config_file=config_file,
@@ -555,7 +591,41 @@ def _build(
         retry=retry,
         console=console,
         log=log,
+        pull=pull,
     )
+
+
+def _school_policy(table: _Reader, default: SchoolPolicy) -> SchoolPolicy:
+    inzage = _or(table.get_str("inzage"), default.inzage)
+    if inzage not in INZAGE_POLICIES:
+        raise table.error("inzage", "must be one of " + ", ".join(INZAGE_POLICIES))
+    return SchoolPolicy(
+        inzage=inzage,
+        push_requires_inzage=_or(
+            table.get_bool("push_requires_inzage"), default.push_requires_inzage
+        ),
+    )
+
+
+def _pull_settings(p: _Reader) -> PullSettings:
+    default = _school_policy(p, SchoolPolicy())
+    schools_table = p.get_table("schools")
+    schools = []
+    for code in sorted(schools_table._table):
+        if not re.fullmatch(r"[0-9]{2}[0-9A-Z]{2}[0-9]{2}", code):
+            raise schools_table.error(code, "must be a school code BRIN + vestiging (01AB00)")
+        table = schools_table.get_table(code)
+        schools.append((code, _school_policy(table, default)))
+        table.finish()
+    schools_table.finish()
+    pull = PullSettings(
+        answer_days=_or(p.get_int("answer_days", minimum=1), PullSettings.answer_days),
+        expire_days=_or(p.get_int("expire_days", minimum=1), PullSettings.expire_days),
+        default_policy=default,
+        schools=tuple(schools),
+    )
+    p.finish()
+    return pull
 
 
 def _resolve_sqlite(url: str, base_dir: Path) -> str:

@@ -79,7 +79,15 @@ def print_result(result: DemoResult) -> None:
     is_flag=True,
     help="Keep both gateways and their operator consoles up until Ctrl-C.",
 )
-def demo_command(workdir: Path | None, keep_running: bool) -> None:
+@click.option(
+    "--flow",
+    type=click.Choice(["push", "pull"]),
+    default="push",
+    show_default=True,
+    help="push: the old school sends a prepared dossier; pull: the new school requests it, "
+    "the old school accepts, records the parents' inzage and delivers.",
+)
+def demo_command(workdir: Path | None, keep_running: bool, flow: str) -> None:
     """Hand a generated dossier from one development gateway to another (loopback, dev PKI)."""
     from oso_gateway.store import models as m
     from oso_gateway.transfer.demo import run_demo_transfer
@@ -87,6 +95,11 @@ def demo_command(workdir: Path | None, keep_running: bool) -> None:
     temporary = workdir is None
     base = Path(tempfile.mkdtemp(prefix="oso-demo-")) if workdir is None else workdir
     try:
+        if flow == "pull":
+            run_pull(base)
+            if keep_running:
+                keep_gateways_running(base)
+            return
         try:
             result = run_demo_transfer(base)
         except GatewayError as exc:
@@ -102,6 +115,37 @@ def demo_command(workdir: Path | None, keep_running: bool) -> None:
     finally:
         if temporary:
             shutil.rmtree(base, ignore_errors=True)
+
+
+def run_pull(base: Path) -> None:
+    """``--flow pull``: print each step; exit 1 unless the dossier was imported for its request."""
+    from oso_gateway.transfer.demo_pull import run_demo_pull
+
+    click.echo("pull workflow: the new school 01AB00 requests a dossier from the old school 00YY00")
+    click.echo("")
+    try:
+        result = run_demo_pull(base, echo=click.echo)
+    except GatewayError as exc:
+        click.echo(f"error: {exc.code}: {exc.detail}", err=True)
+        raise SystemExit(1) from None
+    if result.preview:
+        click.echo("")
+        click.echo("what the parents were shown (categories, counts; no personal data):")
+        categories = result.preview.get("categories")
+        for category in categories if isinstance(categories, list) else []:
+            items = sum(category["items"].values())
+            click.echo(f"  {category['label_en']:<40} {category['action']:<10} {items} item(s)")
+    click.echo("")
+    click.echo("signed receipts:")
+    for line in result.receipts:
+        click.echo(f"  {line}")
+    click.echo("")
+    click.echo(f"old school  {result.sender_url}")
+    click.echo(f"new school  {result.receiver_url}")
+    click.echo(f"state in    {base}")
+    if not result.ok:
+        click.echo("\nthe pull workflow did not complete", err=True)
+        raise SystemExit(1)
 
 
 def keep_gateways_running(workdir: Path, *, stop: threading.Event | None = None) -> None:

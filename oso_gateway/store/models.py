@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -210,3 +211,88 @@ class TransferLogEntry(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     #: canonical JSON of the event (no personal data)
     event: Mapped[str] = mapped_column(Text)
+
+
+# --- the pull workflow (oso_gateway.store.pull) ---------------------------------------------
+
+#: a request we sent (the new school) / a request we received (the old school)
+REQUESTER = "requester"
+HOLDER = "holder"
+
+
+class PullRequest(Base):
+    """A dossier request, on either side. The pupil's facts, a decline text and a dossier held
+    until the parents' inzage are encrypted at rest; the rest names no pupil."""
+
+    __tablename__ = "pull_requests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    side: Mapped[str] = mapped_column(String(10))
+    #: the request message's wsa:MessageID
+    request_id: Mapped[str] = mapped_column(String(100))
+    our_school: Mapped[str] = mapped_column(String(6))
+    counterpart_school: Mapped[str] = mapped_column(String(6))
+    counterpart_oin: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    requested_date: Mapped[str] = mapped_column(String(10))
+    #: requester: expires when not delivered by then; holder: answer by then
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime())
+    ready_by: Mapped[str | None] = mapped_column(String(10))
+    decline_reason: Mapped[str | None] = mapped_column(String(30))
+    key_id: Mapped[str] = mapped_column(String(16))
+    pupil_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    decline_text_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: holder: the prepared dossier, waiting for the parents' inzage before it is queued
+    held_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: holder: the delivery we queued; requester: the delivery we imported
+    delivery_message_id: Mapped[str | None] = mapped_column(String(100))
+    name_warning: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_error_code: Mapped[str | None] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        CheckConstraint("side IN ('requester', 'holder')", name="side"),
+        Index(
+            "uq_pull_requests_side_counterpart_oin_request_id",
+            "side",
+            "counterpart_oin",
+            "request_id",
+            unique=True,
+        ),
+        Index("ix_pull_requests_status", "side", "status", "deadline"),
+    )
+
+
+class PullRequestEvent(Base):
+    """A request's state changes (append-only; codes, never pupil data)."""
+
+    __tablename__ = "pull_request_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    request_pk: Mapped[int] = mapped_column(ForeignKey("pull_requests.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(20))
+    #: a decline reason or an error code
+    code: Mapped[str | None] = mapped_column(String(40))
+
+
+class InzageRecord(Base):
+    """The parents' inzage of a dossier before it leaves (or its recorded waiver), at the old
+    school: for a request, or for a pupil (a push) by a keyed hash of the identifier."""
+
+    __tablename__ = "inzage_records"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    school: Mapped[str] = mapped_column(String(6))
+    request_pk: Mapped[int | None] = mapped_column(ForeignKey("pull_requests.id"), index=True)
+    pupil_hmac: Mapped[str | None] = mapped_column(String(64), index=True)
+    inzage_date: Mapped[str | None] = mapped_column(String(10))
+    how: Mapped[str | None] = mapped_column(String(20))
+    zienswijze: Mapped[bool] = mapped_column(Boolean, default=False)
+    waived: Mapped[bool] = mapped_column(Boolean, default=False)
+    key_id: Mapped[str] = mapped_column(String(16))
+    #: the parents' view (zienswijze) and a waiver's reason: free text, encrypted at rest
+    zienswijze_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    waiver_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -94,11 +94,18 @@ class Outbox:
         self._rng = rng or random.Random()  # jitter, not security
         self._rng_lock = threading.Lock()
         self._presealed: dict[str, SealedMessage] = {}
+        #: checked before anything is queued (the pull workflow's inzage gate for pushes)
+        self.gate: Callable[[PreparedDossier], None] | None = None
 
     # --- queueing ----------------------------------------------------------------------------
 
     def enqueue(self, prepared: PreparedDossier) -> MessageRecord:
-        """Store a prepared message of any kind in the outbox (status ``queued``, due now)."""
+        """Store a prepared message of any kind in the outbox (status ``queued``, due now).
+
+        Raises what ``gate`` raises (E471: a push without the inzage its school's policy asks).
+        """
+        if self.gate is not None:
+            self.gate(prepared)
         result = self.store.enqueue_outbound(
             message_id=prepared.message_id,
             action=prepared.action,

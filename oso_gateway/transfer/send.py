@@ -214,6 +214,7 @@ def prepare_message(
     config: SenderConfig,
     now: datetime,
     relates_to: str | None = None,
+    message_id: str | None = None,
 ) -> PreparedMessage:
     """Address and seal a message of another kind than a dossier (a request, an answer).
 
@@ -228,7 +229,7 @@ def prepare_message(
         ) from None
     entry = directory.lookup(to.brin, to.vestiging)
     data = etree.tostring(payload, encoding="utf-8", xml_declaration=True)
-    message_id = new_message_id()
+    message_id = message_id or new_message_id()
     sealed = seal_attempt(
         data,
         message_id=message_id,

@@ -26,8 +26,10 @@ from oso_gateway.store import Store, check_schema_current, open_store
 from oso_gateway.store import models as m
 from oso_gateway.store.engine import unavailable_as_typed_error
 from oso_gateway.store.repository import Duplicate, MessageRecord, PupilFacts
+from oso_gateway.transfer.handlers import default_handlers
 from oso_gateway.transfer.logchain import FIELD_FORMATS, make_event
 from oso_gateway.transfer.outbox import Outbox
+from oso_gateway.transfer.pull.service import PullService
 from oso_gateway.transfer.receive import (
     OSO_NS,
     DirectoryLike,
@@ -205,6 +207,8 @@ class GatewayServices:
     sender_config: SenderConfig
     outbox: Outbox
     transport: Transport
+    #: the pull workflow: requests on both sides, the inzage gate
+    pull: PullService
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def readiness_problems(self, now: datetime) -> list[str]:
@@ -277,16 +281,6 @@ def build_services(
     if store is None:
         store = open_store(settings, check_schema=check_schema)
     inbound = StoreInbound(store, after_insert=after_insert)
-    receiver = ReceiveService(
-        config=ReceiverConfig(
-            identities=identities,
-            trust=trust,
-            served=served_schools(directory, identities),
-        ),
-        directory=directory,
-        store=inbound,
-        clock=clock,
-    )
     sender_config = SenderConfig(identity=identities[0], trust=trust)
     if transport is None:
         first = settings.identities[0]
@@ -305,7 +299,28 @@ def build_services(
         clock=clock,
         lease=timedelta(seconds=settings.retry.lease_seconds),
     )
+    pull = PullService(
+        store=store,
+        directory=directory,
+        outbox=outbox,
+        sender_config=sender_config,
+        settings=settings.pull,
+        clock=clock,
+    )
+    outbox.gate = pull.check_push
+    receiver = ReceiveService(
+        config=ReceiverConfig(
+            identities=identities,
+            trust=trust,
+            served=served_schools(directory, identities),
+        ),
+        directory=directory,
+        store=inbound,
+        clock=clock,
+        handlers=default_handlers(pull=pull),
+    )
     return GatewayServices(
+        pull=pull,
         settings=settings,
         store=store,
         directory=directory,

@@ -1,0 +1,450 @@
+"""``oso-gateway request …`` and ``oso-gateway inzage record``: the pull workflow by hand.
+
+For schools without a LAS integration (the school API offers the same). The new school:
+``request send|list|show|withdraw``; the old school: ``request list|show``, ``request answer``
+(accept with a ready-by date, or answer with the dossier), ``request decline`` and
+``inzage record``. Every command takes ``--json``. A command queues its message in the outbox
+(``--wait``: deliver now and wait for the signed receipt). ``list`` names no pupil; ``show``
+shows the request's pupil to the school's own operator (personal data: not for logs).
+Exit status: 0 done, 1 refused (with the error code), 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from oso_gateway.commands.db import config_option, fail, settings_or_exit
+from oso_gateway.errors import ConfigError, GatewayError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from oso_gateway.store.pull import RequestRecord
+    from oso_gateway.transfer.services import GatewayServices
+
+SIDES = {"sent": "requester", "received": "holder"}
+
+
+def _services(config_file: Path | None) -> GatewayServices:
+    from oso_gateway.transfer.services import build_services
+
+    settings = settings_or_exit(config_file)
+    try:
+        return build_services(settings)
+    except GatewayError as exc:
+        fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
+        raise  # unreachable
+
+
+def _school(_ctx: click.Context, _param: click.Parameter, value: str | None) -> object:
+    from oso_gateway.transfer.receive import School
+
+    if value is None:
+        return None
+    try:
+        return School.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("give a date as YYYY-MM-DD") from None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat(timespec="seconds")
+
+
+def request_dict(record: RequestRecord, now: datetime) -> dict[str, Any]:
+    """A request as JSON (no pupil data)."""
+    side = "sent" if record.side == "requester" else "received"
+    open_ = record.status in ("sent", "received", "accepted")
+    return {
+        "request_id": record.request_id,
+        "side": side,
+        "our_school": record.our_school,
+        "counterpart_school": record.counterpart_school,
+        "counterpart_oin": record.counterpart_oin,
+        "status": record.status,
+        "requested_date": record.requested_date,
+        "deadline": _iso(record.deadline),
+        "overdue": open_ and record.deadline < now,
+        "ready_by": record.ready_by,
+        "decline_reason": record.decline_reason,
+        "delivery_message_id": record.delivery_message_id,
+        "dossier_held_for_inzage": record.held,
+        "name_warning": record.name_warning,
+        "last_error_code": record.last_error_code,
+        "created_at": _iso(record.created_at),
+        "updated_at": _iso(record.updated_at),
+    }
+
+
+def _line(item: dict[str, Any]) -> str:
+    extra = ""
+    if item["dossier_held_for_inzage"]:
+        extra = "  dossier held: waiting for the parents' inzage"
+    if item["decline_reason"]:
+        extra = f"  reason {item['decline_reason']}"
+    if item["last_error_code"]:
+        extra += f"  last error {item['last_error_code']}"
+    if item["overdue"]:
+        extra += "  OVERDUE"
+    arrow = "->" if item["side"] == "sent" else "<-"
+    return (
+        f"{item['request_id']}  {item['status']:<9} {item['our_school']} {arrow} "
+        f"{item['counterpart_school']}  deadline {item['deadline']}{extra}"
+    )
+
+
+def _run(
+    config_file: Path | None,
+    as_json: bool,
+    work: Callable[[GatewayServices], dict[str, Any]],
+    *,
+    wait: bool = False,
+) -> None:
+    """Build the services, run ``work``, print its result; a GatewayError exits 1 with its code."""
+    services = _services(config_file)
+    try:
+        try:
+            result = work(services)
+            if wait:
+                services.outbox.run_once()
+                services.pull.refresh()
+        except GatewayError as exc:
+            if as_json:
+                click.echo(json.dumps({"error": exc.code, "message": exc.public_message}))
+                raise SystemExit(1) from None
+            fail(exc)
+            return
+        if as_json:
+            click.echo(json.dumps(result, indent=2, sort_keys=True))
+        else:
+            _print(result)
+    finally:
+        services.close()
+
+
+def _print(result: dict[str, Any]) -> None:
+    if "requests" in result:
+        for item in result["requests"]:
+            click.echo(_line(item))
+        if not result["requests"]:
+            click.echo("(no requests)")
+        return
+    for key, value in result.items():
+        if isinstance(value, dict):
+            click.echo(f"{key}:")
+            for inner, inner_value in value.items():
+                click.echo(f"  {inner}: {inner_value}")
+        elif isinstance(value, list):
+            click.echo(f"{key}:")
+            for entry in value:
+                click.echo(f"  {entry}")
+        else:
+            click.echo(f"{key}: {value}")
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+wait_option = click.option(
+    "--wait", is_flag=True, help="Deliver the queued message(s) now (one outbox run)."
+)
+
+
+@click.group("request")
+def request_group() -> None:
+    """Dossier requests (the pull workflow): send, list, show, withdraw, answer, decline."""
+
+
+@request_group.command("send")
+@click.option("--from", "requesting", required=True, callback=_school, help="Our school (new).")
+@click.option("--to", "old_school", required=True, callback=_school, help="The old school.")
+@click.option("--bsn", default=None, help="The pupil's BSN (or --onderwijsnummer).")
+@click.option("--onderwijsnummer", default=None, help="The pupil's onderwijsnummer.")
+@click.option("--birth-date", required=True, callback=_date, help="YYYY-MM-DD.")
+@click.option("--family-name", required=True, help="The pupil's family name.")
+@click.option("--given-names", default=None, help="The pupil's given names.")
+@click.option("--requested-date", default=None, callback=_date, help="Wanted by (YYYY-MM-DD).")
+@json_option
+@wait_option
+@config_option
+def send_command(
+    requesting: Any,
+    old_school: Any,
+    bsn: str | None,
+    onderwijsnummer: str | None,
+    birth_date: date,
+    family_name: str,
+    given_names: str | None,
+    requested_date: date | None,
+    as_json: bool,
+    wait: bool,
+    config_file: Path | None,
+) -> None:
+    """Ask the old school for a pupil's dossier (new school)."""
+    from oso_gateway.transfer.pull.payloads import Pupil
+
+    pupil = Pupil(
+        bsn=bsn,
+        onderwijsnummer=onderwijsnummer,
+        birth_date=birth_date,
+        family_name=family_name,
+        given_names=given_names,
+    )
+
+    def work(services: GatewayServices) -> dict[str, Any]:
+        record = services.pull.send_request(
+            requesting=requesting, old_school=old_school, pupil=pupil, requested_date=requested_date
+        )
+        return request_dict(record, services.clock())
+
+    _run(config_file, as_json, work, wait=wait)
+
+
+@request_group.command("list")
+@click.option("--side", type=click.Choice(sorted(SIDES)), default=None, help="Sent or received.")
+@click.option("--status", "statuses", multiple=True, help="Only these statuses (repeatable).")
+@json_option
+@config_option
+def list_command(
+    side: str | None, statuses: tuple[str, ...], as_json: bool, config_file: Path | None
+) -> None:
+    """Requests we sent and received, with status and deadline (no pupil data)."""
+
+    def work(services: GatewayServices) -> dict[str, Any]:
+        records = services.pull.list(side=SIDES.get(side or ""), statuses=statuses)
+        now = services.clock()
+        return {"requests": [request_dict(r, now) for r in records]}
+
+    _run(config_file, as_json, work)
+
+
+def _side_of(side: str | None) -> str | None:
+    return SIDES.get(side or "")
+
+
+@request_group.command("show")
+@click.argument("request_id")
+@click.option("--side", type=click.Choice(sorted(SIDES)), default=None, help="Sent or received.")
+@json_option
+@config_option
+def show_command(
+    request_id: str, side: str | None, as_json: bool, config_file: Path | None
+) -> None:
+    """One request: status, deadline, history, the pupil asked for, and (old school, dossier
+    held for inzage) the preview the parents are shown."""
+
+    def work(services: GatewayServices) -> dict[str, Any]:
+        pull = services.pull
+        pull.refresh()
+        record = pull.find(request_id, side=_side_of(side))
+        result = request_dict(record, services.clock())
+        result["pupil"] = pull.requests.pupil(record.pk)
+        result["events"] = [
+            {"at": _iso(e.at), "status": e.status, "code": e.code}
+            for e in pull.requests.events(record.pk)
+        ]
+        if record.side == "holder":
+            inzage = pull.requests.find_inzage(school=record.our_school, request_pk=record.pk)
+            result["inzage"] = (
+                None
+                if inzage is None
+                else {
+                    "date": inzage.inzage_date,
+                    "how": inzage.how,
+                    "zienswijze": inzage.zienswijze,
+                    "waived": inzage.waived,
+                    "recorded_at": _iso(inzage.recorded_at),
+                }
+            )
+            result["preview"] = pull.preview(request_id) if record.held else None
+        if record.decline_reason == "other":
+            result["decline_text"] = pull.requests.decline_text(record.pk)
+        return result
+
+    _run(config_file, as_json, work)
+
+
+@request_group.command("withdraw")
+@click.argument("request_id")
+@json_option
+@wait_option
+@config_option
+def withdraw_command(request_id: str, as_json: bool, wait: bool, config_file: Path | None) -> None:
+    """Withdraw a request we sent (new school); the old school is told."""
+
+    def work(services: GatewayServices) -> dict[str, Any]:
+        return request_dict(services.pull.withdraw(request_id), services.clock())
+
+    _run(config_file, as_json, work, wait=wait)
+
+
+@request_group.command("answer")
+@click.argument("request_id")
+@click.option("--ready-by", default=None, callback=_date, help="Accept: ready by YYYY-MM-DD.")
+@click.option(
+    "--dossier",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Answer with the dossier (LAS export): checked against the request, then delivered "
+    "or held until the parents' inzage is recorded.",
+)
+@json_option
+@wait_option
+@config_option
+def answer_command(
+    request_id: str,
+    ready_by: date | None,
+    dossier: Path | None,
+    as_json: bool,
+    wait: bool,
+    config_file: Path | None,
+) -> None:
+    """Accept a request we received (old school), with a ready-by date and/or the dossier."""
+    if ready_by is None and dossier is None:
+        raise click.UsageError("give --ready-by, --dossier, or both")
+
+    def work(services: GatewayServices) -> dict[str, Any]:
+        pull = services.pull
+        result: dict[str, Any] = {}
+        if ready_by is not None:
+            record = pull.accept(request_id, ready_by=ready_by)
+            result = request_dict(record, services.clock())
+        if dossier is not None:
+            outcome = pull.answer_with_dossier(request_id, dossier.read_bytes())
+            result = request_dict(outcome.request, services.clock())
+            result["dossier"] = outcome.outcome
+            result["delivery_message_id"] = outcome.delivery_message_id
+            result["name_warning"] = outcome.name_warning
+        return result
+
+    _run(config_file, as_json, work, wait=wait)
+
+
+@request_group.command("decline")
+@click.argument("request_id")
+@click.option(
+    "--reason",
+    required=True,
+    type=click.Choice(
+        [
+            "unknown-pupil",
+            "identity-mismatch",
+            "not-our-pupil",
+            "parents-objected",
+            "duplicate-request",
+            "other",
+        ]
+    ),
+    help="Why (other: give --text).",
+)
+@click.option("--text", default=None, help="With --reason other: the reason in words.")
+@json_option
+@wait_option
+@config_option
+def decline_command(
+    request_id: str,
+    reason: str,
+    text: str | None,
+    as_json: bool,
+    wait: bool,
+    config_file: Path | None,
+) -> None:
+    """Decline a request we received (old school), with a reason code."""
+
+    def work(services: GatewayServices) -> dict[str, Any]:
+        record = services.pull.decline(request_id, reason=reason, text=text)
+        return request_dict(record, services.clock())
+
+    _run(config_file, as_json, work, wait=wait)
+
+
+@click.group("inzage")
+def inzage_group() -> None:
+    """The parents' inzage before a dossier leaves (old school)."""
+
+
+@inzage_group.command("record")
+@click.argument("request_id", required=False)
+@click.option("--school", callback=_school, default=None, help="A push: our school (no request).")
+@click.option("--pupil-id", default=None, help="A push: the pupil's BSN or onderwijsnummer.")
+@click.option("--date", "inzage_date", callback=_date, default=None, help="When (YYYY-MM-DD).")
+@click.option(
+    "--how",
+    type=click.Choice(["meeting", "paper", "digital", "other"]),
+    default=None,
+    help="How the parents saw the dossier.",
+)
+@click.option("--zienswijze", default=None, help="The parents' view, as text (kept encrypted).")
+@click.option(
+    "--zienswijze-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The parents' view from a file (kept encrypted).",
+)
+@click.option("--waive", "waiver", default=None, help="No inzage: the recorded reason.")
+@json_option
+@wait_option
+@config_option
+def record_command(
+    request_id: str | None,
+    school: Any,
+    pupil_id: str | None,
+    inzage_date: date | None,
+    how: str | None,
+    zienswijze: str | None,
+    zienswijze_file: Path | None,
+    waiver: str | None,
+    as_json: bool,
+    wait: bool,
+    config_file: Path | None,
+) -> None:
+    """Record the parents' inzage for REQUEST_ID (a held dossier is then delivered), or for a
+    pupil's pushed dossier (--school, --pupil-id); or waive it with a reason, where the school's
+    policy allows."""
+    if zienswijze_file is not None:
+        zienswijze = zienswijze_file.read_text(encoding="utf-8")
+    if (request_id is None) == (school is None or pupil_id is None):
+        raise click.UsageError("give REQUEST_ID, or --school and --pupil-id for a push")
+
+    def work(services: GatewayServices) -> dict[str, Any]:
+        pull = services.pull
+        if request_id is None:
+            pull.record_push_inzage(
+                school=school,
+                pupil_identifier=pupil_id or "",
+                inzage_date=inzage_date,
+                how=how,
+                zienswijze=zienswijze,
+                waiver=waiver,
+            )
+            return {"school": school.code, "recorded": "waived" if waiver else "inzage"}
+        outcome = pull.record_inzage(
+            request_id,
+            inzage_date=inzage_date,
+            how=how,
+            zienswijze=zienswijze,
+            waiver=waiver,
+        )
+        record = outcome.request if outcome else pull.find(request_id, side="holder")
+        result = request_dict(record, services.clock())
+        result["recorded"] = "waived" if waiver else "inzage"
+        result["dossier"] = outcome.outcome if outcome else None
+        return result
+
+    _run(config_file, as_json, work, wait=wait)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(request_group)
+    group.add_command(inzage_group)

@@ -1,0 +1,415 @@
+"""Repository of the pull workflow: dossier requests (either side), their events, inzage records.
+
+All SQL of the pull workflow lives here. The pupil's facts, a decline's text, a dossier held for
+the parents' inzage and the parents' view (zienswijze) are encrypted at rest with the store's
+cipher; associated data binds each ciphertext to its row. Functions named ``*_in`` run inside a
+caller's transaction (the receive service's import transaction); the ``PullStore`` methods are one
+transaction each.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from oso_gateway.store import models as m
+from oso_gateway.store.crypto import AtRestCipher, aad_for
+from oso_gateway.store.engine import unavailable_as_typed_error, writer
+from oso_gateway.store.repository import Store
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestRecord:
+    pk: int
+    side: str
+    request_id: str
+    our_school: str
+    counterpart_school: str
+    counterpart_oin: str
+    status: str
+    requested_date: str
+    deadline: datetime
+    ready_by: str | None
+    decline_reason: str | None
+    delivery_message_id: str | None
+    name_warning: bool
+    last_error_code: str | None
+    held: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class RequestEvent:
+    at: datetime
+    status: str
+    code: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class InzageEntry:
+    school: str
+    request_pk: int | None
+    inzage_date: str | None
+    how: str | None
+    zienswijze: bool
+    waived: bool
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewRequest:
+    side: str
+    request_id: str
+    our_school: str
+    counterpart_school: str
+    counterpart_oin: str
+    status: str
+    requested_date: str
+    deadline: datetime
+    pupil: dict[str, Any]
+
+
+def _record(row: m.PullRequest) -> RequestRecord:
+    return RequestRecord(
+        pk=row.id,
+        side=row.side,
+        request_id=row.request_id,
+        our_school=row.our_school,
+        counterpart_school=row.counterpart_school,
+        counterpart_oin=row.counterpart_oin,
+        status=row.status,
+        requested_date=row.requested_date,
+        deadline=row.deadline,
+        ready_by=row.ready_by,
+        decline_reason=row.decline_reason,
+        delivery_message_id=row.delivery_message_id,
+        name_warning=bool(row.name_warning),
+        last_error_code=row.last_error_code,
+        held=row.held_ciphertext is not None,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _aad(row: m.PullRequest | NewRequest, what: str) -> bytes:
+    return aad_for("pull_requests", f"{row.side}/{row.counterpart_oin}/{row.request_id}", what)
+
+
+def insert_request_in(
+    session: Session, cipher: AtRestCipher, new: NewRequest, *, now: datetime
+) -> RequestRecord:
+    """Insert a request (and its first event) in the caller's transaction."""
+    row = m.PullRequest(
+        side=new.side,
+        request_id=new.request_id,
+        our_school=new.our_school,
+        counterpart_school=new.counterpart_school,
+        counterpart_oin=new.counterpart_oin,
+        status=new.status,
+        requested_date=new.requested_date,
+        deadline=new.deadline,
+        key_id=cipher.key_id,
+        pupil_ciphertext=cipher.encrypt(
+            json.dumps(new.pupil, sort_keys=True).encode("utf-8"), aad=_aad(new, "pupil")
+        ),
+        name_warning=False,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    session.add(m.PullRequestEvent(request_pk=row.id, at=now, status=new.status))
+    session.flush()
+    return _record(row)
+
+
+def transition_in(
+    session: Session,
+    cipher: AtRestCipher,
+    pk: int,
+    *,
+    status: str,
+    now: datetime,
+    code: str | None = None,
+    decline_text: str | None = None,
+    **fields: Any,
+) -> RequestRecord:
+    """Change a request's status (an event with ``code``) and the given columns."""
+    row = session.get(m.PullRequest, pk, with_for_update=True)
+    if row is None:
+        raise LookupError(f"no request row {pk}")
+    allowed = {"ready_by", "decline_reason", "delivery_message_id", "name_warning"}
+    allowed |= {"last_error_code"}
+    for name, value in fields.items():
+        if name not in allowed:
+            raise ValueError(f"not a request column to set: {name}")
+        setattr(row, name, value)
+    if decline_text is not None:
+        row.decline_text_ciphertext = cipher.encrypt(
+            decline_text.encode("utf-8"), aad=_aad(row, "decline")
+        )
+    if status != row.status:
+        session.add(m.PullRequestEvent(request_pk=pk, at=now, status=status, code=code))
+    row.status = status
+    row.updated_at = now
+    session.flush()
+    return _record(row)
+
+
+def find_request_in(
+    session: Session, *, side: str, request_id: str, counterpart_oin: str | None = None
+) -> RequestRecord | None:
+    stmt = select(m.PullRequest).where(
+        m.PullRequest.side == side, m.PullRequest.request_id == request_id
+    )
+    if counterpart_oin is not None:
+        stmt = stmt.where(m.PullRequest.counterpart_oin == counterpart_oin)
+    rows = session.scalars(stmt).all()
+    return _record(rows[0]) if len(rows) == 1 else None
+
+
+class PullStore:
+    """The pull workflow's tables over one engine (one transaction per method)."""
+
+    def __init__(self, store: Store) -> None:
+        self.engine = store.engine
+        self._store = store
+        self._writer = writer(store.engine)
+
+    @property
+    def cipher(self) -> AtRestCipher:
+        """The store's at-rest cipher (ConfigError when no storage key is configured)."""
+        return self._store.cipher
+
+    def _write(self, work: Callable[[Session], _T]) -> _T:
+        with unavailable_as_typed_error(), Session(self._writer) as session, session.begin():
+            return work(session)
+
+    def _read(self, work: Callable[[Session], _T]) -> _T:
+        with unavailable_as_typed_error(), Session(self.engine) as session, session.begin():
+            return work(session)
+
+    # --- requests ------------------------------------------------------------------------------
+
+    def insert(self, new: NewRequest, *, now: datetime) -> RequestRecord:
+        return self._write(lambda s: insert_request_in(s, self.cipher, new, now=now))
+
+    def transition(
+        self,
+        pk: int,
+        *,
+        status: str,
+        now: datetime,
+        code: str | None = None,
+        decline_text: str | None = None,
+        **fields: Any,
+    ) -> RequestRecord:
+        return self._write(
+            lambda s: transition_in(
+                s,
+                self.cipher,
+                pk,
+                status=status,
+                now=now,
+                code=code,
+                decline_text=decline_text,
+                **fields,
+            )
+        )
+
+    def find(
+        self, *, side: str, request_id: str, counterpart_oin: str | None = None
+    ) -> RequestRecord | None:
+        return self._read(
+            lambda s: find_request_in(
+                s, side=side, request_id=request_id, counterpart_oin=counterpart_oin
+            )
+        )
+
+    def get(self, pk: int) -> RequestRecord | None:
+        def work(session: Session) -> RequestRecord | None:
+            row = session.get(m.PullRequest, pk)
+            return None if row is None else _record(row)
+
+        return self._read(work)
+
+    def list_requests(
+        self,
+        *,
+        side: str | None = None,
+        statuses: Sequence[str] = (),
+        schools: Sequence[str] = (),
+    ) -> list[RequestRecord]:
+        def work(session: Session) -> list[RequestRecord]:
+            stmt = select(m.PullRequest).order_by(m.PullRequest.id)
+            if side is not None:
+                stmt = stmt.where(m.PullRequest.side == side)
+            if statuses:
+                stmt = stmt.where(m.PullRequest.status.in_(list(statuses)))
+            if schools:
+                stmt = stmt.where(m.PullRequest.our_school.in_(list(schools)))
+            return [_record(row) for row in session.scalars(stmt)]
+
+        return self._read(work)
+
+    def events(self, pk: int) -> list[RequestEvent]:
+        def work(session: Session) -> list[RequestEvent]:
+            stmt = (
+                select(m.PullRequestEvent)
+                .where(m.PullRequestEvent.request_pk == pk)
+                .order_by(m.PullRequestEvent.id)
+            )
+            return [
+                RequestEvent(at=e.at, status=e.status, code=e.code) for e in session.scalars(stmt)
+            ]
+
+        return self._read(work)
+
+    def _blob(self, pk: int, column: str, what: str) -> bytes | None:
+        """Decrypt one encrypted column of a request row (None when empty)."""
+
+        def work(session: Session) -> tuple[bytes, bytes | None, str]:
+            row = session.get(m.PullRequest, pk)
+            if row is None:
+                raise LookupError(f"no request row {pk}")
+            return _aad(row, what), getattr(row, column), row.key_id
+
+        aad, blob, key_id = self._read(work)
+        if blob is None:
+            return None
+        return self.cipher.decrypt(blob, aad=aad, key_id=key_id)
+
+    def pupil(self, pk: int) -> dict[str, Any]:
+        """The request's pupil facts (personal data: for matching and for the school's view)."""
+        data = self._blob(pk, "pupil_ciphertext", "pupil")
+        assert data is not None
+        value: dict[str, Any] = json.loads(data)
+        return value
+
+    def decline_text(self, pk: int) -> str | None:
+        data = self._blob(pk, "decline_text_ciphertext", "decline")
+        return None if data is None else data.decode("utf-8")
+
+    # --- a dossier held until the parents' inzage ----------------------------------------------
+
+    def hold(self, pk: int, payload: bytes, *, now: datetime, name_warning: bool) -> None:
+        def work(session: Session) -> None:
+            row = session.get(m.PullRequest, pk, with_for_update=True)
+            if row is None:
+                raise LookupError(f"no request row {pk}")
+            row.held_ciphertext = self.cipher.encrypt(payload, aad=_aad(row, "held"))
+            row.name_warning = name_warning
+            row.updated_at = now
+            session.add(m.PullRequestEvent(request_pk=pk, at=now, status=row.status, code="held"))
+
+        self._write(work)
+
+    def held_payload(self, pk: int) -> bytes | None:
+        return self._blob(pk, "held_ciphertext", "held")
+
+    def release(self, pk: int, *, delivery_message_id: str, now: datetime) -> RequestRecord:
+        """The held dossier was queued: drop it and remember the delivery's MessageID."""
+
+        def work(session: Session) -> RequestRecord:
+            row = session.get(m.PullRequest, pk, with_for_update=True)
+            if row is None:
+                raise LookupError(f"no request row {pk}")
+            row.held_ciphertext = None
+            row.delivery_message_id = delivery_message_id
+            row.updated_at = now
+            session.add(m.PullRequestEvent(request_pk=pk, at=now, status=row.status, code="queued"))
+            session.flush()
+            return _record(row)
+
+        return self._write(work)
+
+    # --- inzage --------------------------------------------------------------------------------
+
+    def record_inzage(
+        self,
+        *,
+        school: str,
+        request_pk: int | None,
+        pupil_identifier: str | None,
+        inzage_date: str | None,
+        how: str | None,
+        zienswijze: str | None,
+        waiver: str | None,
+        now: datetime,
+    ) -> InzageEntry:
+        cipher = self.cipher
+        pupil_hmac = cipher.lookup_hash("pupil_id", pupil_identifier) if pupil_identifier else None
+        owner = f"{school}/{request_pk}/{pupil_hmac}"
+
+        def work(session: Session) -> InzageEntry:
+            row = m.InzageRecord(
+                school=school,
+                request_pk=request_pk,
+                pupil_hmac=pupil_hmac,
+                inzage_date=inzage_date,
+                how=how,
+                zienswijze=zienswijze is not None,
+                waived=waiver is not None,
+                key_id=cipher.key_id,
+                zienswijze_ciphertext=None
+                if zienswijze is None
+                else cipher.encrypt(zienswijze.encode(), aad=aad_for("inzage", owner, "view")),
+                waiver_ciphertext=None
+                if waiver is None
+                else cipher.encrypt(waiver.encode(), aad=aad_for("inzage", owner, "waiver")),
+                recorded_at=now,
+            )
+            session.add(row)
+            session.flush()
+            return _inzage(row)
+
+        return self._write(work)
+
+    def find_inzage(
+        self, *, school: str, request_pk: int | None = None, pupil_identifier: str | None = None
+    ) -> InzageEntry | None:
+        """The latest inzage record for a request, or for a pupil at a school (a push)."""
+        pupil_hmac = (
+            self.cipher.lookup_hash("pupil_id", pupil_identifier) if pupil_identifier else None
+        )
+        if request_pk is None and pupil_hmac is None:
+            return None
+
+        def work(session: Session) -> InzageEntry | None:
+            stmt = select(m.InzageRecord).where(m.InzageRecord.school == school)
+            if request_pk is not None:
+                stmt = stmt.where(m.InzageRecord.request_pk == request_pk)
+            else:
+                stmt = stmt.where(m.InzageRecord.pupil_hmac == pupil_hmac)
+            row = session.scalars(stmt.order_by(m.InzageRecord.id.desc()).limit(1)).first()
+            return None if row is None else _inzage(row)
+
+        return self._read(work)
+
+
+def _inzage(row: m.InzageRecord) -> InzageEntry:
+    return InzageEntry(
+        school=row.school,
+        request_pk=row.request_pk,
+        inzage_date=row.inzage_date,
+        how=row.how,
+        zienswijze=bool(row.zienswijze),
+        waived=bool(row.waived),
+        recorded_at=row.recorded_at,
+    )
+
+
+def drop_held_in(session: Session, pk: int) -> None:
+    """Forget a dossier held for the parents' inzage (the request was withdrawn)."""
+    row = session.get(m.PullRequest, pk, with_for_update=True)
+    if row is not None:
+        row.held_ciphertext = None

@@ -1,0 +1,111 @@
+"""Message kind: request answer (``ACTION_ANSWER``, ``schemas/oso_gateway_answer.xsd``).
+
+From the old school to the new one: accepted (with a ready-by date) or declined (reason code,
+optional text); from the new school to the old one: withdrawn. Checks: the payload matches its
+schema (E475), its RequestID is the message's ``wsa:RelatesTo``, the schools it names are the
+addressed school and a school that mandated the signer (E480, E431), the request exists between
+those schools on our side (E481), and the request's state allows the answer (E482).
+
+Transitions, new school (requester): sent → accepted; sent | accepted → declined.
+Old school (holder): received | accepted → withdrawn (a dossier held for inzage is dropped).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lxml import etree
+
+from oso_gateway.errors import (
+    AnswerNotAllowed,
+    AnswerRequestUnknown,
+    RequestPayloadInvalid,
+    RequestSchoolMismatch,
+)
+from oso_gateway.store import models as m
+from oso_gateway.store.pull import find_request_in, transition_in
+from oso_gateway.transfer.handlers.base import Accepted, Inbound
+from oso_gateway.transfer.pull import payloads as p
+from oso_gateway.transfer.pull.service import (
+    ACCEPTED,
+    DECLINED,
+    RECEIVED,
+    SENT,
+    WITHDRAWN,
+    PullService,
+)
+
+#: (our side, outcome) → the states it may come from
+_ALLOWED = {
+    (m.REQUESTER, p.ACCEPTED): (SENT,),
+    (m.REQUESTER, p.DECLINED): (SENT, ACCEPTED),
+    (m.HOLDER, p.WITHDRAWN): (RECEIVED, ACCEPTED),
+}
+_NEW_STATUS = {p.ACCEPTED: ACCEPTED, p.DECLINED: DECLINED, p.WITHDRAWN: WITHDRAWN}
+
+
+class RequestAnswerHandler:
+    action = p.ACTION_ANSWER
+
+    def __init__(self, *, pull: PullService) -> None:
+        self.pull = pull
+
+    def accept(self, message: Inbound) -> Accepted:
+        opened = message.opened
+        answer = p.parse_answer(opened.payload)
+        if opened.relates_to != answer.request_id:
+            raise RequestPayloadInvalid("the answer's RequestID is not its wsa:RelatesTo")
+        if answer.recipient != message.served.school:
+            raise RequestSchoolMismatch(
+                f"answer names school {answer.recipient}, addressed to {message.served.school}"
+            )
+        sender = answer.sender
+        message.directory.check_mandate(message.signer_oin, sender.brin, sender.vestiging)
+        side = m.HOLDER if answer.outcome == p.WITHDRAWN else m.REQUESTER
+        record = self.pull.requests.find(
+            side=side, request_id=answer.request_id, counterpart_oin=message.signer_oin
+        )
+        if (
+            record is None
+            or record.our_school != message.served.school.code
+            or record.counterpart_school != sender.code
+        ):
+            raise AnswerRequestUnknown(f"{answer.outcome} for unknown request {answer.request_id}")
+        if record.status not in _ALLOWED.get((side, answer.outcome), ()):
+            raise AnswerNotAllowed(
+                f"{answer.outcome} for request {answer.request_id}, which is {record.status}"
+            )
+        cipher = self.pull.store.cipher
+        fields: dict[str, Any] = {}
+        if answer.ready_by is not None:
+            fields["ready_by"] = answer.ready_by.isoformat()
+        if answer.reason is not None:
+            fields["decline_reason"] = answer.reason
+
+        def persist(session: Any, _record: Any) -> None:
+            current = find_request_in(
+                session, side=side, request_id=answer.request_id, counterpart_oin=message.signer_oin
+            )
+            if current is None or current.status not in _ALLOWED[(side, answer.outcome)]:
+                raise AnswerNotAllowed(f"request {answer.request_id} changed meanwhile")
+            transition_in(
+                session,
+                cipher,
+                current.pk,
+                status=_NEW_STATUS[answer.outcome],
+                now=message.now,
+                code=answer.reason,
+                decline_text=answer.text,
+                **fields,
+            )
+            if side == m.HOLDER:
+                from oso_gateway.store.pull import drop_held_in
+
+                drop_held_in(session, current.pk)
+
+        return Accepted(
+            counterpart_school=sender,
+            payload=etree.tostring(opened.payload, encoding="utf-8", xml_declaration=True),
+            relates_to=answer.request_id,
+            persist=persist,
+        )

@@ -1,0 +1,529 @@
+"""The pull workflow's service: each side's requests, the inzage gate, sending through the outbox.
+
+New school (requester): ``send_request`` → ``sent``; the old school's answer makes it
+``accepted`` or ``declined``; ``withdraw`` → ``withdrawn``; a matching delivery → ``delivered``;
+past its deadline without a delivery → ``expired`` (``refresh``).
+
+Old school (holder): a request arrives ``received`` (deadline: answer within ``answer_days``);
+``accept`` → ``accepted``; ``decline`` → ``declined``; the requester's withdrawal → ``withdrawn``;
+``answer_with_dossier`` checks the pupil against the request (E470) and queues the delivery, or
+holds it (encrypted) until the parents' inzage is recorded when the school's policy asks for it;
+``record_inzage`` releases a held dossier; once the delivery's receipt is verified → ``delivered``.
+
+Prints nothing; times are arguments; pupil data never reaches a log line or an error text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from lxml import etree
+
+from oso_gateway.config import INZAGE_NOT_REQUIRED, INZAGE_OR_WAIVER, PullSettings
+from oso_gateway.dossier.rules import bsn_is_valid, onderwijsnummer_is_valid
+from oso_gateway.errors import (
+    DeliveryPupilMismatch,
+    DeliveryRequestClosed,
+    DeliveryRequestOtherSchool,
+    DeliveryRequestUnknown,
+    DossierParseError,
+    GatewayError,
+    InzageMissing,
+    InzageWaiverNotAllowed,
+    PupilIdentifierInvalid,
+    PupilMismatch,
+    RequestNotFound,
+    RequestSchoolMismatch,
+    RequestStateInvalid,
+)
+from oso_gateway.security.xmlparse import ParseLimits, parse_xml
+from oso_gateway.store import models as m
+from oso_gateway.store.pull import (
+    NewRequest,
+    PullStore,
+    RequestRecord,
+    find_request_in,
+    transition_in,
+)
+from oso_gateway.store.repository import Store
+from oso_gateway.transfer import wire
+from oso_gateway.transfer.handlers.base import Inbound, Persist
+from oso_gateway.transfer.outbox import Outbox
+from oso_gateway.transfer.pull import payloads as p
+from oso_gateway.transfer.pull.matching import match_pupil
+from oso_gateway.transfer.receive import DirectoryLike, School, sending_school
+from oso_gateway.transfer.send import (
+    PreparedMessage,
+    SenderConfig,
+    prepare_dossier,
+    prepare_message,
+)
+
+log = logging.getLogger(__name__)
+
+# Requester (new school) states
+SENT = "sent"
+ACCEPTED = "accepted"
+DELIVERED = "delivered"
+DECLINED = "declined"
+WITHDRAWN = "withdrawn"
+EXPIRED = "expired"
+# Holder (old school) states: received, then the same words
+RECEIVED = "received"
+
+OPEN_REQUESTER = (SENT, ACCEPTED)
+OPEN_HOLDER = (RECEIVED, ACCEPTED)
+CLOSED = (DELIVERED, DECLINED, WITHDRAWN, EXPIRED)
+
+#: how the parents saw the dossier (``inzage record --how``)
+INZAGE_HOW = ("meeting", "paper", "digital", "other")
+
+_DOSSIER_LIMITS = ParseLimits(max_bytes=64 * 1024 * 1024)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnswerOutcome:
+    """What ``answer_with_dossier`` / ``record_inzage`` did with a dossier."""
+
+    request: RequestRecord
+    #: "queued" (the delivery is in the outbox) or "held" (waiting for the parents' inzage)
+    outcome: str
+    delivery_message_id: str | None = None
+    #: the dossier's family name differs from the request's (a warning, not a refusal)
+    name_warning: bool = False
+
+
+class PullService:
+    """One gateway's requests, on both sides."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        directory: DirectoryLike,
+        outbox: Outbox,
+        sender_config: SenderConfig,
+        settings: PullSettings,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.requests = PullStore(store)
+        self.directory = directory
+        self.outbox = outbox
+        self.sender_config = sender_config
+        self.settings = settings
+        self.clock = clock
+
+    # --- lookups ---------------------------------------------------------------------------
+
+    def find(self, request_id: str, *, side: str | None = None) -> RequestRecord:
+        """A request by id (E473 when unknown); ``side`` when the id is known on both sides."""
+        sides = [side] if side else [m.REQUESTER, m.HOLDER]
+        for which in sides:
+            record = self.requests.find(side=which, request_id=request_id)
+            if record is not None:
+                return record
+        raise RequestNotFound(f"request {request_id[:100]!r} on side {side or 'any'}")
+
+    def list(self, *, side: str | None = None, statuses: Sequence[str] = ()) -> list[RequestRecord]:
+        self.refresh()
+        return self.requests.list_requests(side=side, statuses=statuses)
+
+    def refresh(self, now: datetime | None = None) -> None:
+        """Expire overdue sent requests; mark a holder's request delivered once its delivery's
+        receipt is verified (and note the code of a failed delivery)."""
+        now = now or self.clock()
+        for record in self.requests.list_requests(side=m.REQUESTER, statuses=OPEN_REQUESTER):
+            if record.deadline < now:
+                self.requests.transition(record.pk, status=EXPIRED, now=now)
+        for record in self.requests.list_requests(side=m.HOLDER, statuses=(ACCEPTED,)):
+            if record.delivery_message_id is None:
+                continue
+            message = self.store.find_message(m.OUT, record.delivery_message_id)
+            if message is None:
+                continue
+            if message.status == m.DELIVERED:
+                self.requests.transition(record.pk, status=DELIVERED, now=now)
+            elif message.status == m.FAILED and message.last_error_code != record.last_error_code:
+                self.requests.transition(
+                    record.pk,
+                    status=ACCEPTED,
+                    now=now,
+                    last_error_code=message.last_error_code,
+                )
+
+    # --- the new school (requester) ----------------------------------------------------------
+
+    def send_request(
+        self,
+        *,
+        requesting: School,
+        old_school: School,
+        pupil: p.Pupil,
+        requested_date: date | None = None,
+        now: datetime | None = None,
+    ) -> RequestRecord:
+        now = now or self.clock()
+        pupil.check()
+        from oso_gateway.transfer.send import new_message_id
+
+        request_id = new_message_id()
+        payload = p.build_request(
+            p.DossierRequest(
+                request_id=request_id,
+                requested_at=now,
+                requested_date=requested_date or now.date(),
+                requesting_school=requesting,
+                old_school=old_school,
+                pupil=pupil,
+            )
+        )
+        prepared = prepare_message(
+            payload,
+            action=p.ACTION_REQUEST,
+            sending=requesting,
+            to=old_school,
+            directory=self.directory,
+            config=self.sender_config,
+            now=now,
+            message_id=request_id,
+        )
+        record = self.requests.insert(
+            NewRequest(
+                side=m.REQUESTER,
+                request_id=request_id,
+                our_school=requesting.code,
+                counterpart_school=old_school.code,
+                counterpart_oin=prepared.recipient_oin,
+                status=SENT,
+                requested_date=(requested_date or now.date()).isoformat(),
+                deadline=now + timedelta(days=self.settings.expire_days),
+                pupil=pupil.as_dict(),
+            ),
+            now=now,
+        )
+        self.outbox.enqueue(prepared)
+        log.info("request %s sent from %s to %s", request_id, requesting, old_school)
+        return record
+
+    def withdraw(self, request_id: str, *, now: datetime | None = None) -> RequestRecord:
+        now = now or self.clock()
+        record = self.find(request_id, side=m.REQUESTER)
+        if record.status not in OPEN_REQUESTER:
+            raise RequestStateInvalid(f"request {request_id} is {record.status}")
+        record = self.requests.transition(record.pk, status=WITHDRAWN, now=now)
+        self._send_answer(record, p.WITHDRAWN, now=now)
+        return record
+
+    # --- the old school (holder) -------------------------------------------------------------
+
+    def accept(
+        self, request_id: str, *, ready_by: date, now: datetime | None = None
+    ) -> RequestRecord:
+        now = now or self.clock()
+        record = self.find(request_id, side=m.HOLDER)
+        if record.status != RECEIVED:
+            raise RequestStateInvalid(f"request {request_id} is {record.status}")
+        record = self.requests.transition(
+            record.pk, status=ACCEPTED, now=now, ready_by=ready_by.isoformat()
+        )
+        self._send_answer(record, p.ACCEPTED, ready_by=ready_by, now=now)
+        return record
+
+    def decline(
+        self, request_id: str, *, reason: str, text: str | None = None, now: datetime | None = None
+    ) -> RequestRecord:
+        now = now or self.clock()
+        record = self.find(request_id, side=m.HOLDER)
+        if record.status not in OPEN_HOLDER or record.delivery_message_id is not None:
+            raise RequestStateInvalid(f"request {request_id} is {record.status}")
+        answer_check = p.RequestAnswer(
+            request_id=request_id,
+            answered_at=now,
+            sender=School.parse(record.our_school),
+            recipient=School.parse(record.counterpart_school),
+            outcome=p.DECLINED,
+            reason=reason,
+            text=text,
+        )
+        answer_check.check()
+        record = self.requests.transition(
+            record.pk,
+            status=DECLINED,
+            now=now,
+            code=reason,
+            decline_reason=reason,
+            decline_text=text,
+        )
+        self._send_answer(record, p.DECLINED, reason=reason, text=text, now=now)
+        return record
+
+    def answer_with_dossier(
+        self, request_id: str, dossier: bytes, *, now: datetime | None = None
+    ) -> AnswerOutcome:
+        """Check the dossier against the request and queue it, or hold it for the inzage."""
+        now = now or self.clock()
+        record = self.find(request_id, side=m.HOLDER)
+        if record.status not in OPEN_HOLDER or record.delivery_message_id is not None:
+            raise RequestStateInvalid(f"request {request_id} is {record.status}")
+        name_warning = self._check_dossier(record, dossier)
+        if record.status == RECEIVED:  # answering with the dossier accepts the request
+            record = self.accept(request_id, ready_by=now.date(), now=now)
+        if not self._inzage_done(record):
+            self.requests.hold(record.pk, dossier, now=now, name_warning=name_warning)
+            log.info("request %s: dossier held until the parents' inzage", request_id)
+            held = self.find(request_id, side=m.HOLDER)
+            return AnswerOutcome(request=held, outcome="held", name_warning=name_warning)
+        return self._deliver(record, dossier, now=now, name_warning=name_warning)
+
+    def record_inzage(
+        self,
+        request_id: str,
+        *,
+        inzage_date: date | None,
+        how: str | None,
+        zienswijze: str | None = None,
+        waiver: str | None = None,
+        now: datetime | None = None,
+    ) -> AnswerOutcome | None:
+        """Record the parents' inzage (or its waiver) for a request; release a held dossier."""
+        now = now or self.clock()
+        record = self.find(request_id, side=m.HOLDER)
+        if record.status not in OPEN_HOLDER:
+            raise RequestStateInvalid(f"request {request_id} is {record.status}")
+        self._check_inzage_args(record.our_school, inzage_date, how, waiver)
+        self.requests.record_inzage(
+            school=record.our_school,
+            request_pk=record.pk,
+            pupil_identifier=None,
+            inzage_date=inzage_date.isoformat() if inzage_date else None,
+            how=how,
+            zienswijze=zienswijze,
+            waiver=waiver,
+            now=now,
+        )
+        held = self.requests.held_payload(record.pk)
+        if held is None:
+            return None
+        return self._deliver(record, held, now=now, name_warning=record.name_warning)
+
+    def record_push_inzage(
+        self,
+        *,
+        school: School,
+        pupil_identifier: str,
+        inzage_date: date | None,
+        how: str | None,
+        zienswijze: str | None = None,
+        waiver: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Record the inzage of a dossier that will be pushed (no request)."""
+        now = now or self.clock()
+        if not (bsn_is_valid(pupil_identifier) or onderwijsnummer_is_valid(pupil_identifier)):
+            raise PupilIdentifierInvalid("the pupil identifier fails the 11-proef")
+        self._check_inzage_args(school.code, inzage_date, how, waiver)
+        self.requests.record_inzage(
+            school=school.code,
+            request_pk=None,
+            pupil_identifier=pupil_identifier,
+            inzage_date=inzage_date.isoformat() if inzage_date else None,
+            how=how,
+            zienswijze=zienswijze,
+            waiver=waiver,
+            now=now,
+        )
+
+    def check_push(self, prepared: PreparedMessage) -> None:
+        """The inzage gate for a pushed dossier, when the school's policy extends it to pushes
+        (E471). Used by the outbox before it queues an unrequested delivery."""
+        if prepared.relates_to is not None or prepared.action != wire.ACTION_DELIVER:
+            return
+        school = prepared.sending_school.code
+        policy = self.settings.policy_for(school)
+        if not policy.push_requires_inzage or policy.inzage == INZAGE_NOT_REQUIRED:
+            return
+        root = parse_xml(prepared.payload, limits=_DOSSIER_LIMITS).getroot()
+        identifier = _dossier_identifier(root)
+        entry = (
+            self.requests.find_inzage(school=school, pupil_identifier=identifier)
+            if identifier
+            else None
+        )
+        if entry is None or (entry.waived and policy.inzage != INZAGE_OR_WAIVER):
+            raise InzageMissing(f"push from school {school}: no inzage recorded for the pupil")
+
+    def preview(self, request_id: str) -> dict[str, Any] | None:
+        """What parents are shown: the held dossier as it will leave (minimised), per category
+        (counts, no personal data). None when no dossier is held."""
+        from oso_gateway.dossier.minimise import minimise
+        from oso_gateway.dossier.preview import preview
+
+        record = self.find(request_id, side=m.HOLDER)
+        held = self.requests.held_payload(record.pk)
+        if held is None:
+            return None
+        root = parse_xml(held, limits=_DOSSIER_LIMITS).getroot()
+        return preview(minimise(root).root).as_dict()
+
+    # --- the new school receives a delivery for its request -----------------------------------
+
+    def match_delivery(
+        self, message: Inbound, *, request_id: str, sending: School, dossier: etree._Element
+    ) -> Persist:
+        """A delivery relating to a request must belong to it: our request (E476), between the
+        same schools and gateways (E477), still open (E478), for the same pupil (E479)."""
+        record = self.requests.find(side=m.REQUESTER, request_id=request_id)
+        if record is None:
+            raise DeliveryRequestUnknown(f"delivery relates to unknown request {request_id[:100]}")
+        if (
+            record.our_school != message.served.school.code
+            or record.counterpart_school != sending.code
+            or record.counterpart_oin != message.signer_oin
+        ):
+            raise DeliveryRequestOtherSchool(
+                f"request {request_id} is between {record.our_school} and "
+                f"{record.counterpart_school}; delivery from {sending} to {message.served.school}"
+            )
+        if record.status not in OPEN_REQUESTER or record.deadline < message.now:
+            raise DeliveryRequestClosed(f"request {request_id} is {record.status}")
+        pupil = p.Pupil.from_dict(self.requests.pupil(record.pk))
+        result = match_pupil(dossier, pupil)
+        if not result.matches:
+            raise DeliveryPupilMismatch(
+                f"delivery for request {request_id} differs in {', '.join(result.differs)}"
+            )
+        cipher = self.store.cipher
+
+        def persist(session: Any, _record: Any) -> None:
+            current = find_request_in(session, side=m.REQUESTER, request_id=request_id)
+            if current is None or current.status not in OPEN_REQUESTER:
+                raise DeliveryRequestClosed(f"request {request_id} closed meanwhile")
+            transition_in(
+                session,
+                cipher,
+                current.pk,
+                status=DELIVERED,
+                now=message.now,
+                delivery_message_id=message.opened.message_id,
+                name_warning=result.name_warning,
+            )
+
+        return persist
+
+    # --- steps ---------------------------------------------------------------------------------
+
+    def _check_dossier(self, record: RequestRecord, dossier: bytes) -> bool:
+        """E470 unless the dossier's pupil is the request's; returns the name warning."""
+        try:
+            root = parse_xml(dossier, limits=_DOSSIER_LIMITS).getroot()
+        except GatewayError as exc:
+            raise DossierParseError(f"the dossier cannot be parsed ({exc.code})") from None
+        if sending_school(root).code != record.our_school:
+            raise RequestSchoolMismatch(
+                f"the dossier's school is not {record.our_school}, the school that was asked"
+            )
+        pupil = p.Pupil.from_dict(self.requests.pupil(record.pk))
+        result = match_pupil(root, pupil)
+        if not result.matches:
+            raise PupilMismatch(
+                f"request {record.request_id}: dossier differs in {', '.join(result.differs)}"
+            )
+        if result.name_warning:
+            log.warning("request %s: the family name differs (warning)", record.request_id)
+        return result.name_warning
+
+    def _inzage_done(self, record: RequestRecord) -> bool:
+        policy = self.settings.policy_for(record.our_school)
+        if policy.inzage == INZAGE_NOT_REQUIRED:
+            return True
+        entry = self.requests.find_inzage(school=record.our_school, request_pk=record.pk)
+        if entry is None:
+            return False
+        return not entry.waived or policy.inzage == INZAGE_OR_WAIVER
+
+    def _check_inzage_args(
+        self, school: str, inzage_date: date | None, how: str | None, waiver: str | None
+    ) -> None:
+        if waiver is not None:
+            if not waiver.strip():
+                raise InzageWaiverNotAllowed("a waiver needs a reason")
+            if self.settings.policy_for(school).inzage != INZAGE_OR_WAIVER:
+                raise InzageWaiverNotAllowed(f"school {school}'s policy does not allow a waiver")
+            return
+        if inzage_date is None or how not in INZAGE_HOW:
+            raise InzageMissing("an inzage needs its date and how (" + ", ".join(INZAGE_HOW) + ")")
+
+    def _deliver(
+        self, record: RequestRecord, dossier: bytes, *, now: datetime, name_warning: bool
+    ) -> AnswerOutcome:
+        prepared = prepare_dossier(
+            dossier,
+            to=School.parse(record.counterpart_school),
+            directory=self.directory,
+            config=self.sender_config,
+            now=now,
+            relates_to=record.request_id,
+        )
+        self.outbox.enqueue(prepared)
+        released = self.requests.release(
+            record.pk, delivery_message_id=prepared.message_id, now=now
+        )
+        log.info("request %s: delivery %s queued", record.request_id, prepared.message_id)
+        return AnswerOutcome(
+            request=released,
+            outcome="queued",
+            delivery_message_id=prepared.message_id,
+            name_warning=name_warning,
+        )
+
+    def _send_answer(
+        self,
+        record: RequestRecord,
+        outcome: str,
+        *,
+        now: datetime,
+        ready_by: date | None = None,
+        reason: str | None = None,
+        text: str | None = None,
+    ) -> str:
+        ours, theirs = School.parse(record.our_school), School.parse(record.counterpart_school)
+        payload = p.build_answer(
+            p.RequestAnswer(
+                request_id=record.request_id,
+                answered_at=now,
+                sender=ours,
+                recipient=theirs,
+                outcome=outcome,
+                ready_by=ready_by,
+                reason=reason,
+                text=text,
+            )
+        )
+        prepared = prepare_message(
+            payload,
+            action=p.ACTION_ANSWER,
+            sending=ours,
+            to=theirs,
+            directory=self.directory,
+            config=self.sender_config,
+            now=now,
+            relates_to=record.request_id,
+        )
+        self.outbox.enqueue(prepared)
+        return prepared.message_id
+
+
+def _dossier_identifier(root: etree._Element) -> str | None:
+    from oso_gateway.transfer.receive import OSO_NS
+
+    n = f"{{{OSO_NS}}}"
+    leerling = root.find(f"{n}huidigeschool/{n}leerling")
+    if leerling is None:
+        return None
+    value = leerling.findtext(n + "bsn") or leerling.findtext(n + "onderwijsnummer")
+    return value.strip() if value else None
