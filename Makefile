@@ -30,6 +30,7 @@ test: lint typecheck pytest
 
 demo: $(STAMP)
 	$(BIN)/oso-gateway demo
+	$(BIN)/oso-gateway demo --flow pull
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)

@@ -1,0 +1,101 @@
+"""`oso-gateway demo --flow pull` and the request / inzage commands (with --json) on the demo's
+gateways: real servers on loopback, mutual TLS, the dev PKI."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from lxml import etree
+
+from oso_gateway.cli import main
+from oso_gateway.dossier.generator import generate_dossier
+
+pytestmark = pytest.mark.integration
+
+OLD_CONFIG = "gateway-00000001000000000001/config.toml"
+NEW_CONFIG = "gateway-00000001000000000002/config.toml"
+N = "{http://www.edustandaard.nl/oso_gegevensset/2019/dossier}"
+
+
+def _json(args: list[str], *, code: int = 0) -> dict[str, object]:
+    result = CliRunner().invoke(main, [*args, "--json"])
+    assert result.exit_code == code, result.output
+    value: dict[str, object] = json.loads(result.output)
+    return value
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    workdir = tmp_path_factory.mktemp("pull") / "w"
+    result = CliRunner().invoke(main, ["demo", "--flow", "pull", "--workdir", str(workdir)])
+    assert result.exit_code == 0, result.output
+    return workdir, result.output
+
+
+def test_the_pull_demo_prints_each_step_and_its_receipts(demo: tuple[Path, str]) -> None:
+    _workdir, output = demo
+    for step in ("request sent", "accepted", "inzage recorded", "delivered", "imported"):
+        assert step in output
+    assert output.count("(receipt verified)") == 3
+    assert "request delivered" in output
+
+
+def test_request_list_shows_the_delivered_request_on_both_sides(demo: tuple[Path, str]) -> None:
+    workdir, _ = demo
+    sent = _json(["request", "list", "--config", str(workdir / NEW_CONFIG), "--side", "sent"])
+    received = _json(["request", "list", "--config", str(workdir / OLD_CONFIG)])
+    [ours] = sent["requests"]  # type: ignore[misc]
+    [theirs] = received["requests"]  # type: ignore[misc]
+    assert ours["status"] == theirs["status"] == "delivered"
+    assert ours["request_id"] == theirs["request_id"]
+    assert "pupil" not in ours and ours["delivery_message_id"]
+
+
+def test_request_send_answer_decline_withdraw_and_inzage_by_hand(demo: tuple[Path, str]) -> None:
+    workdir, _ = demo
+    new, old = str(workdir / NEW_CONFIG), str(workdir / OLD_CONFIG)
+    data = generate_dossier(overstap="POVO", seed=2019, now=datetime.now(UTC))
+    leerling = etree.fromstring(data).find(f"{N}huidigeschool/{N}leerling")
+    assert leerling is not None
+    pupil = [
+        "--bsn",
+        leerling.findtext(N + "bsn") or "",
+        "--birth-date",
+        leerling.findtext(N + "geboortedatum") or "",
+        "--family-name",
+        leerling.findtext(N + "achternaam") or "",
+    ]
+    base = ["request", "send", "--config", new, "--from", "01AB00", "--to", "00YY00"]
+    # the requests are queued; the old school's gateway is not running, so nothing is delivered
+    first = _json([*base, *pupil])
+    second = _json([*base, *pupil])
+    assert first["status"] == "sent"
+    shown = _json(["request", "show", str(first["request_id"]), "--config", new])
+    assert shown["pupil"]["bsn"] == leerling.findtext(N + "bsn")  # type: ignore[index]
+    withdrawn = _json(["request", "withdraw", str(second["request_id"]), "--config", new])
+    assert withdrawn["status"] == "withdrawn"
+    again = _json(["request", "withdraw", str(second["request_id"]), "--config", new], code=1)
+    assert again["error"] == "OSO-E474"
+    unknown = _json(["request", "answer", str(first["request_id"]), "--config", old,
+                     "--ready-by", "2030-01-01"], code=1)  # fmt: skip
+    assert unknown["error"] == "OSO-E473"  # never delivered to the old school
+    bad = _json([*base, "--bsn", "123456789", "--birth-date", "2015-01-01",
+                 "--family-name", "X"], code=1)  # fmt: skip
+    assert bad["error"] == "OSO-E483"
+
+
+def test_inzage_record_for_a_push_and_decline_usage(demo: tuple[Path, str]) -> None:
+    workdir, _ = demo
+    old = str(workdir / OLD_CONFIG)
+    recorded = _json(["inzage", "record", "--config", old, "--school", "00YY00", "--pupil-id",
+                      "999999187", "--date", "2030-01-01", "--how", "paper"])  # fmt: skip
+    assert recorded == {"recorded": "inzage", "school": "00YY00"}
+    refused = _json(["inzage", "record", "--config", old, "--school", "00YY00", "--pupil-id",
+                     "999999187", "--waive", "onbereikbaar"], code=1)  # fmt: skip
+    assert refused["error"] == "OSO-E472"
+    result = CliRunner().invoke(main, ["request", "decline", "x", "--config", old])
+    assert result.exit_code == 2  # --reason is required

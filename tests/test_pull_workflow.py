@@ -1,0 +1,505 @@
+"""The pull workflow, both sides: every state transition, every decline code, the pupil match on
+both sides, the inzage gate, and what a forged or misdirected message gets (one test per code)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from gateway_pair import (
+    RECEIVER_OIN,
+    RECEIVER_URL,
+    SENDER_OIN,
+    SENDER_URL,
+    VENDOR_OIN,
+    identity,
+    with_sending_school,
+)
+from lxml import etree
+from pull_pair import NEW, OLD, PullPair, dossier, make_pull_pair, pupil_of
+
+from oso_gateway.config import INZAGE_OR_WAIVER, SchoolPolicy
+from oso_gateway.errors import GatewayError
+from oso_gateway.security.wss import seal
+from oso_gateway.store import models as m
+from oso_gateway.store.pull import RequestRecord
+from oso_gateway.transfer import wire
+from oso_gateway.transfer.pull import payloads as p
+from oso_gateway.transfer.receive import School, address_for
+from oso_gateway.transfer.send import new_message_id, prepare_dossier
+
+REASONS = sorted(p.DECLINE_REASONS)
+
+
+@pytest.fixture
+def pp(tmp_path: Path) -> Iterator[PullPair]:
+    pair = make_pull_pair(tmp_path)
+    yield pair
+    pair.close()
+
+
+def _request(pp: PullPair, data: bytes | None = None, **changes: object) -> tuple[str, bytes]:
+    data = data or dossier(pp.clock)
+    record = pp.new.pull.send_request(
+        requesting=NEW, old_school=OLD, pupil=pupil_of(data, **changes)
+    )
+    pp.drain()
+    return record.request_id, data
+
+
+def _new(pp: PullPair, request_id: str) -> RequestRecord:
+    return pp.new.pull.find(request_id, side=m.REQUESTER)
+
+
+def _old(pp: PullPair, request_id: str) -> RequestRecord:
+    return pp.old.pull.find(request_id, side=m.HOLDER)
+
+
+def _code(exc: pytest.ExceptionInfo[GatewayError]) -> str:
+    return exc.value.code
+
+
+def _fault(body: bytes) -> str:
+    fault = wire.parse_fault(body)
+    assert fault is not None, body[:300]
+    return fault.remote_code
+
+
+def _imported(pp: PullPair) -> int:
+    return len(pp.new.store.find_dossiers())
+
+
+# --- transitions: the happy path -----------------------------------------------------------
+
+
+def test_request_is_sent_then_received_with_the_configured_answer_deadline(pp: PullPair) -> None:
+    request_id, _ = _request(pp)
+    assert _new(pp, request_id).status == "sent"
+    received = _old(pp, request_id)
+    assert received.status == "received"
+    assert received.deadline == pp.clock() + timedelta(days=pp.old.pull.settings.answer_days)
+    assert received.counterpart_school == NEW.code and received.our_school == OLD.code
+    assert pp.old.pull.requests.pupil(received.pk)["family_name"]  # kept (encrypted) for matching
+
+
+def test_accept_then_inzage_then_delivery_ends_delivered_on_both_sides(pp: PullPair) -> None:
+    request_id, data = _request(pp)
+    pp.old.pull.accept(request_id, ready_by=date(2030, 1, 1))
+    pp.drain()
+    assert _old(pp, request_id).status == "accepted"
+    assert (_new(pp, request_id).status, _new(pp, request_id).ready_by) == (
+        "accepted",
+        "2030-01-01",
+    )
+    held = pp.old.pull.answer_with_dossier(request_id, data)
+    assert held.outcome == "held" and _old(pp, request_id).held
+    released = pp.old.pull.record_inzage(
+        request_id, inzage_date=date(2030, 1, 1), how="paper", zienswijze="Wij zijn het eens."
+    )
+    assert released is not None and released.outcome == "queued"
+    pp.drain()
+    pp.old.pull.refresh()
+    assert _old(pp, request_id).status == "delivered"
+    new = _new(pp, request_id)
+    assert new.status == "delivered" and new.delivery_message_id == released.delivery_message_id
+    inbound = pp.new.store.find_message(m.IN, new.delivery_message_id or "")
+    assert inbound is not None and inbound.relates_to == request_id
+    assert [e.status for e in pp.new.pull.requests.events(new.pk)] == [
+        "sent",
+        "accepted",
+        "delivered",
+    ]
+
+
+def test_answering_a_received_request_with_the_dossier_accepts_it(pp: PullPair) -> None:
+    request_id, data = _request(pp)
+    pp.old.pull.record_inzage(request_id, inzage_date=date(2030, 1, 1), how="meeting")
+    outcome = pp.old.pull.answer_with_dossier(request_id, data)
+    assert outcome.outcome == "queued"
+    pp.drain()
+    assert _new(pp, request_id).status == "delivered"
+
+
+def test_the_zienswijze_is_stored_encrypted(pp: PullPair) -> None:
+    request_id, _ = _request(pp)
+    secret = "Wij vinden het advies te streng (zienswijze-7731)"
+    pp.old.pull.record_inzage(
+        request_id, inzage_date=date(2030, 1, 1), how="digital", zienswijze=secret
+    )
+    raw = Path(pp.old.store.engine.url.database or "").read_bytes()
+    assert b"zienswijze-7731" not in raw
+    entry = pp.old.pull.requests.find_inzage(school=OLD.code, request_pk=_old(pp, request_id).pk)
+    assert entry is not None and entry.zienswijze and entry.how == "digital"
+
+
+@pytest.mark.parametrize("reason", REASONS)
+def test_every_decline_reason_reaches_the_new_school(pp: PullPair, reason: str) -> None:
+    request_id, _ = _request(pp)
+    text = "De leerling is verhuisd naar het buitenland" if reason == "other" else None
+    pp.old.pull.decline(request_id, reason=reason, text=text)
+    pp.drain()
+    old, new = _old(pp, request_id), _new(pp, request_id)
+    assert (old.status, old.decline_reason) == ("declined", reason)
+    assert (new.status, new.decline_reason) == ("declined", reason)
+    assert pp.new.pull.requests.decline_text(new.pk) == text
+
+
+def test_an_accepted_request_can_still_be_declined(pp: PullPair) -> None:
+    request_id, _ = _request(pp)
+    pp.old.pull.accept(request_id, ready_by=date(2030, 1, 1))
+    pp.drain()
+    pp.old.pull.decline(request_id, reason="parents-objected")
+    pp.drain()
+    assert _new(pp, request_id).status == "declined"
+
+
+@pytest.mark.parametrize("accept_first", [False, True])
+def test_withdrawal_reaches_the_old_school_and_drops_a_held_dossier(
+    pp: PullPair, accept_first: bool
+) -> None:
+    request_id, data = _request(pp)
+    if accept_first:
+        pp.old.pull.answer_with_dossier(request_id, data)  # accepted, held for inzage
+        pp.drain()
+        assert _old(pp, request_id).held
+    pp.new.pull.withdraw(request_id)
+    pp.drain()
+    assert _new(pp, request_id).status == "withdrawn"
+    old = _old(pp, request_id)
+    assert old.status == "withdrawn" and not old.held
+    with pytest.raises(GatewayError) as info:
+        pp.old.pull.record_inzage(request_id, inzage_date=date(2030, 1, 1), how="paper")
+    assert _code(info) == "OSO-E474"
+
+
+def test_a_request_past_its_deadline_expires(pp: PullPair) -> None:
+    request_id, _ = _request(pp)
+    pp.clock.advance(timedelta(days=pp.new.pull.settings.expire_days, seconds=1))
+    pp.new.pull.refresh()
+    assert _new(pp, request_id).status == "expired"
+    assert [r.request_id for r in pp.new.pull.list(statuses=("expired",))] == [request_id]
+
+
+def test_a_name_mismatch_is_only_a_warning(pp: PullPair) -> None:
+    request_id, data = _request(pp, family_name="Pieters-Anders")
+    pp.old.pull.record_inzage(request_id, inzage_date=date(2030, 1, 1), how="meeting")
+    outcome = pp.old.pull.answer_with_dossier(request_id, data)
+    assert outcome.outcome == "queued" and outcome.name_warning
+    pp.drain()
+    new = _new(pp, request_id)
+    assert new.status == "delivered" and new.name_warning
+
+
+# --- the inzage gate ---------------------------------------------------------------------------
+
+
+def test_a_requested_dossier_without_recorded_inzage_is_not_delivered(pp: PullPair) -> None:
+    request_id, data = _request(pp)
+    outcome = pp.old.pull.answer_with_dossier(request_id, data)
+    assert outcome.outcome == "held" and outcome.delivery_message_id is None
+    pp.drain()
+    deliveries = [
+        r for r in pp.old.store.list_messages(direction=m.OUT) if r.action == wire.ACTION_DELIVER
+    ]
+    assert deliveries == []
+    assert _imported(pp) == 0 and _new(pp, request_id).status == "accepted"
+    assert pp.old.pull.preview(request_id) is not None  # what the parents are shown
+
+
+def test_a_waiver_is_refused_where_the_policy_requires_inzage(pp: PullPair) -> None:
+    request_id, data = _request(pp)
+    pp.old.pull.answer_with_dossier(request_id, data)
+    with pytest.raises(GatewayError) as info:
+        pp.old.pull.record_inzage(
+            request_id, inzage_date=None, how=None, waiver="ouders onbereikbaar"
+        )
+    assert _code(info) == "OSO-E472"
+    assert _old(pp, request_id).held
+
+
+def test_a_waiver_with_a_reason_releases_the_dossier_where_the_policy_allows(
+    tmp_path: Path,
+) -> None:
+    pp = make_pull_pair(tmp_path, policy=SchoolPolicy(inzage=INZAGE_OR_WAIVER))
+    try:
+        request_id, data = _request(pp)
+        pp.old.pull.answer_with_dossier(request_id, data)
+        released = pp.old.pull.record_inzage(
+            request_id, inzage_date=None, how=None, waiver="ouders niet bereikbaar"
+        )
+        assert released is not None and released.outcome == "queued"
+        pp.drain()
+        assert _new(pp, request_id).status == "delivered"
+    finally:
+        pp.close()
+
+
+def test_an_inzage_needs_a_date_and_how(pp: PullPair) -> None:
+    request_id, _ = _request(pp)
+    with pytest.raises(GatewayError) as info:
+        pp.old.pull.record_inzage(request_id, inzage_date=None, how="paper")
+    assert _code(info) == "OSO-E471"
+
+
+def test_the_gate_holds_for_a_push_when_the_policy_says_so(tmp_path: Path) -> None:
+    pp = make_pull_pair(tmp_path, policy=SchoolPolicy(push_requires_inzage=True))
+    try:
+        data = dossier(pp.clock)
+
+        def push() -> None:
+            prepared = prepare_dossier(
+                data,
+                to=NEW,
+                directory=pp.directory,
+                config=pp.old.outbox.config,
+                now=pp.clock(),
+            )
+            pp.old.outbox.enqueue(prepared)
+
+        with pytest.raises(GatewayError) as info:
+            push()
+        assert _code(info) == "OSO-E471"
+        pupil = pupil_of(data)
+        pp.old.pull.record_push_inzage(
+            school=OLD,
+            pupil_identifier=pupil.identifier,
+            inzage_date=date(2030, 1, 1),
+            how="meeting",
+        )
+        push()
+        pp.drain()
+        assert _imported(pp) == 1
+    finally:
+        pp.close()
+
+
+def test_a_push_without_the_policy_needs_no_inzage(pp: PullPair) -> None:
+    data = dossier(pp.clock)
+    prepared = prepare_dossier(
+        data, to=NEW, directory=pp.directory, config=pp.old.outbox.config, now=pp.clock()
+    )
+    pp.old.outbox.enqueue(prepared)
+    pp.drain()
+    assert _imported(pp) == 1
+
+
+# --- refusals on the old school's side ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"bsn": "111222333"}, {"birth_date": date(2014, 1, 1)}],
+    ids=["identifier", "birth-date"],
+)
+def test_a_dossier_of_another_pupil_is_refused_before_sealing(
+    pp: PullPair, changes: dict[str, object]
+) -> None:
+    request_id, data = _request(pp, **changes)
+    with pytest.raises(GatewayError) as info:
+        pp.old.pull.answer_with_dossier(request_id, data)
+    assert _code(info) == "OSO-E470"
+    assert pp.old.store.list_messages(direction=m.OUT) == []
+    assert _old(pp, request_id).status == "received"
+
+
+def test_an_unknown_request_id_is_refused(pp: PullPair) -> None:
+    with pytest.raises(GatewayError) as info:
+        pp.old.pull.accept(new_message_id(), ready_by=date(2030, 1, 1))
+    assert _code(info) == "OSO-E473"
+
+
+def test_steps_the_state_does_not_allow_are_refused(pp: PullPair) -> None:
+    request_id, _ = _request(pp)
+    pp.old.pull.decline(request_id, reason="unknown-pupil")
+    pp.drain()
+    for step in (
+        lambda: pp.old.pull.accept(request_id, ready_by=date(2030, 1, 1)),
+        lambda: pp.old.pull.decline(request_id, reason="other", text="x"),
+        lambda: pp.new.pull.withdraw(request_id),
+    ):
+        with pytest.raises(GatewayError) as info:
+            step()
+        assert _code(info) == "OSO-E474"
+
+
+def test_a_request_needs_one_valid_identifier(pp: PullPair) -> None:
+    data = dossier(pp.clock)
+    for changes in ({"bsn": "123456789"}, {"bsn": None}):
+        with pytest.raises(GatewayError) as info:
+            pp.new.pull.send_request(
+                requesting=NEW, old_school=OLD, pupil=pupil_of(data, **changes)
+            )
+        assert _code(info) == "OSO-E483"
+
+
+def test_a_decline_other_needs_a_text(pp: PullPair) -> None:
+    request_id, _ = _request(pp)
+    with pytest.raises(GatewayError) as info:
+        pp.old.pull.decline(request_id, reason="other")
+    assert _code(info) == "OSO-E484"
+    assert _old(pp, request_id).status == "received"
+
+
+# --- forced onto the wire: the receiving side refuses -------------------------------------------
+
+
+def _wire(
+    pp: PullPair,
+    payload: etree._Element,
+    *,
+    action: str,
+    relates_to: str | None,
+    sender_oin: str = SENDER_OIN,
+    to_new: bool = True,
+    message_id: str | None = None,
+) -> bytes:
+    url, school, oin = (
+        (RECEIVER_URL, NEW, RECEIVER_OIN) if to_new else (SENDER_URL, OLD, SENDER_OIN)
+    )
+    return seal(
+        payload,
+        sender=identity(sender_oin),
+        recipient_certificate=identity(oin).certificate,
+        to=address_for(url, school),
+        action=action,
+        message_id=message_id or new_message_id(),
+        now=pp.clock(),
+        relates_to=relates_to,
+    ).data
+
+
+def test_a_mismatching_dossier_forced_onto_the_wire_is_refused_by_the_new_school(
+    pp: PullPair,
+) -> None:
+    request_id, _ = _request(pp)
+    other = etree.fromstring(dossier(pp.clock, seed=77))  # another pupil
+    assert pupil_of(etree.tostring(other)).identifier != pupil_of(dossier(pp.clock)).identifier
+    result = pp.new.receiver.handle(
+        _wire(pp, other, action=wire.ACTION_DELIVER, relates_to=request_id)
+    )
+    assert _fault(result.body) == "OSO-E479"
+    assert _imported(pp) == 0 and _new(pp, request_id).status == "sent"
+
+
+def test_a_delivery_for_an_unknown_request_is_not_imported(pp: PullPair) -> None:
+    payload = etree.fromstring(dossier(pp.clock))
+    result = pp.new.receiver.handle(
+        _wire(pp, payload, action=wire.ACTION_DELIVER, relates_to=new_message_id())
+    )
+    assert _fault(result.body) == "OSO-E476" and _imported(pp) == 0
+
+
+def test_a_delivery_from_another_school_than_asked_is_not_imported(tmp_path: Path) -> None:
+    pp = make_pull_pair(tmp_path)
+    try:
+        request_id, data = _request(pp)
+        vendor_dossier = etree.fromstring(with_sending_school(data, "02CD"))
+        result = pp.new.receiver.handle(
+            _wire(
+                pp,
+                vendor_dossier,
+                action=wire.ACTION_DELIVER,
+                relates_to=request_id,
+                sender_oin=VENDOR_OIN,
+            )
+        )
+        assert _fault(result.body) == "OSO-E477" and _imported(pp) == 0
+    finally:
+        pp.close()
+
+
+def test_a_delivery_for_a_withdrawn_request_is_not_imported(pp: PullPair) -> None:
+    request_id, data = _request(pp)
+    pp.new.pull.withdraw(request_id)
+    result = pp.new.receiver.handle(
+        _wire(pp, etree.fromstring(data), action=wire.ACTION_DELIVER, relates_to=request_id)
+    )
+    assert _fault(result.body) == "OSO-E478" and _imported(pp) == 0
+
+
+def _request_payload(pp: PullPair, request_id: str, old: School = OLD) -> etree._Element:
+    return p.build_request(
+        p.DossierRequest(
+            request_id=request_id,
+            requested_at=pp.clock(),
+            requested_date=date(2030, 1, 1),
+            requesting_school=NEW,
+            old_school=old,
+            pupil=pupil_of(dossier(pp.clock)),
+        )
+    )
+
+
+def test_a_request_whose_id_is_not_its_message_id_is_refused(pp: PullPair) -> None:
+    payload = _request_payload(pp, new_message_id())
+    data = _wire(
+        pp, payload, action=p.ACTION_REQUEST, relates_to=None, sender_oin=RECEIVER_OIN, to_new=False
+    )
+    assert _fault(pp.old.receiver.handle(data).body) == "OSO-E475"
+
+
+def test_a_request_naming_another_old_school_is_refused(pp: PullPair) -> None:
+    message_id = new_message_id()
+    payload = _request_payload(pp, message_id, old=School("03EF", "00"))
+    data = _wire(
+        pp,
+        payload,
+        action=p.ACTION_REQUEST,
+        relates_to=None,
+        sender_oin=RECEIVER_OIN,
+        to_new=False,
+        message_id=message_id,
+    )
+    assert _fault(pp.old.receiver.handle(data).body) == "OSO-E480"
+    assert pp.old.pull.list() == []
+
+
+def _answer(pp: PullPair, request_id: str, outcome: str) -> etree._Element:
+    return p.build_answer(
+        p.RequestAnswer(
+            request_id=request_id,
+            answered_at=pp.clock(),
+            sender=OLD,
+            recipient=NEW,
+            outcome=outcome,
+            ready_by=date(2030, 1, 1) if outcome == p.ACCEPTED else None,
+            reason="unknown-pupil" if outcome == p.DECLINED else None,
+        )
+    )
+
+
+def test_an_answer_for_an_unknown_request_is_refused(pp: PullPair) -> None:
+    request_id = new_message_id()
+    data = _wire(
+        pp, _answer(pp, request_id, p.ACCEPTED), action=p.ACTION_ANSWER, relates_to=request_id
+    )
+    assert _fault(pp.new.receiver.handle(data).body) == "OSO-E481"
+
+
+def test_an_answer_the_state_does_not_allow_is_refused(pp: PullPair) -> None:
+    request_id, _ = _request(pp)
+    pp.new.pull.withdraw(request_id)
+    data = _wire(
+        pp, _answer(pp, request_id, p.ACCEPTED), action=p.ACTION_ANSWER, relates_to=request_id
+    )
+    assert _fault(pp.new.receiver.handle(data).body) == "OSO-E482"
+    assert _new(pp, request_id).status == "withdrawn"
+
+
+def test_a_gateway_without_the_pull_workflow_refuses_requests(pp: PullPair) -> None:
+    from oso_gateway.transfer.handlers import default_handlers
+
+    pp.old.receiver.handlers = dict(default_handlers())
+    message_id = new_message_id()
+    data = _wire(
+        pp,
+        _request_payload(pp, message_id),
+        action=p.ACTION_REQUEST,
+        relates_to=None,
+        sender_oin=RECEIVER_OIN,
+        to_new=False,
+        message_id=message_id,
+    )
+    assert _fault(pp.old.receiver.handle(data).body) == "OSO-E452"
