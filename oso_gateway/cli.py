@@ -5,15 +5,27 @@ Exit codes: 0 success, 1 the input was rejected (invalid dossier, rejected messa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from oso_gateway import __version__
+from oso_gateway.commands.db import GLOBAL_CONFIG_KEY
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="oso-gateway")
-def main() -> None:
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Configuration file (TOML) for every command below (a command's own --config wins).",
+)
+@click.pass_context
+def main(ctx: click.Context, config_file: Path | None) -> None:
     """oso-gateway: hand a pupil's OSO dossier to the next school, signed and encrypted."""
+    ctx.meta[GLOBAL_CONFIG_KEY] = config_file
 
 
 # Command groups live in oso_gateway/commands/<name>.py and register themselves here, so

@@ -112,6 +112,34 @@ class ConsoleSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ApiSettings:
+    """The school API (``docs/api.md``): its own listener, apart from the SOAP and console ports."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8445
+    #: serve over HTTPS with this certificate and key (else plain HTTP: loopback or behind a
+    #: TLS-terminating reverse proxy)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    #: per API client (Flask-Limiter notation, e.g. "120/minute;2000/hour")
+    rate_limit: str = "120/minute"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DuplicateSettings:
+    """Duplicate dossiers (same payload digest): refused when sent, recorded when received."""
+
+    #: hours within which the same dossier for the same school is refused (0: never refused)
+    outbound_window_hours: float = 168.0
+    #: a received dossier whose content we already hold is recorded as a duplicate of the first
+    #: (no second copy); false: imported again
+    inbound_record: bool = True
+    #: hours back the receiver looks for the first copy
+    inbound_window_hours: float = 720.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class LogSettings:
     """Transfer-log anchors: the signed head (seq, hash) appended to a file kept apart."""
 
@@ -176,6 +204,8 @@ class Settings:
     console: ConsoleSettings = ConsoleSettings()
     log: LogSettings = LogSettings()
     pull: PullSettings = PullSettings()
+    api: ApiSettings = ApiSettings()
+    duplicates: DuplicateSettings = DuplicateSettings()
 
     @property
     def anchor_file(self) -> Path:
@@ -388,6 +418,9 @@ ENV_KEYS: dict[str, tuple[str, str]] = {
     "CONSOLE_COOKIE_SECURE": ("console", "cookie_secure"),
     "CONSOLE_SECRET_KEY_FILE": ("console", "secret_key_file"),
     "LOG_ANCHOR_FILE": ("log", "anchor_file"),
+    "API_ENABLED": ("api", "enabled"),
+    "API_HOST": ("api", "host"),
+    "API_PORT": ("api", "port"),
 }
 _PATH_KEYS = {
     "data_dir",
@@ -575,6 +608,8 @@ def _build(
     lg.finish()
 
     pull = _pull_settings(top.get_table("pull"))
+    api = _api_settings(top.get_table("api"))
+    duplicates = _duplicate_settings(top.get_table("duplicates"))
 
     top.finish()
     return Settings(
@@ -592,6 +627,8 @@ def _build(
         console=console,
         log=log,
         pull=pull,
+        api=api,
+        duplicates=duplicates,
     )
 
 
@@ -626,6 +663,38 @@ def _pull_settings(p: _Reader) -> PullSettings:
     )
     p.finish()
     return pull
+
+
+def _api_settings(a: _Reader) -> ApiSettings:
+    limit = _or(a.get_str("rate_limit"), ApiSettings.rate_limit)
+    if not re.fullmatch(r"\d+ ?(/|per) ?\d* ?[a-z]+( ?[;,] ?\d+ ?(/|per) ?\d* ?[a-z]+)*", limit):
+        raise a.error("rate_limit", "must read like 120/minute or 120/minute;2000/hour")
+    api = ApiSettings(
+        enabled=_or(a.get_bool("enabled"), False),
+        host=_or(a.get_str("host"), ApiSettings.host),
+        port=_or(a.get_int("port", minimum=0, maximum=65535), ApiSettings.port),
+        tls_cert_file=a.get_path("tls_cert_file"),
+        tls_key_file=a.get_path("tls_key_file"),
+        rate_limit=limit,
+    )
+    if (api.tls_cert_file is None) != (api.tls_key_file is None):
+        raise a.error("tls_cert_file", "set both api.tls_cert_file and api.tls_key_file")
+    a.finish()
+    return api
+
+
+def _duplicate_settings(d: _Reader) -> DuplicateSettings:
+    result = DuplicateSettings(
+        outbound_window_hours=_or(
+            d.get_float("outbound_window_hours"), DuplicateSettings.outbound_window_hours
+        ),
+        inbound_record=_or(d.get_bool("inbound_record"), True),
+        inbound_window_hours=_or(
+            d.get_float("inbound_window_hours"), DuplicateSettings.inbound_window_hours
+        ),
+    )
+    d.finish()
+    return result
 
 
 def _resolve_sqlite(url: str, base_dir: Path) -> str:

@@ -22,15 +22,33 @@ _F = TypeVar("_F", bound=Callable[..., object])
 _STORE_ENV = ("OSO_GATEWAY_DATABASE_URL", "OSO_GATEWAY_DATA_DIR")
 
 
+#: where ``oso-gateway --config FILE <command>`` (the top-level option) leaves the file
+GLOBAL_CONFIG_KEY = "oso_gateway.config_file"
+
+
+def _or_global(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    """The command's own ``--config`` wins; else the top-level ``--config``; else the env."""
+    source = ctx.get_parameter_source("config_file")
+    if source is click.core.ParameterSource.COMMANDLINE:
+        return value
+    given: Path | None = ctx.meta.get(GLOBAL_CONFIG_KEY)
+    return given if given is not None else value
+
+
 def config_option(func: _F) -> _F:
-    """``--config FILE`` (env ``OSO_GATEWAY_CONFIG``), passed to the command as ``config_file``."""
+    """``--config FILE`` (env ``OSO_GATEWAY_CONFIG``), passed to the command as ``config_file``.
+
+    ``oso-gateway --config FILE <command>`` works as well: the top-level option is used when the
+    command is not given its own.
+    """
     return click.option(
         "--config",
         "config_file",
         type=click.Path(path_type=Path, dir_okay=False),
         envvar=CONFIG_ENV,
         default=None,
-        help=f"Configuration file (TOML). Default: ${CONFIG_ENV}.",
+        callback=_or_global,
+        help=f"Configuration file (TOML). Default: the top-level --config, then ${CONFIG_ENV}.",
     )(func)
 
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 DEMO_ACCOUNTS = (("demo-admin", "admin"), ("demo-viewer", "viewer"))
 
 
-def print_result(result: DemoResult) -> None:
+def print_result(result: DemoResult, *, keep: bool = True) -> None:
     if result.preview:
         click.echo("what will be shared (the parents' preview, without personal data):")
         click.echo(result.preview.rstrip())
@@ -57,6 +57,16 @@ def print_result(result: DemoResult) -> None:
     click.echo("")
     click.echo("receiving school's inbox:")
     click.echo(f"  {result.inbox_line}")
+    if result.config_files and keep:
+        click.echo("")
+        click.echo("gateway configurations (use after the demo: oso-gateway --config FILE ...):")
+        for title, path in result.config_files:
+            click.echo(f"  {title}")
+            click.echo(f"    {path}")
+        receiving, sending = result.config_files[1][1], result.config_files[0][1]
+        click.echo(f"  e.g. oso-gateway --config {receiving} inbox list --json")
+        click.echo(f"       oso-gateway --config {receiving} inbox export ID --out dossier.xml")
+        click.echo(f"       oso-gateway --config {sending} outbox list --json")
     for title, lines in (
         ("sender's transfer log", result.sender_log),
         ("receiver's transfer log", result.receiver_log),
@@ -105,7 +115,7 @@ def demo_command(workdir: Path | None, keep_running: bool, flow: str) -> None:
         except GatewayError as exc:
             click.echo(f"error: {exc.code}: {exc.detail}", err=True)
             raise SystemExit(1) from None
-        print_result(result)
+        print_result(result, keep=not temporary)
         ok = result.status == m.DELIVERED and result.receipt is not None
         if not ok:
             click.echo("\nthe demo transfer did not succeed", err=True)

@@ -246,3 +246,8 @@ def declared_status(root: etree._Element, category: Category) -> Uitlevering | s
 def declared_statuses(root: etree._Element) -> dict[str, Uitlevering | str | None]:
     """Status of every category, keyed by ``Category.key``."""
     return {c.key: declared_status(root, c) for c in CATEGORIES}
+
+
+def present_keys(root: etree._Element) -> tuple[str, ...]:
+    """The keys of the categories whose elements the dossier holds, in the standard's order."""
+    return tuple(c.key for c in CATEGORIES if is_present(root, c))

@@ -111,6 +111,26 @@ def minimise(root: etree._Element, *, opt_out: Iterable[str] = ()) -> MinimiseRe
     return MinimiseResult(root=tree, removed=tuple(removed), opted_out=tuple(opted))
 
 
+def keep_categories(root: etree._Element, keep: Iterable[str]) -> etree._Element:
+    """A copy of ``root`` holding only the categories in ``keep`` (category keys) plus those the
+    schema requires (metadata, school, leerling: without them it is no dossier). The
+    categorie_uitlevering block is left as it is. ``ValueError`` for an unknown key."""
+    keys = set(keep)
+    unknown = sorted(keys - set(BY_KEY))
+    if unknown:
+        raise ValueError(f"unknown categorie_uitlevering key(s): {', '.join(unknown)}")
+    tree = copy.deepcopy(root)
+    for c in CATEGORIES:
+        if c.key in keys or c.schema_required:
+            continue
+        for el in list(category_elements(tree, c)):
+            parent = el.getparent()
+            assert parent is not None
+            parent.remove(el)
+    _drop_emptied_containers(tree)
+    return tree
+
+
 def _apply_opt_out(tree: etree._Element, keys: list[str]) -> list[str]:
     if not keys:
         return []

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from oso_gateway.errors import DatabaseMissing
+from oso_gateway.store.api_clients import ApiClientStore  # also puts its tables on Base.metadata
 from oso_gateway.store.crypto import AtRestCipher
 from oso_gateway.store.engine import create_store_engine
 from oso_gateway.store.migrate import check_schema_current, current_revision, head_revision, upgrade
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.config import Settings
 
 __all__ = [
+    "ApiClientStore",
     "AtRestCipher",
     "Duplicate",
     "EventRecord",

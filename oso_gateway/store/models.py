@@ -67,13 +67,21 @@ RECEIVED = "received"
 VERIFIED = "verified"
 IMPORTED = "imported"
 REJECTED = "rejected"
+#: inbound, after import: the school's system has taken the dossier (the school API's ack)
+FETCHED = "fetched"
+#: inbound: the school declined the dossier; its content is dropped, the row kept for audit
+DECLINED = "declined"
+#: inbound: the same dossier content arrived again under a new MessageID (``duplicate_of``)
+DUPLICATE = "duplicate"
+#: outbound: cancelled before delivery; the payload is dropped
+CANCELLED = "cancelled"
 
 #: the rows that hold a MessageID (partial unique indexes; the migrations use the same text)
 OUT_NOT_REJECTED = "direction = 'out' AND status <> 'rejected'"
 IN_NOT_REJECTED = "direction = 'in' AND status <> 'rejected'"
 
-OUTBOUND_STATUSES = (QUEUED, SENDING, AWAITING_RECEIPT, DELIVERED, RETRYING, FAILED)
-INBOUND_STATUSES = (RECEIVED, VERIFIED, IMPORTED, REJECTED)
+OUTBOUND_STATUSES = (QUEUED, SENDING, AWAITING_RECEIPT, DELIVERED, RETRYING, FAILED, CANCELLED)
+INBOUND_STATUSES = (RECEIVED, VERIFIED, IMPORTED, REJECTED, FETCHED, DECLINED, DUPLICATE)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -138,6 +146,14 @@ class Message(Base):
     receipt: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: outbound: the school-API client that submitted it (None: the CLI or the console)
+    client_id: Mapped[str | None] = mapped_column(String(40))
+    #: the categorie_uitlevering keys the payload holds (comma-separated, sorted)
+    categories: Mapped[str | None] = mapped_column(String(400))
+    #: inbound duplicate dossier: the row (pk) of the first copy
+    duplicate_of: Mapped[int | None] = mapped_column(BigId)
+    #: a decline reason (kept for audit, never logged)
+    note: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         CheckConstraint("direction IN ('in', 'out')", name="direction"),
@@ -158,6 +174,7 @@ class Message(Base):
             postgresql_where=text(IN_NOT_REJECTED),
         ),
         Index("ix_messages_due", "direction", "status", "next_attempt_at"),
+        Index("ix_messages_direction_payload_digest", "direction", "payload_digest"),
     )
 
 

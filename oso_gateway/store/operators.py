@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import CheckConstraint, Engine, Integer, String, delete, select
+from sqlalchemy import CheckConstraint, Engine, Integer, String, Text, delete, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -46,6 +46,8 @@ class Operator(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: schools (BRIN + vestiging, comma-separated) this operator may see; None: every school
+    schools: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (CheckConstraint("role IN ('viewer', 'admin')", name="role"),)
 

@@ -66,6 +66,14 @@ class MessageRecord:
     receipt: bytes | None
     created_at: datetime
     updated_at: datetime
+    #: the school-API client that submitted it (outbound), if any
+    client_id: str | None = None
+    #: categorie_uitlevering keys the payload holds, comma-separated
+    categories: str | None = None
+    #: the pk of the first copy (an inbound duplicate dossier)
+    duplicate_of: int | None = None
+    #: a decline reason (kept for audit, never logged)
+    note: str | None = None
 
     @property
     def sent_signature_values(self) -> frozenset[bytes]:
@@ -145,6 +153,10 @@ def _record(row: m.Message) -> MessageRecord:
         receipt=row.receipt,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        client_id=row.client_id,
+        categories=row.categories,
+        duplicate_of=row.duplicate_of,
+        note=row.note,
     )
 
 
@@ -325,8 +337,15 @@ class Store:
         counterpart_school: str | None = None,
         endpoint: str | None = None,
         relates_to: str | None = None,
+        client_id: str | None = None,
+        categories: str | None = None,
+        after_insert: Callable[[Session, MessageRecord], None] | None = None,
     ) -> MessageRecord | Duplicate:
-        """Put a message in the outbox (status ``queued``, due now). The payload is encrypted."""
+        """Put a message in the outbox (status ``queued``, due now). The payload is encrypted.
+
+        ``after_insert`` runs in the same transaction (the school API records its
+        Idempotency-Key there); if it raises, nothing is queued.
+        """
         ciphertext = self.cipher.encrypt(payload, aad=_outbox_aad(message_id))
 
         def work(session: Session) -> MessageRecord:
@@ -349,12 +368,17 @@ class Store:
                 payload_ciphertext=ciphertext,
                 created_at=now,
                 updated_at=now,
+                client_id=client_id,
+                categories=categories,
             )
             session.add(row)
             session.flush()
             self._event(session, row, m.QUEUED, now)
             session.flush()
-            return _record(row)
+            record = _record(row)
+            if after_insert is not None:
+                after_insert(session, record)
+            return record
 
         try:
             return self._write(work)
@@ -548,6 +572,8 @@ class Store:
         pupil: PupilFacts | None = None,
         after_insert: Callable[[Session, MessageRecord], None] | None = None,
         payload_size: int | None = None,
+        categories: str | None = None,
+        duplicate_of: int | None = None,
     ) -> Imported | Duplicate:
         """Record a verified inbound message and import its dossier, all in ONE transaction.
 
@@ -560,6 +586,10 @@ class Store:
         raises, nothing is stored.
         A message id seen before from the same counterpart (signer) gives ``Duplicate`` with the
         original row and receipt.
+
+        ``duplicate_of``: the pk of an earlier inbound message with the same dossier content;
+        the message is then recorded (``received → verified → duplicate``) with its receipt but
+        no second copy of the dossier is stored.
         """
         if counterpart_oin is None:  # the duplicate key is (signer OIN, MessageID)
             raise ValueError("an imported message needs its signer's OIN (counterpart_oin)")
@@ -567,6 +597,8 @@ class Store:
         dossier_id = str(uuid.uuid4())
         sealed_dossier = None
         index_values: dict[str, object] = {}
+        if dossier is not None and duplicate_of is not None:
+            payload_size, dossier = len(dossier), None  # the first copy holds the content
         if dossier is not None:
             sealed_dossier = cipher.encrypt(dossier, aad=_dossier_aad(dossier_id, message_id))
             index_values = self._index_row(dossier_id, pupil or PupilFacts())
@@ -598,7 +630,12 @@ class Store:
             "receipt": receipt,
             "created_at": now,
             "updated_at": now,
+            "categories": categories,
+            "duplicate_of": duplicate_of,
         }
+        final = m.IMPORTED if duplicate_of is None else m.DUPLICATE
+        message_values["status"] = final
+        statuses = (m.RECEIVED, m.VERIFIED, final)
 
         def work(session: Session) -> Imported:
             # Core inserts, not the ORM unit of work: this runs while holding the write lock, once
@@ -612,7 +649,7 @@ class Store:
                 insert(m.MessageEvent),
                 [
                     {"message_pk": pk, "at": now, "status": status, "attempt": None}
-                    for status in (m.RECEIVED, m.VERIFIED, m.IMPORTED)
+                    for status in statuses
                 ],
             )
             if sealed_dossier is not None:
@@ -638,10 +675,7 @@ class Store:
             # here to the commit, so concurrent imports wait on each other as little as possible.
             translog.append_log_events(
                 session,
-                [
-                    translog.message_log_event(message_values, status, now)
-                    for status in (m.RECEIVED, m.VERIFIED, m.IMPORTED)
-                ],
+                [translog.message_log_event(message_values, status, now) for status in statuses],
                 now=now,
             )
             return Imported(message=record, dossier_id=dossier_id)

@@ -178,6 +178,8 @@ class DemoResult:
     receiver_url: str
     #: "what will be shared": the dossier per category, counts only (no personal data)
     preview: str = ""
+    #: (title, configuration file) of each gateway: usable with ``--config`` after the demo
+    config_files: tuple[tuple[str, Path], ...] = ()
 
 
 def run_demo_transfer(workdir: Path, *, seed: int = 2019) -> DemoResult:
@@ -197,7 +199,7 @@ def run_demo_transfer(workdir: Path, *, seed: int = 2019) -> DemoResult:
     sender = build_services(sender_gw.settings)
     try:
         now = datetime.now(UTC)
-        data = generate_dossier(overstap="POVO", seed=seed, now=now)
+        data = with_opt_out(generate_dossier(overstap="POVO", seed=seed, now=now))
         shared = render_text(preview(parse_xml(data).getroot()), language="en")
         prepared = prepare_dossier(
             data,
@@ -248,11 +250,38 @@ def run_demo_transfer(workdir: Path, *, seed: int = 2019) -> DemoResult:
             receiver_transfer_log=_transfer_log(receiver.store),
             sender_url=sender_gw.url,
             receiver_url=receiver_gw.url,
+            config_files=tuple(
+                (f"{title}: {gw.name} ({', '.join(schools)})", gw.config_file)
+                for title, gw, schools in (
+                    ("sending gateway", sender_gw, ("00YY00",)),
+                    ("receiving gateway", receiver_gw, ("01AB00",)),
+                    ("vendor gateway", gateways[VENDOR_OIN], ("02CD00", "03EF00")),
+                )
+            ),
         )
     finally:
         sender.close()
         running.stop()
         receiver.close()
+
+
+#: the category the demo pupil's parents opted out of: in the LAS export, removed by the sender
+DEMO_OPT_OUT = "toetsresultaten"
+
+
+def with_opt_out(data: bytes, key: str = DEMO_OPT_OUT) -> bytes:
+    """The LAS export as a school whose parents opted out of ``key``: the category is marked
+    OPT-UIT but its data is still in the file, so the sending gateway must remove it."""
+    from lxml import etree
+
+    from oso_gateway.dossier.categories import q
+
+    root = etree.fromstring(data)
+    marker = root.find(f"{q('metadata')}/{q('categorie_uitlevering')}/{q('cat_' + key)}")
+    if marker is None:
+        return data
+    marker.text = "OPT-UIT"
+    return etree.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
 def _events(store: object, pk: int, direction: str, message_id: str) -> list[str]:

@@ -21,9 +21,11 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
 
 from oso_gateway.config import RetrySettings
 from oso_gateway.errors import GatewayError, LocalError, PeerFault, sender_reading
@@ -83,10 +85,14 @@ class Outbox:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         lease: timedelta = DEFAULT_LEASE,
         rng: random.Random | None = None,
+        configs: Mapping[str, SenderConfig] | None = None,
     ) -> None:
         self.store = store
         self.directory = directory
         self.config = config
+        #: every local identity's sender config by OIN: a message is sealed, and its receipt
+        #: opened, with the identity that serves its sending school (``our_oin``)
+        self.configs: Mapping[str, SenderConfig] = configs or {config.identity.oin: config}
         self.transport = transport
         self.retry = retry
         self.clock = clock
@@ -99,10 +105,21 @@ class Outbox:
 
     # --- queueing ----------------------------------------------------------------------------
 
-    def enqueue(self, prepared: PreparedDossier) -> MessageRecord:
+    def config_for(self, oin: str | None) -> SenderConfig:
+        """The sender config of our identity ``oin`` (the first identity's when unknown)."""
+        return self.configs.get(oin or "", self.config)
+
+    def enqueue(
+        self,
+        prepared: PreparedDossier,
+        *,
+        client_id: str | None = None,
+        after_insert: Callable[[Session, MessageRecord], None] | None = None,
+    ) -> MessageRecord:
         """Store a prepared message of any kind in the outbox (status ``queued``, due now).
 
         Raises what ``gate`` raises (E471: a push without the inzage its school's policy asks).
+        ``after_insert`` runs in the queueing transaction (the school API's Idempotency-Key).
         """
         if self.gate is not None:
             self.gate(prepared)
@@ -113,11 +130,14 @@ class Outbox:
             payload=prepared.payload,
             payload_digest=prepared.payload_digest,
             now=self.clock(),
-            our_oin=self.config.identity.oin,
+            our_oin=prepared.sender_oin or self.config.identity.oin,
             our_school=prepared.sending_school.code,
             counterpart_oin=prepared.recipient_oin,
             counterpart_school=prepared.recipient.code,
             endpoint=prepared.endpoint,
+            client_id=client_id,
+            categories=",".join(prepared.categories) or None,
+            after_insert=after_insert,
         )
         if isinstance(result, Duplicate):  # a fresh UUID: cannot happen unless re-enqueued
             return result.message
@@ -234,7 +254,7 @@ class Outbox:
                 recipient_school=school,
             ),
             transport=self.transport,
-            config=self.config,
+            config=self.config_for(record.our_oin),
             clock=self.clock,
             action=record.action,
         )
@@ -285,7 +305,7 @@ class Outbox:
             message_id=record.message_id,
             to=School.parse(record.counterpart_school),
             directory=self.directory,
-            config=self.config,
+            config=self.config_for(record.our_oin),
             now=now,
             action=record.action,
             relates_to=record.relates_to,

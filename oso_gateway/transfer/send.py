@@ -101,6 +101,10 @@ class PreparedDossier:
     action: str = wire.ACTION_DELIVER
     #: the request this message answers or delivers for (``wsa:RelatesTo``, signed)
     relates_to: str | None = None
+    #: the categorie_uitlevering keys the minimised payload holds
+    categories: tuple[str, ...] = ()
+    #: our identity (OIN) that signed it: the one serving the sending school
+    sender_oin: str | None = None
 
 
 #: Any message kind the outbox sends (a dossier is one kind of payload among several).
@@ -119,11 +123,15 @@ def prepare_dossier(
     config: SenderConfig,
     now: datetime,
     relates_to: str | None = None,
+    choose_config: Callable[[School], SenderConfig] | None = None,
 ) -> PreparedDossier:
     """Validate, minimise and address a dossier (no I/O besides the directory lookup).
 
+    ``choose_config``: picks the sender config (our identity) that serves the dossier's
+    sending school; without it ``config`` signs.
     Raises the dossier's E1xx errors, ``UnknownSchool`` (E430) or ``NotMandated`` (E463).
     """
+    from oso_gateway.dossier.categories import present_keys
     from oso_gateway.dossier.minimise import minimise, require_no_category_violations
     from oso_gateway.dossier.validate import validate_dossier
 
@@ -141,6 +149,8 @@ def prepare_dossier(
     root = minimised.root
     require_no_category_violations(root)
     sending = sending_school(root)
+    if choose_config is not None:
+        config = choose_config(sending)
     try:
         directory.check_mandate(config.identity.oin, sending.brin, sending.vestiging)
     except GatewayError as exc:
@@ -171,6 +181,8 @@ def prepare_dossier(
         endpoint=entry.endpoint,
         removed=removed,
         sealed=sealed,
+        categories=present_keys(root),
+        sender_oin=config.identity.oin,
     )
 
 

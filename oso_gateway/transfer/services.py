@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from oso_gateway.store.engine import unavailable_as_typed_error
 from oso_gateway.store.repository import Duplicate, MessageRecord, PupilFacts
 from oso_gateway.transfer.handlers import default_handlers
 from oso_gateway.transfer.logchain import FIELD_FORMATS, make_event
+from oso_gateway.transfer.mailbox import InboxService, OutboxService
 from oso_gateway.transfer.outbox import Outbox
 from oso_gateway.transfer.pull.service import PullService
 from oso_gateway.transfer.receive import (
@@ -41,7 +43,7 @@ from oso_gateway.transfer.receive import (
     ServedSchool,
     StoredReceipt,
 )
-from oso_gateway.transfer.send import RequestsTransport, SenderConfig, Transport
+from oso_gateway.transfer.send import RequestsTransport, SenderConfig, Transport, prepare_dossier
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +51,23 @@ AfterInsert = Callable[[Session, MessageRecord], None]
 
 
 class StoreInbound:
-    """``InboundStore`` over the real store (exactly-once import in one transaction)."""
+    """``InboundStore`` over the real store (exactly-once import in one transaction).
 
-    def __init__(self, store: Store, *, after_insert: AfterInsert | None = None) -> None:
+    ``duplicate_window``: a dossier whose content (payload digest) this school received within
+    it is recorded as a duplicate of the first instead of stored again (None: always imported).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        after_insert: AfterInsert | None = None,
+        duplicate_window: timedelta | None = None,
+    ) -> None:
         self.store = store
         #: runs inside the import transaction (e.g. the transfer log; tests: a crash)
         self.after_insert = after_insert
+        self.duplicate_window = duplicate_window
 
     def find_receipt(self, message_id: str, signer_oin: str) -> StoredReceipt | None:
         """The stored receipt of an accepted inbound message of this signer (a lean Core query:
@@ -75,6 +88,20 @@ class StoreInbound:
         # The store logs received -> verified -> imported in the import transaction. It queues
         # this process's concurrent imports itself and commits them together (group commit):
         # no waiting in SQLite's busy handler, one disk flush for several.
+        from oso_gateway.dossier.categories import present_keys
+        from oso_gateway.store.mailbox import Mailbox
+
+        first = None
+        if self.duplicate_window is not None and record.dossier is not None:
+            first = Mailbox(self.store).first_with_digest(
+                m.IN,
+                our_school=record.our_school.code,
+                payload_digest=record.payload_digest,
+                since=record.received_at - self.duplicate_window,
+            )
+        categories: tuple[str, ...] = ()
+        if record.dossier is not None and record.tree is not None:
+            categories = present_keys(record.tree)
         result = self.store.import_inbound(
             message_id=record.message_id,
             action=record.action,
@@ -90,8 +117,10 @@ class StoreInbound:
             message_size=record.message_size,
             payload_size=record.payload_size,
             relates_to=record.relates_to,
-            pupil=pupil_facts(record.tree),
+            pupil=pupil_facts(record.tree) if first is None else None,
             after_insert=_chain(record.persist, self.after_insert),
+            categories=",".join(categories) or None,
+            duplicate_of=None if first is None else first.pk,
         )
         if isinstance(result, Duplicate):
             raise DuplicateMessage(record.message_id)
@@ -210,6 +239,13 @@ class GatewayServices:
     #: the pull workflow: requests on both sides, the inzage gate
     pull: PullService
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    #: the schools' ends (``oso_gateway.transfer.mailbox``), built by ``build_services``
+    inbox: InboxService | None = None
+    outbox_view: OutboxService | None = None
+
+    def schools(self) -> tuple[str, ...]:
+        """The schools (BRIN + vestiging) this gateway serves."""
+        return tuple(s.school.code for s in self.receiver.config.served)
 
     def readiness_problems(self, now: datetime) -> list[str]:
         """Why we cannot receive right now (empty: ready). Reasons name no secret."""
@@ -280,8 +316,14 @@ def build_services(
         directory = load_directory(settings.require_directory_file())
     if store is None:
         store = open_store(settings, check_schema=check_schema)
-    inbound = StoreInbound(store, after_insert=after_insert)
-    sender_config = SenderConfig(identity=identities[0], trust=trust)
+    dup = settings.duplicates
+    inbound = StoreInbound(
+        store,
+        after_insert=after_insert,
+        duplicate_window=timedelta(hours=dup.inbound_window_hours) if dup.inbound_record else None,
+    )
+    configs = {i.oin: SenderConfig(identity=i, trust=trust) for i in identities}
+    sender_config = configs[identities[0].oin]
     if transport is None:
         first = settings.identities[0]
         transport = RequestsTransport(
@@ -298,6 +340,7 @@ def build_services(
         retry=settings.retry,
         clock=clock,
         lease=timedelta(seconds=settings.retry.lease_seconds),
+        configs=configs,
     )
     pull = PullService(
         store=store,
@@ -319,6 +362,20 @@ def build_services(
         clock=clock,
         handlers=default_handlers(pull=pull),
     )
+    prepare = partial(
+        prepare_dossier,
+        directory=directory,
+        config=sender_config,
+        choose_config=partial(config_for_school, directory, configs, sender_config),
+    )
+    outbox_view = OutboxService(
+        store,
+        clock=clock,
+        prepare=prepare,
+        outbox=outbox,
+        duplicate_window=timedelta(hours=dup.outbound_window_hours),
+        receipt_reader=partial(read_receipt, outbox),
+    )
     return GatewayServices(
         pull=pull,
         settings=settings,
@@ -332,4 +389,66 @@ def build_services(
         outbox=outbox,
         transport=transport,
         clock=clock,
+        inbox=InboxService(store, clock=clock),
+        outbox_view=outbox_view,
     )
+
+
+def config_for_school(
+    directory: DirectoryLike,
+    configs: dict[str, SenderConfig],
+    default: SenderConfig,
+    school: School,
+) -> SenderConfig:
+    """Our identity that serves ``school`` (the directory's gateway for it), else one mandated
+    for it, else ``default`` (which the mandate check then refuses)."""
+    try:
+        entry = directory.lookup(school.brin, school.vestiging)
+    except GatewayError:
+        return default
+    if entry.oin in configs:
+        return configs[entry.oin]
+    for oin, config in configs.items():
+        try:
+            directory.check_mandate(oin, school.brin, school.vestiging)
+        except GatewayError:
+            continue
+        return config
+    return default
+
+
+def read_receipt(outbox: Outbox, record: MessageRecord) -> dict[str, Any]:
+    """The stored receipt of a delivered message, verified again (signature, certificate path,
+    confirmation of our SignatureValue, digest) as of its delivery time; its content as JSON."""
+    from oso_gateway.transfer.send import Expected, verify_receipt
+
+    if record.receipt is None or record.signature_value is None:
+        return {"verified": False, "error_code": None}
+    assert record.counterpart_oin and record.payload_digest and record.counterpart_school
+    try:
+        receipt, fingerprint = verify_receipt(
+            record.receipt,
+            expected=Expected(
+                message_id=record.message_id,
+                signature_value=record.signature_value,
+                payload_digest=record.payload_digest,
+                recipient_oin=record.counterpart_oin,
+                resealed=record.attempts > 1,
+                earlier_signature_values=record.sent_signature_values,
+                recipient_school=School.parse(record.counterpart_school),
+            ),
+            config=outbox.config_for(record.our_oin),
+            now=record.updated_at,
+        )
+    except GatewayError as exc:
+        return {"verified": False, "error_code": exc.code}
+    return {
+        "verified": True,
+        "request_message_id": receipt.request_message_id,
+        "status": receipt.status,
+        "received_at": receipt.received_at.isoformat().replace("+00:00", "Z"),
+        "receiver_school": f"{receipt.receiver_brin}{receipt.receiver_vestiging}",
+        "payload_digest": receipt.payload_digest,
+        "payload_bytes": receipt.payload_bytes,
+        "signer_fingerprint": fingerprint,
+    }

@@ -1,0 +1,232 @@
+"""``oso-gateway inbox list|show|export|ack|decline`` and ``outbox list|show|retry|cancel``.
+
+The schools' ends for people without a school-system (LAS) integration: the same services as
+the school API (``oso_gateway.transfer.mailbox``), for every school the gateway serves or, with
+``--school``, one of them. Each command has ``--json``. Output holds message ids, schools,
+statuses, sizes and codes; only ``inbox export`` writes the dossier itself (to ``--out``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from oso_gateway.commands.db import config_option, fail
+from oso_gateway.commands.transfer import _services, outbox_group
+from oso_gateway.errors import GatewayError
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _when(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter("an ISO date or date-time, e.g. 2026-12-01") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _common(func: _F) -> _F:
+    func = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(func)
+    func = click.option(
+        "--school", default=None, help="Only this school's messages (BRIN + vestiging)."
+    )(func)
+    return config_option(func)
+
+
+def _list_options(func: _F) -> _F:
+    for option in (
+        click.option("--status", "statuses", multiple=True, help="Only this status (repeatable)."),
+        click.option("--counterpart", default=None, help="Only messages with this other school."),
+        click.option("--since", callback=_when, default=None, help="Created at or after (ISO)."),
+        click.option("--until", callback=_when, default=None, help="Created before (ISO)."),
+        click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True),
+        click.option("--cursor", default=None, help="Continue after a previous page."),
+    ):
+        func = option(func)
+    return func
+
+
+def _run(config_file: Path | None, school: str | None, work: Callable[[Any, Any], Any]) -> Any:
+    from oso_gateway.transfer.mailbox import EVERY_SCHOOL, Scope
+
+    services = _services(config_file)
+    try:
+        scope = EVERY_SCHOOL if school is None else Scope((school.upper(),))
+        return work(services, scope)
+    except GatewayError as exc:
+        fail(exc, status=1)
+    finally:
+        services.close()
+
+
+def _emit(data: Any, as_json: bool, text: Callable[[Any], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        text(data)
+
+
+def _table(page: Any) -> None:
+    items = page["items"]
+    if not items:
+        click.echo("(no messages)")
+    for item in items:
+        code = f" {item['last_error_code']}" if item["last_error_code"] else ""
+        click.echo(
+            f"{item['created_at']}  {item['status']:<16} {item['message_id']}  "
+            f"{item['school']} {'<-' if item['direction'] == 'in' else '->'} "
+            f"{item['counterpart_school']}  {item['size_bytes'] or 0} bytes{code}"
+        )
+    if page["next_cursor"]:
+        click.echo(f"(more: --cursor {page['next_cursor']})")
+
+
+def _details(item: Any) -> None:
+    for key, value in item.items():
+        if key == "events":
+            click.echo("events:")
+            for e in value:
+                extra = f" attempt {e['attempt']}" if e["attempt"] else ""
+                extra += f" {e['error_code']}" if e["error_code"] else ""
+                click.echo(f"  {e['at']}  {e['status']}{extra}")
+        elif isinstance(value, dict):
+            click.echo(f"{key}:")
+            for k, v in value.items():
+                click.echo(f"  {k}: {v}")
+        else:
+            click.echo(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+
+
+def _page_command(box: str) -> Callable[..., None]:
+    def command(
+        config_file: Path | None,
+        school: str | None,
+        as_json: bool,
+        statuses: tuple[str, ...],
+        counterpart: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> None:
+        from oso_gateway.transfer.mailbox import ListFilter
+
+        where = ListFilter(
+            statuses=statuses,
+            counterpart_school=counterpart.upper() if counterpart else None,
+            since=since,
+            until=until,
+            cursor=cursor,
+            limit=limit,
+        )
+
+        def work(services: Any, scope: Any) -> Any:
+            page = getattr(services, box).list(scope, where)
+            return {"items": page.items, "next_cursor": page.next_cursor}
+
+        _emit(_run(config_file, school, work), as_json, _table)
+
+    return command
+
+
+def _one_command(box: str, method: str) -> Callable[..., None]:
+    def command(
+        config_file: Path | None, school: str | None, as_json: bool, message_id: str
+    ) -> None:
+        result = _run(
+            config_file,
+            school,
+            lambda s, scope: getattr(getattr(s, box), method)(scope, message_id),
+        )
+        _emit(result, as_json, _details)
+
+    return command
+
+
+@click.group("inbox")
+def inbox_group() -> None:
+    """Received dossiers, for the receiving school: list, show, export, ack, decline."""
+
+
+inbox_group.command("list", help="Received dossiers (metadata only), newest first.")(
+    _common(_list_options(_page_command("inbox")))
+)
+inbox_group.command("show", help="One received message: metadata and events.")(
+    _common(click.argument("message_id")(_one_command("inbox", "show")))
+)
+inbox_group.command("ack", help="Acknowledge: the school's system has taken it (fetched).")(
+    _common(click.argument("message_id")(_one_command("inbox", "acknowledge")))
+)
+
+
+@inbox_group.command("export")
+@_common
+@click.argument("message_id")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option("--format", "fmt", type=click.Choice(["xml", "json"]), default="xml")
+@click.option(
+    "--categories", default=None, help="Only these category keys (comma-separated) + required."
+)
+def export_command(
+    config_file: Path | None,
+    school: str | None,
+    as_json: bool,
+    message_id: str,
+    out: Path,
+    fmt: str,
+    categories: str | None,
+) -> None:
+    """Write the dossier of MESSAGE_ID to --out as OSO XML (or JSON)."""
+    from oso_gateway.transfer.mailbox import parse_categories
+
+    def work(services: Any, scope: Any) -> bytes:
+        data: bytes = services.inbox.export(
+            scope, message_id, fmt=fmt, categories=parse_categories(categories)
+        )
+        return data
+
+    data = _run(config_file, school, work)
+    out.write_bytes(data)
+    out.chmod(0o600)
+    result = {"message_id": message_id, "format": fmt, "bytes": len(data), "out": str(out)}
+    _emit(result, as_json, lambda r: click.echo(f"wrote {r['bytes']} bytes to {r['out']}"))
+
+
+@inbox_group.command("decline")
+@_common
+@click.argument("message_id")
+@click.option("--reason", required=True, help="Why (kept for audit; never logged).")
+def decline_command(
+    config_file: Path | None, school: str | None, as_json: bool, message_id: str, reason: str
+) -> None:
+    """Decline a received dossier: its content is deleted, the record and reason kept."""
+    result = _run(
+        config_file, school, lambda s, scope: s.inbox.decline(scope, message_id, reason=reason)
+    )
+    _emit(result, as_json, _details)
+
+
+outbox_group.command("list", help="Outgoing dossiers, newest first.")(
+    _common(_list_options(_page_command("outbox_view")))
+)
+outbox_group.command("show", help="One outgoing message: events and its verified receipt.")(
+    _common(click.argument("message_id")(_one_command("outbox_view", "show")))
+)
+outbox_group.command("retry", help="Send a failed (or waiting) message again now.")(
+    _common(click.argument("message_id")(_one_command("outbox_view", "retry")))
+)
+outbox_group.command("cancel", help="Cancel a message that is not delivered nor on the wire.")(
+    _common(click.argument("message_id")(_one_command("outbox_view", "cancel")))
+)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(inbox_group)

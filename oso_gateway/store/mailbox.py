@@ -1,0 +1,235 @@
+"""The schools' inbox and outbox: queries scoped to schools, and the school-side transitions.
+
+``Mailbox`` answers "which messages may this school (or set of schools) see", one message by
+its MessageID within those schools, the dossier of an inbound message, and the transitions a
+school's system makes: acknowledge (``imported → fetched``), decline (content dropped, row kept
+for audit), cancel an outbound message before delivery, retry one that failed. Every transition
+is a message event written, with its transfer-log entry, in the same transaction (``Store``).
+
+Scoping is in the SQL: a row whose ``our_school`` is not among the given schools is never read,
+so a caller cannot tell another school's message from a missing one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from oso_gateway.store import models as m
+from oso_gateway.store.repository import MessageRecord, Store, _record
+
+#: inbound statuses a school sees in its inbox (rejected messages are the operators' business)
+INBOX_STATUSES = (m.IMPORTED, m.FETCHED, m.DECLINED, m.DUPLICATE)
+#: outbound statuses a message can still be cancelled in (not on the wire, not delivered)
+CANCELLABLE = (m.QUEUED, m.RETRYING, m.FAILED)
+RETRYABLE = (m.FAILED, m.RETRYING)
+
+
+class TransitionRefused(Exception):
+    """The message is not in a status that allows the transition (``status`` names it)."""
+
+    def __init__(self, status: str) -> None:
+        self.status = status
+        super().__init__(status)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageQuery:
+    direction: str
+    #: None: every school (an unscoped operator); else only these BRIN+vestiging codes
+    schools: Sequence[str] | None
+    statuses: Sequence[str] = ()
+    counterpart_school: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    #: cursor: only rows with a smaller pk (newest first)
+    before_pk: int | None = None
+    limit: int = 50
+
+
+class Mailbox:
+    """Inbox and outbox over a ``Store`` (its engine, cipher and event writer)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def list(self, query: MessageQuery) -> list[MessageRecord]:
+        """Newest first, at most ``query.limit`` rows."""
+
+        def work(session: Session) -> list[MessageRecord]:
+            stmt = (
+                select(m.Message)
+                .where(m.Message.direction == query.direction)
+                .order_by(m.Message.id.desc())
+                .limit(query.limit)
+            )
+            if query.schools is not None:
+                stmt = stmt.where(m.Message.our_school.in_(tuple(query.schools)))
+            statuses = tuple(query.statuses) or (INBOX_STATUSES if query.direction == m.IN else ())
+            if statuses:
+                stmt = stmt.where(m.Message.status.in_(statuses))
+            if query.counterpart_school is not None:
+                stmt = stmt.where(m.Message.counterpart_school == query.counterpart_school)
+            if query.since is not None:
+                stmt = stmt.where(m.Message.created_at >= query.since)
+            if query.until is not None:
+                stmt = stmt.where(m.Message.created_at < query.until)
+            if query.before_pk is not None:
+                stmt = stmt.where(m.Message.id < query.before_pk)
+            return [_record(r) for r in session.scalars(stmt)]
+
+        return self.store._read(work)
+
+    def get(
+        self, direction: str, message_id: str, *, schools: Sequence[str] | None
+    ) -> MessageRecord | None:
+        """The message with this id in this direction among ``schools``' messages (newest)."""
+
+        def work(session: Session) -> MessageRecord | None:
+            row = _find(session, direction, message_id, schools)
+            return None if row is None else _record(row)
+
+        return self.store._read(work)
+
+    def dossier(self, record: MessageRecord) -> bytes | None:
+        """The decrypted dossier of an inbound message; None when its content was dropped (or
+        it is a duplicate: see ``duplicate_of``)."""
+
+        def work(session: Session) -> str | None:
+            return session.scalars(
+                select(m.Dossier.id).where(m.Dossier.message_pk == record.pk)
+            ).first()
+
+        dossier_id = self.store._read(work)
+        return None if dossier_id is None else self.store.load_dossier(dossier_id)
+
+    def first_with_digest(
+        self,
+        direction: str,
+        *,
+        our_school: str,
+        payload_digest: str,
+        since: datetime,
+        counterpart_school: str | None = None,
+    ) -> MessageRecord | None:
+        """The oldest message of ``our_school`` with this payload digest since ``since`` (not
+        rejected, cancelled, declined or itself a duplicate): the duplicate check."""
+
+        def work(session: Session) -> MessageRecord | None:
+            stmt = (
+                select(m.Message)
+                .where(
+                    m.Message.direction == direction,
+                    m.Message.payload_digest == payload_digest,
+                    m.Message.our_school == our_school,
+                    m.Message.created_at >= since,
+                    m.Message.status.not_in((m.REJECTED, m.CANCELLED, m.DECLINED, m.DUPLICATE)),
+                )
+                .order_by(m.Message.id)
+                .limit(1)
+            )
+            if counterpart_school is not None:
+                stmt = stmt.where(m.Message.counterpart_school == counterpart_school)
+            row = session.scalars(stmt).first()
+            return None if row is None else _record(row)
+
+        return self.store._read(work)
+
+    # --- transitions --------------------------------------------------------------------------
+
+    def _transition(
+        self,
+        pk: int,
+        *,
+        allowed: Sequence[str],
+        status: str,
+        now: datetime,
+        change: object = None,
+        again_ok: bool = True,
+    ) -> MessageRecord:
+        def work(session: Session) -> MessageRecord:
+            row = session.get(m.Message, pk, with_for_update=True)
+            if row is None:
+                raise LookupError(f"no message row {pk}")
+            if row.status == status and again_ok:
+                return _record(row)  # idempotent
+            if row.status not in allowed:
+                raise TransitionRefused(row.status)
+            if callable(change):
+                change(session, row)
+            Store._event(session, row, status, now)
+            session.flush()
+            return _record(row)
+
+        return self.store._write(work)
+
+    def acknowledge(self, pk: int, *, now: datetime) -> MessageRecord:
+        """``imported → fetched`` (the school's system has taken the dossier)."""
+        return self._transition(pk, allowed=(m.IMPORTED,), status=m.FETCHED, now=now)
+
+    def decline(self, pk: int, *, reason: str, now: datetime) -> MessageRecord:
+        """Decline an inbound dossier: the content is deleted, the row and reason kept."""
+
+        def change(session: Session, row: m.Message) -> None:
+            ids = select(m.Dossier.id).where(m.Dossier.message_pk == row.id)
+            session.execute(delete(m.DossierIndex).where(m.DossierIndex.dossier_id.in_(ids)))
+            session.execute(delete(m.Dossier).where(m.Dossier.message_pk == row.id))
+            row.note = reason
+
+        return self._transition(
+            pk,
+            allowed=(m.IMPORTED, m.FETCHED, m.DUPLICATE),
+            status=m.DECLINED,
+            now=now,
+            change=change,
+        )
+
+    def cancel(self, pk: int, *, now: datetime) -> MessageRecord:
+        """Cancel an outbound message that is not on the wire and not delivered; the payload and
+        any sealed envelope are dropped."""
+
+        def change(_session: Session, row: m.Message) -> None:
+            row.payload_ciphertext = None
+            row.sealed = None
+            row.next_attempt_at = None
+            row.lease_until = None
+
+        return self._transition(pk, allowed=CANCELLABLE, status=m.CANCELLED, now=now, change=change)
+
+    def retry(self, pk: int, *, now: datetime) -> MessageRecord:
+        """A failed (or waiting) outbound message is due again now, with a fresh attempt budget."""
+
+        def change(_session: Session, row: m.Message) -> None:
+            if row.payload_ciphertext is None:
+                raise TransitionRefused(row.status)
+            row.attempts = 0
+            row.next_attempt_at = now
+            row.lease_until = None
+
+        return self._transition(
+            pk, allowed=RETRYABLE, status=m.QUEUED, now=now, change=change, again_ok=False
+        )
+
+
+def _find(
+    session: Session, direction: str, message_id: str, schools: Sequence[str] | None
+) -> m.Message | None:
+    stmt = (
+        select(m.Message)
+        .where(
+            m.Message.direction == direction,
+            m.Message.message_id == message_id,
+            m.Message.status != m.REJECTED,
+        )
+        .order_by(m.Message.id.desc())
+        .limit(1)
+    )
+    if schools is not None:
+        stmt = stmt.where(m.Message.our_school.in_(tuple(schools)))
+    return session.scalars(stmt).first()

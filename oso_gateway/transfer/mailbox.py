@@ -1,0 +1,440 @@
+"""The schools' inbox and outbox as services (used by the CLI and the school API alike).
+
+A caller acts for a set of schools (``Scope``): an API client for the schools it was given, the
+command line for every school the gateway serves. Everything here is scoped: a message of
+another school is ``MessageNotFound`` (OSO-E602), exactly like a missing one.
+
+* Inbox: list metadata only; show one with its events; export the dossier as OSO XML, as JSON in
+  the stable shape of ``oso_gateway.dossier.jsonview``, or only chosen categories (the rest
+  never leaves the store); acknowledge (``fetched``); decline with a reason (content dropped).
+* Outbox: submit (validate, minimise, address, queue; an Idempotency-Key makes a retried submit
+  return the same message; the same dossier for the same school within the duplicate window is
+  ``DuplicateDossier``); dry-run (findings and the preview, nothing queued); list, show (with the
+  verified receipt's content), retry, cancel (only before delivery), the receipt XML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from lxml import etree
+
+from oso_gateway.errors import (
+    ContentDropped,
+    DuplicateDossier,
+    GatewayError,
+    IdempotencyKeyReused,
+    MessageNotFound,
+    NoReceipt,
+    RequestInvalid,
+    SchoolNotInScope,
+    StatusConflict,
+    UnknownCategory,
+)
+from oso_gateway.store import models as m
+from oso_gateway.store.api_clients import ApiClientStore, remember_idempotency
+from oso_gateway.store.mailbox import Mailbox, MessageQuery, TransitionRefused
+from oso_gateway.store.repository import EventRecord, MessageRecord, Store
+
+MAX_PAGE = 200
+DEFAULT_PAGE = 50
+#: the default duplicate window: the same dossier for the same school within it is refused
+DEFAULT_DUPLICATE_WINDOW = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The schools a caller acts for (BRIN + vestiging codes); None: every school (operator)."""
+
+    schools: tuple[str, ...] | None
+    client_id: str | None = None
+
+    def allows(self, school: str | None) -> bool:
+        return self.schools is None or (school is not None and school in self.schools)
+
+
+EVERY_SCHOOL = Scope(None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListFilter:
+    statuses: tuple[str, ...] = ()
+    counterpart_school: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    cursor: str | None = None
+    limit: int = DEFAULT_PAGE
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat().replace("+00:00", "Z")
+
+
+def summary(record: MessageRecord) -> dict[str, Any]:
+    """A message's metadata (no pupil data): the stable JSON of list/show."""
+    return {
+        "message_id": record.message_id,
+        "direction": record.direction,
+        "status": record.status,
+        "school": record.our_school,
+        "counterpart_school": record.counterpart_school,
+        "counterpart_oin": record.counterpart_oin,
+        "created_at": _iso(record.created_at),
+        "updated_at": _iso(record.updated_at),
+        "size_bytes": record.payload_size,
+        "payload_digest": record.payload_digest,
+        "categories": [c for c in (record.categories or "").split(",") if c],
+        "attempts": record.attempts,
+        "last_error_code": record.last_error_code,
+    }
+
+
+def event_json(event: EventRecord) -> dict[str, Any]:
+    return {
+        "at": _iso(event.at),
+        "status": event.status,
+        "attempt": event.attempt,
+        "error_code": event.error_code,
+    }
+
+
+def _cursor(text: str | None) -> int | None:
+    if text is None or text == "":
+        return None
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise RequestInvalid("cursor: not a cursor this API returned")
+    return int(text)
+
+
+def parse_categories(text: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """``"a,b"`` or ``["a", "b"]`` → the keys (checked); None/empty: every category."""
+    from oso_gateway.dossier.categories import BY_KEY
+
+    if text is None:
+        return None
+    parts = text.split(",") if isinstance(text, str) else [p for t in text for p in t.split(",")]
+    keys = tuple(dict.fromkeys(p.strip() for p in parts if p.strip()))
+    if not keys:
+        return None
+    unknown = [k for k in keys if k not in BY_KEY]
+    if unknown:
+        shown = ", ".join(k[:40] for k in unknown[:5] if k.isascii() and k.isprintable())
+        raise UnknownCategory(f"unknown category key(s): {shown or '(unprintable)'}")
+    return keys
+
+
+class _Boxes:
+    """What the inbox and outbox services share."""
+
+    direction: str
+
+    def __init__(self, store: Store, *, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.mailbox = Mailbox(store)
+        self.clock = clock
+
+    def list(self, scope: Scope, where: ListFilter) -> Page:
+        limit = max(1, min(where.limit, MAX_PAGE))
+        rows = self.mailbox.list(
+            MessageQuery(
+                direction=self.direction,
+                schools=scope.schools,
+                statuses=where.statuses,
+                counterpart_school=where.counterpart_school,
+                since=where.since,
+                until=where.until,
+                before_pk=_cursor(where.cursor),
+                limit=limit + 1,
+            )
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(
+            items=[summary(r) for r in rows],
+            next_cursor=str(rows[-1].pk) if more and rows else None,
+        )
+
+    def find(self, scope: Scope, message_id: str) -> MessageRecord:
+        if not message_id or len(message_id) > 100:
+            raise MessageNotFound("message id empty or too long")
+        record = self.mailbox.get(self.direction, message_id, schools=scope.schools)
+        if record is None:
+            raise MessageNotFound(f"no {self.direction} message {message_id[:100]} in scope")
+        return record
+
+    def show(self, scope: Scope, message_id: str) -> dict[str, Any]:
+        record = self.find(scope, message_id)
+        body = summary(record)
+        body["events"] = [event_json(e) for e in self.store.events(record.pk)]
+        return body
+
+    def _transition(self, action: Callable[[], MessageRecord], what: str) -> MessageRecord:
+        try:
+            return action()
+        except TransitionRefused as exc:
+            raise StatusConflict(f"cannot {what} a message in status {exc.status}") from None
+
+
+class InboxService(_Boxes):
+    direction = m.IN
+
+    def show(self, scope: Scope, message_id: str) -> dict[str, Any]:
+        body = super().show(scope, message_id)
+        record = self.find(scope, message_id)
+        if record.duplicate_of is not None:
+            body["duplicate_of"] = self.store.get_message(record.duplicate_of).message_id
+        if record.note is not None:
+            body["decline_reason"] = record.note
+        return body
+
+    def _dossier_root(self, scope: Scope, message_id: str) -> etree._Element:
+        from oso_gateway.security.xmlparse import ParseLimits, parse_xml
+
+        record = self.find(scope, message_id)
+        if record.duplicate_of is not None and record.status == m.DUPLICATE:
+            record = self.store.get_message(record.duplicate_of)
+        data = None if record.status == m.DECLINED else self.mailbox.dossier(record)
+        if data is None:
+            raise ContentDropped(f"message {message_id[:100]} has no stored dossier")
+        return parse_xml(data, limits=ParseLimits(max_bytes=len(data) + 1)).getroot()
+
+    def export(
+        self,
+        scope: Scope,
+        message_id: str,
+        *,
+        fmt: str = "xml",
+        categories: tuple[str, ...] | None = None,
+    ) -> bytes:
+        """The dossier as OSO XML (``fmt="xml"``) or stable JSON (``"json"``), optionally only
+        ``categories`` (plus those the schema requires)."""
+        import json
+
+        from oso_gateway.dossier.jsonview import dossier_json
+        from oso_gateway.dossier.minimise import keep_categories
+
+        if fmt not in ("xml", "json"):
+            raise RequestInvalid("format must be xml or json")
+        root = self._dossier_root(scope, message_id)
+        if categories is not None:
+            root = keep_categories(root, categories)
+        if fmt == "json":
+            body = dossier_json(root)
+            body["message_id"] = message_id
+            return json.dumps(body, ensure_ascii=False, indent=1).encode("utf-8")
+        return etree.tostring(root, encoding="utf-8", xml_declaration=True)
+
+    def acknowledge(self, scope: Scope, message_id: str) -> dict[str, Any]:
+        record = self.find(scope, message_id)
+        now = self.clock()
+        done = self._transition(lambda: self.mailbox.acknowledge(record.pk, now=now), "ack")
+        return summary(done)
+
+    def decline(self, scope: Scope, message_id: str, *, reason: str) -> dict[str, Any]:
+        reason = reason.strip()
+        if not reason or len(reason) > 500:
+            raise RequestInvalid("reason: 1 to 500 characters")
+        record = self.find(scope, message_id)
+        now = self.clock()
+        done = self._transition(
+            lambda: self.mailbox.decline(record.pk, reason=reason, now=now), "decline"
+        )
+        return summary(done)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Submitted:
+    message: dict[str, Any]
+    #: False: the Idempotency-Key named an earlier submit, which is returned
+    created: bool
+    removed: dict[str, int] = field(default_factory=dict)
+
+
+class OutboxService(_Boxes):
+    direction = m.OUT
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], datetime],
+        prepare: Callable[..., Any],
+        outbox: Any,
+        duplicate_window: timedelta = DEFAULT_DUPLICATE_WINDOW,
+        receipt_reader: Callable[[MessageRecord], dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(store, clock=clock)
+        self.receipt_reader = receipt_reader
+        self.prepare = prepare  #: (data, to=School, now=) -> PreparedDossier (per school identity)
+        self.outbox = outbox
+        self.duplicate_window = duplicate_window
+        self.clients = ApiClientStore(store.engine)
+
+    def show(self, scope: Scope, message_id: str) -> dict[str, Any]:
+        body = super().show(scope, message_id)
+        record = self.find(scope, message_id)
+        if record.status == m.DELIVERED and self.receipt_reader is not None:
+            body["receipt"] = self.receipt_reader(record)
+        return body
+
+    def receipt(self, scope: Scope, message_id: str) -> bytes:
+        record = self.find(scope, message_id)
+        if record.status != m.DELIVERED or record.receipt is None:
+            raise NoReceipt(f"message {message_id[:100]} is {record.status}")
+        return record.receipt
+
+    def retry(self, scope: Scope, message_id: str) -> dict[str, Any]:
+        record = self.find(scope, message_id)
+        now = self.clock()
+        return summary(self._transition(lambda: self.mailbox.retry(record.pk, now=now), "retry"))
+
+    def cancel(self, scope: Scope, message_id: str) -> dict[str, Any]:
+        record = self.find(scope, message_id)
+        now = self.clock()
+        done = self._transition(lambda: self.mailbox.cancel(record.pk, now=now), "cancel")
+        return summary(done)
+
+    def submit(
+        self,
+        scope: Scope,
+        data: bytes,
+        *,
+        to: Any,
+        idempotency_key: str | None = None,
+    ) -> Submitted:
+        """Validate, minimise, address and queue ``data`` for school ``to`` (a ``School``)."""
+        request_digest = hashlib.sha256(to.code.encode() + b"\n" + data).hexdigest()
+        if idempotency_key is not None:
+            earlier = self._idempotent(scope, idempotency_key, request_digest)
+            if earlier is not None:
+                return earlier
+        now = self.clock()
+        prepared = self.prepare(data, to=to, now=now)
+        if not scope.allows(prepared.sending_school.code):
+            raise SchoolNotInScope(f"sending school {prepared.sending_school} not in scope")
+        first = self.mailbox.first_with_digest(
+            m.OUT,
+            our_school=prepared.sending_school.code,
+            counterpart_school=to.code,
+            payload_digest=prepared.payload_digest,
+            since=now - self.duplicate_window,
+        )
+        if first is not None and self.duplicate_window > timedelta(0):
+            raise DuplicateDossier(
+                f"same dossier queued for {to} as {first.message_id}", original=first.message_id
+            )
+        after = None
+        if idempotency_key is not None and scope.client_id is not None:
+            client_id, key = scope.client_id, idempotency_key
+
+            def after(session: Any, record: MessageRecord) -> None:
+                remember_idempotency(
+                    session,
+                    client_id=client_id,
+                    key=key,
+                    request_digest=request_digest,
+                    message_pk=record.pk,
+                    now=now,
+                )
+
+        try:
+            record = self.outbox.enqueue(prepared, client_id=scope.client_id, after_insert=after)
+        except Exception as exc:  # the same key raced us: answer with the winner's message
+            from sqlalchemy import exc as sa_exc
+
+            if idempotency_key is None or not isinstance(exc, sa_exc.IntegrityError):
+                raise
+            earlier = self._idempotent(scope, idempotency_key, request_digest)
+            if earlier is None:
+                raise
+            return earlier
+        return Submitted(message=summary(record), created=True, removed=prepared.removed)
+
+    def _idempotent(self, scope: Scope, key: str, request_digest: str) -> Submitted | None:
+        if scope.client_id is None:
+            return None
+        if not key or len(key) > 200 or not key.isascii() or not key.isprintable():
+            raise RequestInvalid("Idempotency-Key: 1 to 200 printable ASCII characters")
+        known = self.clients.idempotency(scope.client_id, key)
+        if known is None:
+            return None
+        if known.request_digest != request_digest:
+            raise IdempotencyKeyReused("Idempotency-Key reused with another body or school")
+        return Submitted(message=summary(self.store.get_message(known.message_pk)), created=False)
+
+    def dry_run(self, scope: Scope, data: bytes, *, to: Any) -> dict[str, Any]:
+        """What a submit would do: the validation findings and the preview of the categories
+        kept and removed (counts only). Nothing is queued."""
+        return dry_run_report(data, to=to, scope=scope, prepare=self.prepare, clock=self.clock)
+
+
+def dry_run_report(
+    data: bytes,
+    *,
+    to: Any,
+    scope: Scope,
+    prepare: Callable[..., Any],
+    clock: Callable[[], datetime],
+) -> dict[str, Any]:
+    from oso_gateway.dossier.minimise import minimise
+    from oso_gateway.dossier.preview import preview
+    from oso_gateway.dossier.validate import validate_dossier
+    from oso_gateway.errors import DossierError
+    from oso_gateway.security.xmlparse import ParseLimits, parse_xml
+
+    now = clock()
+    try:
+        root = parse_xml(data, limits=ParseLimits(max_bytes=len(data) + 1)).getroot()
+    except GatewayError as exc:
+        return {"would_queue": False, "error_code": exc.code, "findings": [], "categories": []}
+    shown = preview(root)
+    try:
+        minimised = minimise(root)
+        payload = etree.tostring(minimised.root, encoding="utf-8", xml_declaration=True)
+        report = validate_dossier(payload, now=now)
+        findings = [finding_json(f) for f in report.findings]
+    except DossierError as exc:
+        return {"would_queue": False, "error_code": exc.code, "findings": [], "categories": []}
+    error_code = None
+    try:
+        prepared = prepare(data, to=to, now=now)
+        if not scope.allows(prepared.sending_school.code):
+            raise SchoolNotInScope(f"sending school {prepared.sending_school} not in scope")
+    except GatewayError as exc:
+        error_code = exc.code
+    return {
+        "would_queue": error_code is None,
+        "error_code": error_code,
+        "findings": findings,
+        "categories": [
+            {
+                "key": c.key,
+                "status": c.status,
+                "present": c.present,
+                "action": str(c.action),
+                "attachments": c.attachments,
+            }
+            for c in shown.categories
+        ],
+    }
+
+
+def finding_json(finding: Any) -> dict[str, Any]:
+    """A validation finding without any value from the dossier: code, severity, location."""
+    return {
+        "code": finding.code,
+        "severity": str(finding.severity),
+        "path": finding.path,
+        "line": finding.line,
+        "message": finding.message_en,
+    }

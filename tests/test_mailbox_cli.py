@@ -1,0 +1,152 @@
+"""`oso-gateway inbox|outbox ...` on the gateways `demo --workdir W` leaves behind (--config)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from lxml import etree
+
+from oso_gateway.cli import main
+from oso_gateway.dossier.categories import present_keys
+from oso_gateway.dossier.validate import validate_dossier
+
+pytestmark = pytest.mark.integration
+
+SENDER = "gateway-00000001000000000001"
+RECEIVER = "gateway-00000001000000000002"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    work = tmp_path_factory.mktemp("demo")
+    result = CliRunner().invoke(main, ["demo", "--workdir", str(work)])
+    assert result.exit_code == 0, result.output
+    assert str(work / RECEIVER / "config.toml") in result.output  # the demo names its configs
+    yield work
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def inbox_id(config: Path) -> str:
+    code, out = run("--config", str(config), "inbox", "list", "--json")
+    assert code == 0, out
+    items = json.loads(out)["items"]
+    assert len(items) == 1
+    return str(items[0]["message_id"])
+
+
+def test_receiving_gateway_lists_the_demo_dossier_with_metadata_only(demo: Path) -> None:
+    code, out = run("--config", str(demo / RECEIVER / "config.toml"), "inbox", "list", "--json")
+    assert code == 0, out
+    (item,) = json.loads(out)["items"]
+    assert item["status"] == "imported"
+    assert item["school"] == "01AB00" and item["counterpart_school"] == "00YY00"
+    assert "toetsresultaten" not in item["categories"]  # opted out: removed by the sender
+    assert "leerling" in item["categories"]
+    assert set(item) >= {"message_id", "created_at", "size_bytes", "payload_digest"}
+    # the per-command --config works as well as the top-level one
+    code2, out2 = run("inbox", "list", "--json", "--config", str(demo / RECEIVER / "config.toml"))
+    assert code2 == 0 and json.loads(out2)["items"] == [item]
+
+
+def test_export_writes_schema_and_rule_valid_xml_without_the_withheld_category(
+    demo: Path, tmp_path: Path
+) -> None:
+    from oso_gateway.dossier.generator import generate_dossier
+
+    config = demo / RECEIVER / "config.toml"
+    message_id = inbox_id(config)
+    out = tmp_path / "d.xml"
+    code, text = run("--config", str(config), "inbox", "export", message_id, "--out", str(out))
+    assert code == 0, text
+    data = out.read_bytes()
+    assert validate_dossier(data, now=datetime.now(UTC)).valid
+    root = etree.fromstring(data)
+    assert "toetsresultaten" not in present_keys(root)
+    sent = etree.fromstring(generate_dossier(overstap="POVO", seed=2019, now=datetime.now(UTC)))
+    ns = {"d": root.nsmap[None]}
+    for name in ("bsn", "achternaam"):
+        path = f"string(.//d:leerling/d:{name})"
+        assert root.xpath(path, namespaces=ns) == sent.xpath(path, namespaces=ns) != ""
+
+
+def test_export_json_and_categories_keep_only_the_chosen_and_required(
+    demo: Path, tmp_path: Path
+) -> None:
+    config = demo / RECEIVER / "config.toml"
+    message_id = inbox_id(config)
+    out = tmp_path / "d.json"
+    code, text = run(
+        "--config", str(config), "inbox", "export", message_id, "--out", str(out),
+        "--format", "json", "--categories", "verzuim",
+    )  # fmt: skip
+    assert code == 0, text
+    body = json.loads(out.read_text())
+    assert body["format"].startswith("oso-gegevensset-2019+json")
+    leerling = body["dossier"]["huidigeschool"]["leerling"]
+    assert "verzuimlijst" in json.dumps(leerling) or "verzuim" in json.dumps(leerling)
+    assert "schoolloopbaanlijst" not in leerling and "verzorger" not in leerling
+    assert isinstance(body["dossier"]["huidigeschool"]["adreslijst"]["adres"], list)
+    code, text = run(
+        "--config", str(config), "inbox", "export", message_id, "--out", str(out),
+        "--categories", "nosuch",
+    )  # fmt: skip
+    assert code == 1 and "OSO-E612" in text
+
+
+def test_sending_gateway_shows_it_delivered_with_a_verified_receipt(demo: Path) -> None:
+    config = demo / SENDER / "config.toml"
+    code, out = run("--config", str(config), "outbox", "list", "--json")
+    assert code == 0, out
+    (item,) = json.loads(out)["items"]
+    assert item["status"] == "delivered"
+    code, out = run("--config", str(config), "outbox", "show", item["message_id"], "--json")
+    shown = json.loads(out)
+    assert shown["receipt"]["verified"] is True
+    assert shown["receipt"]["payload_digest"] == item["payload_digest"]
+    assert [e["status"] for e in shown["events"]][-1] == "delivered"
+    code, out = run("--config", str(config), "outbox", "cancel", item["message_id"])
+    assert code == 1 and "OSO-E605" in out  # delivered: too late to cancel
+
+
+def test_a_school_scope_hides_other_schools_messages(demo: Path) -> None:
+    config = demo / RECEIVER / "config.toml"
+    message_id = inbox_id(config)
+    code, out = run("--config", str(config), "inbox", "show", message_id, "--school", "02CD00")
+    assert code == 1 and "OSO-E602" in out
+    code, out = run("--config", str(config), "inbox", "list", "--school", "02CD00", "--json")
+    assert code == 0 and json.loads(out)["items"] == []
+
+
+def test_ack_then_decline_drops_the_content_and_keeps_the_record(
+    demo: Path, tmp_path: Path
+) -> None:
+    config = demo / RECEIVER / "config.toml"
+    message_id = inbox_id(config)
+    code, out = run("--config", str(config), "inbox", "ack", message_id, "--json")
+    assert code == 0 and json.loads(out)["status"] == "fetched"
+    code, out = run(
+        "--config", str(config), "inbox", "decline", message_id, "--reason", "wrong school",
+        "--json",
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["status"] == "declined"
+    code, out = run("--config", str(config), "inbox", "show", message_id, "--json")
+    shown = json.loads(out)
+    assert shown["decline_reason"] == "wrong school"
+    assert [e["status"] for e in shown["events"]][-2:] == ["fetched", "declined"]
+    code, out = run(
+        "--config", str(config), "inbox", "export", message_id, "--out", str(tmp_path / "x")
+    )
+    assert code == 1 and "OSO-E611" in out
+    code, out = run("--config", str(config), "log", "list", "--json")
+    assert "wrong school" not in out  # the reason is never logged
+    assert re.search(r"declined", out)
