@@ -11,7 +11,7 @@
 * ``operators.schools``: an operator scoped to schools (empty: every school).
 
 Revision ID: school_api
-Revises: 0004
+Revises: pull_requests_1
 Create Date: 2026-12-06
 """
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "school_api"
-down_revision = "0004"
+down_revision = "pull_requests_1"
 branch_labels = None
 depends_on = None
 
