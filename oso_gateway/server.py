@@ -277,3 +277,50 @@ def start_gateway_in_thread(
         timeout=settings.limits.request_timeout,
         reuse_port=reuse_port,
     )
+
+
+def serve_plain_or_tls(
+    app: WSGIApp,
+    *,
+    host: str,
+    port: int,
+    tls_cert_file: Path | None,
+    tls_key_file: Path | None,
+    threads: int,
+    server_name: str,
+    path: str = "/",
+    what: str = "server",
+) -> RunningServer:
+    """Serve ``app`` (cheroot) in a daemon thread: HTTPS with this certificate and key (no
+    client certificate), else plain HTTP (loopback, or behind a TLS terminator). For the
+    operator console and the school API; ``RunningServer.url`` ends in ``path``."""
+
+    server = wsgi.Server(
+        (host, port),
+        app,
+        numthreads=threads,
+        timeout=30,
+        shutdown_timeout=5,
+        request_queue_size=32,
+        server_name=server_name,
+    )
+    scheme = "http"
+    if tls_cert_file is not None and tls_key_file is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(str(tls_cert_file), str(tls_key_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load the {what} TLS certificate or key: {exc}") from None
+        adapter = BuiltinSSLAdapter(str(tls_cert_file), str(tls_key_file))
+        adapter.context = context
+        server.ssl_adapter = adapter
+        scheme = "https"
+    server.prepare()
+    bound_host, bound_port = server.bind_addr[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    url = f"{scheme}://{shown}:{bound_port}{path}"
+    thread = threading.Thread(target=server.serve, name=f"{what}-{bound_port}", daemon=True)
+    thread.start()
+    log.info("%s on %s", what, url)
+    return RunningServer(url=url, server=server, thread=thread)

@@ -165,6 +165,7 @@ def keep_gateways_running(workdir: Path, *, stop: threading.Event | None = None)
     from oso_gateway.store.operators import OperatorStore
     from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN
     from oso_gateway.transfer.services import GatewayServices, build_services
+    from oso_gateway.web.api import start_api_in_thread
     from oso_gateway.web.auth import generate_password, hash_password
     from oso_gateway.web.console import create_console_app, start_console_in_thread
 
@@ -200,10 +201,13 @@ def keep_gateways_running(workdir: Path, *, stop: threading.Event | None = None)
             app = create_console_app(settings, store=gateway.store)
             console = start_console_in_thread(settings, app=app, port=0)
             running.append(console)
+            school_api = start_api_in_thread(settings, services=gateway, port=0)
+            running.append(school_api)
             click.echo("")
             click.echo(f"{title} (OIN {oin})")
             click.echo(f"  SOAP endpoint  {soap.url}/oso/v1/messages (mutual TLS)")
             click.echo(f"  console        {console.url}")
+            click.echo(f"  school API     {school_api.url} (docs: {school_api.url}swagger)")
             for account, role, password in accounts:
                 click.echo(f"  {role:<6} login  {account} / {password}")
         click.echo("")

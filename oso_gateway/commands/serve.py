@@ -144,6 +144,20 @@ def serve_command(
             problem = exc if isinstance(exc, GatewayError) else ConfigError(f"console: {exc}")
             fail(problem, status=2 if isinstance(problem, ConfigError) else 1)
             return
+    api = None
+    if settings.api.enabled:  # the school API: its own listener, in this process only
+        from oso_gateway.web.api import start_api_in_thread
+
+        try:
+            api = start_api_in_thread(settings, services=services)
+        except (GatewayError, OSError) as exc:
+            if console is not None:
+                console.stop()
+            running.stop()
+            services.close()
+            problem = exc if isinstance(exc, GatewayError) else ConfigError(f"school API: {exc}")
+            fail(problem, status=2 if isinstance(problem, ConfigError) else 1)
+            return
     spawn = multiprocessing.get_context("spawn")
     children = [
         spawn.Process(
@@ -164,6 +178,8 @@ def serve_command(
         click.echo(f"operator console on {console.url}")
     if metrics_listener is not None:
         click.echo(f"metrics (plain HTTP, this machine only) on {metrics_listener.url}/metrics")
+    if api is not None:
+        click.echo(f"school API on {api.url} (OpenAPI: {api.url}openapi.json)")
     stop = _stop_on_signals()
     worker = None
     if outbox:
@@ -191,6 +207,8 @@ def serve_command(
             console.stop()
         if metrics_listener is not None:
             metrics_listener.stop()
+        if api is not None:
+            api.stop()
         running.stop()
         if worker is not None:
             worker.join(timeout=10)

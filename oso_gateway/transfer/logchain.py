@@ -35,7 +35,7 @@ _ID = r"[A-Za-z0-9:._@/#?=\-]{1,200}"
 FIELD_FORMATS: Mapping[str, str] = {
     "at": r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z",
     "direction": r"in|out|local",
-    "kind": r"message|operator|system",
+    "kind": r"message|operator|system|api",
     "message_id": r"urn:uuid:[0-9a-f-]{36}",
     "action": _ID,
     "status": r"[a-z_]{1,32}",
@@ -52,6 +52,10 @@ FIELD_FORMATS: Mapping[str, str] = {
     "peer_fingerprint": r"[0-9a-f]{64}",
     "operator": r"[a-z0-9._-]{1,64}",
     "operation": r"[a-z_.]{1,64}",
+    # a school-API call: the client id (never its secret), HTTP method and answer status
+    "api_client": r"c-[0-9a-f]{16}",
+    "http_method": r"GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS",
+    "http_status": r"[1-5][0-9]{2}",
 }
 _COMPILED = {name: re.compile(pattern, re.ASCII) for name, pattern in FIELD_FORMATS.items()}
 _REQUIRED = ("at", "kind", "status")

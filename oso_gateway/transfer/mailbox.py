@@ -429,6 +429,23 @@ def dry_run_report(
     }
 
 
+def dossier_findings(data: bytes, *, now: datetime) -> list[dict[str, Any]]:
+    """The validation findings of ``data`` as the sender checks it (after minimisation)."""
+    from oso_gateway.dossier.minimise import minimise
+    from oso_gateway.dossier.validate import validate_dossier
+    from oso_gateway.security.xmlparse import ParseLimits, parse_xml
+
+    try:
+        root = parse_xml(data, limits=ParseLimits(max_bytes=len(data) + 1)).getroot()
+        payload = etree.tostring(minimise(root).root, encoding="utf-8", xml_declaration=True)
+    except GatewayError as exc:
+        return [
+            {"code": exc.code, "severity": "error", "path": "/", "line": None,
+             "message": exc.public_message}
+        ]  # fmt: skip
+    return [finding_json(f) for f in validate_dossier(payload, now=now).findings]
+
+
 def finding_json(finding: Any) -> dict[str, Any]:
     """A validation finding without any value from the dossier: code, severity, location."""
     return {

@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-import ssl
-import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -146,40 +144,19 @@ def start_console_in_thread(
     Plain HTTP unless ``console.tls_cert_file``/``tls_key_file`` are set (then HTTPS, no client
     certificate). ``port=0``: an ephemeral port. ``RunningServer.url`` is the console's URL.
     """
-    from cheroot import wsgi
-    from cheroot.ssl.builtin import BuiltinSSLAdapter
-
-    from oso_gateway.server import RunningServer
+    from oso_gateway.server import serve_plain_or_tls
 
     console = settings.console
     if app is None:
         app = create_console_app(settings)
-    server = wsgi.Server(
-        (console.host, console.port if port is None else port),
+    return serve_plain_or_tls(
         app,
-        numthreads=threads,
-        timeout=30,
-        shutdown_timeout=5,
-        request_queue_size=32,
+        host=console.host,
+        port=console.port if port is None else port,
+        tls_cert_file=console.tls_cert_file,
+        tls_key_file=console.tls_key_file,
+        threads=threads,
         server_name="oso-gateway-console",
+        path=f"{console.path_prefix}/",
+        what="console",
     )
-    scheme = "http"
-    if console.tls_cert_file is not None and console.tls_key_file is not None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        try:
-            context.load_cert_chain(str(console.tls_cert_file), str(console.tls_key_file))
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"cannot load the console TLS certificate or key: {exc}") from None
-        adapter = BuiltinSSLAdapter(str(console.tls_cert_file), str(console.tls_key_file))
-        adapter.context = context
-        server.ssl_adapter = adapter
-        scheme = "https"
-    server.prepare()
-    host, bound_port = server.bind_addr[:2]
-    shown = f"[{host}]" if ":" in host else host
-    url = f"{scheme}://{shown}:{bound_port}{console.path_prefix}/"
-    thread = threading.Thread(target=server.serve, name=f"console-{bound_port}", daemon=True)
-    thread.start()
-    log.info("console on %s", url)
-    return RunningServer(url=url, server=server, thread=thread)

@@ -1,0 +1,120 @@
+"""``oso-gateway api spec`` and ``oso-gateway api-client add|list|revoke``.
+
+``api spec`` prints the school API's OpenAPI 3.1 document (generated from the code, the same
+that ``/api/v1/openapi.json`` serves). ``api-client`` manages the credentials of school systems:
+the secret is printed once, at ``add``, and stored only hashed; ``revoke`` takes effect on the
+next request.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from oso_gateway.commands.db import config_option, fail
+from oso_gateway.errors import GatewayError
+
+
+@click.group("api")
+def api_group() -> None:
+    """The school API (docs/api.md)."""
+
+
+@api_group.command("spec")
+def spec_command() -> None:
+    """Print the OpenAPI 3.1 document of the school API (JSON)."""
+    from oso_gateway.web.api import openapi_document
+
+    click.echo(json.dumps(openapi_document(), indent=2, sort_keys=False))
+
+
+@click.group("api-client")
+def client_group() -> None:
+    """Credentials of school systems (LAS) for the school API, each scoped to schools."""
+
+
+def _clients(config_file: Path | None) -> tuple[Any, Any]:
+    from oso_gateway.commands.transfer import _services
+    from oso_gateway.store.api_clients import ApiClientStore
+    from oso_gateway.transfer.apiclients import ApiClients
+
+    services = _services(config_file)
+    return services, ApiClients(ApiClientStore(services.store.engine), served=services.schools)
+
+
+def _json(record: Any) -> dict[str, Any]:
+    return {
+        "client_id": record.client_id,
+        "name": record.name,
+        "schools": list(record.schools),
+        "created_at": record.created_at.isoformat(),
+        "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None,
+    }
+
+
+@client_group.command("add")
+@click.argument("name")
+@click.option(
+    "--school", "schools", multiple=True, required=True, help="BRIN + vestiging (repeatable)."
+)
+@click.option("--json", "as_json", is_flag=True)
+@config_option
+def add_command(
+    name: str, schools: tuple[str, ...], as_json: bool, config_file: Path | None
+) -> None:
+    """Create a credential for NAME (a school system) acting for the given schools."""
+    services, clients = _clients(config_file)
+    try:
+        record, credential = clients.add(name, schools, now=datetime.now(UTC))
+    except GatewayError as exc:
+        fail(exc, status=2)
+    finally:
+        services.close()
+    if as_json:
+        click.echo(json.dumps({**_json(record), "credential": credential}, indent=2))
+        return
+    click.echo(f"client   {record.client_id}  {record.name}  schools {', '.join(record.schools)}")
+    click.echo(f"credential (shown once; send as 'Authorization: Bearer ...'):\n{credential}")
+
+
+@client_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@config_option
+def list_command(as_json: bool, config_file: Path | None) -> None:
+    """The API clients (never their secrets)."""
+    services, clients = _clients(config_file)
+    try:
+        records = [_json(r) for r in clients.list()]
+    finally:
+        services.close()
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
+    for r in records:
+        state = f"revoked {r['revoked_at']}" if r["revoked_at"] else "active"
+        click.echo(f"{r['client_id']}  {state:<10} {', '.join(r['schools'])}  {r['name']}")
+
+
+@client_group.command("revoke")
+@click.argument("client_id")
+@config_option
+def revoke_command(client_id: str, config_file: Path | None) -> None:
+    """Revoke CLIENT_ID: its next request is refused."""
+    services, clients = _clients(config_file)
+    try:
+        record = clients.revoke(client_id, now=datetime.now(UTC))
+    finally:
+        services.close()
+    if record is None:
+        click.echo(f"error: no API client {client_id[:40]}", err=True)
+        raise SystemExit(1)
+    click.echo(f"revoked {record.client_id}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(api_group)
+    group.add_command(client_group)

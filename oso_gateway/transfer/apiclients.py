@@ -1,0 +1,97 @@
+"""School-API clients: credentials for school systems, each scoped to schools of this gateway.
+
+A credential is ``<client-id>.<secret>``: the id (``c-`` + 16 hex digits) names the client, the
+secret is 256 random bits shown once at creation and stored only as its SHA-256. (A password
+hash such as argon2 would cost every API request tens of milliseconds and buys nothing for a
+random 256-bit secret, which no dictionary holds.) Revocation is immediate: every request
+reads the client's row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from oso_gateway.errors import (
+    ApiClientConfigError,
+    ApiCredentialInvalid,
+    ApiCredentialMissing,
+)
+from oso_gateway.store.api_clients import ApiClientRecord, ApiClientStore
+
+CLIENT_ID_RE = re.compile(r"c-[0-9a-f]{16}")
+SCHOOL_RE = re.compile(r"[0-9]{2}[0-9A-Z]{2}[0-9]{2}")
+_NAME_RE = re.compile(r"[A-Za-z0-9 ._()-]{1,100}")
+_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def secret_hash(secret: str) -> str:
+    return hashlib.sha256(b"oso-gateway api secret\x00" + secret.encode("ascii")).hexdigest()
+
+
+class ApiClients:
+    """Create, list, revoke and authenticate API clients."""
+
+    def __init__(self, store: ApiClientStore, *, served: Callable[[], Iterable[str]]) -> None:
+        self.store = store
+        self.served = served  #: the schools (BRIN + vestiging) this gateway serves
+
+    def add(
+        self, name: str, schools: Iterable[str], *, now: datetime
+    ) -> tuple[ApiClientRecord, str]:
+        """A new client; returns it and its credential (shown once, never stored)."""
+        if not _NAME_RE.fullmatch(name):
+            raise ApiClientConfigError("name: 1-100 letters, digits, spaces or ._()-")
+        codes = tuple(dict.fromkeys(s.strip().upper() for s in schools if s.strip()))
+        if not codes:
+            raise ApiClientConfigError("give at least one school (BRIN + vestiging, e.g. 01AB00)")
+        bad = [c for c in codes if not SCHOOL_RE.fullmatch(c)]
+        if bad:
+            raise ApiClientConfigError(f"not a BRIN + vestiging code: {bad[0][:20]!r}")
+        served = set(self.served())
+        foreign = [c for c in codes if c not in served]
+        if foreign:
+            raise ApiClientConfigError(f"school {foreign[0]} is not served by this gateway")
+        client_id = "c-" + secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        record = self.store.add(
+            client_id=client_id, name=name, secret_hash=secret_hash(secret), schools=codes, now=now
+        )
+        return record, f"{client_id}.{secret}"
+
+    def list(self) -> list[ApiClientRecord]:
+        return self.store.list()
+
+    def revoke(self, client_id: str, *, now: datetime) -> ApiClientRecord | None:
+        if not CLIENT_ID_RE.fullmatch(client_id):
+            return None
+        return self.store.revoke(client_id, now=now)
+
+    def authenticate(self, authorization: str | None) -> ApiClientRecord:
+        """The active client an ``Authorization: Bearer <id>.<secret>`` header names.
+
+        ``ApiCredentialMissing`` without a bearer credential; ``ApiCredentialInvalid`` (one
+        answer) when it is malformed, unknown, revoked or the secret is wrong.
+        """
+        if not authorization:
+            raise ApiCredentialMissing("no Authorization header")
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ApiCredentialMissing("Authorization is not a Bearer credential")
+        client_id, _, secret = token.strip().partition(".")
+        if not CLIENT_ID_RE.fullmatch(client_id) or not _SECRET_RE.fullmatch(secret):
+            raise ApiCredentialInvalid("malformed credential")
+        record = self.store.get(client_id)
+        expected = record.secret_hash if record is not None else secret_hash("x" * 43)
+        matches = hmac.compare_digest(expected, secret_hash(secret))
+        if record is None:
+            raise ApiCredentialInvalid(f"unknown client {client_id}")
+        if not matches:
+            raise ApiCredentialInvalid(f"wrong secret for client {client_id}")
+        if record.revoked_at is not None:
+            raise ApiCredentialInvalid(f"client {client_id} is revoked")
+        return record

@@ -1,0 +1,277 @@
+"""The school API: JSON under ``/api/v1`` for school systems (LAS), OpenAPI 3.1 from the code.
+
+``create_api_app(settings, services=...)`` builds a flask-openapi3 application (one blueprint
+per resource: ``inbox``, ``outbox``, ``receipts``, ``health``); the document is generated from
+the routes and their pydantic models, served at ``/api/v1/openapi.json`` with a Swagger UI whose
+assets ship in the ``flask-openapi3-swagger`` package (``/api/v1/swagger``; nothing loads from
+elsewhere). ``start_api_in_thread`` serves it on its own listener (``[api]``), apart from the
+SOAP endpoint (mutual TLS, untouched) and the console.
+
+Every request but health, readiness and the documents needs ``Authorization: Bearer
+<client-id>.<secret>`` (``oso-gateway api-client add``); the client's row is read on every
+request, so a revocation counts at once. Requests are rate-limited per client (Flask-Limiter)
+and each is recorded in the transfer log (client id, method, operation, status, message id:
+no pupil data). Errors are RFC 9457 problems with our stable code (``problems.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from flask import Response, g, request
+from flask_openapi3.models import Info  # type: ignore[attr-defined]
+from flask_openapi3.openapi import OpenAPI
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from oso_gateway import __version__
+from oso_gateway import errors as se
+from oso_gateway.errors import GatewayError
+from oso_gateway.web.api import models as am
+from oso_gateway.web.api.context import API_PREFIX, SERVICES_KEY
+from oso_gateway.web.api.problems import problem, problem_response_spec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from oso_gateway.config import Settings
+    from oso_gateway.server import RunningServer
+    from oso_gateway.transfer.services import GatewayServices
+
+log = logging.getLogger(__name__)
+
+#: endpoints that take no credential
+PUBLIC = frozenset({"health.health", "health.ready"})
+_MESSAGE_ID = re.compile(am.MESSAGE_ID)
+_XML_OPERATIONS = ("submitDossier", "dryRunDossier")
+_PUBLIC_OPERATIONS = ("health", "ready")
+
+COMMON_RESPONSES: dict[str, Any] = {
+    "400": problem_response_spec("Malformed request (OSO-E606) or dossier refused (OSO-E1xx)"),
+    "401": problem_response_spec("Missing (OSO-E600) or invalid/revoked (OSO-E601) credential"),
+    "403": problem_response_spec("The dossier's school is outside the credential's scope"),
+    "404": problem_response_spec("No such message among the credential's schools (OSO-E602)"),
+    "405": problem_response_spec("Method not allowed (OSO-E614)"),
+    "409": problem_response_spec("Status or Idempotency-Key conflict, or duplicate dossier"),
+    "410": problem_response_spec("The dossier content is no longer stored (OSO-E611)"),
+    "413": problem_response_spec("Request body too large (OSO-E607)"),
+    "415": problem_response_spec("Unsupported Content-Type (OSO-E608)"),
+    "429": problem_response_spec("Rate limit of the credential exceeded (OSO-E609)"),
+    "500": problem_response_spec("Internal error (OSO-E617)"),
+    "502": problem_response_spec("A peer gateway answered badly"),
+    "503": problem_response_spec("Not ready or the store is unavailable"),
+}
+
+DESCRIPTION = """The school API of oso-gateway: for a school's administration system (LAS).
+
+Outbox (the sending school): submit an OSO gegevensset 2019 dossier (XML) for a receiving
+school, dry-run it, follow it to its signed receipt, retry or cancel it. Inbox (the receiving
+school): list received dossiers (metadata only), fetch one as XML or JSON (or only chosen
+categories), acknowledge it, or decline it. Every message is scoped to the schools of the
+credential. Errors are RFC 9457 problem details with a stable code (OSO-Exxx).
+"""
+
+
+class SchoolApi(OpenAPI):
+    """flask-openapi3's app, with the XML request bodies the library cannot describe."""
+
+    def generate_spec_json(self) -> None:
+        super().generate_spec_json()  # type: ignore[no-untyped-call]
+        from oso_gateway.web.api.outbox import XML_BODY
+
+        for item in self.spec_json.get("paths", {}).values():
+            for operation in item.values():
+                if not isinstance(operation, dict):
+                    continue
+                if operation.get("operationId") in _XML_OPERATIONS:
+                    operation["requestBody"] = XML_BODY
+                    operation.pop("x-oso-xml-body", None)
+                public = operation.get("operationId") in _PUBLIC_OPERATIONS
+                operation["security"] = [] if public else [{"bearer": []}]
+                responses = operation.setdefault("responses", {})
+                responses["400"] = COMMON_RESPONSES["400"]  # a problem, not the library's list
+                for code, spec in COMMON_RESPONSES.items():
+                    responses.setdefault(code, spec)
+        self.spec_json["components"]["schemas"]["Problem"] = am.Problem.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        self.spec_json["components"]["schemas"].pop("ValidationErrorModel", None)
+
+
+def _validation_problem(exc: ValidationError) -> Response:
+    errors = [
+        {
+            "code": str(e.get("type", "invalid"))[:60],
+            "location": ".".join(str(p) for p in e.get("loc", ()))[:200] or "request",
+            "message": str(e.get("msg", ""))[:200],
+        }
+        for e in exc.errors(include_input=False, include_url=False)
+    ]
+    return problem(se.RequestInvalid, errors=errors[:50])
+
+
+def create_api_app(settings: Settings, *, services: GatewayServices | None = None) -> SchoolApi:
+    """The school API's WSGI app for one gateway."""
+    from oso_gateway.web.api import health, inbox, outbox, receipts
+
+    app = SchoolApi(
+        __name__,
+        info=Info(title="oso-gateway school API", version=__version__, description=DESCRIPTION),
+        security_schemes={
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "`<client-id>.<secret>` from `oso-gateway api-client add`",
+            }
+        },
+        responses=COMMON_RESPONSES,  # type: ignore[arg-type]
+        validation_error_status=400,
+        validation_error_model=am.Problem,
+        validation_error_callback=_validation_problem,
+        doc_prefix=API_PREFIX,
+        doc_url="/openapi.json",
+    )
+    app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_request_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[SERVICES_KEY] = services
+    _install_security(app, settings)
+    for module in (health, inbox, outbox, receipts):
+        app.register_api(module.bp)
+    _install_error_handlers(app)
+    return app
+
+
+def _install_security(app: SchoolApi, settings: Settings) -> None:
+    """Authentication (before the limiter: its key is the authenticated client), the rate
+    limit, and the transfer-log record of every call."""
+    from flask_limiter import Limiter
+
+    from oso_gateway.store.api_clients import ApiClientStore
+    from oso_gateway.transfer.apiclients import ApiClients
+
+    services = app.extensions[SERVICES_KEY]
+    clients: list[ApiClients] = []  # built at the first request (the spec needs no store)
+
+    @app.before_request
+    def _authenticate() -> None:
+        g.api_client = None
+        if not request.path.startswith(API_PREFIX + "/") or _is_public():
+            return
+        if not clients:
+            store = ApiClientStore(services.store.engine)
+            clients.append(ApiClients(store, served=services.schools))
+        g.api_client = clients[0].authenticate(request.headers.get("Authorization"))
+
+    Limiter(
+        key_func=lambda: g.api_client.client_id if g.get("api_client") else "anonymous",
+        app=app,
+        default_limits=[settings.api.rate_limit],
+        default_limits_exempt_when=lambda: g.get("api_client") is None,
+        storage_uri="memory://",
+        headers_enabled=True,
+    )
+
+    @app.after_request
+    def _record(response: Response) -> Response:
+        if request.path.startswith(API_PREFIX + "/") and not _is_public():
+            _log_call(services, response.status_code)
+        return response
+
+
+def _is_public() -> bool:
+    endpoint = request.endpoint or ""
+    return endpoint in PUBLIC or endpoint.startswith(("openapi", "swagger"))
+
+
+def _log_call(services: Any, status: int) -> None:
+    from oso_gateway.transfer.logchain import make_event
+
+    client = g.get("api_client")
+    message_id = (request.view_args or {}).get("message_id")
+    endpoint = request.endpoint or ""
+    now = services.clock()
+    event = make_event(
+        at=now,
+        kind="api",
+        status="api_call",
+        api_client=client.client_id if client is not None else None,
+        http_method=request.method if request.method.isalpha() else None,
+        http_status=status,
+        operation=endpoint if re.fullmatch(r"[a-z_.]{1,64}", endpoint) else None,
+        message_id=message_id if message_id and _MESSAGE_ID.fullmatch(message_id) else None,
+    )
+    try:
+        services.store.append_log([event], now=now)
+    except GatewayError as exc:  # the answer is given; the failure is ours to see
+        log.error("could not log an API call: %s", exc.code)
+
+
+def _install_error_handlers(app: SchoolApi) -> None:
+    by_status: dict[int, type[GatewayError]] = {
+        400: se.RequestInvalid,
+        404: se.ApiRouteNotFound,
+        405: se.ApiMethodNotAllowed,
+        413: se.ApiPayloadTooLarge,
+        415: se.ApiUnsupportedMediaType,
+        429: se.ApiRateLimited,
+    }
+
+    @app.errorhandler(GatewayError)
+    def _gateway_error(exc: GatewayError) -> Response:
+        log.info(
+            "school API %s %s: %s %r", request.method, request.path[:200], exc.code, exc.detail
+        )
+        extra = {"duplicate_of": exc.original} if isinstance(exc, se.DuplicateDossier) else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        return problem(exc, extra=extra, headers=headers)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        if exc.response is not None and exc.code != 429:
+            return exc.response  # type: ignore[return-value]  # flask-openapi3's abort
+        cls = by_status.get(exc.code or 500, se.ApiInternalError)
+        headers = {}
+        if exc.code == 429:
+            retry = getattr(exc, "retry_after", None)
+            headers = {"Retry-After": str(retry or 60)}
+        return problem(cls, headers=headers)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("school API %s %s failed", request.method, request.path[:200])
+        return problem(se.ApiInternalError)
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document (no gateway needed: the routes and models define it)."""
+    from types import SimpleNamespace
+
+    from oso_gateway.config import Settings
+
+    placeholder = SimpleNamespace(
+        store=SimpleNamespace(engine=None), schools=lambda: (), clock=None
+    )
+    settings = Settings(data_dir=__import__("pathlib").Path("."), database_url="sqlite://")
+    app = create_api_app(settings, services=placeholder)  # type: ignore[arg-type]
+    return dict(app.api_doc)
+
+
+def start_api_in_thread(
+    settings: Settings, *, services: GatewayServices, port: int | None = None, threads: int = 8
+) -> RunningServer:
+    """Serve the API (cheroot) on ``api.host``/``api.port`` in a daemon thread; HTTPS when
+    ``api.tls_cert_file``/``tls_key_file`` are set. ``port=0``: an ephemeral port."""
+    from oso_gateway.server import serve_plain_or_tls
+
+    app = create_api_app(settings, services=services)
+    return serve_plain_or_tls(
+        app,
+        host=settings.api.host,
+        port=settings.api.port if port is None else port,
+        tls_cert_file=settings.api.tls_cert_file,
+        tls_key_file=settings.api.tls_key_file,
+        threads=threads,
+        server_name="oso-gateway-api",
+        path=API_PREFIX + "/",
+        what="school API",
+    )

@@ -1,0 +1,42 @@
+"""What every school-API view needs: the services, the caller's scope, reading a body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, g, request
+
+from oso_gateway.errors import ApiUnsupportedMediaType
+from oso_gateway.transfer.mailbox import InboxService, OutboxService, Scope
+
+API_PREFIX = "/api/v1"
+SERVICES_KEY = "oso_api_services"
+XML_TYPES = ("application/xml", "text/xml")
+
+
+def services() -> Any:
+    return current_app.extensions[SERVICES_KEY]
+
+
+def inbox() -> InboxService:
+    box = services().inbox
+    assert box is not None
+    return box  # type: ignore[no-any-return]
+
+
+def outbox() -> OutboxService:
+    box = services().outbox_view
+    assert box is not None
+    return box  # type: ignore[no-any-return]
+
+
+def scope() -> Scope:
+    client = g.api_client
+    return Scope(tuple(client.schools), client_id=client.client_id)
+
+
+def xml_body() -> bytes:
+    """The request body, which must be XML (``application/xml`` or ``text/xml``)."""
+    if request.mimetype not in XML_TYPES:
+        raise ApiUnsupportedMediaType(f"Content-Type {request.mimetype[:80]!r}")
+    return request.get_data(cache=False)

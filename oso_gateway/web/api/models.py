@@ -1,0 +1,200 @@
+"""The school API's request and response models (pydantic v2): the OpenAPI document's schemas.
+
+Responses are built by the services as plain dicts (``oso_gateway.transfer.mailbox``); these
+models describe them (and the schemathesis run checks every answer against them).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from oso_gateway.store import models as m
+
+MESSAGE_ID = r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+SCHOOL = r"^[0-9]{2}[0-9A-Z]{2}[0-9]{2}$"
+CATEGORIES = r"^[a-z]+(,[a-z]+)*$"
+
+InboxStatus = Literal["imported", "fetched", "declined", "duplicate"]
+OutboxStatus = Literal[
+    "queued", "sending", "awaiting_receipt", "delivered", "retrying", "failed", "cancelled"
+]
+assert set(OutboxStatus.__args__) == set(m.OUTBOUND_STATUSES)  # type: ignore[attr-defined]
+
+
+class Event(BaseModel):
+    at: str
+    status: str
+    attempt: int | None = None
+    error_code: str | None = None
+
+
+class Message(BaseModel):
+    """A message's metadata: never pupil data."""
+
+    message_id: str
+    direction: Literal["in", "out"]
+    status: str
+    school: str | None = Field(description="Our school (BRIN + vestiging)")
+    counterpart_school: str | None = Field(description="The other school")
+    counterpart_oin: str | None
+    created_at: str
+    updated_at: str
+    size_bytes: int | None
+    payload_digest: str | None = Field(description="SHA-256 of the dossier as sent (hex)")
+    categories: list[str] = Field(description="categorie_uitlevering keys the dossier holds")
+    attempts: int
+    last_error_code: str | None
+
+
+class MessagePage(BaseModel):
+    items: list[Message]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last")
+
+
+class InboxMessage(Message):
+    events: list[Event]
+    duplicate_of: str | None = Field(default=None, description="MessageID of the first copy")
+    decline_reason: str | None = None
+
+
+class Receipt(BaseModel):
+    """The receipt's content, verified again (signature, certificate, confirmation)."""
+
+    verified: bool
+    error_code: str | None = None
+    request_message_id: str | None = None
+    status: str | None = None
+    received_at: str | None = None
+    receiver_school: str | None = None
+    payload_digest: str | None = None
+    payload_bytes: int | None = None
+    signer_fingerprint: str | None = None
+
+
+class OutboxMessage(Message):
+    events: list[Event]
+    receipt: Receipt | None = None
+
+
+class Submitted(BaseModel):
+    message: Message
+    created: bool = Field(description="false: the Idempotency-Key named an earlier submit")
+    removed: dict[str, int] = Field(description="Elements removed per category (minimisation)")
+
+
+class Finding(BaseModel):
+    """A validation finding: rule code and location, never a value from the dossier."""
+
+    code: str
+    severity: str
+    path: str
+    line: int | None = None
+    message: str
+
+
+class CategoryPreview(BaseModel):
+    key: str
+    status: str | None
+    present: bool
+    action: str = Field(description="shared, removed, absent or missing")
+    attachments: int
+
+
+class DryRun(BaseModel):
+    would_queue: bool
+    error_code: str | None
+    findings: list[Finding]
+    categories: list[CategoryPreview]
+
+
+class ProblemError(BaseModel):
+    code: str = Field(description="Rule or field code")
+    location: str = Field(description="Element path or request field")
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with our stable error code."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable error code, OSO-Exxx (docs/errors.md)")
+    instance: str | None = None
+    errors: list[ProblemError] | None = None
+    duplicate_of: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+class MessagePath(BaseModel):
+    message_id: str = Field(max_length=100, description="The MessageID (urn:uuid:...)")
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: datetime | None = Field(default=None, description="Created at or after (ISO 8601)")
+    until: datetime | None = Field(default=None, description="Created before (ISO 8601)")
+    cursor: str | None = Field(default=None, pattern=r"^[0-9]{1,18}$", description="From a page")
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class InboxListQuery(ListQuery):
+    status: InboxStatus | None = None
+    sender: str | None = Field(default=None, pattern=SCHOOL, description="Sending school")
+
+
+class OutboxListQuery(ListQuery):
+    status: OutboxStatus | None = None
+    recipient: str | None = Field(default=None, pattern=SCHOOL, description="Receiving school")
+
+
+class DossierQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["xml", "json"] = "xml"
+    categories: str | None = Field(
+        default=None,
+        pattern=CATEGORIES,
+        max_length=400,
+        description="Only these categorie_uitlevering keys (comma-separated), plus the ones the "
+        "schema requires (metadata, school, leerling); the rest never leaves the store",
+    )
+
+
+class SubmitQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    recipient: str = Field(pattern=SCHOOL, description="Receiving school: BRIN + vestiging")
+
+
+class IdempotencyHeader(BaseModel):
+    idempotency_key: str | None = Field(
+        default=None,
+        alias="Idempotency-Key",
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Same key + same body: the same message; same key + other body: 409",
+    )
+
+
+class DeclineBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500, description="Kept for audit, never logged")

@@ -1,0 +1,57 @@
+"""RFC 9457 problem details (``application/problem+json``) carrying our stable error code.
+
+What a caller is told is the error class's ``public_message`` (never ``detail``, which is for
+our log), the code, and for validation the rule codes with their locations. No pupil data.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Response, request
+
+from oso_gateway.errors import GatewayError
+
+PROBLEM_TYPE = "application/problem+json"
+
+
+def problem_type(code: str) -> str:
+    """A URI naming the error code (documented in docs/errors.md)."""
+    return f"urn:oso-gateway:error:{code}"
+
+
+def problem(
+    error: GatewayError | type[GatewayError],
+    *,
+    errors: list[dict[str, str]] | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    cls = error if isinstance(error, type) else type(error)
+    body: dict[str, Any] = {
+        "type": problem_type(cls.code),
+        "title": cls.public_message,
+        "status": cls.http_status,
+        "detail": cls.public_message,
+        "code": cls.code,
+        "instance": request.path[:200] if request else None,
+    }
+    if errors:
+        body["errors"] = errors
+    if extra:
+        body.update(extra)
+    response = Response(
+        json.dumps(body, ensure_ascii=False), status=cls.http_status, mimetype=PROBLEM_TYPE
+    )
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def problem_response_spec(description: str) -> dict[str, Any]:
+    """The OpenAPI response object of a problem answer."""
+    return {
+        "description": description,
+        "content": {PROBLEM_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }

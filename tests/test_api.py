@@ -1,0 +1,284 @@
+"""The live school API: submit (idempotency, duplicates), dry-run, pagination, inbox fetch,
+ack and decline, receipts, bad input as problem responses, revocation, the transfer log."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from api_support import SCHOOL_A, SCHOOL_B, LiveApi, dossier_for, live_api
+from lxml import etree
+
+from oso_gateway.dossier.categories import present_keys
+from oso_gateway.store import models as m
+
+pytestmark = pytest.mark.integration
+
+XML = {"Content-Type": "application/xml"}
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
+    yield from live_api(Path(tmp_path_factory.mktemp("api")))
+
+
+def outbox_count(api: LiveApi) -> int:
+    return len(api.vendor.store.list_messages(direction=m.OUT, limit=1000))
+
+
+def submit(api: LiveApi, data: bytes, *, key: str | None = None, school: str = SCHOOL_A):  # type: ignore[no-untyped-def]
+    headers = dict(XML)
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return api.post(
+        "outbox/messages", school, params={"recipient": "01AB00"}, data=data, headers=headers
+    )
+
+
+def test_idempotency_key_same_body_same_message_other_body_409(api: LiveApi) -> None:
+    first = submit(api, dossier_for("POVO", SCHOOL_A, seed=31), key="las-31")
+    assert first.status_code == 201, first.text
+    again = submit(api, dossier_for("POVO", SCHOOL_A, seed=31), key="las-31")
+    assert again.status_code == 200
+    assert again.json()["created"] is False
+    assert again.json()["message"]["message_id"] == first.json()["message"]["message_id"]
+    before = outbox_count(api)
+    other = submit(api, dossier_for("POVO", SCHOOL_A, seed=32), key="las-31")
+    assert other.status_code == 409 and other.json()["code"] == "OSO-E604"
+    assert outbox_count(api) == before
+
+
+def test_the_same_dossier_again_is_a_duplicate_naming_the_first(api: LiveApi) -> None:
+    first = submit(api, dossier_for("POVO", SCHOOL_A, seed=33))
+    assert first.status_code == 201
+    before = outbox_count(api)
+    again = submit(api, dossier_for("POVO", SCHOOL_A, seed=33))
+    assert again.status_code == 409 and again.json()["code"] == "OSO-E610"
+    assert again.json()["duplicate_of"] == first.json()["message"]["message_id"]
+    assert outbox_count(api) == before
+
+
+def test_dry_run_reports_findings_and_categories_and_queues_nothing(api: LiveApi) -> None:
+    from oso_gateway.transfer.demo import with_opt_out
+
+    before = outbox_count(api)
+    answer = api.post(
+        "outbox/dry-run",
+        SCHOOL_A,
+        params={"recipient": "01AB00"},
+        data=with_opt_out(dossier_for("POVO", SCHOOL_A, seed=34)),
+        headers=XML,
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["would_queue"] is True and body["error_code"] is None
+    actions = {c["key"]: c["action"] for c in body["categories"]}
+    assert actions["toetsresultaten"] == "removed" and actions["leerling"] == "shared"
+    assert outbox_count(api) == before
+
+
+def test_outbox_list_filters_and_pages_with_a_cursor(api: LiveApi) -> None:
+    for seed in (41, 42, 43):
+        assert submit(api, dossier_for("POVO", SCHOOL_A, seed=seed)).status_code == 201
+    everything = api.get("outbox/messages?limit=200", SCHOOL_A).json()["items"]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query = "outbox/messages?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = api.get(query, SCHOOL_A).json()
+        seen += [i["message_id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [i["message_id"] for i in everything]  # newest first, none twice
+    assert len(seen) == len(set(seen)) >= 4
+    queued = api.get("outbox/messages?status=queued&recipient=01AB00", SCHOOL_A).json()["items"]
+    assert queued and {i["status"] for i in queued} == {"queued"}
+    assert api.get("outbox/messages?recipient=00YY00", SCHOOL_A).json()["items"] == []
+    future = api.get("outbox/messages?since=2999-01-01T00:00:00Z", SCHOOL_A).json()
+    assert future["items"] == []
+
+
+def test_cancel_before_delivery_and_retry_only_when_failed(api: LiveApi) -> None:
+    message_id = submit(api, dossier_for("POVO", SCHOOL_A, seed=44)).json()["message"]["message_id"]
+    retry = api.post(f"outbox/messages/{message_id}/retry", SCHOOL_A)
+    assert retry.status_code == 409 and retry.json()["code"] == "OSO-E605"
+    cancel = api.post(f"outbox/messages/{message_id}/cancel", SCHOOL_A)
+    assert cancel.status_code == 200 and cancel.json()["status"] == "cancelled"
+    shown = api.get(f"outbox/messages/{message_id}", SCHOOL_A).json()
+    assert [e["status"] for e in shown["events"]] == ["queued", "cancelled"]
+    receipt = api.get(f"receipts/{message_id}", SCHOOL_A)
+    assert receipt.status_code == 404 and receipt.json()["code"] == "OSO-E615"
+
+
+def test_inbox_fetch_as_xml_json_and_chosen_categories_then_ack(api: LiveApi) -> None:
+    from oso_gateway.dossier.validate import validate_dossier
+
+    message_id = api.inbox_ids[SCHOOL_B]
+    listed = api.get("inbox/messages", SCHOOL_B).json()["items"][0]
+    assert set(listed) >= {"message_id", "counterpart_school", "created_at", "status", "categories"}
+    assert "leerling" in listed["categories"] and listed["size_bytes"] > 0
+    xml = api.get(f"inbox/messages/{message_id}/dossier", SCHOOL_B)
+    assert xml.status_code == 200 and xml.headers["Content-Type"].startswith("application/xml")
+    from datetime import UTC, datetime
+
+    assert validate_dossier(xml.content, now=datetime.now(UTC)).valid
+    part = api.get(f"inbox/messages/{message_id}/dossier?categories=verzuim", SCHOOL_B)
+    keys = present_keys(etree.fromstring(part.content))
+    assert set(keys) <= {"metadata", "school", "leerling", "verzuim"}
+    assert "schoolloopbaan" in present_keys(etree.fromstring(xml.content))
+    as_json = api.get(f"inbox/messages/{message_id}/dossier?format=json", SCHOOL_B).json()
+    assert as_json["dossier"]["huidigeschool"]["brincode"] == "00YY"
+    bad = api.get(f"inbox/messages/{message_id}/dossier?categories=nosuch", SCHOOL_B)
+    assert bad.status_code == 400 and bad.json()["code"] == "OSO-E612"
+    acked = api.post(f"inbox/messages/{message_id}/ack", SCHOOL_B)
+    assert acked.status_code == 200 and acked.json()["status"] == "fetched"
+    assert api.post(f"inbox/messages/{message_id}/ack", SCHOOL_B).json()["status"] == "fetched"
+    fetched = api.get("inbox/messages?status=fetched", SCHOOL_B).json()["items"]
+    assert [i["message_id"] for i in fetched] == [message_id]
+
+
+def test_decline_keeps_the_record_and_drops_the_content(api: LiveApi) -> None:
+    message_id = api.inbox_ids[SCHOOL_A]
+    bad = api.post(f"inbox/messages/{message_id}/decline", SCHOOL_A, json={"reason": ""})
+    assert bad.status_code == 400 and bad.json()["code"] == "OSO-E606"
+    assert bad.json()["errors"][0]["location"] == "reason"
+    answer = api.post(
+        f"inbox/messages/{message_id}/decline", SCHOOL_A, json={"reason": "pupil did not enrol"}
+    )
+    assert answer.status_code == 200 and answer.json()["status"] == "declined"
+    gone = api.get(f"inbox/messages/{message_id}/dossier", SCHOOL_A)
+    assert gone.status_code == 410 and gone.json()["code"] == "OSO-E611"
+    shown = api.get(f"inbox/messages/{message_id}", SCHOOL_A).json()
+    assert shown["decline_reason"] == "pupil did not enrol"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        (b"<dossier", "application/xml", 400, "OSO-E101"),  # malformed XML
+        (b"<x/>", "application/xml", 400, "OSO-E102"),  # not a dossier
+        (b"{}", "application/json", 415, "OSO-E608"),
+    ],
+)
+def test_bad_submissions_get_a_problem_and_store_nothing(
+    api: LiveApi, body: bytes, content_type: str, status: int, code: str
+) -> None:
+    before = outbox_count(api)
+    answer = api.post(
+        "outbox/messages",
+        SCHOOL_A,
+        params={"recipient": "01AB00"},
+        data=body,
+        headers={"Content-Type": content_type},
+    )
+    assert answer.status_code == status, answer.text
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    assert answer.json()["code"] == code
+    if code in ("OSO-E101", "OSO-E102"):
+        assert answer.json()["errors"], "the rule codes and their locations"
+    assert outbox_count(api) == before
+
+
+def test_invalid_dossier_lists_rule_codes_and_locations_without_values(api: LiveApi) -> None:
+    data = dossier_for("POVO", SCHOOL_A, seed=51)
+    root = etree.fromstring(data)
+    ns = {"d": root.nsmap[None]}
+    bsn = root.xpath("//d:leerling/d:bsn", namespaces=ns)[0]
+    bsn.text = "123456789"  # fails the 11-proef
+    answer = submit(api, etree.tostring(root, xml_declaration=True, encoding="utf-8"))
+    assert answer.status_code == 400 and answer.json()["code"] == "OSO-E103"
+    errors = answer.json()["errors"]
+    assert any(e["location"].endswith("/bsn") for e in errors)
+    assert "123456789" not in answer.text
+
+
+def test_unknown_recipient_school_and_malformed_parameters(api: LiveApi) -> None:
+    before = outbox_count(api)
+    unknown = api.post(
+        "outbox/messages",
+        SCHOOL_A,
+        params={"recipient": "99ZZ00"},
+        data=dossier_for("POVO", SCHOOL_A, seed=52),
+        headers=XML,
+    )
+    assert unknown.status_code == 404 and unknown.json()["code"] == "OSO-E430"
+    malformed = api.post(
+        "outbox/messages",
+        SCHOOL_A,
+        params={"recipient": "nope"},
+        data=dossier_for("POVO", SCHOOL_A, seed=52),
+        headers=XML,
+    )
+    assert malformed.status_code == 400 and malformed.json()["errors"][0]["location"] == "recipient"
+    assert outbox_count(api) == before
+    not_json = api.post(
+        f"inbox/messages/{api.inbox_ids[SCHOOL_B]}/decline",
+        SCHOOL_B,
+        data=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    assert not_json.status_code == 400 and not_json.json()["code"] == "OSO-E606"
+
+
+def test_missing_wrong_and_revoked_credentials_are_refused(api: LiveApi) -> None:
+    from datetime import UTC, datetime
+
+    url = api.url + "inbox/messages"
+    missing = requests.get(url, timeout=10)
+    assert missing.status_code == 401 and missing.json()["code"] == "OSO-E600"
+    assert missing.headers["WWW-Authenticate"] == "Bearer"
+    client_id = api.credentials[SCHOOL_A].split()[1].split(".")[0]
+    wrong = requests.get(
+        url, headers={"Authorization": f"Bearer {client_id}.{'x' * 43}"}, timeout=10
+    )
+    assert wrong.status_code == 401 and wrong.json()["code"] == "OSO-E601"
+    assert api.clients is not None
+    record, credential = api.clients.add("temporary", [SCHOOL_A], now=datetime.now(UTC))
+    headers = {"Authorization": f"Bearer {credential}"}
+    assert requests.get(url, headers=headers, timeout=10).status_code == 200
+    api.clients.revoke(record.client_id, now=datetime.now(UTC))
+    revoked = requests.get(url, headers=headers, timeout=10)  # immediately
+    assert revoked.status_code == 401 and revoked.json()["code"] == "OSO-E601"
+
+
+def test_every_call_is_in_the_transfer_log_with_the_client_id_and_no_pupil_data(
+    api: LiveApi,
+) -> None:
+    api.get("inbox/messages", SCHOOL_B)
+    entries = [e.event for e in api.vendor.store.log_entries()]
+    calls = [e for e in entries if e.get("kind") == "api"]
+    client_b = api.credentials[SCHOOL_B].split()[1].split(".")[0]
+    assert any(
+        e["api_client"] == client_b and e["operation"] == "inbox.list_inbox"
+        and e["http_status"] == "200"
+        for e in calls if "api_client" in e
+    )  # fmt: skip
+    assert any(e.get("http_status") == "401" for e in calls)
+    text = json.dumps(entries)
+    root = etree.fromstring(dossier_for("POVO", SCHOOL_A, seed=31))
+    ns = {"d": root.nsmap[None]}
+    for name in ("achternaam", "bsn", "geboortedatum"):
+        value = root.xpath(f"string(//d:leerling/d:{name})", namespaces=ns)
+        assert value and value not in text
+    assert "pupil did not enrol" not in text
+    secret = api.credentials[SCHOOL_B].split(".")[1]
+    assert secret not in text
+
+
+def test_health_and_readiness_need_no_credential(api: LiveApi) -> None:
+    assert requests.get(api.url + "health", timeout=10).json() == {"status": "ok"}
+    assert requests.get(api.url + "ready", timeout=10).json() == {"status": "ready"}
+
+
+def test_the_document_and_its_docs_page_are_served_from_the_gateway(api: LiveApi) -> None:
+    spec = requests.get(api.url + "openapi.json", timeout=10).json()
+    assert spec["openapi"].startswith("3.1")
+    page = requests.get(api.url + "swagger", timeout=10)
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    assert "https://" not in page.text and "http://" not in page.text.replace("http://www.w3", "")
+    asset = requests.get(api.url + "swagger/js/swagger-ui-bundle.js", timeout=10)
+    assert asset.status_code == 200 and len(asset.content) > 100_000
