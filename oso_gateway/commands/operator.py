@@ -60,10 +60,26 @@ def operator_group() -> None:
     "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
 )
 @click.option("--generate", is_flag=True, help="Generate a random password and print it once.")
+@click.option(
+    "--school",
+    "schools",
+    multiple=True,
+    help="Only this school's transfers in the console (BRIN + vestiging; repeatable).",
+)
 def add_command(
-    config_file: Path | None, name: str, role: str, password_stdin: bool, generate: bool
+    config_file: Path | None,
+    name: str,
+    role: str,
+    password_stdin: bool,
+    generate: bool,
+    schools: tuple[str, ...],
 ) -> None:
     """Create account NAME (a-z, 0-9, '.', '_', '-')."""
+    import re
+
+    codes = tuple(dict.fromkeys(s.strip().upper() for s in schools))
+    if any(not re.fullmatch(r"[0-9]{2}[0-9A-Z]{2}[0-9]{2}", c) for c in codes):
+        raise click.UsageError("--school takes BRIN + vestiging, e.g. 01AB00")
     from oso_gateway.web.auth import MIN_PASSWORD_LENGTH, generate_password, hash_password
 
     try:
@@ -83,7 +99,13 @@ def add_command(
     store, operators = _open(config_file)
     now = datetime.now(UTC)
     try:
-        operators.add(name, role=role, password_hash=hash_password(password), now=now)
+        operators.add(
+            name,
+            role=role,
+            password_hash=hash_password(password),
+            now=now,
+            schools=codes or None,
+        )
     except DuplicateOperator:
         click.echo(f"error: operator {name} exists", err=True)
         raise SystemExit(1) from None

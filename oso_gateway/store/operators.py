@@ -69,6 +69,8 @@ class OperatorRecord:
     password_hash: str
     created_at: datetime
     last_login_at: datetime | None
+    #: the schools this operator may see in the console (None: every school)
+    schools: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,6 +116,7 @@ def _record(row: Operator) -> OperatorRecord:
         password_hash=row.password_hash,
         created_at=row.created_at,
         last_login_at=row.last_login_at,
+        schools=tuple(s for s in row.schools.split(",") if s) if row.schools else None,
     )
 
 
@@ -134,13 +137,28 @@ class OperatorStore:
 
     # --- accounts ---------------------------------------------------------------------------
 
-    def add(self, name: str, *, role: str, password_hash: str, now: datetime) -> OperatorRecord:
-        """Create an account; ``DuplicateOperator`` when the name is taken."""
+    def add(
+        self,
+        name: str,
+        *,
+        role: str,
+        password_hash: str,
+        now: datetime,
+        schools: Sequence[str] | None = None,
+    ) -> OperatorRecord:
+        """Create an account; ``DuplicateOperator`` when the name is taken. ``schools``: the
+        schools (BRIN + vestiging) the operator may see (None: every school)."""
         check_name(name)
         check_role(role)
 
         def work(session: Session) -> OperatorRecord:
-            row = Operator(name=name, role=role, password_hash=password_hash, created_at=now)
+            row = Operator(
+                name=name,
+                role=role,
+                password_hash=password_hash,
+                created_at=now,
+                schools=",".join(schools) if schools else None,
+            )
             session.add(row)
             session.flush()
             return _record(row)

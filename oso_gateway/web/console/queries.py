@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -143,11 +144,21 @@ def _row(values: Sequence[object]) -> TransferRow:
     return TransferRow(**data)  # type: ignore[arg-type]
 
 
+def _scoped(stmt: Any, schools: Sequence[str] | None) -> Any:
+    """Only the messages of ``schools`` (an operator scoped to schools); None: every one."""
+    return stmt if schools is None else stmt.where(m.Message.our_school.in_(tuple(schools)))
+
+
 def list_transfers(
-    engine: Engine, flt: TransferFilter, *, limit: int = 25, before: int | None = None
+    engine: Engine,
+    flt: TransferFilter,
+    *,
+    limit: int = 25,
+    before: int | None = None,
+    schools: Sequence[str] | None = None,
 ) -> Page:
     """Newest first, ``limit`` per page, keyset-paged by ``before`` (a pk)."""
-    stmt = select(*_COLUMNS).order_by(m.Message.id.desc()).limit(limit + 1)
+    stmt = _scoped(select(*_COLUMNS).order_by(m.Message.id.desc()).limit(limit + 1), schools)
     if flt.status:
         stmt = stmt.where(m.Message.status == flt.status)
     if flt.direction:
@@ -171,13 +182,22 @@ def list_transfers(
     return Page(rows=rows, next_before=rows[-1].pk if more and rows else None)
 
 
-def get_transfer(engine: Engine, pk: int) -> TransferRow | None:
+def get_transfer(
+    engine: Engine, pk: int, *, schools: Sequence[str] | None = None
+) -> TransferRow | None:
+    stmt = _scoped(select(*_COLUMNS).where(m.Message.id == pk), schools)
     with unavailable_as_typed_error(), engine.connect() as conn:
-        found = conn.execute(select(*_COLUMNS).where(m.Message.id == pk)).first()
+        found = conn.execute(stmt).first()
     return None if found is None else _row(found)
 
 
-def quarantine(engine: Engine, *, limit: int = 50, before: int | None = None) -> Page:
+def quarantine(
+    engine: Engine,
+    *,
+    limit: int = 50,
+    before: int | None = None,
+    schools: Sequence[str] | None = None,
+) -> Page:
     """Rejected inbound and failed outbound messages, newest first."""
     stmt = (
         select(*_COLUMNS)
@@ -192,6 +212,7 @@ def quarantine(engine: Engine, *, limit: int = 50, before: int | None = None) ->
     )
     if before is not None:
         stmt = stmt.where(m.Message.id < before)
+    stmt = _scoped(stmt, schools)
     with unavailable_as_typed_error(), engine.connect() as conn:
         rows = [_row(r) for r in conn.execute(stmt)]
     more = len(rows) > limit
@@ -210,12 +231,15 @@ class StatusCount:
         return self.status in FAILURE_STATUSES
 
 
-def status_counts(engine: Engine, *, since: datetime) -> list[StatusCount]:
+def status_counts(
+    engine: Engine, *, since: datetime, schools: Sequence[str] | None = None
+) -> list[StatusCount]:
     """Messages created since ``since`` by direction and current status; failures first."""
-    stmt = (
+    stmt = _scoped(
         select(m.Message.direction, m.Message.status, func.count())
         .where(m.Message.created_at >= since)
-        .group_by(m.Message.direction, m.Message.status)
+        .group_by(m.Message.direction, m.Message.status),
+        schools,
     )
     with unavailable_as_typed_error(), engine.connect() as conn:
         counts = [

@@ -255,10 +255,16 @@ def console_blueprint(
     def dashboard() -> ResponseReturnValue:
         now = ctx.clock()
         windows = [
-            (title, key, q.status_counts(ctx.store.engine, since=now - q.SINCE_CHOICES[key]))
+            (
+                title,
+                key,
+                q.status_counts(
+                    ctx.store.engine, since=now - q.SINCE_CHOICES[key], schools=_schools()
+                ),
+            )
             for title, key in (("Last 24 hours", "24h"), ("Last 7 days", "7d"))
         ]
-        failures = q.quarantine(ctx.store.engine, limit=10).rows
+        failures = q.quarantine(ctx.store.engine, limit=10, schools=_schools()).rows
         return render_template(
             "console/dashboard.html",
             windows=windows,
@@ -274,7 +280,9 @@ def console_blueprint(
         args = {k: v for k, v in request.args.items() if isinstance(v, str)}
         flt, kept, ignored = q.parse_filter(args, now=now)
         before = _int_arg("before")
-        page = q.list_transfers(ctx.store.engine, flt, limit=PAGE_SIZE, before=before)
+        page = q.list_transfers(
+            ctx.store.engine, flt, limit=PAGE_SIZE, before=before, schools=_schools()
+        )
         return render_template(
             "console/transfers.html",
             page=page,
@@ -287,7 +295,7 @@ def console_blueprint(
 
     @bp.route("/transfers/<int:pk>")
     def transfer(pk: int) -> ResponseReturnValue:
-        row = q.get_transfer(ctx.store.engine, pk)
+        row = q.get_transfer(ctx.store.engine, pk, schools=_schools())
         if row is None:
             abort(404)
         events = ctx.store.events(pk)
@@ -307,7 +315,7 @@ def console_blueprint(
     @admin_only
     def retry(pk: int) -> ResponseReturnValue:
         operator: OperatorRecord = g.operator
-        row = q.get_transfer(ctx.store.engine, pk)
+        row = q.get_transfer(ctx.store.engine, pk, schools=_schools())
         if row is None:
             abort(404)
         try:
@@ -338,7 +346,9 @@ def console_blueprint(
 
     @bp.route("/quarantine")
     def quarantine() -> ResponseReturnValue:
-        page = q.quarantine(ctx.store.engine, limit=PAGE_SIZE, before=_int_arg("before"))
+        page = q.quarantine(
+            ctx.store.engine, limit=PAGE_SIZE, before=_int_arg("before"), schools=_schools()
+        )
         return render_template("console/quarantine.html", page=page)
 
     @bp.route("/directory")
@@ -393,6 +403,12 @@ def _expiring(ctx: ConsoleContext, now: datetime) -> list[q.ExpiryItem]:
         certs += [("intermediate CA", c) for c in ctx.trust.intermediates]
         crls = ctx.trust.crls
     return q.expiring(certificates=certs, crls=crls, now=now)
+
+
+def _schools() -> tuple[str, ...] | None:
+    """The schools the signed-in operator is scoped to (None: every school)."""
+    operator: OperatorRecord | None = g.get("operator")
+    return None if operator is None else operator.schools
 
 
 def _int_arg(name: str) -> int | None:
