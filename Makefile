@@ -19,6 +19,7 @@ venv: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check oso_gateway tests benchmarks
 	$(BIN)/ruff format --check oso_gateway tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy oso_gateway

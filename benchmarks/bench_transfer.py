@@ -85,10 +85,10 @@ def _wait_ready(
 
 def run(report: Report, quick: bool) -> None:
     from oso_gateway.dossier.generator import generate_dossier_of_size
+    from oso_gateway.runtime import build_services
     from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN, setup_dev_gateways
-    from oso_gateway.transfer.receive import School
+    from oso_gateway.transfer.schools import School
     from oso_gateway.transfer.send import new_message_id, seal_attempt
-    from oso_gateway.transfer.services import build_services
 
     load_before = os.getloadavg()[0]
     count = 60 if quick else 400

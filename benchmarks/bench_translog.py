@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from benchmarks.__main__ import Report, median_time
-from oso_gateway.store import Store, create_store_engine, upgrade
-from oso_gateway.transfer import logchain, metrics
+from oso_gateway.store import Store, create_store_engine, logchain, upgrade
+from oso_gateway.transfer import metrics
 
 NOW = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 

@@ -13,21 +13,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import re
 import secrets
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from oso_gateway.errors import ConfigError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from oso_gateway.security.trust import TrustConfig
-    from oso_gateway.security.wss import Identity
-
-_T = TypeVar("_T")
+from oso_gateway.protocol import BRIN_PATTERN, VESTIGING_PATTERN, is_oin
 
 ENV_PREFIX = "OSO_GATEWAY_"
 #: The environment variable naming the configuration file (used by the CLI's ``--config``).
@@ -48,82 +44,94 @@ class IdentitySettings:
     key_password_file: Path | None = None
 
 
+def setting(
+    default: Any,
+    *,
+    env: bool = False,
+    minimum: float | None = 0,
+    maximum: float | None = None,
+) -> Any:
+    """A key of a settings table, declared once: its default, its bounds (numbers), and whether
+    ``OSO_GATEWAY_<TABLE>_<KEY>`` may override it. Its type is the field's annotation."""
+    return field(default=default, metadata={"env": env, "minimum": minimum, "maximum": maximum})
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrustSettings:
-    anchor_files: tuple[Path, ...] = ()
-    intermediate_files: tuple[Path, ...] = ()
-    crl_files: tuple[Path, ...] = ()
+    anchor_files: tuple[Path, ...] = setting(())
+    intermediate_files: tuple[Path, ...] = setting(())
+    crl_files: tuple[Path, ...] = setting(())
     #: fail closed when a CRL is missing or stale
-    require_crl: bool = True
+    require_crl: bool = setting(True, env=True)
 
 
 @dataclass(frozen=True, kw_only=True)
 class ServerSettings:
-    host: str = "127.0.0.1"
-    port: int = 8443
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
+    host: str = setting("127.0.0.1", env=True)
+    port: int = setting(8443, env=True, minimum=1, maximum=65535)
+    tls_cert_file: Path | None = setting(None, env=True)
+    tls_key_file: Path | None = setting(None, env=True)
     #: CA bundle that client certificates (mutual TLS) must chain to
-    tls_client_ca_file: Path | None = None
+    tls_client_ca_file: Path | None = setting(None, env=True)
     #: also serve ``GET /metrics`` in plain HTTP on 127.0.0.1:<this port> (None: not; 0: any)
-    metrics_port: int | None = None
+    metrics_port: int | None = setting(None, env=True, maximum=65535)
 
 
 @dataclass(frozen=True, kw_only=True)
 class LimitSettings:
-    max_request_bytes: int = 64 * 1024 * 1024
+    max_request_bytes: int = setting(64 * 1024 * 1024, env=True, minimum=1024)
     #: seconds, for outgoing HTTP requests and for reading an incoming request
-    request_timeout: float = 60.0
+    request_timeout: float = setting(60.0, env=True, minimum=0.1)
 
 
 @dataclass(frozen=True, kw_only=True)
 class RetrySettings:
     """Sender retry policy: exponential back-off ``base_delay * 2**(attempt-1)``, capped."""
 
-    max_attempts: int = 10
-    base_delay: float = 30.0
-    max_delay: float = 3600.0
+    max_attempts: int = setting(10, env=True, minimum=1)
+    base_delay: float = setting(30.0, env=True)
+    max_delay: float = setting(3600.0, env=True)
     #: fraction (0..1) of the delay added or removed at random
-    jitter: float = 0.2
+    jitter: float = setting(0.2, env=True, maximum=1.0)
     #: seconds a claimed message stays claimed without the sending worker's heartbeat (a worker
     #: killed mid-send frees it after this long; a live one renews it every third of it)
-    lease_seconds: float = 15.0
+    lease_seconds: float = setting(15.0, env=True, minimum=1.0, maximum=3600.0)
 
 
 @dataclass(frozen=True, kw_only=True)
 class ConsoleSettings:
     """Operator web console (``docs/console.md``): its own listener, apart from the SOAP port."""
 
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = 8444
+    enabled: bool = setting(False, env=True)
+    host: str = setting("127.0.0.1", env=True)
+    port: int = setting(8444, env=True, maximum=65535)
     #: URL path the console lives under ("" = the root)
-    path_prefix: str = "/console"
+    path_prefix: str = setting("/console", env=True)
     #: idle seconds after which a console session ends
-    session_timeout: int = 900
+    session_timeout: int = setting(900, env=True, minimum=60, maximum=86400)
     #: send the session cookie only over HTTPS (turn off only for plain-http development)
-    cookie_secure: bool = True
+    cookie_secure: bool = setting(True, env=True)
     #: file holding the session-signing secret (32+ random bytes); None: a new one per process
-    secret_key_file: Path | None = None
+    secret_key_file: Path | None = setting(None, env=True)
     #: serve the console over HTTPS with this certificate and key (else plain HTTP: loopback or
     #: behind a TLS-terminating reverse proxy)
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
+    tls_cert_file: Path | None = setting(None)
+    tls_key_file: Path | None = setting(None)
 
 
 @dataclass(frozen=True, kw_only=True)
 class ApiSettings:
     """The school API (``docs/api.md``): its own listener, apart from the SOAP and console ports."""
 
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = 8445
+    enabled: bool = setting(False, env=True)
+    host: str = setting("127.0.0.1", env=True)
+    port: int = setting(8445, env=True, maximum=65535)
     #: serve over HTTPS with this certificate and key (else plain HTTP: loopback or behind a
     #: TLS-terminating reverse proxy)
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
+    tls_cert_file: Path | None = setting(None)
+    tls_key_file: Path | None = setting(None)
     #: per API client (Flask-Limiter notation, e.g. "120/minute;2000/hour")
-    rate_limit: str = "120/minute"
+    rate_limit: str = setting("120/minute")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,12 +139,12 @@ class DuplicateSettings:
     """Duplicate dossiers (same payload digest): refused when sent, recorded when received."""
 
     #: hours within which the same dossier for the same school is refused (0: never refused)
-    outbound_window_hours: float = 168.0
+    outbound_window_hours: float = setting(168.0)
     #: a received dossier whose content we already hold is recorded as a duplicate of the first
     #: (no second copy); false: imported again
-    inbound_record: bool = True
+    inbound_record: bool = setting(True)
     #: hours back the receiver looks for the first copy
-    inbound_window_hours: float = 720.0
+    inbound_window_hours: float = setting(720.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,11 +152,24 @@ class LogSettings:
     """Transfer-log anchors: the signed head (seq, hash) appended to a file kept apart."""
 
     #: JSON lines; None: ``<data_dir>/transfer-log.anchors``
-    anchor_file: Path | None = None
+    anchor_file: Path | None = setting(None, env=True)
     #: anchor when this many events were appended since the last anchor …
-    anchor_every_events: int = 1000
+    anchor_every_events: int = setting(1000, minimum=1)
     #: … or when this many minutes passed since it (and something was appended)
-    anchor_every_minutes: float = 60.0
+    anchor_every_minutes: float = setting(60.0, minimum=0.1)
+
+
+#: The tables read into one settings dataclass each, by their TOML name.
+SETTINGS_TABLES: dict[str, type[Any]] = {
+    "trust": TrustSettings,
+    "server": ServerSettings,
+    "limits": LimitSettings,
+    "retry": RetrySettings,
+    "console": ConsoleSettings,
+    "log": LogSettings,
+    "api": ApiSettings,
+    "duplicates": DuplicateSettings,
+}
 
 
 #: What a school's policy asks before a dossier leaves (``[pull]`` ``inzage``).
@@ -389,52 +410,28 @@ def load_settings(path: Path | None, env: Mapping[str, str]) -> Settings:
     return _build(doc, config_file=path, source=source, base_dir=base_dir)
 
 
-#: Scalar keys that the environment can override: OSO_GATEWAY_<NAME> -> (table, key).
-ENV_KEYS: dict[str, tuple[str, str]] = {
-    "DATA_DIR": ("", "data_dir"),
-    "DATABASE_URL": ("", "database_url"),
-    "STORAGE_KEY": ("storage", "key"),
-    "STORAGE_KEY_FILE": ("storage", "key_file"),
-    "DIRECTORY_FILE": ("directory", "file"),
-    "TRUST_REQUIRE_CRL": ("trust", "require_crl"),
-    "SERVER_HOST": ("server", "host"),
-    "SERVER_PORT": ("server", "port"),
-    "SERVER_TLS_CERT_FILE": ("server", "tls_cert_file"),
-    "SERVER_TLS_KEY_FILE": ("server", "tls_key_file"),
-    "SERVER_TLS_CLIENT_CA_FILE": ("server", "tls_client_ca_file"),
-    "LIMITS_MAX_REQUEST_BYTES": ("limits", "max_request_bytes"),
-    "LIMITS_REQUEST_TIMEOUT": ("limits", "request_timeout"),
-    "RETRY_MAX_ATTEMPTS": ("retry", "max_attempts"),
-    "RETRY_BASE_DELAY": ("retry", "base_delay"),
-    "RETRY_MAX_DELAY": ("retry", "max_delay"),
-    "RETRY_JITTER": ("retry", "jitter"),
-    "RETRY_LEASE_SECONDS": ("retry", "lease_seconds"),
-    "SERVER_METRICS_PORT": ("server", "metrics_port"),
-    "CONSOLE_ENABLED": ("console", "enabled"),
-    "CONSOLE_HOST": ("console", "host"),
-    "CONSOLE_PORT": ("console", "port"),
-    "CONSOLE_PATH_PREFIX": ("console", "path_prefix"),
-    "CONSOLE_SESSION_TIMEOUT": ("console", "session_timeout"),
-    "CONSOLE_COOKIE_SECURE": ("console", "cookie_secure"),
-    "CONSOLE_SECRET_KEY_FILE": ("console", "secret_key_file"),
-    "LOG_ANCHOR_FILE": ("log", "anchor_file"),
-    "API_ENABLED": ("api", "enabled"),
-    "API_HOST": ("api", "host"),
-    "API_PORT": ("api", "port"),
+#: Environment overrides of keys outside the settings tables: OSO_GATEWAY_<NAME> -> (table, key,
+#: type); the tables' own keys declare theirs with ``setting(..., env=True)``.
+_OTHER_ENV_KEYS: dict[str, tuple[str, str, str]] = {
+    "DATA_DIR": ("", "data_dir", "Path"),
+    "DATABASE_URL": ("", "database_url", "database_url"),
+    "STORAGE_KEY": ("storage", "key", "str"),
+    "STORAGE_KEY_FILE": ("storage", "key_file", "Path"),
+    "DIRECTORY_FILE": ("directory", "file", "Path"),
 }
-_PATH_KEYS = {
-    "data_dir",
-    "key_file",
-    "file",
-    "tls_cert_file",
-    "tls_key_file",
-    "tls_client_ca_file",
-    "anchor_file",
-    "secret_key_file",
-}
-_INT_KEYS = {"port", "metrics_port", "max_request_bytes", "max_attempts", "session_timeout"}
-_FLOAT_KEYS = {"request_timeout", "base_delay", "max_delay", "jitter", "lease_seconds"}
-_BOOL_KEYS = {"require_crl", "enabled", "cookie_secure"}
+
+
+def _env_keys() -> dict[str, tuple[str, str, str]]:
+    keys = dict(_OTHER_ENV_KEYS)
+    for table, cls in SETTINGS_TABLES.items():
+        for f in fields(cls):
+            if f.metadata.get("env"):
+                keys[f"{table}_{f.name}".upper()] = (table, f.name, str(f.type))
+    return keys
+
+
+#: Every key the environment can override: OSO_GATEWAY_<NAME> -> (table, key, type).
+ENV_KEYS: dict[str, tuple[str, str, str]] = _env_keys()
 
 
 def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> None:
@@ -442,34 +439,16 @@ def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> None:
     for name in env:
         if name.startswith(ENV_PREFIX) and name not in known:
             raise ConfigError(f"environment: {name}: unknown setting")
-    for name, (table, key) in ENV_KEYS.items():
+    for name, (table, key, kind) in ENV_KEYS.items():
         text = env.get(ENV_PREFIX + name)
         if text is None:
             continue
-        where = f"environment: {ENV_PREFIX}{name}"
-        value: Any = text
-        if key == "database_url":
-            value = _resolve_sqlite(text, Path.cwd())
-        elif key in _PATH_KEYS:
-            value = str(Path(text).expanduser().absolute())
-        elif key in _INT_KEYS:
-            try:
-                value = int(text)
-            except ValueError:
-                raise ConfigError(f"{where}: must be an integer") from None
-        elif key in _FLOAT_KEYS:
-            try:
-                value = float(text)
-            except ValueError:
-                raise ConfigError(f"{where}: must be a number") from None
-        elif key in _BOOL_KEYS:
-            lowered = text.strip().lower()
-            if lowered not in {"1", "0", "true", "false", "yes", "no"}:
-                raise ConfigError(f"{where}: must be true or false")
-            value = lowered in {"1", "true", "yes"}
+        value = _env_value(text, kind, where=f"environment: {ENV_PREFIX}{name}")
         target = doc.setdefault(table, {}) if table else doc
         if not isinstance(target, dict):
-            raise ConfigError(f"{where}: the file's [{table}] is not a table")
+            raise ConfigError(
+                f"environment: {ENV_PREFIX}{name}: the file's [{table}] is not a table"
+            )
         if table == "storage" and key in {"key", "key_file"}:
             # The environment's key source replaces the file's, whichever form either uses.
             target.pop("key", None)
@@ -477,159 +456,166 @@ def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> None:
         target[key] = value
 
 
+def _env_value(text: str, kind: str, *, where: str) -> Any:
+    """An environment variable's text as the TOML value of a key of type ``kind``."""
+    if kind == "database_url":
+        return _resolve_sqlite(text, Path.cwd())
+    if "Path" in kind:
+        return str(Path(text).expanduser().absolute())
+    if kind in ("int", "int | None"):
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{where}: must be an integer") from None
+    if kind == "float":
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{where}: must be a number") from None
+    if kind == "bool":
+        lowered = text.strip().lower()
+        if lowered not in {"1", "0", "true", "false", "yes", "no"}:
+            raise ConfigError(f"{where}: must be true or false")
+        return lowered in {"1", "true", "yes"}
+    return text
+
+
 def _build(
     doc: dict[str, Any], *, config_file: Path | None, source: str, base_dir: Path
 ) -> Settings:
+    """The settings from the parsed document, table by table in the file's reference order."""
     top = _Reader(doc, name="", source=source, base_dir=base_dir)
     data_dir = top.get_path("data_dir") or base_dir / "data"
     database_url = top.get_str("database_url")
-    database_url = (
-        _resolve_sqlite(database_url, base_dir) if database_url else default_database_url(data_dir)
+    storage_key, missing_key_file = _read_storage_key(top.get_table("storage"), source=source)
+    settings = Settings(
+        config_file=config_file,
+        data_dir=data_dir,
+        database_url=(
+            _resolve_sqlite(database_url, base_dir)
+            if database_url
+            else default_database_url(data_dir)
+        ),
+        storage_key=storage_key,
+        missing_storage_key_file=missing_key_file,
+        identities=tuple(_read_identity(ident) for ident in top.get_tables("identity")),
+        trust=_read_table(top.get_table("trust"), TrustSettings),
+        directory_file=_read_directory_file(top.get_table("directory")),
+        server=_read_table(top.get_table("server"), ServerSettings),
+        limits=_read_table(top.get_table("limits"), LimitSettings),
+        retry=_read_table(top.get_table("retry"), RetrySettings, check=_check_retry),
+        console=_read_table(top.get_table("console"), ConsoleSettings, check=_check_console),
+        log=_read_table(top.get_table("log"), LogSettings),
+        pull=_pull_settings(top.get_table("pull")),
+        api=_read_table(top.get_table("api"), ApiSettings, check=_check_api),
+        duplicates=_read_table(top.get_table("duplicates"), DuplicateSettings),
     )
+    top.finish()
+    return settings
 
-    storage = top.get_table("storage")
+
+_D = TypeVar("_D")
+
+
+def _read_table(
+    table: _Reader, cls: type[_D], *, check: Callable[[_Reader, _D], _D] | None = None
+) -> _D:
+    """One settings table: each key as its field declares it (type, bounds); a key not in the
+    file keeps the field's default; ``check`` validates the table as a whole."""
+    values = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        value = _read_key(table, f.name, str(f.type), f.metadata)
+        if value is not None:
+            values[f.name] = value
+    result = cls(**values)
+    if check is not None:
+        result = check(table, result)
+    table.finish()
+    return result
+
+
+def _read_key(table: _Reader, key: str, kind: str, meta: Mapping[str, Any]) -> Any:
+    if kind == "str":
+        return table.get_str(key)
+    if kind == "bool":
+        return table.get_bool(key)
+    if kind in ("int", "int | None"):
+        return table.get_int(key, minimum=int(meta["minimum"]), maximum=meta["maximum"])
+    if kind == "float":
+        return table.get_float(key, minimum=float(meta["minimum"]), maximum=meta["maximum"])
+    if kind == "tuple[Path, ...]":
+        return table.get_paths(key) or None
+    if kind == "Path | None":
+        return table.get_path(key)
+    raise TypeError(f"no reader for settings of type {kind}")  # a new field type: add it here
+
+
+def _check_retry(table: _Reader, retry: RetrySettings) -> RetrySettings:
+    if retry.max_delay < retry.base_delay:
+        raise table.error("max_delay", "must be at least retry.base_delay")
+    return retry
+
+
+def _check_console(table: _Reader, console: ConsoleSettings) -> ConsoleSettings:
+    prefix = console.path_prefix.rstrip("/")
+    if prefix and (not prefix.startswith("/") or not re.fullmatch(r"[A-Za-z0-9/._-]+", prefix)):
+        raise table.error("path_prefix", "must be a URL path such as /console (or /)")
+    if (console.tls_cert_file is None) != (console.tls_key_file is None):
+        raise table.error(
+            "tls_cert_file", "set both console.tls_cert_file and console.tls_key_file"
+        )
+    return dataclasses.replace(console, path_prefix=prefix)
+
+
+def _read_storage_key(storage: _Reader, *, source: str) -> tuple[bytes | None, Path | None]:
+    """``storage.key`` (base64) or ``storage.key_file`` (raw or base64), not both; and the key
+    file when it does not exist (yet): an error only for a command that needs the key."""
     key_text = storage.get_str("key")
     key_file = storage.get_path("key_file")
     storage.finish()
-    storage_key: bytes | None = None
-    missing_key_file: Path | None = None
     if key_text is not None and key_file is not None:
         raise storage.error("key", "set either storage.key or storage.key_file, not both")
     if key_text is not None:
-        storage_key = _decode_key(key_text, where=f"{source}: storage.key")
-    elif key_file is not None and not key_file.exists():
-        missing_key_file = key_file  # an error only for a command that needs the key
-    elif key_file is not None:
-        storage_key = _read_key_file(key_file, where=f"{source}: storage.key_file")
+        return _decode_key(key_text, where=f"{source}: storage.key"), None
+    if key_file is not None and not key_file.exists():
+        return None, key_file
+    if key_file is not None:
+        return _read_key_file(key_file, where=f"{source}: storage.key_file"), None
+    return None, None
 
-    identities = []
-    for ident in top.get_tables("identity"):
-        oin = ident.get_str("oin")
-        key = ident.get_path("key_file")
-        cert = ident.get_path("cert_file")
-        for name, value in (("oin", oin), ("key_file", key), ("cert_file", cert)):
-            if value is None:
-                raise ident.error(name, "is required")
-        assert oin is not None and key is not None and cert is not None
-        if not (len(oin) == 20 and oin.isascii() and oin.isdigit()):
-            raise ident.error("oin", "must be exactly 20 digits")
-        identities.append(
-            IdentitySettings(
-                oin=oin,
-                key_file=key,
-                cert_file=cert,
-                chain_files=ident.get_paths("chain_files"),
-                key_password_file=ident.get_path("key_password_file"),
-            )
-        )
-        ident.finish()
 
-    t = top.get_table("trust")
-    trust = TrustSettings(
-        anchor_files=t.get_paths("anchor_files"),
-        intermediate_files=t.get_paths("intermediate_files"),
-        crl_files=t.get_paths("crl_files"),
-        require_crl=_or(t.get_bool("require_crl"), True),
+def _read_identity(ident: _Reader) -> IdentitySettings:
+    oin = ident.get_str("oin")
+    key = ident.get_path("key_file")
+    cert = ident.get_path("cert_file")
+    for name, value in (("oin", oin), ("key_file", key), ("cert_file", cert)):
+        if value is None:
+            raise ident.error(name, "is required")
+    assert oin is not None and key is not None and cert is not None
+    if not is_oin(oin):
+        raise ident.error("oin", "must be exactly 20 digits")
+    identity = IdentitySettings(
+        oin=oin,
+        key_file=key,
+        cert_file=cert,
+        chain_files=ident.get_paths("chain_files"),
+        key_password_file=ident.get_path("key_password_file"),
     )
-    t.finish()
+    ident.finish()
+    return identity
 
-    d = top.get_table("directory")
-    directory_file = d.get_path("file")
-    d.finish()
 
-    s = top.get_table("server")
-    server = ServerSettings(
-        host=_or(s.get_str("host"), ServerSettings.host),
-        port=_or(s.get_int("port", minimum=1, maximum=65535), ServerSettings.port),
-        tls_cert_file=s.get_path("tls_cert_file"),
-        tls_key_file=s.get_path("tls_key_file"),
-        tls_client_ca_file=s.get_path("tls_client_ca_file"),
-        metrics_port=s.get_int("metrics_port", minimum=0, maximum=65535),
-    )
-    s.finish()
+def _read_directory_file(directory: _Reader) -> Path | None:
+    path = directory.get_path("file")
+    directory.finish()
+    return path
 
-    lim = top.get_table("limits")
-    limits = LimitSettings(
-        max_request_bytes=_or(
-            lim.get_int("max_request_bytes", minimum=1024), LimitSettings.max_request_bytes
-        ),
-        request_timeout=_or(
-            lim.get_float("request_timeout", minimum=0.1), LimitSettings.request_timeout
-        ),
-    )
-    lim.finish()
 
-    r = top.get_table("retry")
-    retry = RetrySettings(
-        max_attempts=_or(r.get_int("max_attempts", minimum=1), RetrySettings.max_attempts),
-        base_delay=_or(r.get_float("base_delay"), RetrySettings.base_delay),
-        max_delay=_or(r.get_float("max_delay"), RetrySettings.max_delay),
-        jitter=_or(r.get_float("jitter", maximum=1.0), RetrySettings.jitter),
-        lease_seconds=_or(
-            r.get_float("lease_seconds", minimum=1.0, maximum=3600.0), RetrySettings.lease_seconds
-        ),
-    )
-    if retry.max_delay < retry.base_delay:
-        raise r.error("max_delay", "must be at least retry.base_delay")
-    r.finish()
+_T = TypeVar("_T")
 
-    c = top.get_table("console")
-    prefix = _or(c.get_str("path_prefix"), ConsoleSettings.path_prefix).rstrip("/")
-    if prefix and (not prefix.startswith("/") or not re.fullmatch(r"[A-Za-z0-9/._-]+", prefix)):
-        raise c.error("path_prefix", "must be a URL path such as /console (or /)")
-    console = ConsoleSettings(
-        enabled=_or(c.get_bool("enabled"), False),
-        host=_or(c.get_str("host"), ConsoleSettings.host),
-        port=_or(c.get_int("port", minimum=0, maximum=65535), ConsoleSettings.port),
-        path_prefix=prefix,
-        session_timeout=_or(
-            c.get_int("session_timeout", minimum=60, maximum=86400),
-            ConsoleSettings.session_timeout,
-        ),
-        cookie_secure=_or(c.get_bool("cookie_secure"), True),
-        secret_key_file=c.get_path("secret_key_file"),
-        tls_cert_file=c.get_path("tls_cert_file"),
-        tls_key_file=c.get_path("tls_key_file"),
-    )
-    if (console.tls_cert_file is None) != (console.tls_key_file is None):
-        raise c.error("tls_cert_file", "set both console.tls_cert_file and console.tls_key_file")
-    c.finish()
 
-    lg = top.get_table("log")
-    log = LogSettings(
-        anchor_file=lg.get_path("anchor_file"),
-        anchor_every_events=_or(
-            lg.get_int("anchor_every_events", minimum=1), LogSettings.anchor_every_events
-        ),
-        anchor_every_minutes=_or(
-            lg.get_float("anchor_every_minutes", minimum=0.1), LogSettings.anchor_every_minutes
-        ),
-    )
-    lg.finish()
-
-    pull = _pull_settings(top.get_table("pull"))
-    api = _api_settings(top.get_table("api"))
-    duplicates = _duplicate_settings(top.get_table("duplicates"))
-
-    top.finish()
-    return Settings(
-        config_file=config_file,
-        data_dir=data_dir,
-        database_url=database_url,
-        storage_key=storage_key,
-        missing_storage_key_file=missing_key_file,
-        identities=tuple(identities),
-        trust=trust,
-        directory_file=directory_file,
-        server=server,
-        limits=limits,
-        retry=retry,
-        console=console,
-        log=log,
-        pull=pull,
-        api=api,
-        duplicates=duplicates,
-    )
+def _or(value: _T | None, default: _T) -> _T:
+    return default if value is None else value
 
 
 def _school_policy(table: _Reader, default: SchoolPolicy) -> SchoolPolicy:
@@ -649,7 +635,7 @@ def _pull_settings(p: _Reader) -> PullSettings:
     schools_table = p.get_table("schools")
     schools = []
     for code in sorted(schools_table._table):
-        if not re.fullmatch(r"[0-9]{2}[0-9A-Z]{2}[0-9]{2}", code):
+        if not re.fullmatch(BRIN_PATTERN + VESTIGING_PATTERN, code):
             raise schools_table.error(code, "must be a school code BRIN + vestiging (01AB00)")
         table = schools_table.get_table(code)
         schools.append((code, _school_policy(table, default)))
@@ -665,36 +651,15 @@ def _pull_settings(p: _Reader) -> PullSettings:
     return pull
 
 
-def _api_settings(a: _Reader) -> ApiSettings:
-    limit = _or(a.get_str("rate_limit"), ApiSettings.rate_limit)
-    if not re.fullmatch(r"\d+ ?(/|per) ?\d* ?[a-z]+( ?[;,] ?\d+ ?(/|per) ?\d* ?[a-z]+)*", limit):
-        raise a.error("rate_limit", "must read like 120/minute or 120/minute;2000/hour")
-    api = ApiSettings(
-        enabled=_or(a.get_bool("enabled"), False),
-        host=_or(a.get_str("host"), ApiSettings.host),
-        port=_or(a.get_int("port", minimum=0, maximum=65535), ApiSettings.port),
-        tls_cert_file=a.get_path("tls_cert_file"),
-        tls_key_file=a.get_path("tls_key_file"),
-        rate_limit=limit,
-    )
+_RATE_LIMIT = r"\d+ ?(/|per) ?\d* ?[a-z]+( ?[;,] ?\d+ ?(/|per) ?\d* ?[a-z]+)*"
+
+
+def _check_api(table: _Reader, api: ApiSettings) -> ApiSettings:
+    if not re.fullmatch(_RATE_LIMIT, api.rate_limit):
+        raise table.error("rate_limit", "must read like 120/minute or 120/minute;2000/hour")
     if (api.tls_cert_file is None) != (api.tls_key_file is None):
-        raise a.error("tls_cert_file", "set both api.tls_cert_file and api.tls_key_file")
-    a.finish()
+        raise table.error("tls_cert_file", "set both api.tls_cert_file and api.tls_key_file")
     return api
-
-
-def _duplicate_settings(d: _Reader) -> DuplicateSettings:
-    result = DuplicateSettings(
-        outbound_window_hours=_or(
-            d.get_float("outbound_window_hours"), DuplicateSettings.outbound_window_hours
-        ),
-        inbound_record=_or(d.get_bool("inbound_record"), True),
-        inbound_window_hours=_or(
-            d.get_float("inbound_window_hours"), DuplicateSettings.inbound_window_hours
-        ),
-    )
-    d.finish()
-    return result
 
 
 def _resolve_sqlite(url: str, base_dir: Path) -> str:
@@ -717,70 +682,3 @@ def _resolve_sqlite(url: str, base_dir: Path) -> str:
         return url
     resolved = parsed.set(database=str(base_dir / Path(database).expanduser()))
     return resolved.render_as_string(hide_password=False)
-
-
-def _or(value: _T | None, default: _T) -> _T:
-    return default if value is None else value
-
-
-# --- security objects from the settings (file I/O happens here, not in oso_gateway.security) ---
-
-
-def _read(path: Path, *, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path} ({exc.strerror})") from None
-
-
-def _spki(public_key: Any) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return public_key.public_bytes(  # type: ignore[no-any-return]
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def load_identities(settings: Settings) -> tuple[Identity, ...]:
-    """Our gateway identities as ``oso_gateway.security.wss.Identity`` objects."""
-    from oso_gateway.security.keys import load_certificate, load_certificates, load_private_key
-    from oso_gateway.security.trust import oin_of
-    from oso_gateway.security.wss import Identity
-
-    result = []
-    for ident in settings.identities:
-        password = None
-        if ident.key_password_file is not None:
-            password = _read(ident.key_password_file, what="key password file").strip()
-        key = load_private_key(_read(ident.key_file, what="private key file"), password=password)
-        cert = load_certificate(_read(ident.cert_file, what="certificate file"))
-        if _spki(cert.public_key()) != _spki(key.public_key()):
-            raise ConfigError(
-                f"identity {ident.oin}: certificate {ident.cert_file} does not match the key"
-            )
-        if oin_of(cert) != ident.oin:
-            raise ConfigError(
-                f"identity {ident.oin}: certificate {ident.cert_file} carries another OIN"
-            )
-        chain = tuple(
-            c for p in ident.chain_files for c in load_certificates(_read(p, what="chain file"))
-        )
-        result.append(Identity(oin=ident.oin, private_key=key, certificate=cert, chain=chain))
-    return tuple(result)
-
-
-def load_trust(settings: Settings) -> TrustConfig:
-    """The trust configuration (anchors, intermediates, CRLs) read from the configured files."""
-    from oso_gateway.security.trust import TrustConfig
-
-    t = settings.trust
-    if not t.anchor_files:
-        raise ConfigError("no trust anchors configured: set trust.anchor_files")
-    return TrustConfig.from_pem(
-        anchors=[_read(p, what="trust anchor file") for p in t.anchor_files],
-        intermediates=[
-            _read(p, what="intermediate certificate file") for p in t.intermediate_files
-        ],
-        crls=[_read(p, what="CRL file") for p in t.crl_files],
-        require_crl=t.require_crl,
-    )

@@ -5,7 +5,8 @@ the trust anchors (and, when CRL files are configured, checked against them by O
 WS-Security layer then verifies the signing certificate in full). ``start_in_thread`` runs a
 server on an ephemeral port in the background (integration tests, the demo).
 
-The TLS handshake never runs in cheroot's single acceptor thread (REVIEW-8): an accepted socket
+The TLS handshake never runs in cheroot's single acceptor thread (a peer that connects and
+sends nothing would otherwise stall every other client's accept): an accepted socket
 is wrapped without handshaking and parked in the connection selector; once the client has sent
 something (its ClientHello) a worker thread performs the handshake, bounded by
 ``HANDSHAKE_TIMEOUT``. An idle or slow TCP peer therefore never delays other clients' accepts.
@@ -20,17 +21,13 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cheroot import wsgi
 from cheroot.server import HTTPConnection
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from oso_gateway.errors import ConfigError, ListenFailed
-
-if TYPE_CHECKING:  # pragma: no cover
-    from oso_gateway.config import Settings
-    from oso_gateway.transfer.services import GatewayServices
 
 log = logging.getLogger(__name__)
 
@@ -227,56 +224,6 @@ def start_plain_in_thread(app: WSGIApp, *, port: int, threads: int = 2) -> Runni
 def _placeholder(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
     start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
     return [b"starting\n"]
-
-
-# --- from the settings ----------------------------------------------------------------------
-
-
-def tls_context_from_settings(settings: Settings) -> tuple[ssl.SSLContext, Path, Path]:
-    """The server TLS context and its certificate/key files, from ``[server]`` and ``[trust]``."""
-    from oso_gateway.transfer.services import tls_bundle
-
-    server = settings.server
-    if server.tls_cert_file is None or server.tls_key_file is None:
-        raise ConfigError("serving needs server.tls_cert_file and server.tls_key_file")
-    client_ca = server.tls_client_ca_file or tls_bundle(settings)
-    crls = settings.trust.crl_files if settings.trust.require_crl else ()
-    context = server_ssl_context(
-        cert_file=server.tls_cert_file,
-        key_file=server.tls_key_file,
-        client_ca_files=(client_ca,),
-        crl_files=crls,
-    )
-    return context, server.tls_cert_file, server.tls_key_file
-
-
-def start_gateway_in_thread(
-    settings: Settings,
-    *,
-    services: GatewayServices | None = None,
-    port: int | None = None,
-    threads: int = 8,
-    reuse_port: bool = False,
-) -> RunningServer:
-    """Serve one gateway (``create_app``) over mutual TLS in a background thread.
-
-    ``port`` defaults to ``settings.server.port``; pass 0 for an ephemeral port.
-    """
-    from oso_gateway.web import create_app
-
-    context, cert, key = tls_context_from_settings(settings)
-    app = create_app(settings, services=services)
-    return start_in_thread(
-        app,
-        context=context,
-        cert_file=cert,
-        key_file=key,
-        host=settings.server.host,
-        port=settings.server.port if port is None else port,
-        threads=threads,
-        timeout=settings.limits.request_timeout,
-        reuse_port=reuse_port,
-    )
 
 
 def serve_plain_or_tls(

@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 from flask import Flask
 from flask.testing import FlaskClient
 
+from oso_gateway.runtime import build_services
 from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN, setup_dev_gateways
-from oso_gateway.transfer.receive import School
+from oso_gateway.transfer.schools import School
 from oso_gateway.transfer.send import (
     PeerUnreachable,
     PreparedDossier,
@@ -26,7 +27,7 @@ from oso_gateway.transfer.send import (
     prepare_dossier,
     seal_attempt,
 )
-from oso_gateway.transfer.services import GatewayServices, build_services
+from oso_gateway.transfer.services import GatewayServices
 from oso_gateway.web.app import create_app
 
 RECEIVER_SCHOOL = School("01AB", "00")

@@ -15,14 +15,15 @@ import requests
 
 from oso_gateway.config import ApiSettings
 from oso_gateway.dossier.generator import demo_school, generate_dossier
-from oso_gateway.server import RunningServer, start_gateway_in_thread
+from oso_gateway.runtime import build_services, start_gateway_in_thread
+from oso_gateway.server import RunningServer
 from oso_gateway.store import models as m
 from oso_gateway.store.api_clients import ApiClientStore
 from oso_gateway.transfer.apiclients import ApiClients
 from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN, VENDOR_OIN, setup_dev_gateways
-from oso_gateway.transfer.receive import School
+from oso_gateway.transfer.schools import School
 from oso_gateway.transfer.send import prepare_dossier
-from oso_gateway.transfer.services import GatewayServices, build_services
+from oso_gateway.transfer.services import GatewayServices
 from oso_gateway.web.api import start_api_in_thread
 
 SCHOOL_A = "02CD00"  # Basisschool De Zonnewijzer (PO), on the vendor gateway

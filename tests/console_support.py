@@ -21,10 +21,10 @@ from oso_gateway.config import (
     Settings,
     TrustSettings,
 )
+from oso_gateway.runtime import build_console_app
 from oso_gateway.store import Store
 from oso_gateway.store.operators import OperatorStore
 from oso_gateway.web import auth
-from oso_gateway.web.console import create_console_app
 
 PASSWORD = "correct-horse-battery"
 ADMIN_NAME = "ada.admin"
@@ -70,7 +70,7 @@ def console_app(
 ) -> Flask:
     url = str(store.engine.url.render_as_string(hide_password=False))
     settings = console_settings(tmp_path, url, **console)
-    app = create_console_app(settings, store=store, secret_key=b"k" * 32, clock=clock or Clock())
+    app = build_console_app(settings, store=store, secret_key=b"k" * 32, clock=clock or Clock())
     app.config["TESTING"] = True
     return app
 

@@ -21,7 +21,8 @@ from oso_gateway.security.wss import Identity
 from oso_gateway.store import AtRestCipher, Store, create_store_engine, upgrade
 from oso_gateway.transfer.directory import Directory
 from oso_gateway.transfer.outbox import Outbox
-from oso_gateway.transfer.receive import ReceiverConfig, ReceiveService, School
+from oso_gateway.transfer.receive import ReceiverConfig, ReceiveService
+from oso_gateway.transfer.schools import School
 from oso_gateway.transfer.send import (
     PeerUnreachable,
     SenderConfig,

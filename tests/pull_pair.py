@@ -33,7 +33,8 @@ from oso_gateway.transfer.handlers import default_handlers
 from oso_gateway.transfer.outbox import Outbox
 from oso_gateway.transfer.pull.payloads import Pupil
 from oso_gateway.transfer.pull.service import PullService
-from oso_gateway.transfer.receive import ReceiverConfig, ReceiveService, School
+from oso_gateway.transfer.receive import ReceiverConfig, ReceiveService
+from oso_gateway.transfer.schools import School
 from oso_gateway.transfer.send import SenderConfig
 from oso_gateway.transfer.services import StoreInbound, served_schools
 

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from oso_gateway.config import ApiSettings, LimitSettings
+from oso_gateway.runtime import build_services
 from oso_gateway.store import models as m
 from oso_gateway.store.api_clients import ApiClientStore
 from oso_gateway.transfer.apiclients import ApiClients
 from oso_gateway.transfer.demo import VENDOR_OIN, setup_dev_gateways
-from oso_gateway.transfer.services import GatewayServices, build_services
+from oso_gateway.transfer.services import GatewayServices
 from oso_gateway.web.api import create_api_app
 
 

@@ -28,9 +28,9 @@ from gateway_pair import (
 )
 
 from oso_gateway.dossier.generator import generate_dossier
+from oso_gateway.runtime import start_console_in_thread
 from oso_gateway.store import models as m
 from oso_gateway.transfer.send import prepare_dossier
-from oso_gateway.web.console import start_console_in_thread
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from oso_gateway.config import load_identities, load_settings, load_trust
+from oso_gateway.config import load_settings
 from oso_gateway.errors import ConfigError, KeyMaterialError
+from oso_gateway.runtime import load_identities, load_trust
 
 REPO = Path(__file__).resolve().parent.parent
 DEV = REPO / "certs" / "dev"

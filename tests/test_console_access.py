@@ -20,11 +20,11 @@ from console_support import (
 from flask import Flask
 from gateway_pair import Clock, sqlite_store
 
+from oso_gateway.runtime import build_console_app
 from oso_gateway.store import Store
 from oso_gateway.store import models as m
 from oso_gateway.store.operators import OperatorStore
 from oso_gateway.web import auth
-from oso_gateway.web.console import create_console_app
 
 PAGES = [
     "/console/",
@@ -256,9 +256,7 @@ def test_a_session_cookie_signed_with_another_key_is_refused(
     tmp_path: Path, app: Flask, store: Store
 ) -> None:
     settings = app.extensions["oso_console"].settings
-    other = create_console_app(
-        settings, store=store, secret_key=b"another-secret-key-0123456789abc"
-    )
+    other = build_console_app(settings, store=store, secret_key=b"another-secret-key-0123456789abc")
     elsewhere = other.test_client()
     assert login(elsewhere, ADMIN_NAME).status_code == 302
     cookie = elsewhere.get_cookie("oso_console", path="/console")

@@ -33,10 +33,10 @@ from lxml import etree
 
 from oso_gateway.dossier.generator import generate_dossier
 from oso_gateway.errors import ConfigError
+from oso_gateway.runtime import build_console_app
 from oso_gateway.store import Store
 from oso_gateway.store import models as m
 from oso_gateway.transfer.send import prepare_dossier
-from oso_gateway.web.console import create_console_app
 from oso_gateway.web.console.views import EXTENSION_KEY, ConsoleContext
 
 MARKERS = ("Qvzprivmarker", "Wqxprivmarker")
@@ -132,7 +132,7 @@ def test_the_console_opens_the_database_without_the_storage_key(
 ) -> None:
     url = pair.receiver_store.engine.url.render_as_string(hide_password=False)
     settings = console_settings(tmp_path, url)
-    app = create_console_app(settings, secret_key=b"s" * 32)
+    app = build_console_app(settings, secret_key=b"s" * 32)
     context: ConsoleContext = app.extensions[EXTENSION_KEY]
     with pytest.raises(ConfigError, match="storage key"):
         _ = context.store.cipher

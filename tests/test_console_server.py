@@ -15,8 +15,8 @@ import requests
 from console_support import cheap_hasher, console_app
 from gateway_pair import DEV, sqlite_store
 
+from oso_gateway.runtime import start_console_in_thread
 from oso_gateway.store import Store
-from oso_gateway.web.console import start_console_in_thread
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,10 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from oso_gateway.cli import main
+from oso_gateway.demo import run_demo_transfer
 from oso_gateway.dossier.generator import generate_dossier
-from oso_gateway.server import RunningServer, start_gateway_in_thread
+from oso_gateway.runtime import build_services, start_gateway_in_thread
+from oso_gateway.server import RunningServer
 from oso_gateway.store import Store
 from oso_gateway.store import models as m
 from oso_gateway.transfer.demo import (
@@ -23,13 +25,12 @@ from oso_gateway.transfer.demo import (
     SECONDARY_OIN,
     DevGateway,
     dev_certs_dir,
-    run_demo_transfer,
     setup_dev_gateways,
 )
 from oso_gateway.transfer.outbox import Outbox
-from oso_gateway.transfer.receive import School
+from oso_gateway.transfer.schools import School
 from oso_gateway.transfer.send import prepare_dossier
-from oso_gateway.transfer.services import GatewayServices, build_services
+from oso_gateway.transfer.services import GatewayServices
 
 pytestmark = pytest.mark.integration
 

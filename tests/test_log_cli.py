@@ -16,9 +16,8 @@ from click.testing import CliRunner, Result
 
 from oso_gateway.cli import main
 from oso_gateway.config import load_settings
-from oso_gateway.store import Store, create_store_engine, open_store, upgrade
-from oso_gateway.transfer import logchain
-from oso_gateway.transfer.logchain import StoredEvent, make_event, verify_chain
+from oso_gateway.store import Store, create_store_engine, logchain, open_store, upgrade
+from oso_gateway.store.logchain import StoredEvent, make_event, verify_chain
 
 REPO = Path(__file__).resolve().parent.parent
 DEV = REPO / "certs" / "dev"

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from oso_gateway.transfer import logchain
-from oso_gateway.transfer.logchain import StoredEvent
+from oso_gateway.store import logchain
+from oso_gateway.store.logchain import StoredEvent
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 

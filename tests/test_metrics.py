@@ -16,8 +16,8 @@ from conftest import postgres_schema_engine
 from oso_gateway.cli import main
 from oso_gateway.dossier.generator import generate_dossier
 from oso_gateway.store import AtRestCipher, Duplicate, Store, create_store_engine, upgrade
+from oso_gateway.store.logchain import make_event
 from oso_gateway.transfer import metrics
-from oso_gateway.transfer.logchain import make_event
 
 _LINE = re.compile(
     r"(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)"

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from oso_gateway.cli import main
 from oso_gateway.store import open_store
+from oso_gateway.store.logchain import make_event
 from oso_gateway.transfer.demo import PRIMARY_OIN, setup_dev_gateways
-from oso_gateway.transfer.logchain import make_event
 
 
 def test_outbox_run_once_anchors_the_log_when_events_are_unanchored(tmp_path: Path) -> None:

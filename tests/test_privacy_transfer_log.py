@@ -19,7 +19,7 @@ from lxml import etree
 from oso_gateway.cli import main
 from oso_gateway.dossier.generator import generate_dossier
 from oso_gateway.dossier.rules import bsn_is_valid
-from oso_gateway.transfer.receive import OSO_NS
+from oso_gateway.protocol import DOSSIER_NS
 
 
 @pytest.fixture
@@ -31,19 +31,19 @@ def world(tmp_path: Path) -> Iterator[World]:
 def _pupil_values(data: bytes) -> list[str]:
     """The pupil's BSN, names and birth date (both notations) as they stand in the dossier."""
     root = etree.fromstring(data)
-    pupil = root.find(f"{{{OSO_NS}}}huidigeschool/{{{OSO_NS}}}leerling")
+    pupil = root.find(f"{{{DOSSIER_NS}}}huidigeschool/{{{DOSSIER_NS}}}leerling")
     assert pupil is not None
     values = []
     for name in ("bsn", "achternaam", "voornaam", "geboortedatum"):
-        values += [e.text for e in pupil.iter(f"{{{OSO_NS}}}{name}") if e.text]
-    born = next(e.text for e in pupil.iter(f"{{{OSO_NS}}}geboortedatum") if e.text)
+        values += [e.text for e in pupil.iter(f"{{{DOSSIER_NS}}}{name}") if e.text]
+    born = next(e.text for e in pupil.iter(f"{{{DOSSIER_NS}}}geboortedatum") if e.text)
     year, month, day = born.split("-")
     return [*values, f"{day}-{month}-{year}"]
 
 
 def _replace(data: bytes, element: str, text: str) -> bytes:
     root = etree.fromstring(data)
-    target = next(root.iter(f"{{{OSO_NS}}}{element}"))
+    target = next(root.iter(f"{{{DOSSIER_NS}}}{element}"))
     target.text = text
     return etree.tostring(root, xml_declaration=True, encoding="utf-8")
 

@@ -27,7 +27,7 @@ from oso_gateway.store import models as m
 from oso_gateway.store.pull import RequestRecord
 from oso_gateway.transfer import wire
 from oso_gateway.transfer.pull import payloads as p
-from oso_gateway.transfer.receive import School, address_for
+from oso_gateway.transfer.schools import School, address_for
 from oso_gateway.transfer.send import new_message_id, prepare_dossier
 
 REASONS = sorted(p.DECLINE_REASONS)

@@ -23,20 +23,14 @@ from sqlalchemy import func, select
 
 from oso_gateway.dossier.generator import generate_dossier
 from oso_gateway.errors import StoreUnavailable
+from oso_gateway.protocol import DOSSIER_NS
 from oso_gateway.security.wss import Identity, seal
 from oso_gateway.store import Store
 from oso_gateway.store import models as m
 from oso_gateway.store.repository import MessageRecord
 from oso_gateway.transfer import wire
-from oso_gateway.transfer.receive import (
-    OSO_NS,
-    ReceiverConfig,
-    ReceiveResult,
-    ReceiveService,
-    School,
-    address_for,
-    sending_school,
-)
+from oso_gateway.transfer.receive import ReceiverConfig, ReceiveResult, ReceiveService
+from oso_gateway.transfer.schools import School, address_for, sending_school
 from oso_gateway.transfer.send import Expected, new_message_id, verify_receipt
 from oso_gateway.transfer.services import served_schools
 
@@ -182,7 +176,7 @@ def test_invalid_dossier_is_rejected_with_its_dossier_code_and_nothing_imported(
     pair: GatewayPair,
 ) -> None:
     dossier = _dossier(pair.clock())
-    metadata = dossier.find(f"{{{OSO_NS}}}metadata")
+    metadata = dossier.find(f"{{{DOSSIER_NS}}}metadata")
     assert metadata is not None
     dossier.remove(metadata)
     data, *_ = _seal(pair, dossier)
@@ -194,7 +188,7 @@ def test_invalid_dossier_is_rejected_with_its_dossier_code_and_nothing_imported(
 
 def test_dossier_with_data_of_an_excluded_category_is_rejected(pair: GatewayPair) -> None:
     dossier = _dossier(pair.clock())
-    cat = dossier.find(f"{{{OSO_NS}}}metadata/{{{OSO_NS}}}categorie_uitlevering")
+    cat = dossier.find(f"{{{DOSSIER_NS}}}metadata/{{{DOSSIER_NS}}}categorie_uitlevering")
     assert cat is not None
     # Mark a category whose data is present as forbidden.
     marked = None

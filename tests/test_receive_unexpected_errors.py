@@ -10,11 +10,11 @@ from lxml import etree
 from sqlalchemy import select
 
 from oso_gateway.dossier.generator import generate_dossier
-from oso_gateway.errors import GatewayError
+from oso_gateway.errors import GatewayError, RecipientUnknown
 from oso_gateway.security.wss import seal
 from oso_gateway.store import models as m
 from oso_gateway.transfer import wire
-from oso_gateway.transfer.receive import RecipientUnknown, split_address
+from oso_gateway.transfer.schools import split_address
 from oso_gateway.transfer.send import new_message_id
 
 

@@ -12,13 +12,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from oso_gateway.dossier.generator import generate_dossier
+from oso_gateway.runtime import build_services
 from oso_gateway.security.xmlparse import parse_xml
 from oso_gateway.store import Store, create_store_engine
 from oso_gateway.transfer import wire
 from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN, DevGateway, setup_dev_gateways
-from oso_gateway.transfer.receive import School, address_for
+from oso_gateway.transfer.schools import School, address_for
 from oso_gateway.transfer.send import seal_attempt
-from oso_gateway.transfer.services import GatewayServices, build_services
+from oso_gateway.transfer.services import GatewayServices
 from oso_gateway.web import create_app
 
 XML = "text/xml; charset=utf-8"

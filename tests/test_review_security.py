@@ -728,8 +728,8 @@ def test_a_flood_of_tiny_elements_in_an_ignored_header_is_refused_as_over_the_li
 
 
 def test_chunked_request_over_the_limit_is_refused_with_413(tmp_path: Path) -> None:
+    from oso_gateway.runtime import build_services
     from oso_gateway.transfer.demo import SECONDARY_OIN, setup_dev_gateways
-    from oso_gateway.transfer.services import build_services
     from oso_gateway.web import create_app
 
     gateways = setup_dev_gateways(tmp_path)

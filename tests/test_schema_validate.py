@@ -17,7 +17,6 @@ from oso_gateway.dossier.schema import (
     CODE_ROOT,
     CODE_STRUCTURE,
     CODE_VALUE,
-    STANDAARD_VERSIE,
     compiled_schema,
     element_path,
     sanitise_message,
@@ -26,6 +25,7 @@ from oso_gateway.dossier.schema import (
 )
 from oso_gateway.dossier.validate import CODE_NOT_A_DOSSIER, ValidationReport, validate_dossier
 from oso_gateway.errors import DossierParseError, DossierRuleError, DossierSchemaError
+from oso_gateway.protocol import STANDAARDVERSIE
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 N = f"{{{DOSSIER_NS}}}"
@@ -52,7 +52,7 @@ def _all_text(report: ValidationReport) -> str:
 
 def test_standard_version_constant_matches_the_schema_file() -> None:
     xsd = etree.parse(str(schema_locations()[0])).getroot()
-    assert STANDAARD_VERSIE == "2019.1" == xsd.get("version")
+    assert STANDAARDVERSIE == "2019.1" == xsd.get("version")
     assert xsd.get("targetNamespace") == schema_module.DOSSIER_NS
 
 

@@ -25,12 +25,13 @@ from sqlalchemy import func, select
 from oso_gateway.config import RetrySettings
 from oso_gateway.dossier.generator import generate_dossier
 from oso_gateway.errors import OinMismatch, UnknownSchool
+from oso_gateway.protocol import DOSSIER_NS
 from oso_gateway.store import Store
 from oso_gateway.store import models as m
+from oso_gateway.store.logchain import verify_chain
 from oso_gateway.store.repository import MessageRecord
-from oso_gateway.transfer.logchain import verify_chain
 from oso_gateway.transfer.outbox import backoff_delay
-from oso_gateway.transfer.receive import OSO_NS, School
+from oso_gateway.transfer.schools import School
 from oso_gateway.transfer.send import (
     REQUEST_TTL,
     Expected,
@@ -248,10 +249,10 @@ def test_prepare_drops_data_of_opted_out_categories_and_reports_counts_only(
 ) -> None:
     data = generate_dossier(overstap="POVO", seed=4, now=pair.clock(), opt_out=False)
     root = etree.fromstring(data)
-    assert root.findall(f".//{{{OSO_NS}}}verzuim"), "the generated dossier carries verzuim data"
-    cats = root.find(f"{{{OSO_NS}}}metadata/{{{OSO_NS}}}categorie_uitlevering")
+    assert root.findall(f".//{{{DOSSIER_NS}}}verzuim"), "the generated dossier carries verzuim data"
+    cats = root.find(f"{{{DOSSIER_NS}}}metadata/{{{DOSSIER_NS}}}categorie_uitlevering")
     assert cats is not None
-    cat = cats.find(f"{{{OSO_NS}}}cat_verzuim")
+    cat = cats.find(f"{{{DOSSIER_NS}}}cat_verzuim")
     assert cat is not None
     cat.text = "OPT-UIT"  # the parents opted out, but the LAS export still carries the data
     prepared = prepare_dossier(
@@ -264,7 +265,7 @@ def test_prepare_drops_data_of_opted_out_categories_and_reports_counts_only(
     assert prepared.removed.get("verzuim", 0) >= 1
     assert all(isinstance(v, int) for v in prepared.removed.values())
     sent = etree.fromstring(prepared.payload)
-    assert not sent.findall(f".//{{{OSO_NS}}}verzuim")
+    assert not sent.findall(f".//{{{DOSSIER_NS}}}verzuim")
     assert prepared.recipient_oin == RECEIVER_OIN and prepared.endpoint == RECEIVER_URL
 
 

@@ -14,7 +14,7 @@ from oso_gateway.dossier.generator import generate_dossier
 from oso_gateway.security.wss import open_message, seal
 from oso_gateway.store import models as m
 from oso_gateway.transfer import wire
-from oso_gateway.transfer.receive import School
+from oso_gateway.transfer.schools import School
 from oso_gateway.transfer.send import (
     Expected,
     ReceiptMismatch,

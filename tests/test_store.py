@@ -38,10 +38,10 @@ from oso_gateway.store import (
     upgrade,
 )
 from oso_gateway.store import models as m
+from oso_gateway.store.logchain import GENESIS, make_event, verify_chain
 from oso_gateway.store.migrate import alembic_config
 from oso_gateway.store.repository import MessageRecord
 from oso_gateway.store.translog import append_log_events
-from oso_gateway.transfer.logchain import GENESIS, make_event, verify_chain
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 KEY = bytes(range(32))

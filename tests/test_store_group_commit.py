@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 from oso_gateway.errors import StoreUnavailable
 from oso_gateway.store import AtRestCipher, Duplicate, Imported, Store, create_store_engine, upgrade
 from oso_gateway.store import engine as engine_module
+from oso_gateway.store.logchain import make_event, verify_chain
 from oso_gateway.store.repository import MessageRecord
 from oso_gateway.store.translog import append_log_events
-from oso_gateway.transfer.logchain import make_event, verify_chain
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 KEY = bytes(range(32))

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from oso_gateway.store import models as m
+from oso_gateway.store.logchain import FIELD_FORMATS
 from oso_gateway.store.translog import message_log_event
-from oso_gateway.transfer.logchain import FIELD_FORMATS
 
 NOW = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 ROW = {

@@ -13,7 +13,7 @@ from gateway_pair import RECEIVER_SCHOOL, GatewayPair, make_pair, with_sending_s
 from oso_gateway.dossier.generator import generate_dossier
 from oso_gateway.store import Store
 from oso_gateway.store import models as m
-from oso_gateway.transfer.logchain import verify_chain
+from oso_gateway.store.logchain import verify_chain
 from oso_gateway.transfer.send import prepare_dossier, seal_attempt
 
 

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from oso_gateway.config import load_settings
+from oso_gateway.config import Settings, load_settings
 from oso_gateway.errors import ConfigError
+from oso_gateway.runtime import first_identity, load_identity_certificates
 from oso_gateway.store import Store, create_store_engine, upgrade
+from oso_gateway.store.logchain import Anchor, make_event
 from oso_gateway.transfer import auditlog
-from oso_gateway.transfer.logchain import make_event
 
 REPO = Path(__file__).resolve().parent.parent
 DEV = REPO / "certs" / "dev"
@@ -44,6 +45,11 @@ def _append(store: Store, count: int) -> None:
         store.append_log([make_event(at=T0, kind="message", status="queued")], now=T0)
 
 
+def _maybe_anchor(store: Store, settings: Settings, now: datetime) -> Anchor | None:
+    """``maybe_anchor`` signing with the configured identity (what ``serve`` passes)."""
+    return auditlog.maybe_anchor(store, settings, now, identity=first_identity(settings))
+
+
 def test_log_settings_default_to_an_anchor_file_in_the_data_directory(tmp_path: Path) -> None:
     settings = load_settings(_config(tmp_path), {})
     assert settings.anchor_file == tmp_path / "data" / "transfer-log.anchors"
@@ -71,14 +77,14 @@ def test_maybe_anchor_anchors_after_the_configured_number_of_events(tmp_path: Pa
     path = _config(tmp_path, "\n[log]\nanchor_every_events = 3\nanchor_every_minutes = 600\n")
     settings = load_settings(path, {})
     store = _store(path)
-    assert auditlog.maybe_anchor(store, settings, T0) is None  # empty log: nothing to anchor
+    assert _maybe_anchor(store, settings, T0) is None  # empty log: nothing to anchor
     _append(store, 1)
-    first = auditlog.maybe_anchor(store, settings, T0)  # the first event is anchored at once
+    first = _maybe_anchor(store, settings, T0)  # the first event is anchored at once
     assert first is not None and first.seq == 1
     _append(store, 2)
-    assert auditlog.maybe_anchor(store, settings, T0) is None  # 2 < 3 events since
+    assert _maybe_anchor(store, settings, T0) is None  # 2 < 3 events since
     _append(store, 1)
-    again = auditlog.maybe_anchor(store, settings, T0)
+    again = _maybe_anchor(store, settings, T0)
     assert again is not None and again.seq == 4
     assert [a.seq for a in auditlog.read_anchors(settings.anchor_file)] == [1, 4]
 
@@ -90,12 +96,12 @@ def test_maybe_anchor_anchors_after_the_configured_time_if_anything_was_appended
     settings = load_settings(path, {})
     store = _store(path)
     _append(store, 1)
-    assert auditlog.maybe_anchor(store, settings, T0) is not None
+    assert _maybe_anchor(store, settings, T0) is not None
     later = T0 + timedelta(minutes=11)
-    assert auditlog.maybe_anchor(store, settings, later) is None  # nothing new
+    assert _maybe_anchor(store, settings, later) is None  # nothing new
     _append(store, 1)
-    assert auditlog.maybe_anchor(store, settings, T0 + timedelta(minutes=5)) is None
-    anchor = auditlog.maybe_anchor(store, settings, later)
+    assert _maybe_anchor(store, settings, T0 + timedelta(minutes=5)) is None
+    anchor = _maybe_anchor(store, settings, later)
     assert anchor is not None and anchor.seq == 2
 
 
@@ -106,11 +112,11 @@ def test_anchor_worker_anchors_and_anchors_once_more_when_stopped(tmp_path: Path
     _append(store, 2)
     stop = threading.Event()
     stop.set()
-    identity = auditlog.first_identity(settings)
+    identity = first_identity(settings)
     auditlog.anchor_periodically(stop, store, settings, identity=identity, clock=lambda: T0)
     anchors = auditlog.read_anchors(settings.anchor_file)
     assert [a.seq for a in anchors] == [2]  # the final pass had nothing new to anchor
-    report = auditlog.verify_store_log(store, settings)
+    report = auditlog.verify_store_log(store, settings, load_identity_certificates(settings))
     assert report.ok and report.anchors == 1 and report.unanchored == 0
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from oso_gateway.commands.db import config_option, fail
+from oso_gateway.commands.db import config_option, fail, services_or_exit
 from oso_gateway.errors import GatewayError
 
 
@@ -38,11 +38,10 @@ def client_group() -> None:
 
 
 def _clients(config_file: Path | None) -> tuple[Any, Any]:
-    from oso_gateway.commands.transfer import _services
     from oso_gateway.store.api_clients import ApiClientStore
     from oso_gateway.transfer.apiclients import ApiClients
 
-    services = _services(config_file)
+    services = services_or_exit(config_file)
     return services, ApiClients(ApiClientStore(services.store.engine), served=services.schools)
 
 

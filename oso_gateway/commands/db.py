@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import click
-from sqlalchemy.engine import make_url
 
 from oso_gateway.config import CONFIG_ENV, Settings, generate_storage_key, load_settings
 from oso_gateway.errors import ConfigError, GatewayError
+from oso_gateway.store.engine import shown_url
+
+if TYPE_CHECKING:  # pragma: no cover
+    from oso_gateway.transfer.services import GatewayServices
 
 _F = TypeVar("_F", bound=Callable[..., object])
 #: environment variables that say where the database is (a configuration without a file)
@@ -61,13 +64,21 @@ def settings_or_exit(config_file: Path | None) -> Settings:
         raise  # unreachable
 
 
-def fail(exc: GatewayError, *, status: int = 1) -> None:
+def services_or_exit(config_file: Path | None) -> GatewayServices:
+    """The gateway's services (``runtime.build_services``); a problem ends the command with its
+    code (exit 2 for configuration, 1 otherwise)."""
+    from oso_gateway.runtime import build_services
+
+    settings = settings_or_exit(config_file)
+    try:
+        return build_services(settings)
+    except GatewayError as exc:
+        fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
+
+
+def fail(exc: GatewayError, *, status: int = 1) -> NoReturn:
     click.echo(f"error: {exc.code}: {exc.detail}", err=True)
     raise SystemExit(status)
-
-
-def _shown(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
 
 
 @click.group("db")
@@ -85,7 +96,7 @@ def upgrade_command(config_file: Path | None) -> None:
     if config_file is None and not any(os.environ.get(n) for n in _STORE_ENV):
         click.echo(
             f"warning: no --config given (nor ${CONFIG_ENV}): creating the database the built-in "
-            f"defaults name, {_shown(settings.database_url)}",
+            f"defaults name, {shown_url(settings.database_url)}",
             err=True,
         )
     try:
@@ -97,9 +108,9 @@ def upgrade_command(config_file: Path | None) -> None:
         fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
         return
     if before == after:
-        click.echo(f"{_shown(settings.database_url)}: already at revision {after}")
+        click.echo(f"{shown_url(settings.database_url)}: already at revision {after}")
     else:
-        click.echo(f"{_shown(settings.database_url)}: upgraded {before or 'empty'} -> {after}")
+        click.echo(f"{shown_url(settings.database_url)}: upgraded {before or 'empty'} -> {after}")
 
 
 @db_group.command("current")
@@ -117,7 +128,7 @@ def current_command(config_file: Path | None) -> None:
     head = head_revision()
     state = "up to date" if current == head else "behind: run `oso-gateway db upgrade`"
     click.echo(
-        f"{_shown(settings.database_url)}: revision {current or 'none'} (head {head}) {state}"
+        f"{shown_url(settings.database_url)}: revision {current or 'none'} (head {head}) {state}"
     )
     if current != head:
         raise SystemExit(1)

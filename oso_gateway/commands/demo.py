@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING
 import click
 
 from oso_gateway.errors import GatewayError
+from oso_gateway.protocol import SOAP_PATH
 
 if TYPE_CHECKING:  # pragma: no cover
-    from oso_gateway.transfer.demo import DemoResult
+    from oso_gateway.demo import DemoResult
+    from oso_gateway.runtime import RunningGateway
 
 DEMO_ACCOUNTS = (("demo-admin", "admin"), ("demo-viewer", "viewer"))
 
@@ -99,8 +101,8 @@ def print_result(result: DemoResult, *, keep: bool = True) -> None:
 )
 def demo_command(workdir: Path | None, keep_running: bool, flow: str) -> None:
     """Hand a generated dossier from one development gateway to another (loopback, dev PKI)."""
+    from oso_gateway.demo import run_demo_transfer
     from oso_gateway.store import models as m
-    from oso_gateway.transfer.demo import run_demo_transfer
 
     temporary = workdir is None
     base = Path(tempfile.mkdtemp(prefix="oso-demo-")) if workdir is None else workdir
@@ -129,7 +131,7 @@ def demo_command(workdir: Path | None, keep_running: bool, flow: str) -> None:
 
 def run_pull(base: Path) -> None:
     """``--flow pull``: print each step; exit 1 unless the dossier was imported for its request."""
-    from oso_gateway.transfer.demo_pull import run_demo_pull
+    from oso_gateway.demo_pull import run_demo_pull
 
     click.echo("pull workflow: the new school 01AB00 requests a dossier from the old school 00YY00")
     click.echo("")
@@ -160,54 +162,23 @@ def run_pull(base: Path) -> None:
 
 def keep_gateways_running(workdir: Path, *, stop: threading.Event | None = None) -> None:
     """Serve both demo gateways (SOAP + outbox + console) until SIGINT/SIGTERM or ``stop``."""
-    from oso_gateway.config import ConsoleSettings, load_settings
-    from oso_gateway.server import RunningServer, start_gateway_in_thread
-    from oso_gateway.store.operators import OperatorStore
     from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN
-    from oso_gateway.transfer.services import GatewayServices, build_services
-    from oso_gateway.web.api import start_api_in_thread
-    from oso_gateway.web.auth import generate_password, hash_password
-    from oso_gateway.web.console import create_console_app, start_console_in_thread
 
     stop = stop or _stop_on_signals()
     names = {PRIMARY_OIN: "sending gateway", SECONDARY_OIN: "receiving gateway"}
-    running: list[RunningServer] = []
-    services: list[GatewayServices] = []
-    workers: list[threading.Thread] = []
+    running: list[RunningGateway] = []
     try:
         for oin, title in names.items():
-            settings = load_settings(workdir / f"gateway-{oin}" / "config.toml", {})
-            settings = dataclasses.replace(
-                settings,
-                console=ConsoleSettings(enabled=True, port=0, cookie_secure=False),
-            )
-            gateway = build_services(settings)
-            services.append(gateway)
-            soap = start_gateway_in_thread(settings, services=gateway, threads=4)
-            running.append(soap)
-            worker = threading.Thread(
-                target=gateway.outbox.run_forever, args=(stop,), name=f"outbox-{oin}", daemon=True
-            )
-            worker.start()
-            workers.append(worker)
-            operators = OperatorStore(gateway.store.engine)
-            accounts = []
-            now = datetime.now(UTC)
-            for account, role in DEMO_ACCOUNTS:
-                password = generate_password()
-                operators.remove(account)
-                operators.add(account, role=role, password_hash=hash_password(password), now=now)
-                accounts.append((account, role, password))
-            app = create_console_app(settings, store=gateway.store)
-            console = start_console_in_thread(settings, app=app, port=0)
-            running.append(console)
-            school_api = start_api_in_thread(settings, services=gateway, port=0)
-            running.append(school_api)
+            gateway, accounts = _start_demo_gateway(workdir, oin, stop)
+            running.append(gateway)
+            assert gateway.console is not None
             click.echo("")
             click.echo(f"{title} (OIN {oin})")
-            click.echo(f"  SOAP endpoint  {soap.url}/oso/v1/messages (mutual TLS)")
-            click.echo(f"  console        {console.url}")
-            click.echo(f"  school API     {school_api.url} (docs: {school_api.url}swagger)")
+            click.echo(f"  SOAP endpoint  {gateway.soap.url}{SOAP_PATH} (mutual TLS)")
+            click.echo(f"  console        {gateway.console.url}")
+            if gateway.api is not None:
+                url = gateway.api.url
+                click.echo(f"  school API     {url} (docs: {url}swagger)")
             for account, role, password in accounts:
                 click.echo(f"  {role:<6} login  {account} / {password}")
         click.echo("")
@@ -216,13 +187,57 @@ def keep_gateways_running(workdir: Path, *, stop: threading.Event | None = None)
         stop.wait()
     finally:
         stop.set()
-        for server in reversed(running):
-            server.stop()
-        for worker in workers:
-            worker.join(timeout=10)
-        for gateway in services:
-            gateway.close()
+        for gateway in reversed(running):
+            gateway.stop()
+        for gateway in running:
+            gateway.services.close()
         click.echo("stopped")
+
+
+def _start_demo_gateway(
+    workdir: Path, oin: str, stop: threading.Event
+) -> tuple[RunningGateway, list[tuple[str, str, str]]]:
+    """One demo gateway with its console (plain HTTP on an ephemeral port) and fresh demo
+    accounts; returns it and the accounts (name, role, password)."""
+    from oso_gateway.config import ConsoleSettings, load_settings
+    from oso_gateway.runtime import build_console_app, build_services, start_gateway
+    from oso_gateway.store.operators import OperatorStore
+    from oso_gateway.web.api import start_api_in_thread
+    from oso_gateway.web.auth import generate_password, hash_password
+
+    settings = load_settings(workdir / f"gateway-{oin}" / "config.toml", {})
+    settings = dataclasses.replace(
+        settings, console=ConsoleSettings(enabled=True, port=0, cookie_secure=False)
+    )
+    services = build_services(settings)
+    operators = OperatorStore(services.store.engine)
+    accounts = []
+    now = datetime.now(UTC)
+    for account, role in DEMO_ACCOUNTS:
+        password = generate_password()
+        operators.remove(account)
+        operators.add(account, role=role, password_hash=hash_password(password), now=now)
+        accounts.append((account, role, password))
+    try:
+        gateway = start_gateway(
+            settings,
+            services,
+            threads=4,
+            anchor=False,
+            console=build_console_app(settings, store=services.store),
+            console_port=0,
+            stop_event=stop,
+        )
+    except BaseException:
+        services.close()
+        raise
+    try:
+        gateway.api = start_api_in_thread(settings, services=services, port=0)
+    except BaseException:
+        gateway.stop()
+        services.close()
+        raise
+    return gateway, accounts
 
 
 def _stop_on_signals() -> threading.Event:

@@ -9,8 +9,9 @@ from pathlib import Path
 import click
 
 from oso_gateway.commands.db import config_option, fail, settings_or_exit
-from oso_gateway.config import Settings, load_trust
+from oso_gateway.config import Settings
 from oso_gateway.errors import ConfigError, DirectoryFileError, GatewayError
+from oso_gateway.runtime import load_trust
 from oso_gateway.transfer.directory import Directory
 
 _file_option = click.option(

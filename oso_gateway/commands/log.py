@@ -22,7 +22,7 @@ import click
 from oso_gateway.commands.db import config_option, fail, settings_or_exit
 from oso_gateway.errors import ConfigError, GatewayError, SchemaNotCurrent
 from oso_gateway.store import models as m
-from oso_gateway.transfer.logchain import FIELD_FORMATS, StoredEvent
+from oso_gateway.store.logchain import FIELD_FORMATS, StoredEvent
 
 if TYPE_CHECKING:  # pragma: no cover
     from cryptography import x509
@@ -360,13 +360,8 @@ def verify_command(
 ) -> None:
     """Check the hash chain and every anchor; exit 1 naming the first broken link."""
     from oso_gateway.errors import LogAnchorInvalid
-    from oso_gateway.transfer.auditlog import (
-        LogReport,
-        identity_certificates,
-        read_anchors,
-        read_export,
-        verify_log,
-    )
+    from oso_gateway.runtime import load_identity_certificates
+    from oso_gateway.transfer.auditlog import LogReport, read_anchors, read_export, verify_log
 
     if export_file is None:
         settings, store = _open(config_file)
@@ -374,7 +369,7 @@ def verify_command(
         settings = settings_or_exit(config_file)
     path = _anchor_path(settings, anchors)
     try:
-        certificates = identity_certificates(settings)
+        certificates = load_identity_certificates(settings)
         certificates += [_certificate(path) for path in cert_files]
         rows = store.log_entries() if export_file is None else read_export(export_file)
     except GatewayError as exc:
@@ -427,7 +422,8 @@ def verify_command(
 @_anchors_option
 def anchor_command(config_file: Path | None, anchors: Path | None) -> None:
     """Sign the log head with the gateway key and append it to the anchor file."""
-    from oso_gateway.transfer.auditlog import first_identity, write_anchor
+    from oso_gateway.runtime import first_identity
+    from oso_gateway.transfer.auditlog import write_anchor
 
     settings, store = _open(config_file)
     path = _anchor_path(settings, anchors)

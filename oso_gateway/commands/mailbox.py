@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 import click
 
-from oso_gateway.commands.db import config_option, fail
-from oso_gateway.commands.transfer import _services, outbox_group
+from oso_gateway.commands.db import config_option, fail, services_or_exit
+from oso_gateway.commands.transfer import outbox_group
 from oso_gateway.errors import GatewayError
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -57,7 +57,7 @@ def _list_options(func: _F) -> _F:
 def _run(config_file: Path | None, school: str | None, work: Callable[[Any, Any], Any]) -> Any:
     from oso_gateway.transfer.mailbox import EVERY_SCHOOL, Scope
 
-    services = _services(config_file)
+    services = services_or_exit(config_file)
     try:
         scope = EVERY_SCHOOL if school is None else Scope((school.upper(),))
         return work(services, scope)

@@ -28,8 +28,9 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from lxml import etree
 
 from oso_gateway.commands.db import config_option, settings_or_exit
-from oso_gateway.config import Settings, load_identities, load_trust
+from oso_gateway.config import Settings
 from oso_gateway.errors import GatewayError, LocalError
+from oso_gateway.runtime import load_identities, load_trust
 from oso_gateway.security import wss
 from oso_gateway.security.keys import load_certificates, load_private_key
 from oso_gateway.security.trust import TrustConfig, oin_of

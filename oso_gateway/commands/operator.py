@@ -33,7 +33,7 @@ def _open(config_file: Path | None):  # type: ignore[no-untyped-def]
 def audit(store: object, *, operation: str, account: str, now: datetime) -> None:
     """An operator-administration event in the transfer log (``operator`` = the account)."""
     from oso_gateway.store import Store
-    from oso_gateway.transfer.logchain import make_event
+    from oso_gateway.store.logchain import make_event
 
     assert isinstance(store, Store)
     event = make_event(

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from oso_gateway.commands.db import config_option, fail, settings_or_exit
-from oso_gateway.errors import ConfigError, GatewayError
+from oso_gateway.commands.db import config_option, fail, services_or_exit
+from oso_gateway.errors import GatewayError
 
 if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.store.pull import RequestRecord
@@ -29,19 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
 SIDES = {"sent": "requester", "received": "holder"}
 
 
-def _services(config_file: Path | None) -> GatewayServices:
-    from oso_gateway.transfer.services import build_services
-
-    settings = settings_or_exit(config_file)
-    try:
-        return build_services(settings)
-    except GatewayError as exc:
-        fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
-        raise  # unreachable
-
-
 def _school(_ctx: click.Context, _param: click.Parameter, value: str | None) -> object:
-    from oso_gateway.transfer.receive import School
+    from oso_gateway.transfer.schools import School
 
     if value is None:
         return None
@@ -114,7 +103,7 @@ def _run(
     wait: bool = False,
 ) -> None:
     """Build the services, run ``work``, print its result; a GatewayError exits 1 with its code."""
-    services = _services(config_file)
+    services = services_or_exit(config_file)
     try:
         try:
             result = work(services)

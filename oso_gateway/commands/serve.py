@@ -21,8 +21,10 @@ import click
 from oso_gateway.commands.db import config_option, fail, settings_or_exit
 from oso_gateway.config import Settings
 from oso_gateway.errors import ConfigError, GatewayError, SchemaNotCurrent
+from oso_gateway.protocol import SOAP_PATH
 
 if TYPE_CHECKING:  # pragma: no cover
+    from oso_gateway.runtime import RunningGateway
     from oso_gateway.transfer.services import GatewayServices
 
 
@@ -40,18 +42,24 @@ def _stop_on_signals() -> threading.Event:
 def _worker_process(
     config_file: Path | None, host: str | None, port: int, threads: int
 ) -> None:  # pragma: no cover - runs in a child process
-    """One extra server process (no outbox): until SIGTERM."""
-    from oso_gateway.server import start_gateway_in_thread
-    from oso_gateway.transfer.services import build_services
+    """One extra server process (no outbox, no anchoring): until SIGTERM."""
+    from oso_gateway.runtime import build_services, start_gateway
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = _settings(config_file, host)
     services = build_services(settings)
-    running = start_gateway_in_thread(
-        settings, services=services, port=port, threads=threads, reuse_port=True
+    running = start_gateway(
+        settings,
+        services,
+        port=port,
+        threads=threads,
+        reuse_port=True,
+        outbox=False,
+        anchor=False,
+        stop_event=_stop_on_signals(),
     )
     try:
-        _stop_on_signals().wait()
+        running.stop_event.wait()
     finally:
         running.stop()
         services.close()
@@ -97,69 +105,98 @@ def serve_command(
     outbox: bool,
 ) -> None:
     """Receive dossiers over mutual TLS (refuses to start on an old database schema)."""
-    from oso_gateway.server import start_gateway_in_thread
-    from oso_gateway.transfer.services import build_services
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = _settings(config_file, host)
     port = settings.server.port if port is None else port
     if workers > 1 and port == 0:
         fail(ConfigError("--workers needs a fixed port"), status=2)
+    running = _start(settings, port=port, threads=threads, workers=workers, outbox=outbox)
+    children = _spawn_workers(config_file, host, port, threads, workers)
+    click.echo(
+        f"oso-gateway serving on {running.soap.url}{SOAP_PATH} (mutual TLS, "
+        f"{workers} process(es) x {threads} threads)"
+    )
+    if running.console is not None:
+        click.echo(f"operator console on {running.console.url}")
+    if running.metrics is not None:
+        click.echo(f"metrics (plain HTTP, this machine only) on {running.metrics.url}/metrics")
+    if running.api is not None:
+        click.echo(f"school API on {running.api.url} (OpenAPI: {running.api.url}openapi.json)")
+    try:
+        running.stop_event.wait()
+    finally:
+        for child in children:
+            child.terminate()
+        running.stop()
+        for child in children:
+            child.join(timeout=10)
+        running.services.close()
+        click.echo("stopped")
+
+
+def _start(
+    settings: Settings, *, port: int, threads: int, workers: int, outbox: bool
+) -> RunningGateway:
+    """The first process: SOAP listener, outbox worker, log anchoring and (when enabled) the
+    console on its own listener. A problem ends the command with its code."""
+    from oso_gateway.runtime import (
+        build_services,
+        start_console_in_thread,
+        start_gateway,
+        start_metrics_in_thread,
+    )
+    from oso_gateway.web.api import start_api_in_thread
+
     try:
         services = build_services(settings)
-        running = start_gateway_in_thread(
-            settings, services=services, port=port, threads=threads, reuse_port=workers > 1
+        running = start_gateway(
+            settings,
+            services,
+            port=port,
+            threads=threads,
+            reuse_port=workers > 1,
+            outbox=outbox,
+            stop_event=_stop_on_signals(),
         )
     except (ConfigError, SchemaNotCurrent) as exc:
         fail(exc, status=2)
-        return
     except GatewayError as exc:
         fail(exc)
-        return
     for path_problem in _served_path_problems(services):
         click.echo(f"warning: {path_problem}", err=True)
-    metrics_listener = None
     if settings.server.metrics_port is not None:
-        from oso_gateway.server import start_plain_in_thread
-        from oso_gateway.web.metrics import metrics_only_app
-
         try:
-            metrics_listener = start_plain_in_thread(
-                metrics_only_app(running.server.wsgi_app), port=settings.server.metrics_port
+            running.metrics = start_metrics_in_thread(
+                running.soap, port=settings.server.metrics_port
             )
         except ConfigError as exc:
             running.stop()
             services.close()
             fail(exc, status=2)
-            return
-    console = None
     if settings.console.enabled:  # its own listener, in this (first) process only
-        from oso_gateway.web.console import start_console_in_thread
-
         try:
-            console = start_console_in_thread(settings)  # opens the store without the key
+            running.console = start_console_in_thread(settings)  # the store without the key
         except (GatewayError, OSError) as exc:
             running.stop()
             services.close()
             problem = exc if isinstance(exc, GatewayError) else ConfigError(f"console: {exc}")
             fail(problem, status=2 if isinstance(problem, ConfigError) else 1)
-            return
-    api = None
     if settings.api.enabled:  # the school API: its own listener, in this process only
-        from oso_gateway.web.api import start_api_in_thread
-
         try:
-            api = start_api_in_thread(settings, services=services)
+            running.api = start_api_in_thread(settings, services=services)
         except (GatewayError, OSError) as exc:
-            if console is not None:
-                console.stop()
             running.stop()
             services.close()
             problem = exc if isinstance(exc, GatewayError) else ConfigError(f"school API: {exc}")
             fail(problem, status=2 if isinstance(problem, ConfigError) else 1)
-            return
+    return running
+
+
+def _spawn_workers(
+    config_file: Path | None, host: str | None, port: int, threads: int, workers: int
+) -> list[multiprocessing.process.BaseProcess]:
     spawn = multiprocessing.get_context("spawn")
-    children = [
+    children: list[multiprocessing.process.BaseProcess] = [
         spawn.Process(
             target=_worker_process,
             args=(config_file, host, port, threads),
@@ -170,53 +207,7 @@ def serve_command(
     ]
     for child in children:
         child.start()
-    click.echo(
-        f"oso-gateway serving on {running.url}/oso/v1/messages (mutual TLS, "
-        f"{workers} process(es) x {threads} threads)"
-    )
-    if console is not None:
-        click.echo(f"operator console on {console.url}")
-    if metrics_listener is not None:
-        click.echo(f"metrics (plain HTTP, this machine only) on {metrics_listener.url}/metrics")
-    if api is not None:
-        click.echo(f"school API on {api.url} (OpenAPI: {api.url}openapi.json)")
-    stop = _stop_on_signals()
-    worker = None
-    if outbox:
-        worker = threading.Thread(
-            target=services.outbox.run_forever, args=(stop,), name="outbox", daemon=True
-        )
-        worker.start()
-    from oso_gateway.transfer.auditlog import anchor_periodically
-
-    # Sign the transfer-log head now and then (log.anchor_every_events / _minutes).
-    anchorer = threading.Thread(
-        target=anchor_periodically,
-        args=(stop, services.store, settings),
-        kwargs={"identity": services.identities[0], "clock": services.clock},
-        name="transfer-log-anchor",
-        daemon=True,
-    )
-    anchorer.start()
-    try:
-        stop.wait()
-    finally:
-        for child in children:
-            child.terminate()
-        if console is not None:
-            console.stop()
-        if metrics_listener is not None:
-            metrics_listener.stop()
-        if api is not None:
-            api.stop()
-        running.stop()
-        if worker is not None:
-            worker.join(timeout=10)
-        anchorer.join(timeout=10)
-        for child in children:
-            child.join(timeout=10)
-        services.close()
-        click.echo("stopped")
+    return children
 
 
 def register(group: click.Group) -> None:

@@ -20,32 +20,21 @@ from typing import TYPE_CHECKING
 
 import click
 
-from oso_gateway.commands.db import config_option, fail, settings_or_exit
-from oso_gateway.errors import ConfigError, GatewayError
+from oso_gateway.commands.db import config_option, services_or_exit
+from oso_gateway.errors import GatewayError
 from oso_gateway.store import models as m
 
 if TYPE_CHECKING:  # pragma: no cover
-    from oso_gateway.transfer.services import GatewayServices
+    pass
 
 
 def _school(_ctx: click.Context, _param: click.Parameter, value: str) -> object:
-    from oso_gateway.transfer.receive import School
+    from oso_gateway.transfer.schools import School
 
     try:
         return School.parse(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-
-
-def _services(config_file: Path | None) -> GatewayServices:
-    from oso_gateway.transfer.services import build_services
-
-    settings = settings_or_exit(config_file)
-    try:
-        return build_services(settings)
-    except GatewayError as exc:
-        fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
-        raise  # unreachable
 
 
 def _label(index: int, total: int, data: bytes) -> str:
@@ -77,11 +66,11 @@ def send_command(
 
     Exit status 1 when any dossier was rejected or (with --wait) not delivered.
     """
-    from oso_gateway.transfer.receive import School
+    from oso_gateway.transfer.schools import School
     from oso_gateway.transfer.send import prepare_dossier
 
     assert isinstance(school, School)
-    services = _services(config_file)
+    services = services_or_exit(config_file)
     files = sorted(dossier.glob("*.xml")) if dossier.is_dir() else [dossier]
     if not files:
         click.echo(f"error: no *.xml files in {dossier}", err=True)
@@ -154,7 +143,7 @@ def run_command(once: bool, poll_interval: float, config_file: Path | None) -> N
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from oso_gateway.transfer.auditlog import anchor_periodically, maybe_anchor
 
-    services = _services(config_file)
+    services = services_or_exit(config_file)
     identity = services.identities[0]
     try:
         if once:

@@ -19,7 +19,9 @@ from enum import StrEnum
 
 from lxml import etree
 
-NS = "http://www.edustandaard.nl/oso_gegevensset/2019/dossier"
+from oso_gateway.protocol import DOSSIER_NS
+
+NS = DOSSIER_NS
 _LEERLING = "huidigeschool/leerling"
 _OO = f"{_LEERLING}/onderwijsondersteuning"
 

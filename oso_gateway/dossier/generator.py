@@ -38,10 +38,9 @@ from lxml import etree
 
 from oso_gateway.dossier import fakedata
 from oso_gateway.dossier.rules import bsn_is_valid, onderwijsnummer_is_valid
+from oso_gateway.protocol import DOSSIER_NS, STANDAARDVERSIE, VALIDATIEVERSIE
 
-NS: Final = "http://www.edustandaard.nl/oso_gegevensset/2019/dossier"
-STANDAARDVERSIE: Final = "2019.1"
-VALIDATIEVERSIE: Final = "2019.1.1"
+NS: Final = DOSSIER_NS
 PAKKETNAAM: Final = "oso-gateway testdata"
 #: Version of the generator's output; bumped when the same seed starts giving different dossiers.
 PAKKETVERSIE: Final = "1"
@@ -1007,6 +1006,16 @@ def generate_dossier_element(
     _leerling_personal(ctx, ll, identifier)
     _sub(ll, "verzorgersaansprakelijk", "true")
 
+    _leerling_sections(ctx, ll, advies)
+    _fill_documents(ctx, root, seed, attachments_kb)
+    return root
+
+
+def _leerling_sections(ctx: _Ctx, ll: etree._Element, advies: tuple[str, str] | None) -> None:
+    """The pupil's sections after the personal data, each present when its category is allowed
+    (and, for optional ones, by chance), in the schema's order."""
+    rng, today, level, vo_programma = ctx.rng, ctx.today, ctx.level, ctx.vo_programma
+    profile = ctx.profile
     eindtoets_advies, eindtoets_years_back = None, 0
     with_eindtoets = (
         advies is not None and ctx.allowed("eindtoetsbo") and _eindtoets_date(ctx) < today
@@ -1040,9 +1049,6 @@ def generate_dossier_element(
     _verzorgers(ctx, ll)
     if ctx.allowed("vombo") and not ctx.po:
         _vombo(ctx, ll)
-
-    _fill_documents(ctx, root, seed, attachments_kb)
-    return root
 
 
 def serialize_dossier(root: etree._Element) -> bytes:

@@ -35,6 +35,7 @@ from oso_gateway.dossier.codelists import (
     CodeList,
 )
 from oso_gateway.dossier.findings import Finding, Severity
+from oso_gateway.protocol import STANDAARDVERSIE, VALIDATIEVERSIE
 
 E = Severity.ERROR
 W = Severity.WARNING
@@ -42,8 +43,6 @@ W = Severity.WARNING
 OVERSTAPDOSSIER = "overstapdossier"
 BINNENBRIN = "overdrachtbinnenbrin"
 SWV_DOSSIER = "swv-dossier"
-STANDAARDVERSIE = "2019.1"
-VALIDATIEVERSIE = "2019.1.1"
 #: Secret-number placeholders the overstap profiles prescribe for a secret phone number / e-mail.
 SECRET_PHONE = "9999999999"  # noqa: S105 (a placeholder the standard fixes)
 SECRET_EMAIL = "geheim@geheim.geheim"  # noqa: S105

@@ -23,9 +23,8 @@ from typing import cast
 from lxml import etree
 
 from oso_gateway.dossier.findings import Finding, Severity
+from oso_gateway.protocol import DOSSIER_NS, STANDAARDVERSIE
 
-DOSSIER_NS = "http://www.edustandaard.nl/oso_gegevensset/2019/dossier"
-STANDAARD_VERSIE = "2019.1"
 SCHEMA_FILE = "oso_gegevensset_2019.xsd"
 
 #: Finding codes of the structure check.
@@ -35,7 +34,7 @@ CODE_ATTRIBUTE = "OSO-XSD-ATTRIBUTE"  # unknown, missing or invalid attribute
 CODE_ROOT = "OSO-XSD-ROOT"  # root element not declared by the schema
 CODE_OTHER = "OSO-XSD"  # any other schema-validity error
 
-_NL_PREFIX = "Voldoet niet aan het OSO-schema 2019.1"
+_NL_PREFIX = f"Voldoet niet aan het OSO-schema {STANDAARDVERSIE}"
 
 
 def schema_locations(name: str = SCHEMA_FILE) -> list[Path]:

@@ -14,7 +14,7 @@ from datetime import datetime
 from lxml import etree
 
 from oso_gateway.dossier.findings import Finding, Severity
-from oso_gateway.dossier.schema import DOSSIER_NS, validate_schema
+from oso_gateway.dossier.schema import validate_schema
 from oso_gateway.errors import (
     DossierError,
     DossierParseError,
@@ -22,6 +22,7 @@ from oso_gateway.errors import (
     DossierSchemaError,
     XmlParseError,
 )
+from oso_gateway.protocol import DOSSIER_NS
 from oso_gateway.security.xmlparse import (
     DEFAULT_LIMITS,
     PARSE_ERROR_CODES,

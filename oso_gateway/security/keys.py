@@ -16,17 +16,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from oso_gateway.errors import CertificateMalformed, KeyMaterialError, OinInvalid
+from oso_gateway.protocol import is_oin
 
 #: Smallest RSA modulus accepted for our keys and for peers' certificates (policy).
 MIN_RSA_BITS = 3072
 
-_OIN_RE = re.compile(r"[0-9]{20}")
 _PEM_CRL_RE = re.compile(rb"-----BEGIN X509 CRL-----\r?\n.+?\r?\n-----END X509 CRL-----", re.DOTALL)
 
 
 def is_valid_oin(value: str) -> bool:
     """True when ``value`` has the OIN shape: exactly 20 ASCII digits."""
-    return _OIN_RE.fullmatch(value) is not None
+    return is_oin(value)
 
 
 def require_oin(value: str) -> str:

@@ -2,9 +2,9 @@
 
 ``seal`` signs (exclusive C14N, RSA-SHA256, SHA-256 references by ``wsu:Id``) and then encrypts
 the content of ``soap:Body`` (AES-256-GCM, key transported with RSA-OAEP to the recipient's
-certificate). ``open_message`` undoes it in the receiver order of DESIGN.md §3 and returns only
-what it verified. Pure: no I/O, ``now`` is an argument. The profile is described for other
-implementers in ``docs/protocol.md``.
+certificate). ``open_message`` undoes it, checking the cheap things and the signer before it
+decrypts, and returns only what it verified. Pure: no I/O, ``now`` is an argument. The profile
+is described for other implementers in ``docs/protocol.md``.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from oso_gateway.errors import (
     XmlLimitExceeded,
     XmlParseError,
 )
+from oso_gateway.protocol import is_oin
 from oso_gateway.security import primitives, xmldsig, xmlenc
 from oso_gateway.security.c14n import exc_c14n, wrapped_c14n_digest
 from oso_gateway.security.keys import MIN_RSA_BITS
@@ -85,7 +86,6 @@ __all__ = [
 
 _WSU_ID = q(WSU, "Id")
 _MUST_UNDERSTAND = q(SOAP, "mustUnderstand")
-_OIN_RE = re.compile(r"[0-9]{20}")
 _DATETIME_RE = re.compile(
     r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,12}))?(Z|[+-]\d{2}:\d{2})"
 )
@@ -182,7 +182,7 @@ def _check_seal_args(
         raise SealError("the payload must be an element")
     if now.tzinfo is None:
         raise SealError("now must be timezone-aware")
-    if not _OIN_RE.fullmatch(sender.oin):
+    if not is_oin(sender.oin):
         raise SealError("the sender OIN must be 20 digits")
     if key_transport not in (KT_RSA_OAEP, KT_RSA_OAEP_MGF1P):
         raise SealError("unsupported key transport")
@@ -521,7 +521,7 @@ def _from_oin(from_el: etree._Element) -> str:
     address = text_only(kids[0], "wsa:From/wsa:Address").strip()
     prefix = WSA_ANONYMOUS + "?oin="
     oin = address[len(prefix) :] if address.startswith(prefix) else ""
-    if not _OIN_RE.fullmatch(oin):
+    if not is_oin(oin):
         raise SecurityHeaderInvalid("wsa:From/wsa:Address does not carry a 20-digit OIN")
     return oin
 

@@ -17,11 +17,12 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.orm import Session
 
 from oso_gateway.errors import ConfigError, StoreUnavailable
 
@@ -31,6 +32,8 @@ except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
 #: seconds a SQLite writer waits for the lock before giving up (then: StoreUnavailable)
+_T = TypeVar("_T")
+
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 #: execution option: start this engine's SQLite transactions with BEGIN IMMEDIATE
 _BEGIN_OPTION = "oso_sqlite_begin"
@@ -51,6 +54,30 @@ def normalise_url(url: str) -> URL:
             "(use sqlite:/// or postgresql+psycopg://)"
         )
     return parsed
+
+
+def write_transaction(engine: Engine, work: Callable[[Session], _T]) -> _T:
+    """``work(session)`` in one write transaction on ``engine`` (the store's writer engine);
+    a database that cannot be reached is ``StoreUnavailable``."""
+    with unavailable_as_typed_error(), Session(engine) as session, session.begin():
+        return work(session)
+
+
+def read_transaction(engine: Engine, work: Callable[[Session], _T]) -> _T:
+    """``work(session)`` in one read transaction on ``engine``."""
+    with unavailable_as_typed_error(), Session(engine) as session, session.begin():
+        return work(session)
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """True when ``exc`` is the database refusing a row that breaks a unique or foreign key (a
+    concurrent writer got there first)."""
+    return isinstance(exc, sa_exc.IntegrityError)
+
+
+def shown_url(url: str) -> str:
+    """The database URL with its password hidden (for messages and logs)."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def create_store_engine(url: str, **kwargs: Any) -> Engine:

@@ -20,7 +20,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from oso_gateway.store import models as m
-from oso_gateway.store.repository import MessageRecord, Store, _record
+from oso_gateway.store.records import MessageRecord, record_of
+from oso_gateway.store.repository import Store
 
 #: inbound statuses a school sees in its inbox (rejected messages are the operators' business)
 INBOX_STATUSES = (m.IMPORTED, m.FETCHED, m.DECLINED, m.DUPLICATE)
@@ -82,7 +83,7 @@ class Mailbox:
                 stmt = stmt.where(m.Message.created_at < query.until)
             if query.before_pk is not None:
                 stmt = stmt.where(m.Message.id < query.before_pk)
-            return [_record(r) for r in session.scalars(stmt)]
+            return [record_of(r) for r in session.scalars(stmt)]
 
         return self.store._read(work)
 
@@ -93,7 +94,7 @@ class Mailbox:
 
         def work(session: Session) -> MessageRecord | None:
             row = _find(session, direction, message_id, schools)
-            return None if row is None else _record(row)
+            return None if row is None else record_of(row)
 
         return self.store._read(work)
 
@@ -137,7 +138,7 @@ class Mailbox:
             if counterpart_school is not None:
                 stmt = stmt.where(m.Message.counterpart_school == counterpart_school)
             row = session.scalars(stmt).first()
-            return None if row is None else _record(row)
+            return None if row is None else record_of(row)
 
         return self.store._read(work)
 
@@ -158,14 +159,14 @@ class Mailbox:
             if row is None:
                 raise LookupError(f"no message row {pk}")
             if row.status == status and again_ok:
-                return _record(row)  # idempotent
+                return record_of(row)  # idempotent
             if row.status not in allowed:
                 raise TransitionRefused(row.status)
             if callable(change):
                 change(session, row)
             Store._event(session, row, status, now)
             session.flush()
-            return _record(row)
+            return record_of(row)
 
         return self.store._write(work)
 

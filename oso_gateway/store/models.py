@@ -6,7 +6,7 @@
   Exactly-once: unique indexes over every row that was not rejected (a rejected message does not
   block a later, valid one with the same id): outbound on message_id (our own ids), inbound on
   (counterpart_oin, message_id), since a MessageID is unique only per signer: another gateway
-  that uses a sender's MessageID first must not block that sender's message (REVIEW-5).
+  that uses a sender's MessageID first must not block that sender's message.
 * ``message_events``: the status lifecycle, append-only, no personal data.
 * ``dossiers``: imported dossiers, AES-256-GCM encrypted at rest.
 * ``dossier_index``: the searchable fields (pupil name, birth date) as keyed hashes for exact
@@ -140,7 +140,7 @@ class Message(Base):
     sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     signature_value: Mapped[bytes | None] = mapped_column(LargeBinary)
     #: outbound: the SignatureValue of EVERY envelope sent (base64, one a line): a receipt may
-    #: confirm an earlier attempt's, but never one we did not make (REVIEW-6)
+    #: confirm an earlier attempt's, but never one we did not make
     signature_values: Mapped[str | None] = mapped_column(Text)
     #: outbound: the receipt we got; inbound: the receipt we answered with
     receipt: Mapped[bytes | None] = mapped_column(LargeBinary)

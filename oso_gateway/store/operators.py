@@ -25,7 +25,11 @@ from sqlalchemy import CheckConstraint, Engine, Integer, String, Text, delete, s
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from oso_gateway.store.engine import unavailable_as_typed_error, writer
+from oso_gateway.store.engine import (
+    read_transaction,
+    write_transaction,
+    writer,
+)
 from oso_gateway.store.models import Base, UTCDateTime
 
 _T = TypeVar("_T")
@@ -128,12 +132,10 @@ class OperatorStore:
         self._writer = writer(engine)
 
     def _write(self, work: Callable[[Session], _T]) -> _T:
-        with unavailable_as_typed_error(), Session(self._writer) as session, session.begin():
-            return work(session)
+        return write_transaction(self._writer, work)
 
     def _read(self, work: Callable[[Session], _T]) -> _T:
-        with unavailable_as_typed_error(), Session(self.engine) as session, session.begin():
-            return work(session)
+        return read_transaction(self.engine, work)
 
     # --- accounts ---------------------------------------------------------------------------
 

@@ -20,7 +20,11 @@ from sqlalchemy.orm import Session
 
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import AtRestCipher, aad_for
-from oso_gateway.store.engine import unavailable_as_typed_error, writer
+from oso_gateway.store.engine import (
+    read_transaction,
+    write_transaction,
+    writer,
+)
 from oso_gateway.store.repository import Store
 
 _T = TypeVar("_T")
@@ -191,12 +195,10 @@ class PullStore:
         return self._store.cipher
 
     def _write(self, work: Callable[[Session], _T]) -> _T:
-        with unavailable_as_typed_error(), Session(self._writer) as session, session.begin():
-            return work(session)
+        return write_transaction(self._writer, work)
 
     def _read(self, work: Callable[[Session], _T]) -> _T:
-        with unavailable_as_typed_error(), Session(self.engine) as session, session.begin():
-            return work(session)
+        return read_transaction(self.engine, work)
 
     # --- requests ------------------------------------------------------------------------------
 

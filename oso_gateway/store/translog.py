@@ -1,4 +1,4 @@
-"""Storage of the hash-chained transfer log (the chain itself: ``oso_gateway.transfer.logchain``).
+"""Storage of the hash-chained transfer log (the chain itself: ``oso_gateway.store.logchain``).
 
 Appending reads the head and inserts the next links in the same transaction, under a lock that
 serialises appenders: on PostgreSQL a transaction-scoped advisory lock, on SQLite the write lock
@@ -20,7 +20,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from oso_gateway.store import models as m
-from oso_gateway.transfer.logchain import FIELD_FORMATS, GENESIS, StoredEvent, chain, make_event
+from oso_gateway.store.logchain import FIELD_FORMATS, GENESIS, StoredEvent, chain, make_event
 
 #: pg_advisory_xact_lock key for "append to the transfer log" (any constant, the same everywhere)
 _PG_LOCK_KEY = 0x05060A7E
@@ -104,13 +104,22 @@ def message_log_event(
 
 
 def log_entries(
-    session: Session, *, after_seq: int = 0, limit: int | None = None
+    session: Session,
+    *,
+    after_seq: int = 0,
+    limit: int | None = None,
+    containing: str | None = None,
 ) -> list[StoredEvent]:
+    """Entries after ``after_seq`` in order; ``containing``: only those whose stored JSON contains
+    that text (a pre-filter in SQL: callers still check the parsed event)."""
     stmt = (
         select(m.TransferLogEntry)
         .where(m.TransferLogEntry.seq > after_seq)
         .order_by(m.TransferLogEntry.seq)
     )
+    if containing is not None:
+        escaped = containing.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(m.TransferLogEntry.event.like(f"%{escaped}%", escape="\\"))
     if limit is not None:
         stmt = stmt.limit(limit)
     return [

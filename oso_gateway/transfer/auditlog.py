@@ -1,6 +1,6 @@
 """The transfer log for operators: filter, one message's timeline, export, verify, anchor.
 
-The chain itself (event fields, hashing, anchor signatures) is ``oso_gateway.transfer.logchain``;
+The chain itself (event fields, hashing, anchor signatures) is ``oso_gateway.store.logchain``;
 storage is ``oso_gateway.store.translog``. Everything here reads the chained log only, so nothing
 it returns can hold pupil personal data: an event has whitelisted, strictly formatted fields.
 
@@ -26,18 +26,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from oso_gateway.config import Settings
-from oso_gateway.errors import ConfigError, LogAnchorInvalid
+from oso_gateway.errors import LogAnchorInvalid
+from oso_gateway.protocol import SCHOOL_PATTERN
+from oso_gateway.security.trust import fingerprint
 from oso_gateway.security.wss import Identity
-from oso_gateway.store import models as m
-from oso_gateway.store.engine import unavailable_as_typed_error
-from oso_gateway.store.repository import Store
-from oso_gateway.store.translog import log_head
-from oso_gateway.transfer.logchain import (
+from oso_gateway.store.logchain import (
     FIELD_FORMATS,
     Anchor,
     StoredEvent,
@@ -45,12 +40,13 @@ from oso_gateway.transfer.logchain import (
     make_anchor,
     verify_anchor,
 )
+from oso_gateway.store.repository import Store
 
 log = logging.getLogger(__name__)
 
 _RELATIVE = re.compile(r"(\d{1,6})([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_SCHOOL = re.compile(r"[0-9]{2}[0-9A-Z]{2}([0-9]{2})?")
+_SCHOOL = re.compile(SCHOOL_PATTERN)
 
 
 # --- reading and filtering -------------------------------------------------------------------
@@ -110,17 +106,7 @@ class LogFilter:
 
 
 def _entries(store: Store, *, containing: str | None = None) -> list[StoredEvent]:
-    """Log entries in order; ``containing``: only those whose stored JSON contains that text
-    (a pre-filter in SQL; callers still check the parsed event)."""
-    stmt = select(m.TransferLogEntry).order_by(m.TransferLogEntry.seq)
-    if containing is not None:
-        escaped = containing.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        stmt = stmt.where(m.TransferLogEntry.event.like(f"%{escaped}%", escape="\\"))
-    with unavailable_as_typed_error(), Session(store.engine) as session:
-        return [
-            StoredEvent(seq=r.seq, prev_hash=r.prev_hash, hash=r.hash, event=json.loads(r.event))
-            for r in session.scalars(stmt)
-        ]
+    return store.log_entries(containing=containing)
 
 
 def select_events(
@@ -246,8 +232,7 @@ def read_anchors(path: Path) -> list[Anchor]:
 
 def head(store: Store) -> tuple[int, str]:
     """(seq, hash) of the newest log entry ((0, 64 zeros) for an empty log)."""
-    with unavailable_as_typed_error(), Session(store.engine) as session:
-        return log_head(session)
+    return store.log_head()
 
 
 def write_anchor(store: Store, identity: Identity, path: Path, *, now: datetime) -> Anchor:
@@ -285,11 +270,11 @@ def anchor_due(
 
 
 def maybe_anchor(
-    store: Store, settings: Settings, now: datetime, *, identity: Identity | None = None
+    store: Store, settings: Settings, now: datetime, *, identity: Identity
 ) -> Anchor | None:
     """Anchor when ``log.anchor_every_events`` events or ``log.anchor_every_minutes`` passed since
     the last anchor (the hook for the outbox worker / ``serve``). ``identity``: the signing key
-    (default: the first configured identity, loaded from its files)."""
+    (``runtime.first_identity``)."""
     path = settings.anchor_file
     anchors = read_anchors(path)
     seq, _hash = head(store)
@@ -302,8 +287,6 @@ def maybe_anchor(
     )
     if not due:
         return None
-    if identity is None:
-        identity = first_identity(settings)
     return write_anchor(store, identity, path, now=now)
 
 
@@ -330,31 +313,6 @@ def anchor_periodically(
             except Exception as exc:
                 log.error("transfer-log anchoring failed: %s", getattr(exc, "code", "error"))
             return
-
-
-def first_identity(settings: Settings) -> Identity:
-    from oso_gateway.config import load_identities
-
-    identities = load_identities(settings)
-    if not identities:
-        raise ConfigError("no gateway identity configured: add an [[identity]] table")
-    return identities[0]
-
-
-def identity_certificates(settings: Settings) -> list[x509.Certificate]:
-    """Our identities' certificates (what anchors are verified with; no private key needed)."""
-    from oso_gateway.security.keys import load_certificate
-
-    certificates = []
-    for ident in settings.identities:
-        try:
-            data = ident.cert_file.read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read certificate file {ident.cert_file} ({exc.strerror})"
-            ) from None
-        certificates.append(load_certificate(data))
-    return certificates
 
 
 # --- verification ----------------------------------------------------------------------------
@@ -387,7 +345,7 @@ def verify_log(
 ) -> LogReport:
     """Check every anchor's signature (by one of ``certificates``), the chain, and that every
     anchored head is still in the log; name the first problem."""
-    by_fp = {c.fingerprint(hashes.SHA256()).hex(): c for c in certificates}
+    by_fp = {fingerprint(c): c for c in certificates}
     last_seq = anchors[-1].seq if anchors else None
     for number, anchor in enumerate(anchors, start=1):
         certificate = by_fp.get(anchor.signer_fingerprint)
@@ -427,8 +385,9 @@ def verify_log(
     )
 
 
-def verify_store_log(store: Store, settings: Settings) -> LogReport:
-    """``verify_log`` over the store's log, the configured anchor file and our certificates."""
-    return verify_log(
-        store.log_entries(), read_anchors(settings.anchor_file), identity_certificates(settings)
-    )
+def verify_store_log(
+    store: Store, settings: Settings, certificates: Sequence[x509.Certificate]
+) -> LogReport:
+    """``verify_log`` over the store's log, the configured anchor file and our certificates
+    (``runtime.load_identity_certificates``)."""
+    return verify_log(store.log_entries(), read_anchors(settings.anchor_file), certificates)

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 
 from oso_gateway.errors import DirectoryFileError, GatewayError, MandateMissing, UnknownSchool
+from oso_gateway.protocol import BRIN_PATTERN, is_oin
 from oso_gateway.security.namespaces import KT_RSA_OAEP, KT_RSA_OAEP_MGF1P
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,9 +48,8 @@ KEY_TRANSPORTS: Mapping[str, str] = {"rsa-oaep": KT_RSA_OAEP, "rsa-oaep-mgf1p": 
 #: ``directory check`` warns when a certificate expires within this period
 EXPIRY_WARNING = timedelta(days=30)
 
-BRIN_RE = re.compile(r"[0-9]{2}[0-9A-Z]{2}")
+BRIN_RE = re.compile(BRIN_PATTERN)
 VESTIGING_RE = re.compile(r"[0-9]{2}")
-OIN_RE = re.compile(r"[0-9]{20}")
 
 _GATEWAY_KEYS = {"name", "endpoint", "encryption_certificate", "key_transport"}
 _SCHOOL_KEYS = {"brin", "vestiging", "name", "gateway", "endpoint", "mandated"}
@@ -283,7 +283,7 @@ class _Parser:
 
     def _gateway(self, oin: str, table: Any) -> GatewayEntry | None:
         where = f'gateways."{oin}"'
-        if not OIN_RE.fullmatch(oin):
+        if not is_oin(oin):
             self.problem(where, "the key must be a 20-digit OIN")
             return None
         if not isinstance(table, dict):
@@ -359,9 +359,7 @@ class _Parser:
             self.problem(where, f"gateway {oin} is not listed under [gateways]")
             ok = False
         extra = table.get("mandated", [])
-        if not isinstance(extra, list) or not all(
-            isinstance(o, str) and OIN_RE.fullmatch(o) for o in extra
-        ):
+        if not isinstance(extra, list) or not all(isinstance(o, str) and is_oin(o) for o in extra):
             self.problem(where, "mandated must be a list of 20-digit OINs")
             ok = False
             extra = []

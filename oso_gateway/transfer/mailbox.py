@@ -37,6 +37,7 @@ from oso_gateway.errors import (
 )
 from oso_gateway.store import models as m
 from oso_gateway.store.api_clients import ApiClientStore, remember_idempotency
+from oso_gateway.store.engine import is_conflict
 from oso_gateway.store.mailbox import Mailbox, MessageQuery, TransitionRefused
 from oso_gateway.store.repository import EventRecord, MessageRecord, Store
 
@@ -350,9 +351,7 @@ class OutboxService(_Boxes):
         try:
             record = self.outbox.enqueue(prepared, client_id=scope.client_id, after_insert=after)
         except Exception as exc:  # the same key raced us: answer with the winner's message
-            from sqlalchemy import exc as sa_exc
-
-            if idempotency_key is None or not isinstance(exc, sa_exc.IntegrityError):
+            if idempotency_key is None or not is_conflict(exc):
                 raise
             earlier = self._idempotent(scope, idempotency_key, request_digest)
             if earlier is None:

@@ -15,7 +15,6 @@ import bisect
 import itertools
 import math
 import threading
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,14 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from sqlalchemy import Engine, case, func, select
-from sqlalchemy.orm import Session
 
-from oso_gateway.store import models as m
-from oso_gateway.store.engine import unavailable_as_typed_error
+from oso_gateway.security.trust import fingerprint
+from oso_gateway.store.message_stats import PENDING, MessageStats, message_stats
 from oso_gateway.store.repository import Store
-from oso_gateway.store.translog import log_head
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -52,7 +47,6 @@ LATENCY_BUCKETS: tuple[float, ...] = (
     21600.0,
     86400.0,
 )
-PENDING = (m.QUEUED, m.SENDING, m.AWAITING_RECEIPT, m.RETRYING)
 
 
 @dataclass(frozen=True)
@@ -174,19 +168,11 @@ class RequestTimer:
 def store_families(store: Store, *, now: datetime) -> list[Family]:
     """Messages by direction and status, events, rejections and send errors by code, latency,
     outbox depth and age, transfer-log size."""
-    with unavailable_as_typed_error(), Session(store.engine) as session:
-        return _store_families(session, now)
-
-
-def _store_families(session: Session, now: datetime) -> list[Family]:
+    stats = message_stats(store.engine, buckets=LATENCY_BUCKETS)
     messages = Family(
         "oso_gateway_messages", "gauge", "Messages in the store by direction and current status."
     )
-    for direction, status, count in session.execute(
-        select(m.Message.direction, m.Message.status, func.count())
-        .group_by(m.Message.direction, m.Message.status)
-        .order_by(m.Message.direction, m.Message.status)
-    ):
+    for direction, status, count in stats.by_status:
         messages.add(count, direction=direction, status=status)
 
     transitions = Family(
@@ -200,12 +186,7 @@ def _store_families(session: Session, now: datetime) -> list[Family]:
         "Status changes that carried an error code, by direction, status and code "
         "(inbound rejections, outbound retries and failures).",
     )
-    for direction, status, code, count in session.execute(
-        select(m.Message.direction, m.MessageEvent.status, m.MessageEvent.error_code, func.count())
-        .join(m.Message, m.Message.id == m.MessageEvent.message_pk)
-        .group_by(m.Message.direction, m.MessageEvent.status, m.MessageEvent.error_code)
-        .order_by(m.Message.direction, m.MessageEvent.status, m.MessageEvent.error_code)
-    ):
+    for direction, status, code, count in stats.by_event:
         transitions.add(count, direction=direction, status=status)
         if code:
             errors.add(count, direction=direction, status=status, code=code)
@@ -216,105 +197,55 @@ def _store_families(session: Session, now: datetime) -> list[Family]:
         "counter",
         "Inbound messages rejected, by error code (also those too broken to have a message id).",
     )
-    head = log_head(session)
-    seq = head[0]
-    by_code = _REJECTIONS.count(session, up_to=head)
-    for code in sorted(by_code):
-        rejections.add(by_code[code], code=code)
+    for code in sorted(stats.rejections_by_code):
+        rejections.add(stats.rejections_by_code[code], code=code)
 
     latency = Family(
         "oso_gateway_outbound_delivery_seconds",
         "histogram",
         "Time from queueing an outbound message to its verified receipt (retries included).",
     )
-    took = _seconds_between(session, m.Message.created_at, m.Message.updated_at)
-    row = session.execute(
-        select(
-            *(func.sum(case((took <= bound, 1), else_=0)) for bound in LATENCY_BUCKETS),
-            func.count(),
-            func.sum(took),
-        ).where(m.Message.direction == m.OUT, m.Message.status == m.DELIVERED)
-    ).one()
-    count = int(row[-2] or 0)
     _histogram_samples(
-        latency, {}, LATENCY_BUCKETS, [int(v or 0) for v in row[:-2]], count, float(row[-1] or 0)
+        latency,
+        {},
+        LATENCY_BUCKETS,
+        stats.delivered_within,
+        stats.delivered_count,
+        stats.delivered_seconds,
     )
+    return [
+        messages,
+        transitions,
+        errors,
+        rejections,
+        latency,
+        *_outbox_families(stats, now),
+        _log_size_family(stats),
+    ]
 
+
+def _outbox_families(stats: MessageStats, now: datetime) -> list[Family]:
     depth = Family(
         "oso_gateway_outbox_depth", "gauge", "Outbound messages not yet delivered or failed."
     )
-    pending = dict(
-        session.execute(
-            select(m.Message.status, func.count())
-            .where(m.Message.direction == m.OUT, m.Message.status.in_(PENDING))
-            .group_by(m.Message.status)
-        ).all()
-    )
     for status in PENDING:
-        depth.add(pending.get(status, 0), status=status)
-    oldest = session.execute(
-        select(func.min(m.Message.created_at)).where(
-            m.Message.direction == m.OUT, m.Message.status.in_(PENDING)
-        )
-    ).scalar_one()
+        depth.add(stats.pending.get(status, 0), status=status)
     age = Family(
         "oso_gateway_outbox_oldest_age_seconds",
         "gauge",
         "Age of the oldest outbound message still pending (0 when none).",
     )
-    age.add(0.0 if oldest is None else max((now - _aware(oldest)).total_seconds(), 0.0))
+    oldest = stats.oldest_pending
+    age.add(0.0 if oldest is None else max((now - oldest).total_seconds(), 0.0))
+    return [depth, age]
 
+
+def _log_size_family(stats: MessageStats) -> Family:
     log_size = Family(
         "oso_gateway_transfer_log_events", "gauge", "Events in the hash-chained transfer log."
     )
-    log_size.add(seq)
-    return [messages, transitions, errors, rejections, latency, depth, age, log_size]
-
-
-def _seconds_between(session: Session, start: Any, end: Any) -> Any:
-    """SQL for the seconds from ``start`` to ``end`` (two timestamp columns)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.extract("epoch", end - start)
-    return (func.julianday(end) - func.julianday(start)) * 86400.0
-
-
-class _RejectionTally:
-    """Rejections by code, counted from the append-only transfer log incrementally: each scrape
-    reads only the entries appended since the previous one (per engine). If the entry last
-    counted is no longer what it was (a restored backup), it counts afresh."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._state: weakref.WeakKeyDictionary[Engine, tuple[int, str, dict[str, int]]] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def count(self, session: Session, *, up_to: tuple[int, str]) -> dict[str, int]:
-        engine = session.get_bind().engine
-        with self._lock:
-            seen, seen_hash, counts = self._state.get(engine, (0, "", {}))
-        if seen:
-            still = session.execute(
-                select(m.TransferLogEntry.hash).where(m.TransferLogEntry.seq == seen)
-            ).scalar_one_or_none()
-            if still != seen_hash:
-                seen, counts = 0, {}
-        counts = dict(counts)
-        for (event,) in session.execute(
-            select(m.TransferLogEntry.event).where(
-                m.TransferLogEntry.seq > seen,
-                m.TransferLogEntry.seq <= up_to[0],
-                m.TransferLogEntry.event.like('%"status":"rejected"%'),
-            )
-        ):
-            code = _json_field(event, "error_code") or "none"
-            counts[code] = counts.get(code, 0) + 1
-        with self._lock:
-            self._state[engine] = (up_to[0], up_to[1], counts)
-        return counts
-
-
-_REJECTIONS = _RejectionTally()
+    log_size.add(stats.log_events)
+    return log_size
 
 
 def _summed(samples: list[Sample]) -> list[Sample]:
@@ -323,19 +254,6 @@ def _summed(samples: list[Sample]) -> list[Sample]:
         key = tuple(sample.labels.items())
         totals[key] = totals.get(key, 0.0) + sample.value
     return [Sample(labels=dict(k), value=v) for k, v in totals.items()]
-
-
-def _json_field(text: str, name: str) -> str | None:
-    import json
-
-    value = json.loads(text).get(name)
-    return value if isinstance(value, str) else None
-
-
-def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 # --- certificates, CRLs, anchors ----------------------------------------------------------
@@ -356,12 +274,12 @@ def certificate_family(
     seen: set[tuple[str, str]] = set()
     for role, entries in (("identity", own), ("directory", directory)):
         for oin, certificate in entries:
-            fingerprint = certificate.fingerprint(hashes.SHA256()).hex()
-            if (role, fingerprint) in seen:
+            fp = fingerprint(certificate)
+            if (role, fp) in seen:
                 continue
-            seen.add((role, fingerprint))
+            seen.add((role, fp))
             days = (certificate.not_valid_after_utc - now).total_seconds() / 86400
-            family.add(round(days, 3), role=role, oin=oin, sha256=fingerprint[:16])
+            family.add(round(days, 3), role=role, oin=oin, sha256=fp[:16])
     return family
 
 

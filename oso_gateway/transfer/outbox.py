@@ -25,14 +25,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.orm import Session
-
 from oso_gateway.config import RetrySettings
 from oso_gateway.errors import GatewayError, LocalError, PeerFault, sender_reading
 from oso_gateway.security.wss import SealedMessage
 from oso_gateway.store import models as m
-from oso_gateway.store.repository import Duplicate, MessageRecord, Store
-from oso_gateway.transfer.receive import DirectoryLike, School
+from oso_gateway.store.repository import AfterInsert, Duplicate, MessageRecord, Store
+from oso_gateway.transfer.schools import DirectoryLike, School
 from oso_gateway.transfer.send import (
     RESEAL_MARGIN,
     AttemptResult,
@@ -114,7 +112,7 @@ class Outbox:
         prepared: PreparedDossier,
         *,
         client_id: str | None = None,
-        after_insert: Callable[[Session, MessageRecord], None] | None = None,
+        after_insert: AfterInsert | None = None,
     ) -> MessageRecord:
         """Store a prepared message of any kind in the outbox (status ``queued``, due now).
 

@@ -1,6 +1,7 @@
 """Receiving a sealed message: the receive service (no HTTP here; ``oso_gateway.web`` adapts it).
 
-Order (DESIGN §3), each step failing closed with a typed ``GatewayError``:
+Order (cheap and unauthenticated checks first, the dossier only after the sender is known),
+each step failing closed with a typed ``GatewayError``:
 
 1. ``open_message``: hardened parse, Security header, Timestamp, key unwrap, decrypt, signature,
    certificate path + revocation (``oso_gateway.security.wss``);
@@ -35,13 +36,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from cryptography import x509
 from lxml import etree
 
 from oso_gateway.errors import (
-    DossierSchemaError,
     GatewayError,
     InternalError,
     MessageIdReused,
@@ -54,72 +52,20 @@ from oso_gateway.security.wss import Identity, OpenedMessage, OpenPolicy, open_m
 from oso_gateway.transfer import wire
 from oso_gateway.transfer.handlers.base import Inbound
 from oso_gateway.transfer.handlers.receipt import seal_receipt
+from oso_gateway.transfer.schools import (
+    DirectoryLike,
+    School,
+    ServedSchool,
+    split_address,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.transfer.handlers.base import Handler, Persist
 
 log = logging.getLogger(__name__)
 
-OSO_NS = "http://www.edustandaard.nl/oso_gegevensset/2019/dossier"
-ANONYMOUS = "http://www.w3.org/2005/08/addressing/anonymous"
-#: A receipt is sealed with this validity: a duplicate delivery gets the ORIGINAL receipt back,
-#: possibly hours later, and the sender must still be able to open it. (Requests keep the short
-#: default ttl; a receipt cannot be replayed to anyone: it names the request's MessageID and
-#: confirms its SignatureValue.)
-RECEIPT_TTL = timedelta(hours=24)
-
 
 # --- values and interfaces -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, order=True)
-class School:
-    """A school: BRIN (4 characters) + vestiging (2 digits)."""
-
-    brin: str
-    vestiging: str
-
-    @property
-    def code(self) -> str:
-        return self.brin + self.vestiging
-
-    @classmethod
-    def parse(cls, text: str) -> School:
-        """``01AB00`` or ``01AB`` (vestiging 00); ``ValueError`` when malformed."""
-        text = text.strip().upper()
-        if len(text) == 4:
-            text += "00"
-        if not (len(text) == 6 and text.isascii() and text.isalnum() and text[4:].isdigit()):
-            raise ValueError("a school is BRIN (4 characters) + vestiging (2 digits), e.g. 01AB00")
-        return cls(text[:4], text[4:])
-
-    def __str__(self) -> str:
-        return self.code
-
-
-@dataclass(frozen=True, kw_only=True)
-class ServedSchool:
-    """A school this gateway receives for: its endpoint URL (wsa:To) and our OIN for it."""
-
-    school: School
-    endpoint: str
-    oin: str
-
-
-class DirectoryEntryLike(Protocol):
-    @property
-    def endpoint(self) -> str: ...
-    @property
-    def oin(self) -> str: ...
-    @property
-    def encryption_certificate(self) -> x509.Certificate: ...
-    @property
-    def key_transport(self) -> str: ...
-
-
-class DirectoryLike(Protocol):
-    def lookup(self, brin: str, vestiging: str) -> DirectoryEntryLike: ...
-    def check_mandate(self, oin: str, brin: str, vestiging: str) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,7 +126,7 @@ class ReceiverConfig:
     trust: TrustConfig
     served: tuple[ServedSchool, ...]
     policy: OpenPolicy = field(default_factory=OpenPolicy)
-    receipt_ttl: timedelta = RECEIPT_TTL
+    receipt_ttl: timedelta = wire.RECEIPT_TTL
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -407,49 +353,8 @@ class ReceiveService:
         )
 
 
-def address_for(endpoint: str, school: School) -> str:
-    """The ``wsa:To`` of a message for ``school`` at its gateway's ``endpoint``.
-
-    A gateway may serve several schools at one endpoint (a vendor), and the dossier does not name
-    the receiving school, so the sender names it in the signed ``wsa:To``: ``?school=BRINVV``.
-    """
-    parts = urlsplit(endpoint)
-    query = [*parse_qsl(parts.query, keep_blank_values=True), ("school", school.code)]
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def split_address(to: str) -> tuple[str, str | None]:
-    """``wsa:To`` → (endpoint, school code or None): the inverse of ``address_for``.
-
-    An address ``urlsplit`` cannot parse (``https://[x``) names no school we serve (E453).
-    """
-    try:
-        parts = urlsplit(to)
-    except ValueError:
-        raise RecipientUnknown(f"wsa:To {to[:200]!r} is not a URL") from None
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schools = [v for k, v in query if k == "school"]
-    rest = [(k, v) for k, v in query if k != "school"]
-    endpoint = urlunsplit(parts._replace(query=urlencode(rest)))
-    if len(schools) > 1:
-        raise RecipientUnknown(f"wsa:To {to[:200]!r} names several schools")
-    return endpoint, schools[0].upper() if schools else None
-
-
 def _identity_for(identities: Sequence[Identity], oin: str) -> Identity:
     for identity in identities:
         if identity.oin == oin:
             return identity
     return identities[0]
-
-
-def sending_school(payload: etree._Element) -> School:
-    """The sending school the dossier names: ``huidigeschool/brincode`` + ``vestigingscode``."""
-    brin = payload.findtext(f"{{{OSO_NS}}}huidigeschool/{{{OSO_NS}}}brincode")
-    vestiging = payload.findtext(f"{{{OSO_NS}}}huidigeschool/{{{OSO_NS}}}vestigingscode")
-    if payload.tag != f"{{{OSO_NS}}}dossier" or not brin or vestiging is None:
-        raise DossierSchemaError("the dossier names no sending school (huidigeschool/brincode)")
-    try:
-        return School.parse(brin.strip() + (vestiging.strip() or "00"))
-    except ValueError:
-        raise DossierSchemaError("huidigeschool brincode/vestigingscode is malformed") from None

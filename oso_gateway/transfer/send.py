@@ -17,7 +17,8 @@ digest of the payload we sent, be signed by the OIN the directory names for the 
 confirm our SignatureValue. A receipt that confirms an EARLIER attempt's SignatureValue (the
 original receipt of a delivery whose answer we lost, after we re-sealed) is accepted when
 everything else matches and that value is one we sent (the store keeps every attempt's), and
-logged as such; a confirmation of any other value is refused (REVIEW-6).
+logged as such; a confirmation of any other value is refused (it would confirm an envelope we
+never sent).
 """
 
 from __future__ import annotations
@@ -45,12 +46,13 @@ from oso_gateway.errors import (
     ReceiptMismatch,
     RecipientCertificateUntrusted,
 )
+from oso_gateway.protocol import SOAP_CONTENT_TYPE
+from oso_gateway.security.namespaces import WSU
 from oso_gateway.security.trust import TrustConfig, check_oin, verify_certificate
 from oso_gateway.security.wss import Identity, OpenPolicy, SealedMessage, open_message, seal
 from oso_gateway.security.xmlparse import ParseLimits, parse_xml
 from oso_gateway.transfer import wire
-from oso_gateway.transfer.receive import (
-    RECEIPT_TTL,
+from oso_gateway.transfer.schools import (
     DirectoryEntryLike,
     DirectoryLike,
     School,
@@ -65,8 +67,6 @@ RESEAL_MARGIN = timedelta(seconds=60)
 #: a receipt or fault is small; a bigger reply is not read to the end
 MAX_REPLY_BYTES = 4 * 1024 * 1024
 _DOSSIER_LIMITS = ParseLimits(max_bytes=64 * 1024 * 1024)
-SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
-_WSU_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
 
 
 # --- configuration, values --------------------------------------------------------------------
@@ -78,7 +78,7 @@ class SenderConfig:
     trust: TrustConfig
     ttl: timedelta = REQUEST_TTL
     receipt_policy: OpenPolicy = field(
-        default_factory=lambda: OpenPolicy(max_ttl=RECEIPT_TTL + timedelta(minutes=1))
+        default_factory=lambda: OpenPolicy(max_ttl=wire.RECEIPT_TTL + timedelta(minutes=1))
     )
 
 
@@ -113,6 +113,16 @@ PreparedMessage = PreparedDossier
 
 def new_message_id() -> str:
     return f"urn:uuid:{uuid.uuid4()}"
+
+
+def _require_mandate(directory: DirectoryLike, config: SenderConfig, sending: School) -> None:
+    """``NotMandated`` (E463) unless ``sending`` has mandated our OIN (checked before queueing)."""
+    try:
+        directory.check_mandate(config.identity.oin, sending.brin, sending.vestiging)
+    except GatewayError as exc:
+        raise NotMandated(
+            f"school {sending} has not mandated OIN {config.identity.oin} ({exc.code})"
+        ) from None
 
 
 def prepare_dossier(
@@ -151,16 +161,42 @@ def prepare_dossier(
     sending = sending_school(root)
     if choose_config is not None:
         config = choose_config(sending)
-    try:
-        directory.check_mandate(config.identity.oin, sending.brin, sending.vestiging)
-    except GatewayError as exc:
-        raise NotMandated(
-            f"school {sending} has not mandated OIN {config.identity.oin} ({exc.code})"
-        ) from None
+    return _address_and_seal(
+        payload,
+        action=wire.ACTION_DELIVER,
+        sending=sending,
+        to=to,
+        directory=directory,
+        config=config,
+        now=now,
+        relates_to=relates_to,
+        removed=removed,
+        categories=present_keys(root),
+        sender_oin=config.identity.oin,
+    )
+
+
+def _address_and_seal(
+    payload: bytes,
+    *,
+    action: str,
+    sending: School,
+    to: School,
+    directory: DirectoryLike,
+    config: SenderConfig,
+    now: datetime,
+    relates_to: str | None,
+    removed: dict[str, int],
+    message_id: str | None = None,
+    categories: tuple[str, ...] = (),
+    sender_oin: str | None = None,
+) -> PreparedDossier:
+    """Check our mandate for ``sending``, look ``to`` up, and seal the first attempt: a recipient
+    certificate or key-transport problem surfaces before queueing, and it yields the payload
+    digest exactly as the receiver will compute it."""
+    _require_mandate(directory, config, sending)
     entry = directory.lookup(to.brin, to.vestiging)
-    message_id = new_message_id()
-    # Seal once now: a recipient certificate or key-transport problem surfaces before queueing,
-    # and it yields the payload digest exactly as the receiver will compute it.
+    message_id = message_id or new_message_id()
     sealed = seal_attempt(
         payload,
         message_id=message_id,
@@ -168,10 +204,10 @@ def prepare_dossier(
         directory=directory,
         config=config,
         now=now,
+        action=action,
         relates_to=relates_to,
     )
     return PreparedDossier(
-        relates_to=relates_to,
         message_id=message_id,
         payload=payload,
         payload_digest=sealed.payload_digest,
@@ -181,8 +217,10 @@ def prepare_dossier(
         endpoint=entry.endpoint,
         removed=removed,
         sealed=sealed,
-        categories=present_keys(root),
-        sender_oin=config.identity.oin,
+        action=action,
+        relates_to=relates_to,
+        categories=categories,
+        sender_oin=sender_oin,
     )
 
 
@@ -233,37 +271,17 @@ def prepare_message(
     The caller built and validated ``payload`` against its kind's schema. Raises
     ``NotMandated`` (E463) when ``sending`` has not mandated our OIN, ``UnknownSchool`` (E430).
     """
-    try:
-        directory.check_mandate(config.identity.oin, sending.brin, sending.vestiging)
-    except GatewayError as exc:
-        raise NotMandated(
-            f"school {sending} has not mandated OIN {config.identity.oin} ({exc.code})"
-        ) from None
-    entry = directory.lookup(to.brin, to.vestiging)
-    data = etree.tostring(payload, encoding="utf-8", xml_declaration=True)
-    message_id = message_id or new_message_id()
-    sealed = seal_attempt(
-        data,
-        message_id=message_id,
+    return _address_and_seal(
+        etree.tostring(payload, encoding="utf-8", xml_declaration=True),
+        action=action,
+        sending=sending,
         to=to,
         directory=directory,
         config=config,
         now=now,
-        action=action,
         relates_to=relates_to,
-    )
-    return PreparedDossier(
-        message_id=message_id,
-        payload=data,
-        payload_digest=sealed.payload_digest,
-        sending_school=sending,
-        recipient=to,
-        recipient_oin=entry.oin,
-        endpoint=entry.endpoint,
         removed={},
-        sealed=sealed,
-        action=action,
-        relates_to=relates_to,
+        message_id=message_id,
     )
 
 
@@ -290,7 +308,7 @@ def sealed_expires(sealed: bytes) -> datetime | None:
         root = parse_xml(sealed, limits=ParseLimits(max_bytes=len(sealed) + 1)).getroot()
     except GatewayError:
         return None
-    for element in root.iter(f"{{{_WSU_NS}}}Expires"):
+    for element in root.iter(f"{{{WSU}}}Expires"):
         try:
             return datetime.fromisoformat((element.text or "").strip().replace("Z", "+00:00"))
         except ValueError:

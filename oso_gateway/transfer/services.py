@@ -1,4 +1,5 @@
-"""Wiring: one gateway's services (store, directory, keys, receive service, outbox) from Settings.
+"""One gateway's services as a bundle (``GatewayServices``; ``oso_gateway.runtime.build_services``
+wires it from the settings), and the adapter of the receive service onto the store.
 
 Adapters stay thin: ``StoreInbound`` maps the receive service's small ``InboundStore`` interface
 onto ``oso_gateway.store.Store``.
@@ -11,43 +12,32 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import partial
-from pathlib import Path
 from typing import Any
 
 from lxml import etree
-from sqlalchemy import select, text
-from sqlalchemy.orm import Session
 
-from oso_gateway.config import Settings, load_identities, load_trust
-from oso_gateway.errors import ConfigError, GatewayError
+from oso_gateway.config import Settings
+from oso_gateway.errors import GatewayError
+from oso_gateway.protocol import DOSSIER_NS
 from oso_gateway.security.trust import TrustConfig
 from oso_gateway.security.wss import Identity
-from oso_gateway.store import Store, check_schema_current, open_store
+from oso_gateway.store import Store
 from oso_gateway.store import models as m
-from oso_gateway.store.engine import unavailable_as_typed_error
-from oso_gateway.store.repository import Duplicate, MessageRecord, PupilFacts
-from oso_gateway.transfer.handlers import default_handlers
-from oso_gateway.transfer.logchain import FIELD_FORMATS, make_event
+from oso_gateway.store.logchain import FIELD_FORMATS, make_event
+from oso_gateway.store.repository import AfterInsert, Duplicate, MessageRecord, PupilFacts
 from oso_gateway.transfer.mailbox import InboxService, OutboxService
 from oso_gateway.transfer.outbox import Outbox
 from oso_gateway.transfer.pull.service import PullService
 from oso_gateway.transfer.receive import (
-    OSO_NS,
-    DirectoryLike,
     DuplicateMessage,
     InboundImport,
-    ReceiverConfig,
     ReceiveService,
-    School,
-    ServedSchool,
     StoredReceipt,
 )
-from oso_gateway.transfer.send import RequestsTransport, SenderConfig, Transport, prepare_dossier
+from oso_gateway.transfer.schools import DirectoryLike, School, ServedSchool
+from oso_gateway.transfer.send import SenderConfig, Transport
 
 log = logging.getLogger(__name__)
-
-AfterInsert = Callable[[Session, MessageRecord], None]
 
 
 class StoreInbound:
@@ -70,19 +60,9 @@ class StoreInbound:
         self.duplicate_window = duplicate_window
 
     def find_receipt(self, message_id: str, signer_oin: str) -> StoredReceipt | None:
-        """The stored receipt of an accepted inbound message of this signer (a lean Core query:
-        this runs for every incoming message)."""
-        stmt = select(m.Message.payload_digest, m.Message.receipt).where(
-            m.Message.direction == m.IN,
-            m.Message.counterpart_oin == signer_oin,
-            m.Message.message_id == message_id,
-            m.Message.status != m.REJECTED,
-        )
-        with unavailable_as_typed_error(), self.store.engine.connect() as connection:
-            row = connection.execute(stmt).first()
-        if row is None or row.payload_digest is None or row.receipt is None:
-            return None
-        return StoredReceipt(payload_digest=row.payload_digest, receipt=row.receipt)
+        """The stored receipt of an accepted inbound message of this signer."""
+        found = self.store.find_receipt(message_id, signer_oin)
+        return None if found is None else StoredReceipt(payload_digest=found[0], receipt=found[1])
 
     def import_dossier(self, record: InboundImport) -> None:
         # The store logs received -> verified -> imported in the import transaction. It queues
@@ -162,7 +142,7 @@ def _chain(*steps: AfterInsert | None) -> AfterInsert | None:
     if not present:
         return None
 
-    def run(session: Session, record: MessageRecord) -> None:
+    def run(session: Any, record: MessageRecord) -> None:
         for step in present:
             step(session, record)
 
@@ -185,13 +165,13 @@ def pupil_facts(root: etree._Element | None) -> PupilFacts:
     """The searchable fields (family name, given names, birth date) of a validated dossier."""
     if root is None:
         return PupilFacts()
-    ll = root.find(f"{{{OSO_NS}}}huidigeschool/{{{OSO_NS}}}leerling")
+    ll = root.find(f"{{{DOSSIER_NS}}}huidigeschool/{{{DOSSIER_NS}}}leerling")
     if ll is None:
         return PupilFacts()
-    prefix = ll.findtext(f"{{{OSO_NS}}}voorvoegsel")
-    surname = ll.findtext(f"{{{OSO_NS}}}achternaam")
-    given = [e.text or "" for e in ll.findall(f"{{{OSO_NS}}}voornaam")]
-    born = ll.findtext(f"{{{OSO_NS}}}geboortedatum")
+    prefix = ll.findtext(f"{{{DOSSIER_NS}}}voorvoegsel")
+    surname = ll.findtext(f"{{{DOSSIER_NS}}}achternaam")
+    given = [e.text or "" for e in ll.findall(f"{{{DOSSIER_NS}}}voornaam")]
+    born = ll.findtext(f"{{{DOSSIER_NS}}}geboortedatum")
     try:
         birth_date = date.fromisoformat(born) if born else None
     except ValueError:
@@ -215,13 +195,6 @@ def served_schools(directory: Any, identities: Iterable[Identity]) -> tuple[Serv
                 )
             )
     return tuple(found)
-
-
-def load_directory(path: Path) -> DirectoryLike:
-    from oso_gateway.transfer.directory import load_directory as _load
-
-    directory: DirectoryLike = _load(path)
-    return directory
 
 
 @dataclass
@@ -251,9 +224,7 @@ class GatewayServices:
         """Why we cannot receive right now (empty: ready). Reasons name no secret."""
         problems = []
         try:
-            with self.store.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-            check_schema_current(self.store.engine)
+            self.store.check_ready()
         except GatewayError as exc:
             problems.append(f"database: {exc.code} {exc.public_message}")
         except Exception as exc:  # any driver failure: not ready
@@ -279,119 +250,6 @@ class GatewayServices:
         if close is not None:
             close()
         self.store.engine.dispose()
-
-
-def tls_bundle(settings: Settings) -> Path:
-    """One PEM file with the trust anchors and intermediates (for ``requests``' ``verify``)."""
-    files = [*settings.trust.anchor_files, *settings.trust.intermediate_files]
-    if not files:
-        raise ConfigError("no trust anchors configured: set trust.anchor_files")
-    if len(files) == 1:
-        return files[0]
-    bundle = settings.data_dir / "tls-trust-bundle.pem"
-    bundle.parent.mkdir(parents=True, exist_ok=True)
-    content = b"".join(p.read_bytes().rstrip(b"\n") + b"\n" for p in files)
-    if not bundle.exists() or bundle.read_bytes() != content:
-        bundle.write_bytes(content)
-    return bundle
-
-
-def build_services(
-    settings: Settings,
-    *,
-    directory: DirectoryLike | None = None,
-    transport: Transport | None = None,
-    store: Store | None = None,
-    clock: Callable[[], datetime] | None = None,
-    after_insert: AfterInsert | None = None,
-    check_schema: bool = True,
-) -> GatewayServices:
-    """Everything one gateway needs, read once from ``settings``."""
-    clock = clock or (lambda: datetime.now(UTC))
-    identities = load_identities(settings)
-    if not identities:
-        raise ConfigError("no gateway identity configured: add an [[identity]] table")
-    trust = load_trust(settings)
-    if directory is None:
-        directory = load_directory(settings.require_directory_file())
-    if store is None:
-        store = open_store(settings, check_schema=check_schema)
-    dup = settings.duplicates
-    inbound = StoreInbound(
-        store,
-        after_insert=after_insert,
-        duplicate_window=timedelta(hours=dup.inbound_window_hours) if dup.inbound_record else None,
-    )
-    configs = {i.oin: SenderConfig(identity=i, trust=trust) for i in identities}
-    sender_config = configs[identities[0].oin]
-    if transport is None:
-        first = settings.identities[0]
-        transport = RequestsTransport(
-            cert_file=str(first.cert_file),
-            key_file=str(first.key_file),
-            ca_bundle=str(tls_bundle(settings)),
-            timeout=settings.limits.request_timeout,
-        )
-    outbox = Outbox(
-        store=store,
-        directory=directory,
-        config=sender_config,
-        transport=transport,
-        retry=settings.retry,
-        clock=clock,
-        lease=timedelta(seconds=settings.retry.lease_seconds),
-        configs=configs,
-    )
-    pull = PullService(
-        store=store,
-        directory=directory,
-        outbox=outbox,
-        sender_config=sender_config,
-        settings=settings.pull,
-        clock=clock,
-    )
-    outbox.gate = pull.check_push
-    receiver = ReceiveService(
-        config=ReceiverConfig(
-            identities=identities,
-            trust=trust,
-            served=served_schools(directory, identities),
-        ),
-        directory=directory,
-        store=inbound,
-        clock=clock,
-        handlers=default_handlers(pull=pull),
-    )
-    prepare = partial(
-        prepare_dossier,
-        directory=directory,
-        config=sender_config,
-        choose_config=partial(config_for_school, directory, configs, sender_config),
-    )
-    outbox_view = OutboxService(
-        store,
-        clock=clock,
-        prepare=prepare,
-        outbox=outbox,
-        duplicate_window=timedelta(hours=dup.outbound_window_hours),
-        receipt_reader=partial(read_receipt, outbox),
-    )
-    return GatewayServices(
-        pull=pull,
-        settings=settings,
-        store=store,
-        directory=directory,
-        identities=identities,
-        trust=trust,
-        receiver=receiver,
-        inbound=inbound,
-        sender_config=sender_config,
-        outbox=outbox,
-        transport=transport,
-        clock=clock,
-        inbox=InboxService(store, clock=clock),
-        outbox_view=outbox_view,
-    )
 
 
 def config_for_school(

@@ -8,22 +8,28 @@ and therefore says nothing but the stable error code and the public message of t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lxml import etree
 
 from oso_gateway.dossier.schema import compiled_schema
 from oso_gateway.errors import GatewayError, PeerFault, ReceiptInvalid
+from oso_gateway.security.namespaces import SOAP as SOAP_NS
 from oso_gateway.security.xmlparse import ParseLimits, parse_xml
 
 TRANSFER_NS = "urn:oso-gateway:transfer:1"
 TRANSFER_SCHEMA = "oso_gateway_transfer.xsd"
-SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 
 #: wsa:Action values of the messages we exchange.
 ACTION_DELIVER = "urn:oso-gateway:action:dossier:deliver:1"
 ACTION_RECEIPT = "urn:oso-gateway:action:dossier:receipt:1"
+
+#: A receipt is sealed with this validity: a duplicate delivery gets the ORIGINAL receipt back,
+#: possibly hours later, and the sender must still be able to open it. (Requests keep the short
+#: default ttl; a receipt cannot be replayed to anyone: it names the request's MessageID and
+#: confirms its SignatureValue.)
+RECEIPT_TTL = timedelta(hours=24)
 
 _T = f"{{{TRANSFER_NS}}}"
 _FAULT_LIMITS = ParseLimits(max_bytes=64 * 1024, max_depth=16)

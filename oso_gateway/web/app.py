@@ -16,16 +16,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.transfer.services import GatewayServices
 
 
-def create_app(settings: Settings, *, services: GatewayServices | None = None) -> Flask:
-    """The gateway's WSGI app: SOAP endpoint, ``/healthz``, ``/readyz``, ``/metrics``.
-
-    ``services`` (the wired receive service, store, directory …) is built from ``settings`` when
-    not given; tests and the demo pass their own.
-    """
-    from oso_gateway.transfer.services import build_services
-
-    if services is None:
-        services = build_services(settings)
+def create_app(settings: Settings, *, services: GatewayServices) -> Flask:
+    """The gateway's WSGI app: SOAP endpoint, ``/healthz``, ``/readyz``, ``/metrics``, over
+    ``services`` (the wired receive service, store, directory …: ``runtime.build_services``)."""
     app = Flask("oso_gateway")
     app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_request_bytes
     app.extensions[soap.RECEIVER_KEY] = services.receiver

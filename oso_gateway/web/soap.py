@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from oso_gateway.errors import GatewayError, InternalError, RequestTooLarge, UnsupportedMediaType
+from oso_gateway.protocol import SOAP_CONTENT_TYPE, SOAP_PATH
 from oso_gateway.transfer import wire
 from oso_gateway.transfer.receive import ReceiveService
 
@@ -18,8 +19,6 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("soap", __name__)
 
-SOAP_PATH = "/oso/v1/messages"
-_XML = "text/xml; charset=utf-8"
 
 #: extension keys on the Flask app
 RECEIVER_KEY = "oso_receiver"
@@ -60,7 +59,7 @@ def _service() -> ReceiveService:
 
 
 def _fault(exc: GatewayError) -> Response:
-    return Response(wire.build_fault(exc), status=exc.http_status, content_type=_XML)
+    return Response(wire.build_fault(exc), status=exc.http_status, content_type=SOAP_CONTENT_TYPE)
 
 
 @bp.post(SOAP_PATH)
@@ -81,12 +80,12 @@ def messages(school: str | None = None) -> Response:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         return _reject(service, RequestTooLarge(f"request body over {limit} bytes"), now)
     result = service.handle(data, now=now)
-    return Response(result.body, status=result.http_status, content_type=_XML)
+    return Response(result.body, status=result.http_status, content_type=SOAP_CONTENT_TYPE)
 
 
 def _reject(service: ReceiveService, exc: GatewayError, now: datetime) -> Response:
     result = service.reject(exc, now=now, size=request.content_length or 0)
-    return Response(result.body, status=result.http_status, content_type=_XML)
+    return Response(result.body, status=result.http_status, content_type=SOAP_CONTENT_TYPE)
 
 
 @bp.get("/healthz")

@@ -1,6 +1,6 @@
 """What a message-kind handler receives and returns (the seam of the receive path).
 
-The receive service does the steps every kind shares: open the sealed message (DESIGN §3), find
+The receive service does the steps every kind shares: open and verify the sealed message, find
 the school it is addressed to, answer a duplicate with its original receipt. It then hands the
 verified message to the ONE handler registered for its ``wsa:Action``. The handler checks what is
 particular to its kind (payload schema, mandate, state) and returns ``Accepted``: what to store.
@@ -19,7 +19,8 @@ from lxml import etree
 
 if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.security.wss import OpenedMessage
-    from oso_gateway.transfer.receive import DirectoryLike, School, ServedSchool, Validator
+    from oso_gateway.transfer.receive import Validator
+    from oso_gateway.transfer.schools import DirectoryLike, School, ServedSchool
 
 #: Runs inside the import transaction with the store's session and the stored message row; it
 #: writes the kind's own rows through a ``store`` repository function (no SQL in a handler).

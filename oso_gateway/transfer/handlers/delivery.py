@@ -16,7 +16,7 @@ from oso_gateway.errors import XmlLimitExceeded
 from oso_gateway.security.xmlparse import DEFAULT_LIMITS
 from oso_gateway.transfer import wire
 from oso_gateway.transfer.handlers.base import Accepted, Inbound, Persist
-from oso_gateway.transfer.receive import School, sending_school
+from oso_gateway.transfer.schools import School, sending_school
 
 
 class DeliveryMatcher(Protocol):

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 
 from oso_gateway.errors import GatewayError, UnexpectedAction
+from oso_gateway.security.namespaces import WSA_ANONYMOUS
 from oso_gateway.security.wss import KT_RSA_OAEP, Identity, OpenedMessage
 from oso_gateway.security.wss import seal as wss_seal
 from oso_gateway.transfer import wire
 from oso_gateway.transfer.handlers.base import Accepted, Inbound
 
 if TYPE_CHECKING:  # pragma: no cover
-    from oso_gateway.transfer.receive import DirectoryLike, School, ServedSchool
+    from oso_gateway.transfer.schools import DirectoryLike, School, ServedSchool
 
 
 class ReceiptHandler:
@@ -43,8 +44,6 @@ def seal_receipt(
     now: datetime,
 ) -> bytes:
     """The sealed receipt for an accepted message of any kind (RelatesTo, SignatureConfirmation)."""
-    from oso_gateway.transfer.receive import ANONYMOUS
-
     payload = wire.build_receipt(
         wire.Receipt(
             request_message_id=opened.message_id,
@@ -61,7 +60,7 @@ def seal_receipt(
         payload,
         sender=sender,
         recipient_certificate=certificate,
-        to=f"{ANONYMOUS}?oin={signer_oin}",
+        to=f"{WSA_ANONYMOUS}?oin={signer_oin}",
         action=wire.ACTION_RECEIPT,
         message_id=f"urn:uuid:{uuid.uuid4()}",
         now=now,

@@ -1,4 +1,4 @@
-"""The pull workflow (DESIGN §1): the new school requests a dossier, the old school answers,
+"""The pull workflow: the new school requests a dossier, the old school answers,
 records the parents' inzage and delivers; each side keeps the request's state.
 
 ``payloads`` builds and reads the request and answer payloads (pure), ``matching`` compares a

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from oso_gateway.protocol import DOSSIER_NS
 from oso_gateway.transfer.pull.payloads import Pupil
-from oso_gateway.transfer.receive import OSO_NS
 
-_N = f"{{{OSO_NS}}}"
+_N = f"{{{DOSSIER_NS}}}"
 
 
 @dataclass(frozen=True, kw_only=True)

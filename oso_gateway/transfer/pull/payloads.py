@@ -20,7 +20,7 @@ from oso_gateway.errors import (
     PupilIdentifierInvalid,
     RequestPayloadInvalid,
 )
-from oso_gateway.transfer.receive import School
+from oso_gateway.transfer.schools import School
 
 REQUEST_NS = "urn:oso-gateway:request:1"
 ANSWER_NS = "urn:oso-gateway:answer:1"

@@ -55,7 +55,7 @@ from oso_gateway.transfer.handlers.base import Inbound, Persist
 from oso_gateway.transfer.outbox import Outbox
 from oso_gateway.transfer.pull import payloads as p
 from oso_gateway.transfer.pull.matching import match_pupil
-from oso_gateway.transfer.receive import DirectoryLike, School, sending_school
+from oso_gateway.transfer.schools import DirectoryLike, School, sending_school
 from oso_gateway.transfer.send import (
     PreparedMessage,
     SenderConfig,
@@ -519,9 +519,9 @@ class PullService:
 
 
 def _dossier_identifier(root: etree._Element) -> str | None:
-    from oso_gateway.transfer.receive import OSO_NS
+    from oso_gateway.protocol import DOSSIER_NS
 
-    n = f"{{{OSO_NS}}}"
+    n = f"{{{DOSSIER_NS}}}"
     leerling = root.find(f"{n}huidigeschool/{n}leerling")
     if leerling is None:
         return None

@@ -184,7 +184,7 @@ def _is_public() -> bool:
 
 
 def _log_call(services: Any, status: int) -> None:
-    from oso_gateway.transfer.logchain import make_event
+    from oso_gateway.store.logchain import make_event
 
     client = g.get("api_client")
     message_id = (request.view_args or {}).get("message_id")

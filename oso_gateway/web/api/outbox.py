@@ -8,7 +8,7 @@ from flask_openapi3.models import Tag  # type: ignore[attr-defined]
 
 from oso_gateway.errors import DossierError
 from oso_gateway.transfer.mailbox import ListFilter
-from oso_gateway.transfer.receive import School
+from oso_gateway.transfer.schools import School
 from oso_gateway.web.api import models as am
 from oso_gateway.web.api.context import API_PREFIX, outbox, scope, xml_body
 from oso_gateway.web.api.problems import problem, problem_response_spec

@@ -1,8 +1,9 @@
 """The operator web console: its own Flask app (own port, under a path prefix).
 
-``create_console_app(settings)`` builds it; ``start_console_in_thread(settings)`` serves it with
-cheroot in a background thread (what ``oso-gateway serve`` and ``oso-gateway demo
---keep-running`` use). See ``docs/console.md``.
+``create_console_app(settings, store=...)`` builds it from what ``oso_gateway.runtime`` loaded;
+``serve_console(settings, app=...)`` serves it with cheroot in a background thread (through
+``oso_gateway.runtime.start_console_in_thread``, what ``serve`` and ``demo --keep-running`` use).
+See ``docs/console.md``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from oso_gateway.errors import ConfigError
 from oso_gateway.web.console.views import Clock, console_blueprint
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterable
+
+    from cryptography import x509
+
     from oso_gateway.config import Settings
     from oso_gateway.security.trust import TrustConfig
     from oso_gateway.server import RunningServer
@@ -31,7 +36,7 @@ __all__ = [
     "console_blueprint",
     "create_console_app",
     "read_secret_key",
-    "start_console_in_thread",
+    "serve_console",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,21 +75,19 @@ def read_secret_key(settings: Settings) -> bytes:
 def create_console_app(
     settings: Settings,
     *,
-    store: Store | None = None,
+    store: Store,
     secret_key: bytes | None = None,
     clock: Clock | None = None,
     directory: Directory | None = None,
     trust: TrustConfig | None = None,
+    identity_certificates: Iterable[x509.Certificate] = (),
+    problems: Iterable[str] = (),
 ) -> Flask:
     """The console as its own WSGI app, under ``console.path_prefix``.
 
-    ``store`` defaults to the configured database opened WITHOUT the at-rest key: the console
-    shows metadata only and could not decrypt a dossier if it tried.
+    ``oso_gateway.runtime.build_console_app`` opens ``store`` WITHOUT the at-rest key (the console
+    shows metadata only and could not decrypt a dossier if it tried) and loads the rest.
     """
-    if store is None:
-        from oso_gateway.store import open_store
-
-        store = open_store(settings, require_key=False)
     prefix = settings.console.path_prefix
     app = Flask("oso_gateway.web.console")
     app.session_interface = ConsoleSessionInterface()
@@ -100,7 +103,15 @@ def create_console_app(
         MAX_FORM_MEMORY_SIZE=64 * 1024,
     )
     app.register_blueprint(
-        console_blueprint(settings, store, clock=clock, directory=directory, trust=trust),
+        console_blueprint(
+            settings,
+            store,
+            clock=clock,
+            directory=directory,
+            trust=trust,
+            identity_certificates=identity_certificates,
+            problems=problems,
+        ),
         url_prefix=prefix or None,
     )
 
@@ -132,10 +143,10 @@ def create_console_app(
     return app
 
 
-def start_console_in_thread(
+def serve_console(
     settings: Settings,
     *,
-    app: Flask | None = None,
+    app: Flask,
     port: int | None = None,
     threads: int = 4,
 ) -> RunningServer:
@@ -147,8 +158,6 @@ def start_console_in_thread(
     from oso_gateway.server import serve_plain_or_tls
 
     console = settings.console
-    if app is None:
-        app = create_console_app(settings)
     return serve_plain_or_tls(
         app,
         host=console.host,

@@ -19,6 +19,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     g,
     redirect,
@@ -29,11 +30,11 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from oso_gateway.errors import GatewayError
 from oso_gateway.store import models as m
+from oso_gateway.store import transfer_listing as listing
+from oso_gateway.store.logchain import make_event
 from oso_gateway.store.operators import ADMIN, NAME_RE, OperatorRecord, OperatorStore
 from oso_gateway.transfer.auditlog import LogFilter, select_events
-from oso_gateway.transfer.logchain import make_event
 from oso_gateway.web import auth
 from oso_gateway.web.console import queries as q
 
@@ -90,42 +91,6 @@ class ConsoleContext:
         self.store.append_log([event], now=now)
 
 
-def load_context(
-    settings: Settings,
-    store: Store,
-    *,
-    clock: Clock | None = None,
-    directory: Directory | None = None,
-    trust: TrustConfig | None = None,
-) -> ConsoleContext:
-    """The context from the settings; what cannot be loaded is reported, not fatal."""
-    from oso_gateway.config import load_trust
-    from oso_gateway.transfer.directory import Directory
-
-    problems = []
-    if directory is None and settings.directory_file is not None:
-        try:
-            directory = Directory.load(settings.directory_file)
-        except GatewayError as exc:
-            problems.append(f"directory: {exc.code}: {exc.public_message}")
-    if trust is None and settings.trust.anchor_files:
-        try:
-            trust = load_trust(settings)
-        except GatewayError as exc:
-            problems.append(f"trust: {exc.code}: {exc.public_message}")
-    cert_files = [p for ident in settings.identities for p in (ident.cert_file, *ident.chain_files)]
-    return ConsoleContext(
-        settings=settings,
-        store=store,
-        operators=OperatorStore(store.engine),
-        clock=clock or _utcnow,
-        directory=directory,
-        trust=trust,
-        problems=problems,
-        identity_certificates=q.load_cert_files(cert_files),
-    )
-
-
 def console_blueprint(
     settings: Settings,
     store: Store,
@@ -133,10 +98,22 @@ def console_blueprint(
     clock: Clock | None = None,
     directory: Directory | None = None,
     trust: TrustConfig | None = None,
+    identity_certificates: Iterable[x509.Certificate] = (),
+    problems: Iterable[str] = (),
 ) -> Blueprint:
     """The console's pages as a blueprint (register it with ``url_prefix``; see
-    ``create_console_app`` for the session and cookie settings it needs)."""
-    ctx = load_context(settings, store, clock=clock, directory=directory, trust=trust)
+    ``create_console_app`` for the session and cookie settings it needs). The directory, trust
+    and certificates are what ``oso_gateway.runtime`` loaded; ``problems`` what it could not."""
+    ctx = ConsoleContext(
+        settings=settings,
+        store=store,
+        operators=OperatorStore(store.engine),
+        clock=clock or _utcnow,
+        directory=directory,
+        trust=trust,
+        problems=list(problems),
+        identity_certificates=list(identity_certificates),
+    )
     bp = Blueprint(
         "console",
         __name__,
@@ -144,248 +121,284 @@ def console_blueprint(
         static_folder="static",
         static_url_path="/static",
     )
-    timeout = timedelta(seconds=settings.console.session_timeout)
     bp.record_once(lambda state: state.app.extensions.__setitem__(EXTENSION_KEY, ctx))
-
-    def current_operator() -> OperatorRecord | None:
-        name = session.get("operator")
-        if not isinstance(name, str):
-            return None
-        now = ctx.clock()
-        seen = session.get("seen")
-        since = session.get("since")
-        if (
-            not isinstance(seen, float | int)
-            or not isinstance(since, float | int)
-            or now.timestamp() - seen > timeout.total_seconds()
-            or now.timestamp() - since > MAX_SESSION_AGE.total_seconds()
-            or now.timestamp() < seen - 60
-        ):
-            session.clear()
-            flash("Your session has ended; please log in again.", "info")
-            return None
-        account = ctx.operators.get(name)
-        if account is None:
-            session.clear()
-            return None
-        session["seen"] = now.timestamp()
-        return account
-
-    @bp.before_request
-    def _gate() -> ResponseReturnValue | None:
-        if request.endpoint in ("console.login", "console.static"):
-            return None
-        operator = current_operator()
-        if operator is None:
-            if request.method == "POST":
-                abort(401)
-            return redirect(url_for("console.login"))
-        g.operator = operator
-        if request.method == "POST" and not auth.csrf_ok(session, request.form.get("csrf")):
-            abort(400, "missing or wrong CSRF token")
-        return None
-
-    @bp.app_context_processor
-    def _template_globals() -> dict[str, Any]:
-        return {
-            "csrf_token": lambda: auth.csrf_token(session),
-            "operator": g.get("operator"),
-            "is_admin": getattr(g.get("operator"), "role", None) == ADMIN,
-            "explain": q.explain,
-            "fmt_time": _fmt_time,
-            "fmt_size": _fmt_size,
-        }
-
-    def admin_only(view: _F) -> _F:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
-            operator: OperatorRecord = g.operator
-            if operator.role != ADMIN:
-                abort(403)
-            return view(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
-
-    # --- login / logout -----------------------------------------------------------------------
-
-    @bp.route("/login", methods=["GET", "POST"])
-    def login() -> ResponseReturnValue:
-        if request.method == "GET":
-            return render_template("console/login.html")
-        if not auth.csrf_ok(session, request.form.get("csrf")):
-            abort(400, "missing or wrong CSRF token")
-        name = (request.form.get("name") or "").strip()
-        password = request.form.get("password") or ""
-        address = request.remote_addr or "unknown"
-        now = ctx.clock()
-        result = auth.attempt_login(
-            ctx.operators, name=name, password=password, address=address, now=now
-        )
-        if result.retry_after is not None:
-            seconds = max(1, int(result.retry_after.total_seconds() + 0.999))
-            known = ctx.operators.get(name) is not None
-            ctx.audit(operation="login", status="throttled", operator=name if known else None)
-            flash(f"Too many failed attempts: try again in {seconds} s.", "error")
-            response = Response(render_template("console/login.html", name=name), status=429)
-            response.headers["Retry-After"] = str(seconds)
-            return response
-        if result.operator is None:
-            known = ctx.operators.get(name) is not None
-            ctx.audit(operation="login", status="failed", operator=name if known else None)
-            flash("Unknown account or wrong password.", "error")
-            return render_template("console/login.html", name=name), 401
-        ctx.audit(operation="login", status="ok", operator=result.operator.name)
-        session.clear()  # a fresh session (and CSRF token) after login
-        session.permanent = True
-        session["operator"] = result.operator.name
-        session["since"] = session["seen"] = now.timestamp()
-        auth.csrf_token(session)
-        return redirect(url_for("console.dashboard"))
-
-    @bp.route("/logout", methods=["POST"])
-    def logout() -> ResponseReturnValue:
-        ctx.audit(operation="logout", status="ok", operator=g.operator.name)
-        session.clear()
-        flash("Logged out.", "info")
-        return redirect(url_for("console.login"))
-
-    # --- pages --------------------------------------------------------------------------------
-
-    @bp.route("/")
-    def dashboard() -> ResponseReturnValue:
-        now = ctx.clock()
-        windows = [
-            (
-                title,
-                key,
-                q.status_counts(
-                    ctx.store.engine, since=now - q.SINCE_CHOICES[key], schools=_schools()
-                ),
-            )
-            for title, key in (("Last 24 hours", "24h"), ("Last 7 days", "7d"))
-        ]
-        failures = q.quarantine(ctx.store.engine, limit=10, schools=_schools()).rows
-        return render_template(
-            "console/dashboard.html",
-            windows=windows,
-            failures=failures,
-            expiring=_expiring(ctx, now),
-            problems=ctx.problems,
-            now=now,
-        )
-
-    @bp.route("/transfers")
-    def transfers() -> ResponseReturnValue:
-        now = ctx.clock()
-        args = {k: v for k, v in request.args.items() if isinstance(v, str)}
-        flt, kept, ignored = q.parse_filter(args, now=now)
-        before = _int_arg("before")
-        page = q.list_transfers(
-            ctx.store.engine, flt, limit=PAGE_SIZE, before=before, schools=_schools()
-        )
-        return render_template(
-            "console/transfers.html",
-            page=page,
-            kept=kept,
-            ignored=ignored,
-            statuses=q.ALL_STATUSES,
-            since_choices=list(q.SINCE_CHOICES),
-            first_page=before is None,
-        )
-
-    @bp.route("/transfers/<int:pk>")
-    def transfer(pk: int) -> ResponseReturnValue:
-        row = q.get_transfer(ctx.store.engine, pk, schools=_schools())
-        if row is None:
-            abort(404)
-        events = ctx.store.events(pk)
-        codes = _unique([row.last_error_code, *(e.error_code for e in events)])
-        return render_template(
-            "console/transfer.html",
-            row=row,
-            events=events,
-            log=select_events(ctx.store, LogFilter(message_id=row.message_id), limit=200),
-            explanations=[
-                x for x in (q.explain(c, direction=row.direction) for c in codes) if x is not None
-            ],
-            can_retry=row.direction == m.OUT and row.status == m.FAILED,
-        )
-
-    @bp.route("/transfers/<int:pk>/retry", methods=["POST"])
-    @admin_only
-    def retry(pk: int) -> ResponseReturnValue:
-        operator: OperatorRecord = g.operator
-        row = q.get_transfer(ctx.store.engine, pk, schools=_schools())
-        if row is None:
-            abort(404)
-        try:
-            ctx.store.requeue_outbound(pk, now=ctx.clock())
-        except LookupError:
-            ctx.audit(
-                operation="retry",
-                status="refused",
-                operator=operator.name,
-                direction=row.direction,
-                message_id=row.message_id,
-            )
-            flash("Only a failed outgoing transfer can be retried.", "error")
-            return redirect(url_for("console.transfer", pk=pk)), 303
-        ctx.audit(
-            operation="retry",
-            status="ok",
-            operator=operator.name,
-            direction=m.OUT,
-            message_id=row.message_id,
-        )
-        flash(
-            "Queued again. A running outbox worker (oso-gateway serve, or oso-gateway outbox "
-            "run) sends it to the address the directory gives now.",
-            "info",
-        )
-        return redirect(url_for("console.transfer", pk=pk)), 303
-
-    @bp.route("/quarantine")
-    def quarantine() -> ResponseReturnValue:
-        page = q.quarantine(
-            ctx.store.engine, limit=PAGE_SIZE, before=_int_arg("before"), schools=_schools()
-        )
-        return render_template("console/quarantine.html", page=page)
-
-    @bp.route("/directory")
-    def directory_page() -> ResponseReturnValue:
-        now = ctx.clock()
-        gateways = []
-        schools = []
-        if ctx.directory is not None:
-            from oso_gateway.security.trust import fingerprint
-
-            for oin, gw in sorted(ctx.directory.gateways.items()):
-                cert = gw.encryption_certificate
-                gateways.append(
-                    {
-                        "oin": oin,
-                        "name": gw.name,
-                        "endpoint": gw.endpoint,
-                        "fingerprint": fingerprint(cert),
-                        "not_after": cert.not_valid_after_utc,
-                        "days_left": (cert.not_valid_after_utc - now).days,
-                    }
-                )
-            schools = ctx.directory.schools()
-        return render_template(
-            "console/directory.html",
-            gateways=gateways,
-            schools=schools,
-            source=ctx.directory.source if ctx.directory is not None else None,
-            problems=ctx.problems,
-        )
-
-    @bp.route("/operators")
-    @admin_only
-    def operators_page() -> ResponseReturnValue:
-        return render_template("console/operators.html", accounts=ctx.operators.all())
-
+    bp.before_request(_gate)
+    bp.app_context_processor(_template_globals)
+    for rule, view, methods in _ROUTES:
+        bp.add_url_rule(rule, view_func=view, methods=methods)
     return bp
+
+
+def _ctx() -> ConsoleContext:
+    """The context of the console serving this request."""
+    context: ConsoleContext = current_app.extensions[EXTENSION_KEY]
+    return context
+
+
+# --- sessions, access and the templates' helpers ------------------------------------------------
+
+
+def _current_operator(ctx: ConsoleContext) -> OperatorRecord | None:
+    """The logged-in operator, or None when there is none or the session has ended (idle for
+    longer than ``console.session_timeout``, older than ``MAX_SESSION_AGE``, or from the future)."""
+    name = session.get("operator")
+    if not isinstance(name, str):
+        return None
+    now = ctx.clock()
+    seen = session.get("seen")
+    since = session.get("since")
+    timeout = ctx.settings.console.session_timeout
+    if (
+        not isinstance(seen, float | int)
+        or not isinstance(since, float | int)
+        or now.timestamp() - seen > timeout
+        or now.timestamp() - since > MAX_SESSION_AGE.total_seconds()
+        or now.timestamp() < seen - 60
+    ):
+        session.clear()
+        flash("Your session has ended; please log in again.", "info")
+        return None
+    account = ctx.operators.get(name)
+    if account is None:
+        session.clear()
+        return None
+    session["seen"] = now.timestamp()
+    return account
+
+
+def _gate() -> ResponseReturnValue | None:
+    if request.endpoint in ("console.login", "console.static"):
+        return None
+    operator = _current_operator(_ctx())
+    if operator is None:
+        if request.method == "POST":
+            abort(401)
+        return redirect(url_for("console.login"))
+    g.operator = operator
+    if request.method == "POST" and not auth.csrf_ok(session, request.form.get("csrf")):
+        abort(400, "missing or wrong CSRF token")
+    return None
+
+
+def _template_globals() -> dict[str, Any]:
+    return {
+        "csrf_token": lambda: auth.csrf_token(session),
+        "operator": g.get("operator"),
+        "is_admin": getattr(g.get("operator"), "role", None) == ADMIN,
+        "explain": q.explain,
+        "fmt_time": _fmt_time,
+        "fmt_size": _fmt_size,
+    }
+
+
+def admin_only(view: _F) -> _F:
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+        operator: OperatorRecord = g.operator
+        if operator.role != ADMIN:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+# --- login / logout ---------------------------------------------------------------------------
+
+
+def login() -> ResponseReturnValue:
+    if request.method == "GET":
+        return render_template("console/login.html")
+    if not auth.csrf_ok(session, request.form.get("csrf")):
+        abort(400, "missing or wrong CSRF token")
+    ctx = _ctx()
+    name = (request.form.get("name") or "").strip()
+    password = request.form.get("password") or ""
+    address = request.remote_addr or "unknown"
+    now = ctx.clock()
+    result = auth.attempt_login(
+        ctx.operators, name=name, password=password, address=address, now=now
+    )
+    if result.retry_after is not None:
+        seconds = max(1, int(result.retry_after.total_seconds() + 0.999))
+        known = ctx.operators.get(name) is not None
+        ctx.audit(operation="login", status="throttled", operator=name if known else None)
+        flash(f"Too many failed attempts: try again in {seconds} s.", "error")
+        response = Response(render_template("console/login.html", name=name), status=429)
+        response.headers["Retry-After"] = str(seconds)
+        return response
+    if result.operator is None:
+        known = ctx.operators.get(name) is not None
+        ctx.audit(operation="login", status="failed", operator=name if known else None)
+        flash("Unknown account or wrong password.", "error")
+        return render_template("console/login.html", name=name), 401
+    ctx.audit(operation="login", status="ok", operator=result.operator.name)
+    session.clear()  # a fresh session (and CSRF token) after login
+    session.permanent = True
+    session["operator"] = result.operator.name
+    session["since"] = session["seen"] = now.timestamp()
+    auth.csrf_token(session)
+    return redirect(url_for("console.dashboard"))
+
+
+def logout() -> ResponseReturnValue:
+    _ctx().audit(operation="logout", status="ok", operator=g.operator.name)
+    session.clear()
+    flash("Logged out.", "info")
+    return redirect(url_for("console.login"))
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+
+def dashboard() -> ResponseReturnValue:
+    ctx = _ctx()
+    now = ctx.clock()
+    windows = [
+        (
+            title,
+            key,
+            listing.status_counts(
+                ctx.store.engine, since=now - q.SINCE_CHOICES[key], schools=_schools()
+            ),
+        )
+        for title, key in (("Last 24 hours", "24h"), ("Last 7 days", "7d"))
+    ]
+    failures = listing.quarantine(ctx.store.engine, limit=10, schools=_schools()).rows
+    return render_template(
+        "console/dashboard.html",
+        windows=windows,
+        failures=failures,
+        expiring=_expiring(ctx, now),
+        problems=ctx.problems,
+        now=now,
+    )
+
+
+def transfers() -> ResponseReturnValue:
+    ctx = _ctx()
+    args = {k: v for k, v in request.args.items() if isinstance(v, str)}
+    flt, kept, ignored = q.parse_filter(args, now=ctx.clock())
+    before = _int_arg("before")
+    page = listing.list_transfers(
+        ctx.store.engine, flt, limit=PAGE_SIZE, before=before, schools=_schools()
+    )
+    return render_template(
+        "console/transfers.html",
+        page=page,
+        kept=kept,
+        ignored=ignored,
+        statuses=listing.ALL_STATUSES,
+        since_choices=list(q.SINCE_CHOICES),
+        first_page=before is None,
+    )
+
+
+def transfer(pk: int) -> ResponseReturnValue:
+    ctx = _ctx()
+    row = listing.get_transfer(ctx.store.engine, pk, schools=_schools())
+    if row is None:
+        abort(404)
+    events = ctx.store.events(pk)
+    codes = _unique([row.last_error_code, *(e.error_code for e in events)])
+    return render_template(
+        "console/transfer.html",
+        row=row,
+        events=events,
+        log=select_events(ctx.store, LogFilter(message_id=row.message_id), limit=200),
+        explanations=[
+            x for x in (q.explain(c, direction=row.direction) for c in codes) if x is not None
+        ],
+        can_retry=row.direction == m.OUT and row.status == m.FAILED,
+    )
+
+
+@admin_only
+def retry(pk: int) -> ResponseReturnValue:
+    ctx = _ctx()
+    operator: OperatorRecord = g.operator
+    row = listing.get_transfer(ctx.store.engine, pk, schools=_schools())
+    if row is None:
+        abort(404)
+    try:
+        ctx.store.requeue_outbound(pk, now=ctx.clock())
+        status, note = (
+            "ok",
+            (
+                "Queued again. A running outbox worker (oso-gateway serve, or oso-gateway outbox "
+                "run) sends it to the address the directory gives now.",
+                "info",
+            ),
+        )
+    except LookupError:  # only a failed outbound message (so direction "out" when it is ok)
+        status, note = "refused", ("Only a failed outgoing transfer can be retried.", "error")
+    ctx.audit(
+        operation="retry",
+        status=status,
+        operator=operator.name,
+        direction=row.direction,
+        message_id=row.message_id,
+    )
+    flash(*note)
+    return redirect(url_for("console.transfer", pk=pk)), 303
+
+
+def quarantine() -> ResponseReturnValue:
+    page = listing.quarantine(
+        _ctx().store.engine, limit=PAGE_SIZE, before=_int_arg("before"), schools=_schools()
+    )
+    return render_template("console/quarantine.html", page=page)
+
+
+def directory_page() -> ResponseReturnValue:
+    ctx = _ctx()
+    return render_template(
+        "console/directory.html",
+        gateways=_directory_gateways(ctx.directory, ctx.clock()),
+        schools=ctx.directory.schools() if ctx.directory is not None else [],
+        source=ctx.directory.source if ctx.directory is not None else None,
+        problems=ctx.problems,
+    )
+
+
+def _directory_gateways(directory: Directory | None, now: datetime) -> list[dict[str, Any]]:
+    """The directory's gateways with their encryption certificate's fingerprint and expiry."""
+    if directory is None:
+        return []
+    from oso_gateway.security.trust import fingerprint
+
+    gateways = []
+    for oin, gw in sorted(directory.gateways.items()):
+        cert = gw.encryption_certificate
+        gateways.append(
+            {
+                "oin": oin,
+                "name": gw.name,
+                "endpoint": gw.endpoint,
+                "fingerprint": fingerprint(cert),
+                "not_after": cert.not_valid_after_utc,
+                "days_left": (cert.not_valid_after_utc - now).days,
+            }
+        )
+    return gateways
+
+
+@admin_only
+def operators_page() -> ResponseReturnValue:
+    return render_template("console/operators.html", accounts=_ctx().operators.all())
+
+
+#: (rule, view, methods); the view's name is its endpoint ("console.<name>").
+_ROUTES: tuple[tuple[str, Callable[..., ResponseReturnValue], list[str]], ...] = (
+    ("/login", login, ["GET", "POST"]),
+    ("/logout", logout, ["POST"]),
+    ("/", dashboard, ["GET"]),
+    ("/transfers", transfers, ["GET"]),
+    ("/transfers/<int:pk>", transfer, ["GET"]),
+    ("/transfers/<int:pk>/retry", retry, ["POST"]),
+    ("/quarantine", quarantine, ["GET"]),
+    ("/directory", directory_page, ["GET"]),
+    ("/operators", operators_page, ["GET"]),
+)
 
 
 def _expiring(ctx: ConsoleContext, now: datetime) -> list[q.ExpiryItem]:

@@ -21,6 +21,14 @@ APPEND_ONLY = ("message_events", "transfer_log")
 
 
 def upgrade() -> None:
+    _messages()
+    _message_events()
+    _dossiers()
+    _transfer_log()
+    _append_only_triggers()
+
+
+def _messages() -> None:
     op.create_table(
         "messages",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
@@ -62,6 +70,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_messages_due", "messages", ["direction", "status", "next_attempt_at"])
 
+
+def _message_events() -> None:
     op.create_table(
         "message_events",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
@@ -78,6 +88,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_message_events_message_pk", "message_events", ["message_pk"])
 
+
+def _dossiers() -> None:
     op.create_table(
         "dossiers",
         sa.Column("id", sa.String(36), primary_key=True),
@@ -117,6 +129,8 @@ def upgrade() -> None:
     op.create_index("ix_dossier_index_name_hmac", "dossier_index", ["name_hmac"])
     op.create_index("ix_dossier_index_birth_date_hmac", "dossier_index", ["birth_date_hmac"])
 
+
+def _transfer_log() -> None:
     op.create_table(
         "transfer_log",
         sa.Column("seq", BigId, primary_key=True, autoincrement=False),
@@ -126,8 +140,6 @@ def upgrade() -> None:
         sa.Column("event", sa.Text, nullable=False),
         sa.UniqueConstraint("hash", name="uq_transfer_log_hash"),
     )
-
-    _append_only_triggers()
 
 
 def _append_only_triggers() -> None:

@@ -1,7 +1,8 @@
 """A MessageID is unique per signer (inbound: per counterpart OIN), not globally.
 
 Another trusted gateway that used a sender's MessageID first must not make that sender's
-delivery fail as a reused MessageID (REVIEW-5). The one unique index on (direction, message_id)
+delivery fail as a reused MessageID (a MessageID is chosen by its sender, so only the pair
+(signer, MessageID) identifies a message). The one unique index on (direction, message_id)
 becomes two partial ones: outbound on message_id (our own ids, as before), inbound on
 (counterpart_oin, message_id). Every existing row stays valid (each new key is weaker).
 

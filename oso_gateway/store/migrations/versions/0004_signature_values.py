@@ -2,7 +2,8 @@
 
 A receipt may confirm an earlier attempt's SignatureValue (the original receipt of a delivery
 whose answer was lost before we re-sealed); it must never be accepted when it confirms one we
-did not make (REVIEW-6). Existing rows start with their latest SignatureValue.
+did not make (that would accept a receipt for an envelope we never sent). Existing rows start
+with their latest SignatureValue.
 
 Revision ID: 0004
 Revises: 0003

@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from oso_gateway.errors import LogAnchorInvalid, LogEventInvalid
+from oso_gateway.protocol import BRIN_PATTERN, OIN_PATTERN, VESTIGING_PATTERN
+from oso_gateway.security.trust import fingerprint
 
 GENESIS = "0" * 64
 
@@ -40,11 +42,11 @@ FIELD_FORMATS: Mapping[str, str] = {
     "action": _ID,
     "status": r"[a-z_]{1,32}",
     "error_code": r"OSO-E\d{3}",
-    "counterpart_brin": r"[0-9]{2}[0-9A-Z]{2}",
-    "counterpart_vestiging": r"[0-9]{2}",
-    "counterpart_oin": r"[0-9]{20}",
-    "school_brin": r"[0-9]{2}[0-9A-Z]{2}",
-    "school_vestiging": r"[0-9]{2}",
+    "counterpart_brin": BRIN_PATTERN,
+    "counterpart_vestiging": VESTIGING_PATTERN,
+    "counterpart_oin": OIN_PATTERN,
+    "school_brin": BRIN_PATTERN,
+    "school_vestiging": VESTIGING_PATTERN,
     "size_bytes": r"\d{1,12}",
     "attempt": r"\d{1,6}",
     "payload_digest": r"[0-9a-f]{64}",
@@ -272,4 +274,4 @@ def check_against_anchors(rows: list[StoredEvent], anchors: Iterable[Anchor]) ->
 
 
 def _fp(certificate: x509.Certificate) -> str:
-    return certificate.fingerprint(hashes.SHA256()).hex()
+    return fingerprint(certificate)

@@ -16,11 +16,15 @@ from pathlib import Path
 
 from lxml import etree
 
+from oso_gateway.dossier.generator import generate_dossier
+from oso_gateway.protocol import DOSSIER_NS
+from oso_gateway.runtime import build_services, start_gateway_in_thread
 from oso_gateway.store import models as m
 from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN, setup_dev_gateways
 from oso_gateway.transfer.pull.payloads import Pupil
+from oso_gateway.transfer.schools import School
 
-_N = "{http://www.edustandaard.nl/oso_gegevensset/2019/dossier}"
+_N = f"{{{DOSSIER_NS}}}"
 
 
 @dataclass
@@ -47,11 +51,6 @@ def run_demo_pull(
     workdir: Path, *, seed: int = 2019, echo: Callable[[str], None] | None = None
 ) -> PullDemoResult:
     """Run the whole exchange; ``echo`` sees each step as it happens."""
-    from oso_gateway.dossier.generator import generate_dossier
-    from oso_gateway.server import start_gateway_in_thread
-    from oso_gateway.transfer.receive import School
-    from oso_gateway.transfer.services import build_services
-
     result = PullDemoResult()
 
     def step(text: str) -> None:

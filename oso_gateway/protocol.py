@@ -1,0 +1,37 @@
+"""Facts of the standards the gateway speaks, each written once.
+
+Plain values (no I/O, no imports from the rest of the package), so every layer may use them:
+the settings reader, the pure cores (``dossier/``, ``security/``), the services and the web layer.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+#: An OIN (Organisatie-identificatienummer): exactly 20 ASCII digits.
+OIN_PATTERN: Final = r"[0-9]{20}"
+_OIN_RE: Final = re.compile(OIN_PATTERN)
+
+
+def is_oin(value: str) -> bool:
+    """True for a well-formed OIN (20 ASCII digits)."""
+    return _OIN_RE.fullmatch(value) is not None
+
+
+#: The namespace of an OSO gegevensset 2019 dossier (root element ``dossier``).
+DOSSIER_NS: Final = "http://www.edustandaard.nl/oso_gegevensset/2019/dossier"
+#: The versions of the OSO gegevensset this gateway implements (``metadata/standaardversie`` and
+#: ``metadata/validatieversie`` of a dossier).
+STANDAARDVERSIE: Final = "2019.1"
+VALIDATIEVERSIE: Final = "2019.1.1"
+
+#: A school: BRIN (2 digits, 2 digits or capitals) and vestiging (2 digits); a school code is
+#: both together (``01AB00``), a search may name the BRIN alone.
+BRIN_PATTERN: Final = r"[0-9]{2}[0-9A-Z]{2}"
+VESTIGING_PATTERN: Final = r"[0-9]{2}"
+SCHOOL_PATTERN: Final = f"{BRIN_PATTERN}({VESTIGING_PATTERN})?"
+
+#: The path of the SOAP endpoint on a gateway (mutual TLS), and the media type of its messages.
+SOAP_PATH: Final = "/oso/v1/messages"
+SOAP_CONTENT_TYPE: Final = "text/xml; charset=utf-8"

@@ -1,0 +1,439 @@
+"""The one place that turns ``Settings`` (plain data) into the gateway's running parts.
+
+Reading key, certificate, CRL and directory files, opening the store, wiring the services and
+starting the listeners and background threads all happen here, and ``serve``, ``demo``, the other
+commands and the tests use these functions instead of assembling the parts their own way:
+
+* ``load_identities`` / ``load_trust`` / ``load_identity_certificates``: security objects from the
+  configured files (``oso_gateway.security`` itself does no file I/O);
+* ``build_services``: store, directory, receive service, outbox and transport of one gateway;
+* ``build_console_app``: the operator console over the store opened WITHOUT the at-rest key;
+* ``start_gateway_in_thread`` / ``start_console_in_thread``: one listener in a daemon thread;
+* ``start_gateway``: everything ``serve`` runs in one process (SOAP listener, outbox worker,
+  transfer-log anchoring, optionally the console), stopped again by ``RunningGateway.stop``.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from flask import Flask
+
+from oso_gateway.config import Settings
+from oso_gateway.errors import ConfigError, GatewayError
+from oso_gateway.security.keys import load_certificate, load_certificates, load_private_key
+from oso_gateway.security.trust import TrustConfig, oin_of
+from oso_gateway.security.wss import Identity
+from oso_gateway.server import (
+    RunningServer,
+    server_ssl_context,
+    start_in_thread,
+    start_plain_in_thread,
+)
+from oso_gateway.store import Store, open_store
+from oso_gateway.store.repository import AfterInsert
+from oso_gateway.transfer.auditlog import anchor_periodically
+from oso_gateway.transfer.directory import Directory
+from oso_gateway.transfer.handlers import default_handlers
+from oso_gateway.transfer.mailbox import InboxService, OutboxService
+from oso_gateway.transfer.outbox import Outbox
+from oso_gateway.transfer.pull.service import PullService
+from oso_gateway.transfer.receive import ReceiverConfig, ReceiveService
+from oso_gateway.transfer.schools import DirectoryLike
+from oso_gateway.transfer.send import RequestsTransport, SenderConfig, Transport, prepare_dossier
+from oso_gateway.transfer.services import (
+    GatewayServices,
+    StoreInbound,
+    config_for_school,
+    read_receipt,
+    served_schools,
+)
+from oso_gateway.web import create_app
+from oso_gateway.web.console import create_console_app, serve_console
+from oso_gateway.web.metrics import metrics_only_app
+
+log = logging.getLogger(__name__)
+
+# --- security objects from the configured files ---------------------------------------------
+
+
+def _read(path: Path, *, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path} ({exc.strerror})") from None
+
+
+def _spki(public_key: Any) -> bytes:
+    return public_key.public_bytes(  # type: ignore[no-any-return]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def load_identities(settings: Settings) -> tuple[Identity, ...]:
+    """Our gateway identities (key, certificate, chain), checked to belong together."""
+    result = []
+    for ident in settings.identities:
+        password = None
+        if ident.key_password_file is not None:
+            password = _read(ident.key_password_file, what="key password file").strip()
+        key = load_private_key(_read(ident.key_file, what="private key file"), password=password)
+        cert = load_certificate(_read(ident.cert_file, what="certificate file"))
+        if _spki(cert.public_key()) != _spki(key.public_key()):
+            raise ConfigError(
+                f"identity {ident.oin}: certificate {ident.cert_file} does not match the key"
+            )
+        if oin_of(cert) != ident.oin:
+            raise ConfigError(
+                f"identity {ident.oin}: certificate {ident.cert_file} carries another OIN"
+            )
+        chain = tuple(
+            c for p in ident.chain_files for c in load_certificates(_read(p, what="chain file"))
+        )
+        result.append(Identity(oin=ident.oin, private_key=key, certificate=cert, chain=chain))
+    return tuple(result)
+
+
+def first_identity(settings: Settings) -> Identity:
+    """The identity that signs what is not tied to one school (receipts' default, anchors)."""
+    identities = load_identities(settings)
+    if not identities:
+        raise ConfigError("no gateway identity configured: add an [[identity]] table")
+    return identities[0]
+
+
+def load_identity_certificates(settings: Settings) -> list[x509.Certificate]:
+    """Our identities' certificates (what anchors are verified with; no private key is read)."""
+    return [
+        load_certificate(_read(ident.cert_file, what="certificate file"))
+        for ident in settings.identities
+    ]
+
+
+def load_trust(settings: Settings) -> TrustConfig:
+    """The trust configuration (anchors, intermediates, CRLs) read from the configured files."""
+    t = settings.trust
+    if not t.anchor_files:
+        raise ConfigError("no trust anchors configured: set trust.anchor_files")
+    return TrustConfig.from_pem(
+        anchors=[_read(p, what="trust anchor file") for p in t.anchor_files],
+        intermediates=[
+            _read(p, what="intermediate certificate file") for p in t.intermediate_files
+        ],
+        crls=[_read(p, what="CRL file") for p in t.crl_files],
+        require_crl=t.require_crl,
+    )
+
+
+def tls_bundle(settings: Settings) -> Path:
+    """One PEM file with the trust anchors and intermediates (for ``requests``' ``verify``)."""
+    files = [*settings.trust.anchor_files, *settings.trust.intermediate_files]
+    if not files:
+        raise ConfigError("no trust anchors configured: set trust.anchor_files")
+    if len(files) == 1:
+        return files[0]
+    bundle = settings.data_dir / "tls-trust-bundle.pem"
+    bundle.parent.mkdir(parents=True, exist_ok=True)
+    content = b"".join(p.read_bytes().rstrip(b"\n") + b"\n" for p in files)
+    if not bundle.exists() or bundle.read_bytes() != content:
+        bundle.write_bytes(content)
+    return bundle
+
+
+# --- one gateway's services -------------------------------------------------------------------
+
+
+def build_services(
+    settings: Settings,
+    *,
+    directory: DirectoryLike | None = None,
+    transport: Transport | None = None,
+    store: Store | None = None,
+    clock: Callable[[], datetime] | None = None,
+    after_insert: AfterInsert | None = None,
+    check_schema: bool = True,
+) -> GatewayServices:
+    """Everything one gateway needs, read once from ``settings`` (tests pass their own parts)."""
+    clock = clock or (lambda: datetime.now(UTC))
+    identities = load_identities(settings)
+    if not identities:
+        raise ConfigError("no gateway identity configured: add an [[identity]] table")
+    trust = load_trust(settings)
+    if directory is None:
+        directory = Directory.load(settings.require_directory_file())
+    if store is None:
+        store = open_store(settings, check_schema=check_schema)
+    dup = settings.duplicates
+    inbound = StoreInbound(
+        store,
+        after_insert=after_insert,
+        duplicate_window=timedelta(hours=dup.inbound_window_hours) if dup.inbound_record else None,
+    )
+    configs = {i.oin: SenderConfig(identity=i, trust=trust) for i in identities}
+    sender_config = configs[identities[0].oin]
+    if transport is None:
+        transport = _requests_transport(settings)
+    outbox = Outbox(
+        store=store,
+        directory=directory,
+        config=sender_config,
+        transport=transport,
+        retry=settings.retry,
+        clock=clock,
+        lease=timedelta(seconds=settings.retry.lease_seconds),
+        configs=configs,
+    )
+    pull = PullService(
+        store=store,
+        directory=directory,
+        outbox=outbox,
+        sender_config=sender_config,
+        settings=settings.pull,
+        clock=clock,
+    )
+    outbox.gate = pull.check_push
+    receiver = ReceiveService(
+        config=ReceiverConfig(
+            identities=identities, trust=trust, served=served_schools(directory, identities)
+        ),
+        directory=directory,
+        store=inbound,
+        clock=clock,
+        handlers=default_handlers(pull=pull),
+    )
+    prepare = partial(
+        prepare_dossier,
+        directory=directory,
+        config=sender_config,
+        choose_config=partial(config_for_school, directory, configs, sender_config),
+    )
+    outbox_view = OutboxService(
+        store,
+        clock=clock,
+        prepare=prepare,
+        outbox=outbox,
+        duplicate_window=timedelta(hours=dup.outbound_window_hours),
+        receipt_reader=partial(read_receipt, outbox),
+    )
+    return GatewayServices(
+        pull=pull,
+        settings=settings,
+        store=store,
+        directory=directory,
+        identities=identities,
+        trust=trust,
+        receiver=receiver,
+        inbound=inbound,
+        sender_config=sender_config,
+        outbox=outbox,
+        transport=transport,
+        clock=clock,
+        inbox=InboxService(store, clock=clock),
+        outbox_view=outbox_view,
+    )
+
+
+def _requests_transport(settings: Settings) -> RequestsTransport:
+    """Mutual TLS to peers with the first identity's certificate and key."""
+    first = settings.identities[0]
+    return RequestsTransport(
+        cert_file=str(first.cert_file),
+        key_file=str(first.key_file),
+        ca_bundle=str(tls_bundle(settings)),
+        timeout=settings.limits.request_timeout,
+    )
+
+
+# --- the operator console ---------------------------------------------------------------------
+
+
+def build_console_app(settings: Settings, *, store: Store | None = None, **options: Any) -> Flask:
+    """The console app over ``store`` (default: the configured database opened WITHOUT the
+    at-rest key, so the console could not decrypt a dossier if it tried), with the directory,
+    trust and our certificates loaded here; what cannot be loaded is shown as a problem."""
+    if store is None:
+        store = open_store(settings, require_key=False)
+    problems: list[str] = []
+    directory = options.pop("directory", None)
+    directory_file = settings.directory_file
+    if directory is None and directory_file is not None:
+        directory = _or_problem(problems, "directory", lambda: Directory.load(directory_file))
+    trust = options.pop("trust", None)
+    if trust is None and settings.trust.anchor_files:
+        trust = _or_problem(problems, "trust", lambda: load_trust(settings))
+    return create_console_app(
+        settings,
+        store=store,
+        directory=directory,
+        trust=trust,
+        identity_certificates=_readable_certificates(settings),
+        problems=problems,
+        **options,
+    )
+
+
+def _readable_certificates(settings: Settings) -> list[x509.Certificate]:
+    """Our identities' certificates and chains for display: a file that cannot be read or parsed
+    is left out (the console shows what it can)."""
+    found = []
+    for path in (p for i in settings.identities for p in (i.cert_file, *i.chain_files)):
+        try:
+            found.extend(load_certificates(path.read_bytes()))
+        except (OSError, GatewayError, ValueError):
+            continue
+    return found
+
+
+def _or_problem(problems: list[str], what: str, load: Callable[[], Any]) -> Any:
+    try:
+        return load()
+    except GatewayError as exc:
+        problems.append(f"{what}: {exc.code}: {exc.public_message}")
+        return None
+
+
+# --- listeners --------------------------------------------------------------------------------
+
+
+def tls_context_from_settings(settings: Settings) -> tuple[ssl.SSLContext, Path, Path]:
+    """The server TLS context and its certificate/key files, from ``[server]`` and ``[trust]``."""
+    server = settings.server
+    if server.tls_cert_file is None or server.tls_key_file is None:
+        raise ConfigError("serving needs server.tls_cert_file and server.tls_key_file")
+    client_ca = server.tls_client_ca_file or tls_bundle(settings)
+    crls = settings.trust.crl_files if settings.trust.require_crl else ()
+    context = server_ssl_context(
+        cert_file=server.tls_cert_file,
+        key_file=server.tls_key_file,
+        client_ca_files=(client_ca,),
+        crl_files=crls,
+    )
+    return context, server.tls_cert_file, server.tls_key_file
+
+
+def start_gateway_in_thread(
+    settings: Settings,
+    *,
+    services: GatewayServices | None = None,
+    port: int | None = None,
+    threads: int = 8,
+    reuse_port: bool = False,
+) -> RunningServer:
+    """Serve one gateway's app (SOAP endpoint, health, metrics) over mutual TLS in a daemon
+    thread. ``port`` defaults to ``settings.server.port``; pass 0 for an ephemeral port."""
+    context, cert, key = tls_context_from_settings(settings)
+    if services is None:
+        services = build_services(settings)
+    return start_in_thread(
+        create_app(settings, services=services),
+        context=context,
+        cert_file=cert,
+        key_file=key,
+        host=settings.server.host,
+        port=settings.server.port if port is None else port,
+        threads=threads,
+        timeout=settings.limits.request_timeout,
+        reuse_port=reuse_port,
+    )
+
+
+def start_console_in_thread(
+    settings: Settings, *, app: Flask | None = None, port: int | None = None, threads: int = 4
+) -> RunningServer:
+    """Serve the console on ``console.host``/``console.port`` (``port=0``: ephemeral)."""
+    return serve_console(
+        settings, app=app or build_console_app(settings), port=port, threads=threads
+    )
+
+
+def start_metrics_in_thread(soap: RunningServer, *, port: int) -> RunningServer:
+    """Serve the gateway app's ``/metrics`` over plain HTTP on this machine only."""
+    return start_plain_in_thread(metrics_only_app(soap.server.wsgi_app), port=port)
+
+
+@dataclass
+class RunningGateway:
+    """What ``start_gateway`` started; ``stop`` ends it in reverse order."""
+
+    services: GatewayServices
+    soap: RunningServer
+    console: RunningServer | None = None
+    #: the plain-HTTP /metrics listener on this machine (``server.metrics_port``)
+    metrics: RunningServer | None = None
+    #: the school API (``[api]``)
+    api: RunningServer | None = None
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for listener in (self.console, self.metrics, self.api):
+            if listener is not None:
+                listener.stop()
+        self.soap.stop()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+
+def start_gateway(
+    settings: Settings,
+    services: GatewayServices,
+    *,
+    port: int | None = None,
+    threads: int = 8,
+    reuse_port: bool = False,
+    outbox: bool = True,
+    anchor: bool = True,
+    console: Flask | bool = False,
+    console_port: int | None = None,
+    stop_event: threading.Event | None = None,
+) -> RunningGateway:
+    """The SOAP listener, and in background threads the outbox worker (``outbox``) and the
+    periodic transfer-log anchoring (``anchor``); ``console``: also serve the operator console
+    (True: built from the settings; or the app to serve). The caller closes ``services``."""
+    running = RunningGateway(
+        services=services,
+        soap=start_gateway_in_thread(
+            settings, services=services, port=port, threads=threads, reuse_port=reuse_port
+        ),
+        stop_event=stop_event or threading.Event(),
+    )
+    try:
+        if console is not False:
+            app = None if console is True else console
+            running.console = start_console_in_thread(settings, app=app, port=console_port)
+    except BaseException:
+        running.stop()
+        raise
+    stop = running.stop_event
+    if outbox:
+        running.threads.append(_start_thread(services.outbox.run_forever, (stop,), "outbox"))
+    if anchor:
+        running.threads.append(
+            _start_thread(
+                anchor_periodically,
+                (stop, services.store, settings),
+                "transfer-log-anchor",
+                identity=services.identities[0],
+                clock=services.clock,
+            )
+        )
+    return running
+
+
+def _start_thread(
+    target: Callable[..., Any], args: tuple[Any, ...], name: str, **kw: Any
+) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args, kwargs=kw, name=name, daemon=True)
+    thread.start()
+    return thread

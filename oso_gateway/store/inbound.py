@@ -1,0 +1,285 @@
+"""Inbound messages: the exactly-once import of a verified message (with its dossier and receipt)
+in one transaction, and the record of a rejection.
+
+Exactly-once: inbound (direction, message_id) is unique over rows that were not rejected. Two
+workers importing the same message race on that index; the loser's transaction rolls back and it
+gets ``Duplicate`` with the winner's row (and its receipt), never an exception."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from oso_gateway.store import models as m
+from oso_gateway.store import translog
+from oso_gateway.store.dossiers import DossierSearch
+from oso_gateway.store.messages import MessageQueries
+from oso_gateway.store.records import (
+    AfterInsert,
+    Duplicate,
+    Imported,
+    MessageRecord,
+    PupilFacts,
+    dossier_aad,
+    inbound_record,
+    record_of,
+)
+
+_T = TypeVar("_T")
+
+
+class InboundRepository(MessageQueries, DossierSearch):
+    """Imports and rejections of inbound messages."""
+
+    def import_inbound(
+        self,
+        *,
+        message_id: str,
+        action: str,
+        dossier: bytes | None,
+        payload_digest: str,
+        receipt: bytes,
+        now: datetime,
+        our_oin: str | None = None,
+        our_school: str | None = None,
+        counterpart_oin: str | None = None,
+        counterpart_school: str | None = None,
+        signer_fingerprint: str | None = None,
+        message_size: int | None = None,
+        relates_to: str | None = None,
+        pupil: PupilFacts | None = None,
+        after_insert: AfterInsert | None = None,
+        payload_size: int | None = None,
+        categories: str | None = None,
+        duplicate_of: int | None = None,
+    ) -> Imported | Duplicate:
+        """Record a verified inbound message and import its dossier, all in ONE transaction.
+
+        ``dossier`` None: a message kind that carries no dossier (a request, an answer): only the
+        message, its events and receipt are stored (``payload_size`` gives its size), and
+        ``after_insert`` writes the kind's own rows.
+
+        Events ``received → verified → imported`` are written with it, and appended to the
+        transfer log. ``after_insert`` (tests: a crash) runs inside the same transaction; if it
+        raises, nothing is stored.
+        A message id seen before from the same counterpart (signer) gives ``Duplicate`` with the
+        original row and receipt.
+
+        ``duplicate_of``: the pk of an earlier inbound message with the same dossier content;
+        the message is then recorded (``received → verified → duplicate``) with its receipt but
+        no second copy of the dossier is stored.
+        """
+        if counterpart_oin is None:  # the duplicate key is (signer OIN, MessageID)
+            raise ValueError("an imported message needs its signer's OIN (counterpart_oin)")
+        dossier_id = str(uuid.uuid4())
+        rows: _DossierRows | None = None
+        if dossier is not None and duplicate_of is not None:
+            payload_size, dossier = len(dossier), None  # the first copy holds the content
+        if dossier is not None:
+            payload_size = len(dossier)
+            rows = self._dossier_rows(
+                dossier_id,
+                dossier,
+                message_id=message_id,
+                pupil=pupil or PupilFacts(),
+                sending_school=counterpart_school,
+                receiving_school=our_school,
+                payload_digest=payload_digest,
+                now=now,
+            )
+        message_values = _inbound_message_values(
+            message_id=message_id,
+            action=action,
+            our_oin=our_oin,
+            our_school=our_school,
+            counterpart_oin=counterpart_oin,
+            counterpart_school=counterpart_school,
+            relates_to=relates_to,
+            payload_size=payload_size,
+            message_size=message_size,
+            payload_digest=payload_digest,
+            signer_fingerprint=signer_fingerprint,
+            receipt=receipt,
+            now=now,
+        )
+        final = m.IMPORTED if duplicate_of is None else m.DUPLICATE
+        message_values.update(status=final, categories=categories, duplicate_of=duplicate_of)
+        statuses = (m.RECEIVED, m.VERIFIED, final)
+
+        def work(session: Session) -> Imported:
+            record = _insert_import(session, message_values, rows, statuses=statuses, now=now)
+            if after_insert is not None:
+                after_insert(session, record)
+            # Logged last: the log's lock (an advisory lock on PostgreSQL) is then held only from
+            # here to the commit, so concurrent imports wait on each other as little as possible.
+            translog.append_log_events(
+                session,
+                [translog.message_log_event(message_values, s, now) for s in statuses],
+                now=now,
+            )
+            return Imported(message=record, dossier_id=dossier_id)
+
+        try:
+            return self._imports.run(work)
+        except sa_exc.IntegrityError:
+            existing = self.find_message(m.IN, message_id, counterpart_oin=counterpart_oin)
+            if existing is None:
+                raise
+            return Duplicate(message=existing)
+
+    def _dossier_rows(
+        self,
+        dossier_id: str,
+        dossier: bytes,
+        *,
+        message_id: str,
+        pupil: PupilFacts,
+        sending_school: str | None,
+        receiving_school: str | None,
+        payload_digest: str,
+        now: datetime,
+    ) -> _DossierRows:
+        """The dossier row (the dossier encrypted at rest, bound to its id and message) and its
+        search-index row; the dossier row gets ``message_pk`` once the message row has its pk."""
+        cipher = self.cipher
+        dossier_row: dict[str, object] = {
+            "id": dossier_id,
+            "sending_school": sending_school,
+            "receiving_school": receiving_school,
+            "payload_digest": payload_digest,
+            "size": len(dossier),
+            "key_id": cipher.key_id,
+            "ciphertext": cipher.encrypt(dossier, aad=dossier_aad(dossier_id, message_id)),
+            "imported_at": now,
+        }
+        return _DossierRows(dossier=dossier_row, index=self._index_row(dossier_id, pupil))
+
+    def record_rejected_inbound(
+        self,
+        *,
+        message_id: str,
+        action: str,
+        error_code: str,
+        now: datetime,
+        counterpart_oin: str | None = None,
+        counterpart_school: str | None = None,
+        our_school: str | None = None,
+        message_size: int | None = None,
+        payload_digest: str | None = None,
+        signer_fingerprint: str | None = None,
+    ) -> MessageRecord:
+        """Record an inbound message we rejected (``received → rejected``). Nothing is imported,
+        and the message id stays free for a later, valid message."""
+
+        def work(session: Session) -> MessageRecord:
+            row = m.Message(
+                direction=m.IN,
+                message_id=message_id[:100],
+                action=action[:255],
+                status=m.REJECTED,  # never occupies the unique slot, not even inside the txn
+                counterpart_oin=counterpart_oin,
+                counterpart_school=counterpart_school,
+                our_school=our_school,
+                attempts=0,
+                message_size=message_size,
+                payload_digest=payload_digest,
+                signer_fingerprint=signer_fingerprint,
+                last_error_code=error_code,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+            session.flush()
+            session.add(m.MessageEvent(message_pk=row.id, at=now, status=m.RECEIVED))
+            translog.append_log_events(
+                session, [translog.message_log_event(row, m.RECEIVED, now)], now=now
+            )
+            self._event(session, row, m.REJECTED, now, error_code)
+            session.flush()
+            return record_of(row)
+
+        return self._write(work)
+
+
+@dataclass(frozen=True)
+class _DossierRows:
+    dossier: dict[str, object]
+    index: dict[str, object]
+
+
+def _inbound_message_values(
+    *,
+    message_id: str,
+    action: str,
+    our_oin: str | None,
+    our_school: str | None,
+    counterpart_oin: str,
+    counterpart_school: str | None,
+    relates_to: str | None,
+    payload_size: int | None,
+    message_size: int | None,
+    payload_digest: str,
+    signer_fingerprint: str | None,
+    receipt: bytes,
+    now: datetime,
+) -> dict[str, object]:
+    """Every column of an imported message's row (the outbox's columns NULL)."""
+    return {
+        "direction": m.IN,
+        "message_id": message_id,
+        "action": action,
+        "status": m.IMPORTED,
+        "our_oin": our_oin,
+        "our_school": our_school,
+        "counterpart_oin": counterpart_oin,
+        "counterpart_school": counterpart_school,
+        "endpoint": None,
+        "relates_to": relates_to,
+        "attempts": 0,
+        "next_attempt_at": None,
+        "lease_until": None,
+        "last_error_code": None,
+        "payload_size": payload_size,
+        "message_size": message_size,
+        "payload_digest": payload_digest,
+        "signer_fingerprint": signer_fingerprint,
+        "payload_key_id": None,
+        "payload_ciphertext": None,
+        "sealed": None,
+        "signature_value": None,
+        "signature_values": None,
+        "receipt": receipt,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _insert_import(
+    session: Session,
+    message_values: dict[str, object],
+    rows: _DossierRows | None,
+    *,
+    statuses: tuple[str, ...],
+    now: datetime,
+) -> MessageRecord:
+    """Insert the message (the unique index decides on a duplicate here), its events and the
+    dossier rows. Core inserts, not the ORM unit of work: this runs while holding the write lock,
+    once per incoming message, so it is kept to a few statements (the events in one batch)."""
+    connection = session.connection()
+    key = connection.execute(insert(m.Message), message_values).inserted_primary_key
+    assert key is not None
+    pk = int(key[0])
+    connection.execute(
+        insert(m.MessageEvent),
+        [{"message_pk": pk, "at": now, "status": s, "attempt": None} for s in statuses],
+    )
+    if rows is not None:
+        connection.execute(insert(m.Dossier), {**rows.dossier, "message_pk": pk})
+        connection.execute(insert(m.DossierIndex), rows.index)
+    return inbound_record(pk, message_values)

@@ -1,0 +1,109 @@
+"""Messages as the services and the console ask for them: by id, by pk, listed, their events, a
+stored receipt, and whether the database is ready."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from oso_gateway.store import models as m
+from oso_gateway.store.base import StoreBase
+from oso_gateway.store.engine import unavailable_as_typed_error
+from oso_gateway.store.migrate import check_schema_current
+from oso_gateway.store.records import (
+    EventRecord,
+    MessageRecord,
+    record_of,
+)
+
+_T = TypeVar("_T")
+
+
+class MessageQueries(StoreBase):
+    """Read access to messages and their events."""
+
+    def find_receipt(self, message_id: str, signer_oin: str) -> tuple[str, bytes] | None:
+        """(payload digest, sealed receipt) of an accepted inbound message of this signer (a lean
+        Core query: this runs for every incoming message)."""
+        stmt = select(m.Message.payload_digest, m.Message.receipt).where(
+            m.Message.direction == m.IN,
+            m.Message.counterpart_oin == signer_oin,
+            m.Message.message_id == message_id,
+            m.Message.status != m.REJECTED,
+        )
+        with unavailable_as_typed_error(), self.engine.connect() as connection:
+            row = connection.execute(stmt).first()
+        if row is None or row.payload_digest is None or row.receipt is None:
+            return None
+        return row.payload_digest, row.receipt
+
+    def check_ready(self) -> None:
+        """Raise unless the database answers and its schema is current (driver errors are not
+        translated: the caller reports their type)."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        check_schema_current(self.engine)
+
+    def find_message(
+        self, direction: str, message_id: str, *, counterpart_oin: str | None = None
+    ) -> MessageRecord | None:
+        """The accepted (not rejected) message with this id in this direction, if any.
+
+        A MessageID is unique per counterpart (an inbound message's signer): without
+        ``counterpart_oin`` the oldest of several is returned.
+        """
+
+        def work(session: Session) -> MessageRecord | None:
+            query = select(m.Message).where(
+                m.Message.direction == direction,
+                m.Message.message_id == message_id,
+                m.Message.status != m.REJECTED,
+            )
+            if counterpart_oin is not None:
+                query = query.where(m.Message.counterpart_oin == counterpart_oin)
+            row = session.scalars(query.order_by(m.Message.id)).first()
+            return None if row is None else record_of(row)
+
+        return self._read(work)
+
+    def get_message(self, pk: int) -> MessageRecord:
+        return self._read(lambda session: record_of(self._get(session, pk)))
+
+    def list_messages(
+        self,
+        *,
+        direction: str | None = None,
+        statuses: Sequence[str] = (),
+        limit: int = 100,
+        before_pk: int | None = None,
+    ) -> list[MessageRecord]:
+        """Newest first; page with ``before_pk`` (the last pk of the previous page)."""
+
+        def work(session: Session) -> list[MessageRecord]:
+            stmt = select(m.Message).order_by(m.Message.id.desc()).limit(limit)
+            if direction is not None:
+                stmt = stmt.where(m.Message.direction == direction)
+            if statuses:
+                stmt = stmt.where(m.Message.status.in_(tuple(statuses)))
+            if before_pk is not None:
+                stmt = stmt.where(m.Message.id < before_pk)
+            return [record_of(r) for r in session.scalars(stmt)]
+
+        return self._read(work)
+
+    def events(self, pk: int) -> list[EventRecord]:
+        def work(session: Session) -> list[EventRecord]:
+            rows = session.scalars(
+                select(m.MessageEvent)
+                .where(m.MessageEvent.message_pk == pk)
+                .order_by(m.MessageEvent.id)
+            )
+            return [
+                EventRecord(at=r.at, status=r.status, attempt=r.attempt, error_code=r.error_code)
+                for r in rows
+            ]
+
+        return self._read(work)
