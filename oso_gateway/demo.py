@@ -14,9 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lxml import etree
-
-from oso_gateway.dossier.categories import q
 from oso_gateway.dossier.generator import generate_dossier
 from oso_gateway.dossier.preview import preview, render_text
 from oso_gateway.runtime import build_services, start_gateway_in_thread
@@ -24,7 +21,13 @@ from oso_gateway.security.xmlparse import parse_xml
 from oso_gateway.store import Store
 from oso_gateway.store import models as m
 from oso_gateway.transfer import wire
-from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN, VENDOR_OIN, setup_dev_gateways
+from oso_gateway.transfer.demo import (
+    PRIMARY_OIN,
+    SECONDARY_OIN,
+    VENDOR_OIN,
+    setup_dev_gateways,
+    with_opt_out,
+)
 from oso_gateway.transfer.schools import School
 from oso_gateway.transfer.send import Expected, prepare_dossier, verify_receipt
 
@@ -122,21 +125,6 @@ def run_demo_transfer(workdir: Path, *, seed: int = 2019) -> DemoResult:
         sender.close()
         running.stop()
         receiver.close()
-
-
-#: the category the demo pupil's parents opted out of: in the LAS export, removed by the sender
-DEMO_OPT_OUT = "toetsresultaten"
-
-
-def with_opt_out(data: bytes, key: str = DEMO_OPT_OUT) -> bytes:
-    """The LAS export as a school whose parents opted out of ``key``: the category is marked
-    OPT-UIT but its data is still in the file, so the sending gateway must remove it."""
-    root = etree.fromstring(data)
-    marker = root.find(f"{q('metadata')}/{q('categorie_uitlevering')}/{q('cat_' + key)}")
-    if marker is None:
-        return data
-    marker.text = "OPT-UIT"
-    return etree.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
 def _events(store: Store, pk: int, direction: str, message_id: str) -> list[str]:

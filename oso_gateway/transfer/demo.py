@@ -14,7 +14,10 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from lxml import etree
+
 from oso_gateway.config import Settings, generate_storage_key, load_settings
+from oso_gateway.dossier.categories import q
 from oso_gateway.errors import ConfigError
 from oso_gateway.protocol import SOAP_PATH
 from oso_gateway.store import create_store_engine, upgrade
@@ -155,3 +158,18 @@ def setup_dev_gateways(workdir: Path) -> dict[str, DevGateway]:
             settings=settings,
         )
     return result
+
+
+#: the category the demo pupil's parents opted out of: in the LAS export, removed by the sender
+DEMO_OPT_OUT = "toetsresultaten"
+
+
+def with_opt_out(data: bytes, key: str = DEMO_OPT_OUT) -> bytes:
+    """The LAS export as a school whose parents opted out of ``key``: the category is marked
+    OPT-UIT but its data is still in the file, so the sending gateway must remove it."""
+    root = etree.fromstring(data)
+    marker = root.find(f"{q('metadata')}/{q('categorie_uitlevering')}/{q('cat_' + key)}")
+    if marker is None:
+        return data
+    marker.text = "OPT-UIT"
+    return etree.tostring(root, encoding="utf-8", xml_declaration=True)
