@@ -29,7 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from flask import Flask
 
-from oso_gateway.config import Settings
+from oso_gateway.config import IdentitySettings, Settings
 from oso_gateway.errors import ConfigError, GatewayError
 from oso_gateway.security.keys import load_certificate, load_certificates, load_private_key
 from oso_gateway.security.trust import TrustConfig, oin_of
@@ -181,8 +181,10 @@ def build_services(
     )
     configs = {i.oin: SenderConfig(identity=i, trust=trust) for i in identities}
     sender_config = configs[identities[0].oin]
-    if transport is None:
-        transport = _requests_transport(settings)
+    transports: dict[str, Transport] = {}
+    if transport is None:  # each identity connects with its own TLS client certificate
+        transports = {i.oin: _requests_transport(settings, i) for i in settings.identities}
+        transport = transports[settings.identities[0].oin]
     outbox = Outbox(
         store=store,
         directory=directory,
@@ -192,6 +194,7 @@ def build_services(
         clock=clock,
         lease=timedelta(seconds=settings.retry.lease_seconds),
         configs=configs,
+        transports=transports,
     )
     pull = PullService(
         store=store,
@@ -243,12 +246,11 @@ def build_services(
     )
 
 
-def _requests_transport(settings: Settings) -> RequestsTransport:
-    """Mutual TLS to peers with the first identity's certificate and key."""
-    first = settings.identities[0]
+def _requests_transport(settings: Settings, identity: IdentitySettings) -> RequestsTransport:
+    """Mutual TLS to peers with this identity's certificate and key."""
     return RequestsTransport(
-        cert_file=str(first.cert_file),
-        key_file=str(first.key_file),
+        cert_file=str(identity.cert_file),
+        key_file=str(identity.key_file),
         ca_bundle=str(tls_bundle(settings)),
         timeout=settings.limits.request_timeout,
     )

@@ -84,6 +84,7 @@ class Outbox:
         lease: timedelta = DEFAULT_LEASE,
         rng: random.Random | None = None,
         configs: Mapping[str, SenderConfig] | None = None,
+        transports: Mapping[str, Transport] | None = None,
     ) -> None:
         self.store = store
         self.directory = directory
@@ -92,6 +93,8 @@ class Outbox:
         #: opened, with the identity that serves its sending school (``our_oin``)
         self.configs: Mapping[str, SenderConfig] = configs or {config.identity.oin: config}
         self.transport = transport
+        #: per local identity (OIN): the mutual-TLS client certificate of that identity
+        self.transports: Mapping[str, Transport] = transports or {}
         self.retry = retry
         self.clock = clock
         self.lease = lease
@@ -102,6 +105,10 @@ class Outbox:
         self.gate: Callable[[PreparedDossier], None] | None = None
 
     # --- queueing ----------------------------------------------------------------------------
+
+    def transport_for(self, oin: str | None) -> Transport:
+        """The transport of our identity ``oin`` (its TLS client certificate), else the default."""
+        return self.transports.get(oin or "", self.transport)
 
     def config_for(self, oin: str | None) -> SenderConfig:
         """The sender config of our identity ``oin`` (the first identity's when unknown)."""
@@ -251,7 +258,7 @@ class Outbox:
                 earlier_signature_values=sent.sent_signature_values,
                 recipient_school=school,
             ),
-            transport=self.transport,
+            transport=self.transport_for(record.our_oin),
             config=self.config_for(record.our_oin),
             clock=self.clock,
             action=record.action,

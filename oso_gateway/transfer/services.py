@@ -246,9 +246,12 @@ class GatewayServices:
         return problems
 
     def close(self) -> None:
-        close = getattr(self.transport, "close", None)
-        if close is not None:
-            close()
+        for transport in {
+            id(t): t for t in (self.transport, *self.outbox.transports.values())
+        }.values():
+            close = getattr(transport, "close", None)
+            if close is not None:
+                close()
         self.store.engine.dispose()
 
 
