@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g, request
+from flask import Response, current_app, g, jsonify, request
 
 from oso_gateway.errors import ApiUnsupportedMediaType
-from oso_gateway.transfer.mailbox import InboxService, OutboxService, Scope
+from oso_gateway.transfer.mailbox import InboxService, ListFilter, OutboxService, Scope
+from oso_gateway.web.api.models import InboxListQuery, OutboxListQuery
 
 API_PREFIX = "/api/v1"
 SERVICES_KEY = "oso_api_services"
@@ -33,6 +34,24 @@ def outbox() -> OutboxService:
 def scope() -> Scope:
     client = g.api_client
     return Scope(tuple(client.schools), client_id=client.client_id)
+
+
+def page_json(
+    query: InboxListQuery | OutboxListQuery, counterpart_school: str | None, box: Any
+) -> Response:
+    """One page of ``box``'s messages (inbox or outbox) for the query's filter, as JSON."""
+    page = box.list(
+        scope(),
+        ListFilter(
+            statuses=(query.status,) if query.status else (),
+            counterpart_school=counterpart_school,
+            since=query.since,
+            until=query.until,
+            cursor=query.cursor,
+            limit=query.limit,
+        ),
+    )
+    return jsonify({"items": page.items, "next_cursor": page.next_cursor})
 
 
 def xml_body() -> bytes:

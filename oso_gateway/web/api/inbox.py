@@ -6,9 +6,9 @@ from flask import Response, jsonify
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models import Tag  # type: ignore[attr-defined]
 
-from oso_gateway.transfer.mailbox import ListFilter, parse_categories
+from oso_gateway.transfer.mailbox import parse_categories
 from oso_gateway.web.api import models as am
-from oso_gateway.web.api.context import API_PREFIX, inbox, scope
+from oso_gateway.web.api.context import API_PREFIX, inbox, page_json, scope
 from oso_gateway.web.api.problems import problem_response_spec
 
 TAG = Tag(name="inbox", description="Received dossiers (receiving school)")
@@ -30,18 +30,7 @@ _DOSSIER = {
     responses={200: am.MessagePage},
 )
 def list_inbox(query: am.InboxListQuery) -> Response:
-    page = inbox().list(
-        scope(),
-        ListFilter(
-            statuses=(query.status,) if query.status else (),
-            counterpart_school=query.sender,
-            since=query.since,
-            until=query.until,
-            cursor=query.cursor,
-            limit=query.limit,
-        ),
-    )
-    return jsonify({"items": page.items, "next_cursor": page.next_cursor})
+    return page_json(query, query.sender, inbox())
 
 
 @bp.get(

@@ -11,10 +11,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from oso_gateway.protocol import BRIN_PATTERN, VESTIGING_PATTERN
 from oso_gateway.store import models as m
 
 MESSAGE_ID = r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-SCHOOL = r"^[0-9]{2}[0-9A-Z]{2}[0-9]{2}$"
+SCHOOL = f"^{BRIN_PATTERN}{VESTIGING_PATTERN}$"
 CATEGORIES = r"^[a-z]+(,[a-z]+)*$"
 
 InboxStatus = Literal["imported", "fetched", "declined", "duplicate"]

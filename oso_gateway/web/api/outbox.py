@@ -7,10 +7,9 @@ from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models import Tag  # type: ignore[attr-defined]
 
 from oso_gateway.errors import DossierError
-from oso_gateway.transfer.mailbox import ListFilter
 from oso_gateway.transfer.schools import School
 from oso_gateway.web.api import models as am
-from oso_gateway.web.api.context import API_PREFIX, outbox, scope, xml_body
+from oso_gateway.web.api.context import API_PREFIX, outbox, page_json, scope, xml_body
 from oso_gateway.web.api.problems import problem, problem_response_spec
 
 TAG = Tag(name="outbox", description="Outgoing dossiers (sending school)")
@@ -83,18 +82,7 @@ def dry_run_dossier(query: am.SubmitQuery) -> Response:
     responses={200: am.MessagePage},
 )
 def list_outbox(query: am.OutboxListQuery) -> Response:
-    page = outbox().list(
-        scope(),
-        ListFilter(
-            statuses=(query.status,) if query.status else (),
-            counterpart_school=query.recipient,
-            since=query.since,
-            until=query.until,
-            cursor=query.cursor,
-            limit=query.limit,
-        ),
-    )
-    return jsonify({"items": page.items, "next_cursor": page.next_cursor})
+    return page_json(query, query.recipient, outbox())
 
 
 @bp.get(
