@@ -82,6 +82,11 @@ class LimitSettings:
     max_request_bytes: int = setting(64 * 1024 * 1024, env=True, minimum=1024)
     #: seconds, for outgoing HTTP requests and for reading an incoming request
     request_timeout: float = setting(60.0, env=True, minimum=0.1)
+    #: seconds for the whole of an incoming request (headers and body), however it trickles in
+    request_deadline: float = setting(300.0, env=True, minimum=0.1)
+    #: open connections the server accepts in all, and from one peer address
+    max_connections: int = setting(256, env=True, minimum=1)
+    max_connections_per_address: int = setting(16, env=True, minimum=1)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -346,6 +346,9 @@ def start_gateway_in_thread(
         threads=threads,
         timeout=settings.limits.request_timeout,
         reuse_port=reuse_port,
+        request_deadline=settings.limits.request_deadline,
+        max_connections=settings.limits.max_connections,
+        max_connections_per_address=settings.limits.max_connections_per_address,
     )
 
 

@@ -10,6 +10,13 @@ sends nothing would otherwise stall every other client's accept): an accepted so
 is wrapped without handshaking and parked in the connection selector; once the client has sent
 something (its ClientHello) a worker thread performs the handshake, bounded by
 ``HANDSHAKE_TIMEOUT``. An idle or slow TCP peer therefore never delays other clients' accepts.
+
+Slow and many clients (issue 13): every read of a request checks a deadline for the whole request
+(headers and body: ``limits.request_deadline``), not only a timeout per read, so a client that
+sends a byte at a time holds a worker for at most that long; and the acceptor closes a new
+connection at once when the server already holds ``max_connections`` in all or
+``max_connections_per_address`` from that peer's address. ``docs/security.md`` §2 describes the
+production set-up that keeps slow clients away from the workers altogether (nginx in front).
 """
 
 from __future__ import annotations
@@ -18,11 +25,13 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cheroot import errors as cheroot_errors
 from cheroot import wsgi
 from cheroot.server import HTTPConnection
 from cheroot.ssl.builtin import BuiltinSSLAdapter
@@ -37,16 +46,91 @@ HANDSHAKE_TIMEOUT = 10.0
 """Seconds a worker waits for a client to complete the TLS handshake once it has started it."""
 
 
+class ConnectionCaps:
+    """Open connections in all and per peer address; ``admit`` refuses over either cap."""
+
+    def __init__(self, *, total: int, per_address: int) -> None:
+        self.total, self.per_address = total, per_address
+        self._open: dict[str, int] = {}
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def admit(self, address: str) -> bool:
+        with self._lock:
+            if self._count >= self.total or self._open.get(address, 0) >= self.per_address:
+                return False
+            self._open[address] = self._open.get(address, 0) + 1
+            self._count += 1
+            return True
+
+    def release(self, address: str) -> None:
+        with self._lock:
+            left = self._open.get(address, 0) - 1
+            if left < 0:
+                return
+            self._count -= 1
+            if left:
+                self._open[address] = left
+            else:
+                del self._open[address]
+
+    def open_connections(self) -> int:
+        with self._lock:
+            return self._count
+
+
+def _peer_address(sock: socket.socket) -> str:
+    try:
+        return str(sock.getpeername()[0])
+    except OSError:
+        return ""
+
+
 class _DeferredHandshakeAdapter(BuiltinSSLAdapter):
-    """Wraps an accepted socket WITHOUT the handshake (the acceptor thread never waits on a peer).
+    """Wraps an accepted socket WITHOUT the handshake (the acceptor thread never waits on a peer),
+    after checking the connection caps (over a cap: the socket is closed at once).
 
     The environ entries (``wsgi.url_scheme``, client certificate, cipher) are made by the
     connection after its handshake, in a worker thread.
     """
 
+    caps: ConnectionCaps | None = None
+
     def wrap(self, sock: socket.socket) -> tuple[ssl.SSLSocket, dict[str, Any]]:
-        wrapped = self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        address = _peer_address(sock)
+        if self.caps is not None and not self.caps.admit(address):
+            log.warning("connection from %s refused: over the connection caps", address)
+            sock.close()
+            raise cheroot_errors.FatalSSLAlert("over the connection caps")
+        try:
+            wrapped = self.context.wrap_socket(
+                sock, server_side=True, do_handshake_on_connect=False
+            )
+        except BaseException:
+            if self.caps is not None:
+                self.caps.release(address)
+            raise
         return wrapped, {}
+
+
+class _DeadlineReads:
+    """The socket under a connection's read buffer: each read waits at most until the deadline
+    of the request being read (and at most the per-read timeout)."""
+
+    def __init__(self, sock: ssl.SSLSocket, conn: _TLSConnection) -> None:
+        self._sock, self._conn = sock, conn
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        deadline = self._conn.deadline
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the request did not arrive within its deadline")
+            self._sock.settimeout(min(self._conn.server.timeout, remaining))
+        return self._sock.recv_into(buffer, nbytes, flags)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 class _TLSConnection(HTTPConnection):
@@ -54,11 +138,31 @@ class _TLSConnection(HTTPConnection):
 
     parked = False
     handshaken = False
+    released = False
+    #: monotonic time by which the request being read must have arrived (None: no request)
+    deadline: float | None = None
+
+    def __init__(self, server: Any, sock: Any, makefile: Any = None) -> None:
+        super().__init__(server, sock, makefile)
+        raw = getattr(self.rfile, "raw", None)
+        if raw is not None and hasattr(raw, "_sock"):
+            raw._sock = _DeadlineReads(sock, self)
 
     def communicate(self) -> bool:
         if not self.handshaken and not self._handshake():
             return False
-        return bool(super().communicate())  # type: ignore[no-untyped-call]
+        self.deadline = time.monotonic() + getattr(self.server, "request_deadline", 300.0)
+        try:
+            return bool(super().communicate())  # type: ignore[no-untyped-call]
+        finally:
+            self.deadline = None
+
+    def close(self) -> None:
+        super().close()
+        caps = getattr(self.server.ssl_adapter, "caps", None)
+        if caps is not None and not self.released:
+            self.released = True
+            caps.release(_peer_address_of(self))
 
     def _handshake(self) -> bool:
         sock = self.socket
@@ -72,6 +176,10 @@ class _TLSConnection(HTTPConnection):
             return False
         self.handshaken = True
         return True
+
+
+def _peer_address_of(conn: HTTPConnection) -> str:
+    return str(getattr(conn, "remote_addr", "") or "")
 
 
 class _Server(wsgi.Server):
@@ -125,6 +233,9 @@ def make_server(
     threads: int = 8,
     timeout: float = 60.0,
     reuse_port: bool = False,
+    request_deadline: float = 300.0,
+    max_connections: int = 256,
+    max_connections_per_address: int = 16,
 ) -> wsgi.Server:
     """A cheroot server (not started) serving ``app`` over mutual TLS.
 
@@ -141,8 +252,10 @@ def make_server(
         server_name="oso-gateway",
         reuse_port=reuse_port,
     )
+    server.request_deadline = request_deadline  # type: ignore[attr-defined]
     adapter = _DeferredHandshakeAdapter(str(cert_file), str(key_file))
     adapter.context = context
+    adapter.caps = ConnectionCaps(total=max_connections, per_address=max_connections_per_address)
     server.ssl_adapter = adapter
     return server
 
@@ -172,6 +285,9 @@ def start_in_thread(
     timeout: float = 60.0,
     factory: bool = False,
     reuse_port: bool = False,
+    request_deadline: float = 300.0,
+    max_connections: int = 256,
+    max_connections_per_address: int = 16,
 ) -> RunningServer:
     """Bind (``port=0``: an ephemeral port), then serve in a daemon thread.
 
@@ -188,6 +304,9 @@ def start_in_thread(
         threads=threads,
         timeout=timeout,
         reuse_port=reuse_port,
+        request_deadline=request_deadline,
+        max_connections=max_connections,
+        max_connections_per_address=max_connections_per_address,
     )
     _prepare(server, host, port)
     bound_host, bound_port = server.bind_addr[:2]

@@ -85,6 +85,16 @@ class RequestTooLarge(RemoteError):
     public_message = "The message is too large."
 
 
+class RequestDeadlineExceeded(RemoteError):
+    """The request (headers and body) did not arrive within ``limits.request_deadline``: a slow
+    or stalled client, cut off so that it cannot hold a worker."""
+
+    code = "OSO-E640"
+    http_status = 408
+    transient = True
+    public_message = "The request took too long to arrive."
+
+
 class UnsupportedMediaType(RemoteError):
     """The request is not a SOAP 1.1 POST (Content-Type text/xml)."""
 

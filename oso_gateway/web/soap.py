@@ -10,7 +10,13 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from oso_gateway.errors import GatewayError, InternalError, RequestTooLarge, UnsupportedMediaType
+from oso_gateway.errors import (
+    GatewayError,
+    InternalError,
+    RequestDeadlineExceeded,
+    RequestTooLarge,
+    UnsupportedMediaType,
+)
 from oso_gateway.protocol import SOAP_CONTENT_TYPE, SOAP_PATH
 from oso_gateway.transfer import wire
 from oso_gateway.transfer.receive import ReceiveService
@@ -79,6 +85,9 @@ def messages(school: str | None = None) -> Response:
     except RequestEntityTooLarge:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         return _reject(service, RequestTooLarge(f"request body over {limit} bytes"), now)
+    except TimeoutError:  # the server's whole-request deadline, or a stalled read
+        late = RequestDeadlineExceeded("the request body did not arrive in time")
+        return _reject(service, late, now)
     result = service.handle(data, now=now)
     return Response(result.body, status=result.http_status, content_type=SOAP_CONTENT_TYPE)
 
