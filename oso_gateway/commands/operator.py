@@ -121,10 +121,10 @@ def add_command(
 @config_option
 @click.argument("name")
 def remove_command(config_file: Path | None, name: str) -> None:
-    """Delete account NAME (its console sessions end at their next request)."""
+    """Delete account NAME and end its console sessions."""
     store, operators = _open(config_file)
     try:
-        removed = operators.remove(name)
+        removed = operators.remove(name, now=datetime.now(UTC))
     except GatewayError as exc:
         fail(exc)
         return

@@ -8,6 +8,10 @@ Tables (migration ``0002``):
 * ``login_throttle``: failed-login counters per key (``account:<name>`` and ``ip:<address>``) and
   the time until which a key is blocked. Kept in the database so every console process (and a
   restart) sees the same penalties.
+* ``console_sessions`` (migration ``0005_console_sessions``): one row per console login, keyed by
+  the SHA-256 of the session token the browser holds (the token itself is never stored), with
+  its operator, start, last use and end. A session is valid only while its row says so: logout,
+  an admin, or removing the operator ends it server-side, whatever cookie a browser still holds.
 
 ``OperatorStore`` follows the ``Store`` conventions: one transaction per method, plain frozen
 records out, time always an argument.
@@ -15,13 +19,14 @@ records out, time always an argument.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import CheckConstraint, Engine, Integer, String, Text, delete, select
+from sqlalchemy import CheckConstraint, Engine, Integer, String, Text, delete, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -64,6 +69,30 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer)
     last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime())
     blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ConsoleSession(Base):
+    __tablename__ = "console_sessions"
+
+    #: SHA-256 (hex) of the session token in the browser's cookie
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operator: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: logout, idle, expired, ended-by-admin, operator-removed
+    end_reason: Mapped[str | None] = mapped_column(String(20))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionRecord:
+    operator: str
+    created_at: datetime
+    last_seen_at: datetime
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,14 +199,75 @@ class OperatorStore:
         except sa_exc.IntegrityError:
             raise DuplicateOperator(f"operator {name} exists") from None
 
-    def remove(self, name: str) -> bool:
-        """Delete the account (its sessions end at their next request). False: no such account."""
+    def remove(self, name: str, *, now: datetime | None = None) -> bool:
+        """Delete the account and end its sessions (in the same transaction). False: no such
+        account."""
 
         def work(session: Session) -> bool:
+            if now is not None:
+                _end(session, ConsoleSession.operator == name, now, "operator-removed")
+            else:
+                session.execute(delete(ConsoleSession).where(ConsoleSession.operator == name))
             result = session.execute(delete(Operator).where(Operator.name == name))
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
         return self._write(work)
+
+    # --- console sessions (server-side, revocable) ----------------------------------------------
+
+    def start_session(self, token: str, *, operator: str, now: datetime) -> None:
+        """Record a new session for ``operator`` under ``token`` (only its hash is stored)."""
+
+        def work(session: Session) -> None:
+            session.add(
+                ConsoleSession(
+                    token_hash=token_hash(token),
+                    operator=operator,
+                    created_at=now,
+                    last_seen_at=now,
+                )
+            )
+
+        self._write(work)
+
+    def touch_session(
+        self, token: str, *, now: datetime, idle: timedelta, max_age: timedelta
+    ) -> SessionRecord | None:
+        """The live session of ``token``, its last use moved to ``now``; None when there is no
+        such session, it was ended, or it is past its idle or absolute timeout (then it is ended
+        here)."""
+
+        def work(session: Session) -> SessionRecord | None:
+            row = session.get(ConsoleSession, token_hash(token))
+            if row is None or row.ended_at is not None:
+                return None
+            late = "idle" if now - row.last_seen_at > idle else None
+            late = "expired" if now - row.created_at > max_age else late
+            if late is not None or now < row.last_seen_at - timedelta(minutes=1):
+                row.ended_at, row.end_reason = now, late or "clock"
+                return None
+            row.last_seen_at = now
+            return SessionRecord(operator=row.operator, created_at=row.created_at, last_seen_at=now)
+
+        return self._write(work)
+
+    def end_session(self, token: str, *, now: datetime, reason: str = "logout") -> None:
+        self._write(lambda s: _end(s, ConsoleSession.token_hash == token_hash(token), now, reason))
+
+    def end_sessions(self, operator: str, *, now: datetime, reason: str) -> int:
+        """End every live session of ``operator``; how many were live."""
+        return self._write(lambda s: _end(s, ConsoleSession.operator == operator, now, reason))
+
+    def live_sessions(self, operator: str) -> int:
+        def work(session: Session) -> int:
+            rows = session.scalars(
+                select(ConsoleSession.token_hash).where(
+                    ConsoleSession.operator == operator, ConsoleSession.ended_at.is_(None)
+                )
+            )
+            return len(list(rows))
+
+        return self._read(work)
 
     def get(self, name: str) -> OperatorRecord | None:
         def work(session: Session) -> OperatorRecord | None:
@@ -273,3 +363,12 @@ class OperatorStore:
                 row.blocked_until = row.last_failure_at + delay if delay else None
 
         self._write(work)
+
+
+def _end(session: Session, which: Any, now: datetime, reason: str) -> int:
+    result = session.execute(
+        update(ConsoleSession)
+        .where(which, ConsoleSession.ended_at.is_(None))
+        .values(ended_at=now, end_reason=reason)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

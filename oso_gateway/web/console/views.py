@@ -9,6 +9,7 @@ The role is read from the database on every request, so removing an account ends
 from __future__ import annotations
 
 import functools
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -139,30 +140,25 @@ def _ctx() -> ConsoleContext:
 
 
 def _current_operator(ctx: ConsoleContext) -> OperatorRecord | None:
-    """The logged-in operator, or None when there is none or the session has ended (idle for
-    longer than ``console.session_timeout``, older than ``MAX_SESSION_AGE``, or from the future)."""
-    name = session.get("operator")
-    if not isinstance(name, str):
+    """The operator of this request's server-side session, or None. The cookie holds only a
+    random session token: a session ended by logout, an admin, a timeout (idle longer than
+    ``console.session_timeout``, older than ``MAX_SESSION_AGE``) or removing the operator is
+    refused whatever cookie the browser still sends."""
+    token = session.get("sid")
+    if not isinstance(token, str):
         return None
     now = ctx.clock()
-    seen = session.get("seen")
-    since = session.get("since")
-    timeout = ctx.settings.console.session_timeout
-    if (
-        not isinstance(seen, float | int)
-        or not isinstance(since, float | int)
-        or now.timestamp() - seen > timeout
-        or now.timestamp() - since > MAX_SESSION_AGE.total_seconds()
-        or now.timestamp() < seen - 60
-    ):
+    idle = timedelta(seconds=ctx.settings.console.session_timeout)
+    live = ctx.operators.touch_session(token, now=now, idle=idle, max_age=MAX_SESSION_AGE)
+    if live is None:
         session.clear()
         flash("Your session has ended; please log in again.", "info")
         return None
-    account = ctx.operators.get(name)
+    account = ctx.operators.get(live.operator)
     if account is None:
+        ctx.operators.end_session(token, now=now, reason="operator-removed")
         session.clear()
         return None
-    session["seen"] = now.timestamp()
     return account
 
 
@@ -232,16 +228,19 @@ def login() -> ResponseReturnValue:
         flash("Unknown account or wrong password.", "error")
         return render_template("console/login.html", name=name), 401
     ctx.audit(operation="login", status="ok", operator=result.operator.name)
-    session.clear()  # a fresh session (and CSRF token) after login
+    session.clear()  # a fresh session id (and CSRF token) at every login
+    token = secrets.token_urlsafe(32)
+    ctx.operators.start_session(token, operator=result.operator.name, now=now)
     session.permanent = True
-    session["operator"] = result.operator.name
-    session["since"] = session["seen"] = now.timestamp()
+    session["sid"] = token
     auth.csrf_token(session)
     return redirect(url_for("console.dashboard"))
 
 
 def logout() -> ResponseReturnValue:
-    _ctx().audit(operation="logout", status="ok", operator=g.operator.name)
+    ctx = _ctx()
+    ctx.audit(operation="logout", status="ok", operator=g.operator.name)
+    ctx.operators.end_session(str(session.get("sid")), now=ctx.clock(), reason="logout")
     session.clear()
     flash("Logged out.", "info")
     return redirect(url_for("console.login"))
@@ -384,7 +383,22 @@ def _directory_gateways(directory: Directory | None, now: datetime) -> list[dict
 
 @admin_only
 def operators_page() -> ResponseReturnValue:
-    return render_template("console/operators.html", accounts=_ctx().operators.all())
+    operators = _ctx().operators
+    accounts = operators.all()
+    live = {a.name: operators.live_sessions(a.name) for a in accounts}
+    return render_template("console/operators.html", accounts=accounts, live=live)
+
+
+@admin_only
+def end_sessions(name: str) -> ResponseReturnValue:
+    """An admin ends every session of an operator (their own included)."""
+    ctx = _ctx()
+    if not NAME_RE.fullmatch(name) or ctx.operators.get(name) is None:
+        abort(404)
+    ended = ctx.operators.end_sessions(name, now=ctx.clock(), reason="ended-by-admin")
+    ctx.audit(operation="sessions.end", status="ok", operator=name)  # whose sessions
+    flash(f"Ended {ended} session(s) of {name}.", "info")
+    return redirect(url_for("console.operators_page"))
 
 
 #: (rule, view, methods); the view's name is its endpoint ("console.<name>").
@@ -398,6 +412,7 @@ _ROUTES: tuple[tuple[str, Callable[..., ResponseReturnValue], list[str]], ...] =
     ("/quarantine", quarantine, ["GET"]),
     ("/directory", directory_page, ["GET"]),
     ("/operators", operators_page, ["GET"]),
+    ("/operators/<name>/end-sessions", end_sessions, ["POST"]),
 )
 
 
