@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv test lint typecheck pytest demo bench clean pki docs
+.PHONY: all venv test lint typecheck pytest demo bench clean pki docs fuzz fuzz-smoke
 
 all: test
 
@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check oso_gateway tests benchmarks
-	$(BIN)/ruff format --check oso_gateway tests benchmarks
+	$(BIN)/ruff check oso_gateway tests benchmarks fuzz
+	$(BIN)/ruff format --check oso_gateway tests benchmarks fuzz
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
@@ -35,6 +35,16 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# Coverage-guided fuzzing (atheris): every target briefly (CI), or one target for longer, e.g.
+# `make fuzz FUZZ_TARGET=open FUZZ_ARGS=-max_total_time=3600` (docs/security.md §4).
+FUZZ_TARGET ?= sealed
+FUZZ_ARGS   ?= -max_total_time=600 -timeout=10 -rss_limit_mb=2048
+fuzz-smoke: $(STAMP)
+	$(BIN)/python -m fuzz --smoke 6
+
+fuzz: $(STAMP)
+	$(BIN)/python -m fuzz $(FUZZ_TARGET) $(FUZZ_ARGS)
 
 docs: $(STAMP)
 	$(BIN)/oso-gateway errors --markdown > docs/errors.md

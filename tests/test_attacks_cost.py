@@ -232,3 +232,25 @@ def test_open_message_steps_are_each_under_a_hundred_lines() -> None:
     for name, fn in inspect.getmembers(wss, inspect.isfunction):
         if fn.__module__ == wss.__name__:
             assert len(inspect.getsource(fn).splitlines()) <= 100, name
+
+
+# --- found by fuzzing -----------------------------------------------------------------------------
+
+
+def test_a_relative_namespace_uri_in_a_signed_header_is_a_typed_refusal() -> None:
+    # libxml2's C14N refuses relative namespace URIs: it used to surface as an untyped lxml error
+    data = _genuine().replace(b"<wsa:Action ", b'<wsa:Action xmlns:r="relative/ns" r:x="1" ', 1)
+    assert _code(data) == "OSO-E240"
+
+
+def test_a_relative_namespace_uri_in_the_decrypted_payload_is_a_typed_refusal() -> None:
+    m = Msg(_genuine())
+    m.reencrypt(b'<d xmlns="docs.example-2.0.xsd"><a>1</a></d>')
+    assert _code(m.bytes()) == "OSO-E240"
+
+
+def test_sealing_a_payload_with_a_relative_namespace_uri_is_a_typed_error() -> None:
+    payload = etree.fromstring(b'<d xmlns:w="rel.xsd" w:Id="x"/>')
+    with pytest.raises(GatewayError) as info:
+        seal_1_to_2(payload)
+    assert info.value.code == "OSO-E240"

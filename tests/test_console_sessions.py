@@ -154,9 +154,7 @@ def test_the_absolute_timeout_ends_even_an_active_session(app: Flask, clock: Clo
     assert clock() - Clock()() >= timedelta(hours=11, minutes=50)
 
 
-def test_an_idle_session_stays_ended_when_the_clock_is_wound_back(
-    app: Flask, clock: Clock
-) -> None:
+def test_an_idle_session_stays_ended_when_the_clock_is_wound_back(app: Flask, clock: Clock) -> None:
     client = app.test_client()
     login(client, VIEWER_NAME)
     copied = _cookie(client)

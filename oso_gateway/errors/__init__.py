@@ -61,6 +61,7 @@ from oso_gateway.errors.local import (
     StoreUnavailable,
 )
 from oso_gateway.errors.message import (
+    CanonicalizationFailed,
     CipherDataMalformed,
     DataEncryptionRejected,
     DecryptedContentInvalid,
@@ -189,6 +190,7 @@ __all__ = [
     "ApiRouteNotFound",
     "ApiUnsupportedMediaType",
     "AtRestDecryptionError",
+    "CanonicalizationFailed",
     "CertificateExpired",
     "CertificateIsCa",
     "CertificateKeyTooWeak",

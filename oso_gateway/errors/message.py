@@ -295,3 +295,11 @@ class TooManyTransforms(SecureMessageError):
     code = "OSO-E238"
     http_status = 413
     public_message = "A signature reference holds too many transforms."
+
+
+class CanonicalizationFailed(SecureMessageError):
+    """Exclusive C14N refused the XML (e.g. a relative namespace URI, which canonical XML does
+    not allow): found by fuzzing, where it surfaced as an untyped lxml error."""
+
+    code = "OSO-E240"
+    public_message = "The message cannot be canonicalised (for example a relative namespace URI)."

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 
 from lxml import etree
 
+from oso_gateway.errors import CanonicalizationFailed
+
 #: The start tag of a canonical element. C14N leaves ">" unescaped in attribute values, but it
 #: always quotes them with '"' and writes a '"' inside one as "&quot;": so the first ">" outside
 #: a quoted value ends the tag.
@@ -38,13 +40,17 @@ def exc_c14n(element: etree._Element, *, inclusive_prefixes: Sequence[str] = ())
 
 
 def _c14n(element: etree._Element, inclusive_prefixes: Sequence[str]) -> bytes:
-    return etree.tostring(
-        element,
-        method="c14n",
-        exclusive=True,
-        with_comments=False,
-        inclusive_ns_prefixes=list(inclusive_prefixes) or None,
-    )
+    try:
+        return etree.tostring(
+            element,
+            method="c14n",
+            exclusive=True,
+            with_comments=False,
+            inclusive_ns_prefixes=list(inclusive_prefixes) or None,
+        )
+    except etree.C14NError:
+        # libxml2 refuses e.g. a relative namespace URI in scope of what it renders
+        raise CanonicalizationFailed("exclusive C14N refused the element") from None
 
 
 def detached(element: etree._Element, inclusive_prefixes: Sequence[str] = ()) -> etree._Element:

@@ -315,6 +315,10 @@ def _check_well_formed(cert: x509.Certificate) -> None:
             raise CertificateMalformed(f"not an X.509 v3 certificate ({_fp(cert)})")
         _ = cert.extensions
         _ = cert.public_key()
+        # decoded lazily too: a subject or issuer that does not parse failed later, untyped
+        # (found by fuzzing open_message)
+        _ = cert.subject.rfc4514_string(), cert.issuer.rfc4514_string()
+        _ = cert.not_valid_before_utc, cert.not_valid_after_utc
     except CertificateMalformed:
         raise
     except Exception as exc:  # cryptography raises ValueError, DuplicateExtension, Unsupported…
