@@ -8,7 +8,7 @@ Tables (migration ``0002``):
 * ``login_throttle``: failed-login counters per key (``account:<name>`` and ``ip:<address>``) and
   the time until which a key is blocked. Kept in the database so every console process (and a
   restart) sees the same penalties.
-* ``console_sessions`` (migration ``0005_console_sessions``): one row per console login, keyed by
+* ``console_sessions`` (migration ``console_sessions_1``): one row per console login, keyed by
   the SHA-256 of the session token the browser holds (the token itself is never stored), with
   its operator, start, last use and end. A session is valid only while its row says so: logout,
   an admin, or removing the operator ends it server-side, whatever cookie a browser still holds.

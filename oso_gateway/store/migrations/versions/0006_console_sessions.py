@@ -1,7 +1,7 @@
 """Operator console: server-side sessions (revocable: logout, an admin, removing the operator).
 
-Revision ID: 0005_console_sessions
-Revises: 0004
+Revision ID: console_sessions_1
+Revises: pull_requests_1
 Create Date: 2026-12-06
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from oso_gateway.store.models import UTCDateTime
 
-revision = "0005_console_sessions"
-down_revision = "0004"
+revision = "console_sessions_1"
+down_revision = "pull_requests_1"
 branch_labels = None
 depends_on = None
 
