@@ -25,6 +25,9 @@ def _run_target(name: str, flags: list[str]) -> None:
         except GatewayError:
             pass  # a typed refusal: what hostile input should get
 
+    if any(Path(flag).is_file() for flag in flags):  # reproduce: run just those inputs
+        atheris.Setup([sys.argv[0], *flags], one_input)
+        atheris.Fuzz()
     work = Path(tempfile.mkdtemp(prefix=f"oso-fuzz-{name}-"))
     seeds = work / "seeds"
     seeds.mkdir()

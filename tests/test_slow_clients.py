@@ -80,9 +80,11 @@ def _get(running: RunningServer, source: str) -> bytes:
 class SlowClient(threading.Thread):
     """Connects over TLS and sends a POST a byte at a time, up to ``rounds`` bytes."""
 
-    def __init__(self, running: RunningServer, source: str, rounds: int = 400) -> None:
+    def __init__(
+        self, running: RunningServer, source: str, rounds: int = 400, path: str = "/"
+    ) -> None:
         super().__init__(daemon=True)
-        self.running, self.source, self.rounds = running, source, rounds
+        self.running, self.source, self.rounds, self.path = running, source, rounds, path
         self.refused = False
         self.cut_off = False
         self.answer = b""
@@ -90,7 +92,8 @@ class SlowClient(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        request = b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n"
+        request = b"POST %s HTTP/1.1\r\nHost: localhost\r\n" % self.path.encode()
+        request += b"Content-Type: text/xml\r\nContent-Length: 100000\r\n\r\n"
         request += b"x" * 100_000
         try:
             sock = _connect(self.running, self.source)
