@@ -1,7 +1,7 @@
 """Operator console: server-side sessions (revocable: logout, an admin, removing the operator).
 
 Revision ID: console_sessions_1
-Revises: pull_requests_1
+Revises: school_api
 Create Date: 2026-12-06
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from oso_gateway.store.models import UTCDateTime
 
 revision = "console_sessions_1"
-down_revision = "pull_requests_1"
+down_revision = "school_api"
 branch_labels = None
 depends_on = None
 
