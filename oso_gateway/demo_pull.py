@@ -92,7 +92,8 @@ def run_demo_pull(
         step(f"3. accepted          ready by {accepted.ready_by}; new school sees: {seen.status}")
 
         held = old.pull.answer_with_dossier(request.request_id, data)
-        result.preview = old.pull.preview(request.request_id)
+        shown = old.pull.preview(request.request_id)
+        result.preview = shown.as_dict() if shown is not None else None
         step(
             f"4. dossier prepared  pupil matches the request; {held.outcome} until the "
             "parents' inzage (school policy: required)"

@@ -503,3 +503,17 @@ def test_a_gateway_without_the_pull_workflow_refuses_requests(pp: PullPair) -> N
         message_id=message_id,
     )
     assert _fault(pp.old.receiver.handle(data).body) == "OSO-E452"
+
+
+def test_the_parents_preview_is_the_held_dossier_as_it_will_leave(pp: PullPair) -> None:
+    from oso_gateway.dossier.preview import render_text
+
+    request_id, data = _request(pp)
+    assert pp.old.pull.preview(request_id) is None  # nothing held yet
+    pp.old.pull.answer_with_dossier(request_id, data)
+    family_name = pupil_of(data).family_name
+    counts = pp.old.pull.preview(request_id)
+    details = pp.old.pull.preview(request_id, include_details=True)
+    assert counts is not None and details is not None
+    assert family_name not in render_text(counts)
+    assert family_name in render_text(details, show_details=True)

@@ -256,12 +256,48 @@ def show_command(
                     "recorded_at": _iso(inzage.recorded_at),
                 }
             )
-            result["preview"] = pull.preview(request_id) if record.held else None
+            shown = pull.preview(request_id) if record.held else None
+            result["preview"] = shown.as_dict() if shown is not None else None
         if record.decline_reason == "other":
             result["decline_text"] = pull.requests.decline_text(record.pk)
         return result
 
     _run(config_file, as_json, work)
+
+
+@request_group.command("preview")
+@click.argument("request_id")
+@click.option(
+    "--details", is_flag=True, help="Include the values (personal data): the parents' own view."
+)
+@click.option("--lang", type=click.Choice(["nl", "en"]), default="nl", show_default=True)
+@json_option
+@config_option
+def preview_command(
+    request_id: str, details: bool, lang: str, as_json: bool, config_file: Path | None
+) -> None:
+    """What the parents are shown before the dossier for REQUEST_ID leaves (old school): the
+    held dossier exactly as it will be sent (minimised), category by category."""
+    from oso_gateway.dossier.preview import render_text
+    from oso_gateway.errors import RequestStateInvalid
+
+    services = _services(config_file)
+    try:
+        shown = services.pull.preview(request_id, include_details=details)
+        if shown is None:
+            raise RequestStateInvalid(f"request {request_id}: no dossier is held for inzage")
+    except GatewayError as exc:
+        if as_json:
+            click.echo(json.dumps({"error": exc.code, "message": exc.public_message}))
+            raise SystemExit(1) from None
+        fail(exc)
+        return
+    finally:
+        services.close()
+    if as_json:
+        click.echo(json.dumps(shown.as_dict(include_details=details), ensure_ascii=False, indent=2))
+    else:
+        click.echo(render_text(shown, language=lang, show_details=details), nl=False)
 
 
 @request_group.command("withdraw")

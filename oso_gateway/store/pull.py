@@ -415,3 +415,32 @@ def drop_held_in(session: Session, pk: int) -> None:
     row = session.get(m.PullRequest, pk, with_for_update=True)
     if row is not None:
         row.held_ciphertext = None
+
+
+#: the states in which a request still waits for something
+OPEN_STATUSES = ("sent", "received", "accepted")
+
+
+def effective_status(record: RequestRecord, now: datetime) -> str:
+    """The status to show: a sent request past its deadline is ``expired`` even before the
+    service's ``refresh`` has written it (a read-only view, e.g. the console or metrics)."""
+    if record.side == m.REQUESTER and record.status in OPEN_STATUSES and record.deadline < now:
+        return "expired"
+    return record.status
+
+
+def request_counts(store: Store, *, now: datetime) -> dict[tuple[str, str], int]:
+    """(side, effective status) → number of requests; and (side, "overdue") for open requests
+    of the old school past their answer deadline."""
+    counts: dict[tuple[str, str], int] = {}
+    for record in PullStore(store).list_requests():
+        key = (record.side, effective_status(record, now))
+        counts[key] = counts.get(key, 0) + 1
+        if (
+            record.side == m.HOLDER
+            and record.status in OPEN_STATUSES
+            and record.deadline < now
+            and record.delivery_message_id is None
+        ):
+            counts[(record.side, "overdue")] = counts.get((record.side, "overdue"), 0) + 1
+    return counts

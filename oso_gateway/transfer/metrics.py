@@ -330,6 +330,21 @@ def directory_certificates(directory: Any) -> list[tuple[str, x509.Certificate]]
     return [(oin, gw.encryption_certificate) for oin, gw in sorted(gateways.items())]
 
 
+def pull_request_family(store: Store, *, now: datetime) -> Family:
+    """Dossier requests by side and status (``expired`` and ``declined`` included); for the old
+    school also ``overdue``: open requests past their answer deadline. Counts only."""
+    from oso_gateway.store.pull import request_counts
+
+    family = Family(
+        "oso_gateway_pull_requests",
+        "gauge",
+        "Dossier requests by side (requester: we asked; holder: we were asked) and status.",
+    )
+    for (side, status), count in sorted(request_counts(store, now=now).items()):
+        family.add(count, side=side, status=status)
+    return family
+
+
 def gather(services: Any, *, now: datetime, timer: RequestTimer | None = None) -> list[Family]:
     """Every family for one gateway (``GatewayServices``: store, identities, directory, trust)."""
     store: Store = services.store
@@ -344,6 +359,7 @@ def gather(services: Any, *, now: datetime, timer: RequestTimer | None = None) -
         )
     )
     families.append(crl_family(services.trust.crls, now=now))
+    families.append(pull_request_family(store, now=now))
     if timer is not None:
         families.append(timer.family())
     return families

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
@@ -62,6 +62,9 @@ from oso_gateway.transfer.send import (
     prepare_dossier,
     prepare_message,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from oso_gateway.dossier.preview import DossierPreview
 
 log = logging.getLogger(__name__)
 
@@ -357,9 +360,10 @@ class PullService:
         if entry is None or (entry.waived and policy.inzage != INZAGE_OR_WAIVER):
             raise InzageMissing(f"push from school {school}: no inzage recorded for the pupil")
 
-    def preview(self, request_id: str) -> dict[str, Any] | None:
-        """What parents are shown: the held dossier as it will leave (minimised), per category
-        (counts, no personal data). None when no dossier is held."""
+    def preview(self, request_id: str, *, include_details: bool = False) -> DossierPreview | None:
+        """What the parents are shown: the held dossier exactly as it will leave (minimised),
+        per category; values (personal data) only with ``include_details``. None when no
+        dossier is held."""
         from oso_gateway.dossier.minimise import minimise
         from oso_gateway.dossier.preview import preview
 
@@ -368,7 +372,7 @@ class PullService:
         if held is None:
             return None
         root = parse_xml(held, limits=_DOSSIER_LIMITS).getroot()
-        return preview(minimise(root).root).as_dict()
+        return preview(minimise(root).root, include_details=include_details)
 
     # --- the new school receives a delivery for its request -----------------------------------
 

@@ -348,6 +348,21 @@ def quarantine() -> ResponseReturnValue:
     return render_template("console/quarantine.html", page=page)
 
 
+def requests_page() -> ResponseReturnValue:
+    """The pull workflow's requests of the operator's schools (no pupil data)."""
+    from oso_gateway.store.pull import PullStore, effective_status
+
+    ctx = _ctx()
+    now = ctx.clock()
+    schools = _schools()
+    rows = [
+        (record, effective_status(record, now))
+        for record in reversed(PullStore(ctx.store).list_requests(schools=schools or ()))
+        if schools is None or record.our_school in schools
+    ]
+    return render_template("console/requests.html", rows=rows, now=now, fmt=_fmt_time)
+
+
 def directory_page() -> ResponseReturnValue:
     ctx = _ctx()
     return render_template(
@@ -410,6 +425,7 @@ _ROUTES: tuple[tuple[str, Callable[..., ResponseReturnValue], list[str]], ...] =
     ("/transfers/<int:pk>", transfer, ["GET"]),
     ("/transfers/<int:pk>/retry", retry, ["POST"]),
     ("/quarantine", quarantine, ["GET"]),
+    ("/requests", requests_page, ["GET"]),
     ("/directory", directory_page, ["GET"]),
     ("/operators", operators_page, ["GET"]),
     ("/operators/<name>/end-sessions", end_sessions, ["POST"]),

@@ -1,0 +1,48 @@
+"""Expired and declined requests show in the console (no pupil data) and in the metrics."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from console_support import VIEWER_NAME, add_operator, cheap_hasher, console_app, login
+from pull_pair import NEW, OLD, dossier, make_pull_pair, pupil_of
+
+from oso_gateway.transfer.metrics import pull_request_family, render
+
+
+def test_expired_and_declined_requests_show_in_the_console_and_the_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cheap_hasher(monkeypatch)
+    pp = make_pull_pair(tmp_path)
+    try:
+        data = dossier(pp.clock)
+        pupil = pupil_of(data)
+        declined = pp.new.pull.send_request(requesting=NEW, old_school=OLD, pupil=pupil)
+        pp.drain()
+        pp.old.pull.decline(declined.request_id, reason="parents-objected")
+        pp.drain()
+        expiring = pp.new.pull.send_request(requesting=NEW, old_school=OLD, pupil=pupil)
+        pp.drain()
+        pp.clock.advance(timedelta(days=pp.new.pull.settings.expire_days, hours=1))
+
+        text = render([pull_request_family(pp.new.store, now=pp.clock())])
+        assert 'oso_gateway_pull_requests{side="requester",status="declined"} 1' in text
+        assert 'oso_gateway_pull_requests{side="requester",status="expired"} 1' in text
+        old_text = render([pull_request_family(pp.old.store, now=pp.clock())])
+        assert 'oso_gateway_pull_requests{side="holder",status="received"} 1' in old_text
+        assert 'oso_gateway_pull_requests{side="holder",status="overdue"} 1' in old_text
+
+        add_operator(pp.new.store, VIEWER_NAME, "viewer")
+        client = console_app(tmp_path, pp.new.store, clock=pp.clock).test_client()
+        assert login(client, VIEWER_NAME).status_code == 302
+        html = client.get("/console/requests").get_data(as_text=True)
+        assert declined.request_id in html and expiring.request_id in html
+        assert "status-declined" in html and "status-expired" in html
+        assert "parents-objected" in html
+        for personal in (pupil.bsn or "", pupil.family_name, pupil.birth_date.isoformat()):
+            assert personal not in html
+    finally:
+        pp.close()
