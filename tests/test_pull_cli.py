@@ -99,3 +99,16 @@ def test_inzage_record_for_a_push_and_decline_usage(demo: tuple[Path, str]) -> N
     assert refused["error"] == "OSO-E472"
     result = CliRunner().invoke(main, ["request", "decline", "x", "--config", old])
     assert result.exit_code == 2  # --reason is required
+
+
+def test_the_receiving_inbox_links_the_dossier_to_its_request(demo: tuple[Path, str]) -> None:
+    workdir, _ = demo
+    config = str(workdir / NEW_CONFIG)
+    result = CliRunner().invoke(main, ["--config", config, "inbox", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    items = json.loads(result.output)["items"]
+    requests = _json(["request", "list", "--config", config, "--status", "delivered"])
+    [request] = requests["requests"]  # type: ignore[misc]
+    assert [(i["message_id"], i["request_id"]) for i in items] == [
+        (request["delivery_message_id"], request["request_id"])
+    ]

@@ -50,6 +50,8 @@ class MessageQuery:
     #: cursor: only rows with a smaller pk (newest first)
     before_pk: int | None = None
     limit: int = 50
+    #: only messages of these kinds (wsa:Action); empty: every kind
+    actions: Sequence[str] = ()
 
 
 class Mailbox:
@@ -77,6 +79,8 @@ class Mailbox:
                 stmt = stmt.where(m.Message.status.in_(statuses))
             if query.counterpart_school is not None:
                 stmt = stmt.where(m.Message.counterpart_school == query.counterpart_school)
+            if query.actions:
+                stmt = stmt.where(m.Message.action.in_(tuple(query.actions)))
             if query.since is not None:
                 stmt = stmt.where(m.Message.created_at >= query.since)
             if query.until is not None:

@@ -40,6 +40,7 @@ from oso_gateway.store.api_clients import ApiClientStore, remember_idempotency
 from oso_gateway.store.engine import is_conflict
 from oso_gateway.store.mailbox import Mailbox, MessageQuery, TransitionRefused
 from oso_gateway.store.repository import EventRecord, MessageRecord, Store
+from oso_gateway.transfer import wire
 
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
@@ -97,6 +98,8 @@ def summary(record: MessageRecord) -> dict[str, Any]:
         "categories": [c for c in (record.categories or "").split(",") if c],
         "attempts": record.attempts,
         "last_error_code": record.last_error_code,
+        #: the dossier request this delivery answers (pull workflow; None: a push)
+        "request_id": record.relates_to,
     }
 
 
@@ -138,6 +141,8 @@ class _Boxes:
     """What the inbox and outbox services share."""
 
     direction: str
+    #: the boxes hold dossiers: requests and answers of the pull workflow are ``request list``'s
+    actions: tuple[str, ...] = (wire.ACTION_DELIVER,)
 
     def __init__(self, store: Store, *, clock: Callable[[], datetime]) -> None:
         self.store = store
@@ -156,6 +161,7 @@ class _Boxes:
                 until=where.until,
                 before_pk=_cursor(where.cursor),
                 limit=limit + 1,
+                actions=self.actions,
             )
         )
         more = len(rows) > limit
