@@ -21,9 +21,10 @@ import click
 
 from oso_gateway.commands.db import config_option, fail, services_or_exit
 from oso_gateway.errors import GatewayError
+from oso_gateway.transfer.pull.payloads import DECLINE_REASONS
+from oso_gateway.transfer.pull.views import request_dict
 
 if TYPE_CHECKING:  # pragma: no cover
-    from oso_gateway.store.pull import RequestRecord
     from oso_gateway.transfer.services import GatewayServices
 
 SIDES = {"sent": "requester", "received": "holder"}
@@ -51,31 +52,6 @@ def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> da
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat(timespec="seconds")
-
-
-def request_dict(record: RequestRecord, now: datetime) -> dict[str, Any]:
-    """A request as JSON (no pupil data)."""
-    side = "sent" if record.side == "requester" else "received"
-    open_ = record.status in ("sent", "received", "accepted")
-    return {
-        "request_id": record.request_id,
-        "side": side,
-        "our_school": record.our_school,
-        "counterpart_school": record.counterpart_school,
-        "counterpart_oin": record.counterpart_oin,
-        "status": record.status,
-        "requested_date": record.requested_date,
-        "deadline": _iso(record.deadline),
-        "overdue": open_ and record.deadline < now,
-        "ready_by": record.ready_by,
-        "decline_reason": record.decline_reason,
-        "delivery_message_id": record.delivery_message_id,
-        "dossier_held_for_inzage": record.held,
-        "name_warning": record.name_warning,
-        "last_error_code": record.last_error_code,
-        "created_at": _iso(record.created_at),
-        "updated_at": _iso(record.updated_at),
-    }
 
 
 def _line(item: dict[str, Any]) -> str:
@@ -361,16 +337,7 @@ def answer_command(
 @click.option(
     "--reason",
     required=True,
-    type=click.Choice(
-        [
-            "unknown-pupil",
-            "identity-mismatch",
-            "not-our-pupil",
-            "parents-objected",
-            "duplicate-request",
-            "other",
-        ]
-    ),
+    type=click.Choice(list(DECLINE_REASONS)),
     help="Why (other: give --text).",
 )
 @click.option("--text", default=None, help="With --reason other: the reason in words.")

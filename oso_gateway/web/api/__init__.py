@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 #: endpoints that take no credential
 PUBLIC = frozenset({"health.health", "health.ready"})
 _MESSAGE_ID = re.compile(am.MESSAGE_ID)
-_XML_OPERATIONS = ("submitDossier", "dryRunDossier")
+_XML_OPERATIONS = ("submitDossier", "dryRunDossier", "answerRequestWithDossier")
 _PUBLIC_OPERATIONS = ("health", "ready")
 
 COMMON_RESPONSES: dict[str, Any] = {
@@ -112,7 +112,7 @@ def _validation_problem(exc: ValidationError) -> Response:
 
 def create_api_app(settings: Settings, *, services: GatewayServices | None = None) -> SchoolApi:
     """The school API's WSGI app for one gateway."""
-    from oso_gateway.web.api import health, inbox, outbox, receipts
+    from oso_gateway.web.api import health, inbox, outbox, receipts, requests
 
     app = SchoolApi(
         __name__,
@@ -135,7 +135,7 @@ def create_api_app(settings: Settings, *, services: GatewayServices | None = Non
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[SERVICES_KEY] = services
     _install_security(app, settings)
-    for module in (health, inbox, outbox, receipts):
+    for module in (health, inbox, outbox, receipts, requests):
         app.register_api(module.bp)
     _install_error_handlers(app)
     return app

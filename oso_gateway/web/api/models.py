@@ -48,6 +48,9 @@ class Message(BaseModel):
     categories: list[str] = Field(description="categorie_uitlevering keys the dossier holds")
     attempts: int
     last_error_code: str | None
+    request_id: str | None = Field(
+        default=None, description="The dossier request this delivery answers (null: a push)"
+    )
 
 
 class MessagePage(BaseModel):

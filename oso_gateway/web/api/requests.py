@@ -1,0 +1,275 @@
+"""``/api/v1/requests``: the pull workflow for a school's system (LAS).
+
+New school: ask for a dossier (``POST /requests``), follow it, withdraw it. Old school: its inbox
+of received requests with their deadlines, accept with a ready-by date, decline with a reason,
+answer with the dossier (XML; the pupil is checked against the request, E470), record the
+parents' inzage (or its waiver), and see the preview the parents are shown. Every request is
+scoped to the credential's schools (another school's request is 404, OSO-E473). List items carry
+no pupil data; one request (``GET /requests/{id}``) shows the pupil it asks for to that school.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from flask import Response, jsonify
+from flask_openapi3.blueprint import APIBlueprint
+from flask_openapi3.models import Tag  # type: ignore[attr-defined]
+from pydantic import BaseModel, Field
+
+from oso_gateway.errors import RequestNotFound
+from oso_gateway.transfer.pull.payloads import DECLINE_REASONS, Pupil
+from oso_gateway.transfer.pull.views import request_dict
+from oso_gateway.transfer.receive import School
+from oso_gateway.web.api import models as am
+from oso_gateway.web.api.context import API_PREFIX, scope, services, xml_body
+
+TAG = Tag(name="requests", description="Dossier requests (pull workflow): both schools")
+bp = APIBlueprint("requests", __name__, url_prefix=API_PREFIX + "/requests", abp_tags=[TAG])
+
+Reason = Literal[
+    "unknown-pupil",
+    "identity-mismatch",
+    "not-our-pupil",
+    "parents-objected",
+    "duplicate-request",
+    "other",
+]
+assert set(Reason.__args__) == set(DECLINE_REASONS)  # type: ignore[attr-defined]
+
+
+class RequestPath(BaseModel):
+    request_id: str = Field(pattern=am.MESSAGE_ID, description="The request's id (urn:uuid)")
+
+
+class RequestListQuery(BaseModel):
+    side: Literal["sent", "received"] | None = Field(default=None, description="Sent or received")
+    status: str | None = Field(default=None, max_length=20, description="Only this status")
+
+
+class PupilBody(BaseModel):
+    bsn: str | None = Field(default=None, pattern=r"^[0-9]{9}$")
+    onderwijsnummer: str | None = Field(default=None, pattern=r"^[0-9]{9}$")
+    birth_date: dt.date
+    family_name: str = Field(min_length=1, max_length=200)
+    given_names: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class SendBody(BaseModel):
+    requesting_school: str = Field(pattern=am.SCHOOL, description="Our school (the new school)")
+    old_school: str = Field(pattern=am.SCHOOL, description="The school that holds the dossier")
+    requested_date: dt.date | None = None
+    pupil: PupilBody
+
+
+class AcceptBody(BaseModel):
+    ready_by: dt.date = Field(description="The date by which the dossier will be ready")
+
+
+class DeclineBody(BaseModel):
+    reason: Reason
+    text: str | None = Field(default=None, min_length=1, max_length=1000)
+
+
+class InzageBody(BaseModel):
+    date: dt.date | None = Field(default=None, description="When the parents saw the dossier")
+    how: Literal["meeting", "paper", "digital", "other"] | None = None
+    zienswijze: str | None = Field(
+        default=None, max_length=20000, description="The parents' view (stored encrypted)"
+    )
+    waiver: str | None = Field(
+        default=None, min_length=1, max_length=1000, description="No inzage: the reason"
+    )
+
+
+class DossierRequest(BaseModel):
+    """A request's state (no pupil data)."""
+
+    request_id: str
+    side: Literal["sent", "received"]
+    our_school: str
+    counterpart_school: str
+    counterpart_oin: str
+    status: str
+    requested_date: str
+    deadline: str | None
+    overdue: bool
+    ready_by: str | None
+    decline_reason: str | None
+    delivery_message_id: str | None
+    dossier_held_for_inzage: bool
+    name_warning: bool
+    last_error_code: str | None
+    created_at: str | None
+    updated_at: str | None
+
+
+class RequestPage(BaseModel):
+    items: list[DossierRequest]
+
+
+class DossierAnswer(DossierRequest):
+    dossier: Literal["queued", "held"] | None = None
+
+
+def _pull() -> Any:
+    return services().pull
+
+
+def _now() -> Any:
+    return services().clock()
+
+
+def _own(request_id: str) -> Any:
+    """The request, if it is one of the credential's schools' (else 404, OSO-E473)."""
+    record = _pull().find(request_id)
+    if not scope().allows(record.our_school):
+        raise RequestNotFound(f"request {request_id} is not in the credential's scope")
+    return record
+
+
+def _in_scope(school: str) -> School:
+    if not scope().allows(school):
+        raise RequestNotFound(f"school {school} is not in the credential's scope")
+    return School.parse(school)
+
+
+@bp.get(
+    "",
+    operation_id="listRequests",
+    summary="Requests sent and received by the credential's schools, with deadlines",
+    responses={200: RequestPage},
+)
+def list_requests(query: RequestListQuery) -> Response:
+    side = {"sent": "requester", "received": "holder"}.get(query.side or "")
+    records = _pull().list(side=side, statuses=(query.status,) if query.status else ())
+    now = _now()
+    items = [request_dict(r, now) for r in records if scope().allows(r.our_school)]
+    return jsonify({"items": items})
+
+
+@bp.post(
+    "",
+    operation_id="sendRequest",
+    summary="Ask the old school for a pupil's dossier (new school)",
+    responses={201: DossierRequest},
+)
+def send_request(body: SendBody) -> Response:
+    pupil = Pupil(**body.pupil.model_dump())
+    record = _pull().send_request(
+        requesting=_in_scope(body.requesting_school),
+        old_school=School.parse(body.old_school),
+        pupil=pupil,
+        requested_date=body.requested_date,
+    )
+    response = jsonify(request_dict(record, _now()))
+    response.status_code = 201
+    return response
+
+
+@bp.get(
+    "/<request_id>",
+    operation_id="getRequest",
+    summary="One request: state, history and the pupil it asks for",
+    responses={200: DossierRequest},
+)
+def get_request(path: RequestPath) -> Response:
+    record = _own(path.request_id)
+    requests = _pull().requests
+    body = request_dict(record, _now())
+    body["pupil"] = requests.pupil(record.pk)
+    body["events"] = [
+        {"at": e.at.isoformat(), "status": e.status, "code": e.code}
+        for e in requests.events(record.pk)
+    ]
+    return jsonify(body)
+
+
+@bp.post(
+    "/<request_id>/withdraw",
+    operation_id="withdrawRequest",
+    summary="Withdraw a request we sent (new school)",
+    responses={200: DossierRequest},
+)
+def withdraw_request(path: RequestPath) -> Response:
+    _own(path.request_id)
+    return jsonify(request_dict(_pull().withdraw(path.request_id), _now()))
+
+
+@bp.post(
+    "/<request_id>/accept",
+    operation_id="acceptRequest",
+    summary="Accept a received request with a ready-by date (old school)",
+    responses={200: DossierRequest},
+)
+def accept_request(path: RequestPath, body: AcceptBody) -> Response:
+    _own(path.request_id)
+    record = _pull().accept(path.request_id, ready_by=body.ready_by)
+    return jsonify(request_dict(record, _now()))
+
+
+@bp.post(
+    "/<request_id>/decline",
+    operation_id="declineRequest",
+    summary="Decline a received request with a reason code (old school)",
+    responses={200: DossierRequest},
+)
+def decline_request(path: RequestPath, body: DeclineBody) -> Response:
+    _own(path.request_id)
+    record = _pull().decline(path.request_id, reason=body.reason, text=body.text)
+    return jsonify(request_dict(record, _now()))
+
+
+@bp.post(
+    "/<request_id>/dossier",
+    operation_id="answerRequestWithDossier",
+    summary="Answer with the dossier (XML): the pupil is checked, then it is delivered or held "
+    "until the parents' inzage is recorded (old school)",
+    responses={200: DossierAnswer},
+    openapi_extensions={"x-oso-xml-body": True},
+)
+def answer_with_dossier(path: RequestPath) -> Response:
+    _own(path.request_id)
+    outcome = _pull().answer_with_dossier(path.request_id, xml_body())
+    body = request_dict(outcome.request, _now())
+    body["dossier"] = outcome.outcome
+    return jsonify(body)
+
+
+@bp.post(
+    "/<request_id>/inzage",
+    operation_id="recordInzage",
+    summary="Record the parents' inzage (or its waiver, where the policy allows); a held "
+    "dossier is then delivered (old school)",
+    responses={200: DossierAnswer},
+)
+def record_inzage(path: RequestPath, body: InzageBody) -> Response:
+    _own(path.request_id)
+    outcome = _pull().record_inzage(
+        path.request_id,
+        inzage_date=body.date,
+        how=body.how,
+        zienswijze=body.zienswijze,
+        waiver=body.waiver,
+    )
+    record = outcome.request if outcome else _pull().find(path.request_id, side="holder")
+    result = request_dict(record, _now())
+    result["dossier"] = outcome.outcome if outcome else None
+    return jsonify(result)
+
+
+@bp.get(
+    "/<request_id>/preview",
+    operation_id="previewRequestDossier",
+    summary="What the parents are shown: the held dossier as it will leave, per category",
+    responses={200: {"description": "The preview", "content": {"application/json": {}}}},
+)
+def preview(path: RequestPath) -> Response:
+    from oso_gateway.errors import RequestStateInvalid
+
+    _own(path.request_id)
+    shown = _pull().preview(path.request_id)
+    if shown is None:
+        raise RequestStateInvalid(f"request {path.request_id}: no dossier is held")
+    return jsonify(shown.as_dict())

@@ -1,0 +1,155 @@
+"""The pull workflow through the school API (/api/v1/requests): the new school's LAS asks, the
+old school's LAS accepts, answers with the dossier (checked against the request), records the
+inzage; problems carry the stable codes. Two dev gateways on loopback with mutual TLS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from lxml import etree
+
+from oso_gateway.dossier.generator import generate_dossier
+from oso_gateway.server import RunningServer, start_gateway_in_thread
+from oso_gateway.store import models as m
+from oso_gateway.store.api_clients import ApiClientStore
+from oso_gateway.transfer.apiclients import ApiClients
+from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN, setup_dev_gateways
+from oso_gateway.transfer.services import GatewayServices, build_services
+from oso_gateway.web.api import create_api_app
+
+pytestmark = pytest.mark.integration
+
+N = "{http://www.edustandaard.nl/oso_gegevensset/2019/dossier}"
+
+
+@dataclass
+class Las:
+    client: FlaskClient
+    services: GatewayServices
+    auth: dict[str, str]
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.client.get("/api/v1/" + path, headers=self.auth, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        headers = {**self.auth, **kwargs.pop("headers", {})}
+        return self.client.post("/api/v1/" + path, headers=headers, **kwargs)
+
+    def deliver(self) -> None:
+        for record in self.services.store.list_messages(direction=m.OUT, statuses=(m.QUEUED,)):
+            done = self.services.outbox.wait_for(record.message_id, timeout=60)
+            assert done.status == m.DELIVERED, done.last_error_code
+
+
+@pytest.fixture
+def schools(tmp_path: Path) -> Iterator[tuple[Las, Las]]:
+    gateways = setup_dev_gateways(tmp_path / "w")
+    running: list[RunningServer] = []
+    built: list[GatewayServices] = []
+    sides = []
+    try:
+        for oin, school in ((SECONDARY_OIN, "01AB00"), (PRIMARY_OIN, "00YY00")):
+            settings = gateways[oin].settings
+            services = build_services(settings)
+            built.append(services)
+            running.append(start_gateway_in_thread(settings, services=services, threads=4))
+            clients = ApiClients(ApiClientStore(services.store.engine), served=services.schools)
+            _record, secret = clients.add(f"LAS {school}", [school], now=datetime.now(UTC))
+            client = create_api_app(settings, services=services).test_client()
+            sides.append(Las(client, services, {"Authorization": f"Bearer {secret}"}))
+        yield sides[0], sides[1]
+    finally:
+        for server in reversed(running):
+            server.stop()
+        for services in built:
+            services.close()
+
+
+def _pupil(data: bytes) -> dict[str, str]:
+    leerling = etree.fromstring(data).find(f"{N}huidigeschool/{N}leerling")
+    assert leerling is not None
+    return {
+        "bsn": leerling.findtext(N + "bsn") or "",
+        "birth_date": leerling.findtext(N + "geboortedatum") or "",
+        "family_name": leerling.findtext(N + "achternaam") or "",
+    }
+
+
+def test_the_whole_pull_workflow_through_the_school_api(schools: tuple[Las, Las]) -> None:
+    new, old = schools
+    data = generate_dossier(overstap="POVO", seed=2019, now=datetime.now(UTC))
+    sent = new.post(
+        "requests",
+        json={"requesting_school": "01AB00", "old_school": "00YY00", "pupil": _pupil(data)},
+    )
+    assert sent.status_code == 201, sent.get_data(as_text=True)
+    request_id = sent.get_json()["request_id"]
+    new.deliver()
+
+    inbox = old.get("requests", query_string={"side": "received"}).get_json()["items"]
+    assert [(r["request_id"], r["status"]) for r in inbox] == [(request_id, "received")]
+    assert "pupil" not in inbox[0] and inbox[0]["deadline"]
+    shown = old.get(f"requests/{request_id}").get_json()
+    assert shown["pupil"]["bsn"] == _pupil(data)["bsn"]
+
+    other = generate_dossier(overstap="POVO", seed=77, now=datetime.now(UTC))
+    refused = old.post(
+        f"requests/{request_id}/dossier",
+        data=other,
+        headers={"Content-Type": "application/xml"},
+    )
+    assert refused.status_code == 400
+    assert refused.get_json()["code"] == "OSO-E470"
+    assert refused.mimetype == "application/problem+json"
+
+    held = old.post(
+        f"requests/{request_id}/dossier",
+        data=data,
+        headers={"Content-Type": "application/xml"},
+    )
+    assert held.status_code == 200 and held.get_json()["dossier"] == "held"
+    assert old.get(f"requests/{request_id}/preview").status_code == 200
+    old.deliver()  # the acceptance: the dossier itself waits for the inzage
+    assert new.get(f"requests/{request_id}").get_json()["status"] == "accepted"
+
+    recorded = old.post(
+        f"requests/{request_id}/inzage", json={"date": "2030-01-01", "how": "meeting"}
+    )
+    assert recorded.status_code == 200 and recorded.get_json()["dossier"] == "queued"
+    old.deliver()
+    assert new.get(f"requests/{request_id}").get_json()["status"] == "delivered"
+    [item] = new.get("inbox/messages").get_json()["items"]
+    assert item["request_id"] == request_id
+
+
+def test_request_endpoints_answer_problems_with_stable_codes(schools: tuple[Las, Las]) -> None:
+    new, old = schools
+    unknown = "urn:uuid:00000000-0000-4000-8000-000000000000"
+    missing = old.post(f"requests/{unknown}/accept", json={"ready_by": "2030-01-01"})
+    assert (missing.status_code, missing.get_json()["code"]) == (404, "OSO-E473")
+    foreign = new.post(
+        "requests",
+        json={
+            "requesting_school": "00YY00",  # not the credential's school
+            "old_school": "01AB00",
+            "pupil": {"bsn": "999999187", "birth_date": "2015-02-02", "family_name": "X"},
+        },
+    )
+    assert (foreign.status_code, foreign.get_json()["code"]) == (404, "OSO-E473")
+    bad = new.post(
+        "requests",
+        json={
+            "requesting_school": "01AB00",
+            "old_school": "00YY00",
+            "pupil": {"bsn": "123456789", "birth_date": "2015-02-02", "family_name": "X"},
+        },
+    )
+    assert bad.get_json()["code"] == "OSO-E483"
+    assert old.get("requests").status_code == 200
+    assert old.client.get("/api/v1/requests").status_code == 401  # no credential
