@@ -44,5 +44,23 @@ def test_expired_and_declined_requests_show_in_the_console_and_the_metrics(
         assert "parents-objected" in html
         for personal in (pupil.bsn or "", pupil.family_name, pupil.birth_date.isoformat()):
             assert personal not in html
+
+        # an operator scoped to another school sees none of them
+        from console_support import PASSWORD
+
+        from oso_gateway.store.operators import OperatorStore
+        from oso_gateway.web import auth
+
+        OperatorStore(pp.new.store.engine).add(
+            "other-school",
+            role="viewer",
+            password_hash=auth.hash_password(PASSWORD),
+            now=pp.clock(),
+            schools=("02CD00",),
+        )
+        other = console_app(tmp_path, pp.new.store, clock=pp.clock).test_client()
+        assert login(other, "other-school").status_code == 302
+        html = other.get("/console/requests").get_data(as_text=True)
+        assert declined.request_id not in html and "No requests." in html
     finally:
         pp.close()

@@ -108,7 +108,7 @@ def demo_command(workdir: Path | None, keep_running: bool, flow: str) -> None:
     base = Path(tempfile.mkdtemp(prefix="oso-demo-")) if workdir is None else workdir
     try:
         if flow == "pull":
-            run_pull(base)
+            run_pull(base, keep=not temporary)
             if keep_running:
                 keep_gateways_running(base)
             return
@@ -129,7 +129,7 @@ def demo_command(workdir: Path | None, keep_running: bool, flow: str) -> None:
             shutil.rmtree(base, ignore_errors=True)
 
 
-def run_pull(base: Path) -> None:
+def run_pull(base: Path, *, keep: bool = True) -> None:
     """``--flow pull``: print each step; exit 1 unless the dossier was imported for its request."""
     from oso_gateway.demo_pull import run_demo_pull
 
@@ -154,7 +154,18 @@ def run_pull(base: Path) -> None:
     click.echo("")
     click.echo(f"old school  {result.sender_url}")
     click.echo(f"new school  {result.receiver_url}")
-    click.echo(f"state in    {base}")
+    if keep:
+        from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN
+
+        new_config = base / f"gateway-{SECONDARY_OIN}" / "config.toml"
+        old_config = base / f"gateway-{PRIMARY_OIN}" / "config.toml"
+        click.echo("")
+        click.echo("gateway configurations (use after the demo: oso-gateway --config FILE ...):")
+        click.echo(f"  new school (receiving)  {new_config}")
+        click.echo(f"  old school (sending)    {old_config}")
+        click.echo(f"  e.g. oso-gateway --config {new_config} inbox list --json")
+        click.echo(f"       oso-gateway --config {new_config} request list --json")
+        click.echo(f"       oso-gateway --config {old_config} request show {result.request_id}")
     if not result.ok:
         click.echo("\nthe pull workflow did not complete", err=True)
         raise SystemExit(1)
