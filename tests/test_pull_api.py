@@ -15,12 +15,13 @@ from flask.testing import FlaskClient
 from lxml import etree
 
 from oso_gateway.dossier.generator import generate_dossier
-from oso_gateway.server import RunningServer, start_gateway_in_thread
+from oso_gateway.runtime import build_services, start_gateway_in_thread
+from oso_gateway.server import RunningServer
 from oso_gateway.store import models as m
 from oso_gateway.store.api_clients import ApiClientStore
 from oso_gateway.transfer.apiclients import ApiClients
 from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN, setup_dev_gateways
-from oso_gateway.transfer.services import GatewayServices, build_services
+from oso_gateway.transfer.services import GatewayServices
 from oso_gateway.web.api import create_api_app
 
 pytestmark = pytest.mark.integration

@@ -257,7 +257,7 @@ def preview_command(
     from oso_gateway.dossier.preview import render_text
     from oso_gateway.errors import RequestStateInvalid
 
-    services = _services(config_file)
+    services = services_or_exit(config_file)
     try:
         shown = services.pull.preview(request_id, include_details=details)
         if shown is None:

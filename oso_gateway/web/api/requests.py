@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from oso_gateway.errors import RequestNotFound
 from oso_gateway.transfer.pull.payloads import DECLINE_REASONS, Pupil
 from oso_gateway.transfer.pull.views import request_dict
-from oso_gateway.transfer.receive import School
+from oso_gateway.transfer.schools import School
 from oso_gateway.web.api import models as am
 from oso_gateway.web.api.context import API_PREFIX, scope, services, xml_body
 
