@@ -181,21 +181,7 @@ def build_services(
     )
     configs = {i.oin: SenderConfig(identity=i, trust=trust) for i in identities}
     sender_config = configs[identities[0].oin]
-    transports: dict[str, Transport] = {}
-    if transport is None:  # each identity connects with its own TLS client certificate
-        transports = {i.oin: _requests_transport(settings, i) for i in settings.identities}
-        transport = transports[settings.identities[0].oin]
-    outbox = Outbox(
-        store=store,
-        directory=directory,
-        config=sender_config,
-        transport=transport,
-        retry=settings.retry,
-        clock=clock,
-        lease=timedelta(seconds=settings.retry.lease_seconds),
-        configs=configs,
-        transports=transports,
-    )
+    outbox, transport = _outbox(settings, store, directory, configs, transport, clock)
     pull = PullService(
         store=store,
         directory=directory,
@@ -214,20 +200,6 @@ def build_services(
         clock=clock,
         handlers=default_handlers(pull=pull),
     )
-    prepare = partial(
-        prepare_dossier,
-        directory=directory,
-        config=sender_config,
-        choose_config=partial(config_for_school, directory, configs, sender_config),
-    )
-    outbox_view = OutboxService(
-        store,
-        clock=clock,
-        prepare=prepare,
-        outbox=outbox,
-        duplicate_window=timedelta(hours=dup.outbound_window_hours),
-        receipt_reader=partial(read_receipt, outbox),
-    )
     return GatewayServices(
         pull=pull,
         settings=settings,
@@ -242,7 +214,61 @@ def build_services(
         transport=transport,
         clock=clock,
         inbox=InboxService(store, clock=clock),
-        outbox_view=outbox_view,
+        outbox_view=_outbox_view(settings, store, directory, outbox, configs, clock),
+    )
+
+
+def _outbox(
+    settings: Settings,
+    store: Store,
+    directory: DirectoryLike,
+    configs: dict[str, SenderConfig],
+    transport: Transport | None,
+    clock: Callable[[], datetime],
+) -> tuple[Outbox, Transport]:
+    """The outbox and the transport it sends with (given, or mutual TLS per identity: each
+    identity connects with its own TLS client certificate)."""
+    transports: dict[str, Transport] = {}
+    if transport is None:
+        transports = {i.oin: _requests_transport(settings, i) for i in settings.identities}
+        transport = transports[settings.identities[0].oin]
+    outbox = Outbox(
+        store=store,
+        directory=directory,
+        config=configs[settings.identities[0].oin],
+        transport=transport,
+        retry=settings.retry,
+        clock=clock,
+        lease=timedelta(seconds=settings.retry.lease_seconds),
+        configs=configs,
+        transports=transports,
+    )
+    return outbox, transport
+
+
+def _outbox_view(
+    settings: Settings,
+    store: Store,
+    directory: DirectoryLike,
+    outbox: Outbox,
+    configs: dict[str, SenderConfig],
+    clock: Callable[[], datetime],
+) -> OutboxService:
+    """The schools' view of their outgoing dossiers (submit, list, receipts)."""
+    default = configs[settings.identities[0].oin]
+    prepare = partial(
+        prepare_dossier,
+        directory=directory,
+        config=default,
+        choose_config=partial(config_for_school, directory, configs, default),
+    )
+    return OutboxService(
+        store,
+        clock=clock,
+        prepare=prepare,
+        outbox=outbox,
+        duplicate_window=timedelta(hours=settings.duplicates.outbound_window_hours),
+        receipt_reader=partial(read_receipt, outbox),
     )
 
 
