@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -43,12 +43,13 @@ from oso_gateway.server import (
 from oso_gateway.store import Store, open_store
 from oso_gateway.store.repository import AfterInsert
 from oso_gateway.transfer.auditlog import anchor_periodically
-from oso_gateway.transfer.directory import Directory
+from oso_gateway.transfer.directory import Directory, FileDirectorySource, LiveDirectory
 from oso_gateway.transfer.handlers import default_handlers
 from oso_gateway.transfer.mailbox import InboxService, OutboxService
 from oso_gateway.transfer.outbox import Outbox
 from oso_gateway.transfer.pull.service import PullService
 from oso_gateway.transfer.receive import ReceiverConfig, ReceiveService
+from oso_gateway.transfer.reload import TrustReloader
 from oso_gateway.transfer.schools import DirectoryLike
 from oso_gateway.transfer.send import RequestsTransport, SenderConfig, Transport, prepare_dossier
 from oso_gateway.transfer.services import (
@@ -120,8 +121,9 @@ def load_identity_certificates(settings: Settings) -> list[x509.Certificate]:
     ]
 
 
-def load_trust(settings: Settings) -> TrustConfig:
-    """The trust configuration (anchors, intermediates, CRLs) read from the configured files."""
+def load_trust(settings: Settings, *, extra_crls: Sequence[Path] = ()) -> TrustConfig:
+    """The trust configuration (anchors, intermediates, CRLs) read from the configured files;
+    ``extra_crls``: CRL files besides ``trust.crl_files``."""
     t = settings.trust
     if not t.anchor_files:
         raise ConfigError("no trust anchors configured: set trust.anchor_files")
@@ -130,7 +132,7 @@ def load_trust(settings: Settings) -> TrustConfig:
         intermediates=[
             _read(p, what="intermediate certificate file") for p in t.intermediate_files
         ],
-        crls=[_read(p, what="CRL file") for p in t.crl_files],
+        crls=[_read(p, what="CRL file") for p in (*t.crl_files, *extra_crls)],
         require_crl=t.require_crl,
     )
 
@@ -169,8 +171,8 @@ def build_services(
     if not identities:
         raise ConfigError("no gateway identity configured: add an [[identity]] table")
     trust = load_trust(settings)
-    if directory is None:
-        directory = Directory.load(settings.require_directory_file())
+    if directory is None:  # read through the one live interface (reloadable), the file first
+        directory = LiveDirectory(FileDirectorySource(settings.require_directory_file()))
     if store is None:
         store = open_store(settings, check_schema=check_schema)
     dup = settings.duplicates
@@ -331,6 +333,28 @@ def _or_problem(problems: list[str], what: str, load: Callable[[], Any]) -> Any:
 
 
 # --- listeners --------------------------------------------------------------------------------
+
+
+def reload_tls(soap: RunningServer, settings: Settings) -> None:
+    """New connections use a TLS context read anew (CA and CRL files changed: a live reload)."""
+    context, _cert, _key = tls_context_from_settings(settings)
+    soap.server.ssl_adapter.context = context
+
+
+def trust_reloader(services: GatewayServices, soap: RunningServer | None = None) -> TrustReloader:
+    """The live reload of ``services``' trust material (and of ``soap``'s TLS context)."""
+    hooks = [] if soap is None else [lambda: reload_tls(soap, services.settings)]
+    return TrustReloader(services, load_trust=load_trust, on_reload=hooks)
+
+
+def start_trust_reloader(
+    services: GatewayServices, stop: threading.Event, *, soap: RunningServer | None = None
+) -> tuple[threading.Thread, threading.Event]:
+    """Reload when the files change, and at once when the returned event is set (SIGHUP)."""
+    wake = threading.Event()
+    reloader = trust_reloader(services, soap)
+    thread = _start_thread(reloader.run, (stop,), "trust-reload", wake=wake)
+    return thread, wake
 
 
 def tls_context_from_settings(settings: Settings) -> tuple[ssl.SSLContext, Path, Path]:

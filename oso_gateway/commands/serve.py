@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import multiprocessing
 import signal
 import threading
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 import click
 
 from oso_gateway.commands.db import config_option, fail, settings_or_exit
+from oso_gateway.commands.supervise import Supervisor, outbox_worker_process, stop_on_signals
 from oso_gateway.config import Settings
 from oso_gateway.errors import ConfigError, GatewayError, SchemaNotCurrent
 from oso_gateway.protocol import SOAP_PATH
@@ -26,17 +26,6 @@ from oso_gateway.protocol import SOAP_PATH
 if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.runtime import RunningGateway
     from oso_gateway.transfer.services import GatewayServices
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def _stop(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    return stop
 
 
 def _worker_process(
@@ -56,13 +45,24 @@ def _worker_process(
         reuse_port=True,
         outbox=False,
         anchor=False,
-        stop_event=_stop_on_signals(),
+        stop_event=stop_on_signals(),
     )
+    _watch_trust(running)
     try:
         running.stop_event.wait()
     finally:
         running.stop()
         services.close()
+
+
+def _watch_trust(running: RunningGateway) -> threading.Event:
+    """Reload the trust material when its files change, and at once on SIGHUP."""
+    from oso_gateway.runtime import start_trust_reloader
+
+    thread, wake = start_trust_reloader(running.services, running.stop_event, soap=running.soap)
+    running.threads.append(thread)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: wake.set())
+    return wake
 
 
 def _settings(config_file: Path | None, host: str | None) -> Settings:
@@ -91,6 +91,13 @@ def _served_path_problems(services: GatewayServices) -> list[str]:
     "--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Processes."
 )
 @click.option(
+    "--outbox-workers",
+    type=click.IntRange(0, 64),
+    default=0,
+    show_default=True,
+    help="Outbox worker processes (0: a thread of the first process delivers).",
+)
+@click.option(
     "--outbox/--no-outbox",
     default=True,
     show_default=True,
@@ -102,6 +109,7 @@ def serve_command(
     port: int | None,
     threads: int,
     workers: int,
+    outbox_workers: int,
     outbox: bool,
 ) -> None:
     """Receive dossiers over mutual TLS (refuses to start on an old database schema)."""
@@ -110,11 +118,25 @@ def serve_command(
     port = settings.server.port if port is None else port
     if workers > 1 and port == 0:
         fail(ConfigError("--workers needs a fixed port"), status=2)
-    running = _start(settings, port=port, threads=threads, workers=workers, outbox=outbox)
-    children = _spawn_workers(config_file, host, port, threads, workers)
+    running = _start(
+        settings, port=port, threads=threads, workers=workers, outbox=outbox and not outbox_workers
+    )
+    supervisor = Supervisor()
+    for i in range(1, workers):
+        supervisor.add(
+            f"oso-gateway-receiver-{i}", _worker_process, config_file, host, port, threads
+        )
+    for i in range(1, outbox_workers + 1):
+        supervisor.add(f"oso-gateway-outbox-{i}", outbox_worker_process, config_file)
+    supervisor.start()
+    _watch_trust(running)
+    _forward_sighup(supervisor)
+    running.threads.append(_start_supervising(supervisor, running.stop_event))
     click.echo(
         f"oso-gateway serving on {running.soap.url}{SOAP_PATH} (mutual TLS, "
-        f"{workers} process(es) x {threads} threads)"
+        f"{workers} process(es) x {threads} threads"
+        + (f", {outbox_workers} outbox worker process(es)" if outbox_workers else "")
+        + ")"
     )
     if running.console is not None:
         click.echo(f"operator console on {running.console.url}")
@@ -125,13 +147,29 @@ def serve_command(
     try:
         running.stop_event.wait()
     finally:
-        for child in children:
-            child.terminate()
+        supervisor.signal_all(signal.SIGTERM)  # drain: each finishes what it is doing
         running.stop()
-        for child in children:
-            child.join(timeout=10)
+        supervisor.drain(timeout=30)
         running.services.close()
         click.echo("stopped")
+
+
+def _start_supervising(supervisor: Supervisor, stop: threading.Event) -> threading.Thread:
+    thread = threading.Thread(target=supervisor.run, args=(stop,), name="supervisor", daemon=True)
+    thread.start()
+    return thread
+
+
+def _forward_sighup(supervisor: Supervisor) -> None:
+    """SIGHUP to the first process also reloads every worker process."""
+    previous = signal.getsignal(signal.SIGHUP)
+
+    def _hup(signum: int, frame: FrameType | None) -> None:
+        if callable(previous):
+            previous(signum, frame)
+        supervisor.signal_all(signal.SIGHUP)
+
+    signal.signal(signal.SIGHUP, _hup)
 
 
 def _start(
@@ -156,7 +194,7 @@ def _start(
             threads=threads,
             reuse_port=workers > 1,
             outbox=outbox,
-            stop_event=_stop_on_signals(),
+            stop_event=stop_on_signals(),
         )
     except (ConfigError, SchemaNotCurrent) as exc:
         fail(exc, status=2)
@@ -190,24 +228,6 @@ def _start(
             problem = exc if isinstance(exc, GatewayError) else ConfigError(f"school API: {exc}")
             fail(problem, status=2 if isinstance(problem, ConfigError) else 1)
     return running
-
-
-def _spawn_workers(
-    config_file: Path | None, host: str | None, port: int, threads: int, workers: int
-) -> list[multiprocessing.process.BaseProcess]:
-    spawn = multiprocessing.get_context("spawn")
-    children: list[multiprocessing.process.BaseProcess] = [
-        spawn.Process(
-            target=_worker_process,
-            args=(config_file, host, port, threads),
-            name=f"oso-gateway-worker-{i}",
-            daemon=True,
-        )
-        for i in range(1, workers)
-    ]
-    for child in children:
-        child.start()
-    return children
 
 
 def register(group: click.Group) -> None:

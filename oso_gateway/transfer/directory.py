@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -402,3 +402,87 @@ def endpoint_problem(url: str) -> str | None:
     if any(ch.isspace() for ch in url):
         return "must not contain spaces"
     return None
+
+
+# --- the directory as the gateway reads it: one interface, sources behind it -----------------
+
+
+class DirectorySource(Protocol):
+    """Where the directory comes from. The file is the first source; a vendor can plug in its
+    copy of the national service register by implementing these two methods."""
+
+    def load(self) -> Directory:
+        """The whole directory now (``DirectoryFileError`` listing every problem)."""
+        ...
+
+    def version(self) -> object:
+        """Changes whenever ``load`` would return something else (cheap: polled)."""
+        ...
+
+
+class FileDirectorySource:
+    """The directory file (``directory.file``); its version is its size and modification time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def load(self) -> Directory:
+        return Directory.load(self.path)
+
+    def version(self) -> object:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class LiveDirectory:
+    """The directory every part of a running gateway reads: the current ``Directory`` of its
+    source, replaced as a whole by ``reload`` (never half-updated; a broken new version is
+    refused and the current one kept)."""
+
+    def __init__(self, source: DirectorySource) -> None:
+        self.source = source
+        self._version = source.version()
+        self._current = source.load()
+
+    @property
+    def current(self) -> Directory:
+        return self._current
+
+    def changed(self) -> bool:
+        return self.source.version() != self._version
+
+    def reload(self) -> Directory:
+        """Load the source again (``DirectoryFileError``: the current directory stays)."""
+        version = self.source.version()
+        self._current = self.source.load()
+        self._version = version
+        return self._current
+
+    # DirectoryLike and the rest of Directory's queries, on the current version
+    def lookup(self, brin: str, vestiging: str) -> SchoolEntry:
+        return self._current.lookup(brin, vestiging)
+
+    def check_mandate(self, oin: str, brin: str, vestiging: str) -> None:
+        self._current.check_mandate(oin, brin, vestiging)
+
+    def is_mandated(self, oin: str, brin: str, vestiging: str) -> bool:
+        return self._current.is_mandated(oin, brin, vestiging)
+
+    def schools(self) -> list[SchoolEntry]:
+        return self._current.schools()
+
+    def schools_served_by(self, oin: str) -> list[SchoolEntry]:
+        return self._current.schools_served_by(oin)
+
+    @property
+    def gateways(self) -> Mapping[str, GatewayEntry]:
+        return self._current.gateways
+
+    def check(self, *, trust: TrustConfig | None, now: datetime) -> list[str]:
+        return self._current.check(trust=trust, now=now)
+
+    def to_json(self) -> dict[str, Any]:
+        return self._current.to_json()

@@ -189,14 +189,18 @@ class ReceiveService:
             handlers = default_handlers()
         #: one handler per message kind, by wsa:Action (``oso_gateway.transfer.handlers``)
         self.handlers = dict(handlers)
-        self.config = config
         self.directory = directory
         self.store = store
         self.clock = clock
         self.validator = validator
-        self._by_endpoint: dict[str, list[ServedSchool]] = {}
+        self.reconfigure(config)
+
+    def reconfigure(self, config: ReceiverConfig) -> None:
+        """New trust material or served schools (a live reload), for the next message."""
+        by_endpoint: dict[str, list[ServedSchool]] = {}
         for served in config.served:
-            self._by_endpoint.setdefault(served.endpoint, []).append(served)
+            by_endpoint.setdefault(served.endpoint, []).append(served)
+        self.config, self._by_endpoint = config, by_endpoint
 
     def handle(self, data: bytes, *, now: datetime | None = None) -> ReceiveResult:
         now = now or self.clock()

@@ -7,6 +7,7 @@ onto ``oso_gateway.store.Store``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -215,6 +216,28 @@ class GatewayServices:
     #: the schools' ends (``oso_gateway.transfer.mailbox``), built by ``build_services``
     inbox: InboxService | None = None
     outbox_view: OutboxService | None = None
+
+    def apply_trust(self, trust: TrustConfig) -> None:
+        """Swap in reloaded trust material (``transfer.reload``): every verifier and sealer uses
+        ``trust`` from the next message on; the served schools follow the (live) directory."""
+        sender_config = dataclasses.replace(self.sender_config, trust=trust)
+        configs = {
+            oin: dataclasses.replace(config, trust=trust)
+            for oin, config in getattr(self.outbox, "configs", {}).items()
+        }
+        self.trust = trust
+        self.sender_config = sender_config
+        self.outbox.config = sender_config
+        if configs:
+            self.outbox.configs = configs
+        self.pull.sender_config = sender_config
+        self.receiver.reconfigure(
+            dataclasses.replace(
+                self.receiver.config,
+                trust=trust,
+                served=served_schools(self.directory, self.identities),
+            )
+        )
 
     def schools(self) -> tuple[str, ...]:
         """The schools (BRIN + vestiging) this gateway serves."""

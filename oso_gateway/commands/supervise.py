@@ -1,0 +1,138 @@
+"""Worker processes of ``oso-gateway serve``, supervised: a crashed one is started again, a stop
+drains them (SIGTERM: a receiver finishes its requests, an outbox worker its current attempt),
+SIGHUP is passed on (trust reload).
+
+Two kinds: extra **receivers** (``--workers N``: N-1 processes beside the first, on the same port
+with SO_REUSEPORT) and **outbox workers** (``--outbox-workers M``). The transfer log stays one
+chain whatever their number (appends are serialised by the store), and only the first process
+anchors it.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+#: a child that dies sooner than this after its start counts towards the back-off
+_QUICK_DEATH = 5.0
+_MAX_BACKOFF = 30.0
+
+
+@dataclass
+class _Slot:
+    name: str
+    target: Callable[..., None]
+    args: tuple[object, ...]
+    process: BaseProcess | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    backoff: float = 0.0
+    not_before: float = 0.0
+
+
+@dataclass
+class Supervisor:
+    """Keeps its child processes running until ``stop``."""
+
+    slots: list[_Slot] = field(default_factory=list)
+    _spawn: multiprocessing.context.SpawnContext = field(
+        default_factory=lambda: multiprocessing.get_context("spawn")
+    )
+
+    def add(self, name: str, target: Callable[..., None], *args: object) -> None:
+        self.slots.append(_Slot(name=name, target=target, args=args))
+
+    def start(self) -> None:
+        for slot in self.slots:
+            self._start(slot)
+
+    def _start(self, slot: _Slot) -> None:
+        process = self._spawn.Process(target=slot.target, args=slot.args, name=slot.name)
+        process.daemon = True
+        process.start()
+        slot.process, slot.started_at = process, time.monotonic()
+
+    def pids(self) -> dict[str, int | None]:
+        return {s.name: (s.process.pid if s.process else None) for s in self.slots}
+
+    def check(self) -> int:
+        """Start again every child that ended (with a back-off for one that keeps dying)."""
+        restarted = 0
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.process is None or slot.process.is_alive() or now < slot.not_before:
+                continue
+            code = slot.process.exitcode
+            quick = now - slot.started_at < _QUICK_DEATH
+            slot.backoff = min(max(slot.backoff * 2, 1.0), _MAX_BACKOFF) if quick else 0.0
+            if slot.backoff and slot.not_before <= slot.started_at:
+                slot.not_before = now + slot.backoff
+                log.error("%s ended (exit %s) right after its start; again in %.0fs",
+                          slot.name, code, slot.backoff)  # fmt: skip
+                continue
+            log.error("%s ended (exit %s); starting it again", slot.name, code)
+            slot.restarts += 1
+            self._start(slot)
+            restarted += 1
+        return restarted
+
+    def run(self, stop: threading.Event, *, interval: float = 0.5) -> None:
+        while not stop.wait(interval):
+            self.check()
+
+    def signal_all(self, signum: int) -> None:
+        for slot in self.slots:
+            if slot.process is not None and slot.process.pid and slot.process.is_alive():
+                os.kill(slot.process.pid, signum)
+
+    def drain(self, *, timeout: float = 30.0) -> None:
+        """SIGTERM to every child, wait for them to finish (then SIGKILL what is left)."""
+        self.signal_all(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for slot in self.slots:
+            if slot.process is not None:
+                slot.process.join(max(deadline - time.monotonic(), 0.1))
+                if slot.process.is_alive():
+                    log.error("%s did not stop in time: killed", slot.name)
+                    slot.process.kill()
+                    slot.process.join(5)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set on SIGTERM or SIGINT."""
+    stop = threading.Event()
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return stop
+
+
+def outbox_worker_process(config_file: Path | None) -> None:  # pragma: no cover - a child
+    """One outbox worker process: deliver due messages until SIGTERM (the current attempt is
+    finished first)."""
+    from oso_gateway.commands.db import settings_or_exit
+    from oso_gateway.runtime import build_services, start_trust_reloader
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    services = build_services(settings_or_exit(config_file))
+    stop = stop_on_signals()
+    _thread, wake = start_trust_reloader(services, stop)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: wake.set())
+    try:
+        services.outbox.run_forever(stop)
+    finally:
+        services.close()

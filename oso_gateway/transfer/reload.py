@@ -1,0 +1,116 @@
+"""Live trust material: the directory, trust anchors, intermediates and CRLs reloaded without a
+restart, when a file changes (polled) or on request (``serve`` asks on SIGHUP).
+
+A reload reads everything anew and swaps it in whole: the receive service, the outbox and the
+pull service then verify with the new ``TrustConfig`` (a fresh one: nothing of the old one's
+verification cache survives, so a newly revoked certificate is refused at once) and look schools
+up in the new directory. A new version that does not load (a malformed CRL, a directory with a
+problem) is refused and logged, and the current material stays: a CRL that is not replaced still
+goes stale and the gateway then fails closed as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from oso_gateway.errors import GatewayError
+from oso_gateway.transfer.directory import LiveDirectory
+
+if TYPE_CHECKING:  # pragma: no cover
+    from oso_gateway.security.trust import TrustConfig
+    from oso_gateway.transfer.services import GatewayServices
+
+log = logging.getLogger(__name__)
+
+#: seconds between two looks at the files' modification times
+CHECK_INTERVAL = 5.0
+
+
+def _version(paths: Sequence[Path]) -> tuple[object, ...]:
+    versions: list[object] = []
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            versions.append(None)
+            continue
+        versions.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(versions)
+
+
+class TrustReloader:
+    """Reloads one gateway's trust material into its services (thread-safe: one at a time)."""
+
+    def __init__(
+        self,
+        services: GatewayServices,
+        *,
+        load_trust: Callable[..., TrustConfig],
+        on_reload: Sequence[Callable[[], None]] = (),
+        extra_crl_files: Callable[[], Sequence[Path]] = tuple,
+    ) -> None:
+        self.services = services
+        #: reads the trust files (``runtime.load_trust``: settings, extra_crls=...)
+        self.load_trust = load_trust
+        self.on_reload = list(on_reload)
+        #: CRL files besides ``trust.crl_files`` (those fetched from distribution points)
+        self.extra_crl_files = extra_crl_files
+        self._lock = threading.Lock()
+        self._files_version = _version(self._files())
+        self.reloads = 0
+
+    def _files(self) -> list[Path]:
+        t = self.services.settings.trust
+        return [*t.anchor_files, *t.intermediate_files, *t.crl_files, *self.extra_crl_files()]
+
+    def changed(self) -> bool:
+        directory = self.services.directory
+        moved = isinstance(directory, LiveDirectory) and directory.changed()
+        return moved or _version(self._files()) != self._files_version
+
+    def check(self) -> bool:
+        """Reload when a file changed; True when new material was swapped in."""
+        return self.changed() and self.reload()
+
+    def reload(self) -> bool:
+        """Read everything anew and swap it in; False (current material kept) on a problem."""
+        with self._lock:
+            version = _version(self._files())
+            try:
+                trust = self.load_trust(self.services.settings, extra_crls=self.extra_crl_files())
+                directory = self.services.directory
+                if isinstance(directory, LiveDirectory):
+                    directory.reload()
+            except GatewayError as exc:
+                self._files_version = version  # not again until the files change again
+                log.error("trust reload refused, keeping the current material: %s %s",
+                          exc.code, exc.detail)  # fmt: skip
+                return False
+            self._files_version = version
+            self.services.apply_trust(trust)
+            self.reloads += 1
+        for callback in self.on_reload:
+            try:
+                callback()
+            except Exception:  # e.g. the TLS context: the rest of the reload stands
+                log.exception("a reload hook failed")
+        log.info("trust material reloaded (%d CRLs)", len(trust.crls))
+        return True
+
+    def run(
+        self, stop: threading.Event, *, wake: threading.Event, interval: float = CHECK_INTERVAL
+    ) -> None:
+        """Until ``stop``: reload when a file changed, and at once when ``wake`` is set."""
+        while not stop.is_set():
+            woken = wake.wait(interval)
+            if stop.is_set():
+                return
+            if woken:
+                wake.clear()
+                self.reload()
+            else:
+                self.check()

@@ -1,0 +1,165 @@
+"""Live trust material (issue 14, point 4): a replaced CRL, directory or anchor file takes effect
+without a restart. Real gateways on loopback (mutual TLS), the dev PKI's issuing CA signs the
+new CRL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from oso_gateway.dossier.generator import generate_dossier
+from oso_gateway.runtime import build_services, start_gateway_in_thread, trust_reloader
+from oso_gateway.security.keys import load_certificate, load_private_key
+from oso_gateway.security.pki import Authority, crl_pem, make_crl
+from oso_gateway.store import models as m
+from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN, dev_certs_dir, setup_dev_gateways
+from oso_gateway.transfer.schools import School
+from oso_gateway.transfer.send import prepare_dossier
+from oso_gateway.transfer.services import GatewayServices
+
+pytestmark = pytest.mark.integration
+
+CERTS = dev_certs_dir()
+RECEIVER_SCHOOL = School("01AB", "00")
+
+
+def _issuing_ca() -> Authority:
+    key = load_private_key((CERTS / "issuing-ca.key.pem").read_bytes())
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return Authority(
+        certificate=load_certificate((CERTS / "issuing-ca.crt.pem").read_bytes()), key=key
+    )
+
+
+def _write_crl_revoking(path: Path, serial: int | None, *, number: int) -> None:
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    revoked = [] if serial is None else [(serial, now)]
+    crl = make_crl(
+        issuer=_issuing_ca(),
+        this_update=now,
+        next_update=now + timedelta(days=7),
+        revoked=revoked,
+        number=number,
+    )
+    fresh = path.with_suffix(".new")
+    fresh.write_bytes(crl_pem(crl))
+    os.replace(fresh, path)  # as a CRL job replaces it: atomically
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[GatewayServices, GatewayServices, Path]]:
+    gateways = setup_dev_gateways(tmp_path)
+    crl_dir = tmp_path / "crls"
+    crl_dir.mkdir()
+    shutil.copy(CERTS / "root-ca.crl.pem", crl_dir / "root-ca.crl.pem")
+    _write_crl_revoking(crl_dir / "issuing-ca.crl.pem", None, number=100)
+    settings = gateways[SECONDARY_OIN].settings
+    settings = replace(
+        settings,
+        trust=replace(
+            settings.trust,
+            crl_files=(crl_dir / "root-ca.crl.pem", crl_dir / "issuing-ca.crl.pem"),
+        ),
+    )
+    receiver = build_services(settings)
+    sender = build_services(gateways[PRIMARY_OIN].settings)
+    yield receiver, sender, crl_dir / "issuing-ca.crl.pem"
+    sender.close()
+    receiver.close()
+
+
+def _send(sender: GatewayServices, seed: int) -> str:
+    now = datetime.now(UTC)
+    prepared = prepare_dossier(
+        generate_dossier(overstap="POVO", seed=seed, now=now),
+        to=RECEIVER_SCHOOL,
+        directory=sender.directory,
+        config=sender.sender_config,
+        now=now,
+    )
+    sender.outbox.enqueue(prepared)
+    return prepared.message_id
+
+
+def test_a_replaced_crl_revoking_the_peer_is_enforced_without_a_restart(
+    pair: tuple[GatewayServices, GatewayServices, Path],
+) -> None:
+    receiver, sender, crl_file = pair
+    running = start_gateway_in_thread(receiver.settings, services=receiver, threads=4)
+    reloader = trust_reloader(receiver, running)
+    stop, wake = threading.Event(), threading.Event()
+    watcher = threading.Thread(
+        target=reloader.run, args=(stop,), kwargs={"wake": wake, "interval": 0.2}, daemon=True
+    )
+    watcher.start()
+    try:
+        first = _send(sender, 1)
+        assert sender.outbox.wait_for(first, timeout=60).status == m.DELIVERED
+        # the CRL job replaces the file: the sender's certificate is now revoked
+        serial = sender.identities[0].certificate.serial_number
+        _write_crl_revoking(crl_file, serial, number=101)
+        deadline = time.monotonic() + 20
+        while reloader.reloads < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reloader.reloads == 1, "the replaced CRL file was not picked up"
+        # WS-Security: a message signed with the revoked certificate is refused (E221: the
+        # signer is untrusted; our log records the cause, E304 revoked) ...
+        sealed = prepare_dossier(
+            generate_dossier(overstap="POVO", seed=2, now=datetime.now(UTC)),
+            to=RECEIVER_SCHOOL,
+            directory=sender.directory,
+            config=sender.sender_config,
+            now=datetime.now(UTC),
+        ).sealed
+        answer = receiver.receiver.handle(sealed.data)
+        assert answer.http_status == 403 and b"OSO-E221" in answer.body
+        # ... and over the wire the new TLS context refuses the revoked client certificate
+        second = _send(sender, 3)
+        record = sender.outbox.wait_for(second, timeout=15)
+        assert record.status != m.DELIVERED
+        with receiver.store.engine.connect() as connection:
+            from sqlalchemy import func, select
+
+            imported = connection.execute(select(func.count()).select_from(m.Dossier)).scalar_one()
+        assert imported == 1
+    finally:
+        stop.set()
+        watcher.join(5)
+        running.stop()
+
+
+def test_a_broken_replacement_is_refused_and_the_current_material_stays(
+    pair: tuple[GatewayServices, GatewayServices, Path],
+) -> None:
+    receiver, _sender, crl_file = pair
+    reloader = trust_reloader(receiver)
+    before = receiver.trust
+    crl_file.write_bytes(b"-----BEGIN X509 CRL-----\nbroken\n-----END X509 CRL-----\n")
+    assert reloader.changed()
+    assert reloader.check() is False
+    assert receiver.trust is before and receiver.receiver.config.trust is before
+    assert not reloader.changed()  # not retried until the file changes again
+
+
+def test_a_changed_directory_file_is_reloaded(
+    pair: tuple[GatewayServices, GatewayServices, Path],
+) -> None:
+    _receiver, sender, _crl = pair
+    path = sender.settings.require_directory_file()
+    reloader = trust_reloader(sender)
+    old = sender.directory.lookup("01AB", "00").endpoint
+    text = path.read_text(encoding="utf-8").replace(old, "https://moved.example/oso/v1/messages")
+    time.sleep(0.01)
+    path.write_text(text, encoding="utf-8")
+    assert reloader.check() is True
+    assert sender.directory.lookup("01AB", "00").endpoint == "https://moved.example/oso/v1/messages"
+    assert sender.outbox.directory.lookup("01AB", "00").endpoint.startswith("https://moved")
