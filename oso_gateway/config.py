@@ -63,6 +63,9 @@ class TrustSettings:
     crl_files: tuple[Path, ...] = setting(())
     #: fail closed when a CRL is missing or stale
     require_crl: bool = setting(True, env=True)
+    #: minutes between fetches of the CRLs of the certificates' distribution points into
+    #: ``<data_dir>/crls`` (0: never)
+    crl_fetch_minutes: float = setting(60.0, maximum=10080.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -232,6 +235,11 @@ class Settings:
     pull: PullSettings = PullSettings()
     api: ApiSettings = ApiSettings()
     duplicates: DuplicateSettings = DuplicateSettings()
+
+    @property
+    def crl_cache_dir(self) -> Path:
+        """Where CRLs fetched from distribution points are kept."""
+        return self.data_dir / "crls"
 
     @property
     def anchor_file(self) -> Path:

@@ -43,6 +43,7 @@ from oso_gateway.server import (
 from oso_gateway.store import Store, open_store
 from oso_gateway.store.repository import AfterInsert
 from oso_gateway.transfer.auditlog import anchor_periodically
+from oso_gateway.transfer.crlfetch import CrlFetcher, cached_crl_files
 from oso_gateway.transfer.directory import Directory, FileDirectorySource, LiveDirectory
 from oso_gateway.transfer.handlers import default_handlers
 from oso_gateway.transfer.mailbox import InboxService, OutboxService
@@ -170,7 +171,7 @@ def build_services(
     identities = load_identities(settings)
     if not identities:
         raise ConfigError("no gateway identity configured: add an [[identity]] table")
-    trust = load_trust(settings)
+    trust = load_trust(settings, extra_crls=cached_crl_files(settings.crl_cache_dir))
     if directory is None:  # read through the one live interface (reloadable), the file first
         directory = LiveDirectory(FileDirectorySource(settings.require_directory_file()))
     if store is None:
@@ -344,7 +345,41 @@ def reload_tls(soap: RunningServer, settings: Settings) -> None:
 def trust_reloader(services: GatewayServices, soap: RunningServer | None = None) -> TrustReloader:
     """The live reload of ``services``' trust material (and of ``soap``'s TLS context)."""
     hooks = [] if soap is None else [lambda: reload_tls(soap, services.settings)]
-    return TrustReloader(services, load_trust=load_trust, on_reload=hooks)
+    cache = services.settings.crl_cache_dir
+    return TrustReloader(
+        services,
+        load_trust=load_trust,
+        on_reload=hooks,
+        extra_crl_files=lambda: cached_crl_files(cache),
+    )
+
+
+def crl_fetcher(services: GatewayServices) -> CrlFetcher:
+    """Fetches the CRLs of the distribution points of every certificate we rely on: anchors,
+    intermediates, our identities and the directory's gateways (the reload applies them)."""
+
+    def certificates() -> list[x509.Certificate]:
+        trust = services.trust
+        ours = [identity.certificate for identity in services.identities]
+        gateways = getattr(services.directory, "gateways", {}).values()
+        return [*trust.anchors, *trust.intermediates, *ours,
+                *(gw.encryption_certificate for gw in gateways)]  # fmt: skip
+
+    return CrlFetcher(
+        cache_dir=services.settings.crl_cache_dir,
+        trust=lambda: services.trust,
+        certificates=certificates,
+        timeout=services.settings.limits.request_timeout,
+    )
+
+
+def start_crl_fetcher(services: GatewayServices, stop: threading.Event) -> threading.Thread | None:
+    """Every ``trust.crl_fetch_minutes`` (None: 0, never)."""
+    minutes = services.settings.trust.crl_fetch_minutes
+    if minutes <= 0:
+        return None
+    fetcher = crl_fetcher(services)
+    return _start_thread(fetcher.run, (stop,), "crl-fetch", interval=minutes * 60.0)
 
 
 def start_trust_reloader(

@@ -131,6 +131,11 @@ def serve_command(
     supervisor.start()
     _watch_trust(running)
     _forward_sighup(supervisor)
+    from oso_gateway.runtime import start_crl_fetcher
+
+    fetching = start_crl_fetcher(running.services, running.stop_event)  # this process only
+    if fetching is not None:
+        running.threads.append(fetching)
     running.threads.append(_start_supervising(supervisor, running.stop_event))
     click.echo(
         f"oso-gateway serving on {running.soap.url}{SOAP_PATH} (mutual TLS, "
