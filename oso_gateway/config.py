@@ -167,6 +167,38 @@ class LogSettings:
     anchor_every_minutes: float = setting(60.0, minimum=0.1)
 
 
+@dataclass(frozen=True, kw_only=True)
+class RetentionSettings:
+    """How long each kind of data is kept (days); the retention purge erases what is older.
+
+    Received dossier content counts from its acknowledgement by the school system, or from
+    receipt when it was never acknowledged; the transfer log holds no pupil data and is kept
+    longest.
+    """
+
+    received_acknowledged_days: float = setting(30.0)
+    received_unfetched_days: float = setting(90.0)
+    outbound_undelivered_days: float = setting(30.0)
+    rejected_failed_days: float = setting(30.0)
+    requests_days: float = setting(90.0)
+    transfer_log_days: float = setting(3650.0)
+    #: the scheduled purge inside ``serve`` runs this often (0: never)
+    purge_every_minutes: float = setting(60.0)
+
+
+def _check_retention(table: Any, r: RetentionSettings) -> RetentionSettings:
+    content = max(
+        r.received_acknowledged_days,
+        r.received_unfetched_days,
+        r.outbound_undelivered_days,
+        r.rejected_failed_days,
+        r.requests_days,
+    )
+    if r.transfer_log_days < content:
+        raise table.error("transfer_log_days", "must be at least the longest content retention")
+    return r
+
+
 #: The tables read into one settings dataclass each, by their TOML name.
 SETTINGS_TABLES: dict[str, type[Any]] = {
     "trust": TrustSettings,
@@ -177,6 +209,7 @@ SETTINGS_TABLES: dict[str, type[Any]] = {
     "log": LogSettings,
     "api": ApiSettings,
     "duplicates": DuplicateSettings,
+    "retention": RetentionSettings,
 }
 
 
@@ -224,6 +257,13 @@ class Settings:
     #: ``storage.key_file`` when it does not exist (yet): commands that need the key then say
     #: how to create it; those that do not (``db upgrade``, ``directory check``) still run
     missing_storage_key_file: Path | None = None
+    #: the local keyring file (``storage.keyring_file``; None: beside the configuration file)
+    keyring_file: Path | None = None
+    #: keyring JSON from ``OSO_GATEWAY_STORAGE_KEYRING`` (read-only keyring)
+    keyring_text: str | None = field(default=None, repr=False)
+    #: a vendor's key provider, "package.module:factory" (``storage.provider``)
+    key_provider: str | None = None
+    retention: RetentionSettings = RetentionSettings()
     identities: tuple[IdentitySettings, ...] = ()
     trust: TrustSettings = TrustSettings()
     directory_file: Path | None = None
@@ -430,6 +470,9 @@ _OTHER_ENV_KEYS: dict[str, tuple[str, str, str]] = {
     "DATABASE_URL": ("", "database_url", "database_url"),
     "STORAGE_KEY": ("storage", "key", "str"),
     "STORAGE_KEY_FILE": ("storage", "key_file", "Path"),
+    "STORAGE_KEYRING_FILE": ("storage", "keyring_file", "Path"),
+    "STORAGE_KEYRING": ("storage", "keyring", "str"),
+    "STORAGE_PROVIDER": ("storage", "provider", "str"),
     "DIRECTORY_FILE": ("directory", "file", "Path"),
 }
 
@@ -500,7 +543,11 @@ def _build(
     top = _Reader(doc, name="", source=source, base_dir=base_dir)
     data_dir = top.get_path("data_dir") or base_dir / "data"
     database_url = top.get_str("database_url")
-    storage_key, missing_key_file = _read_storage_key(top.get_table("storage"), source=source)
+    storage = top.get_table("storage")
+    keyring_file = storage.get_path("keyring_file")
+    keyring_text = storage.get_str("keyring")
+    key_provider = storage.get_str("provider")
+    storage_key, missing_key_file = _read_storage_key(storage, source=source)
     settings = Settings(
         config_file=config_file,
         data_dir=data_dir,
@@ -511,6 +558,12 @@ def _build(
         ),
         storage_key=storage_key,
         missing_storage_key_file=missing_key_file,
+        keyring_file=keyring_file,
+        keyring_text=keyring_text,
+        key_provider=key_provider,
+        retention=_read_table(
+            top.get_table("retention"), RetentionSettings, check=_check_retention
+        ),
         identities=tuple(_read_identity(ident) for ident in top.get_tables("identity")),
         trust=_read_table(top.get_table("trust"), TrustSettings),
         directory_file=_read_directory_file(top.get_table("directory")),

@@ -69,6 +69,7 @@ def run_demo_transfer(workdir: Path, *, seed: int = 2019) -> DemoResult:
             directory=sender.directory,
             config=sender.sender_config,
             now=now,
+            objections=sender.outbox.objections,
         )
         sender.outbox.enqueue(prepared)
         record = sender.outbox.wait_for(prepared.message_id, timeout=60)

@@ -41,11 +41,13 @@ from oso_gateway.server import (
     start_plain_in_thread,
 )
 from oso_gateway.store import Store, open_store
+from oso_gateway.store.lifecycle import Lifecycle
 from oso_gateway.store.repository import AfterInsert
 from oso_gateway.transfer.auditlog import anchor_periodically
 from oso_gateway.transfer.crlfetch import CrlFetcher, cached_crl_files
 from oso_gateway.transfer.directory import Directory, FileDirectorySource, LiveDirectory
 from oso_gateway.transfer.handlers import default_handlers
+from oso_gateway.transfer.lifecycle import purge_periodically
 from oso_gateway.transfer.mailbox import InboxService, OutboxService
 from oso_gateway.transfer.outbox import Outbox
 from oso_gateway.transfer.pull.service import PullService
@@ -515,6 +517,15 @@ def start_gateway(
                 (stop, services.store, settings),
                 "transfer-log-anchor",
                 identity=services.identities[0],
+                clock=services.clock,
+            )
+        )
+        # the retention purge on its schedule (retention.purge_every_minutes; 0: never)
+        running.threads.append(
+            _start_thread(
+                purge_periodically,
+                (Lifecycle(services.store.engine, services.store.cipher), settings.retention, stop),
+                "retention-purge",
                 clock=services.clock,
             )
         )

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import click
+from lxml import etree
 
 from oso_gateway.dossier.categories import q
 from oso_gateway.dossier.preview import preview, render_text
@@ -28,20 +29,55 @@ from oso_gateway.security.xmlparse import parse_xml
 @click.option(
     "--lang", type=click.Choice(["nl", "en"]), default="nl", show_default=True, help="Language."
 )
-def preview_command(file: Path, as_json: bool, details: bool, lang: str) -> None:
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="A sending gateway's configuration: apply the parents' recorded objections.",
+)
+def preview_command(
+    file: Path, as_json: bool, details: bool, lang: str, config_file: Path | None
+) -> None:
     """Show what FILE (an OSO 2019 dossier) will share, category by category."""
     try:
         root = parse_xml(file.read_bytes()).getroot()
         if root.tag != q("dossier"):
             raise DossierParseError("the root element is not an OSO 2019 dossier")
+        objected = _objections(config_file, root) if config_file is not None else []
+        if objected:
+            from oso_gateway.dossier.minimise import minimise
+
+            root = minimise(root, opt_out=objected).root
     except GatewayError as exc:
         click.echo(f"{exc.code}: {exc.public_message}", err=True)
         raise SystemExit(1) from None
+    if objected and not as_json:
+        click.echo(f"parents' objections (withheld, shown as OPT-UIT): {', '.join(objected)}")
     p = preview(root, include_details=details)
     if as_json:
         click.echo(json.dumps(p.as_dict(include_details=details), ensure_ascii=False, indent=2))
     else:
         click.echo(render_text(p, language=lang, show_details=details), nl=False)
+
+
+def _objections(config_file: Path, root: etree._Element) -> list[str]:
+    """The categories the parents objected to at the dossier's sending school."""
+    from oso_gateway.commands.db import settings_or_exit
+    from oso_gateway.dossier.disclosure import pupil_number
+    from oso_gateway.store import open_store
+    from oso_gateway.store.disclosures import PrivacyRecords
+    from oso_gateway.transfer.schools import sending_school
+
+    number = pupil_number(root)
+    if number is None:
+        return []
+    store = open_store(settings_or_exit(config_file))
+    try:
+        records = PrivacyRecords(store.engine, store.cipher)
+        return records.objections_for(sending_school(root).code, number)
+    finally:
+        store.engine.dispose()
 
 
 def register(group: click.Group) -> None:

@@ -95,6 +95,7 @@ def send_command(
                         directory=services.directory,
                         config=services.sender_config,
                         now=datetime.now(UTC),
+                        objections=services.outbox.objections,
                     )
                     services.outbox.enqueue(prepared)
                 except GatewayError as exc:

@@ -4,7 +4,7 @@ Typical wiring (the server / sender workers)::
 
     engine = create_store_engine(settings.database_url)
     check_schema_current(engine)           # refuse to start on an old schema
-    store = Store(engine, AtRestCipher(settings.require_storage_key()))
+    store = Store(engine, cipher_from_settings(settings))
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from oso_gateway.errors import DatabaseMissing
 from oso_gateway.store.api_clients import ApiClientStore  # also puts its tables on Base.metadata
 from oso_gateway.store.crypto import AtRestCipher
 from oso_gateway.store.engine import create_store_engine
+from oso_gateway.store.keyring import KeyProvider, LocalKeyProvider, provider_from_settings
 from oso_gateway.store.migrate import check_schema_current, current_revision, head_revision, upgrade
 from oso_gateway.store.operators import OperatorStore  # also puts its tables on Base.metadata
 from oso_gateway.store.repository import (
@@ -36,11 +37,14 @@ __all__ = [
     "Duplicate",
     "EventRecord",
     "Imported",
+    "KeyProvider",
+    "LocalKeyProvider",
     "MessageRecord",
     "OperatorStore",
     "PupilFacts",
     "Store",
     "check_schema_current",
+    "cipher_from_settings",
     "create_store_engine",
     "current_revision",
     "head_revision",
@@ -75,10 +79,21 @@ def open_store(settings: Settings, *, check_schema: bool = True, require_key: bo
     ``require_key``: fail now (``ConfigError``) rather than at the first dossier when no storage
     key is configured; pass False for tools that only read statuses.
     """
-    key = settings.require_storage_key() if require_key else settings.storage_key
+    provider = provider_from_settings(settings)
+    if provider is None and require_key:
+        settings.require_storage_key()  # raises the ConfigError naming where to set it
     if check_schema:  # a caller that skips the schema check may open a database being made
         require_existing_database(settings.database_url, config_file=settings.config_file)
     engine = create_store_engine(settings.database_url)
     if check_schema:
         check_schema_current(engine)
-    return Store(engine, AtRestCipher(key) if key is not None else None)
+    return Store(engine, AtRestCipher(provider=provider) if provider is not None else None)
+
+
+def cipher_from_settings(settings: Settings) -> AtRestCipher:
+    """The at-rest cipher over the configured key provider (``ConfigError`` without one)."""
+    provider = provider_from_settings(settings)
+    if provider is None:
+        settings.require_storage_key()
+        raise AssertionError("unreachable")  # pragma: no cover
+    return AtRestCipher(provider=provider)

@@ -9,7 +9,7 @@ from typing import TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from oso_gateway.errors import ConfigError
+from oso_gateway.errors import ConfigError, DossierPurged
 from oso_gateway.store import models as m
 from oso_gateway.store import translog
 from oso_gateway.store.crypto import AtRestCipher
@@ -38,6 +38,16 @@ class StoreBase:
         if self._cipher is None:
             raise ConfigError("no at-rest storage key configured (storage.key / storage.key_file)")
         return self._cipher
+
+    def _data_key(self, session: Session, data_key_id: str | None) -> bytes | None:
+        """The unwrapped data key (None for a row from before data keys); ``DossierPurged``
+        (E530) once the purge destroyed it."""
+        if data_key_id is None:
+            return None
+        row = session.get(m.DataKeyRow, data_key_id)
+        if row is None:
+            raise DossierPurged(f"data key {data_key_id} was destroyed")
+        return self.cipher.unwrap(row.id, kek_id=row.kek_id, wrapped=row.wrapped, school=row.school)
 
     # --- plumbing ---------------------------------------------------------------------------
 

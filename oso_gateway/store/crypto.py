@@ -1,79 +1,156 @@
-"""At-rest encryption of stored dossiers and their searchable fields.
+"""At-rest encryption of stored pupil content: one data key per item, wrapped by a storage key.
 
-One 32-byte storage key (from the configuration) is never used directly: HKDF-SHA256 derives
+Envelope encryption:
 
-* an AES-256-GCM key for data (dossiers, the outbox payloads, the index's display values). Each
-  value gets a fresh 96-bit random nonce; the blob is ``nonce || ciphertext+tag``. The associated
-  data names the row (table, row id, and what the row belongs to), so a ciphertext copied into
-  another row does not decrypt.
-* an HMAC-SHA256 key for lookups: the pupil's family name and birth date are stored as keyed
-  hashes of their normalised form, so an exact search works without decrypting every row, and a
-  stolen database without the key does not reveal them (a plain hash of a name or date would be
-  guessable by trying all candidates).
-* a key id (16 hex) stored next to each ciphertext: a wrong key is reported as such before any
-  decryption is tried, and a future key rotation can tell old rows from new.
+* every dossier (with its index row), outbound payload and other stored pupil content gets its
+  own random 256-bit **data key**. The content is AES-256-GCM under that key with a fresh 96-bit
+  nonce (``nonce || ciphertext+tag``); the associated data names the row (table, row id, and what
+  the row belongs to), so a ciphertext copied into another row does not decrypt.
+* the data key is stored only **wrapped** (AES-256-GCM) under a storage key of the keyring
+  (``oso_gateway.store.keyring``), with the data key's own id and school as associated data. The
+  ``data_keys`` row names the storage key by id: rotation re-wraps data keys without touching the
+  content, and erasure (crypto-shredding) deletes the wrapped key with the ciphertext.
+* keyed lookups: the pupil's family name, birth date and BSN are stored as HMAC-SHA256 of their
+  normalised form (the keyring's lookup key, stable across rotations), so an exact search works
+  without decrypting every row, and a stolen database without the key does not reveal them.
+
+Rows written before data keys existed (``key_id`` set, no data key) were encrypted directly under
+a key derived from the single storage key; they still open (``decrypt``) and ``keys rotate``
+re-encrypts them under data keys.
 
 Failures raise ``AtRestDecryptionError`` (OSO-E504).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
+import secrets
 import unicodedata
+import uuid
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from oso_gateway.errors import AtRestDecryptionError, ConfigError
+from oso_gateway.store.keyring import (
+    KEY_BYTES,
+    NONCE_BYTES,
+    TAG_BYTES,
+    KeyProvider,
+    LocalKeyProvider,
+    derive,
+)
 
-NONCE_BYTES = 12
-_TAG_BYTES = 16
+__all__ = ["NONCE_BYTES", "AtRestCipher", "DataKey", "aad_for", "normalise_search_value"]
 
 
-def _derive(key: bytes, label: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(key)
+@dataclass(frozen=True, kw_only=True)
+class DataKey:
+    """A fresh data key with its wrapped form (what the ``data_keys`` row stores)."""
+
+    id: str
+    kek_id: str
+    wrapped: bytes
+    school: str | None
+    key: bytes = field(repr=False)
+
+
+def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def _open(key: bytes, blob: bytes, aad: bytes) -> bytes:
+    if len(blob) < NONCE_BYTES + TAG_BYTES:
+        raise AtRestDecryptionError("stored ciphertext is truncated")
+    try:
+        return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+    except InvalidTag:
+        raise AtRestDecryptionError(
+            "stored ciphertext does not authenticate (altered, or moved from another row)"
+        ) from None
+
+
+def wrap_aad(data_key_id: str, school: str | None) -> bytes:
+    return aad_for("data_keys", data_key_id, school or "")
 
 
 class AtRestCipher:
-    """AES-256-GCM for rows at rest plus keyed lookup hashes, from one storage key."""
+    """Envelope encryption over a key provider (or, for short, one 32-byte storage key)."""
 
-    def __init__(self, storage_key: bytes) -> None:
-        if len(storage_key) != 32:
-            raise ConfigError("the storage key must be 32 bytes")
-        self._aead = AESGCM(_derive(storage_key, b"oso-gateway/at-rest/aes-256-gcm/v1"))
-        self._mac_key = _derive(storage_key, b"oso-gateway/at-rest/lookup-hmac/v1")
-        self.key_id = _derive(storage_key, b"oso-gateway/at-rest/key-id/v1")[:8].hex()
+    def __init__(
+        self, storage_key: bytes | None = None, *, provider: KeyProvider | None = None
+    ) -> None:
+        if provider is None:
+            if storage_key is None or len(storage_key) != KEY_BYTES:
+                raise ConfigError("the storage key must be 32 bytes")
+            provider = LocalKeyProvider(base_key=storage_key)
+        self.provider = provider
 
     def __repr__(self) -> str:
-        return f"AtRestCipher(key_id={self.key_id})"
+        return f"AtRestCipher(provider={self.provider!r})"
+
+    @property
+    def key_id(self) -> str:
+        """The default active storage key's id."""
+        return self.provider.active_key_id(None)
+
+    # --- data keys ----------------------------------------------------------------------------
+
+    def new_data_key(self, school: str | None = None) -> DataKey:
+        """A random data key, wrapped under the active storage key of ``school``."""
+        key = secrets.token_bytes(KEY_BYTES)
+        key_id = str(uuid.uuid4())
+        kek_id = self.provider.active_key_id(school)
+        wrapped = self.provider.wrap(kek_id, key, aad=wrap_aad(key_id, school))
+        return DataKey(id=key_id, kek_id=kek_id, wrapped=wrapped, school=school, key=key)
+
+    def unwrap(self, data_key_id: str, *, kek_id: str, wrapped: bytes, school: str | None) -> bytes:
+        return self.provider.unwrap(kek_id, wrapped, aad=wrap_aad(data_key_id, school))
+
+    def rewrap(
+        self, data_key_id: str, *, kek_id: str, wrapped: bytes, school: str | None, to: str
+    ) -> bytes:
+        """The data key wrapped under storage key ``to`` instead (rotation)."""
+        aad = wrap_aad(data_key_id, school)
+        return self.provider.wrap(to, self.provider.unwrap(kek_id, wrapped, aad=aad), aad=aad)
+
+    @staticmethod
+    def seal(data_key: bytes, plaintext: bytes, *, aad: bytes) -> bytes:
+        return _seal(data_key, plaintext, aad)
+
+    @staticmethod
+    def open(data_key: bytes, blob: bytes, *, aad: bytes) -> bytes:
+        return _open(data_key, blob, aad)
+
+    # --- rows from before data keys (directly under the single storage key) -------------------
+
+    def _legacy_key(self, key_id: str) -> bytes:
+        material = None
+        if isinstance(self.provider, LocalKeyProvider):
+            material = self.provider.legacy_material(key_id)
+        if material is None:
+            raise AtRestDecryptionError(
+                f"stored data was encrypted under storage key id {key_id}, which the keyring "
+                f"does not hold (the active key is {self.key_id})"
+            )
+        return derive(material, b"oso-gateway/at-rest/aes-256-gcm/v1")
 
     def encrypt(self, plaintext: bytes, *, aad: bytes) -> bytes:
-        nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, plaintext, aad)
+        """Directly under the active storage key (the form of rows before data keys)."""
+        return _seal(self._legacy_key(self.key_id), plaintext, aad)
 
     def decrypt(self, blob: bytes, *, aad: bytes, key_id: str) -> bytes:
-        if key_id != self.key_id:
-            raise AtRestDecryptionError(
-                f"stored data was encrypted under key id {key_id}; the configured storage key "
-                f"has id {self.key_id}"
-            )
-        if len(blob) < NONCE_BYTES + _TAG_BYTES:
-            raise AtRestDecryptionError("stored ciphertext is truncated")
-        try:
-            return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
-        except InvalidTag:
-            raise AtRestDecryptionError(
-                "stored ciphertext does not authenticate (altered, or moved from another row)"
-            ) from None
+        """A row encrypted directly under storage key ``key_id`` (before data keys)."""
+        return _open(self._legacy_key(key_id), blob, aad)
+
+    # --- keyed lookups ------------------------------------------------------------------------
 
     def lookup_hash(self, kind: str, value: str) -> str:
         """Keyed hash of a normalised search value (``kind`` separates the value spaces)."""
         message = kind.encode("ascii") + b"\x00" + normalise_search_value(value).encode("utf-8")
-        return hmac.new(self._mac_key, message, hashlib.sha256).hexdigest()
+        return self.provider.lookup_mac(message).hex()
 
 
 def normalise_search_value(value: str) -> str:

@@ -10,8 +10,10 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from oso_gateway.errors import DossierPurged
 from oso_gateway.store import models as m
 from oso_gateway.store.base import StoreBase
+from oso_gateway.store.crypto import DataKey
 from oso_gateway.store.records import (
     DossierSummary,
     PupilFacts,
@@ -25,7 +27,9 @@ _T = TypeVar("_T")
 class DossierSearch(StoreBase):
     """Stored dossiers and their search index."""
 
-    def _index_row(self, dossier_id: str, pupil: PupilFacts) -> dict[str, object]:
+    def _index_row(
+        self, dossier_id: str, pupil: PupilFacts, data_key: DataKey
+    ) -> dict[str, object]:
         """The ``dossier_index`` row of a dossier (values for an insert)."""
         cipher = self.cipher
         display = json.dumps(
@@ -44,22 +48,47 @@ class DossierSearch(StoreBase):
             birth_date_hmac=cipher.lookup_hash("birth_date", pupil.birth_date.isoformat())
             if pupil.birth_date
             else None,
-            key_id=cipher.key_id,
-            ciphertext=cipher.encrypt(display, aad=index_aad(dossier_id)),
+            bsn_hmac=cipher.lookup_hash("bsn", pupil.bsn) if pupil.bsn else None,
+            key_id=data_key.kek_id,
+            data_key_id=data_key.id,
+            ciphertext=cipher.seal(data_key.key, display, aad=index_aad(dossier_id)),
         )
 
     def load_dossier(self, dossier_id: str) -> bytes:
         """The decrypted dossier XML. ``LookupError`` when absent, E504 when it won't decrypt."""
 
-        def work(session: Session) -> tuple[str, bytes, str]:
+        def work(session: Session) -> tuple[str, bytes, str, bytes | None]:
             row = session.get(m.Dossier, dossier_id)
             if row is None:
                 raise LookupError(f"no dossier {dossier_id}")
             message = self._get(session, row.message_pk)
-            return row.key_id, row.ciphertext, message.message_id
+            if message.purged_at is not None:
+                raise DossierPurged(f"the dossier of {message.message_id} was purged")
+            key = self._data_key(session, row.data_key_id)
+            return row.key_id, row.ciphertext, message.message_id, key
 
-        key_id, blob, message_id = self._read(work)
-        return self.cipher.decrypt(blob, aad=dossier_aad(dossier_id, message_id), key_id=key_id)
+        key_id, blob, message_id, data_key = self._read(work)
+        aad = dossier_aad(dossier_id, message_id)
+        if data_key is not None:
+            return self.cipher.open(data_key, blob, aad=aad)
+        return self.cipher.decrypt(blob, aad=aad, key_id=key_id)
+
+    def load_message_dossier(self, message_pk: int) -> bytes:
+        """The decrypted dossier of an inbound message; ``DossierPurged`` (E530) once the
+        retention purge erased it, ``LookupError`` when it never had one."""
+
+        def work(session: Session) -> str | None:
+            message = self._get(session, message_pk)
+            if message.purged_at is not None:
+                raise DossierPurged(f"the dossier of {message.message_id} was purged")
+            return session.scalars(
+                select(m.Dossier.id).where(m.Dossier.message_pk == message_pk)
+            ).first()
+
+        dossier_id = self._read(work)
+        if dossier_id is None:
+            raise LookupError(f"message row {message_pk} has no dossier")
+        return self.load_dossier(dossier_id)
 
     def find_dossiers(
         self,
@@ -72,7 +101,7 @@ class DossierSearch(StoreBase):
         """Exact search (case/accent-insensitive name) over the keyed hashes; newest first."""
         cipher = self.cipher
 
-        def work(session: Session) -> list[tuple[DossierSummary, str, bytes]]:
+        def work(session: Session) -> list[tuple[DossierSummary, str, bytes, bytes | None]]:
             stmt = (
                 select(m.Dossier, m.DossierIndex, m.Message.message_id)
                 .join(m.DossierIndex, m.DossierIndex.dossier_id == m.Dossier.id)
@@ -103,14 +132,19 @@ class DossierSearch(StoreBase):
                     imported_at=dossier.imported_at,
                     pupil=PupilFacts(),
                 )
-                found.append((summary, index.key_id, index.ciphertext))
+                key = self._data_key(session, index.data_key_id)
+                found.append((summary, index.key_id, index.ciphertext, key))
             return found
 
         result = []
-        for summary, key_id, blob in self._read(work):
-            facts = json.loads(
-                cipher.decrypt(blob, aad=index_aad(summary.dossier_id), key_id=key_id)
+        for summary, key_id, blob, data_key in self._read(work):
+            aad = index_aad(summary.dossier_id)
+            plain = (
+                cipher.open(data_key, blob, aad=aad)
+                if data_key is not None
+                else cipher.decrypt(blob, aad=aad, key_id=key_id)
             )
+            facts = json.loads(plain)
             born = facts.get("birth_date")
             pupil = PupilFacts(
                 family_name=facts.get("family_name"),

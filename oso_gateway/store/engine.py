@@ -106,6 +106,9 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
             # power loss. Said explicitly, since builds may default WAL mode to NORMAL.
             cursor.execute("PRAGMA synchronous = FULL")
             cursor.execute("PRAGMA foreign_keys = ON")
+            # Deleted content is overwritten with zeros, not left in free pages: the retention
+            # purge (crypto-shredding) must leave no wrapped data key or ciphertext behind.
+            cursor.execute("PRAGMA secure_delete = ON")
         finally:
             cursor.close()
 

@@ -26,6 +26,7 @@ from oso_gateway.store.records import (
     Imported,
     MessageRecord,
     PupilFacts,
+    data_key_values,
     dossier_aad,
     inbound_record,
     record_of,
@@ -148,17 +149,25 @@ class InboundRepository(MessageQueries, DossierSearch):
         """The dossier row (the dossier encrypted at rest, bound to its id and message) and its
         search-index row; the dossier row gets ``message_pk`` once the message row has its pk."""
         cipher = self.cipher
+        data_key = cipher.new_data_key(receiving_school)  # its own key: erasure shreds it
         dossier_row: dict[str, object] = {
             "id": dossier_id,
             "sending_school": sending_school,
             "receiving_school": receiving_school,
             "payload_digest": payload_digest,
             "size": len(dossier),
-            "key_id": cipher.key_id,
-            "ciphertext": cipher.encrypt(dossier, aad=dossier_aad(dossier_id, message_id)),
+            "key_id": data_key.kek_id,
+            "data_key_id": data_key.id,
+            "ciphertext": cipher.seal(
+                data_key.key, dossier, aad=dossier_aad(dossier_id, message_id)
+            ),
             "imported_at": now,
         }
-        return _DossierRows(dossier=dossier_row, index=self._index_row(dossier_id, pupil))
+        return _DossierRows(
+            dossier=dossier_row,
+            index=self._index_row(dossier_id, pupil, data_key),
+            data_key=data_key_values(data_key, now),
+        )
 
     def record_rejected_inbound(
         self,
@@ -211,6 +220,7 @@ class InboundRepository(MessageQueries, DossierSearch):
 class _DossierRows:
     dossier: dict[str, object]
     index: dict[str, object]
+    data_key: dict[str, object]
 
 
 def _inbound_message_values(
@@ -250,6 +260,7 @@ def _inbound_message_values(
         "payload_digest": payload_digest,
         "signer_fingerprint": signer_fingerprint,
         "payload_key_id": None,
+        "payload_data_key_id": None,
         "payload_ciphertext": None,
         "sealed": None,
         "signature_value": None,
@@ -257,6 +268,7 @@ def _inbound_message_values(
         "receipt": receipt,
         "created_at": now,
         "updated_at": now,
+        "purged_at": None,
     }
 
 
@@ -280,6 +292,7 @@ def _insert_import(
         [{"message_pk": pk, "at": now, "status": s, "attempt": None} for s in statuses],
     )
     if rows is not None:
+        connection.execute(insert(m.DataKeyRow), rows.data_key)
         connection.execute(insert(m.Dossier), {**rows.dossier, "message_pk": pk})
         connection.execute(insert(m.DossierIndex), rows.index)
     return inbound_record(pk, message_values)

@@ -58,6 +58,8 @@ FIELD_FORMATS: Mapping[str, str] = {
     "api_client": r"c-[0-9a-f]{16}",
     "http_method": r"GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS",
     "http_status": r"[1-5][0-9]{2}",
+    "count": r"\d{1,9}",
+    "key_id": r"[0-9a-f]{16}",
 }
 _COMPILED = {name: re.compile(pattern, re.ASCII) for name, pattern in FIELD_FORMATS.items()}
 _REQUIRED = ("at", "kind", "status")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from oso_gateway.store import models as m
@@ -175,14 +175,25 @@ class Mailbox:
         return self.store._write(work)
 
     def acknowledge(self, pk: int, *, now: datetime) -> MessageRecord:
-        """``imported → fetched`` (the school's system has taken the dossier)."""
-        return self._transition(pk, allowed=(m.IMPORTED,), status=m.FETCHED, now=now)
+        """``imported → fetched`` (the school's system has taken the dossier); the retention
+        period of received content counts from here."""
+
+        def change(session: Session, row: m.Message) -> None:
+            session.execute(
+                update(m.Dossier)
+                .where(m.Dossier.message_pk == row.id, m.Dossier.acknowledged_at.is_(None))
+                .values(acknowledged_at=now)
+            )
+
+        return self._transition(pk, allowed=(m.IMPORTED,), status=m.FETCHED, now=now, change=change)
 
     def decline(self, pk: int, *, reason: str, now: datetime) -> MessageRecord:
         """Decline an inbound dossier: the content is deleted, the row and reason kept."""
 
         def change(session: Session, row: m.Message) -> None:
             ids = select(m.Dossier.id).where(m.Dossier.message_pk == row.id)
+            keys = select(m.Dossier.data_key_id).where(m.Dossier.message_pk == row.id)
+            session.execute(delete(m.DataKeyRow).where(m.DataKeyRow.id.in_(keys)))  # shredded
             session.execute(delete(m.DossierIndex).where(m.DossierIndex.dossier_id.in_(ids)))
             session.execute(delete(m.Dossier).where(m.Dossier.message_pk == row.id))
             row.note = reason
@@ -199,7 +210,12 @@ class Mailbox:
         """Cancel an outbound message that is not on the wire and not delivered; the payload and
         any sealed envelope are dropped."""
 
-        def change(_session: Session, row: m.Message) -> None:
+        def change(session: Session, row: m.Message) -> None:
+            if row.payload_data_key_id is not None:  # the payload's key goes with it
+                session.execute(
+                    delete(m.DataKeyRow).where(m.DataKeyRow.id == row.payload_data_key_id)
+                )
+                row.payload_data_key_id = None
             row.payload_ciphertext = None
             row.sealed = None
             row.next_attempt_at = None

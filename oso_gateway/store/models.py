@@ -135,6 +135,8 @@ class Message(Base):
     signer_fingerprint: Mapped[str | None] = mapped_column(String(64))
     #: outbound: the payload to (re)seal, encrypted at rest (a sealed envelope expires in minutes)
     payload_key_id: Mapped[str | None] = mapped_column(String(16))
+    #: the payload's own data key (``data_keys``); None: a row from before data keys
+    payload_data_key_id: Mapped[str | None] = mapped_column(String(36))
     payload_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
     #: outbound: the latest sealed envelope and its SignatureValue (the receipt must confirm it)
     sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
@@ -154,6 +156,8 @@ class Message(Base):
     duplicate_of: Mapped[int | None] = mapped_column(BigId)
     #: a decline reason (kept for audit, never logged)
     note: Mapped[str | None] = mapped_column(Text)
+    #: the retention purge erased this message's content (data key and ciphertext destroyed)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         CheckConstraint("direction IN ('in', 'out')", name="direction"),
@@ -200,8 +204,13 @@ class Dossier(Base):
     payload_digest: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     key_id: Mapped[str] = mapped_column(String(16))
+    #: the dossier's own data key (also encrypts its index row); None: from before data keys
+    data_key_id: Mapped[str | None] = mapped_column(String(36))
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: the school system fetched it (first export) / acknowledged it (retention counts from here)
+    fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class DossierIndex(Base):
@@ -214,9 +223,65 @@ class DossierIndex(Base):
     name_hmac: Mapped[str | None] = mapped_column(String(64), index=True)
     #: HMAC-SHA256 of the ISO birth date
     birth_date_hmac: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: HMAC-SHA256 of the BSN (subject access; never stored in clear)
+    bsn_hmac: Mapped[str | None] = mapped_column(String(64), index=True)
     key_id: Mapped[str] = mapped_column(String(16))
+    data_key_id: Mapped[str | None] = mapped_column(String(36))
     #: the display values (JSON), encrypted like the dossier
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DataKeyRow(Base):
+    """One data key, wrapped under a storage key (``kek_id``). Deleting it shreds its content."""
+
+    __tablename__ = "data_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kek_id: Mapped[str] = mapped_column(String(16), index=True)
+    #: the school whose storage key wraps it (per-school keys); None: the default key
+    school: Mapped[str | None] = mapped_column(String(6))
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Disclosure(Base):
+    """What left the sending school about a pupil: kept at delivery, without the dossier."""
+
+    __tablename__ = "disclosures"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(100), unique=True)
+    sending_school: Mapped[str | None] = mapped_column(String(6))
+    recipient_school: Mapped[str | None] = mapped_column(String(6))
+    #: the school's name as the directory gave it at the time
+    recipient_name: Mapped[str | None] = mapped_column(String(200))
+    recipient_oin: Mapped[str | None] = mapped_column(String(20))
+    #: HMAC-SHA256 (keyring lookup key) of the pupil's BSN: findable by pupil, never in clear
+    bsn_hmac: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: JSON: category keys sent; withheld as [{"category", "reason"}]; the inzage record
+    categories_sent: Mapped[str] = mapped_column(Text)
+    categories_withheld: Mapped[str] = mapped_column(Text)
+    inzage: Mapped[str | None] = mapped_column(Text)
+    payload_digest: Mapped[str | None] = mapped_column(String(64))
+    receipt_digest: Mapped[str | None] = mapped_column(String(64))
+    prepared_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Objection(Base):
+    """A parents' objection to sending one category of a pupil's data (at the sending school)."""
+
+    __tablename__ = "objections"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    school: Mapped[str] = mapped_column(String(6))
+    bsn_hmac: Mapped[str] = mapped_column(String(64), index=True)
+    category: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("uq_objections_pupil_category", "school", "bsn_hmac", "category", unique=True),
+    )
 
 
 class TransferLogEntry(Base):

@@ -7,19 +7,23 @@ which makes the same select-then-update exclusive."""
 from __future__ import annotations
 
 import base64
+import hashlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
+from oso_gateway.errors import DossierPurged
 from oso_gateway.store import models as m
 from oso_gateway.store.messages import MessageQueries
 from oso_gateway.store.records import (
     AfterInsert,
     Duplicate,
     MessageRecord,
+    data_key_values,
     outbox_aad,
     record_of,
 )
@@ -47,13 +51,17 @@ class OutboxRepository(MessageQueries):
         client_id: str | None = None,
         categories: str | None = None,
         after_insert: AfterInsert | None = None,
+        on_insert: Callable[[Session, str, dict[str, object]], None] | None = None,
     ) -> MessageRecord | Duplicate:
-        """Put a message in the outbox (status ``queued``, due now). The payload is encrypted.
+        """Put a message in the outbox (status ``queued``, due now). The payload is encrypted
+        under a data key of its own (wrapped by our school's storage key).
 
         ``after_insert`` runs in the same transaction (the school API records its
-        Idempotency-Key there); if it raises, nothing is queued.
+        Idempotency-Key there); if it raises, nothing is queued. ``on_insert(session,
+        message_id, columns)`` too (the disclosure record).
         """
-        ciphertext = self.cipher.encrypt(payload, aad=outbox_aad(message_id))
+        data_key = self.cipher.new_data_key(our_school)
+        ciphertext = self.cipher.seal(data_key.key, payload, aad=outbox_aad(message_id))
 
         def work(session: Session) -> MessageRecord:
             row = m.Message(
@@ -71,15 +79,28 @@ class OutboxRepository(MessageQueries):
                 next_attempt_at=now,
                 payload_size=len(payload),
                 payload_digest=payload_digest,
-                payload_key_id=self.cipher.key_id,
+                payload_key_id=data_key.kek_id,
+                payload_data_key_id=data_key.id,
                 payload_ciphertext=ciphertext,
                 created_at=now,
                 updated_at=now,
                 client_id=client_id,
                 categories=categories,
             )
+            session.add(m.DataKeyRow(**data_key_values(data_key, now)))
             session.add(row)
             session.flush()
+            if on_insert is not None:
+                on_insert(
+                    session,
+                    message_id,
+                    {
+                        "our_school": our_school,
+                        "counterpart_school": counterpart_school,
+                        "counterpart_oin": counterpart_oin,
+                        "payload_digest": payload_digest,
+                    },
+                )
             self._event(session, row, m.QUEUED, now)
             session.flush()
             record = record_of(row)
@@ -98,14 +119,20 @@ class OutboxRepository(MessageQueries):
     def outbound_payload(self, record: MessageRecord) -> bytes:
         """The decrypted payload of an outbound message (to seal it for an attempt)."""
 
-        def work(session: Session) -> tuple[str | None, bytes | None]:
+        def work(session: Session) -> tuple[str | None, bytes | None, bytes | None]:
             row = self._get(session, record.pk)
-            return row.payload_key_id, row.payload_ciphertext
+            if row.purged_at is not None:
+                raise DossierPurged(f"the payload of {row.message_id} was purged")
+            key = self._data_key(session, row.payload_data_key_id)
+            return row.payload_key_id, row.payload_ciphertext, key
 
-        key_id, blob = self._read(work)
+        key_id, blob, data_key = self._read(work)
         if key_id is None or blob is None:
             raise LookupError(f"outbound message row {record.pk} has no payload")
-        return self.cipher.decrypt(blob, aad=outbox_aad(record.message_id), key_id=key_id)
+        aad = outbox_aad(record.message_id)
+        if data_key is not None:
+            return self.cipher.open(data_key, blob, aad=aad)
+        return self.cipher.decrypt(blob, aad=aad, key_id=key_id)
 
     def claim_next_outbound(self, *, now: datetime, lease: timedelta) -> MessageRecord | None:
         """Take the next due outbound message for sending, exclusively; None when none is due.
@@ -197,12 +224,26 @@ class OutboxRepository(MessageQueries):
     def mark_delivered(
         self, pk: int, *, receipt: bytes, now: datetime, signer_fingerprint: str | None = None
     ) -> MessageRecord:
-        """A valid receipt came back: done. The outbox payload is dropped (no longer needed)."""
+        """A valid receipt came back: done. The outbox payload and its data key are dropped (no
+        longer needed); the disclosure record keeps the receipt's digest."""
+
+        def shred(session: Session, row: m.Message) -> None:
+            session.execute(
+                update(m.Disclosure)
+                .where(m.Disclosure.message_id == row.message_id)
+                .values(delivered_at=now, receipt_digest=hashlib.sha256(receipt).hexdigest())
+            )
+            if row.payload_data_key_id is not None:
+                session.execute(
+                    delete(m.DataKeyRow).where(m.DataKeyRow.id == row.payload_data_key_id)
+                )
+                row.payload_data_key_id = None
 
         return self._change(
             pk,
             m.DELIVERED,
             now,
+            hook=shred,
             receipt=receipt,
             signer_fingerprint=signer_fingerprint,
             lease_until=None,
@@ -255,7 +296,13 @@ class OutboxRepository(MessageQueries):
         return self._write(work)
 
     def _change(
-        self, pk: int, status: str, now: datetime, error_code: str | None = None, **columns: Any
+        self,
+        pk: int,
+        status: str,
+        now: datetime,
+        error_code: str | None = None,
+        hook: Callable[[Session, m.Message], None] | None = None,
+        **columns: Any,
     ) -> MessageRecord:
         """Set ``columns`` of message row ``pk`` and move it to ``status`` (with its event and
         transfer-log entry), in one transaction."""
@@ -264,6 +311,8 @@ class OutboxRepository(MessageQueries):
             row = self._get(session, pk)
             for name, value in columns.items():
                 setattr(row, name, value)
+            if hook is not None:
+                hook(session, row)
             self._event(session, row, status, now, error_code)
             session.flush()
             return record_of(row)

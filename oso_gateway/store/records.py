@@ -13,7 +13,7 @@ from typing import TypeVar
 from sqlalchemy.orm import Session
 
 from oso_gateway.store import models as m
-from oso_gateway.store.crypto import aad_for
+from oso_gateway.store.crypto import DataKey, aad_for
 
 _T = TypeVar("_T")
 
@@ -59,6 +59,8 @@ class MessageRecord:
     duplicate_of: int | None = None
     #: a decline reason (kept for audit, never logged)
     note: str | None = None
+    #: the retention purge erased the content (only PII-free metadata remains)
+    purged_at: datetime | None = None
 
     @property
     def sent_signature_values(self) -> frozenset[bytes]:
@@ -82,6 +84,8 @@ class PupilFacts:
     family_name: str | None = None
     given_names: str | None = None
     birth_date: date | None = None
+    #: BSN (or onderwijsnummer): stored only as a keyed hash, for subject access
+    bsn: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,6 +146,7 @@ def record_of(row: m.Message) -> MessageRecord:
         categories=row.categories,
         duplicate_of=row.duplicate_of,
         note=row.note,
+        purged_at=row.purged_at,
     )
 
 
@@ -150,6 +155,17 @@ def inbound_record(pk: int, values: Mapping[str, object]) -> MessageRecord:
     did not name is NULL)."""
     fields = {f.name for f in dataclasses.fields(MessageRecord)} - {"pk"}
     return MessageRecord(pk=pk, **{name: values.get(name) for name in fields})  # type: ignore[arg-type]
+
+
+def data_key_values(data_key: DataKey, now: datetime) -> dict[str, object]:
+    """The ``data_keys`` row of a fresh data key (values for an insert)."""
+    return {
+        "id": data_key.id,
+        "kek_id": data_key.kek_id,
+        "school": data_key.school,
+        "wrapped": data_key.wrapped,
+        "created_at": now,
+    }
 
 
 def outbox_aad(message_id: str) -> bytes:

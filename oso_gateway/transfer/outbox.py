@@ -24,11 +24,19 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from oso_gateway.config import RetrySettings
-from oso_gateway.errors import GatewayError, LocalError, PeerFault, sender_reading
+from oso_gateway.errors import (
+    GatewayError,
+    LocalError,
+    ObjectionNotApplied,
+    PeerFault,
+    sender_reading,
+)
 from oso_gateway.security.wss import SealedMessage
 from oso_gateway.store import models as m
+from oso_gateway.store.disclosures import PrivacyRecords
 from oso_gateway.store.repository import AfterInsert, Duplicate, MessageRecord, Store
 from oso_gateway.transfer.schools import DirectoryLike, School
 from oso_gateway.transfer.send import (
@@ -121,20 +129,23 @@ class Outbox:
         client_id: str | None = None,
         after_insert: AfterInsert | None = None,
     ) -> MessageRecord:
-        """Store a prepared message of any kind in the outbox (status ``queued``, due now).
+        """Store a prepared message of any kind in the outbox (status ``queued``, due now); a
+        dossier with its disclosure record. ``ObjectionNotApplied`` (E542) when it still holds a
+        category the parents objected to (prepare it with ``objections=outbox.objections``).
 
         Raises what ``gate`` raises (E471: a push without the inzage its school's policy asks).
         ``after_insert`` runs in the queueing transaction (the school API's Idempotency-Key).
         """
         if self.gate is not None:
             self.gate(prepared)
+        now = self.clock()
         result = self.store.enqueue_outbound(
             message_id=prepared.message_id,
             action=prepared.action,
             relates_to=prepared.relates_to,
             payload=prepared.payload,
             payload_digest=prepared.payload_digest,
-            now=self.clock(),
+            now=now,
             our_oin=prepared.sender_oin or self.config.identity.oin,
             our_school=prepared.sending_school.code,
             counterpart_oin=prepared.recipient_oin,
@@ -143,6 +154,7 @@ class Outbox:
             client_id=client_id,
             categories=",".join(prepared.categories) or None,
             after_insert=after_insert,
+            on_insert=self._disclosure_hook(prepared, now),
         )
         if isinstance(result, Duplicate):  # a fresh UUID: cannot happen unless re-enqueued
             return result.message
@@ -155,6 +167,72 @@ class Outbox:
             len(prepared.payload),
         )
         return result
+
+    def _disclosure_hook(
+        self, prepared: PreparedDossier, now: datetime
+    ) -> Callable[[Any, str, dict[str, object]], None] | None:
+        """The disclosure record's writer for a dossier (None for other kinds); refuses a
+        dossier that still holds a category the parents objected to."""
+        facts = prepared.disclosure
+        if facts is None:
+            return None
+        if prepared.pupil_number is not None:
+            objected = set(self.objections(prepared.sending_school.code, prepared.pupil_number))
+            leaked = sorted(objected.intersection(facts.sent))
+            if leaked:
+                raise ObjectionNotApplied(
+                    f"{prepared.message_id}: categories {', '.join(leaked)} were objected to"
+                )
+        try:
+            entry = self.directory.lookup(prepared.recipient.brin, prepared.recipient.vestiging)
+        except GatewayError:
+            entry = None
+        name = getattr(entry, "name", None)
+        return self.privacy_records.disclosure_writer(
+            pupil_number=prepared.pupil_number,
+            sent=facts.sent,
+            withheld=[(w.category, w.reason) for w in facts.withheld],
+            inzage=self._inzage(prepared, facts.inzage),
+            recipient_name=name if isinstance(name, str) else None,
+            now=now,
+        )
+
+    def _inzage(
+        self, prepared: PreparedDossier, from_dossier: dict[str, str] | None
+    ) -> dict[str, str] | None:
+        """The dossier's own inzage facts plus the inzage the school recorded at the gateway
+        (pull workflow): date, how, waived, whether the parents gave a view. No free text."""
+        from oso_gateway.store.pull import PullStore
+
+        pull = PullStore(self.store)
+        request_pk = None
+        if prepared.relates_to:
+            request = pull.find(side=m.HOLDER, request_id=prepared.relates_to)
+            request_pk = request.pk if request is not None else None
+        found = pull.find_inzage(
+            school=prepared.sending_school.code,
+            request_pk=request_pk,
+            pupil_identifier=None if request_pk is not None else prepared.pupil_number,
+        )
+        if found is None:
+            return from_dossier
+        merged = dict(from_dossier or {})
+        merged["recorded"] = found.recorded_at.date().isoformat()
+        if found.inzage_date:
+            merged["recorded_date"] = found.inzage_date
+        if found.how:
+            merged["how"] = found.how
+        merged["waived"] = "true" if found.waived else "false"
+        merged["zienswijze"] = "true" if found.zienswijze else "false"
+        return merged
+
+    @property
+    def privacy_records(self) -> PrivacyRecords:
+        return PrivacyRecords(self.store.engine, self.store.cipher)
+
+    def objections(self, school: str, pupil_number: str) -> list[str]:
+        """The categories the parents objected to (``prepare_dossier(objections=...)``)."""
+        return self.privacy_records.objections_for(school, pupil_number)
 
     # --- draining ----------------------------------------------------------------------------
 

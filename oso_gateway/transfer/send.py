@@ -23,13 +23,14 @@ never sent).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import requests
 from lxml import etree
@@ -59,6 +60,12 @@ from oso_gateway.transfer.schools import (
     address_for,
     sending_school,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from oso_gateway.dossier.disclosure import DisclosureFacts
+
+#: (sending school code, pupil number) -> category keys the parents objected to
+ObjectionLookup = Callable[[str, str], Sequence[str]]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +102,10 @@ class PreparedDossier:
     endpoint: str
     #: per category removed by minimisation: how many elements (counts only, never content)
     removed: dict[str, int]
+    #: categories sent and withheld (with the reason) and the inzage record: the disclosure
+    disclosure: DisclosureFacts | None = None
+    #: BSN / onderwijsnummer, only to find the disclosure by pupil (stored as a keyed hash)
+    pupil_number: str | None = field(default=None, repr=False)
     #: the first sealing (attempt 1 may use it while its Timestamp is valid)
     sealed: SealedMessage
     #: the message kind (``wsa:Action``): any registered kind travels through the outbox
@@ -134,14 +145,18 @@ def prepare_dossier(
     now: datetime,
     relates_to: str | None = None,
     choose_config: Callable[[School], SenderConfig] | None = None,
+    objections: ObjectionLookup | None = None,
 ) -> PreparedDossier:
     """Validate, minimise and address a dossier (no I/O besides the directory lookup).
 
     ``choose_config``: picks the sender config (our identity) that serves the dossier's
     sending school; without it ``config`` signs.
+    ``objections(school, pupil_number)``: the categories the parents objected to at the sending
+    school; each is withheld (marked OPT-UIT and removed) like the parents' opt-out.
     Raises the dossier's E1xx errors, ``UnknownSchool`` (E430) or ``NotMandated`` (E463).
     """
     from oso_gateway.dossier.categories import present_keys
+    from oso_gateway.dossier.disclosure import disclosure_facts, pupil_number
     from oso_gateway.dossier.minimise import minimise, require_no_category_violations
     from oso_gateway.dossier.validate import validate_dossier
 
@@ -151,7 +166,11 @@ def prepare_dossier(
         parsed = parse_xml(data, limits=_DOSSIER_LIMITS).getroot()
     except GatewayError as exc:
         raise DossierParseError(f"the dossier cannot be parsed ({exc.code})") from None
-    minimised = minimise(parsed)
+    number = pupil_number(parsed)
+    objected: Sequence[str] = ()
+    if objections is not None and number is not None:
+        objected = objections(sending_school(parsed).code, number)
+    minimised = minimise(parsed, opt_out=objected)
     removed = {r.key: r.elements for r in minimised.removed}
     payload = etree.tostring(minimised.root, encoding="utf-8", xml_declaration=True)
     report = validate_dossier(payload, now=now)
@@ -161,7 +180,7 @@ def prepare_dossier(
     sending = sending_school(root)
     if choose_config is not None:
         config = choose_config(sending)
-    return _address_and_seal(
+    prepared = _address_and_seal(
         payload,
         action=wire.ACTION_DELIVER,
         sending=sending,
@@ -173,6 +192,9 @@ def prepare_dossier(
         removed=removed,
         categories=present_keys(root),
         sender_oin=config.identity.oin,
+    )
+    return dataclasses.replace(
+        prepared, disclosure=disclosure_facts(minimised), pupil_number=number
     )
 
 

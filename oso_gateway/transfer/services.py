@@ -18,6 +18,7 @@ from typing import Any
 from lxml import etree
 
 from oso_gateway.config import Settings
+from oso_gateway.dossier.disclosure import pupil_number
 from oso_gateway.errors import GatewayError
 from oso_gateway.protocol import DOSSIER_NS
 from oso_gateway.security.trust import TrustConfig
@@ -179,7 +180,10 @@ def pupil_facts(root: etree._Element | None) -> PupilFacts:
         birth_date = None
     family = " ".join(p for p in (prefix, surname) if p) or None
     return PupilFacts(
-        family_name=family, given_names=" ".join(given) or None, birth_date=birth_date
+        family_name=family,
+        given_names=" ".join(given) or None,
+        birth_date=birth_date,
+        bsn=pupil_number(root),
     )
 
 

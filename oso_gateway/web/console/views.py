@@ -417,6 +417,29 @@ def end_sessions(name: str) -> ResponseReturnValue:
 
 
 #: (rule, view, methods); the view's name is its endpoint ("console.<name>").
+def disclosure_report(pk: int) -> ResponseReturnValue:
+    """The parents' report of an outgoing transfer (what was shared), HTML or PDF."""
+    from oso_gateway.store.disclosures import PrivacyRecords
+    from oso_gateway.transfer.report import build_report, render_html, render_pdf
+
+    ctx = _ctx()
+    row = listing.get_transfer(ctx.store.engine, pk, schools=_schools())
+    if row is None or row.direction != m.OUT:
+        abort(404)
+    found = PrivacyRecords(ctx.store.engine, None).disclosures(message_id=row.message_id)
+    if not found:
+        abort(404)
+    lang = "en" if request.args.get("lang") == "en" else "nl"
+    report = build_report(found, language=lang, now=ctx.clock())
+    if request.args.get("format") == "pdf":
+        return Response(
+            render_pdf(report),
+            mimetype="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="disclosure-{pk}.pdf"'},
+        )
+    return Response(render_html(report), mimetype="text/html")
+
+
 _ROUTES: tuple[tuple[str, Callable[..., ResponseReturnValue], list[str]], ...] = (
     ("/login", login, ["GET", "POST"]),
     ("/logout", logout, ["POST"]),
@@ -424,6 +447,7 @@ _ROUTES: tuple[tuple[str, Callable[..., ResponseReturnValue], list[str]], ...] =
     ("/transfers", transfers, ["GET"]),
     ("/transfers/<int:pk>", transfer, ["GET"]),
     ("/transfers/<int:pk>/retry", retry, ["POST"]),
+    ("/transfers/<int:pk>/disclosure", disclosure_report, ["GET"]),
     ("/quarantine", quarantine, ["GET"]),
     ("/requests", requests_page, ["GET"]),
     ("/directory", directory_page, ["GET"]),

@@ -1,0 +1,141 @@
+"""``oso-gateway keys``: the storage keyring (list, rotate, retire, delete).
+
+Every stored item has its own data key, wrapped by a storage key of the keyring. ``rotate`` makes
+a new storage key and re-wraps every data key under it, online (``serve`` may keep running) and in
+batches: after a crash, ``keys rotate --resume`` finishes the work. A key that nothing refers to
+any more can be retired and then deleted. See ``docs/operations.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from oso_gateway.commands.db import config_option, fail, settings_or_exit
+from oso_gateway.errors import ConfigError, GatewayError, SchemaNotCurrent
+from oso_gateway.store.lifecycle import Lifecycle
+
+
+def open_lifecycle(config_file: Path | None) -> Lifecycle:
+    """The lifecycle repository from the configuration (exit 2 on a configuration problem)."""
+    from oso_gateway.store import open_store
+
+    settings = settings_or_exit(config_file)
+    try:
+        store = open_store(settings)
+        return Lifecycle(store.engine, store.cipher)
+    except (ConfigError, SchemaNotCurrent) as exc:
+        fail(exc, status=2)
+    except GatewayError as exc:
+        fail(exc)
+    raise AssertionError("unreachable")
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Storage keys: list, rotate, retire, delete."""
+
+
+@keys_group.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per key.")
+def list_command(config_file: Path | None, as_json: bool) -> None:
+    """Every storage key: id, state, school, and how many stored items it still wraps."""
+    from oso_gateway.transfer.lifecycle import list_keys
+
+    lifecycle = open_lifecycle(config_file)
+    try:
+        rows = list_keys(lifecycle)
+    except GatewayError as exc:
+        fail(exc)
+        return
+    if as_json:
+        for row in rows:
+            click.echo(
+                json.dumps(
+                    {
+                        "key_id": row.info.key_id,
+                        "state": row.info.state,
+                        "school": row.info.school,
+                        "created": row.info.created,
+                        "available": row.info.available,
+                        "data_keys": row.use.data_keys,
+                        "legacy_rows": row.use.legacy_rows,
+                    },
+                    sort_keys=True,
+                )
+            )
+        return
+    click.echo(f"{'KEY ID':<16}  {'STATE':<9}  {'SCHOOL':<6}  {'WRAPS':>7}  CREATED")
+    for row in rows:
+        click.echo(
+            f"{row.info.key_id:<16}  {row.info.state:<9}  {row.info.school or '-':<6}  "
+            f"{row.use.total:>7}  {row.info.created or '-'}"
+        )
+
+
+@keys_group.command("rotate")
+@config_option
+@click.option("--school", default=None, help="Rotate this school's own key (BRIN+vestiging).")
+@click.option(
+    "--resume", is_flag=True, help="Make no new key: finish re-wrapping under the active one."
+)
+@click.option("--batch", type=click.IntRange(1, 100_000), default=200, show_default=True)
+def rotate_command(config_file: Path | None, school: str | None, resume: bool, batch: int) -> None:
+    """Make a new active storage key and re-wrap every data key under it (online, batched)."""
+    from oso_gateway.transfer.lifecycle import rotate
+
+    lifecycle = open_lifecycle(config_file)
+    try:
+        result = rotate(
+            lifecycle, now=datetime.now(UTC), school=school, new_key=not resume, batch=batch
+        )
+    except GatewayError as exc:
+        fail(exc)
+        return
+    if result.new_key_id:
+        click.echo(f"new active storage key {result.new_key_id}")
+    click.echo(
+        f"re-wrapped {result.rewrapped} data key(s); gave {result.upgraded} older row(s) "
+        "a data key of their own"
+    )
+
+
+@keys_group.command("retire")
+@config_option
+@click.argument("key_id")
+def retire_command(config_file: Path | None, key_id: str) -> None:
+    """Retire a storage key that is no longer active (it still unwraps until deleted)."""
+    from oso_gateway.transfer.lifecycle import retire
+
+    lifecycle = open_lifecycle(config_file)
+    try:
+        retire(lifecycle, key_id, now=datetime.now(UTC))
+    except GatewayError as exc:
+        fail(exc)
+    click.echo(f"storage key {key_id} retired")
+
+
+@keys_group.command("delete")
+@config_option
+@click.argument("key_id")
+def delete_command(config_file: Path | None, key_id: str) -> None:
+    """Destroy a retired storage key; refused (OSO-E532) while anything is wrapped under it."""
+    from oso_gateway.transfer.lifecycle import delete_key
+
+    lifecycle = open_lifecycle(config_file)
+    try:
+        delete_key(lifecycle, key_id, now=datetime.now(UTC))
+    except GatewayError as exc:
+        fail(exc)
+    click.echo(
+        f"storage key {key_id} deleted (if it came from storage.key or storage.key_file, "
+        "remove it from there too)"
+    )
+
+
+def register(group: click.Group) -> None:
+    group.add_command(keys_group)

@@ -1,0 +1,260 @@
+"""Parents' and pupils' rights: ``disclosure`` (what was shared), ``objection`` (at the sending
+school), ``subject`` (what the receiving gateway holds about a pupil).
+
+The pupil is named by BSN (or onderwijsnummer): it is only hashed with the keyring's lookup key,
+never stored, printed or logged. ``--bsn -`` reads it from standard input (keeps it out of the
+shell history and the process list).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from oso_gateway.commands.db import config_option, fail, settings_or_exit
+from oso_gateway.errors import (
+    ConfigError,
+    DisclosureNotFound,
+    GatewayError,
+    InvalidObjection,
+    SchemaNotCurrent,
+)
+from oso_gateway.store.disclosures import PrivacyRecords
+
+
+def _records(config_file: Path | None) -> PrivacyRecords:
+    from oso_gateway.store import open_store
+
+    settings = settings_or_exit(config_file)
+    try:
+        store = open_store(settings)
+        return PrivacyRecords(store.engine, store.cipher)
+    except (ConfigError, SchemaNotCurrent) as exc:
+        fail(exc, status=2)
+    except GatewayError as exc:
+        fail(exc)
+    raise AssertionError("unreachable")
+
+
+def _pupil(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    from oso_gateway.dossier.rules import bsn_is_valid, onderwijsnummer_is_valid
+
+    if value is None:
+        return None
+    number = sys.stdin.readline().strip() if value == "-" else value.strip()
+    if not (bsn_is_valid(number) or onderwijsnummer_is_valid(number)):
+        raise click.BadParameter("not a valid BSN or onderwijsnummer (9 digits, 11-proef)")
+    return number
+
+
+def _school(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    code = value.strip().upper()
+    if len(code) != 6 or not code[4:].isdigit():
+        raise click.BadParameter("give BRIN + vestiging, e.g. 00YY00")
+    return code
+
+
+_BSN = click.option(
+    "--bsn", "pupil", callback=_pupil, default=None, help="The pupil's BSN ('-': read stdin)."
+)
+
+
+@click.group("disclosure")
+def disclosure_group() -> None:
+    """What was shared about a pupil, with whom and when (at the sending gateway)."""
+
+
+@disclosure_group.command("report")
+@config_option
+@click.option("--message", "message_id", default=None, help="One transfer's message id.")
+@_BSN
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="File to write."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["pdf", "html"]),
+    default=None,
+    help="Default: from --out's suffix.",
+)
+@click.option("--lang", type=click.Choice(["nl", "en"]), default="nl", show_default=True)
+def report_command(
+    config_file: Path | None,
+    message_id: str | None,
+    pupil: str | None,
+    out: Path,
+    fmt: str | None,
+    lang: str,
+) -> None:
+    """Write the parents' report (PDF or HTML) for one transfer or for every transfer of a
+    pupil."""
+    from oso_gateway.transfer.report import build_report, render_html, render_pdf
+
+    if (message_id is None) == (pupil is None):
+        raise click.UsageError("give exactly one of --message and --bsn")
+    fmt = fmt or ("html" if out.suffix.lower() in (".html", ".htm") else "pdf")
+    records = _records(config_file)
+    try:
+        found = records.disclosures(message_id=message_id, pupil_number=pupil)
+        if not found:
+            raise DisclosureNotFound(
+                f"no disclosure record for message {message_id}"
+                if message_id
+                else "no disclosure record for this pupil"
+            )
+    except GatewayError as exc:
+        fail(exc)
+        return
+    report = build_report(
+        found, language=lang, now=datetime.now(UTC), pupil_tail=pupil[-4:] if pupil else None
+    )
+    if fmt == "html":
+        out.write_text(render_html(report), encoding="utf-8")
+    else:
+        out.write_bytes(render_pdf(report))
+    click.echo(f"wrote {fmt.upper()} report of {len(found)} transfer(s) to {out}")
+
+
+@disclosure_group.command("list")
+@config_option
+@click.option("--message", "message_id", default=None)
+@_BSN
+def list_disclosures(config_file: Path | None, message_id: str | None, pupil: str | None) -> None:
+    """Disclosure records as JSON lines (categories, reasons, dates, schools, digests)."""
+    records = _records(config_file)
+    for r in records.disclosures(message_id=message_id, pupil_number=pupil):
+        click.echo(
+            json.dumps(
+                {
+                    "message_id": r.message_id,
+                    "recipient_school": r.recipient_school,
+                    "recipient_name": r.recipient_name,
+                    "prepared_at": r.prepared_at.isoformat(),
+                    "delivered_at": r.delivered_at.isoformat() if r.delivered_at else None,
+                    "sent": list(r.sent),
+                    "withheld": [{"category": c, "reason": w} for c, w in r.withheld],
+                    "inzage": r.inzage,
+                    "receipt_digest": r.receipt_digest,
+                },
+                sort_keys=True,
+                ensure_ascii=False,
+            )
+        )
+
+
+@click.group("objection")
+def objection_group() -> None:
+    """Parents' objections to sending a category, per pupil (at the sending school)."""
+
+
+def _category(value: str) -> str:
+    from oso_gateway.dossier.categories import BY_KEY
+
+    category = BY_KEY.get(value)
+    if category is None or category.schema_required:
+        problem = InvalidObjection(
+            f"category {value!r} "
+            + ("does not exist" if category is None else "is the dossier's required core")
+        )
+        fail(problem, status=2)
+    return value
+
+
+@objection_group.command("add")
+@config_option
+@click.option("--school", callback=_school, required=True, help="Sending school (BRIN+vest.).")
+@_BSN
+@click.option("--category", required=True, help="Category key, e.g. toetsresultaten.")
+def add_objection(config_file: Path | None, school: str, pupil: str | None, category: str) -> None:
+    """Record that the parents object to sending CATEGORY; every later send withholds it."""
+    if pupil is None:
+        raise click.UsageError("--bsn is required")
+    records = _records(config_file)
+    new = records.record_objection(
+        school=school, pupil_number=pupil, category=_category(category), now=datetime.now(UTC)
+    )
+    click.echo(f"objection to {category} recorded" if new else "already recorded")
+
+
+@objection_group.command("remove")
+@config_option
+@click.option("--school", callback=_school, required=True)
+@_BSN
+@click.option("--category", required=True)
+def remove_objection(
+    config_file: Path | None, school: str, pupil: str | None, category: str
+) -> None:
+    """Withdraw an objection."""
+    if pupil is None:
+        raise click.UsageError("--bsn is required")
+    gone = _records(config_file).withdraw_objection(
+        school=school, pupil_number=pupil, category=category
+    )
+    click.echo("withdrawn" if gone else "no such objection")
+
+
+@objection_group.command("list")
+@config_option
+@click.option("--school", callback=_school, required=True)
+@_BSN
+def list_objections(config_file: Path | None, school: str, pupil: str | None) -> None:
+    """The categories the parents objected to."""
+    if pupil is None:
+        raise click.UsageError("--bsn is required")
+    for category in _records(config_file).objections_for(school, pupil):
+        click.echo(category)
+
+
+@click.group("subject")
+def subject_group() -> None:
+    """Subject access: what this gateway holds about a pupil."""
+
+
+@subject_group.command("access")
+@config_option
+@_BSN
+@click.option("--json", "as_json", is_flag=True)
+def access_command(config_file: Path | None, pupil: str | None, as_json: bool) -> None:
+    """Which dossiers this (receiving) gateway holds about the pupil: from whom, since when,
+    fetched or not, and when the retention purge will erase them."""
+    from oso_gateway.transfer.lifecycle import purge_due
+
+    if pupil is None:
+        raise click.UsageError("--bsn is required")
+    settings = settings_or_exit(config_file)
+    held = _records(config_file).held_about(pupil)
+    rows = [
+        {
+            "message_id": h.message_id,
+            "from_school": h.sending_school,
+            "to_school": h.receiving_school,
+            "received_at": h.received_at.isoformat(),
+            "fetched_at": h.fetched_at.isoformat() if h.fetched_at else None,
+            "acknowledged_at": h.acknowledged_at.isoformat() if h.acknowledged_at else None,
+            "purge_due": purge_due(settings.retention, h).isoformat(),
+            "size": h.size,
+        }
+        for h in held
+    ]
+    if as_json:
+        click.echo(json.dumps({"dossiers": rows}, sort_keys=True, indent=2))
+        return
+    if not rows:
+        click.echo("no dossiers held about this pupil")
+    for r in rows:
+        fetched = "fetched" if r["fetched_at"] or r["acknowledged_at"] else "not fetched"
+        click.echo(
+            f"{r['message_id']}  from {r['from_school']}  received {r['received_at']}  "
+            f"{fetched}  purge due {r['purge_due']}"
+        )
+
+
+def register(group: click.Group) -> None:
+    group.add_command(disclosure_group)
+    group.add_command(objection_group)
+    group.add_command(subject_group)

@@ -1,0 +1,222 @@
+"""Disclosure records and objections (at the sender), subject access (at the receiver).
+
+The pupil is found by a keyed hash of the BSN (or onderwijsnummer): the number itself is never
+stored. A disclosure record holds category keys, reasons, dates, school codes and digests: what a
+parent may ask about ("what was shared, with whom, when"), without the dossier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import Engine, delete, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+
+from oso_gateway.errors import ConfigError
+from oso_gateway.store import models as m
+from oso_gateway.store.crypto import AtRestCipher
+from oso_gateway.store.engine import unavailable_as_typed_error, writer
+
+_T = TypeVar("_T")
+#: the keyed-hash kind of a pupil number (``AtRestCipher.lookup_hash``)
+PUPIL = "bsn"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DisclosureRecord:
+    message_id: str
+    sending_school: str | None
+    recipient_school: str | None
+    recipient_name: str | None
+    recipient_oin: str | None
+    sent: tuple[str, ...]
+    #: (category, reason) pairs
+    withheld: tuple[tuple[str, str], ...]
+    inzage: dict[str, str] | None
+    payload_digest: str | None
+    receipt_digest: str | None
+    prepared_at: datetime
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeldDossier:
+    """Subject access at the receiver: one dossier held about the pupil."""
+
+    message_id: str
+    sending_school: str | None
+    receiving_school: str | None
+    received_at: datetime
+    fetched_at: datetime | None
+    acknowledged_at: datetime | None
+    size: int
+
+
+def receipt_digest(receipt: bytes) -> str:
+    return hashlib.sha256(receipt).hexdigest()
+
+
+class PrivacyRecords:
+    """Repository of disclosures, objections and subject-access lookups."""
+
+    def __init__(self, engine: Engine, cipher: AtRestCipher | None) -> None:
+        """``cipher`` is needed only to find a pupil (the keyed hash); None for the console,
+        which opens the store without the storage key and looks records up by message id."""
+        self.engine = engine
+        self._writer = writer(engine)
+        self._cipher = cipher
+
+    def _write(self, work: Callable[[Session], _T]) -> _T:
+        with unavailable_as_typed_error(), Session(self._writer) as session, session.begin():
+            return work(session)
+
+    def _read(self, work: Callable[[Session], _T]) -> _T:
+        with unavailable_as_typed_error(), Session(self.engine) as session, session.begin():
+            return work(session)
+
+    def pupil_hash(self, pupil_number: str) -> str:
+        if self._cipher is None:
+            raise ConfigError("finding a pupil needs the storage keyring (its lookup key)")
+        return self._cipher.lookup_hash(PUPIL, pupil_number)
+
+    # --- objections ------------------------------------------------------------------------------
+
+    def record_objection(
+        self, *, school: str, pupil_number: str, category: str, now: datetime
+    ) -> bool:
+        """Record the parents' objection; False when it was already recorded."""
+        row = m.Objection(
+            school=school,
+            bsn_hmac=self.pupil_hash(pupil_number),
+            category=category,
+            recorded_at=now,
+        )
+        try:
+            self._write(lambda session: session.add(row))
+        except sa_exc.IntegrityError:
+            return False
+        return True
+
+    def withdraw_objection(self, *, school: str, pupil_number: str, category: str) -> bool:
+        hashed = self.pupil_hash(pupil_number)
+
+        def work(session: Session) -> bool:
+            result = session.execute(
+                delete(m.Objection).where(
+                    m.Objection.school == school,
+                    m.Objection.bsn_hmac == hashed,
+                    m.Objection.category == category,
+                )
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+        return self._write(work)
+
+    def objections_for(self, school: str, pupil_number: str) -> list[str]:
+        hashed = self.pupil_hash(pupil_number)
+        return self._read(
+            lambda session: list(
+                session.scalars(
+                    select(m.Objection.category)
+                    .where(m.Objection.school == school, m.Objection.bsn_hmac == hashed)
+                    .order_by(m.Objection.category)
+                )
+            )
+        )
+
+    # --- disclosures -----------------------------------------------------------------------------
+
+    def disclosure_writer(
+        self,
+        *,
+        pupil_number: str | None,
+        sent: Sequence[str],
+        withheld: Sequence[tuple[str, str]],
+        inzage: dict[str, str] | None,
+        recipient_name: str | None,
+        now: datetime,
+    ) -> Callable[[Session, str, dict[str, object]], None]:
+        """A hook that adds the disclosure row inside the outbox insert's transaction."""
+        hashed = self.pupil_hash(pupil_number) if pupil_number else None
+
+        def write(session: Session, message_id: str, message: dict[str, object]) -> None:
+            session.add(
+                m.Disclosure(
+                    message_id=message_id,
+                    sending_school=message.get("our_school"),
+                    recipient_school=message.get("counterpart_school"),
+                    recipient_name=recipient_name,
+                    recipient_oin=message.get("counterpart_oin"),
+                    bsn_hmac=hashed,
+                    categories_sent=json.dumps(list(sent)),
+                    categories_withheld=json.dumps(
+                        [{"category": c, "reason": r} for c, r in withheld]
+                    ),
+                    inzage=json.dumps(inzage, sort_keys=True) if inzage else None,
+                    payload_digest=message.get("payload_digest"),
+                    prepared_at=now,
+                )
+            )
+
+        return write
+
+    def disclosures(
+        self, *, message_id: str | None = None, pupil_number: str | None = None
+    ) -> list[DisclosureRecord]:
+        """Newest first, by message id or by pupil."""
+        stmt = select(m.Disclosure).order_by(m.Disclosure.prepared_at.desc(), m.Disclosure.id)
+        if message_id is not None:
+            stmt = stmt.where(m.Disclosure.message_id == message_id)
+        if pupil_number is not None:
+            stmt = stmt.where(m.Disclosure.bsn_hmac == self.pupil_hash(pupil_number))
+        return self._read(lambda session: [_disclosure(r) for r in session.scalars(stmt)])
+
+    # --- subject access (receiver) -------------------------------------------------------------
+
+    def held_about(self, pupil_number: str) -> list[HeldDossier]:
+        """The dossiers this gateway holds about the pupil (purged ones are no longer held)."""
+        hashed = self.pupil_hash(pupil_number)
+        stmt = (
+            select(m.Dossier, m.Message.message_id)
+            .join(m.DossierIndex, m.DossierIndex.dossier_id == m.Dossier.id)
+            .join(m.Message, m.Message.id == m.Dossier.message_pk)
+            .where(m.DossierIndex.bsn_hmac == hashed, m.Message.purged_at.is_(None))
+            .order_by(m.Dossier.imported_at)
+        )
+        return self._read(
+            lambda session: [
+                HeldDossier(
+                    message_id=message_id,
+                    sending_school=d.sending_school,
+                    receiving_school=d.receiving_school,
+                    received_at=d.imported_at,
+                    fetched_at=d.fetched_at,
+                    acknowledged_at=d.acknowledged_at,
+                    size=d.size,
+                )
+                for d, message_id in session.execute(stmt)
+            ]
+        )
+
+
+def _disclosure(row: m.Disclosure) -> DisclosureRecord:
+    return DisclosureRecord(
+        message_id=row.message_id,
+        sending_school=row.sending_school,
+        recipient_school=row.recipient_school,
+        recipient_name=row.recipient_name,
+        recipient_oin=row.recipient_oin,
+        sent=tuple(json.loads(row.categories_sent)),
+        withheld=tuple((w["category"], w["reason"]) for w in json.loads(row.categories_withheld)),
+        inzage=json.loads(row.inzage) if row.inzage else None,
+        payload_digest=row.payload_digest,
+        receipt_digest=row.receipt_digest,
+        prepared_at=row.prepared_at,
+        delivered_at=row.delivered_at,
+    )

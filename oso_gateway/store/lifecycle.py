@@ -1,0 +1,478 @@
+"""The privacy lifecycle's tables: data-key rotation, the retention purge (crypto-shredding).
+
+``Lifecycle`` works on the same engine and cipher as ``Store``. Every method is one transaction.
+
+Rotation re-wraps data keys under the active storage key of their school in batches, each batch
+a transaction of its own: a crash loses at most the batch in flight, and running it again picks
+up where it stopped (the work list is "every data key not under its active key"). Rows from
+before data keys are re-encrypted under a data key of their own in the same way.
+
+The purge erases content by destroying its data key and ciphertext (crypto-shredding): dossier,
+index row, outbound payload and sealed envelope. PII-free metadata stays (the message row, its
+events, the transfer log), marked ``purged_at``. Each purged message and each run's count per
+kind is a transfer-log event, in the purge's own transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Engine, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from oso_gateway.store import models as m
+from oso_gateway.store import translog
+from oso_gateway.store.crypto import AtRestCipher, aad_for
+from oso_gateway.store.engine import unavailable_as_typed_error, writer
+from oso_gateway.store.logchain import make_event
+
+#: the kinds of data the retention policy names (``RetentionSettings``)
+RECEIVED = "received_dossier"
+OUTBOUND = "outbound_payload"
+REJECTED_FAILED = "rejected_failed"
+KINDS = (RECEIVED, OUTBOUND, REJECTED_FAILED)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cutoffs:
+    """Content older than these instants is purged (per kind)."""
+
+    received_acknowledged: datetime
+    received_unfetched: datetime
+    outbound_undelivered: datetime
+    rejected_failed: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class PurgeCandidate:
+    pk: int
+    message_id: str
+    kind: str
+    direction: str
+
+
+@dataclass(kw_only=True)
+class PurgeResult:
+    purged: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KINDS})
+
+    @property
+    def total(self) -> int:
+        return sum(len(v) for v in self.purged.values())
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyUse:
+    """How many stored items a storage key still wraps (data keys + rows from before them)."""
+
+    key_id: str
+    data_keys: int
+    legacy_rows: int
+
+    @property
+    def total(self) -> int:
+        return self.data_keys + self.legacy_rows
+
+
+def _dossier_aad(dossier_id: str, message_id: str) -> bytes:
+    return aad_for("dossiers", dossier_id, message_id)
+
+
+def _index_aad(dossier_id: str) -> bytes:
+    return aad_for("dossier_index", dossier_id)
+
+
+def _outbox_aad(message_id: str) -> bytes:
+    return aad_for("messages", f"{m.OUT}:{message_id}", "payload")
+
+
+class Lifecycle:
+    """Key rotation and retention purge over the store's tables."""
+
+    def __init__(self, engine: Engine, cipher: AtRestCipher | None) -> None:
+        self.engine = engine
+        self._writer = writer(engine)
+        self._cipher = cipher
+
+    @property
+    def cipher(self) -> AtRestCipher:
+        if self._cipher is None:
+            from oso_gateway.errors import ConfigError
+
+            raise ConfigError("no at-rest storage key configured (storage.key / keyring)")
+        return self._cipher
+
+    def _write(self, work: Callable[[Session], object]) -> object:
+        with unavailable_as_typed_error(), Session(self._writer) as session, session.begin():
+            return work(session)
+
+    def _read(self, work: Callable[[Session], object]) -> object:
+        with unavailable_as_typed_error(), Session(self.engine) as session, session.begin():
+            return work(session)
+
+    # --- key use ------------------------------------------------------------------------------
+
+    def key_use(self, key_id: str) -> KeyUse:
+        def work(session: Session) -> KeyUse:
+            data_keys = session.scalar(
+                select(func.count()).select_from(m.DataKeyRow).where(m.DataKeyRow.kek_id == key_id)
+            )
+            legacy = session.scalar(
+                select(func.count())
+                .select_from(m.Dossier)
+                .where(m.Dossier.key_id == key_id, m.Dossier.data_key_id.is_(None))
+            )
+            legacy_out = session.scalar(
+                select(func.count())
+                .select_from(m.Message)
+                .where(
+                    m.Message.payload_key_id == key_id,
+                    m.Message.payload_data_key_id.is_(None),
+                    m.Message.payload_ciphertext.is_not(None),
+                )
+            )
+            # the pull workflow's rows are encrypted directly under a storage key (by key id)
+            others = sum(
+                session.scalar(
+                    select(func.count()).select_from(table).where(table.key_id == key_id)
+                )
+                or 0
+                for table in (m.PullRequest, m.InzageRecord)
+            )
+            return KeyUse(
+                key_id=key_id,
+                data_keys=data_keys or 0,
+                legacy_rows=(legacy or 0) + (legacy_out or 0) + others,
+            )
+
+        result = self._read(work)
+        assert isinstance(result, KeyUse)
+        return result
+
+    # --- rotation -----------------------------------------------------------------------------
+
+    def rewrap_batch(self, *, batch: int) -> int:
+        """Re-wrap up to ``batch`` data keys that are not under their school's active key."""
+        cipher = self.cipher
+
+        def work(session: Session) -> int:
+            schools = session.scalars(select(m.DataKeyRow.school).distinct()).all()
+            done = 0
+            for school in schools:
+                target = cipher.provider.active_key_id(school)
+                same_school = (
+                    m.DataKeyRow.school.is_(None)
+                    if school is None
+                    else m.DataKeyRow.school == school
+                )
+                rows = session.scalars(
+                    select(m.DataKeyRow)
+                    .where(same_school, m.DataKeyRow.kek_id != target)
+                    .order_by(m.DataKeyRow.id)
+                    .limit(batch - done)
+                    .with_for_update(skip_locked=True)
+                ).all()
+                for row in rows:
+                    row.wrapped = cipher.rewrap(
+                        row.id, kek_id=row.kek_id, wrapped=row.wrapped, school=row.school, to=target
+                    )
+                    row.kek_id = target
+                done += len(rows)
+                if done >= batch:
+                    break
+            session.flush()
+            return done
+
+        result = self._write(work)
+        assert isinstance(result, int)
+        return result
+
+    def upgrade_legacy_batch(self, *, batch: int, now: datetime) -> int:
+        """Give up to ``batch`` rows from before data keys a data key of their own."""
+        cipher = self.cipher
+
+        def work(session: Session) -> int:
+            done = 0
+            dossiers = session.scalars(
+                select(m.Dossier)
+                .where(m.Dossier.data_key_id.is_(None))
+                .order_by(m.Dossier.id)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for dossier in dossiers:
+                message_id = session.scalars(
+                    select(m.Message.message_id).where(m.Message.id == dossier.message_pk)
+                ).one()
+                key = cipher.new_data_key(dossier.receiving_school)
+                aad = _dossier_aad(dossier.id, message_id)
+                plain = cipher.decrypt(dossier.ciphertext, aad=aad, key_id=dossier.key_id)
+                dossier.ciphertext = cipher.seal(key.key, plain, aad=aad)
+                index = session.get(m.DossierIndex, dossier.id)
+                if index is not None:
+                    aad = _index_aad(dossier.id)
+                    shown = cipher.decrypt(index.ciphertext, aad=aad, key_id=index.key_id)
+                    index.ciphertext = cipher.seal(key.key, shown, aad=aad)
+                    index.key_id, index.data_key_id = key.kek_id, key.id
+                dossier.key_id, dossier.data_key_id = key.kek_id, key.id
+                session.add(_key_row(key, now))
+                done += 1
+            messages = session.scalars(
+                select(m.Message)
+                .where(
+                    m.Message.payload_data_key_id.is_(None),
+                    m.Message.payload_ciphertext.is_not(None),
+                )
+                .order_by(m.Message.id)
+                .limit(batch - done)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for message in messages:
+                assert message.payload_ciphertext is not None and message.payload_key_id
+                key = cipher.new_data_key(message.our_school)
+                aad = _outbox_aad(message.message_id)
+                plain = cipher.decrypt(
+                    message.payload_ciphertext, aad=aad, key_id=message.payload_key_id
+                )
+                message.payload_ciphertext = cipher.seal(key.key, plain, aad=aad)
+                message.payload_key_id, message.payload_data_key_id = key.kek_id, key.id
+                session.add(_key_row(key, now))
+                done += 1
+            session.flush()
+            return done
+
+        result = self._write(work)
+        assert isinstance(result, int)
+        return result
+
+    def reencrypt_pull_batch(self, *, batch: int) -> int:
+        """Move up to ``batch`` rows of the pull workflow (encrypted directly under a storage
+        key, by id) to the active default key."""
+        cipher = self.cipher
+        target = cipher.key_id
+
+        def work(session: Session) -> int:
+            done = 0
+            requests = session.scalars(
+                select(m.PullRequest)
+                .where(m.PullRequest.key_id != target)
+                .order_by(m.PullRequest.id)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in requests:
+                owner = f"{row.side}/{row.counterpart_oin}/{row.request_id}"
+                for column, what in _PULL_COLUMNS:
+                    _reencrypt(cipher, row, column, aad_for("pull_requests", owner, what))
+                row.key_id = target
+                done += 1
+            records = session.scalars(
+                select(m.InzageRecord)
+                .where(m.InzageRecord.key_id != target)
+                .order_by(m.InzageRecord.id)
+                .limit(batch - done)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for rec in records:
+                owner = f"{rec.school}/{rec.request_pk}/{rec.pupil_hmac}"
+                for column, what in _INZAGE_COLUMNS:
+                    _reencrypt(cipher, rec, column, aad_for("inzage", owner, what))
+                rec.key_id = target
+                done += 1
+            session.flush()
+            return done
+
+        result = self._write(work)
+        assert isinstance(result, int)
+        return result
+
+    # --- retention purge ----------------------------------------------------------------------
+
+    def purge_candidates(self, cutoffs: Cutoffs, *, limit: int = 1000) -> list[PurgeCandidate]:
+        """What the purge would erase now (oldest first, at most ``limit``)."""
+
+        def work(session: Session) -> list[PurgeCandidate]:
+            found: list[PurgeCandidate] = []
+            received = session.execute(
+                select(m.Message.id, m.Message.message_id)
+                .join(m.Dossier, m.Dossier.message_pk == m.Message.id)
+                .where(
+                    m.Message.purged_at.is_(None),
+                    or_(
+                        m.Dossier.acknowledged_at < cutoffs.received_acknowledged,
+                        (m.Dossier.acknowledged_at.is_(None))
+                        & (m.Dossier.imported_at < cutoffs.received_unfetched),
+                    ),
+                )
+                .order_by(m.Message.id)
+                .limit(limit)
+            ).all()
+            found += [
+                PurgeCandidate(pk=r[0], message_id=r[1], kind=RECEIVED, direction=m.IN)
+                for r in received
+            ]
+            outbound = session.execute(
+                select(m.Message.id, m.Message.message_id)
+                .where(
+                    m.Message.direction == m.OUT,
+                    m.Message.purged_at.is_(None),
+                    m.Message.status.in_((m.QUEUED, m.RETRYING)),
+                    m.Message.created_at < cutoffs.outbound_undelivered,
+                )
+                .order_by(m.Message.id)
+                .limit(limit)
+            ).all()
+            found += [
+                PurgeCandidate(pk=r[0], message_id=r[1], kind=OUTBOUND, direction=m.OUT)
+                for r in outbound
+            ]
+            failed = session.execute(
+                select(m.Message.id, m.Message.message_id, m.Message.direction)
+                .where(
+                    m.Message.purged_at.is_(None),
+                    m.Message.status.in_((m.REJECTED, m.FAILED)),
+                    m.Message.updated_at < cutoffs.rejected_failed,
+                )
+                .order_by(m.Message.id)
+                .limit(limit)
+            ).all()
+            found += [
+                PurgeCandidate(pk=r[0], message_id=r[1], kind=REJECTED_FAILED, direction=r[2])
+                for r in failed
+            ]
+            return found
+
+        result = self._read(work)
+        assert isinstance(result, list)
+        return result
+
+    def purge(self, candidates: Sequence[PurgeCandidate], *, now: datetime) -> PurgeResult:
+        """Erase the candidates' content in one transaction, logged; then flush SQLite's WAL."""
+        outcome = PurgeResult()
+
+        def work(session: Session) -> None:
+            events = []
+            for cand in candidates:
+                row = session.get(m.Message, cand.pk, with_for_update=True)
+                if row is None or row.purged_at is not None:
+                    continue
+                if cand.kind == OUTBOUND and row.status not in (m.QUEUED, m.RETRYING):
+                    continue  # it was claimed for sending meanwhile: not purged this time
+                _shred_message(session, row)
+                row.purged_at = now
+                if cand.kind == OUTBOUND:
+                    row.status, row.last_error_code = m.FAILED, "OSO-E530"
+                    row.next_attempt_at = None
+                    session.add(
+                        m.MessageEvent(
+                            message_pk=row.id, at=now, status=m.FAILED, error_code="OSO-E530"
+                        )
+                    )
+                outcome.purged[cand.kind].append(row.message_id)
+                events.append(
+                    make_event(
+                        at=now,
+                        kind="system",
+                        status="purged",
+                        operation=f"retention.{cand.kind}",
+                        direction=row.direction,
+                        message_id=_loggable(row.message_id),
+                    )
+                )
+            for kind, ids in outcome.purged.items():
+                if ids:
+                    events.append(
+                        make_event(
+                            at=now,
+                            kind="system",
+                            status="purge_done",
+                            operation=f"retention.{kind}",
+                            count=len(ids),
+                        )
+                    )
+            if events:
+                translog.append_log_events(session, events, now=now)
+
+        self._write(work)
+        if outcome.total:
+            self.flush_deleted()
+        return outcome
+
+    def flush_deleted(self) -> None:
+        """SQLite: copy the WAL into the database and truncate it, so no earlier page image
+        (with a destroyed key or ciphertext) stays in the WAL file. Deleted cells were zeroed
+        (``secure_delete``). Readers that hold old snapshots can keep the WAL busy: then it is
+        truncated at a later purge or checkpoint."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        with unavailable_as_typed_error(), self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def acknowledge(self, message_pk: int, *, now: datetime, fetched_only: bool = False) -> None:
+        """The school system fetched (or acknowledged) an inbound dossier: retention counts from
+        the acknowledgement."""
+        column = m.Dossier.fetched_at if fetched_only else m.Dossier.acknowledged_at
+
+        def work(session: Session) -> None:
+            session.execute(
+                update(m.Dossier)
+                .where(m.Dossier.message_pk == message_pk, column.is_(None))
+                .values({column: now})
+            )
+
+        self._write(work)
+
+    def log_key_event(
+        self, operation: str, key_id: str, *, now: datetime, count: int | None = None
+    ) -> None:
+        event = make_event(
+            at=now, kind="system", status="done", operation=operation, key_id=key_id, count=count
+        )
+        self._write(lambda session: translog.append_log_events(session, [event], now=now))
+
+
+_PULL_COLUMNS = (
+    ("pupil_ciphertext", "pupil"),
+    ("decline_text_ciphertext", "decline"),
+    ("held_ciphertext", "held"),
+)
+_INZAGE_COLUMNS = (("zienswijze_ciphertext", "view"), ("waiver_ciphertext", "waiver"))
+
+
+def _reencrypt(
+    cipher: AtRestCipher, row: m.PullRequest | m.InzageRecord, column: str, aad: bytes
+) -> None:
+    blob = getattr(row, column)
+    if blob:
+        plain = cipher.decrypt(blob, aad=aad, key_id=row.key_id)
+        setattr(row, column, cipher.encrypt(plain, aad=aad))
+
+
+def _shred_message(session: Session, row: m.Message) -> None:
+    """Destroy every data key and ciphertext of one message (the row itself stays)."""
+    key_ids = [row.payload_data_key_id]
+    dossier = session.scalars(select(m.Dossier).where(m.Dossier.message_pk == row.id)).first()
+    if dossier is not None:
+        key_ids.append(dossier.data_key_id)
+        session.execute(delete(m.DossierIndex).where(m.DossierIndex.dossier_id == dossier.id))
+        dossier.ciphertext = b""  # the row stays as a tombstone: reading it says "purged"
+    for key_id in filter(None, key_ids):
+        session.execute(delete(m.DataKeyRow).where(m.DataKeyRow.id == key_id))
+    row.payload_ciphertext = None
+    row.payload_data_key_id = None
+    row.sealed = None
+
+
+def _loggable(message_id: str) -> str | None:
+    return message_id if re.fullmatch(r"urn:uuid:[0-9a-f-]{36}", message_id) else None
+
+
+def _key_row(key: object, now: datetime) -> m.DataKeyRow:
+    from oso_gateway.store.crypto import DataKey
+
+    assert isinstance(key, DataKey)
+    return m.DataKeyRow(
+        id=key.id, kek_id=key.kek_id, school=key.school, wrapped=key.wrapped, created_at=now
+    )

@@ -1,0 +1,263 @@
+"""The parents' report: what was shared about their child, with which school, when (HTML, PDF).
+
+Built from disclosure records only (categories, reasons, dates, schools, digests), so it names
+exactly the categories that were sent and withheld, and no other. Dutch by default, English on
+request. The PDF is drawn with ReportLab (pure Python wheels: no system libraries to install,
+unlike WeasyPrint, which needs Debian's pango); the HTML is a single self-contained page.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from oso_gateway.dossier.categories import BY_KEY
+from oso_gateway.store.disclosures import DisclosureRecord
+
+LANGUAGES = ("nl", "en")
+
+_TEXT: dict[str, dict[str, str]] = {
+    "nl": {
+        "title": "Overzicht van gedeelde leerlinggegevens",
+        "intro": (
+            "Dit overzicht laat zien welke gegevens over uw kind de school via de "
+            "overstapservice (OSO) heeft doorgegeven: aan welke school, wanneer, en welke "
+            "gegevens juist niet zijn gedeeld. Het is gemaakt uit het register dat de school "
+            "bij elke overdracht bijhoudt; het dossier zelf wordt daarvoor niet bewaard."
+        ),
+        "generated": "Opgesteld op",
+        "pupil": "Leerling",
+        "pupil_ref": "BSN eindigend op {tail}",
+        "message": "Overdracht",
+        "from": "Verzendende school",
+        "to": "Ontvangende school",
+        "prepared": "Klaargezet op",
+        "delivered": "Afgeleverd op",
+        "not_delivered": "nog niet afgeleverd",
+        "sent": "Gedeelde gegevens (categorieën)",
+        "withheld": "Niet gedeeld",
+        "none": "geen",
+        "inzage": "Inzage door ouders",
+        "inzage_yes": "ouders hebben het dossier ingezien op {date}",
+        "inzage_given": "ouders hebben het dossier ingezien",
+        "inzage_no": "geen inzage vastgelegd",
+        "inzage_recorded": (
+            "ouders hebben het dossier ingezien op {date} ({how}), vastgelegd door de school"
+        ),
+        "inzage_waived": "inzage is niet gegeven (ontheffing vastgelegd door de school, {date})",
+        "zienswijze": "de ouders hebben een zienswijze gegeven",
+        "receipt": "Bewijs van ontvangst (SHA-256 van de ontvangstbevestiging)",
+        "payload": "Vingerafdruk van het verzonden dossier (SHA-256)",
+        "empty": "Er zijn geen overdrachten gevonden.",
+        "VERBODEN": "mag bij deze overstap niet worden doorgegeven (VERBODEN)",
+        "OPT-UIT": "ouders hebben hiervoor geen toestemming gegeven (OPT-UIT)",
+        "objection": "bezwaar van de ouders, vastgelegd bij de school",
+    },
+    "en": {
+        "title": "Report of the pupil data that was shared",
+        "intro": (
+            "This report shows which data about your child the school passed on through the "
+            "transfer service (OSO): to which school, when, and which data was not shared. It "
+            "is made from the record the school keeps of every transfer; the dossier itself is "
+            "not kept for it."
+        ),
+        "generated": "Prepared on",
+        "pupil": "Pupil",
+        "pupil_ref": "BSN ending in {tail}",
+        "message": "Transfer",
+        "from": "Sending school",
+        "to": "Receiving school",
+        "prepared": "Prepared on",
+        "delivered": "Delivered on",
+        "not_delivered": "not delivered yet",
+        "sent": "Data shared (categories)",
+        "withheld": "Not shared",
+        "none": "none",
+        "inzage": "Parents' review",
+        "inzage_yes": "the parents reviewed the dossier on {date}",
+        "inzage_given": "the parents reviewed the dossier",
+        "inzage_no": "no review recorded",
+        "inzage_recorded": (
+            "the parents reviewed the dossier on {date} ({how}), recorded by the school"
+        ),
+        "inzage_waived": "no review (a waiver recorded by the school, {date})",
+        "zienswijze": "the parents gave their view",
+        "receipt": "Proof of receipt (SHA-256 of the receipt)",
+        "payload": "Fingerprint of the dossier sent (SHA-256)",
+        "empty": "No transfers were found.",
+        "VERBODEN": "may not be passed on for this kind of transfer (VERBODEN)",
+        "OPT-UIT": "the parents did not consent (OPT-UIT)",
+        "objection": "the parents' objection, recorded at the school",
+    },
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Section:
+    heading: str
+    rows: tuple[tuple[str, str], ...]
+    sent: tuple[str, ...]
+    withheld: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Report:
+    language: str
+    title: str
+    intro: str
+    header: tuple[tuple[str, str], ...]
+    sections: tuple[Section, ...]
+    empty: str
+    labels: dict[str, str]
+
+
+def _label(key: str, language: str) -> str:
+    category = BY_KEY.get(key)
+    if category is None:
+        return key
+    return category.label_nl if language == "nl" else category.label_en
+
+
+def _date(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+def _school(code: str | None, name: str | None) -> str:
+    shown = code or "?"
+    return f"{name} ({shown})" if name else shown
+
+
+def build_report(
+    records: Sequence[DisclosureRecord],
+    *,
+    language: str = "nl",
+    now: datetime,
+    pupil_tail: str | None = None,
+) -> Report:
+    """The report's content (no rendering yet)."""
+    t = _TEXT[language]
+    header = [(t["generated"], _date(now))]
+    if pupil_tail:
+        header.append((t["pupil"], t["pupil_ref"].format(tail=pupil_tail)))
+    sections = []
+    for r in records:
+        inzage = t["inzage_no"]
+        if r.inzage and r.inzage.get("inzage") == "true":
+            date = r.inzage.get("date")
+            inzage = t["inzage_yes"].format(date=date) if date else t["inzage_given"]
+        if r.inzage and "recorded" in r.inzage:  # recorded at the gateway (pull workflow)
+            when = r.inzage.get("recorded_date") or r.inzage["recorded"]
+            key = "inzage_waived" if r.inzage.get("waived") == "true" else "inzage_recorded"
+            inzage = t[key].format(date=when, how=r.inzage.get("how") or "-")
+            if r.inzage.get("zienswijze") == "true":
+                inzage += "; " + t["zienswijze"]
+        rows = [
+            (t["to"], _school(r.recipient_school, r.recipient_name)),
+            (t["from"], _school(r.sending_school, None)),
+            (t["prepared"], _date(r.prepared_at)),
+            (t["delivered"], _date(r.delivered_at) or t["not_delivered"]),
+            (t["inzage"], inzage),
+        ]
+        if r.receipt_digest:
+            rows.append((t["receipt"], r.receipt_digest))
+        if r.payload_digest:
+            rows.append((t["payload"], r.payload_digest))
+        sections.append(
+            Section(
+                heading=f"{t['message']} {r.message_id}",
+                rows=tuple(rows),
+                sent=tuple(_label(k, language) for k in r.sent),
+                withheld=tuple(
+                    f"{_label(k, language)}: {t.get(reason, reason)}" for k, reason in r.withheld
+                ),
+            )
+        )
+    return Report(
+        language=language,
+        title=t["title"],
+        intro=t["intro"],
+        header=tuple(header),
+        sections=tuple(sections),
+        empty=t["empty"],
+        labels=t,
+    )
+
+
+def render_html(report: Report) -> str:
+    e = html.escape
+    t = report.labels
+    parts = [
+        f'<!doctype html>\n<html lang="{report.language}"><head><meta charset="utf-8">',
+        f"<title>{e(report.title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:48em;margin:2em auto;line-height:1.4}"
+        "th{text-align:left;padding-right:1em;vertical-align:top}"
+        "section{border-top:1px solid #999;margin-top:1.5em}code{word-break:break-all}</style>",
+        f"</head><body><h1>{e(report.title)}</h1><p>{e(report.intro)}</p><table>",
+    ]
+    parts += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in report.header]
+    parts.append("</table>")
+    if not report.sections:
+        parts.append(f"<p>{e(report.empty)}</p>")
+    for s in report.sections:
+        parts.append(f"<section><h2>{e(s.heading)}</h2><table>")
+        parts += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in s.rows]
+        parts.append(f"</table><h3>{e(t['sent'])}</h3><ul>")
+        parts += [f"<li>{e(x)}</li>" for x in s.sent] or [f"<li>{e(t['none'])}</li>"]
+        parts.append(f"</ul><h3>{e(t['withheld'])}</h3><ul>")
+        parts += [f"<li>{e(x)}</li>" for x in s.withheld] or [f"<li>{e(t['none'])}</li>"]
+        parts.append("</ul></section>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def render_pdf(report: Report) -> bytes:
+    """The report as a PDF (ReportLab; text is real text, extractable and searchable)."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.lib.units import cm
+    from reportlab.platypus import ListFlowable, Paragraph, SimpleDocTemplate, Spacer, Table
+
+    styles = getSampleStyleSheet()
+    e = html.escape
+    t = report.labels
+
+    def table(rows: Sequence[tuple[str, str]]) -> Table:
+        data = [
+            [Paragraph(e(k), styles["BodyText"]), Paragraph(e(v), styles["BodyText"])]
+            for k, v in rows
+        ]
+        return Table(data, colWidths=[6 * cm, 10.5 * cm], hAlign="LEFT")
+
+    def bullets(items: Sequence[str]) -> ListFlowable:
+        shown = items or [t["none"]]
+        return ListFlowable(
+            [Paragraph(e(x), styles["BodyText"]) for x in shown], bulletType="bullet"
+        )
+
+    story: list[object] = [
+        Paragraph(e(report.title), styles["Title"]),
+        Paragraph(e(report.intro), styles["BodyText"]),
+        Spacer(1, 0.3 * cm),
+        table(report.header),
+    ]
+    if not report.sections:
+        story.append(Paragraph(e(report.empty), styles["BodyText"]))
+    for s in report.sections:
+        story += [
+            Spacer(1, 0.5 * cm),
+            Paragraph(e(s.heading), styles["Heading2"]),
+            table(s.rows),
+            Paragraph(e(t["sent"]), styles["Heading3"]),
+            bullets(s.sent),
+            Paragraph(e(t["withheld"]), styles["Heading3"]),
+            bullets(s.withheld),
+        ]
+    out = io.BytesIO()
+    doc = SimpleDocTemplate(
+        out, pagesize=A4, title=report.title, author="oso-gateway", invariant=True
+    )
+    doc.build(story)
+    return out.getvalue()

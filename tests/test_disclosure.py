@@ -1,0 +1,322 @@
+"""Disclosure record at the sender, the parents' report (PDF/HTML), objections, subject access."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from pathlib import Path
+
+import pypdf
+import pytest
+from click.testing import CliRunner
+from gateway_pair import RECEIVER_SCHOOL, SENDER_SCHOOL, GatewayPair
+
+from oso_gateway.cli import main
+from oso_gateway.dossier.categories import BY_KEY, CATEGORIES
+from oso_gateway.dossier.disclosure import pupil_number
+from oso_gateway.dossier.generator import generate_dossier
+from oso_gateway.dossier.minimise import DossierOptOutError
+from oso_gateway.errors import ObjectionNotApplied
+from oso_gateway.security.xmlparse import parse_xml
+from oso_gateway.store import models as m
+from oso_gateway.store.disclosures import PrivacyRecords
+from oso_gateway.store.lifecycle import Lifecycle
+from oso_gateway.transfer.lifecycle import purge
+from oso_gateway.transfer.report import build_report, render_html, render_pdf
+from oso_gateway.transfer.send import PreparedDossier, prepare_dossier
+
+
+def _data(pair: GatewayPair, seed: int = 7) -> bytes:
+    return generate_dossier(overstap="POVO", seed=seed, now=pair.clock())
+
+
+def _send(pair: GatewayPair, data: bytes, *, objections: bool = True) -> PreparedDossier:
+    prepared = prepare_dossier(
+        data,
+        to=RECEIVER_SCHOOL,
+        directory=pair.directory,
+        config=pair.sender_config,
+        now=pair.clock(),
+        objections=pair.outbox.objections if objections else None,
+    )
+    pair.outbox.enqueue(prepared)
+    pair.outbox.run_once()
+    return prepared
+
+
+def _records(pair: GatewayPair, side: str = "sender") -> PrivacyRecords:
+    store = pair.sender_store if side == "sender" else pair.receiver_store
+    return PrivacyRecords(store.engine, store.cipher)
+
+
+def _pdf_text(data: bytes) -> str:
+    return "\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(data)).pages)
+
+
+def test_delivery_keeps_a_disclosure_record_findable_by_pupil_without_the_dossier(
+    pair: GatewayPair,
+) -> None:
+    data = _data(pair)
+    number = pupil_number(parse_xml(data).getroot())
+    assert number is not None
+    prepared = _send(pair, data)
+    record = pair.sender_store.find_message(m.OUT, prepared.message_id)
+    assert record is not None and record.status == m.DELIVERED
+    [found] = _records(pair).disclosures(pupil_number=number)
+    assert found.message_id == prepared.message_id
+    assert found.recipient_school == "01AB00" and found.recipient_name == "School 01AB"
+    assert found.delivered_at is not None and found.receipt_digest
+    assert set(found.sent) == set(prepared.disclosure.sent) and "leerling" in found.sent
+    assert ("vve", "VERBODEN") in found.withheld
+    assert found.inzage is not None and found.inzage.get("inzage") == "true"
+    with pair.sender_store.engine.connect() as conn:  # no BSN in clear, no payload kept
+        dumped = b"".join(
+            str(row).encode()
+            for t in ("disclosures", "messages")
+            for row in conn.exec_driver_sql(f"SELECT * FROM {t}")  # noqa: S608
+        )
+    assert number.encode() not in dumped
+    assert record.payload_digest is not None
+
+
+def test_the_pdf_report_names_the_school_and_the_categories_sent_and_withheld_only(
+    pair: GatewayPair,
+) -> None:
+    prepared = _send(pair, _data(pair))
+    records = _records(pair).disclosures(message_id=prepared.message_id)
+    for language in ("nl", "en"):
+        text = _pdf_text(render_pdf(build_report(records, language=language, now=pair.clock())))
+        flat = " ".join(text.split())
+        assert "School 01AB (01AB00)" in flat
+        sent = set(records[0].sent)
+        withheld = {c for c, _ in records[0].withheld}
+        for c in CATEGORIES:
+            label = " ".join((c.label_nl if language == "nl" else c.label_en).split())
+            if c.key in sent or c.key in withheld:
+                assert label in flat, (language, c.key)
+            elif not any(label in _label(k, language) for k in sent | withheld):
+                assert label not in flat, f"{c.key} was not sent but the report names it"
+        assert ("VERBODEN" in flat) == any(r == "VERBODEN" for _, r in records[0].withheld)
+    nl = " ".join(_pdf_text(render_pdf(build_report(records, now=pair.clock()))).split())
+    assert "Niet gedeeld" in nl and "Gedeelde gegevens" in nl
+
+
+def _label(key: str, language: str) -> str:
+    c = BY_KEY[key]
+    return c.label_nl if language == "nl" else c.label_en
+
+
+def test_an_objection_is_enforced_at_every_later_send_and_shown_as_the_reason(
+    pair: GatewayPair,
+) -> None:
+    data = _data(pair, seed=11)
+    number = pupil_number(parse_xml(data).getroot())
+    assert number is not None
+    records = _records(pair)
+    assert records.record_objection(
+        school=SENDER_SCHOOL.code, pupil_number=number, category="toetsresultaten", now=pair.clock()
+    )
+    assert not records.record_objection(
+        school=SENDER_SCHOOL.code, pupil_number=number, category="toetsresultaten", now=pair.clock()
+    )
+    prepared = _send(pair, data)
+    assert "toetsresultaten" not in prepared.disclosure.sent
+    assert b"toetsresultaten>" not in prepared.payload.split(b"categorie_uitlevering")[-1]
+    [found] = records.disclosures(message_id=prepared.message_id)
+    assert ("toetsresultaten", "objection") in found.withheld
+    # a caller that forgot the objections cannot queue the dossier
+    unprepared = prepare_dossier(
+        data,
+        to=RECEIVER_SCHOOL,
+        directory=pair.directory,
+        config=pair.sender_config,
+        now=pair.clock(),
+    )
+    with pytest.raises(ObjectionNotApplied) as info:
+        pair.outbox.enqueue(unprepared)
+    assert info.value.code == "OSO-E542"
+    html = render_html(build_report([found], language="en", now=pair.clock()))
+    assert "Test results: the parents&#x27; objection" in html or "objection" in html
+    assert records.withdraw_objection(
+        school=SENDER_SCHOOL.code, pupil_number=number, category="toetsresultaten"
+    )
+    assert "toetsresultaten" in _send(pair, data).disclosure.sent
+
+
+def test_an_objection_to_a_mandatory_category_stops_the_send(pair: GatewayPair) -> None:
+    data = _data(pair, seed=12)
+    number = pupil_number(parse_xml(data).getroot())
+    assert number is not None
+    _records(pair).record_objection(
+        school=SENDER_SCHOOL.code, pupil_number=number, category="schoolloopbaan", now=pair.clock()
+    )
+    with pytest.raises(DossierOptOutError):
+        _send(pair, data)
+
+
+def test_subject_access_lists_what_the_receiver_holds_until_it_is_purged(
+    pair: GatewayPair,
+) -> None:
+    data = _data(pair, seed=13)
+    number = pupil_number(parse_xml(data).getroot())
+    assert number is not None
+    prepared = _send(pair, data)
+    receiver = _records(pair, "receiver")
+    [held] = receiver.held_about(number)
+    assert held.message_id == prepared.message_id and held.sending_school == "00YY00"
+    assert held.fetched_at is None and held.acknowledged_at is None
+    assert receiver.held_about("111222333") == []
+    store = pair.receiver_store
+    purge(
+        Lifecycle(store.engine, store.cipher),
+        __import__("oso_gateway.config", fromlist=["x"]).RetentionSettings(),
+        now=pair.clock() + timedelta(seconds=1),
+        older_than=timedelta(0),
+    )
+    assert receiver.held_about(number) == []
+
+
+def test_the_report_and_objection_commands(tmp_path: Path) -> None:
+    from oso_gateway.store import AtRestCipher, Store, create_store_engine, upgrade
+
+    key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "data"\n[storage]\nkey = "{key}"\n')
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'data' / 'gateway.sqlite'}")
+    upgrade(engine)
+    Store(engine, AtRestCipher(bytes(range(32))))
+    runner = CliRunner()
+    base = ["--config", str(config)]
+    missing = runner.invoke(
+        main,
+        [
+            "disclosure",
+            "report",
+            *base,
+            "--message",
+            "urn:uuid:x",
+            "--out",
+            str(tmp_path / "r.pdf"),
+        ],
+    )
+    assert missing.exit_code == 1 and "OSO-E540" in missing.output
+    both = runner.invoke(main, ["disclosure", "report", *base, "--out", str(tmp_path / "r.pdf")])
+    assert both.exit_code == 2
+    bad = runner.invoke(
+        main,
+        [
+            "objection",
+            "add",
+            *base,
+            "--school",
+            "00YY00",
+            "--bsn",
+            "999999187",
+            "--category",
+            "nope",
+        ],
+    )
+    assert bad.exit_code == 2 and "OSO-E541" in bad.output and "999999187" not in bad.output
+    wrong = runner.invoke(main, ["objection", "list", *base, "--school", "00YY00", "--bsn", "123"])
+    assert wrong.exit_code == 2 and "123" not in wrong.output.replace("--bsn", "")
+    ok = runner.invoke(
+        main,
+        ["objection", "add", *base, "--school", "00YY00", "--bsn", "-", "--category", "verzuim"],
+        input="999999187\n",
+    )
+    assert ok.exit_code == 0, ok.output
+    listed = runner.invoke(
+        main, ["objection", "list", *base, "--school", "00yy00", "--bsn", "999999187"]
+    )
+    assert listed.output.split() == ["verzuim"]
+
+
+def test_the_console_serves_the_parents_report_of_an_outgoing_transfer(
+    pair: GatewayPair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from console_support import VIEWER_NAME, add_operator, cheap_hasher, console_app, login
+
+    from oso_gateway.store import Store
+
+    prepared = _send(pair, _data(pair, seed=21))
+    record = pair.sender_store.find_message(m.OUT, prepared.message_id)
+    assert record is not None
+    cheap_hasher(monkeypatch)
+    add_operator(pair.sender_store, VIEWER_NAME, "viewer")
+    keyless = Store(pair.sender_store.engine)  # the console has no storage key
+    client = console_app(tmp_path, keyless, clock=pair.clock).test_client()
+    assert login(client, VIEWER_NAME).status_code == 302
+    page = client.get(f"/console/transfers/{record.pk}").get_data(as_text=True)
+    assert f"/console/transfers/{record.pk}/disclosure" in page
+    html = client.get(f"/console/transfers/{record.pk}/disclosure?lang=en").get_data(as_text=True)
+    assert "Data shared (categories)" in html and "School 01AB (01AB00)" in html
+    pdf = client.get(f"/console/transfers/{record.pk}/disclosure?format=pdf")
+    assert pdf.mimetype == "application/pdf"
+    assert "Overzicht van gedeelde leerlinggegevens" in " ".join(_pdf_text(pdf.data).split())
+    assert client.get("/console/transfers/999999/disclosure").status_code == 404
+
+
+def test_the_preview_shows_the_recorded_objections(tmp_path: Path, pair: GatewayPair) -> None:
+    from oso_gateway.store import create_store_engine, upgrade
+
+    key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+    config = tmp_path / "config.toml"
+    config.write_text(f'data_dir = "data"\n[storage]\nkey = "{key}"\n')
+    upgrade(create_store_engine(f"sqlite:///{tmp_path / 'data' / 'gateway.sqlite'}"))
+    data = _data(pair, seed=31)
+    number = pupil_number(parse_xml(data).getroot())
+    assert number is not None
+    dossier = tmp_path / "d.xml"
+    dossier.write_bytes(data)
+    runner = CliRunner()
+    before = runner.invoke(main, ["preview", str(dossier), "--config", str(config)])
+    assert before.exit_code == 0 and "objections" not in before.output
+    added = runner.invoke(
+        main,
+        [
+            "objection",
+            "add",
+            "--config",
+            str(config),
+            "--school",
+            "00YY00",
+            "--bsn",
+            "-",
+            "--category",
+            "toetsresultaten",
+        ],
+        input=number + "\n",
+    )
+    assert added.exit_code == 0, added.output
+    after = runner.invoke(main, ["preview", str(dossier), "--config", str(config), "--json"])
+    assert after.exit_code == 0, after.output
+    shown = runner.invoke(main, ["preview", str(dossier), "--config", str(config)])
+    assert "parents' objections (withheld, shown as OPT-UIT): toetsresultaten" in shown.output
+    assert '"OPT-UIT"' in after.output and number not in shown.output
+
+
+def test_the_inzage_recorded_at_the_gateway_is_part_of_the_disclosure(
+    pair: GatewayPair,
+) -> None:
+    from oso_gateway.store.pull import PullStore
+
+    data = _data(pair, seed=41)
+    number = pupil_number(parse_xml(data).getroot())
+    assert number is not None
+    PullStore(pair.sender_store).record_inzage(
+        school=SENDER_SCHOOL.code,
+        request_pk=None,
+        pupil_identifier=number,
+        inzage_date="2026-08-30",
+        how="gesprek",
+        zienswijze="free text that must not reach the record",
+        waiver=None,
+        now=pair.clock(),
+    )
+    prepared = _send(pair, data)
+    [found] = _records(pair).disclosures(message_id=prepared.message_id)
+    assert found.inzage is not None
+    assert found.inzage["recorded_date"] == "2026-08-30" and found.inzage["how"] == "gesprek"
+    assert found.inzage["zienswijze"] == "true" and "free text" not in str(found.inzage)
+    html = render_html(build_report([found], language="en", now=pair.clock()))
+    assert "reviewed the dossier on 2026-08-30 (gesprek), recorded by the school" in html

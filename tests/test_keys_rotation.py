@@ -1,0 +1,320 @@
+"""Storage keyring: per-item data keys, rotation (online, batched, resumable), retire and delete.
+
+Every test runs on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from conftest import postgres_schema_engine
+from sqlalchemy import Engine, delete, select, update
+
+from oso_gateway.errors import (
+    AtRestDecryptionError,
+    KeyringReadOnly,
+    KeyStateError,
+    KeyStillReferenced,
+    UnknownStorageKey,
+)
+from oso_gateway.store import Imported, PupilFacts, Store, create_store_engine, upgrade
+from oso_gateway.store import models as m
+from oso_gateway.store.crypto import AtRestCipher, aad_for
+from oso_gateway.store.keyring import (
+    ACTIVE,
+    INACTIVE,
+    LocalKeyProvider,
+    legacy_key_id,
+)
+from oso_gateway.store.lifecycle import Lifecycle
+from oso_gateway.transfer.lifecycle import delete_key, list_keys, retire, rotate
+
+NOW = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
+KEY = bytes(range(32))
+MARKER = b"Keyring-Marker-Pupil"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        eng = create_store_engine(f"sqlite:///{tmp_path / 'gateway.sqlite'}")
+        upgrade(eng)
+        yield eng
+        eng.dispose()
+        return
+    with postgres_schema_engine(request.getfixturevalue("postgres_url"), "k") as eng:
+        upgrade(eng)
+        yield eng
+
+
+@pytest.fixture
+def provider(tmp_path: Path) -> LocalKeyProvider:
+    return LocalKeyProvider(base_key=KEY, keyring_file=tmp_path / "keyring.json")
+
+
+def _store(engine: Engine, provider: LocalKeyProvider) -> Store:
+    return Store(engine, AtRestCipher(provider=provider))
+
+
+def _import(store: Store, *, school: str = "01AB00") -> Imported:
+    result = store.import_inbound(
+        message_id=f"urn:uuid:{uuid.uuid4()}",
+        action="urn:oso:dossier:deliver",
+        dossier=b"<dossier>" + MARKER + b"</dossier>",
+        payload_digest="cd" * 32,
+        receipt=b"<receipt/>",
+        now=NOW,
+        counterpart_oin="00000001000000000001",
+        counterpart_school="00YY00",
+        our_school=school,
+        pupil=PupilFacts(family_name="Jansen", birth_date=date(2014, 5, 6), bsn="123456782"),
+    )
+    assert isinstance(result, Imported)
+    return result
+
+
+def _make_legacy(store: Store, dossier_id: str) -> None:
+    """Turn a dossier into the form rows had before data keys (directly under the storage key)."""
+    plain = store.load_dossier(dossier_id)
+    cipher = store.cipher
+    with store.engine.begin() as conn:
+        row = conn.execute(select(m.Dossier).where(m.Dossier.id == dossier_id)).one()
+        message_id = conn.execute(
+            select(m.Message.message_id).where(m.Message.id == row.message_pk)
+        ).scalar_one()
+        blob = cipher.encrypt(plain, aad=aad_for("dossiers", dossier_id, message_id))
+        shown = cipher.encrypt(
+            b'{"family_name": "Jansen"}', aad=aad_for("dossier_index", dossier_id)
+        )
+        conn.execute(delete(m.DataKeyRow).where(m.DataKeyRow.id == row.data_key_id))
+        conn.execute(
+            update(m.Dossier)
+            .where(m.Dossier.id == dossier_id)
+            .values(key_id=legacy_key_id(KEY), data_key_id=None, ciphertext=blob)
+        )
+        conn.execute(
+            update(m.DossierIndex)
+            .where(m.DossierIndex.dossier_id == dossier_id)
+            .values(key_id=legacy_key_id(KEY), data_key_id=None, ciphertext=shown)
+        )
+
+
+def test_each_dossier_has_its_own_data_key_wrapped_by_the_storage_key(
+    engine: Engine, provider: LocalKeyProvider
+) -> None:
+    store = _store(engine, provider)
+    a, b = _import(store), _import(store)
+    with engine.connect() as conn:
+        rows = conn.execute(select(m.DataKeyRow.id, m.DataKeyRow.kek_id)).all()
+        dossier_keys = conn.execute(select(m.Dossier.data_key_id)).scalars().all()
+    assert len(rows) == 2 and {r.kek_id for r in rows} == {legacy_key_id(KEY)}
+    assert set(dossier_keys) == {r.id for r in rows}
+    assert store.load_dossier(a.dossier_id) == store.load_dossier(b.dossier_id)
+
+
+def test_rotation_rewraps_every_data_key_and_old_rows_still_open(
+    engine: Engine, provider: LocalKeyProvider
+) -> None:
+    store = _store(engine, provider)
+    fresh, old = _import(store), _import(store)
+    _make_legacy(store, old.dossier_id)
+    lifecycle = Lifecycle(engine, store.cipher)
+    assert lifecycle.key_use(legacy_key_id(KEY)).legacy_rows == 1
+
+    result = rotate(lifecycle, now=NOW)
+
+    assert result.new_key_id is not None and result.upgraded == 1 and result.rewrapped == 1
+    assert lifecycle.key_use(legacy_key_id(KEY)).total == 0
+    assert lifecycle.key_use(result.new_key_id).data_keys == 2
+    states = {k.key_id: k.state for k in provider.keys()}
+    assert states == {legacy_key_id(KEY): INACTIVE, result.new_key_id: ACTIVE}
+    # another process (its own provider over the same keyring file) opens everything
+    other = _store(engine, LocalKeyProvider(base_key=KEY, keyring_file=provider._file))
+    for d in (fresh, old):
+        assert MARKER in other.load_dossier(d.dossier_id)
+    found = {d.dossier_id: d.pupil for d in other.find_dossiers(family_name="Jansen")}
+    assert found[fresh.dossier_id].family_name == "Jansen"
+
+
+def test_an_interrupted_rotation_resumes_where_it_stopped(
+    engine: Engine, provider: LocalKeyProvider
+) -> None:
+    store = _store(engine, provider)
+    dossiers = [_import(store) for _ in range(5)]
+    lifecycle = Lifecycle(engine, store.cipher)
+
+    class Crash(Exception):
+        pass
+
+    def crash(_: int) -> None:
+        raise Crash
+
+    with pytest.raises(Crash):
+        rotate(lifecycle, now=NOW, batch=2, after_batch=crash)
+    new_key = provider.active_key_id()
+    assert lifecycle.key_use(new_key).data_keys == 2  # one batch committed, then the crash
+    assert lifecycle.key_use(legacy_key_id(KEY)).data_keys == 3
+    for d in dossiers:  # mid-rotation everything still opens (both keys unwrap)
+        assert MARKER in store.load_dossier(d.dossier_id)
+
+    result = rotate(lifecycle, now=NOW, new_key=False, batch=2)
+
+    assert result.new_key_id is None and result.rewrapped == 3
+    assert lifecycle.key_use(legacy_key_id(KEY)).total == 0
+    assert provider.active_key_id() == new_key
+
+
+def test_a_retired_key_is_deleted_only_once_nothing_refers_to_it(
+    engine: Engine, provider: LocalKeyProvider
+) -> None:
+    store = _store(engine, provider)
+    dossier = _import(store)
+    lifecycle = Lifecycle(engine, store.cipher)
+    old = provider.active_key_id()
+    with pytest.raises(KeyStateError) as active:
+        retire(lifecycle, old, now=NOW)
+    assert active.value.code == "OSO-E531"
+
+    new = provider.create_key()  # a new key, but nothing re-wrapped yet
+    retire(lifecycle, old, now=NOW)
+    with pytest.raises(KeyStillReferenced) as referenced:
+        delete_key(lifecycle, old, now=NOW)
+    assert referenced.value.code == "OSO-E532"
+
+    rotate(lifecycle, now=NOW, new_key=False)
+    delete_key(lifecycle, old, now=NOW)
+
+    assert {k.key_id: k.state for k in list_keys(lifecycle) for k in [k.info]}[old] == "destroyed"
+    assert MARKER in store.load_dossier(dossier.dossier_id)
+    # even with the configured key still in storage.key, a destroyed key is never used again
+    reread = LocalKeyProvider(base_key=KEY, keyring_file=provider._file)
+    assert reread.active_key_id() == new
+    with pytest.raises(AtRestDecryptionError):
+        reread.unwrap(old, b"\x00" * 60, aad=b"x")
+    saved = json.loads(provider._file.read_text())
+    assert all(k["key"] is None for k in saved["keys"] if k["id"] == old)
+
+
+def test_unknown_keys_and_a_read_only_keyring_are_typed_errors(
+    engine: Engine, tmp_path: Path
+) -> None:
+    provider = LocalKeyProvider(base_key=KEY, keyring_file=tmp_path / "keyring.json")
+    lifecycle = Lifecycle(engine, AtRestCipher(provider=provider))
+    with pytest.raises(UnknownStorageKey) as unknown:
+        retire(lifecycle, "0123456789abcdef", now=NOW)
+    assert unknown.value.code == "OSO-E533"
+    provider.create_key()
+    from_env = LocalKeyProvider(keyring_text=provider._file.read_text())
+    with pytest.raises(KeyringReadOnly) as readonly:
+        from_env.create_key()
+    assert readonly.value.code == "OSO-E534"
+
+
+def test_per_school_keys_wrap_only_that_schools_data(
+    engine: Engine, provider: LocalKeyProvider
+) -> None:
+    store = _store(engine, provider)
+    lifecycle = Lifecycle(engine, store.cipher)
+    ours, other = _import(store, school="01AB00"), _import(store, school="02CD00")
+    result = rotate(lifecycle, now=NOW, school="01AB00")
+    assert result.new_key_id is not None
+    with engine.connect() as conn:
+        by_school = dict(conn.execute(select(m.DataKeyRow.school, m.DataKeyRow.kek_id)).all())
+    assert by_school == {"01AB00": result.new_key_id, "02CD00": legacy_key_id(KEY)}
+    assert MARKER in store.load_dossier(ours.dossier_id)
+    assert MARKER in store.load_dossier(other.dossier_id)
+    later = _import(store, school="01AB00")
+    with engine.connect() as conn:
+        kek = conn.execute(
+            select(m.DataKeyRow.kek_id)
+            .join(m.Dossier, m.Dossier.data_key_id == m.DataKeyRow.id)
+            .where(m.Dossier.id == later.dossier_id)
+        ).scalar_one()
+    assert kek == result.new_key_id
+
+
+def test_the_keys_commands_list_rotate_retire_and_delete(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from oso_gateway.cli import main
+
+    config = tmp_path / "config.toml"
+    key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # bytes(range(32))
+    config.write_text(f'data_dir = "data"\n[storage]\nkey = "{key}"\n')
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'data' / 'gateway.sqlite'}")
+    upgrade(engine)
+    store = Store(engine, AtRestCipher(KEY))
+    dossier = _import(store)
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(main, [*args, "--config", str(config)])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    old = legacy_key_id(KEY)
+    assert old in run("keys", "list") and "active" in run("keys", "list")
+    refused = runner.invoke(main, ["keys", "retire", old, "--config", str(config)])
+    assert refused.exit_code == 1 and "OSO-E531" in refused.output
+    out = run("keys", "rotate")
+    assert "re-wrapped 1 data key" in out
+    listed = [json.loads(line) for line in run("keys", "list", "--json").splitlines()]
+    assert {k["key_id"]: (k["state"], k["data_keys"]) for k in listed}[old] == ("inactive", 0)
+    run("keys", "retire", old)
+    run("keys", "delete", old)
+    assert (tmp_path / "storage-keyring.json").stat().st_mode & 0o777 == 0o600
+    reopened = Store(
+        engine,
+        AtRestCipher(
+            provider=LocalKeyProvider(base_key=KEY, keyring_file=tmp_path / "storage-keyring.json")
+        ),
+    )
+    assert MARKER in reopened.load_dossier(dossier.dossier_id)
+
+
+def test_rotation_moves_the_pull_workflows_rows_and_only_then_frees_the_old_key(
+    engine: Engine, provider: LocalKeyProvider
+) -> None:
+    from oso_gateway.store.pull import NewRequest, PullStore
+
+    store = _store(engine, provider)
+    pull = PullStore(store)
+    request = pull.insert(
+        NewRequest(
+            side=m.HOLDER,
+            request_id=f"urn:uuid:{uuid.uuid4()}",
+            our_school="00YY00",
+            counterpart_school="01AB00",
+            counterpart_oin="00000001000000000002",
+            status="received",
+            requested_date="2026-09-01",
+            deadline=NOW,
+            pupil={"achternaam": "Pullmarker"},
+        ),
+        now=NOW,
+    )
+    pull.hold(request.pk, MARKER, now=NOW, name_warning=False)
+    pull.record_inzage(
+        school="00YY00",
+        request_pk=request.pk,
+        pupil_identifier="123456782",
+        inzage_date="2026-08-30",
+        how="gesprek",
+        zienswijze="de ouders zijn het eens",
+        waiver=None,
+        now=NOW,
+    )
+    lifecycle = Lifecycle(engine, store.cipher)
+    old = provider.active_key_id()
+    assert lifecycle.key_use(old).legacy_rows == 2
+    rotate(lifecycle, now=NOW)
+    assert lifecycle.key_use(old).total == 0
+    retire(lifecycle, old, now=NOW)
+    delete_key(lifecycle, old, now=NOW)
+    assert pull.pupil(request.pk) == {"achternaam": "Pullmarker"}
+    assert pull.held_payload(request.pk) == MARKER

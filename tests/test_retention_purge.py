@@ -1,0 +1,262 @@
+"""Retention purge = crypto-shredding, on SQLite (file and WAL bytes) and PostgreSQL.
+
+After a purge the content's data key and ciphertext are gone: the plaintext cannot be found in
+the database, nor decrypted with the storage key; a copy of the rows kept from before the purge
+(an old backup, WAL, dead tuples) no longer opens once the storage key was rotated and deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import postgres_schema_engine
+from sqlalchemy import Engine, select, text
+
+from oso_gateway.cli import main
+from oso_gateway.config import RetentionSettings
+from oso_gateway.errors import AtRestDecryptionError, DossierPurged
+from oso_gateway.store import Duplicate, Imported, PupilFacts, Store, create_store_engine, upgrade
+from oso_gateway.store import models as m
+from oso_gateway.store.crypto import AtRestCipher
+from oso_gateway.store.keyring import LocalKeyProvider
+from oso_gateway.store.lifecycle import OUTBOUND, RECEIVED, REJECTED_FAILED, Lifecycle
+from oso_gateway.store.logchain import verify_chain
+from oso_gateway.transfer.lifecycle import delete_key, parse_duration, purge, retire, rotate
+
+NOW = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
+KEY = bytes(range(32))
+MARKER = b"Shredding-Marker-Pupil-Content"
+POLICY = RetentionSettings()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        eng = create_store_engine(f"sqlite:///{tmp_path / 'gateway.sqlite'}")
+        upgrade(eng)
+        yield eng
+        eng.dispose()
+        return
+    with postgres_schema_engine(request.getfixturevalue("postgres_url"), "r") as eng:
+        upgrade(eng)
+        yield eng
+
+
+@pytest.fixture
+def provider(tmp_path: Path) -> LocalKeyProvider:
+    return LocalKeyProvider(base_key=KEY, keyring_file=tmp_path / "keyring.json")
+
+
+def _import(store: Store, *, now: datetime = NOW, body: bytes = MARKER) -> Imported:
+    result = store.import_inbound(
+        message_id=f"urn:uuid:{uuid.uuid4()}",
+        action="urn:oso:dossier:deliver",
+        dossier=b"<dossier>" + body * 40 + b"</dossier>",
+        payload_digest="cd" * 32,
+        receipt=b"<receipt/>",
+        now=now,
+        counterpart_oin="00000001000000000001",
+        counterpart_school="00YY00",
+        our_school="01AB00",
+        pupil=PupilFacts(family_name="Shredded", birth_date=date(2014, 5, 6), bsn="123456782"),
+    )
+    assert isinstance(result, Imported)
+    return result
+
+
+def _secrets(engine: Engine, dossier_id: str) -> tuple[bytes, bytes]:
+    """(ciphertext, wrapped data key) of a dossier as stored."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(m.Dossier.ciphertext, m.DataKeyRow.wrapped)
+            .join(m.DataKeyRow, m.DataKeyRow.id == m.Dossier.data_key_id)
+            .where(m.Dossier.id == dossier_id)
+        ).one()
+    return bytes(row[0]), bytes(row[1])
+
+
+def _sqlite_bytes(engine: Engine) -> bytes:
+    path = Path(engine.url.database or "")
+    data = path.read_bytes()
+    wal = path.with_name(path.name + "-wal")
+    return data + (wal.read_bytes() if wal.exists() else b"")
+
+
+def _postgres_holds(engine: Engine, needle: bytes) -> bool:
+    """Does any live row of a table with binary content hold ``needle``?"""
+    checks = [
+        ("dossiers", "ciphertext"),
+        ("data_keys", "wrapped"),
+        ("messages", "payload_ciphertext"),
+    ]
+    with engine.connect() as conn:
+        return any(
+            conn.execute(
+                text(f"SELECT count(*) FROM {t} WHERE position(:n IN {c}) > 0"),  # noqa: S608
+                {"n": needle},
+            ).scalar_one()
+            for t, c in checks
+        )
+
+
+def test_purge_shreds_the_content_so_it_can_be_neither_found_nor_decrypted(
+    engine: Engine, provider: LocalKeyProvider
+) -> None:
+    store = Store(engine, AtRestCipher(provider=provider))
+    lifecycle = Lifecycle(engine, store.cipher)
+    doomed, kept = _import(store, now=NOW - timedelta(days=200)), _import(store)
+    ciphertext, wrapped = _secrets(engine, doomed.dossier_id)
+    old_key = provider.active_key_id()
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite:  # the test can fail: before the purge, both are on disk (file or WAL)
+        before = _sqlite_bytes(engine)
+        assert ciphertext[16:48] in before and wrapped[12:44] in before
+        assert MARKER not in before  # never stored in clear
+    else:
+        assert _postgres_holds(engine, ciphertext[16:48]) and _postgres_holds(engine, wrapped)
+
+    result = purge(lifecycle, POLICY, now=NOW)
+
+    assert result.purged[RECEIVED] == [doomed.message.message_id]
+    with pytest.raises(DossierPurged) as info:
+        store.load_dossier(doomed.dossier_id)
+    assert info.value.code == "OSO-E530"
+    with pytest.raises(DossierPurged):
+        store.load_message_dossier(doomed.message.pk)
+    assert MARKER in store.load_dossier(kept.dossier_id)
+    assert [d.dossier_id for d in store.find_dossiers(family_name="Shredded")] == [kept.dossier_id]
+    if sqlite:
+        after = _sqlite_bytes(engine)
+        assert MARKER not in after
+        assert ciphertext[16:48] not in after, "ciphertext left in the SQLite file or WAL"
+        assert wrapped[12:44] not in after, "wrapped data key left in the SQLite file or WAL"
+    else:
+        assert not _postgres_holds(engine, ciphertext[16:48])
+        assert not _postgres_holds(engine, wrapped)
+    # A copy kept from before the purge (backup, WAL archive, dead tuple) still unwraps with the
+    # current storage key; rotating and deleting that key makes the copy useless.
+    data_key_id = _data_key_id_of(engine, doomed.dossier_id)
+    assert store.cipher.unwrap(data_key_id, kek_id=old_key, wrapped=wrapped, school="01AB00")
+    rotate(lifecycle, now=NOW)
+    retire(lifecycle, old_key, now=NOW)
+    delete_key(lifecycle, old_key, now=NOW)
+    reread = AtRestCipher(provider=LocalKeyProvider(base_key=KEY, keyring_file=provider._file))
+    with pytest.raises(AtRestDecryptionError):
+        reread.unwrap(data_key_id, kek_id=old_key, wrapped=wrapped, school="01AB00")
+    assert MARKER in Store(engine, reread).load_dossier(kept.dossier_id)
+
+
+def _data_key_id_of(engine: Engine, dossier_id: str) -> str:
+    with engine.connect() as conn:
+        return str(
+            conn.execute(
+                select(m.Dossier.data_key_id).where(m.Dossier.id == dossier_id)
+            ).scalar_one()
+        )
+
+
+def test_every_purge_is_a_pii_free_event_and_the_log_still_verifies(
+    engine: Engine, provider: LocalKeyProvider
+) -> None:
+    store = Store(engine, AtRestCipher(provider=provider))
+    doomed = _import(store)
+    purge(Lifecycle(engine, store.cipher), POLICY, now=NOW, older_than=timedelta(0))
+    entries = store.log_entries()
+    assert verify_chain(entries).ok
+    events = [e.event for e in entries if e.event.get("kind") == "system"]
+    assert {"status": "purged", "message_id": doomed.message.message_id}.items() <= events[
+        0
+    ].items()
+    assert events[0]["operation"] == "retention.received_dossier"
+    assert events[-1]["status"] == "purge_done" and events[-1]["count"] == "1"
+    assert not any("Shredded" in str(e.event) or "123456782" in str(e.event) for e in entries)
+
+
+def test_retention_counts_from_acknowledgement_or_else_from_receipt(
+    engine: Engine, provider: LocalKeyProvider
+) -> None:
+    store = Store(engine, AtRestCipher(provider=provider))
+    lifecycle = Lifecycle(engine, store.cipher)
+    policy = replace(POLICY, received_acknowledged_days=7, received_unfetched_days=60)
+    acked = _import(store, now=NOW - timedelta(days=20))
+    lifecycle.acknowledge(acked.message.pk, now=NOW - timedelta(days=10))
+    unfetched = _import(store, now=NOW - timedelta(days=20))
+    result = purge(lifecycle, policy, now=NOW)
+    assert result.purged[RECEIVED] == [acked.message.message_id]
+    assert MARKER in store.load_dossier(unfetched.dossier_id)
+    assert purge(lifecycle, policy, now=NOW + timedelta(days=41)).purged[RECEIVED] == [
+        unfetched.message.message_id
+    ]
+
+
+def test_an_undelivered_payload_is_purged_and_never_sent(
+    engine: Engine, provider: LocalKeyProvider
+) -> None:
+    store = Store(engine, AtRestCipher(provider=provider))
+    record = store.enqueue_outbound(
+        message_id=f"urn:uuid:{uuid.uuid4()}",
+        action="urn:oso:dossier:deliver",
+        payload=MARKER,
+        payload_digest="ab" * 32,
+        now=NOW - timedelta(days=40),
+        our_school="00YY00",
+        counterpart_oin="00000001000000000002",
+        counterpart_school="01AB00",
+    )
+    assert not isinstance(record, Duplicate)
+    rejected = store.record_rejected_inbound(
+        message_id=f"urn:uuid:{uuid.uuid4()}",
+        action="x",
+        error_code="OSO-E201",
+        now=NOW - timedelta(days=40),
+    )
+    result = purge(Lifecycle(engine, store.cipher), POLICY, now=NOW)
+    assert result.purged[OUTBOUND] == [record.message_id]
+    assert result.purged[REJECTED_FAILED] == [rejected.message_id]
+    after = store.get_message(record.pk)
+    assert after.status == m.FAILED and after.last_error_code == "OSO-E530"
+    assert after.purged_at is not None
+    assert store.claim_next_outbound(now=NOW, lease=timedelta(minutes=5)) is None
+    with pytest.raises(DossierPurged):
+        store.outbound_payload(after)
+
+
+def test_durations_parse_and_nonsense_is_refused() -> None:
+    assert parse_duration("0s") == timedelta(0)
+    assert parse_duration("1d12h") == timedelta(hours=36)
+    assert parse_duration("2w") == timedelta(days=14)
+    with pytest.raises(Exception, match="not a duration"):
+        parse_duration("soon")
+
+
+def test_the_purge_command_dry_runs_asks_and_purges(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # bytes(range(32))
+    config.write_text(f'data_dir = "data"\n[storage]\nkey = "{key}"\n')
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'data' / 'gateway.sqlite'}")
+    upgrade(engine)
+    store = Store(engine, AtRestCipher(KEY))
+    doomed = _import(store)
+    runner = CliRunner()
+    args = ["retention", "purge", "--config", str(config), "--older-than", "0s"]
+    dry = runner.invoke(main, [*args, "--dry-run"])
+    assert dry.exit_code == 0 and doomed.message.message_id in dry.output
+    assert MARKER in store.load_dossier(doomed.dossier_id)
+    refused = runner.invoke(main, args, input="n\n")
+    assert refused.exit_code != 0
+    assert MARKER in store.load_dossier(doomed.dossier_id)
+    done = runner.invoke(main, [*args, "--yes"])
+    assert done.exit_code == 0, done.output
+    assert "1 item(s) purged" in done.output
+    with pytest.raises(DossierPurged):
+        store.load_dossier(doomed.dossier_id)
+    bad = runner.invoke(main, ["retention", "purge", "--config", str(config), "--older-than", "x"])
+    assert bad.exit_code == 2
+    assert os.environ.get("OSO_GATEWAY_STORAGE_KEY") is None
