@@ -5,7 +5,7 @@ no data key): they still open, and ``oso-gateway keys rotate`` re-encrypts them 
 of their own (a migration cannot: it never holds the key).
 
 Revision ID: privacy_data_keys_1
-Revises: school_api
+Revises: console_sessions_1
 Create Date: 2026-12-06
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from oso_gateway.store.models import BigId, UTCDateTime
 
 revision = "privacy_data_keys_1"
-down_revision = "school_api"
+down_revision = "console_sessions_1"
 branch_labels = None
 depends_on = None
 
