@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from oso_gateway.errors import ConfigError
+from oso_gateway.limits import MAX_MESSAGE_BYTES
 from oso_gateway.protocol import BRIN_PATTERN, VESTIGING_PATTERN, is_oin
 
 ENV_PREFIX = "OSO_GATEWAY_"
@@ -82,7 +83,8 @@ class ServerSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class LimitSettings:
-    max_request_bytes: int = setting(64 * 1024 * 1024, env=True, minimum=1024)
+    #: the largest sealed message (``oso_gateway.limits``: a dossier with 50 MiB of attachments)
+    max_request_bytes: int = setting(MAX_MESSAGE_BYTES, env=True, minimum=1024)
     #: seconds, for outgoing HTTP requests and for reading an incoming request
     request_timeout: float = setting(60.0, env=True, minimum=0.1)
     #: seconds for the whole of an incoming request (headers and body), however it trickles in

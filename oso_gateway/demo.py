@@ -52,8 +52,14 @@ class DemoResult:
     config_files: tuple[tuple[str, Path], ...] = ()
 
 
-def run_demo_transfer(workdir: Path, *, seed: int = 2019) -> DemoResult:
-    """Two gateways on loopback (mutual TLS, dev PKI); one generated POVO dossier delivered."""
+def run_demo_transfer(
+    workdir: Path, *, seed: int = 2019, dossier: bytes | None = None
+) -> DemoResult:
+    """Two gateways on loopback (mutual TLS, dev PKI); one POVO dossier delivered.
+
+    ``dossier``: send these bytes (e.g. ``oso-gateway generate --attachments-kb 51200``) instead
+    of a generated dossier; it must name a sending school of the sending gateway (00YY00).
+    """
     gateways = setup_dev_gateways(workdir)
     sender_gw, receiver_gw = gateways[PRIMARY_OIN], gateways[SECONDARY_OIN]
     receiver = build_services(receiver_gw.settings)
@@ -61,7 +67,10 @@ def run_demo_transfer(workdir: Path, *, seed: int = 2019) -> DemoResult:
     sender = build_services(sender_gw.settings)
     try:
         now = datetime.now(UTC)
-        data = with_opt_out(generate_dossier(overstap="POVO", seed=seed, now=now))
+        if dossier is None:
+            data = with_opt_out(generate_dossier(overstap="POVO", seed=seed, now=now))
+        else:
+            data = dossier
         shared = render_text(preview(parse_xml(data).getroot()), language="en")
         prepared = prepare_dossier(
             data,

@@ -128,3 +128,29 @@ def test_keep_running_serves_both_consoles_with_demo_accounts_until_interrupted(
         parts = urlsplit(url)
         with socket.socket() as sock:
             assert sock.connect_ex((parts.hostname or "", parts.port or 0)) != 0
+
+
+def test_demo_sends_the_given_dossier_file_instead_of_a_generated_one(tmp_path: Path) -> None:
+    import hashlib
+    from datetime import date
+
+    from lxml import etree
+
+    from oso_gateway.dossier.generator import generate_dossier
+
+    data = generate_dossier(overstap="POVO", seed=77, now=date.today(), attachments_kb=40)
+    dossier = tmp_path / "dossier.xml"
+    dossier.write_bytes(data)
+    canonical = etree.tostring(etree.fromstring(data), method="c14n", exclusive=True)
+    result = CliRunner().invoke(
+        main, ["demo", "--workdir", str(tmp_path / "demo"), "--dossier", str(dossier)]
+    )
+    assert result.exit_code == 0, result.output
+    inbox = result.output.split("receiving school's inbox:")[1].splitlines()[1]
+    # the payload digest is the SHA-256 of the given dossier's canonical form (nothing minimised)
+    assert "imported" in inbox and hashlib.sha256(canonical).hexdigest() in inbox
+
+
+def test_demo_refuses_a_dossier_file_that_does_not_exist(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["demo", "--dossier", str(tmp_path / "missing.xml")])
+    assert result.exit_code == 2 and "does not exist" in result.output

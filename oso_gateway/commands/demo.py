@@ -1,9 +1,10 @@
-"""``oso-gateway demo [--keep-running]``: two development gateways hand one dossier over.
+"""``oso-gateway demo [--keep-running] [--dossier FILE]``: two dev gateways hand a dossier over.
 
 Runs ``oso_gateway.transfer.demo.run_demo_transfer`` in a fresh directory: the receiving gateway
-over mutual TLS on loopback, a generated (fictional) POVO dossier queued and delivered by the
-sending gateway. Prints the verified receipt, the receiving school's inbox line and both message
-logs; exits 1 when the dossier was not delivered with a verified receipt.
+over mutual TLS on loopback, a generated (fictional) POVO dossier (or the ``--dossier`` file)
+queued and delivered by the sending gateway. Prints the verified receipt, the receiving school's
+inbox line and both message logs; exits 1 when the dossier was not delivered with a verified
+receipt.
 
 ``--keep-running`` then keeps both gateways up (SOAP endpoint + outbox worker + operator console)
 and prints each console's URL with a demo ``admin`` and ``viewer`` account (random passwords, in
@@ -99,8 +100,18 @@ def print_result(result: DemoResult, *, keep: bool = True) -> None:
     help="push: the old school sends a prepared dossier; pull: the new school requests it, "
     "the old school accepts, records the parents' inzage and delivers.",
 )
-def demo_command(workdir: Path | None, keep_running: bool, flow: str) -> None:
-    """Hand a generated dossier from one development gateway to another (loopback, dev PKI)."""
+@click.option(
+    "--dossier",
+    "dossier_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Push this dossier file (sending school 00YY00, e.g. from `oso-gateway generate "
+    "--overstap POVO`) instead of a generated one.",
+)
+def demo_command(
+    workdir: Path | None, keep_running: bool, flow: str, dossier_file: Path | None
+) -> None:
+    """Hand a dossier from one development gateway to another (loopback, dev PKI)."""
     from oso_gateway.demo import run_demo_transfer
     from oso_gateway.store import models as m
 
@@ -113,7 +124,8 @@ def demo_command(workdir: Path | None, keep_running: bool, flow: str) -> None:
                 keep_gateways_running(base)
             return
         try:
-            result = run_demo_transfer(base)
+            dossier = dossier_file.read_bytes() if dossier_file is not None else None
+            result = run_demo_transfer(base, dossier=dossier)
         except GatewayError as exc:
             click.echo(f"error: {exc.code}: {exc.detail}", err=True)
             raise SystemExit(1) from None

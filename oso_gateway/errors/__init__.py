@@ -48,6 +48,7 @@ from oso_gateway.errors.dossier import (
     DossierParseError,
     DossierRuleError,
     DossierSchemaError,
+    DossierTooLarge,
 )
 from oso_gateway.errors.local import (
     AtRestDecryptionError,
@@ -235,6 +236,7 @@ __all__ = [
     "DossierPurged",
     "DossierRuleError",
     "DossierSchemaError",
+    "DossierTooLarge",
     "DuplicateDossier",
     "DuplicateId",
     "ErrorDescription",

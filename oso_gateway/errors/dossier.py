@@ -50,3 +50,12 @@ class DossierOptOutError(DossierError):
 
     code = "OSO-E105"
     public_message = "The opt-out cannot be applied to this dossier category."
+
+
+class DossierTooLarge(DossierError):
+    """The dossier, or the message sealing it, exceeds the largest allowed size (a dossier with
+    50 MiB of attachments; ``oso_gateway.limits``): refused before it is queued or sent."""
+
+    code = "OSO-E260"
+    http_status = 413
+    public_message = "The dossier exceeds the largest allowed size."

@@ -47,6 +47,7 @@ from oso_gateway.errors import (
     XmlLimitExceeded,
     XmlParseError,
 )
+from oso_gateway.limits import MAX_MESSAGE_BYTES
 from oso_gateway.protocol import is_oin
 from oso_gateway.security import primitives, xmldsig, xmlenc
 from oso_gateway.security.c14n import exc_c14n, wrapped_c14n_digest
@@ -113,8 +114,8 @@ class SealedMessage:
 
 @dataclass(frozen=True, kw_only=True)
 class OpenPolicy:
-    #: a 50 MB dossier travels as ~70 MB of base64, so the envelope limit is above ParseLimits
-    max_bytes: int = 96 * 1024 * 1024
+    #: the largest sealed message (``oso_gateway.limits``), above the dossier's own limit
+    max_bytes: int = MAX_MESSAGE_BYTES
     max_depth: int = 64
     #: The envelope outside the encrypted Body is a few dozen elements and attributes: a flood in
     #: an ignored header block is refused before the envelope costs more than a small dossier.

@@ -33,14 +33,15 @@ from oso_gateway.errors import (
     XmlTooManyNamespacesOnElement,
     XmlTooMuchMarkup,
 )
+from oso_gateway.limits import MAX_DOSSIER_BYTES
 
 
 @dataclass(frozen=True, kw_only=True)
 class ParseLimits:
-    """Bounds for one document. Defaults suit a 50 MB dossier with attachments; each is
+    """Bounds for one document. Defaults suit the largest allowed dossier (``limits``); each is
     explained in ``docs/security.md``."""
 
-    max_bytes: int = 64 * 1024 * 1024
+    max_bytes: int = MAX_DOSSIER_BYTES
     max_depth: int = 64
     #: Bound on markup tokens (tags, comments: each ``<``; attributes and declarations: each
     #: ``=``), counted on the bytes before the tree is built, so that a flood of tiny elements
@@ -55,7 +56,7 @@ class ParseLimits:
     max_namespaces_per_element: int = 32
     max_namespaces: int = 256
     #: characters in one text node; an attachment may fill a whole dossier
-    max_text: int = 64 * 1024 * 1024
+    max_text: int = MAX_DOSSIER_BYTES
 
 
 DEFAULT_LIMITS = ParseLimits()

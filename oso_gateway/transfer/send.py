@@ -37,6 +37,7 @@ from lxml import etree
 
 from oso_gateway.errors import (
     DossierParseError,
+    DossierTooLarge,
     GatewayError,
     NotMandated,
     OinMismatch,
@@ -47,6 +48,7 @@ from oso_gateway.errors import (
     ReceiptMismatch,
     RecipientCertificateUntrusted,
 )
+from oso_gateway.limits import MAX_DOSSIER_BYTES, MAX_MESSAGE_BYTES
 from oso_gateway.protocol import SOAP_CONTENT_TYPE
 from oso_gateway.security.namespaces import WSU
 from oso_gateway.security.trust import TrustConfig, check_oin, verify_certificate
@@ -73,7 +75,7 @@ REQUEST_TTL = timedelta(minutes=5)
 RESEAL_MARGIN = timedelta(seconds=60)
 #: a receipt or fault is small; a bigger reply is not read to the end
 MAX_REPLY_BYTES = 4 * 1024 * 1024
-_DOSSIER_LIMITS = ParseLimits(max_bytes=64 * 1024 * 1024)
+_DOSSIER_LIMITS = ParseLimits(max_bytes=MAX_DOSSIER_BYTES)
 
 
 # --- configuration, values --------------------------------------------------------------------
@@ -162,6 +164,8 @@ def prepare_dossier(
 
     # Minimise first (a LAS export may carry data of a VERBODEN or opted-out category), then
     # validate exactly what will be sent.
+    if len(data) > MAX_DOSSIER_BYTES:
+        raise DossierTooLarge(f"dossier of {len(data)} bytes; the limit is {MAX_DOSSIER_BYTES}")
     try:
         parsed = parse_xml(data, limits=_DOSSIER_LIMITS).getroot()
     except GatewayError as exc:
@@ -262,7 +266,7 @@ def seal_attempt(
     entry = directory.lookup(to.brin, to.vestiging)
     check_recipient_certificate(entry, trust=config.trust, now=now)
     root = parse_xml(payload, limits=_DOSSIER_LIMITS).getroot()
-    return seal(
+    sealed = seal(
         root,
         sender=config.identity,
         recipient_certificate=entry.encryption_certificate,
@@ -274,6 +278,11 @@ def seal_attempt(
         key_transport=entry.key_transport,
         ttl=config.ttl,
     )
+    if len(sealed.data) > MAX_MESSAGE_BYTES:  # canonicalisation can grow a dossier a little
+        raise DossierTooLarge(
+            f"sealed message of {len(sealed.data)} bytes; the limit is {MAX_MESSAGE_BYTES}"
+        )
+    return sealed
 
 
 def prepare_message(
