@@ -89,6 +89,10 @@ _BAD_NAME = re.compile(r"[/\\:\x00-\x1f]|^\.\.?$")
 
 def decode_attachment(text: str) -> bytes | None:
     """The bytes of a base64 ``bestandsinhoud`` (whitespace ignored), or None if not base64."""
+    try:  # the common case first: no whitespace, decoded without a stripped copy
+        return binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        pass
     try:
         return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import datetime
 
 from lxml import etree
@@ -69,21 +68,34 @@ def _categories(ctx: _Ctx) -> None:
 # --- code lists ----------------------------------------------------------------------------------
 
 
-def _code_list_targets(root: etree._Element, cl: CodeList) -> Iterator[etree._Element]:
-    for selector in cl.selectors:
-        parent_name, _, child_name = selector.rpartition("/")
-        for el in root.iter(q(child_name)):
-            parent = el.getparent()
-            if not parent_name or (parent is not None and parent.tag == q(parent_name)):
-                yield el
+#: Each selector of each code list, as (child tag, parent tag or None, code list, order key):
+#: where a code-listed value may occur. Built once; the check walks the dossier once for all.
+_SELECTORS: tuple[tuple[str, str | None, CodeList, tuple[int, int]], ...] = tuple(
+    (q(child), q(parent) if parent else None, cl, (ci, si))
+    for ci, cl in enumerate(CODE_LISTS)
+    for si, (parent, _, child) in enumerate(s.rpartition("/") for s in cl.selectors)
+)
+_BY_TAG: dict[str, list[tuple[str | None, CodeList, tuple[int, int]]]] = {}
+for _tag, _parent, _cl, _key in _SELECTORS:
+    _BY_TAG.setdefault(_tag, []).append((_parent, _cl, _key))
 
 
 @_check
 def _code_lists(ctx: _Ctx) -> None:
-    for cl in CODE_LISTS:
-        for el in _code_list_targets(ctx.root, cl):
-            if _text(el) not in cl.values:
-                ctx.report(cl.code, el)
+    # One walk over the coded elements (not one per selector); findings in the order of the
+    # code lists, then of their selectors, then of the document.
+    found: dict[tuple[int, int], list[tuple[str, etree._Element]]] = {}
+    for el in ctx.root.iter(*_BY_TAG):
+        value = _text(el)
+        for parent, cl, key in _BY_TAG[el.tag]:
+            if value in cl.values:
+                continue
+            up = el.getparent()
+            if parent is None or (up is not None and up.tag == parent):
+                found.setdefault(key, []).append((cl.code, el))
+    for key in sorted(found):
+        for code, el in found[key]:
+            ctx.report(code, el)
 
 
 # --- OG rules ----------------------------------------------------------------------------------

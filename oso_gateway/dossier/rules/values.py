@@ -33,14 +33,26 @@ def _text(el: etree._Element | None) -> str:
     return (el.text or "").strip() if el is not None else ""
 
 
+#: Clark names by local name (the rules ask for the same few dozen names on every dossier).
+_TAGS: dict[str, str] = {}
+
+
+def _tag(name: str) -> str:
+    tag = _TAGS.get(name)
+    if tag is None:
+        tag = _TAGS[name] = q(name)
+    return tag
+
+
 def _child(el: etree._Element | None, name: str) -> etree._Element | None:
+    """The first child element called ``name`` (as ``find``, without its path machinery)."""
     if el is None:
         return None
-    return el.find(q(name))
+    return next(el.iterchildren(_tag(name)), None)
 
 
 def _children(el: etree._Element | None, name: str) -> list[etree._Element]:
-    return [] if el is None else el.findall(q(name))
+    return [] if el is None else list(el.iterchildren(_tag(name)))
 
 
 def _is_true(el: etree._Element | None) -> bool:
