@@ -8,7 +8,7 @@ the median time of:
 * ``validate_dossier(..., schema_only=True)``: hardened parse + XSD;
 * ``validate_dossier(...)``: hardened parse + XSD + business rules;
 
-and their ratios to the floor. The issue's target: a 175 KB dossier validates in under 5 ms.
+and their ratios to the floor. The issue's target: a 175 KB dossier validates in under 3 ms.
 """
 
 from __future__ import annotations
@@ -23,9 +23,26 @@ from oso_gateway.dossier.schema import compiled_schema
 from oso_gateway.dossier.validate import validate_dossier
 from oso_gateway.security.xmlparse import parse_xml
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "oso-gegevensset-2019.1" / "examples"
+def _main_checkout(repo: Path) -> Path:
+    """In a git worktree ``.git`` is a file naming <main>/.git/worktrees/<x>: ../shared lies
+    next to the main checkout, not next to the worktree."""
+    git = repo / ".git"
+    if git.is_file():
+        text = git.read_text(encoding="utf-8").strip()
+        gitdir = Path(text.removeprefix("gitdir:").strip())
+        if text.startswith("gitdir:") and gitdir.parent.name == "worktrees":
+            return gitdir.parent.parent.parent
+    return repo
+
+
+EXAMPLES = (
+    _main_checkout(Path(__file__).resolve().parents[1]).parent
+    / "shared"
+    / "oso-gegevensset-2019.1"
+    / "examples"
+)
 EXAMPLE = EXAMPLES / "Voorbeelddossier_OV_POPO_full.xml"
-TARGET_MS = 5.0
+TARGET_MS = 3.0
 
 
 def run(report: Report, quick: bool) -> None:

@@ -9,6 +9,7 @@ is described for other implementers in ``docs/protocol.md``.
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -91,6 +92,9 @@ _DATETIME_RE = re.compile(
     r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,12}))?(Z|[+-]\d{2}:\d{2})"
 )
 _MAX_HEADER_TEXT = 2048
+#: bytes of ciphertext base64-encoded at a time while writing a sealed message (a multiple of 3,
+#: so the pieces concatenate without padding)
+_B64_CHUNK = 3 * 1024 * 1024
 _UUID_URN_RE = re.compile(r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -300,9 +304,6 @@ def seal(
     # The plaintext is the payload's canonical form: exactly what the Body digest covers.
     iv, sealed_content = primitives.aes_gcm_encrypt(content_key, payload_c14n)
     del payload_c14n  # keep peak memory low: at most two message-sized buffers at a time
-    # 12 bytes encode to 16 base64 characters without padding, so the two halves concatenate.
-    cipher_b64 = (primitives.b64encode(iv), primitives.b64encode(sealed_content))
-    del sealed_content
     data_id = _new_id("ED")
     xmlenc.build_encrypted_data(body, data_id=data_id)
     encrypted_key = xmlenc.build_encrypted_key(
@@ -318,8 +319,21 @@ def seal(
     parts = skeleton.split(xmlenc.CIPHER_PLACEHOLDER.encode("ascii"))
     if len(parts) != 2:
         raise SealError("the envelope skeleton is ambiguous")
+    # The message is written once, the base64 encoded piecewise straight into it: the ciphertext
+    # and the message are the only large buffers (no separate base64 copy to join), and
+    # getvalue() hands the buffer over without copying it.
+    out = io.BytesIO()
+    out.write(parts[0])
+    # 12 bytes encode to 16 base64 characters without padding, so the two halves concatenate.
+    out.write(primitives.b64encode(iv))
+    view = memoryview(sealed_content)
+    for start in range(0, len(view), _B64_CHUNK):
+        out.write(primitives.b64encode(view[start : start + _B64_CHUNK]))
+    view.release()
+    del sealed_content
+    out.write(parts[1])
     return SealedMessage(
-        data=b"".join((parts[0], *cipher_b64, parts[1])),
+        data=out.getvalue(),
         message_id=message_id,
         signature_value=signature_value,
         payload_digest=payload_digest,

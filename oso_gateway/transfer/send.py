@@ -334,16 +334,25 @@ def check_recipient_certificate(
 
 
 def sealed_expires(sealed: bytes) -> datetime | None:
-    """The ``wsu:Expires`` of one of OUR sealed envelopes (None when it cannot be read)."""
+    """The ``wsu:Expires`` of one of OUR sealed envelopes (None when it cannot be read).
+
+    Only the header is parsed (incrementally, up to the Expires element): the Body of a large
+    dossier's envelope is never read into a tree for this. Our own bytes, so no parse limits
+    beyond the parser's defaults (no entities, no network).
+    """
+    parser = etree.XMLPullParser(
+        events=("end",), tag=f"{{{WSU}}}Expires", resolve_entities=False, no_network=True
+    )
+    step = 16 * 1024
     try:
-        root = parse_xml(sealed, limits=ParseLimits(max_bytes=len(sealed) + 1)).getroot()
-    except GatewayError:
+        for start in range(0, len(sealed), step):
+            parser.feed(sealed[start : start + step])
+            for _event, element in parser.read_events():
+                if isinstance(element, etree._Element):
+                    text = (element.text or "").strip().replace("Z", "+00:00")
+                    return datetime.fromisoformat(text)
+    except (etree.XMLSyntaxError, ValueError):
         return None
-    for element in root.iter(f"{{{WSU}}}Expires"):
-        try:
-            return datetime.fromisoformat((element.text or "").strip().replace("Z", "+00:00"))
-        except ValueError:
-            return None
     return None
 
 
