@@ -23,6 +23,7 @@ from oso_gateway.dossier.schema import compiled_schema
 from oso_gateway.dossier.validate import validate_dossier
 from oso_gateway.security.xmlparse import parse_xml
 
+
 def _main_checkout(repo: Path) -> Path:
     """In a git worktree ``.git`` is a file naming <main>/.git/worktrees/<x>: ../shared lies
     next to the main checkout, not next to the worktree."""
