@@ -75,3 +75,29 @@ def test_a_sealed_message_over_the_request_limit_is_not_sent(
             config=pair.sender_config,
             now=pair.clock(),
         )
+
+
+def test_sealed_expires_reads_the_header_of_a_sealed_envelope_only(pair: GatewayPair) -> None:
+    from datetime import timedelta
+
+    from oso_gateway.dossier.generator import generate_dossier
+    from oso_gateway.transfer import send
+
+    now = pair.clock()
+    data = generate_dossier(overstap="POVO", seed=5, now=now)
+    sealed = send.seal_attempt(
+        data,
+        message_id=send.new_message_id(),
+        to=RECEIVER_SCHOOL,
+        directory=pair.directory,
+        config=pair.sender_config,
+        now=now,
+    ).data
+    expires = send.sealed_expires(sealed)
+    assert expires is not None
+    assert abs(expires - (now + pair.sender_config.ttl)) < timedelta(seconds=1)
+    # the header alone is enough: a message cut off in its Body still tells its expiry
+    body = sealed.index(b"Body")
+    assert send.sealed_expires(sealed[:body]) == expires
+    assert send.sealed_expires(b"<not-xml") is None
+    assert send.sealed_expires(b"<a/>") is None
