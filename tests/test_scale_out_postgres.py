@@ -129,7 +129,13 @@ def test_two_receivers_and_two_outbox_workers_survive_sigkill_exactly_once(
         while _count(schemas["regenboog"], delivered_sql) < DOSSIERS:
             assert time.monotonic() < deadline, "not every dossier was delivered"
             time.sleep(0.5)
-        # the supervisors started the killed ones again
+        # the supervisors start the killed ones again (after a short pause, which may end only
+        # after the last dossier was delivered by the surviving worker)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (
+            len(_children(receiver.process.pid)) < 1 or len(_children(sender.process.pid)) < 2
+        ):
+            time.sleep(0.2)
         assert receivers[0] not in _children(receiver.process.pid)
         assert len(_children(receiver.process.pid)) == 1
         assert workers[0] not in _children(sender.process.pid)
