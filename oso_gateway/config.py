@@ -174,8 +174,8 @@ class RetentionSettings:
     """How long each kind of data is kept (days); the retention purge erases what is older.
 
     Received dossier content counts from its acknowledgement by the school system, or from
-    receipt when it was never acknowledged; the transfer log holds no pupil data and is kept
-    longest.
+    receipt when it was never acknowledged; a closed pull request's record from its last status
+    change; the transfer log holds no pupil data and is kept longest.
     """
 
     received_acknowledged_days: float = setting(30.0)

@@ -21,14 +21,22 @@ from sqlalchemy import Engine, select, text
 
 from oso_gateway.cli import main
 from oso_gateway.config import RetentionSettings
-from oso_gateway.errors import AtRestDecryptionError, DossierPurged
+from oso_gateway.errors import AtRestDecryptionError, DossierPurged, RequestPurged
 from oso_gateway.store import Duplicate, Imported, PupilFacts, Store, create_store_engine, upgrade
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import AtRestCipher
 from oso_gateway.store.keyring import LocalKeyProvider
-from oso_gateway.store.lifecycle import OUTBOUND, RECEIVED, REJECTED_FAILED, Lifecycle
+from oso_gateway.store.lifecycle import OUTBOUND, RECEIVED, REJECTED_FAILED, REQUEST, Lifecycle
 from oso_gateway.store.logchain import verify_chain
-from oso_gateway.transfer.lifecycle import delete_key, parse_duration, purge, retire, rotate
+from oso_gateway.store.pull import NewRequest, PullStore
+from oso_gateway.transfer.lifecycle import (
+    delete_key,
+    parse_duration,
+    plan_purge,
+    purge,
+    retire,
+    rotate,
+)
 
 NOW = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 KEY = bytes(range(32))
@@ -260,3 +268,101 @@ def test_the_purge_command_dry_runs_asks_and_purges(tmp_path: Path) -> None:
     bad = runner.invoke(main, ["retention", "purge", "--config", str(config), "--older-than", "x"])
     assert bad.exit_code == 2
     assert os.environ.get("OSO_GATEWAY_STORAGE_KEY") is None
+
+
+# --- request records of the pull workflow ----------------------------------------------------
+
+ZIENSWIJZE = "Zienswijze-Marker: wij zijn het oneens"
+
+
+def _request(store: Store, *, closed_at: datetime, status: str = "delivered") -> int:
+    """A holder-side request with pupil facts, a decline text and the parents' view, closed
+    (last status change) at ``closed_at``."""
+    requests = PullStore(store)
+    record = requests.insert(
+        NewRequest(
+            side=m.HOLDER,
+            request_id=f"urn:uuid:{uuid.uuid4()}",
+            our_school="01AB00",
+            counterpart_school="00YY00",
+            counterpart_oin="00000001000000000001",
+            status="received",
+            requested_date="2026-08-01",
+            deadline=closed_at + timedelta(days=14),
+            pupil={"name": "Shredded", "bsn": "123456782", "birth_date": "2014-05-06"},
+        ),
+        now=closed_at - timedelta(days=1),
+    )
+    requests.record_inzage(
+        school="01AB00",
+        request_pk=record.pk,
+        pupil_identifier=None,
+        inzage_date="2026-08-02",
+        how="gesprek",
+        zienswijze=ZIENSWIJZE,
+        waiver=None,
+        now=closed_at - timedelta(days=1),
+    )
+    requests.transition(record.pk, status=status, now=closed_at, decline_text="Decline-Marker")
+    return record.pk
+
+
+def _request_blobs(engine: Engine, pk: int) -> tuple[bytes, bytes | None, bytes | None]:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(m.PullRequest.pupil_ciphertext, m.PullRequest.decline_text_ciphertext).where(
+                m.PullRequest.id == pk
+            )
+        ).one()
+        view = conn.execute(
+            select(m.InzageRecord.zienswijze_ciphertext).where(m.InzageRecord.request_pk == pk)
+        ).scalar_one()
+    return row[0], row[1], view
+
+
+def test_a_closed_request_past_retention_is_shredded_and_a_recent_one_kept(
+    engine: Engine, provider: LocalKeyProvider
+) -> None:
+    store = Store(engine, AtRestCipher(provider=provider))
+    requests = PullStore(store)
+    policy = replace(POLICY, requests_days=90)
+    old = _request(store, closed_at=NOW - timedelta(days=91))
+    recent = _request(store, closed_at=NOW - timedelta(days=10))
+    lifecycle = Lifecycle(engine, store.cipher)
+    planned = plan_purge(lifecycle, policy, now=NOW, older_than=None)
+    assert [(c.kind, c.pk) for c in planned] == [(REQUEST, old)]
+    assert _request_blobs(engine, old)[0] != b""  # planning erased nothing
+
+    result = purge(lifecycle, policy, now=NOW)
+
+    old_record = requests.get(old)
+    assert old_record is not None and old_record.status == "delivered"  # the tombstone
+    assert result.purged[REQUEST] == [old_record.request_id]
+    assert _request_blobs(engine, old) == (b"", None, None)
+    with pytest.raises(RequestPurged):
+        requests.pupil(old)
+    assert requests.decline_text(old) is None
+    assert requests.events(old)[-1].code == "purged"
+    assert requests.pupil(recent)["bsn"] == "123456782"
+    assert requests.decline_text(recent) == "Decline-Marker"
+    assert _request_blobs(engine, recent)[2] is not None
+    entries = store.log_entries()
+    assert verify_chain(entries).ok
+    events = [e.event for e in entries if e.event.get("operation") == f"retention.{REQUEST}"]
+    assert events[0]["message_id"] == old_record.request_id and events[0]["direction"] == "in"
+    assert events[-1]["status"] == "purge_done" and events[-1]["count"] == "1"
+    assert not any("Shredded" in str(e.event) or "123456782" in str(e.event) for e in entries)
+
+
+def test_an_open_request_is_not_purged_and_older_than_overrides_the_period(
+    engine: Engine, provider: LocalKeyProvider
+) -> None:
+    store = Store(engine, AtRestCipher(provider=provider))
+    lifecycle = Lifecycle(engine, store.cipher)
+    closed = _request(store, closed_at=NOW - timedelta(hours=1), status="declined")
+    still_open = _request(store, closed_at=NOW - timedelta(days=400), status="accepted")
+    assert purge(lifecycle, POLICY, now=NOW).purged[REQUEST] == []
+    result = purge(lifecycle, POLICY, now=NOW, older_than=timedelta(0))
+    assert len(result.purged[REQUEST]) == 1
+    assert _request_blobs(engine, closed)[0] == b""
+    assert PullStore(store).pupil(still_open)["name"] == "Shredded"

@@ -38,7 +38,8 @@ def retention_group() -> None:
 def purge_command(
     config_file: Path | None, older_than: str | None, dry_run: bool, yes: bool, as_json: bool
 ) -> None:
-    """Erase received dossiers, undelivered payloads and failed messages past retention."""
+    """Erase received dossiers, undelivered payloads, failed messages and closed request
+    records past retention."""
     from oso_gateway.transfer.lifecycle import parse_duration, plan_purge, purge
 
     settings = settings_or_exit(config_file)
@@ -54,7 +55,7 @@ def purge_command(
             _report(planned, as_json=as_json)
             return
         if not yes:
-            click.confirm(f"erase the content of {len(planned)} message(s)?", abort=True)
+            click.confirm(f"erase the content of {len(planned)} item(s)?", abort=True)
         result = purge(lifecycle, settings.retention, now=now, older_than=age)
     except GatewayError as exc:
         fail(exc)

@@ -111,6 +111,7 @@ from oso_gateway.errors.privacy import (
     KeyStateError,
     KeyStillReferenced,
     ObjectionNotApplied,
+    RequestPurged,
     UnknownStorageKey,
 )
 from oso_gateway.errors.pull import (
@@ -281,6 +282,7 @@ __all__ = [
     "RequestInvalid",
     "RequestNotFound",
     "RequestPayloadInvalid",
+    "RequestPurged",
     "RequestSchoolMismatch",
     "RequestStateInvalid",
     "RequestTooLarge",

@@ -62,3 +62,12 @@ class ObjectionNotApplied(LocalError):
     prepared with the recorded objections): refused, nothing was queued."""
 
     code = "OSO-E542"
+
+
+class RequestPurged(LocalError):
+    """A closed dossier request's encrypted content (the pupil's facts, a decline text, the
+    parents' view) was erased by the retention purge; only its PII-free status remains."""
+
+    code = "OSO-E543"
+    http_status = 410
+    public_message = "The content of this request was purged under the retention policy."

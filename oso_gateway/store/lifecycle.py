@@ -8,7 +8,8 @@ up where it stopped (the work list is "every data key not under its active key")
 before data keys are re-encrypted under a data key of their own in the same way.
 
 The purge erases content by destroying its data key and ciphertext (crypto-shredding): dossier,
-index row, outbound payload and sealed envelope. PII-free metadata stays (the message row, its
+index row, outbound payload and sealed envelope; and a closed pull request's encrypted pupil
+facts, decline text, held dossier and inzage texts. PII-free metadata stays (the message row, its
 events, the transfer log), marked ``purged_at``. Each purged message and each run's count per
 kind is a transfer-log event, in the purge's own transaction.
 """
@@ -33,7 +34,12 @@ from oso_gateway.store.logchain import make_event
 RECEIVED = "received_dossier"
 OUTBOUND = "outbound_payload"
 REJECTED_FAILED = "rejected_failed"
-KINDS = (RECEIVED, OUTBOUND, REJECTED_FAILED)
+REQUEST = "request_record"
+KINDS = (RECEIVED, OUTBOUND, REJECTED_FAILED, REQUEST)
+
+#: a pull request in these states waits for nothing more (``transfer.pull.service.CLOSED``);
+#: its retention counts from its last status change (``updated_at``)
+CLOSED_REQUEST_STATUSES = ("delivered", "declined", "withdrawn", "expired")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +50,7 @@ class Cutoffs:
     received_unfetched: datetime
     outbound_undelivered: datetime
     rejected_failed: datetime
+    requests: datetime
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -342,6 +349,20 @@ class Lifecycle:
                 PurgeCandidate(pk=r[0], message_id=r[1], kind=REJECTED_FAILED, direction=r[2])
                 for r in failed
             ]
+            requests = session.execute(
+                select(m.PullRequest.id, m.PullRequest.request_id, m.PullRequest.side)
+                .where(
+                    m.PullRequest.status.in_(CLOSED_REQUEST_STATUSES),
+                    m.PullRequest.pupil_ciphertext != b"",
+                    m.PullRequest.updated_at < cutoffs.requests,
+                )
+                .order_by(m.PullRequest.id)
+                .limit(limit)
+            ).all()
+            found += [
+                PurgeCandidate(pk=r[0], message_id=r[1], kind=REQUEST, direction=_side(r[2]))
+                for r in requests
+            ]
             return found
 
         result = self._read(work)
@@ -355,6 +376,9 @@ class Lifecycle:
         def work(session: Session) -> None:
             events = []
             for cand in candidates:
+                if cand.kind == REQUEST:
+                    events += _purge_request(session, cand, outcome, now=now)
+                    continue
                 row = session.get(m.Message, cand.pk, with_for_update=True)
                 if row is None or row.purged_at is not None:
                     continue
@@ -463,6 +487,42 @@ def _shred_message(session: Session, row: m.Message) -> None:
     row.payload_ciphertext = None
     row.payload_data_key_id = None
     row.sealed = None
+
+
+def _purge_request(
+    session: Session, cand: PurgeCandidate, outcome: PurgeResult, *, now: datetime
+) -> list[dict[str, str]]:
+    """Erase one closed request record's encrypted content (pupil facts, decline text, held
+    dossier, the parents' view and waiver); the row stays as a PII-free tombstone with its
+    status and events, its pupil ciphertext emptied (``b""``: "purged")."""
+    row = session.get(m.PullRequest, cand.pk, with_for_update=True)
+    if row is None or row.pupil_ciphertext == b"" or row.status not in CLOSED_REQUEST_STATUSES:
+        return []  # already purged, or reopened meanwhile
+    row.pupil_ciphertext = b""
+    row.decline_text_ciphertext = None
+    row.held_ciphertext = None
+    session.execute(
+        update(m.InzageRecord)
+        .where(m.InzageRecord.request_pk == row.id)
+        .values(zienswijze_ciphertext=None, waiver_ciphertext=None)
+    )
+    session.add(m.PullRequestEvent(request_pk=row.id, at=now, status=row.status, code="purged"))
+    outcome.purged[REQUEST].append(row.request_id)
+    return [
+        make_event(
+            at=now,
+            kind="system",
+            status="purged",
+            operation=f"retention.{REQUEST}",
+            direction=cand.direction,
+            message_id=_loggable(row.request_id),
+        )
+    ]
+
+
+def _side(side: str) -> str:
+    """A request we sent went out; one we received came in (the log's direction)."""
+    return m.OUT if side == m.REQUESTER else m.IN
 
 
 def _loggable(message_id: str) -> str | None:

@@ -288,6 +288,10 @@ class PullStore:
         aad, blob, key_id = self._read(work)
         if blob is None:
             return None
+        if blob == b"" and column == "pupil_ciphertext":
+            from oso_gateway.errors import RequestPurged
+
+            raise RequestPurged(f"request row {pk}: its content was purged (retention)")
         return self.cipher.decrypt(blob, aad=aad, key_id=key_id)
 
     def pupil(self, pk: int) -> dict[str, Any]:

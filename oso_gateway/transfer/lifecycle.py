@@ -150,6 +150,7 @@ def cutoffs(
         received_unfetched=before(policy.received_unfetched_days),
         outbound_undelivered=before(policy.outbound_undelivered_days),
         rejected_failed=before(policy.rejected_failed_days),
+        requests=before(policy.requests_days),
     )
 
 
