@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -261,33 +262,26 @@ class Lifecycle:
         target = cipher.key_id
 
         def work(session: Session) -> int:
-            done = 0
-            requests = session.scalars(
-                select(m.PullRequest)
-                .where(m.PullRequest.key_id != target)
-                .order_by(m.PullRequest.id)
-                .limit(batch)
-                .with_for_update(skip_locked=True)
-            ).all()
-            for row in requests:
-                owner = f"{row.side}/{row.counterpart_oin}/{row.request_id}"
-                for column, what in _PULL_COLUMNS:
-                    _reencrypt(cipher, row, column, aad_for("pull_requests", owner, what))
-                row.key_id = target
-                done += 1
-            records = session.scalars(
-                select(m.InzageRecord)
-                .where(m.InzageRecord.key_id != target)
-                .order_by(m.InzageRecord.id)
-                .limit(batch - done)
-                .with_for_update(skip_locked=True)
-            ).all()
-            for rec in records:
-                owner = f"{rec.school}/{rec.request_pk}/{rec.pupil_hmac}"
-                for column, what in _INZAGE_COLUMNS:
-                    _reencrypt(cipher, rec, column, aad_for("inzage", owner, what))
-                rec.key_id = target
-                done += 1
+            done = _reencrypt_rows(
+                session,
+                cipher,
+                m.PullRequest,
+                _PULL_COLUMNS,
+                table="pull_requests",
+                owner=lambda row: f"{row.side}/{row.counterpart_oin}/{row.request_id}",
+                target=target,
+                limit=batch,
+            )
+            done += _reencrypt_rows(
+                session,
+                cipher,
+                m.InzageRecord,
+                _INZAGE_COLUMNS,
+                table="inzage",
+                owner=lambda rec: f"{rec.school}/{rec.request_pk}/{rec.pupil_hmac}",
+                target=target,
+                limit=batch - done,
+            )
             session.flush()
             return done
 
@@ -463,6 +457,33 @@ _PULL_COLUMNS = (
     ("held_ciphertext", "held"),
 )
 _INZAGE_COLUMNS = (("zienswijze_ciphertext", "view"), ("waiver_ciphertext", "waiver"))
+
+
+def _reencrypt_rows(
+    session: Session,
+    cipher: AtRestCipher,
+    model: Any,
+    columns: tuple[tuple[str, str], ...],
+    *,
+    table: str,
+    owner: Callable[[Any], str],
+    target: str,
+    limit: int,
+) -> int:
+    """Re-encrypt up to ``limit`` rows of ``model`` not yet under ``target``, column by column,
+    each bound to its table, owner and column (associated data); returns how many moved."""
+    rows = session.scalars(
+        select(model)
+        .where(model.key_id != target)
+        .order_by(model.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for row in rows:
+        for column, what in columns:
+            _reencrypt(cipher, row, column, aad_for(table, owner(row), what))
+        row.key_id = target
+    return len(rows)
 
 
 def _reencrypt(
