@@ -124,3 +124,20 @@ def postgres_schema_engine(url: str, prefix: str = "t") -> Iterator[Engine]:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated store engine on SQLite or on PostgreSQL (own schema per test); test files
+    that need another shape (unmigrated, one database only) define their own ``engine``."""
+    from oso_gateway.store import create_store_engine, upgrade
+
+    if request.param == "sqlite":
+        eng = create_store_engine(f"sqlite:///{tmp_path / 'gateway.sqlite'}")
+        upgrade(eng)
+        yield eng
+        eng.dispose()
+        return
+    with postgres_schema_engine(request.getfixturevalue("postgres_url"), "e") as eng:
+        upgrade(eng)
+        yield eng

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from conftest import postgres_schema_engine
 from sqlalchemy import Engine, delete, select, update
 
 from oso_gateway.errors import (
@@ -37,19 +35,6 @@ from oso_gateway.transfer.lifecycle import delete_key, list_keys, retire, rotate
 NOW = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 KEY = bytes(range(32))
 MARKER = b"Keyring-Marker-Pupil"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        eng = create_store_engine(f"sqlite:///{tmp_path / 'gateway.sqlite'}")
-        upgrade(eng)
-        yield eng
-        eng.dispose()
-        return
-    with postgres_schema_engine(request.getfixturevalue("postgres_url"), "k") as eng:
-        upgrade(eng)
-        yield eng
 
 
 @pytest.fixture

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import postgres_schema_engine
 from sqlalchemy import Engine, select, text
 
 from oso_gateway.cli import main
@@ -42,19 +40,6 @@ NOW = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
 KEY = bytes(range(32))
 MARKER = b"Shredding-Marker-Pupil-Content"
 POLICY = RetentionSettings()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        eng = create_store_engine(f"sqlite:///{tmp_path / 'gateway.sqlite'}")
-        upgrade(eng)
-        yield eng
-        eng.dispose()
-        return
-    with postgres_schema_engine(request.getfixturevalue("postgres_url"), "r") as eng:
-        upgrade(eng)
-        yield eng
 
 
 @pytest.fixture
