@@ -74,10 +74,6 @@ class ConnectionCaps:
             else:
                 del self._open[address]
 
-    def open_connections(self) -> int:
-        with self._lock:
-            return self._count
-
 
 def _peer_address(sock: socket.socket) -> str:
     try:

@@ -378,11 +378,6 @@ class _Parser:
         )
 
 
-def load_directory(path: Path) -> Directory:
-    """``Directory.load``, as a function."""
-    return Directory.load(path)
-
-
 def endpoint_problem(url: str) -> str | None:
     """Why ``url`` is not a usable gateway endpoint (an absolute https URL), or None."""
     try:
