@@ -50,7 +50,7 @@ def _sender(config_file: str, dossier_file: str) -> dict[str, object]:  # pragma
     from oso_gateway.store import models as m
     from oso_gateway.transfer.receive import School
     from oso_gateway.transfer.send import prepare_dossier
-    from oso_gateway.transfer.services import build_services
+    from oso_gateway.runtime import build_services
 
     services = build_services(load_settings(Path(config_file), {}))
     idle = _status_kib("self", "VmRSS")
