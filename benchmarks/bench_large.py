@@ -47,10 +47,10 @@ def _mb(kib: float) -> str:
 def _sender(config_file: str, dossier_file: str) -> dict[str, object]:  # pragma: no cover
     """In the sending child: prepare, queue and deliver one dossier; report its memory."""
     from oso_gateway.config import load_settings
+    from oso_gateway.runtime import build_services
     from oso_gateway.store import models as m
     from oso_gateway.transfer.receive import School
     from oso_gateway.transfer.send import prepare_dossier
-    from oso_gateway.runtime import build_services
 
     services = build_services(load_settings(Path(config_file), {}))
     idle = _status_kib("self", "VmRSS")
