@@ -154,6 +154,32 @@ def test_a_missing_or_forged_csrf_token_is_refused(app: Flask, store: Store, clo
     assert stolen.status_code == 400
 
 
+def _post_rules(app: Flask) -> list[str]:
+    return sorted(
+        rule.rule.replace("<int:pk>", "1").replace("<name>", VIEWER_NAME)
+        for rule in app.url_map.iter_rules()
+        if "POST" in (rule.methods or ())
+    )
+
+
+def test_every_console_post_form_refuses_a_missing_or_wrong_token(app: Flask) -> None:
+    posts = _post_rules(app)
+    assert {"/console/login", "/console/logout", "/console/transfers/1/retry"} <= set(posts)
+    client = app.test_client()
+    login(client, ADMIN_NAME)
+    good = csrf_of(client.get("/console/"))
+    # A well-signed token of another session, and this session's token tampered with.
+    foreign = csrf_of(app.test_client().get("/console/login"))
+    for path in posts:
+        for token in (None, "", "A" * 43, good[:-2] + "xx", foreign):
+            data = {} if token is None else {"csrf": token}
+            response = client.post(path, data={**data, "name": ADMIN_NAME, "password": PASSWORD})
+            assert response.status_code == 400, (path, token)
+            assert "security token" in response.get_data(as_text=True)
+    # Nothing happened: still logged in (logout was refused), the page still works.
+    assert client.get("/console/").status_code == 200
+
+
 def test_logins_are_audited_with_the_account_name(app: Flask, store: Store) -> None:
     client = app.test_client()
     assert login(client, VIEWER_NAME, "wrong-password-1").status_code == 401

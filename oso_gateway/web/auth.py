@@ -1,4 +1,4 @@
-"""Console authentication: argon2id password hashes, login throttling, CSRF tokens.
+"""Console authentication: argon2id password hashes, login throttling.
 
 * Passwords are hashed with argon2id (memory-hard; ``argon2-cffi``). A login for an unknown
   account verifies against a dummy hash, so it costs the same time as a wrong password.
@@ -7,17 +7,15 @@
   parallel guesses are counted too; a success takes it back). Past a few free failures each key
   is blocked for a delay that doubles with every further failure. During a block even the right
   password is refused.
-* Every form carries the session's CSRF token; ``csrf_ok`` compares in constant time.
+
+Form CSRF tokens are Flask-WTF's ``CSRFProtect`` (``oso_gateway.web.console``).
 """
 
 from __future__ import annotations
 
-import hmac
 import secrets
-from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -32,8 +30,6 @@ MIN_PASSWORD_LENGTH = 12
 ACCOUNT_POLICY = ThrottlePolicy(free_failures=3)
 #: one address may try more accounts (an office behind one NAT), but not without end
 ADDRESS_POLICY = ThrottlePolicy(free_failures=10)
-
-CSRF_KEY = "csrf"
 
 
 def hash_password(password: str) -> str:
@@ -93,19 +89,3 @@ def attempt_login(
             operators.set_password_hash(account.name, _HASHER.hash(password))
         return LoginResult(operator=account)
     return LoginResult()
-
-
-def csrf_token(session: MutableMapping[str, Any]) -> str:
-    """The session's CSRF token (created on first use)."""
-    token = session.get(CSRF_KEY)
-    if not isinstance(token, str):
-        token = secrets.token_urlsafe(32)
-        session[CSRF_KEY] = token
-    return token
-
-
-def csrf_ok(session: MutableMapping[str, Any], submitted: str | None) -> bool:
-    expected = session.get(CSRF_KEY)
-    if not isinstance(expected, str) or not submitted:
-        return False
-    return hmac.compare_digest(expected.encode(), submitted.encode())

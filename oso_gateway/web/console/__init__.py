@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from flask import Flask, Response, render_template
 from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from oso_gateway.errors import ConfigError
@@ -101,7 +102,16 @@ def create_console_app(
         PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.console.session_timeout),
         MAX_CONTENT_LENGTH=64 * 1024,
         MAX_FORM_MEMORY_SIZE=64 * 1024,
+        # Flask-WTF CSRF: the forms' field is ``csrf``; the views check it (after the login
+        # check, so an anonymous POST is told 401); a token lives as long as the session (whose
+        # timeouts are kept server-side); no Referer check on HTTPS, as the console sends
+        # ``Referrer-Policy: no-referrer`` (the SameSite=Strict cookie guards cross-site posts).
+        WTF_CSRF_FIELD_NAME="csrf",
+        WTF_CSRF_CHECK_DEFAULT=False,
+        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_SSL_STRICT=False,
     )
+    CSRFProtect(app)  # also the templates' ``csrf_token()``
     app.register_blueprint(
         console_blueprint(
             settings,

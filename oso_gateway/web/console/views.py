@@ -2,7 +2,8 @@
 
 Server-rendered pages, no JavaScript. Access: every page but the login page needs a logged-in
 operator (anonymous requests are redirected to the login page); retry and the operators page need
-the ``admin`` role (403 otherwise); every POST needs the session's CSRF token (400 otherwise).
+the ``admin`` role (403 otherwise); every POST needs the session's CSRF token (Flask-WTF's
+``CSRFProtect``; 400 otherwise).
 The role is read from the database on every request, so removing an account ends its sessions.
 """
 
@@ -30,6 +31,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import generate_csrf
 
 from oso_gateway.store import models as m
 from oso_gateway.store import transfer_listing as listing
@@ -171,14 +173,19 @@ def _gate() -> ResponseReturnValue | None:
             abort(401)
         return redirect(url_for("console.login"))
     g.operator = operator
-    if request.method == "POST" and not auth.csrf_ok(session, request.form.get("csrf")):
-        abort(400, "missing or wrong CSRF token")
+    if request.method == "POST":
+        _check_csrf()
     return None
+
+
+def _check_csrf() -> None:
+    """Flask-WTF's check of the form's ``csrf`` token against this session's (400 otherwise);
+    called after the login check, so an anonymous POST is still told 401."""
+    current_app.extensions["csrf"].protect()
 
 
 def _template_globals() -> dict[str, Any]:
     return {
-        "csrf_token": lambda: auth.csrf_token(session),
         "operator": g.get("operator"),
         "is_admin": getattr(g.get("operator"), "role", None) == ADMIN,
         "explain": q.explain,
@@ -204,8 +211,7 @@ def admin_only(view: _F) -> _F:
 def login() -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("console/login.html")
-    if not auth.csrf_ok(session, request.form.get("csrf")):
-        abort(400, "missing or wrong CSRF token")
+    _check_csrf()
     ctx = _ctx()
     name = (request.form.get("name") or "").strip()
     password = request.form.get("password") or ""
@@ -233,7 +239,7 @@ def login() -> ResponseReturnValue:
     ctx.operators.start_session(token, operator=result.operator.name, now=now)
     session.permanent = True
     session["sid"] = token
-    auth.csrf_token(session)
+    generate_csrf()  # this session's own token
     return redirect(url_for("console.dashboard"))
 
 
