@@ -64,7 +64,6 @@ from oso_gateway.transfer.services import (
 )
 from oso_gateway.web import create_app
 from oso_gateway.web.console import create_console_app, serve_console
-from oso_gateway.web.metrics import metrics_only_app
 
 log = logging.getLogger(__name__)
 
@@ -450,6 +449,8 @@ def start_console_in_thread(
 
 def start_metrics_in_thread(soap: RunningServer, *, port: int) -> RunningServer:
     """Serve the gateway app's ``/metrics`` over plain HTTP on this machine only."""
+    from oso_gateway.web.metrics import metrics_only_app  # prometheus-client: see web/app.py
+
     return start_plain_in_thread(metrics_only_app(soap.server.wsgi_app), port=port)
 
 

@@ -147,7 +147,7 @@ def test_a_new_operator_following_the_first_run_section_gets_a_delivered_dossier
         )
         with urllib.request.urlopen(metrics_url, timeout=10) as response:
             body = response.read().decode()
-        assert 'oso_gateway_messages{direction="in",status="imported"} 1' in body
+        assert 'oso_gateway_messages{direction="in",status="imported"} 1.0' in body
     finally:
         for server in servers:
             server.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,47 +11,13 @@ import pytest
 from _gateway_apps import World, two_gateways
 from click.testing import CliRunner
 from conftest import postgres_schema_engine
+from metrics_support import exposition, parse, value
 
 from oso_gateway.cli import main
 from oso_gateway.dossier.generator import generate_dossier
 from oso_gateway.store import AtRestCipher, Duplicate, Store, create_store_engine, upgrade
 from oso_gateway.store.logchain import make_event
 from oso_gateway.transfer import metrics
-
-_LINE = re.compile(
-    r"(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)"
-    r"(\{(?P<labels>([a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\n]|\\[\\\"n])*\",?)*)\})?"
-    r" (?P<value>[-+]?(\d+(\.\d+)?([eE][-+]?\d+)?|Inf|NaN))"
-)
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def parse(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample of an exposition, checking the format line by line."""
-    samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
-    typed: set[str] = set()
-    assert text.endswith("\n")
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            _hash, _type, name, kind = line.split(" ")
-            assert kind in {"gauge", "counter", "histogram"}
-            typed.add(name)
-            continue
-        if line.startswith("# HELP "):
-            continue
-        match = _LINE.fullmatch(line)
-        assert match, f"not exposition format: {line!r}"
-        name = match["name"]
-        assert re.sub(r"_(bucket|sum|count)$", "", name) in typed or name in typed
-        labels = frozenset(_LABEL.findall(match["labels"] or ""))
-        samples[(name, labels)] = float(match["value"])
-    return samples
-
-
-def value(
-    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
-) -> float:
-    return samples[(name, frozenset(labels.items()))]
 
 
 @pytest.fixture
@@ -94,7 +59,7 @@ def test_metrics_count_messages_rejections_latency_and_outbox_after_real_transfe
     assert retried == 2
     assert value(sent, "oso_gateway_outbound_delivery_seconds_count") == 2
     assert value(sent, "oso_gateway_outbound_delivery_seconds_sum") == pytest.approx(60, abs=1)
-    assert value(sent, "oso_gateway_outbound_delivery_seconds_bucket", le="10") == 0
+    assert value(sent, "oso_gateway_outbound_delivery_seconds_bucket", le="10.0") == 0
     assert value(sent, "oso_gateway_outbound_delivery_seconds_bucket", le="+Inf") == 2
 
     received = parse(world.metrics(world.receiver_app))
@@ -141,43 +106,6 @@ def test_metrics_show_how_far_the_transfer_log_is_ahead_of_its_last_anchor(world
     assert abs(age) < 60  # anchored just now (by the real clock; the test's clock is set apart)
 
 
-def test_render_escapes_label_values_and_writes_help_and_type() -> None:
-    family = metrics.Family("oso_test_total", "counter", "A test.")
-    family.add(3, issuer='CN=A "quoted"\\back\nslash')
-    text = metrics.render([family])
-    assert text.splitlines() == [
-        "# HELP oso_test_total A test.",
-        "# TYPE oso_test_total counter",
-        'oso_test_total{issuer="CN=A \\"quoted\\"\\\\back\\nslash"} 3',
-    ]
-    assert value(parse(text), "oso_test_total", issuer='CN=A \\"quoted\\"\\\\back\\nslash') == 3
-
-
-def test_histogram_buckets_are_cumulative_and_end_with_the_count() -> None:
-    family = metrics.histogram("oso_h_seconds", "H.", {(): [0.2, 3.0, 3.0, 99999.0]})
-    samples = parse(metrics.render([family]))
-    assert value(samples, "oso_h_seconds_bucket", le="0.1") == 0
-    assert value(samples, "oso_h_seconds_bucket", le="0.25") == 1
-    assert value(samples, "oso_h_seconds_bucket", le="5") == 3
-    assert value(samples, "oso_h_seconds_bucket", le="86400") == 3
-    assert value(samples, "oso_h_seconds_bucket", le="+Inf") == 4
-    assert value(samples, "oso_h_seconds_count") == 4
-    assert value(samples, "oso_h_seconds_sum") == pytest.approx(100005.2)
-
-
-def test_request_timer_counts_each_request_in_its_bucket() -> None:
-    timer = metrics.RequestTimer(buckets=(0.1, 1.0))
-    for seconds in (0.05, 0.1, 0.5, 7.0):
-        timer.observe("/x", "GET", 200, seconds)
-    samples = parse(metrics.render([timer.family()]))
-    labels = {"endpoint": "/x", "method": "GET", "status": "200"}
-    name = "oso_gateway_http_request_duration_seconds"
-    assert value(samples, f"{name}_bucket", **labels, le="0.1") == 2
-    assert value(samples, f"{name}_bucket", **labels, le="1") == 3
-    assert value(samples, f"{name}_bucket", **labels, le="+Inf") == 4
-    assert value(samples, f"{name}_sum", **labels) == pytest.approx(7.65)
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A migrated store on SQLite or on PostgreSQL (own schema per test)."""
@@ -217,14 +145,14 @@ def test_store_metrics_on_each_database_latency_buckets_and_incremental_rejectio
     _rejected(store, "OSO-E431", t0)
 
     def scrape() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-        return parse(metrics.render(metrics.store_families(store, now=t0)))
+        return parse(exposition(metrics.store_families(store, now=t0)))
 
     first = scrape()
     name = "oso_gateway_outbound_delivery_seconds"
     assert value(first, f"{name}_bucket", le="0.25") == 1
-    assert value(first, f"{name}_bucket", le="60") == 2
-    assert value(first, f"{name}_bucket", le="3600") == 2
-    assert value(first, f"{name}_bucket", le="21600") == 3
+    assert value(first, f"{name}_bucket", le="60.0") == 2
+    assert value(first, f"{name}_bucket", le="3600.0") == 2
+    assert value(first, f"{name}_bucket", le="21600.0") == 3
     assert value(first, f"{name}_count") == 3
     assert value(first, f"{name}_sum") == pytest.approx(7245.2, abs=0.01)
     assert value(first, "oso_gateway_rejections_total", code="OSO-E431") == 1
@@ -234,3 +162,23 @@ def test_store_metrics_on_each_database_latency_buckets_and_incremental_rejectio
     assert value(again, "oso_gateway_rejections_total", code="OSO-E431") == 2
     assert value(again, "oso_gateway_rejections_total", code="OSO-E202") == 1
     assert value(again, "oso_gateway_messages", direction="out", status="delivered") == 3
+
+
+def test_each_app_times_its_own_requests_in_its_own_registry(world: World) -> None:
+    client = world.receiver_app.test_client()
+    for _ in range(3):
+        assert client.get("/healthz").status_code == 200
+    assert client.get("/no-such-page").status_code == 404
+    received = parse(world.metrics(world.receiver_app))
+    name = "oso_gateway_http_request_duration_seconds"
+    healthz = {"endpoint": "/healthz", "method": "GET", "status": "200"}
+    assert value(received, f"{name}_count", **healthz) == 3
+    assert value(received, f"{name}_bucket", **healthz, le="+Inf") == 3
+    assert value(received, f"{name}_bucket", **healthz, le="86400.0") == 3
+    assert 0 < value(received, f"{name}_sum", **healthz) < 60
+    unmatched = {"endpoint": "unmatched", "method": "GET", "status": "404"}
+    assert value(received, f"{name}_count", **unmatched) == 1
+    assert not [n for n, _labels in received if n.endswith("_created")]  # none, as before
+    # The other gateway's app (same process) has a registry of its own: none of these.
+    sent = parse(world.metrics(world.sender_app))
+    assert (f"{name}_count", frozenset(healthz.items())) not in sent

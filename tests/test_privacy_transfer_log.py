@@ -121,7 +121,7 @@ def test_no_marker_name_or_bsn_reaches_log_output_exports_metrics_or_log_lines(
     }
     assert rejected[unmandated] == "OSO-E431"
     assert rejected[badbsn].startswith("OSO-E1")
-    assert 'oso_gateway_rejections_total{code="OSO-E431"} 1' in outputs[-1]
+    assert 'oso_gateway_rejections_total{code="OSO-E431"} 1.0' in outputs[-1]
     assert "OSO-E431" in caplog.text  # the receiver did log the rejection, by its code
 
     everything = "\n".join([*outputs, caplog.text])

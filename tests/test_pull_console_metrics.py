@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from console_support import VIEWER_NAME, add_operator, cheap_hasher, console_app, login
+from metrics_support import exposition
 from pull_pair import NEW, OLD, dossier, make_pull_pair, pupil_of
 
-from oso_gateway.transfer.metrics import pull_request_family, render
+from oso_gateway.transfer.metrics import pull_request_family
 
 
 def test_expired_and_declined_requests_show_in_the_console_and_the_metrics(
@@ -28,12 +29,12 @@ def test_expired_and_declined_requests_show_in_the_console_and_the_metrics(
         pp.drain()
         pp.clock.advance(timedelta(days=pp.new.pull.settings.expire_days, hours=1))
 
-        text = render([pull_request_family(pp.new.store, now=pp.clock())])
-        assert 'oso_gateway_pull_requests{side="requester",status="declined"} 1' in text
-        assert 'oso_gateway_pull_requests{side="requester",status="expired"} 1' in text
-        old_text = render([pull_request_family(pp.old.store, now=pp.clock())])
-        assert 'oso_gateway_pull_requests{side="holder",status="received"} 1' in old_text
-        assert 'oso_gateway_pull_requests{side="holder",status="overdue"} 1' in old_text
+        text = exposition([pull_request_family(pp.new.store, now=pp.clock())])
+        assert 'oso_gateway_pull_requests{side="requester",status="declined"} 1.0' in text
+        assert 'oso_gateway_pull_requests{side="requester",status="expired"} 1.0' in text
+        old_text = exposition([pull_request_family(pp.old.store, now=pp.clock())])
+        assert 'oso_gateway_pull_requests{side="holder",status="received"} 1.0' in old_text
+        assert 'oso_gateway_pull_requests{side="holder",status="overdue"} 1.0' in old_text
 
         add_operator(pp.new.store, VIEWER_NAME, "viewer")
         client = console_app(tmp_path, pp.new.store, clock=pp.clock).test_client()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import signal
 import threading
 from pathlib import Path
@@ -18,7 +19,12 @@ from typing import TYPE_CHECKING
 import click
 
 from oso_gateway.commands.db import config_option, fail, settings_or_exit
-from oso_gateway.commands.supervise import Supervisor, outbox_worker_process, stop_on_signals
+from oso_gateway.commands.supervise import (
+    Supervisor,
+    outbox_worker_process,
+    shared_metrics_dir,
+    stop_on_signals,
+)
 from oso_gateway.config import Settings
 from oso_gateway.errors import ConfigError, GatewayError, SchemaNotCurrent
 from oso_gateway.protocol import SOAP_PATH
@@ -118,6 +124,7 @@ def serve_command(
     port = settings.server.port if port is None else port
     if workers > 1 and port == 0:
         fail(ConfigError("--workers needs a fixed port"), status=2)
+    metrics_dir, temporary = shared_metrics_dir()  # before prometheus-client is imported
     running = _start(
         settings, port=port, threads=threads, workers=workers, outbox=outbox and not outbox_workers
     )
@@ -156,6 +163,8 @@ def serve_command(
         running.stop()
         supervisor.drain(timeout=30)
         running.services.close()
+        if temporary:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         click.echo("stopped")
 
 

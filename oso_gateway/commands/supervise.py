@@ -6,6 +6,10 @@ Two kinds: extra **receivers** (``--workers N``: N-1 processes beside the first,
 with SO_REUSEPORT) and **outbox workers** (``--outbox-workers M``). The transfer log stays one
 chain whatever their number (appends are serialised by the store), and only the first process
 anchors it.
+
+Metrics: ``shared_metrics_dir`` sets ``PROMETHEUS_MULTIPROC_DIR`` for the first process and (by
+inheritance) every child, so prometheus-client adds up the request counts of all of them; the
+files of a child that ended are marked dead (``mark_process_dead``) before it is started again.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +32,33 @@ log = logging.getLogger(__name__)
 #: a child that dies sooner than this after its start counts towards the back-off
 _QUICK_DEATH = 5.0
 _MAX_BACKOFF = 30.0
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def shared_metrics_dir() -> tuple[Path, bool]:
+    """prometheus-client's multi-process directory for this ``serve`` and its children: the
+    operator's ``PROMETHEUS_MULTIPROC_DIR`` emptied of an earlier run's files, or a fresh
+    temporary one (then True: remove it at the end). Call it before prometheus-client is
+    imported (it picks its value store at import)."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+    else:
+        path = Path(tempfile.mkdtemp(prefix="oso-gateway-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(path)
+    return path, not given
+
+
+def _metrics_process_dead(pid: int | None) -> None:
+    """Tell prometheus-client's multi-process mode that ``pid`` ended (its live gauges go; its
+    counters and histograms stay in the sums)."""
+    if pid is not None and os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 @dataclass
@@ -74,6 +106,7 @@ class Supervisor:
             if slot.process is None or slot.process.is_alive() or now < slot.not_before:
                 continue
             code = slot.process.exitcode
+            _metrics_process_dead(slot.process.pid)
             quick = now - slot.started_at < _QUICK_DEATH
             slot.backoff = min(max(slot.backoff * 2, 1.0), _MAX_BACKOFF) if quick else 0.0
             if slot.backoff and slot.not_before <= slot.started_at:

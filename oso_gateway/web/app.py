@@ -9,7 +9,6 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from oso_gateway.web import soap
-from oso_gateway.web.metrics import metrics_blueprint
 
 if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.config import Settings
@@ -19,6 +18,10 @@ if TYPE_CHECKING:  # pragma: no cover
 def create_app(settings: Settings, *, services: GatewayServices) -> Flask:
     """The gateway's WSGI app: SOAP endpoint, ``/healthz``, ``/readyz``, ``/metrics``, over
     ``services`` (the wired receive service, store, directory …: ``runtime.build_services``)."""
+    # Imported here, not at the top: prometheus-client picks its single- or multi-process value
+    # store when first imported, which must come after ``serve`` set PROMETHEUS_MULTIPROC_DIR.
+    from oso_gateway.web.metrics import metrics_blueprint
+
     app = Flask("oso_gateway")
     app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_request_bytes
     app.extensions[soap.RECEIVER_KEY] = services.receiver

@@ -1,8 +1,14 @@
-"""``GET /metrics``: Prometheus text format (``oso_gateway.transfer.metrics``).
+"""``GET /metrics``: the Prometheus text format (0.0.4), written by prometheus-client.
 
-``metrics_blueprint(settings)`` also times every request of the app it is registered on (the
-``oso_gateway_http_request_duration_seconds`` histogram). The gateway's services are taken from
-``app.extensions["oso_services"]`` (set by ``create_app``).
+``metrics_blueprint(settings)`` gives its app a ``CollectorRegistry`` of its own (no state shared
+between apps, so tests stay apart) holding the gateway's collector (``transfer.metrics``: what
+the store, the certificates and the CRLs say at scrape time) and the request histogram
+``oso_gateway_http_request_duration_seconds``, which times every request of the app.
+
+Several processes (``serve --workers N``): the supervisor sets ``PROMETHEUS_MULTIPROC_DIR``
+before any of them imports prometheus-client; each process then writes its request histogram to
+that directory and every scrape, whichever process answers it, adds up all of them
+(prometheus-client's multi-process mode).
 
 The endpoint sits behind the server's mutual TLS like everything else; its labels hold no pupil
 data, but restrict it to your monitoring (e.g. a reverse proxy) if peers should not see it.
@@ -10,27 +16,65 @@ data, but restrict it to your monitoring (e.g. a reverse proxy) if peers should 
 
 from __future__ import annotations
 
+import os
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, g, request
+from prometheus_client import (
+    CollectorRegistry,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    values,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
 
-from oso_gateway.transfer import metrics
+from oso_gateway.transfer.metrics import LATENCY_BUCKETS, GatewayCollector
 
 if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.config import Settings
 
 SERVICES_KEY = "oso_services"
-TIMER_KEY = "oso_request_timer"
+REGISTRY_KEY = "oso_metrics_registry"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# No ``*_created`` series (the multi-process mode has none, and our page never had them).
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+
+def multiprocess_dir() -> str | None:
+    """The shared directory of prometheus-client's multi-process mode (None: single process).
+    It must have been set before prometheus-client was imported: the library picks its value
+    store at import."""
+    path = os.environ.get(MULTIPROC_ENV)
+    if path and values.ValueClass is values.MutexValue:
+        raise RuntimeError(f"{MULTIPROC_ENV} was set after prometheus-client was imported")
+    return path or None
 
 
 def metrics_blueprint(settings: Settings) -> Blueprint:
-    """The ``/metrics`` blueprint with its own request timer (one per app)."""
+    """The ``/metrics`` blueprint with its own registry and request histogram (one per app)."""
     del settings  # the services carry the settings; kept for a uniform blueprint signature
     bp = Blueprint("metrics", __name__)
-    timer = metrics.RequestTimer()
-    bp.record_once(lambda state: state.app.extensions.__setitem__(TIMER_KEY, timer))
+    registry = CollectorRegistry()
+    shared = multiprocess_dir()
+    requests = Histogram(
+        "oso_gateway_http_request_duration_seconds",
+        "HTTP request handling time by endpoint, method and status (all serve processes).",
+        ("endpoint", "method", "status"),
+        buckets=LATENCY_BUCKETS,
+        registry=None if shared else registry,  # multi-process: read back from the files
+    )
+    if shared:
+        MultiProcessCollector(registry, path=shared)  # type: ignore[no-untyped-call]
+
+    def _register(app: Any) -> None:
+        registry.register(GatewayCollector(app.extensions[SERVICES_KEY]))
+        app.extensions[REGISTRY_KEY] = registry
+
+    bp.record_once(lambda state: _register(state.app))
 
     @bp.before_app_request
     def _start() -> None:
@@ -41,29 +85,23 @@ def metrics_blueprint(settings: Settings) -> Blueprint:
         started = g.pop("oso_request_started", None)
         if started is not None:
             rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-            timer.observe(rule, request.method, response.status_code, time.perf_counter() - started)
+            labels = requests.labels(rule, request.method, str(response.status_code))
+            labels.observe(time.perf_counter() - started)
         return response
 
-    @bp.get("/metrics")
-    def _metrics() -> Response:
-        return _exposition(current_app.extensions[SERVICES_KEY], timer)
-
+    bp.add_url_rule("/metrics", "metrics", lambda: _exposition(registry))
     return bp
 
 
-def _exposition(services: Any, timer: metrics.RequestTimer) -> Response:
-    clock = getattr(services, "clock", None)
-    now = clock() if clock is not None else datetime.now(UTC)
-    body = metrics.render(metrics.gather(services, now=now, timer=timer))
-    return Response(body, mimetype=None, content_type=metrics.CONTENT_TYPE)
+def _exposition(registry: CollectorRegistry) -> Response:
+    return Response(generate_latest(registry), mimetype=None, content_type=CONTENT_TYPE)
 
 
 def metrics_only_app(gateway_app: Flask) -> Flask:
     """A WSGI app answering only ``GET /metrics``, with the numbers of ``gateway_app`` (its
-    services and its request timer): for the optional plain listener on 127.0.0.1
-    (``server.metrics_port``), so a local scraper needs no client certificate."""
-    services = gateway_app.extensions[SERVICES_KEY]
-    timer = gateway_app.extensions[TIMER_KEY]
+    registry): for the optional plain listener on 127.0.0.1 (``server.metrics_port``), so a
+    local scraper needs no client certificate."""
+    registry = gateway_app.extensions[REGISTRY_KEY]
     app = Flask("oso_gateway_metrics")
-    app.add_url_rule("/metrics", "metrics", lambda: _exposition(services, timer))
+    app.add_url_rule("/metrics", "metrics", lambda: _exposition(registry))
     return app
