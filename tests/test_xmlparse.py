@@ -115,6 +115,24 @@ def test_markup_count_agrees_with_a_plain_count(limit: int) -> None:
             assert (counts.tags, counts.equals) == (raw.count(b"<"), raw.count(b"="))
 
 
+def test_markup_count_windows_cover_dense_markup_after_a_long_gap() -> None:
+    # dense markup, a long run without any (base64), dense markup again: the windows shrink
+    # over the gap and grow again, and every token is still counted
+    raw = b"<r>" + b'<a b="1"/>' * 2000 + b"<c>" + b"A" * 300_000 + b"</c>" + b'<a b="1"/>' * 2000
+    raw += b"</r>"
+    counts = xmlparse.markup_counts(raw, 100_000)
+    assert (counts.tags, counts.equals) == (raw.count(b"<"), raw.count(b"="))
+
+
+@pytest.mark.parametrize("offset", range(0, 24))
+def test_every_declaration_is_counted_wherever_the_windows_end(offset: int) -> None:
+    # a run of declarations longer than several windows: whichever byte a window ends on, an
+    # ``xmlns`` that straddles the end is counted once, none twice
+    raw = b"<r" + b" " * offset + _decls(3000) + b"/>"
+    counts = xmlparse.markup_counts(raw, 100_000)
+    assert counts.declarations == raw.count(b"xmlns") == 3000
+
+
 # --- one negative test per limit, each with its own code ----------------------------------------
 
 
@@ -196,3 +214,28 @@ def _all_subclasses(cls: type) -> set[type]:
     for sub in cls.__subclasses__():
         found |= _all_subclasses(sub)
     return found
+
+
+def test_the_per_thread_parser_is_not_shared_and_recovers_from_an_error() -> None:
+    # each thread reuses its own parser: a refused document leaves nothing behind for the next,
+    # and threads parsing at once each get their own tree
+    import threading
+
+    with pytest.raises(xmlparse.XmlParseError):
+        parse_xml(b"<r><unclosed></r>")
+    assert parse_xml(b"<r><a/></r>").getroot()[0].tag == "a"
+    results: dict[int, str] = {}
+
+    def work(n: int) -> None:
+        for _ in range(200):
+            root = parse_xml(b"<r%d>" % n + b"<a/>" * n + b"</r%d>" % n).getroot()
+            assert len(root) == n
+        results[n] = root.tag
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(1, 6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {n: f"r{n}" for n in range(1, 6)}
+    assert xmlparse._parser() is xmlparse._parser()

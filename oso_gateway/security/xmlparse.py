@@ -16,6 +16,8 @@ a dozen attributes) pays almost nothing beyond the parse.
 
 from __future__ import annotations
 
+import functools
+import threading
 from dataclasses import dataclass
 
 from lxml import etree
@@ -80,17 +82,25 @@ PARSE_ERROR_CODES = frozenset(
 )
 
 
+#: One parser per thread: lxml parsers must not be shared between threads, and a fresh parser
+#: sets up libxml2's parser context again for every document (as much as the parse of a small one).
+_PARSERS = threading.local()
+
+
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        remove_comments=False,
-        remove_pis=False,
-        huge_tree=True,  # large base64 attachments; the limits above bound the rest
-        collect_ids=False,
-    )
+    parser: etree.XMLParser | None = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            remove_comments=False,
+            remove_pis=False,
+            huge_tree=True,  # large base64 attachments; the limits above bound the rest
+            collect_ids=False,
+        )
+    return parser
 
 
 def parse_xml(data: bytes, *, limits: ParseLimits = DEFAULT_LIMITS) -> etree._ElementTree:
@@ -127,24 +137,36 @@ def parse_xml(data: bytes, *, limits: ParseLimits = DEFAULT_LIMITS) -> etree._El
     return tree
 
 
-#: Window of the markup count: a run of this many bytes is counted at once; the gaps between
-#: markup (base64, long text) are skipped by ``bytes.find`` (memchr) instead.
-_WINDOW = 1 << 16
+#: Windows of the markup count: a run of bytes from one occurrence on is counted at once (C speed);
+#: the gaps between markup (base64, long text) are skipped by ``bytes.find`` (memchr) instead. A
+#: window starts at 1 KiB and doubles while the markup stays dense, so a short envelope before a
+#: long base64 run, or the padding ``=`` of each attachment, is not counted 64 KiB at a time.
+_MIN_WINDOW = 1 << 10
+_MAX_WINDOW = 1 << 16
+
+
+def _next_window(window: int, gap: int) -> int:
+    """The next window: twice as big when the markup went on right after the last one (a gap
+    shorter than the smallest window), else the smallest again."""
+    return min(window * 2, _MAX_WINDOW) if gap < _MIN_WINDOW else _MIN_WINDOW
 
 
 def _count_capped(raw: bytes, byte: bytes, cap: int) -> int:
     """Occurrences of ``byte`` in ``raw``; may stop early once the count exceeds ``cap``.
 
-    ``bytes.count`` of one byte runs at about 1.5 GB/s; ``bytes.find`` (memchr) several times
-    faster. So: find the next occurrence, count one window from there, repeat. At most
-    ``len(raw) / _WINDOW`` rounds; a message that is mostly base64 is crossed at memchr speed.
+    ``bytes.count`` of one byte runs at a few GB/s; ``bytes.find`` (memchr) several times
+    faster. So: find the next occurrence, count one window from there, repeat. Each round finds at
+    least one occurrence and crosses at least ``_MIN_WINDOW`` bytes: at most
+    ``min(cap, len(raw) / _MIN_WINDOW) + 1`` rounds. A message that is mostly base64 is crossed at
+    memchr speed.
     """
-    found, pos, end = 0, 0, len(raw)
+    found, pos, end, window = 0, 0, len(raw), _MIN_WINDOW // 2
     while pos < end:
         hit = raw.find(byte, pos)
         if hit < 0:
             break
-        stop = min(hit + _WINDOW, end)
+        window = _next_window(window, hit - pos)
+        stop = min(hit + window, end)
         found += raw.count(byte, hit, stop)
         if found > cap:
             break
@@ -174,16 +196,17 @@ def markup_counts(raw: bytes, limit: int) -> MarkupCounts:
 def _count_equals(raw: bytes, tags: int, cap: int) -> MarkupCounts:
     """Occurrences of ``=``, and of ``xmlns`` and ``:`` in the windows around them (a
     declaration's ``xmlns`` and an attribute's prefix sit a name's length before its ``=``);
-    stops early past ``cap``."""
+    stops early past ``cap``. An ``xmlns`` that straddles the end of a window is counted in it."""
     found = declarations = colons = pos = 0
-    end = len(raw)
+    end, window = len(raw), _MIN_WINDOW // 2
     while pos < end:
         hit = raw.find(b"=", pos)
         if hit < 0:
             break
-        start, stop = max(pos, hit - 64), min(hit + _WINDOW, end)
+        window = _next_window(window, hit - pos)
+        start, stop = max(pos, hit - 64), min(hit + window, end)
         found += raw.count(b"=", hit, stop)
-        declarations += raw.count(b"xmlns", start, stop)
+        declarations += raw.count(b"xmlns", start, min(stop + 4, end))
         colons += raw.count(b":", start, stop)
         if found > cap:
             break
@@ -205,6 +228,12 @@ def _check_forbidden_nodes(root: etree._Element) -> None:
         raise XmlForbiddenConstruct("processing instructions are not allowed")
 
 
+@functools.lru_cache(maxsize=64)
+def _xpath(expression: str) -> etree.XPath:
+    """A compiled XPath (the limits' expressions are few and fixed: compile each once)."""
+    return etree.XPath(expression)
+
+
 def _check_shape_limits(
     root: etree._Element, limits: ParseLimits, counts: MarkupCounts, *, size: int
 ) -> None:
@@ -217,25 +246,26 @@ def _check_shape_limits(
     """
     equals = counts.equals
     if counts.tags > limits.max_elements:
-        count = root.xpath("count(descendant-or-self::*)")
+        count = _xpath("count(descendant-or-self::*)")(root)
         assert isinstance(count, float)
         if count > limits.max_elements:
             raise XmlTooManyElements(f"more than {limits.max_elements} elements")
-    if root.xpath("boolean(" + "/*" * (limits.max_depth + 1) + ")"):
+    deeper = _xpath("boolean(" + "/*" * (limits.max_depth + 1) + ")")
+    if counts.tags > limits.max_depth and deeper(root):  # a chain of n elements needs n "<"
         raise XmlTooDeep(f"element nesting deeper than {limits.max_depth}")
     most = limits.max_attributes_per_element
-    if equals > most and root.xpath(f"boolean(descendant-or-self::*[@*[{most + 1}]])"):
+    if equals > most and _xpath(f"boolean(descendant-or-self::*[@*[{most + 1}]])")(root):
         raise XmlTooManyAttributes(f"an element carries more than {most} attributes")
     qualified = limits.max_namespaced_attributes
-    if counts.colons > qualified and root.xpath(
+    if counts.colons > qualified and _xpath(
         f"boolean((descendant-or-self::*/@*[namespace-uri() != ''])[{qualified + 1}])"
-    ):
+    )(root):
         raise XmlTooManyNamespacedAttributes(f"more than {qualified} namespaced attributes")
     if counts.declarations > min(limits.max_namespaces_per_element, limits.max_namespaces):
         _check_namespace_declarations(root, limits)
-    if size > limits.max_text and root.xpath(
+    if size > limits.max_text and _xpath(
         f"boolean(descendant-or-self::text()[string-length() > {limits.max_text}])"
-    ):
+    )(root):
         raise XmlTextTooLong(f"a text node is longer than {limits.max_text} characters")
 
 
