@@ -114,7 +114,15 @@ def parse_xml(data: bytes, *, limits: ParseLimits = DEFAULT_LIMITS) -> etree._El
     if not data or (bytes(data[:64]).isspace() and bytes(data).isspace()):
         raise XmlParseError("empty input")
     raw = bytes(data)
-    counts = markup_counts(raw, limits.max_markup)
+    counts = markup_counts(
+        raw,
+        limits.max_markup,
+        names_above=min(
+            limits.max_namespaces_per_element,
+            limits.max_namespaces,
+            limits.max_namespaced_attributes,
+        ),
+    )
     if counts.tags + counts.equals > limits.max_markup:
         raise XmlTooMuchMarkup(f"more than {limits.max_markup} markup tokens")
     if counts.declarations > limits.max_namespaces:
@@ -180,16 +188,27 @@ class MarkupCounts:
 
     tags: int  #: ``<``: every element, comment and processing instruction opens with one
     equals: int  #: ``=``: every attribute and namespace declaration has one
-    declarations: int  #: ``xmlns`` near an ``=`` (bounds the namespace declarations)
-    colons: int  #: ``:`` near an ``=`` (bounds the namespace-qualified attributes)
+    #: ``xmlns`` near an ``=`` (bounds the namespace declarations), or ``equals`` (see below)
+    declarations: int
+    #: ``:`` near an ``=`` (bounds the namespace-qualified attributes), or ``equals``
+    colons: int
 
 
-def markup_counts(raw: bytes, limit: int) -> MarkupCounts:
+def markup_counts(raw: bytes, limit: int, *, names_above: int = 0) -> MarkupCounts:
     """Count ``raw``'s markup in one cheap scan (see ``_count_capped``); the counts bound the
-    elements, the attributes and the declarations before a tree exists."""
+    elements, the attributes and the declarations before a tree exists.
+
+    ``xmlns`` and ``:`` are looked for only when there are more than ``names_above`` ``=``: with
+    fewer, ``equals`` itself bounds both (each declaration and each attribute has its own ``=``)
+    and is reported for them. A dossier has a few dozen ``=`` (its attachments' padding).
+    """
     tags = _count_capped(raw, b"<", limit)
     if tags > limit:
         return MarkupCounts(tags, 0, 0, 0)
+    if names_above > 0:
+        equals = _count_capped(raw, b"=", min(limit - tags, names_above))
+        if equals <= names_above:
+            return MarkupCounts(tags, equals, equals, equals)
     return _count_equals(raw, tags, limit - tags)
 
 
