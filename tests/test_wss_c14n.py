@@ -15,7 +15,7 @@ import pytest
 from _wss_support import OIN2, dev_now, dev_trust, identity, policy, seal_1_to_2
 from lxml import etree
 
-from oso_gateway.security.c14n import exc_c14n, wrapped_c14n_digest
+from oso_gateway.security.c14n import deep_copy, exc_c14n, wrapped_c14n_digest
 from oso_gateway.security.namespaces import SOAP, WSU, q
 from oso_gateway.security.wss import open_message
 from oso_gateway.security.xmlparse import parse_xml
@@ -83,3 +83,14 @@ def test_vector_payloads_round_trip(path: Path) -> None:
     )
     assert exc_c14n(opened.payload) == exc_c14n(payload)
     assert opened.payload_digest == sealed.payload_digest
+
+
+def test_deep_copy_copies_the_whole_subtree_and_shares_nothing() -> None:
+    root = etree.fromstring(b'<r xmlns:a="urn:a"><a:b x="1">t<c/>u</a:b>tail</r>')
+    original = root[0]
+    clone = deep_copy(original)
+    assert clone is not original and clone.getparent() is None
+    assert etree.tostring(clone, method="c14n") == etree.tostring(original, method="c14n")
+    clone[0].set("y", "2")
+    clone.text = "changed"
+    assert original[0].get("y") is None and original.text == "t"

@@ -474,12 +474,13 @@ def _check_timestamp(
     return created, expires
 
 
-#: Every ID-like attribute (wsu:Id, and unqualified Id, ID, id, and xml:id) of the subtree: a
-#: union of name tests, not a string function per attribute (an element flood or an element
-#: with many attributes costs no more than walking their names).
-_ID_ATTRIBUTES = etree.XPath(
-    " | ".join(f"descendant-or-self::*/@{name}" for name in ("Id", "ID", "id", "wsu:Id", "xml:id")),
-    namespaces={"wsu": WSU, "xml": XML},
+#: The ID-like attributes: wsu:Id, and unqualified Id, ID, id, and xml:id (Clark names).
+_ID_NAMES = frozenset({"Id", "ID", "id", _WSU_ID, q(XML, "id")})
+#: Every attribute of the subtree whose local name is one of theirs (a superset of the ID-like
+#: ones, narrowed by ``_ID_NAMES``): one walk inside libxml2 that compares each attribute's local
+#: name, not one walk per name. An attribute flood is bounded by the parser's markup limit.
+_ID_CANDIDATES = etree.XPath(
+    "descendant-or-self::*/@*[local-name() = 'Id' or local-name() = 'ID' or local-name() = 'id']"
 )
 
 
@@ -487,10 +488,12 @@ def _id_index(*roots: etree._Element) -> dict[str, list[etree._Element]]:
     """Every element carrying an ID-like attribute, by value (one element may carry several)."""
     index: dict[str, list[etree._Element]] = {}
     for root in roots:
-        found = _ID_ATTRIBUTES(root)
+        found = _ID_CANDIDATES(root)
         assert isinstance(found, list)
         for attribute in found:
             assert isinstance(attribute, etree._ElementUnicodeResult)
+            if attribute.attrname not in _ID_NAMES:
+                continue
             el = attribute.getparent()
             assert el is not None
             elements_with_it = index.setdefault(str(attribute), [])
