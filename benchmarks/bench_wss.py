@@ -2,9 +2,9 @@
 
 For generated dossiers of 30 KB, 2 MB and 50 MB (``--quick``: 30 KB and 2 MB) this reports the
 median time of ``seal`` and of ``open_message`` next to the sum of the primitive operations each one
-cannot avoid, and the ratio (target ≤ 1.5×). Peak memory of seal and of open on the largest
-dossier is measured in a fresh child process (peak RSS during the call − RSS before it, relative
-to the message size; target < 4×).
+cannot avoid, and the ratio. Targets: open ≤ 1.3× its floor at every size (issue 14), seal ≤ 1.5×.
+Peak memory of seal and of open on the largest dossier is measured in a fresh child process (peak
+RSS during the call − RSS before it, relative to the message size; target < 4×).
 
 Seal floor: exclusive C14N + SHA-256 of the Body content and of the small signed headers, the
 SHA-256 of the payload's C14N that the API returns (``payload_digest``, a second pass over the same
@@ -14,7 +14,11 @@ base64 spliced in as bytes, the cheapest way; a plain ``etree.tostring`` is show
 Open floor: lxml parse of the message, base64 decode, RSA-OAEP unwrap, AES-256-GCM decryption,
 lxml parse of the decrypted body, C14N + SHA-256 of the Body content and the headers, the
 ``payload_digest`` SHA-256, one RSA verification. The signer's certificate path and CRL checks are
-shown for reference but are not in the floor (they cost the same for every message size).
+shown for reference but are not in the floor (they cost the same for every message size, and a
+path already verified within its validity window is served from the trust config's cache).
+What the floor leaves out, and the 1.3× must cover, is the checking only open does: the hardened
+parser's markup scans and shape limits on both documents, the envelope's structure, the signature's
+references and the ID index, the certificate from the token and the timestamp.
 """
 
 from __future__ import annotations
@@ -51,7 +55,8 @@ DEV_PKI = REPO / "certs" / "dev"
 SENDER_OIN = "00000001000000000001"
 RECIPIENT_OIN = "00000001000000000002"
 NOW = datetime.now(UTC)  # the dev PKI is valid around now, not at a fixed date
-TARGET_RATIO = 1.5
+#: the most each may cost, as a multiple of its floor
+TARGET_RATIO = {"seal": 1.5, "open": 1.3}
 TARGET_MEMORY = 4.0
 
 FULL_SIZES_KB = (30, 2 * 1024, 50 * 1024)
@@ -314,7 +319,8 @@ def run(report: Report, quick: bool) -> None:
     if quick:
         summary.append("memory: measured in the full run only (50 MB; small sizes are noise)")
     report.section(
-        f"wss: summary (targets: ≤ {TARGET_RATIO}x floor, peak memory < {TARGET_MEMORY}x message)"
+        f"wss: summary (targets: open ≤ {TARGET_RATIO['open']}x floor, seal ≤ "
+        f"{TARGET_RATIO['seal']}x, peak memory < {TARGET_MEMORY}x message)"
     )
     for text in summary:
         report.line(text, "")
@@ -361,7 +367,8 @@ def _bench_one(report: Report, parties: Parties, dossier: bytes, *, quick: bool)
     }
     for op in ("seal", "open"):
         ratio = took[op] / floor[op]
-        verdict = "ok" if ratio <= TARGET_RATIO else f"OVER the {TARGET_RATIO}x target"
+        target = TARGET_RATIO[op]
+        verdict = "ok" if ratio <= target else f"OVER the {target}x target"
         report.line(f"{op} floor (sum of its primitives)", _fmt_s(floor[op]))
         report.line(f"{op}", _fmt_s(took[op]), f"{ratio:.2f}x floor, {verdict}")
     with_checks = floor["open"] + costs[CERT_PATH]
