@@ -767,3 +767,40 @@ def test_rule_fires_on_a_mutated_official_example(
     assert _codes(errors) == {code}, [(f.code, f.path) for f in errors]
     assert path in {f.path for f in errors}
     _assert_no_pii(errors, extra=tuple(v for v in pii if len(v) >= 4))
+
+
+# --- one walk for the elements the checks iterate -----------------------------------------------
+
+
+def test_the_checks_iterate_only_names_collected_in_the_one_walk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from oso_gateway.dossier.rules.context import ITER_NAMES, _Ctx
+
+    asked: set[str] = set()
+    iterate = _Ctx.iter
+
+    def spy(self: _Ctx, name: str):  # type: ignore[no-untyped-def]
+        asked.add(name)
+        return iterate(self, name)
+
+    monkeypatch.setattr(_Ctx, "iter", spy)
+    for overstap, soort in (
+        ("POVO", "overstapdossier"),
+        ("POPO", "overstapdossier"),
+        ("VOSWV", "swv-dossier"),
+        ("POSWV", "swv-dossier"),
+    ):
+        check_rules(build_dossier(overstap=overstap, overdrachtsoort=soort), now=NOW)
+    for path in official_examples():
+        check_rules(parse_xml(path.read_bytes()).getroot(), now=NOW)
+    assert asked and asked <= set(ITER_NAMES)
+
+
+def test_iterating_a_name_outside_the_walk_still_finds_every_element_in_order() -> None:
+    from oso_gateway.dossier.rules.context import ITER_NAMES, _Ctx
+
+    root = build_dossier()
+    ctx = _Ctx(root, NOW)
+    for name in (*ITER_NAMES, "adres", "naam", "nummer"):
+        assert list(ctx.iter(name)) == list(root.iter(q(name)))

@@ -216,7 +216,7 @@ def find_path(root: etree._Element, path: str) -> list[etree._Element]:
     current = [root]
     for step in path.split("/"):
         tag = q(step)
-        current = [child for el in current for child in el if child.tag == tag]
+        current = [child for el in current for child in el.iterchildren(tag)]
         if not current:
             break
     return current

@@ -18,13 +18,13 @@ def element_path(el: etree._Element, suffix: str | None = None) -> str:
     node: etree._Element | None = el
     while node is not None:
         name = etree.QName(node).localname
-        parent = node.getparent()
-        if parent is not None:
-            same = [c for c in parent if c.tag == node.tag]
-            if len(same) > 1:
-                name += f"[{same.index(node) + 1}]"
+        tag = node.tag
+        # siblings of the same name, counted inside libxml2 (a long list is not copied per step)
+        before = sum(1 for _ in node.itersiblings(tag, preceding=True))
+        if before or next(node.itersiblings(tag), None) is not None:
+            name += f"[{before + 1}]"
         parts.append(name)
-        node = parent
+        node = node.getparent()
     path = "/" + "/".join(reversed(parts))
     return f"{path}/{suffix}" if suffix else path
 
@@ -60,9 +60,12 @@ def _is_true(el: etree._Element | None) -> bool:
     return _text(el) in ("true", "1")
 
 
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
 def _date(el: etree._Element | None) -> date | None:
     """An xs:date value (an optional time zone suffix is ignored), or None."""
-    m = re.match(r"(\d{4})-(\d{2})-(\d{2})", _text(el))
+    m = _DATE.match(_text(el))
     if m is None:
         return None
     try:
