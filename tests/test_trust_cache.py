@@ -11,11 +11,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from _wss_support import dev_now, identity, policy, sample_payload, seal_1_to_2
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from oso_gateway import errors
 from oso_gateway.security import keys, pki, trust
 from oso_gateway.security.trust import TrustConfig, verify_certificate
+from oso_gateway.security.wss import open_message
 
 DEV = Path(__file__).resolve().parent.parent / "certs" / "dev"
 OIN = "00000001000000000001"
@@ -194,3 +197,45 @@ def test_the_cache_keeps_only_the_most_recently_used_entries() -> None:
     cache.put("c", 3)
     assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, None, 3)
     assert len(cache) == 2
+
+
+# --- the DER of a certificate object, remembered (no re-encoding per verification) ---------------
+
+
+def test_der_of_is_each_objects_own_encoding_even_when_ids_are_reused() -> None:
+    ders = [_read(f"gateway-{oin}.crt.pem") for oin in (OIN, "00000001000000000002")]
+    expected = [keys.load_certificate(pem).public_bytes(Encoding.DER) for pem in ders]
+    for round_ in range(50):  # objects die and new ones may take their ids
+        pem = ders[round_ % 2]
+        cert = keys.load_certificate(pem)
+        assert trust.der_of(cert) == expected[round_ % 2]
+        assert trust.der_of(cert) is trust.der_of(cert)  # remembered for the same object
+        del cert
+
+
+def test_a_revoked_signer_is_refused_by_open_after_its_messages_were_accepted() -> None:
+    # the same signer certificate (same DER, same cached object) under a config whose CRL now
+    # revokes it: refused, not served from the earlier config's success
+    config, at = _trust(), dev_now()
+    sealed = seal_1_to_2(sample_payload())
+    me = [identity("00000001000000000002")]
+    open_message(sealed.data, identities=me, trust=config, policy=policy(), now=at)
+    signer = identity(OIN).certificate
+    issuing = pki.Authority(
+        certificate=_cert("issuing-ca.crt.pem"),
+        key=keys.load_private_key(_read("issuing-ca.key.pem")),
+    )
+    revoking = pki.make_crl(
+        issuer=issuing,
+        this_update=at - timedelta(minutes=30),
+        next_update=at + timedelta(days=7),
+        revoked=[(signer.serial_number, at - timedelta(minutes=30))],
+        number=98,
+    )
+    newer = replace(config, crls=(config.crls[0], revoking))
+    for _ in range(2):
+        with pytest.raises(errors.SignerUntrusted) as info:
+            open_message(sealed.data, identities=me, trust=newer, policy=policy(), now=at)
+        assert info.value.cause_code == errors.CertificateRevoked.code
+    # the first config still accepts it (its own cache, its own CRL)
+    open_message(sealed.data, identities=me, trust=config, policy=policy(), now=at)

@@ -24,10 +24,11 @@ from _wss_support import seal_1_to_2 as seal_msg
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
 from oso_gateway.errors import CrlMissing, SealError
-from oso_gateway.security import xmlenc
+from oso_gateway.security import wss, xmlenc
 from oso_gateway.security.c14n import exc_c14n
 from oso_gateway.security.namespaces import DS, EC, KT_RSA_OAEP, SOAP, WSA, WSSE, WSU, XENC, q
 from oso_gateway.security.trust import TrustConfig
@@ -205,3 +206,18 @@ def test_missing_crl_is_our_problem_and_passes_through_unwrapped() -> None:
         )
     assert info.value.code == "OSO-E305"
     assert info.value.transient
+
+
+def test_the_signer_certificate_is_kept_by_its_exact_bytes_and_a_failure_is_not() -> None:
+    one = identity(OIN1).certificate.public_bytes(Encoding.DER)
+    other = identity(OIN2).certificate.public_bytes(Encoding.DER)
+    first, _key = wss._load_certificate(one)
+    assert wss._load_certificate(bytes(one))[0] is first  # equal bytes, another object: kept
+    assert wss._load_certificate(other)[0].serial_number != first.serial_number
+    broken = one[:-1] + bytes([one[-1] ^ 1])  # one bit off: another key, parsed afresh
+    assert wss._load_certificate(broken)[0] is not first
+    before = wss._load_certificate.cache_info().currsize
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            wss._load_certificate(b"\x30\x03\x02\x01\x00")
+    assert wss._load_certificate.cache_info().currsize == before

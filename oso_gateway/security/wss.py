@@ -9,6 +9,7 @@ is described for other implementers in ``docs/protocol.md``.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import uuid
@@ -20,6 +21,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from lxml import etree
 
 from oso_gateway.errors import (
@@ -476,19 +478,17 @@ def _check_timestamp(
 
 #: The ID-like attributes: wsu:Id, and unqualified Id, ID, id, and xml:id (Clark names).
 _ID_NAMES = frozenset({"Id", "ID", "id", _WSU_ID, q(XML, "id")})
-#: Every attribute of the subtree whose local name is one of theirs (a superset of the ID-like
-#: ones, narrowed by ``_ID_NAMES``): one walk inside libxml2 that compares each attribute's local
-#: name, not one walk per name. An attribute flood is bounded by the parser's markup limit.
-_ID_CANDIDATES = etree.XPath(
-    "descendant-or-self::*/@*[local-name() = 'Id' or local-name() = 'ID' or local-name() = 'id']"
-)
+#: Every attribute of the subtree, in one walk inside libxml2 (a name test per ID name would walk
+#: five times, and a string function per attribute costs more than the walk); their names are
+#: then looked up in ``_ID_NAMES``. An attribute flood is bounded by the parser's markup limit.
+_ATTRIBUTES = etree.XPath("descendant-or-self::*/@*")
 
 
 def _id_index(*roots: etree._Element) -> dict[str, list[etree._Element]]:
     """Every element carrying an ID-like attribute, by value (one element may carry several)."""
     index: dict[str, list[etree._Element]] = {}
     for root in roots:
-        found = _ID_CANDIDATES(root)
+        found = _ATTRIBUTES(root)
         assert isinstance(found, list)
         for attribute in found:
             assert isinstance(attribute, etree._ElementUnicodeResult)
@@ -502,14 +502,22 @@ def _id_index(*roots: etree._Element) -> dict[str, list[etree._Element]]:
     return index
 
 
+@functools.lru_cache(maxsize=256)
+def _load_certificate(der: bytes) -> tuple[x509.Certificate, PublicKeyTypes]:
+    """The certificate of exactly these DER bytes and its public key (a pure function of the
+    bytes, kept for the few peers a gateway sees again and again: the same object comes back, so
+    the trust config's caches find it without encoding it again). A failure is not kept."""
+    cert = x509.load_der_x509_certificate(der)
+    return cert, cert.public_key()  # the key is decoded lazily: an odd one fails here
+
+
 def _token_certificate(token: etree._Element) -> tuple[x509.Certificate, rsa.RSAPublicKey]:
     """The signer's certificate and its RSA public key; E224 for anything unusable."""
     if token.get("ValueType") != VALUE_X509V3 or token.get("EncodingType") != ENCODING_BASE64:
         raise SignerTokenInvalid("the BinarySecurityToken is not a base64 X509v3 token")
     text = text_only(token, "wsse:BinarySecurityToken")
     try:
-        cert = x509.load_der_x509_certificate(primitives.b64decode(text))
-        key = cert.public_key()  # decoded lazily: an odd key fails here, not at load
+        cert, key = _load_certificate(primitives.b64decode(text))
     except (ValueError, UnsupportedAlgorithm):
         raise SignerTokenInvalid("the BinarySecurityToken holds no usable certificate") from None
     if not isinstance(key, rsa.RSAPublicKey):
