@@ -30,7 +30,7 @@ def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def sha256_hex(data: bytes) -> str:
+def sha256_hex(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
@@ -61,7 +61,7 @@ def aes_gcm_encrypt(key: bytes, plaintext: bytes) -> tuple[bytes, bytes]:
     return iv, AESGCM(key).encrypt(iv, plaintext, None)
 
 
-def aes_gcm_decrypt(key: bytes, data: bytes | memoryview) -> bytes:
+def aes_gcm_decrypt(key: bytes, data: bytes | bytearray | memoryview) -> bytes:
     """Decrypt ``IV || ciphertext || tag`` (xmlenc11 aes-gcm CipherValue layout).
 
     Raises ``ValueError`` when the data is too short and ``cryptography.exceptions.InvalidTag``

@@ -52,8 +52,8 @@ from oso_gateway.errors import (
 )
 from oso_gateway.limits import MAX_MESSAGE_BYTES
 from oso_gateway.protocol import is_oin
-from oso_gateway.security import primitives, xmldsig, xmlenc
-from oso_gateway.security.c14n import exc_c14n, wrapped_c14n_digest
+from oso_gateway.security import largetext, primitives, xmldsig, xmlenc
+from oso_gateway.security.c14n import exc_c14n, is_canonical, wrapped_c14n_digest
 from oso_gateway.security.keys import MIN_RSA_BITS
 from oso_gateway.security.namespaces import (
     DS,
@@ -97,6 +97,9 @@ _MAX_HEADER_TEXT = 2048
 #: bytes of ciphertext base64-encoded at a time while writing a sealed message (a multiple of 3,
 #: so the pieces concatenate without padding)
 _B64_CHUNK = 3 * 1024 * 1024
+#: a CipherValue of at least this many bytes is decoded straight from the message's bytes, not
+#: parsed into the envelope's tree first (``largetext``)
+_CUT_MIN = 1024 * 1024
 _UUID_URN_RE = re.compile(r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -566,7 +569,7 @@ def _trailing_ws(data: bytes) -> int:
 
 
 def _unwrap_and_decrypt(
-    ek: xmlenc.ParsedEncryptedKey, private_key: rsa.RSAPrivateKey, raw: bytes
+    ek: xmlenc.ParsedEncryptedKey, private_key: rsa.RSAPrivateKey, raw: bytes | bytearray
 ) -> bytes:
     """Unwrap the content key and decrypt ``raw``, failing alike whether or not OAEP succeeded.
 
@@ -589,7 +592,7 @@ def _unwrap_and_decrypt(
 
 
 def open_message(
-    data: bytes,
+    data: bytes | bytearray,
     *,
     identities: Sequence[Identity],
     trust: TrustConfig,
@@ -603,6 +606,9 @@ def open_message(
     identifiers, the key's addressing, the signature's structure and where each reference points,
     the signer's certificate path and the SignatureValue over SignedInfo; only a message signed
     by a trusted signer is then decrypted and has its references' digests computed.
+
+    A ``bytearray`` is taken over: it is emptied as soon as the ciphertext is out of it, so that
+    the largest message is not held twice (bytes are left alone).
     """
     if now.tzinfo is None:
         raise TypeError("now must be timezone-aware")
@@ -613,12 +619,14 @@ def open_message(
     envelope_limits = replace(
         limits, max_markup=policy.max_envelope_markup, max_elements=policy.max_envelope_elements
     )
-    shape = _check_shape(parse_xml(data, limits=envelope_limits).getroot())
+    root, message = _parse_envelope(data, envelope_limits)
+    del data  # the message's bytes live on in ``message`` until the ciphertext is decoded
+    shape = _check_shape(root)
     header = _check_headers(shape, now, policy)
     ek, identity = _addressed_key(shape, identities, policy)
     signed = _check_signature_structure(shape)
     signer = _authenticate_signer(shape, signed, header, trust, now)
-    content = _decrypt_body(shape, ek, identity, limits)
+    content = _decrypt_body(shape, ek, identity, limits, message)
     _check_digests(shape, signed, content)
     to = _text(shape.addressing["To"], "To")
     if policy.expected_to is not None and to != policy.expected_to:
@@ -638,6 +646,48 @@ def open_message(
         payload_digest=content.payload_digest,
         recipient_oin=identity.oin,
     )
+
+
+@dataclass(kw_only=True)
+class _Message:
+    """The message's bytes while its ciphertext is still read from them (a cut message)."""
+
+    data: bytes | bytearray | None
+    cut: largetext.Cut | None = None
+    #: the CipherValue element whose text was cut out of the envelope
+    holder: etree._Element | None = None
+
+    def ciphertext(self, cipher_value: etree._Element) -> bytearray:
+        """The decoded CipherValue (E206 when malformed), read from the message's bytes."""
+        if self.cut is None or self.data is None or cipher_value is not self.holder:
+            raise SecurityHeaderInvalid("the CipherValue is not the one cut from the message")
+        with memoryview(self.data) as view:
+            return xmlenc.decode_cipher_bytes(view[self.cut.run_start : self.cut.run_end])
+
+    def release(self) -> None:
+        """Let go of the message's bytes (a bytearray handed to ``open_message`` is emptied)."""
+        if isinstance(self.data, bytearray):
+            self.data.clear()
+        self.data = None
+
+
+def _parse_envelope(
+    data: bytes | bytearray, limits: ParseLimits
+) -> tuple[etree._Element, _Message]:
+    """The envelope's root: parsed without its large CipherValue text when ``largetext`` can cut
+    it out unchanged (the bytes are kept for decoding it), otherwise parsed whole."""
+    cut = None
+    if len(data) <= limits.max_bytes:
+        cut = largetext.cut_ciphertext(data, min_size=_CUT_MIN, max_tags=limits.max_markup)
+    if cut is not None and largetext.same_counts(data, cut, limit=limits.max_markup):
+        root = parse_xml(cut.envelope, limits=limits).getroot()
+        holder = cut.holder(root)
+        if holder is not None:
+            return root, _Message(data=data, cut=cut, holder=holder)
+    whole = bytes(data) if isinstance(data, bytearray) else data
+    message = _Message(data=data)
+    message.release()
+    return parse_xml(whole, limits=limits).getroot(), message
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -774,21 +824,35 @@ class _Content:
     """The decrypted Body content and what its digest needs."""
 
     payload: etree._Element
-    payload_c14n: bytes
+    payload_c14n: bytes | memoryview
     payload_digest: str
     before: str
     after: str
 
 
 def _decrypt_body(
-    shape: _Shape, ek: xmlenc.ParsedEncryptedKey, identity: Identity, limits: ParseLimits
+    shape: _Shape,
+    ek: xmlenc.ParsedEncryptedKey,
+    identity: Identity,
+    limits: ParseLimits,
+    message: _Message,
 ) -> _Content:
     """Unwrap the key, decrypt the Body content and parse it (untrusted XML, same limits); the
-    EncryptedData leaves the Body, which is then digested as if it held the payload."""
+    EncryptedData leaves the Body, which is then digested as if it held the payload.
+
+    At most two buffers of the payload's size live at once: the ciphertext and the plaintext,
+    then the plaintext and its tree (whether the plaintext is canonical is checked on a copy
+    with its long text runs cut out, ``c14n.is_canonical``; when it is, the digests are computed
+    over it).
+    """
     cipher_value = xmlenc.cipher_value_of(shape.encrypted_data)
     cipher_text = text_only(cipher_value, "EncryptedData CipherValue")
     cipher_value.text = None
-    raw = xmlenc.decode_cipher_value(cipher_text)
+    if message.cut is None:
+        raw: bytes | bytearray = xmlenc.decode_cipher_value(cipher_text)
+    else:
+        raw = message.ciphertext(cipher_value)
+    message.release()
     del cipher_text
     plaintext = _unwrap_and_decrypt(ek, identity.private_key, raw)
     del raw
@@ -806,15 +870,22 @@ def _decrypt_body(
         shape.encrypted_data.tail or ""
     )
     payload = payload_tree.getroot()
-    payload_c14n = exc_c14n(payload)
-    canonical = len(plaintext) - before_ws - after_ws == len(payload_c14n) and (
-        plaintext.startswith(payload_c14n, before_ws)
-    )
-    del plaintext, payload_tree
-    if not canonical:
+    stop = len(plaintext) - after_ws
+    payload_c14n: bytes | memoryview
+
+    def parse(document: bytes) -> etree._Element:
+        return parse_xml(document, limits=limits).getroot()
+
+    if is_canonical(plaintext, payload, start=before_ws, stop=stop, parse=parse):
+        payload_c14n = (
+            plaintext if before_ws == after_ws == 0 else (memoryview(plaintext)[before_ws:stop])
+        )
+    else:
         # Another stack serialised the content its own way (or something outside the signature,
         # such as a comment or an unused namespace declaration, was added): hand on exactly what
         # the signature covers, the canonical form.
+        payload_c14n = exc_c14n(payload)
+        del plaintext, payload_tree, payload
         payload = parse_xml(payload_c14n, limits=limits).getroot()
     shape.body.text = None
     shape.body.remove(shape.encrypted_data)

@@ -24,7 +24,7 @@ from oso_gateway.errors import (
     KeyTransportRejected,
     SecurityHeaderInvalid,
 )
-from oso_gateway.security import primitives
+from oso_gateway.security import largetext, primitives
 from oso_gateway.security.namespaces import (
     DIGEST_SHA1,
     DIGEST_SHA256,
@@ -284,7 +284,19 @@ def decode_cipher_value(cipher_text: str) -> bytes:
     return raw
 
 
-def decrypt(key: bytes, raw: bytes) -> bytes:
+def decode_cipher_bytes(text: memoryview) -> bytearray:
+    """``decode_cipher_value`` of a CipherValue's text read from the message's bytes: decoded
+    piecewise into one buffer, without a copy of the text (``largetext``)."""
+    try:
+        raw = largetext.decode_base64(text)
+    except ValueError:
+        raise CipherDataMalformed("EncryptedData CipherValue is not valid base64") from None
+    if len(raw) < primitives.GCM_IV_BYTES + primitives.GCM_TAG_BYTES:
+        raise CipherDataMalformed("EncryptedData is shorter than IV + tag")
+    return raw
+
+
+def decrypt(key: bytes, raw: bytes | bytearray) -> bytes:
     """AES-256-GCM decrypt ``IV || ciphertext || tag``; ``DecryptionFailed`` for a bad tag."""
     try:
         return primitives.aes_gcm_decrypt(key, raw)

@@ -27,9 +27,11 @@ import os
 import secrets
 import unicodedata
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from oso_gateway.errors import AtRestDecryptionError, ConfigError
@@ -59,6 +61,23 @@ class DataKey:
 def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
     nonce = os.urandom(NONCE_BYTES)
     return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+#: plaintext encrypted at a time by ``seal_parts``
+_SEAL_CHUNK = 4 * 1024 * 1024
+
+
+def seal_parts(key: bytes, plaintext: bytes, aad: bytes) -> Iterator[bytes]:
+    """``_seal(key, plaintext, aad)`` in pieces (nonce, ciphertext, tag), made one by one: a
+    large dossier is written at rest without a second buffer of its size."""
+    nonce = os.urandom(NONCE_BYTES)
+    encryptor = Cipher(algorithms.AES(key), modes.GCM(nonce)).encryptor()
+    encryptor.authenticate_additional_data(aad)
+    yield nonce
+    with memoryview(plaintext) as view:
+        for at in range(0, len(view), _SEAL_CHUNK):
+            yield encryptor.update(view[at : at + _SEAL_CHUNK])
+    yield encryptor.finalize() + encryptor.tag
 
 
 def _open(key: bytes, blob: bytes, aad: bytes) -> bytes:

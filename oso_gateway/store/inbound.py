@@ -7,18 +7,22 @@ gets ``Duplicate`` with the winner's row (and its receipt), never an exception."
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
+from sqlalchemy import Connection, func, insert
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from oso_gateway.store import models as m
 from oso_gateway.store import translog
+from oso_gateway.store.crypto import seal_parts
 from oso_gateway.store.dossiers import DossierSearch
+from oso_gateway.store.keyring import NONCE_BYTES, TAG_BYTES
 from oso_gateway.store.messages import MessageQueries
 from oso_gateway.store.records import (
     AfterInsert,
@@ -158,13 +162,15 @@ class InboundRepository(MessageQueries, DossierSearch):
             "size": len(dossier),
             "key_id": data_key.kek_id,
             "data_key_id": data_key.id,
-            "ciphertext": cipher.seal(
-                data_key.key, dossier, aad=dossier_aad(dossier_id, message_id)
-            ),
             "imported_at": now,
         }
+        aad = dossier_aad(dossier_id, message_id)
         return _DossierRows(
             dossier=dossier_row,
+            ciphertext=_Sealed(
+                size=NONCE_BYTES + len(dossier) + TAG_BYTES,
+                parts=lambda: seal_parts(data_key.key, dossier, aad),
+            ),
             index=self._index_row(dossier_id, pupil, data_key),
             data_key=data_key_values(data_key, now),
         )
@@ -216,11 +222,35 @@ class InboundRepository(MessageQueries, DossierSearch):
         return self._write(work)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
+class _Sealed:
+    """A dossier's ciphertext at rest (``size`` bytes), made while it is written."""
+
+    size: int
+    parts: Callable[[], Iterator[bytes]]
+
+    def whole(self) -> bytes | bytearray:
+        """All of it in one buffer (filled piece by piece: no second copy of a large one)."""
+        if self.size < _BLOB_MIN:
+            return b"".join(self.parts())
+        out, filled = bytearray(self.size), 0
+        for part in self.parts():
+            out[filled : filled + len(part)] = part
+            filled += len(part)
+        assert filled == self.size
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
 class _DossierRows:
     dossier: dict[str, object]
+    ciphertext: _Sealed
     index: dict[str, object]
     data_key: dict[str, object]
+
+
+#: a dossier ciphertext at least this large is written into SQLite in place (``_insert_dossier``)
+_BLOB_MIN = 1024 * 1024
 
 
 def _inbound_message_values(
@@ -293,6 +323,28 @@ def _insert_import(
     )
     if rows is not None:
         connection.execute(insert(m.DataKeyRow), rows.data_key)
-        connection.execute(insert(m.Dossier), {**rows.dossier, "message_pk": pk})
+        _insert_dossier(connection, {**rows.dossier, "message_pk": pk}, rows.ciphertext)
         connection.execute(insert(m.DossierIndex), rows.index)
     return inbound_record(pk, message_values)
+
+
+def _insert_dossier(connection: Connection, values: dict[str, object], sealed: _Sealed) -> None:
+    """Insert the dossier row with its ciphertext.
+
+    On SQLite a large ciphertext is never held whole: the row is inserted with a zeroblob of
+    its size, and the dossier is encrypted straight into it piece by piece (incremental blob
+    I/O, in the same transaction). The insert itself still costs about twice the size for a
+    moment (the zeroblob is not the table's last column, so SQLite expands it into the row's
+    record), as binding the bytes would (the binding's copy, then the record).
+    """
+    if connection.dialect.name != "sqlite" or sealed.size < _BLOB_MIN:
+        connection.execute(insert(m.Dossier), {**values, "ciphertext": sealed.whole()})
+        return
+    statement = insert(m.Dossier).values(ciphertext=func.zeroblob(sealed.size))
+    rowid = connection.execute(statement, values).lastrowid
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    with driver.blobopen(m.Dossier.__tablename__, "ciphertext", rowid) as blob:
+        for part in sealed.parts():
+            blob.write(part)
+        assert blob.tell() == sealed.size

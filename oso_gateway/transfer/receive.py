@@ -48,7 +48,7 @@ from oso_gateway.errors import (
     UnexpectedAction,
 )
 from oso_gateway.security.trust import TrustConfig
-from oso_gateway.security.wss import Identity, OpenedMessage, OpenPolicy, open_message
+from oso_gateway.security.wss import Identity, OpenPolicy, open_message
 from oso_gateway.transfer import wire
 from oso_gateway.transfer.handlers.base import Inbound
 from oso_gateway.transfer.handlers.receipt import seal_receipt
@@ -76,7 +76,7 @@ class StoredReceipt:
     receipt: bytes
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class InboundImport:
     """Everything stored in the one import transaction."""
 
@@ -100,6 +100,12 @@ class InboundImport:
     relates_to: str | None = None
     #: the message kind's own rows, written in the import transaction
     persist: Persist | None = None
+
+    def take_tree(self) -> etree._Element | None:
+        """The dossier element, handed over once: the store reads the searchable fields from
+        it and lets go of it before it writes (the tree is as large as the dossier)."""
+        tree, self.tree = self.tree, None
+        return tree
 
 
 class DuplicateMessage(Exception):
@@ -202,17 +208,23 @@ class ReceiveService:
             by_endpoint.setdefault(served.endpoint, []).append(served)
         self.config, self._by_endpoint = config, by_endpoint
 
-    def handle(self, data: bytes, *, now: datetime | None = None) -> ReceiveResult:
+    def handle(self, data: bytes | bytearray, *, now: datetime | None = None) -> ReceiveResult:
+        """Open, check and import one message; the answer to send back.
+
+        A ``bytearray`` is handed over: it is emptied once the ciphertext has been read from it
+        (``open_message``), so that the largest message is not held while its dossier is.
+        """
         now = now or self.clock()
         seen = _Seen()
+        size = len(data)
         try:
-            return self._accept(data, now, seen)
+            return self._accept(data, size, now, seen)
         except GatewayError as exc:
-            return self.reject(exc, now=now, size=len(data), seen=seen)
+            return self.reject(exc, now=now, size=size, seen=seen)
         except Exception as exc:  # last resort: a bug on peer input is still answered and recorded
             log.exception("unexpected %s handling an inbound message", type(exc).__name__)
             error = InternalError(f"unexpected {type(exc).__name__}")
-            return self.reject(error, now=now, size=len(data), seen=seen)
+            return self.reject(error, now=now, size=size, seen=seen)
 
     def reject(
         self,
@@ -252,7 +264,39 @@ class ReceiveService:
 
     # --- the steps ---------------------------------------------------------------------------
 
-    def _accept(self, data: bytes, now: datetime, seen: _Seen) -> ReceiveResult:
+    def _accept(
+        self, data: bytes | bytearray, size: int, now: datetime, seen: _Seen
+    ) -> ReceiveResult:
+        record = self._prepare(data, size, now, seen)
+        if isinstance(record, ReceiveResult):
+            return record  # a duplicate, answered with its original receipt
+        # Only the record holds the dossier's tree now: the store lets go of it once it has read
+        # the searchable fields, before it writes (the largest dossier's tree is ~70 MB).
+        try:
+            self.store.import_dossier(record)
+        except DuplicateMessage:
+            # A concurrent delivery of the same MessageID won the exactly-once insert.
+            existing = self.store.find_receipt(record.message_id, record.counterpart_oin)
+            if existing is None:
+                raise
+            return self._duplicate(existing, record.message_id, record.payload_digest)
+        log.info(
+            "accepted message %r (%s) from OIN %s (school %s) for school %s, %d bytes, digest %s",
+            record.message_id,
+            record.action,
+            record.counterpart_oin,
+            record.counterpart_school,
+            record.our_school,
+            record.payload_size,
+            record.payload_digest,
+        )
+        return ReceiveResult(http_status=200, body=record.receipt, message_id=record.message_id)
+
+    def _prepare(
+        self, data: bytes | bytearray, size: int, now: datetime, seen: _Seen
+    ) -> InboundImport | ReceiveResult:
+        """Open and check the message and let its kind's handler accept it: what to store (or
+        the answer to a duplicate)."""
         opened = open_message(
             data,
             identities=self.config.identities,
@@ -274,7 +318,7 @@ class ReceiveService:
 
         existing = self.store.find_receipt(opened.message_id, signer_oin)
         if existing is not None:
-            return self._duplicate(existing, opened)
+            return self._duplicate(existing, opened.message_id, opened.payload_digest)
 
         accepted = handler.accept(
             Inbound(
@@ -297,7 +341,7 @@ class ReceiveService:
             ttl=self.config.receipt_ttl,
             now=now,
         )
-        record = InboundImport(
+        return InboundImport(
             message_id=opened.message_id,
             action=opened.action,
             our_oin=opened.recipient_oin,
@@ -306,7 +350,7 @@ class ReceiveService:
             counterpart_school=accepted.counterpart_school,
             payload_digest=opened.payload_digest,
             payload_size=len(accepted.payload),
-            message_size=len(data),
+            message_size=size,
             signer_fingerprint=opened.signer.fingerprint_sha256,
             dossier=accepted.payload if accepted.dossier is not None else None,
             receipt=receipt,
@@ -315,25 +359,6 @@ class ReceiveService:
             relates_to=accepted.relates_to,
             persist=accepted.persist,
         )
-        try:
-            self.store.import_dossier(record)
-        except DuplicateMessage:
-            # A concurrent delivery of the same MessageID won the exactly-once insert.
-            existing = self.store.find_receipt(opened.message_id, signer_oin)
-            if existing is None:
-                raise
-            return self._duplicate(existing, opened)
-        log.info(
-            "accepted message %r (%s) from OIN %s (school %s) for school %s, %d bytes, digest %s",
-            opened.message_id,
-            opened.action,
-            signer_oin,
-            accepted.counterpart_school,
-            served.school,
-            len(accepted.payload),
-            opened.payload_digest,
-        )
-        return ReceiveResult(http_status=200, body=receipt, message_id=opened.message_id)
 
     def _recipient(self, to: str) -> ServedSchool:
         endpoint, code = split_address(to)
@@ -345,15 +370,17 @@ class ReceiveService:
             raise RecipientUnknown(f"wsa:To {to[:200]!r} names {what}")
         return candidates[0]
 
-    def _duplicate(self, existing: StoredReceipt, opened: OpenedMessage) -> ReceiveResult:
-        if existing.payload_digest != opened.payload_digest:
+    def _duplicate(
+        self, existing: StoredReceipt, message_id: str, payload_digest: str
+    ) -> ReceiveResult:
+        if existing.payload_digest != payload_digest:
             raise MessageIdReused(
-                f"MessageID {opened.message_id} was imported with digest "
-                f"{existing.payload_digest}, now {opened.payload_digest}"
+                f"MessageID {message_id} was imported with digest "
+                f"{existing.payload_digest}, now {payload_digest}"
             )
-        log.info("duplicate of imported message %r: original receipt resent", opened.message_id)
+        log.info("duplicate of imported message %r: original receipt resent", message_id)
         return ReceiveResult(
-            http_status=200, body=existing.receipt, message_id=opened.message_id, duplicate=True
+            http_status=200, body=existing.receipt, message_id=message_id, duplicate=True
         )
 
 

@@ -81,9 +81,12 @@ class StoreInbound:
                 payload_digest=record.payload_digest,
                 since=record.received_at - self.duplicate_window,
             )
+        tree = record.take_tree()
         categories: tuple[str, ...] = ()
-        if record.dossier is not None and record.tree is not None:
-            categories = present_keys(record.tree)
+        if record.dossier is not None and tree is not None:
+            categories = present_keys(tree)
+        pupil = pupil_facts(tree) if first is None else None
+        del tree  # not held while the dossier is encrypted and written
         result = self.store.import_inbound(
             message_id=record.message_id,
             action=record.action,
@@ -99,7 +102,7 @@ class StoreInbound:
             message_size=record.message_size,
             payload_size=record.payload_size,
             relates_to=record.relates_to,
-            pupil=pupil_facts(record.tree) if first is None else None,
+            pupil=pupil,
             after_insert=_chain(record.persist, self.after_insert),
             categories=",".join(categories) or None,
             duplicate_of=None if first is None else first.pk,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -97,18 +96,18 @@ def messages(school: str | None = None) -> Response:
 _READ_CHUNK = 1024 * 1024
 
 
-def _read_body() -> bytes:
-    """The request body (within MAX_CONTENT_LENGTH) as bytes, held once.
+def _read_body() -> bytearray:
+    """The request body (within MAX_CONTENT_LENGTH) in one buffer, held once.
 
     ``request.get_data()`` collects the body in a bytearray and then copies it into bytes: for
-    the largest message that is twice ~100 MB at once. A BytesIO's ``getvalue()`` hands its
-    buffer over without a copy.
+    the largest message that is twice ~100 MB at once. This bytearray is handed to the receive
+    service, which empties it as soon as the ciphertext has been read out of it.
     """
     stream = request.stream
-    out = io.BytesIO()
+    out = bytearray()
     while chunk := stream.read(_READ_CHUNK):
-        out.write(chunk)
-    return out.getvalue()
+        out += chunk
+    return out
 
 
 def _reject(service: ReceiveService, exc: GatewayError, now: datetime) -> Response:

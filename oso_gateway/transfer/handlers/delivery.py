@@ -30,6 +30,15 @@ class DeliveryMatcher(Protocol):
         ...
 
 
+#: a serialised dossier larger than this is not held while the dossier is validated (the rules
+#: decode each attachment): it is serialised again afterwards, which costs less than holding it
+_HOLD_WHILE_VALIDATING = 8 * 1024 * 1024
+
+
+def _serialise(dossier: etree._Element) -> bytes:
+    return etree.tostring(dossier, encoding="utf-8", xml_declaration=True)
+
+
 class DossierDelivery:
     action = wire.ACTION_DELIVER
 
@@ -40,10 +49,15 @@ class DossierDelivery:
         opened = message.opened
         sending = sending_school(opened.payload)
         message.directory.check_mandate(message.signer_oin, sending.brin, sending.vestiging)
-        dossier = etree.tostring(opened.payload, encoding="utf-8", xml_declaration=True)
+        dossier: bytes | None = _serialise(opened.payload)
+        assert dossier is not None
         if len(dossier) > DEFAULT_LIMITS.max_bytes:  # the bound of a dossier parsed on its own
             raise XmlLimitExceeded(f"dossier of {len(dossier)} bytes exceeds the limit")
+        if len(dossier) > _HOLD_WHILE_VALIDATING:
+            dossier = None  # serialised again below: not held while the rules decode attachments
         message.validator(opened.payload, message.now)
+        if dossier is None:
+            dossier = _serialise(opened.payload)
         persist = None
         if opened.relates_to is not None:
             from oso_gateway.errors import DeliveryRequestUnknown

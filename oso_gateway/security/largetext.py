@@ -1,0 +1,218 @@
+"""Opening a large message without holding its ciphertext more than once.
+
+A sealed dossier is almost all one text node: the base64 of the Body's ``xenc:CipherValue``
+(about 90 MB for the largest dossier). Parsed as it is, that text is copied into the tree, and
+read back out of the tree it is copied again into a Python string before it is decoded. Instead,
+``cut_ciphertext`` cuts the middle of the longest run of base64 text out of the message and puts
+a random token in its place; the envelope that is left (a few hundred kilobytes) goes through
+the hardened parser, and the ciphertext is decoded straight from the message's bytes
+(``decode_base64``).
+
+The cut changes nothing the checks see, or it is not used:
+
+* the run lies between a ``>`` and the next ``<`` and holds only base64 characters and XML
+  white space: no markup and no reference is cut; its first and last ``_KEEP`` bytes stay;
+* the hardened parser's byte-level decisions are made on ``markup_counts``: the cut is used only
+  when the counts of the message and of the cut envelope are the same (``same_counts``; they
+  differ only when an '=' was cut, which base64 has only at its end);
+* after the parse, the token must be in the text of an ``xenc:CipherValue`` in
+  ``xenc:CipherData`` in ``xenc:EncryptedData`` right in ``soap:Body``, that text must be
+  exactly the run with its middle cut, and the token must occur nowhere else (``holder``).
+
+When any of this does not hold (a message shaped by hand, a comment in the wrong place), the
+caller parses the whole message instead: slower and larger, but the same checks with the same
+outcome. Pure: bytes in, values out.
+"""
+
+from __future__ import annotations
+
+import binascii
+import secrets
+from dataclasses import dataclass
+from typing import cast
+
+from lxml import etree
+
+from oso_gateway.security.namespaces import SOAP, XENC, q
+from oso_gateway.security.xmlparse import markup_counts
+
+#: the base64 alphabet and the padding character
+_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+#: white space that XML allows in text and base64 decoding skips
+_XML_SPACE = b" \t\r\n"
+#: white space that C14N writes back as it is (not the carriage return)
+_TEXT_SPACE = b" \t\n"
+#: bytes of base64 text decoded at a time (a multiple of 4)
+_DECODE_CHUNK = 4 * 1024 * 1024
+
+
+#: bytes of the run kept in place before and after the cut: more than the hardened parser's
+#: markup scan looks at around an '=' (``xmlparse.markup_counts``), so that the scan sees the
+#: same bytes in the message and in the envelope
+_KEEP = 128 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cut:
+    """The message with the middle of its longest base64 run replaced by ``token``."""
+
+    envelope: bytes
+    token: str
+    #: the whole run in the original message
+    run_start: int
+    run_end: int
+    #: the part of it that was cut out, [start, stop)
+    start: int
+    stop: int
+
+    def holder(self, root: etree._Element) -> etree._Element | None:
+        """The Body's EncryptedData CipherValue whose whole text is the run, or None when the
+        token is anywhere else or the text around it is not exactly the rest of the run."""
+        found = root.xpath("//text()[contains(., $token)]", token=self.token)
+        assert isinstance(found, list)
+        if len(found) != 1 or self.envelope.count(self.token.encode("ascii")) != 1:
+            return None
+        text = found[0]
+        assert isinstance(text, etree._ElementUnicodeResult)
+        holder = text.getparent()
+        if holder is None or not text.is_text:
+            return None
+        path = [holder]
+        for _ in range(3):
+            parent = path[-1].getparent()
+            if parent is None:
+                return None
+            path.append(parent)
+        tags = [el.tag for el in path]
+        expected = [q(XENC, "CipherValue"), q(XENC, "CipherData"), q(XENC, "EncryptedData")]
+        if tags != [*expected, q(SOAP, "Body")]:
+            return None
+        return holder if str(text) == self._run_text() else None
+
+    def _run_text(self) -> str:
+        """The text the parser makes of the run in the envelope (line ends normalised)."""
+        end = self.run_end - (self.stop - self.start) + len(self.token)
+        run = self.envelope[self.run_start : end].decode("ascii")
+        return run.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def cut_ciphertext(data: bytes | bytearray, *, min_size: int, max_tags: int) -> Cut | None:
+    """Cut the middle out of the longest text run between markup if the run is at least
+    ``min_size`` bytes of base64 (else None). Looks at no more than ``max_tags`` tags: the
+    hardened parser refuses a message with more anyway, and this does not pay for a flood."""
+    best_start = best_end = 0
+    at, tags = data.find(b"<"), 0
+    while at >= 0:
+        tags += 1
+        if tags > max_tags:
+            return None
+        following = data.find(b"<", at + 1)
+        stop = len(data) if following < 0 else following
+        if stop - at > best_end - best_start:
+            best_start, best_end = at, stop
+        at = following
+    close = data.rfind(b">", best_start, best_end)
+    if close < 0 or best_end == len(data):
+        return None  # no text run that is closed by markup
+    run_start, run_end = close + 1, best_end
+    if run_end - run_start < max(min_size, 4 * _KEEP):
+        return None
+    if not _base64_text(memoryview(data)[run_start:run_end]):
+        return None
+    start, stop = run_start + _KEEP, run_end - _KEEP
+    token = "OSOCUT" + secrets.token_hex(16)
+    envelope = b"".join((data[:start], token.encode("ascii"), data[stop:]))
+    return Cut(
+        envelope=envelope,
+        token=token,
+        run_start=run_start,
+        run_end=run_end,
+        start=start,
+        stop=stop,
+    )
+
+
+def _base64_text(run: memoryview, *, space: bytes = _XML_SPACE) -> bool:
+    """Whether ``run`` holds only base64 characters and ``space`` (checked piecewise)."""
+    with run:
+        for at in range(0, len(run), _DECODE_CHUNK):
+            if bytes(run[at : at + _DECODE_CHUNK]).translate(None, _BASE64 + space):
+                return False
+    return True
+
+
+def cut_texts(data: bytes, *, min_size: int) -> tuple[bytes, int]:
+    """``data`` with every text run of at least ``min_size`` bytes that holds only base64
+    characters, tabs, line feeds and spaces replaced by a token of its own (and how many).
+
+    Such a run parses into text as it is and exclusive C14N writes it back as it is (it has no
+    reference, no carriage return and nothing to escape), and so does the token. So the
+    document is its own canonical form exactly when the document with the runs cut is: that
+    can be checked on a small document instead of the whole one (``c14n.is_canonical``).
+    """
+    pieces: list[bytes] = []
+    kept = 0  # data[:kept] is in pieces
+    base = "OSOTEXT" + secrets.token_hex(16)
+    at = data.find(b"<")
+    while at >= 0:
+        following = data.find(b"<", at + 1)
+        if following < 0:
+            break
+        if following - at >= min_size:
+            close = data.rfind(b">", at, following)
+            if close >= 0 and following - close - 1 >= min_size:
+                run = memoryview(data)[close + 1 : following]
+                if _base64_text(run, space=_TEXT_SPACE):
+                    pieces += (data[kept : close + 1], f"{base}x{len(pieces)}".encode("ascii"))
+                    kept = following
+        at = following
+    if not pieces:
+        return data, 0
+    pieces.append(data[kept:])
+    return b"".join(pieces), len(pieces) // 2
+
+
+def same_counts(data: bytes | bytearray, cut: Cut, *, limit: int) -> bool:
+    """Whether the hardened parser's byte scan sees the same in the message and the envelope."""
+    scanned = cast(bytes, data)  # the scan only finds and counts: a bytearray serves as it is
+    return markup_counts(scanned, limit) == markup_counts(cut.envelope, limit)
+
+
+def decode_base64(view: memoryview, *, chunk: int = _DECODE_CHUNK) -> bytearray:
+    """Strict base64 with XML white space ignored, decoded piecewise into one buffer.
+
+    The same result and the same failures as ``primitives.b64decode`` of the text, without a
+    copy of the whole text: the text is decoded in pieces of whole 4-character groups, always
+    keeping the last whole group back, so that the final piece (which holds any padding, and
+    everything after a padding character) is decoded as the end of the whole text would be.
+    Raises ``ValueError`` when malformed.
+    """
+    if chunk <= 0 or chunk % 4:
+        raise ValueError("the chunk must be a positive multiple of 4")
+    out = bytearray(len(view) // 4 * 3 + 3)
+    filled = 0
+    pending = b""  # compact text not decoded yet
+    at = 0
+    while at < len(view):
+        pending += bytes(view[at : at + chunk]).translate(None, _XML_SPACE)
+        at += chunk
+        if at >= len(view) or b"=" in pending:
+            break
+        usable = max(0, (len(pending) - 4) // 4 * 4)
+        if usable:
+            filled = _decode_into(out, filled, pending[:usable])
+            pending = pending[usable:]
+    if at < len(view):  # padding before the last piece: decode the rest in one go
+        pending += bytes(view[at:]).translate(None, _XML_SPACE)
+    filled = _decode_into(out, filled, pending)
+    del out[filled:]
+    return out
+
+
+def _decode_into(out: bytearray, filled: int, text: bytes) -> int:
+    try:
+        decoded = binascii.a2b_base64(text, strict_mode=True)
+    except binascii.Error as exc:
+        raise ValueError("malformed base64") from exc
+    out[filled : filled + len(decoded)] = decoded
+    return filled + len(decoded)
