@@ -16,6 +16,7 @@ from console_support import (
     console_app,
     csrf_of,
     login,
+    without_login_limits,
 )
 from flask import Flask
 from gateway_pair import Clock, sqlite_store
@@ -171,9 +172,10 @@ def test_every_console_post_form_refuses_a_missing_or_wrong_token(app: Flask) ->
     # A well-signed token of another session, and this session's token tampered with.
     foreign = csrf_of(app.test_client().get("/console/login"))
     for path in posts:
-        for token in (None, "", "A" * 43, good[:-2] + "xx", foreign):
+        for n, token in enumerate((None, "", "A" * 43, good[:-2] + "xx", foreign)):
             data = {} if token is None else {"csrf": token}
-            response = client.post(path, data={**data, "name": ADMIN_NAME, "password": PASSWORD})
+            form = {**data, "name": f"{ADMIN_NAME}{n}", "password": PASSWORD}
+            response = client.post(path, data=form)
             assert response.status_code == 400, (path, token)
             assert "security token" in response.get_data(as_text=True)
     # Nothing happened: still logged in (logout was refused), the page still works.
@@ -196,7 +198,7 @@ def test_logins_are_audited_with_the_account_name(app: Flask, store: Store) -> N
 def test_repeated_failed_logins_are_slowed_down_even_for_the_right_password(
     app: Flask, store: Store, clock: Clock
 ) -> None:
-    client = app.test_client()
+    client = without_login_limits(app).test_client()
     for _ in range(3):
         assert login(client, ADMIN_NAME, "wrong-password-x").status_code == 401
     blocked = login(client, ADMIN_NAME)  # the right password, but inside the penalty
@@ -222,6 +224,47 @@ def test_one_address_trying_many_accounts_is_slowed_down(
         login(client, f"guess{i}", "wrong-password-x", address="192.0.2.7")
     assert login(client, VIEWER_NAME, address="192.0.2.7").status_code == 429
     # Another address is not affected.
+    assert login(app.test_client(), VIEWER_NAME, address="192.0.2.8").status_code == 302
+
+
+def _login_events(store: Store) -> int:
+    return sum(1 for e in _operator_events(store) if e.get("operation") == "login")
+
+
+def test_flask_limiter_refuses_a_sixth_login_for_one_account_within_a_minute(
+    app: Flask, store: Store, clock: Clock
+) -> None:
+    client = app.test_client()
+    for i in range(5):  # from five addresses, each after the database forgot the last failure
+        clock.advance(timedelta(hours=2))
+        assert (
+            login(client, ADMIN_NAME, "wrong-password-x", address=f"192.0.2.{i}").status_code == 401
+        )
+    clock.advance(timedelta(hours=2))
+    before = _login_events(store)
+    refused = login(client, ADMIN_NAME, address="192.0.2.99")  # the right password
+    assert refused.status_code == 429
+    assert "Too many login attempts" in refused.get_data(as_text=True)
+    assert int(refused.headers["Retry-After"]) > 0
+    assert _login_events(store) == before  # refused before the password or the database
+    assert login(client, VIEWER_NAME, address="192.0.2.99").status_code == 302  # other account
+    assert client.get("/console/login").status_code == 200  # the page itself is not limited
+
+
+def test_flask_limiter_refuses_the_21st_login_from_one_address_within_a_minute(
+    app: Flask, store: Store, clock: Clock
+) -> None:
+    client = app.test_client()
+    for i in range(20):
+        clock.advance(timedelta(hours=2))
+        assert (
+            login(client, f"guess{i}", "wrong-password-x", address="192.0.2.7").status_code == 401
+        )
+    clock.advance(timedelta(hours=2))
+    refused = login(client, VIEWER_NAME, address="192.0.2.7")
+    assert refused.status_code == 429 and "Too many login attempts" in refused.get_data(
+        as_text=True
+    )
     assert login(app.test_client(), VIEWER_NAME, address="192.0.2.8").status_code == 302
 
 

@@ -6,7 +6,8 @@
   (``OperatorStore.begin_attempt`` counts each attempt before the password is checked, so
   parallel guesses are counted too; a success takes it back). Past a few free failures each key
   is blocked for a delay that doubles with every further failure. During a block even the right
-  password is refused.
+  password is refused. This is the second line: before it, Flask-Limiter bounds the rate of
+  login attempts per address and per account (``oso_gateway.web.console``).
 
 Form CSRF tokens are Flask-WTF's ``CSRFProtect`` (``oso_gateway.web.console``).
 """

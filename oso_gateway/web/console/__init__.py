@@ -12,10 +12,12 @@ import hashlib
 import logging
 import secrets
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, render_template
+from flask import Flask, Response, render_template, request
 from flask.sessions import SecureCookieSessionInterface
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
@@ -47,6 +49,11 @@ CSP = (
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 MIN_SECRET_BYTES = 32
+#: login attempts (``POST /login``, right or wrong) per client address and per account name,
+#: counted by Flask-Limiter in this process's memory; the database's failure lockout
+#: (``web.auth``) is the second line
+LOGIN_LIMIT_PER_ADDRESS = "20 per minute; 100 per hour"
+LOGIN_LIMIT_PER_ACCOUNT = "5 per minute; 30 per hour"
 
 
 class ConsoleSessionInterface(SecureCookieSessionInterface):
@@ -124,6 +131,7 @@ def create_console_app(
         ),
         url_prefix=prefix or None,
     )
+    _limit_logins(app)
 
     @app.after_request
     def _headers(response: Response) -> Response:
@@ -151,6 +159,20 @@ def create_console_app(
         return render_template("console/error.html", code=500, name="Internal error"), 500
 
     return app
+
+
+def _account_key() -> str:
+    return "account:" + (request.form.get("name") or "").strip()[:80]
+
+
+def _limit_logins(app: Flask) -> None:
+    """Flask-Limiter on the login form: over a limit, 429 (the console's error page, with
+    ``Retry-After``) before the password is looked at or anything is written."""
+    limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", headers_enabled=True)
+    view: Any = app.view_functions["console.login"]
+    view = limiter.limit(LOGIN_LIMIT_PER_ADDRESS, methods=["POST"])(view)
+    view = limiter.limit(LOGIN_LIMIT_PER_ACCOUNT, key_func=_account_key, methods=["POST"])(view)
+    app.view_functions["console.login"] = view
 
 
 def serve_console(
