@@ -115,15 +115,38 @@ def test_serve_empties_the_operators_directory_or_makes_a_temporary_one(
     (given / "counter_1.db").write_bytes(b"old")
     (given / "keep.txt").write_text("not ours")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(given))
-    assert shared_metrics_dir() == (given, False)
-    assert sorted(p.name for p in given.iterdir()) == ["keep.txt"]
+    with shared_metrics_dir() as path:
+        assert path == given
+        assert sorted(p.name for p in given.iterdir()) == ["keep.txt"]
+    assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(given)  # the operator's stays
+    # Without one, in a fresh process: a temporary directory, set for the children, then gone.
+    code = (
+        "import os\n"
+        "from oso_gateway.commands.supervise import shared_metrics_dir\n"
+        "with shared_metrics_dir() as path:\n"
+        "    print(path.is_dir(), os.environ['PROMETHEUS_MULTIPROC_DIR'] == str(path))\n"
+        "print(path.exists(), 'PROMETHEUS_MULTIPROC_DIR' in os.environ)\n"
+    )
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
-    made, temporary = shared_metrics_dir()
-    try:
-        assert temporary and made.is_dir() and not any(made.iterdir())
-        assert os.environ["PROMETHEUS_MULTIPROC_DIR"] == str(made)  # the children inherit it
-    finally:
-        made.rmdir()
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.split() == ["True", "True", "False", "False"]
+
+
+def test_serve_inside_a_process_that_imported_prometheus_client_leaves_the_environment_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from oso_gateway.cli import main
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'data_dir = "{tmp_path.as_posix()}"\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["serve", "--config", str(config)])
+    assert result.exit_code != 0  # no database: it stops at once
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 
 
 def test_a_multiprocess_directory_set_after_prometheus_client_was_imported_is_refused(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 import signal
 import threading
 from pathlib import Path
@@ -124,7 +123,21 @@ def serve_command(
     port = settings.server.port if port is None else port
     if workers > 1 and port == 0:
         fail(ConfigError("--workers needs a fixed port"), status=2)
-    metrics_dir, temporary = shared_metrics_dir()  # before prometheus-client is imported
+    with shared_metrics_dir():  # before prometheus-client is imported
+        _serve(settings, config_file, host, port, threads, workers, outbox_workers, outbox)
+
+
+def _serve(
+    settings: Settings,
+    config_file: Path | None,
+    host: str | None,
+    port: int,
+    threads: int,
+    workers: int,
+    outbox_workers: int,
+    outbox: bool,
+) -> None:
+    """Start the first process's listeners and the worker processes; wait for a stop."""
     running = _start(
         settings, port=port, threads=threads, workers=workers, outbox=outbox and not outbox_workers
     )
@@ -163,8 +176,6 @@ def serve_command(
         running.stop()
         supervisor.drain(timeout=30)
         running.services.close()
-        if temporary:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
         click.echo("stopped")
 
 

@@ -17,11 +17,14 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -35,21 +38,32 @@ _MAX_BACKOFF = 30.0
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def shared_metrics_dir() -> tuple[Path, bool]:
+@contextmanager
+def shared_metrics_dir() -> Iterator[Path | None]:
     """prometheus-client's multi-process directory for this ``serve`` and its children: the
     operator's ``PROMETHEUS_MULTIPROC_DIR`` emptied of an earlier run's files, or a fresh
-    temporary one (then True: remove it at the end). Call it before prometheus-client is
-    imported (it picks its value store at import)."""
+    temporary one (set in the environment, which the children inherit; unset and removed at
+    the end). It must come before prometheus-client is imported (the library picks its value
+    store at import): where that already happened (``serve`` called inside a test process),
+    None and nothing changes (each process counts its own requests)."""
     given = os.environ.get(MULTIPROC_ENV)
     if given:
         path = Path(given)
         path.mkdir(parents=True, exist_ok=True)
         for stale in path.glob("*.db"):
             stale.unlink()
-    else:
-        path = Path(tempfile.mkdtemp(prefix="oso-gateway-metrics-"))
+        yield path
+        return
+    if "prometheus_client" in sys.modules:
+        yield None
+        return
+    path = Path(tempfile.mkdtemp(prefix="oso-gateway-metrics-"))
     os.environ[MULTIPROC_ENV] = str(path)
-    return path, not given
+    try:
+        yield path
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _metrics_process_dead(pid: int | None) -> None:
