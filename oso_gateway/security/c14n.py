@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import re
+import uuid
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from lxml import etree
 
@@ -30,10 +33,20 @@ from oso_gateway.security import largetext
 #: the hardened parser, bytes to root element
 Parse = Callable[[bytes], etree._Element]
 
+#: the ``xml:`` prefix's namespace: never declared, so never visible in a canonical form
+XML_NAMESPACE = "http://www.w3.org/XML/1998/namespace"
+
 #: The start tag of a canonical element. C14N leaves ">" unescaped in attribute values, but it
 #: always quotes them with '"' and writes a '"' inside one as "&quot;": so the first ">" outside
 #: a quoted value ends the tag.
 _START_TAG = re.compile(rb'<[^">]*(?:"[^"]*"[^">]*)*>')
+#: how C14N writes these characters in a text node ("&" first)
+_TEXT_ESCAPES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\r", "&#xD;"))
+#: ``canonical(consume=True)``: texts at least this long are spliced, this much at a time
+SPLICE_MIN_CHARS = 1024 * 1024
+SPLICE_PIECE_CHARS = 4 * 1024 * 1024
+#: characters C14N escapes in an attribute value (a namespace URI holding one is not found as is)
+_ESCAPED = re.compile(r'[&<"\t\n\r]')
 
 
 def exc_c14n(element: etree._Element, *, inclusive_prefixes: Sequence[str] = ()) -> bytes:
@@ -41,6 +54,71 @@ def exc_c14n(element: etree._Element, *, inclusive_prefixes: Sequence[str] = ())
     if element.getparent() is not None:
         element = detached(element, inclusive_prefixes)
     return _c14n(element, inclusive_prefixes)
+
+
+class Canonical(NamedTuple):
+    """A payload's exclusive C14N, made by ``canonical``: what a sealing signs and encrypts, so
+    that sealing it needs no tree."""
+
+    data: bytes
+
+
+def canonical(element: etree._Element, *, consume: bool = False) -> Canonical:
+    """``exc_c14n`` of ``element`` as a ``Canonical`` payload (for ``wss.seal``).
+
+    ``consume=True``: the caller drops the tree right after, so its long text nodes (a
+    dossier's attachments: one text node of tens of MB) are moved out of the tree while the
+    canonical form is written, and spliced in (escaped as C14N escapes text) piece by piece. The
+    text then exists once besides the form, not also as libxml2's rendering and its copy.
+    """
+    if consume and element.getparent() is None:
+        spliced = _spliced_canonical(element)
+        if spliced is not None:
+            return spliced
+    return Canonical(exc_c14n(element))
+
+
+def _spliced_canonical(root: etree._Element) -> Canonical | None:
+    """The canonical form of the document of ``root``, its long texts spliced in; None (tree
+    unchanged) when there is nothing to splice or the document has top-level siblings."""
+    if root.getprevious() is not None or root.getnext() is not None:
+        return None
+    moved: list[tuple[etree._Element, str]] = []
+    for el in root.iter(tag=etree.Element):
+        if len(el) == 0 and el.text is not None:
+            text = el.text
+            if len(text) >= SPLICE_MIN_CHARS:
+                moved.append((el, text))
+            del text
+    if not moved:
+        return None
+    token = f"oso-c14n-splice-{uuid.uuid4().hex}-"
+    for i, (el, _text) in enumerate(moved):
+        el.text = f"{token}{i}."
+    parts = exc_c14n(root).split(token.encode("ascii"))
+    marks = [f"{i}.".encode("ascii") for i in range(len(moved))]
+    if len(parts) != len(moved) + 1 or any(
+        not part.startswith(mark) for part, mark in zip(parts[1:], marks, strict=True)
+    ):  # pragma: no cover - a random token in the document: put the texts back
+        for el, text in moved:
+            el.text = text
+        return None
+    out = io.BytesIO()
+    out.write(parts[0])
+    for (_el, text), part, mark in zip(moved, parts[1:], marks, strict=True):
+        for start in range(0, len(text), SPLICE_PIECE_CHARS):
+            out.write(_c14n_text_escape(text[start : start + SPLICE_PIECE_CHARS]))
+        out.write(part[len(mark) :])
+    moved.clear()
+    return Canonical(out.getvalue())
+
+
+def _c14n_text_escape(text: str) -> bytes:
+    """A text node's content as exclusive C14N writes it."""
+    for char, escaped in _TEXT_ESCAPES:
+        if char in text:
+            text = text.replace(char, escaped)
+    return text.encode("utf-8")
 
 
 def _c14n(element: etree._Element, inclusive_prefixes: Sequence[str]) -> bytes:
@@ -146,6 +224,34 @@ def wrapped_c14n_digest(
         clone.tail = after or None
         outer.append(clone)
         return hashlib.sha256(_c14n(outer, inclusive_prefixes)).digest()
+    return _spliced_digest(wrapper, payload_c14n, before, after)
+
+
+def wrapped_canonical_digest(wrapper: etree._Element, payload: Canonical, parse: Parse) -> bytes:
+    """``wrapped_c14n_digest`` of a payload given only as its canonical form (no tree).
+
+    A namespace the payload uses is declared in its canonical form (``xmlns…="uri"``), so when
+    no namespace that the wrapper renders occurs there as a quoted string the payload's form is
+    spliced in as it is; otherwise (rare, or a false alarm in text) the payload is parsed back
+    with ``parse`` and digested the careful way.
+    """
+    if len(wrapper) or wrapper.text:
+        raise ValueError("wrapper must be empty")
+    rendered = _rendered_namespaces(wrapper)
+    if (
+        rendered is None
+        or XML_NAMESPACE in rendered
+        or any(_ESCAPED.search(ns) for ns in rendered)
+        or any(b'"' + ns.encode("utf-8") + b'"' in payload.data for ns in rendered)
+    ):
+        return wrapped_c14n_digest(wrapper, parse(payload.data), payload.data)
+    return _spliced_digest(wrapper, payload.data, "", "")
+
+
+def _spliced_digest(
+    wrapper: etree._Element, payload_c14n: bytes | memoryview, before: str, after: str
+) -> bytes:
+    """The digest of the wrapper's canonical start tag, the payload's form, and its end tag."""
     empty = exc_c14n(wrapper)
     start_tag = _START_TAG.match(empty)
     if start_tag is None:  # pragma: no cover - C14N always writes a start and an end tag

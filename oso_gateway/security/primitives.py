@@ -9,11 +9,13 @@ from __future__ import annotations
 import binascii
 import hashlib
 import os
+from collections.abc import Iterator
 from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 AES256_KEY_BYTES: Final = 32
@@ -59,6 +61,28 @@ def aes_gcm_encrypt(key: bytes, plaintext: bytes) -> tuple[bytes, bytes]:
     """Encrypt with a fresh 96-bit IV; return ``(iv, ciphertext || tag)``."""
     iv = os.urandom(GCM_IV_BYTES)
     return iv, AESGCM(key).encrypt(iv, plaintext, None)
+
+
+def aes_gcm_encrypt_pieces(
+    key: bytes, plaintext: bytes, *, piece: int
+) -> tuple[bytes, Iterator[bytes]]:
+    """``aes_gcm_encrypt`` a piece at a time: ``(iv, pieces)``, where the pieces (``piece``
+    bytes of ciphertext each, then the last, then the 16-byte tag) concatenate to
+    ``ciphertext || tag``. A large plaintext then never has a ciphertext-sized copy."""
+    iv = os.urandom(GCM_IV_BYTES)
+    encryptor = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
+
+    def pieces() -> Iterator[bytes]:
+        view = memoryview(plaintext)
+        try:
+            for start in range(0, len(view), piece):
+                yield encryptor.update(view[start : start + piece])
+        finally:
+            view.release()
+        yield encryptor.finalize()
+        yield encryptor.tag
+
+    return iv, pieces()
 
 
 def aes_gcm_decrypt(key: bytes, data: bytes | bytearray | memoryview) -> bytes:

@@ -53,7 +53,13 @@ from oso_gateway.errors import (
 from oso_gateway.limits import MAX_MESSAGE_BYTES
 from oso_gateway.protocol import is_oin
 from oso_gateway.security import largetext, primitives, xmldsig, xmlenc
-from oso_gateway.security.c14n import exc_c14n, is_canonical, wrapped_c14n_digest
+from oso_gateway.security.c14n import (
+    Canonical,
+    exc_c14n,
+    is_canonical,
+    wrapped_c14n_digest,
+    wrapped_canonical_digest,
+)
 from oso_gateway.security.keys import MIN_RSA_BITS
 from oso_gateway.security.namespaces import (
     DS,
@@ -180,7 +186,7 @@ def _sub(parent: etree._Element, ns: str, local: str, text: str | None = None) -
 
 
 def _check_seal_args(
-    payload: etree._Element,
+    payload: etree._Element | Canonical,
     sender: Identity,
     recipient_certificate: x509.Certificate,
     header_values: Iterable[str],
@@ -188,7 +194,10 @@ def _check_seal_args(
     key_transport: str,
     ttl: timedelta,
 ) -> None:
-    if not isinstance(payload, etree._Element) or not isinstance(payload.tag, str):
+    if isinstance(payload, Canonical):
+        if not payload.data.startswith(b"<"):
+            raise SealError("the canonical payload must be an element's canonical form")
+    elif not isinstance(payload, etree._Element) or not isinstance(payload.tag, str):
         raise SealError("the payload must be an element")
     if now.tzinfo is None:
         raise SealError("now must be timezone-aware")
@@ -245,7 +254,7 @@ def _security_header(
 
 
 def seal(
-    payload: etree._Element,
+    payload: etree._Element | Canonical,
     *,
     sender: Identity,
     recipient_certificate: x509.Certificate,
@@ -260,6 +269,9 @@ def seal(
     recipient_reference: xmlenc.RecipientReference = "ski",
 ) -> SealedMessage:
     """Sign, then encrypt ``payload`` into a SOAP envelope for ``recipient_certificate``.
+
+    ``payload``: the element, or its exclusive C14N (``c14n.canonical``): a large payload is then
+    sealed without its tree alive (the caller can drop the tree first).
 
     ``recipient_reference`` chooses how the EncryptedKey names the recipient's certificate:
     by subject key identifier (default) or by issuer and serial number.
@@ -296,9 +308,15 @@ def seal(
     body.set(_WSU_ID, body_id)
 
     # --- sign: the Body is digested as if it held the payload (it is never copied in) ---------
-    payload_c14n = exc_c14n(payload)
+    if isinstance(payload, Canonical):
+        payload_c14n = payload.data
+        body_digest = wrapped_canonical_digest(body, payload, _parse_own)
+    else:
+        payload_c14n = exc_c14n(payload)
+        body_digest = wrapped_c14n_digest(body, payload, payload_c14n)
+    del payload
     payload_digest = primitives.sha256_hex(payload_c14n)
-    references = [(body_id, wrapped_c14n_digest(body, payload, payload_c14n))]
+    references = [(body_id, body_digest)]
     for el in signed:
         references.append((el.get(_WSU_ID) or "", primitives.sha256(exc_c14n(el))))
     signature = xmldsig.build_signature(security, references=references, token_id=token_id)
@@ -307,8 +325,8 @@ def seal(
     # --- then encrypt the Body content --------------------------------------------------------
     content_key = primitives.new_content_key()
     # The plaintext is the payload's canonical form: exactly what the Body digest covers.
-    iv, sealed_content = primitives.aes_gcm_encrypt(content_key, payload_c14n)
-    del payload_c14n  # keep peak memory low: at most two message-sized buffers at a time
+    iv, pieces = primitives.aes_gcm_encrypt_pieces(content_key, payload_c14n, piece=_B64_CHUNK)
+    del payload_c14n  # the caller's reference (if any) keeps it; ours must not outlive this
     data_id = _new_id("ED")
     xmlenc.build_encrypted_data(body, data_id=data_id)
     encrypted_key = xmlenc.build_encrypted_key(
@@ -320,29 +338,49 @@ def seal(
         reference=recipient_reference,
     )
     signature.addprevious(encrypted_key)
-    skeleton = etree.tostring(envelope, encoding="UTF-8", xml_declaration=True)
-    parts = skeleton.split(xmlenc.CIPHER_PLACEHOLDER.encode("ascii"))
-    if len(parts) != 2:
-        raise SealError("the envelope skeleton is ambiguous")
-    # The message is written once, the base64 encoded piecewise straight into it: the ciphertext
-    # and the message are the only large buffers (no separate base64 copy to join), and
-    # getvalue() hands the buffer over without copying it.
-    out = io.BytesIO()
-    out.write(parts[0])
-    # 12 bytes encode to 16 base64 characters without padding, so the two halves concatenate.
-    out.write(primitives.b64encode(iv))
-    view = memoryview(sealed_content)
-    for start in range(0, len(view), _B64_CHUNK):
-        out.write(primitives.b64encode(view[start : start + _B64_CHUNK]))
-    view.release()
-    del sealed_content
-    out.write(parts[1])
     return SealedMessage(
-        data=out.getvalue(),
+        data=_write_message(envelope, iv, pieces),
         message_id=message_id,
         signature_value=signature_value,
         payload_digest=payload_digest,
     )
+
+
+def _write_message(envelope: etree._Element, iv: bytes, pieces: Iterable[bytes]) -> bytes:
+    """The sealed message: the envelope with the CipherValue placeholder replaced by the base64
+    of ``iv`` + the ciphertext pieces.
+
+    The message is written once, the ciphertext encrypted and base64-encoded a piece at a time
+    straight into it: the message is the only large buffer sealing adds (no ciphertext, no
+    separate base64 copy to join), and getvalue() hands it over without copying it.
+    """
+    skeleton = etree.tostring(envelope, encoding="UTF-8", xml_declaration=True)
+    parts = skeleton.split(xmlenc.CIPHER_PLACEHOLDER.encode("ascii"))
+    if len(parts) != 2:
+        raise SealError("the envelope skeleton is ambiguous")
+    out = io.BytesIO()
+    out.write(parts[0])
+    _write_b64(out, iv, pieces)
+    out.write(parts[1])
+    return out.getvalue()
+
+
+def _write_b64(out: io.BytesIO, iv: bytes, pieces: Iterable[bytes]) -> None:
+    """Base64 of ``iv`` + the pieces, written piecewise (pieces that are not a multiple of 3 bytes
+    long carry their last one or two bytes over, so the parts concatenate without padding)."""
+    carry = iv
+    for piece in pieces:
+        chunk = carry + piece if carry else piece
+        whole = len(chunk) - len(chunk) % 3
+        with memoryview(chunk) as view:
+            out.write(primitives.b64encode(view[:whole]))
+        carry = chunk[whole:]
+    out.write(primitives.b64encode(carry))
+
+
+def _parse_own(data: bytes) -> etree._Element:
+    """Our own canonical payload back into a tree (the rare careful path of the Body digest)."""
+    return parse_xml(data, limits=ParseLimits(max_bytes=max(len(data), 1))).getroot()
 
 
 # ============================================================================================

@@ -5,7 +5,8 @@ steps, each testable without HTTP (the transport is an interface: ``RequestsTran
 TLS, or an in-memory one wired straight to a receive service).
 
 Retries and the Timestamp. A sealed envelope carries a Timestamp valid for ``ttl`` (5 minutes).
-The outbox keeps the minimised payload (encrypted at rest) and the latest sealed envelope. An
+The outbox keeps the minimised payload (its canonical form, encrypted at rest) and the latest
+sealed envelope (the first one made by ``prepare_dossier``). An
 attempt re-sends the latest envelope unchanged while it is valid for at least ``RESEAL_MARGIN``
 more; otherwise it is sealed afresh with the SAME MessageID and a fresh Timestamp (and so a new
 SignatureValue, recorded before it goes out). The receiver detects the retry as a duplicate by
@@ -50,6 +51,7 @@ from oso_gateway.errors import (
 )
 from oso_gateway.limits import MAX_DOSSIER_BYTES, MAX_MESSAGE_BYTES
 from oso_gateway.protocol import SOAP_CONTENT_TYPE
+from oso_gateway.security.c14n import Canonical, canonical
 from oso_gateway.security.namespaces import WSU
 from oso_gateway.security.trust import TrustConfig, check_oin, verify_certificate
 from oso_gateway.security.wss import Identity, OpenPolicy, SealedMessage, open_message, seal
@@ -160,10 +162,11 @@ def prepare_dossier(
     from oso_gateway.dossier.categories import present_keys
     from oso_gateway.dossier.disclosure import disclosure_facts, pupil_number
     from oso_gateway.dossier.minimise import minimise, require_no_category_violations
-    from oso_gateway.dossier.validate import validate_dossier
+    from oso_gateway.dossier.validate import validate_tree
 
     # Minimise first (a LAS export may carry data of a VERBODEN or opted-out category), then
-    # validate exactly what will be sent.
+    # validate exactly what will be sent. Memory: the largest dossier is tens of MB, so each
+    # tree and copy is dropped as soon as the next step no longer needs it (docs/performance.md).
     if len(data) > MAX_DOSSIER_BYTES:
         raise DossierTooLarge(f"dossier of {len(data)} bytes; the limit is {MAX_DOSSIER_BYTES}")
     try:
@@ -175,13 +178,18 @@ def prepare_dossier(
     if objections is not None and number is not None:
         objected = objections(sending_school(parsed).code, number)
     minimised = minimise(parsed, opt_out=objected)
+    del parsed  # minimise worked on a copy
     removed = {r.key: r.elements for r in minimised.removed}
-    payload = etree.tostring(minimised.root, encoding="utf-8", xml_declaration=True)
-    report = validate_dossier(payload, now=now)
-    report.raise_for_errors()
     root = minimised.root
+    validate_tree(root.getroottree(), now=now).raise_for_errors()
     require_no_category_violations(root)
     sending = sending_school(root)
+    categories = present_keys(root)
+    disclosure = disclosure_facts(minimised)
+    # The payload is the dossier's canonical form: what the Body carries and its digest covers
+    # (the tree is used up making it: its attachments' text moves into the form).
+    payload = canonical(root, consume=True)
+    del root, minimised
     if choose_config is not None:
         config = choose_config(sending)
     prepared = _address_and_seal(
@@ -194,16 +202,14 @@ def prepare_dossier(
         now=now,
         relates_to=relates_to,
         removed=removed,
-        categories=present_keys(root),
+        categories=categories,
         sender_oin=config.identity.oin,
     )
-    return dataclasses.replace(
-        prepared, disclosure=disclosure_facts(minimised), pupil_number=number
-    )
+    return dataclasses.replace(prepared, disclosure=disclosure, pupil_number=number)
 
 
 def _address_and_seal(
-    payload: bytes,
+    payload: Canonical,
     *,
     action: str,
     sending: School,
@@ -235,7 +241,7 @@ def _address_and_seal(
     )
     return PreparedDossier(
         message_id=message_id,
-        payload=payload,
+        payload=payload.data,
         payload_digest=sealed.payload_digest,
         sending_school=sending,
         recipient=to,
@@ -251,7 +257,7 @@ def _address_and_seal(
 
 
 def seal_attempt(
-    payload: bytes,
+    payload: bytes | Canonical,
     *,
     message_id: str,
     to: School,
@@ -262,12 +268,16 @@ def seal_attempt(
     relates_to: str | None = None,
 ) -> SealedMessage:
     """Seal ``payload`` (any message kind: ``action``) for the school's gateway (directory:
-    endpoint, certificate, pin); ``relates_to`` becomes the signed ``wsa:RelatesTo``."""
+    endpoint, certificate, pin); ``relates_to`` becomes the signed ``wsa:RelatesTo``.
+
+    ``payload``: the stored payload (parsed and canonicalised here; the tree is dropped before
+    sealing) or its canonical form."""
     entry = directory.lookup(to.brin, to.vestiging)
     check_recipient_certificate(entry, trust=config.trust, now=now)
-    root = parse_xml(payload, limits=_DOSSIER_LIMITS).getroot()
+    if not isinstance(payload, Canonical):
+        payload = canonical(parse_xml(payload, limits=_DOSSIER_LIMITS).getroot())
     sealed = seal(
-        root,
+        payload,
         sender=config.identity,
         recipient_certificate=entry.encryption_certificate,
         to=address_for(entry.endpoint, to),
@@ -278,6 +288,7 @@ def seal_attempt(
         key_transport=entry.key_transport,
         ttl=config.ttl,
     )
+    del payload
     if len(sealed.data) > MAX_MESSAGE_BYTES:  # canonicalisation can grow a dossier a little
         raise DossierTooLarge(
             f"sealed message of {len(sealed.data)} bytes; the limit is {MAX_MESSAGE_BYTES}"
@@ -303,7 +314,7 @@ def prepare_message(
     ``NotMandated`` (E463) when ``sending`` has not mandated our OIN, ``UnknownSchool`` (E430).
     """
     return _address_and_seal(
-        etree.tostring(payload, encoding="utf-8", xml_declaration=True),
+        canonical(payload),
         action=action,
         sending=sending,
         to=to,
