@@ -87,7 +87,7 @@ def _postgres_holds(engine: Engine, needle: bytes) -> bool:
     checks = [
         ("dossiers", "ciphertext"),
         ("data_keys", "wrapped"),
-        ("messages", "payload_ciphertext"),
+        ("outbox_blobs", "data"),
     ]
     with engine.connect() as conn:
         return any(

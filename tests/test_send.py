@@ -123,12 +123,12 @@ def test_retry_after_the_envelope_expired_reseals_with_the_same_message_id(
     prepared = _queue(pair)
     pair.transport.down = True
     pair.outbox.run_once()
-    first = _out(pair, prepared.message_id).sealed
+    first = _out(pair, prepared.message_id).signature_value
     pair.transport.down = False
     pair.clock.advance(REQUEST_TTL)
     assert pair.outbox.run_once().delivered == 1
     record = _out(pair, prepared.message_id)
-    assert record.sealed != first  # fresh Timestamp and signature
+    assert record.signature_value != first  # fresh Timestamp and signature
     inbound = pair.receiver_store.find_message(m.IN, prepared.message_id)
     assert inbound is not None  # same MessageID on the wire
 

@@ -83,8 +83,9 @@ def seal_parts(key: bytes, plaintext: bytes, aad: bytes) -> Iterator[bytes]:
 def _open(key: bytes, blob: bytes, aad: bytes) -> bytes:
     if len(blob) < NONCE_BYTES + TAG_BYTES:
         raise AtRestDecryptionError("stored ciphertext is truncated")
+    view = memoryview(blob)  # slices of a view: no ciphertext-sized copy
     try:
-        return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+        return AESGCM(key).decrypt(view[:NONCE_BYTES], view[NONCE_BYTES:], aad)
     except InvalidTag:
         raise AtRestDecryptionError(
             "stored ciphertext does not authenticate (altered, or moved from another row)"
@@ -138,6 +139,14 @@ class AtRestCipher:
     @staticmethod
     def seal(data_key: bytes, plaintext: bytes, *, aad: bytes) -> bytes:
         return _seal(data_key, plaintext, aad)
+
+    @staticmethod
+    def seal_pieces(
+        data_key: bytes, plaintext: bytes, *, aad: bytes
+    ) -> tuple[int, Iterator[bytes]]:
+        """``seal`` a piece at a time: ``(size, pieces)``; the pieces concatenate to what
+        ``seal`` returns (``nonce || ciphertext+tag``), without a ciphertext-sized buffer."""
+        return NONCE_BYTES + len(plaintext) + TAG_BYTES, seal_parts(data_key, plaintext, aad)
 
     @staticmethod
     def open(data_key: bytes, blob: bytes, *, aad: bytes) -> bytes:

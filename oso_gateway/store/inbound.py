@@ -291,8 +291,6 @@ def _inbound_message_values(
         "signer_fingerprint": signer_fingerprint,
         "payload_key_id": None,
         "payload_data_key_id": None,
-        "payload_ciphertext": None,
-        "sealed": None,
         "signature_value": None,
         "signature_values": None,
         "receipt": receipt,

@@ -25,8 +25,8 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from oso_gateway.store import blobs, translog
 from oso_gateway.store import models as m
-from oso_gateway.store import translog
 from oso_gateway.store.crypto import AtRestCipher, aad_for
 from oso_gateway.store.engine import unavailable_as_typed_error, writer
 from oso_gateway.store.logchain import make_event
@@ -138,7 +138,7 @@ class Lifecycle:
                 .where(
                     m.Message.payload_key_id == key_id,
                     m.Message.payload_data_key_id.is_(None),
-                    m.Message.payload_ciphertext.is_not(None),
+                    blobs.has(blobs.PAYLOAD),
                 )
             )
             # the pull workflow's rows are encrypted directly under a storage key (by key id)
@@ -231,20 +231,21 @@ class Lifecycle:
                 select(m.Message)
                 .where(
                     m.Message.payload_data_key_id.is_(None),
-                    m.Message.payload_ciphertext.is_not(None),
+                    blobs.has(blobs.PAYLOAD),
                 )
                 .order_by(m.Message.id)
                 .limit(batch - done)
                 .with_for_update(skip_locked=True)
             ).all()
             for message in messages:
-                assert message.payload_ciphertext is not None and message.payload_key_id
+                stored = blobs.get(session, message.id, blobs.PAYLOAD)
+                assert stored is not None and message.payload_key_id
                 key = cipher.new_data_key(message.our_school)
                 aad = _outbox_aad(message.message_id)
-                plain = cipher.decrypt(
-                    message.payload_ciphertext, aad=aad, key_id=message.payload_key_id
-                )
-                message.payload_ciphertext = cipher.seal(key.key, plain, aad=aad)
+                plain = cipher.decrypt(stored, aad=aad, key_id=message.payload_key_id)
+                del stored
+                size, pieces = cipher.seal_pieces(key.key, plain, aad=aad)
+                blobs.put(session, message.id, blobs.PAYLOAD, pieces, size)
                 message.payload_key_id, message.payload_data_key_id = key.kek_id, key.id
                 session.add(_key_row(key, now))
                 done += 1
@@ -505,9 +506,8 @@ def _shred_message(session: Session, row: m.Message) -> None:
         dossier.ciphertext = b""  # the row stays as a tombstone: reading it says "purged"
     for key_id in filter(None, key_ids):
         session.execute(delete(m.DataKeyRow).where(m.DataKeyRow.id == key_id))
-    row.payload_ciphertext = None
+    blobs.drop(session, row.id)
     row.payload_data_key_id = None
-    row.sealed = None
 
 
 def _purge_request(

@@ -19,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from oso_gateway.store import blobs
 from oso_gateway.store import models as m
 from oso_gateway.store.records import MessageRecord, record_of
 from oso_gateway.store.repository import Store
@@ -216,8 +217,7 @@ class Mailbox:
                     delete(m.DataKeyRow).where(m.DataKeyRow.id == row.payload_data_key_id)
                 )
                 row.payload_data_key_id = None
-            row.payload_ciphertext = None
-            row.sealed = None
+            blobs.drop(session, row.id)
             row.next_attempt_at = None
             row.lease_until = None
 
@@ -226,8 +226,8 @@ class Mailbox:
     def retry(self, pk: int, *, now: datetime) -> MessageRecord:
         """A failed (or waiting) outbound message is due again now, with a fresh attempt budget."""
 
-        def change(_session: Session, row: m.Message) -> None:
-            if row.payload_ciphertext is None:
+        def change(session: Session, row: m.Message) -> None:
+            if blobs.get_id(session, row.id, blobs.PAYLOAD) is None:
                 raise TransitionRefused(row.status)
             row.attempts = 0
             row.next_attempt_at = now

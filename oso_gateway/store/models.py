@@ -1,12 +1,14 @@
 """Database tables (SQLAlchemy 2.x typed models). Schema changes go through Alembic migrations.
 
-* ``messages``: one row per message in either direction. Outbound rows are the outbox (the
-  payload encrypted at rest, the latest sealed envelope, the receipt); inbound rows keep the
+* ``messages``: one row per message in either direction. Outbound rows are the outbox (their
+  payload and latest sealed envelope are in ``outbox_blobs``; the receipt); inbound rows keep the
   receipt we answered with, so a duplicate gets the original receipt back.
   Exactly-once: unique indexes over every row that was not rejected (a rejected message does not
   block a later, valid one with the same id): outbound on message_id (our own ids), inbound on
   (counterpart_oin, message_id), since a MessageID is unique only per signer: another gateway
   that uses a sender's MessageID first must not block that sender's message.
+* ``outbox_blobs``: an outbound message's payload (encrypted) and latest sealed envelope,
+  apart from its often-updated row.
 * ``message_events``: the status lifecycle, append-only, no personal data.
 * ``dossiers``: imported dossiers, AES-256-GCM encrypted at rest.
 * ``dossier_index``: the searchable fields (pupil name, birth date) as keyed hashes for exact
@@ -133,13 +135,13 @@ class Message(Base):
     message_size: Mapped[int | None] = mapped_column(BigInteger)
     payload_digest: Mapped[str | None] = mapped_column(String(64))
     signer_fingerprint: Mapped[str | None] = mapped_column(String(64))
-    #: outbound: the payload to (re)seal, encrypted at rest (a sealed envelope expires in minutes)
+    #: outbound: the key of the payload to (re)seal, which is stored encrypted at rest in
+    #: ``outbox_blobs`` (a sealed envelope expires in minutes)
     payload_key_id: Mapped[str | None] = mapped_column(String(16))
     #: the payload's own data key (``data_keys``); None: a row from before data keys
     payload_data_key_id: Mapped[str | None] = mapped_column(String(36))
-    payload_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
-    #: outbound: the latest sealed envelope and its SignatureValue (the receipt must confirm it)
-    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: outbound: the SignatureValue of the latest sealed envelope (``outbox_blobs``): the
+    #: receipt must confirm it
     signature_value: Mapped[bytes | None] = mapped_column(LargeBinary)
     #: outbound: the SignatureValue of EVERY envelope sent (base64, one a line): a receipt may
     #: confirm an earlier attempt's, but never one we did not make
@@ -179,6 +181,30 @@ class Message(Base):
         ),
         Index("ix_messages_due", "direction", "status", "next_attempt_at"),
         Index("ix_messages_direction_payload_digest", "direction", "payload_digest"),
+    )
+
+
+class OutboxBlob(Base):
+    """An outbound message's large values, apart from its row: the payload (encrypted at rest)
+    and the latest sealed envelope, one row each (``kind``).
+
+    The ``messages`` row changes on every lease, heartbeat and status change; SQLite rewrites a
+    whole row on any update, so with tens of MB in it each of those cost a dossier-sized copy
+    in memory and on disk. Here a blob is written once and read once per attempt. ``data`` is
+    the last column: on SQLite a blob is inserted as a ``zeroblob`` and written, and read,
+    piecewise through the incremental blob API (``store/blobs.py``).
+    """
+
+    __tablename__ = "outbox_blobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_pk: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        Index("uq_outbox_blobs_message_pk_kind", "message_pk", "kind", unique=True),
+        CheckConstraint("kind IN ('payload', 'sealed')", name="kind"),
     )
 
 

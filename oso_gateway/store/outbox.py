@@ -17,6 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from oso_gateway.errors import DossierPurged
+from oso_gateway.store import blobs
 from oso_gateway.store import models as m
 from oso_gateway.store.messages import MessageQueries
 from oso_gateway.store.records import (
@@ -42,6 +43,8 @@ class OutboxRepository(MessageQueries):
         payload: bytes,
         payload_digest: str,
         now: datetime,
+        sealed: bytes | None = None,
+        signature_value: bytes | None = None,
         our_oin: str | None = None,
         our_school: str | None = None,
         counterpart_oin: str | None = None,
@@ -54,14 +57,14 @@ class OutboxRepository(MessageQueries):
         on_insert: Callable[[Session, str, dict[str, object]], None] | None = None,
     ) -> MessageRecord | Duplicate:
         """Put a message in the outbox (status ``queued``, due now). The payload is encrypted
-        under a data key of its own (wrapped by our school's storage key).
+        under a data key of its own (wrapped by our school's storage key). ``sealed`` (with its
+        ``signature_value``): the first sealing, kept for attempt 1 (not yet sent).
 
         ``after_insert`` runs in the same transaction (the school API records its
         Idempotency-Key there); if it raises, nothing is queued. ``on_insert(session,
         message_id, columns)`` too (the disclosure record).
         """
         data_key = self.cipher.new_data_key(our_school)
-        ciphertext = self.cipher.seal(data_key.key, payload, aad=outbox_aad(message_id))
 
         def work(session: Session) -> MessageRecord:
             row = m.Message(
@@ -81,7 +84,8 @@ class OutboxRepository(MessageQueries):
                 payload_digest=payload_digest,
                 payload_key_id=data_key.kek_id,
                 payload_data_key_id=data_key.id,
-                payload_ciphertext=ciphertext,
+                signature_value=signature_value if sealed is not None else None,
+                message_size=len(sealed) if sealed is not None else None,
                 created_at=now,
                 updated_at=now,
                 client_id=client_id,
@@ -90,6 +94,12 @@ class OutboxRepository(MessageQueries):
             session.add(m.DataKeyRow(**data_key_values(data_key, now)))
             session.add(row)
             session.flush()
+            size, pieces = self.cipher.seal_pieces(
+                data_key.key, payload, aad=outbox_aad(message_id)
+            )
+            blobs.put(session, row.id, blobs.PAYLOAD, pieces, size)
+            if sealed is not None:
+                blobs.put(session, row.id, blobs.SEALED, (sealed,), len(sealed))
             if on_insert is not None:
                 on_insert(
                     session,
@@ -124,7 +134,7 @@ class OutboxRepository(MessageQueries):
             if row.purged_at is not None:
                 raise DossierPurged(f"the payload of {row.message_id} was purged")
             key = self._data_key(session, row.payload_data_key_id)
-            return row.payload_key_id, row.payload_ciphertext, key
+            return row.payload_key_id, blobs.get(session, row.id, blobs.PAYLOAD), key
 
         key_id, blob, data_key = self._read(work)
         if key_id is None or blob is None:
@@ -133,6 +143,19 @@ class OutboxRepository(MessageQueries):
         if data_key is not None:
             return self.cipher.open(data_key, blob, aad=aad)
         return self.cipher.decrypt(blob, aad=aad, key_id=key_id)
+
+    def outbound_envelope(self, pk: int) -> tuple[bytes, bytes] | None:
+        """The latest sealed envelope of outbound message ``pk`` and its SignatureValue (read
+        once, to send it again while it is valid); None when there is none."""
+
+        def work(session: Session) -> tuple[bytes, bytes] | None:
+            value = session.scalar(select(m.Message.signature_value).where(m.Message.id == pk))
+            if value is None:
+                return None
+            sealed = blobs.get(session, pk, blobs.SEALED)
+            return None if sealed is None else (sealed, value)
+
+        return self._read(work)
 
     def claim_next_outbound(self, *, now: datetime, lease: timedelta) -> MessageRecord | None:
         """Take the next due outbound message for sending, exclusively; None when none is due.
@@ -194,14 +217,16 @@ class OutboxRepository(MessageQueries):
         self,
         pk: int,
         *,
-        sealed: bytes,
+        sealed: bytes | None,
         signature_value: bytes,
         now: datetime,
         endpoint: str | None = None,
         counterpart_oin: str | None = None,
     ) -> MessageRecord:
-        """The envelope went out; waiting for the receipt. ``endpoint`` / ``counterpart_oin``:
-        where it went when the directory changed since the message was queued."""
+        """The envelope goes out; waiting for the receipt. ``sealed``: a fresh sealing (stored
+        as the latest), None when the stored one (``outbound_envelope``) is sent again.
+        ``endpoint`` / ``counterpart_oin``: where it went when the directory changed since the
+        message was queued."""
 
         def work(session: Session) -> MessageRecord:
             row = self._get(session, pk)
@@ -209,12 +234,13 @@ class OutboxRepository(MessageQueries):
                 row.endpoint = endpoint
             if counterpart_oin is not None:
                 row.counterpart_oin = counterpart_oin
-            row.sealed = sealed
+            if sealed is not None:
+                blobs.put(session, pk, blobs.SEALED, (sealed,), len(sealed))
+                row.message_size = len(sealed)
             row.signature_value = signature_value
             sent = base64.b64encode(signature_value).decode("ascii")
             if sent not in (row.signature_values or "").split():  # kept for every attempt
                 row.signature_values = "\n".join(filter(None, [row.signature_values, sent]))
-            row.message_size = len(sealed)
             self._event(session, row, m.AWAITING_RECEIPT, now)
             session.flush()
             return record_of(row)
@@ -238,6 +264,7 @@ class OutboxRepository(MessageQueries):
                     delete(m.DataKeyRow).where(m.DataKeyRow.id == row.payload_data_key_id)
                 )
                 row.payload_data_key_id = None
+            blobs.drop(session, row.id)
 
         return self._change(
             pk,
@@ -249,7 +276,6 @@ class OutboxRepository(MessageQueries):
             lease_until=None,
             next_attempt_at=None,
             last_error_code=None,
-            payload_ciphertext=None,
         )
 
     def mark_retry(
@@ -284,7 +310,11 @@ class OutboxRepository(MessageQueries):
 
         def work(session: Session) -> MessageRecord:
             row = self._get(session, pk)
-            if row.direction != m.OUT or row.status != m.FAILED or row.payload_ciphertext is None:
+            if (
+                row.direction != m.OUT
+                or row.status != m.FAILED
+                or blobs.get_id(session, pk, blobs.PAYLOAD) is None
+            ):
                 raise LookupError(f"message row {pk} is not a failed outbound message")
             row.attempts = 0
             row.next_attempt_at = now

@@ -47,7 +47,6 @@ class MessageRecord:
     signature_value: bytes | None
     #: outbound: every SignatureValue sent (base64 lines); see ``sent_signature_values``
     signature_values: str | None
-    sealed: bytes | None
     receipt: bytes | None
     created_at: datetime
     updated_at: datetime
@@ -138,7 +137,6 @@ def record_of(row: m.Message) -> MessageRecord:
         signer_fingerprint=row.signer_fingerprint,
         signature_value=row.signature_value,
         signature_values=row.signature_values,
-        sealed=row.sealed,
         receipt=row.receipt,
         created_at=row.created_at,
         updated_at=row.updated_at,

@@ -1,11 +1,13 @@
 """The outbox: durable queue of outgoing dossiers, attempts, retries with back-off, receipts.
 
-``Outbox.enqueue`` stores a prepared dossier (payload encrypted at rest, status ``queued``).
+``Outbox.enqueue`` stores a prepared dossier (payload encrypted at rest, and its first sealing,
+status ``queued``).
 ``Outbox.run_once`` drains due messages: each is claimed exclusively (the store's claim: row
 lease, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so several workers
 (threads or processes) can run at once. One attempt:
 
-``sending`` → (reuse the latest envelope while valid, else seal afresh, same MessageID) →
+``sending`` → (reuse the latest envelope, read once from the store, while valid, else seal
+afresh, same MessageID) →
 record it (``awaiting_receipt``) → POST → verified receipt → ``delivered``; a network error,
 timeout, 5xx or transient fault → ``retrying`` at ``now + backoff`` (exponential, capped, with
 jitter) until ``retry.max_attempts`` is reached (then ``failed`` with the last code); a permanent
@@ -34,7 +36,6 @@ from oso_gateway.errors import (
     PeerFault,
     sender_reading,
 )
-from oso_gateway.security.wss import SealedMessage
 from oso_gateway.store import models as m
 from oso_gateway.store.disclosures import PrivacyRecords
 from oso_gateway.store.repository import AfterInsert, Duplicate, MessageRecord, Store
@@ -108,7 +109,6 @@ class Outbox:
         self.lease = lease
         self._rng = rng or random.Random()  # jitter, not security
         self._rng_lock = threading.Lock()
-        self._presealed: dict[str, SealedMessage] = {}
         #: checked before anything is queued (the pull workflow's inzage gate for pushes)
         self.gate: Callable[[PreparedDossier], None] | None = None
 
@@ -145,6 +145,8 @@ class Outbox:
             relates_to=prepared.relates_to,
             payload=prepared.payload,
             payload_digest=prepared.payload_digest,
+            sealed=prepared.sealed.data,
+            signature_value=prepared.sealed.signature_value,
             now=now,
             our_oin=prepared.sender_oin or self.config.identity.oin,
             our_school=prepared.sending_school.code,
@@ -158,7 +160,6 @@ class Outbox:
         )
         if isinstance(result, Duplicate):  # a fresh UUID: cannot happen unless re-enqueued
             return result.message
-        self._presealed[prepared.message_id] = prepared.sealed
         log.info(
             "queued %s for school %s (OIN %s), %d bytes",
             prepared.message_id,
@@ -302,7 +303,7 @@ class Outbox:
         try:
             entry = self.directory.lookup(school.brin, school.vestiging)
             moved = (entry.endpoint, entry.oin) != (record.endpoint, record.counterpart_oin)
-            sealed, signature_value = self._envelope(record, now, reseal=moved)
+            sealed, signature_value, fresh = self._envelope(record, now, reseal=moved)
         except GatewayError as exc:
             return self._finish(record, AttemptResult(outcome=_kind(exc), error=exc))
         except Exception as exc:
@@ -318,7 +319,7 @@ class Outbox:
             )
         sent = self.store.mark_sent(
             record.pk,
-            sealed=sealed,
+            sealed=sealed if fresh else None,
             signature_value=signature_value,
             now=now,
             endpoint=entry.endpoint if moved else None,
@@ -373,15 +374,15 @@ class Outbox:
 
     def _envelope(
         self, record: MessageRecord, now: datetime, *, reseal: bool = False
-    ) -> tuple[bytes, bytes]:
-        """The envelope to send: the latest one while still valid (and the directory still
-        gives the same address), else a fresh sealing."""
-        pre = self._presealed.pop(record.message_id, None)
+    ) -> tuple[bytes, bytes, bool]:
+        """The envelope to send, its SignatureValue, and whether it is a fresh sealing: the
+        latest one (read once from the store) while still valid and the directory still gives
+        the same address, else a fresh sealing."""
         if not reseal:
-            if record.sealed is None and pre is not None and _valid(pre.data, now):
-                return pre.data, pre.signature_value
-            if record.sealed is not None and record.signature_value and _valid(record.sealed, now):
-                return record.sealed, record.signature_value
+            latest = self.store.outbound_envelope(record.pk)
+            if latest is not None and _valid(latest[0], now):
+                return latest[0], latest[1], False
+            del latest
         assert record.counterpart_school is not None
         fresh = seal_attempt(
             self.store.outbound_payload(record),
@@ -395,7 +396,7 @@ class Outbox:
         )
         if fresh.payload_digest != record.payload_digest:  # pragma: no cover - defensive
             raise RuntimeError("payload digest changed between sealings")
-        return fresh.data, fresh.signature_value
+        return fresh.data, fresh.signature_value, True
 
     def _finish(self, record: MessageRecord, result: AttemptResult) -> str:
         now = self.clock()
