@@ -58,8 +58,8 @@ def _sub(parent: etree._Element, ns: str, local: str, **attrib: str) -> etree._E
 
 
 def elements(parent: etree._Element) -> list[etree._Element]:
-    """Element children (comments skipped)."""
-    return [c for c in parent if isinstance(c.tag, str)]
+    """Element children (comments, processing instructions and entities skipped, in libxml2)."""
+    return list(parent.iterchildren(etree.Element))
 
 
 def text_only(el: etree._Element, what: str) -> str:
@@ -111,6 +111,21 @@ def sign(signature: etree._Element, key: rsa.RSAPrivateKey) -> bytes:
 
 # --- parsing a received signature -------------------------------------------------------------
 
+#: the Clark names the parser compares against (built once, not per element)
+_DS_CANONICALIZATION_METHOD = q(DS, "CanonicalizationMethod")
+_DS_DIGEST_METHOD = q(DS, "DigestMethod")
+_DS_DIGEST_VALUE = q(DS, "DigestValue")
+_DS_KEY_INFO = q(DS, "KeyInfo")
+_DS_REFERENCE = q(DS, "Reference")
+_DS_SIGNATURE_METHOD = q(DS, "SignatureMethod")
+_DS_SIGNATURE_VALUE = q(DS, "SignatureValue")
+_DS_SIGNED_INFO = q(DS, "SignedInfo")
+_DS_TRANSFORM = q(DS, "Transform")
+_DS_TRANSFORMS = q(DS, "Transforms")
+_EC_INCLUSIVE_NAMESPACES = q(EC, "InclusiveNamespaces")
+_WSSE_REFERENCE = q(WSSE, "Reference")
+_WSSE_SECURITY_TOKEN_REFERENCE = q(WSSE, "SecurityTokenReference")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Reference:
@@ -145,7 +160,7 @@ def _c14n_method(el: etree._Element, what: str) -> tuple[str, ...]:
     children = elements(el)
     if not children:
         return ()
-    if len(children) != 1 or children[0].tag != q(EC, "InclusiveNamespaces"):
+    if len(children) != 1 or children[0].tag != _EC_INCLUSIVE_NAMESPACES:
         raise TransformRejected(f"{what} has unexpected parameters")
     return tuple((children[0].get("PrefixList") or "").split())
 
@@ -157,11 +172,14 @@ def _b64(el: etree._Element, what: str) -> bytes:
         raise SecurityHeaderInvalid(f"{what} is not valid base64") from None
 
 
+_NOT_IN_ID = frozenset(" ()'\"#")
+
+
 def _same_document_id(uri: str | None) -> str:
     if not uri or not uri.startswith("#") or len(uri) < 2:
         raise ReferenceInvalid(f"reference URI {_show(uri)} is not a same-document #id reference")
     target = uri[1:]
-    if target.startswith("xpointer(") or any(ch in target for ch in " ()'\"#"):
+    if target.startswith("xpointer(") or not _NOT_IN_ID.isdisjoint(target):
         raise ReferenceInvalid(f"reference URI {_show(uri)} is not a plain #id reference")
     return target
 
@@ -178,7 +196,7 @@ def parse_signature(sig: etree._Element) -> ParsedSignature:
     """Strictly parse a ``ds:Signature``; raise a typed error for anything outside the profile."""
     kids = elements(sig)
     names = [k.tag for k in kids]
-    if names != [q(DS, "SignedInfo"), q(DS, "SignatureValue"), q(DS, "KeyInfo")]:
+    if names != [_DS_SIGNED_INFO, _DS_SIGNATURE_VALUE, _DS_KEY_INFO]:
         raise SecurityHeaderInvalid(
             "ds:Signature must hold exactly SignedInfo, SignatureValue, KeyInfo"
         )
@@ -189,7 +207,7 @@ def parse_signature(sig: etree._Element) -> ParsedSignature:
     c14n_el, method_el, *ref_els = info_kids
     if len(ref_els) > MAX_REFERENCES:
         raise TooManyReferences(f"{len(ref_els)} references (at most {MAX_REFERENCES})")
-    if c14n_el.tag != q(DS, "CanonicalizationMethod") or method_el.tag != q(DS, "SignatureMethod"):
+    if c14n_el.tag != _DS_CANONICALIZATION_METHOD or method_el.tag != _DS_SIGNATURE_METHOD:
         raise SecurityHeaderInvalid("ds:SignedInfo children are out of order")
     inclusive = _c14n_method(c14n_el, "CanonicalizationMethod")
     method = _alg(method_el, "SignatureMethod")
@@ -212,16 +230,16 @@ def parse_signature(sig: etree._Element) -> ParsedSignature:
 
 
 def _parse_reference(ref: etree._Element) -> Reference:
-    if ref.tag != q(DS, "Reference"):
+    if ref.tag != _DS_REFERENCE:
         raise SecurityHeaderInvalid("ds:SignedInfo holds something other than ds:Reference")
     if ref.get("Type") not in (None, ""):
         raise ReferenceInvalid("typed references are not part of the profile")
     target = _same_document_id(ref.get("URI"))
     kids = elements(ref)
     if [k.tag for k in kids] != [
-        q(DS, "Transforms"),
-        q(DS, "DigestMethod"),
-        q(DS, "DigestValue"),
+        _DS_TRANSFORMS,
+        _DS_DIGEST_METHOD,
+        _DS_DIGEST_VALUE,
     ]:
         raise TransformRejected(
             "a ds:Reference must hold Transforms (one exclusive C14N), DigestMethod, DigestValue"
@@ -230,7 +248,7 @@ def _parse_reference(ref: etree._Element) -> Reference:
     transform_list = elements(transforms)
     if len(transform_list) > MAX_TRANSFORMS:
         raise TooManyTransforms(f"{len(transform_list)} transforms (at most {MAX_TRANSFORMS})")
-    if len(transform_list) != 1 or transform_list[0].tag != q(DS, "Transform"):
+    if len(transform_list) != 1 or transform_list[0].tag != _DS_TRANSFORM:
         raise TransformRejected("a ds:Reference must have exactly one transform")
     inclusive = _c14n_method(transform_list[0], "Transform")
     method = _alg(method_el, "DigestMethod")
@@ -245,10 +263,10 @@ def _parse_reference(ref: etree._Element) -> Reference:
 
 def _token_reference(key_info: etree._Element) -> str:
     kids = elements(key_info)
-    if len(kids) != 1 or kids[0].tag != q(WSSE, "SecurityTokenReference"):
+    if len(kids) != 1 or kids[0].tag != _WSSE_SECURITY_TOKEN_REFERENCE:
         raise SignerTokenInvalid("KeyInfo must hold one wsse:SecurityTokenReference")
     refs = elements(kids[0])
-    if len(refs) != 1 or refs[0].tag != q(WSSE, "Reference"):
+    if len(refs) != 1 or refs[0].tag != _WSSE_REFERENCE:
         raise SignerTokenInvalid("the SecurityTokenReference must hold one wsse:Reference")
     if refs[0].get("ValueType") != VALUE_X509V3:
         raise SignerTokenInvalid("the token reference's ValueType is not X509v3")
