@@ -17,8 +17,8 @@ def element_path(el: etree._Element, suffix: str | None = None) -> str:
     parts: list[str] = []
     node: etree._Element | None = el
     while node is not None:
-        name = etree.QName(node).localname
         tag = node.tag
+        name = tag.rpartition("}")[2]  # the local name (as etree.QName(node).localname)
         # siblings of the same name, counted inside libxml2 (a long list is not copied per step)
         before = sum(1 for _ in node.itersiblings(tag, preceding=True))
         if before or next(node.itersiblings(tag), None) is not None:
