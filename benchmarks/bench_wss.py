@@ -19,6 +19,11 @@ path already verified within its validity window is served from the trust config
 What the floor leaves out, and the 1.3× must cover, is the checking only open does: the hardened
 parser's markup scans and shape limits on both documents, the envelope's structure, the signature's
 references and the ID index, the certificate from the token and the timestamp.
+From 1 MiB on, open parses the envelope with the CipherValue cut out (``largetext``) and checks
+that the plaintext is canonical on a copy with its long text runs cut out (``c14n.is_canonical``),
+so it no longer does two of the floor's primitives in full (the whole message's parse, the
+payload's C14N): at 2 MB and 50 MB the ratio understates open's own overhead, and 30 KB, where
+open does them all, is the size that tells.
 """
 
 from __future__ import annotations
