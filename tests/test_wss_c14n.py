@@ -94,3 +94,13 @@ def test_deep_copy_copies_the_whole_subtree_and_shares_nothing() -> None:
     clone[0].set("y", "2")
     clone.text = "changed"
     assert original[0].get("y") is None and original.text == "t"
+
+
+def test_a_document_shorter_than_a_cut_run_is_returned_as_it_is() -> None:
+    from oso_gateway.security import largetext
+
+    run = b"QUJD" * 300  # 1200 bytes of base64 text
+    data = b"<r><a>" + run + b"</a></r>"
+    assert largetext.cut_texts(data, min_size=len(data) + 1) == (data, 0)
+    cut, runs = largetext.cut_texts(data, min_size=len(run))
+    assert runs == 1 and run not in cut and len(cut) < len(data)

@@ -150,6 +150,8 @@ def cut_texts(data: bytes, *, min_size: int) -> tuple[bytes, int]:
     document is its own canonical form exactly when the document with the runs cut is: that
     can be checked on a small document instead of the whole one (``c14n.is_canonical``).
     """
+    if len(data) < min_size:  # no run that long fits: skip the walk from "<" to "<"
+        return data, 0
     pieces: list[bytes] = []
     kept = 0  # data[:kept] is in pieces
     base = "OSOTEXT" + secrets.token_hex(16)
