@@ -138,12 +138,14 @@ def test_few_equals_bound_the_declarations_without_looking_for_them() -> None:
     # attributes, so "xmlns" and ":" in text are not counted (and do not refuse the document)
     text = b"xmlns: " * 400
     raw = b'<r xmlns:p="urn:p" p:a="1">' + text + b"</r>"
-    counts = xmlparse.markup_counts(raw, 100_000, names_above=32)
+    counts = xmlparse.markup_counts(raw, 100_000, declarations_above=32, qualified_above=256)
     assert (counts.equals, counts.declarations, counts.colons) == (2, 2, 2)
     assert parse_xml(raw, limits=ParseLimits(max_namespaces=100)).getroot().text == text.decode()
     # one "=" more than the bound: counted near the "=" as before
     many = b"<r" + _decls(5) + b"/>"
-    assert xmlparse.markup_counts(many, 100_000, names_above=4).declarations == 5
+    counts = xmlparse.markup_counts(many, 100_000, declarations_above=4, qualified_above=256)
+    assert (counts.declarations, counts.colons) == (5, 5)  # colons: bounded by the five "="
+    assert xmlparse.markup_counts(many, 100_000, qualified_above=4).colons == 10  # counted
 
 
 # --- one negative test per limit, each with its own code ----------------------------------------

@@ -117,11 +117,8 @@ def parse_xml(data: bytes, *, limits: ParseLimits = DEFAULT_LIMITS) -> etree._El
     counts = markup_counts(
         raw,
         limits.max_markup,
-        names_above=min(
-            limits.max_namespaces_per_element,
-            limits.max_namespaces,
-            limits.max_namespaced_attributes,
-        ),
+        declarations_above=min(limits.max_namespaces_per_element, limits.max_namespaces),
+        qualified_above=limits.max_namespaced_attributes,
     )
     if counts.tags + counts.equals > limits.max_markup:
         raise XmlTooMuchMarkup(f"more than {limits.max_markup} markup tokens")
@@ -194,29 +191,41 @@ class MarkupCounts:
     colons: int
 
 
-def markup_counts(raw: bytes, limit: int, *, names_above: int = 0) -> MarkupCounts:
+def markup_counts(
+    raw: bytes, limit: int, *, declarations_above: int = 0, qualified_above: int = 0
+) -> MarkupCounts:
     """Count ``raw``'s markup in one cheap scan (see ``_count_capped``); the counts bound the
     elements, the attributes and the declarations before a tree exists.
 
-    ``xmlns`` and ``:`` are looked for only when there are more than ``names_above`` ``=``: with
-    fewer, ``equals`` itself bounds both (each declaration and each attribute has its own ``=``)
-    and is reported for them. A dossier has a few dozen ``=`` (its attachments' padding).
+    Each declaration and each qualified attribute has its own ``=``: ``xmlns`` is looked for only
+    when there are more than ``declarations_above`` ``=``, and ``:`` only when there are more than
+    ``qualified_above``; otherwise ``equals`` is reported for them (it bounds them). A dossier
+    has a few dozen ``=`` (its attachments' padding), an envelope a few dozen attributes.
     """
     tags = _count_capped(raw, b"<", limit)
     if tags > limit:
         return MarkupCounts(tags, 0, 0, 0)
-    if names_above > 0:
-        equals = _count_capped(raw, b"=", min(limit - tags, names_above))
-        if equals <= names_above:
-            return MarkupCounts(tags, equals, equals, equals)
-    return _count_equals(raw, tags, limit - tags)
+    equals = _count_capped(raw, b"=", limit - tags)
+    if equals > limit - tags:  # refused on the count alone
+        return MarkupCounts(tags, equals, 0, 0)
+    declarations, colons = _count_names(
+        raw, xmlns=equals > declarations_above, colons=equals > qualified_above
+    )
+    return MarkupCounts(
+        tags,
+        equals,
+        equals if declarations is None else declarations,
+        equals if colons is None else colons,
+    )
 
 
-def _count_equals(raw: bytes, tags: int, cap: int) -> MarkupCounts:
-    """Occurrences of ``=``, and of ``xmlns`` and ``:`` in the windows around them (a
-    declaration's ``xmlns`` and an attribute's prefix sit a name's length before its ``=``);
-    stops early past ``cap``. An ``xmlns`` that straddles the end of a window is counted in it."""
-    found = declarations = colons = pos = 0
+def _count_names(raw: bytes, *, xmlns: bool, colons: bool) -> tuple[int | None, int | None]:
+    """Occurrences of ``xmlns`` and of ``:`` (each when asked for, else None) in the windows
+    around the ``=`` (a declaration's ``xmlns`` and an attribute's prefix sit a name's length
+    before its ``=``). An ``xmlns`` that straddles the end of a window is counted in it."""
+    if not (xmlns or colons):
+        return None, None
+    declarations = found_colons = pos = 0
     end, window = len(raw), _MIN_WINDOW // 2
     while pos < end:
         hit = raw.find(b"=", pos)
@@ -224,13 +233,12 @@ def _count_equals(raw: bytes, tags: int, cap: int) -> MarkupCounts:
             break
         window = _next_window(window, hit - pos)
         start, stop = max(pos, hit - 64), min(hit + window, end)
-        found += raw.count(b"=", hit, stop)
-        declarations += raw.count(b"xmlns", start, min(stop + 4, end))
-        colons += raw.count(b":", start, stop)
-        if found > cap:
-            break
+        if xmlns:
+            declarations += raw.count(b"xmlns", start, min(stop + 4, end))
+        if colons:
+            found_colons += raw.count(b":", start, stop)
         pos = stop
-    return MarkupCounts(tags, found, declarations, colons)
+    return (declarations if xmlns else None), (found_colons if colons else None)
 
 
 def _check_forbidden_nodes(root: etree._Element) -> None:
