@@ -109,6 +109,8 @@ def send_command(
                 for key, count in prepared.removed.items():
                     removed[key] = removed.get(key, 0) + count
                 queued.append((label, prepared.message_id))
+                # a large dossier is not held while the next one, or --wait, runs
+                del data, prepared
         click.echo(f"queued {len(queued)} dossier(s) for {school}, rejected {rejected}")
         if removed:
             shown = ", ".join(f"{k}: {v}" for k, v in sorted(removed.items()))

@@ -361,7 +361,8 @@ class Outbox:
                     log.warning("lease heartbeat of %s failed: %s", record.message_id, exc.code)
                     continue
                 if not ours:
-                    log.warning("%s: our claim was taken over", record.message_id)
+                    if not done.is_set():  # not just the attempt ending as we renewed
+                        log.warning("%s: our claim was taken over", record.message_id)
                     return
 
         thread = threading.Thread(target=beat, name=f"lease-{record.pk}", daemon=True)
