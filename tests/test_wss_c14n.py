@@ -101,6 +101,7 @@ def test_a_document_shorter_than_a_cut_run_is_returned_as_it_is() -> None:
 
     run = b"QUJD" * 300  # 1200 bytes of base64 text
     data = b"<r><a>" + run + b"</a></r>"
-    assert largetext.cut_texts(data, min_size=len(data) + 1) == (data, 0)
-    cut, runs = largetext.cut_texts(data, min_size=len(run))
-    assert runs == 1 and run not in cut and len(cut) < len(data)
+    short = largetext.cut_texts(data, min_size=len(data) + 1)
+    assert short.document is data and short.tokens == ()
+    cut = largetext.cut_texts(data, min_size=len(run))
+    assert len(cut.tokens) == 1 and run not in cut.document and len(cut.document) < len(data)

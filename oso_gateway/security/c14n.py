@@ -201,7 +201,7 @@ def _attribute_test(namespaces: frozenset[str]) -> etree.XPath:
 def wrapped_c14n_digest(
     wrapper: etree._Element,
     payload: etree._Element,
-    payload_c14n: bytes | memoryview,
+    payload_c14n: bytes,
     *,
     before: str = "",
     after: str = "",
@@ -266,7 +266,8 @@ def _spliced_digest(
 
 
 #: text runs at least this long are cut before a document is compared with its canonical form
-_CUT_TEXT = 64 * 1024
+#: (or serialised, ``largetext.serialise``)
+CUT_TEXT = 64 * 1024
 
 
 def is_canonical(
@@ -279,15 +280,15 @@ def is_canonical(
     a text node in libxml2's buffers. The runs are cut first (``largetext.cut_texts``): the
     document is canonical exactly when the cut one is, and that one is small.
     """
-    cut, runs = largetext.cut_texts(document, min_size=_CUT_TEXT)
-    if runs:
-        stop -= len(document) - len(cut)
+    cut = largetext.cut_texts(document, min_size=CUT_TEXT)
+    if cut.tokens:
+        stop -= len(document) - len(cut.document)
         try:
-            root = parse(cut)
+            root = parse(cut.document)
         except GatewayError:
             return False
     canonical = exc_c14n(root)
-    return len(canonical) == stop - start and cut.startswith(canonical, start)
+    return len(canonical) == stop - start and cut.document.startswith(canonical, start)
 
 
 def _c14n_text(whitespace: str) -> bytes:

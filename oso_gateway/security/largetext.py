@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import binascii
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
 from lxml import etree
 
+from oso_gateway.errors import GatewayError
 from oso_gateway.security.namespaces import SOAP, XENC, q
 from oso_gateway.security.xmlparse import markup_counts
 
@@ -141,18 +143,31 @@ def _base64_text(run: memoryview, *, space: bytes = _XML_SPACE) -> bool:
     return True
 
 
-def cut_texts(data: bytes, *, min_size: int) -> tuple[bytes, int]:
-    """``data`` with every text run of at least ``min_size`` bytes that holds only base64
-    characters, tabs, line feeds and spaces replaced by a token of its own (and how many).
+@dataclass(frozen=True, kw_only=True)
+class CutTexts:
+    """A document with its long base64 text runs replaced by tokens (``cut_texts``)."""
 
-    Such a run parses into text as it is and exclusive C14N writes it back as it is (it has no
-    reference, no carriage return and nothing to escape), and so does the token. So the
-    document is its own canonical form exactly when the document with the runs cut is: that
-    can be checked on a small document instead of the whole one (``c14n.is_canonical``).
+    document: bytes
+    #: one token per run, in document order
+    tokens: tuple[bytes, ...]
+    #: the runs in the original document, [start, end)
+    runs: tuple[tuple[int, int], ...]
+
+
+def cut_texts(data: bytes, *, min_size: int) -> CutTexts:
+    """``data`` with every text run of at least ``min_size`` bytes that holds only base64
+    characters, tabs, line feeds and spaces replaced by a token of its own.
+
+    Such a run parses into text as it is, and exclusive C14N and lxml's serialiser write it back
+    as it is (it has no reference, no carriage return and nothing to escape); so does the token.
+    So what is checked or written for the small document holds for the whole one with the runs
+    put back (``c14n.is_canonical``, ``serialise``).
     """
     if len(data) < min_size:  # no run that long fits: skip the walk from "<" to "<"
-        return data, 0
+        return CutTexts(document=data, tokens=(), runs=())
     pieces: list[bytes] = []
+    tokens: list[bytes] = []
+    runs: list[tuple[int, int]] = []
     kept = 0  # data[:kept] is in pieces
     base = "OSOTEXT" + secrets.token_hex(16)
     at = data.find(b"<")
@@ -165,13 +180,77 @@ def cut_texts(data: bytes, *, min_size: int) -> tuple[bytes, int]:
             if close >= 0 and following - close - 1 >= min_size:
                 run = memoryview(data)[close + 1 : following]
                 if _base64_text(run, space=_TEXT_SPACE):
-                    pieces += (data[kept : close + 1], f"{base}x{len(pieces)}".encode("ascii"))
+                    token = f"{base}x{len(tokens)}".encode("ascii")
+                    pieces += (data[kept : close + 1], token)
+                    tokens.append(token)
+                    runs.append((close + 1, following))
                     kept = following
         at = following
-    if not pieces:
-        return data, 0
+    if not tokens:
+        return CutTexts(document=data, tokens=(), runs=())
     pieces.append(data[kept:])
-    return b"".join(pieces), len(pieces) // 2
+    return CutTexts(document=b"".join(pieces), tokens=tuple(tokens), runs=tuple(runs))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Serialised:
+    """``etree.tostring(root, encoding="utf-8", xml_declaration=True)`` of a large document,
+    known by its size before it is made (``serialise``)."""
+
+    size: int
+    _small: bytes
+    _canonical: bytes
+    _cut: CutTexts
+    _positions: tuple[int, ...]
+
+    def build(self) -> bytes:
+        """The serialised document: the small one's bytes with the runs put back in place."""
+        pieces: list[bytes | memoryview] = []
+        at = 0
+        with memoryview(self._canonical) as canonical:
+            for token, where, (start, end) in zip(
+                self._cut.tokens, self._positions, self._cut.runs, strict=True
+            ):
+                pieces += (self._small[at:where], canonical[start:end])
+                at = where + len(token)
+            pieces.append(self._small[at:])
+            built = b"".join(pieces)
+            pieces.clear()
+        assert len(built) == self.size
+        return built
+
+
+def serialise(
+    canonical: bytes, *, parse: Callable[[bytes], etree._Element], min_size: int
+) -> Serialised | None:
+    """lxml's serialisation (with the XML declaration) of the element whose exclusive C14N is
+    ``canonical``, made without serialising the large tree: libxml2 holds about three times a
+    large text node while it writes one. The long base64 runs are cut (``cut_texts``), the
+    small document is parsed and serialised, and the runs go back in place of their tokens.
+    None when there is nothing to cut or a token does not come out exactly once: then serialise
+    the tree itself.
+    """
+    cut = cut_texts(canonical, min_size=min_size)
+    if not cut.tokens:
+        return None
+    try:
+        small = etree.tostring(parse(cut.document), encoding="utf-8", xml_declaration=True)
+    except GatewayError:
+        return None
+    positions = []
+    at = 0
+    for token in cut.tokens:
+        where = small.find(token, at)
+        if where < 0 or small.count(token) != 1:
+            return None
+        positions.append(where)
+        at = where + len(token)
+    size = len(small) + sum(
+        end - start - len(token) for token, (start, end) in zip(cut.tokens, cut.runs, strict=True)
+    )
+    return Serialised(
+        size=size, _small=small, _canonical=canonical, _cut=cut, _positions=tuple(positions)
+    )
 
 
 def same_counts(data: bytes | bytearray, cut: Cut, *, limit: int) -> bool:

@@ -157,6 +157,8 @@ class OpenedMessage:
     payload: etree._Element
     payload_digest: str
     recipient_oin: str
+    #: the payload's exclusive C14N: the bytes the Body digest and ``payload_digest`` cover
+    payload_c14n: bytes = b""
 
 
 def from_address(oin: str) -> str:
@@ -683,6 +685,7 @@ def open_message(
         payload=content.payload,
         payload_digest=content.payload_digest,
         recipient_oin=identity.oin,
+        payload_c14n=content.payload_c14n,
     )
 
 
@@ -862,7 +865,7 @@ class _Content:
     """The decrypted Body content and what its digest needs."""
 
     payload: etree._Element
-    payload_c14n: bytes | memoryview
+    payload_c14n: bytes
     payload_digest: str
     before: str
     after: str
@@ -909,15 +912,12 @@ def _decrypt_body(
     )
     payload = payload_tree.getroot()
     stop = len(plaintext) - after_ws
-    payload_c14n: bytes | memoryview
 
     def parse(document: bytes) -> etree._Element:
         return parse_xml(document, limits=limits).getroot()
 
     if is_canonical(plaintext, payload, start=before_ws, stop=stop, parse=parse):
-        payload_c14n = (
-            plaintext if before_ws == after_ws == 0 else (memoryview(plaintext)[before_ws:stop])
-        )
+        payload_c14n = plaintext if before_ws == after_ws == 0 else plaintext[before_ws:stop]
     else:
         # Another stack serialised the content its own way (or something outside the signature,
         # such as a comment or an unused namespace declaration, was added): hand on exactly what
@@ -958,4 +958,3 @@ def _check_digests(shape: _Shape, signed: _Signed, content: _Content) -> None:
             actual = primitives.sha256(exc_c14n(target, inclusive_prefixes=ref.inclusive_prefixes))
         if not xmldsig.digests_equal(actual, ref.digest):
             raise DigestMismatch(f"the digest of the signed {role} does not match")
-    content.payload_c14n = b""  # the largest buffer: not kept past the digests

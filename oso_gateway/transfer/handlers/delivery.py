@@ -13,7 +13,9 @@ from typing import Protocol
 from lxml import etree
 
 from oso_gateway.errors import XmlLimitExceeded
-from oso_gateway.security.xmlparse import DEFAULT_LIMITS
+from oso_gateway.security import largetext
+from oso_gateway.security.c14n import CUT_TEXT
+from oso_gateway.security.xmlparse import DEFAULT_LIMITS, parse_xml
 from oso_gateway.transfer import wire
 from oso_gateway.transfer.handlers.base import Accepted, Inbound, Persist
 from oso_gateway.transfer.schools import School, sending_school
@@ -30,13 +32,12 @@ class DeliveryMatcher(Protocol):
         ...
 
 
-#: a serialised dossier larger than this is not held while the dossier is validated (the rules
-#: decode each attachment): it is serialised again afterwards, which costs less than holding it
-_HOLD_WHILE_VALIDATING = 8 * 1024 * 1024
-
-
 def _serialise(dossier: etree._Element) -> bytes:
     return etree.tostring(dossier, encoding="utf-8", xml_declaration=True)
+
+
+def _parse(document: bytes) -> etree._Element:
+    return parse_xml(document, limits=DEFAULT_LIMITS).getroot()
 
 
 class DossierDelivery:
@@ -49,15 +50,18 @@ class DossierDelivery:
         opened = message.opened
         sending = sending_school(opened.payload)
         message.directory.check_mandate(message.signer_oin, sending.brin, sending.vestiging)
-        dossier: bytes | None = _serialise(opened.payload)
-        assert dossier is not None
-        if len(dossier) > DEFAULT_LIMITS.max_bytes:  # the bound of a dossier parsed on its own
-            raise XmlLimitExceeded(f"dossier of {len(dossier)} bytes exceeds the limit")
-        if len(dossier) > _HOLD_WHILE_VALIDATING:
-            dossier = None  # serialised again below: not held while the rules decode attachments
+        # The dossier is stored as lxml serialises it. A large one is made from the canonical
+        # form with its attachments' base64 cut out (its size is known first, and the tree is
+        # not serialised: libxml2 would hold about three times each large text node).
+        large = largetext.serialise(opened.payload_c14n, parse=_parse, min_size=CUT_TEXT)
+        dossier = None if large is not None else _serialise(opened.payload)
+        size = large.size if large is not None else len(dossier or b"")
+        if size > DEFAULT_LIMITS.max_bytes:  # the bound of a dossier parsed on its own
+            raise XmlLimitExceeded(f"dossier of {size} bytes exceeds the limit")
         message.validator(opened.payload, message.now)
-        if dossier is None:
-            dossier = _serialise(opened.payload)
+        if large is not None:
+            dossier = large.build()
+        assert dossier is not None
         persist = None
         if opened.relates_to is not None:
             from oso_gateway.errors import DeliveryRequestUnknown
