@@ -9,6 +9,7 @@ piecewise base64 decoder and the canonical-form check agree with the plain ones.
 from __future__ import annotations
 
 import base64
+import itertools
 import re
 from collections.abc import Callable
 
@@ -60,7 +61,7 @@ def _cipher_value(data: bytes) -> re.Match[bytes]:
 def test_a_large_message_is_cut_and_its_ciphertext_found_where_the_profile_puts_it(
     sealed: bytes,
 ) -> None:
-    cut = largetext.cut_ciphertext(sealed, min_size=wss._CUT_MIN, max_tags=10_000)
+    cut = largetext.cut_ciphertext(sealed, min_size=wss._CUT_MIN)
     assert cut is not None and len(cut.envelope) < 512 * 1024
     assert largetext.same_counts(sealed, cut, limit=10_000)
     holder = cut.holder(parse_xml(cut.envelope).getroot())
@@ -224,3 +225,12 @@ def test_serialising_puts_each_cut_run_back_in_its_own_place() -> None:
     assert made is not None
     expected = etree.tostring(_parse(canonical), encoding="utf-8", xml_declaration=True)
     assert made.build() == expected and made.size == len(expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=300).map(lambda b: bytes(b"<a"[x % 2] for x in b)))
+def test_the_long_gaps_are_every_stretch_between_tags_of_at_least_the_size(data: bytes) -> None:
+    for min_size in (1, 2, 5, 17):
+        tags = [i for i, byte in enumerate(data) if byte == ord("<")]
+        naive = [(a, b) for a, b in itertools.pairwise(tags) if b - a >= min_size]
+        assert list(largetext._long_gaps(data, min_size)) == naive

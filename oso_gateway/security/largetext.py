@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import binascii
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import cast
 
@@ -98,24 +98,33 @@ class Cut:
         return run.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def cut_ciphertext(data: bytes | bytearray, *, min_size: int, max_tags: int) -> Cut | None:
-    """Cut the middle out of the longest text run between markup if the run is at least
-    ``min_size`` bytes of base64 (else None). Looks at no more than ``max_tags`` tags: the
-    hardened parser refuses a message with more anyway, and this does not pay for a flood."""
-    best_start = best_end = 0
-    at, tags = data.find(b"<"), 0
+def _long_gaps(data: bytes | bytearray, min_size: int) -> Iterator[tuple[int, int]]:
+    """Each stretch from a ``<`` to the next ``<`` that is at least ``min_size`` bytes long, in
+    order. A window of ``min_size`` bytes that holds a ``<`` is skipped to its last one (memrchr),
+    so this costs about one search per ``min_size`` bytes, however many tags there are."""
+    at = data.find(b"<")
     while at >= 0:
-        tags += 1
-        if tags > max_tags:
-            return None
+        last = data.rfind(b"<", at + 1, at + min_size)
+        if last >= 0:
+            at = last
+            continue
         following = data.find(b"<", at + 1)
-        stop = len(data) if following < 0 else following
-        if stop - at > best_end - best_start:
-            best_start, best_end = at, stop
+        if following < 0:
+            return  # a run that no markup closes
+        yield at, following
         at = following
+
+
+def cut_ciphertext(data: bytes | bytearray, *, min_size: int) -> Cut | None:
+    """Cut the middle out of the longest text run between markup if the run is at least
+    ``min_size`` bytes of base64 (else None)."""
+    gaps = list(_long_gaps(data, min_size)) if len(data) >= min_size else []
+    if not gaps:
+        return None
+    best_start, best_end = max(gaps, key=lambda gap: gap[1] - gap[0])
     close = data.rfind(b">", best_start, best_end)
-    if close < 0 or best_end == len(data):
-        return None  # no text run that is closed by markup
+    if close < 0:
+        return None
     run_start, run_end = close + 1, best_end
     if run_end - run_start < max(min_size, 4 * _KEEP):
         return None
@@ -170,22 +179,16 @@ def cut_texts(data: bytes, *, min_size: int) -> CutTexts:
     runs: list[tuple[int, int]] = []
     kept = 0  # data[:kept] is in pieces
     base = "OSOTEXT" + secrets.token_hex(16)
-    at = data.find(b"<")
-    while at >= 0:
-        following = data.find(b"<", at + 1)
-        if following < 0:
-            break
-        if following - at >= min_size:
-            close = data.rfind(b">", at, following)
-            if close >= 0 and following - close - 1 >= min_size:
-                run = memoryview(data)[close + 1 : following]
-                if _base64_text(run, space=_TEXT_SPACE):
-                    token = f"{base}x{len(tokens)}".encode("ascii")
-                    pieces += (data[kept : close + 1], token)
-                    tokens.append(token)
-                    runs.append((close + 1, following))
-                    kept = following
-        at = following
+    for at, following in _long_gaps(data, min_size):
+        close = data.rfind(b">", at, following)
+        if close >= 0 and following - close - 1 >= min_size:
+            run = memoryview(data)[close + 1 : following]
+            if _base64_text(run, space=_TEXT_SPACE):
+                token = f"{base}x{len(tokens)}".encode("ascii")
+                pieces += (data[kept : close + 1], token)
+                tokens.append(token)
+                runs.append((close + 1, following))
+                kept = following
     if not tokens:
         return CutTexts(document=data, tokens=(), runs=())
     pieces.append(data[kept:])

@@ -719,7 +719,7 @@ def _parse_envelope(
     it out unchanged (the bytes are kept for decoding it), otherwise parsed whole."""
     cut = None
     if len(data) <= limits.max_bytes:
-        cut = largetext.cut_ciphertext(data, min_size=_CUT_MIN, max_tags=limits.max_markup)
+        cut = largetext.cut_ciphertext(data, min_size=_CUT_MIN)
     if cut is not None and largetext.same_counts(data, cut, limit=limits.max_markup):
         root = parse_xml(cut.envelope, limits=limits).getroot()
         holder = cut.holder(root)
