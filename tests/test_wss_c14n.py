@@ -105,3 +105,37 @@ def test_a_document_shorter_than_a_cut_run_is_returned_as_it_is() -> None:
     assert short.document is data and short.tokens == ()
     cut = largetext.cut_texts(data, min_size=len(run))
     assert len(cut.tokens) == 1 and run not in cut.document and len(cut.document) < len(data)
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        b'<p xmlns="urn:p"><q>"' + SOAP.encode() + b'"</q></p>',  # the URI quoted, in a text
+        b'<p xmlns="urn:p" note="' + WSU.encode() + b'"/>',  # in an attribute value
+        b'<s:p xmlns:s="' + SOAP.encode() + b'"/>',  # the payload uses the wrapper's namespace
+        b'<p xmlns:w="' + WSU.encode() + b'" w:Id="x"/>',  # and its attribute's
+        b'<p xml:lang="nl"/>',
+    ],
+    ids=["text", "value", "element", "attribute", "xml-lang"],
+)
+def test_the_bytes_test_of_the_wrapper_namespaces_gives_the_real_digest(xml: bytes) -> None:
+    """The canonical form is searched for the wrapper's namespaces before the tree is walked:
+    a mention (a false alarm or a real use) takes the exact path, so every case still
+    digests like the real Body, from bytes and from a view of them alike."""
+    payload = parse_xml(xml).getroot()
+    body = _envelope_body()
+    form = exc_c14n(payload)
+    expected = _real_digest(body, payload, "", "", [])
+    assert wrapped_c14n_digest(body, payload, form) == expected
+    assert wrapped_c14n_digest(body, payload, memoryview(form)) == expected
+
+
+def test_the_bytes_test_is_a_safe_negative_only() -> None:
+    from oso_gateway.security.c14n import XML_NAMESPACE, _mentions
+
+    form = b'<p xmlns="urn:p"></p>'
+    assert not _mentions(form, {SOAP, WSU})
+    assert _mentions(b'<s:p xmlns:s="' + SOAP.encode() + b'"></s:p>', {SOAP})
+    assert _mentions(form, None)  # an unprefixed wrapper: always the exact path
+    assert _mentions(form, {XML_NAMESPACE})  # never declared, so never found in bytes
+    assert _mentions(form, {'urn:a"b'})  # escaped in a canonical value: not found as it is

@@ -653,12 +653,7 @@ def open_message(
     if now.tzinfo is None:
         raise TypeError("now must be timezone-aware")
     now = now.astimezone(UTC)
-    limits = ParseLimits(
-        max_bytes=policy.max_bytes, max_depth=policy.max_depth, max_text=policy.max_bytes
-    )
-    envelope_limits = replace(
-        limits, max_markup=policy.max_envelope_markup, max_elements=policy.max_envelope_elements
-    )
+    limits, envelope_limits = _parse_limits(policy)
     root, message = _parse_envelope(data, envelope_limits)
     del data  # the message's bytes live on in ``message`` until the ciphertext is decoded
     shape = _check_shape(root)
@@ -687,6 +682,19 @@ def open_message(
         recipient_oin=identity.oin,
         payload_c14n=content.payload_c14n,
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_limits(policy: OpenPolicy) -> tuple[ParseLimits, ParseLimits]:
+    """The parse limits of the decrypted content and of the envelope under ``policy`` (both
+    frozen, made once per policy: building them cost ~4 us per message)."""
+    limits = ParseLimits(
+        max_bytes=policy.max_bytes, max_depth=policy.max_depth, max_text=policy.max_bytes
+    )
+    envelope_limits = replace(
+        limits, max_markup=policy.max_envelope_markup, max_elements=policy.max_envelope_elements
+    )
+    return limits, envelope_limits
 
 
 @dataclass(kw_only=True)
