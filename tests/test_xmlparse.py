@@ -254,3 +254,39 @@ def test_the_per_thread_parser_is_not_shared_and_recovers_from_an_error() -> Non
         thread.join()
     assert results == {n: f"r{n}" for n in range(1, 6)}
     assert xmlparse._parser() is xmlparse._parser()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"<r>" + b"<a/>" * 50 + b"</r>",
+        b"<r " + b" ".join(b'a%d=""' % i for i in range(40)) + b"/>",
+        b"<r>" + b"<a>" * 70 + b"</a>" * 70 + b"</r>",
+        b'<r xmlns:p="urn:p" p:a="1">text = 1 &lt; 2</r>',
+    ],
+    ids=["elements", "attributes", "deep", "mixed"],
+)
+def test_a_short_document_reports_a_bound_for_its_tags_without_counting_them(raw: bytes) -> None:
+    # each "<" and each "=" is a byte of its own: within the bounds, len - equals bounds the
+    # tags, and tags + equals stays within the markup limit as the exact counts do
+    exact = xmlparse.markup_counts(raw, 100_000)
+    short = xmlparse.markup_counts(raw, 100_000, tags_above=len(raw))
+    assert short.equals == exact.equals == raw.count(b"=")
+    assert short.tags == len(raw) - raw.count(b"=") >= exact.tags == raw.count(b"<")
+    assert short.tags + short.equals <= 100_000
+    # one byte over the bound (or the markup limit): counted as before
+    assert xmlparse.markup_counts(raw, 100_000, tags_above=len(raw) - 1) == exact
+    assert xmlparse.markup_counts(raw, len(raw) - 1, tags_above=len(raw)).tags == exact.tags
+
+
+def test_a_short_document_gets_every_shape_check_the_counted_one_gets() -> None:
+    # below the bounds the "<" count is not made: the checks it decides on (elements, depth)
+    # run on the bound instead, and refuse what they refused (more elements than the bound
+    # needs more bytes than it, so the count is made then)
+    deep = b"<r>" + b"<a>" * 70 + b"</a>" * 70 + b"</r>"
+    with pytest.raises(xmlparse.XmlTooDeep):
+        parse_xml(deep)
+    many = b"<r>" + b"<a/>" * 60 + b"</r>"
+    with pytest.raises(xmlparse.XmlTooManyElements):
+        parse_xml(many, limits=ParseLimits(max_elements=50))
+    assert parse_xml(many, limits=ParseLimits(max_elements=61)).getroot().tag == "r"

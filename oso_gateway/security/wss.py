@@ -413,6 +413,8 @@ _SECURITY_CHILDREN = {
     q(WSSE11, "SignatureConfirmation"): "SignatureConfirmation",
 }
 _ADDRESSING = ("To", "Action", "MessageID", "RelatesTo", "From")
+#: the addressing headers by Clark name (a dict look-up, not a QName object per header block)
+_ADDRESSING_TAGS = {q(WSA, name): name for name in _ADDRESSING}
 
 
 def _is_true(value: str | None) -> bool:
@@ -429,11 +431,11 @@ def _check_shape(root: etree._Element) -> _Shape:
     addressing: dict[str, etree._Element] = {}
     securities: list[etree._Element] = []
     for child in elements(header):
-        qname = etree.QName(child)
-        if qname.namespace == WSA and qname.localname in _ADDRESSING:
-            if qname.localname in addressing:
-                raise SecurityHeaderInvalid(f"more than one wsa:{qname.localname} header")
-            addressing[qname.localname] = child
+        name = _ADDRESSING_TAGS.get(child.tag)
+        if name is not None:
+            if name in addressing:
+                raise SecurityHeaderInvalid(f"more than one wsa:{name} header")
+            addressing[name] = child
         elif child.tag == q(WSSE, "Security"):
             securities.append(child)
         elif _is_true(child.get(_MUST_UNDERSTAND)):

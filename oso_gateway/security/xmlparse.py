@@ -119,6 +119,7 @@ def parse_xml(data: bytes, *, limits: ParseLimits = DEFAULT_LIMITS) -> etree._El
         limits.max_markup,
         declarations_above=min(limits.max_namespaces_per_element, limits.max_namespaces),
         qualified_above=limits.max_namespaced_attributes,
+        tags_above=min(limits.max_markup, limits.max_elements),
     )
     if counts.tags + counts.equals > limits.max_markup:
         raise XmlTooMuchMarkup(f"more than {limits.max_markup} markup tokens")
@@ -192,7 +193,12 @@ class MarkupCounts:
 
 
 def markup_counts(
-    raw: bytes, limit: int, *, declarations_above: int = 0, qualified_above: int = 0
+    raw: bytes,
+    limit: int,
+    *,
+    declarations_above: int = 0,
+    qualified_above: int = 0,
+    tags_above: int = 0,
 ) -> MarkupCounts:
     """Count ``raw``'s markup in one cheap scan (see ``_count_capped``); the counts bound the
     elements, the attributes and the declarations before a tree exists.
@@ -201,13 +207,22 @@ def markup_counts(
     when there are more than ``declarations_above`` ``=``, and ``:`` only when there are more than
     ``qualified_above``; otherwise ``equals`` is reported for them (it bounds them). A dossier
     has a few dozen ``=`` (its attachments' padding), an envelope a few dozen attributes.
+
+    Likewise each ``<`` and each ``=`` is a byte of its own: when ``raw`` is no longer than
+    ``limit`` and ``tags_above`` (the bound the ``<`` count decides on), ``<`` is not counted and
+    ``tags`` is reported as ``len(raw) - equals``, which bounds it; ``tags + equals`` is then
+    ``len(raw)``, within ``limit``, as the exact counts are.
     """
-    tags = _count_capped(raw, b"<", limit)
-    if tags > limit:
-        return MarkupCounts(tags, 0, 0, 0)
-    equals = _count_capped(raw, b"=", limit - tags)
-    if equals > limit - tags:  # refused on the count alone
-        return MarkupCounts(tags, equals, 0, 0)
+    if len(raw) <= min(limit, tags_above):
+        equals = _count_capped(raw, b"=", limit)  # at most len(raw): never capped
+        tags = len(raw) - equals
+    else:
+        tags = _count_capped(raw, b"<", limit)
+        if tags > limit:
+            return MarkupCounts(tags, 0, 0, 0)
+        equals = _count_capped(raw, b"=", limit - tags)
+        if equals > limit - tags:  # refused on the count alone
+            return MarkupCounts(tags, equals, 0, 0)
     declarations, colons = _count_names(
         raw, xmlns=equals > declarations_above, colons=equals > qualified_above
     )
