@@ -31,7 +31,7 @@ from oso_gateway.dossier.categories import (
     q,
 )
 from oso_gateway.dossier.codelists import OVERDRACHTSOORTEN, OVERSTAP_KINDS
-from oso_gateway.dossier.rules import decode_attachment, element_path
+from oso_gateway.dossier.rules import element_path, scan_base64
 
 #: Containers whose children are the items worth counting ("12 × toets", not "1 × toetslijst").
 _LIST_SUFFIX = ("lijst", "Lijst")
@@ -215,8 +215,8 @@ def _items(c: Category, tops: list[etree._Element], foreign: set[etree._Element]
 def _attachment_size(doc: etree._Element) -> int:
     content = doc.find(q("bestandsinhoud"))
     text = content.text or "" if content is not None else ""
-    raw = decode_attachment(text)
-    return len(raw) if raw is not None else len(text) * 3 // 4
+    scanned = scan_base64(text)  # its size, without decoding it whole
+    return scanned.size if scanned is not None else len(text) * 3 // 4
 
 
 def preview(root: etree._Element, *, include_details: bool = False) -> DossierPreview:

@@ -22,6 +22,7 @@ from oso_gateway.dossier.rules import catalogue_profiles as catalogue_profiles
 from oso_gateway.dossier.rules import catalogue_gateway as catalogue_gateway
 
 # isort: on
+from oso_gateway.dossier.rules.attachment import scan_base64
 from oso_gateway.dossier.rules.catalogue_profiles import _PAO_FROM_OVA
 from oso_gateway.dossier.rules.check_gateway import DATE_PAIRS, decode_attachment
 from oso_gateway.dossier.rules.check_profiles import _PAO_PO_FORBIDDEN, _PAO_VO_FORBIDDEN
@@ -78,5 +79,6 @@ __all__ = [
     "email_is_valid",
     "onderwijsnummer_is_valid",
     "rule",
+    "scan_base64",
     "vestiging_is_valid",
 ]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import re
 import zipfile
 
 from oso_gateway.dossier.codelists import (
     DOCUMENT_EXTENSIONS,
 )
+from oso_gateway.dossier.rules.attachment import Base64Bytes, scan_base64
 from oso_gateway.dossier.rules.context import _check, _Ctx
 from oso_gateway.dossier.rules.values import (
     _child,
@@ -113,18 +113,22 @@ def _documents(ctx: _Ctx) -> None:
         inhoud = _child(doc, "bestandsinhoud")
         if inhoud is None:
             continue
-        raw = decode_attachment(inhoud.text or "")
-        if raw is None:
+        # Checked and read piece by piece: an attachment's text is up to ~70 MB, and its bytes
+        # are never held whole (``attachment.scan_base64``).
+        content = scan_base64(inhoud.text or "")
+        if content is None:
             ctx.report("GW.DOC01", inhoud)
-        elif not raw.startswith(_ZIP_MAGIC):
+        elif not content.read_at(0, 4).startswith(_ZIP_MAGIC):
             ctx.report("GW.DOC02", inhoud)
-        elif not _zip_directory_readable(raw):
+        elif not _zip_directory_readable(content):
             ctx.report("GW.DOC03", inhoud)
 
 
-def _zip_directory_readable(raw: bytes) -> bool:
+def _zip_directory_readable(content: Base64Bytes) -> bool:
+    """Whether ``zipfile`` reads the ZIP's central directory (it reads the end record and the
+    directory, not the members: only those pieces are decoded)."""
     try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        with zipfile.ZipFile(content.open()) as archive:
             archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError):
         return False
