@@ -19,11 +19,17 @@ path already verified within its validity window is served from the trust config
 What the floor leaves out, and the 1.3× must cover, is the checking only open does: the hardened
 parser's markup scans and shape limits on both documents, the envelope's structure, the signature's
 references and the ID index, the certificate from the token and the timestamp.
-From 1 MiB on, open parses the envelope with the CipherValue cut out (``largetext``) and checks
-that the plaintext is canonical on a copy with its long text runs cut out (``c14n.is_canonical``),
-so it no longer does two of the floor's primitives in full (the whole message's parse, the
-payload's C14N): at 2 MB and 50 MB the ratio understates open's own overhead, and 30 KB, where
-open does them all, is the size that tells.
+From 1 MiB on (a message whose CipherValue ``largetext.cut_ciphertext`` cuts, as open does), open
+parses the envelope with the CipherValue cut out and checks that the plaintext is canonical on a
+copy with its long text runs cut out (``c14n.is_canonical``): it no longer parses the whole
+message nor canonicalises the whole payload, so those two are not in its floor there either. The
+large floor is the least any open needs: an lxml parse of the envelope's markup (the message with
+the CipherValue text left out: the ciphertext is read by the base64 decode, which stays), and the
+SHA-256 of the Body content's canonical form for its reference digest (the plaintext is that
+form; no C14N of it) besides the ``payload_digest`` SHA-256; the rest as above. So the ratio at 2
+MB and 50 MB counts open's own canonical-form check and markup scans of the large plaintext as
+overhead, as the 1.3x must cover (before this floor, the full parse and C14N it no longer does
+made those ratios read below 1x).
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from lxml import etree
 
 from benchmarks.__main__ import Report, median_time
 from oso_gateway.dossier.generator import generate_dossier_of_size
+from oso_gateway.security import largetext, wss
 from oso_gateway.security.keys import load_certificate, load_certificates, load_private_key
 from oso_gateway.security.trust import TrustConfig, verify_certificate
 from oso_gateway.security.wss import Identity, OpenedMessage, SealedMessage, open_message, seal
@@ -156,6 +163,8 @@ SERIALISE = "serialise envelope, splice in ciphertext"
 SERIALISE_FULL = "(for reference) etree.tostring, whole tree"
 PARSE_MESSAGE = "lxml parse of the message"
 PARSE_BODY = "lxml parse of the decrypted body"
+PARSE_ENVELOPE = "lxml parse of the envelope markup (no CipherValue text)"
+SHA_BODY = "SHA-256 of the Body content's canonical form"
 CERT_PATH = "(for reference) signer path + CRL checks"
 
 SEAL_FLOOR = (C14N_BODY, PAYLOAD_DIGEST, C14N_HEADERS, SIGN, ENCRYPT, WRAP, B64_ENCODE, SERIALISE)
@@ -170,6 +179,24 @@ OPEN_FLOOR = (
     C14N_HEADERS,
     VERIFY,
 )
+#: the open floor of a message whose CipherValue is cut out before the parse (from 1 MiB)
+OPEN_FLOOR_CUT = (
+    PARSE_ENVELOPE,
+    B64_DECODE,
+    UNWRAP,
+    DECRYPT,
+    PARSE_BODY,
+    SHA_BODY,
+    PAYLOAD_DIGEST,
+    C14N_HEADERS,
+    VERIFY,
+)
+
+
+def open_floor(message: bytes) -> tuple[str, ...]:
+    """The primitives of the floor of opening ``message``: with the cut floor when open cuts."""
+    cut = largetext.cut_ciphertext(message, min_size=wss._CUT_MIN)
+    return OPEN_FLOOR if cut is None else OPEN_FLOOR_CUT
 
 
 def primitives(
@@ -183,6 +210,8 @@ def primitives(
     # bytes joined in (libxml2 escapes a large text node at a few hundred MB/s only).
     skeleton = copy.deepcopy(envelope)
     cipher_value = next(next(skeleton.iter(XENC_ENCRYPTED_DATA)).iter(XENC_CIPHER_VALUE))
+    cipher_value.text = ""
+    markup = etree.tostring(skeleton, encoding="UTF-8")  # the envelope without the ciphertext
     cipher_value.text = "@"
 
     def serialise() -> bytes:
@@ -224,6 +253,8 @@ def primitives(
         SERIALISE_FULL: lambda: etree.tostring(envelope, encoding="UTF-8"),
         PARSE_MESSAGE: lambda: etree.fromstring(message, _PARSER),
         PARSE_BODY: lambda: etree.fromstring(body, _PARSER),
+        PARSE_ENVELOPE: lambda: etree.fromstring(markup, _PARSER),
+        SHA_BODY: lambda: hashlib.sha256(body).digest(),
         CERT_PATH: lambda: verify_certificate(
             parties.sender.certificate, trust=parties.trust, now=NOW, purpose="signing"
         ),
@@ -363,13 +394,11 @@ def _bench_one(report: Report, parties: Parties, dossier: bytes, *, quick: bool)
     )
     took = {op: timings.pop(op) for op in ("seal", "open")}
     costs = timings
+    floors = {"seal": SEAL_FLOOR, "open": open_floor(sealed.data)}
     for name, t in costs.items():
-        used = " + ".join(x for x, f in (("seal", SEAL_FLOOR), ("open", OPEN_FLOOR)) if name in f)
+        used = " + ".join(op for op, names in floors.items() if name in names)
         report.line(f"  {name}", _fmt_s(t), f"({used})" if used else "(not in a floor)")
-    floor = {
-        "seal": sum(costs[n] for n in SEAL_FLOOR),
-        "open": sum(costs[n] for n in OPEN_FLOOR),
-    }
+    floor = {op: sum(costs[n] for n in names) for op, names in floors.items()}
     for op in ("seal", "open"):
         ratio = took[op] / floor[op]
         target = TARGET_RATIO[op]

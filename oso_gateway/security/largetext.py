@@ -262,17 +262,24 @@ def same_counts(data: bytes | bytearray, cut: Cut, *, limit: int) -> bool:
     return markup_counts(scanned, limit) == markup_counts(cut.envelope, limit)
 
 
-def decode_base64(view: memoryview, *, chunk: int = _DECODE_CHUNK) -> bytearray:
-    """Strict base64 with XML white space ignored, decoded piecewise into one buffer.
+def decode_base64(view: memoryview, *, chunk: int = _DECODE_CHUNK) -> bytes | bytearray:
+    """Strict base64 with XML white space ignored, decoded into one buffer.
 
     The same result and the same failures as ``primitives.b64decode`` of the text, without a
-    copy of the whole text: the text is decoded in pieces of whole 4-character groups, always
-    keeping the last whole group back, so that the final piece (which holds any padding, and
-    everything after a padding character) is decoded as the end of the whole text would be.
-    Raises ``ValueError`` when malformed.
+    copy of the whole text. Like it, a strict decode of the text as it is comes first: a text
+    without white space (as we and most stacks write it) is decoded in that one pass, straight
+    from the view (removing white space that is not there cost a copy and a ``translate`` of the
+    whole text, ~0.4x its decode). Otherwise the text is decoded in pieces of whole 4-character
+    groups with its white space removed, always keeping the last whole group back, so that the
+    final piece (which holds any padding, and everything after a padding character) is decoded
+    as the end of the whole text would be. Raises ``ValueError`` when malformed.
     """
     if chunk <= 0 or chunk % 4:
         raise ValueError("the chunk must be a positive multiple of 4")
+    try:
+        return binascii.a2b_base64(view, strict_mode=True)
+    except binascii.Error:
+        pass  # white space (or malformed): piecewise, as below
     out = bytearray(len(view) // 4 * 3 + 3)
     filled = 0
     pending = b""  # compact text not decoded yet

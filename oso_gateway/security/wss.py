@@ -708,7 +708,7 @@ class _Message:
     #: the CipherValue element whose text was cut out of the envelope
     holder: etree._Element | None = None
 
-    def ciphertext(self, cipher_value: etree._Element) -> bytearray:
+    def ciphertext(self, cipher_value: etree._Element) -> bytes | bytearray:
         """The decoded CipherValue (E206 when malformed), read from the message's bytes."""
         if self.cut is None or self.data is None or cipher_value is not self.holder:
             raise SecurityHeaderInvalid("the CipherValue is not the one cut from the message")

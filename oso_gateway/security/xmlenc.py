@@ -284,7 +284,7 @@ def decode_cipher_value(cipher_text: str) -> bytes:
     return raw
 
 
-def decode_cipher_bytes(text: memoryview) -> bytearray:
+def decode_cipher_bytes(text: memoryview) -> bytes | bytearray:
     """``decode_cipher_value`` of a CipherValue's text read from the message's bytes: decoded
     piecewise into one buffer, without a copy of the text (``largetext``)."""
     try:
