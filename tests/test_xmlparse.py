@@ -290,3 +290,43 @@ def test_a_short_document_gets_every_shape_check_the_counted_one_gets() -> None:
     with pytest.raises(xmlparse.XmlTooManyElements):
         parse_xml(many, limits=ParseLimits(max_elements=50))
     assert parse_xml(many, limits=ParseLimits(max_elements=61)).getroot().tag == "r"
+
+
+def _spread(names: list[bytes], gap: int) -> bytes:
+    return b" ".join(name + b" " * gap + b'= "v"' for name in names)
+
+
+@pytest.mark.parametrize("gap", [0, 70, 3000])
+def test_a_declaration_is_counted_however_long_its_prefix_and_the_space_before_its_equals(
+    gap: int,
+) -> None:
+    # a name is not bounded in length, nor the white space before its "=": the scan looks
+    # for "xmlns" from the start tag's "<" (or the last window) on, not a fixed distance back
+    decls = [b"xmlns:" + b"p" * 70 + b"%d" % i for i in range(40)]
+    raw = b"<r " + _spread(decls, gap) + b"/>"
+    counts = xmlparse.markup_counts(raw, 100_000, declarations_above=32)
+    assert counts.declarations >= 40
+    with pytest.raises(xmlparse.XmlTooManyNamespacesOnElement):
+        parse_xml(raw)
+    spread = b"<r>" + b"".join(b"<e " + _spread(decls[i : i + 1], gap) + b"/>" for i in range(40))
+    with pytest.raises(xmlparse.XmlTooManyNamespaces):
+        parse_xml(spread + b"</r>", limits=ParseLimits(max_namespaces=39))
+
+
+@pytest.mark.parametrize("gap", [0, 70, 3000])
+def test_a_qualified_attribute_is_counted_however_long_its_name(gap: int) -> None:
+    names = [b"p:" + b"a" * 70 + b"%d" % i for i in range(40)]
+    elements = b"".join(b"<e " + _spread([name], gap) + b"/>" + b" " * 2000 for name in names)
+    raw = b'<r xmlns:p="urn:p">' + elements + b"</r>"
+    assert xmlparse.markup_counts(raw, 100_000).colons >= 40
+    with pytest.raises(xmlparse.XmlTooManyNamespacedAttributes):
+        parse_xml(raw, limits=ParseLimits(max_namespaced_attributes=39))
+
+
+def test_base64_padding_far_from_any_tag_does_not_widen_the_name_scan() -> None:
+    # an "=" that no quote follows ends no attribute name: the long text before it is not
+    # searched for "xmlns" (the scan stays at memchr speed over a long base64 run)
+    run = b"QUJD" * 50_000 + b"QQ=="
+    raw = b"<r><a>" + run + b"</a></r>"
+    assert xmlparse.markup_counts(raw, 100_000).declarations == 0
+    assert xmlparse._names_start(raw, 0, raw.index(b"=")) == raw.index(b"=")

@@ -17,6 +17,7 @@ a dozen attributes) pays almost nothing beyond the parse.
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from dataclasses import dataclass
 
@@ -234,10 +235,33 @@ def markup_counts(
     )
 
 
+#: XML white space, as ``Eq`` (``S? '=' S?``) allows it around an attribute's ``=``
+_SPACE_RUN = re.compile(rb"[ \t\r\n]*")
+
+
+def _names_start(raw: bytes, pos: int, hit: int) -> int:
+    """Where the names that end at the ``=`` at ``hit`` can start, no further back than ``pos``
+    (the end of the last window; ``raw[pos:hit]`` holds no ``=``).
+
+    A declaration's ``xmlns`` or an attribute's prefix sits a name's length (and any white space)
+    before its ``=``, and a name is not bounded in length: it starts after the ``<`` of its start
+    tag. A short gap is counted whole; a longer one from the last ``<`` in it, or not at all when
+    this ``=`` is not an attribute's (no quote follows it: base64 padding, an ``=`` in text), as
+    then no name ends here and the gap's ``xmlns`` and ``:`` belong to no attribute.
+    """
+    if hit - pos <= 64:
+        return pos
+    match = _SPACE_RUN.match(raw, hit + 1)
+    after = match.end() if match else hit + 1
+    if after >= len(raw) or raw[after] not in b"\"'":
+        return hit
+    return max(pos, raw.rfind(b"<", pos, hit))
+
+
 def _count_names(raw: bytes, *, xmlns: bool, colons: bool) -> tuple[int | None, int | None]:
     """Occurrences of ``xmlns`` and of ``:`` (each when asked for, else None) in the windows
-    around the ``=`` (a declaration's ``xmlns`` and an attribute's prefix sit a name's length
-    before its ``=``). An ``xmlns`` that straddles the end of a window is counted in it."""
+    from each attribute name before an ``=`` on (``_names_start``). An ``xmlns`` that straddles
+    the end of a window is counted in it."""
     if not (xmlns or colons):
         return None, None
     declarations = found_colons = pos = 0
@@ -247,7 +271,7 @@ def _count_names(raw: bytes, *, xmlns: bool, colons: bool) -> tuple[int | None, 
         if hit < 0:
             break
         window = _next_window(window, hit - pos)
-        start, stop = max(pos, hit - 64), min(hit + window, end)
+        start, stop = _names_start(raw, pos, hit), min(hit + window, end)
         if xmlns:
             declarations += raw.count(b"xmlns", start, min(stop + 4, end))
         if colons:
