@@ -184,7 +184,8 @@ def cut_texts(data: bytes, *, min_size: int) -> CutTexts:
         if close >= 0 and following - close - 1 >= min_size:
             run = memoryview(data)[close + 1 : following]
             if _base64_text(run, space=_TEXT_SPACE):
-                token = f"{base}x{len(tokens)}".encode("ascii")
+                # ended by "y": no token is the start of another ("x1" of "x10")
+                token = f"{base}x{len(tokens)}y".encode("ascii")
                 pieces += (data[kept : close + 1], token)
                 tokens.append(token)
                 runs.append((close + 1, following))
