@@ -93,3 +93,80 @@ def test_an_envelope_stuffed_with_far_declarations_is_refused_before_any_crypto(
             stuffed, identities=[identity(OIN2)], trust=dev_trust(), policy=policy(), now=dev_now()
         )
     assert caught.value.code == "OSO-E231"
+
+
+# --- encodings: the byte counts find markup as ASCII bytes ------------------------------------
+
+_L, _G = "+ADw-", "+AD4-"  # '<' and '>' as UTF-7 writes them (no 0x3C / 0x3E byte at all)
+_UTF7 = b'<?xml version="1.0" encoding="UTF-7"?>'
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # nesting 300 deep, past the 64 bound, padded past the length under which '<' is bounded
+        # by the document's length: the one ASCII '<' is the declaration's
+        _UTF7
+        + (_L + "a" + _G + (_L + "a" + _G) * 300 + "x" * 60_000 + (_L + "/a" + _G) * 301).encode(),
+        # 300 000 elements, past both the markup and the element bounds
+        _UTF7 + (_L + "r" + _G + (_L + "e/" + _G) * 300_000 + _L + "/r" + _G).encode(),
+        # 300 declarations in UTF-16: no ASCII "xmlns" in the bytes
+        ("<r>" + "".join(f'<e xmlns:p{i}="urn:x{i}"/>' for i in range(300)) + "</r>").encode(
+            "utf-16"
+        ),
+        ('<?xml version="1.0" encoding="UTF-16"?><r/>').encode("utf-16"),
+        ('<?xml version="1.0" encoding="IBM037"?><r/>').encode("cp037"),
+        "<r/>".encode("utf-32"),
+        # a declaration too long for the check to read: the parser is still told UTF-8, so
+        # libxml2 does not switch to the UTF-7 it names either
+        b'<?xml version="1.0"'
+        + b" " * 600
+        + b'encoding="UTF-7"?>'
+        + (_L + "r" + _G + (_L + "e/" + _G) * 60_000 + _L + "/r" + _G).encode(),
+    ],
+    ids=[
+        "utf7-deep",
+        "utf7-flood",
+        "utf16-declarations",
+        "utf16-declared",
+        "ebcdic",
+        "utf32",
+        "utf7-unread",
+    ],
+)
+def test_a_document_not_in_utf8_is_refused_not_parsed_past_the_counts(data: bytes) -> None:
+    with pytest.raises(GatewayError) as caught:
+        parse_xml(data)
+    assert caught.value.code == "OSO-E201"
+
+
+def test_utf8_and_ascii_compatible_encodings_still_parse() -> None:
+    for data in (
+        "<r>é</r>".encode(),
+        b"\xef\xbb\xbf" + '<?xml version="1.0" encoding="UTF-8"?><r>é</r>'.encode(),
+        b'<?xml version="1.0" encoding="us-ascii"?><r>e</r>',
+        b'<?xml version="1.0" encoding="ISO-8859-1"?><r>\xe9</r>',
+        b"<?xml version='1.0' encoding='windows-1252'?><r>\x80</r>",
+    ):
+        assert parse_xml(data).getroot().tag == "r"
+
+
+def test_a_utf16_envelope_with_a_declaration_flood_is_refused_before_any_crypto() -> None:
+    # a peer without a certificate: the envelope re-encoded as UTF-16 (signatures are over the
+    # canonical form, so the encoding alone would not break them), 300 declarations in an
+    # unsigned header block that no ASCII "xmlns" byte counted
+    data = seal_1_to_2(sample_payload()).data
+    at = data.index(b"</soap:Header>")
+    decls = b"".join(b'<e xmlns:p%d="urn:x%d"/>' % (i, i) for i in range(300))
+    text = (data[:at] + b"<f:F xmlns:f='urn:f'>" + decls + b"</f:F>" + data[at:]).decode()
+    if text.startswith("<?xml"):
+        text = text[text.index("?>") + 2 :]
+    with pytest.raises(GatewayError) as caught:
+        open_message(
+            text.encode("utf-16"),
+            identities=[identity(OIN2)],
+            trust=dev_trust(),
+            policy=policy(),
+            now=dev_now(),
+        )
+    assert caught.value.code == "OSO-E201"

@@ -88,10 +88,39 @@ PARSE_ERROR_CODES = frozenset(
 _PARSERS = threading.local()
 
 
-def _parser() -> etree.XMLParser:
-    parser: etree.XMLParser | None = getattr(_PARSERS, "parser", None)
+#: Encodings a document may declare: those that write every ASCII character as its own byte and
+#: no other character with a byte below 0x80. The byte counts find '<', '=', ':' and 'xmlns' as
+#: ASCII bytes; UTF-16/32, EBCDIC or UTF-7 ('+ADw-' is '<') do not write them so, and such a
+#: document went past every count.
+_ENCODINGS = frozenset(
+    {"UTF-8", "US-ASCII", "ASCII"}
+    | {f"ISO-8859-{n}" for n in (*range(1, 12), *range(13, 16))}
+    | {f"WINDOWS-125{n}" for n in range(9)}
+)
+#: the encoding an XML declaration at the very start names (after a UTF-8 BOM, if any)
+_DECLARED = re.compile(
+    rb"(?:\xef\xbb\xbf)?<\?xml[ \t\r\n][^>]*?\bencoding[ \t\r\n]*=[ \t\r\n]*[\"']([^\"']*)[\"']"
+)
+
+
+def _encoding(raw: bytes) -> str:
+    """The encoding ``raw`` is parsed in: the declared one when it is ASCII-compatible, UTF-8
+    when none is declared. The parser is told it, so a BOM or a declaration this does not
+    read (libxml2 would) cannot switch to another; anything else is refused."""
+    match = _DECLARED.match(raw, 0, 512)
+    name = match.group(1).decode("ascii", "replace").upper() if match else "UTF-8"
+    if name not in _ENCODINGS:
+        raise XmlParseError("the document's encoding is not UTF-8 or an ASCII-compatible one")
+    return name
+
+
+def _parser(encoding: str = "UTF-8") -> etree.XMLParser:
+    parsers: dict[str, etree.XMLParser] | None = getattr(_PARSERS, "parsers", None)
+    if parsers is None:
+        parsers = _PARSERS.parsers = {}
+    parser = parsers.get(encoding)
     if parser is None:
-        parser = _PARSERS.parser = etree.XMLParser(
+        parser = parsers[encoding] = etree.XMLParser(
             resolve_entities=False,
             no_network=True,
             load_dtd=False,
@@ -100,6 +129,7 @@ def _parser() -> etree.XMLParser:
             remove_pis=False,
             huge_tree=True,  # large base64 attachments; the limits above bound the rest
             collect_ids=False,
+            encoding=encoding,  # whatever a BOM or the declaration says (``_encoding``)
         )
     return parser
 
@@ -127,7 +157,7 @@ def parse_xml(data: bytes, *, limits: ParseLimits = DEFAULT_LIMITS) -> etree._El
     if counts.declarations > limits.max_namespaces:
         raise XmlTooManyNamespaces(f"more than {limits.max_namespaces} declarations")
     try:
-        tree = etree.ElementTree(etree.fromstring(raw, parser=_parser()))
+        tree = etree.ElementTree(etree.fromstring(raw, parser=_parser(_encoding(raw))))
     except etree.XMLSyntaxError as exc:
         line, column = exc.position if exc.position else (0, 0)
         raise XmlParseError(f"not well-formed XML at line {line}, column {column}") from None
