@@ -132,4 +132,6 @@ def _zip_directory_readable(content: Base64Bytes) -> bool:
             archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError):
         return False
+    except NotImplementedError:  # a directory entry needing a newer version than zipfile knows
+        return False
     return True
