@@ -137,3 +137,28 @@ def test_a_dossier_with_many_large_attachments_is_rebuilt_byte_for_byte() -> Non
     expected = etree.tostring(parse(canonical), encoding="utf-8", xml_declaration=True)
     assert built.size == len(expected)
     assert built.build() == expected
+
+
+_CIPHER_DATA = re.compile(
+    rb"<xenc:CipherData><xenc:CipherValue>[^<]*</xenc:CipherValue></xenc:CipherData>"
+)
+_SHORT = b"<xenc:CipherData><xenc:CipherValue>AAAA</xenc:CipherValue></xenc:CipherData>"
+
+
+@pytest.mark.parametrize(
+    "where", ["decoy CipherData before", "decoy CipherData after", "second CipherValue"]
+)
+def test_a_second_ciphertext_in_the_body_encrypted_data_is_refused_either_way(
+    where: str, sealed: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    match = _CIPHER_DATA.search(sealed)
+    assert match is not None
+    if where == "decoy CipherData before":
+        tampered = sealed[: match.start()] + _SHORT + sealed[match.start() :]
+    elif where == "decoy CipherData after":
+        tampered = sealed[: match.end()] + _SHORT + sealed[match.end() :]
+    else:
+        extra = b"</xenc:CipherValue><xenc:CipherValue>AAAA</xenc:CipherValue></xenc:CipherData>"
+        tampered = sealed.replace(b"</xenc:CipherValue></xenc:CipherData>", extra, 1)
+    assert _outcome(tampered, monkeypatch, cut=True) == "OSO-E204"
+    assert _outcome(tampered, monkeypatch, cut=False) == "OSO-E204"
