@@ -302,6 +302,9 @@ def _count_names(raw: bytes, *, xmlns: bool, colons: bool) -> tuple[int | None, 
             break
         window = _next_window(window, hit - pos)
         start, stop = _names_start(raw, pos, hit), min(hit + window, end)
+        # A name after the window's last "=" ends at a later one, so the next window reaches back
+        # to it (``_names_start``): the window stops there, not in the text after it.
+        stop = raw.rfind(b"=", hit, stop) + 1
         if xmlns:
             declarations += raw.count(b"xmlns", start, min(stop + 4, end))
         if colons:
