@@ -139,3 +139,27 @@ def test_the_bytes_test_is_a_safe_negative_only() -> None:
     assert _mentions(form, None)  # an unprefixed wrapper: always the exact path
     assert _mentions(form, {XML_NAMESPACE})  # never declared, so never found in bytes
     assert _mentions(form, {'urn:a"b'})  # escaped in a canonical value: not found as it is
+
+
+def test_the_parse_limits_made_once_per_policy_follow_each_policy() -> None:
+    # the limits are kept per policy (a frozen value): one opened with a tighter envelope
+    # bound refuses what the default accepts, whichever was opened first
+    from oso_gateway.errors import XmlTooMuchMarkup
+
+    sealed = seal_1_to_2(etree.fromstring(b"<p>x</p>"))
+
+    def open_with(**overrides: object) -> object:
+        return open_message(
+            sealed.data,
+            identities=[identity(OIN2)],
+            trust=dev_trust(),
+            policy=policy(**overrides),
+            now=dev_now(),
+        )
+
+    assert open_with() is not None
+    with pytest.raises(XmlTooMuchMarkup):
+        open_with(max_envelope_markup=50)
+    assert open_with() is not None
+    with pytest.raises(XmlTooMuchMarkup):
+        open_with(max_envelope_markup=50)
