@@ -23,7 +23,7 @@ from oso_gateway.dossier.generator import generate_dossier
 from oso_gateway.errors import GatewayError
 from oso_gateway.security import c14n, largetext, primitives, wss
 from oso_gateway.security.wss import OpenedMessage, open_message
-from oso_gateway.security.xmlparse import parse_xml
+from oso_gateway.security.xmlparse import DEFAULT_LIMITS, parse_xml
 
 #: a dossier with 2 MiB of attachments: its CipherValue is well over the cut's minimum
 _ATTACHMENTS_KB = 2048
@@ -234,3 +234,34 @@ def test_the_long_gaps_are_every_stretch_between_tags_of_at_least_the_size(data:
         tags = [i for i, byte in enumerate(data) if byte == ord("<")]
         naive = [(a, b) for a, b in itertools.pairwise(tags) if b - a >= min_size]
         assert list(largetext._long_gaps(data, min_size)) == naive
+
+
+def test_the_cut_keeps_the_strict_decode_that_checked_its_run_and_only_then(
+    sealed: bytes,
+) -> None:
+    # No white space in the run: the strict decode is the check, and the ciphertext's one decode.
+    cut = largetext.cut_ciphertext(sealed, min_size=wss._CUT_MIN)
+    assert cut is not None
+    assert cut.decoded == base64.b64decode(_cipher_value(sealed).group(1), validate=True)
+    # White space (checked and decoded piecewise later) or padding in the middle (base64
+    # characters only, so still cut; refused when decoded, E206): nothing is kept.
+    for name in ("line breaks (as xmlsec1 writes)", "padding in the middle"):
+        tampered = largetext.cut_ciphertext(_TAMPERINGS[name](sealed), min_size=wss._CUT_MIN)
+        assert tampered is not None and tampered.decoded is None, name
+    outside = _TAMPERINGS["a character outside base64"](sealed)
+    assert largetext.cut_ciphertext(outside, min_size=wss._CUT_MIN) is None
+
+
+def test_the_kept_decode_is_handed_over_once_and_let_go_with_the_message(sealed: bytes) -> None:
+    root, message = wss._parse_envelope(sealed, DEFAULT_LIMITS)
+    assert message.cut is not None and message.cut.decoded is None  # held by the message only
+    assert message.decoded is not None and message.holder is not None
+    raw = message.ciphertext(message.holder)
+    assert raw == base64.b64decode(_cipher_value(sealed).group(1)) and message.decoded is None
+    with pytest.raises(GatewayError) as refused:  # only the cut CipherValue is read
+        message.ciphertext(root)
+    assert refused.value.code == "OSO-E204"
+    _root, unread = wss._parse_envelope(sealed, DEFAULT_LIMITS)
+    assert unread.decoded is not None
+    unread.release()
+    assert unread.data is None and unread.decoded is None

@@ -66,6 +66,9 @@ class Cut:
     #: the part of it that was cut out, [start, stop)
     start: int
     stop: int
+    #: the run decoded, when it was strict base64 as it is (no white space): the decode that
+    #: checked it, kept so that the ciphertext is not decoded twice (``decode_base64``)
+    decoded: bytes | None = None
 
     def holder(self, root: etree._Element) -> etree._Element | None:
         """The Body's EncryptedData CipherValue whose whole text is the run, or None when the
@@ -89,13 +92,18 @@ class Cut:
         expected = [q(XENC, "CipherValue"), q(XENC, "CipherData"), q(XENC, "EncryptedData")]
         if tags != [*expected, q(SOAP, "Body")]:
             return None
-        return holder if str(text) == self._run_text() else None
+        return holder if self._is_run_text(str(text)) else None
 
-    def _run_text(self) -> str:
-        """The text the parser makes of the run in the envelope (line ends normalised)."""
+    def _is_run_text(self, text: str) -> bool:
+        """Whether ``text`` is the text the parser makes of the run in the envelope: the run as
+        it is when it holds no carriage return (it is ASCII, so its UTF-8 is itself), else with
+        its line ends normalised."""
         end = self.run_end - (self.stop - self.start) + len(self.token)
-        run = self.envelope[self.run_start : end].decode("ascii")
-        return run.replace("\r\n", "\n").replace("\r", "\n")
+        run = self.envelope[self.run_start : end]
+        if b"\r" not in run:
+            return text.encode("utf-8") == run
+        normalised = run.decode("ascii").replace("\r\n", "\n").replace("\r", "\n")
+        return text == normalised
 
 
 def _long_gaps(data: bytes | bytearray, min_size: int) -> Iterator[tuple[int, int]]:
@@ -128,7 +136,8 @@ def cut_ciphertext(data: bytes | bytearray, *, min_size: int) -> Cut | None:
     run_start, run_end = close + 1, best_end
     if run_end - run_start < max(min_size, 4 * _KEEP):
         return None
-    if not _base64_text(memoryview(data)[run_start:run_end]):
+    decoded = _strict_base64(data, run_start, run_end)
+    if decoded is None and not _base64_text(memoryview(data)[run_start:run_end]):
         return None
     start, stop = run_start + _KEEP, run_end - _KEEP
     token = "OSOCUT" + secrets.token_hex(16)
@@ -140,7 +149,19 @@ def cut_ciphertext(data: bytes | bytearray, *, min_size: int) -> Cut | None:
         run_end=run_end,
         start=start,
         stop=stop,
+        decoded=decoded,
     )
+
+
+def _strict_base64(data: bytes | bytearray, start: int, end: int) -> bytes | None:
+    """``data[start:end]`` decoded when it is strict base64 (which has only base64 characters:
+    the check of the run and, on the usual path, the ciphertext's one decode); else None, and
+    the run is checked and decoded as before (white space, or malformed: ``decode_base64``)."""
+    with memoryview(data) as view, view[start:end] as run:
+        try:
+            return binascii.a2b_base64(run, strict_mode=True)
+        except binascii.Error:
+            return None
 
 
 def _base64_text(run: memoryview, *, space: bytes = _XML_SPACE) -> bool:

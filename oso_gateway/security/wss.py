@@ -707,19 +707,24 @@ class _Message:
     cut: largetext.Cut | None = None
     #: the CipherValue element whose text was cut out of the envelope
     holder: etree._Element | None = None
+    #: that text decoded when the cut's check decoded it (``largetext.Cut.decoded``)
+    decoded: bytes | None = None
 
     def ciphertext(self, cipher_value: etree._Element) -> bytes | bytearray:
         """The decoded CipherValue (E206 when malformed), read from the message's bytes."""
         if self.cut is None or self.data is None or cipher_value is not self.holder:
             raise SecurityHeaderInvalid("the CipherValue is not the one cut from the message")
+        decoded, self.decoded = self.decoded, None  # held once: by the caller only
         with memoryview(self.data) as view:
-            return xmlenc.decode_cipher_bytes(view[self.cut.run_start : self.cut.run_end])
+            text = view[self.cut.run_start : self.cut.run_end]
+            return xmlenc.decode_cipher_bytes(text, decoded=decoded)
 
     def release(self) -> None:
         """Let go of the message's bytes (a bytearray handed to ``open_message`` is emptied)."""
         if isinstance(self.data, bytearray):
             self.data.clear()
         self.data = None
+        self.decoded = None
 
 
 def _parse_envelope(
@@ -734,7 +739,10 @@ def _parse_envelope(
         root = parse_xml(cut.envelope, limits=limits).getroot()
         holder = cut.holder(root)
         if holder is not None:
-            return root, _Message(data=data, cut=cut, holder=holder)
+            decoded = cut.decoded
+            cut = replace(cut, decoded=None)  # the message holds it, until used
+            return root, _Message(data=data, cut=cut, holder=holder, decoded=decoded)
+    cut = None  # with its decode, if any: not used
     whole = bytes(data) if isinstance(data, bytearray) else data
     message = _Message(data=data)
     message.release()

@@ -284,11 +284,12 @@ def decode_cipher_value(cipher_text: str) -> bytes:
     return raw
 
 
-def decode_cipher_bytes(text: memoryview) -> bytes | bytearray:
+def decode_cipher_bytes(text: memoryview, *, decoded: bytes | None = None) -> bytes | bytearray:
     """``decode_cipher_value`` of a CipherValue's text read from the message's bytes: decoded
-    piecewise into one buffer, without a copy of the text (``largetext``)."""
+    piecewise into one buffer, without a copy of the text (``largetext``). ``decoded``: the
+    text's strict decode when it was already made (``largetext.Cut.decoded``)."""
     try:
-        raw = largetext.decode_base64(text)
+        raw = largetext.decode_base64(text) if decoded is None else decoded
     except ValueError:
         raise CipherDataMalformed("EncryptedData CipherValue is not valid base64") from None
     if len(raw) < primitives.GCM_IV_BYTES + primitives.GCM_TAG_BYTES:
