@@ -154,6 +154,15 @@ def test_an_unreachable_database_is_a_transient_typed_error(tmp_path: Path) -> N
     assert info.value.transient and info.value.http_status == 503
 
 
+def test_a_database_error_does_not_quote_its_bound_parameters(engine: Engine) -> None:
+    # A failed statement that is not mapped to a typed error: its text (and so a traceback a
+    # worker logs) names the statement, not the values it was to write.
+    with pytest.raises(sa_exc.DBAPIError) as info, engine.begin() as conn:
+        conn.execute(text("INSERT INTO leak_probe_absent (v) VALUES (:v)"), {"v": MARKER})
+    assert "leak_probe_absent" in str(info.value)  # the statement is still shown
+    assert MARKER not in str(info.value) and MARKER not in repr(info.value)
+
+
 # --- outbox ----------------------------------------------------------------------------------
 
 

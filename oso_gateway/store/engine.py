@@ -81,8 +81,13 @@ def shown_url(url: str) -> str:
 
 
 def create_store_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url`` (SQLite file, created with its directory, or PostgreSQL)."""
+    """An engine for ``url`` (SQLite file, created with its directory, or PostgreSQL).
+
+    Bound parameters are kept out of SQLAlchemy's error texts (and so out of any traceback a
+    worker logs): they can hold personal data, such as a decline note.
+    """
     parsed = normalise_url(url)
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, **kwargs)
     kwargs.setdefault("pool_pre_ping", True)
