@@ -24,7 +24,7 @@ from oso_gateway.dossier.rules import catalogue_gateway as catalogue_gateway
 # isort: on
 from oso_gateway.dossier.rules.attachment import scan_base64
 from oso_gateway.dossier.rules.catalogue_profiles import _PAO_FROM_OVA
-from oso_gateway.dossier.rules.check_gateway import DATE_PAIRS, decode_attachment
+from oso_gateway.dossier.rules.check_gateway import DATE_PAIRS
 from oso_gateway.dossier.rules.check_profiles import _PAO_PO_FORBIDDEN, _PAO_VO_FORBIDDEN
 from oso_gateway.dossier.rules.check_standard import category_findings
 from oso_gateway.dossier.rules.engine import check_rules
@@ -74,7 +74,6 @@ __all__ = [
     "catalogue_standard",
     "category_findings",
     "check_rules",
-    "decode_attachment",
     "element_path",
     "email_is_valid",
     "onderwijsnummer_is_valid",

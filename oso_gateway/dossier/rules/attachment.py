@@ -1,8 +1,8 @@
 """An attachment's base64 text, checked and read piece by piece (no full-size decoded copy).
 
 An attachment (``bestandsinhoud``) is up to ~70 MB of base64. ``scan_base64`` checks it as
-``binascii.a2b_base64(strict_mode=True)`` would check the text with its whitespace removed (what
-``decode_attachment`` accepts) one piece at a time, and keeps where each piece starts;
+``binascii.a2b_base64(strict_mode=True)`` would check the text with its whitespace removed, one
+piece at a time, and keeps where each piece starts;
 ``Base64Bytes.open()`` then reads the decoded bytes at any offset (for ``zipfile``, which reads
 only the end record and the central directory), decoding just the pieces it reads.
 """
@@ -131,7 +131,7 @@ def _strict_bytes(piece: str) -> bytes | None:
 
 def scan_base64(text: str, piece_chars: int | None = None) -> Base64Bytes | None:
     """The decoded content of ``text`` if ``binascii.a2b_base64(strict_mode=True)`` accepts it
-    once its whitespace is removed (as ``decode_attachment``), else None; checked and decoded
+    once its whitespace is removed, else None; checked and decoded
     ``piece_chars`` (default ``PIECE_CHARS``, a multiple of 4) at a time, keeping no decoded
     bytes."""
     piece_chars = PIECE_CHARS if piece_chars is None else piece_chars

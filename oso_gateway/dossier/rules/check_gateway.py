@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import zipfile
 
@@ -85,18 +83,6 @@ def _dates(ctx: _Ctx) -> None:
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _BAD_NAME = re.compile(r"[/\\:\x00-\x1f]|^\.\.?$")
-
-
-def decode_attachment(text: str) -> bytes | None:
-    """The bytes of a base64 ``bestandsinhoud`` (whitespace ignored), or None if not base64."""
-    try:  # the common case first: no whitespace, decoded without a stripped copy
-        return binascii.a2b_base64(text, strict_mode=True)
-    except (binascii.Error, ValueError):
-        pass
-    try:
-        return base64.b64decode("".join(text.split()), validate=True)
-    except (binascii.Error, ValueError):
-        return None
 
 
 @_check
