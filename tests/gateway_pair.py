@@ -7,6 +7,7 @@ to the receiver's ``ReceiveService`` and its answer back, and can simulate an ou
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -148,6 +149,15 @@ def sqlite_store(path: Path) -> Store:
     engine = create_store_engine(f"sqlite:///{path}")
     upgrade(engine)
     return Store(engine, AtRestCipher(KEY))
+
+
+def cli_config_and_store(tmp_path: Path) -> tuple[Path, Store]:
+    """A ``config.toml`` for the CLI (data dir ``data``, storage key ``KEY``) and the store the
+    CLI opens with it, already migrated."""
+    config = tmp_path / "config.toml"
+    key = base64.b64encode(KEY).decode()
+    config.write_text(f'data_dir = "data"\n[storage]\nkey = "{key}"\n')
+    return config, sqlite_store(tmp_path / "data" / "gateway.sqlite")
 
 
 @dataclass

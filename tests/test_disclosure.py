@@ -9,7 +9,7 @@ from pathlib import Path
 import pypdf
 import pytest
 from click.testing import CliRunner
-from gateway_pair import RECEIVER_SCHOOL, SENDER_SCHOOL, GatewayPair
+from gateway_pair import RECEIVER_SCHOOL, SENDER_SCHOOL, GatewayPair, cli_config_and_store
 
 from oso_gateway.cli import main
 from oso_gateway.dossier.categories import BY_KEY, CATEGORIES
@@ -177,14 +177,7 @@ def test_subject_access_lists_what_the_receiver_holds_until_it_is_purged(
 
 
 def test_the_report_and_objection_commands(tmp_path: Path) -> None:
-    from oso_gateway.store import AtRestCipher, Store, create_store_engine, upgrade
-
-    key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-    config = tmp_path / "config.toml"
-    config.write_text(f'data_dir = "data"\n[storage]\nkey = "{key}"\n')
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'data' / 'gateway.sqlite'}")
-    upgrade(engine)
-    Store(engine, AtRestCipher(bytes(range(32))))
+    config, _ = cli_config_and_store(tmp_path)
     runner = CliRunner()
     base = ["--config", str(config)]
     missing = runner.invoke(
@@ -257,12 +250,7 @@ def test_the_console_serves_the_parents_report_of_an_outgoing_transfer(
 
 
 def test_the_preview_shows_the_recorded_objections(tmp_path: Path, pair: GatewayPair) -> None:
-    from oso_gateway.store import create_store_engine, upgrade
-
-    key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-    config = tmp_path / "config.toml"
-    config.write_text(f'data_dir = "data"\n[storage]\nkey = "{key}"\n')
-    upgrade(create_store_engine(f"sqlite:///{tmp_path / 'data' / 'gateway.sqlite'}"))
+    config, _ = cli_config_and_store(tmp_path)
     data = _data(pair, seed=31)
     number = pupil_number(parse_xml(data).getroot())
     assert number is not None

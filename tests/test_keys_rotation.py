@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from gateway_pair import cli_config_and_store
 from sqlalchemy import Engine, delete, select, update
 
 from oso_gateway.errors import (
@@ -20,7 +21,7 @@ from oso_gateway.errors import (
     KeyStillReferenced,
     UnknownStorageKey,
 )
-from oso_gateway.store import Imported, PupilFacts, Store, create_store_engine, upgrade
+from oso_gateway.store import Imported, PupilFacts, Store
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import AtRestCipher, aad_for
 from oso_gateway.store.keyring import (
@@ -228,12 +229,8 @@ def test_the_keys_commands_list_rotate_retire_and_delete(tmp_path: Path) -> None
 
     from oso_gateway.cli import main
 
-    config = tmp_path / "config.toml"
-    key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # bytes(range(32))
-    config.write_text(f'data_dir = "data"\n[storage]\nkey = "{key}"\n')
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'data' / 'gateway.sqlite'}")
-    upgrade(engine)
-    store = Store(engine, AtRestCipher(KEY))
+    config, store = cli_config_and_store(tmp_path)
+    engine = store.engine
     dossier = _import(store)
     runner = CliRunner()
 

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from gateway_pair import cli_config_and_store
 from sqlalchemy import Engine, select, text
 
 from oso_gateway.cli import main
 from oso_gateway.config import RetentionSettings
 from oso_gateway.errors import AtRestDecryptionError, DossierPurged, RequestPurged
-from oso_gateway.store import Duplicate, Imported, PupilFacts, Store, create_store_engine, upgrade
+from oso_gateway.store import Duplicate, Imported, PupilFacts, Store
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import AtRestCipher
 from oso_gateway.store.keyring import LocalKeyProvider
@@ -230,12 +231,7 @@ def test_durations_parse_and_nonsense_is_refused() -> None:
 
 
 def test_the_purge_command_dry_runs_asks_and_purges(tmp_path: Path) -> None:
-    config = tmp_path / "config.toml"
-    key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # bytes(range(32))
-    config.write_text(f'data_dir = "data"\n[storage]\nkey = "{key}"\n')
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'data' / 'gateway.sqlite'}")
-    upgrade(engine)
-    store = Store(engine, AtRestCipher(KEY))
+    config, store = cli_config_and_store(tmp_path)
     doomed = _import(store)
     runner = CliRunner()
     args = ["retention", "purge", "--config", str(config), "--older-than", "0s"]
