@@ -171,7 +171,7 @@ def test_piecewise_at_rest_sealing_opens_with_the_one_call_opening(size: int) ->
     blob = b"".join(pieces)
     assert len(blob) == total
     assert AtRestCipher.open(key, blob, aad=b"row") == plaintext
-    with pytest.raises(Exception, match="authenticate"):
+    with pytest.raises(AtRestDecryptionError, match="authenticate"):
         AtRestCipher.open(key, blob, aad=b"another row")
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select, text
 
 from oso_gateway.cli import main
 from oso_gateway.config import RetentionSettings
-from oso_gateway.errors import AtRestDecryptionError, DossierPurged, RequestPurged
+from oso_gateway.errors import AtRestDecryptionError, ConfigError, DossierPurged, RequestPurged
 from oso_gateway.store import Duplicate, Imported, PupilFacts, Store
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import AtRestCipher
@@ -226,7 +226,7 @@ def test_durations_parse_and_nonsense_is_refused() -> None:
     assert parse_duration("0s") == timedelta(0)
     assert parse_duration("1d12h") == timedelta(hours=36)
     assert parse_duration("2w") == timedelta(days=14)
-    with pytest.raises(Exception, match="not a duration"):
+    with pytest.raises(ConfigError, match="not a duration"):
         parse_duration("soon")
 
 
