@@ -229,9 +229,14 @@ def test_c14n_of_a_detached_copy_equals_c14n_in_context(prefixes: tuple[str, ...
 def test_open_message_steps_are_each_under_a_hundred_lines() -> None:
     import inspect
 
-    for name, fn in inspect.getmembers(wss, inspect.isfunction):
-        if fn.__module__ == wss.__name__:
-            assert len(inspect.getsource(fn).splitlines()) <= 100, name
+    own = [
+        (n, f)
+        for n, f in inspect.getmembers(wss, inspect.isfunction)
+        if f.__module__ == wss.__name__
+    ]
+    assert any(name == "open_message" for name, _ in own)
+    for name, fn in own:
+        assert len(inspect.getsource(fn).splitlines()) <= 100, name
 
 
 # --- found by fuzzing -----------------------------------------------------------------------------

@@ -43,7 +43,9 @@ class Las:
         return self.client.post("/api/v1/" + path, headers=headers, **kwargs)
 
     def deliver(self) -> None:
-        for record in self.services.store.list_messages(direction=m.OUT, statuses=(m.QUEUED,)):
+        queued = self.services.store.list_messages(direction=m.OUT, statuses=(m.QUEUED,))
+        assert queued, "nothing queued to deliver"
+        for record in queued:
             done = self.services.outbox.wait_for(record.message_id, timeout=60)
             assert done.status == m.DELIVERED, done.last_error_code
 
