@@ -460,8 +460,8 @@ def test_comment_inside_the_signed_to_cannot_shorten_it_to_the_expected_endpoint
     # The genuine sender addressed another endpoint that merely starts with ours.
     m = _sealed(to=ENDPOINT2 + "-archive/other-school")
     _split_text_with_comment(m.one("//wsa:To"), len(ENDPOINT2))
-    with pytest.raises(GatewayError):
-        _open(m.bytes())  # today: opens, with opened.to == ENDPOINT2
+    # refused as a comment inside a signed header (never read short as ENDPOINT2)
+    assert _code(m.bytes()) == "OSO-E204"
 
 
 @pytest.mark.parametrize("header", ["MessageID", "Action"])
