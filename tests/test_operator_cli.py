@@ -102,3 +102,16 @@ def test_remove_deletes_the_account_and_is_audited(config: Path) -> None:
     missing = runner.invoke(main, ["operator", "remove", "ada", "--config", str(config)])
     assert missing.exit_code == 1
     assert _audit(config) == [("operator.add", "ada"), ("operator.remove", "ada")]
+
+
+def test_a_schema_that_is_not_current_is_a_usage_error_as_for_the_other_commands(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text('data_dir = "state"\n')
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "gateway.sqlite").touch()  # a database, no `db upgrade`
+    for args in (["operator", "list"], ["log", "list"]):
+        result = CliRunner().invoke(main, [*args, "--config", str(path)])
+        assert result.exit_code == 2, (args, result.output)
+        assert "OSO-E503" in result.output

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 import click
 
 from oso_gateway.config import CONFIG_ENV, Settings, generate_storage_key, load_settings
-from oso_gateway.errors import ConfigError, GatewayError
+from oso_gateway.errors import ConfigError, GatewayError, SchemaNotCurrent
 from oso_gateway.store.engine import shown_url
 
 if TYPE_CHECKING:  # pragma: no cover
+    from oso_gateway.store import Store
     from oso_gateway.transfer.services import GatewayServices
 
 _F = TypeVar("_F", bound=Callable[..., object])
@@ -74,6 +75,19 @@ def services_or_exit(config_file: Path | None) -> GatewayServices:
         return build_services(settings)
     except GatewayError as exc:
         fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
+
+
+def store_or_exit(settings: Settings, *, require_key: bool = True) -> Store:
+    """The store (``store.open_store``); a configuration problem or a schema that is not current
+    ends the command with exit 2, any other problem with exit 1, each with its code."""
+    from oso_gateway.store import open_store
+
+    try:
+        return open_store(settings, require_key=require_key)
+    except (ConfigError, SchemaNotCurrent) as exc:
+        fail(exc, status=2)
+    except GatewayError as exc:
+        fail(exc)
 
 
 def fail(exc: GatewayError, *, status: int = 1) -> NoReturn:

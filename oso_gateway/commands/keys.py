@@ -14,24 +14,15 @@ from pathlib import Path
 
 import click
 
-from oso_gateway.commands.db import config_option, fail, settings_or_exit
-from oso_gateway.errors import ConfigError, GatewayError, SchemaNotCurrent
+from oso_gateway.commands.db import config_option, fail, settings_or_exit, store_or_exit
+from oso_gateway.errors import GatewayError
 from oso_gateway.store.lifecycle import Lifecycle
 
 
 def open_lifecycle(config_file: Path | None) -> Lifecycle:
     """The lifecycle repository from the configuration (exit 2 on a configuration problem)."""
-    from oso_gateway.store import open_store
-
-    settings = settings_or_exit(config_file)
-    try:
-        store = open_store(settings)
-        return Lifecycle(store.engine, store.cipher)
-    except (ConfigError, SchemaNotCurrent) as exc:
-        fail(exc, status=2)
-    except GatewayError as exc:
-        fail(exc)
-    raise AssertionError("unreachable")
+    store = store_or_exit(settings_or_exit(config_file))
+    return Lifecycle(store.engine, store.cipher)
 
 
 @click.group("keys")

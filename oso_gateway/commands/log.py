@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from oso_gateway.commands.db import config_option, fail, settings_or_exit
-from oso_gateway.errors import ConfigError, GatewayError, SchemaNotCurrent
+from oso_gateway.commands.db import config_option, fail, settings_or_exit, store_or_exit
+from oso_gateway.errors import ConfigError, GatewayError
 from oso_gateway.store import models as m
 from oso_gateway.store.logchain import FIELD_FORMATS, StoredEvent
 
@@ -37,16 +37,8 @@ STATUSES = tuple(dict.fromkeys((*m.OUTBOUND_STATUSES, *m.INBOUND_STATUSES)))
 
 
 def _open(config_file: Path | None) -> tuple[Settings, Store]:
-    from oso_gateway.store import open_store
-
     settings = settings_or_exit(config_file)
-    try:
-        return settings, open_store(settings, require_key=False)
-    except (ConfigError, SchemaNotCurrent) as exc:
-        fail(exc, status=2)
-    except GatewayError as exc:
-        fail(exc)
-    raise AssertionError("unreachable")
+    return settings, store_or_exit(settings, require_key=False)
 
 
 def _when(_ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:

@@ -13,20 +13,13 @@ from pathlib import Path
 
 import click
 
-from oso_gateway.commands.db import config_option, fail, settings_or_exit
-from oso_gateway.errors import ConfigError, GatewayError
+from oso_gateway.commands.db import config_option, fail, settings_or_exit, store_or_exit
+from oso_gateway.errors import GatewayError
 from oso_gateway.store.operators import ROLES, DuplicateOperator, OperatorStore, check_name
 
 
 def _open(config_file: Path | None):  # type: ignore[no-untyped-def]
-    from oso_gateway.store import open_store
-
-    settings = settings_or_exit(config_file)
-    try:
-        store = open_store(settings, require_key=False)
-    except GatewayError as exc:
-        fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
-        raise  # unreachable
+    store = store_or_exit(settings_or_exit(config_file), require_key=False)
     return store, OperatorStore(store.engine)
 
 

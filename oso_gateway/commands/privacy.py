@@ -15,29 +15,18 @@ from pathlib import Path
 
 import click
 
-from oso_gateway.commands.db import config_option, fail, settings_or_exit
+from oso_gateway.commands.db import config_option, fail, settings_or_exit, store_or_exit
 from oso_gateway.errors import (
-    ConfigError,
     DisclosureNotFound,
     GatewayError,
     InvalidObjection,
-    SchemaNotCurrent,
 )
 from oso_gateway.store.disclosures import PrivacyRecords
 
 
 def _records(config_file: Path | None) -> PrivacyRecords:
-    from oso_gateway.store import open_store
-
-    settings = settings_or_exit(config_file)
-    try:
-        store = open_store(settings)
-        return PrivacyRecords(store.engine, store.cipher)
-    except (ConfigError, SchemaNotCurrent) as exc:
-        fail(exc, status=2)
-    except GatewayError as exc:
-        fail(exc)
-    raise AssertionError("unreachable")
+    store = store_or_exit(settings_or_exit(config_file))
+    return PrivacyRecords(store.engine, store.cipher)
 
 
 def _pupil(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
