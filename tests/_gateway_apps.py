@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from flask import Flask
 from flask.testing import FlaskClient
 
+from oso_gateway.dossier.generator import generate_dossier
 from oso_gateway.runtime import build_services
 from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN, setup_dev_gateways
 from oso_gateway.transfer.schools import School
@@ -31,6 +32,21 @@ from oso_gateway.transfer.services import GatewayServices
 from oso_gateway.web.app import create_app
 
 RECEIVER_SCHOOL = School("01AB", "00")
+
+
+def queue_generated(sender: GatewayServices, seed: int) -> str:
+    """Queue a generated POVO overstapdossier (``seed``, dated now) at ``sender`` for
+    ``RECEIVER_SCHOOL``; returns its message id."""
+    now = datetime.now(UTC)
+    prepared = prepare_dossier(
+        generate_dossier(overstap="POVO", seed=seed, now=now),
+        to=RECEIVER_SCHOOL,
+        directory=sender.directory,
+        config=sender.sender_config,
+        now=now,
+    )
+    sender.outbox.enqueue(prepared)
+    return prepared.message_id
 
 
 class Clock:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from _gateway_apps import queue_generated
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
@@ -28,13 +29,10 @@ from oso_gateway.transfer.demo import (
     setup_dev_gateways,
 )
 from oso_gateway.transfer.outbox import Outbox
-from oso_gateway.transfer.schools import School
-from oso_gateway.transfer.send import prepare_dossier
 from oso_gateway.transfer.services import GatewayServices
 
 pytestmark = pytest.mark.integration
 
-RECEIVER_SCHOOL = School("01AB", "00")
 CERTS = dev_certs_dir()
 
 
@@ -66,19 +64,6 @@ def server(gateways: dict[str, DevGateway], receiver: GatewayServices) -> Iterat
     running.stop()
 
 
-def _queue(sender: GatewayServices, seed: int) -> str:
-    now = datetime.now(UTC)
-    prepared = prepare_dossier(
-        generate_dossier(overstap="POVO", seed=seed, now=now),
-        to=RECEIVER_SCHOOL,
-        directory=sender.directory,
-        config=sender.sender_config,
-        now=now,
-    )
-    sender.outbox.enqueue(prepared)
-    return prepared.message_id
-
-
 def _dossiers(store: Store) -> int:
     with store.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(m.Dossier)).scalar_one())
@@ -87,7 +72,7 @@ def _dossiers(store: Store) -> int:
 def test_dossier_is_delivered_over_mutual_tls_imported_once_with_verified_receipt(
     server: RunningServer, sender: GatewayServices, receiver: GatewayServices
 ) -> None:
-    message_id = _queue(sender, seed=1)
+    message_id = queue_generated(sender, seed=1)
     record = sender.outbox.wait_for(message_id, timeout=60)
     assert record.status == m.DELIVERED and record.attempts == 1
     inbound = receiver.store.find_message(m.IN, message_id)
@@ -100,7 +85,7 @@ def test_dossier_is_delivered_over_mutual_tls_imported_once_with_verified_receip
 def test_receiver_down_when_sending_is_retried_and_delivered_once_it_is_up(
     gateways: dict[str, DevGateway], sender: GatewayServices, receiver: GatewayServices
 ) -> None:
-    message_id = _queue(sender, seed=2)
+    message_id = queue_generated(sender, seed=2)
     assert sender.outbox.run_once().retrying == 1
     record = sender.store.find_message(m.OUT, message_id)
     assert record is not None and record.status == m.RETRYING
@@ -117,7 +102,7 @@ def test_receiver_down_when_sending_is_retried_and_delivered_once_it_is_up(
 def test_the_same_message_posted_twice_is_imported_once_with_the_same_receipt(
     server: RunningServer, sender: GatewayServices, receiver: GatewayServices
 ) -> None:
-    message_id = _queue(sender, seed=3)
+    message_id = queue_generated(sender, seed=3)
     queued = sender.store.find_message(m.OUT, message_id)
     assert queued is not None
     stored = sender.store.outbound_envelope(queued.pk)  # the first sealing, kept for attempt 1
@@ -133,7 +118,7 @@ def test_the_same_message_posted_twice_is_imported_once_with_the_same_receipt(
 def test_hundred_dossiers_from_four_sender_threads_are_imported_exactly_once(
     server: RunningServer, sender: GatewayServices, receiver: GatewayServices
 ) -> None:
-    ids = {_queue(sender, seed=seed) for seed in range(100, 200)}
+    ids = {queue_generated(sender, seed=seed) for seed in range(100, 200)}
     assert len(ids) == 100
     errors: list[BaseException] = []
 
@@ -312,7 +297,7 @@ def test_receiver_crashing_between_insert_and_commit_imports_nothing_and_the_ret
     receiver = build_services(gateways[SECONDARY_OIN].settings, after_insert=crash_once)
     running = start_gateway_in_thread(gateways[SECONDARY_OIN].settings, services=receiver)
     try:
-        message_id = _queue(sender, seed=31)
+        message_id = queue_generated(sender, seed=31)
         assert sender.outbox.run_once().retrying == 1
         assert receiver.store.find_message(m.IN, message_id) is None
         assert _dossiers(receiver.store) == 0

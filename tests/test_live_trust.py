@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from _gateway_apps import queue_generated
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from oso_gateway.dossier.generator import generate_dossier
@@ -77,19 +78,6 @@ def pair(tmp_path: Path) -> Iterator[tuple[GatewayServices, GatewayServices, Pat
     receiver.close()
 
 
-def _send(sender: GatewayServices, seed: int) -> str:
-    now = datetime.now(UTC)
-    prepared = prepare_dossier(
-        generate_dossier(overstap="POVO", seed=seed, now=now),
-        to=RECEIVER_SCHOOL,
-        directory=sender.directory,
-        config=sender.sender_config,
-        now=now,
-    )
-    sender.outbox.enqueue(prepared)
-    return prepared.message_id
-
-
 def test_a_replaced_crl_revoking_the_peer_is_enforced_without_a_restart(
     pair: tuple[GatewayServices, GatewayServices, Path],
 ) -> None:
@@ -102,7 +90,7 @@ def test_a_replaced_crl_revoking_the_peer_is_enforced_without_a_restart(
     )
     watcher.start()
     try:
-        first = _send(sender, 1)
+        first = queue_generated(sender, 1)
         assert sender.outbox.wait_for(first, timeout=60).status == m.DELIVERED
         # the CRL job replaces the file: the sender's certificate is now revoked
         serial = sender.identities[0].certificate.serial_number
@@ -123,7 +111,7 @@ def test_a_replaced_crl_revoking_the_peer_is_enforced_without_a_restart(
         answer = receiver.receiver.handle(sealed.data)
         assert answer.http_status == 403 and b"OSO-E221" in answer.body
         # ... and over the wire the new TLS context refuses the revoked client certificate
-        second = _send(sender, 3)
+        second = queue_generated(sender, 3)
         record = sender.outbox.wait_for(second, timeout=15)
         assert record.status != m.DELIVERED
         with receiver.store.engine.connect() as connection:
