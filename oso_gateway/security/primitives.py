@@ -57,17 +57,11 @@ def new_content_key() -> bytes:
     return AESGCM.generate_key(bit_length=256)
 
 
-def aes_gcm_encrypt(key: bytes, plaintext: bytes) -> tuple[bytes, bytes]:
-    """Encrypt with a fresh 96-bit IV; return ``(iv, ciphertext || tag)``."""
-    iv = os.urandom(GCM_IV_BYTES)
-    return iv, AESGCM(key).encrypt(iv, plaintext, None)
-
-
 def aes_gcm_encrypt_pieces(
     key: bytes, plaintext: bytes, *, piece: int
 ) -> tuple[bytes, Iterator[bytes]]:
-    """``aes_gcm_encrypt`` a piece at a time: ``(iv, pieces)``, where the pieces (``piece``
-    bytes of ciphertext each, then the last, then the 16-byte tag) concatenate to
+    """Encrypt with a fresh 96-bit IV, a piece at a time: ``(iv, pieces)``, where the pieces
+    (``piece`` bytes of ciphertext each, then the last, then the 16-byte tag) concatenate to
     ``ciphertext || tag``. A large plaintext then never has a ciphertext-sized copy."""
     iv = os.urandom(GCM_IV_BYTES)
     encryptor = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
