@@ -311,7 +311,7 @@ def is_canonical(
     a text node in libxml2's buffers. The runs are cut first (``largetext.cut_texts``): the
     document is canonical exactly when the cut one is, and that one is small.
     """
-    cut = largetext.cut_texts(document, min_size=CUT_TEXT)
+    cut = largetext.cut_texts(document, min_size=CUT_TEXT, parsed=True)
     if cut.tokens:
         stop -= len(document) - len(cut.document)
         try:

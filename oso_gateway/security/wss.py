@@ -80,7 +80,7 @@ from oso_gateway.security.namespaces import (
 )
 from oso_gateway.security.trust import TrustConfig, VerifiedCertificate, verify_certificate
 from oso_gateway.security.xmldsig import elements, text_only
-from oso_gateway.security.xmlparse import ParseLimits, parse_xml
+from oso_gateway.security.xmlparse import ParseLimits, count_markup, parse_xml
 
 __all__ = [
     "KT_RSA_OAEP",
@@ -731,12 +731,15 @@ def _parse_envelope(
     data: bytes | bytearray, limits: ParseLimits
 ) -> tuple[etree._Element, _Message]:
     """The envelope's root: parsed without its large CipherValue text when ``largetext`` can cut
-    it out unchanged (the bytes are kept for decoding it), otherwise parsed whole."""
+    it out unchanged (the bytes are kept for decoding it), otherwise parsed whole. Either way the
+    parser decides on the whole message's markup counts."""
     cut = None
     if len(data) <= limits.max_bytes:
         cut = largetext.cut_ciphertext(data, min_size=_CUT_MIN)
-    if cut is not None and largetext.same_counts(data, cut, limit=limits.max_markup):
-        root = parse_xml(cut.envelope, limits=limits).getroot()
+    counted = None
+    if cut is not None:
+        counted = count_markup(data, limits)
+        root = parse_xml(cut.envelope, limits=limits, counted=counted).getroot()
         holder = cut.holder(root)
         if holder is not None:
             decoded = cut.decoded
@@ -746,7 +749,7 @@ def _parse_envelope(
     whole = bytes(data) if isinstance(data, bytearray) else data
     message = _Message(data=data)
     message.release()
-    return parse_xml(whole, limits=limits).getroot(), message
+    return parse_xml(whole, limits=limits, counted=counted).getroot(), message
 
 
 @dataclass(frozen=True, kw_only=True)

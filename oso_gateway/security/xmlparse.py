@@ -20,6 +20,7 @@ import functools
 import re
 import threading
 from dataclasses import dataclass
+from typing import cast
 
 from lxml import etree
 
@@ -134,19 +135,22 @@ def _parser(encoding: str = "UTF-8") -> etree.XMLParser:
     return parser
 
 
-def parse_xml(data: bytes, *, limits: ParseLimits = DEFAULT_LIMITS) -> etree._ElementTree:
-    """Parse untrusted bytes into a tree, or raise an ``XmlParseError`` subclass."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise TypeError("parse_xml takes bytes")
-    if len(data) > limits.max_bytes:
-        raise XmlLimitExceeded(
-            f"input of {len(data)} bytes exceeds the limit of {limits.max_bytes}"
-        )
-    if not data or (bytes(data[:64]).isspace() and bytes(data).isspace()):
-        raise XmlParseError("empty input")
-    raw = bytes(data)
+@dataclass(frozen=True, kw_only=True)
+class Counted:
+    """What the parser decides on a document's bytes before a tree exists (``count_markup``)."""
+
+    counts: MarkupCounts
+    #: the document's length in bytes
+    size: int
+    limits: ParseLimits
+
+
+def count_markup(data: bytes | bytearray, limits: ParseLimits) -> Counted:
+    """Count ``data``'s markup under ``limits`` and refuse it when the counts alone exceed them
+    (E-codes of too much markup, too many declarations), as ``parse_xml`` does first."""
+    scanned = cast(bytes, data)  # the scan only finds and counts: a bytearray serves as it is
     counts = markup_counts(
-        raw,
+        scanned,
         limits.max_markup,
         declarations_above=min(limits.max_namespaces_per_element, limits.max_namespaces),
         qualified_above=limits.max_namespaced_attributes,
@@ -156,6 +160,35 @@ def parse_xml(data: bytes, *, limits: ParseLimits = DEFAULT_LIMITS) -> etree._El
         raise XmlTooMuchMarkup(f"more than {limits.max_markup} markup tokens")
     if counts.declarations > limits.max_namespaces:
         raise XmlTooManyNamespaces(f"more than {limits.max_namespaces} declarations")
+    return Counted(counts=counts, size=len(data), limits=limits)
+
+
+def parse_xml(
+    data: bytes | bytearray | memoryview,
+    *,
+    limits: ParseLimits = DEFAULT_LIMITS,
+    counted: Counted | None = None,
+) -> etree._ElementTree:
+    """Parse untrusted bytes into a tree, or raise an ``XmlParseError`` subclass.
+
+    ``counted``: the ``count_markup`` of a document with exactly ``data``'s markup whose text
+    may be longer (a message before ``largetext`` cut its large ciphertext out). The decisions
+    taken on the bytes (the refusals on the counts, and which tree walks the counts cannot
+    spare) are then that document's: the whole document's outcome, at the cost of the short one.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError("parse_xml takes bytes")
+    if len(data) > limits.max_bytes:
+        raise XmlLimitExceeded(
+            f"input of {len(data)} bytes exceeds the limit of {limits.max_bytes}"
+        )
+    if not data or (bytes(data[:64]).isspace() and bytes(data).isspace()):
+        raise XmlParseError("empty input")
+    raw = bytes(data)
+    if counted is None:
+        counted = count_markup(raw, limits)
+    elif counted.limits != limits or counted.size < len(raw):
+        raise ValueError("the counts are of another document or under other limits")
     try:
         tree = etree.ElementTree(etree.fromstring(raw, parser=_parser(_encoding(raw))))
     except etree.XMLSyntaxError as exc:
@@ -170,44 +203,49 @@ def parse_xml(data: bytes, *, limits: ParseLimits = DEFAULT_LIMITS) -> etree._El
         raise XmlForbiddenConstruct("a DOCTYPE / DTD is not allowed")
     root = tree.getroot()
     _check_forbidden_nodes(root)
-    _check_shape_limits(root, limits, counts, size=len(raw))
+    _check_shape_limits(root, limits, counted.counts, size=counted.size)
     return tree
 
 
-#: Windows of the markup count: a run of bytes from one occurrence on is counted at once (C speed);
-#: the gaps between markup (base64, long text) are skipped by ``bytes.find`` (memchr) instead. A
-#: window starts at 1 KiB and doubles while the markup stays dense, so a short envelope before a
-#: long base64 run, or the padding ``=`` of each attachment, is not counted 64 KiB at a time.
+#: Spans of the markup count: a stretch of bytes where the markup is dense is counted at once
+#: (``bytes.count``, C speed but a few GB/s); the gaps between markup (base64, long text) are
+#: skipped by ``bytes.find`` / ``bytes.rfind`` (memchr, several times faster). A span ends where
+#: ``_MIN_WINDOW`` bytes hold no occurrence, or after ``_MAX_WINDOW`` bytes, so a short envelope
+#: before a long base64 run, or the padding ``=`` of each attachment, is not counted with the run.
 _MIN_WINDOW = 1 << 10
 _MAX_WINDOW = 1 << 16
 
 
-def _next_window(window: int, gap: int) -> int:
-    """The next window: twice as big when the markup went on right after the last one (a gap
-    shorter than the smallest window), else the smallest again."""
-    return min(window * 2, _MAX_WINDOW) if gap < _MIN_WINDOW else _MIN_WINDOW
+def _span_end(raw: bytes, byte: bytes, hit: int) -> int:
+    """Just after the dense run of ``byte`` that starts with the occurrence at ``hit``: its last
+    occurrence that follows the one before it within ``_MIN_WINDOW`` bytes (found with memrchr,
+    a window at a time; each step advances at least half a window), at most ``_MAX_WINDOW``
+    bytes on."""
+    last, limit = hit, min(hit + _MAX_WINDOW, len(raw))
+    while last + 1 < limit:
+        later = raw.rfind(byte, last + 1, min(last + 1 + _MIN_WINDOW, limit))
+        if later < 0:
+            break
+        last = later
+    return last + 1
 
 
 def _count_capped(raw: bytes, byte: bytes, cap: int) -> int:
     """Occurrences of ``byte`` in ``raw``; may stop early once the count exceeds ``cap``.
 
-    ``bytes.count`` of one byte runs at a few GB/s; ``bytes.find`` (memchr) several times
-    faster. So: find the next occurrence, count one window from there, repeat. Each round finds at
-    least one occurrence and crosses at least ``_MIN_WINDOW`` bytes: at most
-    ``min(cap, len(raw) / _MIN_WINDOW) + 1`` rounds. A message that is mostly base64 is crossed at
-    memchr speed.
+    Find the next occurrence (memchr), count the dense span that starts there (``_span_end``),
+    repeat: each round counts at least one occurrence, so there are at most ``cap + 1``, and
+    the bytes between spans are crossed at memchr speed.
     """
-    found, pos, end, window = 0, 0, len(raw), _MIN_WINDOW // 2
-    while pos < end:
+    found = pos = 0
+    while True:
         hit = raw.find(byte, pos)
         if hit < 0:
             break
-        window = _next_window(window, hit - pos)
-        stop = min(hit + window, end)
-        found += raw.count(byte, hit, stop)
+        pos = _span_end(raw, byte, hit)
+        found += raw.count(byte, hit, pos)
         if found > cap:
             break
-        pos = stop
     return found
 
 
@@ -295,16 +333,14 @@ def _count_names(raw: bytes, *, xmlns: bool, colons: bool) -> tuple[int | None, 
     if not (xmlns or colons):
         return None, None
     declarations = found_colons = pos = 0
-    end, window = len(raw), _MIN_WINDOW // 2
+    end = len(raw)
     while pos < end:
         hit = raw.find(b"=", pos)
         if hit < 0:
             break
-        window = _next_window(window, hit - pos)
-        start, stop = _names_start(raw, pos, hit), min(hit + window, end)
-        # A name after the window's last "=" ends at a later one, so the next window reaches back
-        # to it (``_names_start``): the window stops there, not in the text after it.
-        stop = raw.rfind(b"=", hit, stop) + 1
+        # A name after the span's last "=" ends at a later one, so the next span reaches back to
+        # it (``_names_start``): the span stops there, not in the text after it.
+        start, stop = _names_start(raw, pos, hit), _span_end(raw, b"=", hit)
         if xmlns:
             declarations += raw.count(b"xmlns", start, min(stop + 4, end))
         if colons:
