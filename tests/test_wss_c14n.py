@@ -134,11 +134,11 @@ def test_the_bytes_test_is_a_safe_negative_only() -> None:
     from oso_gateway.security.c14n import XML_NAMESPACE, _mentions
 
     form = b'<p xmlns="urn:p"></p>'
-    assert not _mentions(form, {SOAP, WSU})
-    assert _mentions(b'<s:p xmlns:s="' + SOAP.encode() + b'"></s:p>', {SOAP})
+    assert not _mentions(form, frozenset({SOAP, WSU}))
+    assert _mentions(b'<s:p xmlns:s="' + SOAP.encode() + b'"></s:p>', frozenset({SOAP}))
     assert _mentions(form, None)  # an unprefixed wrapper: always the exact path
-    assert _mentions(form, {XML_NAMESPACE})  # never declared, so never found in bytes
-    assert _mentions(form, {'urn:a"b'})  # escaped in a canonical value: not found as it is
+    assert _mentions(form, frozenset({XML_NAMESPACE}))  # never declared: never found in bytes
+    assert _mentions(form, frozenset({'urn:a"b'}))  # escaped in a canonical value: not found
 
 
 def test_the_parse_limits_made_once_per_policy_follow_each_policy() -> None:

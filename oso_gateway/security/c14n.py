@@ -165,19 +165,26 @@ def detached(element: etree._Element, inclusive_prefixes: Sequence[str] = ()) ->
     return clone
 
 
-def _rendered_namespaces(element: etree._Element) -> set[str] | None:
+def _rendered_namespaces(element: etree._Element) -> frozenset[str] | None:
     """Namespaces that exclusive C14N renders on ``element``'s start tag (None: unprefixed)."""
     if element.prefix is None:
         return None  # default namespace (or none) on the wrapper: take the safe path
-    found = {etree.QName(element).namespace or ""}
-    for name in element.attrib:
+    return _namespaces_of(element.tag, tuple(element.attrib))
+
+
+@functools.lru_cache(maxsize=64)
+def _namespaces_of(tag: str, attributes: tuple[str, ...]) -> frozenset[str]:
+    """The namespace of a tag and those of its namespaced attributes (Clark names): a wrapper's
+    are the same message after message, so they are worked out once."""
+    found = {etree.QName(tag).namespace or ""}
+    for name in attributes:
         ns = etree.QName(name).namespace
         if ns:
             found.add(ns)
-    return found
+    return frozenset(found)
 
 
-def _uses_any(payload: etree._Element, namespaces: set[str] | None) -> bool:
+def _uses_any(payload: etree._Element, namespaces: frozenset[str] | None) -> bool:
     """True when an element or attribute in ``payload``'s subtree is in one of ``namespaces``."""
     if namespaces is None:
         return True
@@ -232,7 +239,7 @@ _MENTIONS_MAX = 64 * 1024
 
 
 def _uses_any_of(
-    payload: etree._Element, payload_c14n: bytes | memoryview, namespaces: set[str] | None
+    payload: etree._Element, payload_c14n: bytes | memoryview, namespaces: frozenset[str] | None
 ) -> bool:
     """``_uses_any``, first asked of a short payload's canonical form: a namespace that occurs
     nowhere there as a quoted string is used nowhere in the payload (``_mentions``). The search
@@ -247,7 +254,7 @@ def _uses_any_of(
     return _uses_any(payload, namespaces)
 
 
-def _mentions(form: bytes, namespaces: set[str] | None) -> bool:
+def _mentions(form: bytes, namespaces: frozenset[str] | None) -> bool:
     """Whether the canonical form ``form`` may use one of ``namespaces`` (None: assume so).
 
     Exclusive C14N declares every namespace an element or attribute of the form uses, as
@@ -256,12 +263,19 @@ def _mentions(form: bytes, namespaces: set[str] | None) -> bool:
     a namespace whose quoted URI is not in ``form`` is not used there. True may be a false
     alarm (the URI in a text or a value): the caller then looks at the tree.
     """
-    return (
-        namespaces is None
-        or XML_NAMESPACE in namespaces
-        or any(_ESCAPED.search(ns) for ns in namespaces)
-        or any(b'"' + ns.encode("utf-8") + b'"' in form for ns in namespaces)
-    )
+    if namespaces is None:
+        return True
+    needles = _quoted(namespaces)
+    return needles is None or any(needle in form for needle in needles)
+
+
+@functools.lru_cache(maxsize=64)
+def _quoted(namespaces: frozenset[str]) -> tuple[bytes, ...] | None:
+    """Each namespace as C14N writes it in a declaration, quoted; None when one is not found so
+    (the ``xml:`` namespace, a URI with a character C14N escapes)."""
+    if XML_NAMESPACE in namespaces or any(_ESCAPED.search(ns) for ns in namespaces):
+        return None
+    return tuple(b'"' + ns.encode("utf-8") + b'"' for ns in sorted(namespaces))
 
 
 def wrapped_canonical_digest(wrapper: etree._Element, payload: Canonical, parse: Parse) -> bytes:

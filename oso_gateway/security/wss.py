@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -533,17 +534,13 @@ def _id_index(*roots: etree._Element) -> dict[str, list[etree._Element]]:
     """Every element carrying an ID-like attribute, by value (one element may carry several)."""
     index: dict[str, list[etree._Element]] = {}
     for root in roots:
-        found = _ATTRIBUTES(root)
-        assert isinstance(found, list)
+        found = cast("list[etree._ElementUnicodeResult]", _ATTRIBUTES(root))
         for attribute in found:
-            assert isinstance(attribute, etree._ElementUnicodeResult)
-            if attribute.attrname not in _ID_NAMES:
-                continue
-            el = attribute.getparent()
-            assert el is not None
-            elements_with_it = index.setdefault(str(attribute), [])
-            if not any(other is el for other in elements_with_it):  # Id="a" id="a": once
-                elements_with_it.append(el)
+            if attribute.attrname in _ID_NAMES:
+                el = cast(etree._Element, attribute.getparent())
+                elements_with_it = index.setdefault(str(attribute), [])
+                if not any(other is el for other in elements_with_it):  # Id="a" id="a": once
+                    elements_with_it.append(el)
     return index
 
 

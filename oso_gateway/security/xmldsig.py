@@ -10,6 +10,7 @@ layer's business (``wss``).
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -157,6 +158,8 @@ def _c14n_method(el: etree._Element, what: str) -> tuple[str, ...]:
     alg = _alg(el, what)
     if alg != C14N_EXCL:
         raise TransformRejected(f"{what} {alg} is not exclusive C14N without comments")
+    if not len(el):  # no child node at all (the usual case: no walk of the children)
+        return ()
     children = elements(el)
     if not children:
         return ()
@@ -172,16 +175,18 @@ def _b64(el: etree._Element, what: str) -> bytes:
         raise SecurityHeaderInvalid(f"{what} is not valid base64") from None
 
 
-_NOT_IN_ID = frozenset(" ()'\"#")
+#: a plain same-document reference: "#" and an id without space, parentheses (so no
+#: ``xpointer(...)``), quotes or another "#"
+_PLAIN_ID = re.compile("#([^ ()'\"#]+)")
 
 
 def _same_document_id(uri: str | None) -> str:
     if not uri or not uri.startswith("#") or len(uri) < 2:
         raise ReferenceInvalid(f"reference URI {_show(uri)} is not a same-document #id reference")
-    target = uri[1:]
-    if target.startswith("xpointer(") or not _NOT_IN_ID.isdisjoint(target):
+    plain = _PLAIN_ID.fullmatch(uri)
+    if plain is None:
         raise ReferenceInvalid(f"reference URI {_show(uri)} is not a plain #id reference")
-    return target
+    return plain.group(1)
 
 
 def _show(value: str | None, limit: int = 80) -> str:

@@ -212,8 +212,10 @@ def parse_xml(
 #: skipped by ``bytes.find`` / ``bytes.rfind`` (memchr, several times faster). A span ends where
 #: ``_MIN_WINDOW`` bytes hold no occurrence, or after ``_MAX_WINDOW`` bytes, so a short envelope
 #: before a long base64 run, or the padding ``=`` of each attachment, is not counted with the run.
-_MIN_WINDOW = 1 << 10
+_MIN_WINDOW = 1 << 12
 _MAX_WINDOW = 1 << 16
+#: an occurrence with another this close after it starts a dense span
+_NEAR = 1 << 10
 
 
 def _span_end(raw: bytes, byte: bytes, hit: int) -> int:
@@ -233,20 +235,25 @@ def _span_end(raw: bytes, byte: bytes, hit: int) -> int:
 def _count_capped(raw: bytes, byte: bytes, cap: int) -> int:
     """Occurrences of ``byte`` in ``raw``; may stop early once the count exceeds ``cap``.
 
-    Find the next occurrence (memchr), count the dense span that starts there (``_span_end``),
-    repeat: each round counts at least one occurrence, so there are at most ``cap + 1``, and
-    the bytes between spans are crossed at memchr speed.
+    Find the next occurrence (memchr). When another one follows within ``_NEAR`` bytes, count
+    the dense span that starts there (``_span_end``) at once; else count it alone and go on. Each
+    round counts at least one occurrence, so there are at most ``cap + 1``, and the bytes between
+    markup are crossed at memchr speed (a dossier's few ``=``, kilobytes apart, cost a search
+    each, not a count of everything between them).
     """
+    find, count = raw.find, raw.count
     found = pos = 0
     while True:
-        hit = raw.find(byte, pos)
+        hit = find(byte, pos)
         if hit < 0:
-            break
-        pos = _span_end(raw, byte, hit)
-        found += raw.count(byte, hit, pos)
+            return found
+        if find(byte, hit + 1, hit + 1 + _NEAR) < 0:
+            found, pos = found + 1, hit + 1
+        else:
+            pos = _span_end(raw, byte, hit)
+            found += count(byte, hit, pos)
         if found > cap:
-            break
-    return found
+            return found
 
 
 @dataclass(frozen=True)
@@ -369,6 +376,12 @@ def _xpath(expression: str) -> etree.XPath:
     return etree.XPath(expression)
 
 
+@functools.lru_cache(maxsize=8)
+def _deeper_than(depth: int) -> etree.XPath:
+    """True when an element lies deeper than ``depth`` below the document (compiled once)."""
+    return etree.XPath("boolean(" + "/*" * (depth + 1) + ")")
+
+
 def _check_shape_limits(
     root: etree._Element, limits: ParseLimits, counts: MarkupCounts, *, size: int
 ) -> None:
@@ -385,8 +398,8 @@ def _check_shape_limits(
         assert isinstance(count, float)
         if count > limits.max_elements:
             raise XmlTooManyElements(f"more than {limits.max_elements} elements")
-    deeper = _xpath("boolean(" + "/*" * (limits.max_depth + 1) + ")")
-    if counts.tags > limits.max_depth and deeper(root):  # a chain of n elements needs n "<"
+    # a chain of n elements needs n "<"
+    if counts.tags > limits.max_depth and _deeper_than(limits.max_depth)(root):
         raise XmlTooDeep(f"element nesting deeper than {limits.max_depth}")
     most = limits.max_attributes_per_element
     if equals > most and _xpath(f"boolean(descendant-or-self::*[@*[{most + 1}]])")(root):
