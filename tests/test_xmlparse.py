@@ -333,3 +333,16 @@ def test_base64_padding_far_from_any_tag_does_not_widen_the_name_scan() -> None:
     raw = b"<r><a>" + run + b"</a></r>"
     assert xmlparse.markup_counts(raw, 100_000).declarations == 0
     assert xmlparse._names_start(raw, 0, raw.index(b"=")) == raw.index(b"=")
+
+
+@pytest.mark.parametrize("depth", [1, 2, 5, 64])
+def test_the_depth_walk_is_spared_only_where_the_tag_count_rules_the_depth_out(depth: int) -> None:
+    # depth + 1 nested elements take 2 * depth + 1 "<" at the fewest (the innermost empty):
+    # refused; the deepest document with 2 * depth "<" is accepted
+    limits = ParseLimits(max_depth=depth)
+    too_deep = b"<a>" * depth + b"<a/>" + b"</a>" * depth
+    assert too_deep.count(b"<") == 2 * depth + 1
+    with pytest.raises(xmlparse.XmlTooDeep):
+        parse_xml(too_deep, limits=limits)
+    deepest = b"<a>" * depth + b"</a>" * depth
+    assert parse_xml(deepest, limits=limits).getroot().tag == "a"

@@ -398,8 +398,9 @@ def _check_shape_limits(
         assert isinstance(count, float)
         if count > limits.max_elements:
             raise XmlTooManyElements(f"more than {limits.max_elements} elements")
-    # a chain of n elements needs n "<"
-    if counts.tags > limits.max_depth and _deeper_than(limits.max_depth)(root):
+    # a chain of n nested elements needs 2n - 1 "<": n start tags, and an end tag for each of
+    # the n - 1 that hold another (only the innermost may be empty, "<a/>")
+    if counts.tags > 2 * limits.max_depth and _deeper_than(limits.max_depth)(root):
         raise XmlTooDeep(f"element nesting deeper than {limits.max_depth}")
     most = limits.max_attributes_per_element
     if equals > most and _xpath(f"boolean(descendant-or-self::*[@*[{most + 1}]])")(root):
