@@ -58,13 +58,16 @@ def new_content_key() -> bytes:
 
 
 def aes_gcm_encrypt_pieces(
-    key: bytes, plaintext: bytes, *, piece: int
+    key: bytes, plaintext: bytes, *, piece: int, aad: bytes = b""
 ) -> tuple[bytes, Iterator[bytes]]:
     """Encrypt with a fresh 96-bit IV, a piece at a time: ``(iv, pieces)``, where the pieces
     (``piece`` bytes of ciphertext each, then the last, then the 16-byte tag) concatenate to
-    ``ciphertext || tag``. A large plaintext then never has a ciphertext-sized copy."""
+    ``ciphertext || tag``, authenticating ``aad`` too. A large plaintext then never has a
+    ciphertext-sized copy."""
     iv = os.urandom(GCM_IV_BYTES)
     encryptor = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
+    if aad:
+        encryptor.authenticate_additional_data(aad)
 
     def pieces() -> Iterator[bytes]:
         view = memoryview(plaintext)

@@ -31,10 +31,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from oso_gateway.errors import AtRestDecryptionError, ConfigError
+from oso_gateway.security import primitives
 from oso_gateway.store.keyring import (
     KEY_BYTES,
     NONCE_BYTES,
@@ -70,14 +70,9 @@ _SEAL_CHUNK = 4 * 1024 * 1024
 def seal_parts(key: bytes, plaintext: bytes, aad: bytes) -> Iterator[bytes]:
     """``_seal(key, plaintext, aad)`` in pieces (nonce, ciphertext, tag), made one by one: a
     large dossier is written at rest without a second buffer of its size."""
-    nonce = os.urandom(NONCE_BYTES)
-    encryptor = Cipher(algorithms.AES(key), modes.GCM(nonce)).encryptor()
-    encryptor.authenticate_additional_data(aad)
+    nonce, pieces = primitives.aes_gcm_encrypt_pieces(key, plaintext, piece=_SEAL_CHUNK, aad=aad)
     yield nonce
-    with memoryview(plaintext) as view:
-        for at in range(0, len(view), _SEAL_CHUNK):
-            yield encryptor.update(view[at : at + _SEAL_CHUNK])
-    yield encryptor.finalize() + encryptor.tag
+    yield from pieces
 
 
 def _open(key: bytes, blob: bytes, aad: bytes) -> bytes:
