@@ -73,23 +73,6 @@ class DossierSearch(StoreBase):
             return self.cipher.open(data_key, blob, aad=aad)
         return self.cipher.decrypt(blob, aad=aad, key_id=key_id)
 
-    def load_message_dossier(self, message_pk: int) -> bytes:
-        """The decrypted dossier of an inbound message; ``DossierPurged`` (E530) once the
-        retention purge erased it, ``LookupError`` when it never had one."""
-
-        def work(session: Session) -> str | None:
-            message = self._get(session, message_pk)
-            if message.purged_at is not None:
-                raise DossierPurged(f"the dossier of {message.message_id} was purged")
-            return session.scalars(
-                select(m.Dossier.id).where(m.Dossier.message_pk == message_pk)
-            ).first()
-
-        dossier_id = self._read(work)
-        if dossier_id is None:
-            raise LookupError(f"message row {message_pk} has no dossier")
-        return self.load_dossier(dossier_id)
-
     def find_dossiers(
         self,
         *,
