@@ -346,3 +346,24 @@ def test_the_depth_walk_is_spared_only_where_the_tag_count_rules_the_depth_out(d
         parse_xml(too_deep, limits=limits)
     deepest = b"<a>" * depth + b"</a>" * depth
     assert parse_xml(deepest, limits=limits).getroot().tag == "a"
+
+
+@pytest.mark.parametrize("gap", [100, 2_000, 5_000, 70_000])
+def test_words_that_read_xmlns_in_a_text_are_no_declarations_wherever_the_equals_lie(
+    gap: int,
+) -> None:
+    # 300 "xmlns" words in texts, each near an "=" or far from one: the count near the "=" may
+    # take them for declarations; a document is refused (E231) only for what has a declaration's
+    # form, so the outcome does not depend on how the "=" are spread (found in review)
+    dense = b'<a b="1" c="2"/>' * 600
+    spread = b"".join(b"<t>xmlns " + b"x" * gap + b"=</t>" for _ in range(300))
+    crowded = b"<t>=" + b"xmlns " * 300 + b"y" * gap + b"=</t>"
+    for document in (b"<r>" + spread + b"</r>", b"<r>" + dense + crowded + b"</r>"):
+        assert parse_xml(document).getroot().tag == "r"
+
+
+def test_a_flood_of_real_declarations_is_still_refused_before_the_parse() -> None:
+    flood = b"<r>" + b"".join(b'<a xmlns:p%d="urn:%d"/>' % (i, i) for i in range(300)) + b"</r>"
+    with pytest.raises(xmlparse.XmlTooManyNamespaces) as refused:
+        xmlparse.count_markup(flood, ParseLimits())
+    assert refused.value.code == "OSO-E231"
