@@ -101,9 +101,11 @@ _DATETIME_RE = re.compile(
     r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,12}))?(Z|[+-]\d{2}:\d{2})"
 )
 _MAX_HEADER_TEXT = 2048
-#: bytes of ciphertext base64-encoded at a time while writing a sealed message (a multiple of 3,
-#: so the pieces concatenate without padding)
-_B64_CHUNK = 3 * 1024 * 1024
+#: bytes of ciphertext encrypted and base64-encoded at a time while writing a sealed message (a
+#: multiple of 3, so the pieces concatenate without padding). Small enough that the allocator
+#: serves each piece and its base64 from memory it keeps: pieces of megabytes took fresh pages
+#: from the system every time (~1 300 page faults per 2 MB sealing, a quarter of its time here)
+_B64_CHUNK = 192 * 1024
 #: a CipherValue of at least this many bytes is decoded straight from the message's bytes, not
 #: parsed into the envelope's tree first (``largetext``)
 _CUT_MIN = 1024 * 1024
@@ -373,11 +375,17 @@ def _write_b64(out: io.BytesIO, iv: bytes, pieces: Iterable[bytes]) -> None:
     long carry their last one or two bytes over, so the parts concatenate without padding)."""
     carry = iv
     for piece in pieces:
-        chunk = carry + piece if carry else piece
-        whole = len(chunk) - len(chunk) % 3
-        with memoryview(chunk) as view:
+        with memoryview(piece) as view:
+            if carry:  # complete the carried group with the piece's first bytes (no copy of it)
+                take = min(len(view), -len(carry) % 3)
+                carry += view[:take]
+                if len(carry) % 3:
+                    continue  # a piece of one byte: still not a whole group
+                out.write(primitives.b64encode(carry))
+                view = view[take:]  # the rest of the same piece
+            whole = len(view) - len(view) % 3
             out.write(primitives.b64encode(view[:whole]))
-        carry = chunk[whole:]
+            carry = bytes(view[whole:])
     out.write(primitives.b64encode(carry))
 
 
