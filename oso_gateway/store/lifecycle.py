@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from oso_gateway.store import blobs, translog
 from oso_gateway.store import models as m
-from oso_gateway.store.crypto import AtRestCipher, aad_for
+from oso_gateway.store.crypto import AtRestCipher, aad_for, seal_note
 from oso_gateway.store.engine import unavailable_as_typed_error, writer
 from oso_gateway.store.logchain import make_event
 
@@ -249,6 +249,7 @@ class Lifecycle:
                 message.payload_key_id, message.payload_data_key_id = key.kek_id, key.id
                 session.add(_key_row(key, now))
                 done += 1
+            done += _encrypt_legacy_notes(session, cipher, limit=batch - done, now=now)
             session.flush()
             return done
 
@@ -314,6 +315,24 @@ class Lifecycle:
             found += [
                 PurgeCandidate(pk=r[0], message_id=r[1], kind=RECEIVED, direction=m.IN)
                 for r in received
+            ]
+            # a declined dossier is gone already; its reason goes after the same period, counted
+            # from the decline (the school system's answer, as an acknowledgement is)
+            declined = session.execute(
+                select(m.Message.id, m.Message.message_id)
+                .where(
+                    m.Message.direction == m.IN,
+                    m.Message.purged_at.is_(None),
+                    m.Message.status == m.DECLINED,
+                    m.Message.note.is_not(None),
+                    m.Message.updated_at < cutoffs.received_acknowledged,
+                )
+                .order_by(m.Message.id)
+                .limit(limit)
+            ).all()
+            found += [
+                PurgeCandidate(pk=r[0], message_id=r[1], kind=RECEIVED, direction=m.IN)
+                for r in declined
             ]
             outbound = session.execute(
                 select(m.Message.id, m.Message.message_id)
@@ -496,9 +515,33 @@ def _reencrypt(
         setattr(row, column, cipher.encrypt(plain, aad=aad))
 
 
+def _encrypt_legacy_notes(
+    session: Session, cipher: AtRestCipher, *, limit: int, now: datetime
+) -> int:
+    """Encrypt up to ``limit`` decline reasons stored as typed (before migration 0010), each
+    under a data key of its own; returns how many."""
+    if limit <= 0:
+        return 0
+    rows = session.scalars(
+        select(m.Message)
+        .where(m.Message.note.is_not(None), m.Message.note_data_key_id.is_(None))
+        .order_by(m.Message.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for row in rows:
+        assert row.note is not None
+        key = cipher.new_data_key(row.our_school)
+        row.note = seal_note(cipher, key.key, row.note, message_id=row.message_id)
+        row.note_data_key_id = key.id
+        session.add(_key_row(key, now))
+    return len(rows)
+
+
 def _shred_message(session: Session, row: m.Message) -> None:
     """Destroy every data key and ciphertext of one message (the row itself stays)."""
-    key_ids = [row.payload_data_key_id]
+    key_ids = [row.payload_data_key_id, row.note_data_key_id]
+    row.note = row.note_data_key_id = None  # a decline reason, with its key
     dossier = session.scalars(select(m.Dossier).where(m.Dossier.message_pk == row.id)).first()
     if dossier is not None:
         key_ids.append(dossier.data_key_id)

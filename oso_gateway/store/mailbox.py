@@ -19,9 +19,11 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from oso_gateway.errors import DossierPurged
 from oso_gateway.store import blobs
 from oso_gateway.store import models as m
-from oso_gateway.store.records import MessageRecord, record_of
+from oso_gateway.store.crypto import open_note, seal_note
+from oso_gateway.store.records import MessageRecord, data_key_values, record_of
 from oso_gateway.store.repository import Store
 
 #: inbound statuses a school sees in its inbox (rejected messages are the operators' business)
@@ -115,6 +117,25 @@ class Mailbox:
         dossier_id = self.store._read(work)
         return None if dossier_id is None else self.store.load_dossier(dossier_id)
 
+    def decline_reason(self, record: MessageRecord) -> str | None:
+        """The reason the message was declined with (decrypted); None when it has none, or the
+        retention purge destroyed it."""
+
+        def work(session: Session) -> str | None:
+            row = self.store._get(session, record.pk)
+            if row.note is None:
+                return None
+            if row.note_data_key_id is None:
+                return row.note  # stored before reasons were encrypted (migration 0010)
+            try:
+                key = self.store._data_key(session, row.note_data_key_id)
+            except DossierPurged:
+                return None
+            assert key is not None
+            return open_note(self.store.cipher, key, row.note, message_id=row.message_id)
+
+        return self.store._read(work)
+
     def first_with_digest(
         self,
         direction: str,
@@ -189,7 +210,9 @@ class Mailbox:
         return self._transition(pk, allowed=(m.IMPORTED,), status=m.FETCHED, now=now, change=change)
 
     def decline(self, pk: int, *, reason: str, now: datetime) -> MessageRecord:
-        """Decline an inbound dossier: the content is deleted, the row and reason kept."""
+        """Decline an inbound dossier: the content is deleted, the row and the reason kept (the
+        reason encrypted under a data key of its own, which the retention purge destroys)."""
+        cipher = self.store.cipher
 
         def change(session: Session, row: m.Message) -> None:
             ids = select(m.Dossier.id).where(m.Dossier.message_pk == row.id)
@@ -197,7 +220,12 @@ class Mailbox:
             session.execute(delete(m.DataKeyRow).where(m.DataKeyRow.id.in_(keys)))  # shredded
             session.execute(delete(m.DossierIndex).where(m.DossierIndex.dossier_id.in_(ids)))
             session.execute(delete(m.Dossier).where(m.Dossier.message_pk == row.id))
-            row.note = reason
+            if row.note_data_key_id is not None:  # declined before (a duplicate's reason)
+                session.execute(delete(m.DataKeyRow).where(m.DataKeyRow.id == row.note_data_key_id))
+            data_key = cipher.new_data_key(row.our_school)
+            session.add(m.DataKeyRow(**data_key_values(data_key, now)))
+            row.note = seal_note(cipher, data_key.key, reason, message_id=row.message_id)
+            row.note_data_key_id = data_key.id
 
         return self._transition(
             pk,

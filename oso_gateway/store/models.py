@@ -156,8 +156,11 @@ class Message(Base):
     categories: Mapped[str | None] = mapped_column(String(400))
     #: inbound duplicate dossier: the row (pk) of the first copy
     duplicate_of: Mapped[int | None] = mapped_column(BigId)
-    #: a decline reason (kept for audit, never logged)
+    #: a decline reason (kept for audit, never logged): encrypted under the data key
+    #: ``note_data_key_id`` ("v1:" and the base64 of nonce, ciphertext and tag); as typed when
+    #: that is empty (a reason stored before migration 0010, until ``keys rotate`` encrypts it)
     note: Mapped[str | None] = mapped_column(Text)
+    note_data_key_id: Mapped[str | None] = mapped_column(String(36))
     #: the retention purge erased this message's content (data key and ciphertext destroyed)
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -201,7 +201,9 @@ class InboxService(_Boxes):
         if record.duplicate_of is not None:
             body["duplicate_of"] = self.store.get_message(record.duplicate_of).message_id
         if record.note is not None:
-            body["decline_reason"] = record.note
+            reason = self.mailbox.decline_reason(record)
+            if reason is not None:
+                body["decline_reason"] = reason
         return body
 
     def _dossier_root(self, scope: Scope, message_id: str) -> etree._Element:
