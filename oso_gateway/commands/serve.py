@@ -8,7 +8,6 @@ first process also runs the outbox worker (unless ``--no-outbox``).
 from __future__ import annotations
 
 import dataclasses
-import logging
 import signal
 import threading
 from pathlib import Path
@@ -26,6 +25,7 @@ from oso_gateway.commands.supervise import (
 )
 from oso_gateway.config import Settings
 from oso_gateway.errors import ConfigError, GatewayError, SchemaNotCurrent
+from oso_gateway.errors.logs import configure_logging
 from oso_gateway.protocol import SOAP_PATH
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,7 +39,7 @@ def _worker_process(
     """One extra server process (no outbox, no anchoring): until SIGTERM."""
     from oso_gateway.runtime import build_services, start_gateway
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging()
     settings = _settings(config_file, host)
     services = build_services(settings)
     running = start_gateway(
@@ -118,7 +118,7 @@ def serve_command(
     outbox: bool,
 ) -> None:
     """Receive dossiers over mutual TLS (refuses to start on an old database schema)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging()
     settings = _settings(config_file, host)
     port = settings.server.port if port is None else port
     if workers > 1 and port == 0:

@@ -30,6 +30,8 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 
+from oso_gateway.errors.logs import configure_logging
+
 log = logging.getLogger(__name__)
 
 #: a child that dies sooner than this after its start counts towards the back-off
@@ -174,7 +176,7 @@ def outbox_worker_process(config_file: Path | None) -> None:  # pragma: no cover
     from oso_gateway.commands.db import settings_or_exit
     from oso_gateway.runtime import build_services, start_trust_reloader
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging()
     services = build_services(settings_or_exit(config_file))
     stop = stop_on_signals()
     _thread, wake = start_trust_reloader(services, stop)

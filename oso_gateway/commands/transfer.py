@@ -9,7 +9,6 @@ hold a pupil's name), with the rule codes and element paths that refused it (nev
 from __future__ import annotations
 
 import hashlib
-import logging
 import signal
 import sys
 import threading
@@ -22,6 +21,7 @@ import click
 
 from oso_gateway.commands.db import config_option, services_or_exit
 from oso_gateway.errors import GatewayError
+from oso_gateway.errors.logs import configure_logging
 from oso_gateway.store import models as m
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -143,7 +143,7 @@ def outbox_group() -> None:
 @config_option
 def run_command(once: bool, poll_interval: float, config_file: Path | None) -> None:
     """Deliver due messages (claims each exclusively: several workers may run at once)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging()
     from oso_gateway.transfer.auditlog import anchor_periodically, maybe_anchor
 
     services = services_or_exit(config_file)
