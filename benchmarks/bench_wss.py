@@ -362,8 +362,10 @@ def run(report: Report, quick: bool) -> None:
         report.line(text, "")
 
 
-def interleaved_medians(fns: dict[str, Callable[[], object]], *, rounds: int) -> dict[str, float]:
-    """Median time per call of each function, sampled round-robin.
+def interleaved_samples(
+    fns: dict[str, Callable[[], object]], *, rounds: int
+) -> dict[str, list[float]]:
+    """Time per call of each function, one sample per round, sampled round-robin.
 
     One sample of every function per round: on a shared machine, load from other processes then
     hits the primitives and seal/open alike instead of skewing their ratio.
@@ -372,7 +374,22 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], *, rounds: int) ->
     for _ in range(rounds):
         for name, fn in fns.items():
             samples[name].append(median_time(fn, repeat=1))
+    return samples
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], *, rounds: int) -> dict[str, float]:
+    """Median time per call of each function, sampled round-robin (``interleaved_samples``)."""
+    samples = interleaved_samples(fns, rounds=rounds)
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def _round_ratios(samples: dict[str, list[float]], op: str, floor: tuple[str, ...]) -> str:
+    """The ratio of ``op`` to its floor in each round alone, lowest and highest: how much the
+    machine's load moved it during the run."""
+    ratios = [
+        samples[op][i] / sum(samples[name][i] for name in floor) for i in range(len(samples[op]))
+    ]
+    return f"rounds {min(ratios):.2f}-{max(ratios):.2f}x"
 
 
 def _bench_one(report: Report, parties: Parties, dossier: bytes, *, quick: bool) -> str:
@@ -384,7 +401,7 @@ def _bench_one(report: Report, parties: Parties, dossier: bytes, *, quick: bool)
     rounds = 3 if len(sealed.data) > 8 * 1024 * 1024 else 5 if quick else 9
     report.section(f"wss: dossier {_size(len(dossier))}, sealed message {_size(len(sealed.data))}")
     ops = primitives(payload, sealed.data, parties)
-    timings = interleaved_medians(
+    samples = interleaved_samples(
         {
             **ops,
             "seal": lambda: _seal(parties, payload),
@@ -392,6 +409,7 @@ def _bench_one(report: Report, parties: Parties, dossier: bytes, *, quick: bool)
         },
         rounds=rounds,
     )
+    timings = {name: statistics.median(values) for name, values in samples.items()}
     took = {op: timings.pop(op) for op in ("seal", "open")}
     costs = timings
     floors = {"seal": SEAL_FLOOR, "open": open_floor(sealed.data)}
@@ -404,7 +422,11 @@ def _bench_one(report: Report, parties: Parties, dossier: bytes, *, quick: bool)
         target = TARGET_RATIO[op]
         verdict = "ok" if ratio <= target else f"OVER the {target}x target"
         report.line(f"{op} floor (sum of its primitives)", _fmt_s(floor[op]))
-        report.line(f"{op}", _fmt_s(took[op]), f"{ratio:.2f}x floor, {verdict}")
+        report.line(
+            f"{op}",
+            _fmt_s(took[op]),
+            f"{ratio:.2f}x floor, {verdict} ({_round_ratios(samples, op, floors[op])})",
+        )
     with_checks = floor["open"] + costs[CERT_PATH]
     report.line(
         "open, against its floor + the signer checks",
