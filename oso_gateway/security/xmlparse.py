@@ -161,7 +161,7 @@ def count_markup(data: bytes | bytearray, limits: ParseLimits) -> Counted:
     if counts.declarations > limits.max_namespaces:
         # The count near each "=" is a bound that plain words ("xmlns" in a text) can swell,
         # and by how the "=" lie: before refusing, count what has a declaration's form.
-        declared = _declaration_forms(scanned)
+        declared = _declaration_forms(scanned, cap=limits.max_namespaces)
         if declared > limits.max_namespaces:
             raise XmlTooManyNamespaces(f"more than {limits.max_namespaces} declarations")
         counts = replace(counts, declarations=declared)
@@ -173,11 +173,17 @@ def count_markup(data: bytes | bytearray, limits: ParseLimits) -> Counted:
 _DECLARATION_FORM = re.compile(rb"xmlns(?::[^\s=<>\"'/]+)?[ \t\r\n]*=[ \t\r\n]*[\"']")
 
 
-def _declaration_forms(raw: bytes) -> int:
-    """How many strings in ``raw`` have a namespace declaration's form: every declaration is
-    one, wherever the ``=`` signs lie, so this bounds them without depending on the layout (a
-    pass over the whole document, made only when the cheap count near the ``=`` is over)."""
-    return sum(1 for _ in _DECLARATION_FORM.finditer(raw))
+def _declaration_forms(raw: bytes, *, cap: int) -> int:
+    """How many strings in ``raw`` have a namespace declaration's form (at most ``cap + 1``:
+    a flood stops the search there): every declaration is one, wherever the ``=`` signs lie, so
+    this bounds them without depending on the layout (a search through the document, made only
+    when the cheap count near the ``=`` is over)."""
+    found = 0
+    for _match in _DECLARATION_FORM.finditer(raw):
+        found += 1
+        if found > cap:
+            break
+    return found
 
 
 def parse_xml(
