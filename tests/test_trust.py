@@ -455,6 +455,18 @@ def test_unparseable_certificate_bytes_are_malformed() -> None:
         keys.load_certificate(_read("ca-bundle.pem"))  # two, where one was expected
 
 
+def test_a_certificate_with_an_invalid_version_is_malformed_not_a_crash() -> None:
+    # cryptography raises InvalidVersion (no ValueError) for a version other than v1 / v3
+    der = _cert("gateway-00000001000000000001.crt.pem").public_bytes(serialization.Encoding.DER)
+    version = der.index(b"\xa0\x03\x02\x01\x02")  # [0] EXPLICIT INTEGER 2 (v3)
+    tampered = der[: version + 4] + b"\x12" + der[version + 5 :]
+    with pytest.raises(x509.InvalidVersion):
+        x509.load_der_x509_certificate(tampered)
+    with pytest.raises(errors.CertificateMalformed) as caught:
+        keys.load_certificates(tampered)
+    assert caught.value.code == "OSO-E313"
+
+
 def test_every_trust_rejection_tells_the_peer_the_same_opaque_message() -> None:
     peer_facing = [
         cls

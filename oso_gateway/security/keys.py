@@ -61,7 +61,7 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
             certs = x509.load_pem_x509_certificates(raw)
         else:
             certs = [x509.load_der_x509_certificate(raw)]
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):  # InvalidVersion is no ValueError
         raise CertificateMalformed("certificate data cannot be parsed") from None
     return certs
 

@@ -568,7 +568,8 @@ def _token_certificate(token: etree._Element) -> tuple[x509.Certificate, rsa.RSA
     text = text_only(token, "wsse:BinarySecurityToken")
     try:
         cert, key = _load_certificate(primitives.b64decode(text))
-    except (ValueError, UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion):
+        # InvalidVersion (a version field other than v1 or v3) is no ValueError (found by fuzzing)
         raise SignerTokenInvalid("the BinarySecurityToken holds no usable certificate") from None
     if not isinstance(key, rsa.RSAPublicKey):
         raise SignerTokenInvalid("the signer certificate does not hold an RSA key")
