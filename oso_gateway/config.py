@@ -127,6 +127,11 @@ class ConsoleSettings:
     #: behind a TLS-terminating reverse proxy)
     tls_cert_file: Path | None = setting(None)
     tls_key_file: Path | None = setting(None)
+    #: login attempts (right or wrong) allowed per client address and per account name, counted
+    #: in the serving process (Flask-Limiter notation): many operators behind one NAT or proxy
+    #: share an address
+    login_limit_per_address: str = setting("20/minute;100/hour", env=True)
+    login_limit_per_account: str = setting("5/minute;30/hour", env=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -632,6 +637,9 @@ def _check_console(table: _Reader, console: ConsoleSettings) -> ConsoleSettings:
         raise table.error(
             "tls_cert_file", "set both console.tls_cert_file and console.tls_key_file"
         )
+    for name in ("login_limit_per_address", "login_limit_per_account"):
+        if not re.fullmatch(_RATE_LIMIT, getattr(console, name)):
+            raise table.error(name, "must read like 5/minute or 5/minute;30/hour")
     return dataclasses.replace(console, path_prefix=prefix)
 
 

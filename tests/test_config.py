@@ -172,6 +172,10 @@ def test_a_key_file_may_hold_raw_bytes_or_base64(tmp_path: Path) -> None:
         ("[trust]\nanchor_files = 'root.pem'\n", "trust.anchor_files: must be a list"),
         ("[storage]\nkey = 'AA=='\nkey_file = 'k'\n", "set either storage.key or"),
         ("server = 3\n", "server: must be a table"),
+        (
+            "[console]\nlogin_limit_per_address = 'lots'\n",
+            "console.login_limit_per_address: must read like 5/minute",
+        ),
         ("[server\n", "not valid TOML"),
     ],
 )

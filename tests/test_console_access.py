@@ -357,3 +357,30 @@ def test_failures_are_forgotten_after_an_hour_without_one(
     for _ in range(2):
         assert login(client, ADMIN_NAME, "wrong-password-x").status_code == 401
     assert login(client, ADMIN_NAME).status_code == 302  # 2 + 2 would have been blocked
+
+
+def test_the_login_limits_are_configured_per_address_and_per_account(
+    tmp_path: Path, store: Store, clock: Clock
+) -> None:
+    # a school office behind one NAT needs another limit per address than the default 20
+    app = console_app(
+        tmp_path,
+        store,
+        clock=clock,
+        login_limit_per_address="3/minute",
+        login_limit_per_account="2/minute",
+    )
+    client = app.test_client()
+    for i in range(3):  # three accounts from one address: the third is still let through
+        clock.advance(timedelta(hours=2))
+        assert (
+            login(client, f"guess{i}", "wrong-password-x", address="192.0.2.7").status_code == 401
+        )
+    assert login(client, VIEWER_NAME, address="192.0.2.7").status_code == 429  # the fourth
+    for i in range(2):  # one account from two addresses
+        clock.advance(timedelta(hours=2))
+        assert (
+            login(client, ADMIN_NAME, "wrong-password-x", address=f"192.0.2.{i}").status_code == 401
+        )
+    assert login(client, ADMIN_NAME, address="192.0.2.50").status_code == 429  # its third
+    assert login(client, VIEWER_NAME, address="192.0.2.51").status_code == 302

@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from cryptography import x509
 
-    from oso_gateway.config import Settings
+    from oso_gateway.config import ConsoleSettings, Settings
     from oso_gateway.security.trust import TrustConfig
     from oso_gateway.server import RunningServer
     from oso_gateway.store import Store
@@ -49,11 +49,6 @@ CSP = (
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 MIN_SECRET_BYTES = 32
-#: login attempts (``POST /login``, right or wrong) per client address and per account name,
-#: counted by Flask-Limiter in this process's memory; the database's failure lockout
-#: (``web.auth``) is the second line
-LOGIN_LIMIT_PER_ADDRESS = "20 per minute; 100 per hour"
-LOGIN_LIMIT_PER_ACCOUNT = "5 per minute; 30 per hour"
 
 
 class ConsoleSessionInterface(SecureCookieSessionInterface):
@@ -131,7 +126,7 @@ def create_console_app(
         ),
         url_prefix=prefix or None,
     )
-    _limit_logins(app)
+    _limit_logins(app, settings.console)
 
     @app.after_request
     def _headers(response: Response) -> Response:
@@ -165,13 +160,16 @@ def _account_key() -> str:
     return "account:" + (request.form.get("name") or "").strip()[:80]
 
 
-def _limit_logins(app: Flask) -> None:
-    """Flask-Limiter on the login form: over a limit, 429 (the console's error page, with
-    ``Retry-After``) before the password is looked at or anything is written."""
+def _limit_logins(app: Flask, console: ConsoleSettings) -> None:
+    """Flask-Limiter on the login form (``console.login_limit_per_address`` and
+    ``…_per_account``): over a limit, 429 (the console's error page, with ``Retry-After``)
+    before the password is looked at or anything is written."""
     limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", headers_enabled=True)
     view: Any = app.view_functions["console.login"]
-    view = limiter.limit(LOGIN_LIMIT_PER_ADDRESS, methods=["POST"])(view)
-    view = limiter.limit(LOGIN_LIMIT_PER_ACCOUNT, key_func=_account_key, methods=["POST"])(view)
+    view = limiter.limit(console.login_limit_per_address, methods=["POST"])(view)
+    view = limiter.limit(console.login_limit_per_account, key_func=_account_key, methods=["POST"])(
+        view
+    )
     app.view_functions["console.login"] = view
 
 
