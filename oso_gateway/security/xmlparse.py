@@ -339,7 +339,7 @@ _SPACE_RUN = re.compile(rb"[ \t\r\n]*")
 
 def _names_start(raw: bytes, pos: int, hit: int) -> int:
     """Where the names that end at the ``=`` at ``hit`` can start, no further back than ``pos``
-    (the end of the last window; ``raw[pos:hit]`` holds no ``=``).
+    (the end of the last span; ``raw[pos:hit]`` holds no ``=``).
 
     A declaration's ``xmlns`` or an attribute's prefix sits a name's length (and any white space)
     before its ``=``, and a name is not bounded in length: it starts after the ``<`` of its start
@@ -357,9 +357,9 @@ def _names_start(raw: bytes, pos: int, hit: int) -> int:
 
 
 def _count_names(raw: bytes, *, xmlns: bool, colons: bool) -> tuple[int | None, int | None]:
-    """Occurrences of ``xmlns`` and of ``:`` (each when asked for, else None) in the windows
-    from each attribute name before an ``=`` on (``_names_start``). An ``xmlns`` that straddles
-    the end of a window is counted in it."""
+    """Occurrences of ``xmlns`` and of ``:`` (each when asked for, else None) in the spans of
+    ``=`` (``_span_end``), each from the attribute name before its first ``=`` on
+    (``_names_start``). An ``xmlns`` that straddles the end of a span is counted in it."""
     if not (xmlns or colons):
         return None, None
     declarations = found_colons = pos = 0
