@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from oso_gateway.store import blobs, translog
@@ -297,72 +297,43 @@ class Lifecycle:
         """What the purge would erase now (oldest first, at most ``limit``)."""
 
         def work(session: Session) -> list[PurgeCandidate]:
-            found: list[PurgeCandidate] = []
-            received = session.execute(
-                select(m.Message.id, m.Message.message_id)
-                .join(m.Dossier, m.Dossier.message_pk == m.Message.id)
-                .where(
-                    m.Message.purged_at.is_(None),
-                    or_(
-                        m.Dossier.acknowledged_at < cutoffs.received_acknowledged,
-                        (m.Dossier.acknowledged_at.is_(None))
-                        & (m.Dossier.imported_at < cutoffs.received_unfetched),
-                    ),
-                )
-                .order_by(m.Message.id)
-                .limit(limit)
-            ).all()
-            found += [
-                PurgeCandidate(pk=r[0], message_id=r[1], kind=RECEIVED, direction=m.IN)
-                for r in received
-            ]
+            found = _message_candidates(
+                session,
+                RECEIVED,
+                or_(
+                    m.Dossier.acknowledged_at < cutoffs.received_acknowledged,
+                    (m.Dossier.acknowledged_at.is_(None))
+                    & (m.Dossier.imported_at < cutoffs.received_unfetched),
+                ),
+                limit=limit,
+                with_dossier=True,
+            )
             # a declined dossier is gone already; its reason goes after the same period, counted
             # from the decline (the school system's answer, as an acknowledgement is)
-            declined = session.execute(
-                select(m.Message.id, m.Message.message_id)
-                .where(
-                    m.Message.direction == m.IN,
-                    m.Message.purged_at.is_(None),
-                    m.Message.status == m.DECLINED,
-                    m.Message.note.is_not(None),
-                    m.Message.updated_at < cutoffs.received_acknowledged,
-                )
-                .order_by(m.Message.id)
-                .limit(limit)
-            ).all()
-            found += [
-                PurgeCandidate(pk=r[0], message_id=r[1], kind=RECEIVED, direction=m.IN)
-                for r in declined
-            ]
-            outbound = session.execute(
-                select(m.Message.id, m.Message.message_id)
-                .where(
-                    m.Message.direction == m.OUT,
-                    m.Message.purged_at.is_(None),
-                    m.Message.status.in_((m.QUEUED, m.RETRYING)),
-                    m.Message.created_at < cutoffs.outbound_undelivered,
-                )
-                .order_by(m.Message.id)
-                .limit(limit)
-            ).all()
-            found += [
-                PurgeCandidate(pk=r[0], message_id=r[1], kind=OUTBOUND, direction=m.OUT)
-                for r in outbound
-            ]
-            failed = session.execute(
-                select(m.Message.id, m.Message.message_id, m.Message.direction)
-                .where(
-                    m.Message.purged_at.is_(None),
-                    m.Message.status.in_((m.REJECTED, m.FAILED)),
-                    m.Message.updated_at < cutoffs.rejected_failed,
-                )
-                .order_by(m.Message.id)
-                .limit(limit)
-            ).all()
-            found += [
-                PurgeCandidate(pk=r[0], message_id=r[1], kind=REJECTED_FAILED, direction=r[2])
-                for r in failed
-            ]
+            found += _message_candidates(
+                session,
+                RECEIVED,
+                m.Message.direction == m.IN,
+                m.Message.status == m.DECLINED,
+                m.Message.note.is_not(None),
+                m.Message.updated_at < cutoffs.received_acknowledged,
+                limit=limit,
+            )
+            found += _message_candidates(
+                session,
+                OUTBOUND,
+                m.Message.direction == m.OUT,
+                m.Message.status.in_((m.QUEUED, m.RETRYING)),
+                m.Message.created_at < cutoffs.outbound_undelivered,
+                limit=limit,
+            )
+            found += _message_candidates(
+                session,
+                REJECTED_FAILED,
+                m.Message.status.in_((m.REJECTED, m.FAILED)),
+                m.Message.updated_at < cutoffs.rejected_failed,
+                limit=limit,
+            )
             requests = session.execute(
                 select(m.PullRequest.id, m.PullRequest.request_id, m.PullRequest.side)
                 .where(
@@ -513,6 +484,25 @@ def _reencrypt(
     if blob:
         plain = cipher.decrypt(blob, aad=aad, key_id=row.key_id)
         setattr(row, column, cipher.encrypt(plain, aad=aad))
+
+
+def _message_candidates(
+    session: Session,
+    kind: str,
+    *conditions: ColumnElement[bool],
+    limit: int,
+    with_dossier: bool = False,
+) -> list[PurgeCandidate]:
+    """The messages not purged yet that meet ``conditions`` (oldest first, at most ``limit``),
+    as purge candidates of ``kind``; ``with_dossier``: only those with a dossier row (which the
+    conditions may name)."""
+    query = select(m.Message.id, m.Message.message_id, m.Message.direction)
+    if with_dossier:
+        query = query.join(m.Dossier, m.Dossier.message_pk == m.Message.id)
+    rows = session.execute(
+        query.where(m.Message.purged_at.is_(None), *conditions).order_by(m.Message.id).limit(limit)
+    ).all()
+    return [PurgeCandidate(pk=r[0], message_id=r[1], kind=kind, direction=r[2]) for r in rows]
 
 
 def _encrypt_legacy_notes(
