@@ -9,16 +9,16 @@ PostgreSQL alike.
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select, text, update
+from store_support import import_received
 
 from oso_gateway.config import RetentionSettings
 from oso_gateway.errors import AtRestDecryptionError
-from oso_gateway.store import Imported, PupilFacts, Store
+from oso_gateway.store import Store
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import AtRestCipher
 from oso_gateway.store.keyring import LocalKeyProvider
@@ -39,19 +39,7 @@ def store(engine: Engine, tmp_path: Path) -> Store:
 
 def _declined(store: Store, *, now: datetime = NOW, reason: str = REASON) -> int:
     """An imported dossier, declined at ``now``; its row's pk."""
-    result = store.import_inbound(
-        message_id=f"urn:uuid:{uuid.uuid4()}",
-        action="urn:oso:dossier:deliver",
-        dossier=b"<dossier>content</dossier>",
-        payload_digest=uuid.uuid4().hex * 2,
-        receipt=b"<receipt/>",
-        now=now,
-        counterpart_oin="00000001000000000001",
-        counterpart_school="00YY00",
-        our_school="01AB00",
-        pupil=PupilFacts(family_name="Vries", birth_date=date(2014, 5, 6), bsn="123456782"),
-    )
-    assert isinstance(result, Imported)
+    result = import_received(store, now=now, family_name="Vries")
     Mailbox(store).decline(result.message.pk, reason=reason, now=now)
     return result.message.pk
 

@@ -8,7 +8,6 @@ PostgreSQL.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,13 +15,14 @@ import pytest
 from alembic import command
 from gateway_pair import RECEIVER_SCHOOL, GatewayPair, make_pair
 from sqlalchemy import Engine, event, inspect, select, text
+from store_support import queue_outbound
 
 from oso_gateway.dossier.generator import generate_dossier
 from oso_gateway.errors import AtRestDecryptionError
 from oso_gateway.security.c14n import exc_c14n
 from oso_gateway.security.primitives import sha256_hex
 from oso_gateway.security.xmlparse import ParseLimits, parse_xml
-from oso_gateway.store import AtRestCipher, Duplicate, Store, head_revision, upgrade
+from oso_gateway.store import AtRestCipher, Store, head_revision, upgrade
 from oso_gateway.store import models as m
 from oso_gateway.store.migrate import alembic_config
 from oso_gateway.transfer.outbox import Outbox
@@ -41,20 +41,7 @@ def store(engine: Engine) -> Store:
 
 
 def _enqueue(store: Store, payload: bytes = b"<dossier>x</dossier>", **kw: object) -> int:
-    record = store.enqueue_outbound(
-        message_id=f"urn:uuid:{uuid.uuid4()}",
-        action="urn:oso:dossier:deliver",
-        payload=payload,
-        payload_digest="ab" * 32,
-        now=NOW,
-        our_oin="00000001000000000001",
-        counterpart_oin="00000001000000000002",
-        counterpart_school="01AB00",
-        endpoint="https://gw2.example/oso",
-        **kw,  # type: ignore[arg-type]
-    )
-    assert not isinstance(record, Duplicate)
-    return record.pk
+    return queue_outbound(store, payload, now=NOW, **kw)
 
 
 def _blobs(engine: Engine) -> dict[tuple[int, str], int]:

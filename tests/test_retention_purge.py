@@ -10,18 +10,19 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from gateway_pair import cli_config_and_store
 from sqlalchemy import Engine, select, text
+from store_support import import_received
 
 from oso_gateway.cli import main
 from oso_gateway.config import RetentionSettings
 from oso_gateway.errors import AtRestDecryptionError, ConfigError, DossierPurged, RequestPurged
-from oso_gateway.store import Duplicate, Imported, PupilFacts, Store
+from oso_gateway.store import Duplicate, Imported, Store
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import AtRestCipher
 from oso_gateway.store.keyring import LocalKeyProvider
@@ -49,20 +50,7 @@ def provider(tmp_path: Path) -> LocalKeyProvider:
 
 
 def _import(store: Store, *, now: datetime = NOW, body: bytes = MARKER) -> Imported:
-    result = store.import_inbound(
-        message_id=f"urn:uuid:{uuid.uuid4()}",
-        action="urn:oso:dossier:deliver",
-        dossier=b"<dossier>" + body * 40 + b"</dossier>",
-        payload_digest="cd" * 32,
-        receipt=b"<receipt/>",
-        now=now,
-        counterpart_oin="00000001000000000001",
-        counterpart_school="00YY00",
-        our_school="01AB00",
-        pupil=PupilFacts(family_name="Shredded", birth_date=date(2014, 5, 6), bsn="123456782"),
-    )
-    assert isinstance(result, Imported)
-    return result
+    return import_received(store, now=now, dossier=b"<dossier>" + body * 40 + b"</dossier>")
 
 
 def _secrets(engine: Engine, dossier_id: str) -> tuple[bytes, bytes]:

@@ -17,6 +17,7 @@ from conftest import postgres_schema_engine
 from sqlalchemy import Engine, func, insert, inspect, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
+from store_support import queue_outbound
 
 from oso_gateway.config import load_settings
 from oso_gateway.errors import (
@@ -72,19 +73,7 @@ def _mid() -> str:
 
 
 def _enqueue(store: Store, *, now: datetime = NOW, payload: bytes = b"<dossier/>") -> int:
-    record = store.enqueue_outbound(
-        message_id=_mid(),
-        action="urn:oso:dossier:deliver",
-        payload=payload,
-        payload_digest="ab" * 32,
-        now=now,
-        our_oin="00000001000000000001",
-        counterpart_oin="00000001000000000002",
-        counterpart_school="01AB00",
-        endpoint="https://gw2.example/oso",
-    )
-    assert not isinstance(record, Duplicate)
-    return record.pk
+    return queue_outbound(store, payload, now=now)
 
 
 def _import(store: Store, message_id: str, **kw: object) -> Imported | Duplicate:
