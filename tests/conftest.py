@@ -22,6 +22,9 @@ from sqlalchemy.engine import Engine
 if TYPE_CHECKING:
     from gateway_pair import GatewayPair
 
+    from oso_gateway.transfer.demo import DevGateway
+    from oso_gateway.transfer.services import GatewayServices
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -103,6 +106,25 @@ def pair(tmp_path: Path) -> Iterator[GatewayPair]:
     gateways = make_pair(tmp_path)
     yield gateways
     gateways.close()
+
+
+@pytest.fixture
+def gateways(tmp_path: Path) -> dict[str, DevGateway]:
+    """The two dev gateways' configuration files and settings (``setup_dev_gateways``)."""
+    from oso_gateway.transfer.demo import setup_dev_gateways
+
+    return setup_dev_gateways(tmp_path)
+
+
+@pytest.fixture
+def services(gateways: dict[str, DevGateway]) -> Iterator[GatewayServices]:
+    """The receiving dev gateway's services, built from its configuration (closed after)."""
+    from oso_gateway.runtime import build_services
+    from oso_gateway.transfer.demo import SECONDARY_OIN
+
+    built = build_services(gateways[SECONDARY_OIN].settings)
+    yield built
+    built.close()
 
 
 @contextmanager

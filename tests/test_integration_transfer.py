@@ -26,7 +26,6 @@ from oso_gateway.transfer.demo import (
     SECONDARY_OIN,
     DevGateway,
     dev_certs_dir,
-    setup_dev_gateways,
 )
 from oso_gateway.transfer.outbox import Outbox
 from oso_gateway.transfer.services import GatewayServices
@@ -34,11 +33,6 @@ from oso_gateway.transfer.services import GatewayServices
 pytestmark = pytest.mark.integration
 
 CERTS = dev_certs_dir()
-
-
-@pytest.fixture
-def gateways(tmp_path: Path) -> dict[str, DevGateway]:
-    return setup_dev_gateways(tmp_path)
 
 
 @pytest.fixture

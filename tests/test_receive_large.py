@@ -5,9 +5,7 @@ once, stored whole, and a tampered copy is refused with the right code and store
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -20,7 +18,7 @@ from oso_gateway.runtime import build_services
 from oso_gateway.security import c14n
 from oso_gateway.store import models as m
 from oso_gateway.transfer import wire
-from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN, DevGateway, setup_dev_gateways
+from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN, DevGateway
 from oso_gateway.transfer.schools import School
 from oso_gateway.transfer.send import seal_attempt
 from oso_gateway.transfer.services import GatewayServices
@@ -29,18 +27,6 @@ from oso_gateway.web import create_app
 XML = "text/xml; charset=utf-8"
 #: a dossier with 3 MiB of attachments: the cut of the ciphertext and the blob write both apply
 ATTACHMENTS_KB = 3072
-
-
-@pytest.fixture
-def gateways(tmp_path: Path) -> dict[str, DevGateway]:
-    return setup_dev_gateways(tmp_path)
-
-
-@pytest.fixture
-def services(gateways: dict[str, DevGateway]) -> Iterator[GatewayServices]:
-    built = build_services(gateways[SECONDARY_OIN].settings)
-    yield built
-    built.close()
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -16,25 +14,13 @@ from oso_gateway.runtime import build_services
 from oso_gateway.security.xmlparse import parse_xml
 from oso_gateway.store import Store, create_store_engine
 from oso_gateway.transfer import wire
-from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN, DevGateway, setup_dev_gateways
+from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN, DevGateway
 from oso_gateway.transfer.schools import School, address_for
 from oso_gateway.transfer.send import seal_attempt
 from oso_gateway.transfer.services import GatewayServices
 from oso_gateway.web import create_app
 
 XML = "text/xml; charset=utf-8"
-
-
-@pytest.fixture
-def gateways(tmp_path: Path) -> dict[str, DevGateway]:
-    return setup_dev_gateways(tmp_path)
-
-
-@pytest.fixture
-def services(gateways: dict[str, DevGateway]) -> Iterator[GatewayServices]:
-    built = build_services(gateways[SECONDARY_OIN].settings)
-    yield built
-    built.close()
 
 
 @pytest.fixture
