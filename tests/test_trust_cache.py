@@ -64,16 +64,28 @@ def test_a_repeated_verification_inside_the_window_returns_the_cached_result(
     assert again is first
 
 
+def _authority(name: str) -> pki.Authority:
+    """A dev CA (``issuing-ca`` or ``root-ca``) with its key, to issue CRLs in a test."""
+    return pki.Authority(
+        certificate=_cert(f"{name}.crt.pem"), key=keys.load_private_key(_read(f"{name}.key.pem"))
+    )
+
+
+def _revoking(serial: int, at: datetime, number: int) -> x509.CertificateRevocationList:
+    """An issuing-CA CRL made at ``at`` that revokes ``serial`` (revoked half an hour before)."""
+    return pki.make_crl(
+        issuer=_authority("issuing-ca"),
+        this_update=at - timedelta(minutes=30),
+        next_update=at + timedelta(days=7),
+        revoked=[(serial, at - timedelta(minutes=30))],
+        number=number,
+    )
+
+
 def test_an_expired_certificate_is_rejected_e302_after_a_cached_success(
     leaf: x509.Certificate, now: datetime
 ) -> None:
-    issuing = pki.Authority(
-        certificate=_cert("issuing-ca.crt.pem"),
-        key=keys.load_private_key(_read("issuing-ca.key.pem")),
-    )
-    root = pki.Authority(
-        certificate=_cert("root-ca.crt.pem"), key=keys.load_private_key(_read("root-ca.key.pem"))
-    )
+    issuing, root = _authority("issuing-ca"), _authority("root-ca")
     # CRLs that stay fresh well past the leaf's expiry: only the leaf's notAfter ends the window.
     later = leaf.not_valid_after_utc + timedelta(days=30)
     crls = tuple(
@@ -103,18 +115,7 @@ def test_a_certificate_revoked_in_another_configs_crl_is_never_served_from_cache
 ) -> None:
     config = _trust()
     assert verify_certificate(leaf, trust=config, now=now).oin == OIN
-    issuing = pki.Authority(
-        certificate=_cert("issuing-ca.crt.pem"),
-        key=keys.load_private_key(_read("issuing-ca.key.pem")),
-    )
-    revoking = pki.make_crl(
-        issuer=issuing,
-        this_update=now - timedelta(hours=1),
-        next_update=now + timedelta(days=7),
-        revoked=[(leaf.serial_number, now - timedelta(hours=1))],
-        number=99,
-    )
-    newer = replace(config, crls=(config.crls[0], revoking))
+    newer = replace(config, crls=(config.crls[0], _revoking(leaf.serial_number, now, 99)))
     with pytest.raises(errors.CertificateRevoked):
         verify_certificate(leaf, trust=newer, now=now)
     with pytest.raises(errors.CertificateRevoked):  # and not cached as a success either
@@ -167,9 +168,7 @@ def test_extra_intermediates_and_purpose_are_part_of_the_cache_key(now: datetime
 def test_a_crl_not_signed_by_its_issuer_is_rejected_e307_every_time(
     leaf: x509.Certificate, now: datetime
 ) -> None:
-    root = pki.Authority(
-        certificate=_cert("root-ca.crt.pem"), key=keys.load_private_key(_read("root-ca.key.pem"))
-    )
+    root = _authority("root-ca")
     issuing_cert = _cert("issuing-ca.crt.pem")
     forged = pki.make_crl(
         issuer=pki.Authority(certificate=issuing_cert, key=root.key),  # wrong key
@@ -221,18 +220,7 @@ def test_a_revoked_signer_is_refused_by_open_after_its_messages_were_accepted() 
     me = [identity("00000001000000000002")]
     open_message(sealed.data, identities=me, trust=config, policy=policy(), now=at)
     signer = identity(OIN).certificate
-    issuing = pki.Authority(
-        certificate=_cert("issuing-ca.crt.pem"),
-        key=keys.load_private_key(_read("issuing-ca.key.pem")),
-    )
-    revoking = pki.make_crl(
-        issuer=issuing,
-        this_update=at - timedelta(minutes=30),
-        next_update=at + timedelta(days=7),
-        revoked=[(signer.serial_number, at - timedelta(minutes=30))],
-        number=98,
-    )
-    newer = replace(config, crls=(config.crls[0], revoking))
+    newer = replace(config, crls=(config.crls[0], _revoking(signer.serial_number, at, 98)))
     for _ in range(2):
         with pytest.raises(errors.SignerUntrusted) as info:
             open_message(sealed.data, identities=me, trust=newer, policy=policy(), now=at)
