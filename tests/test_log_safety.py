@@ -13,6 +13,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from oso_gateway.errors import DossierPurged
 from oso_gateway.errors.logs import WITHHELD, SafeFormatter, format_exception_safely
 
@@ -66,8 +68,8 @@ def test_a_logged_exception_goes_through_the_formatter_without_its_text() -> Non
     assert "Jantje" not in line and WITHHELD in line
 
 
-def test_the_long_running_commands_log_through_the_safe_formatter() -> None:
-    # as serve, outbox run and the supervisor set their logging up, in a fresh interpreter
+def test_configure_logging_writes_a_traceback_without_its_text() -> None:
+    # in a fresh interpreter, as a long-running command starts
     script = textwrap.dedent(
         f"""
         import logging
@@ -92,3 +94,21 @@ def test_the_long_running_commands_log_through_the_safe_formatter() -> None:
         timeout=60,
     )
     assert "Jantje" in plain.stderr
+
+
+@pytest.mark.parametrize("command", [["serve"], ["outbox", "run", "--once"]])
+def test_the_long_running_commands_set_up_the_safe_formatter(command: list[str]) -> None:
+    # each sets up its logging first; a missing configuration file then ends it (exit 2)
+    script = textwrap.dedent(
+        f"""
+        import logging
+        from click.testing import CliRunner
+        from oso_gateway.cli import main
+        from oso_gateway.errors.logs import SafeFormatter
+        result = CliRunner().invoke(main, {command!r} + ["--config", "/nonexistent/gw.toml"])
+        assert result.exit_code == 2, (result.exit_code, result.output)
+        (handler,) = logging.getLogger().handlers
+        assert isinstance(handler.formatter, SafeFormatter), handler.formatter
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
