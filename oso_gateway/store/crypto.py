@@ -23,7 +23,6 @@ Failures raise ``AtRestDecryptionError`` (OSO-E504).
 
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 import unicodedata
@@ -96,21 +95,21 @@ def note_aad(message_id: str) -> bytes:
     return aad_for("messages", message_id, "note")
 
 
-def seal_note(cipher: AtRestCipher, data_key: bytes, note: str, *, message_id: str) -> str:
+def seal_note(data_key: bytes, note: str, *, message_id: str) -> str:
     """A decline reason encrypted for ``messages.note`` (a text column): "v1:" and base64."""
-    blob = cipher.seal(data_key, note.encode("utf-8"), aad=note_aad(message_id))
-    return _NOTE_V1 + base64.b64encode(blob).decode("ascii")
+    blob = _seal(data_key, note.encode("utf-8"), note_aad(message_id))
+    return _NOTE_V1 + primitives.b64encode(blob).decode("ascii")
 
 
-def open_note(cipher: AtRestCipher, data_key: bytes, stored: str, *, message_id: str) -> str:
+def open_note(data_key: bytes, stored: str, *, message_id: str) -> str:
     """The decline reason ``seal_note`` stored (E-coded ``AtRestDecryptionError`` if altered)."""
     if not stored.startswith(_NOTE_V1):
         raise AtRestDecryptionError("stored decline reason is not in the encrypted form")
     try:
-        blob = base64.b64decode(stored[len(_NOTE_V1) :], validate=True)
+        blob = primitives.b64decode(stored[len(_NOTE_V1) :])
     except ValueError:
         raise AtRestDecryptionError("stored decline reason is not valid base64") from None
-    return cipher.open(data_key, blob, aad=note_aad(message_id)).decode("utf-8")
+    return _open(data_key, blob, note_aad(message_id)).decode("utf-8")
 
 
 def wrap_aad(data_key_id: str, school: str | None) -> bytes:

@@ -522,7 +522,7 @@ def _encrypt_legacy_notes(
     for row in rows:
         assert row.note is not None
         key = cipher.new_data_key(row.our_school)
-        row.note = seal_note(cipher, key.key, row.note, message_id=row.message_id)
+        row.note = seal_note(key.key, row.note, message_id=row.message_id)
         row.note_data_key_id = key.id
         session.add(_key_row(key, now))
     return len(rows)

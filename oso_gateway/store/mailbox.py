@@ -132,7 +132,7 @@ class Mailbox:
             except DossierPurged:
                 return None
             assert key is not None
-            return open_note(self.store.cipher, key, row.note, message_id=row.message_id)
+            return open_note(key, row.note, message_id=row.message_id)
 
         return self.store._read(work)
 
@@ -220,11 +220,9 @@ class Mailbox:
             session.execute(delete(m.DataKeyRow).where(m.DataKeyRow.id.in_(keys)))  # shredded
             session.execute(delete(m.DossierIndex).where(m.DossierIndex.dossier_id.in_(ids)))
             session.execute(delete(m.Dossier).where(m.Dossier.message_pk == row.id))
-            if row.note_data_key_id is not None:  # declined before (a duplicate's reason)
-                session.execute(delete(m.DataKeyRow).where(m.DataKeyRow.id == row.note_data_key_id))
             data_key = cipher.new_data_key(row.our_school)
             session.add(m.DataKeyRow(**data_key_values(data_key, now)))
-            row.note = seal_note(cipher, data_key.key, reason, message_id=row.message_id)
+            row.note = seal_note(data_key.key, reason, message_id=row.message_id)
             row.note_data_key_id = data_key.id
 
         return self._transition(
