@@ -19,6 +19,7 @@ from oso_gateway.store.engine import create_store_engine
 from oso_gateway.store.keyring import KeyProvider, LocalKeyProvider, provider_from_settings
 from oso_gateway.store.migrate import check_schema_current, current_revision, head_revision, upgrade
 from oso_gateway.store.operators import OperatorStore  # also puts its tables on Base.metadata
+from oso_gateway.store.rate_limits import RateLimitCounters  # also puts its table on Base.metadata
 from oso_gateway.store.repository import (
     Duplicate,
     EventRecord,
@@ -42,6 +43,7 @@ __all__ = [
     "MessageRecord",
     "OperatorStore",
     "PupilFacts",
+    "RateLimitCounters",
     "Store",
     "check_schema_current",
     "cipher_from_settings",

@@ -144,10 +144,10 @@ def create_api_app(settings: Settings, *, services: GatewayServices | None = Non
 def _install_security(app: SchoolApi, settings: Settings) -> None:
     """Authentication (before the limiter: its key is the authenticated client), the rate
     limit, and the transfer-log record of every call."""
-    from flask_limiter import Limiter
-
+    from oso_gateway.store import RateLimitCounters
     from oso_gateway.store.api_clients import ApiClientStore
     from oso_gateway.transfer.apiclients import ApiClients
+    from oso_gateway.web.ratelimit import database_limiter
 
     services = app.extensions[SERVICES_KEY]
     clients: list[ApiClients] = []  # built at the first request (the spec needs no store)
@@ -162,13 +162,12 @@ def _install_security(app: SchoolApi, settings: Settings) -> None:
             clients.append(ApiClients(store, served=services.schools))
         g.api_client = clients[0].authenticate(request.headers.get("Authorization"))
 
-    Limiter(
-        key_func=lambda: g.api_client.client_id if g.get("api_client") else "anonymous",
-        app=app,
+    database_limiter(
+        app,
+        RateLimitCounters(services.store.engine),
+        key_func=lambda: "api:" + g.api_client.client_id if g.get("api_client") else "anonymous",
         default_limits=[settings.api.rate_limit],
         default_limits_exempt_when=lambda: g.get("api_client") is None,
-        storage_uri="memory://",
-        headers_enabled=True,
     )
 
     @app.after_request

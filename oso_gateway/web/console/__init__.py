@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, render_template, request
 from flask.sessions import SecureCookieSessionInterface
-from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from oso_gateway.errors import ConfigError
+from oso_gateway.store import RateLimitCounters
 from oso_gateway.web.console.views import Clock, console_blueprint
+from oso_gateway.web.ratelimit import database_limiter
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Iterable
@@ -126,7 +127,7 @@ def create_console_app(
         ),
         url_prefix=prefix or None,
     )
-    _limit_logins(app, settings.console)
+    _limit_logins(app, settings.console, RateLimitCounters(store.engine))
 
     @app.after_request
     def _headers(response: Response) -> Response:
@@ -160,11 +161,12 @@ def _account_key() -> str:
     return "account:" + (request.form.get("name") or "").strip()[:80]
 
 
-def _limit_logins(app: Flask, console: ConsoleSettings) -> None:
+def _limit_logins(app: Flask, console: ConsoleSettings, counters: RateLimitCounters) -> None:
     """Flask-Limiter on the login form (``console.login_limit_per_address`` and
-    ``…_per_account``): over a limit, 429 (the console's error page, with ``Retry-After``)
-    before the password is looked at or anything is written."""
-    limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", headers_enabled=True)
+    ``…_per_account``), counted in the database (``web/ratelimit.py``: every process and machine
+    shares the counts): over a limit, 429 (the console's error page, with ``Retry-After``)
+    before the password is looked at or anything else is written."""
+    limiter = database_limiter(app, counters, key_func=get_remote_address)
     view: Any = app.view_functions["console.login"]
     view = limiter.limit(console.login_limit_per_address, methods=["POST"])(view)
     view = limiter.limit(console.login_limit_per_account, key_func=_account_key, methods=["POST"])(

@@ -1,0 +1,89 @@
+"""Flask-Limiter's counters in the gateway's database (``store/rate_limits.py``).
+
+Flask-Limiter keeps its counters in a ``limits`` storage; its ``memory://`` storage is one
+process's memory, so with ``serve --workers N``, or several machines on one PostgreSQL, each
+process allowed the whole limit and a client got N times it. This storage counts in the
+database every process shares: the limit holds whatever the number of processes.
+
+It serves the fixed-window strategy (Flask-Limiter's default, the one the gateway uses): a
+request is one ``incr``; ``get`` and ``get_expiry`` answer the ``X-RateLimit-*`` headers. A
+database that cannot be reached raises ``StoreUnavailable`` (the request fails, with that code:
+no request passes uncounted).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+from flask_limiter import Limiter
+from limits.storage import Storage
+
+from oso_gateway.errors import StoreUnavailable
+from oso_gateway.store import RateLimitCounters
+
+#: the ``storage_uri`` that names this storage (``storage_options`` carries the counters)
+STORAGE_URI = "oso-gateway-database://"
+
+
+class DatabaseStorage(Storage):
+    """A ``limits`` storage over ``RateLimitCounters`` (fixed windows only)."""
+
+    #: registers the class under this scheme (``limits``' registry reads the class attribute)
+    STORAGE_SCHEME = ["oso-gateway-database"]  # noqa: RUF012 - the base class declares a list
+
+    def __init__(
+        self,
+        uri: str | None = None,
+        wrap_exceptions: bool = False,
+        *,
+        counters: RateLimitCounters | None = None,
+        clock: Callable[[], float] = time.time,
+        **options: Any,
+    ) -> None:
+        if counters is None:
+            raise ValueError("DatabaseStorage needs the gateway's counters (storage_options)")
+        self.counters = counters
+        self.clock = clock
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return StoreUnavailable
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        return self.counters.incr(key, window=expiry, amount=amount, now=self.clock())
+
+    def get(self, key: str) -> int:
+        return self.counters.get(key, now=self.clock())
+
+    def get_expiry(self, key: str) -> float:
+        return self.counters.window_ends(key, now=self.clock())
+
+    def check(self) -> bool:
+        return self.counters.reachable()
+
+    def reset(self) -> int | None:
+        return self.counters.reset()
+
+    def clear(self, key: str) -> None:
+        self.counters.clear(key)
+
+
+def database_limiter(
+    app: Flask,
+    counters: RateLimitCounters,
+    *,
+    clock: Callable[[], float] = time.time,
+    **kwargs: Any,
+) -> Limiter:
+    """A Flask-Limiter on ``app`` that counts in the database (``kwargs``: Limiter's own)."""
+    return Limiter(
+        app=app,
+        storage_uri=STORAGE_URI,
+        storage_options={"counters": counters, "clock": clock},  # type: ignore[dict-item]
+        headers_enabled=True,
+        **kwargs,
+    )
