@@ -14,13 +14,13 @@ import pytest
 from flask.testing import FlaskClient
 from lxml import etree
 
-from oso_gateway.dossier.generator import generate_dossier
+from oso_gateway.dossier.generator import demo_school, generate_dossier
 from oso_gateway.runtime import build_services, start_gateway_in_thread
 from oso_gateway.server import RunningServer
 from oso_gateway.store import models as m
 from oso_gateway.store.api_clients import ApiClientStore
 from oso_gateway.transfer.apiclients import ApiClients
-from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN, setup_dev_gateways
+from oso_gateway.transfer.demo import PRIMARY_OIN, SECONDARY_OIN, VENDOR_OIN, setup_dev_gateways
 from oso_gateway.transfer.services import GatewayServices
 from oso_gateway.web.api import create_api_app
 
@@ -156,3 +156,72 @@ def test_request_endpoints_answer_problems_with_stable_codes(schools: tuple[Las,
     assert bad.get_json()["code"] == "OSO-E483"
     assert old.get("requests").status_code == 200
     assert old.client.get("/api/v1/requests").status_code == 401  # no credential
+
+
+@pytest.fixture
+def vendor_schools(tmp_path: Path) -> Iterator[tuple[Las, Las, Las]]:
+    """The vendor gateway hosting 03EF00 and 02CD00, each school with a client of its own, and
+    a third client acting for both."""
+    settings = setup_dev_gateways(tmp_path / "w")[VENDOR_OIN].settings
+    services = build_services(settings)
+    server = start_gateway_in_thread(settings, services=services, threads=4)
+    try:
+        clients = ApiClients(ApiClientStore(services.store.engine), served=services.schools)
+        app = create_api_app(settings, services=services)
+        las = []
+        for schools in (["03EF00"], ["02CD00"], ["03EF00", "02CD00"]):
+            _record, secret = clients.add("LAS", schools, now=datetime.now(UTC))
+            las.append(Las(app.test_client(), services, {"Authorization": f"Bearer {secret}"}))
+        yield las[0], las[1], las[2]
+    finally:
+        server.stop()
+        services.close()
+
+
+def test_on_one_gateway_the_new_school_cannot_act_for_the_old_school(
+    vendor_schools: tuple[Las, Las, Las],
+) -> None:
+    """Both schools of a request on one gateway: the request id names a requester row (the new
+    school's) and a holder row (the old school's). Each school's client sees and acts on its
+    own row only; the new school cannot answer, preview, record the inzage or decline in the
+    old school's name (it was let through on its own row's scope, then the holder's row was
+    changed), and the old school's client is not shut out of its own request."""
+    new, old, both = vendor_schools
+    data = generate_dossier(
+        overstap="POVO", seed=5, now=datetime.now(UTC), sending_school=demo_school("02CD00")
+    )
+    sent = new.post(
+        "requests",
+        json={"requesting_school": "03EF00", "old_school": "02CD00", "pupil": _pupil(data)},
+    )
+    assert sent.status_code == 201, sent.get_data(as_text=True)
+    request_id = sent.get_json()["request_id"]
+    new.deliver()
+
+    xml = {"Content-Type": "application/xml"}
+    for answer in (
+        new.post(f"requests/{request_id}/dossier", data=data, headers=xml),
+        new.get(f"requests/{request_id}/preview"),
+        new.post(f"requests/{request_id}/inzage", json={"date": "2026-01-01", "how": "paper"}),
+        new.post(f"requests/{request_id}/accept", json={"ready_by": "2030-01-01"}),
+        new.post(f"requests/{request_id}/decline", json={"reason": "unknown-pupil"}),
+        old.post(f"requests/{request_id}/withdraw"),
+    ):
+        assert (answer.status_code, answer.get_json()["code"]) == (404, "OSO-E473")
+    holder = old.services.pull.find(request_id, side=m.HOLDER)
+    assert holder.status == "received" and not holder.held
+
+    # each school's client sees its own row
+    assert new.get(f"requests/{request_id}").get_json()["side"] == "sent"
+    mine = old.get(f"requests/{request_id}").get_json()
+    assert (mine["side"], mine["our_school"]) == ("received", "02CD00")
+    # a client of both schools picks the side; without it, the one it sent
+    assert both.get(f"requests/{request_id}").get_json()["side"] == "sent"
+    received = both.get(f"requests/{request_id}", query_string={"side": "received"})
+    assert received.get_json()["our_school"] == "02CD00"
+
+    held = old.post(f"requests/{request_id}/dossier", data=data, headers=xml)
+    assert held.status_code == 200 and held.get_json()["dossier"] == "held"
+    assert old.get(f"requests/{request_id}/preview").status_code == 200
+    old.deliver()  # the acceptance, from the old school to the new one on the same gateway
+    assert new.get(f"requests/{request_id}").get_json()["status"] == "accepted"

@@ -10,7 +10,7 @@ transaction each.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -170,13 +170,22 @@ def transition_in(
 
 
 def find_request_in(
-    session: Session, *, side: str, request_id: str, counterpart_oin: str | None = None
+    session: Session,
+    *,
+    side: str,
+    request_id: str,
+    counterpart_oin: str | None = None,
+    schools: Collection[str] | None = None,
 ) -> RequestRecord | None:
+    """The one request with this id on ``side`` (of ``counterpart_oin``, for one of
+    ``schools``: None, any); None when there is none, or more than one (ambiguous)."""
     stmt = select(m.PullRequest).where(
         m.PullRequest.side == side, m.PullRequest.request_id == request_id
     )
     if counterpart_oin is not None:
         stmt = stmt.where(m.PullRequest.counterpart_oin == counterpart_oin)
+    if schools is not None:
+        stmt = stmt.where(m.PullRequest.our_school.in_(list(schools)))
     rows = session.scalars(stmt).all()
     return _record(rows[0]) if len(rows) == 1 else None
 
@@ -229,11 +238,20 @@ class PullStore:
         )
 
     def find(
-        self, *, side: str, request_id: str, counterpart_oin: str | None = None
+        self,
+        *,
+        side: str,
+        request_id: str,
+        counterpart_oin: str | None = None,
+        schools: Collection[str] | None = None,
     ) -> RequestRecord | None:
         return self._read(
             lambda s: find_request_in(
-                s, side=side, request_id=request_id, counterpart_oin=counterpart_oin
+                s,
+                side=side,
+                request_id=request_id,
+                counterpart_oin=counterpart_oin,
+                schools=schools,
             )
         )
 

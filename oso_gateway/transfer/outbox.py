@@ -208,7 +208,11 @@ class Outbox:
         pull = PullStore(self.store)
         request_pk = None
         if prepared.relates_to:
-            request = pull.find(side=m.HOLDER, request_id=prepared.relates_to)
+            request = pull.find(
+                side=m.HOLDER,
+                request_id=prepared.relates_to,
+                schools=(prepared.sending_school.code,),
+            )
             request_pk = request.pk if request is not None else None
         found = pull.find_inzage(
             school=prepared.sending_school.code,

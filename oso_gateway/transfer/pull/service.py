@@ -16,7 +16,7 @@ Prints nothing; times are arguments; pupil data never reaches a log line or an e
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -123,11 +123,25 @@ class PullService:
 
     # --- lookups ---------------------------------------------------------------------------
 
-    def find(self, request_id: str, *, side: str | None = None) -> RequestRecord:
-        """A request by id (E473 when unknown); ``side`` when the id is known on both sides."""
+    def find(
+        self,
+        request_id: str,
+        *,
+        side: str | None = None,
+        schools: Collection[str] | None = None,
+    ) -> RequestRecord:
+        """A request by id (E473 when unknown); ``side`` when the id is known on both sides.
+
+        ``schools``: only a request of one of these schools of ours (a school-API client's
+        scope; None: any, the operator's). One gateway may host both schools of a request (the
+        requester's and the holder's row then share the id), and a peer chooses the ids of the
+        requests it sends: each action looks the request up on its own side, within the
+        caller's schools, so that no caller acts on a row it was not shown. An id that is still
+        ambiguous there is not found, rather than guessed.
+        """
         sides = [side] if side else [m.REQUESTER, m.HOLDER]
         for which in sides:
-            record = self.requests.find(side=which, request_id=request_id)
+            record = self.requests.find(side=which, request_id=request_id, schools=schools)
             if record is not None:
                 return record
         raise RequestNotFound(f"request {request_id[:100]!r} on side {side or 'any'}")
@@ -213,9 +227,15 @@ class PullService:
         log.info("request %s sent from %s to %s", request_id, requesting, old_school)
         return record
 
-    def withdraw(self, request_id: str, *, now: datetime | None = None) -> RequestRecord:
+    def withdraw(
+        self,
+        request_id: str,
+        *,
+        now: datetime | None = None,
+        schools: Collection[str] | None = None,
+    ) -> RequestRecord:
         now = now or self.clock()
-        record = self.find(request_id, side=m.REQUESTER)
+        record = self.find(request_id, side=m.REQUESTER, schools=schools)
         if record.status not in OPEN_REQUESTER:
             raise RequestStateInvalid(f"request {request_id} is {record.status}")
         record = self.requests.transition(record.pk, status=WITHDRAWN, now=now)
@@ -225,10 +245,15 @@ class PullService:
     # --- the old school (holder) -------------------------------------------------------------
 
     def accept(
-        self, request_id: str, *, ready_by: date, now: datetime | None = None
+        self,
+        request_id: str,
+        *,
+        ready_by: date,
+        now: datetime | None = None,
+        schools: Collection[str] | None = None,
     ) -> RequestRecord:
         now = now or self.clock()
-        record = self.find(request_id, side=m.HOLDER)
+        record = self.find(request_id, side=m.HOLDER, schools=schools)
         if record.status != RECEIVED:
             raise RequestStateInvalid(f"request {request_id} is {record.status}")
         record = self.requests.transition(
@@ -238,10 +263,16 @@ class PullService:
         return record
 
     def decline(
-        self, request_id: str, *, reason: str, text: str | None = None, now: datetime | None = None
+        self,
+        request_id: str,
+        *,
+        reason: str,
+        text: str | None = None,
+        now: datetime | None = None,
+        schools: Collection[str] | None = None,
     ) -> RequestRecord:
         now = now or self.clock()
-        record = self.find(request_id, side=m.HOLDER)
+        record = self.find(request_id, side=m.HOLDER, schools=schools)
         if record.status not in OPEN_HOLDER or record.delivery_message_id is not None:
             raise RequestStateInvalid(f"request {request_id} is {record.status}")
         answer_check = p.RequestAnswer(
@@ -266,20 +297,27 @@ class PullService:
         return record
 
     def answer_with_dossier(
-        self, request_id: str, dossier: bytes, *, now: datetime | None = None
+        self,
+        request_id: str,
+        dossier: bytes,
+        *,
+        now: datetime | None = None,
+        schools: Collection[str] | None = None,
     ) -> AnswerOutcome:
         """Check the dossier against the request and queue it, or hold it for the inzage."""
         now = now or self.clock()
-        record = self.find(request_id, side=m.HOLDER)
+        record = self.find(request_id, side=m.HOLDER, schools=schools)
         if record.status not in OPEN_HOLDER or record.delivery_message_id is not None:
             raise RequestStateInvalid(f"request {request_id} is {record.status}")
         name_warning = self._check_dossier(record, dossier)
         if record.status == RECEIVED:  # answering with the dossier accepts the request
-            record = self.accept(request_id, ready_by=now.date(), now=now)
+            record = self.accept(
+                request_id, ready_by=now.date(), now=now, schools=(record.our_school,)
+            )
         if not self._inzage_done(record):
             self.requests.hold(record.pk, dossier, now=now, name_warning=name_warning)
             log.info("request %s: dossier held until the parents' inzage", request_id)
-            held = self.find(request_id, side=m.HOLDER)
+            held = self.find(request_id, side=m.HOLDER, schools=(record.our_school,))
             return AnswerOutcome(request=held, outcome="held", name_warning=name_warning)
         return self._deliver(record, dossier, now=now, name_warning=name_warning)
 
@@ -292,10 +330,11 @@ class PullService:
         zienswijze: str | None = None,
         waiver: str | None = None,
         now: datetime | None = None,
+        schools: Collection[str] | None = None,
     ) -> AnswerOutcome | None:
         """Record the parents' inzage (or its waiver) for a request; release a held dossier."""
         now = now or self.clock()
-        record = self.find(request_id, side=m.HOLDER)
+        record = self.find(request_id, side=m.HOLDER, schools=schools)
         if record.status not in OPEN_HOLDER:
             raise RequestStateInvalid(f"request {request_id} is {record.status}")
         self._check_inzage_args(record.our_school, inzage_date, how, waiver)
@@ -360,14 +399,20 @@ class PullService:
         if entry is None or (entry.waived and policy.inzage != INZAGE_OR_WAIVER):
             raise InzageMissing(f"push from school {school}: no inzage recorded for the pupil")
 
-    def preview(self, request_id: str, *, include_details: bool = False) -> DossierPreview | None:
+    def preview(
+        self,
+        request_id: str,
+        *,
+        include_details: bool = False,
+        schools: Collection[str] | None = None,
+    ) -> DossierPreview | None:
         """What the parents are shown: the held dossier exactly as it will leave (minimised),
         per category; values (personal data) only with ``include_details``. None when no
         dossier is held."""
         from oso_gateway.dossier.minimise import minimise
         from oso_gateway.dossier.preview import preview
 
-        record = self.find(request_id, side=m.HOLDER)
+        record = self.find(request_id, side=m.HOLDER, schools=schools)
         held = self.requests.held_payload(record.pk)
         if held is None:
             return None

@@ -43,6 +43,18 @@ class RequestPath(BaseModel):
     request_id: str = Field(pattern=am.MESSAGE_ID, description="The request's id (urn:uuid)")
 
 
+class RequestSideQuery(BaseModel):
+    side: Literal["sent", "received"] | None = Field(
+        default=None,
+        description="Which side's request (both, when this gateway hosts the requesting and "
+        "the holding school and the credential acts for both; default: sent)",
+    )
+
+
+#: the API's side names and the store's
+_SIDES = {"sent": "requester", "received": "holder"}
+
+
 class RequestListQuery(BaseModel):
     side: Literal["sent", "received"] | None = Field(default=None, description="Sent or received")
     status: str | None = Field(default=None, max_length=20, description="Only this status")
@@ -121,12 +133,21 @@ def _now() -> Any:
     return services().clock()
 
 
-def _own(request_id: str) -> Any:
-    """The request, if it is one of the credential's schools' (else 404, OSO-E473)."""
-    record = _pull().find(request_id)
-    if not scope().allows(record.our_school):
-        raise RequestNotFound(f"request {request_id} is not in the credential's scope")
-    return record
+def _schools() -> tuple[str, ...]:
+    """The credential's schools: every look-up and action stays within them."""
+    schools = scope().schools
+    assert schools is not None  # an API client always has its schools
+    return schools
+
+
+def _own(request_id: str, side: str | None = None) -> Any:
+    """The request on ``side`` (None: ours as requester, else as holder), if it is one of the
+    credential's schools' (else 404, OSO-E473): the row the action then works on, looked up
+    the same way (one gateway may hold both the requester's and the holder's row of an id)."""
+    try:
+        return _pull().find(request_id, side=side, schools=_schools())
+    except RequestNotFound:
+        raise RequestNotFound(f"request {request_id} is not in the credential's scope") from None
 
 
 def _in_scope(school: str) -> School:
@@ -142,7 +163,7 @@ def _in_scope(school: str) -> School:
     responses={200: RequestPage},
 )
 def list_requests(query: RequestListQuery) -> Response:
-    side = {"sent": "requester", "received": "holder"}.get(query.side or "")
+    side = _SIDES.get(query.side or "")
     records = _pull().list(side=side, statuses=(query.status,) if query.status else ())
     now = _now()
     items = [request_dict(r, now) for r in records if scope().allows(r.our_school)]
@@ -174,8 +195,8 @@ def send_request(body: SendBody) -> Response:
     summary="One request: state, history and the pupil it asks for",
     responses={200: DossierRequest},
 )
-def get_request(path: RequestPath) -> Response:
-    record = _own(path.request_id)
+def get_request(path: RequestPath, query: RequestSideQuery) -> Response:
+    record = _own(path.request_id, _SIDES.get(query.side or ""))
     requests = _pull().requests
     body = request_dict(record, _now())
     body["pupil"] = requests.pupil(record.pk)
@@ -193,8 +214,9 @@ def get_request(path: RequestPath) -> Response:
     responses={200: DossierRequest},
 )
 def withdraw_request(path: RequestPath) -> Response:
-    _own(path.request_id)
-    return jsonify(request_dict(_pull().withdraw(path.request_id), _now()))
+    _own(path.request_id, "requester")
+    record = _pull().withdraw(path.request_id, schools=_schools())
+    return jsonify(request_dict(record, _now()))
 
 
 @bp.post(
@@ -204,8 +226,8 @@ def withdraw_request(path: RequestPath) -> Response:
     responses={200: DossierRequest},
 )
 def accept_request(path: RequestPath, body: AcceptBody) -> Response:
-    _own(path.request_id)
-    record = _pull().accept(path.request_id, ready_by=body.ready_by)
+    _own(path.request_id, "holder")
+    record = _pull().accept(path.request_id, ready_by=body.ready_by, schools=_schools())
     return jsonify(request_dict(record, _now()))
 
 
@@ -216,8 +238,10 @@ def accept_request(path: RequestPath, body: AcceptBody) -> Response:
     responses={200: DossierRequest},
 )
 def decline_request(path: RequestPath, body: DeclineBody) -> Response:
-    _own(path.request_id)
-    record = _pull().decline(path.request_id, reason=body.reason, text=body.text)
+    _own(path.request_id, "holder")
+    record = _pull().decline(
+        path.request_id, reason=body.reason, text=body.text, schools=_schools()
+    )
     return jsonify(request_dict(record, _now()))
 
 
@@ -230,8 +254,8 @@ def decline_request(path: RequestPath, body: DeclineBody) -> Response:
     openapi_extensions={"x-oso-xml-body": True},
 )
 def answer_with_dossier(path: RequestPath) -> Response:
-    _own(path.request_id)
-    outcome = _pull().answer_with_dossier(path.request_id, xml_body())
+    _own(path.request_id, "holder")
+    outcome = _pull().answer_with_dossier(path.request_id, xml_body(), schools=_schools())
     body = request_dict(outcome.request, _now())
     body["dossier"] = outcome.outcome
     return jsonify(body)
@@ -245,15 +269,16 @@ def answer_with_dossier(path: RequestPath) -> Response:
     responses={200: DossierAnswer},
 )
 def record_inzage(path: RequestPath, body: InzageBody) -> Response:
-    _own(path.request_id)
+    _own(path.request_id, "holder")
     outcome = _pull().record_inzage(
         path.request_id,
         inzage_date=body.date,
         how=body.how,
         zienswijze=body.zienswijze,
         waiver=body.waiver,
+        schools=_schools(),
     )
-    record = outcome.request if outcome else _pull().find(path.request_id, side="holder")
+    record = outcome.request if outcome else _own(path.request_id, "holder")
     result = request_dict(record, _now())
     result["dossier"] = outcome.outcome if outcome else None
     return jsonify(result)
@@ -268,8 +293,8 @@ def record_inzage(path: RequestPath, body: InzageBody) -> Response:
 def preview(path: RequestPath) -> Response:
     from oso_gateway.errors import RequestStateInvalid
 
-    _own(path.request_id)
-    shown = _pull().preview(path.request_id)
+    _own(path.request_id, "holder")
+    shown = _pull().preview(path.request_id, schools=_schools())
     if shown is None:
         raise RequestStateInvalid(f"request {path.request_id}: no dossier is held")
     return jsonify(shown.as_dict())
