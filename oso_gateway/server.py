@@ -13,10 +13,14 @@ something (its ClientHello) a worker thread performs the handshake, bounded by
 
 Slow and many clients (issue 13): every read of a request checks a deadline for the whole request
 (headers and body: ``limits.request_deadline``), not only a timeout per read, so a client that
-sends a byte at a time holds a worker for at most that long; and the acceptor closes a new
-connection at once when the server already holds ``max_connections`` in all or
-``max_connections_per_address`` from that peer's address. ``docs/security.md`` §2 describes the
-production set-up that keeps slow clients away from the workers altogether (nginx in front).
+sends a byte at a time holds a worker for at most that long; the request line and headers must
+arrive within ``HEAD_DEADLINE`` of the request's start, and be at most ``MAX_REQUEST_HEAD_BYTES``
+long (cheroot's default is no limit); and the acceptor closes a new connection at once when the
+server already holds ``max_connections`` in all or ``max_connections_per_address`` from that
+peer's address. The school API's and the console's listeners (``serve_plain_or_tls``) get the
+same deadlines and limits, and on HTTPS the same deferred handshake and connection caps.
+``docs/security.md`` §2 describes the production set-up that keeps slow clients away from the
+workers altogether (nginx in front).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from typing import Any
 
 from cheroot import errors as cheroot_errors
 from cheroot import wsgi
-from cheroot.server import HTTPConnection
+from cheroot.server import HTTPConnection, HTTPRequest
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from oso_gateway.errors import ConfigError, ListenFailed
@@ -44,6 +48,14 @@ WSGIApp = Callable[..., Any]
 
 HANDSHAKE_TIMEOUT = 10.0
 """Seconds a worker waits for a client to complete the TLS handshake once it has started it."""
+
+HEAD_DEADLINE = 20.0
+"""Seconds from a request's first read until its request line and headers must have arrived
+(the body then has the rest of ``limits.request_deadline``): a client that trickles its headers
+frees its worker after this long."""
+
+MAX_REQUEST_HEAD_BYTES = 64 * 1024
+"""The longest request line plus headers a listener reads (longer: 413, the connection closed)."""
 
 
 class ConnectionCaps:
@@ -113,7 +125,7 @@ class _DeadlineReads:
     """The socket under a connection's read buffer: each read waits at most until the deadline
     of the request being read (and at most the per-read timeout)."""
 
-    def __init__(self, sock: ssl.SSLSocket, conn: _TLSConnection) -> None:
+    def __init__(self, sock: socket.socket, conn: _TLSConnection) -> None:
         self._sock, self._conn = sock, conn
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
@@ -129,17 +141,33 @@ class _DeadlineReads:
         return getattr(self._sock, name)
 
 
-class _TLSConnection(HTTPConnection):
-    """A connection that completes its TLS handshake in the worker thread serving it."""
+class _Request(HTTPRequest):
+    """A request whose head (request line and headers) must arrive by its connection's head
+    deadline; once it has, the body may take until the whole request's deadline."""
 
+    def parse_request(self) -> None:
+        super().parse_request()
+        conn = self.conn
+        if isinstance(conn, _TLSConnection) and conn.request_deadline is not None:
+            conn.deadline = conn.request_deadline
+
+
+class _TLSConnection(HTTPConnection):
+    """A connection whose reads keep the request's deadlines; over TLS, it completes its
+    handshake in the worker thread serving it (a plain socket needs none)."""
+
+    RequestHandlerClass = _Request
     parked = False
     handshaken = False
     released = False
-    #: monotonic time by which the request being read must have arrived (None: no request)
+    #: monotonic time by which what is being read must have arrived (None: no request)
     deadline: float | None = None
+    #: monotonic time by which the whole request must have arrived (None: no request)
+    request_deadline: float | None = None
 
     def __init__(self, server: Any, sock: Any, makefile: Any = None) -> None:
         super().__init__(server, sock, makefile)
+        self.handshaken = not isinstance(sock, ssl.SSLSocket)
         raw = getattr(self.rfile, "raw", None)
         if raw is not None and hasattr(raw, "_sock"):
             raw._sock = _DeadlineReads(sock, self)
@@ -147,11 +175,14 @@ class _TLSConnection(HTTPConnection):
     def communicate(self) -> bool:
         if not self.handshaken and not self._handshake():
             return False
-        self.deadline = time.monotonic() + getattr(self.server, "request_deadline", 300.0)
+        start = time.monotonic()
+        self.request_deadline = start + getattr(self.server, "request_deadline", 300.0)
+        head = getattr(self.server, "head_deadline", HEAD_DEADLINE)
+        self.deadline = min(self.request_deadline, start + head)
         try:
             return bool(super().communicate())  # type: ignore[no-untyped-call]
         finally:
-            self.deadline = None
+            self.deadline = self.request_deadline = None
 
     def close(self) -> None:
         super().close()
@@ -249,6 +280,7 @@ def make_server(
         reuse_port=reuse_port,
     )
     server.request_deadline = request_deadline  # type: ignore[attr-defined]
+    server.max_request_header_size = MAX_REQUEST_HEAD_BYTES
     adapter = _DeferredHandshakeAdapter(str(cert_file), str(key_file))
     adapter.context = context
     adapter.caps = ConnectionCaps(total=max_connections, per_address=max_connections_per_address)
@@ -326,9 +358,11 @@ def _prepare(server: wsgi.Server, host: str, port: int) -> None:
 
 def start_plain_in_thread(app: WSGIApp, *, port: int, threads: int = 2) -> RunningServer:
     """Serve ``app`` in plain HTTP on 127.0.0.1 only (the optional metrics listener)."""
-    server = wsgi.Server(
+    server = _Server(
         ("127.0.0.1", port), app, numthreads=threads, timeout=10, server_name="oso-gateway"
     )
+    server.request_deadline = 60.0  # type: ignore[attr-defined]  # a scrape: no body
+    server.max_request_header_size = MAX_REQUEST_HEAD_BYTES
     _prepare(server, "127.0.0.1", port)
     bound_port = server.bind_addr[1]
     thread = threading.Thread(target=server.serve, name=f"oso-plain-{bound_port}", daemon=True)
@@ -352,12 +386,20 @@ def serve_plain_or_tls(
     server_name: str,
     path: str = "/",
     what: str = "server",
+    request_deadline: float = 300.0,
+    head_deadline: float = HEAD_DEADLINE,
+    max_connections: int = 256,
+    max_connections_per_address: int = 16,
 ) -> RunningServer:
     """Serve ``app`` (cheroot) in a daemon thread: HTTPS with this certificate and key (no
     client certificate), else plain HTTP (loopback, or behind a TLS terminator). For the
-    operator console and the school API; ``RunningServer.url`` ends in ``path``."""
+    operator console and the school API; ``RunningServer.url`` ends in ``path``.
 
-    server = wsgi.Server(
+    As the gateway's own listener: the request's deadlines (``request_deadline``, and
+    ``HEAD_DEADLINE`` for its head), ``MAX_REQUEST_HEAD_BYTES``, and on HTTPS the handshake in
+    a worker and the connection caps (``max_connections``, ``…_per_address``)."""
+
+    server = _Server(
         (host, port),
         app,
         numthreads=threads,
@@ -366,19 +408,26 @@ def serve_plain_or_tls(
         request_queue_size=32,
         server_name=server_name,
     )
+    server.request_deadline = request_deadline  # type: ignore[attr-defined]
+    server.head_deadline = head_deadline  # type: ignore[attr-defined]
+    server.max_request_header_size = MAX_REQUEST_HEAD_BYTES
     scheme = "http"
     if tls_cert_file is not None and tls_key_file is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
         try:
             context.load_cert_chain(str(tls_cert_file), str(tls_key_file))
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"cannot load the {what} TLS certificate or key: {exc}") from None
-        adapter = BuiltinSSLAdapter(str(tls_cert_file), str(tls_key_file))
+        adapter = _DeferredHandshakeAdapter(str(tls_cert_file), str(tls_key_file))
         adapter.context = context
+        adapter.caps = ConnectionCaps(
+            total=max_connections, per_address=max_connections_per_address
+        )
         server.ssl_adapter = adapter
         scheme = "https"
-    server.prepare()
+    _prepare(server, host, port)
     bound_host, bound_port = server.bind_addr[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     url = f"{scheme}://{shown}:{bound_port}{path}"

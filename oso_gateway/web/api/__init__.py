@@ -273,4 +273,7 @@ def start_api_in_thread(
         server_name="oso-gateway-api",
         path=API_PREFIX + "/",
         what="school API",
+        request_deadline=settings.limits.request_deadline,
+        max_connections=settings.limits.max_connections,
+        max_connections_per_address=settings.limits.max_connections_per_address,
     )

@@ -200,4 +200,7 @@ def serve_console(
         server_name="oso-gateway-console",
         path=f"{console.path_prefix}/",
         what="console",
+        request_deadline=settings.limits.request_deadline,
+        max_connections=settings.limits.max_connections,
+        max_connections_per_address=settings.limits.max_connections_per_address,
     )

@@ -1,0 +1,163 @@
+"""The school API's and the console's listener (``serve_plain_or_tls``) against slow, silent and
+oversized clients, before any credential: the request head has a deadline of its own and a size
+limit, and on HTTPS a client that connects and says nothing holds no thread (found by an attack
+on the API: one trickled header line every 5 s held a worker for ever; 150 MiB of header grew
+the process by that much).
+
+Real sockets on loopback, plain and TLS. No timing is asserted: each wait is bounded, and the
+tests assert what happened.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oso_gateway.server import MAX_REQUEST_HEAD_BYTES, RunningServer, serve_plain_or_tls
+
+pytestmark = pytest.mark.integration
+
+DEV = Path(__file__).resolve().parent.parent / "certs" / "dev"
+
+
+def _echo_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"got " + str(len(body)).encode() + b"\n"]
+
+
+def _serve(*, tls: bool) -> RunningServer:
+    return serve_plain_or_tls(
+        _echo_app,
+        host="127.0.0.1",
+        port=0,
+        tls_cert_file=DEV / "tls-localhost.crt.pem" if tls else None,
+        tls_key_file=DEV / "tls-localhost.key.pem" if tls else None,
+        threads=2,
+        server_name="test",
+        what="test listener",
+        request_deadline=10.0,
+        head_deadline=1.0,
+        max_connections_per_address=8,
+    )
+
+
+@pytest.fixture(params=["http", "https"])
+def listener(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
+    running = _serve(tls=request.param == "https")
+    yield running
+    running.stop()
+
+
+def _connect(running: RunningServer) -> socket.socket:
+    port = int(running.url.rsplit(":", 1)[1].split("/")[0])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    if running.url.startswith("https"):
+        context = ssl.create_default_context(cafile=str(DEV / "ca-bundle.pem"))
+        return context.wrap_socket(raw, server_hostname="localhost")
+    return raw
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    answer = b""
+    try:
+        while chunk := sock.recv(65536):
+            answer += chunk
+    except OSError:  # reset by the server
+        pass
+    return answer
+
+
+def _get(running: RunningServer) -> bytes:
+    with _connect(running) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        return _read_all(sock)
+
+
+class HeaderTrickler(threading.Thread):
+    """Sends a request line, then one header line every 0.3 s (as the attack did every 5 s)."""
+
+    def __init__(self, running: RunningServer, lines: int = 20) -> None:
+        super().__init__(daemon=True)
+        self.running, self.lines = running, lines
+        self.cut_off = False
+        self.answer = b""
+
+    def run(self) -> None:
+        with _connect(self.running) as sock:
+            sock.settimeout(0.3)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+            for i in range(self.lines):
+                try:
+                    sock.sendall(b"X-Slow-%d: 1\r\n" % i)
+                    self.answer += sock.recv(4096)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    self.cut_off = True
+                    return
+                if self.answer:
+                    self.cut_off = True
+                    return
+
+
+def test_a_client_trickling_its_headers_is_cut_off_at_the_head_deadline(
+    listener: RunningServer,
+) -> None:
+    # two of them hold both threads for as long as the server lets them
+    tricklers = [HeaderTrickler(listener) for _ in range(2)]
+    for trickler in tricklers:
+        trickler.start()
+    for trickler in tricklers:
+        trickler.join(40)  # 20 lines of at most 0.3 s each (6 s, under the 10 s request deadline)
+    assert all(not t.is_alive() for t in tricklers)
+    assert all(t.cut_off for t in tricklers), "a trickled request head ran past its deadline"
+    assert all(t.answer in (b"",) or t.answer.startswith(b"HTTP/1.1 408") for t in tricklers)
+    assert _get(listener).startswith(b"HTTP/1.1 200")
+
+
+def test_a_slow_body_after_a_prompt_head_has_the_whole_request_deadline(
+    listener: RunningServer,
+) -> None:
+    """The head deadline (1 s here) is not the body's: an upload may take longer."""
+    with _connect(listener) as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 10\r\n\r\n"
+        )
+        for _ in range(10):  # ten bytes over about 2 s
+            threading.Event().wait(0.2)
+            sock.sendall(b"x")
+        answer = _read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 200") and b"got 10\n" in answer
+
+
+def test_an_oversized_request_head_is_refused(listener: RunningServer) -> None:
+    with _connect(listener) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: ")
+        try:
+            for _ in range(4 * MAX_REQUEST_HEAD_BYTES // 16384):
+                sock.sendall(b"a" * 16384)
+        except OSError:
+            pass  # the server stopped reading and closed
+        answer = _read_all(sock)
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 413")
+    assert _get(listener).startswith(b"HTTP/1.1 200")
+
+
+def test_on_https_a_silent_connection_holds_no_thread() -> None:
+    listener = _serve(tls=True)
+    port = int(listener.url.rsplit(":", 1)[1].split("/")[0])
+    silent = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(4)]
+    try:
+        # four connections that never send their ClientHello, two worker threads: still served
+        assert _get(listener).startswith(b"HTTP/1.1 200")
+    finally:
+        for sock in silent:
+            sock.close()
+        listener.stop()
