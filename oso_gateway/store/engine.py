@@ -125,6 +125,26 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     return engine
 
 
+def checkpoint_wal(engine: Engine, *, wait_ms: int | None = None) -> bool:
+    """SQLite: copy the WAL into the database file and truncate the WAL, so that no earlier
+    image of a page whose content was deleted (a destroyed data key, a ciphertext; deleted cells
+    are zeroed, ``secure_delete``) stays in either file. Returns False when a reader or writer
+    kept it from finishing within ``wait_ms`` (None: the busy timeout): a later checkpoint, or
+    the last connection's close, then does it. Elsewhere (PostgreSQL) nothing to do: True.
+    """
+    if engine.dialect.name != "sqlite":
+        return True
+    with unavailable_as_typed_error(), engine.connect() as conn:
+        if wait_ms is not None:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(wait_ms)}")
+        try:
+            row = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+        finally:
+            if wait_ms is not None:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    return row is None or not row[0]  # (busy, WAL frames, frames checkpointed)
+
+
 def writer(engine: Engine) -> Engine:
     """The same engine (and pool), but SQLite transactions take the write lock when they begin."""
     if engine.dialect.name == "sqlite":

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from oso_gateway.store import blobs, translog
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import AtRestCipher, aad_for, seal_note
-from oso_gateway.store.engine import unavailable_as_typed_error, writer
+from oso_gateway.store.engine import checkpoint_wal, unavailable_as_typed_error, writer
 from oso_gateway.store.logchain import make_event
 
 #: the kinds of data the retention policy names (``RetentionSettings``)
@@ -414,10 +414,7 @@ class Lifecycle:
         (with a destroyed key or ciphertext) stays in the WAL file. Deleted cells were zeroed
         (``secure_delete``). Readers that hold old snapshots can keep the WAL busy: then it is
         truncated at a later purge or checkpoint."""
-        if self.engine.dialect.name != "sqlite":
-            return
-        with unavailable_as_typed_error(), self.engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        checkpoint_wal(self.engine)
 
     def acknowledge(self, message_pk: int, *, now: datetime, fetched_only: bool = False) -> None:
         """The school system fetched (or acknowledged) an inbound dossier: retention counts from

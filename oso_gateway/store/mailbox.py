@@ -23,6 +23,7 @@ from oso_gateway.errors import DossierPurged
 from oso_gateway.store import blobs
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import open_note, seal_note
+from oso_gateway.store.engine import checkpoint_wal
 from oso_gateway.store.records import MessageRecord, data_key_values, record_of
 from oso_gateway.store.repository import Store
 
@@ -225,13 +226,15 @@ class Mailbox:
             row.note = seal_note(data_key.key, reason, message_id=row.message_id)
             row.note_data_key_id = data_key.id
 
-        return self._transition(
+        record = self._transition(
             pk,
             allowed=(m.IMPORTED, m.FETCHED, m.DUPLICATE),
             status=m.DECLINED,
             now=now,
             change=change,
         )
+        checkpoint_wal(self.store.engine)  # no image of the deleted content stays in the files
+        return record
 
     def cancel(self, pk: int, *, now: datetime) -> MessageRecord:
         """Cancel an outbound message that is not on the wire and not delivered; the payload and
@@ -247,7 +250,11 @@ class Mailbox:
             row.next_attempt_at = None
             row.lease_until = None
 
-        return self._transition(pk, allowed=CANCELLABLE, status=m.CANCELLED, now=now, change=change)
+        record = self._transition(
+            pk, allowed=CANCELLABLE, status=m.CANCELLED, now=now, change=change
+        )
+        checkpoint_wal(self.store.engine)  # no image of the dropped payload stays in the files
+        return record
 
     def retry(self, pk: int, *, now: datetime) -> MessageRecord:
         """A failed (or waiting) outbound message is due again now, with a fresh attempt budget."""

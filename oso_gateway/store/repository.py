@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from oso_gateway.store import translog
+from oso_gateway.store.engine import checkpoint_wal
 from oso_gateway.store.inbound import InboundRepository
 from oso_gateway.store.logchain import StoredEvent
 from oso_gateway.store.outbox import OutboxRepository
@@ -44,6 +45,10 @@ __all__ = [
 
 class Store(OutboxRepository, InboundRepository):
     """Repository over one engine. ``cipher`` is needed for anything stored encrypted."""
+
+    def checkpoint_wal(self, *, wait_ms: int | None = None) -> bool:
+        """``engine.checkpoint_wal``: no earlier image of deleted content stays in the files."""
+        return checkpoint_wal(self.engine, wait_ms=wait_ms)
 
     def append_log(
         self, events: Sequence[Mapping[str, str]], *, now: datetime
