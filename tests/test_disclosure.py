@@ -308,3 +308,65 @@ def test_the_inzage_recorded_at_the_gateway_is_part_of_the_disclosure(
     assert found.inzage["zienswijze"] == "true" and "free text" not in str(found.inzage)
     html = render_html(build_report([found], language="en", now=pair.clock()))
     assert "reviewed the dossier on 2026-08-30 (gesprek), recorded by the school" in html
+
+
+def _queue(pair: GatewayPair, seed: int) -> PreparedDossier:
+    prepared = prepare_dossier(
+        _data(pair, seed),
+        to=RECEIVER_SCHOOL,
+        directory=pair.directory,
+        config=pair.sender_config,
+        now=pair.clock(),
+    )
+    pair.outbox.enqueue(prepared)
+    return prepared
+
+
+def test_the_report_does_not_call_a_cancelled_or_undelivered_dossier_shared(
+    pair: GatewayPair,
+) -> None:
+    """The record is made at queueing: a dossier cancelled before it was sent never left the
+    school, one that failed after attempts may have arrived unconfirmed, one still queued is
+    yet to go; only a delivered one is "shared" (found by a helper's privacy review: all four
+    read "Data shared")."""
+    from oso_gateway.store.mailbox import Mailbox
+
+    delivered = _send(pair, _data(pair, 1))
+    cancelled = _queue(pair, 2)
+    Mailbox(pair.sender_store).cancel(
+        pair.sender_store.find_message(m.OUT, cancelled.message_id).pk,  # type: ignore[union-attr]
+        now=pair.clock(),
+    )
+    queued = _queue(pair, 3)
+    failed = _queue(pair, 4)
+    pair.transport.receivers.clear()  # the receiver is gone: attempts fail
+    for _ in range(8):
+        pair.outbox.run_once()
+        pair.clock.advance(timedelta(seconds=10))
+    record = pair.sender_store.find_message(m.OUT, failed.message_id)
+    assert record is not None and record.status == m.FAILED and record.attempts > 0
+    queued_record = pair.sender_store.find_message(m.OUT, queued.message_id)
+    assert queued_record is not None
+    Mailbox(pair.sender_store).retry(queued_record.pk, now=pair.clock())  # queued again
+
+    records = {r.message_id: r for r in _records(pair).disclosures()}
+    report = build_report(list(records.values()), language="en", now=pair.clock())
+    by_id = {s.heading.split()[-1]: s for s in report.sections}
+    assert by_id[delivered.message_id].sent_heading == "Data shared (categories)"
+    never = by_id[cancelled.message_id]
+    assert never.sent_heading == "Data prepared, not shared (categories)"
+    assert ("Status", "not sent (cancelled): the dossier did not leave the school") in never.rows
+    unconfirmed = by_id[failed.message_id]
+    assert unconfirmed.sent_heading == "Data sent, receipt not confirmed (categories)"
+    assert any(
+        k == "Status" and v.startswith("receipt not confirmed (failed after")
+        for k, v in unconfirmed.rows
+    )
+    assert by_id[queued.message_id].sent_heading == "Data to be shared (categories)"
+    page = render_html(report)
+    assert page.count("Data shared (categories)") == 1
+    text = " ".join(
+        _pdf_text(render_pdf(build_report(list(records.values()), now=pair.clock()))).split()
+    )
+    assert text.count("Gedeelde gegevens (categorieën)") == 1
+    assert "niet verzonden (geannuleerd)" in text

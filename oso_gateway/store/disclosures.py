@@ -43,6 +43,9 @@ class DisclosureRecord:
     receipt_digest: str | None
     prepared_at: datetime
     delivered_at: datetime | None
+    #: the outbound message's status now (None: no such message row), and its delivery attempts
+    status: str | None = None
+    attempts: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,13 +172,26 @@ class PrivacyRecords:
     def disclosures(
         self, *, message_id: str | None = None, pupil_number: str | None = None
     ) -> list[DisclosureRecord]:
-        """Newest first, by message id or by pupil."""
-        stmt = select(m.Disclosure).order_by(m.Disclosure.prepared_at.desc(), m.Disclosure.id)
+        """Newest first, by message id or by pupil; each with its message's status now (a
+        record is written when the message is queued: it may since have been cancelled)."""
+        stmt = (
+            select(m.Disclosure, m.Message.status, m.Message.attempts)
+            .outerjoin(
+                m.Message,
+                (m.Message.message_id == m.Disclosure.message_id) & (m.Message.direction == m.OUT),
+            )
+            .order_by(m.Disclosure.prepared_at.desc(), m.Disclosure.id)
+        )
         if message_id is not None:
             stmt = stmt.where(m.Disclosure.message_id == message_id)
         if pupil_number is not None:
             stmt = stmt.where(m.Disclosure.bsn_hmac == self.pupil_hash(pupil_number))
-        return self._read(lambda session: [_disclosure(r) for r in session.scalars(stmt)])
+        return self._read(
+            lambda session: [
+                _disclosure(row, status, attempts)
+                for row, status, attempts in session.execute(stmt)
+            ]
+        )
 
     # --- subject access (receiver) -------------------------------------------------------------
 
@@ -205,7 +221,7 @@ class PrivacyRecords:
         )
 
 
-def _disclosure(row: m.Disclosure) -> DisclosureRecord:
+def _disclosure(row: m.Disclosure, status: str | None, attempts: int | None) -> DisclosureRecord:
     return DisclosureRecord(
         message_id=row.message_id,
         sending_school=row.sending_school,
@@ -219,4 +235,6 @@ def _disclosure(row: m.Disclosure) -> DisclosureRecord:
         receipt_digest=row.receipt_digest,
         prepared_at=row.prepared_at,
         delivered_at=row.delivered_at,
+        status=status,
+        attempts=attempts or 0,
     )

@@ -1,7 +1,10 @@
 """The parents' report: what was shared about their child, with which school, when (HTML, PDF).
 
 Built from disclosure records only (categories, reasons, dates, schools, digests), so it names
-exactly the categories that were sent and withheld, and no other. Dutch by default, English on
+exactly the categories that were sent and withheld, and no other. A record is made when a
+dossier is queued; one that was cancelled or failed is told apart from one that was shared
+(never sent, or sent without a confirmed receipt), so that the report does not say data was
+shared that never left the school. Dutch by default, English on
 request. The PDF is drawn with ReportLab (pure Python wheels: no system libraries to install,
 unlike WeasyPrint, which needs Debian's pango); the HTML is a single self-contained page.
 """
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from oso_gateway.dossier.categories import BY_KEY
+from oso_gateway.store import models as m
 from oso_gateway.store.disclosures import DisclosureRecord
 
 LANGUAGES = ("nl", "en")
@@ -38,6 +42,17 @@ _TEXT: dict[str, dict[str, str]] = {
         "delivered": "Afgeleverd op",
         "not_delivered": "nog niet afgeleverd",
         "sent": "Gedeelde gegevens (categorieën)",
+        "sent_pending": "Te delen gegevens (categorieën)",
+        "sent_never": "Klaargezette gegevens, niet gedeeld (categorieën)",
+        "sent_unconfirmed": "Verzonden gegevens, ontvangst niet bevestigd (categorieën)",
+        "status": "Stand",
+        "not_sent": "niet verzonden ({why}): het dossier heeft de school niet verlaten",
+        "unconfirmed": (
+            "ontvangst niet bevestigd ({why} na {n} verzendpoging(en)): de ontvangende school "
+            "kan het dossier toch hebben ontvangen"
+        ),
+        "why_cancelled": "geannuleerd",
+        "why_failed": "mislukt",
         "withheld": "Niet gedeeld",
         "none": "geen",
         "inzage": "Inzage door ouders",
@@ -74,6 +89,17 @@ _TEXT: dict[str, dict[str, str]] = {
         "delivered": "Delivered on",
         "not_delivered": "not delivered yet",
         "sent": "Data shared (categories)",
+        "sent_pending": "Data to be shared (categories)",
+        "sent_never": "Data prepared, not shared (categories)",
+        "sent_unconfirmed": "Data sent, receipt not confirmed (categories)",
+        "status": "Status",
+        "not_sent": "not sent ({why}): the dossier did not leave the school",
+        "unconfirmed": (
+            "receipt not confirmed ({why} after {n} attempt(s)): the receiving school may "
+            "still have received the dossier"
+        ),
+        "why_cancelled": "cancelled",
+        "why_failed": "failed",
         "withheld": "Not shared",
         "none": "none",
         "inzage": "Parents' review",
@@ -99,6 +125,8 @@ _TEXT: dict[str, dict[str, str]] = {
 class Section:
     heading: str
     rows: tuple[tuple[str, str], ...]
+    #: the heading of ``sent``: shared, to be shared, not shared, or sent without a receipt
+    sent_heading: str
     sent: tuple[str, ...]
     withheld: tuple[str, ...]
 
@@ -161,6 +189,15 @@ def build_report(
             (t["delivered"], _date(r.delivered_at) or t["not_delivered"]),
             (t["inzage"], inzage),
         ]
+        sent_heading = t["sent"] if r.delivered_at else t["sent_pending"]
+        if r.delivered_at is None and r.status in (m.CANCELLED, m.FAILED):
+            why = t["why_cancelled"] if r.status == m.CANCELLED else t["why_failed"]
+            if r.attempts:
+                rows.append((t["status"], t["unconfirmed"].format(why=why, n=r.attempts)))
+                sent_heading = t["sent_unconfirmed"]
+            else:
+                rows.append((t["status"], t["not_sent"].format(why=why)))
+                sent_heading = t["sent_never"]
         if r.receipt_digest:
             rows.append((t["receipt"], r.receipt_digest))
         if r.payload_digest:
@@ -169,6 +206,7 @@ def build_report(
             Section(
                 heading=f"{t['message']} {r.message_id}",
                 rows=tuple(rows),
+                sent_heading=sent_heading,
                 sent=tuple(_label(k, language) for k in r.sent),
                 withheld=tuple(
                     f"{_label(k, language)}: {t.get(reason, reason)}" for k, reason in r.withheld
@@ -204,7 +242,7 @@ def render_html(report: Report) -> str:
     for s in report.sections:
         parts.append(f"<section><h2>{e(s.heading)}</h2><table>")
         parts += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in s.rows]
-        parts.append(f"</table><h3>{e(t['sent'])}</h3><ul>")
+        parts.append(f"</table><h3>{e(s.sent_heading)}</h3><ul>")
         parts += [f"<li>{e(x)}</li>" for x in s.sent] or [f"<li>{e(t['none'])}</li>"]
         parts.append(f"</ul><h3>{e(t['withheld'])}</h3><ul>")
         parts += [f"<li>{e(x)}</li>" for x in s.withheld] or [f"<li>{e(t['none'])}</li>"]
@@ -250,7 +288,7 @@ def render_pdf(report: Report) -> bytes:
             Spacer(1, 0.5 * cm),
             Paragraph(e(s.heading), styles["Heading2"]),
             table(s.rows),
-            Paragraph(e(t["sent"]), styles["Heading3"]),
+            Paragraph(e(s.sent_heading), styles["Heading3"]),
             bullets(s.sent),
             Paragraph(e(t["withheld"]), styles["Heading3"]),
             bullets(s.withheld),
