@@ -16,6 +16,7 @@ from sqlalchemy import Engine, delete, select, update
 
 from oso_gateway.errors import (
     AtRestDecryptionError,
+    ConfigError,
     KeyringReadOnly,
     KeyStateError,
     KeyStillReferenced,
@@ -300,3 +301,43 @@ def test_rotation_moves_the_pull_workflows_rows_and_only_then_frees_the_old_key(
     delete_key(lifecycle, old, now=NOW)
     assert pull.pupil(request.pk) == {"achternaam": "Pullmarker"}
     assert pull.held_payload(request.pk) == MARKER
+
+
+def test_a_keyring_shared_by_two_gateways_is_refused(tmp_path: Path) -> None:
+    """Three example configurations in one directory shared the default keyring beside them: a
+    rotation at one gateway made the others wrap their data under its key, search with its
+    lookup key (objections no longer found) and lose data when it deleted that key (found by a
+    helper's walkthrough). A keyring now names the storage.key of its gateway."""
+    shared = tmp_path / "storage-keyring.json"
+    first = LocalKeyProvider(base_key=KEY, keyring_file=shared)
+    first.create_key()
+    assert json.loads(shared.read_text())["config_key_id"] == legacy_key_id(KEY)
+    other_key = bytes(range(1, 33))
+    with pytest.raises(ConfigError) as refused:
+        LocalKeyProvider(base_key=other_key, keyring_file=shared)
+    assert refused.value.code == "OSO-E501"
+    assert "another storage.key" in refused.value.detail
+    assert LocalKeyProvider(base_key=KEY, keyring_file=shared).active_key_id() in {
+        k.key_id for k in first.keys()
+    }
+
+
+def test_a_keyring_written_before_it_named_its_gateway_is_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "storage-keyring.json"
+    LocalKeyProvider(base_key=KEY, keyring_file=path).create_key()
+    doc = json.loads(path.read_text())
+    del doc["config_key_id"]
+    path.write_text(json.dumps(doc))
+    provider = LocalKeyProvider(base_key=KEY, keyring_file=path)
+    assert len(provider.keys()) == 2
+    provider.create_key()  # the next save names this gateway
+    assert json.loads(path.read_text())["config_key_id"] == legacy_key_id(KEY)
+
+
+def test_the_example_gateways_each_have_a_keyring_of_their_own() -> None:
+    from oso_gateway.config import load_settings
+    from oso_gateway.store.keyring import keyring_file_for
+
+    examples = Path(__file__).resolve().parent.parent / "examples" / "config"
+    files = {keyring_file_for(load_settings(p, {})) for p in examples.glob("gateway-*.toml")}
+    assert len(files) == 3

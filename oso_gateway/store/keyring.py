@@ -144,8 +144,9 @@ def _unb64(text: object, *, where: str) -> bytes:
     return value
 
 
-def _parse_keyring(text: str, *, where: str) -> tuple[bytes | None, list[_Entry]]:
-    """(lookup key, entries) from keyring JSON; errors name the place, never a key."""
+def _parse_keyring(text: str, *, where: str) -> tuple[bytes | None, list[_Entry], str | None]:
+    """(lookup key, entries, the id of the configured key of the gateway that wrote it) from
+    keyring JSON; errors name the place, never a key."""
     try:
         doc = json.loads(text)
     except ValueError:
@@ -173,7 +174,10 @@ def _parse_keyring(text: str, *, where: str) -> tuple[bytes | None, list[_Entry]
         entries.append(
             _Entry(info=info, material=None if material is None else _unb64(material, where=here))
         )
-    return lookup_key, entries
+    owner = doc.get("config_key_id")
+    if owner is not None and not isinstance(owner, str):
+        raise ConfigError(f"{where}: config_key_id must be a key id")
+    return lookup_key, entries, owner
 
 
 class LocalKeyProvider:
@@ -195,6 +199,8 @@ class LocalKeyProvider:
         self._stamp: tuple[int, int] | None = None
         self._lookup: bytes | None = None
         self._entries: dict[str, _Entry] = {}
+        #: the configured key id of the gateway the keyring belongs to (None: not yet known)
+        self._owner: str | None = None if base_key is None else legacy_key_id(base_key)
         self._load()
 
     def __repr__(self) -> str:
@@ -233,8 +239,18 @@ class LocalKeyProvider:
                 text = self._file.read_text("utf-8")
             except OSError as exc:
                 raise ConfigError(f"cannot read keyring file {where} ({exc.strerror})") from None
+        owner = None if self._base is None else legacy_key_id(self._base)
         if text is not None:
-            file_lookup, listed = _parse_keyring(text, where=where)
+            file_lookup, listed, written_by = _parse_keyring(text, where=where)
+            if written_by is not None and owner is not None and written_by != owner:
+                # Two gateways sharing one keyring would wrap each other's data under their
+                # keys, search with each other's lookup key and delete keys the other uses.
+                raise ConfigError(
+                    f"{where}: this keyring belongs to a gateway with another storage.key "
+                    f"(key id {written_by}; this configuration's is {owner}): give each gateway "
+                    "a keyring of its own (storage.keyring_file)"
+                )
+            owner = owner or written_by
             lookup = file_lookup or lookup
             for entry in listed:
                 known = entries.get(entry.info.key_id)
@@ -243,7 +259,7 @@ class LocalKeyProvider:
                     material = None  # the configured copy is ignored once destroyed
                 info = replace(entry.info, available=material is not None)
                 entries[entry.info.key_id] = _Entry(info=info, material=material)
-        self._entries, self._lookup, self._stamp = entries, lookup, stamp
+        self._entries, self._lookup, self._stamp, self._owner = entries, lookup, stamp, owner
 
     def _refresh(self) -> None:
         """Pick up a keyring that another process (``keys rotate``) changed."""
@@ -274,6 +290,7 @@ class LocalKeyProvider:
             )
         doc = {
             "format": FORMAT,
+            "config_key_id": self._owner,
             "lookup_key": None if self._lookup is None else _b64(self._lookup),
             "keys": keys,
         }
