@@ -44,6 +44,7 @@ def test_rotate_export_purge_verify_and_the_parents_report(tmp_path: Path) -> No
     code, out = run(RECEIVER, "inbox", "export", mid, "--out", str(tmp_path / "d.xml"))
     assert code == 0, out
     assert (tmp_path / "d.xml").read_bytes().startswith(b"<?xml")
+    assert (tmp_path / "d.xml").stat().st_mode & 0o777 == 0o600  # personal data: owner only
 
     code, out = run(RECEIVER, "retention", "purge", "--older-than", "0s", "--yes")
     assert code == 0 and mid in out
@@ -56,8 +57,11 @@ def test_rotate_export_purge_verify_and_the_parents_report(tmp_path: Path) -> No
     assert any(e.get("status") == "purged" and e.get("message_id") == mid for e in events), out
 
     pdf = tmp_path / "r.pdf"
+    pdf.write_bytes(b"")  # an existing file readable by all is made the owner's alone
+    pdf.chmod(0o644)
     code, out = run(SENDER, "disclosure", "report", "--message", mid, "--out", str(pdf))
     assert code == 0, out
+    assert pdf.stat().st_mode & 0o777 == 0o600
     text = " ".join(
         " ".join(
             p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf.read_bytes())).pages

@@ -122,7 +122,7 @@ def test_the_whole_pull_workflow_through_the_school_api(schools: tuple[Las, Las]
     assert new.get(f"requests/{request_id}").get_json()["status"] == "accepted"
 
     recorded = old.post(
-        f"requests/{request_id}/inzage", json={"date": "2030-01-01", "how": "meeting"}
+        f"requests/{request_id}/inzage", json={"date": "2026-01-05", "how": "meeting"}
     )
     assert recorded.status_code == 200 and recorded.get_json()["dossier"] == "queued"
     old.deliver()

@@ -92,7 +92,7 @@ def test_inzage_record_for_a_push_and_decline_usage(demo: tuple[Path, str]) -> N
     workdir, _ = demo
     old = str(workdir / OLD_CONFIG)
     recorded = _json(["inzage", "record", "--config", old, "--school", "00YY00", "--pupil-id",
-                      "999999187", "--date", "2030-01-01", "--how", "paper"])  # fmt: skip
+                      "999999187", "--date", "2026-01-05", "--how", "paper"])  # fmt: skip
     assert recorded == {"recorded": "inzage", "school": "00YY00"}
     refused = _json(["inzage", "record", "--config", old, "--school", "00YY00", "--pupil-id",
                      "999999187", "--waive", "onbereikbaar"], code=1)  # fmt: skip

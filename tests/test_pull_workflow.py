@@ -96,7 +96,7 @@ def test_accept_then_inzage_then_delivery_ends_delivered_on_both_sides(pp: PullP
     held = pp.old.pull.answer_with_dossier(request_id, data)
     assert held.outcome == "held" and _old(pp, request_id).held
     released = pp.old.pull.record_inzage(
-        request_id, inzage_date=date(2030, 1, 1), how="paper", zienswijze="Wij zijn het eens."
+        request_id, inzage_date=date(2026, 1, 5), how="paper", zienswijze="Wij zijn het eens."
     )
     assert released is not None and released.outcome == "queued"
     pp.drain()
@@ -115,18 +115,32 @@ def test_accept_then_inzage_then_delivery_ends_delivered_on_both_sides(pp: PullP
 
 def test_answering_a_received_request_with_the_dossier_accepts_it(pp: PullPair) -> None:
     request_id, data = _request(pp)
-    pp.old.pull.record_inzage(request_id, inzage_date=date(2030, 1, 1), how="meeting")
+    pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
     outcome = pp.old.pull.answer_with_dossier(request_id, data)
     assert outcome.outcome == "queued"
     pp.drain()
     assert _new(pp, request_id).status == "delivered"
 
 
+def test_an_inzage_dated_in_the_future_is_refused(pp: PullPair) -> None:
+    """An inzage that has not happened yet is no inzage: it does not release the dossier."""
+    request_id, data = _request(pp)
+    assert pp.old.pull.answer_with_dossier(request_id, data).outcome == "held"
+    later = (pp.old.pull.clock() + timedelta(days=3)).date()
+    with pytest.raises(GatewayError) as info:
+        pp.old.pull.record_inzage(request_id, inzage_date=later, how="paper")
+    assert info.value.code == "OSO-E471" and "future" in info.value.detail
+    assert _old(pp, request_id).held  # still held
+    today = pp.old.pull.clock().date()
+    released = pp.old.pull.record_inzage(request_id, inzage_date=today, how="paper")
+    assert released is not None and released.outcome == "queued"
+
+
 def test_the_zienswijze_is_stored_encrypted(pp: PullPair) -> None:
     request_id, _ = _request(pp)
     secret = "Wij vinden het advies te streng (zienswijze-7731)"
     pp.old.pull.record_inzage(
-        request_id, inzage_date=date(2030, 1, 1), how="digital", zienswijze=secret
+        request_id, inzage_date=date(2026, 1, 5), how="digital", zienswijze=secret
     )
     raw = Path(pp.old.store.engine.url.database or "").read_bytes()
     assert b"zienswijze-7731" not in raw
@@ -170,7 +184,7 @@ def test_withdrawal_reaches_the_old_school_and_drops_a_held_dossier(
     old = _old(pp, request_id)
     assert old.status == "withdrawn" and not old.held
     with pytest.raises(GatewayError) as info:
-        pp.old.pull.record_inzage(request_id, inzage_date=date(2030, 1, 1), how="paper")
+        pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="paper")
     assert _code(info) == "OSO-E474"
 
 
@@ -184,7 +198,7 @@ def test_a_request_past_its_deadline_expires(pp: PullPair) -> None:
 
 def test_a_name_mismatch_is_only_a_warning(pp: PullPair) -> None:
     request_id, data = _request(pp, family_name="Pieters-Anders")
-    pp.old.pull.record_inzage(request_id, inzage_date=date(2030, 1, 1), how="meeting")
+    pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
     outcome = pp.old.pull.answer_with_dossier(request_id, data)
     assert outcome.outcome == "queued" and outcome.name_warning
     pp.drain()
@@ -265,7 +279,7 @@ def test_the_gate_holds_for_a_push_when_the_policy_says_so(tmp_path: Path) -> No
         pp.old.pull.record_push_inzage(
             school=OLD,
             pupil_identifier=pupil.identifier,
-            inzage_date=date(2030, 1, 1),
+            inzage_date=date(2026, 1, 5),
             how="meeting",
         )
         push()

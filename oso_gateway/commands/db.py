@@ -95,6 +95,15 @@ def fail(exc: GatewayError, *, status: int = 1) -> NoReturn:
     raise SystemExit(status)
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` readable by its owner only (0600) from the first byte on: a
+    dossier or a parents' report holds personal data (an existing file is made 0600 too)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(data)
+
+
 @click.group("db")
 def db_group() -> None:
     """Database schema and storage key."""

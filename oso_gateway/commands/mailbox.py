@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from oso_gateway.commands.db import config_option, fail, services_or_exit
+from oso_gateway.commands.db import config_option, fail, services_or_exit, write_private
 from oso_gateway.commands.transfer import outbox_group
 from oso_gateway.errors import GatewayError
 
@@ -194,8 +194,7 @@ def export_command(
         return data
 
     data = _run(config_file, school, work)
-    out.write_bytes(data)
-    out.chmod(0o600)
+    write_private(out, data)
     result = {"message_id": message_id, "format": fmt, "bytes": len(data), "out": str(out)}
     _emit(result, as_json, lambda r: click.echo(f"wrote {r['bytes']} bytes to {r['out']}"))
 

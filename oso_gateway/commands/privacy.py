@@ -15,7 +15,13 @@ from pathlib import Path
 
 import click
 
-from oso_gateway.commands.db import config_option, fail, settings_or_exit, store_or_exit
+from oso_gateway.commands.db import (
+    config_option,
+    fail,
+    settings_or_exit,
+    store_or_exit,
+    write_private,
+)
 from oso_gateway.errors import (
     DisclosureNotFound,
     GatewayError,
@@ -102,10 +108,7 @@ def report_command(
     report = build_report(
         found, language=lang, now=datetime.now(UTC), pupil_tail=pupil[-4:] if pupil else None
     )
-    if fmt == "html":
-        out.write_text(render_html(report), encoding="utf-8")
-    else:
-        out.write_bytes(render_pdf(report))
+    write_private(out, render_html(report).encode("utf-8") if fmt == "html" else render_pdf(report))
     click.echo(f"wrote {fmt.upper()} report of {len(found)} transfer(s) to {out}")
 
 

@@ -337,7 +337,7 @@ class PullService:
         record = self.find(request_id, side=m.HOLDER, schools=schools)
         if record.status not in OPEN_HOLDER:
             raise RequestStateInvalid(f"request {request_id} is {record.status}")
-        self._check_inzage_args(record.our_school, inzage_date, how, waiver)
+        self._check_inzage_args(record.our_school, inzage_date, how, waiver, now=now)
         self.requests.record_inzage(
             school=record.our_school,
             request_pk=record.pk,
@@ -368,7 +368,7 @@ class PullService:
         now = now or self.clock()
         if not (bsn_is_valid(pupil_identifier) or onderwijsnummer_is_valid(pupil_identifier)):
             raise PupilIdentifierInvalid("the pupil identifier fails the 11-proef")
-        self._check_inzage_args(school.code, inzage_date, how, waiver)
+        self._check_inzage_args(school.code, inzage_date, how, waiver, now=now)
         self.requests.record_inzage(
             school=school.code,
             request_pk=None,
@@ -496,7 +496,13 @@ class PullService:
         return not entry.waived or policy.inzage == INZAGE_OR_WAIVER
 
     def _check_inzage_args(
-        self, school: str, inzage_date: date | None, how: str | None, waiver: str | None
+        self,
+        school: str,
+        inzage_date: date | None,
+        how: str | None,
+        waiver: str | None,
+        *,
+        now: datetime,
     ) -> None:
         if waiver is not None:
             if not waiver.strip():
@@ -506,6 +512,8 @@ class PullService:
             return
         if inzage_date is None or how not in INZAGE_HOW:
             raise InzageMissing("an inzage needs its date and how (" + ", ".join(INZAGE_HOW) + ")")
+        if inzage_date > (now + timedelta(days=1)).date():  # a day's grace for time zones
+            raise InzageMissing(f"the inzage date {inzage_date} lies in the future")
 
     def _deliver(
         self, record: RequestRecord, dossier: bytes, *, now: datetime, name_warning: bool
