@@ -341,3 +341,19 @@ def test_the_example_gateways_each_have_a_keyring_of_their_own() -> None:
     examples = Path(__file__).resolve().parent.parent / "examples" / "config"
     files = {keyring_file_for(load_settings(p, {})) for p in examples.glob("gateway-*.toml")}
     assert len(files) == 3
+
+
+def test_a_row_written_under_a_key_another_process_added_opens_without_a_restart(
+    tmp_path: Path,
+) -> None:
+    """``serve`` keeps its keyring: after ``keys rotate`` in another process, a pull row the
+    CLI encrypted under the new key failed in ``serve`` with "the keyring does not hold X
+    (the active key is X)" (found by a helper's walkthrough on PostgreSQL)."""
+    path = tmp_path / "storage-keyring.json"
+    serving = AtRestCipher(provider=LocalKeyProvider(base_key=KEY, keyring_file=path))
+    assert serving.key_id == legacy_key_id(KEY)  # loaded before the rotation
+    cli = AtRestCipher(provider=LocalKeyProvider(base_key=KEY, keyring_file=path))
+    new_key = cli.provider.create_key()  # type: ignore[attr-defined]
+    assert cli.key_id == new_key
+    blob = cli.encrypt(b"pull row", aad=b"row-1")
+    assert serving.decrypt(blob, aad=b"row-1", key_id=new_key) == b"pull row"

@@ -35,6 +35,9 @@ class AtRestDecryptionError(LocalError):
     """Stored data cannot be decrypted: wrong storage key, or the row was altered or swapped."""
 
     code = "OSO-E504"
+    #: At a receiver it is the receiver's own state (a keyring not yet re-read, a key its
+    #: operator restores): the sender tries again later rather than give the dossier up.
+    transient = True
 
 
 class DirectoryFileError(ConfigError):

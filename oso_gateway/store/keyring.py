@@ -358,8 +358,13 @@ class LocalKeyProvider:
         return hmac.new(self._lookup, message, hashlib.sha256).digest()
 
     def legacy_material(self, key_id: str) -> bytes | None:
-        """The material of a key that encrypted rows directly (before data keys), if held."""
+        """The material of a key that encrypted rows directly (before data keys), if held (a
+        key another process added since: the keyring file is read again, as ``_material``
+        does; without it, a row the CLI wrote under a new key failed in ``serve``)."""
         entry = self._entries.get(key_id)
+        if entry is None:
+            self._refresh()
+            entry = self._entries.get(key_id)
         return None if entry is None else entry.material
 
     def create_key(self, *, school: str | None = None) -> str:
