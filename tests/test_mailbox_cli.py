@@ -79,6 +79,20 @@ def test_export_writes_schema_and_rule_valid_xml_without_the_withheld_category(
         assert root.xpath(path, namespaces=ns) == sent.xpath(path, namespaces=ns) != ""
 
 
+def test_export_to_standard_output_writes_the_dossier_alone(demo: Path, tmp_path: Path) -> None:
+    """``--out -`` pipes the dossier into the school's system; it wrote a file named "-"."""
+    config = demo / RECEIVER / "config.toml"
+    message_id = inbox_id(config)
+    result = CliRunner().invoke(
+        main, ["--config", str(config), "inbox", "export", message_id, "--out", "-", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes.startswith(b"<?xml")
+    assert validate_dossier(result.stdout_bytes, now=datetime.now(UTC)).valid
+    assert json.loads(result.stderr)["out"] == "-"
+    assert not Path("-").exists()
+
+
 def test_export_json_and_categories_keep_only_the_chosen_and_required(
     demo: Path, tmp_path: Path
 ) -> None:

@@ -9,6 +9,7 @@ statuses, sizes and codes; only ``inbox export`` writes the dossier itself (to `
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -170,7 +171,12 @@ inbox_group.command("ack", help="Acknowledge: the school's system has taken it (
 @inbox_group.command("export")
 @_common
 @click.argument("message_id")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    required=True,
+    help="File to write (mode 0600), or - for standard output (a pipe into the school's system).",
+)
 @click.option("--format", "fmt", type=click.Choice(["xml", "json"]), default="xml")
 @click.option(
     "--categories", default=None, help="Only these category keys (comma-separated) + required."
@@ -184,7 +190,8 @@ def export_command(
     fmt: str,
     categories: str | None,
 ) -> None:
-    """Write the dossier of MESSAGE_ID to --out as OSO XML (or JSON)."""
+    """Write the dossier of MESSAGE_ID to --out as OSO XML (or JSON); --out - writes it to
+    standard output and the summary (with --json too) to standard error."""
     from oso_gateway.transfer.mailbox import parse_categories
 
     def work(services: Any, scope: Any) -> bytes:
@@ -194,8 +201,23 @@ def export_command(
         return data
 
     data = _run(config_file, school, work)
-    write_private(out, data)
-    result = {"message_id": message_id, "format": fmt, "bytes": len(data), "out": str(out)}
+    to_stdout = str(out) == "-"
+    if to_stdout:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        write_private(out, data)
+    result = {
+        "message_id": message_id,
+        "format": fmt,
+        "bytes": len(data),
+        "out": "-" if to_stdout else str(out),
+    }
+    if to_stdout:  # standard output holds the dossier alone
+        line = json.dumps(result) if as_json else f"wrote {len(data)} bytes to standard output"
+        click.echo(line, err=True)
+        return
     _emit(result, as_json, lambda r: click.echo(f"wrote {r['bytes']} bytes to {r['out']}"))
 
 
