@@ -75,6 +75,7 @@ def test_keygen_writes_a_private_key_file_that_the_config_accepts(tmp_path: Path
     result = CliRunner().invoke(main, ["db", "keygen", "--out", str(key_file)])
     assert result.exit_code == 0, result.output
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(key_file.parent).st_mode) == 0o700  # it made the directory
     assert len(base64.b64decode(key_file.read_text().strip())) == 32
     settings = load_settings(_config(tmp_path, f'[storage]\nkey_file = "{key_file}"\n'), {})
     assert settings.storage_key == base64.b64decode(key_file.read_text().strip())
@@ -83,3 +84,22 @@ def test_keygen_writes_a_private_key_file_that_the_config_accepts(tmp_path: Path
     again = CliRunner().invoke(main, ["db", "keygen", "--out", str(key_file)])
     assert again.exit_code == 2 and "refusing to overwrite" in again.output
     assert key_file.read_bytes() == before
+
+
+def test_the_sqlite_files_are_their_owners_alone(tmp_path: Path) -> None:
+    """The database holds encrypted dossiers and keyed hashes: its files and directory are
+    created 0600 / 0700 whatever the umask (they were 0644; found by a helper's walkthrough)."""
+    config = _config(tmp_path)
+    old = os.umask(0o022)
+    try:
+        assert CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)]).exit_code == 0
+        engine = create_store_engine(load_settings(config, {}).database_url)
+        with engine.begin() as conn:  # a write: the WAL and its index exist
+            conn.execute(text("CREATE TABLE probe (x INTEGER)"))
+            files = sorted(Path(engine.url.database or "").parent.glob("*.sqlite*"))
+            modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}
+        engine.dispose()
+    finally:
+        os.umask(old)
+    assert {name.rsplit(".sqlite", 1)[1] for name in modes} >= {"", "-wal", "-shm"}
+    assert set(modes.values()) == {0o600}, modes

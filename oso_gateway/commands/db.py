@@ -170,7 +170,7 @@ def keygen_command(out: Path) -> None:
 
     Keep it safe and backed up: without it the stored dossiers cannot be read.
     """
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -97,7 +97,12 @@ def create_store_engine(url: str, **kwargs: Any) -> Engine:
 def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = Path(database).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Created here, its owner's alone: SQLite gives the -wal and -shm files the database
+        # file's mode, and left to itself would create it 0644 (under the usual umask).
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")

@@ -246,8 +246,8 @@ def write_anchor(store: Store, identity: Identity, path: Path, *, now: datetime)
         key=identity.private_key,
         certificate=identity.certificate,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)  # no personal data
     try:
         os.write(fd, (anchor.to_json() + "\n").encode("ascii"))
         os.fsync(fd)
