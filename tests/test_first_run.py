@@ -109,6 +109,24 @@ def test_a_store_command_without_config_does_not_create_a_database(
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.parametrize(
+    "command", [["inbox", "list"], ["outbox", "list"], ["request", "list"], ["keys", "list"]]
+)
+def test_every_command_without_config_says_none_was_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """They stopped at the first thing the defaults lack (an identity, a storage key) without
+    saying why that was missing (found by a helper's walkthrough)."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("OSO_GATEWAY_CONFIG", "OSO_GATEWAY_DATABASE_URL", "OSO_GATEWAY_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 2, result.output
+    assert "OSO-E5" in result.output
+    assert "no configuration file was given" in result.output and "--config" in result.output
+    assert not (tmp_path / "data").exists()
+
+
 def test_db_upgrade_without_config_warns_where_it_creates_the_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -74,7 +74,7 @@ def services_or_exit(config_file: Path | None) -> GatewayServices:
     try:
         return build_services(settings)
     except GatewayError as exc:
-        fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
+        fail(exc, status=2 if isinstance(exc, ConfigError) else 1, hint=_no_config_hint(settings))
 
 
 def store_or_exit(settings: Settings, *, require_key: bool = True) -> Store:
@@ -85,13 +85,26 @@ def store_or_exit(settings: Settings, *, require_key: bool = True) -> Store:
     try:
         return open_store(settings, require_key=require_key)
     except (ConfigError, SchemaNotCurrent) as exc:
-        fail(exc, status=2)
+        fail(exc, status=2, hint=_no_config_hint(settings))
     except GatewayError as exc:
-        fail(exc)
+        fail(exc, hint=_no_config_hint(settings))
 
 
-def fail(exc: GatewayError, *, status: int = 1) -> NoReturn:
+def _no_config_hint(settings: Settings) -> str | None:
+    """When no configuration file was given at all, say so: a command run without --config
+    (nor OSO_GATEWAY_CONFIG) fails on whatever the defaults lack first (an identity, a key)."""
+    if settings.config_file is not None:
+        return None
+    return (
+        "no configuration file was given: pass the gateway's with --config FILE "
+        "(or set OSO_GATEWAY_CONFIG)"
+    )
+
+
+def fail(exc: GatewayError, *, status: int = 1, hint: str | None = None) -> NoReturn:
     click.echo(f"error: {exc.code}: {exc.detail}", err=True)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
     raise SystemExit(status)
 
 
