@@ -147,6 +147,9 @@ class ApiSettings:
     tls_key_file: Path | None = setting(None)
     #: per API client (Flask-Limiter notation, e.g. "120/minute;2000/hour")
     rate_limit: str = setting("120/minute")
+    #: requests with a missing or wrong credential, per client address (same notation): over
+    #: it, 429 before the credential is looked at
+    failed_auth_limit: str = setting("30/minute;300/hour")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -733,6 +736,8 @@ _RATE_LIMIT = r"\d+ ?(/|per) ?\d* ?[a-z]+( ?[;,] ?\d+ ?(/|per) ?\d* ?[a-z]+)*"
 def _check_api(table: _Reader, api: ApiSettings) -> ApiSettings:
     if not re.fullmatch(_RATE_LIMIT, api.rate_limit):
         raise table.error("rate_limit", "must read like 120/minute or 120/minute;2000/hour")
+    if not re.fullmatch(_RATE_LIMIT, api.failed_auth_limit):
+        raise table.error("failed_auth_limit", "must read like 30/minute or 30/minute;300/hour")
     if (api.tls_cert_file is None) != (api.tls_key_file is None):
         raise table.error("tls_cert_file", "set both api.tls_cert_file and api.tls_key_file")
     return api

@@ -198,3 +198,50 @@ def test_two_console_processes_share_the_login_limit_per_address(
         assert login(apps[0].test_client(), ADMIN_NAME, address="192.0.2.8").status_code == 302
     finally:
         store.engine.dispose()
+
+
+def test_failed_authentications_are_limited_per_address_before_the_lookup(vendor: Any) -> None:
+    """Requests without a valid credential passed Flask-Limiter uncounted (its limit is per
+    authenticated client), so guesses were unbounded (found by a helper's attack)."""
+    settings, services = vendor
+    settings = dataclasses.replace(
+        settings, api=dataclasses.replace(settings.api, failed_auth_limit="3/minute")
+    )
+    clients = ApiClients(ApiClientStore(services.store.engine), served=services.schools)
+    _record, credential = clients.add("LAS", ["02CD00"], now=datetime.now(UTC))
+    app = create_api_app(settings, services=services)
+    first, second = app.test_client(), create_api_app(settings, services=services).test_client()
+    guess = {"Authorization": "Bearer c-0123456789abcdef." + "A" * 43}
+    codes = [
+        (first if i % 2 else second)
+        .get("/api/v1/inbox/messages", headers=guess, environ_base={"REMOTE_ADDR": "192.0.2.9"})
+        .status_code
+        for i in range(5)
+    ]
+    assert codes == [401, 401, 401, 429, 429]
+    refused = first.get(
+        "/api/v1/inbox/messages",
+        headers={"Authorization": f"Bearer {credential}"},  # even a right one, from there
+        environ_base={"REMOTE_ADDR": "192.0.2.9"},
+    )
+    assert refused.status_code == 429 and refused.get_json()["code"] == "OSO-E609"
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    elsewhere = first.get(
+        "/api/v1/inbox/messages",
+        headers={"Authorization": f"Bearer {credential}"},
+        environ_base={"REMOTE_ADDR": "192.0.2.10"},
+    )
+    assert elsewhere.status_code == 200
+    missing = first.get("/api/v1/inbox/messages", environ_base={"REMOTE_ADDR": "192.0.2.11"})
+    assert missing.status_code == 401  # a missing credential counts too, from its address
+
+
+def test_a_failed_auth_limit_that_does_not_parse_is_a_configuration_error(tmp_path: Path) -> None:
+    from oso_gateway.config import load_settings
+    from oso_gateway.errors import ConfigError
+
+    config = tmp_path / "gateway.toml"
+    config.write_text('[api]\nfailed_auth_limit = "lots"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(config, {})
+    assert "failed_auth_limit" in info.value.detail

@@ -19,9 +19,10 @@ from typing import Any
 
 from flask import Flask
 from flask_limiter import Limiter
+from limits import parse_many
 from limits.storage import Storage
 
-from oso_gateway.errors import StoreUnavailable
+from oso_gateway.errors import ApiRateLimited, StoreUnavailable
 from oso_gateway.store import RateLimitCounters
 
 #: the ``storage_uri`` that names this storage (``storage_options`` carries the counters)
@@ -87,3 +88,40 @@ def database_limiter(
         headers_enabled=True,
         **kwargs,
     )
+
+
+class FailureLimit:
+    """A limit on failures (a missing or wrong credential) per client address, in the same
+    shared counters: a flood of guesses is answered 429 (``ApiRateLimited``, with the seconds
+    to wait as ``retry_after``) before each one costs a credential look-up. Flask-Limiter's
+    limits count requests that passed authentication, so failed ones were not limited at all.
+    """
+
+    def __init__(
+        self, counters: RateLimitCounters, limit: str, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.counters, self.clock = counters, clock
+        self.items = parse_many(limit)
+
+    def _key(self, address: str, seconds: int) -> str:
+        return f"auth-failures/{seconds}:{address}"
+
+    def check(self, address: str) -> None:
+        now = self.clock()
+        for item in self.items:
+            key = self._key(address, item.get_expiry())
+            if self.counters.get(key, now=now) >= item.amount:
+                wait = max(1, int(self.counters.window_ends(key, now=now) - now + 0.999))
+                error = ApiRateLimited("too many failed authentications from this address")
+                error.retry_after = wait  # type: ignore[attr-defined]
+                raise error
+
+    def count(self, address: str) -> None:
+        now = self.clock()
+        for item in self.items:
+            self.counters.incr(
+                self._key(address, item.get_expiry()),
+                window=item.get_expiry(),
+                amount=1,
+                now=now,
+            )

@@ -147,10 +147,12 @@ def _install_security(app: SchoolApi, settings: Settings) -> None:
     from oso_gateway.store import RateLimitCounters
     from oso_gateway.store.api_clients import ApiClientStore
     from oso_gateway.transfer.apiclients import ApiClients
-    from oso_gateway.web.ratelimit import database_limiter
+    from oso_gateway.web.ratelimit import FailureLimit, database_limiter
 
     services = app.extensions[SERVICES_KEY]
     clients: list[ApiClients] = []  # built at the first request (the spec needs no store)
+    counters = RateLimitCounters(services.store.engine)
+    failures = FailureLimit(counters, settings.api.failed_auth_limit)
 
     @app.before_request
     def _authenticate() -> None:
@@ -160,11 +162,17 @@ def _install_security(app: SchoolApi, settings: Settings) -> None:
         if not clients:
             store = ApiClientStore(services.store.engine)
             clients.append(ApiClients(store, served=services.schools))
-        g.api_client = clients[0].authenticate(request.headers.get("Authorization"))
+        address = request.remote_addr or "unknown"
+        failures.check(address)  # over the limit: 429 before the credential is looked at
+        try:
+            g.api_client = clients[0].authenticate(request.headers.get("Authorization"))
+        except (se.ApiCredentialMissing, se.ApiCredentialInvalid):
+            failures.count(address)
+            raise
 
     database_limiter(
         app,
-        RateLimitCounters(services.store.engine),
+        counters,
         key_func=lambda: "api:" + g.api_client.client_id if g.get("api_client") else "anonymous",
         default_limits=[settings.api.rate_limit],
         default_limits_exempt_when=lambda: g.get("api_client") is None,
@@ -221,7 +229,10 @@ def _install_error_handlers(app: SchoolApi) -> None:
             "school API %s %s: %s %r", request.method, request.path[:200], exc.code, exc.detail
         )
         extra = {"duplicate_of": exc.original} if isinstance(exc, se.DuplicateDossier) else None
-        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else {}
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            headers["Retry-After"] = str(retry_after)
         return problem(exc, extra=extra, headers=headers)
 
     @app.errorhandler(HTTPException)
