@@ -210,6 +210,13 @@ def test_on_one_gateway_the_new_school_cannot_act_for_the_old_school(
         assert (answer.status_code, answer.get_json()["code"]) == (404, "OSO-E473")
     holder = old.services.pull.find(request_id, side=m.HOLDER)
     assert holder.status == "received" and not holder.held
+    # the request's own messages are not inbox or outbox items of either school's client
+    for las, box in ((new, "outbox"), (old, "inbox")):
+        answer = las.post(
+            f"{box}/messages/{request_id}/" + ("cancel" if box == "outbox" else "ack")
+        )
+        assert (answer.status_code, answer.get_json()["code"]) == (404, "OSO-E602"), box
+        assert las.get(f"{box}/messages/{request_id}").status_code == 404
 
     # each school's client sees its own row
     assert new.get(f"requests/{request_id}").get_json()["side"] == "sent"

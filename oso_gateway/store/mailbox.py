@@ -96,12 +96,18 @@ class Mailbox:
         return self.store._read(work)
 
     def get(
-        self, direction: str, message_id: str, *, schools: Sequence[str] | None
+        self,
+        direction: str,
+        message_id: str,
+        *,
+        schools: Sequence[str] | None,
+        actions: Sequence[str] | None = None,
     ) -> MessageRecord | None:
-        """The message with this id in this direction among ``schools``' messages (newest)."""
+        """The message with this id in this direction among ``schools``' messages (newest);
+        ``actions``: only a message of one of these SOAP actions."""
 
         def work(session: Session) -> MessageRecord | None:
-            row = _find(session, direction, message_id, schools)
+            row = _find(session, direction, message_id, schools, actions)
             return None if row is None else record_of(row)
 
         return self.store._read(work)
@@ -272,7 +278,11 @@ class Mailbox:
 
 
 def _find(
-    session: Session, direction: str, message_id: str, schools: Sequence[str] | None
+    session: Session,
+    direction: str,
+    message_id: str,
+    schools: Sequence[str] | None,
+    actions: Sequence[str] | None = None,
 ) -> m.Message | None:
     stmt = (
         select(m.Message)
@@ -286,4 +296,6 @@ def _find(
     )
     if schools is not None:
         stmt = stmt.where(m.Message.our_school.in_(tuple(schools)))
+    if actions is not None:
+        stmt = stmt.where(m.Message.action.in_(tuple(actions)))
     return session.scalars(stmt).first()

@@ -172,9 +172,15 @@ class _Boxes:
         )
 
     def find(self, scope: Scope, message_id: str) -> MessageRecord:
+        """A message the scope's lists show. A school's client sees the dossiers there; the
+        pull workflow's own messages (requests, answers) it handles through its requests, not
+        as inbox or outbox items (an operator, every school's scope, reaches them all)."""
         if not message_id or len(message_id) > 100:
             raise MessageNotFound("message id empty or too long")
-        record = self.mailbox.get(self.direction, message_id, schools=scope.schools)
+        actions = None if scope.schools is None else self.actions
+        record = self.mailbox.get(
+            self.direction, message_id, schools=scope.schools, actions=actions
+        )
         if record is None:
             raise MessageNotFound(f"no {self.direction} message {message_id[:100]} in scope")
         return record
