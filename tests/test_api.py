@@ -144,6 +144,11 @@ def test_inbox_fetch_as_xml_json_and_chosen_categories_then_ack(api: LiveApi) ->
 def test_decline_keeps_the_record_and_drops_the_content(api: LiveApi) -> None:
     message_id = api.inbox_ids[SCHOOL_A]
     bad = api.post(f"inbox/messages/{message_id}/decline", SCHOOL_A, json={"reason": ""})
+    for control in ("\u0000", "a\u001bb", "x\u007f"):  # free text: no control characters
+        refused = api.post(
+            f"inbox/messages/{message_id}/decline", SCHOOL_A, json={"reason": control}
+        )
+        assert (refused.status_code, refused.json()["code"]) == (400, "OSO-E606"), control
     assert bad.status_code == 400 and bad.json()["code"] == "OSO-E606"
     assert bad.json()["errors"][0]["location"] == "reason"
     answer = api.post(

@@ -15,6 +15,8 @@ from oso_gateway.protocol import BRIN_PATTERN, VESTIGING_PATTERN
 from oso_gateway.store import models as m
 
 MESSAGE_ID = r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+#: free text a person types (a reason, a view): no control characters but tab and line breaks
+TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 SCHOOL = f"^{BRIN_PATTERN}{VESTIGING_PATTERN}$"
 CATEGORIES = r"^[a-z]+(,[a-z]+)*$"
 
@@ -201,4 +203,9 @@ class IdempotencyHeader(BaseModel):
 class DeclineBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=500, description="Kept for audit, never logged")
+    reason: str = Field(
+        min_length=1,
+        max_length=500,
+        pattern=TEXT,
+        description="Kept for audit, never logged (no control characters)",
+    )

@@ -81,17 +81,24 @@ class AcceptBody(BaseModel):
 
 class DeclineBody(BaseModel):
     reason: Reason
-    text: str | None = Field(default=None, min_length=1, max_length=1000)
+    text: str | None = Field(default=None, min_length=1, max_length=1000, pattern=am.TEXT)
 
 
 class InzageBody(BaseModel):
     date: dt.date | None = Field(default=None, description="When the parents saw the dossier")
     how: Literal["meeting", "paper", "digital", "other"] | None = None
     zienswijze: str | None = Field(
-        default=None, max_length=20000, description="The parents' view (stored encrypted)"
+        default=None,
+        max_length=20000,
+        pattern=am.TEXT,
+        description="The parents' view (stored encrypted)",
     )
     waiver: str | None = Field(
-        default=None, min_length=1, max_length=1000, description="No inzage: the reason"
+        default=None,
+        min_length=1,
+        max_length=1000,
+        pattern=am.TEXT,
+        description="No inzage: the reason",
     )
 
 
