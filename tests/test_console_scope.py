@@ -91,3 +91,42 @@ def test_operator_add_takes_schools(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     record = OperatorStore(engine).get("noord")
     engine.dispose()
     assert record is not None and record.schools == ("02CD00",)
+
+
+def _inbound(store: Store, *, ours: str, signer: str, digest: str) -> int:
+    from datetime import date
+
+    from oso_gateway.store import Imported, PupilFacts
+
+    result = store.import_inbound(
+        message_id="urn:uuid:7e57e57e-0000-4000-8000-000000000001",  # the same id, twice
+        action="urn:oso:dossier:deliver",
+        dossier=b"<dossier/>",
+        payload_digest=digest * 64,
+        receipt=b"<receipt/>",
+        now=Clock()(),
+        counterpart_oin=signer,
+        counterpart_school="00YY00",
+        our_school=ours,
+        pupil=PupilFacts(family_name="X", birth_date=date(2014, 5, 6), bsn="123456782"),
+    )
+    assert isinstance(result, Imported)
+    return result.message.pk
+
+
+def test_a_scoped_operator_sees_no_log_event_of_another_schools_message_with_the_same_id(
+    tmp_path: Path, store: Store
+) -> None:
+    """A MessageID is unique per sender only: two senders may use one id for messages to two
+    schools of this gateway. The transfer page listed the log events of both (found by a
+    helper's attack); a scoped operator now sees those of its own school's message only."""
+    mine = _inbound(store, ours="02CD00", signer="00000001000000000001", digest="a")
+    _inbound(store, ours="03EF00", signer="00000001000000000002", digest="b")
+    scoped = console_app(tmp_path, store).test_client()
+    assert login(scoped, "only-02cd").status_code == 302
+    page = scoped.get(f"/console/transfers/{mine}").get_data(as_text=True)
+    assert "02CD" in page
+    assert "03EF" not in page and "00000001000000000002" not in page
+    everyone = console_app(tmp_path / "b", store).test_client()
+    assert login(everyone, "all-schools").status_code == 302
+    assert "03EF" in everyone.get(f"/console/transfers/{mine}").get_data(as_text=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -305,11 +305,16 @@ def transfer(pk: int) -> ResponseReturnValue:
         abort(404)
     events = ctx.store.events(pk)
     codes = _unique([row.last_error_code, *(e.error_code for e in events)])
+    log = select_events(ctx.store, LogFilter(message_id=row.message_id), limit=200)
+    if _schools() is not None:
+        # A peer chooses its MessageIDs: another school's message may carry this one's. An
+        # operator scoped to schools sees the events of this school's message only.
+        log = [entry for entry in log if _event_of(entry.event, row)]
     return render_template(
         "console/transfer.html",
         row=row,
         events=events,
-        log=select_events(ctx.store, LogFilter(message_id=row.message_id), limit=200),
+        log=log,
         explanations=[
             x for x in (q.explain(c, direction=row.direction) for c in codes) if x is not None
         ],
@@ -477,6 +482,14 @@ def _expiring(ctx: ConsoleContext, now: datetime) -> list[q.ExpiryItem]:
         certs += [("intermediate CA", c) for c in ctx.trust.intermediates]
         crls = ctx.trust.crls
     return q.expiring(certificates=certs, crls=crls, now=now)
+
+
+def _event_of(event: Mapping[str, str], row: listing.TransferRow) -> bool:
+    """Whether a log event with ``row``'s MessageID is about ``row``: same direction and the
+    same school of ours (an event that names no school, such as a school-API call, is not
+    shown: it cannot be told apart from one about another school's message)."""
+    school = event.get("school_brin", "") + event.get("school_vestiging", "")
+    return event.get("direction") == row.direction and bool(school) and school == row.our_school
 
 
 def _schools() -> tuple[str, ...] | None:
