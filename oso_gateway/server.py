@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -213,6 +214,18 @@ class _Server(wsgi.Server):
     """cheroot's server, but a fresh TLS connection waits in the selector until it is readable."""
 
     ConnectionClass = _TLSConnection
+
+    def error_log(self, msg: str = "", level: int = 20, traceback: bool = False) -> None:
+        """cheroot's own errors (a peer gone mid-request, a TLS error) through our log: the
+        exception's type, never its text or a raw traceback on standard error (cheroot's
+        default), since an exception's text is made of its input."""
+        exc = sys.exc_info()[1] if traceback else None
+        if exc is None:
+            log.log(level, "%s", msg)
+        elif msg == repr(exc):  # cheroot's message is the exception's text itself
+            log.log(level, "request failed in the HTTP server: %s", type(exc).__name__)
+        else:
+            log.log(level, "%s (%s)", msg, type(exc).__name__)
 
     def process_conn(self, conn: HTTPConnection) -> None:
         if isinstance(conn, _TLSConnection) and not conn.handshaken and not conn.parked:

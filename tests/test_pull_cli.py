@@ -88,6 +88,30 @@ def test_request_send_answer_decline_withdraw_and_inzage_by_hand(demo: tuple[Pat
     assert bad["error"] == "OSO-E483"
 
 
+def test_request_send_reads_the_pupil_from_standard_input(demo: tuple[Path, str]) -> None:
+    """``--pupil -`` keeps the BSN, name and birth date off the command line (the process list
+    and the shell's history; found by a helper's privacy review)."""
+    workdir, _ = demo
+    new = str(workdir / NEW_CONFIG)
+    base = ["request", "send", "--config", new, "--from", "01AB00", "--to", "00YY00", "--json"]
+    pupil = {"bsn": "999999187", "birth_date": "2015-02-02", "family_name": "Peters"}
+    sent = CliRunner().invoke(main, [*base, "--pupil", "-"], input=json.dumps(pupil))
+    assert sent.exit_code == 0, sent.output
+    request_id = json.loads(sent.output)["request_id"]
+    shown = _json(["request", "show", request_id, "--config", new])
+    shown_pupil = shown["pupil"]
+    assert isinstance(shown_pupil, dict)
+    assert {k: shown_pupil.get(k) for k in pupil} == pupil
+    both = CliRunner().invoke(main, [*base, "--pupil", "-", "--bsn", "1"], input="{}")
+    assert both.exit_code == 2 and "either" in both.output
+    for bad in ("not json", '{"bsn": 999999187}', '{"shoe_size": "42"}', '{"birth_date": "x"}'):
+        refused = CliRunner().invoke(main, [*base, "--pupil", "-"], input=bad)
+        assert refused.exit_code == 2, bad
+        assert "999999187" not in refused.output
+    missing = CliRunner().invoke(main, [*base, "--bsn", "999999187"])
+    assert missing.exit_code == 2 and "birth date and a family name" in missing.output
+
+
 def test_inzage_record_for_a_push_and_decline_usage(demo: tuple[Path, str]) -> None:
     workdir, _ = demo
     old = str(workdir / OLD_CONFIG)

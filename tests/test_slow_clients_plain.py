@@ -161,3 +161,25 @@ def test_on_https_a_silent_connection_holds_no_thread() -> None:
         for sock in silent:
             sock.close()
         listener.stop()
+
+
+def test_the_http_servers_own_errors_go_to_our_log_without_their_text(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """cheroot wrote a peer's broken request as a raw traceback with the exception's text on
+    standard error (found by a helper's walkthrough: a sender killed mid-send)."""
+    import logging
+
+    listener = _serve(tls=False)
+    try:
+        with caplog.at_level(logging.INFO, logger="oso_gateway.server"):
+            try:
+                raise ValueError("Jansen 2014-05-06")  # an exception made of its input
+            except ValueError as exc:
+                listener.server.error_log(repr(exc), level=logging.ERROR, traceback=True)
+            listener.server.error_log("socket.error 8", level=logging.WARNING)
+    finally:
+        listener.stop()
+    assert "Jansen" not in caplog.text and "Jansen" not in capsys.readouterr().err
+    assert "request failed in the HTTP server: ValueError" in caplog.text
+    assert "socket.error 8" in caplog.text

@@ -74,7 +74,8 @@ def services_or_exit(config_file: Path | None) -> GatewayServices:
     try:
         return build_services(settings)
     except GatewayError as exc:
-        fail(exc, status=2 if isinstance(exc, ConfigError) else 1, hint=_no_config_hint(settings))
+        status = 2 if isinstance(exc, ConfigError | SchemaNotCurrent) else 1  # as store_or_exit
+        fail(exc, status=status, hint=_no_config_hint(settings))
 
 
 def store_or_exit(settings: Settings, *, require_key: bool = True) -> Store:

@@ -50,6 +50,26 @@ def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> da
         raise click.BadParameter("give a date as YYYY-MM-DD") from None
 
 
+def _pupil_json(text: str) -> dict[str, Any]:
+    """The pupil from ``--pupil``'s JSON (errors name the field, never a value)."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        raise click.BadParameter("not JSON", param_hint="--pupil") from None
+    fields = ("bsn", "onderwijsnummer", "birth_date", "family_name", "given_names")
+    if not isinstance(doc, dict) or set(doc) - set(fields):
+        raise click.BadParameter("a JSON object with " + ", ".join(fields), param_hint="--pupil")
+    if any(value is not None and not isinstance(value, str) for value in doc.values()):
+        raise click.BadParameter("every field is a string", param_hint="--pupil")
+    pupil: dict[str, Any] = {name: doc.get(name) for name in fields}
+    if pupil["birth_date"] is not None:
+        try:
+            pupil["birth_date"] = date.fromisoformat(pupil["birth_date"])
+        except ValueError:
+            raise click.BadParameter("birth_date as YYYY-MM-DD", param_hint="--pupil") from None
+    return pupil
+
+
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat(timespec="seconds")
 
@@ -134,10 +154,19 @@ def request_group() -> None:
 @request_group.command("send")
 @click.option("--from", "requesting", required=True, callback=_school, help="Our school (new).")
 @click.option("--to", "old_school", required=True, callback=_school, help="The old school.")
+@click.option(
+    "--pupil",
+    "pupil_file",
+    type=click.File("r", encoding="utf-8"),
+    default=None,
+    help="The pupil as JSON (bsn or onderwijsnummer, birth_date, family_name, given_names), "
+    "from a file or - (standard input): keeps them off the command line, the process list "
+    "and the shell's history. Instead of the four options below.",
+)
 @click.option("--bsn", default=None, help="The pupil's BSN (or --onderwijsnummer).")
 @click.option("--onderwijsnummer", default=None, help="The pupil's onderwijsnummer.")
-@click.option("--birth-date", required=True, callback=_date, help="YYYY-MM-DD.")
-@click.option("--family-name", required=True, help="The pupil's family name.")
+@click.option("--birth-date", default=None, callback=_date, help="YYYY-MM-DD.")
+@click.option("--family-name", default=None, help="The pupil's family name.")
 @click.option("--given-names", default=None, help="The pupil's given names.")
 @click.option("--requested-date", default=None, callback=_date, help="Wanted by (YYYY-MM-DD).")
 @json_option
@@ -146,10 +175,11 @@ def request_group() -> None:
 def send_command(
     requesting: Any,
     old_school: Any,
+    pupil_file: Any,
     bsn: str | None,
     onderwijsnummer: str | None,
-    birth_date: date,
-    family_name: str,
+    birth_date: date | None,
+    family_name: str | None,
     given_names: str | None,
     requested_date: date | None,
     as_json: bool,
@@ -159,13 +189,20 @@ def send_command(
     """Ask the old school for a pupil's dossier (new school)."""
     from oso_gateway.transfer.pull.payloads import Pupil
 
-    pupil = Pupil(
-        bsn=bsn,
-        onderwijsnummer=onderwijsnummer,
-        birth_date=birth_date,
-        family_name=family_name,
-        given_names=given_names,
-    )
+    given: dict[str, Any] = {
+        "bsn": bsn,
+        "onderwijsnummer": onderwijsnummer,
+        "birth_date": birth_date,
+        "family_name": family_name,
+        "given_names": given_names,
+    }
+    if pupil_file is not None:
+        if any(value is not None for value in given.values()):
+            raise click.UsageError("give the pupil either with --pupil or with its options")
+        given = _pupil_json(pupil_file.read(64 * 1024))
+    if given["birth_date"] is None or not given["family_name"]:
+        raise click.UsageError("the pupil needs a birth date and a family name")
+    pupil = Pupil(**given)
 
     def work(services: GatewayServices) -> dict[str, Any]:
         record = services.pull.send_request(
