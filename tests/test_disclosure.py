@@ -370,3 +370,62 @@ def test_the_report_does_not_call_a_cancelled_or_undelivered_dossier_shared(
     )
     assert text.count("Gedeelde gegevens (categorieën)") == 1
     assert "niet verzonden (geannuleerd)" in text
+
+
+def test_subject_erase_shreds_one_pupils_dossiers_now_and_logs_it(tmp_path: Path) -> None:
+    """Erasure on request (found missing by a helper's privacy review): the dossiers held about
+    one pupil are crypto-shredded at once, another pupil's stay, and the log says so."""
+    import json
+    import uuid
+    from datetime import UTC, date, datetime
+
+    from oso_gateway.store import PupilFacts
+    from oso_gateway.store.logchain import verify_chain
+
+    config, store = cli_config_and_store(tmp_path)
+    now = datetime.now(UTC)
+    ids = {}
+    for bsn in ("123456782", "999999187"):
+        result = store.import_inbound(
+            message_id=f"urn:uuid:{uuid.uuid4()}",
+            action="urn:oso:dossier:deliver",
+            dossier=b"<dossier>Erase-Marker-" + bsn.encode() + b"</dossier>",
+            payload_digest=uuid.uuid4().hex * 2,
+            receipt=b"<receipt/>",
+            now=now,
+            counterpart_oin="00000001000000000001",
+            counterpart_school="00YY00",
+            our_school="01AB00",
+            pupil=PupilFacts(family_name="Peters", birth_date=date(2014, 5, 6), bsn=bsn),
+        )
+        ids[bsn] = result.message.message_id  # type: ignore[union-attr]
+    with store.engine.connect() as conn:
+        ciphertext = bytes(
+            conn.exec_driver_sql(
+                "SELECT d.ciphertext FROM dossiers d JOIN messages m ON m.id = d.message_pk "
+                "WHERE m.message_id = ?",
+                (ids["123456782"],),
+            ).scalar_one()
+        )[16:64]
+    runner = CliRunner()
+    base = ["subject", "erase", "--config", str(config), "--bsn", "-", "--json"]
+    dry = runner.invoke(main, [*base, "--dry-run"], input="123456782\n")
+    assert dry.exit_code == 0 and json.loads(dry.output) == {"would_erase": [ids["123456782"]]}
+    asked = runner.invoke(main, base, input="123456782\nn\n")
+    assert asked.exit_code != 0  # not confirmed: nothing erased
+    assert PrivacyRecords(store.engine, store.cipher).held_about("123456782")
+    erased = runner.invoke(main, [*base, "--yes"], input="123456782\n")
+    assert erased.exit_code == 0, erased.output
+    assert json.loads(erased.output) == {"erased": [ids["123456782"]]}
+    records = PrivacyRecords(store.engine, store.cipher)
+    assert records.held_about("123456782") == []
+    assert [h.message_id for h in records.held_about("999999187")] == [ids["999999187"]]
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "data").iterdir() if p.is_file())
+    assert ciphertext not in raw  # shredded, with its data key, from the file and its WAL
+    entries = store.log_entries()
+    assert verify_chain(entries).ok
+    operations = [e.event.get("operation") for e in entries]
+    assert "erasure.received_dossier" in operations
+    assert not any("123456782" in json.dumps(e.event) for e in entries)
+    again = runner.invoke(main, [*base, "--yes"], input="123456782\n")
+    assert json.loads(again.output) == {"would_erase": []}

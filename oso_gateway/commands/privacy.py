@@ -204,7 +204,7 @@ def list_objections(config_file: Path | None, school: str, pupil: str | None) ->
 
 @click.group("subject")
 def subject_group() -> None:
-    """Subject access: what this gateway holds about a pupil."""
+    """Subject access and erasure: what this gateway holds about a pupil."""
 
 
 @subject_group.command("access")
@@ -244,6 +244,47 @@ def access_command(config_file: Path | None, pupil: str | None, as_json: bool) -
             f"{r['message_id']}  from {r['from_school']}  received {r['received_at']}  "
             f"{fetched}  purge due {r['purge_due']}"
         )
+
+
+@subject_group.command("erase")
+@config_option
+@_BSN
+@click.option("--dry-run", is_flag=True, help="Only list what would be erased.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True)
+def erase_command(
+    config_file: Path | None, pupil: str | None, dry_run: bool, yes: bool, as_json: bool
+) -> None:
+    """Erase, on request, the dossiers this (receiving) gateway holds about the pupil, now
+    rather than at the end of their retention: crypto-shredded as the purge does, logged."""
+    from oso_gateway.commands.keys import open_lifecycle
+    from oso_gateway.transfer.lifecycle import erase_subject
+
+    if pupil is None:
+        raise click.UsageError("--bsn is required")
+    held = _records(config_file).held_about(pupil)
+    ids = [h.message_id for h in held]
+    if dry_run or not held:
+        if as_json:
+            click.echo(json.dumps({"would_erase": ids}, sort_keys=True))
+        else:
+            for message_id in ids:
+                click.echo(f"would erase {message_id}")
+            click.echo(f"{len(ids)} dossier(s) held about this pupil; nothing was erased")
+        return
+    if not yes:
+        click.confirm(f"erase {len(ids)} dossier(s) held about this pupil?", abort=True)
+    try:
+        result = erase_subject(open_lifecycle(config_file), held, now=datetime.now(UTC))
+    except GatewayError as exc:
+        fail(exc)
+    erased = [i for ids_ in result.purged.values() for i in ids_]
+    if as_json:
+        click.echo(json.dumps({"erased": erased}, sort_keys=True))
+        return
+    for message_id in erased:
+        click.echo(f"erased {message_id}")
+    click.echo(f"{len(erased)} dossier(s) erased; the erasure is in the transfer log")
 
 
 def register(group: click.Group) -> None:

@@ -59,6 +59,8 @@ class HeldDossier:
     fetched_at: datetime | None
     acknowledged_at: datetime | None
     size: int
+    #: the row of the message that brought it (for an erasure on request)
+    message_pk: int = 0
 
 
 def receipt_digest(receipt: bytes) -> str:
@@ -215,6 +217,7 @@ class PrivacyRecords:
                     fetched_at=d.fetched_at,
                     acknowledged_at=d.acknowledged_at,
                     size=d.size,
+                    message_pk=d.message_pk,
                 )
                 for d, message_id in session.execute(stmt)
             ]

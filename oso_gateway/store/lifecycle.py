@@ -354,8 +354,11 @@ class Lifecycle:
         assert isinstance(result, list)
         return result
 
-    def purge(self, candidates: Sequence[PurgeCandidate], *, now: datetime) -> PurgeResult:
-        """Erase the candidates' content in one transaction, logged; then flush SQLite's WAL."""
+    def purge(
+        self, candidates: Sequence[PurgeCandidate], *, now: datetime, reason: str = "retention"
+    ) -> PurgeResult:
+        """Erase the candidates' content in one transaction, logged (``reason``: ``retention``,
+        or ``erasure`` on a person's request); then flush SQLite's WAL."""
         outcome = PurgeResult()
 
         def work(session: Session) -> None:
@@ -385,7 +388,7 @@ class Lifecycle:
                         at=now,
                         kind="system",
                         status="purged",
-                        operation=f"retention.{cand.kind}",
+                        operation=f"{reason}.{cand.kind}",
                         direction=row.direction,
                         message_id=_loggable(row.message_id),
                     )
@@ -397,7 +400,7 @@ class Lifecycle:
                             at=now,
                             kind="system",
                             status="purge_done",
-                            operation=f"retention.{kind}",
+                            operation=f"{reason}.{kind}",
                             count=len(ids),
                         )
                     )

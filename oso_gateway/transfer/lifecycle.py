@@ -8,15 +8,23 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from oso_gateway.config import RetentionSettings
 from oso_gateway.errors import ConfigError, KeyStateError, KeyStillReferenced, UnknownStorageKey
+from oso_gateway.store import models as m
 from oso_gateway.store.disclosures import HeldDossier
 from oso_gateway.store.keyring import ACTIVE, DESTROYED, RETIRED, KeyInfo
-from oso_gateway.store.lifecycle import Cutoffs, KeyUse, Lifecycle, PurgeCandidate, PurgeResult
+from oso_gateway.store.lifecycle import (
+    RECEIVED,
+    Cutoffs,
+    KeyUse,
+    Lifecycle,
+    PurgeCandidate,
+    PurgeResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +188,21 @@ def purge(
             total.purged[kind].extend(ids)
         if not done.total:
             return total
+
+
+def erase_subject(
+    lifecycle: Lifecycle, held: Sequence[HeldDossier], *, now: datetime
+) -> PurgeResult:
+    """Erase, on the person's request, the received dossiers ``held`` about a pupil
+    (``PrivacyRecords.held_about``): crypto-shredded as the retention purge does, logged as
+    ``erasure.received_dossier`` (no personal data: the message ids only)."""
+    candidates = [
+        PurgeCandidate(pk=h.message_pk, message_id=h.message_id, kind=RECEIVED, direction=m.IN)
+        for h in held
+    ]
+    if not candidates:
+        return PurgeResult()
+    return lifecycle.purge(candidates, now=now, reason="erasure")
 
 
 def purge_periodically(
