@@ -30,8 +30,18 @@ from cryptography.hazmat.primitives import serialization
 from flask import Flask
 
 from oso_gateway.config import IdentitySettings, Settings
-from oso_gateway.errors import ConfigError, GatewayError
-from oso_gateway.security.keys import load_certificate, load_certificates, load_private_key
+from oso_gateway.errors import (
+    CertificateMalformed,
+    ConfigError,
+    GatewayError,
+    KeyMaterialError,
+)
+from oso_gateway.security.keys import (
+    load_certificate,
+    load_certificates,
+    load_crls,
+    load_private_key,
+)
 from oso_gateway.security.trust import TrustConfig, oin_of
 from oso_gateway.security.wss import Identity
 from oso_gateway.server import (
@@ -129,14 +139,26 @@ def load_trust(settings: Settings, *, extra_crls: Sequence[Path] = ()) -> TrustC
     t = settings.trust
     if not t.anchor_files:
         raise ConfigError("no trust anchors configured: set trust.anchor_files")
+    anchors = [_parsed(p, "trust anchor file", load_certificates) for p in t.anchor_files]
+    intermediates = [
+        _parsed(p, "intermediate certificate file", load_certificates)
+        for p in t.intermediate_files
+    ]
+    crls = [_parsed(p, "CRL file", load_crls) for p in (*t.crl_files, *extra_crls)]
     return TrustConfig.from_pem(
-        anchors=[_read(p, what="trust anchor file") for p in t.anchor_files],
-        intermediates=[
-            _read(p, what="intermediate certificate file") for p in t.intermediate_files
-        ],
-        crls=[_read(p, what="CRL file") for p in (*t.crl_files, *extra_crls)],
-        require_crl=t.require_crl,
+        anchors=anchors, intermediates=intermediates, crls=crls, require_crl=t.require_crl
     )
+
+
+def _parsed(path: Path, what: str, parse: Callable[[bytes], object]) -> bytes:
+    """The file's bytes, once ``parse`` accepts them: a file that does not parse is named in
+    the error (the operator has several CRL and certificate files)."""
+    data = _read(path, what=what)
+    try:
+        parse(data)
+    except (KeyMaterialError, CertificateMalformed) as exc:
+        raise type(exc)(f"{what} {path}: {exc.detail}") from None
+    return data
 
 
 def tls_bundle(settings: Settings) -> Path:

@@ -126,14 +126,16 @@ def test_a_replaced_crl_revoking_the_peer_is_enforced_without_a_restart(
 
 
 def test_a_broken_replacement_is_refused_and_the_current_material_stays(
-    pair: tuple[GatewayServices, GatewayServices, Path],
+    pair: tuple[GatewayServices, GatewayServices, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     receiver, _sender, crl_file = pair
     reloader = trust_reloader(receiver)
     before = receiver.trust
     crl_file.write_bytes(b"-----BEGIN X509 CRL-----\nbroken\n-----END X509 CRL-----\n")
     assert reloader.changed()
-    assert reloader.check() is False
+    with caplog.at_level("WARNING"):
+        assert reloader.check() is False
+    assert "OSO-E320" in caplog.text and str(crl_file) in caplog.text  # which file it was
     assert receiver.trust is before and receiver.receiver.config.trust is before
     assert not reloader.changed()  # not retried until the file changes again
 
