@@ -99,6 +99,9 @@ def test_request_send_reads_the_pupil_from_standard_input(demo: tuple[Path, str]
     assert sent.exit_code == 0, sent.output
     request_id = json.loads(sent.output)["request_id"]
     shown = _json(["request", "show", request_id, "--config", new])
+    human = CliRunner().invoke(main, ["request", "show", request_id, "--config", new])
+    assert human.exit_code == 0 and "events:" in human.output
+    assert "{'" not in human.output and "sent" in human.output  # events as lines, not dicts
     shown_pupil = shown["pupil"]
     assert isinstance(shown_pupil, dict)
     assert {k: shown_pupil.get(k) for k in pupil} == pupil

@@ -135,6 +135,8 @@ def _print(result: dict[str, Any]) -> None:
         elif isinstance(value, list):
             click.echo(f"{key}:")
             for entry in value:
+                if isinstance(entry, dict):  # an event: "at  status  code", not a dict's repr
+                    entry = "  ".join(str(v) for v in entry.values() if v is not None)
                 click.echo(f"  {entry}")
         else:
             click.echo(f"{key}: {value}")
