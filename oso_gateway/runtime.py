@@ -141,8 +141,7 @@ def load_trust(settings: Settings, *, extra_crls: Sequence[Path] = ()) -> TrustC
         raise ConfigError("no trust anchors configured: set trust.anchor_files")
     anchors = [_parsed(p, "trust anchor file", load_certificates) for p in t.anchor_files]
     intermediates = [
-        _parsed(p, "intermediate certificate file", load_certificates)
-        for p in t.intermediate_files
+        _parsed(p, "intermediate certificate file", load_certificates) for p in t.intermediate_files
     ]
     crls = [_parsed(p, "CRL file", load_crls) for p in (*t.crl_files, *extra_crls)]
     return TrustConfig.from_pem(

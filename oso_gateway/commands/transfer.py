@@ -15,7 +15,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -135,6 +135,38 @@ def outbox_group() -> None:
     """The outbox of outgoing dossiers."""
 
 
+def _not_due(services: Any) -> str:
+    """What a run left alone, so that "delivered 0" explains itself: messages another worker
+    holds (until its lease ends) and messages waiting for their next attempt."""
+    from oso_gateway.store import models as m
+
+    now = services.clock()
+    store = services.store
+    held = [
+        r
+        for r in store.list_messages(direction=m.OUT, statuses=(m.SENDING, m.AWAITING_RECEIPT))
+        if r.lease_until is not None and r.lease_until >= now
+    ]
+    waiting = [
+        r.next_attempt_at
+        for r in store.list_messages(direction=m.OUT, statuses=(m.QUEUED, m.RETRYING))
+        if r.next_attempt_at is not None and r.next_attempt_at > now
+    ]
+    parts = []
+    if held:
+        ends = max(r.lease_until for r in held if r.lease_until is not None)
+        parts.append(
+            f"{len(held)} held by another worker (its lease ends by "
+            f"{ends.isoformat(timespec='seconds')})"
+        )
+    if waiting:
+        parts.append(
+            f"{len(waiting)} waiting for their next attempt (the first at "
+            f"{min(waiting).isoformat(timespec='seconds')})"
+        )
+    return "; " + "; ".join(parts) if parts else ""
+
+
 @outbox_group.command("run")
 @click.option("--once", is_flag=True, help="Attempt what is due now, then exit.")
 @click.option(
@@ -153,6 +185,7 @@ def run_command(once: bool, poll_interval: float, config_file: Path | None) -> N
             stats = services.outbox.run_once()
             click.echo(
                 f"delivered {stats.delivered}, retrying {stats.retrying}, failed {stats.failed}"
+                + _not_due(services)
             )
             # A worker run from cron anchors the transfer log too (when it is due).
             maybe_anchor(services.store, services.settings, services.clock(), identity=identity)
