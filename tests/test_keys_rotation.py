@@ -250,6 +250,9 @@ def test_the_keys_commands_list_rotate_retire_and_delete(tmp_path: Path) -> None
     assert {k["key_id"]: (k["state"], k["data_keys"]) for k in listed}[old] == ("inactive", 0)
     run("keys", "retire", old)
     run("keys", "delete", old)
+    table = {line.split()[0]: line.split() for line in run("keys", "list").splitlines()[1:]}
+    assert table[old][1] == "destroyed" and table[old][4] == "NO"  # the AVAILABLE column
+    assert [row[4] for key, row in table.items() if key != old] == ["yes"]
     assert (tmp_path / "storage-keyring.json").stat().st_mode & 0o777 == 0o600
     reopened = Store(
         engine,

@@ -60,11 +60,16 @@ def list_command(config_file: Path | None, as_json: bool) -> None:
                 )
             )
         return
-    click.echo(f"{'KEY ID':<16}  {'STATE':<9}  {'SCHOOL':<6}  {'WRAPS':>7}  CREATED")
+    click.echo(
+        f"{'KEY ID':<16}  {'STATE':<9}  {'SCHOOL':<6}  {'WRAPS':>7}  {'AVAILABLE':<9}  CREATED"
+    )
     for row in rows:
+        # "available": its material is held here (a restore checks that every key that still
+        # wraps items is)
+        available = "yes" if row.info.available else "NO"
         click.echo(
             f"{row.info.key_id:<16}  {row.info.state:<9}  {row.info.school or '-':<6}  "
-            f"{row.use.total:>7}  {row.info.created or '-'}"
+            f"{row.use.total:>7}  {available:<9}  {row.info.created or '-'}"
         )
 
 
