@@ -246,7 +246,7 @@ def test_cli_check_exits_1_listing_the_problems(tmp_path: Path) -> None:
     args = ["directory", "check", "--config", str(EXAMPLE_CONFIG), "--file", str(bad)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
-    assert "1 problem(s):" in result.output and "https:// URL" in result.output
+    assert "OSO-E505: 1 problem(s):" in result.output and "https:// URL" in result.output
     bad.write_bytes(_directory_toml((REVOKED, REVOKED)))
     result = CliRunner().invoke(main, [*args, "--now", _dev_now().isoformat()])
     assert result.exit_code == 1 and "OSO-E304" in result.output

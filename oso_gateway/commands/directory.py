@@ -83,7 +83,7 @@ def check_command(
     try:
         directory = Directory.load(path)
     except DirectoryFileError as exc:
-        _report(exc.problems)
+        _report(exc.problems, code=exc.code)
         return
     try:
         trust = load_trust(settings) if settings.trust.anchor_files else None
@@ -109,8 +109,9 @@ def _served_path_problems(settings: Settings, directory: Directory) -> list[str]
     return endpoint_path_problems(served)
 
 
-def _report(problems: tuple[str, ...] | list[str]) -> None:
-    click.echo(f"{len(problems)} problem(s):")
+def _report(problems: tuple[str, ...] | list[str], *, code: str | None = None) -> None:
+    """The problems, one a line; ``code``: the error code when the file did not even load."""
+    click.echo(f"{code + ': ' if code else ''}{len(problems)} problem(s):")
     for problem in problems:
         click.echo(f"  - {problem}")
     raise SystemExit(1)
