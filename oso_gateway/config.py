@@ -332,17 +332,30 @@ def default_database_url(data_dir: Path) -> str:
 class _Reader:
     """Typed access to one TOML table; remembers which keys were read to report unknown ones."""
 
-    def __init__(self, table: Mapping[str, Any], *, name: str, source: str, base_dir: Path) -> None:
+    def __init__(
+        self,
+        table: Mapping[str, Any],
+        *,
+        name: str,
+        source: str,
+        base_dir: Path,
+        from_env: Mapping[str, str] | None = None,
+    ) -> None:
         self._table = table
         self._name = name
         self._source = source
         self._base = base_dir
         self._seen: set[str] = set()
+        #: dotted key -> the environment variable that set it (an error names the variable)
+        self._env: Mapping[str, str] = from_env or {}
 
     def _key(self, key: str) -> str:
         return f"{self._name}.{key}" if self._name else key
 
     def error(self, key: str, what: str) -> ConfigError:
+        variable = self._env.get(self._key(key))
+        if variable is not None:  # the environment's value, not the file's
+            return ConfigError(f"environment: {variable} ({self._key(key)}): {what}")
         return ConfigError(f"{self._source}: {self._key(key)}: {what}")
 
     def _get(self, key: str, kind: type | tuple[type, ...], what: str) -> Any:
@@ -396,7 +409,13 @@ class _Reader:
 
     def get_table(self, key: str) -> _Reader:
         value = self._get(key, dict, "a table")
-        return _Reader(value or {}, name=self._key(key), source=self._source, base_dir=self._base)
+        return _Reader(
+            value or {},
+            name=self._key(key),
+            source=self._source,
+            base_dir=self._base,
+            from_env=self._env,
+        )
 
     def get_tables(self, key: str) -> list[_Reader]:
         value = self._get(key, list, "an array of tables")
@@ -405,7 +424,13 @@ class _Reader:
         if not all(isinstance(v, dict) for v in value):
             raise self.error(key, "must be an array of tables ([[" + self._key(key) + "]])")
         return [
-            _Reader(v, name=f"{self._key(key)}[{i}]", source=self._source, base_dir=self._base)
+            _Reader(
+                v,
+                name=f"{self._key(key)}[{i}]",
+                source=self._source,
+                base_dir=self._base,
+                from_env=self._env,
+            )
             for i, v in enumerate(value)
         ]
 
@@ -469,8 +494,8 @@ def load_settings(path: Path | None, env: Mapping[str, str]) -> Settings:
         doc = {}
         base_dir = Path.cwd()
         source = "defaults"
-    _apply_env(doc, env)
-    return _build(doc, config_file=path, source=source, base_dir=base_dir)
+    from_env = _apply_env(doc, env)
+    return _build(doc, config_file=path, source=source, base_dir=base_dir, from_env=from_env)
 
 
 #: Environment overrides of keys outside the settings tables: OSO_GATEWAY_<NAME> -> (table, key,
@@ -500,7 +525,10 @@ def _env_keys() -> dict[str, tuple[str, str, str]]:
 ENV_KEYS: dict[str, tuple[str, str, str]] = _env_keys()
 
 
-def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> None:
+def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Apply the ``OSO_GATEWAY_*`` variables to ``doc``; returns which dotted keys they set
+    (and by which variable)."""
+    applied: dict[str, str] = {}
     known = {ENV_PREFIX + name for name in ENV_KEYS} | {CONFIG_ENV}
     for name in env:
         if name.startswith(ENV_PREFIX) and name not in known:
@@ -520,6 +548,8 @@ def _apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> None:
             target.pop("key", None)
             target.pop("key_file", None)
         target[key] = value
+        applied[f"{table}.{key}" if table else key] = ENV_PREFIX + name
+    return applied
 
 
 def _env_value(text: str, kind: str, *, where: str) -> Any:
@@ -547,10 +577,15 @@ def _env_value(text: str, kind: str, *, where: str) -> Any:
 
 
 def _build(
-    doc: dict[str, Any], *, config_file: Path | None, source: str, base_dir: Path
+    doc: dict[str, Any],
+    *,
+    config_file: Path | None,
+    source: str,
+    base_dir: Path,
+    from_env: Mapping[str, str] | None = None,
 ) -> Settings:
     """The settings from the parsed document, table by table in the file's reference order."""
-    top = _Reader(doc, name="", source=source, base_dir=base_dir)
+    top = _Reader(doc, name="", source=source, base_dir=base_dir, from_env=from_env)
     data_dir = top.get_path("data_dir") or base_dir / "data"
     database_url = top.get_str("database_url")
     storage = top.get_table("storage")

@@ -225,6 +225,14 @@ def test_unknown_or_malformed_environment_settings_are_refused(tmp_path: Path) -
         load_settings(None, {"OSO_GATEWAY_SERVER_PORT": "high"})
     with pytest.raises(ConfigError, match="OSO_GATEWAY_CONSOLE_ENABLED: must be true or false"):
         load_settings(None, {"OSO_GATEWAY_CONSOLE_ENABLED": "maybe"})
+    # a value out of range is the variable's, not the file's (it was blamed on the file)
+    config = _write(tmp_path, "[server]\nport = 8441\n")
+    with pytest.raises(ConfigError) as out_of_range:
+        load_settings(config, {"OSO_GATEWAY_SERVER_PORT": "99999"})
+    assert out_of_range.value.detail.startswith(
+        "environment: OSO_GATEWAY_SERVER_PORT (server.port)"
+    )
+    assert str(config) not in out_of_range.value.detail
 
 
 def test_commands_that_need_a_key_or_directory_say_which_setting_is_missing(
