@@ -350,3 +350,21 @@ def test_receiver_database_unavailable_gives_503_and_the_sender_retries(
     pair.clock.advance(timedelta(seconds=1))
     assert pair.outbox.run_once().delivered == 1
     assert _imported(pair.receiver_store) == 1
+
+
+def test_a_tls_refusal_names_the_peers_alert() -> None:
+    """A revoked sender read only "SSLError posting to …" while the receiver knew why."""
+    import ssl
+
+    import requests
+
+    from oso_gateway.transfer.send import _tls_reason
+
+    alert = ssl.SSLError(
+        1, "[SSL: SSLV3_ALERT_CERTIFICATE_REVOKED] sslv3 alert certificate revoked (_ssl.c:2580)"
+    )
+    wrapped = requests.exceptions.SSLError(
+        requests.packages.urllib3.exceptions.MaxRetryError(None, "/oso", reason=alert)  # type: ignore[attr-defined]
+    )
+    assert _tls_reason(wrapped) == " (TLS: SSLV3_ALERT_CERTIFICATE_REVOKED)"
+    assert _tls_reason(requests.exceptions.ConnectionError("refused")) == ""

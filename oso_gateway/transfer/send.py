@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -81,6 +82,17 @@ _DOSSIER_LIMITS = ParseLimits(max_bytes=MAX_DOSSIER_BYTES)
 
 
 # --- configuration, values --------------------------------------------------------------------
+
+
+#: OpenSSL's reason in an SSL error's text, e.g. ``[SSL: SSLV3_ALERT_CERTIFICATE_REVOKED]``
+_TLS_REASON = re.compile(r"\[SSL: ([A-Z0-9_]{1,80})\]")
+
+
+def _tls_reason(exc: BaseException) -> str:
+    """The TLS reason of a failed post (the peer's alert: our certificate revoked, unknown CA,
+    expired), so that the sender's operator learns from the code what the receiver's knew."""
+    found = _TLS_REASON.search(str(exc))
+    return f" (TLS: {found.group(1)})" if found else ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -430,7 +442,9 @@ class RequestsTransport:
                 return TransportResponse(status=response.status_code, body=body)
         except requests.RequestException as exc:
             self._local.session = None
-            raise PeerUnreachable(f"{type(exc).__name__} posting to {url[:200]}") from None
+            raise PeerUnreachable(
+                f"{type(exc).__name__} posting to {url[:200]}{_tls_reason(exc)}"
+            ) from None
 
     def close(self) -> None:
         session = getattr(self._local, "session", None)
