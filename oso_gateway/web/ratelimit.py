@@ -13,6 +13,7 @@ no request passes uncounted).
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
 from typing import Any
@@ -90,11 +91,26 @@ def database_limiter(
     )
 
 
+def address_key(address: str) -> str:
+    """A client address as a rate limit counts it: an IPv6 address by its /64 (one host
+    usually has a whole /64: counted alone, each address would have a limit of its own)."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
+
+
 class FailureLimit:
     """A limit on failures (a missing or wrong credential) per client address, in the same
-    shared counters: a flood of guesses is answered 429 (``ApiRateLimited``, with the seconds
-    to wait as ``retry_after``) before each one costs a credential look-up. Flask-Limiter's
-    limits count requests that passed authentication, so failed ones were not limited at all.
+    shared counters: over it, a failed request is answered 429 (``ApiRateLimited``, with the
+    seconds to wait as ``retry_after``) instead of 401, and is no longer written to the
+    transfer log. Flask-Limiter's limits count requests that passed authentication, so failed
+    ones were not limited at all. A valid credential is never refused by it.
     """
 
     def __init__(
@@ -106,22 +122,14 @@ class FailureLimit:
     def _key(self, address: str, seconds: int) -> str:
         return f"auth-failures/{seconds}:{address}"
 
-    def check(self, address: str) -> None:
+    def fail(self, address: str) -> None:
+        """Count one failure from ``address``; ``ApiRateLimited`` when it is over a limit."""
         now = self.clock()
         for item in self.items:
-            key = self._key(address, item.get_expiry())
-            if self.counters.get(key, now=now) >= item.amount:
+            seconds = item.get_expiry()
+            key = self._key(address, seconds)
+            if self.counters.incr(key, window=seconds, amount=1, now=now) > item.amount:
                 wait = max(1, int(self.counters.window_ends(key, now=now) - now + 0.999))
                 error = ApiRateLimited("too many failed authentications from this address")
                 error.retry_after = wait  # type: ignore[attr-defined]
                 raise error
-
-    def count(self, address: str) -> None:
-        now = self.clock()
-        for item in self.items:
-            self.counters.incr(
-                self._key(address, item.get_expiry()),
-                window=item.get_expiry(),
-                amount=1,
-                now=now,
-            )

@@ -147,7 +147,7 @@ def _install_security(app: SchoolApi, settings: Settings) -> None:
     from oso_gateway.store import RateLimitCounters
     from oso_gateway.store.api_clients import ApiClientStore
     from oso_gateway.transfer.apiclients import ApiClients
-    from oso_gateway.web.ratelimit import FailureLimit, database_limiter
+    from oso_gateway.web.ratelimit import FailureLimit, address_key, database_limiter
 
     services = app.extensions[SERVICES_KEY]
     clients: list[ApiClients] = []  # built at the first request (the spec needs no store)
@@ -162,25 +162,29 @@ def _install_security(app: SchoolApi, settings: Settings) -> None:
         if not clients:
             store = ApiClientStore(services.store.engine)
             clients.append(ApiClients(store, served=services.schools))
-        address = request.remote_addr or "unknown"
-        failures.check(address)  # over the limit: 429 before the credential is looked at
         try:
             g.api_client = clients[0].authenticate(request.headers.get("Authorization"))
         except (se.ApiCredentialMissing, se.ApiCredentialInvalid):
-            failures.count(address)
+            # Counted per address; over the limit the answer is 429 instead of 401. A valid
+            # credential always passes: behind a proxy, or from a vendor's few addresses,
+            # one tenant's failures must not lock the others out.
+            failures.fail(address_key(request.remote_addr or "unknown"))
             raise
 
     database_limiter(
         app,
         counters,
         key_func=lambda: "api:" + g.api_client.client_id if g.get("api_client") else "anonymous",
-        default_limits=[settings.api.rate_limit],
-        default_limits_exempt_when=lambda: g.get("api_client") is None,
+        # one limit per client over the whole API (a route's own limit would multiply it)
+        application_limits=[settings.api.rate_limit],
+        application_limits_exempt_when=lambda: g.get("api_client") is None,
     )
 
     @app.after_request
     def _record(response: Response) -> Response:
         if request.path.startswith(API_PREFIX + "/") and not _is_public():
+            if response.status_code == 429 and g.get("api_client") is None:
+                return response  # a flood without a credential does not grow the log
             _log_call(services, response.status_code)
         return response
 

@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 from oso_gateway.errors import ConfigError
 from oso_gateway.store import RateLimitCounters
 from oso_gateway.web.console.views import Clock, console_blueprint
-from oso_gateway.web.ratelimit import database_limiter
+from oso_gateway.web.ratelimit import address_key, database_limiter
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Iterable
@@ -166,7 +166,9 @@ def _limit_logins(app: Flask, console: ConsoleSettings, counters: RateLimitCount
     ``…_per_account``), counted in the database (``web/ratelimit.py``: every process and machine
     shares the counts): over a limit, 429 (the console's error page, with ``Retry-After``)
     before the password is looked at or anything else is written."""
-    limiter = database_limiter(app, counters, key_func=get_remote_address)
+    limiter = database_limiter(
+        app, counters, key_func=lambda: "login-address:" + address_key(get_remote_address())
+    )
     view: Any = app.view_functions["console.login"]
     view = limiter.limit(console.login_limit_per_address, methods=["POST"])(view)
     view = limiter.limit(console.login_limit_per_account, key_func=_account_key, methods=["POST"])(
