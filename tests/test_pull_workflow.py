@@ -136,6 +136,30 @@ def test_an_inzage_dated_in_the_future_is_refused(pp: PullPair) -> None:
     assert released is not None and released.outcome == "queued"
 
 
+def test_declining_a_request_whose_dossier_is_held_drops_the_dossier(pp: PullPair) -> None:
+    """The decline kept the held dossier until the request's purge, and its preview still
+    showed it (found by a review)."""
+    request_id, data = _request(pp)
+    assert pp.old.pull.answer_with_dossier(request_id, data).outcome == "held"
+    with pp.old.store.engine.connect() as conn:
+        held = bytes(
+            conn.exec_driver_sql(
+                "SELECT held_ciphertext FROM pull_requests WHERE id = ?", (_old(pp, request_id).pk,)
+            ).scalar_one()
+        )[16:64]
+    with pp.old.store.engine.connect() as conn:  # the file as a long-running gateway's is
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    database = Path(pp.old.store.engine.url.database or "")
+    assert held in database.read_bytes()
+    pp.old.pull.decline(request_id, reason="not-our-pupil")
+    assert _old(pp, request_id).status == "declined" and not _old(pp, request_id).held
+    assert pp.old.pull.requests.held_payload(_old(pp, request_id).pk) is None
+    assert pp.old.pull.preview(request_id) is None
+    wal = database.with_name(database.name + "-wal")
+    files = database.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+    assert held not in files
+
+
 def test_the_zienswijze_is_stored_encrypted(pp: PullPair) -> None:
     request_id, _ = _request(pp)
     secret = "Wij vinden het advies te streng (zienswijze-7731)"

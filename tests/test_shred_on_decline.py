@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from gateway_pair import RECEIVER_SCHOOL, GatewayPair, sqlite_store
 from sqlalchemy import Engine, select
 from store_support import import_received, queue_outbound
@@ -121,3 +122,26 @@ def test_a_delivered_payload_leaves_no_image_of_it(pair: GatewayPair) -> None:
     after = _files(store.engine)
     assert ciphertext not in after, "the delivered payload's ciphertext is still on disk"
     assert wrapped not in after, "its wrapped data key is still on disk"
+
+
+def test_a_checkpoint_that_fails_does_not_fail_the_decline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The deletion has committed: a checkpoint that cannot run (the database busy past its
+    bound, or gone) is logged and left to the next one, not turned into an error."""
+    from oso_gateway.errors import StoreUnavailable
+    from oso_gateway.store import engine as store_engine
+
+    def unavailable(*_args: object, **_kwargs: object) -> bool:
+        raise StoreUnavailable("database unavailable: OperationalError: locked")
+
+    store = sqlite_store(tmp_path / "gateway.sqlite")
+    try:
+        imported = import_received(store, now=NOW)
+        monkeypatch.setattr(store_engine, "checkpoint_wal", unavailable)
+        with caplog.at_level("WARNING"):
+            record = Mailbox(store).decline(imported.message.pk, reason="not ours", now=NOW)
+        assert record.status == "declined"
+        assert "WAL checkpoint after a deletion failed: OSO-E502" in caplog.text
+    finally:
+        store.engine.dispose()

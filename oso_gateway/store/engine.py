@@ -13,6 +13,7 @@ Database unavailability (connection refused, locked too long, pool exhausted) be
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
 #: seconds a SQLite writer waits for the lock before giving up (then: StoreUnavailable)
+log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
@@ -148,6 +150,23 @@ def checkpoint_wal(engine: Engine, *, wait_ms: int | None = None) -> bool:
             if wait_ms is not None:
                 conn.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
     return row is None or not row[0]  # (busy, WAL frames, frames checkpointed)
+
+
+#: how long a checkpoint after a deletion waits for other readers and writers (ms): it blocks new
+#: writers while it waits, so a long reader must not hold every write (receipts, rate-limit
+#: counts) for the whole busy timeout
+CHECKPOINT_WAIT_MS = 200
+
+
+def checkpoint_after_delete(engine: Engine) -> bool:
+    """``checkpoint_wal`` after an operation that deleted content has committed: bounded to
+    ``CHECKPOINT_WAIT_MS``, and a failure is logged, not raised (the deletion stands; the next
+    checkpoint, or the last connection's close, completes it)."""
+    try:
+        return checkpoint_wal(engine, wait_ms=CHECKPOINT_WAIT_MS)
+    except StoreUnavailable as exc:
+        log.warning("WAL checkpoint after a deletion failed: %s (retried later)", exc.code)
+        return False
 
 
 def writer(engine: Engine) -> Engine:

@@ -23,7 +23,7 @@ from oso_gateway.errors import DossierPurged
 from oso_gateway.store import blobs
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import open_note, seal_note
-from oso_gateway.store.engine import checkpoint_wal
+from oso_gateway.store.engine import checkpoint_after_delete
 from oso_gateway.store.records import MessageRecord, data_key_values, record_of
 from oso_gateway.store.repository import Store
 
@@ -239,7 +239,7 @@ class Mailbox:
             now=now,
             change=change,
         )
-        checkpoint_wal(self.store.engine)  # no image of the deleted content stays in the files
+        checkpoint_after_delete(self.store.engine)  # no image of the content stays in the files
         return record
 
     def cancel(self, pk: int, *, now: datetime) -> MessageRecord:
@@ -259,7 +259,7 @@ class Mailbox:
         record = self._transition(
             pk, allowed=CANCELLABLE, status=m.CANCELLED, now=now, change=change
         )
-        checkpoint_wal(self.store.engine)  # no image of the dropped payload stays in the files
+        checkpoint_after_delete(self.store.engine)  # no image of the payload stays in the files
         return record
 
     def retry(self, pk: int, *, now: datetime) -> MessageRecord:

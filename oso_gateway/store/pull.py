@@ -163,6 +163,10 @@ def transition_in(
         )
     if status != row.status:
         session.add(m.PullRequestEvent(request_pk=pk, at=now, status=status, code=code))
+    if status not in OPEN_STATUSES:
+        # A closed request (declined, withdrawn, expired, delivered) holds no dossier for the
+        # parents' inzage any more: a decline while one was held kept it until the purge.
+        row.held_ciphertext = None
     row.status = status
     row.updated_at = now
     session.flush()

@@ -55,9 +55,6 @@ from oso_gateway.transfer.send import (
 
 log = logging.getLogger(__name__)
 
-#: how long the outbox's checkpoint after its deliveries waits for readers and writers (ms)
-_CHECKPOINT_WAIT_MS = 200
-
 #: How long a claimed message stays claimed without a heartbeat (``retry.lease_seconds``): a
 #: worker that dies mid-send frees its message after at most this long.
 DEFAULT_LEASE = timedelta(seconds=15)
@@ -256,7 +253,7 @@ class Outbox:
         if stats.delivered:
             # A delivery drops the payload and its data key: once per batch, no earlier image of
             # them stays in the database's files (a reader holding the WAL: at the next one).
-            self.store.checkpoint_wal(wait_ms=_CHECKPOINT_WAIT_MS)
+            self.store.checkpoint_after_delete()
         return stats
 
     def run_forever(self, stop: threading.Event, *, poll_interval: float = 1.0) -> None:

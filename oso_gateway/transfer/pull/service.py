@@ -293,6 +293,7 @@ class PullService:
             decline_reason=reason,
             decline_text=text,
         )
+        self.store.checkpoint_after_delete()  # a held dossier was dropped
         self._send_answer(record, p.DECLINED, reason=reason, text=text, now=now)
         return record
 
