@@ -222,10 +222,15 @@ class _Server(wsgi.Server):
         exc = sys.exc_info()[1] if traceback else None
         if exc is None:
             log.log(level, "%s", msg)
-        elif msg == repr(exc):  # cheroot's message is the exception's text itself
-            log.log(level, "request failed in the HTTP server: %s", type(exc).__name__)
+            return
+        name = type(exc).__name__
+        for text in (repr(exc), str(exc)):  # cheroot puts the exception's text in its message
+            if text:
+                msg = msg.replace(text, name)
+        if msg == name:
+            log.log(level, "request failed in the HTTP server: %s", name)
         else:
-            log.log(level, "%s (%s)", msg, type(exc).__name__)
+            log.log(level, "%s (%s)", msg, name)
 
     def process_conn(self, conn: HTTPConnection) -> None:
         if isinstance(conn, _TLSConnection) and not conn.handshaken and not conn.parked:

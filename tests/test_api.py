@@ -144,7 +144,7 @@ def test_inbox_fetch_as_xml_json_and_chosen_categories_then_ack(api: LiveApi) ->
 def test_decline_keeps_the_record_and_drops_the_content(api: LiveApi) -> None:
     message_id = api.inbox_ids[SCHOOL_A]
     bad = api.post(f"inbox/messages/{message_id}/decline", SCHOOL_A, json={"reason": ""})
-    for control in ("\u0000", "a\u001bb", "x\u007f"):  # free text: no control characters
+    for control in ("\u0000", "a\u001bb", "x\u007f", "x\u0085", "a\u202eb"):  # no controls
         refused = api.post(
             f"inbox/messages/{message_id}/decline", SCHOOL_A, json={"reason": control}
         )

@@ -154,6 +154,16 @@ def test_request_endpoints_answer_problems_with_stable_codes(schools: tuple[Las,
         },
     )
     assert bad.get_json()["code"] == "OSO-E483"
+    for name in ("Pe\u0007ters", "Peters\n", "\u202ePeters"):  # a 500 before (found by a review)
+        control = new.post(
+            "requests",
+            json={
+                "requesting_school": "01AB00",
+                "old_school": "00YY00",
+                "pupil": {"bsn": "999999187", "birth_date": "2015-02-02", "family_name": name},
+            },
+        )
+        assert (control.status_code, control.get_json()["code"]) == (400, "OSO-E606"), name
     assert old.get("requests").status_code == 200
     assert old.client.get("/api/v1/requests").status_code == 401  # no credential
 

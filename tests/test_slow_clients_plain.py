@@ -183,3 +183,25 @@ def test_the_http_servers_own_errors_go_to_our_log_without_their_text(
     assert "Jansen" not in caplog.text and "Jansen" not in capsys.readouterr().err
     assert "request failed in the HTTP server: ValueError" in caplog.text
     assert "socket.error 8" in caplog.text
+
+
+def test_an_exceptions_text_inside_cheroots_message_is_replaced_by_its_type(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    listener = _serve(tls=False)
+    try:
+        with caplog.at_level(logging.INFO, logger="oso_gateway.server"):
+            try:
+                raise ValueError("Jansen 2014-05-06")
+            except ValueError as exc:
+                listener.server.error_log(
+                    f"Unhandled error while processing an incoming connection {exc!r}",
+                    level=logging.ERROR,
+                    traceback=True,
+                )
+    finally:
+        listener.stop()
+    assert "Jansen" not in caplog.text
+    assert "Unhandled error while processing an incoming connection ValueError" in caplog.text

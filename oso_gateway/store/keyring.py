@@ -247,8 +247,10 @@ class LocalKeyProvider:
                 # keys, search with each other's lookup key and delete keys the other uses.
                 raise ConfigError(
                     f"{where}: this keyring belongs to a gateway with another storage.key "
-                    f"(key id {written_by}; this configuration's is {owner}): give each gateway "
-                    "a keyring of its own (storage.keyring_file)"
+                    f"(key id {written_by}; this configuration's is {owner}). Either two "
+                    "gateways share it: give each its own storage.keyring_file. Or this "
+                    "gateway's storage.key was changed: put the previous key back (storage "
+                    "keys change with `keys rotate`, never by editing storage.key)"
                 )
             owner = owner or written_by
             lookup = file_lookup or lookup

@@ -64,8 +64,8 @@ class PupilBody(BaseModel):
     bsn: str | None = Field(default=None, pattern=r"^[0-9]{9}$")
     onderwijsnummer: str | None = Field(default=None, pattern=r"^[0-9]{9}$")
     birth_date: dt.date
-    family_name: str = Field(min_length=1, max_length=200)
-    given_names: str | None = Field(default=None, min_length=1, max_length=200)
+    family_name: str = Field(min_length=1, max_length=200, pattern=am.NAME)
+    given_names: str | None = Field(default=None, min_length=1, max_length=200, pattern=am.NAME)
 
 
 class SendBody(BaseModel):

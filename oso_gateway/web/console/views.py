@@ -305,11 +305,14 @@ def transfer(pk: int) -> ResponseReturnValue:
         abort(404)
     events = ctx.store.events(pk)
     codes = _unique([row.last_error_code, *(e.error_code for e in events)])
-    log = select_events(ctx.store, LogFilter(message_id=row.message_id), limit=200)
-    if _schools() is not None:
+    if _schools() is None:
+        log = select_events(ctx.store, LogFilter(message_id=row.message_id), limit=200)
+    else:
         # A peer chooses its MessageIDs: another school's message may carry this one's. An
-        # operator scoped to schools sees the events of this school's message only.
-        log = [entry for entry in log if _event_of(entry.event, row)]
+        # operator scoped to schools sees the events of this school's message only (chosen
+        # before the page's 200, so that the other's cannot push these out).
+        found = select_events(ctx.store, LogFilter(message_id=row.message_id))
+        log = [entry for entry in found if _event_of(entry.event, row)][-200:]
     return render_template(
         "console/transfer.html",
         row=row,
