@@ -335,7 +335,8 @@ class ReceiveService:
             served=served,
             counterpart=accepted.counterpart_school,
             signer_oin=signer_oin,
-            payload_size=len(accepted.payload),
+            # the bytes the digest covers (the sender's payload size), not the stored document
+            payload_size=len(opened.payload_c14n),
             directory=self.directory,
             sender=_identity_for(self.config.identities, opened.recipient_oin),
             ttl=self.config.receipt_ttl,
