@@ -32,10 +32,10 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
-#: seconds a SQLite writer waits for the lock before giving up (then: StoreUnavailable)
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
+#: seconds a SQLite writer waits for the lock before giving up (then: StoreUnavailable)
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 #: execution option: start this engine's SQLite transactions with BEGIN IMMEDIATE
 _BEGIN_OPTION = "oso_sqlite_begin"

@@ -33,13 +33,13 @@ from oso_gateway.store.crypto import AtRestCipher, aad_for, seal_note
 from oso_gateway.store.engine import checkpoint_wal, unavailable_as_typed_error, writer
 from oso_gateway.store.logchain import make_event
 
-#: the kinds of data the retention policy names (``RetentionSettings``)
 log = logging.getLogger(__name__)
 
 #: the purge's checkpoint waits at most this long for other readers and writers (ms): it holds
 #: new writers meanwhile; a reader holding the WAL longer delays the truncation to the next one
 PURGE_CHECKPOINT_WAIT_MS = 1000
 
+#: the kinds of data the retention policy names (``RetentionSettings``)
 RECEIVED = "received_dossier"
 OUTBOUND = "outbound_payload"
 REJECTED_FAILED = "rejected_failed"
