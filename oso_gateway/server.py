@@ -393,6 +393,14 @@ def _placeholder(environ: dict[str, Any], start_response: Callable[..., Any]) ->
     return [b"starting\n"]
 
 
+def workers_for(settings: Any, threads: int) -> int:
+    """Worker threads for the school API's or the console's listener: at least a few more
+    than one peer address may hold connections (``limits.max_connections_per_address``), so
+    that one address's slow clients cannot take every worker (a review found 8 API workers
+    against a cap of 16 per address)."""
+    return max(threads, int(settings.limits.max_connections_per_address) + 4)
+
+
 def serve_plain_or_tls(
     app: WSGIApp,
     *,

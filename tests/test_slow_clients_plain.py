@@ -205,3 +205,28 @@ def test_an_exceptions_text_inside_cheroots_message_is_replaced_by_its_type(
         listener.stop()
     assert "Jansen" not in caplog.text
     assert "Unhandled error while processing an incoming connection ValueError" in caplog.text
+
+
+def test_the_api_and_console_have_more_workers_than_one_address_may_hold(
+    tmp_path: Path,
+) -> None:
+    """One address may hold ``max_connections_per_address`` connections: with 8 API workers
+    against a cap of 16, one source's slow clients could take them all (found by a review)."""
+    import dataclasses
+
+    from oso_gateway.config import LimitSettings
+    from oso_gateway.runtime import build_services
+    from oso_gateway.transfer.demo import VENDOR_OIN, setup_dev_gateways
+    from oso_gateway.web.api import start_api_in_thread
+
+    settings = setup_dev_gateways(tmp_path)[VENDOR_OIN].settings
+    settings = dataclasses.replace(settings, limits=LimitSettings(max_connections_per_address=12))
+    services = build_services(settings)
+    try:
+        running = start_api_in_thread(settings, services=services, port=0)
+        try:
+            assert running.server.requests.min >= 12 + 4
+        finally:
+            running.stop()
+    finally:
+        services.close()

@@ -275,7 +275,7 @@ def start_api_in_thread(
 ) -> RunningServer:
     """Serve the API (cheroot) on ``api.host``/``api.port`` in a daemon thread; HTTPS when
     ``api.tls_cert_file``/``tls_key_file`` are set. ``port=0``: an ephemeral port."""
-    from oso_gateway.server import serve_plain_or_tls
+    from oso_gateway.server import serve_plain_or_tls, workers_for
 
     app = create_api_app(settings, services=services)
     return serve_plain_or_tls(
@@ -284,7 +284,7 @@ def start_api_in_thread(
         port=settings.api.port if port is None else port,
         tls_cert_file=settings.api.tls_cert_file,
         tls_key_file=settings.api.tls_key_file,
-        threads=threads,
+        threads=workers_for(settings, threads),
         server_name="oso-gateway-api",
         path=API_PREFIX + "/",
         what="school API",

@@ -189,7 +189,7 @@ def serve_console(
     Plain HTTP unless ``console.tls_cert_file``/``tls_key_file`` are set (then HTTPS, no client
     certificate). ``port=0``: an ephemeral port. ``RunningServer.url`` is the console's URL.
     """
-    from oso_gateway.server import serve_plain_or_tls
+    from oso_gateway.server import serve_plain_or_tls, workers_for
 
     console = settings.console
     return serve_plain_or_tls(
@@ -198,7 +198,7 @@ def serve_console(
         port=console.port if port is None else port,
         tls_cert_file=console.tls_cert_file,
         tls_key_file=console.tls_key_file,
-        threads=threads,
+        threads=workers_for(settings, threads),
         server_name="oso-gateway-console",
         path=f"{console.path_prefix}/",
         what="console",
