@@ -360,3 +360,33 @@ def test_a_row_written_under_a_key_another_process_added_opens_without_a_restart
     assert cli.key_id == new_key
     blob = cli.encrypt(b"pull row", aad=b"row-1")
     assert serving.decrypt(blob, aad=b"row-1", key_id=new_key) == b"pull row"
+
+
+def test_keys_list_names_a_key_the_items_need_that_the_keyring_lacks(tmp_path: Path) -> None:
+    """A keyring not restored after a rotation: the key that wraps the data was simply not
+    listed, and every listed key read "available" (found by a helper's walkthrough of the
+    restore check)."""
+    from click.testing import CliRunner
+
+    from oso_gateway.cli import main
+
+    config, store = cli_config_and_store(tmp_path)
+    _import(store)
+    runner = CliRunner()
+    assert runner.invoke(main, ["keys", "rotate", "--config", str(config)]).exit_code == 0
+    keyring = tmp_path / "storage-keyring.json"
+    listed = [
+        json.loads(line)
+        for line in runner.invoke(
+            main, ["keys", "list", "--json", "--config", str(config)]
+        ).output.splitlines()
+    ]
+    new_key = next(k["key_id"] for k in listed if k["state"] == "active")
+    keyring.rename(tmp_path / "elsewhere.json")  # the restore forgot it
+    result = runner.invoke(main, ["keys", "list", "--json", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    rows = {k["key_id"]: k for k in map(json.loads, result.output.splitlines())}
+    assert rows[new_key]["state"] == "unknown" and rows[new_key]["available"] is False
+    assert rows[new_key]["data_keys"] == 1
+    table = runner.invoke(main, ["keys", "list", "--config", str(config)]).output
+    assert any(line.startswith(new_key) and " NO " in line for line in table.splitlines())

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Engine, delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -129,6 +129,40 @@ class Lifecycle:
             return work(session)
 
     # --- key use ------------------------------------------------------------------------------
+
+    def key_ids_in_use(self) -> set[str]:
+        """Every storage key id some stored item names (a data key's wrapping key, or a row
+        encrypted directly under a key): what a keyring must hold for the data to open."""
+
+        def work(session: Session) -> set[str]:
+            found: set[str] = set(session.scalars(select(m.DataKeyRow.kek_id).distinct()))
+            found |= set(
+                session.scalars(
+                    select(m.Dossier.key_id)
+                    .where(m.Dossier.data_key_id.is_(None), m.Dossier.key_id.is_not(None))
+                    .distinct()
+                )
+            )
+            found |= set(
+                session.scalars(
+                    select(m.Message.payload_key_id)
+                    .where(
+                        m.Message.payload_key_id.is_not(None),
+                        m.Message.payload_data_key_id.is_(None),
+                        blobs.has(blobs.PAYLOAD),
+                    )
+                    .distinct()
+                )
+            )
+            for table in (m.PullRequest, m.InzageRecord):
+                found |= set(
+                    session.scalars(
+                        select(table.key_id).where(table.key_id.is_not(None)).distinct()
+                    )
+                )
+            return {key_id for key_id in found if key_id}
+
+        return cast(set[str], self._read(work))
 
     def key_use(self, key_id: str) -> KeyUse:
         def work(session: Session) -> KeyUse:

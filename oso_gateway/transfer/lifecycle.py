@@ -58,11 +58,19 @@ class KeyStatus:
     use: KeyUse
 
 
+#: the state of a key that stored items name but the keyring does not hold at all
+UNKNOWN = "unknown"
+
+
 def list_keys(lifecycle: Lifecycle) -> list[KeyStatus]:
-    return [
-        KeyStatus(info=info, use=lifecycle.key_use(info.key_id))
-        for info in lifecycle.cipher.provider.keys()
-    ]
+    """Every key of the keyring, and every key id stored items name that the keyring does not
+    hold (state ``unknown``, not available: a keyring not restored, or the wrong one), so that
+    the restore check "every key that still wraps items is available" can see them."""
+    known = list(lifecycle.cipher.provider.keys())
+    held = {info.key_id for info in known}
+    missing = sorted(lifecycle.key_ids_in_use() - held)
+    infos = [*known, *(KeyInfo(key_id=k, state=UNKNOWN, available=False) for k in missing)]
+    return [KeyStatus(info=info, use=lifecycle.key_use(info.key_id)) for info in infos]
 
 
 @dataclass(frozen=True, kw_only=True)
