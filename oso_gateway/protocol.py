@@ -35,3 +35,19 @@ SCHOOL_PATTERN: Final = f"{BRIN_PATTERN}({VESTIGING_PATTERN})?"
 #: The path of the SOAP endpoint on a gateway (mutual TLS), and the media type of its messages.
 SOAP_PATH: Final = "/oso/v1/messages"
 SOAP_CONTENT_TYPE: Final = "text/xml; charset=utf-8"
+
+#: Characters a person's free text (a decline reason, the parents' view) may not hold: C0
+#: controls but tab and line breaks, DEL and C1 controls, and the bidirectional overrides and
+#: isolates (text that displays other than it reads). A name (one line) may not hold tab or line
+#: breaks either. The school API's models and the services check the same classes.
+FREE_TEXT_FORBIDDEN: Final = (
+    "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069"
+)
+NAME_FORBIDDEN: Final = "\\x00-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069"
+_FREE_TEXT_BAD: Final = re.compile(f"[{FREE_TEXT_FORBIDDEN}]")
+_NAME_BAD: Final = re.compile(f"[{NAME_FORBIDDEN}]")
+
+
+def is_clean_text(value: str, *, one_line: bool = False) -> bool:
+    """True when ``value`` holds none of the forbidden characters (of a name: ``one_line``)."""
+    return (_NAME_BAD if one_line else _FREE_TEXT_BAD).search(value) is None

@@ -79,6 +79,18 @@ def test_export_writes_schema_and_rule_valid_xml_without_the_withheld_category(
         assert root.xpath(path, namespaces=ns) == sent.xpath(path, namespaces=ns) != ""
 
 
+def test_a_decline_reason_with_control_characters_is_refused_on_the_command_line(
+    demo: Path,
+) -> None:
+    config = demo / RECEIVER / "config.toml"
+    message_id = inbox_id(config)
+    for reason in ("not \u001b[31mours", "x\u202ey"):
+        code, out = run("--config", str(config), "inbox", "decline", message_id, "--reason", reason)
+        assert code == 1 and "OSO-E606" in out, out
+    code, out = run("--config", str(config), "inbox", "list", "--json")
+    assert json.loads(out)["items"][0]["status"] == "imported"  # nothing changed
+
+
 def test_export_to_standard_output_writes_the_dossier_alone(demo: Path, tmp_path: Path) -> None:
     """``--out -`` pipes the dossier into the school's system; it wrote a file named "-"."""
     config = demo / RECEIVER / "config.toml"

@@ -111,6 +111,13 @@ def test_request_send_reads_the_pupil_from_standard_input(demo: tuple[Path, str]
         refused = CliRunner().invoke(main, [*base, "--pupil", "-"], input=bad)
         assert refused.exit_code == 2, bad
         assert "999999187" not in refused.output
+    # the CLI refuses what the school API refuses (a NUL gave a raw lxml traceback, a bidi
+    # override was sent to the other school; found by a helper's walkthrough)
+    for name in ("Pe\u0000ters", "Peters\u202e", "Jan\u0085"):
+        odd = CliRunner().invoke(
+            main, [*base, "--pupil", "-"], input=json.dumps({**pupil, "family_name": name})
+        )
+        assert odd.exit_code == 1 and "OSO-E483" in odd.output, (name, odd.output)
     missing = CliRunner().invoke(main, [*base, "--bsn", "999999187"])
     assert missing.exit_code == 2 and "birth date and a family name" in missing.output
 

@@ -555,3 +555,19 @@ def test_the_parents_preview_is_the_held_dossier_as_it_will_leave(pp: PullPair) 
     assert counts is not None and details is not None
     assert family_name not in render_text(counts)
     assert family_name in render_text(details, show_details=True)
+
+
+def test_the_services_refuse_control_characters_in_free_text(pp: PullPair) -> None:
+    """The same classes as the school API, for every caller (the CLI stored them)."""
+    request_id, data = _request(pp)
+    assert pp.old.pull.answer_with_dossier(request_id, data).outcome == "held"
+    today = pp.old.pull.clock().date()
+    with pytest.raises(GatewayError) as view:
+        pp.old.pull.record_inzage(
+            request_id, inzage_date=today, how="paper", zienswijze="eens \u202e"
+        )
+    assert view.value.code == "OSO-E475"
+    with pytest.raises(GatewayError) as text:
+        pp.old.pull.decline(request_id, reason="other", text="\u001b]0;x\u0007")
+    assert text.value.code == "OSO-E484"
+    assert _old(pp, request_id).status == "accepted"  # neither took effect

@@ -35,6 +35,7 @@ from oso_gateway.errors import (
     StatusConflict,
     UnknownCategory,
 )
+from oso_gateway.protocol import is_clean_text
 from oso_gateway.store import models as m
 from oso_gateway.store.api_clients import ApiClientStore, remember_idempotency
 from oso_gateway.store.engine import is_conflict
@@ -259,6 +260,8 @@ class InboxService(_Boxes):
         reason = reason.strip()
         if not reason or len(reason) > 500:
             raise RequestInvalid("reason: 1 to 500 characters")
+        if not is_clean_text(reason):  # as the school API refuses it, for the CLI too
+            raise RequestInvalid("reason: control or bidirectional-override characters")
         record = self.find(scope, message_id)
         now = self.clock()
         done = self._transition(

@@ -20,6 +20,7 @@ from oso_gateway.errors import (
     PupilIdentifierInvalid,
     RequestPayloadInvalid,
 )
+from oso_gateway.protocol import is_clean_text
 from oso_gateway.transfer.schools import School
 
 REQUEST_NS = "urn:oso-gateway:request:1"
@@ -73,6 +74,11 @@ class Pupil:
             raise PupilIdentifierInvalid("the onderwijsnummer fails its 11-proef")
         if not self.family_name.strip():
             raise PupilIdentifierInvalid("the family name is empty")
+        for what, name in (("family name", self.family_name), ("given names", self.given_names)):
+            if name is not None and not is_clean_text(name, one_line=True):
+                raise PupilIdentifierInvalid(
+                    f"the {what} holds control or bidirectional-override characters"
+                )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -122,6 +128,8 @@ class RequestAnswer:
                 raise DeclineReasonInvalid("unknown decline reason")
             if self.reason == "other" and not (self.text or "").strip():
                 raise DeclineReasonInvalid("reason 'other' needs a text")
+            if self.text is not None and not is_clean_text(self.text):
+                raise DeclineReasonInvalid("the text holds control or bidi-override characters")
         if self.outcome == ACCEPTED and self.ready_by is None:
             raise RequestPayloadInvalid("an acceptance needs a ready-by date")
 

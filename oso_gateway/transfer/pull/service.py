@@ -37,9 +37,11 @@ from oso_gateway.errors import (
     PupilIdentifierInvalid,
     PupilMismatch,
     RequestNotFound,
+    RequestPayloadInvalid,
     RequestSchoolMismatch,
     RequestStateInvalid,
 )
+from oso_gateway.protocol import is_clean_text
 from oso_gateway.security.xmlparse import ParseLimits, parse_xml
 from oso_gateway.store import models as m
 from oso_gateway.store.pull import (
@@ -338,7 +340,9 @@ class PullService:
         record = self.find(request_id, side=m.HOLDER, schools=schools)
         if record.status not in OPEN_HOLDER:
             raise RequestStateInvalid(f"request {request_id} is {record.status}")
-        self._check_inzage_args(record.our_school, inzage_date, how, waiver, now=now)
+        self._check_inzage_args(
+            record.our_school, inzage_date, how, waiver, now=now, zienswijze=zienswijze
+        )
         self.requests.record_inzage(
             school=record.our_school,
             request_pk=record.pk,
@@ -369,7 +373,9 @@ class PullService:
         now = now or self.clock()
         if not (bsn_is_valid(pupil_identifier) or onderwijsnummer_is_valid(pupil_identifier)):
             raise PupilIdentifierInvalid("the pupil identifier fails the 11-proef")
-        self._check_inzage_args(school.code, inzage_date, how, waiver, now=now)
+        self._check_inzage_args(
+            school.code, inzage_date, how, waiver, now=now, zienswijze=zienswijze
+        )
         self.requests.record_inzage(
             school=school.code,
             request_pk=None,
@@ -504,10 +510,15 @@ class PullService:
         waiver: str | None,
         *,
         now: datetime,
+        zienswijze: str | None = None,
     ) -> None:
+        if zienswijze is not None and not is_clean_text(zienswijze):
+            raise RequestPayloadInvalid("the view holds control or bidi-override characters")
         if waiver is not None:
             if not waiver.strip():
                 raise InzageWaiverNotAllowed("a waiver needs a reason")
+            if not is_clean_text(waiver):
+                raise RequestPayloadInvalid("the waiver holds control or bidi-override characters")
             if self.settings.policy_for(school).inzage != INZAGE_OR_WAIVER:
                 raise InzageWaiverNotAllowed(f"school {school}'s policy does not allow a waiver")
             return

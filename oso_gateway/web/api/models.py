@@ -11,15 +11,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from oso_gateway.protocol import BRIN_PATTERN, VESTIGING_PATTERN
+from oso_gateway.protocol import (
+    BRIN_PATTERN,
+    FREE_TEXT_FORBIDDEN,
+    NAME_FORBIDDEN,
+    VESTIGING_PATTERN,
+)
 from oso_gateway.store import models as m
 
 MESSAGE_ID = r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-#: free text a person types (a reason, a view): no control characters but tab and line breaks,
-#: none of C1, and no bidirectional overrides or isolates (text that displays other than it reads)
-TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$"
-#: a name (one line): as ``TEXT``, and no tab or line break either
-NAME = r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$"
+#: free text a person types (a reason, a view) and a name (one line): ``protocol``'s classes
+TEXT = f"^[^{FREE_TEXT_FORBIDDEN}]*$"
+NAME = f"^[^{NAME_FORBIDDEN}]*$"
 SCHOOL = f"^{BRIN_PATTERN}{VESTIGING_PATTERN}$"
 CATEGORIES = r"^[a-z]+(,[a-z]+)*$"
 
