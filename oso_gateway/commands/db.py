@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 import click
 
 from oso_gateway.config import CONFIG_ENV, Settings, generate_storage_key, load_settings
-from oso_gateway.errors import ConfigError, GatewayError, SchemaNotCurrent
+from oso_gateway.errors import ConfigError, GatewayError, OutputUnwritable, SchemaNotCurrent
 from oso_gateway.store.engine import shown_url
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -112,10 +112,13 @@ def fail(exc: GatewayError, *, status: int = 1, hint: str | None = None) -> NoRe
 def write_private(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` readable by its owner only (0600) from the first byte on: a
     dossier or a parents' report holds personal data (an existing file is made 0600 too)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        os.fchmod(handle.fileno(), 0o600)
-        handle.write(data)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(data)
+    except OSError as exc:
+        fail(OutputUnwritable(f"cannot write {path}: {exc.strerror or type(exc).__name__}"))
 
 
 @click.group("db")

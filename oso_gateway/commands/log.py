@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from oso_gateway.commands.db import config_option, fail, settings_or_exit, store_or_exit
-from oso_gateway.errors import ConfigError, GatewayError
+from oso_gateway.errors import ConfigError, GatewayError, OutputUnwritable
 from oso_gateway.store import models as m
 from oso_gateway.store.logchain import FIELD_FORMATS, StoredEvent
 
@@ -302,8 +302,11 @@ def export_command(config_file: Path | None, where: LogFilter, fmt: str, out: Pa
     if out is None:
         export_events(rows, fmt, sys.stdout)
         return
-    with out.open("w", encoding="utf-8", newline="") as handle:
-        count = export_events(rows, fmt, handle)
+    try:
+        with out.open("w", encoding="utf-8", newline="") as handle:
+            count = export_events(rows, fmt, handle)
+    except OSError as exc:
+        fail(OutputUnwritable(f"cannot write {out}: {exc.strerror or type(exc).__name__}"))
     click.echo(f"exported {count} events to {out}", err=True)
 
 

@@ -58,6 +58,7 @@ from oso_gateway.errors.local import (
     ListenFailed,
     LogAnchorInvalid,
     LogEventInvalid,
+    OutputUnwritable,
     SchemaNotCurrent,
     StoreUnavailable,
 )
@@ -266,6 +267,7 @@ __all__ = [
     "ObjectionNotApplied",
     "OinInvalid",
     "OinMismatch",
+    "OutputUnwritable",
     "PeerFault",
     "PeerHttpError",
     "PeerUnreachable",

@@ -80,3 +80,10 @@ class ListenFailed(ConfigError):
     an address of this machine); the detail names address, port and the system's reason."""
 
     code = "OSO-E561"
+
+
+class OutputUnwritable(LocalError):
+    """A command's output file cannot be written (no such directory, not a directory, no
+    permission); the detail names the file and the system's reason. Nothing was written."""
+
+    code = "OSO-E562"
