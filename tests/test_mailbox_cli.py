@@ -105,6 +105,29 @@ def test_export_to_standard_output_writes_the_dossier_alone(demo: Path, tmp_path
     assert not Path("-").exists()
 
 
+def test_an_output_file_that_cannot_be_written_is_an_error_with_a_code(
+    demo: Path, tmp_path: Path
+) -> None:
+    """A missing directory gave a raw FileNotFoundError traceback (found by a walkthrough)."""
+    config = demo / RECEIVER / "config.toml"
+    message_id = inbox_id(config)
+    for out in (tmp_path / "nodir" / "x.xml", Path("/etc/passwd/x")):
+        code, text = run("--config", str(config), "inbox", "export", message_id, "--out", str(out))
+        assert code == 1 and "OSO-E562" in text and str(out) in text, text
+        assert "Traceback" not in text
+    code, text = run(
+        "--config",
+        str(config),
+        "log",
+        "export",
+        "--format",
+        "csv",
+        "--out",
+        str(tmp_path / "n" / "l"),
+    )
+    assert code == 1 and "OSO-E562" in text
+
+
 def test_export_json_and_categories_keep_only_the_chosen_and_required(
     demo: Path, tmp_path: Path
 ) -> None:
@@ -179,26 +202,3 @@ def test_ack_then_decline_drops_the_content_and_keeps_the_record(
     code, out = run("--config", str(config), "log", "list", "--json")
     assert "wrong school" not in out  # the reason is never logged
     assert re.search(r"declined", out)
-
-
-def test_an_output_file_that_cannot_be_written_is_an_error_with_a_code(
-    demo: Path, tmp_path: Path
-) -> None:
-    """A missing directory gave a raw FileNotFoundError traceback (found by a walkthrough)."""
-    config = demo / RECEIVER / "config.toml"
-    message_id = inbox_id(config)
-    for out in (tmp_path / "nodir" / "x.xml", Path("/etc/passwd/x")):
-        code, text = run("--config", str(config), "inbox", "export", message_id, "--out", str(out))
-        assert code == 1 and "OSO-E562" in text and str(out) in text, text
-        assert "Traceback" not in text
-    code, text = run(
-        "--config",
-        str(config),
-        "log",
-        "export",
-        "--format",
-        "csv",
-        "--out",
-        str(tmp_path / "n" / "l"),
-    )
-    assert code == 1 and "OSO-E562" in text
