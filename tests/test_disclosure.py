@@ -428,4 +428,4 @@ def test_subject_erase_shreds_one_pupils_dossiers_now_and_logs_it(tmp_path: Path
     assert "erasure.received_dossier" in operations
     assert not any("123456782" in json.dumps(e.event) for e in entries)
     again = runner.invoke(main, [*base, "--yes"], input="123456782\n")
-    assert json.loads(again.output) == {"would_erase": []}
+    assert json.loads(again.output) == {"erased": []}

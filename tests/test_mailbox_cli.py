@@ -165,6 +165,10 @@ def test_sending_gateway_shows_it_delivered_with_a_verified_receipt(demo: Path) 
     # the receipt's size is of the bytes its digest covers, as the sender counts them (it
     # counted the receiver's stored document, 39 bytes of XML declaration more)
     assert shown["receipt"]["payload_bytes"] == item["size_bytes"]
+    code, out = run("--config", str(demo / RECEIVER / "config.toml"), "inbox", "list", "--json")
+    (received,) = json.loads(out)["items"]
+    assert received["size_bytes"] == item["size_bytes"]  # one size for one transfer
+    assert received["payload_digest"] == item["payload_digest"]
     assert [e["status"] for e in shown["events"]][-1] == "delivered"
     code, out = run("--config", str(config), "outbox", "cancel", item["message_id"])
     assert code == 1 and "OSO-E605" in out  # delivered: too late to cancel

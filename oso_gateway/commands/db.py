@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 import click
 
 from oso_gateway.config import CONFIG_ENV, Settings, generate_storage_key, load_settings
-from oso_gateway.errors import ConfigError, GatewayError, OutputUnwritable, SchemaNotCurrent
+from oso_gateway.errors import (
+    ConfigError,
+    GatewayError,
+    KeyMaterialError,
+    OutputUnwritable,
+    SchemaNotCurrent,
+)
 from oso_gateway.store.engine import shown_url
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,7 +80,8 @@ def services_or_exit(config_file: Path | None) -> GatewayServices:
     try:
         return build_services(settings)
     except GatewayError as exc:
-        status = 2 if isinstance(exc, ConfigError | SchemaNotCurrent) else 1  # as store_or_exit
+        # a configuration problem, as store_or_exit: settings, schema, our own key or CRL files
+        status = 2 if isinstance(exc, ConfigError | SchemaNotCurrent | KeyMaterialError) else 1
         fail(exc, status=status, hint=_no_config_hint(settings))
 
 

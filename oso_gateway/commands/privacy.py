@@ -266,7 +266,8 @@ def erase_command(
     ids = [h.message_id for h in held]
     if dry_run or not held:
         if as_json:
-            click.echo(json.dumps({"would_erase": ids}, sort_keys=True))
+            key = "would_erase" if dry_run else "erased"
+            click.echo(json.dumps({key: ids}, sort_keys=True))
         else:
             for message_id in ids:
                 click.echo(f"would erase {message_id}")

@@ -68,7 +68,8 @@ class InboundRepository(MessageQueries, DossierSearch):
 
         ``dossier`` None: a message kind that carries no dossier (a request, an answer): only the
         message, its events and receipt are stored (``payload_size`` gives its size), and
-        ``after_insert`` writes the kind's own rows.
+        ``after_insert`` writes the kind's own rows. With a dossier, ``payload_size`` (default:
+        the dossier's length) is the size of the bytes its digest covers.
 
         Events ``received → verified → imported`` are written with it, and appended to the
         transfer log. ``after_insert`` (tests: a crash) runs inside the same transaction; if it
@@ -84,10 +85,11 @@ class InboundRepository(MessageQueries, DossierSearch):
             raise ValueError("an imported message needs its signer's OIN (counterpart_oin)")
         dossier_id = str(uuid.uuid4())
         rows: _DossierRows | None = None
+        if payload_size is None and dossier is not None:
+            payload_size = len(dossier)  # the caller's size (the digest's bytes) comes first
         if dossier is not None and duplicate_of is not None:
-            payload_size, dossier = len(dossier), None  # the first copy holds the content
+            dossier = None  # the first copy holds the content
         if dossier is not None:
-            payload_size = len(dossier)
             rows = self._dossier_rows(
                 dossier_id,
                 dossier,

@@ -350,7 +350,8 @@ class ReceiveService:
             counterpart_oin=signer_oin,
             counterpart_school=accepted.counterpart_school,
             payload_digest=opened.payload_digest,
-            payload_size=len(accepted.payload),
+            # the size of the bytes the digest covers, as the sender and the receipt count it
+            payload_size=len(opened.payload_c14n),
             message_size=size,
             signer_fingerprint=opened.signer.fingerprint_sha256,
             dossier=accepted.payload if accepted.dossier is not None else None,

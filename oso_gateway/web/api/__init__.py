@@ -244,11 +244,9 @@ def _install_error_handlers(app: SchoolApi) -> None:
         if exc.response is not None and exc.code != 429:
             return exc.response  # type: ignore[return-value]  # flask-openapi3's abort
         cls = by_status.get(exc.code or 500, se.ApiInternalError)
-        headers = {}
-        if exc.code == 429:
-            retry = getattr(exc, "retry_after", None)
-            headers = {"Retry-After": str(retry or 60)}
-        return problem(cls, headers=headers)
+        # A 429 here is Flask-Limiter's: it sets Retry-After itself, from the window's reset
+        # (a value of ours would only be taken if later: it made the wait read 60 s always)
+        return problem(cls)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
