@@ -403,3 +403,23 @@ def test_building_the_package_prints_no_warnings(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     for marker in ("Warning", "deprecated", "!!"):
         assert marker not in output, output[-3000:]
+
+
+@pytest.mark.parametrize("command", [["inbox", "list"], ["outbox", "run", "--once"]])
+def test_a_crl_file_that_does_not_parse_is_a_configuration_error_everywhere(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """``directory check`` exited 2 for it, other commands 1 (found by a helper's walkthrough);
+    every one names the file."""
+    from oso_gateway.transfer.demo import PRIMARY_OIN, setup_dev_gateways
+
+    config = setup_dev_gateways(tmp_path)[PRIMARY_OIN].config_file
+    broken = tmp_path / "broken.crl.pem"
+    broken.write_bytes(b"-----BEGIN X509 CRL-----\nbroken\n-----END X509 CRL-----\n")
+    text = config.read_text()
+    start = text.index("crl_files = [")
+    end = text.index("]", start) + 1
+    config.write_text(text[:start] + f'crl_files = ["{broken}"]' + text[end:])
+    result = CliRunner().invoke(main, ["--config", str(config), *command])
+    assert result.exit_code == 2, result.output
+    assert "OSO-E320" in result.output and str(broken) in result.output

@@ -24,7 +24,7 @@ from oso_gateway.commands.supervise import (
     stop_on_signals,
 )
 from oso_gateway.config import Settings
-from oso_gateway.errors import ConfigError, GatewayError, SchemaNotCurrent
+from oso_gateway.errors import ConfigError, GatewayError, KeyMaterialError, SchemaNotCurrent
 from oso_gateway.errors.logs import configure_logging
 from oso_gateway.protocol import SOAP_PATH
 
@@ -221,8 +221,8 @@ def _start(
             outbox=outbox,
             stop_event=stop_on_signals(),
         )
-    except (ConfigError, SchemaNotCurrent) as exc:
-        fail(exc, status=2)
+    except (ConfigError, SchemaNotCurrent, KeyMaterialError) as exc:
+        fail(exc, status=2)  # the configuration: settings, schema, our own key or CRL files
     except GatewayError as exc:
         fail(exc)
     for path_problem in _served_path_problems(services):
