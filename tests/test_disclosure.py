@@ -427,5 +427,10 @@ def test_subject_erase_shreds_one_pupils_dossiers_now_and_logs_it(tmp_path: Path
     operations = [e.event.get("operation") for e in entries]
     assert "erasure.received_dossier" in operations
     assert not any("123456782" in json.dumps(e.event) for e in entries)
+    from oso_gateway.transfer.mailbox import summary
+
+    shown = {bsn: summary(store.find_message(m.IN, ids[bsn])) for bsn in ids}  # type: ignore[arg-type]
+    assert shown["123456782"]["purged_at"] is not None  # the inbox says it was erased
+    assert shown["999999187"]["purged_at"] is None
     again = runner.invoke(main, [*base, "--yes"], input="123456782\n")
     assert json.loads(again.output) == {"erased": []}

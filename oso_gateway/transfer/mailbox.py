@@ -101,6 +101,8 @@ def summary(record: MessageRecord) -> dict[str, Any]:
         "last_error_code": record.last_error_code,
         #: the dossier request this delivery answers (pull workflow; None: a push)
         "request_id": record.relates_to,
+        #: when its content was erased (purge or erasure on request): a fetch then says so
+        "purged_at": _iso(record.purged_at),
     }
 
 

@@ -59,6 +59,11 @@ class Message(BaseModel):
     request_id: str | None = Field(
         default=None, description="The dossier request this delivery answers (null: a push)"
     )
+    purged_at: str | None = Field(
+        default=None,
+        description="When its content was erased (retention purge or erasure on request); "
+        "null: the content is held",
+    )
 
 
 class MessagePage(BaseModel):
