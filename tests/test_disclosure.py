@@ -370,6 +370,15 @@ def test_the_report_does_not_call_a_cancelled_or_undelivered_dossier_shared(
     )
     assert text.count("Gedeelde gegevens (categorieën)") == 1
     assert "niet verzonden (geannuleerd)" in text
+    # the queued one is tried (the receiver still gone): on the wire, not confirmed
+    pair.clock.advance(timedelta(seconds=10))
+    pair.outbox.run_once()
+    trying = pair.sender_store.find_message(m.OUT, queued.message_id)
+    assert trying is not None and trying.status == m.RETRYING and trying.attempts == 1
+    [record] = _records(pair).disclosures(message_id=queued.message_id)
+    [section] = build_report([record], language="en", now=pair.clock()).sections
+    assert section.sent_heading == "Data sent, receipt not confirmed (categories)"
+    assert ("Status", "being sent: 1 attempt(s) so far, no receipt yet") in section.rows
 
 
 def test_subject_erase_shreds_one_pupils_dossiers_now_and_logs_it(tmp_path: Path) -> None:

@@ -51,6 +51,9 @@ _TEXT: dict[str, dict[str, str]] = {
             "ontvangst niet bevestigd ({why} na {n} verzendpoging(en)): de ontvangende school "
             "kan het dossier toch hebben ontvangen"
         ),
+        "in_progress": (
+            "wordt verzonden: {n} verzendpoging(en), nog geen ontvangstbevestiging"
+        ),
         "why_cancelled": "geannuleerd",
         "why_failed": "mislukt",
         "withheld": "Niet gedeeld",
@@ -98,6 +101,7 @@ _TEXT: dict[str, dict[str, str]] = {
             "receipt not confirmed ({why} after {n} attempt(s)): the receiving school may "
             "still have received the dossier"
         ),
+        "in_progress": "being sent: {n} attempt(s) so far, no receipt yet",
         "why_cancelled": "cancelled",
         "why_failed": "failed",
         "withheld": "Not shared",
@@ -198,6 +202,9 @@ def build_report(
             else:
                 rows.append((t["status"], t["not_sent"].format(why=why)))
                 sent_heading = t["sent_never"]
+        elif r.delivered_at is None and r.attempts:  # on the wire, not (yet) confirmed
+            rows.append((t["status"], t["in_progress"].format(n=r.attempts)))
+            sent_heading = t["sent_unconfirmed"]
         if r.receipt_digest:
             rows.append((t["receipt"], r.receipt_digest))
         if r.payload_digest:
