@@ -149,6 +149,7 @@ def test_decline_keeps_the_record_and_drops_the_content(api: LiveApi) -> None:
             f"inbox/messages/{message_id}/decline", SCHOOL_A, json={"reason": control}
         )
         assert (refused.status_code, refused.json()["code"]) == (400, "OSO-E606"), control
+        assert "control" in refused.json()["errors"][0]["message"]  # words, not a regex
     assert bad.status_code == 400 and bad.json()["code"] == "OSO-E606"
     assert bad.json()["errors"][0]["location"] == "reason"
     answer = api.post(

@@ -98,12 +98,24 @@ class SchoolApi(OpenAPI):
         self.spec_json["components"]["schemas"].pop("ValidationErrorModel", None)
 
 
+#: what a value that does not match its field's pattern lacks, in words (pydantic's message
+#: quotes the regular expression)
+_PATTERN_MESSAGE = (
+    "does not have the allowed form (see the field's description; free text and names may "
+    "not hold control or bidirectional-override characters)"
+)
+
+
 def _validation_problem(exc: ValidationError) -> Response:
     errors = [
         {
             "code": str(e.get("type", "invalid"))[:60],
             "location": ".".join(str(p) for p in e.get("loc", ()))[:200] or "request",
-            "message": str(e.get("msg", ""))[:200],
+            "message": (
+                _PATTERN_MESSAGE
+                if e.get("type") == "string_pattern_mismatch"
+                else str(e.get("msg", ""))[:200]
+            ),
         }
         for e in exc.errors(include_input=False, include_url=False)
     ]
