@@ -51,9 +51,7 @@ _TEXT: dict[str, dict[str, str]] = {
             "ontvangst niet bevestigd ({why} na {n} verzendpoging(en)): de ontvangende school "
             "kan het dossier toch hebben ontvangen"
         ),
-        "in_progress": (
-            "wordt verzonden: {n} verzendpoging(en), nog geen ontvangstbevestiging"
-        ),
+        "in_progress": ("wordt verzonden: {n} verzendpoging(en), nog geen ontvangstbevestiging"),
         "why_cancelled": "geannuleerd",
         "why_failed": "mislukt",
         "withheld": "Niet gedeeld",
