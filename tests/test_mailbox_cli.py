@@ -79,6 +79,25 @@ def test_export_writes_schema_and_rule_valid_xml_without_the_withheld_category(
         assert root.xpath(path, namespaces=ns) == sent.xpath(path, namespaces=ns) != ""
 
 
+def test_a_message_id_without_its_urn_prefix_is_found(demo: Path) -> None:
+    config = str(demo / RECEIVER / "config.toml")
+    message_id = inbox_id(demo / RECEIVER / "config.toml")
+    bare = message_id.removeprefix("urn:uuid:").upper()
+    code, out = run("--config", config, "inbox", "show", bare, "--json")
+    assert code == 0, out
+    assert json.loads(out)["message_id"] == message_id
+
+
+def test_an_unknown_status_filter_is_a_usage_error(demo: Path) -> None:
+    config = str(demo / RECEIVER / "config.toml")
+    code, out = run("--config", config, "inbox", "list", "--status", "imported")
+    assert code == 0
+    code, out = run("--config", config, "inbox", "list", "--status", "bogus")
+    assert code == 2 and "not a status of the inbox" in out and "imported" in out
+    code, out = run("--config", config, "outbox", "list", "--status", "imported")
+    assert code == 2 and "not a status of the outbox" in out
+
+
 def test_a_decline_reason_with_control_characters_is_refused_on_the_command_line(
     demo: Path,
 ) -> None:

@@ -118,8 +118,17 @@ def _page_command(box: str) -> Callable[..., None]:
         limit: int,
         cursor: str | None,
     ) -> None:
+        from oso_gateway.store import models as m
+        from oso_gateway.store.mailbox import INBOX_STATUSES
         from oso_gateway.transfer.mailbox import ListFilter
 
+        known = INBOX_STATUSES if box == "inbox" else m.OUTBOUND_STATUSES
+        unknown = sorted(set(statuses) - set(known))
+        if unknown:  # a typo answered "(no messages)" before
+            raise click.BadParameter(
+                f"{', '.join(unknown)}: not a status of the {box} (one of {', '.join(known)})",
+                param_hint="--status",
+            )
         where = ListFilter(
             statuses=statuses,
             counterpart_school=counterpart.upper() if counterpart else None,

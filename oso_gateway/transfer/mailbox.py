@@ -16,6 +16,7 @@ another school is ``MessageNotFound`` (OSO-E602), exactly like a missing one.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -77,6 +78,12 @@ class ListFilter:
     until: datetime | None = None
     cursor: str | None = None
     limit: int = DEFAULT_PAGE
+
+
+#: a MessageID given without its ``urn:uuid:`` prefix
+_BARE_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -180,6 +187,8 @@ class _Boxes:
         as inbox or outbox items (an operator, every school's scope, reaches them all)."""
         if not message_id or len(message_id) > 100:
             raise MessageNotFound("message id empty or too long")
+        if _BARE_UUID.fullmatch(message_id):  # as `log show` takes it: the urn:uuid: form
+            message_id = "urn:uuid:" + message_id.lower()
         actions = None if scope.schools is None else self.actions
         record = self.mailbox.get(
             self.direction, message_id, schools=scope.schools, actions=actions
