@@ -19,6 +19,10 @@ def is_oin(value: str) -> bool:
     return _OIN_RE.fullmatch(value) is not None
 
 
+#: A UUID in its canonical lower-case form, and a MessageID: that UUID as a ``urn:uuid:`` URN.
+UUID_PATTERN: Final = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+MESSAGE_ID_PATTERN: Final = "urn:uuid:" + UUID_PATTERN
+
 #: The namespace of an OSO gegevensset 2019 dossier (root element ``dossier``).
 DOSSIER_NS: Final = "http://www.edustandaard.nl/oso_gegevensset/2019/dossier"
 #: The versions of the OSO gegevensset this gateway implements (``metadata/standaardversie`` and

@@ -52,7 +52,7 @@ from oso_gateway.errors import (
     XmlParseError,
 )
 from oso_gateway.limits import MAX_MESSAGE_BYTES
-from oso_gateway.protocol import is_oin
+from oso_gateway.protocol import MESSAGE_ID_PATTERN, is_oin
 from oso_gateway.security import largetext, primitives, xmldsig, xmlenc
 from oso_gateway.security.c14n import (
     Canonical,
@@ -109,7 +109,7 @@ _B64_CHUNK = 192 * 1024
 #: a CipherValue of at least this many bytes is decoded straight from the message's bytes, not
 #: parsed into the envelope's tree first (``largetext``)
 _CUT_MIN = 1024 * 1024
-_UUID_URN_RE = re.compile(r"urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_UUID_URN_RE = re.compile(MESSAGE_ID_PATTERN)
 
 
 @dataclass(frozen=True, kw_only=True)

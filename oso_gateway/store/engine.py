@@ -132,23 +132,22 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     return engine
 
 
-def checkpoint_wal(engine: Engine, *, wait_ms: int | None = None) -> bool:
+def checkpoint_wal(engine: Engine, *, wait_ms: int) -> bool:
     """SQLite: copy the WAL into the database file and truncate the WAL, so that no earlier
     image of a page whose content was deleted (a destroyed data key, a ciphertext; deleted cells
     are zeroed, ``secure_delete``) stays in either file. Returns False when a reader or writer
-    kept it from finishing within ``wait_ms`` (None: the busy timeout): a later checkpoint, or
-    the last connection's close, then does it. Elsewhere (PostgreSQL) nothing to do: True.
+    kept it from finishing within ``wait_ms`` (it holds new writers while it waits): a later
+    checkpoint, or the last connection's close, then does it. Elsewhere (PostgreSQL) nothing to
+    do: True.
     """
     if engine.dialect.name != "sqlite":
         return True
     with unavailable_as_typed_error(), engine.connect() as conn:
-        if wait_ms is not None:
-            conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(wait_ms)}")
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(wait_ms)}")
         try:
             row = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
         finally:
-            if wait_ms is not None:
-                conn.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
     return row is None or not row[0]  # (busy, WAL frames, frames checkpointed)
 
 
@@ -158,12 +157,12 @@ def checkpoint_wal(engine: Engine, *, wait_ms: int | None = None) -> bool:
 CHECKPOINT_WAIT_MS = 200
 
 
-def checkpoint_after_delete(engine: Engine) -> bool:
-    """``checkpoint_wal`` after an operation that deleted content has committed: bounded to
-    ``CHECKPOINT_WAIT_MS``, and a failure is logged, not raised (the deletion stands; the next
-    checkpoint, or the last connection's close, completes it)."""
+def checkpoint_after_delete(engine: Engine, *, wait_ms: int = CHECKPOINT_WAIT_MS) -> bool:
+    """``checkpoint_wal`` after an operation that deleted content has committed: a failure is
+    logged, not raised (the deletion stands; the next checkpoint, or the last connection's
+    close, completes it)."""
     try:
-        return checkpoint_wal(engine, wait_ms=CHECKPOINT_WAIT_MS)
+        return checkpoint_wal(engine, wait_ms=wait_ms)
     except StoreUnavailable as exc:
         log.warning("WAL checkpoint after a deletion failed: %s (retried later)", exc.code)
         return False

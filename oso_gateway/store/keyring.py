@@ -200,7 +200,7 @@ class LocalKeyProvider:
         self._lookup: bytes | None = None
         self._entries: dict[str, _Entry] = {}
         #: the configured key id of the gateway the keyring belongs to (None: not yet known)
-        self._owner: str | None = None if base_key is None else legacy_key_id(base_key)
+        self._owner: str | None = None
         self._load()
 
     def __repr__(self) -> str:

@@ -16,7 +16,6 @@ kind is a transfer-log event, in the purge's own transaction.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,14 +25,11 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Engine, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from oso_gateway.errors import StoreUnavailable
 from oso_gateway.store import blobs, translog
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import AtRestCipher, aad_for, seal_note
-from oso_gateway.store.engine import checkpoint_wal, unavailable_as_typed_error, writer
+from oso_gateway.store.engine import checkpoint_after_delete, unavailable_as_typed_error, writer
 from oso_gateway.store.logchain import make_event
-
-log = logging.getLogger(__name__)
 
 #: the purge's checkpoint waits at most this long for other readers and writers (ms): it holds
 #: new writers meanwhile; a reader holding the WAL longer delays the truncation to the next one
@@ -459,10 +455,7 @@ class Lifecycle:
         (with a destroyed key or ciphertext) stays in the WAL file. Deleted cells were zeroed
         (``secure_delete``). Readers that hold old snapshots can keep the WAL busy: then it is
         truncated at a later purge or checkpoint."""
-        try:
-            checkpoint_wal(self.engine, wait_ms=PURGE_CHECKPOINT_WAIT_MS)
-        except StoreUnavailable as exc:  # the purge stands; the next checkpoint completes it
-            log.warning("WAL checkpoint after the purge failed: %s", exc.code)
+        checkpoint_after_delete(self.engine, wait_ms=PURGE_CHECKPOINT_WAIT_MS)
 
     def acknowledge(self, message_pk: int, *, now: datetime, fetched_only: bool = False) -> None:
         """The school system fetched (or acknowledged) an inbound dossier: retention counts from

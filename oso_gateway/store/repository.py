@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from oso_gateway.store import translog
-from oso_gateway.store.engine import checkpoint_after_delete, checkpoint_wal
+from oso_gateway.store.engine import checkpoint_after_delete
 from oso_gateway.store.inbound import InboundRepository
 from oso_gateway.store.logchain import StoredEvent
 from oso_gateway.store.outbox import OutboxRepository
@@ -45,10 +45,6 @@ __all__ = [
 
 class Store(OutboxRepository, InboundRepository):
     """Repository over one engine. ``cipher`` is needed for anything stored encrypted."""
-
-    def checkpoint_wal(self, *, wait_ms: int | None = None) -> bool:
-        """``engine.checkpoint_wal``: no earlier image of deleted content stays in the files."""
-        return checkpoint_wal(self.engine, wait_ms=wait_ms)
 
     def checkpoint_after_delete(self) -> bool:
         """``engine.checkpoint_after_delete``: bounded, and never failing the deletion."""

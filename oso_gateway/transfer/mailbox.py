@@ -36,7 +36,7 @@ from oso_gateway.errors import (
     StatusConflict,
     UnknownCategory,
 )
-from oso_gateway.protocol import is_clean_text
+from oso_gateway.protocol import UUID_PATTERN, is_clean_text
 from oso_gateway.store import models as m
 from oso_gateway.store.api_clients import ApiClientStore, remember_idempotency
 from oso_gateway.store.engine import is_conflict
@@ -81,9 +81,7 @@ class ListFilter:
 
 
 #: a MessageID given without its ``urn:uuid:`` prefix
-_BARE_UUID = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
+_BARE_UUID = re.compile(UUID_PATTERN, re.IGNORECASE)
 
 
 def _iso(at: datetime | None) -> str | None:

@@ -3,7 +3,8 @@
 Flask-Limiter keeps its counters in a ``limits`` storage; its ``memory://`` storage is one
 process's memory, so with ``serve --workers N``, or several machines on one PostgreSQL, each
 process allowed the whole limit and a client got N times it. This storage counts in the
-database every process shares: the limit holds whatever the number of processes.
+database every process shares: the limit holds whatever the number of processes. Windows are
+on the wall clock (``time.time``), as Flask-Limiter computes its reset headers.
 
 It serves the fixed-window strategy (Flask-Limiter's default, the one the gateway uses): a
 request is one ``incr``; ``get`` and ``get_expiry`` answer the ``X-RateLimit-*`` headers. A
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -42,13 +42,11 @@ class DatabaseStorage(Storage):
         wrap_exceptions: bool = False,
         *,
         counters: RateLimitCounters | None = None,
-        clock: Callable[[], float] = time.time,
         **options: Any,
     ) -> None:
         if counters is None:
             raise ValueError("DatabaseStorage needs the gateway's counters (storage_options)")
         self.counters = counters
-        self.clock = clock
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
 
     @property
@@ -56,13 +54,13 @@ class DatabaseStorage(Storage):
         return StoreUnavailable
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        return self.counters.incr(key, window=expiry, amount=amount, now=self.clock())
+        return self.counters.incr(key, window=expiry, amount=amount, now=time.time())
 
     def get(self, key: str) -> int:
-        return self.counters.get(key, now=self.clock())
+        return self.counters.get(key, now=time.time())
 
     def get_expiry(self, key: str) -> float:
-        return self.counters.window_ends(key, now=self.clock())
+        return self.counters.window_ends(key, now=time.time())
 
     def check(self) -> bool:
         return self.counters.reachable()
@@ -77,15 +75,13 @@ class DatabaseStorage(Storage):
 def database_limiter(
     app: Flask,
     counters: RateLimitCounters,
-    *,
-    clock: Callable[[], float] = time.time,
     **kwargs: Any,
 ) -> Limiter:
     """A Flask-Limiter on ``app`` that counts in the database (``kwargs``: Limiter's own)."""
     return Limiter(
         app=app,
         storage_uri=STORAGE_URI,
-        storage_options={"counters": counters, "clock": clock},  # type: ignore[dict-item]
+        storage_options={"counters": counters},  # type: ignore[dict-item]
         headers_enabled=True,
         **kwargs,
     )
@@ -113,10 +109,8 @@ class FailureLimit:
     ones were not limited at all. A valid credential is never refused by it.
     """
 
-    def __init__(
-        self, counters: RateLimitCounters, limit: str, *, clock: Callable[[], float] = time.time
-    ) -> None:
-        self.counters, self.clock = counters, clock
+    def __init__(self, counters: RateLimitCounters, limit: str) -> None:
+        self.counters = counters
         self.items = parse_many(limit)
 
     def _key(self, address: str, seconds: int) -> str:
@@ -124,7 +118,7 @@ class FailureLimit:
 
     def fail(self, address: str) -> None:
         """Count one failure from ``address``; ``ApiRateLimited`` when it is over a limit."""
-        now = self.clock()
+        now = time.time()
         for item in self.items:
             seconds = item.get_expiry()
             key = self._key(address, seconds)

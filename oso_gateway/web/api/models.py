@@ -14,12 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from oso_gateway.protocol import (
     BRIN_PATTERN,
     FREE_TEXT_FORBIDDEN,
+    MESSAGE_ID_PATTERN,
     NAME_FORBIDDEN,
     VESTIGING_PATTERN,
 )
 from oso_gateway.store import models as m
 
-MESSAGE_ID = r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+MESSAGE_ID = f"^{MESSAGE_ID_PATTERN}$"
 #: free text a person types (a reason, a view) and a name (one line): ``protocol``'s classes
 TEXT = f"^[^{FREE_TEXT_FORBIDDEN}]*$"
 NAME = f"^[^{NAME_FORBIDDEN}]*$"
