@@ -26,8 +26,10 @@ from oso_gateway.transfer.receive import ReceiverConfig, ReceiveService
 from oso_gateway.transfer.schools import School
 from oso_gateway.transfer.send import (
     PeerUnreachable,
+    PreparedDossier,
     SenderConfig,
     TransportResponse,
+    prepare_dossier,
 )
 from oso_gateway.transfer.services import StoreInbound, served_schools
 
@@ -171,6 +173,18 @@ class GatewayPair:
     inbound: StoreInbound
     outbox: Outbox
     sender_config: SenderConfig
+
+    def prepare(self, data: bytes, **options: Any) -> PreparedDossier:
+        """``prepare_dossier`` of ``data`` from the sender to the receiving school, now
+        (``options``: its other keyword arguments, such as ``objections``)."""
+        return prepare_dossier(
+            data,
+            to=RECEIVER_SCHOOL,
+            directory=self.directory,
+            config=self.sender_config,
+            now=self.clock(),
+            **options,
+        )
 
     def set_receiver_directory(self, directory: Directory) -> None:
         self.receiver.directory = directory

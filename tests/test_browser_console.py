@@ -19,7 +19,6 @@ import pytest
 from conftest import REPO, require
 from console_support import ADMIN_NAME, PASSWORD, add_operator, cheap_hasher, console_app
 from gateway_pair import (
-    RECEIVER_SCHOOL,
     SENDER_OIN,
     GatewayPair,
     dev_directory,
@@ -30,7 +29,6 @@ from gateway_pair import (
 from oso_gateway.dossier.generator import generate_dossier
 from oso_gateway.runtime import start_console_in_thread
 from oso_gateway.store import models as m
-from oso_gateway.transfer.send import prepare_dossier
 
 pytestmark = pytest.mark.integration
 
@@ -70,13 +68,7 @@ def _send(pair: GatewayPair, *, seed: int, brin: str | None = None) -> None:
     data = generate_dossier(overstap="POVO", seed=seed, now=pair.clock())
     if brin is not None:
         data = with_sending_school(data, brin)
-    prepared = prepare_dossier(
-        data,
-        to=RECEIVER_SCHOOL,
-        directory=pair.directory,
-        config=pair.sender_config,
-        now=pair.clock(),
-    )
+    prepared = pair.prepare(data)
     pair.outbox.enqueue(prepared)
     pair.outbox.run_once()
 

@@ -22,7 +22,6 @@ from console_support import (
 )
 from flask.testing import FlaskClient
 from gateway_pair import (
-    RECEIVER_SCHOOL,
     SENDER_OIN,
     GatewayPair,
     dev_directory,
@@ -36,7 +35,6 @@ from oso_gateway.errors import ConfigError
 from oso_gateway.runtime import build_console_app
 from oso_gateway.store import Store
 from oso_gateway.store import models as m
-from oso_gateway.transfer.send import prepare_dossier
 from oso_gateway.web.console.views import EXTENSION_KEY, ConsoleContext
 
 MARKERS = ("Qvzprivmarker", "Wqxprivmarker")
@@ -65,13 +63,7 @@ def _transfer(pair: GatewayPair, *, seed: int, marker: str, brin: str | None = N
     data = generate_dossier(overstap="POVO", seed=seed, now=pair.clock(), marker=marker)
     if brin is not None:
         data = with_sending_school(data, brin)
-    prepared = prepare_dossier(
-        data,
-        to=RECEIVER_SCHOOL,
-        directory=pair.directory,
-        config=pair.sender_config,
-        now=pair.clock(),
-    )
+    prepared = pair.prepare(data)
     pair.outbox.enqueue(prepared)
     pair.outbox.run_once()
     return _pii(data)

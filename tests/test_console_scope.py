@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from console_support import PASSWORD, cheap_hasher, console_app, login
 from gateway_pair import Clock, sqlite_store
+from store_support import import_received
 
 from oso_gateway.store import Store
 from oso_gateway.store.operators import OperatorStore
@@ -93,24 +94,14 @@ def test_operator_add_takes_schools(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert record is not None and record.schools == ("02CD00",)
 
 
-def _inbound(store: Store, *, ours: str, signer: str, digest: str) -> int:
-    from datetime import date
-
-    from oso_gateway.store import Imported, PupilFacts
-
-    result = store.import_inbound(
-        message_id="urn:uuid:7e57e57e-0000-4000-8000-000000000001",  # the same id, twice
-        action="urn:oso:dossier:deliver",
-        dossier=b"<dossier/>",
-        payload_digest=digest * 64,
-        receipt=b"<receipt/>",
+def _inbound(store: Store, *, ours: str, signer: str) -> int:
+    result = import_received(
+        store,
         now=Clock()(),
-        counterpart_oin=signer,
-        counterpart_school="00YY00",
         our_school=ours,
-        pupil=PupilFacts(family_name="X", birth_date=date(2014, 5, 6), bsn="123456782"),
+        signer_oin=signer,
+        message_id="urn:uuid:7e57e57e-0000-4000-8000-000000000001",  # the same id, twice
     )
-    assert isinstance(result, Imported)
     return result.message.pk
 
 
@@ -120,8 +111,8 @@ def test_a_scoped_operator_sees_no_log_event_of_another_schools_message_with_the
     """A MessageID is unique per sender only: two senders may use one id for messages to two
     schools of this gateway. The transfer page listed the log events of both (found by a
     helper's attack); a scoped operator now sees those of its own school's message only."""
-    mine = _inbound(store, ours="02CD00", signer="00000001000000000001", digest="a")
-    _inbound(store, ours="03EF00", signer="00000001000000000002", digest="b")
+    mine = _inbound(store, ours="02CD00", signer="00000001000000000001")
+    _inbound(store, ours="03EF00", signer="00000001000000000002")
     scoped = console_app(tmp_path, store).test_client()
     assert login(scoped, "only-02cd").status_code == 302
     page = scoped.get(f"/console/transfers/{mine}").get_data(as_text=True)

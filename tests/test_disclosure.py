@@ -9,7 +9,8 @@ from pathlib import Path
 import pypdf
 import pytest
 from click.testing import CliRunner
-from gateway_pair import RECEIVER_SCHOOL, SENDER_SCHOOL, GatewayPair, cli_config_and_store
+from gateway_pair import SENDER_SCHOOL, GatewayPair, cli_config_and_store
+from store_support import import_received
 
 from oso_gateway.cli import main
 from oso_gateway.dossier.categories import BY_KEY, CATEGORIES
@@ -23,7 +24,7 @@ from oso_gateway.store.disclosures import PrivacyRecords
 from oso_gateway.store.lifecycle import Lifecycle
 from oso_gateway.transfer.lifecycle import purge
 from oso_gateway.transfer.report import build_report, render_html, render_pdf
-from oso_gateway.transfer.send import PreparedDossier, prepare_dossier
+from oso_gateway.transfer.send import PreparedDossier
 
 
 def _data(pair: GatewayPair, seed: int = 7) -> bytes:
@@ -31,14 +32,7 @@ def _data(pair: GatewayPair, seed: int = 7) -> bytes:
 
 
 def _send(pair: GatewayPair, data: bytes, *, objections: bool = True) -> PreparedDossier:
-    prepared = prepare_dossier(
-        data,
-        to=RECEIVER_SCHOOL,
-        directory=pair.directory,
-        config=pair.sender_config,
-        now=pair.clock(),
-        objections=pair.outbox.objections if objections else None,
-    )
+    prepared = pair.prepare(data, objections=pair.outbox.objections if objections else None)
     pair.outbox.enqueue(prepared)
     pair.outbox.run_once()
     return prepared
@@ -125,13 +119,7 @@ def test_an_objection_is_enforced_at_every_later_send_and_shown_as_the_reason(
     [found] = records.disclosures(message_id=prepared.message_id)
     assert ("toetsresultaten", "objection") in found.withheld
     # a caller that forgot the objections cannot queue the dossier
-    unprepared = prepare_dossier(
-        data,
-        to=RECEIVER_SCHOOL,
-        directory=pair.directory,
-        config=pair.sender_config,
-        now=pair.clock(),
-    )
+    unprepared = pair.prepare(data)
     with pytest.raises(ObjectionNotApplied) as info:
         pair.outbox.enqueue(unprepared)
     assert info.value.code == "OSO-E542"
@@ -311,13 +299,7 @@ def test_the_inzage_recorded_at_the_gateway_is_part_of_the_disclosure(
 
 
 def _queue(pair: GatewayPair, seed: int) -> PreparedDossier:
-    prepared = prepare_dossier(
-        _data(pair, seed),
-        to=RECEIVER_SCHOOL,
-        directory=pair.directory,
-        config=pair.sender_config,
-        now=pair.clock(),
-    )
+    prepared = pair.prepare(_data(pair, seed))
     pair.outbox.enqueue(prepared)
     return prepared
 
@@ -385,29 +367,17 @@ def test_subject_erase_shreds_one_pupils_dossiers_now_and_logs_it(tmp_path: Path
     """Erasure on request (found missing by a helper's privacy review): the dossiers held about
     one pupil are crypto-shredded at once, another pupil's stay, and the log says so."""
     import json
-    import uuid
-    from datetime import UTC, date, datetime
+    from datetime import UTC, datetime
 
-    from oso_gateway.store import PupilFacts
     from oso_gateway.store.logchain import verify_chain
 
     config, store = cli_config_and_store(tmp_path)
     now = datetime.now(UTC)
     ids = {}
     for bsn in ("123456782", "999999187"):
-        result = store.import_inbound(
-            message_id=f"urn:uuid:{uuid.uuid4()}",
-            action="urn:oso:dossier:deliver",
-            dossier=b"<dossier>Erase-Marker-" + bsn.encode() + b"</dossier>",
-            payload_digest=uuid.uuid4().hex * 2,
-            receipt=b"<receipt/>",
-            now=now,
-            counterpart_oin="00000001000000000001",
-            counterpart_school="00YY00",
-            our_school="01AB00",
-            pupil=PupilFacts(family_name="Peters", birth_date=date(2014, 5, 6), bsn=bsn),
-        )
-        ids[bsn] = result.message.message_id  # type: ignore[union-attr]
+        dossier = b"<dossier>Erase-Marker-" + bsn.encode() + b"</dossier>"
+        result = import_received(store, now=now, dossier=dossier, family_name="Peters", bsn=bsn)
+        ids[bsn] = result.message.message_id
     with store.engine.connect() as conn:
         ciphertext = bytes(
             conn.exec_driver_sql(

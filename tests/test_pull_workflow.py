@@ -19,6 +19,7 @@ from gateway_pair import (
 )
 from lxml import etree
 from pull_pair import NEW, OLD, PullPair, dossier, make_pull_pair, pupil_of
+from store_support import sqlite_files
 
 from oso_gateway.config import INZAGE_OR_WAIVER, SchoolPolicy
 from oso_gateway.errors import GatewayError
@@ -155,9 +156,7 @@ def test_declining_a_request_whose_dossier_is_held_drops_the_dossier(pp: PullPai
     assert _old(pp, request_id).status == "declined" and not _old(pp, request_id).held
     assert pp.old.pull.requests.held_payload(_old(pp, request_id).pk) is None
     assert pp.old.pull.preview(request_id) is None
-    wal = database.with_name(database.name + "-wal")
-    files = database.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
-    assert held not in files
+    assert held not in sqlite_files(pp.old.store.engine)
 
 
 def test_the_zienswijze_is_stored_encrypted(pp: PullPair) -> None:

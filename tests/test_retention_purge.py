@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from gateway_pair import cli_config_and_store
 from sqlalchemy import Engine, select, text
-from store_support import import_received
+from store_support import import_received, sqlite_files
 
 from oso_gateway.cli import main
 from oso_gateway.config import RetentionSettings
@@ -64,13 +64,6 @@ def _secrets(engine: Engine, dossier_id: str) -> tuple[bytes, bytes]:
     return bytes(row[0]), bytes(row[1])
 
 
-def _sqlite_bytes(engine: Engine) -> bytes:
-    path = Path(engine.url.database or "")
-    data = path.read_bytes()
-    wal = path.with_name(path.name + "-wal")
-    return data + (wal.read_bytes() if wal.exists() else b"")
-
-
 def _postgres_holds(engine: Engine, needle: bytes) -> bool:
     """Does any live row of a table with binary content hold ``needle``?"""
     checks = [
@@ -98,7 +91,7 @@ def test_purge_shreds_the_content_so_it_can_be_neither_found_nor_decrypted(
     old_key = provider.active_key_id()
     sqlite = engine.dialect.name == "sqlite"
     if sqlite:  # the test can fail: before the purge, both are on disk (file or WAL)
-        before = _sqlite_bytes(engine)
+        before = sqlite_files(engine)
         assert ciphertext[16:48] in before and wrapped[12:44] in before
         assert MARKER not in before  # never stored in clear
     else:
@@ -113,7 +106,7 @@ def test_purge_shreds_the_content_so_it_can_be_neither_found_nor_decrypted(
     assert MARKER in store.load_dossier(kept.dossier_id)
     assert [d.dossier_id for d in store.find_dossiers(family_name="Shredded")] == [kept.dossier_id]
     if sqlite:
-        after = _sqlite_bytes(engine)
+        after = sqlite_files(engine)
         assert MARKER not in after
         assert ciphertext[16:48] not in after, "ciphertext left in the SQLite file or WAL"
         assert wrapped[12:44] not in after, "wrapped data key left in the SQLite file or WAL"

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from gateway_pair import (
     RECEIVER_OIN,
-    RECEIVER_SCHOOL,
     RECEIVER_URL,
     SENDER_OIN,
     VENDOR_OIN,
@@ -48,13 +47,7 @@ def _prepare(pair: GatewayPair, *, seed: int = 1, brin: str | None = None) -> Pr
     data = generate_dossier(overstap="POVO", seed=seed, now=pair.clock())
     if brin is not None:
         data = with_sending_school(data, brin)
-    return prepare_dossier(
-        data,
-        to=RECEIVER_SCHOOL,
-        directory=pair.directory,
-        config=pair.sender_config,
-        now=pair.clock(),
-    )
+    return pair.prepare(data)
 
 
 def _queue(pair: GatewayPair, *, seed: int = 1, brin: str | None = None) -> PreparedDossier:
@@ -255,13 +248,7 @@ def test_prepare_drops_data_of_opted_out_categories_and_reports_counts_only(
     cat = cats.find(f"{{{DOSSIER_NS}}}cat_verzuim")
     assert cat is not None
     cat.text = "OPT-UIT"  # the parents opted out, but the LAS export still carries the data
-    prepared = prepare_dossier(
-        etree.tostring(root, xml_declaration=True, encoding="utf-8"),
-        to=RECEIVER_SCHOOL,
-        directory=pair.directory,
-        config=pair.sender_config,
-        now=pair.clock(),
-    )
+    prepared = pair.prepare(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
     assert prepared.removed.get("verzuim", 0) >= 1
     assert all(isinstance(v, int) for v in prepared.removed.values())
     sent = etree.fromstring(prepared.payload)
@@ -301,13 +288,7 @@ def test_both_transfer_logs_chain_and_hold_no_pupil_data(
     marker = "Qxzmarker"
     data = generate_dossier(overstap="POVO", seed=5, now=pair.clock(), marker=marker)
     with caplog.at_level(logging.DEBUG):
-        prepared = prepare_dossier(
-            data,
-            to=RECEIVER_SCHOOL,
-            directory=pair.directory,
-            config=pair.sender_config,
-            now=pair.clock(),
-        )
+        prepared = pair.prepare(data)
         pair.outbox.enqueue(prepared)
         pair.transport.down = True
         pair.outbox.run_once()

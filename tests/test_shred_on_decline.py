@@ -14,24 +14,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from gateway_pair import RECEIVER_SCHOOL, GatewayPair, sqlite_store
+from gateway_pair import GatewayPair, sqlite_store
 from sqlalchemy import Engine, select
-from store_support import import_received, queue_outbound
+from store_support import import_received, queue_outbound, sqlite_files
 
 from oso_gateway.dossier.generator import generate_dossier
 from oso_gateway.store import Store
 from oso_gateway.store import models as m
 from oso_gateway.store.mailbox import Mailbox
-from oso_gateway.transfer.send import prepare_dossier
 
 NOW = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
-
-
-def _files(engine: Engine) -> bytes:
-    """The main database file and its WAL, as a copy of them would hold."""
-    path = Path(engine.url.database or "")
-    wal = path.with_name(path.name + "-wal")
-    return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
 
 
 def _dossier_secrets(engine: Engine, message_pk: int) -> tuple[bytes, bytes]:
@@ -73,12 +65,12 @@ def test_declining_a_received_dossier_leaves_no_image_of_it(tmp_path: Path) -> N
         )
         _checkpointed(store)
         ciphertext, wrapped = _dossier_secrets(store.engine, imported.message.pk)
-        before = _files(store.engine)
+        before = sqlite_files(store.engine)
         assert ciphertext in before and wrapped in before  # the test can fail
 
         Mailbox(store).decline(imported.message.pk, reason="not our pupil", now=NOW)
 
-        after = _files(store.engine)
+        after = sqlite_files(store.engine)
         assert ciphertext not in after, "the declined dossier's ciphertext is still on disk"
         assert wrapped not in after, "its wrapped data key is still on disk"
     finally:
@@ -91,11 +83,11 @@ def test_cancelling_an_outbound_dossier_leaves_no_image_of_it(tmp_path: Path) ->
         pk = queue_outbound(store, b"<dossier>" + b"y" * 4000 + b"</dossier>", now=NOW)
         _checkpointed(store)
         ciphertext, wrapped = _payload_secrets(store.engine, pk)
-        assert ciphertext in _files(store.engine) and wrapped in _files(store.engine)
+        assert ciphertext in sqlite_files(store.engine) and wrapped in sqlite_files(store.engine)
 
         Mailbox(store).cancel(pk, now=NOW)
 
-        after = _files(store.engine)
+        after = sqlite_files(store.engine)
         assert ciphertext not in after and wrapped not in after
     finally:
         store.engine.dispose()
@@ -103,23 +95,17 @@ def test_cancelling_an_outbound_dossier_leaves_no_image_of_it(tmp_path: Path) ->
 
 def test_a_delivered_payload_leaves_no_image_of_it(pair: GatewayPair) -> None:
     data = generate_dossier(overstap="POVO", seed=11, now=pair.clock())
-    prepared = prepare_dossier(
-        data,
-        to=RECEIVER_SCHOOL,
-        directory=pair.directory,
-        config=pair.sender_config,
-        now=pair.clock(),
-    )
+    prepared = pair.prepare(data)
     record = pair.outbox.enqueue(prepared)
     store = pair.sender_store
     _checkpointed(store)
     ciphertext, wrapped = _payload_secrets(store.engine, record.pk)
-    assert ciphertext in _files(store.engine) and wrapped in _files(store.engine)
+    assert ciphertext in sqlite_files(store.engine) and wrapped in sqlite_files(store.engine)
 
     stats = pair.outbox.run_once()
 
     assert stats.delivered == 1
-    after = _files(store.engine)
+    after = sqlite_files(store.engine)
     assert ciphertext not in after, "the delivered payload's ciphertext is still on disk"
     assert wrapped not in after, "its wrapped data key is still on disk"
 
