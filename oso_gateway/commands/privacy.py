@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -22,12 +23,18 @@ from oso_gateway.commands.db import (
     store_or_exit,
     write_private,
 )
+from oso_gateway.config import Settings
 from oso_gateway.errors import (
+    ConfigError,
     DisclosureNotFound,
     GatewayError,
     InvalidObjection,
 )
+from oso_gateway.store import models as m
 from oso_gateway.store.disclosures import PrivacyRecords
+from oso_gateway.store.lifecycle import REQUEST, Lifecycle
+from oso_gateway.store.pull import PullStore, RequestRecord
+from oso_gateway.store.repository import Store
 
 
 def _records(config_file: Path | None) -> PrivacyRecords:
@@ -207,19 +214,49 @@ def subject_group() -> None:
     """Subject access and erasure: what this gateway holds about a pupil."""
 
 
+def _requests_dict(record: RequestRecord, settings: Settings) -> dict[str, Any]:
+    """A pull request that names the pupil, as subject access and erasure show it."""
+    from oso_gateway.store.lifecycle import CLOSED_REQUEST_STATUSES
+
+    closed = record.status in CLOSED_REQUEST_STATUSES
+    due = record.updated_at + timedelta(days=settings.retention.requests_days)
+    return {
+        "request_id": record.request_id,
+        "side": "sent" if record.side == m.REQUESTER else "received",
+        "our_school": record.our_school,
+        "counterpart_school": record.counterpart_school,
+        "status": record.status,
+        "updated_at": record.updated_at.isoformat(),
+        "purge_due": due.isoformat() if closed else None,
+    }
+
+
+def _requests_naming(store: Store, pupil: str) -> tuple[list[RequestRecord], list[RequestRecord]]:
+    from oso_gateway.transfer.lifecycle import requests_naming
+
+    try:
+        return requests_naming(PullStore(store), pupil, now=datetime.now(UTC))
+    except GatewayError as exc:
+        fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
+
+
 @subject_group.command("access")
 @config_option
 @_BSN
 @click.option("--json", "as_json", is_flag=True)
 def access_command(config_file: Path | None, pupil: str | None, as_json: bool) -> None:
-    """Which dossiers this (receiving) gateway holds about the pupil: from whom, since when,
-    fetched or not, and when the retention purge will erase them."""
+    """What this gateway holds about the pupil: the dossiers received (from whom, since when,
+    fetched or not, when the retention purge will erase them) and the dossier requests, sent or
+    received, that name the pupil."""
     from oso_gateway.transfer.lifecycle import purge_due
 
     if pupil is None:
         raise click.UsageError("--bsn is required")
     settings = settings_or_exit(config_file)
-    held = _records(config_file).held_about(pupil)
+    store = store_or_exit(settings)
+    held = PrivacyRecords(store.engine, store.cipher).held_about(pupil)
+    closed, still_open = _requests_naming(store, pupil)
+    requests = [_requests_dict(r, settings) for r in sorted([*closed, *still_open], key=_pk)]
     rows = [
         {
             "message_id": h.message_id,
@@ -234,7 +271,7 @@ def access_command(config_file: Path | None, pupil: str | None, as_json: bool) -
         for h in held
     ]
     if as_json:
-        click.echo(json.dumps({"dossiers": rows}, sort_keys=True, indent=2))
+        click.echo(json.dumps({"dossiers": rows, "requests": requests}, sort_keys=True, indent=2))
         return
     if not rows:
         click.echo("no dossiers held about this pupil")
@@ -244,6 +281,16 @@ def access_command(config_file: Path | None, pupil: str | None, as_json: bool) -
             f"{r['message_id']}  from {r['from_school']}  received {r['received_at']}  "
             f"{fetched}  purge due {r['purge_due']}"
         )
+    for q in requests:
+        due = f"purge due {q['purge_due']}" if q["purge_due"] else "open"
+        click.echo(
+            f"request {q['request_id']}  {q['side']}  {q['our_school']} / "
+            f"{q['counterpart_school']}  {q['status']}  {due}"
+        )
+
+
+def _pk(record: RequestRecord) -> int:
+    return record.pk
 
 
 @subject_group.command("erase")
@@ -255,37 +302,85 @@ def access_command(config_file: Path | None, pupil: str | None, as_json: bool) -
 def erase_command(
     config_file: Path | None, pupil: str | None, dry_run: bool, yes: bool, as_json: bool
 ) -> None:
-    """Erase, on request, the dossiers this (receiving) gateway holds about the pupil, now
-    rather than at the end of their retention: crypto-shredded as the purge does, logged."""
-    from oso_gateway.commands.keys import open_lifecycle
+    """Erase, on request, what this gateway holds about the pupil, now rather than at the end
+    of its retention: the dossiers received (crypto-shredded as the purge does) and the closed
+    dossier requests that name the pupil (their facts, decline text and the parents' view),
+    logged. A request still open is listed and kept: withdraw or decline it first."""
     from oso_gateway.transfer.lifecycle import erase_subject
 
     if pupil is None:
         raise click.UsageError("--bsn is required")
-    held = _records(config_file).held_about(pupil)
+    settings = settings_or_exit(config_file)
+    store = store_or_exit(settings)
+    held = PrivacyRecords(store.engine, store.cipher).held_about(pupil)
+    closed, still_open = _requests_naming(store, pupil)
     ids = [h.message_id for h in held]
-    if dry_run or not held:
+    request_ids = [r.request_id for r in closed]
+    kept = [
+        {
+            "request_id": r.request_id,
+            "side": _requests_dict(r, settings)["side"],
+            "status": r.status,
+        }
+        for r in still_open
+    ]
+    if dry_run or not (held or closed):
         if as_json:
             key = "would_erase" if dry_run else "erased"
-            click.echo(json.dumps({key: ids}, sort_keys=True))
+            answer: dict[str, Any] = {key: ids}
+            if closed or still_open:
+                answer[f"{key}_requests"] = request_ids
+                answer["open_requests"] = kept
+            click.echo(json.dumps(answer, sort_keys=True))
         else:
             for message_id in ids:
                 click.echo(f"would erase {message_id}")
-            click.echo(f"{len(ids)} dossier(s) held about this pupil; nothing was erased")
+            for request_id in request_ids:
+                click.echo(f"would erase request {request_id}")
+            _echo_kept(kept)
+            click.echo(
+                f"{len(ids)} dossier(s) and {len(request_ids)} closed request(s) held about "
+                "this pupil; nothing was erased"
+            )
         return
     if not yes:
-        click.confirm(f"erase {len(ids)} dossier(s) held about this pupil?", abort=True)
+        click.confirm(
+            f"erase {len(ids)} dossier(s) and {len(request_ids)} closed request(s) held about "
+            "this pupil?",
+            abort=True,
+        )
     try:
-        result = erase_subject(open_lifecycle(config_file), held, now=datetime.now(UTC))
+        result = erase_subject(
+            Lifecycle(store.engine, store.cipher), held, requests=closed, now=datetime.now(UTC)
+        )
     except GatewayError as exc:
         fail(exc)
-    erased = [i for ids_ in result.purged.values() for i in ids_]
+    erased_requests = result.purged[REQUEST]
+    erased = [i for kind, ids_ in result.purged.items() if kind != REQUEST for i in ids_]
     if as_json:
-        click.echo(json.dumps({"erased": erased}, sort_keys=True))
+        answer = {"erased": erased}
+        if closed or still_open:
+            answer["erased_requests"] = erased_requests
+            answer["open_requests"] = kept
+        click.echo(json.dumps(answer, sort_keys=True))
         return
     for message_id in erased:
         click.echo(f"erased {message_id}")
-    click.echo(f"{len(erased)} dossier(s) erased; the erasure is in the transfer log")
+    for request_id in erased_requests:
+        click.echo(f"erased request {request_id}")
+    _echo_kept(kept)
+    click.echo(
+        f"{len(erased)} dossier(s) and {len(erased_requests)} request(s) erased; the erasure is "
+        "in the transfer log"
+    )
+
+
+def _echo_kept(kept: list[dict[str, str]]) -> None:
+    for q in kept:
+        click.echo(
+            f"kept open request {q['request_id']} ({q['side']}, {q['status']}): withdraw or "
+            "decline it first, then erase again"
+        )
 
 
 def register(group: click.Group) -> None:

@@ -403,7 +403,7 @@ class Lifecycle:
             events = []
             for cand in candidates:
                 if cand.kind == REQUEST:
-                    events += _purge_request(session, cand, outcome, now=now)
+                    events += _purge_request(session, cand, outcome, now=now, reason=reason)
                     continue
                 row = session.get(m.Message, cand.pk, with_for_update=True)
                 if row is None or row.purged_at is not None:
@@ -582,7 +582,7 @@ def _shred_message(session: Session, row: m.Message) -> None:
 
 
 def _purge_request(
-    session: Session, cand: PurgeCandidate, outcome: PurgeResult, *, now: datetime
+    session: Session, cand: PurgeCandidate, outcome: PurgeResult, *, now: datetime, reason: str
 ) -> list[dict[str, str]]:
     """Erase one closed request record's encrypted content (pupil facts, decline text, held
     dossier, the parents' view and waiver); the row stays as a PII-free tombstone with its
@@ -605,7 +605,7 @@ def _purge_request(
             at=now,
             kind="system",
             status="purged",
-            operation=f"retention.{REQUEST}",
+            operation=f"{reason}.{REQUEST}",
             direction=cand.direction,
             message_id=_loggable(row.request_id),
         )

@@ -105,7 +105,11 @@ def _record(row: m.PullRequest) -> RequestRecord:
 
 
 def _aad(row: m.PullRequest | NewRequest, what: str) -> bytes:
-    return aad_for("pull_requests", f"{row.side}/{row.counterpart_oin}/{row.request_id}", what)
+    return _aad_of(row.side, row.counterpart_oin, row.request_id, what)
+
+
+def _aad_of(side: str, counterpart_oin: str, request_id: str, what: str) -> bytes:
+    return aad_for("pull_requests", f"{side}/{counterpart_oin}/{request_id}", what)
 
 
 def insert_request_in(
@@ -284,6 +288,41 @@ class PullStore:
             return [_record(row) for row in session.scalars(stmt)]
 
         return self._read(work)
+
+    def naming(self, pupil_number: str, *, batch: int = 500) -> list[RequestRecord]:
+        """The requests, on either side, whose pupil facts name this BSN or onderwijsnummer
+        (purged ones excepted), for subject access and erasure. The facts are encrypted and not
+        indexed, so each request's are decrypted in turn, ``batch`` rows per read; a row that
+        does not decrypt raises (the answer would otherwise be incomplete)."""
+        wanted = pupil_number.strip()
+        cipher = self.cipher
+        columns = (
+            m.PullRequest.id,
+            m.PullRequest.side,
+            m.PullRequest.counterpart_oin,
+            m.PullRequest.request_id,
+            m.PullRequest.key_id,
+            m.PullRequest.pupil_ciphertext,
+        )
+        found: list[int] = []
+        after = 0
+        while True:
+            stmt = (
+                select(*columns)
+                .where(m.PullRequest.id > after, m.PullRequest.pupil_ciphertext != b"")
+                .order_by(m.PullRequest.id)
+                .limit(batch)
+            )
+            rows = self._read(lambda s, stmt=stmt: s.execute(stmt).all())  # type: ignore[misc]
+            for pk, side, oin, request_id, key_id, blob in rows:
+                aad = _aad_of(side, oin, request_id, "pupil")
+                facts = json.loads(cipher.decrypt(blob, aad=aad, key_id=key_id))
+                if wanted in (facts.get("bsn"), facts.get("onderwijsnummer")):
+                    found.append(pk)
+            if len(rows) < batch:
+                break
+            after = rows[-1][0]
+        return [record for record in map(self.get, found) if record is not None]
 
     def events(self, pk: int) -> list[RequestEvent]:
         def work(session: Session) -> list[RequestEvent]:

@@ -18,13 +18,16 @@ from oso_gateway.store import models as m
 from oso_gateway.store.disclosures import HeldDossier
 from oso_gateway.store.keyring import ACTIVE, DESTROYED, RETIRED, KeyInfo
 from oso_gateway.store.lifecycle import (
+    CLOSED_REQUEST_STATUSES,
     RECEIVED,
+    REQUEST,
     Cutoffs,
     KeyUse,
     Lifecycle,
     PurgeCandidate,
     PurgeResult,
 )
+from oso_gateway.store.pull import PullStore, RequestRecord, effective_status
 
 log = logging.getLogger(__name__)
 
@@ -199,18 +202,51 @@ def purge(
 
 
 def erase_subject(
-    lifecycle: Lifecycle, held: Sequence[HeldDossier], *, now: datetime
+    lifecycle: Lifecycle,
+    held: Sequence[HeldDossier],
+    *,
+    requests: Sequence[RequestRecord] = (),
+    now: datetime,
 ) -> PurgeResult:
     """Erase, on the person's request, the received dossiers ``held`` about a pupil
-    (``PrivacyRecords.held_about``): crypto-shredded as the retention purge does, logged as
-    ``erasure.received_dossier`` (no personal data: the message ids only)."""
+    (``PrivacyRecords.held_about``) and the closed ``requests`` that name the pupil
+    (``requests_naming``): crypto-shredded and emptied as the retention purge does, logged as
+    ``erasure.received_dossier`` / ``erasure.request_record`` (no personal data: the ids only).
+    A request still open is left alone (``_purge_request`` skips it)."""
     candidates = [
         PurgeCandidate(pk=h.message_pk, message_id=h.message_id, kind=RECEIVED, direction=m.IN)
         for h in held
     ]
+    candidates += [
+        PurgeCandidate(
+            pk=r.pk,
+            message_id=r.request_id,
+            kind=REQUEST,
+            direction=m.OUT if r.side == m.REQUESTER else m.IN,
+        )
+        for r in requests
+        if r.status in CLOSED_REQUEST_STATUSES
+    ]
     if not candidates:
         return PurgeResult()
     return lifecycle.purge(candidates, now=now, reason="erasure")
+
+
+def requests_naming(
+    requests: PullStore, pupil_number: str, *, now: datetime
+) -> tuple[list[RequestRecord], list[RequestRecord]]:
+    """The pull requests (either side) that name the pupil and still hold its facts: (closed,
+    still open). A request of ours past its deadline is expired first, as the pull service's
+    ``refresh`` would (it waits for nothing more, so it can be erased)."""
+    closed: list[RequestRecord] = []
+    still_open: list[RequestRecord] = []
+    for record in requests.naming(pupil_number):
+        if record.status not in CLOSED_REQUEST_STATUSES and effective_status(record, now) in (
+            CLOSED_REQUEST_STATUSES
+        ):
+            record = requests.transition(record.pk, status=effective_status(record, now), now=now)
+        (closed if record.status in CLOSED_REQUEST_STATUSES else still_open).append(record)
+    return closed, still_open
 
 
 def purge_periodically(

@@ -1,0 +1,161 @@
+"""Subject access and erasure find the pull workflow's request records that name the pupil, on
+both sides: a closed one is erased on request (its facts, decline text and the parents' view), an
+open one is listed and kept, another pupil's is untouched. Real SQLite stores behind the CLI."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from gateway_pair import KEY, RECEIVER_OIN, SENDER_OIN
+from pull_pair import NEW, OLD, PullPair, dossier, make_pull_pair, pupil_of
+
+from oso_gateway.cli import main
+from oso_gateway.errors import RequestPurged
+from oso_gateway.store import models as m
+from oso_gateway.store.logchain import verify_chain
+
+
+@pytest.fixture
+def pp(tmp_path: Path) -> Iterator[PullPair]:
+    pair = make_pull_pair(tmp_path)
+    yield pair
+    pair.close()
+
+
+def _config(tmp_path: Path, oin: str) -> Path:
+    """A CLI configuration over the store of one side of the pair (same storage key)."""
+    config = tmp_path / f"{oin}.toml"
+    key = base64.b64encode(KEY).decode()
+    config.write_text(f'data_dir = "{(tmp_path / oin).as_posix()}"\n[storage]\nkey = "{key}"\n')
+    return config
+
+
+def _subject(config: Path, bsn: str, *args: str) -> dict[str, object]:
+    result = CliRunner().invoke(
+        main, ["subject", *args, "--config", str(config), "--bsn", "-", "--json"], input=bsn + "\n"
+    )
+    assert result.exit_code == 0, result.output
+    value: dict[str, object] = json.loads(result.output)
+    return value
+
+
+def _send(pp: PullPair, data: bytes) -> str:
+    record = pp.new.pull.send_request(requesting=NEW, old_school=OLD, pupil=pupil_of(data))
+    pp.drain()
+    return record.request_id
+
+
+def _deliver(pp: PullPair, data: bytes) -> str:
+    request_id = _send(pp, data)
+    pp.old.pull.answer_with_dossier(request_id, data)
+    pp.old.pull.record_inzage(
+        request_id, inzage_date=date(2026, 1, 5), how="paper", zienswijze="Wij zijn het eens."
+    )
+    pp.drain()
+    pp.old.pull.refresh()
+    return request_id
+
+
+def test_subject_erase_erases_the_closed_requests_naming_the_pupil_and_keeps_open_ones(
+    tmp_path: Path, pp: PullPair
+) -> None:
+    mine, other = dossier(pp.clock, seed=11), dossier(pp.clock, seed=12)
+    bsn, other_bsn = pupil_of(mine).bsn, pupil_of(other).bsn
+    assert bsn and other_bsn and bsn != other_bsn
+    delivered = _deliver(pp, mine)
+    still_open = _send(pp, mine)
+    declined = _send(pp, mine)
+    pp.old.pull.decline(declined, reason="other", text="Leerling onbekend bij ons.")
+    pp.drain()
+    theirs = _deliver(pp, other)
+    new, old = _config(tmp_path, RECEIVER_OIN), _config(tmp_path, SENDER_OIN)
+
+    access = _subject(new, bsn, "access")
+    listed = {r["request_id"]: r for r in access["requests"]}  # type: ignore[union-attr,index]
+    assert set(listed) == {delivered, still_open, declined}
+    assert listed[delivered]["status"] == "delivered" and listed[delivered]["purge_due"]
+    assert listed[still_open]["purge_due"] is None and listed[still_open]["side"] == "sent"
+    assert len(access["dossiers"]) == 1  # type: ignore[arg-type]
+
+    dry = _subject(new, bsn, "erase", "--dry-run")
+    assert sorted(dry["would_erase_requests"]) == sorted([delivered, declined])  # type: ignore[arg-type]
+    assert dry["open_requests"] == [{"request_id": still_open, "side": "sent", "status": "sent"}]
+    assert _subject(new, bsn, "access")["requests"]  # a dry run erased nothing
+
+    erased = _subject(new, bsn, "erase", "--yes")
+    assert sorted(erased["erased_requests"]) == sorted([delivered, declined])  # type: ignore[arg-type]
+    assert len(erased["erased"]) == 1  # type: ignore[arg-type]  # the delivered dossier
+    requests = pp.new.pull.requests
+    for request_id in (delivered, declined):
+        record = requests.find(side=m.REQUESTER, request_id=request_id)
+        assert record is not None and record.status in ("delivered", "declined")  # a tombstone
+        with pytest.raises(RequestPurged):
+            requests.pupil(record.pk)
+        assert requests.decline_text(record.pk) is None
+        assert [e.code for e in requests.events(record.pk)][-1] == "purged"
+    kept = requests.find(side=m.REQUESTER, request_id=still_open)
+    assert kept is not None and requests.pupil(kept.pk)["bsn"] == bsn
+    other_record = requests.find(side=m.REQUESTER, request_id=theirs)
+    assert other_record is not None and requests.pupil(other_record.pk)["bsn"] == other_bsn
+    after = _subject(new, bsn, "access")
+    assert [r["request_id"] for r in after["requests"]] == [still_open]  # type: ignore[union-attr,index]
+    entries = pp.new.store.log_entries()
+    assert verify_chain(entries).ok
+    purged = [e.event for e in entries if e.event.get("status") == "purged"]
+    assert [e["operation"] for e in purged].count("erasure.request_record") == 2
+    assert not any(bsn in json.dumps(e.event) for e in entries)
+
+    # The old school's gateway holds the request it declined and the one it delivered: the
+    # parents' view recorded there goes with the delivered one; the open one is kept.
+    old_dry = _subject(old, bsn, "erase", "--dry-run")
+    assert sorted(old_dry["would_erase_requests"]) == sorted([delivered, declined])  # type: ignore[arg-type]
+    assert old_dry["open_requests"] == [
+        {"request_id": still_open, "side": "received", "status": "received"}
+    ]
+    assert old_dry["would_erase"] == []  # no dossier received there
+    _subject(old, bsn, "erase", "--yes")
+    with pp.old.store.engine.connect() as conn:
+        views = conn.exec_driver_sql(
+            "SELECT zienswijze_ciphertext FROM inzage_records i JOIN pull_requests p "
+            "ON p.id = i.request_pk WHERE p.request_id = ?",
+            (delivered,),
+        ).all()
+    assert views == [(None,)]
+
+
+def test_an_overdue_request_is_expired_and_then_erased(pp: PullPair) -> None:
+    """A sent request past its deadline waits for nothing more: erasure expires it (as the
+    service's refresh would) and erases it, rather than call it open."""
+    from datetime import timedelta
+
+    from oso_gateway.store.lifecycle import Lifecycle
+    from oso_gateway.transfer.lifecycle import erase_subject, requests_naming
+
+    data = dossier(pp.clock, seed=13)
+    bsn = pupil_of(data).bsn
+    assert bsn
+    request_id = _send(pp, data)
+    requests = pp.new.pull.requests
+    closed, still_open = requests_naming(requests, bsn, now=pp.clock())
+    assert (closed, [r.request_id for r in still_open]) == ([], [request_id])
+    later = pp.clock() + timedelta(days=pp.new.pull.settings.expire_days + 1)
+    closed, still_open = requests_naming(requests, bsn, now=later)
+    assert ([(r.request_id, r.status) for r in closed], still_open) == (
+        [(request_id, "expired")],
+        [],
+    )
+    store = pp.new.store
+    result = erase_subject(Lifecycle(store.engine, store.cipher), [], requests=closed, now=later)
+    assert result.total == 1
+    assert requests_naming(requests, bsn, now=later) == ([], [])
+
+
+def test_without_requests_the_erase_answer_keeps_its_shape(tmp_path: Path, pp: PullPair) -> None:
+    answer = _subject(_config(tmp_path, RECEIVER_OIN), "123456782", "erase", "--yes")
+    assert answer == {"erased": []}
