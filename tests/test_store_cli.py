@@ -103,3 +103,30 @@ def test_the_sqlite_files_are_their_owners_alone(tmp_path: Path) -> None:
         os.umask(old)
     assert {name.rsplit(".sqlite", 1)[1] for name in modes} >= {"", "-wal", "-shm"}
     assert set(modes.values()) == {0o600}, modes
+
+
+def test_existing_sqlite_files_readable_by_others_are_made_private(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database made before the gateway created its files 0600 (or copied in by hand, 0644)
+    is tightened, with its WAL and index, the next time the gateway opens it, and says so."""
+    config = _config(tmp_path)
+    assert CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)]).exit_code == 0
+    url = load_settings(config, {}).database_url
+    engine = create_store_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE probe (x INTEGER)"))
+    files = sorted(Path(engine.url.database or "").parent.glob("*.sqlite*"))
+    assert {f.name.rsplit(".sqlite", 1)[1] for f in files} >= {"", "-wal"}
+    for f in files:
+        f.chmod(0o644)
+    with caplog.at_level("WARNING", logger="oso_gateway.store.engine"):
+        create_store_engine(url).dispose()
+    engine.dispose()
+    modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files if f.exists()}
+    assert set(modes.values()) == {0o600}, modes
+    assert "readable by others" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="oso_gateway.store.engine"):
+        create_store_engine(url).dispose()
+    assert "readable by others" not in caplog.text  # only once: the files stay private

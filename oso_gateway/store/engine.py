@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -96,6 +97,26 @@ def create_store_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(parsed, **kwargs)
 
 
+def _tighten(database: Path) -> None:
+    """An existing database file (and its -wal and -shm) that others may read, made its owner's
+    alone: files made before the gateway created them 0600 (or by hand) stay readable by the
+    group or everyone otherwise. A file we do not own is left as it is, with a warning."""
+    for path in (database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        if not stat.S_ISREG(info.st_mode) or not info.st_mode & 0o077:
+            continue
+        mode = stat.S_IMODE(info.st_mode) & 0o700
+        try:
+            path.chmod(mode)
+        except OSError:
+            log.warning("%s is readable by others and cannot be made private", path.name)
+            continue
+        log.warning("%s was readable by others: now mode %o, its owner's alone", path.name, mode)
+
+
 def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
@@ -103,8 +124,10 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Created here, its owner's alone: SQLite gives the -wal and -shm files the database
         # file's mode, and left to itself would create it 0644 (under the usual umask).
-        with contextlib.suppress(FileExistsError):
+        try:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            _tighten(path)
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")
