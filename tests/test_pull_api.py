@@ -242,3 +242,30 @@ def test_on_one_gateway_the_new_school_cannot_act_for_the_old_school(
     assert old.get(f"requests/{request_id}/preview").status_code == 200
     old.deliver()  # the acceptance, from the old school to the new one on the same gateway
     assert new.get(f"requests/{request_id}").get_json()["status"] == "accepted"
+
+
+def test_an_erased_request_is_answered_as_its_tombstone(schools: tuple[Las, Las]) -> None:
+    """GET /requests/{id} of a request whose content was erased (on request, or by the
+    retention purge) answers its status and history with no pupil, not OSO-E543."""
+    from oso_gateway.store.lifecycle import Lifecycle
+    from oso_gateway.transfer.lifecycle import erase_subject, requests_naming
+
+    new, _old = schools
+    data = generate_dossier(overstap="POVO", seed=31, now=datetime.now(UTC))
+    sent = new.post(
+        "requests",
+        json={"requesting_school": "01AB00", "old_school": "00YY00", "pupil": _pupil(data)},
+    )
+    assert sent.status_code == 201, sent.get_data(as_text=True)
+    request_id = sent.get_json()["request_id"]
+    assert new.post(f"requests/{request_id}/withdraw").status_code == 200
+    store, now = new.services.store, datetime.now(UTC)
+    closed, _open = requests_naming(new.services.pull.requests, _pupil(data)["bsn"], now=now)
+    assert [r.request_id for r in closed] == [request_id]
+    erase_subject(Lifecycle(store.engine, store.cipher), [], requests=closed, now=now)
+    shown = new.get(f"requests/{request_id}")
+    assert shown.status_code == 200, shown.get_data(as_text=True)
+    body = shown.get_json()
+    assert body["purged"] is True and body["pupil"] is None and body["status"] == "withdrawn"
+    assert body["events"][-1]["code"] == "purged"
+    assert _pupil(data)["bsn"] not in shown.get_data(as_text=True)

@@ -146,3 +146,27 @@ def test_the_receiving_inbox_links_the_dossier_to_its_request(demo: tuple[Path, 
     assert [(i["message_id"], i["request_id"]) for i in items] == [
         (request["delivery_message_id"], request["request_id"])
     ]
+
+
+def test_an_erased_request_is_shown_as_its_tombstone(demo: tuple[Path, str]) -> None:
+    """After ``subject erase`` a closed request still shows its status and history, with no
+    pupil, rather than failing with OSO-E543 (its content is gone, not the request)."""
+    workdir, _ = demo
+    new = str(workdir / NEW_CONFIG)
+    base = ["request", "send", "--config", new, "--from", "01AB00", "--to", "00YY00", "--json"]
+    pupil = {"bsn": "111222333", "birth_date": "2014-03-03", "family_name": "Visser"}
+    sent = CliRunner().invoke(main, [*base, "--pupil", "-"], input=json.dumps(pupil))
+    assert sent.exit_code == 0, sent.output
+    request_id = json.loads(sent.output)["request_id"]
+    assert _json(["request", "withdraw", request_id, "--config", new])["status"] == "withdrawn"
+    erase = ["subject", "erase", "--config", new, "--bsn", "-", "--yes", "--json"]
+    erased = CliRunner().invoke(main, erase, input="111222333\n")
+    assert erased.exit_code == 0, erased.output
+    assert json.loads(erased.output)["erased_requests"] == [request_id]
+    shown = _json(["request", "show", request_id, "--config", new])
+    assert shown["purged"] is True and shown["pupil"] is None
+    assert shown["status"] == "withdrawn"
+    events = shown["events"]
+    assert isinstance(events, list) and events[-1]["code"] == "purged"
+    human = CliRunner().invoke(main, ["request", "show", request_id, "--config", new])
+    assert human.exit_code == 0 and "111222333" not in human.output

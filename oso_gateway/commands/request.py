@@ -253,7 +253,9 @@ def show_command(
         pull.refresh()
         record = pull.find(request_id, side=_side_of(side))
         result = request_dict(record, services.clock())
-        result["pupil"] = pull.requests.pupil(record.pk)
+        # a purged request is shown as its tombstone: status and history, no pupil
+        result["pupil"] = None if record.purged else pull.requests.pupil(record.pk)
+        result["purged"] = record.purged
         result["events"] = [
             {"at": _iso(e.at), "status": e.status, "code": e.code}
             for e in pull.requests.events(record.pk)

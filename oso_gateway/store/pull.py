@@ -47,6 +47,8 @@ class RequestRecord:
     name_warning: bool
     last_error_code: str | None
     held: bool
+    #: its content (pupil facts, decline text, the parents' view) was erased: a tombstone
+    purged: bool
     created_at: datetime
     updated_at: datetime
 
@@ -99,6 +101,7 @@ def _record(row: m.PullRequest) -> RequestRecord:
         name_warning=bool(row.name_warning),
         last_error_code=row.last_error_code,
         held=row.held_ciphertext is not None,
+        purged=row.pupil_ciphertext == b"",
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

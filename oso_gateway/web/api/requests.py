@@ -206,7 +206,9 @@ def get_request(path: RequestPath, query: RequestSideQuery) -> Response:
     record = _own(path.request_id, _SIDES.get(query.side or ""))
     requests = _pull().requests
     body = request_dict(record, _now())
-    body["pupil"] = requests.pupil(record.pk)
+    # a purged request is answered as its tombstone: status and history, no pupil
+    body["pupil"] = None if record.purged else requests.pupil(record.pk)
+    body["purged"] = record.purged
     body["events"] = [
         {"at": e.at.isoformat(), "status": e.status, "code": e.code}
         for e in requests.events(record.pk)
