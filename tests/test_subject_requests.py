@@ -159,3 +159,75 @@ def test_an_overdue_request_is_expired_and_then_erased(pp: PullPair) -> None:
 def test_without_requests_the_erase_answer_keeps_its_shape(tmp_path: Path, pp: PullPair) -> None:
     answer = _subject(_config(tmp_path, RECEIVER_OIN), "123456782", "erase", "--yes")
     assert answer == {"erased": []}
+
+
+def _push_inzage(pp: PullPair, data: bytes, **texts: str) -> None:
+    pp.old.pull.record_push_inzage(
+        school=OLD,
+        pupil_identifier=pupil_of(data).identifier,
+        inzage_date=date(2026, 1, 5),
+        how="meeting",
+        **texts,  # type: ignore[arg-type]
+    )
+
+
+def _push_texts(pp: PullPair) -> list[tuple[bool, bool, bool]]:
+    """(view kept, waiver kept, record says a view was given) per push inzage row."""
+    with pp.old.store.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT zienswijze_ciphertext, waiver_ciphertext, zienswijze FROM inzage_records "
+            "WHERE request_pk IS NULL ORDER BY id"
+        ).all()
+    return [(view is not None, waiver is not None, bool(given)) for view, waiver, given in rows]
+
+
+def test_subject_erase_erases_the_parents_view_recorded_for_a_push_of_the_pupil(
+    tmp_path: Path, pp: PullPair
+) -> None:
+    mine, other = dossier(pp.clock, seed=21), dossier(pp.clock, seed=22)
+    _push_inzage(pp, mine, zienswijze="Wij willen dat de toetsen niet meegaan.")
+    _push_inzage(pp, other, zienswijze="Akkoord.")
+    bsn = pupil_of(mine).bsn
+    assert bsn
+    old = _config(tmp_path, SENDER_OIN)
+    dry = _subject(old, bsn, "erase", "--dry-run")
+    assert dry == {"would_erase": [], "would_erase_push_inzage_texts": 1}
+    assert _subject(old, bsn, "erase", "--yes") == {"erased": [], "erased_push_inzage_texts": 1}
+    assert _push_texts(pp) == [(False, False, True), (True, False, True)]  # the record stays
+    entries = pp.old.store.log_entries()
+    assert verify_chain(entries).ok
+    operations = [e.event.get("operation") for e in entries if e.event.get("status") == "purged"]
+    assert operations == ["erasure.push_inzage_text"]
+    assert _subject(old, bsn, "erase", "--yes") == {"erased": []}  # nothing left to erase
+    # the push's gate still finds the inzage: the record, not its text, is what it needs
+    assert pp.old.pull.requests.find_inzage(
+        school=OLD.code, pupil_identifier=pupil_of(mine).identifier
+    )
+
+
+def test_the_retention_purge_erases_a_push_inzage_text_after_the_request_period(
+    tmp_path: Path,
+) -> None:
+    from datetime import timedelta
+
+    from oso_gateway.config import INZAGE_OR_WAIVER, RetentionSettings, SchoolPolicy
+    from oso_gateway.store.lifecycle import PUSH_INZAGE, Lifecycle
+    from oso_gateway.transfer.lifecycle import purge
+
+    pp = make_pull_pair(tmp_path / "w", policy=SchoolPolicy(inzage=INZAGE_OR_WAIVER))
+    pp.old.pull.record_push_inzage(
+        school=OLD,
+        pupil_identifier=pupil_of(dossier(pp.clock, seed=23)).identifier,
+        inzage_date=None,
+        how=None,
+        waiver="Ouders onbereikbaar.",
+    )
+    store = pp.old.store
+    lifecycle = Lifecycle(store.engine, store.cipher)
+    policy = RetentionSettings(requests_days=30)
+    soon = purge(lifecycle, policy, now=pp.clock() + timedelta(days=29))
+    assert soon.purged[PUSH_INZAGE] == [] and _push_texts(pp) == [(False, True, False)]
+    later = purge(lifecycle, policy, now=pp.clock() + timedelta(days=31))
+    assert len(later.purged[PUSH_INZAGE]) == 1
+    assert _push_texts(pp) == [(False, False, False)]
+    pp.close()

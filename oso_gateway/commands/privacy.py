@@ -32,7 +32,7 @@ from oso_gateway.errors import (
 )
 from oso_gateway.store import models as m
 from oso_gateway.store.disclosures import PrivacyRecords
-from oso_gateway.store.lifecycle import REQUEST, Lifecycle
+from oso_gateway.store.lifecycle import PUSH_INZAGE, RECEIVED, REQUEST, Lifecycle
 from oso_gateway.store.pull import PullStore, RequestRecord
 from oso_gateway.store.repository import Store
 
@@ -314,23 +314,30 @@ def erase_command(
     store = store_or_exit(settings)
     held = PrivacyRecords(store.engine, store.cipher).held_about(pupil)
     closed, still_open = _requests_naming(store, pupil)
+    lifecycle = Lifecycle(store.engine, store.cipher)
+    try:
+        inzage = lifecycle.push_inzage_about(pupil)
+    except GatewayError as exc:
+        fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
     ids = [h.message_id for h in held]
     request_ids = [r.request_id for r in closed]
     kept = [
-        {
-            "request_id": r.request_id,
-            "side": _requests_dict(r, settings)["side"],
-            "status": r.status,
-        }
+        {key: _requests_dict(r, settings)[key] for key in ("request_id", "side", "status")}
         for r in still_open
     ]
-    if dry_run or not (held or closed):
+    what = (
+        f"{len(ids)} dossier(s), {len(request_ids)} closed request(s) and {len(inzage)} "
+        "parents' view(s) or waiver(s) of a push"
+    )
+    if dry_run or not (held or closed or inzage):
         if as_json:
             key = "would_erase" if dry_run else "erased"
             answer: dict[str, Any] = {key: ids}
             if closed or still_open:
                 answer[f"{key}_requests"] = request_ids
                 answer["open_requests"] = kept
+            if inzage:
+                answer[f"{key}_push_inzage_texts"] = len(inzage)
             click.echo(json.dumps(answer, sort_keys=True))
         else:
             for message_id in ids:
@@ -338,30 +345,26 @@ def erase_command(
             for request_id in request_ids:
                 click.echo(f"would erase request {request_id}")
             _echo_kept(kept)
-            click.echo(
-                f"{len(ids)} dossier(s) and {len(request_ids)} closed request(s) held about "
-                "this pupil; nothing was erased"
-            )
+            click.echo(f"{what} held about this pupil; nothing was erased")
         return
     if not yes:
-        click.confirm(
-            f"erase {len(ids)} dossier(s) and {len(request_ids)} closed request(s) held about "
-            "this pupil?",
-            abort=True,
-        )
+        click.confirm(f"erase {what} held about this pupil?", abort=True)
     try:
         result = erase_subject(
-            Lifecycle(store.engine, store.cipher), held, requests=closed, now=datetime.now(UTC)
+            lifecycle, held, requests=closed, inzage=inzage, now=datetime.now(UTC)
         )
     except GatewayError as exc:
         fail(exc)
     erased_requests = result.purged[REQUEST]
-    erased = [i for kind, ids_ in result.purged.items() if kind != REQUEST for i in ids_]
+    texts = len(result.purged[PUSH_INZAGE])
+    erased = [i for kind in (RECEIVED,) for i in result.purged[kind]]
     if as_json:
         answer = {"erased": erased}
         if closed or still_open:
             answer["erased_requests"] = erased_requests
             answer["open_requests"] = kept
+        if inzage:
+            answer["erased_push_inzage_texts"] = texts
         click.echo(json.dumps(answer, sort_keys=True))
         return
     for message_id in erased:
@@ -370,8 +373,8 @@ def erase_command(
         click.echo(f"erased request {request_id}")
     _echo_kept(kept)
     click.echo(
-        f"{len(erased)} dossier(s) and {len(erased_requests)} request(s) erased; the erasure is "
-        "in the transfer log"
+        f"{len(erased)} dossier(s), {len(erased_requests)} request(s) and {texts} parents' "
+        "view(s) or waiver(s) of a push erased; the erasure is in the transfer log"
     )
 
 

@@ -30,6 +30,7 @@ from oso_gateway.store import models as m
 from oso_gateway.store.crypto import AtRestCipher, aad_for, seal_note
 from oso_gateway.store.engine import checkpoint_after_delete, unavailable_as_typed_error, writer
 from oso_gateway.store.logchain import make_event
+from oso_gateway.store.pull import INZAGE_PUPIL
 
 #: the purge's checkpoint waits at most this long for other readers and writers (ms): it holds
 #: new writers meanwhile; a reader holding the WAL longer delays the truncation to the next one
@@ -40,7 +41,10 @@ RECEIVED = "received_dossier"
 OUTBOUND = "outbound_payload"
 REJECTED_FAILED = "rejected_failed"
 REQUEST = "request_record"
-KINDS = (RECEIVED, OUTBOUND, REJECTED_FAILED, REQUEST)
+#: the parents' view and a waiver's reason recorded for a push (an inzage with no request; one
+#: with a request goes with the request). The record itself stays: a later push still finds it.
+PUSH_INZAGE = "push_inzage_text"
+KINDS = (RECEIVED, OUTBOUND, REJECTED_FAILED, REQUEST, PUSH_INZAGE)
 
 #: a pull request in these states waits for nothing more (``transfer.pull.service.CLOSED``);
 #: its retention counts from its last status change (``updated_at``)
@@ -331,6 +335,16 @@ class Lifecycle:
 
     # --- retention purge ----------------------------------------------------------------------
 
+    def push_inzage_about(self, pupil_identifier: str) -> list[PurgeCandidate]:
+        """The inzage records of pushes of this pupil that still hold a free text (for an
+        erasure on request)."""
+        hashed = self.cipher.lookup_hash(INZAGE_PUPIL, pupil_identifier)
+        found = self._read(
+            lambda s: push_inzage_candidates(s, m.InzageRecord.pupil_hmac == hashed, limit=10_000)
+        )
+        assert isinstance(found, list)
+        return found
+
     def purge_candidates(self, cutoffs: Cutoffs, *, limit: int = 1000) -> list[PurgeCandidate]:
         """What the purge would erase now (oldest first, at most ``limit``)."""
 
@@ -386,6 +400,9 @@ class Lifecycle:
                 PurgeCandidate(pk=r[0], message_id=r[1], kind=REQUEST, direction=_side(r[2]))
                 for r in requests
             ]
+            found += push_inzage_candidates(
+                session, m.InzageRecord.recorded_at < cutoffs.requests, limit=limit
+            )
             return found
 
         result = self._read(work)
@@ -404,6 +421,9 @@ class Lifecycle:
             for cand in candidates:
                 if cand.kind == REQUEST:
                     events += _purge_request(session, cand, outcome, now=now, reason=reason)
+                    continue
+                if cand.kind == PUSH_INZAGE:
+                    events += _purge_push_inzage(session, cand, outcome, now=now, reason=reason)
                     continue
                 row = session.get(m.Message, cand.pk, with_for_update=True)
                 if row is None or row.purged_at is not None:
@@ -608,6 +628,53 @@ def _purge_request(
             operation=f"{reason}.{REQUEST}",
             direction=cand.direction,
             message_id=_loggable(row.request_id),
+        )
+    ]
+
+
+def push_inzage_candidates(
+    session: Session, *conditions: ColumnElement[bool], limit: int = 1000
+) -> list[PurgeCandidate]:
+    """Inzage records of a push (no request) that still hold the parents' view or a waiver's
+    reason, and meet ``conditions`` (oldest first). Named ``inzage:<row>``: they have no id."""
+    rows = session.scalars(
+        select(m.InzageRecord.id)
+        .where(
+            m.InzageRecord.request_pk.is_(None),
+            or_(
+                m.InzageRecord.zienswijze_ciphertext.is_not(None),
+                m.InzageRecord.waiver_ciphertext.is_not(None),
+            ),
+            *conditions,
+        )
+        .order_by(m.InzageRecord.id)
+        .limit(limit)
+    ).all()
+    return [
+        PurgeCandidate(pk=pk, message_id=f"inzage:{pk}", kind=PUSH_INZAGE, direction=m.OUT)
+        for pk in rows
+    ]
+
+
+def _purge_push_inzage(
+    session: Session, cand: PurgeCandidate, outcome: PurgeResult, *, now: datetime, reason: str
+) -> list[dict[str, str]]:
+    """Erase the free texts of one push's inzage record (the date, how, and whether a view was
+    given or the inzage waived stay: the push's gate and its disclosure record need them)."""
+    row = session.get(m.InzageRecord, cand.pk, with_for_update=True)
+    if row is None or row.request_pk is not None:
+        return []
+    if row.zienswijze_ciphertext is None and row.waiver_ciphertext is None:
+        return []  # erased meanwhile
+    row.zienswijze_ciphertext = row.waiver_ciphertext = None
+    outcome.purged[PUSH_INZAGE].append(cand.message_id)
+    return [
+        make_event(
+            at=now,
+            kind="system",
+            status="purged",
+            operation=f"{reason}.{PUSH_INZAGE}",
+            direction=m.OUT,
         )
     ]
 

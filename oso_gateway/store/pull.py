@@ -29,6 +29,9 @@ from oso_gateway.store.repository import Store
 
 _T = TypeVar("_T")
 
+#: the lookup-hash kind of the pupil an inzage for a push names (``InzageRecord.pupil_hmac``)
+INZAGE_PUPIL = "pupil_id"
+
 
 @dataclass(frozen=True, kw_only=True)
 class RequestRecord:
@@ -417,7 +420,9 @@ class PullStore:
         now: datetime,
     ) -> InzageEntry:
         cipher = self.cipher
-        pupil_hmac = cipher.lookup_hash("pupil_id", pupil_identifier) if pupil_identifier else None
+        pupil_hmac = (
+            cipher.lookup_hash(INZAGE_PUPIL, pupil_identifier) if pupil_identifier else None
+        )
         owner = f"{school}/{request_pk}/{pupil_hmac}"
 
         def work(session: Session) -> InzageEntry:
@@ -449,7 +454,7 @@ class PullStore:
     ) -> InzageEntry | None:
         """The latest inzage record for a request, or for a pupil at a school (a push)."""
         pupil_hmac = (
-            self.cipher.lookup_hash("pupil_id", pupil_identifier) if pupil_identifier else None
+            self.cipher.lookup_hash(INZAGE_PUPIL, pupil_identifier) if pupil_identifier else None
         )
         if request_pk is None and pupil_hmac is None:
             return None

@@ -206,13 +206,15 @@ def erase_subject(
     held: Sequence[HeldDossier],
     *,
     requests: Sequence[RequestRecord] = (),
+    inzage: Sequence[PurgeCandidate] = (),
     now: datetime,
 ) -> PurgeResult:
     """Erase, on the person's request, the received dossiers ``held`` about a pupil
     (``PrivacyRecords.held_about``) and the closed ``requests`` that name the pupil
-    (``requests_naming``): crypto-shredded and emptied as the retention purge does, logged as
-    ``erasure.received_dossier`` / ``erasure.request_record`` (no personal data: the ids only).
-    A request still open is left alone (``_purge_request`` skips it)."""
+    (``requests_naming``), and the free texts of the ``inzage`` records of its pushes
+    (``Lifecycle.push_inzage_about``): crypto-shredded and emptied as the retention purge does,
+    logged as ``erasure.<kind>`` (no personal data: the ids only). A request still open is left
+    alone (``_purge_request`` skips it)."""
     candidates = [
         PurgeCandidate(pk=h.message_pk, message_id=h.message_id, kind=RECEIVED, direction=m.IN)
         for h in held
@@ -227,6 +229,7 @@ def erase_subject(
         for r in requests
         if r.status in CLOSED_REQUEST_STATUSES
     ]
+    candidates += inzage
     if not candidates:
         return PurgeResult()
     return lifecycle.purge(candidates, now=now, reason="erasure")
