@@ -211,6 +211,29 @@ def test_withdrawal_reaches_the_old_school_and_drops_a_held_dossier(
     assert _code(info) == "OSO-E474"
 
 
+def test_a_withdrawal_cancels_a_delivery_that_is_still_queued(pp: PullPair) -> None:
+    """The old school answered and the dossier is queued; the new school then withdraws: the
+    delivery is cancelled (payload dropped) instead of sent to be refused (found by a review
+    of subject erase, which left such a queued dossier behind)."""
+    request_id, data = _request(pp)
+    pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
+    queued = pp.old.pull.answer_with_dossier(request_id, data)
+    assert queued.outcome == "queued" and queued.delivery_message_id
+    pp.new.pull.withdraw(request_id)
+    pp.new.drain()  # the withdrawal reaches the old school before its delivery leaves
+    delivery = pp.old.store.find_message(m.OUT, queued.delivery_message_id)
+    assert delivery is not None and delivery.status == "cancelled"
+    pp.drain()
+    assert _old(pp, request_id).status == "withdrawn" and _imported(pp) == 0
+    with pp.old.store.engine.connect() as conn:
+        payloads = conn.exec_driver_sql(
+            "SELECT COUNT(*) FROM outbox_blobs b JOIN messages x ON x.id = b.message_pk "
+            "WHERE x.message_id = ?",
+            (queued.delivery_message_id,),
+        ).scalar_one()
+    assert payloads == 0
+
+
 def test_a_request_past_its_deadline_expires(pp: PullPair) -> None:
     request_id, _ = _request(pp)
     pp.clock.advance(timedelta(days=pp.new.pull.settings.expire_days, seconds=1))

@@ -34,6 +34,32 @@ CANCELLABLE = (m.QUEUED, m.RETRYING, m.FAILED)
 RETRYABLE = (m.FAILED, m.RETRYING)
 
 
+def _drop_payload(session: Session, row: m.Message) -> None:
+    """A cancelled outbound message's payload, its data key and any sealed envelope, dropped."""
+    if row.payload_data_key_id is not None:  # the payload's key goes with it
+        session.execute(delete(m.DataKeyRow).where(m.DataKeyRow.id == row.payload_data_key_id))
+        row.payload_data_key_id = None
+    blobs.drop(session, row.id)
+    row.next_attempt_at = None
+    row.lease_until = None
+
+
+def cancel_outbound_in(session: Session, message_id: str, *, now: datetime) -> bool:
+    """Cancel, in the caller's transaction, the outbound message ``message_id`` while it still
+    waits (queued, retrying or failed; not on the wire), as ``Mailbox.cancel`` does. False when
+    there is no such message or it is past that (being sent, delivered, cancelled)."""
+    row = session.scalars(
+        select(m.Message)
+        .where(m.Message.direction == m.OUT, m.Message.message_id == message_id)
+        .with_for_update()
+    ).first()
+    if row is None or row.status not in CANCELLABLE:
+        return False
+    _drop_payload(session, row)
+    Store._event(session, row, m.CANCELLED, now)
+    return True
+
+
 class TransitionRefused(Exception):
     """The message is not in a status that allows the transition (``status`` names it)."""
 
@@ -246,18 +272,8 @@ class Mailbox:
         """Cancel an outbound message that is not on the wire and not delivered; the payload and
         any sealed envelope are dropped."""
 
-        def change(session: Session, row: m.Message) -> None:
-            if row.payload_data_key_id is not None:  # the payload's key goes with it
-                session.execute(
-                    delete(m.DataKeyRow).where(m.DataKeyRow.id == row.payload_data_key_id)
-                )
-                row.payload_data_key_id = None
-            blobs.drop(session, row.id)
-            row.next_attempt_at = None
-            row.lease_until = None
-
         record = self._transition(
-            pk, allowed=CANCELLABLE, status=m.CANCELLED, now=now, change=change
+            pk, allowed=CANCELLABLE, status=m.CANCELLED, now=now, change=_drop_payload
         )
         checkpoint_after_delete(self.store.engine)  # no image of the payload stays in the files
         return record

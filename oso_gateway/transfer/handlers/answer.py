@@ -7,7 +7,8 @@ addressed school and a school that mandated the signer (E480, E431), the request
 those schools on our side (E481), and the request's state allows the answer (E482).
 
 Transitions, new school (requester): sent → accepted; sent | accepted → declined.
-Old school (holder): received | accepted → withdrawn (a dossier held for inzage is dropped).
+Old school (holder): received | accepted → withdrawn (a dossier held for inzage is dropped, a
+queued delivery cancelled).
 """
 
 from __future__ import annotations
@@ -99,9 +100,13 @@ class RequestAnswerHandler:
                 **fields,
             )
             if side == m.HOLDER:
+                from oso_gateway.store.mailbox import cancel_outbound_in
                 from oso_gateway.store.pull import drop_held_in
 
                 drop_held_in(session, current.pk)
+                # the dossier was queued already: it no longer leaves (unless on the wire now)
+                if current.delivery_message_id is not None:
+                    cancel_outbound_in(session, current.delivery_message_id, now=message.now)
 
         return Accepted(
             counterpart_school=sender,
