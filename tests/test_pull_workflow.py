@@ -234,6 +234,44 @@ def test_a_withdrawal_cancels_a_delivery_that_is_still_queued(pp: PullPair) -> N
     assert payloads == 0
 
 
+@pytest.mark.parametrize("ending", ["failed", "cancelled"])
+def test_a_request_whose_delivery_failed_or_was_cancelled_can_still_be_declined(
+    pp: PullPair, ending: str
+) -> None:
+    """Answered with the dossier, whose delivery then failed (or the operator cancelled it):
+    the old school can still close the request with a decline (else it stayed accepted for
+    ever, out of reach of the retention purge and of an erasure); a failed delivery's payload
+    goes with it. While the delivery may still arrive, a decline stays refused (E474)."""
+    from oso_gateway.store.mailbox import Mailbox
+
+    request_id, data = _request(pp)
+    pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
+    queued = pp.old.pull.answer_with_dossier(request_id, data)
+    assert queued.delivery_message_id
+    with pytest.raises(GatewayError) as info:
+        pp.old.pull.decline(request_id, reason="not-our-pupil")
+    assert _code(info) == "OSO-E474"  # the dossier is on its way
+    mailbox, store = Mailbox(pp.old.store), pp.old.store
+    delivery = store.find_message(m.OUT, queued.delivery_message_id)
+    assert delivery is not None
+    if ending == "cancelled":
+        mailbox.cancel(delivery.pk, now=pp.clock())
+    else:
+        pp.transport.down = True
+        for _ in range(8):
+            pp.old.drain()
+            pp.clock.advance(timedelta(seconds=30))
+        pp.transport.down = False
+    delivery = store.find_message(m.OUT, queued.delivery_message_id)
+    assert delivery is not None and delivery.status == ending
+    declined = pp.old.pull.decline(request_id, reason="not-our-pupil")
+    assert declined.status == "declined"
+    delivery = store.find_message(m.OUT, queued.delivery_message_id)
+    assert delivery is not None and delivery.status == "cancelled"  # a failed one too
+    pp.drain()
+    assert _new(pp, request_id).status == "declined" and _imported(pp) == 0
+
+
 def test_a_request_past_its_deadline_expires(pp: PullPair) -> None:
     request_id, _ = _request(pp)
     pp.clock.advance(timedelta(days=pp.new.pull.settings.expire_days, seconds=1))

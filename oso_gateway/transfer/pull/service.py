@@ -44,6 +44,7 @@ from oso_gateway.errors import (
 from oso_gateway.protocol import is_clean_text
 from oso_gateway.security.xmlparse import ParseLimits, parse_xml
 from oso_gateway.store import models as m
+from oso_gateway.store.mailbox import Mailbox, TransitionRefused
 from oso_gateway.store.pull import (
     NewRequest,
     PullStore,
@@ -51,6 +52,7 @@ from oso_gateway.store.pull import (
     find_request_in,
     transition_in,
 )
+from oso_gateway.store.records import MessageRecord
 from oso_gateway.store.repository import Store
 from oso_gateway.transfer import wire
 from oso_gateway.transfer.handlers.base import Inbound, Persist
@@ -275,8 +277,9 @@ class PullService:
     ) -> RequestRecord:
         now = now or self.clock()
         record = self.find(request_id, side=m.HOLDER, schools=schools)
-        if record.status not in OPEN_HOLDER or record.delivery_message_id is not None:
+        if record.status not in OPEN_HOLDER:
             raise RequestStateInvalid(f"request {request_id} is {record.status}")
+        delivery = self._undeliverable(record)
         answer_check = p.RequestAnswer(
             request_id=request_id,
             answered_at=now,
@@ -287,6 +290,13 @@ class PullService:
             text=text,
         )
         answer_check.check()
+        if delivery is not None and delivery.status == m.FAILED:
+            try:
+                Mailbox(self.store).cancel(delivery.pk, now=now)  # its payload goes now
+            except TransitionRefused as exc:  # retried and on its way meanwhile
+                raise RequestStateInvalid(
+                    f"request {request_id}: its dossier is {exc.status}"
+                ) from None
         record = self.requests.transition(
             record.pk,
             status=DECLINED,
@@ -298,6 +308,21 @@ class PullService:
         self.store.checkpoint_after_delete()  # a held dossier was dropped
         self._send_answer(record, p.DECLINED, reason=reason, text=text, now=now)
         return record
+
+    def _undeliverable(self, record: RequestRecord) -> MessageRecord | None:
+        """A request answered with a dossier may still be declined once that delivery failed
+        (given up, or its payload purged) or was cancelled: else it would stay open for ever,
+        beyond the retention purge and an erasure. Its delivery, None if it had none; an
+        E474 while the delivery may still arrive (queued, being sent, delivered)."""
+        if record.delivery_message_id is None:
+            return None
+        delivery = self.store.find_message(m.OUT, record.delivery_message_id)
+        if delivery is None or delivery.status not in (m.FAILED, m.CANCELLED):
+            state = delivery.status if delivery is not None else "gone"
+            raise RequestStateInvalid(
+                f"request {record.request_id} is {record.status}, its dossier {state}"
+            )
+        return delivery
 
     def answer_with_dossier(
         self,
