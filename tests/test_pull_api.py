@@ -248,7 +248,7 @@ def test_an_erased_request_is_answered_as_its_tombstone(schools: tuple[Las, Las]
     """GET /requests/{id} of a request whose content was erased (on request, or by the
     retention purge) answers its status and history with no pupil, not OSO-E543."""
     from oso_gateway.store.lifecycle import Lifecycle
-    from oso_gateway.transfer.lifecycle import erase_subject, requests_naming
+    from oso_gateway.transfer.lifecycle import erase_subject, subject_data
 
     new, _old = schools
     data = generate_dossier(overstap="POVO", seed=31, now=datetime.now(UTC))
@@ -260,9 +260,9 @@ def test_an_erased_request_is_answered_as_its_tombstone(schools: tuple[Las, Las]
     request_id = sent.get_json()["request_id"]
     assert new.post(f"requests/{request_id}/withdraw").status_code == 200
     store, now = new.services.store, datetime.now(UTC)
-    closed, _open = requests_naming(new.services.pull.requests, _pupil(data)["bsn"], now=now)
-    assert [r.request_id for r in closed] == [request_id]
-    erase_subject(Lifecycle(store.engine, store.cipher), [], requests=closed, now=now)
+    found = subject_data(store, _pupil(data)["bsn"], now=now)
+    assert [r.request_id for r in found.closed_requests] == [request_id]
+    erase_subject(Lifecycle(store.engine, store.cipher), found, now=now)
     shown = new.get(f"requests/{request_id}")
     assert shown.status_code == 200, shown.get_data(as_text=True)
     body = shown.get_json()

@@ -130,3 +130,27 @@ def test_existing_sqlite_files_readable_by_others_are_made_private(
     with caplog.at_level("WARNING", logger="oso_gateway.store.engine"):
         create_store_engine(url).dispose()
     assert "readable by others" not in caplog.text  # only once: the files stay private
+
+
+def test_a_database_readable_by_others_that_cannot_be_tightened_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fail closed: when the mode cannot be changed (not ours, a read-only mount), the gateway
+    does not open a database others can read, and says how to fix it."""
+    from oso_gateway.errors import ConfigError
+
+    config = _config(tmp_path)
+    assert CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)]).exit_code == 0
+    url = load_settings(config, {}).database_url
+    database = Path(create_store_engine(url).url.database or "")
+    database.chmod(0o644)
+
+    def refuse(self: Path, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(Path, "chmod", refuse)
+    with pytest.raises(ConfigError) as info:
+        create_store_engine(url)
+    assert f"chmod 600 {database}" in str(info.value)
+    result = CliRunner().invoke(main, ["db", "current", "--config", str(config)])
+    assert result.exit_code == 2 and "cannot be made private" in result.output

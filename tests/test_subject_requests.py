@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -36,12 +37,12 @@ def _config(tmp_path: Path, oin: str) -> Path:
     return config
 
 
-def _subject(config: Path, bsn: str, *args: str) -> dict[str, object]:
+def _subject(config: Path, bsn: str, *args: str, code: int = 0) -> dict[str, Any]:
     result = CliRunner().invoke(
         main, ["subject", *args, "--config", str(config), "--bsn", "-", "--json"], input=bsn + "\n"
     )
-    assert result.exit_code == 0, result.output
-    value: dict[str, object] = json.loads(result.output)
+    assert result.exit_code == code, result.output
+    value: dict[str, Any] = json.loads(result.output)
     return value
 
 
@@ -77,20 +78,29 @@ def test_subject_erase_erases_the_closed_requests_naming_the_pupil_and_keeps_ope
     new, old = _config(tmp_path, RECEIVER_OIN), _config(tmp_path, SENDER_OIN)
 
     access = _subject(new, bsn, "access")
-    listed = {r["request_id"]: r for r in access["requests"]}  # type: ignore[union-attr,index]
+    listed = {r["request_id"]: r for r in access["requests"]}
     assert set(listed) == {delivered, still_open, declined}
     assert listed[delivered]["status"] == "delivered" and listed[delivered]["purge_due"]
     assert listed[still_open]["purge_due"] is None and listed[still_open]["side"] == "sent"
-    assert len(access["dossiers"]) == 1  # type: ignore[arg-type]
+    assert len(access["dossiers"]) == 1
 
     dry = _subject(new, bsn, "erase", "--dry-run")
-    assert sorted(dry["would_erase_requests"]) == sorted([delivered, declined])  # type: ignore[arg-type]
-    assert dry["open_requests"] == [{"request_id": still_open, "side": "sent", "status": "sent"}]
+    assert sorted(dry["would_erase_requests"]) == sorted([delivered, declined])
+    [kept_item] = dry["kept"]
+    assert {k: kept_item[k] for k in ("id", "what", "side", "status")} == {
+        "id": still_open,
+        "what": "request",
+        "side": "sent",
+        "status": "sent",
+    }
+    assert "withdraw" in kept_item["why"]
     assert _subject(new, bsn, "access")["requests"]  # a dry run erased nothing
 
-    erased = _subject(new, bsn, "erase", "--yes")
-    assert sorted(erased["erased_requests"]) == sorted([delivered, declined])  # type: ignore[arg-type]
-    assert len(erased["erased"]) == 1  # type: ignore[arg-type]  # the delivered dossier
+    # something was kept (the open request): exit status 3, a partial erasure
+    erased = _subject(new, bsn, "erase", "--yes", code=3)
+    assert sorted(erased["erased_requests"]) == sorted([delivered, declined])
+    assert len(erased["erased"]) == 1  # the delivered dossier
+    assert [k["id"] for k in erased["kept"]] == [still_open]
     requests = pp.new.pull.requests
     for request_id in (delivered, declined):
         record = requests.find(side=m.REQUESTER, request_id=request_id)
@@ -104,7 +114,7 @@ def test_subject_erase_erases_the_closed_requests_naming_the_pupil_and_keeps_ope
     other_record = requests.find(side=m.REQUESTER, request_id=theirs)
     assert other_record is not None and requests.pupil(other_record.pk)["bsn"] == other_bsn
     after = _subject(new, bsn, "access")
-    assert [r["request_id"] for r in after["requests"]] == [still_open]  # type: ignore[union-attr,index]
+    assert [r["request_id"] for r in after["requests"]] == [still_open]
     entries = pp.new.store.log_entries()
     assert verify_chain(entries).ok
     purged = [e.event for e in entries if e.event.get("status") == "purged"]
@@ -114,12 +124,13 @@ def test_subject_erase_erases_the_closed_requests_naming_the_pupil_and_keeps_ope
     # The old school's gateway holds the request it declined and the one it delivered: the
     # parents' view recorded there goes with the delivered one; the open one is kept.
     old_dry = _subject(old, bsn, "erase", "--dry-run")
-    assert sorted(old_dry["would_erase_requests"]) == sorted([delivered, declined])  # type: ignore[arg-type]
-    assert old_dry["open_requests"] == [
-        {"request_id": still_open, "side": "received", "status": "received"}
+    assert sorted(old_dry["would_erase_requests"]) == sorted([delivered, declined])
+    assert [(k["id"], k["side"], k["status"]) for k in old_dry["kept"]] == [
+        (still_open, "received", "received")
     ]
-    assert old_dry["would_erase"] == []  # no dossier received there
-    _subject(old, bsn, "erase", "--yes")
+    assert "decline" in old_dry["kept"][0]["why"]
+    assert old_dry["would_erase"] == []  # no dossier received there, none left to send
+    _subject(old, bsn, "erase", "--yes", code=3)
     with pp.old.store.engine.connect() as conn:
         views = conn.exec_driver_sql(
             "SELECT zienswijze_ciphertext FROM inzage_records i JOIN pull_requests p "
@@ -129,31 +140,90 @@ def test_subject_erase_erases_the_closed_requests_naming_the_pupil_and_keeps_ope
     assert views == [(None,)]
 
 
-def test_an_overdue_request_is_expired_and_then_erased(pp: PullPair) -> None:
-    """A sent request past its deadline waits for nothing more: erasure expires it (as the
-    service's refresh would) and erases it, rather than call it open."""
+def test_an_overdue_request_is_erased_and_reading_it_writes_nothing(pp: PullPair) -> None:
+    """A sent request past its deadline waits for nothing more: subject access shows it
+    expired and an erasure expires (under its row lock) and erases it; access and a dry run
+    write nothing (found by the review: they expired it in the database)."""
     from datetime import timedelta
 
     from oso_gateway.store.lifecycle import Lifecycle
-    from oso_gateway.transfer.lifecycle import erase_subject, requests_naming
+    from oso_gateway.transfer.lifecycle import erase_subject, subject_data
 
     data = dossier(pp.clock, seed=13)
     bsn = pupil_of(data).bsn
     assert bsn
     request_id = _send(pp, data)
-    requests = pp.new.pull.requests
-    closed, still_open = requests_naming(requests, bsn, now=pp.clock())
-    assert (closed, [r.request_id for r in still_open]) == ([], [request_id])
-    later = pp.clock() + timedelta(days=pp.new.pull.settings.expire_days + 1)
-    closed, still_open = requests_naming(requests, bsn, now=later)
-    assert ([(r.request_id, r.status) for r in closed], still_open) == (
-        [(request_id, "expired")],
-        [],
-    )
     store = pp.new.store
-    result = erase_subject(Lifecycle(store.engine, store.cipher), [], requests=closed, now=later)
+    now = pp.clock()
+    found = subject_data(store, bsn, now=now)
+    assert [r.request_id for r in found.open_requests] == [request_id] and not found.closed_requests
+    later = now + timedelta(days=pp.new.pull.settings.expire_days + 1)
+    found = subject_data(store, bsn, now=later)
+    assert [(r.request_id, found.status(r)) for r in found.closed_requests] == [
+        (request_id, "expired")
+    ]
+    record = pp.new.pull.requests.find(side=m.REQUESTER, request_id=request_id)
+    assert record is not None and record.status == "sent"  # looking wrote nothing
+    result = erase_subject(Lifecycle(store.engine, store.cipher), found, now=later)
     assert result.total == 1
-    assert requests_naming(requests, bsn, now=later) == ([], [])
+    record = pp.new.pull.requests.find(side=m.REQUESTER, request_id=request_id)
+    assert record is not None and (record.status, record.purged) == ("expired", True)
+    assert [e.status for e in pp.new.pull.requests.events(record.pk)][-2:] == [
+        "expired",
+        "expired",
+    ]
+    assert subject_data(store, bsn, now=later).requests == []
+
+
+def test_an_answer_that_arrives_after_the_look_up_is_not_overwritten(pp: PullPair) -> None:
+    """Looked up as overdue (so to be expired and erased), then declined by the old school
+    before the erasure runs: the erasure, with its stale view, erases it as declined, and does
+    not overwrite the decline with "expired" (the expiry is decided again under the row lock)."""
+    from datetime import timedelta
+
+    from oso_gateway.store.lifecycle import Lifecycle
+    from oso_gateway.transfer.lifecycle import erase_subject, subject_data
+
+    data = dossier(pp.clock, seed=14)
+    bsn = pupil_of(data).bsn
+    assert bsn
+    request_id = _send(pp, data)
+    store = pp.new.store
+    later = pp.clock() + timedelta(days=pp.new.pull.settings.expire_days + 1)
+    found = subject_data(store, bsn, now=later)
+    assert [found.status(r) for r in found.closed_requests] == ["expired"]
+    pp.old.pull.decline(request_id, reason="not-our-pupil")
+    pp.drain()
+    result = erase_subject(Lifecycle(store.engine, store.cipher), found, now=later)
+    assert result.total == 1
+    record = pp.new.pull.requests.find(side=m.REQUESTER, request_id=request_id)
+    assert record is not None and (record.status, record.purged) == ("declined", True)
+    assert "expired" not in [e.status for e in pp.new.pull.requests.events(record.pk)]
+
+
+def test_an_unreadable_request_row_stops_the_look_up_and_is_named(
+    tmp_path: Path, pp: PullPair
+) -> None:
+    """Fail closed: a request whose facts do not decrypt stops access and erasure (else an
+    erasure might report a pupil erased while that row names them), with the row named so an
+    operator can find it, and no personal data."""
+    data = dossier(pp.clock, seed=15)
+    bsn = pupil_of(data).bsn
+    assert bsn
+    request_id = _send(pp, data)
+    with pp.new.store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE pull_requests SET pupil_ciphertext = ? WHERE request_id = ?",
+            (b"\x01" * 64, request_id),
+        )
+    result = CliRunner().invoke(
+        main,
+        ["subject", "erase", "--config", str(_config(tmp_path, RECEIVER_OIN)), "--bsn", "-"],
+        input=bsn + "\n",
+    )
+    assert result.exit_code == 1
+    assert "OSO-E504" in result.output and request_id in result.output
+    assert bsn not in result.output
 
 
 def test_without_requests_the_erase_answer_keeps_its_shape(tmp_path: Path, pp: PullPair) -> None:
@@ -231,3 +301,47 @@ def test_the_retention_purge_erases_a_push_inzage_text_after_the_request_period(
     assert len(later.purged[PUSH_INZAGE]) == 1
     assert _push_texts(pp) == [(False, False, False)]
     pp.close()
+
+
+def test_an_outgoing_dossier_is_kept_while_on_its_way_and_erased_once_it_failed(
+    tmp_path: Path, pp: PullPair
+) -> None:
+    """At the sending school: a push still on its way is listed and kept (exit status 3); once
+    it failed for good, its content is erased like the retention purge of a failed message."""
+    from datetime import timedelta
+
+    from oso_gateway.transfer.send import prepare_dossier
+
+    data = dossier(pp.clock, seed=16)
+    bsn = pupil_of(data).bsn
+    assert bsn
+    prepared = prepare_dossier(
+        data, to=NEW, directory=pp.directory, config=pp.old.outbox.config, now=pp.clock()
+    )
+    pp.old.outbox.enqueue(prepared)
+    old = _config(tmp_path, SENDER_OIN)
+    access = _subject(old, bsn, "access")
+    assert [(o["message_id"], o["status"]) for o in access["outgoing"]] == [
+        (prepared.message_id, "queued")
+    ]
+    kept = _subject(old, bsn, "erase", "--yes", code=3)
+    assert kept["erased"] == [] and [k["id"] for k in kept["kept"]] == [prepared.message_id]
+    assert "outbox cancel" in kept["kept"][0]["why"]
+    pp.transport.down = True
+    for _ in range(8):
+        pp.old.drain()
+        pp.clock.advance(timedelta(seconds=30))
+    message = pp.old.store.find_message(m.OUT, prepared.message_id)
+    assert message is not None and message.status == "failed"
+    erased = _subject(old, bsn, "erase", "--yes")
+    assert erased == {"erased": [prepared.message_id]}
+    with pp.old.store.engine.connect() as conn:
+        blobs = conn.exec_driver_sql(
+            "SELECT COUNT(*) FROM outbox_blobs b JOIN messages x ON x.id = b.message_pk "
+            "WHERE x.message_id = ?",
+            (prepared.message_id,),
+        ).scalar_one()
+    assert blobs == 0
+    assert _subject(old, bsn, "access")["outgoing"] == []
+    operations = [e.event.get("operation") for e in pp.old.store.log_entries()]
+    assert "erasure.rejected_failed" in operations

@@ -31,10 +31,11 @@ from oso_gateway.errors import (
     InvalidObjection,
 )
 from oso_gateway.store import models as m
-from oso_gateway.store.disclosures import PrivacyRecords
-from oso_gateway.store.lifecycle import PUSH_INZAGE, RECEIVED, REQUEST, Lifecycle
-from oso_gateway.store.pull import PullStore, RequestRecord
+from oso_gateway.store.disclosures import OutgoingDossier, PrivacyRecords
+from oso_gateway.store.lifecycle import PUSH_INZAGE, RECEIVED, REJECTED_FAILED, REQUEST, Lifecycle
+from oso_gateway.store.pull import RequestRecord
 from oso_gateway.store.repository import Store
+from oso_gateway.transfer.lifecycle import SubjectData
 
 
 def _records(config_file: Path | None) -> PrivacyRecords:
@@ -214,30 +215,44 @@ def subject_group() -> None:
     """Subject access and erasure: what this gateway holds about a pupil."""
 
 
-def _requests_dict(record: RequestRecord, settings: Settings) -> dict[str, Any]:
-    """A pull request that names the pupil, as subject access and erasure show it."""
-    from oso_gateway.store.lifecycle import CLOSED_REQUEST_STATUSES
+def _subject(config_file: Path | None, pupil: str | None) -> tuple[Settings, Store, SubjectData]:
+    from oso_gateway.transfer.lifecycle import subject_data
 
-    closed = record.status in CLOSED_REQUEST_STATUSES
-    due = record.updated_at + timedelta(days=settings.retention.requests_days)
+    if pupil is None:
+        raise click.UsageError("--bsn is required")
+    settings = settings_or_exit(config_file)
+    store = store_or_exit(settings)
+    try:
+        return settings, store, subject_data(store, pupil, now=datetime.now(UTC))
+    except GatewayError as exc:
+        fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
+
+
+def _request_dict(data: SubjectData, record: RequestRecord, settings: Settings) -> dict[str, Any]:
+    """A pull request that names the pupil, as subject access and erasure show it."""
+    status = data.status(record)
+    closed = record in data.closed_requests
+    # one of ours past its deadline is expired (the erasure writes it): counted from then
+    since = record.updated_at if status == record.status else record.deadline
+    due = since + timedelta(days=settings.retention.requests_days)
     return {
         "request_id": record.request_id,
         "side": "sent" if record.side == m.REQUESTER else "received",
         "our_school": record.our_school,
         "counterpart_school": record.counterpart_school,
-        "status": record.status,
+        "status": status,
         "updated_at": record.updated_at.isoformat(),
         "purge_due": due.isoformat() if closed else None,
     }
 
 
-def _requests_naming(store: Store, pupil: str) -> tuple[list[RequestRecord], list[RequestRecord]]:
-    from oso_gateway.transfer.lifecycle import requests_naming
-
-    try:
-        return requests_naming(PullStore(store), pupil, now=datetime.now(UTC))
-    except GatewayError as exc:
-        fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
+def _outgoing_dict(item: OutgoingDossier) -> dict[str, Any]:
+    return {
+        "message_id": item.message_id,
+        "to_school": item.recipient_school,
+        "status": item.status,
+        "prepared_at": item.prepared_at.isoformat(),
+    }
 
 
 @subject_group.command("access")
@@ -246,17 +261,12 @@ def _requests_naming(store: Store, pupil: str) -> tuple[list[RequestRecord], lis
 @click.option("--json", "as_json", is_flag=True)
 def access_command(config_file: Path | None, pupil: str | None, as_json: bool) -> None:
     """What this gateway holds about the pupil: the dossiers received (from whom, since when,
-    fetched or not, when the retention purge will erase them) and the dossier requests, sent or
-    received, that name the pupil."""
+    fetched or not, when the retention purge will erase them), the dossiers about the pupil it
+    is sending or failed to send, the dossier requests (sent or received) that name the pupil,
+    and the inzage records of its pushes. Reads only."""
     from oso_gateway.transfer.lifecycle import purge_due
 
-    if pupil is None:
-        raise click.UsageError("--bsn is required")
-    settings = settings_or_exit(config_file)
-    store = store_or_exit(settings)
-    held = PrivacyRecords(store.engine, store.cipher).held_about(pupil)
-    closed, still_open = _requests_naming(store, pupil)
-    requests = [_requests_dict(r, settings) for r in sorted([*closed, *still_open], key=_pk)]
+    settings, _store, data = _subject(config_file, pupil)
     rows = [
         {
             "message_id": h.message_id,
@@ -268,29 +278,77 @@ def access_command(config_file: Path | None, pupil: str | None, as_json: bool) -
             "purge_due": purge_due(settings.retention, h).isoformat(),
             "size": h.size,
         }
-        for h in held
+        for h in data.received
+    ]
+    outgoing = [_outgoing_dict(o) for o in data.outgoing]
+    requests = [_request_dict(data, r, settings) for r in data.requests]
+    inzage = [
+        {
+            "school": e.school,
+            "recorded_at": e.recorded_at.isoformat(),
+            "inzage_date": e.inzage_date,
+            "how": e.how,
+            "view_given": e.zienswijze,
+            "waived": e.waived,
+            "text_held": e.text_held,
+        }
+        for e in data.push_inzage
     ]
     if as_json:
-        click.echo(json.dumps({"dossiers": rows, "requests": requests}, sort_keys=True, indent=2))
+        answer = {"dossiers": rows, "outgoing": outgoing, "requests": requests}
+        answer["push_inzage"] = inzage
+        click.echo(json.dumps(answer, sort_keys=True, indent=2))
         return
-    if not rows:
-        click.echo("no dossiers held about this pupil")
+    if not (rows or outgoing or requests or inzage):
+        click.echo("nothing held about this pupil")
     for r in rows:
         fetched = "fetched" if r["fetched_at"] or r["acknowledged_at"] else "not fetched"
         click.echo(
             f"{r['message_id']}  from {r['from_school']}  received {r['received_at']}  "
             f"{fetched}  purge due {r['purge_due']}"
         )
+    for o in outgoing:
+        click.echo(f"{o['message_id']}  to {o['to_school']}  {o['status']}  (outgoing)")
     for q in requests:
         due = f"purge due {q['purge_due']}" if q["purge_due"] else "open"
         click.echo(
             f"request {q['request_id']}  {q['side']}  {q['our_school']} / "
             f"{q['counterpart_school']}  {q['status']}  {due}"
         )
+    for i in inzage:
+        text = "with the parents' text" if i["text_held"] else "no text held"
+        click.echo(f"inzage for a push  {i['school']}  recorded {i['recorded_at']}  {text}")
 
 
-def _pk(record: RequestRecord) -> int:
-    return record.pk
+def _kept(data: SubjectData, settings: Settings) -> list[dict[str, Any]]:
+    """What an erasure leaves, and why."""
+    kept: list[dict[str, Any]] = []
+    for r in data.open_requests:
+        shown = _request_dict(data, r, settings)
+        step = "withdraw" if r.side == m.REQUESTER else "decline"
+        kept.append(
+            {
+                "id": r.request_id,
+                "what": "request",
+                "side": shown["side"],
+                "status": shown["status"],
+                "why": f"open: {step} it first (request {step})",
+            }
+        )
+    for o in data.in_transit:
+        kept.append(
+            {
+                "id": o.message_id,
+                "what": "outgoing_dossier",
+                "status": o.status,
+                "why": "on its way: cancel it first (outbox cancel), or its delivery erases it",
+            }
+        )
+    return kept
+
+
+#: exit status of an erasure that left something (``kept``): it did what it could, not all
+PARTIAL = 3
 
 
 @subject_group.command("erase")
@@ -303,42 +361,26 @@ def erase_command(
     config_file: Path | None, pupil: str | None, dry_run: bool, yes: bool, as_json: bool
 ) -> None:
     """Erase, on request, what this gateway holds about the pupil, now rather than at the end
-    of its retention: the dossiers received (crypto-shredded as the purge does) and the closed
-    dossier requests that name the pupil (their facts, decline text and the parents' view),
-    logged. A request still open is listed and kept: withdraw or decline it first."""
+    of its retention: dossiers received, a failed outgoing dossier's content, closed dossier
+    requests (their facts, decline text and the parents' view) and the parents' texts of a
+    push's inzage; logged. What is still under way (an open request, a dossier being sent) is
+    listed and kept: the exit status is then 3."""
     from oso_gateway.transfer.lifecycle import erase_subject
 
-    if pupil is None:
-        raise click.UsageError("--bsn is required")
-    settings = settings_or_exit(config_file)
-    store = store_or_exit(settings)
-    held = PrivacyRecords(store.engine, store.cipher).held_about(pupil)
-    closed, still_open = _requests_naming(store, pupil)
-    lifecycle = Lifecycle(store.engine, store.cipher)
-    try:
-        inzage = lifecycle.push_inzage_about(pupil)
-    except GatewayError as exc:
-        fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
-    ids = [h.message_id for h in held]
-    request_ids = [r.request_id for r in closed]
-    kept = [
-        {key: _requests_dict(r, settings)[key] for key in ("request_id", "side", "status")}
-        for r in still_open
-    ]
+    settings, store, data = _subject(config_file, pupil)
+    kept = _kept(data, settings)
+    ids = [h.message_id for h in data.received] + [o.message_id for o in data.outgoing_failed]
+    request_ids = [r.request_id for r in data.closed_requests]
+    texts = len(data.push_inzage_texts)
     what = (
-        f"{len(ids)} dossier(s), {len(request_ids)} closed request(s) and {len(inzage)} "
-        "parents' view(s) or waiver(s) of a push"
+        f"{len(ids)} dossier(s), {len(request_ids)} closed request(s) and {texts} parents' "
+        "text(s) of a push's inzage"
     )
-    if dry_run or not (held or closed or inzage):
+    nothing = not (ids or request_ids or texts)
+    if dry_run or nothing:
         if as_json:
             key = "would_erase" if dry_run else "erased"
-            answer: dict[str, Any] = {key: ids}
-            if closed or still_open:
-                answer[f"{key}_requests"] = request_ids
-                answer["open_requests"] = kept
-            if inzage:
-                answer[f"{key}_push_inzage_texts"] = len(inzage)
-            click.echo(json.dumps(answer, sort_keys=True))
+            click.echo(json.dumps(_answer(key, ids, request_ids, texts, data, kept)))
         else:
             for message_id in ids:
                 click.echo(f"would erase {message_id}")
@@ -346,43 +388,58 @@ def erase_command(
                 click.echo(f"would erase request {request_id}")
             _echo_kept(kept)
             click.echo(f"{what} held about this pupil; nothing was erased")
+        if kept and not dry_run:
+            raise SystemExit(PARTIAL)
         return
     if not yes:
         click.confirm(f"erase {what} held about this pupil?", abort=True)
     try:
-        result = erase_subject(
-            lifecycle, held, requests=closed, inzage=inzage, now=datetime.now(UTC)
-        )
+        result = erase_subject(Lifecycle(store.engine, store.cipher), data, now=datetime.now(UTC))
     except GatewayError as exc:
         fail(exc)
+    erased = result.purged[RECEIVED] + result.purged[REJECTED_FAILED]
     erased_requests = result.purged[REQUEST]
-    texts = len(result.purged[PUSH_INZAGE])
-    erased = [i for kind in (RECEIVED,) for i in result.purged[kind]]
+    erased_texts = len(result.purged[PUSH_INZAGE])
     if as_json:
-        answer = {"erased": erased}
-        if closed or still_open:
-            answer["erased_requests"] = erased_requests
-            answer["open_requests"] = kept
-        if inzage:
-            answer["erased_push_inzage_texts"] = texts
-        click.echo(json.dumps(answer, sort_keys=True))
-        return
-    for message_id in erased:
-        click.echo(f"erased {message_id}")
-    for request_id in erased_requests:
-        click.echo(f"erased request {request_id}")
-    _echo_kept(kept)
-    click.echo(
-        f"{len(erased)} dossier(s), {len(erased_requests)} request(s) and {texts} parents' "
-        "view(s) or waiver(s) of a push erased; the erasure is in the transfer log"
-    )
-
-
-def _echo_kept(kept: list[dict[str, str]]) -> None:
-    for q in kept:
+        answer = _answer("erased", erased, erased_requests, erased_texts, data, kept)
+        click.echo(json.dumps(answer))
+    else:
+        for message_id in erased:
+            click.echo(f"erased {message_id}")
+        for request_id in erased_requests:
+            click.echo(f"erased request {request_id}")
+        _echo_kept(kept)
         click.echo(
-            f"kept open request {q['request_id']} ({q['side']}, {q['status']}): withdraw or "
-            "decline it first, then erase again"
+            f"{len(erased)} dossier(s), {len(erased_requests)} request(s) and {erased_texts} "
+            "parents' text(s) of a push's inzage erased; the erasure is in the transfer log"
+        )
+    if kept:
+        raise SystemExit(PARTIAL)
+
+
+def _answer(
+    key: str,
+    ids: list[str],
+    request_ids: list[str],
+    texts: int,
+    data: SubjectData,
+    kept: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The JSON answer: the message ids, and each other part only where the pupil has one."""
+    answer: dict[str, Any] = {key: ids}
+    if data.requests:
+        answer[f"{key}_requests"] = request_ids
+    if data.push_inzage_texts:
+        answer[f"{key}_push_inzage_texts"] = texts
+    if kept:
+        answer["kept"] = kept
+    return answer
+
+
+def _echo_kept(kept: list[dict[str, Any]]) -> None:
+    for item in kept:
+        click.echo(
+            f"kept {item['what'].replace('_', ' ')} {item['id']} ({item['status']}): {item['why']}"
         )
 
 

@@ -254,8 +254,8 @@ def show_command(
         record = pull.find(request_id, side=_side_of(side))
         result = request_dict(record, services.clock())
         # a purged request is shown as its tombstone: status and history, no pupil
-        result["pupil"] = None if record.purged else pull.requests.pupil(record.pk)
-        result["purged"] = record.purged
+        result["pupil"] = pull.requests.pupil_or_none(record.pk)
+        result["purged"] = result["pupil"] is None
         result["events"] = [
             {"at": _iso(e.at), "status": e.status, "code": e.code}
             for e in pull.requests.events(record.pk)

@@ -7,8 +7,8 @@ from oso_gateway.errors.base import LocalError
 
 
 class DossierPurged(LocalError):
-    """The message's content was erased by the retention purge (its data key and ciphertext
-    were destroyed); only PII-free metadata remains."""
+    """The message's content was erased by the retention purge or an erasure on request (its
+    data key and ciphertext were destroyed); only PII-free metadata remains."""
 
     code = "OSO-E530"
     http_status = 410
@@ -66,7 +66,8 @@ class ObjectionNotApplied(LocalError):
 
 class RequestPurged(LocalError):
     """A closed dossier request's encrypted content (the pupil's facts, a decline text, the
-    parents' view) was erased by the retention purge; only its PII-free status remains."""
+    parents' view) was erased by the retention purge or an erasure on request (``subject
+    erase``); only its PII-free status remains."""
 
     code = "OSO-E543"
     http_status = 410

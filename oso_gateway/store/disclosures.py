@@ -63,6 +63,18 @@ class HeldDossier:
     message_pk: int = 0
 
 
+@dataclass(frozen=True, kw_only=True)
+class OutgoingDossier:
+    """Subject access at the sender: a dossier about the pupil whose content this gateway still
+    holds (waiting, being sent, or failed; a delivered or cancelled one's payload is gone)."""
+
+    message_id: str
+    message_pk: int
+    recipient_school: str | None
+    status: str
+    prepared_at: datetime
+
+
 def receipt_digest(receipt: bytes) -> str:
     return hashlib.sha256(receipt).hexdigest()
 
@@ -195,7 +207,43 @@ class PrivacyRecords:
             ]
         )
 
-    # --- subject access (receiver) -------------------------------------------------------------
+    # --- subject access ------------------------------------------------------------------------
+
+    def outgoing_about(self, pupil_number: str) -> list[OutgoingDossier]:
+        """The dossiers about the pupil this (sending) gateway still holds the content of, found
+        by their disclosure records (oldest first)."""
+        hashed = self.pupil_hash(pupil_number)
+        stmt = (
+            select(
+                m.Disclosure.message_id,
+                m.Message.id,
+                m.Disclosure.recipient_school,
+                m.Message.status,
+                m.Disclosure.prepared_at,
+            )
+            .join(
+                m.Message,
+                (m.Message.message_id == m.Disclosure.message_id) & (m.Message.direction == m.OUT),
+            )
+            .where(
+                m.Disclosure.bsn_hmac == hashed,
+                m.Message.purged_at.is_(None),
+                m.Message.status.not_in((m.DELIVERED, m.CANCELLED)),
+            )
+            .order_by(m.Disclosure.prepared_at, m.Disclosure.id)
+        )
+        return self._read(
+            lambda session: [
+                OutgoingDossier(
+                    message_id=message_id,
+                    message_pk=pk,
+                    recipient_school=school,
+                    status=status,
+                    prepared_at=prepared_at,
+                )
+                for message_id, pk, school, status, prepared_at in session.execute(stmt)
+            ]
+        )
 
     def held_about(self, pupil_number: str) -> list[HeldDossier]:
         """The dossiers this gateway holds about the pupil (purged ones are no longer held)."""

@@ -98,9 +98,12 @@ def create_store_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _tighten(database: Path) -> None:
-    """An existing database file (and its -wal and -shm) that others may read, made its owner's
-    alone: files made before the gateway created them 0600 (or by hand) stay readable by the
-    group or everyone otherwise. A file we do not own is left as it is, with a warning."""
+    """An existing database file (and its -wal and -shm) that the group or others may read,
+    made its owner's alone (the owner keeps its access): files made before the gateway created
+    them 0600, or copied in by hand, stay readable otherwise. Fails closed: a file that cannot
+    be tightened (not ours, a read-only mount) is a ConfigError naming the command that fixes
+    it. The directory is left alone: it may be one the operator shares (a home directory); a
+    new data directory is created 0700."""
     for path in (database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))):
         try:
             info = path.stat()
@@ -112,8 +115,10 @@ def _tighten(database: Path) -> None:
         try:
             path.chmod(mode)
         except OSError:
-            log.warning("%s is readable by others and cannot be made private", path.name)
-            continue
+            raise ConfigError(
+                f"{path} is readable by others and cannot be made private: "
+                f"chmod 600 {path} (as its owner), then start again"
+            ) from None
         log.warning("%s was readable by others: now mode %o, its owner's alone", path.name, mode)
 
 

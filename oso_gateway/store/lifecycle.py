@@ -30,7 +30,7 @@ from oso_gateway.store import models as m
 from oso_gateway.store.crypto import AtRestCipher, aad_for, seal_note
 from oso_gateway.store.engine import checkpoint_after_delete, unavailable_as_typed_error, writer
 from oso_gateway.store.logchain import make_event
-from oso_gateway.store.pull import INZAGE_PUPIL
+from oso_gateway.store.pull import INZAGE_PUPIL, OPEN_STATUSES
 
 #: the purge's checkpoint waits at most this long for other readers and writers (ms): it holds
 #: new writers meanwhile; a reader holding the WAL longer delays the truncation to the next one
@@ -340,7 +340,7 @@ class Lifecycle:
         erasure on request)."""
         hashed = self.cipher.lookup_hash(INZAGE_PUPIL, pupil_identifier)
         found = self._read(
-            lambda s: push_inzage_candidates(s, m.InzageRecord.pupil_hmac == hashed, limit=10_000)
+            lambda s: push_inzage_candidates(s, m.InzageRecord.pupil_hmac == hashed, limit=None)
         )
         assert isinstance(found, list)
         return found
@@ -430,6 +430,8 @@ class Lifecycle:
                     continue
                 if cand.kind == OUTBOUND and row.status not in (m.QUEUED, m.RETRYING):
                     continue  # it was claimed for sending meanwhile: not purged this time
+                if cand.kind == REJECTED_FAILED and row.status not in (m.REJECTED, m.FAILED):
+                    continue  # retried meanwhile: it is waiting to be sent again
                 _shred_message(session, row)
                 row.purged_at = now
                 if cand.kind == OUTBOUND:
@@ -608,8 +610,20 @@ def _purge_request(
     dossier, the parents' view and waiver); the row stays as a PII-free tombstone with its
     status and events, its pupil ciphertext emptied (``b""``: "purged")."""
     row = session.get(m.PullRequest, cand.pk, with_for_update=True)
-    if row is None or row.pupil_ciphertext == b"" or row.status not in CLOSED_REQUEST_STATUSES:
-        return []  # already purged, or reopened meanwhile
+    if row is None or row.pupil_ciphertext == b"":
+        return []  # already purged
+    if (
+        reason == "erasure"
+        and row.side == m.REQUESTER
+        and row.status in OPEN_STATUSES
+        and row.deadline < now
+    ):
+        # ours, past its deadline: it waits for nothing more (the pull service's refresh
+        # would expire it); expired here, under the row lock, so no answer slips in between
+        row.status, row.updated_at, row.held_ciphertext = "expired", now, None
+        session.add(m.PullRequestEvent(request_pk=row.id, at=now, status="expired"))
+    if row.status not in CLOSED_REQUEST_STATUSES:
+        return []  # open: an answer or the delivery still needs its facts
     row.pupil_ciphertext = b""
     row.decline_text_ciphertext = None
     row.held_ciphertext = None
@@ -633,11 +647,12 @@ def _purge_request(
 
 
 def push_inzage_candidates(
-    session: Session, *conditions: ColumnElement[bool], limit: int = 1000
+    session: Session, *conditions: ColumnElement[bool], limit: int | None = 1000
 ) -> list[PurgeCandidate]:
     """Inzage records of a push (no request) that still hold the parents' view or a waiver's
-    reason, and meet ``conditions`` (oldest first). Named ``inzage:<row>``: they have no id."""
-    rows = session.scalars(
+    reason, and meet ``conditions`` (oldest first; at most ``limit``, None: all). Named
+    ``inzage:<row>``: they have no id."""
+    stmt = (
         select(m.InzageRecord.id)
         .where(
             m.InzageRecord.request_pk.is_(None),
@@ -648,8 +663,8 @@ def push_inzage_candidates(
             *conditions,
         )
         .order_by(m.InzageRecord.id)
-        .limit(limit)
-    ).all()
+    )
+    rows = session.scalars(stmt if limit is None else stmt.limit(limit)).all()
     return [
         PurgeCandidate(pk=pk, message_id=f"inzage:{pk}", kind=PUSH_INZAGE, direction=m.OUT)
         for pk in rows

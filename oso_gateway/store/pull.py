@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from oso_gateway.errors import GatewayError, RequestPurged
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import AtRestCipher, aad_for
 from oso_gateway.store.engine import (
@@ -72,6 +73,8 @@ class InzageEntry:
     zienswijze: bool
     waived: bool
     recorded_at: datetime
+    #: the parents' view or a waiver's reason is still held (not yet erased)
+    text_held: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -322,7 +325,12 @@ class PullStore:
             rows = self._read(lambda s, stmt=stmt: s.execute(stmt).all())  # type: ignore[misc]
             for pk, side, oin, request_id, key_id, blob in rows:
                 aad = _aad_of(side, oin, request_id, "pupil")
-                facts = json.loads(cipher.decrypt(blob, aad=aad, key_id=key_id))
+                try:
+                    facts = json.loads(cipher.decrypt(blob, aad=aad, key_id=key_id))
+                except GatewayError as exc:  # which row: an operator must find it (no PII)
+                    exc.detail = f"request row {pk} ({request_id}): {exc.detail}"
+                    exc.args = (f"{exc.code}: {exc.detail}",)
+                    raise
                 if wanted in (facts.get("bsn"), facts.get("onderwijsnummer")):
                     found.append(pk)
             if len(rows) < batch:
@@ -356,10 +364,16 @@ class PullStore:
         if blob is None:
             return None
         if blob == b"" and column == "pupil_ciphertext":
-            from oso_gateway.errors import RequestPurged
-
-            raise RequestPurged(f"request row {pk}: its content was purged (retention)")
+            raise RequestPurged(f"request row {pk}: its content was purged (retention, erasure)")
         return self.cipher.decrypt(blob, aad=aad, key_id=key_id)
+
+    def pupil_or_none(self, pk: int) -> dict[str, Any] | None:
+        """The request's pupil facts, None once they were purged (a tombstone; also when the
+        purge lands between reading the record and reading its facts)."""
+        try:
+            return self.pupil(pk)
+        except RequestPurged:
+            return None
 
     def pupil(self, pk: int) -> dict[str, Any]:
         """The request's pupil facts (personal data: for matching and for the school's view)."""
@@ -470,6 +484,20 @@ class PullStore:
 
         return self._read(work)
 
+    def push_inzage_of(self, pupil_identifier: str) -> list[InzageEntry]:
+        """Every inzage recorded for a push of this pupil, at any school (subject access)."""
+        hashed = self.cipher.lookup_hash(INZAGE_PUPIL, pupil_identifier)
+
+        def work(session: Session) -> list[InzageEntry]:
+            stmt = (
+                select(m.InzageRecord)
+                .where(m.InzageRecord.pupil_hmac == hashed, m.InzageRecord.request_pk.is_(None))
+                .order_by(m.InzageRecord.id)
+            )
+            return [_inzage(row) for row in session.scalars(stmt)]
+
+        return self._read(work)
+
 
 def _inzage(row: m.InzageRecord) -> InzageEntry:
     return InzageEntry(
@@ -480,6 +508,7 @@ def _inzage(row: m.InzageRecord) -> InzageEntry:
         zienswijze=bool(row.zienswijze),
         waived=bool(row.waived),
         recorded_at=row.recorded_at,
+        text_held=row.zienswijze_ciphertext is not None or row.waiver_ciphertext is not None,
     )
 
 

@@ -8,18 +8,19 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from oso_gateway.config import RetentionSettings
 from oso_gateway.errors import ConfigError, KeyStateError, KeyStillReferenced, UnknownStorageKey
 from oso_gateway.store import models as m
-from oso_gateway.store.disclosures import HeldDossier
+from oso_gateway.store.disclosures import HeldDossier, OutgoingDossier, PrivacyRecords
 from oso_gateway.store.keyring import ACTIVE, DESTROYED, RETIRED, KeyInfo
 from oso_gateway.store.lifecycle import (
     CLOSED_REQUEST_STATUSES,
     RECEIVED,
+    REJECTED_FAILED,
     REQUEST,
     Cutoffs,
     KeyUse,
@@ -27,7 +28,8 @@ from oso_gateway.store.lifecycle import (
     PurgeCandidate,
     PurgeResult,
 )
-from oso_gateway.store.pull import PullStore, RequestRecord, effective_status
+from oso_gateway.store.pull import InzageEntry, PullStore, RequestRecord, effective_status
+from oso_gateway.store.repository import Store
 
 log = logging.getLogger(__name__)
 
@@ -201,23 +203,83 @@ def purge(
             return total
 
 
-def erase_subject(
-    lifecycle: Lifecycle,
-    held: Sequence[HeldDossier],
-    *,
-    requests: Sequence[RequestRecord] = (),
-    inzage: Sequence[PurgeCandidate] = (),
-    now: datetime,
-) -> PurgeResult:
-    """Erase, on the person's request, the received dossiers ``held`` about a pupil
-    (``PrivacyRecords.held_about``) and the closed ``requests`` that name the pupil
-    (``requests_naming``), and the free texts of the ``inzage`` records of its pushes
-    (``Lifecycle.push_inzage_about``): crypto-shredded and emptied as the retention purge does,
-    logged as ``erasure.<kind>`` (no personal data: the ids only). A request still open is left
-    alone (``_purge_request`` skips it)."""
+#: an outgoing dossier in one of these is on its way: an erasure leaves it (to be cancelled
+#: with ``outbox cancel`` first, or delivered: its payload is erased at delivery)
+IN_TRANSIT = (m.QUEUED, m.SENDING, m.AWAITING_RECEIPT, m.RETRYING)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubjectData:
+    """What this gateway holds about one pupil (subject access), as of ``now``."""
+
+    now: datetime
+    #: dossiers received about the pupil, not yet purged
+    received: list[HeldDossier]
+    #: dossiers about the pupil we send or sent whose content we still hold
+    outgoing: list[OutgoingDossier]
+    #: pull requests, either side, whose (encrypted) facts name the pupil
+    requests: list[RequestRecord]
+    #: inzage records of pushes of the pupil (the record stays; its free text may be erased)
+    push_inzage: list[InzageEntry]
+    #: those of them that still hold the parents' view or a waiver's reason
+    push_inzage_texts: list[PurgeCandidate]
+
+    def status(self, request: RequestRecord) -> str:
+        """A request's status now (one of ours past its deadline is expired)."""
+        return effective_status(request, self.now)
+
+    @property
+    def closed_requests(self) -> list[RequestRecord]:
+        return [r for r in self.requests if self.status(r) in CLOSED_REQUEST_STATUSES]
+
+    @property
+    def open_requests(self) -> list[RequestRecord]:
+        """Kept by an erasure: an answer or a delivery still needs the pupil's facts."""
+        return [r for r in self.requests if self.status(r) not in CLOSED_REQUEST_STATUSES]
+
+    @property
+    def outgoing_failed(self) -> list[OutgoingDossier]:
+        return [o for o in self.outgoing if o.status not in IN_TRANSIT]
+
+    @property
+    def in_transit(self) -> list[OutgoingDossier]:
+        """Kept by an erasure: on its way to the new school."""
+        return [o for o in self.outgoing if o.status in IN_TRANSIT]
+
+
+def subject_data(store: Store, pupil_number: str, *, now: datetime) -> SubjectData:
+    """Everything this gateway holds about the pupil (BSN or onderwijsnummer), on either side:
+    found by keyed hashes, and the pull requests by decrypting each one's facts in turn. Reads
+    only."""
+    records = PrivacyRecords(store.engine, store.cipher)
+    requests = PullStore(store)
+    return SubjectData(
+        now=now,
+        received=records.held_about(pupil_number),
+        outgoing=records.outgoing_about(pupil_number),
+        requests=requests.naming(pupil_number),
+        push_inzage=requests.push_inzage_of(pupil_number),
+        push_inzage_texts=Lifecycle(store.engine, store.cipher).push_inzage_about(pupil_number),
+    )
+
+
+def erase_subject(lifecycle: Lifecycle, data: SubjectData, *, now: datetime) -> PurgeResult:
+    """Erase, on the person's request, what ``data`` found that may go now, in one transaction:
+    the dossiers received (crypto-shredded as the retention purge does), the content a failed
+    outgoing dossier still holds, the closed requests' facts, decline texts and parents' views
+    (one of ours past its deadline is expired first, under its row lock), and the free texts of
+    the push inzage records. Logged as ``erasure.<kind>``, ids only. Left alone: open requests
+    and dossiers in transit (``SubjectData.open_requests``, ``in_transit``); and whatever changed
+    state meanwhile (each purge re-checks the row)."""
     candidates = [
         PurgeCandidate(pk=h.message_pk, message_id=h.message_id, kind=RECEIVED, direction=m.IN)
-        for h in held
+        for h in data.received
+    ]
+    candidates += [
+        PurgeCandidate(
+            pk=o.message_pk, message_id=o.message_id, kind=REJECTED_FAILED, direction=m.OUT
+        )
+        for o in data.outgoing_failed
     ]
     candidates += [
         PurgeCandidate(
@@ -226,30 +288,12 @@ def erase_subject(
             kind=REQUEST,
             direction=m.OUT if r.side == m.REQUESTER else m.IN,
         )
-        for r in requests
-        if r.status in CLOSED_REQUEST_STATUSES
+        for r in data.closed_requests
     ]
-    candidates += inzage
+    candidates += data.push_inzage_texts
     if not candidates:
         return PurgeResult()
     return lifecycle.purge(candidates, now=now, reason="erasure")
-
-
-def requests_naming(
-    requests: PullStore, pupil_number: str, *, now: datetime
-) -> tuple[list[RequestRecord], list[RequestRecord]]:
-    """The pull requests (either side) that name the pupil and still hold its facts: (closed,
-    still open). A request of ours past its deadline is expired first, as the pull service's
-    ``refresh`` would (it waits for nothing more, so it can be erased)."""
-    closed: list[RequestRecord] = []
-    still_open: list[RequestRecord] = []
-    for record in requests.naming(pupil_number):
-        if record.status not in CLOSED_REQUEST_STATUSES and effective_status(record, now) in (
-            CLOSED_REQUEST_STATUSES
-        ):
-            record = requests.transition(record.pk, status=effective_status(record, now), now=now)
-        (closed if record.status in CLOSED_REQUEST_STATUSES else still_open).append(record)
-    return closed, still_open
 
 
 def purge_periodically(

@@ -124,6 +124,23 @@ class DossierRequest(BaseModel):
     updated_at: str | None
 
 
+class RequestEventItem(BaseModel):
+    at: str
+    status: str
+    code: str | None = Field(description="A decline reason, an error code, or 'purged'")
+
+
+class DossierRequestDetail(DossierRequest):
+    """One request with its history and the pupil it asks for (personal data); once its
+    content was erased (retention purge, erasure on request), its tombstone: no pupil."""
+
+    pupil: dict[str, Any] | None = Field(
+        description="The pupil asked for (personal data); null once the content was erased"
+    )
+    purged: bool = Field(description="The content (pupil, decline text, views) was erased")
+    events: list[RequestEventItem]
+
+
 class RequestPage(BaseModel):
     items: list[DossierRequest]
 
@@ -200,15 +217,15 @@ def send_request(body: SendBody) -> Response:
     "/<request_id>",
     operation_id="getRequest",
     summary="One request: state, history and the pupil it asks for",
-    responses={200: DossierRequest},
+    responses={200: DossierRequestDetail},
 )
 def get_request(path: RequestPath, query: RequestSideQuery) -> Response:
     record = _own(path.request_id, _SIDES.get(query.side or ""))
     requests = _pull().requests
     body = request_dict(record, _now())
     # a purged request is answered as its tombstone: status and history, no pupil
-    body["pupil"] = None if record.purged else requests.pupil(record.pk)
-    body["purged"] = record.purged
+    body["pupil"] = requests.pupil_or_none(record.pk)
+    body["purged"] = body["pupil"] is None
     body["events"] = [
         {"at": e.at.isoformat(), "status": e.status, "code": e.code}
         for e in requests.events(record.pk)
