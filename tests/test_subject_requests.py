@@ -345,3 +345,38 @@ def test_an_outgoing_dossier_is_kept_while_on_its_way_and_erased_once_it_failed(
     assert _subject(old, bsn, "access")["outgoing"] == []
     operations = [e.event.get("operation") for e in pp.old.store.log_entries()]
     assert "erasure.rejected_failed" in operations
+
+
+def test_a_failed_dossier_retried_after_the_look_up_is_not_erased(pp: PullPair) -> None:
+    """Seen failed, then retried by an operator before the erasure runs: it is on its way again
+    and keeps its payload (the purge of a failed message checks the status again)."""
+    from datetime import timedelta
+
+    from oso_gateway.store.lifecycle import Lifecycle
+    from oso_gateway.store.mailbox import Mailbox
+    from oso_gateway.transfer.lifecycle import erase_subject, subject_data
+    from oso_gateway.transfer.send import prepare_dossier
+
+    data = dossier(pp.clock, seed=17)
+    bsn = pupil_of(data).bsn
+    assert bsn
+    prepared = prepare_dossier(
+        data, to=NEW, directory=pp.directory, config=pp.old.outbox.config, now=pp.clock()
+    )
+    pp.old.outbox.enqueue(prepared)
+    pp.transport.down = True
+    for _ in range(8):
+        pp.old.drain()
+        pp.clock.advance(timedelta(seconds=30))
+    pp.transport.down = False
+    store = pp.old.store
+    found = subject_data(store, bsn, now=pp.clock())
+    assert [o.message_id for o in found.outgoing_failed] == [prepared.message_id]
+    message = store.find_message(m.OUT, prepared.message_id)
+    assert message is not None
+    Mailbox(store).retry(message.pk, now=pp.clock())
+    result = erase_subject(Lifecycle(store.engine, store.cipher), found, now=pp.clock())
+    assert result.total == 0
+    pp.old.drain()
+    pp.new.drain()
+    assert len(pp.new.store.find_dossiers()) == 1  # it still went, whole
