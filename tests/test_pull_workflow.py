@@ -272,6 +272,73 @@ def test_a_request_whose_delivery_failed_or_was_cancelled_can_still_be_declined(
     assert _new(pp, request_id).status == "declined" and _imported(pp) == 0
 
 
+def _failed_delivery(pp: PullPair) -> tuple[str, str]:
+    """A request answered with the dossier whose delivery failed for good: (request id, the
+    delivery's MessageID)."""
+    request_id, data = _request(pp)
+    pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
+    queued = pp.old.pull.answer_with_dossier(request_id, data)
+    assert queued.delivery_message_id
+    pp.transport.down = True
+    for _ in range(8):
+        pp.old.drain()
+        pp.clock.advance(timedelta(seconds=30))
+    pp.transport.down = False
+    return request_id, queued.delivery_message_id
+
+
+def test_a_decline_stored_while_refresh_looks_at_the_failed_delivery_stands(
+    pp: PullPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """refresh read the request accepted and its delivery failed; a decline lands in between:
+    refresh does not write the request back to accepted (found by a review: it reopened it)."""
+    request_id, delivery_id = _failed_delivery(pp)
+    store = pp.old.store
+    real = store.find_message
+    declined: list[str] = []
+
+    def find_then_decline(direction: str, message_id: str, **kw: object) -> object:
+        found = real(direction, message_id, **kw)  # type: ignore[arg-type]
+        if message_id == delivery_id and not declined:
+            declined.append("deciding")  # the decline looks the delivery up too
+            declined.append(pp.old.pull.decline(request_id, reason="not-our-pupil").status)
+        return found
+
+    monkeypatch.setattr(store, "find_message", find_then_decline)
+    pp.old.pull.refresh()
+    assert declined == ["deciding", "declined"]
+    assert _old(pp, request_id).status == "declined"
+
+
+def test_a_retry_of_the_failed_delivery_wins_over_a_decline(
+    pp: PullPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """decline read the delivery failed; the operator retries it before the decline cancels it:
+    the decline is refused (E474) and the retried delivery goes (it cancelled the retry)."""
+    from oso_gateway.store.mailbox import Mailbox
+
+    request_id, delivery_id = _failed_delivery(pp)
+    store = pp.old.store
+    real = store.find_message
+
+    def find_then_retry(direction: str, message_id: str, **kw: object) -> object:
+        found = real(direction, message_id, **kw)  # type: ignore[arg-type]
+        if message_id == delivery_id and found is not None and found.status == "failed":  # type: ignore[attr-defined]
+            Mailbox(store).retry(found.pk, now=pp.clock())  # type: ignore[attr-defined]
+        return found
+
+    monkeypatch.setattr(store, "find_message", find_then_retry)
+    with pytest.raises(GatewayError) as info:
+        pp.old.pull.decline(request_id, reason="not-our-pupil")
+    assert _code(info) == "OSO-E474"
+    monkeypatch.undo()
+    assert _old(pp, request_id).status == "accepted"
+    delivery = store.find_message(m.OUT, delivery_id)
+    assert delivery is not None and delivery.status == "queued"
+    pp.drain()
+    assert _imported(pp) == 1
+
+
 def test_a_request_past_its_deadline_expires(pp: PullPair) -> None:
     request_id, _ = _request(pp)
     pp.clock.advance(timedelta(days=pp.new.pull.settings.expire_days, seconds=1))

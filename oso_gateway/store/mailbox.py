@@ -268,12 +268,15 @@ class Mailbox:
         checkpoint_after_delete(self.store.engine)  # no image of the content stays in the files
         return record
 
-    def cancel(self, pk: int, *, now: datetime) -> MessageRecord:
-        """Cancel an outbound message that is not on the wire and not delivered; the payload and
-        any sealed envelope are dropped."""
+    def cancel(
+        self, pk: int, *, now: datetime, allowed: Sequence[str] = CANCELLABLE
+    ) -> MessageRecord:
+        """Cancel an outbound message that is not on the wire and not delivered (one of
+        ``allowed``, else ``TransitionRefused``); the payload and any sealed envelope are
+        dropped."""
 
         record = self._transition(
-            pk, allowed=CANCELLABLE, status=m.CANCELLED, now=now, change=_drop_payload
+            pk, allowed=allowed, status=m.CANCELLED, now=now, change=_drop_payload
         )
         checkpoint_after_delete(self.store.engine)  # no image of the payload stays in the files
         return record

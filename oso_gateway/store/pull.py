@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from oso_gateway.errors import GatewayError, RequestPurged
+from oso_gateway.errors import GatewayError, RequestPurged, RequestStateInvalid
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import AtRestCipher, aad_for
 from oso_gateway.store.engine import (
@@ -158,12 +158,17 @@ def transition_in(
     now: datetime,
     code: str | None = None,
     decline_text: str | None = None,
+    expected: Collection[str] | None = None,
     **fields: Any,
 ) -> RequestRecord:
-    """Change a request's status (an event with ``code``) and the given columns."""
+    """Change a request's status (an event with ``code``) and the given columns. ``expected``:
+    the statuses the caller read and decided on; a row that moved on meanwhile (an answer or a
+    refresh in between) is left as it is and raises ``RequestStateInvalid`` (E474)."""
     row = session.get(m.PullRequest, pk, with_for_update=True)
     if row is None:
         raise LookupError(f"no request row {pk}")
+    if expected is not None and row.status not in expected:
+        raise RequestStateInvalid(f"request {row.request_id} is {row.status} now")
     allowed = {"ready_by", "decline_reason", "delivery_message_id", "name_warning"}
     allowed |= {"last_error_code"}
     for name, value in fields.items():
@@ -239,6 +244,7 @@ class PullStore:
         now: datetime,
         code: str | None = None,
         decline_text: str | None = None,
+        expected: Collection[str] | None = None,
         **fields: Any,
     ) -> RequestRecord:
         return self._write(
@@ -250,6 +256,7 @@ class PullStore:
                 now=now,
                 code=code,
                 decline_text=decline_text,
+                expected=expected,
                 **fields,
             )
         )

@@ -15,6 +15,7 @@ Prints nothing; times are arguments; pupil data never reaches a log line or an e
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -158,24 +159,35 @@ class PullService:
         """Expire overdue sent requests; mark a holder's request delivered once its delivery's
         receipt is verified (and note the code of a failed delivery)."""
         now = now or self.clock()
+        # Each change is made only if the request is still as read (``expected``): an answer,
+        # a decline or a withdrawal stored meanwhile stands.
         for record in self.requests.list_requests(side=m.REQUESTER, statuses=OPEN_REQUESTER):
             if record.deadline < now:
-                self.requests.transition(record.pk, status=EXPIRED, now=now)
+                with contextlib.suppress(RequestStateInvalid):
+                    self.requests.transition(
+                        record.pk, status=EXPIRED, now=now, expected=OPEN_REQUESTER
+                    )
         for record in self.requests.list_requests(side=m.HOLDER, statuses=(ACCEPTED,)):
             if record.delivery_message_id is None:
                 continue
             message = self.store.find_message(m.OUT, record.delivery_message_id)
             if message is None:
                 continue
-            if message.status == m.DELIVERED:
-                self.requests.transition(record.pk, status=DELIVERED, now=now)
-            elif message.status == m.FAILED and message.last_error_code != record.last_error_code:
-                self.requests.transition(
-                    record.pk,
-                    status=ACCEPTED,
-                    now=now,
-                    last_error_code=message.last_error_code,
-                )
+            with contextlib.suppress(RequestStateInvalid):
+                if message.status == m.DELIVERED:
+                    self.requests.transition(
+                        record.pk, status=DELIVERED, now=now, expected=(ACCEPTED,)
+                    )
+                elif (
+                    message.status == m.FAILED and message.last_error_code != record.last_error_code
+                ):
+                    self.requests.transition(
+                        record.pk,
+                        status=ACCEPTED,
+                        now=now,
+                        expected=(ACCEPTED,),
+                        last_error_code=message.last_error_code,
+                    )
 
     # --- the new school (requester) ----------------------------------------------------------
 
@@ -242,7 +254,9 @@ class PullService:
         record = self.find(request_id, side=m.REQUESTER, schools=schools)
         if record.status not in OPEN_REQUESTER:
             raise RequestStateInvalid(f"request {request_id} is {record.status}")
-        record = self.requests.transition(record.pk, status=WITHDRAWN, now=now)
+        record = self.requests.transition(
+            record.pk, status=WITHDRAWN, now=now, expected=OPEN_REQUESTER
+        )
         self._send_answer(record, p.WITHDRAWN, now=now)
         return record
 
@@ -261,7 +275,7 @@ class PullService:
         if record.status != RECEIVED:
             raise RequestStateInvalid(f"request {request_id} is {record.status}")
         record = self.requests.transition(
-            record.pk, status=ACCEPTED, now=now, ready_by=ready_by.isoformat()
+            record.pk, status=ACCEPTED, now=now, expected=(RECEIVED,), ready_by=ready_by.isoformat()
         )
         self._send_answer(record, p.ACCEPTED, ready_by=ready_by, now=now)
         return record
@@ -291,14 +305,15 @@ class PullService:
         )
         answer_check.check()
         if delivery is not None and delivery.status == m.FAILED:
-            try:
-                Mailbox(self.store).cancel(delivery.pk, now=now)  # its payload goes now
-            except TransitionRefused as exc:  # retried and on its way meanwhile
+            try:  # its payload goes now; a retry meanwhile wins (E474)
+                Mailbox(self.store).cancel(delivery.pk, now=now, allowed=(m.FAILED,))
+            except TransitionRefused as exc:
                 raise RequestStateInvalid(
-                    f"request {request_id}: its dossier is {exc.status}"
+                    f"request {request_id}: its dossier is {exc.status} again"
                 ) from None
         record = self.requests.transition(
             record.pk,
+            expected=OPEN_HOLDER,
             status=DECLINED,
             now=now,
             code=reason,
