@@ -339,6 +339,27 @@ def test_a_retry_of_the_failed_delivery_wins_over_a_decline(
     assert _imported(pp) == 1
 
 
+def test_a_withdrawal_leaves_no_image_of_the_dropped_dossier_in_the_files(pp: PullPair) -> None:
+    """The held dossier a withdrawal drops is gone from the database file and its WAL once the
+    withdrawal is answered (the WAL is checkpointed after the import commits; found by the
+    second review of subject erase)."""
+    request_id, data = _request(pp)
+    pp.old.pull.answer_with_dossier(request_id, data)  # held for the inzage
+    pp.drain()
+    with pp.old.store.engine.connect() as conn:
+        held = bytes(
+            conn.exec_driver_sql(
+                "SELECT held_ciphertext FROM pull_requests WHERE request_id = ?", (request_id,)
+            ).scalar_one()
+        )
+    piece = held[100:164]
+    assert piece in sqlite_files(pp.old.store.engine)
+    pp.new.pull.withdraw(request_id)
+    pp.new.drain()  # the withdrawal is imported at the old school
+    assert _old(pp, request_id).status == "withdrawn"
+    assert piece not in sqlite_files(pp.old.store.engine)
+
+
 def test_a_request_past_its_deadline_expires(pp: PullPair) -> None:
     request_id, _ = _request(pp)
     pp.clock.advance(timedelta(days=pp.new.pull.settings.expire_days, seconds=1))

@@ -380,3 +380,104 @@ def test_a_failed_dossier_retried_after_the_look_up_is_not_erased(pp: PullPair) 
     pp.old.drain()
     pp.new.drain()
     assert len(pp.new.store.find_dossiers()) == 1  # it still went, whole
+
+
+def test_a_failed_request_message_with_the_pupils_facts_is_erased_with_the_request(
+    tmp_path: Path, pp: PullPair
+) -> None:
+    """The request message itself carries the pupil's facts: when it failed to go out and the
+    request is past its deadline, an erasure erases both, and the message can no longer be
+    retried (found by the second review: the facts stayed in the outbox, retryable)."""
+    from datetime import timedelta
+
+    from oso_gateway.store.mailbox import Mailbox, TransitionRefused
+
+    data = dossier(pp.clock, seed=18)
+    bsn = pupil_of(data).bsn
+    assert bsn
+    pp.transport.down = True
+    record = pp.new.pull.send_request(requesting=NEW, old_school=OLD, pupil=pupil_of(data))
+    for _ in range(8):
+        pp.new.drain()
+        pp.clock.advance(timedelta(seconds=30))
+    pp.transport.down = False
+    store = pp.new.store
+    message = store.find_message(m.OUT, record.request_id)
+    assert message is not None and message.status == "failed"
+    new = _config(tmp_path, RECEIVER_OIN)
+    access = _subject(new, bsn, "access")
+    assert [(o["message_id"], o["status"]) for o in access["outgoing"]] == [
+        (record.request_id, "failed")
+    ]
+    # the request is open (kept); its failed message goes: it cannot reach anyone any more
+    first = _subject(new, bsn, "erase", "--yes", code=3)
+    assert first["erased"] == [record.request_id]
+    assert [(k["id"], k["what"]) for k in first["kept"]] == [(record.request_id, "request")]
+    with pytest.raises(TransitionRefused):
+        Mailbox(store).retry(message.pk, now=pp.clock())
+    with store.engine.connect() as conn:
+        blobs = conn.exec_driver_sql(
+            "SELECT COUNT(*) FROM outbox_blobs WHERE message_pk = ?", (message.pk,)
+        ).scalar_one()
+    assert blobs == 0
+
+
+def test_an_erasure_reports_what_changed_after_its_look_up(
+    tmp_path: Path, pp: PullPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen failed, then retried before the erasure ran: the erasure leaves it, and says so
+    (exit status 3, in ``kept``), instead of answering as if the pupil were all erased."""
+    from datetime import timedelta
+
+    from oso_gateway.store.mailbox import Mailbox
+    from oso_gateway.transfer import lifecycle
+    from oso_gateway.transfer.send import prepare_dossier
+
+    data = dossier(pp.clock, seed=19)
+    bsn = pupil_of(data).bsn
+    assert bsn
+    prepared = prepare_dossier(
+        data, to=NEW, directory=pp.directory, config=pp.old.outbox.config, now=pp.clock()
+    )
+    pp.old.outbox.enqueue(prepared)
+    pp.transport.down = True
+    for _ in range(8):
+        pp.old.drain()
+        pp.clock.advance(timedelta(seconds=30))
+    store = pp.old.store
+    message = store.find_message(m.OUT, prepared.message_id)
+    assert message is not None and message.status == "failed"
+    real = lifecycle.erase_subject
+
+    def retried_first(*args: Any, **kwargs: Any) -> Any:
+        Mailbox(store).retry(message.pk, now=pp.clock())  # an operator, meanwhile
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "erase_subject", retried_first)
+    answer = _subject(_config(tmp_path, SENDER_OIN), bsn, "erase", "--yes", code=3)
+    assert answer["erased"] == []
+    assert [(k["id"], k["status"]) for k in answer["kept"]] == [(prepared.message_id, "queued")]
+
+
+def test_a_purge_between_reading_a_request_and_its_pupil_gives_the_tombstone(
+    pp: PullPair,
+) -> None:
+    """``request show`` / GET /requests/{id} read the record, then its pupil: a purge landing
+    in between answers the tombstone (no pupil), not OSO-E543."""
+    from oso_gateway.store.lifecycle import Lifecycle
+    from oso_gateway.transfer.lifecycle import erase_subject, subject_data
+
+    data = dossier(pp.clock, seed=20)
+    bsn = pupil_of(data).bsn
+    assert bsn
+    request_id = _send(pp, data)
+    pp.new.pull.withdraw(request_id)
+    requests = pp.new.pull.requests
+    record = requests.find(side=m.REQUESTER, request_id=request_id)
+    assert record is not None and not record.purged
+    store = pp.new.store
+    found = subject_data(store, bsn, now=pp.clock())
+    erase_subject(Lifecycle(store.engine, store.cipher), found, now=pp.clock())
+    assert requests.pupil_or_none(record.pk) is None  # the record read before the purge
+    with pytest.raises(RequestPurged):
+        requests.pupil(record.pk)

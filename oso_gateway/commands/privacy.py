@@ -31,7 +31,7 @@ from oso_gateway.errors import (
     InvalidObjection,
 )
 from oso_gateway.store import models as m
-from oso_gateway.store.disclosures import OutgoingDossier, PrivacyRecords
+from oso_gateway.store.disclosures import OutgoingMessage, PrivacyRecords
 from oso_gateway.store.lifecycle import PUSH_INZAGE, RECEIVED, REJECTED_FAILED, REQUEST, Lifecycle
 from oso_gateway.store.pull import RequestRecord
 from oso_gateway.store.repository import Store
@@ -232,8 +232,9 @@ def _request_dict(data: SubjectData, record: RequestRecord, settings: Settings) 
     """A pull request that names the pupil, as subject access and erasure show it."""
     status = data.status(record)
     closed = record in data.closed_requests
-    # one of ours past its deadline is expired (the erasure writes it): counted from then
-    since = record.updated_at if status == record.status else record.deadline
+    # one of ours past its deadline is expired, written at the next refresh or erasure: the
+    # purge counts from then, so from now at the earliest
+    since = record.updated_at if status == record.status else data.now
     due = since + timedelta(days=settings.retention.requests_days)
     return {
         "request_id": record.request_id,
@@ -246,12 +247,13 @@ def _request_dict(data: SubjectData, record: RequestRecord, settings: Settings) 
     }
 
 
-def _outgoing_dict(item: OutgoingDossier) -> dict[str, Any]:
+def _outgoing_dict(item: OutgoingMessage) -> dict[str, Any]:
     return {
         "message_id": item.message_id,
+        "action": item.action,
         "to_school": item.recipient_school,
         "status": item.status,
-        "prepared_at": item.prepared_at.isoformat(),
+        "created_at": item.created_at.isoformat(),
     }
 
 
@@ -308,7 +310,9 @@ def access_command(config_file: Path | None, pupil: str | None, as_json: bool) -
             f"{fetched}  purge due {r['purge_due']}"
         )
     for o in outgoing:
-        click.echo(f"{o['message_id']}  to {o['to_school']}  {o['status']}  (outgoing)")
+        click.echo(
+            f"{o['message_id']}  {o['action']}  to {o['to_school']}  {o['status']}  (outgoing)"
+        )
     for q in requests:
         due = f"purge due {q['purge_due']}" if q["purge_due"] else "open"
         click.echo(
@@ -339,12 +343,22 @@ def _kept(data: SubjectData, settings: Settings) -> list[dict[str, Any]]:
         kept.append(
             {
                 "id": o.message_id,
-                "what": "outgoing_dossier",
+                "what": "outgoing_message",
                 "status": o.status,
                 "why": "on its way: cancel it first (outbox cancel), or its delivery erases it",
             }
         )
     return kept
+
+
+def _changed(data: SubjectData) -> list[dict[str, Any]]:
+    """What an erasure could have erased but found otherwise when it came to it."""
+    why = "changed since the look-up (answered, retried or arrived meanwhile): erase again"
+    items = [(h.message_id, "received_dossier", "held") for h in data.received]
+    items += [(o.message_id, "outgoing_message", o.status) for o in data.outgoing_failed]
+    items += [(r.request_id, "request", data.status(r)) for r in data.closed_requests]
+    items += [(c.message_id, "push_inzage_text", "held") for c in data.push_inzage_texts]
+    return [{"id": i, "what": what, "status": status, "why": why} for i, what, status in items]
 
 
 #: exit status of an erasure that left something (``kept``): it did what it could, not all
@@ -361,7 +375,7 @@ def erase_command(
     config_file: Path | None, pupil: str | None, dry_run: bool, yes: bool, as_json: bool
 ) -> None:
     """Erase, on request, what this gateway holds about the pupil, now rather than at the end
-    of its retention: dossiers received, a failed outgoing dossier's content, closed dossier
+    of its retention: dossiers received, a failed outgoing message's content, closed dossier
     requests (their facts, decline text and the parents' view) and the parents' texts of a
     push's inzage; logged. What is still under way (an open request, a dossier being sent) is
     listed and kept: the exit status is then 3."""
@@ -400,6 +414,10 @@ def erase_command(
     erased = result.purged[RECEIVED] + result.purged[REJECTED_FAILED]
     erased_requests = result.purged[REQUEST]
     erased_texts = len(result.purged[PUSH_INZAGE])
+    # What is left is looked up again: what changed since the first look (answered, retried,
+    # arrived) was left by the erasure's own checks and is reported, not passed over.
+    _settings, _store, after = _subject(config_file, pupil)
+    kept = _kept(after, settings) + _changed(after)
     if as_json:
         answer = _answer("erased", erased, erased_requests, erased_texts, data, kept)
         click.echo(json.dumps(answer))

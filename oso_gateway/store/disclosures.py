@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import ColumnElement, Engine, delete, or_, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
@@ -64,15 +64,17 @@ class HeldDossier:
 
 
 @dataclass(frozen=True, kw_only=True)
-class OutgoingDossier:
-    """Subject access at the sender: a dossier about the pupil whose content this gateway still
-    holds (waiting, being sent, or failed; a delivered or cancelled one's payload is gone)."""
+class OutgoingMessage:
+    """Subject access at the sender: a message about the pupil whose content this gateway still
+    holds (waiting, being sent, or failed; a delivered or cancelled one's payload is gone): a
+    dossier, or a pull request or answer (the pupil's facts, a decline text)."""
 
     message_id: str
     message_pk: int
+    action: str
     recipient_school: str | None
     status: str
-    prepared_at: datetime
+    created_at: datetime
 
 
 def receipt_digest(receipt: bytes) -> str:
@@ -209,39 +211,39 @@ class PrivacyRecords:
 
     # --- subject access ------------------------------------------------------------------------
 
-    def outgoing_about(self, pupil_number: str) -> list[OutgoingDossier]:
-        """The dossiers about the pupil this (sending) gateway still holds the content of, found
-        by their disclosure records (oldest first)."""
+    def outgoing_about(
+        self, pupil_number: str, *, request_ids: Sequence[str] = ()
+    ) -> list[OutgoingMessage]:
+        """The outgoing messages about the pupil whose content this gateway still holds, oldest
+        first: the dossiers (found by their disclosure records), and the messages of the pull
+        requests ``request_ids`` (the request itself, and answers and deliveries relating to it)."""
         hashed = self.pupil_hash(pupil_number)
+        dossiers = select(m.Disclosure.message_id).where(m.Disclosure.bsn_hmac == hashed)
+        about: ColumnElement[bool] = m.Message.message_id.in_(dossiers)
+        if request_ids:
+            ids = list(request_ids)
+            about = or_(about, m.Message.message_id.in_(ids), m.Message.relates_to.in_(ids))
         stmt = (
-            select(
-                m.Disclosure.message_id,
-                m.Message.id,
-                m.Disclosure.recipient_school,
-                m.Message.status,
-                m.Disclosure.prepared_at,
-            )
-            .join(
-                m.Message,
-                (m.Message.message_id == m.Disclosure.message_id) & (m.Message.direction == m.OUT),
-            )
+            select(m.Message)
             .where(
-                m.Disclosure.bsn_hmac == hashed,
+                m.Message.direction == m.OUT,
+                about,
                 m.Message.purged_at.is_(None),
                 m.Message.status.not_in((m.DELIVERED, m.CANCELLED)),
             )
-            .order_by(m.Disclosure.prepared_at, m.Disclosure.id)
+            .order_by(m.Message.created_at, m.Message.id)
         )
         return self._read(
             lambda session: [
-                OutgoingDossier(
-                    message_id=message_id,
-                    message_pk=pk,
-                    recipient_school=school,
-                    status=status,
-                    prepared_at=prepared_at,
+                OutgoingMessage(
+                    message_id=row.message_id,
+                    message_pk=row.id,
+                    action=row.action,
+                    recipient_school=row.counterpart_school,
+                    status=row.status,
+                    created_at=row.created_at,
                 )
-                for message_id, pk, school, status, prepared_at in session.execute(stmt)
+                for row in session.scalars(stmt)
             ]
         )
 

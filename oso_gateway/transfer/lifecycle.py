@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from oso_gateway.config import RetentionSettings
 from oso_gateway.errors import ConfigError, KeyStateError, KeyStillReferenced, UnknownStorageKey
 from oso_gateway.store import models as m
-from oso_gateway.store.disclosures import HeldDossier, OutgoingDossier, PrivacyRecords
+from oso_gateway.store.disclosures import HeldDossier, OutgoingMessage, PrivacyRecords
 from oso_gateway.store.keyring import ACTIVE, DESTROYED, RETIRED, KeyInfo
 from oso_gateway.store.lifecycle import (
     CLOSED_REQUEST_STATUSES,
@@ -203,7 +203,7 @@ def purge(
             return total
 
 
-#: an outgoing dossier in one of these is on its way: an erasure leaves it (to be cancelled
+#: an outgoing message in one of these is on its way: an erasure leaves it (to be cancelled
 #: with ``outbox cancel`` first, or delivered: its payload is erased at delivery)
 IN_TRANSIT = (m.QUEUED, m.SENDING, m.AWAITING_RECEIPT, m.RETRYING)
 
@@ -215,8 +215,9 @@ class SubjectData:
     now: datetime
     #: dossiers received about the pupil, not yet purged
     received: list[HeldDossier]
-    #: dossiers about the pupil we send or sent whose content we still hold
-    outgoing: list[OutgoingDossier]
+    #: messages about the pupil we send or sent whose content we still hold: dossiers, and the
+    #: messages of the requests below (a request with its facts, an answer with its text)
+    outgoing: list[OutgoingMessage]
     #: pull requests, either side, whose (encrypted) facts name the pupil
     requests: list[RequestRecord]
     #: inzage records of pushes of the pupil (the record stays; its free text may be erased)
@@ -238,11 +239,11 @@ class SubjectData:
         return [r for r in self.requests if self.status(r) not in CLOSED_REQUEST_STATUSES]
 
     @property
-    def outgoing_failed(self) -> list[OutgoingDossier]:
+    def outgoing_failed(self) -> list[OutgoingMessage]:
         return [o for o in self.outgoing if o.status not in IN_TRANSIT]
 
     @property
-    def in_transit(self) -> list[OutgoingDossier]:
+    def in_transit(self) -> list[OutgoingMessage]:
         """Kept by an erasure: on its way to the new school."""
         return [o for o in self.outgoing if o.status in IN_TRANSIT]
 
@@ -253,11 +254,12 @@ def subject_data(store: Store, pupil_number: str, *, now: datetime) -> SubjectDa
     only."""
     records = PrivacyRecords(store.engine, store.cipher)
     requests = PullStore(store)
+    naming = requests.naming(pupil_number)
     return SubjectData(
         now=now,
         received=records.held_about(pupil_number),
-        outgoing=records.outgoing_about(pupil_number),
-        requests=requests.naming(pupil_number),
+        outgoing=records.outgoing_about(pupil_number, request_ids=[r.request_id for r in naming]),
+        requests=naming,
         push_inzage=requests.push_inzage_of(pupil_number),
         push_inzage_texts=Lifecycle(store.engine, store.cipher).push_inzage_about(pupil_number),
     )

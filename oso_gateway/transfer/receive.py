@@ -100,6 +100,8 @@ class InboundImport:
     relates_to: str | None = None
     #: the message kind's own rows, written in the import transaction
     persist: Persist | None = None
+    #: run once the import transaction committed (e.g. flush deleted content from the WAL)
+    after_commit: Callable[[], object] | None = None
 
     def take_tree(self) -> etree._Element | None:
         """The dossier element, handed over once: the store reads the searchable fields from
@@ -280,6 +282,11 @@ class ReceiveService:
             if existing is None:
                 raise
             return self._duplicate(existing, record.message_id, record.payload_digest)
+        if record.after_commit is not None:
+            try:
+                record.after_commit()
+            except Exception as exc:  # committed and answered for: the receipt still goes
+                log.warning("after-commit step of %r failed: %s", record.message_id, type(exc))
         log.info(
             "accepted message %r (%s) from OIN %s (school %s) for school %s, %d bytes, digest %s",
             record.message_id,
@@ -360,6 +367,7 @@ class ReceiveService:
             tree=accepted.dossier,
             relates_to=accepted.relates_to,
             persist=accepted.persist,
+            after_commit=accepted.after_commit,
         )
 
     def _recipient(self, to: str) -> ServedSchool:

@@ -113,4 +113,7 @@ class RequestAnswerHandler:
             payload=etree.tostring(opened.payload, encoding="utf-8", xml_declaration=True),
             relates_to=answer.request_id,
             persist=persist,
+            # a withdrawal dropped a held dossier or a queued delivery: no image of it stays
+            # in SQLite's WAL
+            after_commit=self.pull.store.checkpoint_after_delete if side == m.HOLDER else None,
         )

@@ -53,6 +53,8 @@ class Accepted:
     relates_to: str | None = None
     #: the kind's own rows, written in the import transaction
     persist: Persist | None = None
+    #: run once that transaction committed (e.g. flush content it deleted from the WAL)
+    after_commit: Callable[[], object] | None = None
 
 
 class Handler(Protocol):
