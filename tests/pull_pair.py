@@ -7,7 +7,7 @@ requests it. Real seal/open, real SQLite stores, real validation; only HTTP is r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from gateway_pair import (
@@ -35,7 +35,7 @@ from oso_gateway.transfer.pull.payloads import Pupil
 from oso_gateway.transfer.pull.service import PullService
 from oso_gateway.transfer.receive import ReceiverConfig, ReceiveService
 from oso_gateway.transfer.schools import School
-from oso_gateway.transfer.send import SenderConfig
+from oso_gateway.transfer.send import PreparedDossier, SenderConfig, prepare_dossier
 from oso_gateway.transfer.services import StoreInbound, served_schools
 
 OLD = School("00YY", "00")
@@ -66,6 +66,23 @@ class PullPair:
         for _ in range(3):
             self.old.drain()
             self.new.drain()
+
+    def fail_outbox(self, side: Side) -> None:
+        """Every message ``side`` has queued fails for good: the other gateway is unreachable
+        through all retries (the clock runs on), then reachable again."""
+        self.transport.down = True
+        for _ in range(8):
+            side.drain()
+            self.clock.advance(timedelta(seconds=30))
+        self.transport.down = False
+
+    def push(self, data: bytes) -> PreparedDossier:
+        """Queue ``data`` at the old school for the new school, unrequested (a push)."""
+        prepared = prepare_dossier(
+            data, to=NEW, directory=self.directory, config=self.old.outbox.config, now=self.clock()
+        )
+        self.old.outbox.enqueue(prepared)
+        return prepared
 
     def close(self) -> None:
         self.old.store.engine.dispose()

@@ -69,3 +69,14 @@ def sqlite_files(engine: Engine) -> bytes:
     path = Path(engine.url.database or "")
     wal = path.with_name(path.name + "-wal")
     return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+def payload_blobs(engine: Engine, message_id: str) -> int:
+    """How many stored blobs (payload, sealed envelope) an outbound message still has."""
+    with engine.connect() as conn:
+        count = conn.exec_driver_sql(
+            "SELECT COUNT(*) FROM outbox_blobs b JOIN messages x ON x.id = b.message_pk "
+            "WHERE x.message_id = ? AND x.direction = 'out'",
+            (message_id,),
+        ).scalar_one()
+    return int(count)

@@ -19,7 +19,7 @@ from gateway_pair import (
 )
 from lxml import etree
 from pull_pair import NEW, OLD, PullPair, dossier, make_pull_pair, pupil_of
-from store_support import sqlite_files
+from store_support import payload_blobs, sqlite_files
 
 from oso_gateway.config import INZAGE_OR_WAIVER, SchoolPolicy
 from oso_gateway.errors import GatewayError
@@ -225,13 +225,7 @@ def test_a_withdrawal_cancels_a_delivery_that_is_still_queued(pp: PullPair) -> N
     assert delivery is not None and delivery.status == "cancelled"
     pp.drain()
     assert _old(pp, request_id).status == "withdrawn" and _imported(pp) == 0
-    with pp.old.store.engine.connect() as conn:
-        payloads = conn.exec_driver_sql(
-            "SELECT COUNT(*) FROM outbox_blobs b JOIN messages x ON x.id = b.message_pk "
-            "WHERE x.message_id = ?",
-            (queued.delivery_message_id,),
-        ).scalar_one()
-    assert payloads == 0
+    assert payload_blobs(pp.old.store.engine, queued.delivery_message_id) == 0
 
 
 @pytest.mark.parametrize("ending", ["failed", "cancelled"])
@@ -257,11 +251,7 @@ def test_a_request_whose_delivery_failed_or_was_cancelled_can_still_be_declined(
     if ending == "cancelled":
         mailbox.cancel(delivery.pk, now=pp.clock())
     else:
-        pp.transport.down = True
-        for _ in range(8):
-            pp.old.drain()
-            pp.clock.advance(timedelta(seconds=30))
-        pp.transport.down = False
+        pp.fail_outbox(pp.old)
     delivery = store.find_message(m.OUT, queued.delivery_message_id)
     assert delivery is not None and delivery.status == ending
     declined = pp.old.pull.decline(request_id, reason="not-our-pupil")
@@ -279,11 +269,7 @@ def _failed_delivery(pp: PullPair) -> tuple[str, str]:
     pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
     queued = pp.old.pull.answer_with_dossier(request_id, data)
     assert queued.delivery_message_id
-    pp.transport.down = True
-    for _ in range(8):
-        pp.old.drain()
-        pp.clock.advance(timedelta(seconds=30))
-    pp.transport.down = False
+    pp.fail_outbox(pp.old)
     return request_id, queued.delivery_message_id
 
 
@@ -463,10 +449,7 @@ def test_the_gate_holds_for_a_push_when_the_policy_says_so(tmp_path: Path) -> No
 
 def test_a_push_without_the_policy_needs_no_inzage(pp: PullPair) -> None:
     data = dossier(pp.clock)
-    prepared = prepare_dossier(
-        data, to=NEW, directory=pp.directory, config=pp.old.outbox.config, now=pp.clock()
-    )
-    pp.old.outbox.enqueue(prepared)
+    pp.push(data)
     pp.drain()
     assert _imported(pp) == 1
 

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from gateway_pair import KEY, RECEIVER_OIN, SENDER_OIN
 from pull_pair import NEW, OLD, PullPair, dossier, make_pull_pair, pupil_of
+from store_support import payload_blobs
 
 from oso_gateway.cli import main
 from oso_gateway.errors import RequestPurged
@@ -308,17 +309,11 @@ def test_an_outgoing_dossier_is_kept_while_on_its_way_and_erased_once_it_failed(
 ) -> None:
     """At the sending school: a push still on its way is listed and kept (exit status 3); once
     it failed for good, its content is erased like the retention purge of a failed message."""
-    from datetime import timedelta
-
-    from oso_gateway.transfer.send import prepare_dossier
 
     data = dossier(pp.clock, seed=16)
     bsn = pupil_of(data).bsn
     assert bsn
-    prepared = prepare_dossier(
-        data, to=NEW, directory=pp.directory, config=pp.old.outbox.config, now=pp.clock()
-    )
-    pp.old.outbox.enqueue(prepared)
+    prepared = pp.push(data)
     old = _config(tmp_path, SENDER_OIN)
     access = _subject(old, bsn, "access")
     assert [(o["message_id"], o["status"]) for o in access["outgoing"]] == [
@@ -327,21 +322,12 @@ def test_an_outgoing_dossier_is_kept_while_on_its_way_and_erased_once_it_failed(
     kept = _subject(old, bsn, "erase", "--yes", code=3)
     assert kept["erased"] == [] and [k["id"] for k in kept["kept"]] == [prepared.message_id]
     assert "outbox cancel" in kept["kept"][0]["why"]
-    pp.transport.down = True
-    for _ in range(8):
-        pp.old.drain()
-        pp.clock.advance(timedelta(seconds=30))
+    pp.fail_outbox(pp.old)
     message = pp.old.store.find_message(m.OUT, prepared.message_id)
     assert message is not None and message.status == "failed"
     erased = _subject(old, bsn, "erase", "--yes")
     assert erased == {"erased": [prepared.message_id]}
-    with pp.old.store.engine.connect() as conn:
-        blobs = conn.exec_driver_sql(
-            "SELECT COUNT(*) FROM outbox_blobs b JOIN messages x ON x.id = b.message_pk "
-            "WHERE x.message_id = ?",
-            (prepared.message_id,),
-        ).scalar_one()
-    assert blobs == 0
+    assert payload_blobs(pp.old.store.engine, prepared.message_id) == 0
     assert _subject(old, bsn, "access")["outgoing"] == []
     operations = [e.event.get("operation") for e in pp.old.store.log_entries()]
     assert "erasure.rejected_failed" in operations
@@ -350,25 +336,16 @@ def test_an_outgoing_dossier_is_kept_while_on_its_way_and_erased_once_it_failed(
 def test_a_failed_dossier_retried_after_the_look_up_is_not_erased(pp: PullPair) -> None:
     """Seen failed, then retried by an operator before the erasure runs: it is on its way again
     and keeps its payload (the purge of a failed message checks the status again)."""
-    from datetime import timedelta
 
     from oso_gateway.store.lifecycle import Lifecycle
     from oso_gateway.store.mailbox import Mailbox
     from oso_gateway.transfer.lifecycle import erase_subject, subject_data
-    from oso_gateway.transfer.send import prepare_dossier
 
     data = dossier(pp.clock, seed=17)
     bsn = pupil_of(data).bsn
     assert bsn
-    prepared = prepare_dossier(
-        data, to=NEW, directory=pp.directory, config=pp.old.outbox.config, now=pp.clock()
-    )
-    pp.old.outbox.enqueue(prepared)
-    pp.transport.down = True
-    for _ in range(8):
-        pp.old.drain()
-        pp.clock.advance(timedelta(seconds=30))
-    pp.transport.down = False
+    prepared = pp.push(data)
+    pp.fail_outbox(pp.old)
     store = pp.old.store
     found = subject_data(store, bsn, now=pp.clock())
     assert [o.message_id for o in found.outgoing_failed] == [prepared.message_id]
@@ -388,19 +365,14 @@ def test_a_failed_request_message_with_the_pupils_facts_is_erased_with_the_reque
     """The request message itself carries the pupil's facts: when it failed to go out and the
     request is past its deadline, an erasure erases both, and the message can no longer be
     retried (found by the second review: the facts stayed in the outbox, retryable)."""
-    from datetime import timedelta
 
     from oso_gateway.store.mailbox import Mailbox, TransitionRefused
 
     data = dossier(pp.clock, seed=18)
     bsn = pupil_of(data).bsn
     assert bsn
-    pp.transport.down = True
     record = pp.new.pull.send_request(requesting=NEW, old_school=OLD, pupil=pupil_of(data))
-    for _ in range(8):
-        pp.new.drain()
-        pp.clock.advance(timedelta(seconds=30))
-    pp.transport.down = False
+    pp.fail_outbox(pp.new)
     store = pp.new.store
     message = store.find_message(m.OUT, record.request_id)
     assert message is not None and message.status == "failed"
@@ -415,11 +387,7 @@ def test_a_failed_request_message_with_the_pupils_facts_is_erased_with_the_reque
     assert [(k["id"], k["what"]) for k in first["kept"]] == [(record.request_id, "request")]
     with pytest.raises(TransitionRefused):
         Mailbox(store).retry(message.pk, now=pp.clock())
-    with store.engine.connect() as conn:
-        blobs = conn.exec_driver_sql(
-            "SELECT COUNT(*) FROM outbox_blobs WHERE message_pk = ?", (message.pk,)
-        ).scalar_one()
-    assert blobs == 0
+    assert payload_blobs(store.engine, record.request_id) == 0
 
 
 def test_an_erasure_reports_what_changed_after_its_look_up(
@@ -427,23 +395,15 @@ def test_an_erasure_reports_what_changed_after_its_look_up(
 ) -> None:
     """Seen failed, then retried before the erasure ran: the erasure leaves it, and says so
     (exit status 3, in ``kept``), instead of answering as if the pupil were all erased."""
-    from datetime import timedelta
 
     from oso_gateway.store.mailbox import Mailbox
     from oso_gateway.transfer import lifecycle
-    from oso_gateway.transfer.send import prepare_dossier
 
     data = dossier(pp.clock, seed=19)
     bsn = pupil_of(data).bsn
     assert bsn
-    prepared = prepare_dossier(
-        data, to=NEW, directory=pp.directory, config=pp.old.outbox.config, now=pp.clock()
-    )
-    pp.old.outbox.enqueue(prepared)
-    pp.transport.down = True
-    for _ in range(8):
-        pp.old.drain()
-        pp.clock.advance(timedelta(seconds=30))
+    prepared = pp.push(data)
+    pp.fail_outbox(pp.old)
     store = pp.old.store
     message = store.find_message(m.OUT, prepared.message_id)
     assert message is not None and message.status == "failed"
