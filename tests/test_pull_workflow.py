@@ -346,6 +346,106 @@ def test_a_withdrawal_leaves_no_image_of_the_dropped_dossier_in_the_files(pp: Pu
     assert piece not in sqlite_files(pp.old.store.engine)
 
 
+def test_a_dossier_queued_while_a_decline_decides_makes_the_decline_fail(
+    pp: PullPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """decline read the request unanswered; the school system answers it with the dossier
+    before the decline is written: the decline is refused (E474) and the dossier goes, rather
+    than a declined request whose dossier is delivered anyway (found by a third review)."""
+    request_id, data = _request(pp)
+    pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
+    service = pp.old.pull
+    real = service._undeliverable
+
+    def then_answer(record: RequestRecord) -> object:
+        found = real(record)
+        service.answer_with_dossier(request_id, data)  # the school API, meanwhile
+        return found
+
+    monkeypatch.setattr(service, "_undeliverable", then_answer)
+    with pytest.raises(GatewayError) as info:
+        service.decline(request_id, reason="not-our-pupil")
+    assert _code(info) == "OSO-E474"
+    monkeypatch.undo()
+    assert _old(pp, request_id).status == "accepted"
+    pp.drain()
+    service.refresh()
+    assert _old(pp, request_id).status == "delivered" and _imported(pp) == 1
+
+
+def test_a_decline_written_while_the_dossier_is_queued_undoes_the_queueing(
+    pp: PullPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """answer_with_dossier read the request open; a decline commits before the delivery is
+    queued: the queueing is refused (E474) in the same transaction, so no dossier leaves for
+    a declined request."""
+    request_id, data = _request(pp)
+    pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
+    service = pp.old.pull
+    real = service._inzage_done
+
+    def decline_first(record: RequestRecord) -> bool:
+        service.decline(request_id, reason="not-our-pupil")  # another client, meanwhile
+        return real(record)
+
+    monkeypatch.setattr(service, "_inzage_done", decline_first)
+    with pytest.raises(GatewayError) as info:
+        service.answer_with_dossier(request_id, data)
+    assert _code(info) == "OSO-E474"
+    assert _old(pp, request_id).status == "declined"
+    related = [r for r in pp.old.store.list_messages(direction=m.OUT) if r.relates_to == request_id]
+    assert wire.ACTION_DELIVER not in [r.action for r in related]  # only the answers
+    pp.drain()
+    assert _imported(pp) == 0 and _new(pp, request_id).status == "declined"
+
+
+def test_a_withdrawal_decided_while_the_dossier_arrives_is_refused(
+    pp: PullPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """withdraw read the request open; the dossier is imported before the withdrawal is
+    written: the withdrawal is refused (E474), the request stays delivered."""
+    request_id, data = _request(pp)
+    pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
+    pp.old.pull.answer_with_dossier(request_id, data)  # queued, not yet sent
+    service = pp.new.pull
+    real = service.find
+
+    def find_then_deliver(*args: object, **kwargs: object) -> RequestRecord:
+        found = real(*args, **kwargs)  # type: ignore[arg-type]
+        pp.old.drain()  # the delivery (and the acceptance) arrive meanwhile
+        return found
+
+    monkeypatch.setattr(service, "find", find_then_deliver)
+    with pytest.raises(GatewayError) as info:
+        service.withdraw(request_id)
+    assert _code(info) == "OSO-E474"
+    monkeypatch.undo()
+    assert _new(pp, request_id).status == "delivered" and _imported(pp) == 1
+
+
+def test_an_acceptance_decided_while_the_withdrawal_arrives_is_refused(
+    pp: PullPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """accept read the request received; the new school's withdrawal is stored before the
+    acceptance is written: the acceptance is refused (E474), the request stays withdrawn."""
+    request_id, _data = _request(pp)
+    pp.new.pull.withdraw(request_id)  # queued at the new school
+    service = pp.old.pull
+    real = service.find
+
+    def find_then_withdrawn(*args: object, **kwargs: object) -> RequestRecord:
+        found = real(*args, **kwargs)  # type: ignore[arg-type]
+        pp.new.drain()  # the withdrawal arrives meanwhile
+        return found
+
+    monkeypatch.setattr(service, "find", find_then_withdrawn)
+    with pytest.raises(GatewayError) as info:
+        service.accept(request_id, ready_by=date(2030, 1, 1))
+    assert _code(info) == "OSO-E474"
+    monkeypatch.undo()
+    assert _old(pp, request_id).status == "withdrawn"
+
+
 def test_a_request_past_its_deadline_expires(pp: PullPair) -> None:
     request_id, _ = _request(pp)
     pp.clock.advance(timedelta(days=pp.new.pull.settings.expire_days, seconds=1))

@@ -159,16 +159,23 @@ def transition_in(
     code: str | None = None,
     decline_text: str | None = None,
     expected: Collection[str] | None = None,
+    as_read: RequestRecord | None = None,
     **fields: Any,
 ) -> RequestRecord:
     """Change a request's status (an event with ``code``) and the given columns. ``expected``:
-    the statuses the caller read and decided on; a row that moved on meanwhile (an answer or a
-    refresh in between) is left as it is and raises ``RequestStateInvalid`` (E474)."""
+    the statuses the caller read and decided on; ``as_read``: the record it decided on, whose
+    answer (a dossier held or queued) must be unchanged too. A row that moved on meanwhile (an
+    answer, a dossier, a refresh in between) is left as it is: ``RequestStateInvalid`` (E474)."""
     row = session.get(m.PullRequest, pk, with_for_update=True)
     if row is None:
         raise LookupError(f"no request row {pk}")
     if expected is not None and row.status not in expected:
         raise RequestStateInvalid(f"request {row.request_id} is {row.status} now")
+    if as_read is not None and (
+        row.delivery_message_id != as_read.delivery_message_id
+        or (row.held_ciphertext is not None) != as_read.held
+    ):
+        raise RequestStateInvalid(f"request {row.request_id} was answered with a dossier meanwhile")
     allowed = {"ready_by", "decline_reason", "delivery_message_id", "name_warning"}
     allowed |= {"last_error_code"}
     for name, value in fields.items():
@@ -245,6 +252,7 @@ class PullStore:
         code: str | None = None,
         decline_text: str | None = None,
         expected: Collection[str] | None = None,
+        as_read: RequestRecord | None = None,
         **fields: Any,
     ) -> RequestRecord:
         return self._write(
@@ -257,6 +265,7 @@ class PullStore:
                 code=code,
                 decline_text=decline_text,
                 expected=expected,
+                as_read=as_read,
                 **fields,
             )
         )
@@ -396,10 +405,11 @@ class PullStore:
     # --- a dossier held until the parents' inzage ----------------------------------------------
 
     def hold(self, pk: int, payload: bytes, *, now: datetime, name_warning: bool) -> None:
+        """Keep the dossier (encrypted) until the parents' inzage; E474 when the request was
+        closed or answered with a dossier meanwhile."""
+
         def work(session: Session) -> None:
-            row = session.get(m.PullRequest, pk, with_for_update=True)
-            if row is None:
-                raise LookupError(f"no request row {pk}")
+            row = _unanswered(session, pk)
             row.held_ciphertext = self.cipher.encrypt(payload, aad=_aad(row, "held"))
             row.name_warning = name_warning
             row.updated_at = now
@@ -409,22 +419,6 @@ class PullStore:
 
     def held_payload(self, pk: int) -> bytes | None:
         return self._blob(pk, "held_ciphertext", "held")
-
-    def release(self, pk: int, *, delivery_message_id: str, now: datetime) -> RequestRecord:
-        """The held dossier was queued: drop it and remember the delivery's MessageID."""
-
-        def work(session: Session) -> RequestRecord:
-            row = session.get(m.PullRequest, pk, with_for_update=True)
-            if row is None:
-                raise LookupError(f"no request row {pk}")
-            row.held_ciphertext = None
-            row.delivery_message_id = delivery_message_id
-            row.updated_at = now
-            session.add(m.PullRequestEvent(request_pk=pk, at=now, status=row.status, code="queued"))
-            session.flush()
-            return _record(row)
-
-        return self._write(work)
 
     # --- inzage --------------------------------------------------------------------------------
 
@@ -504,6 +498,32 @@ class PullStore:
             return [_inzage(row) for row in session.scalars(stmt)]
 
         return self._read(work)
+
+
+def _unanswered(session: Session, pk: int) -> m.PullRequest:
+    """The request's row, locked, still open and not yet answered with a queued dossier (E474
+    otherwise: a decline, a withdrawal or another answer came first)."""
+    row = session.get(m.PullRequest, pk, with_for_update=True)
+    if row is None:
+        raise LookupError(f"no request row {pk}")
+    if row.status not in OPEN_STATUSES or row.delivery_message_id is not None:
+        raise RequestStateInvalid(f"request {row.request_id} is {row.status} now")
+    return row
+
+
+def release_in(
+    session: Session, pk: int, *, delivery_message_id: str, now: datetime
+) -> RequestRecord:
+    """In the caller's transaction (the one that queues the delivery): drop the held dossier
+    and remember the delivery's MessageID; E474, undoing the queueing, when the request was
+    closed or answered meanwhile."""
+    row = _unanswered(session, pk)
+    row.held_ciphertext = None
+    row.delivery_message_id = delivery_message_id
+    row.updated_at = now
+    session.add(m.PullRequestEvent(request_pk=pk, at=now, status=row.status, code="queued"))
+    session.flush()
+    return _record(row)
 
 
 def _inzage(row: m.InzageRecord) -> InzageEntry:

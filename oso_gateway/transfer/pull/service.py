@@ -51,6 +51,7 @@ from oso_gateway.store.pull import (
     PullStore,
     RequestRecord,
     find_request_in,
+    release_in,
     transition_in,
 )
 from oso_gateway.store.records import MessageRecord
@@ -309,11 +310,12 @@ class PullService:
                 Mailbox(self.store).cancel(delivery.pk, now=now, allowed=(m.FAILED,))
             except TransitionRefused as exc:
                 raise RequestStateInvalid(
-                    f"request {request_id}: its dossier is {exc.status} again"
+                    f"request {request_id}: its dossier is {exc.status} now"
                 ) from None
         record = self.requests.transition(
             record.pk,
             expected=OPEN_HOLDER,
+            as_read=record,
             status=DECLINED,
             now=now,
             code=reason,
@@ -578,13 +580,17 @@ class PullService:
             now=now,
             relates_to=record.request_id,
         )
-        self.outbox.enqueue(prepared)
-        released = self.requests.release(
-            record.pk, delivery_message_id=prepared.message_id, now=now
-        )
+        released: list[RequestRecord] = []
+
+        def release(session: Any, _queued: Any) -> None:  # in the queueing transaction
+            released.append(
+                release_in(session, record.pk, delivery_message_id=prepared.message_id, now=now)
+            )
+
+        self.outbox.enqueue(prepared, after_insert=release)
         log.info("request %s: delivery %s queued", record.request_id, prepared.message_id)
         return AnswerOutcome(
-            request=released,
+            request=released[0],
             outcome="queued",
             delivery_message_id=prepared.message_id,
             name_warning=name_warning,
