@@ -441,3 +441,86 @@ def test_a_purge_between_reading_a_request_and_its_pupil_gives_the_tombstone(
     assert requests.pupil_or_none(record.pk) is None  # the record read before the purge
     with pytest.raises(RequestPurged):
         requests.pupil(record.pk)
+
+
+def test_an_answer_on_its_way_does_not_hold_the_erasure_up(tmp_path: Path, pp: PullPair) -> None:
+    """A withdrawal still queued to the old school is not listed as kept, with advice to cancel
+    it (that would leave the request open there, with the pupil's facts): it goes, and the
+    closed request is erased (found by the third review)."""
+    data = dossier(pp.clock, seed=24)
+    bsn = pupil_of(data).bsn
+    assert bsn
+    request_id = _send(pp, data)
+    pp.new.pull.withdraw(request_id)  # its answer waits in the outbox
+    dry = _subject(_config(tmp_path, RECEIVER_OIN), bsn, "erase", "--dry-run")
+    assert dry == {"would_erase": [], "would_erase_requests": [request_id]}  # no "cancel it"
+    answer = _subject(_config(tmp_path, RECEIVER_OIN), bsn, "erase", "--yes")
+    assert answer == {"erased": [], "erased_requests": [request_id]}
+    pp.drain()
+    assert _old_status(pp, request_id) == "withdrawn"
+
+
+def _old_status(pp: PullPair, request_id: str) -> str:
+    record = pp.old.pull.requests.find(side=m.HOLDER, request_id=request_id)
+    assert record is not None
+    return record.status
+
+
+def test_another_peers_message_with_the_same_request_id_is_not_the_pupils(
+    pp: PullPair,
+) -> None:
+    """A request id is chosen by the peer that sends the request: a message relating to the same
+    id with another peer (or for another of our schools) is not listed as the pupil's."""
+    from oso_gateway.transfer.lifecycle import subject_data
+    from oso_gateway.transfer.pull.payloads import ACTION_ANSWER
+
+    data = dossier(pp.clock, seed=25)
+    bsn = pupil_of(data).bsn
+    assert bsn
+    request_id = _send(pp, data)
+    pp.old.pull.decline(request_id, reason="not-our-pupil")  # its answer is queued
+    store = pp.old.store
+    store.enqueue_outbound(
+        message_id="urn:uuid:00000000-0000-4000-8000-0000000000aa",
+        action=ACTION_ANSWER,
+        payload=b"<another-pupils-answer/>",
+        payload_digest="0" * 64,
+        now=pp.clock(),
+        relates_to=request_id,
+        counterpart_oin="00000001999999999999",
+        our_school=OLD.code,
+    )
+    found = subject_data(store, bsn, now=pp.clock())
+    assert [o.action for o in found.outgoing] == [ACTION_ANSWER]  # our decline only
+    assert found.outgoing[0].message_id != "urn:uuid:00000000-0000-4000-8000-0000000000aa"
+
+
+def test_a_dossier_that_arrives_during_the_erasure_is_reported(
+    tmp_path: Path, pp: PullPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request was open at the look-up; its dossier is imported while the erasure runs:
+    the answer lists the new dossier and the now delivered request under kept (exit 3), as
+    changed since the look-up, instead of reporting the pupil erased."""
+    from oso_gateway.transfer import lifecycle
+
+    data = dossier(pp.clock, seed=26)
+    bsn = pupil_of(data).bsn
+    assert bsn
+    earlier = _send(pp, data)
+    pp.new.pull.withdraw(earlier)  # closed: something to erase at the look-up
+    request_id = _send(pp, data)
+    pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
+    pp.old.pull.answer_with_dossier(request_id, data)  # queued at the old school
+    real = lifecycle.erase_subject
+
+    def arrives_first(*args: Any, **kwargs: Any) -> Any:
+        pp.drain()  # the acceptance and the dossier arrive at the new school meanwhile
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "erase_subject", arrives_first)
+    answer = _subject(_config(tmp_path, RECEIVER_OIN), bsn, "erase", "--yes", code=3)
+    assert answer["erased_requests"] == [earlier]
+    changed = {(k["what"], k["id"]) for k in answer["kept"]}
+    assert ("request", request_id) in changed
+    assert any(what == "received_dossier" for what, _id in changed)
+    assert all("changed since the look-up" in k["why"] for k in answer["kept"])

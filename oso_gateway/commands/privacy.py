@@ -379,9 +379,10 @@ def erase_command(
     requests (their facts, decline text and the parents' view) and the parents' texts of a
     push's inzage; logged. What is still under way (an open request, a dossier being sent) is
     listed and kept: the exit status is then 3."""
-    from oso_gateway.transfer.lifecycle import erase_subject
+    from oso_gateway.transfer.lifecycle import erase_subject, subject_data
 
     settings, store, data = _subject(config_file, pupil)
+    assert pupil is not None  # _subject refused it otherwise
     kept = _kept(data, settings)
     ids = [h.message_id for h in data.received] + [o.message_id for o in data.outgoing_failed]
     request_ids = [r.request_id for r in data.closed_requests]
@@ -416,8 +417,12 @@ def erase_command(
     erased_texts = len(result.purged[PUSH_INZAGE])
     # What is left is looked up again: what changed since the first look (answered, retried,
     # arrived) was left by the erasure's own checks and is reported, not passed over.
-    _settings, _store, after = _subject(config_file, pupil)
-    kept = _kept(after, settings) + _changed(after)
+    try:
+        after = subject_data(store, pupil, now=datetime.now(UTC))
+        kept = _kept(after, settings) + _changed(after)
+    except GatewayError as exc:  # the erasure stands: say what it did, and that this is unsure
+        why = f"could not look again ({exc.code}): run subject access"
+        kept = [{"id": "-", "what": "unknown", "status": "unknown", "why": why}]
     if as_json:
         answer = _answer("erased", erased, erased_requests, erased_texts, data, kept)
         click.echo(json.dumps(answer))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, Engine, delete, or_, select
+from sqlalchemy import ColumnElement, Engine, and_, delete, or_, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
@@ -22,6 +22,7 @@ from oso_gateway.errors import ConfigError
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import AtRestCipher
 from oso_gateway.store.engine import unavailable_as_typed_error, writer
+from oso_gateway.store.pull import RequestRecord
 
 _T = TypeVar("_T")
 #: the keyed-hash kind of a pupil number (``AtRestCipher.lookup_hash``)
@@ -212,17 +213,29 @@ class PrivacyRecords:
     # --- subject access ------------------------------------------------------------------------
 
     def outgoing_about(
-        self, pupil_number: str, *, request_ids: Sequence[str] = ()
+        self, pupil_number: str, *, requests: Sequence[RequestRecord] = ()
     ) -> list[OutgoingMessage]:
         """The outgoing messages about the pupil whose content this gateway still holds, oldest
         first: the dossiers (found by their disclosure records), and the messages of the pull
-        requests ``request_ids`` (the request itself, and answers and deliveries relating to it)."""
+        ``requests`` naming the pupil: our request itself, and the answers and deliveries
+        relating to it that went to the request's counterpart for the request's school (a peer
+        chooses the id of a request it sends: the id alone could name another pupil's)."""
         hashed = self.pupil_hash(pupil_number)
         dossiers = select(m.Disclosure.message_id).where(m.Disclosure.bsn_hmac == hashed)
         about: ColumnElement[bool] = m.Message.message_id.in_(dossiers)
-        if request_ids:
-            ids = list(request_ids)
-            about = or_(about, m.Message.message_id.in_(ids), m.Message.relates_to.in_(ids))
+        for r in requests:
+            related = and_(
+                m.Message.relates_to == r.request_id,
+                m.Message.counterpart_oin == r.counterpart_oin,
+                m.Message.our_school == r.our_school,
+            )
+            about = or_(about, related)
+            if r.side == m.REQUESTER:
+                ours = and_(
+                    m.Message.message_id == r.request_id,
+                    m.Message.counterpart_oin == r.counterpart_oin,
+                )
+                about = or_(about, ours)
         stmt = (
             select(m.Message)
             .where(

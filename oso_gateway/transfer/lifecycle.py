@@ -30,6 +30,7 @@ from oso_gateway.store.lifecycle import (
 )
 from oso_gateway.store.pull import InzageEntry, PullStore, RequestRecord, effective_status
 from oso_gateway.store.repository import Store
+from oso_gateway.transfer.pull.payloads import ACTION_ANSWER
 
 log = logging.getLogger(__name__)
 
@@ -244,8 +245,10 @@ class SubjectData:
 
     @property
     def in_transit(self) -> list[OutgoingMessage]:
-        """Kept by an erasure: on its way to the new school."""
-        return [o for o in self.outgoing if o.status in IN_TRANSIT]
+        """Kept by an erasure: on its way to the other school. An answer on its way is not
+        listed: it tells the other school what became of the request (cancelling a withdrawal
+        would leave the request open there), and its content goes at delivery."""
+        return [o for o in self.outgoing if o.status in IN_TRANSIT and o.action != ACTION_ANSWER]
 
 
 def subject_data(store: Store, pupil_number: str, *, now: datetime) -> SubjectData:
@@ -258,7 +261,7 @@ def subject_data(store: Store, pupil_number: str, *, now: datetime) -> SubjectDa
     return SubjectData(
         now=now,
         received=records.held_about(pupil_number),
-        outgoing=records.outgoing_about(pupil_number, request_ids=[r.request_id for r in naming]),
+        outgoing=records.outgoing_about(pupil_number, requests=naming),
         requests=naming,
         push_inzage=requests.push_inzage_of(pupil_number),
         push_inzage_texts=Lifecycle(store.engine, store.cipher).push_inzage_about(pupil_number),
