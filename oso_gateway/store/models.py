@@ -184,6 +184,8 @@ class Message(Base):
         ),
         Index("ix_messages_due", "direction", "status", "next_attempt_at"),
         Index("ix_messages_direction_payload_digest", "direction", "payload_digest"),
+        # the messages of a pull request (subject access and erasure look them up by it)
+        Index("ix_messages_direction_relates_to", "direction", "relates_to"),
     )
 
 

@@ -83,6 +83,8 @@ class RequestAnswerHandler:
         if answer.reason is not None:
             fields["decline_reason"] = answer.reason
 
+        dropped: list[str] = []  # what a withdrawal erased: the WAL is flushed after commit
+
         def persist(session: Any, _record: Any) -> None:
             current = find_request_in(
                 session, side=side, request_id=answer.request_id, counterpart_oin=message.signer_oin
@@ -103,17 +105,23 @@ class RequestAnswerHandler:
                 from oso_gateway.store.mailbox import cancel_outbound_in
                 from oso_gateway.store.pull import drop_held_in
 
+                if current.held:
+                    dropped.append("held dossier")
                 drop_held_in(session, current.pk)
                 # the dossier was queued already: it no longer leaves (unless on the wire now)
-                if current.delivery_message_id is not None:
-                    cancel_outbound_in(session, current.delivery_message_id, now=message.now)
+                if current.delivery_message_id is not None and cancel_outbound_in(
+                    session, current.delivery_message_id, now=message.now
+                ):
+                    dropped.append("queued delivery")
+
+        def flush_dropped() -> None:
+            if dropped:  # no image of the dropped dossier stays in SQLite's WAL
+                self.pull.store.checkpoint_after_delete()
 
         return Accepted(
             counterpart_school=sender,
             payload=etree.tostring(opened.payload, encoding="utf-8", xml_declaration=True),
             relates_to=answer.request_id,
             persist=persist,
-            # a withdrawal dropped a held dossier or a queued delivery: no image of it stays
-            # in SQLite's WAL
-            after_commit=self.pull.store.checkpoint_after_delete if side == m.HOLDER else None,
+            after_commit=flush_dropped,
         )
