@@ -382,8 +382,8 @@ def test_serve_on_a_busy_port_ends_with_an_error_code(tmp_path: Path) -> None:
 # --- a plain pip install prints no warnings ---------------------------------------------------
 
 
-@pytest.mark.slow
-def test_building_the_package_prints_no_warnings(tmp_path: Path) -> None:
+def _package_source(tmp_path: Path) -> Path:
+    """What a build of the package reads, copied out of the checkout."""
     src = tmp_path / "src"
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -392,6 +392,19 @@ def test_building_the_package_prints_no_warnings(tmp_path: Path) -> None:
         shutil.copytree(
             REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
         )
+    return src
+
+
+def _assert_quiet(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = result.stdout + result.stderr
+    for marker in ("Warning", "deprecated", "!!"):
+        assert marker not in output, output[-3000:]
+
+
+@pytest.mark.slow
+def test_building_the_package_prints_no_warnings(tmp_path: Path) -> None:
+    src = _package_source(tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "w"), str(src)],
         capture_output=True,
@@ -399,10 +412,43 @@ def test_building_the_package_prints_no_warnings(tmp_path: Path) -> None:
         timeout=300,
         check=False,
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    output = result.stdout + result.stderr
-    for marker in ("Warning", "deprecated", "!!"):
-        assert marker not in output, output[-3000:]
+    _assert_quiet(result)
+
+
+@pytest.mark.slow
+def test_an_editable_install_prints_no_warnings(tmp_path: Path) -> None:
+    """``make venv`` installs the checkout editable: setuptools 80+ printed a boxed
+    "Editable installation" warning for it until the package directory was declared."""
+    src = _package_source(tmp_path)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "-e",
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    _assert_quiet(result)
+    where = subprocess.run(
+        [str(python), "-c", "import oso_gateway; print(oso_gateway.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
+    assert Path(where.stdout.strip()).resolve() == (src / "oso_gateway" / "__init__.py").resolve()
 
 
 @pytest.mark.parametrize("command", [["inbox", "list"], ["outbox", "run", "--once"]])
