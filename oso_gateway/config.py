@@ -175,6 +175,10 @@ class LogSettings:
     anchor_every_events: int = setting(1000, minimum=1)
     #: … or when this many minutes passed since it (and something was appended)
     anchor_every_minutes: float = setting(60.0, minimum=0.1)
+    #: where the retention purge writes the events it prunes from the log (past
+    #: ``retention.transfer_log_days``), as JSON lines ``log verify --archive`` reads; None:
+    #: pruned events are not kept
+    archive_dir: Path | None = setting(None, env=True)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -549,6 +549,7 @@ def start_gateway(
                 (Lifecycle(services.store.engine, services.store.cipher), settings.retention, stop),
                 "retention-purge",
                 clock=services.clock,
+                log_archive=settings.log.archive_dir,
             )
         )
     return running

@@ -339,6 +339,14 @@ _anchors_option = click.option(
     help="Verify this JSON-lines export (log export --format jsonl) instead of the database.",
 )
 @click.option(
+    "--archive",
+    "archive_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Verify the log together with these archives of pruned events (log.archive_dir), "
+    "from the oldest on; repeat for each file.",
+)
+@click.option(
     "--cert",
     "cert_files",
     multiple=True,
@@ -350,14 +358,29 @@ def verify_command(
     config_file: Path | None,
     anchors: Path | None,
     export_file: Path | None,
+    archive_files: tuple[Path, ...],
     cert_files: tuple[Path, ...],
     as_json: bool,
 ) -> None:
-    """Check the hash chain and every anchor; exit 1 naming the first broken link."""
+    """Check the hash chain and every anchor; exit 1 naming the first broken link.
+
+    A pruned log (retention.transfer_log_days) is checked from its base, the last pruned event;
+    with --archive, from the start of the oldest archive given, so that the anchors of the
+    pruned events are checked too.
+    """
     from oso_gateway.errors import LogAnchorInvalid
     from oso_gateway.runtime import load_identity_certificates
-    from oso_gateway.transfer.auditlog import LogReport, read_anchors, read_export, verify_log
+    from oso_gateway.transfer.auditlog import (
+        LogReport,
+        chain_start,
+        merge_segments,
+        read_anchors,
+        read_export,
+        verify_log,
+    )
 
+    if export_file is not None and archive_files:
+        raise click.UsageError("--export and --archive: give one or the other")
     if export_file is None:
         settings, store = _open(config_file)
     else:
@@ -366,7 +389,15 @@ def verify_command(
     try:
         certificates = load_identity_certificates(settings)
         certificates += [_certificate(path) for path in cert_files]
-        rows = store.log_entries() if export_file is None else read_export(export_file)
+        if export_file is not None:
+            rows = read_export(export_file)
+            base = chain_start(rows)
+        else:
+            base = store.log_base()
+            rows = store.log_entries()
+            if archive_files:
+                rows = merge_segments([*(read_export(f) for f in archive_files), rows])
+                base = chain_start(rows)
     except GatewayError as exc:
         fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
         return
@@ -374,7 +405,7 @@ def verify_command(
         click.echo(f"BROKEN: {exc}")
         raise SystemExit(1) from None
     try:
-        report = verify_log(rows, read_anchors(path), certificates)
+        report = verify_log(rows, read_anchors(path), certificates, base=base)
     except LogAnchorInvalid as exc:
         report = LogReport(
             ok=False,
@@ -393,6 +424,16 @@ def verify_command(
             f"transfer log intact: {report.checked} events, head {report.head_seq} "
             f"{report.head_hash[:16]}"
         )
+        if report.base_seq:
+            click.echo(
+                f"pruned: events 1-{report.base_seq} are not in it (retention); the chain is "
+                f"checked from event {report.base_seq + 1}, which links to the recorded base"
+            )
+        if report.anchors_before_base:
+            click.echo(
+                f"anchors: {report.anchors_before_base} name pruned events and were not "
+                "checked (give their archives with --archive)"
+            )
         if report.anchors:
             click.echo(
                 f"anchors: {report.anchors} valid in {path}; last at event "

@@ -39,8 +39,18 @@ def purge_command(
     config_file: Path | None, older_than: str | None, dry_run: bool, yes: bool, as_json: bool
 ) -> None:
     """Erase received dossiers, undelivered payloads, failed messages and closed request
-    records past retention."""
-    from oso_gateway.transfer.lifecycle import parse_duration, plan_purge, purge
+    records past retention, then prune transfer-log events past retention.transfer_log_days.
+
+    --older-than applies to that content only: the transfer log always keeps its own period.
+    Pruned log events are written to log.archive_dir first when it is set.
+    """
+    from oso_gateway.transfer.lifecycle import (
+        log_cutoff,
+        parse_duration,
+        plan_purge,
+        prune_log,
+        purge,
+    )
 
     settings = settings_or_exit(config_file)
     try:
@@ -51,35 +61,65 @@ def purge_command(
     now = datetime.now(UTC)
     try:
         planned = plan_purge(lifecycle, settings.retention, now=now, older_than=age)
-        if dry_run or not planned:
-            _report(planned, as_json=as_json)
+        log_due, log_through = lifecycle.log_prunable(log_cutoff(settings.retention, now))
+        if dry_run or not (planned or log_due):
+            _report(planned, log_due, log_through, as_json=as_json)
             return
         if not yes:
-            click.confirm(f"erase the content of {len(planned)} item(s)?", abort=True)
+            click.confirm(_question(len(planned), log_due), abort=True)
         result = purge(lifecycle, settings.retention, now=now, older_than=age)
+        pruned = prune_log(
+            lifecycle, settings.retention, now=now, archive_dir=settings.log.archive_dir
+        )
     except GatewayError as exc:
         fail(exc)
         return
     if as_json:
-        click.echo(json.dumps({"purged": result.purged, "total": result.total}, sort_keys=True))
+        click.echo(
+            json.dumps(
+                {"purged": result.purged, "total": result.total, "transfer_log": pruned.to_json()},
+                sort_keys=True,
+            )
+        )
         return
     for kind, ids in result.purged.items():
         if ids:
             click.echo(f"purged {len(ids)} {kind.replace('_', ' ')}(s): {' '.join(ids)}")
     click.echo(f"{result.total} item(s) purged; the purge is in the transfer log")
+    if pruned.pruned:
+        kept = f", archived in {pruned.archive}" if pruned.archive else " (no log.archive_dir)"
+        click.echo(
+            f"pruned {pruned.pruned} transfer-log event(s) through event {pruned.base_seq}{kept}"
+        )
 
 
-def _report(planned: list[PurgeCandidate], *, as_json: bool) -> None:
+def _question(items: int, log_events: int) -> str:
+    parts = []
+    if items:
+        parts.append(f"erase the content of {items} item(s)")
+    if log_events:
+        parts.append(f"prune {log_events} transfer-log event(s)")
+    return " and ".join(parts) + "?"
+
+
+def _report(
+    planned: list[PurgeCandidate], log_due: int, log_through: int, *, as_json: bool
+) -> None:
     if as_json:
         click.echo(
             json.dumps(
-                {"would_purge": [{"kind": c.kind, "message_id": c.message_id} for c in planned]},
+                {
+                    "would_purge": [{"kind": c.kind, "message_id": c.message_id} for c in planned],
+                    "would_prune_log": {"events": log_due, "through_seq": log_through},
+                },
                 sort_keys=True,
             )
         )
         return
     for c in planned:
         click.echo(f"would purge {c.kind}: {c.message_id}")
+    if log_due:
+        click.echo(f"would prune {log_due} transfer-log event(s), through event {log_through}")
     click.echo(f"{len(planned)} item(s) due; nothing was erased")
 
 

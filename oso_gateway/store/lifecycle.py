@@ -29,7 +29,7 @@ from oso_gateway.store import blobs, translog
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import AtRestCipher, aad_for, seal_note
 from oso_gateway.store.engine import checkpoint_after_delete, unavailable_as_typed_error, writer
-from oso_gateway.store.logchain import make_event
+from oso_gateway.store.logchain import StoredEvent, make_event
 from oso_gateway.store.pull import INZAGE_PUPIL, OPEN_STATUSES
 
 #: the purge's checkpoint waits at most this long for other readers and writers (ms): it holds
@@ -471,6 +471,39 @@ class Lifecycle:
         if outcome.total:
             self.flush_deleted()
         return outcome
+
+    # --- the transfer log's own retention -----------------------------------------------------
+
+    def prune_log_batch(
+        self,
+        *,
+        before: datetime,
+        batch: int,
+        now: datetime,
+        archive: Callable[[Sequence[StoredEvent]], None] | None = None,
+    ) -> list[StoredEvent]:
+        """``translog.prune_log_batch`` in a transaction of its own."""
+        return cast(
+            "list[StoredEvent]",
+            self._write(
+                lambda session: translog.prune_log_batch(
+                    session, before=before, batch=batch, now=now, archive=archive
+                )
+            ),
+        )
+
+    def log_prunable(self, before: datetime) -> tuple[int, int]:
+        """(how many, through which seq) of the stored events pruning ``before`` would remove:
+        the prefix of the chain up to the first event appended at or after ``before``."""
+
+        def work(session: Session) -> tuple[int, int]:
+            log = m.TransferLogEntry
+            young = session.scalar(select(func.min(log.seq)).where(log.at >= before))
+            through = young - 1 if young is not None else translog.log_head(session)[0]
+            count = session.scalar(select(func.count()).select_from(log).where(log.seq <= through))
+            return int(count or 0), int(through)
+
+        return cast("tuple[int, int]", self._read(work))
 
     def flush_deleted(self) -> None:
         """SQLite: copy the WAL into the database and truncate it, so no earlier page image

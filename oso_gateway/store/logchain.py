@@ -60,6 +60,9 @@ FIELD_FORMATS: Mapping[str, str] = {
     "http_status": r"[1-5][0-9]{2}",
     "count": r"\d{1,9}",
     "key_id": r"[0-9a-f]{16}",
+    # a pruning step of the log itself: the last pruned event, which the kept chain links to
+    "log_seq": r"\d{1,18}",
+    "log_hash": r"[0-9a-f]{64}",
 }
 _COMPILED = {name: re.compile(pattern, re.ASCII) for name, pattern in FIELD_FORMATS.items()}
 _REQUIRED = ("at", "kind", "status")
@@ -141,9 +144,12 @@ class VerifyResult:
     reason: str = ""
 
 
-def verify_chain(rows: Iterable[StoredEvent]) -> VerifyResult:
-    """Walk the stored rows in order; name the first broken link."""
-    expected_seq, prev = 1, GENESIS
+def verify_chain(
+    rows: Iterable[StoredEvent], *, start: tuple[int, str] = (0, GENESIS)
+) -> VerifyResult:
+    """Walk the stored rows in order; name the first broken link. ``start``: the (seq, hash)
+    the first row follows (a pruned log's base; the genesis otherwise)."""
+    expected_seq, prev = start[0] + 1, start[1]
     checked = 0
     for row in rows:
         problem = ""
@@ -160,6 +166,11 @@ def verify_chain(rows: Iterable[StoredEvent]) -> VerifyResult:
         expected_seq += 1
         checked += 1
     return VerifyResult(ok=True, checked=checked, head_seq=expected_seq - 1, head_hash=prev)
+
+
+def anchors_before(anchors: Iterable[Anchor], start: tuple[int, str]) -> int:
+    """How many anchors name an event before ``start`` (pruned: checkable only in an archive)."""
+    return sum(1 for anchor in anchors if 0 < anchor.seq < start[0])
 
 
 def _broken(checked: int, head_seq: int, head_hash: str, seq: int, reason: str) -> VerifyResult:
@@ -247,14 +258,19 @@ def verify_anchor(anchor: Anchor, certificate: x509.Certificate) -> None:
         raise LogAnchorInvalid("anchor signature does not verify") from None
 
 
-def check_against_anchors(rows: list[StoredEvent], anchors: Iterable[Anchor]) -> VerifyResult:
-    """Verify the chain, then that every anchored head is still in it (catches truncation)."""
-    result = verify_chain(rows)
+def check_against_anchors(
+    rows: list[StoredEvent], anchors: Iterable[Anchor], *, start: tuple[int, str] = (0, GENESIS)
+) -> VerifyResult:
+    """Verify the chain from ``start``, then that every anchored head is still in it (catches
+    truncation). An anchor at the start itself must name its hash; one before it (a pruned
+    event) is not checked here (``anchors_before``)."""
+    result = verify_chain(rows, start=start)
     if not result.ok:
         return result
     by_seq = {row.seq: row.hash for row in rows}
+    by_seq[start[0]] = start[1]
     for anchor in anchors:
-        if anchor.seq == 0:
+        if anchor.seq < start[0] or anchor.seq == 0:
             continue
         if anchor.seq not in by_seq:
             return _broken(

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from oso_gateway.store import models as m
 from oso_gateway.store.engine import unavailable_as_typed_error
-from oso_gateway.store.translog import log_head
+from oso_gateway.store.translog import log_base, log_head
 
 #: outbound statuses of a message not yet delivered or failed
 PENDING = (m.QUEUED, m.SENDING, m.AWAITING_RECEIPT, m.RETRYING)
@@ -114,7 +114,8 @@ def _seconds_between(session: Session, start: Any, end: Any) -> Any:
 class _RejectionTally:
     """Rejections by code, counted from the append-only transfer log incrementally: each scrape
     reads only the entries appended since the previous one (per engine). If the entry last
-    counted is no longer what it was (a restored backup), it counts afresh."""
+    counted is no longer what it was (a restored backup), it counts afresh; one pruned since
+    (``retention.transfer_log_days``) was counted, so the count goes on."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -130,7 +131,9 @@ class _RejectionTally:
             still = session.execute(
                 select(m.TransferLogEntry.hash).where(m.TransferLogEntry.seq == seen)
             ).scalar_one_or_none()
-            if still != seen_hash:
+            # pruned since (retention.transfer_log_days): counted already, keep counting on
+            pruned = still is None and seen <= log_base(session)[0]
+            if still != seen_hash and not pruned:
                 seen, counts = 0, {}
         counts = dict(counts)
         for (event,) in session.execute(

@@ -326,6 +326,18 @@ class TransferLogEntry(Base):
     event: Mapped[str] = mapped_column(Text)
 
 
+class TransferLogBase(Base):
+    """Where the stored transfer log starts after events past ``retention.transfer_log_days``
+    were pruned: the last pruned event (seq, hash), which the first kept event links to. One row
+    (the latest prune); no row: the log starts at event 1."""
+
+    __tablename__ = "transfer_log_base"
+
+    through_seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))
+    pruned_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 # --- the pull workflow (oso_gateway.store.pull) ---------------------------------------------
 
 #: a request we sent (the new school) / a request we received (the old school)

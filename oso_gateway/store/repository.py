@@ -70,3 +70,7 @@ class Store(OutboxRepository, InboundRepository):
     def log_head(self) -> tuple[int, str]:
         """(seq, hash) of the newest log entry ((0, 64 zeros) for an empty log)."""
         return self._read(translog.log_head)
+
+    def log_base(self) -> tuple[int, str]:
+        """(seq, hash) of the last event pruned from the log ((0, 64 zeros): none was)."""
+        return self._read(translog.log_base)

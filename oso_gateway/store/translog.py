@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from oso_gateway.store import models as m
@@ -26,22 +26,38 @@ from oso_gateway.store.logchain import FIELD_FORMATS, GENESIS, StoredEvent, chai
 _PG_LOCK_KEY = 0x05060A7E
 
 
+def log_base(session: Session) -> tuple[int, str]:
+    """(seq, hash) of the last event pruned from the log (``prune_log_batch``), which the first
+    stored event links to; (0, GENESIS) while nothing was pruned."""
+    row = session.execute(
+        select(m.TransferLogBase.through_seq, m.TransferLogBase.hash)
+        .order_by(m.TransferLogBase.through_seq.desc())
+        .limit(1)
+    ).first()
+    return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+
+
 def log_head(session: Session) -> tuple[int, str]:
-    """(seq, hash) of the last entry, or (0, GENESIS) for an empty log."""
+    """(seq, hash) of the last entry; for an empty log its base ((0, GENESIS) if never pruned)."""
     row = session.execute(
         select(m.TransferLogEntry.seq, m.TransferLogEntry.hash)
         .order_by(m.TransferLogEntry.seq.desc())
         .limit(1)
     ).first()
-    return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+    return log_base(session) if row is None else (int(row[0]), str(row[1]))
+
+
+def _lock(session: Session) -> None:
+    """Serialise with every other appender (SQLite: the write transaction already does)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
 
 
 def append_log_events(
     session: Session, events: Sequence[Mapping[str, str]], *, now: datetime
 ) -> list[StoredEvent]:
     """Chain ``events`` (``logchain.make_event``) after the head; add them to ``session``."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    _lock(session)
     rows = chain(events, after=log_head(session))
     for row in rows:
         session.add(
@@ -126,3 +142,60 @@ def log_entries(
         StoredEvent(seq=r.seq, prev_hash=r.prev_hash, hash=r.hash, event=json.loads(r.event))
         for r in session.scalars(stmt)
     ]
+
+
+#: the operation of the event that records a pruning step (``log_seq``/``log_hash``: the new base)
+PRUNE_OPERATION = "retention.transfer_log"
+
+
+def prune_log_batch(
+    session: Session,
+    *,
+    before: datetime,
+    batch: int,
+    now: datetime,
+    archive: Callable[[Sequence[StoredEvent]], None] | None = None,
+) -> list[StoredEvent]:
+    """Remove the oldest stored events appended before ``before``, at most ``batch`` of them
+    (only a prefix of the chain: pruning stops at the first younger event), and return them.
+
+    In one transaction, under the appenders' lock: ``archive`` is handed the events first (a
+    failure there leaves everything as it was), the last one becomes the new base, the events are
+    deleted (the delete trigger lets through exactly those up to the base), and one event records
+    the step (``PRUNE_OPERATION``, the number pruned and the new base), so the kept chain itself
+    says where it starts.
+    """
+    _lock(session)
+    log = m.TransferLogEntry
+    first = session.scalar(select(log.at).order_by(log.seq).limit(1))
+    if first is None or first >= before:  # the usual case: nothing due, one row read
+        return []
+    oldest = session.scalars(select(log).order_by(log.seq).limit(batch)).all()
+    prefix: list[StoredEvent] = []
+    for row in oldest:
+        if row.at >= before:
+            break
+        prefix.append(
+            StoredEvent(
+                seq=row.seq, prev_hash=row.prev_hash, hash=row.hash, event=json.loads(row.event)
+            )
+        )
+    if not prefix:
+        return []
+    if archive is not None:
+        archive(prefix)
+    last = prefix[-1]
+    session.add(m.TransferLogBase(through_seq=last.seq, hash=last.hash, pruned_at=now))
+    session.flush()
+    session.execute(delete(m.TransferLogEntry).where(m.TransferLogEntry.seq <= last.seq))
+    event = make_event(
+        at=now,
+        kind="system",
+        status="done",
+        operation=PRUNE_OPERATION,
+        count=len(prefix),
+        log_seq=last.seq,
+        log_hash=last.hash,
+    )
+    append_log_events(session, [event], now=now)
+    return prefix

@@ -34,13 +34,17 @@ from oso_gateway.security.trust import fingerprint
 from oso_gateway.security.wss import Identity
 from oso_gateway.store.logchain import (
     FIELD_FORMATS,
+    GENESIS,
     Anchor,
     StoredEvent,
+    VerifyResult,
+    anchors_before,
     check_against_anchors,
     make_anchor,
     verify_anchor,
 )
 from oso_gateway.store.repository import Store
+from oso_gateway.store.translog import PRUNE_OPERATION
 
 log = logging.getLogger(__name__)
 
@@ -333,6 +337,10 @@ class LogReport:
     broken_seq: int | None = None
     broken_anchor: int | None = None
     reason: str = ""
+    #: the last pruned event the checked chain starts after (0: the log starts at event 1)
+    base_seq: int = 0
+    #: anchors that name a pruned event: not checked against this log (they are in an archive)
+    anchors_before_base: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -342,9 +350,16 @@ def verify_log(
     rows: Sequence[StoredEvent],
     anchors: Sequence[Anchor],
     certificates: Sequence[x509.Certificate],
+    *,
+    base: tuple[int, str] = (0, GENESIS),
 ) -> LogReport:
-    """Check every anchor's signature (by one of ``certificates``), the chain, and that every
-    anchored head is still in the log; name the first problem."""
+    """Check every anchor's signature (by one of ``certificates``), the chain from ``base`` (the
+    last pruned event, when the log was pruned), and that every anchored head is still in the
+    log; name the first problem.
+
+    A chain that starts after event 1 must itself record the pruning that made it start there
+    (``translog.PRUNE_OPERATION`` naming the base): a prefix deleted any other way is refused.
+    """
     by_fp = {fingerprint(c): c for c in certificates}
     last_seq = anchors[-1].seq if anchors else None
     for number, anchor in enumerate(anchors, start=1):
@@ -370,7 +385,19 @@ def verify_log(
                 broken_seq=anchor.seq,
                 reason=problem,
             )
-    result = check_against_anchors(list(rows), anchors)
+    result = check_against_anchors(list(rows), anchors, start=base)
+    if result.ok and base[0] > 0 and not _prune_recorded(rows, base):
+        result = VerifyResult(
+            ok=False,
+            checked=result.checked,
+            head_seq=result.head_seq,
+            head_hash=result.head_hash,
+            broken_seq=base[0] + 1,
+            reason=(
+                f"the log starts after event {base[0]} but records no pruning through it "
+                "(events were removed outside the retention purge)"
+            ),
+        )
     unanchored = result.head_seq - max((a.seq for a in anchors), default=0)
     return LogReport(
         ok=result.ok,
@@ -382,7 +409,41 @@ def verify_log(
         unanchored=max(unanchored, 0),
         broken_seq=result.broken_seq,
         reason=result.reason,
+        base_seq=base[0],
+        anchors_before_base=anchors_before(anchors, base),
     )
+
+
+def _prune_recorded(rows: Sequence[StoredEvent], base: tuple[int, str]) -> bool:
+    """Whether an event of the chain records the pruning through ``base``."""
+    seq, digest = str(base[0]), base[1]
+    return any(
+        row.event.get("operation") == PRUNE_OPERATION
+        and row.event.get("log_seq") == seq
+        and row.event.get("log_hash") == digest
+        for row in rows
+    )
+
+
+def chain_start(rows: Sequence[StoredEvent]) -> tuple[int, str]:
+    """Where a stretch of exported or archived events starts: the (seq, hash) its first event
+    links to ((0, GENESIS) for none)."""
+    if not rows:
+        return (0, GENESIS)
+    return (rows[0].seq - 1, rows[0].prev_hash)
+
+
+def merge_segments(segments: Sequence[Sequence[StoredEvent]]) -> list[StoredEvent]:
+    """Events of several stretches of one log (archives and the stored log) in order, one row
+    per sequence number; ``ValueError`` when two stretches hold different events under one
+    number (an event archived twice, by a pruning step that was retried, is the same)."""
+    by_seq: dict[int, StoredEvent] = {}
+    for segment in segments:
+        for row in segment:
+            other = by_seq.setdefault(row.seq, row)
+            if other is not row and (other.hash, other.prev_hash) != (row.hash, row.prev_hash):
+                raise ValueError(f"two different events are numbered {row.seq}")
+    return [by_seq[seq] for seq in sorted(by_seq)]
 
 
 def verify_store_log(
@@ -390,4 +451,9 @@ def verify_store_log(
 ) -> LogReport:
     """``verify_log`` over the store's log, the configured anchor file and our certificates
     (``runtime.load_identity_certificates``)."""
-    return verify_log(store.log_entries(), read_anchors(settings.anchor_file), certificates)
+    return verify_log(
+        store.log_entries(),
+        read_anchors(settings.anchor_file),
+        certificates,
+        base=store.log_base(),
+    )

@@ -5,15 +5,24 @@ Thin orchestration over ``oso_gateway.store.lifecycle`` and the key provider; pr
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from oso_gateway.config import RetentionSettings
-from oso_gateway.errors import ConfigError, KeyStateError, KeyStillReferenced, UnknownStorageKey
+from oso_gateway.errors import (
+    ConfigError,
+    KeyStateError,
+    KeyStillReferenced,
+    OutputUnwritable,
+    UnknownStorageKey,
+)
 from oso_gateway.store import models as m
 from oso_gateway.store.disclosures import HeldDossier, OutgoingMessage, PrivacyRecords
 from oso_gateway.store.keyring import ACTIVE, DESTROYED, RETIRED, KeyInfo
@@ -28,6 +37,7 @@ from oso_gateway.store.lifecycle import (
     PurgeCandidate,
     PurgeResult,
 )
+from oso_gateway.store.logchain import StoredEvent
 from oso_gateway.store.pull import InzageEntry, PullStore, RequestRecord, effective_status
 from oso_gateway.store.repository import Store
 from oso_gateway.transfer.pull.payloads import ACTION_ANSWER
@@ -204,6 +214,105 @@ def purge(
             return total
 
 
+#: events pruned from the transfer log per transaction (each holds the log's append lock, so
+#: transfers wait for it: ~0.1 s on SQLite)
+LOG_PRUNE_BATCH = 5000
+
+
+@dataclass(kw_only=True)
+class LogPrune:
+    """What pruning the transfer log did: events removed, the log's base after it (the last
+    removed event; 0: never pruned), and the archive file written (None: none)."""
+
+    pruned: int = 0
+    base_seq: int = 0
+    archive: Path | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "pruned": self.pruned,
+            "base_seq": self.base_seq,
+            "archive": str(self.archive) if self.archive is not None else None,
+        }
+
+
+class LogArchive:
+    """The file that pruned events go to before they leave the database: JSON lines as ``log
+    export --format jsonl`` writes them, created (owner-only, never overwritten) at the first
+    batch and flushed to disk before that batch is deleted."""
+
+    def __init__(self, directory: Path, now: datetime) -> None:
+        self.directory = directory
+        self.stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        self.path: Path | None = None
+        self._fd: int | None = None
+
+    def write(self, rows: Sequence[StoredEvent]) -> None:
+        from oso_gateway.transfer.auditlog import export_events
+
+        out = io.StringIO()
+        export_events(rows, "jsonl", out)
+        try:
+            if self._fd is None:
+                self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self.path = self.directory / f"transfer-log-{self.stamp}-from-{rows[0].seq}.jsonl"
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            data = out.getvalue().encode("utf-8")
+            while data:
+                data = data[os.write(self._fd, data) :]
+            os.fsync(self._fd)
+        except OSError as exc:
+            where = self.path or self.directory
+            raise OutputUnwritable(
+                f"cannot write the transfer-log archive {where}: "
+                f"{exc.strerror or type(exc).__name__}; nothing was pruned"
+            ) from None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def log_cutoff(policy: RetentionSettings, now: datetime) -> datetime:
+    """Transfer-log events appended before this are pruned (``transfer_log_days``)."""
+    return now - timedelta(days=policy.transfer_log_days)
+
+
+def prune_log(
+    lifecycle: Lifecycle,
+    policy: RetentionSettings,
+    *,
+    now: datetime,
+    archive_dir: Path | None,
+    batch: int = LOG_PRUNE_BATCH,
+) -> LogPrune:
+    """Remove the transfer-log events older than ``retention.transfer_log_days`` (a prefix of
+    the chain, in batches; each batch records the new base and logs the step), writing them to
+    an archive file in ``archive_dir`` first when one is given."""
+    before = log_cutoff(policy, now)
+    archive = LogArchive(archive_dir, now) if archive_dir is not None else None
+    result = LogPrune()
+    try:
+        while True:
+            rows = lifecycle.prune_log_batch(
+                before=before,
+                batch=batch,
+                now=now,
+                archive=archive.write if archive is not None else None,
+            )
+            if not rows:
+                break
+            result.pruned += len(rows)
+            result.base_seq = rows[-1].seq
+            log.info("transfer log pruned through event %d", rows[-1].seq)
+    finally:
+        if archive is not None:
+            archive.close()
+            result.archive = archive.path
+    return result
+
+
 #: an outgoing message in one of these is on its way: an erasure leaves it (to be cancelled
 #: with ``outbox cancel`` first, or delivered: its payload is erased at delivery)
 IN_TRANSIT = (m.QUEUED, m.SENDING, m.AWAITING_RECEIPT, m.RETRYING)
@@ -307,19 +416,26 @@ def purge_periodically(
     stop: threading.Event,
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    log_archive: Path | None = None,
 ) -> None:
-    """The scheduled purge inside ``serve`` (every ``retention.purge_every_minutes``)."""
+    """The scheduled purge inside ``serve`` (every ``retention.purge_every_minutes``): content
+    past its period, then the transfer log's events past ``transfer_log_days`` (archived in
+    ``log_archive`` when given)."""
     interval = policy.purge_every_minutes * 60
     if interval <= 0:
         return
     while not stop.wait(interval):
         try:
-            result = purge(lifecycle, policy, now=clock())
+            now = clock()
+            result = purge(lifecycle, policy, now=now)
+            pruned = prune_log(lifecycle, policy, now=now, archive_dir=log_archive)
         except Exception:  # a failed run is retried at the next interval
             log.exception("scheduled retention purge failed")
             continue
         if result.total:
             log.info("retention purge erased %d item(s)", result.total)
+        if pruned.pruned:
+            log.info("retention purge pruned %d transfer-log event(s)", pruned.pruned)
 
 
 def purge_due(policy: RetentionSettings, held: HeldDossier) -> datetime:
