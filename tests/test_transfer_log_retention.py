@@ -29,15 +29,16 @@ from oso_gateway.security.keys import load_certificate, load_private_key
 from oso_gateway.store import Store, create_store_engine, upgrade
 from oso_gateway.store import models as m
 from oso_gateway.store.lifecycle import Lifecycle
-from oso_gateway.store.logchain import GENESIS, Anchor, make_anchor, make_event
+from oso_gateway.store.logchain import BASE, GENESIS, Anchor, StoredEvent, make_anchor, make_event
 from oso_gateway.store.translog import PRUNE_OPERATION
 from oso_gateway.transfer.auditlog import (
     chain_start,
     merge_segments,
     read_export,
+    read_log,
     verify_log,
 )
-from oso_gateway.transfer.lifecycle import prune_log
+from oso_gateway.transfer.lifecycle import LOG_PRUNE_BATCH, LogPrune, prune_log
 
 REPO = Path(__file__).resolve().parent.parent
 DEV = REPO / "certs" / "dev"
@@ -76,6 +77,34 @@ def _verify(store: Store, anchors: list[Anchor]) -> tuple[bool, str, int]:
     return report.ok, report.reason, report.base_seq
 
 
+def _prune(
+    engine: Engine,
+    anchors: list[Anchor],
+    *,
+    policy: RetentionSettings = POLICY,
+    now: datetime = NOW,
+    archive_dir: Path | None = None,
+    batch: int = LOG_PRUNE_BATCH,
+) -> LogPrune:
+    """``prune_log`` that signs each new base with the dev key into ``anchors``."""
+
+    def sign(seq: int, base_hash: str, when: datetime) -> None:
+        anchors.append(
+            make_anchor(
+                seq=seq, head_hash=base_hash, now=when, key=KEY, certificate=CERT, kind=BASE
+            )
+        )
+
+    return prune_log(
+        Lifecycle(engine, None),
+        policy,
+        now=now,
+        archive_dir=archive_dir,
+        sign_base=sign,
+        batch=batch,
+    )
+
+
 # --- pruning, on both databases -----------------------------------------------------------------
 
 
@@ -84,32 +113,38 @@ def test_events_past_the_period_are_pruned_and_the_kept_chain_verifies_from_its_
 ) -> None:
     store = Store(engine)
     _append_days(store, range(20))  # days 0-19: the first 10 (days 0-9) are past 30 days
-    early = _anchor(store)  # anchors event 20, which stays
+    anchors = [_anchor(store)]  # anchors event 20, which stays
     _append_days(store, range(20, 40))
-    assert _verify(store, [early]) == (True, "", 0)
+    assert _verify(store, anchors) == (True, "", 0)
     tenth = store.log_entries()[9]
 
-    done = prune_log(Lifecycle(engine, None), POLICY, now=NOW, archive_dir=tmp_path / "archive")
+    done = _prune(engine, anchors, archive_dir=tmp_path / "archive")
 
     assert (done.pruned, done.base_seq) == (10, 10)
+    assert [(a.kind, a.seq, a.hash) for a in anchors[1:]] == [(BASE, 10, tenth.hash)]
     rows = store.log_entries()
     assert rows[0].seq == 11 and store.log_base() == (10, tenth.hash)
     step = rows[-1]  # the pruning records itself at the head
     assert (step.seq, step.event["operation"]) == (41, PRUNE_OPERATION)
     assert (step.event["count"], step.event["log_seq"]) == ("10", "10")
-    assert _verify(store, [early, _anchor(store)]) == (True, "", 10)
+    assert _verify(store, [*anchors, _anchor(store)]) == (True, "", 10)
     # the chain goes on after the step
     _append_days(store, range(40, 41))
-    assert _verify(store, [early]) == (True, "", 10)
+    assert _verify(store, anchors) == (True, "", 10)
+    # without the signed base the pruned log is refused
+    ok, reason, _base = _verify(store, anchors[:1])
+    assert not ok and "no signed base anchor names it" in reason
 
 
-def test_nothing_due_changes_nothing_and_logs_nothing(engine: Engine) -> None:
+def test_nothing_due_changes_nothing_logs_nothing_and_signs_nothing(engine: Engine) -> None:
     store = Store(engine)
     _append_days(store, range(15, 20))
     head = store.log_head()
-    done = prune_log(Lifecycle(engine, None), POLICY, now=NOW, archive_dir=None)
+    anchors: list[Anchor] = []
+    done = _prune(engine, anchors)
     assert (done.pruned, done.base_seq, done.archive) == (0, 0, None)
     assert store.log_head() == head and store.log_base() == (0, GENESIS)
+    assert anchors == []
 
 
 def test_pruning_stops_at_the_first_younger_event_even_when_older_ones_follow(
@@ -121,13 +156,16 @@ def test_pruning_stops_at_the_first_younger_event_even_when_older_ones_follow(
     _append_days(store, range(3))
     _append_days(store, range(35, 36))  # young
     _append_days(store, range(4, 5))  # old again, but after a young one
-    done = prune_log(Lifecycle(engine, None), POLICY, now=NOW, archive_dir=None)
+    anchors: list[Anchor] = []
+    done = _prune(engine, anchors)
     assert (done.pruned, done.base_seq) == (3, 3)
     assert [r.seq for r in store.log_entries()][:3] == [4, 5, 6]
-    assert _verify(store, [])[0]
+    assert _verify(store, anchors)[0]
+    # a later run with nothing due still reports the base
+    assert _prune(engine, anchors).base_seq == 3
 
 
-def test_batches_each_record_their_base_and_the_archive_holds_every_event_once(
+def test_batches_each_sign_and_record_their_base_and_the_archive_holds_every_event_once(
     engine: Engine, tmp_path: Path
 ) -> None:
     store = Store(engine)
@@ -138,20 +176,19 @@ def test_batches_each_record_their_base_and_the_archive_holds_every_event_once(
     before = store.log_entries()
     _append_days(store, range(35, 38))
 
-    done = prune_log(
-        Lifecycle(engine, None), POLICY, now=NOW, archive_dir=tmp_path / "archive", batch=4
-    )
+    done = _prune(engine, anchors, archive_dir=tmp_path / "archive", batch=4)
 
     assert (done.pruned, done.base_seq) == (10, 10)
+    assert [(a.kind, a.seq) for a in anchors[2:]] == [(BASE, 4), (BASE, 8), (BASE, 10)]
     steps = [r.event for r in store.log_entries() if r.event.get("operation") == PRUNE_OPERATION]
     assert [(s["count"], s["log_seq"]) for s in steps] == [("4", "4"), ("4", "8"), ("2", "10")]
     assert done.archive is not None and stat.S_IMODE(done.archive.stat().st_mode) == 0o600
     archived = read_export(done.archive)
     assert archived == before
-    # stored log alone: the anchor names a pruned event and is not checked
+    # stored log alone: the anchors of events 4, 8 and 9 name pruned events, not checked
     report = verify_log(store.log_entries(), anchors, [CERT], base=store.log_base())
-    assert report.ok and report.anchors_before_base == 1
-    # with the archive: the whole chain from event 1, the anchor checked
+    assert report.ok and report.anchors_before_base == 3
+    # with the archive: the whole chain from event 1, every anchor checked
     whole = merge_segments([archived, store.log_entries()])
     report = verify_log(whole, anchors, [CERT], base=chain_start(whole))
     assert report.ok and (report.base_seq, report.anchors_before_base) == (0, 0)
@@ -164,22 +201,60 @@ def test_an_archive_that_cannot_be_written_prunes_nothing(engine: Engine, tmp_pa
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     head = store.log_head()
+    anchors: list[Anchor] = []
     with pytest.raises(OutputUnwritable) as caught:
-        prune_log(Lifecycle(engine, None), POLICY, now=NOW, archive_dir=blocker)
-    assert "nothing was pruned" in caught.value.detail
+        _prune(engine, anchors, archive_dir=blocker)
+    assert "0 event(s) pruned before it" in caught.value.detail
     assert store.log_head() == head and store.log_base() == (0, GENESIS)
-    assert len(store.log_entries()) == 5
+    assert len(store.log_entries()) == 5 and anchors == []
+
+
+def test_a_batch_that_fails_half_written_is_cut_from_the_archive(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills up in the second batch: the first stays pruned and archived, the second
+    stays in the database and leaves no half line in the archive, which still verifies."""
+    import os
+
+    store = Store(engine)
+    _append_days(store, range(8))
+    real_write = os.write
+    writes = []
+
+    def write(fd: int, data: bytes) -> int:
+        writes.append(fd)
+        if len(writes) == 2:  # the second batch: half of it, then the disk is full
+            return real_write(fd, data[: len(data) // 2])
+        if len(writes) == 3:
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr("oso_gateway.transfer.lifecycle.os.write", write)
+    anchors: list[Anchor] = []
+    with pytest.raises(OutputUnwritable) as caught:
+        _prune(engine, anchors, archive_dir=tmp_path / "archive", batch=4)
+    assert "No space left on device; 4 event(s) pruned before it, archived in" in (
+        caught.value.detail
+    )
+    monkeypatch.undo()
+    assert store.log_base()[0] == 4 and [a.seq for a in anchors] == [4]
+    (archive,) = (tmp_path / "archive").iterdir()
+    archived = read_export(archive)
+    assert [r.seq for r in archived] == [1, 2, 3, 4]
+    whole = merge_segments([archived, store.log_entries()])
+    assert verify_log(whole, anchors, [CERT], base=chain_start(whole)).ok
 
 
 def test_a_log_pruned_whole_continues_from_its_base(engine: Engine) -> None:
     store = Store(engine)
     _append_days(store, range(5))
-    done = prune_log(Lifecycle(engine, None), POLICY, now=NOW, archive_dir=None)
+    anchors: list[Anchor] = []
+    done = _prune(engine, anchors)
     assert done.base_seq == 5
     assert [r.seq for r in store.log_entries()] == [6]  # only the step itself
     _append_days(store, range(41, 43))
     assert [r.seq for r in store.log_entries()] == [6, 7, 8]
-    assert _verify(store, [])[0]
+    assert _verify(store, anchors)[0]
 
 
 def test_the_database_refuses_deleting_events_beyond_the_base_and_any_update(
@@ -188,7 +263,8 @@ def test_the_database_refuses_deleting_events_beyond_the_base_and_any_update(
     store = Store(engine)
     _append_days(store, range(5))
     _append_days(store, range(35, 37))
-    prune_log(Lifecycle(engine, None), POLICY, now=NOW, archive_dir=None)
+    anchors: list[Anchor] = []
+    _prune(engine, anchors)
     log = m.TransferLogEntry
     for statement in (
         delete(log).where(log.seq == 6),
@@ -198,21 +274,58 @@ def test_the_database_refuses_deleting_events_beyond_the_base_and_any_update(
     ):
         with pytest.raises(DBAPIError), engine.begin() as conn:
             conn.execute(statement)
-    assert _verify(store, [])[0]
+    assert _verify(store, anchors)[0]
 
 
-def test_a_prefix_removed_outside_the_purge_is_refused_by_verify(engine: Engine) -> None:
-    """Someone with the database's rights records a base and deletes up to it: the chain
-    still links, but it records no pruning through that base."""
+def _forge_prune(engine: Engine, store: Store, through: int) -> None:
+    """What someone with the database's rights but not the gateway key can do: record a base,
+    delete up to it (the trigger lets that through) and append the event that records it."""
+    target = next(r for r in store.log_entries() if r.seq == through)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(m.TransferLogBase).values(through_seq=through, hash=target.hash, pruned_at=NOW)
+        )
+        conn.execute(delete(m.TransferLogEntry).where(m.TransferLogEntry.seq <= through))
+    event = make_event(
+        at=NOW,
+        kind="system",
+        status="done",
+        operation=PRUNE_OPERATION,
+        count=through,
+        log_seq=through,
+        log_hash=target.hash,
+    )
+    store.append_log([event], now=NOW)
+
+
+def test_a_prefix_removed_without_the_gateway_key_is_refused_even_at_an_anchored_head(
+    engine: Engine,
+) -> None:
+    """Found by a review: the forged base named an anchored head and the forged step recorded
+    it, and verify passed. A base must be named by a signed base anchor."""
+    store = Store(engine)
+    _append_days(store, range(30, 36))  # nothing is due: these are recent
+    anchors = [_anchor(store)]  # a head anchor at event 6
+    _forge_prune(engine, store, 6)
+    ok, reason, base = _verify(store, anchors)
+    assert (ok, base) == (False, 6)
+    assert "no signed base anchor names it" in reason
+
+
+def test_a_prefix_removed_with_no_recorded_step_is_refused(engine: Engine) -> None:
+    """A genuine base anchor is not enough: the chain must record the step as well."""
     store = Store(engine)
     _append_days(store, range(6))
     third = store.log_entries()[2]
+    anchors = [
+        make_anchor(seq=3, head_hash=third.hash, now=NOW, key=KEY, certificate=CERT, kind=BASE)
+    ]
     with engine.begin() as conn:
         conn.execute(
             insert(m.TransferLogBase).values(through_seq=3, hash=third.hash, pruned_at=NOW)
         )
         conn.execute(delete(m.TransferLogEntry).where(m.TransferLogEntry.seq <= 3))
-    ok, reason, base = _verify(store, [])
+    ok, reason, base = _verify(store, anchors)
     assert (ok, base) == (False, 3)
     assert "records no pruning through it" in reason
 
@@ -221,37 +334,90 @@ def test_a_forged_base_that_does_not_link_is_refused(engine: Engine) -> None:
     store = Store(engine)
     _append_days(store, range(5))
     _append_days(store, range(35, 36))
-    prune_log(Lifecycle(engine, None), POLICY, now=NOW, archive_dir=None)
+    anchors: list[Anchor] = []
+    _prune(engine, anchors)
     with engine.begin() as conn:
         conn.execute(insert(m.TransferLogBase).values(through_seq=6, hash="ab" * 32, pruned_at=NOW))
-    ok, reason, base = _verify(store, [])
+    ok, reason, base = _verify(store, anchors)
     assert (ok, base) == (False, 6)
     assert "sequence duplicate or reordered" in reason
 
 
+def test_a_head_anchor_cannot_serve_as_a_base_anchor(engine: Engine) -> None:
+    """The two kinds sign different statements: a head anchor's signature relabelled as a
+    base does not verify."""
+    store = Store(engine)
+    _append_days(store, range(30, 33))
+    head = _anchor(store)
+    relabelled = replace(head, kind=BASE)
+    report = verify_log(store.log_entries(), [relabelled], [CERT])
+    assert not report.ok and "signature does not verify" in report.reason
+
+
 def test_verify_needs_the_archives_in_full_a_gap_is_named(engine: Engine, tmp_path: Path) -> None:
     store = Store(engine)
-    lifecycle = Lifecycle(engine, None)
     _append_days(store, range(4))
-    first = prune_log(lifecycle, POLICY, now=NOW, archive_dir=tmp_path / "a")
+    anchors: list[Anchor] = []
+    first = _prune(engine, anchors, archive_dir=tmp_path / "a")
     _append_days(store, range(50, 52))
-    later = replace(POLICY, transfer_log_days=30)
-    second = prune_log(lifecycle, later, now=NOW + timedelta(days=60), archive_dir=tmp_path / "b")
+    second = _prune(engine, anchors, now=NOW + timedelta(days=60), archive_dir=tmp_path / "b")
     assert (first.base_seq, second.base_seq) == (4, 7)
     assert first.archive is not None and second.archive is not None
     both = merge_segments(
         [read_export(first.archive), read_export(second.archive), store.log_entries()]
     )
-    report = verify_log(both, [], [CERT], base=chain_start(both))
+    report = verify_log(both, anchors, [CERT], base=chain_start(both))
     assert report.ok and report.base_seq == 0
-    # the newer archive alone starts after event 4, and records that pruning: accepted
+    # the newer archive alone starts after event 4, which a base anchor names: accepted
     newer = merge_segments([read_export(second.archive), store.log_entries()])
-    report = verify_log(newer, [], [CERT], base=chain_start(newer))
+    report = verify_log(newer, anchors, [CERT], base=chain_start(newer))
     assert report.ok and report.base_seq == 4
     # the older archive without the newer one: events 5-7 are missing
     gap = merge_segments([read_export(first.archive), store.log_entries()])
-    report = verify_log(gap, [], [CERT], base=chain_start(gap))
+    report = verify_log(gap, anchors, [CERT], base=chain_start(gap))
     assert not report.ok and "missing" in report.reason
+
+
+def test_an_export_with_its_start_cut_off_is_refused(engine: Engine) -> None:
+    """``--export`` takes the start from the file itself: event 1 must link to the genesis,
+    and a file that starts later needs a signed base anchor there."""
+    store = Store(engine)
+    _append_days(store, range(30, 36))
+    rows = store.log_entries()
+    first = replace(rows[0], prev_hash="ef" * 32)
+    assert chain_start([first, *rows[1:]]) == (0, GENESIS)
+    assert not verify_log([first, *rows[1:]], [], [CERT], base=chain_start([first])).ok
+    later = rows[3:]
+    report = verify_log(later, [], [CERT], base=chain_start(later))
+    assert not report.ok and "no signed base anchor names it" in report.reason
+
+
+def test_verify_reads_the_base_and_the_events_as_of_one_moment(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pruning step that commits between reading the base and reading the events made
+    verify report a missing event (found by a review): the base is read again and the two
+    reads repeated when it moved."""
+    store = Store(engine)
+    _append_days(store, range(12))
+    anchors: list[Anchor] = []
+    _prune(engine, anchors, batch=4, policy=replace(POLICY, transfer_log_days=40))
+    real_entries = Store.log_entries
+    calls = []
+
+    def entries_with_a_prune_in_between(self: Store, **kw: object) -> list[StoredEvent]:
+        rows = real_entries(self, **kw)  # type: ignore[arg-type]
+        if not calls:
+            calls.append(1)
+            _prune(engine, anchors, batch=4)  # days 0-9 are due now: a step commits
+        return rows
+
+    monkeypatch.setattr(Store, "log_entries", entries_with_a_prune_in_between)
+    base, rows = read_log(store)
+    monkeypatch.undo()
+    assert calls and base[0] >= 4
+    report = verify_log(rows, anchors, [CERT], base=base)
+    assert report.ok, report.reason
 
 
 def test_two_archives_with_different_events_under_one_number_are_refused(tmp_path: Path) -> None:
@@ -357,6 +523,22 @@ def test_log_verify_names_an_archive_that_was_tampered_with(config: Path) -> Non
     assert (report["ok"], report["broken_seq"]) == (False, 5)
 
 
+def test_without_a_gateway_key_the_log_is_not_pruned_and_the_command_says_why(
+    config: Path,
+) -> None:
+    """A pruning step signs the new base; a configuration without an identity cannot."""
+    text_ = config.read_text()
+    start = text_.index("[[identity]]")
+    config.write_text(text_[:start] + text_[text_.index("[storage]") :])
+    result = _run(config, "retention", "purge", "--yes", "--json")
+    assert result.exit_code == 2, result.output
+    assert "0 item(s) purged; the transfer log was not pruned" in result.output
+    assert "OSO-E501" in result.output and "[[identity]]" in result.output
+    assert "0 event(s) pruned before it" in result.output
+    dry = _run(config, "retention", "purge", "--dry-run", "--json")
+    assert json.loads(dry.output)["would_prune_log"]["events"] == 10
+
+
 def test_older_than_does_not_shorten_the_log(config: Path) -> None:
     """``--older-than 0s`` erases all content, but the log keeps its own period."""
     done = _run(config, "retention", "purge", "--older-than", "0s", "--yes", "--json")
@@ -387,15 +569,24 @@ def test_a_database_with_the_old_delete_trigger_is_upgraded_and_can_go_back(
     assert "WHEN" not in delete_trigger()
     upgrade(engine)
     assert "WHEN" in delete_trigger()
+
+    def downgrade() -> None:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "relates_to_index_1")
+
     store = Store(engine)
     _append_days(store, range(3))
-    assert prune_log(Lifecycle(engine, None), POLICY, now=NOW, archive_dir=None).base_seq == 3
-    assert [r.seq for r in store.log_entries()] == [4]
-    with engine.begin() as conn:
-        command.downgrade(alembic_config(conn), "relates_to_index_1")
+    downgrade()
     assert "WHEN" not in delete_trigger()
     with pytest.raises(DBAPIError), engine.begin() as conn:
         conn.execute(text("DELETE FROM transfer_log"))
+    upgrade(engine)
+    assert _prune(engine, []).base_seq == 3
+    assert [r.seq for r in store.log_entries()] == [4]
+    # a pruned log cannot go back: without its base it would never verify again
+    with pytest.raises(RuntimeError, match="the transfer log was pruned"):
+        downgrade()
+    assert store.log_base()[0] == 3 and "WHEN" in delete_trigger()
     engine.dispose()
 
 
@@ -422,6 +613,6 @@ def test_the_rejection_count_of_the_metrics_goes_on_across_a_pruning(engine: Eng
     for day in (1, 2):
         reject(day)
     assert scrape() == 2
-    prune_log(Lifecycle(engine, None), POLICY, now=NOW, archive_dir=None)
+    _prune(engine, [])
     reject(39)
     assert scrape() == 3

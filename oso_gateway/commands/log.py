@@ -376,6 +376,7 @@ def verify_command(
         merge_segments,
         read_anchors,
         read_export,
+        read_log,
         verify_log,
     )
 
@@ -393,8 +394,7 @@ def verify_command(
             rows = read_export(export_file)
             base = chain_start(rows)
         else:
-            base = store.log_base()
-            rows = store.log_entries()
+            base, rows = read_log(store)
             if archive_files:
                 rows = merge_segments([*(read_export(f) for f in archive_files), rows])
                 base = chain_start(rows)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +18,10 @@ from oso_gateway.commands.db import config_option, fail, settings_or_exit
 from oso_gateway.commands.keys import open_lifecycle
 from oso_gateway.errors import ConfigError, GatewayError
 from oso_gateway.store.lifecycle import PurgeCandidate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from oso_gateway.config import Settings
+    from oso_gateway.transfer.lifecycle import SignBase
 
 
 @click.group("retention")
@@ -68,11 +73,20 @@ def purge_command(
         if not yes:
             click.confirm(_question(len(planned), log_due), abort=True)
         result = purge(lifecycle, settings.retention, now=now, older_than=age)
-        pruned = prune_log(
-            lifecycle, settings.retention, now=now, archive_dir=settings.log.archive_dir
-        )
     except GatewayError as exc:
         fail(exc)
+        return
+    try:
+        pruned = prune_log(
+            lifecycle,
+            settings.retention,
+            now=now,
+            archive_dir=settings.log.archive_dir,
+            sign_base=_base_signer(settings),
+        )
+    except GatewayError as exc:
+        click.echo(f"{result.total} item(s) purged; the transfer log was not pruned:", err=True)
+        fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
         return
     if as_json:
         click.echo(
@@ -91,6 +105,22 @@ def purge_command(
         click.echo(
             f"pruned {pruned.pruned} transfer-log event(s) through event {pruned.base_seq}{kept}"
         )
+
+
+def _base_signer(settings: Settings) -> SignBase:
+    """What signs the log's new base: the gateway's first identity into its anchor file (the
+    key is read only when a batch is due; without an identity nothing is pruned, OSO-E501)."""
+
+    def sign(seq: int, base_hash: str, now: datetime) -> object:
+        from oso_gateway.runtime import first_identity
+        from oso_gateway.transfer.auditlog import write_base_anchor
+
+        identity = first_identity(settings)
+        return write_base_anchor(
+            identity, settings.anchor_file, seq=seq, base_hash=base_hash, now=now
+        )
+
+    return sign
 
 
 def _question(items: int, log_events: int) -> str:

@@ -480,17 +480,21 @@ class Lifecycle:
         before: datetime,
         batch: int,
         now: datetime,
-        archive: Callable[[Sequence[StoredEvent]], None] | None = None,
+        before_delete: Callable[[Sequence[StoredEvent]], None],
     ) -> list[StoredEvent]:
         """``translog.prune_log_batch`` in a transaction of its own."""
         return cast(
             "list[StoredEvent]",
             self._write(
                 lambda session: translog.prune_log_batch(
-                    session, before=before, batch=batch, now=now, archive=archive
+                    session, before=before, batch=batch, now=now, before_delete=before_delete
                 )
             ),
         )
+
+    def log_base(self) -> tuple[int, str]:
+        """``translog.log_base``: where the stored log starts."""
+        return cast("tuple[int, str]", self._read(translog.log_base))
 
     def log_prunable(self, before: datetime) -> tuple[int, int]:
         """(how many, through which seq) of the stored events pruning ``before`` would remove:

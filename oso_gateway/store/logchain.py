@@ -19,7 +19,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from cryptography import x509
@@ -168,6 +168,11 @@ def verify_chain(
     return VerifyResult(ok=True, checked=checked, head_seq=expected_seq - 1, head_hash=prev)
 
 
+def base_signed(anchors: Iterable[Anchor], start: tuple[int, str]) -> bool:
+    """Whether a base anchor names exactly ``start`` (signatures are checked separately)."""
+    return any(a.kind == BASE and (a.seq, a.hash) == start for a in anchors)
+
+
 def anchors_before(anchors: Iterable[Anchor], start: tuple[int, str]) -> int:
     """How many anchors name an event before ``start`` (pruned: checkable only in an archive)."""
     return sum(1 for anchor in anchors if 0 < anchor.seq < start[0])
@@ -187,6 +192,17 @@ def _broken(checked: int, head_seq: int, head_hash: str, seq: int, reason: str) 
 # --- anchors -------------------------------------------------------------------------------
 
 
+#: an anchor of the log's head (``log anchor``, and periodically)
+HEAD = "head"
+#: an anchor of the log's new base, signed by each pruning step before it deletes anything: a
+#: pruned log is accepted only from a base such an anchor names
+BASE = "base"
+_STATEMENTS = {
+    HEAD: "oso-gateway transfer-log anchor v1",
+    BASE: "oso-gateway transfer-log base v1",
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Anchor:
     seq: int
@@ -194,12 +210,17 @@ class Anchor:
     at: str
     signer_fingerprint: str
     signature: str  # hex RSA-PSS-SHA256 over the anchor statement
+    #: what is signed: the head then (``HEAD``), or where the log starts after pruning (``BASE``)
+    kind: str = HEAD
 
     def statement(self) -> bytes:
-        return f"oso-gateway transfer-log anchor v1|{self.seq}|{self.hash}|{self.at}".encode()
+        return f"{_STATEMENTS[self.kind]}|{self.seq}|{self.hash}|{self.at}".encode()
 
     def to_json(self) -> str:
-        return json.dumps(self.__dict__, sort_keys=True, separators=(",", ":"))
+        fields = dict(self.__dict__)
+        if self.kind == HEAD:  # as anchors were written before there were bases
+            del fields["kind"]
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, line: str) -> Anchor:
@@ -211,11 +232,14 @@ class Anchor:
                 at=str(data["at"]),
                 signer_fingerprint=str(data["signer_fingerprint"]),
                 signature=str(data["signature"]),
+                kind=str(data.get("kind", HEAD)),
             )
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise LogAnchorInvalid("anchor entry is not valid JSON of the expected shape") from None
         if not re.fullmatch(r"[0-9a-f]{64}", anchor.hash) or anchor.seq < 0:
             raise LogAnchorInvalid("anchor entry has a malformed head")
+        if anchor.kind not in _STATEMENTS:
+            raise LogAnchorInvalid("anchor entry is of an unknown kind")
         return anchor
 
 
@@ -229,19 +253,19 @@ def make_anchor(
     now: datetime,
     key: rsa.RSAPrivateKey,
     certificate: x509.Certificate,
+    kind: str = HEAD,
 ) -> Anchor:
     at = _format_value(now)
     unsigned = Anchor(
-        seq=seq, hash=head_hash, at=at, signer_fingerprint=_fp(certificate), signature=""
-    )
-    signature = key.sign(unsigned.statement(), _PSS, hashes.SHA256()).hex()
-    return Anchor(
         seq=seq,
         hash=head_hash,
         at=at,
-        signer_fingerprint=unsigned.signer_fingerprint,
-        signature=signature,
+        signer_fingerprint=_fp(certificate),
+        signature="",
+        kind=kind,
     )
+    signature = key.sign(unsigned.statement(), _PSS, hashes.SHA256()).hex()
+    return replace(unsigned, signature=signature)
 
 
 def verify_anchor(anchor: Anchor, certificate: x509.Certificate) -> None:

@@ -329,7 +329,7 @@ class TransferLogEntry(Base):
 class TransferLogBase(Base):
     """Where the stored transfer log starts after events past ``retention.transfer_log_days``
     were pruned: the last pruned event (seq, hash), which the first kept event links to. One row
-    (the latest prune); no row: the log starts at event 1."""
+    per pruning step, append-only; the base is the highest. No row: the log starts at event 1."""
 
     __tablename__ = "transfer_log_base"
 

@@ -154,16 +154,16 @@ def prune_log_batch(
     before: datetime,
     batch: int,
     now: datetime,
-    archive: Callable[[Sequence[StoredEvent]], None] | None = None,
+    before_delete: Callable[[Sequence[StoredEvent]], None],
 ) -> list[StoredEvent]:
     """Remove the oldest stored events appended before ``before``, at most ``batch`` of them
     (only a prefix of the chain: pruning stops at the first younger event), and return them.
 
-    In one transaction, under the appenders' lock: ``archive`` is handed the events first (a
-    failure there leaves everything as it was), the last one becomes the new base, the events are
-    deleted (the delete trigger lets through exactly those up to the base), and one event records
-    the step (``PRUNE_OPERATION``, the number pruned and the new base), so the kept chain itself
-    says where it starts.
+    In one transaction, under the appenders' lock: ``before_delete`` is handed the events first
+    (to archive them and sign the new base; a failure there leaves everything as it was), the
+    last one becomes the new base, the events are deleted (the delete trigger lets through
+    exactly those up to the base), and one event records the step (``PRUNE_OPERATION``, the
+    number pruned and the new base), so the kept chain itself says where it starts.
     """
     _lock(session)
     log = m.TransferLogEntry
@@ -182,8 +182,7 @@ def prune_log_batch(
         )
     if not prefix:
         return []
-    if archive is not None:
-        archive(prefix)
+    before_delete(prefix)
     last = prefix[-1]
     session.add(m.TransferLogBase(through_seq=last.seq, hash=last.hash, pruned_at=now))
     session.flush()

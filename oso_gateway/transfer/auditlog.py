@@ -28,17 +28,19 @@ from typing import IO, Any
 from cryptography import x509
 
 from oso_gateway.config import Settings
-from oso_gateway.errors import LogAnchorInvalid
+from oso_gateway.errors import LogAnchorInvalid, OutputUnwritable, StoreUnavailable
 from oso_gateway.protocol import SCHOOL_PATTERN
 from oso_gateway.security.trust import fingerprint
 from oso_gateway.security.wss import Identity
 from oso_gateway.store.logchain import (
+    BASE,
     FIELD_FORMATS,
     GENESIS,
     Anchor,
     StoredEvent,
     VerifyResult,
     anchors_before,
+    base_signed,
     check_against_anchors,
     make_anchor,
     verify_anchor,
@@ -250,6 +252,44 @@ def write_anchor(store: Store, identity: Identity, path: Path, *, now: datetime)
         key=identity.private_key,
         certificate=identity.certificate,
     )
+    _append_anchor(anchor, path)
+    log.info("transfer log anchored at event %d (%s)", seq, head_hash[:16])
+    return anchor
+
+
+def write_base_anchor(
+    identity: Identity, path: Path, *, seq: int, base_hash: str, now: datetime
+) -> Anchor:
+    """Sign ``(seq, base_hash)`` as the log's new base (a pruning step, before it deletes) and
+    append it to the anchor file, on disk before this returns: without the gateway key nobody
+    can make a base that ``verify_log`` accepts."""
+    anchor = make_anchor(
+        seq=seq,
+        head_hash=base_hash,
+        now=now,
+        key=identity.private_key,
+        certificate=identity.certificate,
+        kind=BASE,
+    )
+    try:
+        _append_anchor(anchor, path)
+    except OSError as exc:
+        raise OutputUnwritable(
+            f"cannot write the anchor file {path}: {exc.strerror or type(exc).__name__}"
+        ) from None
+    return anchor
+
+
+def base_signer(identity: Identity, path: Path) -> Callable[[int, str, datetime], Anchor]:
+    """``write_base_anchor`` with this identity and anchor file (``prune_log``'s ``sign_base``)."""
+
+    def sign(seq: int, base_hash: str, now: datetime) -> Anchor:
+        return write_base_anchor(identity, path, seq=seq, base_hash=base_hash, now=now)
+
+    return sign
+
+
+def _append_anchor(anchor: Anchor, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)  # no personal data
     try:
@@ -257,8 +297,6 @@ def write_anchor(store: Store, identity: Identity, path: Path, *, now: datetime)
         os.fsync(fd)
     finally:
         os.close(fd)
-    log.info("transfer log anchored at event %d (%s)", seq, head_hash[:16])
-    return anchor
 
 
 def anchor_due(
@@ -357,8 +395,9 @@ def verify_log(
     last pruned event, when the log was pruned), and that every anchored head is still in the
     log; name the first problem.
 
-    A chain that starts after event 1 must itself record the pruning that made it start there
-    (``translog.PRUNE_OPERATION`` naming the base): a prefix deleted any other way is refused.
+    A chain that starts after event 1 is accepted only from a base that a signed base anchor
+    names (each pruning step signs one before it deletes) and whose pruning the chain records
+    (``translog.PRUNE_OPERATION``): a prefix deleted any other way is refused.
     """
     by_fp = {fingerprint(c): c for c in certificates}
     last_seq = anchors[-1].seq if anchors else None
@@ -386,7 +425,13 @@ def verify_log(
                 reason=problem,
             )
     result = check_against_anchors(list(rows), anchors, start=base)
-    if result.ok and base[0] > 0 and not _prune_recorded(rows, base):
+    problem = ""
+    if result.ok and base[0] > 0:
+        if not base_signed(anchors, base):
+            problem = "no signed base anchor names it"
+        elif not _prune_recorded(rows, base):
+            problem = "records no pruning through it"
+    if problem:
         result = VerifyResult(
             ok=False,
             checked=result.checked,
@@ -394,8 +439,9 @@ def verify_log(
             head_hash=result.head_hash,
             broken_seq=base[0] + 1,
             reason=(
-                f"the log starts after event {base[0]} but records no pruning through it "
-                "(events were removed outside the retention purge)"
+                f"the log starts after event {base[0]} but {problem} (events 1-{base[0]} were "
+                "removed outside the retention purge, or the anchor file is not the one it "
+                "signed into)"
             ),
         )
     unanchored = result.head_seq - max((a.seq for a in anchors), default=0)
@@ -428,20 +474,21 @@ def _prune_recorded(rows: Sequence[StoredEvent], base: tuple[int, str]) -> bool:
 def chain_start(rows: Sequence[StoredEvent]) -> tuple[int, str]:
     """Where a stretch of exported or archived events starts: the (seq, hash) its first event
     links to ((0, GENESIS) for none)."""
-    if not rows:
-        return (0, GENESIS)
+    if not rows or rows[0].seq == 1:
+        return (0, GENESIS)  # event 1 must link to the genesis, whatever it says
     return (rows[0].seq - 1, rows[0].prev_hash)
 
 
 def merge_segments(segments: Sequence[Sequence[StoredEvent]]) -> list[StoredEvent]:
     """Events of several stretches of one log (archives and the stored log) in order, one row
     per sequence number; ``ValueError`` when two stretches hold different events under one
-    number (an event archived twice, by a pruning step that was retried, is the same)."""
+    number (an event archived twice, by a pruning step that was retried, is the same in every
+    field, its content included)."""
     by_seq: dict[int, StoredEvent] = {}
     for segment in segments:
         for row in segment:
             other = by_seq.setdefault(row.seq, row)
-            if other is not row and (other.hash, other.prev_hash) != (row.hash, row.prev_hash):
+            if other is not row and other != row:
                 raise ValueError(f"two different events are numbered {row.seq}")
     return [by_seq[seq] for seq in sorted(by_seq)]
 
@@ -451,9 +498,16 @@ def verify_store_log(
 ) -> LogReport:
     """``verify_log`` over the store's log, the configured anchor file and our certificates
     (``runtime.load_identity_certificates``)."""
-    return verify_log(
-        store.log_entries(),
-        read_anchors(settings.anchor_file),
-        certificates,
-        base=store.log_base(),
-    )
+    base, rows = read_log(store)
+    return verify_log(rows, read_anchors(settings.anchor_file), certificates, base=base)
+
+
+def read_log(store: Store, *, attempts: int = 5) -> tuple[tuple[int, str], list[StoredEvent]]:
+    """The log's base and its stored events, as of one moment: read again when a pruning step
+    moved the base in between (the two reads are separate statements)."""
+    for _ in range(attempts):
+        base = store.log_base()
+        rows = store.log_entries()
+        if store.log_base() == base:
+            return base, rows
+    raise StoreUnavailable("the transfer log kept being pruned while it was read: try again")

@@ -18,6 +18,7 @@ from pathlib import Path
 from oso_gateway.config import RetentionSettings
 from oso_gateway.errors import (
     ConfigError,
+    GatewayError,
     KeyStateError,
     KeyStillReferenced,
     OutputUnwritable,
@@ -222,7 +223,7 @@ LOG_PRUNE_BATCH = 5000
 @dataclass(kw_only=True)
 class LogPrune:
     """What pruning the transfer log did: events removed, the log's base after it (the last
-    removed event; 0: never pruned), and the archive file written (None: none)."""
+    event ever pruned; 0: none ever was), and the archive file written (None: none)."""
 
     pruned: int = 0
     base_seq: int = 0
@@ -236,37 +237,64 @@ class LogPrune:
         }
 
 
+#: signs the log's new base, (seq, hash), before a pruning step deletes anything
+#: (``auditlog.write_base_anchor`` with the gateway's identity and anchor file)
+SignBase = Callable[[int, str, datetime], object]
+
+
 class LogArchive:
     """The file that pruned events go to before they leave the database: JSON lines as ``log
     export --format jsonl`` writes them, created (owner-only, never overwritten) at the first
-    batch and flushed to disk before that batch is deleted."""
+    batch and on disk, with its directory entry, before that batch is deleted. A batch that
+    cannot be written whole is cut off again, so the file holds whole batches only."""
 
     def __init__(self, directory: Path, now: datetime) -> None:
         self.directory = directory
         self.stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
         self.path: Path | None = None
         self._fd: int | None = None
+        self._size = 0
 
     def write(self, rows: Sequence[StoredEvent]) -> None:
         from oso_gateway.transfer.auditlog import export_events
 
         out = io.StringIO()
         export_events(rows, "jsonl", out)
+        data = out.getvalue().encode("utf-8")
         try:
             if self._fd is None:
-                self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-                self.path = self.directory / f"transfer-log-{self.stamp}-from-{rows[0].seq}.jsonl"
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            data = out.getvalue().encode("utf-8")
+                self._create(rows[0].seq)
+            assert self._fd is not None
             while data:
                 data = data[os.write(self._fd, data) :]
             os.fsync(self._fd)
+            self._size = os.lseek(self._fd, 0, os.SEEK_CUR)
         except OSError as exc:
-            where = self.path or self.directory
+            self._cut_back()
             raise OutputUnwritable(
-                f"cannot write the transfer-log archive {where}: "
-                f"{exc.strerror or type(exc).__name__}; nothing was pruned"
+                f"cannot write the transfer-log archive {self.path or self.directory}: "
+                f"{exc.strerror or type(exc).__name__}"
             ) from None
+
+    def _create(self, first_seq: int) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = self.directory / f"transfer-log-{self.stamp}-from-{first_seq}.jsonl"
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        directory = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the new name survives a crash along with the events
+        finally:
+            os.close(directory)
+
+    def _cut_back(self) -> None:
+        """Drop a partly written batch (its events stay in the database)."""
+        if self._fd is None:
+            return
+        try:
+            os.ftruncate(self._fd, self._size)
+            os.lseek(self._fd, self._size, os.SEEK_SET)
+        except OSError:
+            log.error("transfer-log archive %s may end in a partial batch", self.path)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -285,31 +313,44 @@ def prune_log(
     *,
     now: datetime,
     archive_dir: Path | None,
+    sign_base: SignBase,
     batch: int = LOG_PRUNE_BATCH,
 ) -> LogPrune:
     """Remove the transfer-log events older than ``retention.transfer_log_days`` (a prefix of
-    the chain, in batches; each batch records the new base and logs the step), writing them to
-    an archive file in ``archive_dir`` first when one is given."""
+    the chain, in batches). Before each batch is deleted, its events go to an archive file in
+    ``archive_dir`` (when given) and ``sign_base`` signs the new base into the anchor file; the
+    batch then records the base and logs the step (``translog.prune_log_batch``). A failure
+    stops the pruning where it is: the error says how far it got."""
     before = log_cutoff(policy, now)
     archive = LogArchive(archive_dir, now) if archive_dir is not None else None
     result = LogPrune()
+
+    def before_delete(rows: Sequence[StoredEvent]) -> None:
+        if archive is not None:
+            archive.write(rows)
+        sign_base(rows[-1].seq, rows[-1].hash, now)
+
     try:
         while True:
             rows = lifecycle.prune_log_batch(
-                before=before,
-                batch=batch,
-                now=now,
-                archive=archive.write if archive is not None else None,
+                before=before, batch=batch, now=now, before_delete=before_delete
             )
             if not rows:
                 break
             result.pruned += len(rows)
-            result.base_seq = rows[-1].seq
             log.info("transfer log pruned through event %d", rows[-1].seq)
+    except GatewayError as exc:
+        so_far = f"{result.pruned} event(s) pruned before it"
+        if archive is not None and archive.path is not None and result.pruned:
+            so_far += f", archived in {archive.path}"
+        exc.detail = f"{exc.detail}; {so_far}"
+        exc.args = (f"{exc.code}: {exc.detail}",)
+        raise
     finally:
         if archive is not None:
             archive.close()
             result.archive = archive.path
+    result.base_seq = lifecycle.log_base()[0]
     return result
 
 
@@ -415,6 +456,7 @@ def purge_periodically(
     policy: RetentionSettings,
     stop: threading.Event,
     *,
+    sign_base: SignBase,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     log_archive: Path | None = None,
 ) -> None:
@@ -428,7 +470,9 @@ def purge_periodically(
         try:
             now = clock()
             result = purge(lifecycle, policy, now=now)
-            pruned = prune_log(lifecycle, policy, now=now, archive_dir=log_archive)
+            pruned = prune_log(
+                lifecycle, policy, now=now, archive_dir=log_archive, sign_base=sign_base
+            )
         except Exception:  # a failed run is retried at the next interval
             log.exception("scheduled retention purge failed")
             continue

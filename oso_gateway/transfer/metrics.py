@@ -137,7 +137,7 @@ def _outbox_families(stats: MessageStats, now: datetime) -> list[Metric]:
 def _log_size_family(stats: MessageStats) -> Metric:
     return GaugeMetricFamily(
         "oso_gateway_transfer_log_events",
-        "Events in the hash-chained transfer log.",
+        "Events appended to the hash-chained transfer log (its head; pruned ones included).",
         value=stats.log_events,
     )
 

@@ -69,6 +69,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    pruned = op.get_bind().execute(sa.text("SELECT COUNT(*) FROM transfer_log_base")).scalar()
+    if pruned:
+        # Without its base a pruned log no longer verifies, here or after upgrading again.
+        raise RuntimeError(
+            "oso-gateway: the transfer log was pruned (transfer_log_base holds its base); "
+            "a database from before migration transfer_log_base_1 cannot hold a pruned log"
+        )
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER transfer_log_base_append_only ON transfer_log_base")
         op.execute("DROP TRIGGER transfer_log_prune_only ON transfer_log")
