@@ -53,7 +53,7 @@ from oso_gateway.server import (
 from oso_gateway.store import Store, open_store
 from oso_gateway.store.lifecycle import Lifecycle
 from oso_gateway.store.repository import AfterInsert
-from oso_gateway.transfer.auditlog import anchor_periodically, base_signer
+from oso_gateway.transfer.auditlog import BaseSigner, anchor_periodically
 from oso_gateway.transfer.crlfetch import CrlFetcher, cached_crl_files
 from oso_gateway.transfer.directory import Directory, FileDirectorySource, LiveDirectory
 from oso_gateway.transfer.handlers import default_handlers
@@ -550,7 +550,7 @@ def start_gateway(
                 "retention-purge",
                 clock=services.clock,
                 log_archive=settings.log.archive_dir,
-                sign_base=base_signer(services.identities[0], settings.anchor_file),
+                keeper=BaseSigner(settings.anchor_file, lambda: services.identities[0]),
             )
         )
     return running

@@ -13,27 +13,39 @@ import base64
 import json
 import sqlite3
 import stat
+import tempfile
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import Engine, delete, insert, text, update
+from sqlalchemy import Connection, Engine, delete, insert, text, update
 from sqlalchemy.exc import DBAPIError
 
 from oso_gateway.cli import main
 from oso_gateway.config import RetentionSettings, load_settings
-from oso_gateway.errors import OutputUnwritable
+from oso_gateway.errors import LogChainBroken, OutputUnwritable
 from oso_gateway.security.keys import load_certificate, load_private_key
+from oso_gateway.security.wss import Identity
 from oso_gateway.store import Store, create_store_engine, upgrade
 from oso_gateway.store import models as m
 from oso_gateway.store.lifecycle import Lifecycle
-from oso_gateway.store.logchain import BASE, GENESIS, Anchor, StoredEvent, make_anchor, make_event
+from oso_gateway.store.logchain import (
+    BASE,
+    GENESIS,
+    Anchor,
+    StoredEvent,
+    chain,
+    make_anchor,
+    make_event,
+)
 from oso_gateway.store.translog import PRUNE_OPERATION
 from oso_gateway.transfer.auditlog import (
+    BaseSigner,
     chain_start,
     merge_segments,
+    read_anchors,
     read_export,
     read_log,
     verify_log,
@@ -57,6 +69,7 @@ POLICY = replace(
 NOW = T0 + timedelta(days=40)
 CERT = load_certificate((DEV / f"gateway-{OIN}.crt.pem").read_bytes())
 KEY = load_private_key((DEV / f"gateway-{OIN}.key.pem").read_bytes())
+IDENTITY = Identity(oin=OIN, private_key=KEY, certificate=CERT)
 
 
 def _append_days(store: Store, days: range) -> None:
@@ -86,23 +99,22 @@ def _prune(
     archive_dir: Path | None = None,
     batch: int = LOG_PRUNE_BATCH,
 ) -> LogPrune:
-    """``prune_log`` that signs each new base with the dev key into ``anchors``."""
-
-    def sign(seq: int, base_hash: str, when: datetime) -> None:
-        anchors.append(
-            make_anchor(
-                seq=seq, head_hash=base_hash, now=when, key=KEY, certificate=CERT, kind=BASE
+    """``prune_log`` with the real keeper over an anchor file that holds ``anchors``; the base
+    anchors it signs are added to ``anchors``, which is read back from the file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "anchors"
+        path.write_text("".join(a.to_json() + "\n" for a in anchors))
+        try:
+            return prune_log(
+                Lifecycle(engine, None),
+                policy,
+                now=now,
+                archive_dir=archive_dir,
+                keeper=BaseSigner(path, lambda: IDENTITY),
+                batch=batch,
             )
-        )
-
-    return prune_log(
-        Lifecycle(engine, None),
-        policy,
-        now=now,
-        archive_dir=archive_dir,
-        sign_base=sign,
-        batch=batch,
-    )
+        finally:
+            anchors[:] = read_anchors(path)
 
 
 # --- pruning, on both databases -----------------------------------------------------------------
@@ -222,6 +234,8 @@ def test_a_batch_that_fails_half_written_is_cut_from_the_archive(
     writes = []
 
     def write(fd: int, data: bytes) -> int:
+        if "/archive/" not in os.readlink(f"/proc/self/fd/{fd}"):
+            return real_write(fd, data)  # the anchor file
         writes.append(fd)
         if len(writes) == 2:  # the second batch: half of it, then the disk is full
             return real_write(fd, data[: len(data) // 2])
@@ -310,6 +324,83 @@ def test_a_prefix_removed_without_the_gateway_key_is_refused_even_at_an_anchored
     ok, reason, base = _verify(store, anchors)
     assert (ok, base) == (False, 6)
     assert "no signed base anchor names it" in reason
+
+
+def _lift_triggers(conn: Connection) -> None:
+    """What the table's owner can do (the gateway's own role on PostgreSQL, anyone who can
+    write the file on SQLite)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ALTER TABLE transfer_log DISABLE TRIGGER USER"))
+    else:
+        conn.execute(text("DROP TRIGGER IF EXISTS transfer_log_no_update"))
+        conn.execute(text("DROP TRIGGER IF EXISTS transfer_log_no_delete"))
+
+
+def test_the_stored_time_of_an_event_does_not_make_it_due(engine: Engine) -> None:
+    """Found by a second review: the row's ``at`` column is not hashed; backdating it made the
+    gateway prune recent events and sign their base. Only the hashed event's own time counts."""
+    store = Store(engine)
+    _append_days(store, range(30, 36))  # recent
+    anchors = [_anchor(store)]
+    with engine.begin() as conn:
+        _lift_triggers(conn)
+        conn.execute(update(m.TransferLogEntry).values(at=T0 - timedelta(days=400)))
+    head = store.log_head()
+    done = _prune(engine, anchors)
+    assert (done.pruned, done.base_seq) == (0, 0)
+    assert store.log_head() == head and [a.kind for a in anchors] == ["head"]
+
+
+def test_a_base_forged_in_the_database_is_never_signed(engine: Engine) -> None:
+    """A base row beyond the real log and a junk row at it: the due events do not link from
+    that base, so nothing is pruned and no base anchor is written."""
+    store = Store(engine)
+    _append_days(store, range(6))  # due
+    with engine.begin() as conn:
+        conn.execute(
+            insert(m.TransferLogBase).values(through_seq=100, hash="ab" * 32, pruned_at=NOW)
+        )
+        conn.execute(
+            insert(m.TransferLogEntry).values(
+                seq=100, at=T0, prev_hash="cd" * 32, hash="ab" * 32, event='{"at":"x"}'
+            )
+        )
+    anchors: list[Anchor] = []
+    with pytest.raises(LogChainBroken, match="does not verify at event 101"):
+        _prune(engine, anchors)
+    assert anchors == [] and len(store.log_entries()) == 7
+
+
+def test_a_stretch_rewritten_with_consistent_hashes_is_caught_by_its_anchor(
+    engine: Engine,
+) -> None:
+    """Events rewritten as old ones, every hash recomputed from the genesis on: the chain
+    links, but the head anchor names another event, so the gateway refuses to prune it."""
+    store = Store(engine)
+    _append_days(store, range(30, 36))  # recent
+    anchors = [_anchor(store)]
+    forged = chain(
+        [
+            make_event(at=T0 + timedelta(days=d), kind="system", status="done", count=d)
+            for d in range(6)
+        ]
+    )
+    with engine.begin() as conn:
+        _lift_triggers(conn)
+        conn.execute(delete(m.TransferLogEntry))
+        for row in forged:
+            conn.execute(
+                insert(m.TransferLogEntry).values(
+                    seq=row.seq,
+                    at=T0,
+                    prev_hash=row.prev_hash,
+                    hash=row.hash,
+                    event=json.dumps(dict(row.event), sort_keys=True, separators=(",", ":")),
+                )
+            )
+    with pytest.raises(LogChainBroken, match="the anchor of event 6"):
+        _prune(engine, anchors)
+    assert [a.kind for a in anchors] == ["head"] and len(store.log_entries()) == 6
 
 
 def test_a_prefix_removed_with_no_recorded_step_is_refused(engine: Engine) -> None:

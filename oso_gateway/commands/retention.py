@@ -21,7 +21,7 @@ from oso_gateway.store.lifecycle import PurgeCandidate
 
 if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.config import Settings
-    from oso_gateway.transfer.lifecycle import SignBase
+    from oso_gateway.transfer.lifecycle import BaseKeeper
 
 
 @click.group("retention")
@@ -82,7 +82,7 @@ def purge_command(
             settings.retention,
             now=now,
             archive_dir=settings.log.archive_dir,
-            sign_base=_base_signer(settings),
+            keeper=_keeper(settings),
         )
     except GatewayError as exc:
         click.echo(f"{result.total} item(s) purged; the transfer log was not pruned:", err=True)
@@ -107,20 +107,13 @@ def purge_command(
         )
 
 
-def _base_signer(settings: Settings) -> SignBase:
-    """What signs the log's new base: the gateway's first identity into its anchor file (the
-    key is read only when a batch is due; without an identity nothing is pruned, OSO-E501)."""
+def _keeper(settings: Settings) -> BaseKeeper:
+    """The gateway's first identity and anchor file: the key is read only when a batch is due
+    (without an identity nothing is pruned, OSO-E501)."""
+    from oso_gateway.runtime import first_identity
+    from oso_gateway.transfer.auditlog import BaseSigner
 
-    def sign(seq: int, base_hash: str, now: datetime) -> object:
-        from oso_gateway.runtime import first_identity
-        from oso_gateway.transfer.auditlog import write_base_anchor
-
-        identity = first_identity(settings)
-        return write_base_anchor(
-            identity, settings.anchor_file, seq=seq, base_hash=base_hash, now=now
-        )
-
-    return sign
+    return BaseSigner(settings.anchor_file, lambda: first_identity(settings))
 
 
 def _question(items: int, log_events: int) -> str:

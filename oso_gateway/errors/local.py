@@ -64,6 +64,15 @@ class LogAnchorInvalid(LocalError):
     public_message = "The transfer log anchor is not valid."
 
 
+class LogChainBroken(LocalError):
+    """The transfer log does not verify where the retention purge was to prune it (a broken
+    link, or an anchor that names another event there): nothing was pruned or signed; run
+    `oso-gateway log verify` and find out what changed the log."""
+
+    code = "OSO-E522"
+    public_message = "Internal error at the gateway (transfer log)."
+
+
 # --- operations (issue 14 ops): OSO-E560..E589 ---
 
 

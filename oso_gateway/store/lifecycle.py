@@ -481,33 +481,35 @@ class Lifecycle:
         batch: int,
         now: datetime,
         before_delete: Callable[[Sequence[StoredEvent]], None],
+        sign_base: Callable[[StoredEvent], None],
     ) -> list[StoredEvent]:
         """``translog.prune_log_batch`` in a transaction of its own."""
         return cast(
             "list[StoredEvent]",
             self._write(
                 lambda session: translog.prune_log_batch(
-                    session, before=before, batch=batch, now=now, before_delete=before_delete
+                    session,
+                    before=before,
+                    batch=batch,
+                    now=now,
+                    before_delete=before_delete,
+                    sign_base=sign_base,
                 )
             ),
+        )
+
+    def log_prunable(self, before: datetime) -> tuple[int, int]:
+        """(how many, through which seq) of the stored events pruning ``before`` would remove:
+        the prefix of the chain up to the first event that says it happened at or after
+        ``before`` (``translog.due_for_pruning``)."""
+        return cast(
+            "tuple[int, int]",
+            self._read(lambda session: translog.due_for_pruning(session, before)),
         )
 
     def log_base(self) -> tuple[int, str]:
         """``translog.log_base``: where the stored log starts."""
         return cast("tuple[int, str]", self._read(translog.log_base))
-
-    def log_prunable(self, before: datetime) -> tuple[int, int]:
-        """(how many, through which seq) of the stored events pruning ``before`` would remove:
-        the prefix of the chain up to the first event appended at or after ``before``."""
-
-        def work(session: Session) -> tuple[int, int]:
-            log = m.TransferLogEntry
-            young = session.scalar(select(func.min(log.seq)).where(log.at >= before))
-            through = young - 1 if young is not None else translog.log_head(session)[0]
-            count = session.scalar(select(func.count()).select_from(log).where(log.seq <= through))
-            return int(count or 0), int(through)
-
-        return cast("tuple[int, int]", self._read(work))
 
     def flush_deleted(self) -> None:
         """SQLite: copy the WAL into the database and truncate it, so no earlier page image

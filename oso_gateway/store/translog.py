@@ -13,14 +13,22 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
+from oso_gateway.errors import LogChainBroken
 from oso_gateway.store import models as m
-from oso_gateway.store.logchain import FIELD_FORMATS, GENESIS, StoredEvent, chain, make_event
+from oso_gateway.store.logchain import (
+    FIELD_FORMATS,
+    GENESIS,
+    StoredEvent,
+    chain,
+    make_event,
+    verify_chain,
+)
 
 #: pg_advisory_xact_lock key for "append to the transfer log" (any constant, the same everywhere)
 _PG_LOCK_KEY = 0x05060A7E
@@ -148,6 +156,40 @@ def log_entries(
 PRUNE_OPERATION = "retention.transfer_log"
 
 
+def logged_at(event: Mapping[str, str]) -> datetime | None:
+    """When an event says it happened: its ``at`` field, which its hash covers (the row's
+    ``at`` column does not, so it decides nothing); None for one that does not parse."""
+    try:
+        return datetime.strptime(event["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except (KeyError, ValueError):
+        return None
+
+
+def _due_prefix(session: Session, *, before: datetime, limit: int | None) -> list[StoredEvent]:
+    """The stored events from the first on that say they happened before ``before``, up to the
+    first that does not (or does not say), at most ``limit``."""
+    log = m.TransferLogEntry
+    stmt = select(log.seq, log.prev_hash, log.hash, log.event).order_by(log.seq)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    prefix: list[StoredEvent] = []
+    for seq, prev_hash, digest, text_ in session.execute(stmt.execution_options(yield_per=1000)):
+        event = json.loads(text_)
+        at = logged_at(event)
+        if at is None or at >= before:
+            break
+        prefix.append(StoredEvent(seq=seq, prev_hash=prev_hash, hash=digest, event=event))
+    return prefix
+
+
+def due_for_pruning(session: Session, before: datetime) -> tuple[int, int]:
+    """(how many, through which seq) of the stored events ``prune_log_batch`` would remove."""
+    prefix = _due_prefix(session, before=before, limit=None)
+    if not prefix:
+        return 0, log_base(session)[0]
+    return len(prefix), prefix[-1].seq
+
+
 def prune_log_batch(
     session: Session,
     *,
@@ -155,38 +197,40 @@ def prune_log_batch(
     batch: int,
     now: datetime,
     before_delete: Callable[[Sequence[StoredEvent]], None],
+    sign_base: Callable[[StoredEvent], None],
 ) -> list[StoredEvent]:
-    """Remove the oldest stored events appended before ``before``, at most ``batch`` of them
-    (only a prefix of the chain: pruning stops at the first younger event), and return them.
+    """Remove the oldest stored events that happened before ``before``, at most ``batch`` of
+    them (only a prefix of the chain: pruning stops at the first younger event), and return
+    them.
 
-    In one transaction, under the appenders' lock: ``before_delete`` is handed the events first
-    (to archive them and sign the new base; a failure there leaves everything as it was), the
-    last one becomes the new base, the events are deleted (the delete trigger lets through
-    exactly those up to the base), and one event records the step (``PRUNE_OPERATION``, the
-    number pruned and the new base), so the kept chain itself says where it starts.
+    In one transaction, under the appenders' lock. The events must link from the current base
+    (or the genesis), untouched: otherwise nothing is pruned (``LogChainBroken``), so the gateway
+    never signs a base over events someone changed in the database. ``before_delete`` is handed
+    them first (to archive them, and to check them against the anchors); the last one becomes
+    the new base, the events are deleted (the delete trigger lets through exactly those up to
+    the base), ``sign_base`` signs the base, and one event records the step
+    (``PRUNE_OPERATION``, the number pruned and the new base), so the kept chain itself says
+    where it starts. A failure anywhere leaves everything as it was (a base anchor signed just
+    before a failed commit names events that were due and untouched).
     """
     _lock(session)
-    log = m.TransferLogEntry
-    first = session.scalar(select(log.at).order_by(log.seq).limit(1))
-    if first is None or first >= before:  # the usual case: nothing due, one row read
-        return []
-    oldest = session.scalars(select(log).order_by(log.seq).limit(batch)).all()
-    prefix: list[StoredEvent] = []
-    for row in oldest:
-        if row.at >= before:
-            break
-        prefix.append(
-            StoredEvent(
-                seq=row.seq, prev_hash=row.prev_hash, hash=row.hash, event=json.loads(row.event)
-            )
-        )
+    prefix = _due_prefix(session, before=before, limit=batch)
     if not prefix:
         return []
+    start = log_base(session)
+    checked = verify_chain(prefix, start=start)
+    if not checked.ok:
+        raise LogChainBroken(
+            f"the transfer log does not verify at event {checked.broken_seq} "
+            f"({checked.reason}), where it was to be pruned: nothing was pruned; run "
+            "`oso-gateway log verify`"
+        )
     before_delete(prefix)
     last = prefix[-1]
     session.add(m.TransferLogBase(through_seq=last.seq, hash=last.hash, pruned_at=now))
     session.flush()
     session.execute(delete(m.TransferLogEntry).where(m.TransferLogEntry.seq <= last.seq))
+    sign_base(last)
     event = make_event(
         at=now,
         kind="system",

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from oso_gateway.config import RetentionSettings
 from oso_gateway.errors import (
@@ -237,9 +238,15 @@ class LogPrune:
         }
 
 
-#: signs the log's new base, (seq, hash), before a pruning step deletes anything
-#: (``auditlog.write_base_anchor`` with the gateway's identity and anchor file)
-SignBase = Callable[[int, str, datetime], object]
+class BaseKeeper(Protocol):
+    """What a pruning step needs besides the database (``auditlog.BaseSigner``: the gateway's
+    identity and anchor file)."""
+
+    def check(self, rows: Sequence[StoredEvent]) -> None:
+        """Refuse (``LogChainBroken``) events that an anchor names with another hash."""
+
+    def sign(self, seq: int, base_hash: str, now: datetime) -> object:
+        """Sign ``(seq, base_hash)`` as the log's new base."""
 
 
 class LogArchive:
@@ -303,7 +310,7 @@ class LogArchive:
 
 
 def log_cutoff(policy: RetentionSettings, now: datetime) -> datetime:
-    """Transfer-log events appended before this are pruned (``transfer_log_days``)."""
+    """Transfer-log events that happened before this are pruned (``transfer_log_days``)."""
     return now - timedelta(days=policy.transfer_log_days)
 
 
@@ -313,27 +320,35 @@ def prune_log(
     *,
     now: datetime,
     archive_dir: Path | None,
-    sign_base: SignBase,
+    keeper: BaseKeeper,
     batch: int = LOG_PRUNE_BATCH,
 ) -> LogPrune:
-    """Remove the transfer-log events older than ``retention.transfer_log_days`` (a prefix of
-    the chain, in batches). Before each batch is deleted, its events go to an archive file in
-    ``archive_dir`` (when given) and ``sign_base`` signs the new base into the anchor file; the
-    batch then records the base and logs the step (``translog.prune_log_batch``). A failure
-    stops the pruning where it is: the error says how far it got."""
+    """Remove the transfer-log events that happened more than ``retention.transfer_log_days``
+    ago (a prefix of the chain, in batches: ``translog.prune_log_batch``). Each batch must link
+    from the log's base untouched and agree with every anchor that names one of its events
+    (``keeper.check``); its events then go to an archive file in ``archive_dir`` (when given),
+    are deleted, and ``keeper`` signs the new base into the anchor file. A failure stops the
+    pruning where it is: the error says how far it got."""
     before = log_cutoff(policy, now)
     archive = LogArchive(archive_dir, now) if archive_dir is not None else None
     result = LogPrune()
 
     def before_delete(rows: Sequence[StoredEvent]) -> None:
+        keeper.check(rows)
         if archive is not None:
             archive.write(rows)
-        sign_base(rows[-1].seq, rows[-1].hash, now)
+
+    def sign_base(last: StoredEvent) -> None:
+        keeper.sign(last.seq, last.hash, now)
 
     try:
         while True:
             rows = lifecycle.prune_log_batch(
-                before=before, batch=batch, now=now, before_delete=before_delete
+                before=before,
+                batch=batch,
+                now=now,
+                before_delete=before_delete,
+                sign_base=sign_base,
             )
             if not rows:
                 break
@@ -456,7 +471,7 @@ def purge_periodically(
     policy: RetentionSettings,
     stop: threading.Event,
     *,
-    sign_base: SignBase,
+    keeper: BaseKeeper,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     log_archive: Path | None = None,
 ) -> None:
@@ -470,9 +485,7 @@ def purge_periodically(
         try:
             now = clock()
             result = purge(lifecycle, policy, now=now)
-            pruned = prune_log(
-                lifecycle, policy, now=now, archive_dir=log_archive, sign_base=sign_base
-            )
+            pruned = prune_log(lifecycle, policy, now=now, archive_dir=log_archive, keeper=keeper)
         except Exception:  # a failed run is retried at the next interval
             log.exception("scheduled retention purge failed")
             continue
