@@ -90,6 +90,11 @@ def _verify(store: Store, anchors: list[Anchor]) -> tuple[bool, str, int]:
     return report.ok, report.reason, report.base_seq
 
 
+def _bases(anchors: list[Anchor]) -> list[int]:
+    """The seqs the base anchors name."""
+    return [a.seq for a in anchors if a.kind == BASE]
+
+
 def _prune(
     engine: Engine,
     anchors: list[Anchor],
@@ -98,9 +103,14 @@ def _prune(
     now: datetime = NOW,
     archive_dir: Path | None = None,
     batch: int = LOG_PRUNE_BATCH,
+    anchor_head: bool = True,
 ) -> LogPrune:
     """``prune_log`` with the real keeper over an anchor file that holds ``anchors``; the base
-    anchors it signs are added to ``anchors``, which is read back from the file."""
+    anchors it signs are added to ``anchors``, which is read back from the file.
+    ``anchor_head``: anchor the log's head first, as a running gateway does periodically (not
+    after the database was tampered with: that would vouch for the tampering)."""
+    if anchor_head:
+        anchors.append(_anchor(Store(engine)))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "anchors"
         path.write_text("".join(a.to_json() + "\n" for a in anchors))
@@ -133,7 +143,7 @@ def test_events_past_the_period_are_pruned_and_the_kept_chain_verifies_from_its_
     done = _prune(engine, anchors, archive_dir=tmp_path / "archive")
 
     assert (done.pruned, done.base_seq) == (10, 10)
-    assert [(a.kind, a.seq, a.hash) for a in anchors[1:]] == [(BASE, 10, tenth.hash)]
+    assert [(a.seq, a.hash) for a in anchors if a.kind == BASE] == [(10, tenth.hash)]
     rows = store.log_entries()
     assert rows[0].seq == 11 and store.log_base() == (10, tenth.hash)
     step = rows[-1]  # the pruning records itself at the head
@@ -144,7 +154,7 @@ def test_events_past_the_period_are_pruned_and_the_kept_chain_verifies_from_its_
     _append_days(store, range(40, 41))
     assert _verify(store, anchors) == (True, "", 10)
     # without the signed base the pruned log is refused
-    ok, reason, _base = _verify(store, anchors[:1])
+    ok, reason, _base = _verify(store, [a for a in anchors if a.kind != BASE])
     assert not ok and "no signed base anchor names it" in reason
 
 
@@ -156,7 +166,7 @@ def test_nothing_due_changes_nothing_logs_nothing_and_signs_nothing(engine: Engi
     done = _prune(engine, anchors)
     assert (done.pruned, done.base_seq, done.archive) == (0, 0, None)
     assert store.log_head() == head and store.log_base() == (0, GENESIS)
-    assert anchors == []
+    assert _bases(anchors) == []
 
 
 def test_pruning_stops_at_the_first_younger_event_even_when_older_ones_follow(
@@ -191,7 +201,7 @@ def test_batches_each_sign_and_record_their_base_and_the_archive_holds_every_eve
     done = _prune(engine, anchors, archive_dir=tmp_path / "archive", batch=4)
 
     assert (done.pruned, done.base_seq) == (10, 10)
-    assert [(a.kind, a.seq) for a in anchors[2:]] == [(BASE, 4), (BASE, 8), (BASE, 10)]
+    assert _bases(anchors) == [4, 8, 10]
     steps = [r.event for r in store.log_entries() if r.event.get("operation") == PRUNE_OPERATION]
     assert [(s["count"], s["log_seq"]) for s in steps] == [("4", "4"), ("4", "8"), ("2", "10")]
     assert done.archive is not None and stat.S_IMODE(done.archive.stat().st_mode) == 0o600
@@ -218,7 +228,7 @@ def test_an_archive_that_cannot_be_written_prunes_nothing(engine: Engine, tmp_pa
         _prune(engine, anchors, archive_dir=blocker)
     assert "0 event(s) pruned before it" in caught.value.detail
     assert store.log_head() == head and store.log_base() == (0, GENESIS)
-    assert len(store.log_entries()) == 5 and anchors == []
+    assert len(store.log_entries()) == 5 and _bases(anchors) == []
 
 
 def test_a_batch_that_fails_half_written_is_cut_from_the_archive(
@@ -251,7 +261,7 @@ def test_a_batch_that_fails_half_written_is_cut_from_the_archive(
         caught.value.detail
     )
     monkeypatch.undo()
-    assert store.log_base()[0] == 4 and [a.seq for a in anchors] == [4]
+    assert store.log_base()[0] == 4 and _bases(anchors) == [4]
     (archive,) = (tmp_path / "archive").iterdir()
     archived = read_export(archive)
     assert [r.seq for r in archived] == [1, 2, 3, 4]
@@ -346,7 +356,7 @@ def test_the_stored_time_of_an_event_does_not_make_it_due(engine: Engine) -> Non
         _lift_triggers(conn)
         conn.execute(update(m.TransferLogEntry).values(at=T0 - timedelta(days=400)))
     head = store.log_head()
-    done = _prune(engine, anchors)
+    done = _prune(engine, anchors, anchor_head=False)
     assert (done.pruned, done.base_seq) == (0, 0)
     assert store.log_head() == head and [a.kind for a in anchors] == ["head"]
 
@@ -365,10 +375,10 @@ def test_a_base_forged_in_the_database_is_never_signed(engine: Engine) -> None:
                 seq=100, at=T0, prev_hash="cd" * 32, hash="ab" * 32, event='{"at":"x"}'
             )
         )
-    anchors: list[Anchor] = []
-    with pytest.raises(LogChainBroken, match="does not verify at event 101"):
-        _prune(engine, anchors)
-    assert anchors == [] and len(store.log_entries()) == 7
+    anchors = [_anchor(store)]  # at the junk row: what the gateway would anchor now
+    with pytest.raises(LogChainBroken, match="event 100, is not one a base anchor names"):
+        _prune(engine, anchors, anchor_head=False)
+    assert _bases(anchors) == [] and len(store.log_entries()) == 7
 
 
 def test_a_stretch_rewritten_with_consistent_hashes_is_caught_by_its_anchor(
@@ -398,9 +408,108 @@ def test_a_stretch_rewritten_with_consistent_hashes_is_caught_by_its_anchor(
                     event=json.dumps(dict(row.event), sort_keys=True, separators=(",", ":")),
                 )
             )
-    with pytest.raises(LogChainBroken, match="the anchor of event 6"):
-        _prune(engine, anchors)
+    with pytest.raises(LogChainBroken, match="event 6 is not the one its anchor names"):
+        _prune(engine, anchors, anchor_head=False)
     assert [a.kind for a in anchors] == ["head"] and len(store.log_entries()) == 6
+
+
+def test_a_base_recorded_in_the_database_without_a_base_anchor_is_never_built_on(
+    engine: Engine,
+) -> None:
+    """Found by a third review, with INSERT and the DELETE the trigger allows only: record a
+    base the gateway never signed, delete up to it and append a backdated event that links from
+    it. The gateway refused nothing and signed a base after it; verify then passed."""
+    store = Store(engine)
+    _append_days(store, range(30, 36))  # recent
+    anchors = [_anchor(store)]  # head anchor at 6
+    sixth = store.log_entries()[-1]
+    with engine.begin() as conn:
+        conn.execute(
+            insert(m.TransferLogBase).values(through_seq=6, hash=sixth.hash, pruned_at=NOW)
+        )
+        conn.execute(delete(m.TransferLogEntry).where(m.TransferLogEntry.seq <= 6))
+    old = make_event(at=T0, kind="system", status="done", count=1)
+    store.append_log([old], now=T0)  # event 7, links from the forged base
+    with pytest.raises(LogChainBroken, match="event 6, is not one a base anchor names"):
+        _prune(engine, anchors)  # even when the gateway anchors the head meanwhile
+    assert _bases(anchors) == []
+    assert not _verify(store, anchors)[0]
+
+
+def test_events_covered_only_by_a_later_anchor_are_checked_against_it(engine: Engine) -> None:
+    """Found by the third review: events 1-3, due, rewritten with recomputed hashes by someone
+    with the table owner's rights; the only anchor is at event 6, after them. The check looked
+    only at anchors inside the batch and the gateway pruned them."""
+    store = Store(engine)
+    _append_days(store, range(3))  # due
+    _append_days(store, range(35, 38))  # recent
+    anchors = [_anchor(store)]  # at 6
+    rows = store.log_entries()
+    forged = chain(
+        [
+            *[make_event(at=T0, kind="system", status="done", count=90 + i) for i in range(3)],
+            *[dict(r.event) for r in rows[3:]],
+        ]
+    )
+    with engine.begin() as conn:
+        _lift_triggers(conn)
+        conn.execute(delete(m.TransferLogEntry))
+        for row in forged:
+            conn.execute(
+                insert(m.TransferLogEntry).values(
+                    seq=row.seq,
+                    at=T0,
+                    prev_hash=row.prev_hash,
+                    hash=row.hash,
+                    event=json.dumps(dict(row.event), sort_keys=True, separators=(",", ":")),
+                )
+            )
+    with pytest.raises(LogChainBroken, match="event 6 is not the one its anchor names"):
+        _prune(engine, anchors, anchor_head=False)
+    assert _bases(anchors) == [] and len(store.log_entries()) == 6
+
+
+def test_only_anchored_events_are_pruned_and_the_anchor_file_is_read_for_every_run(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Due events after the last anchor wait for the next one; one keeper serves many runs
+    (as in ``serve``) and sees the anchors written since (a keeper that read the file once
+    missed them: the third review)."""
+    store = Store(engine)
+    _append_days(store, range(4))
+    path = tmp_path / "anchors"
+    path.write_text(_anchor(store).to_json() + "\n")  # at 4
+    _append_days(store, range(4, 8))  # due, not anchored
+    keeper = BaseSigner(path, lambda: IDENTITY)
+    lifecycle = Lifecycle(engine, None)
+    first = prune_log(lifecycle, POLICY, now=NOW, archive_dir=None, keeper=keeper)
+    assert (first.pruned, first.base_seq) == (4, 4)
+    # a head anchor written since (the anchor thread), then events 5-8 are backdated
+    # consistently by the table's owner: the same keeper must see the new anchor
+    with path.open("a") as handle:
+        handle.write(_anchor(store).to_json() + "\n")  # at 9 (8 events + the step)
+    rows = store.log_entries()
+    forged = chain(
+        [make_event(at=T0, kind="system", status="done", count=70 + i) for i in range(4)]
+        + [dict(rows[-1].event)],
+        after=(4, rows[0].prev_hash),
+    )
+    with engine.begin() as conn:
+        _lift_triggers(conn)
+        conn.execute(delete(m.TransferLogEntry).where(m.TransferLogEntry.seq > 4))
+        for row in forged:
+            conn.execute(
+                insert(m.TransferLogEntry).values(
+                    seq=row.seq,
+                    at=T0,
+                    prev_hash=row.prev_hash,
+                    hash=row.hash,
+                    event=json.dumps(dict(row.event), sort_keys=True, separators=(",", ":")),
+                )
+            )
+    with pytest.raises(LogChainBroken, match="event 9 is not the one its anchor names"):
+        prune_log(lifecycle, POLICY, now=NOW, archive_dir=None, keeper=keeper)
+    assert _bases(read_anchors(path)) == [4]
 
 
 def test_a_prefix_removed_with_no_recorded_step_is_refused(engine: Engine) -> None:
@@ -563,6 +672,10 @@ def config(tmp_path: Path) -> Path:
         when = start + timedelta(days=day)
         event = make_event(at=when, kind="system", status="done", operation="test.tick", count=day)
         store.append_log([event], now=when)
+    # anchored, as a running gateway anchors its log periodically
+    seq, head = store.log_head()
+    anchor = make_anchor(seq=seq, head_hash=head, now=NOW, key=KEY, certificate=CERT)
+    settings.anchor_file.write_text(anchor.to_json() + "\n")
     engine.dispose()
     return path
 
@@ -623,7 +736,7 @@ def test_without_a_gateway_key_the_log_is_not_pruned_and_the_command_says_why(
     config.write_text(text_[:start] + text_[text_.index("[storage]") :])
     result = _run(config, "retention", "purge", "--yes", "--json")
     assert result.exit_code == 2, result.output
-    assert "0 item(s) purged; the transfer log was not pruned" in result.output
+    assert "0 item(s) purged; pruning the transfer log stopped" in result.output
     assert "OSO-E501" in result.output and "[[identity]]" in result.output
     assert "0 event(s) pruned before it" in result.output
     dry = _run(config, "retention", "purge", "--dry-run", "--json")

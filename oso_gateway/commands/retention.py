@@ -21,7 +21,7 @@ from oso_gateway.store.lifecycle import PurgeCandidate
 
 if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.config import Settings
-    from oso_gateway.transfer.lifecycle import BaseKeeper
+    from oso_gateway.transfer.auditlog import BaseSigner
 
 
 @click.group("retention")
@@ -66,7 +66,10 @@ def purge_command(
     now = datetime.now(UTC)
     try:
         planned = plan_purge(lifecycle, settings.retention, now=now, older_than=age)
-        log_due, log_through = lifecycle.log_prunable(log_cutoff(settings.retention, now))
+        keeper = _keeper(settings)
+        log_due, log_through = lifecycle.log_prunable(
+            log_cutoff(settings.retention, now), keeper.anchors()
+        )
         if dry_run or not (planned or log_due):
             _report(planned, log_due, log_through, as_json=as_json)
             return
@@ -82,10 +85,10 @@ def purge_command(
             settings.retention,
             now=now,
             archive_dir=settings.log.archive_dir,
-            keeper=_keeper(settings),
+            keeper=keeper,
         )
     except GatewayError as exc:
-        click.echo(f"{result.total} item(s) purged; the transfer log was not pruned:", err=True)
+        click.echo(f"{result.total} item(s) purged; pruning the transfer log stopped:", err=True)
         fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
         return
     if as_json:
@@ -107,13 +110,13 @@ def purge_command(
         )
 
 
-def _keeper(settings: Settings) -> BaseKeeper:
+def _keeper(settings: Settings) -> BaseSigner:
     """The gateway's first identity and anchor file: the key is read only when a batch is due
     (without an identity nothing is pruned, OSO-E501)."""
     from oso_gateway.runtime import first_identity
-    from oso_gateway.transfer.auditlog import BaseSigner
+    from oso_gateway.transfer.auditlog import BaseSigner as Signer
 
-    return BaseSigner(settings.anchor_file, lambda: first_identity(settings))
+    return Signer(settings.anchor_file, lambda: first_identity(settings))
 
 
 def _question(items: int, log_events: int) -> str:

@@ -66,8 +66,9 @@ class LogAnchorInvalid(LocalError):
 
 class LogChainBroken(LocalError):
     """The transfer log does not verify where the retention purge was to prune it (a broken
-    link, or an anchor that names another event there): nothing was pruned or signed; run
-    `oso-gateway log verify` and find out what changed the log."""
+    link, an anchor that names another event there, or a recorded base no base anchor names):
+    nothing was pruned or signed; run `oso-gateway log verify` and find out what changed the
+    log."""
 
     code = "OSO-E522"
     public_message = "Internal error at the gateway (transfer log)."

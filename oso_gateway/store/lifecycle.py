@@ -29,7 +29,7 @@ from oso_gateway.store import blobs, translog
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import AtRestCipher, aad_for, seal_note
 from oso_gateway.store.engine import checkpoint_after_delete, unavailable_as_typed_error, writer
-from oso_gateway.store.logchain import StoredEvent, make_event
+from oso_gateway.store.logchain import Anchor, StoredEvent, make_event
 from oso_gateway.store.pull import INZAGE_PUPIL, OPEN_STATUSES
 
 #: the purge's checkpoint waits at most this long for other readers and writers (ms): it holds
@@ -480,6 +480,7 @@ class Lifecycle:
         before: datetime,
         batch: int,
         now: datetime,
+        anchors: Sequence[Anchor],
         before_delete: Callable[[Sequence[StoredEvent]], None],
         sign_base: Callable[[StoredEvent], None],
     ) -> list[StoredEvent]:
@@ -492,19 +493,20 @@ class Lifecycle:
                     before=before,
                     batch=batch,
                     now=now,
+                    anchors=anchors,
                     before_delete=before_delete,
                     sign_base=sign_base,
                 )
             ),
         )
 
-    def log_prunable(self, before: datetime) -> tuple[int, int]:
-        """(how many, through which seq) of the stored events pruning ``before`` would remove:
-        the prefix of the chain up to the first event that says it happened at or after
-        ``before`` (``translog.due_for_pruning``)."""
+    def log_prunable(self, before: datetime, anchors: Sequence[Anchor]) -> tuple[int, int]:
+        """(how many, through which seq) of the stored events pruning ``before`` would remove
+        now: the prefix of the chain that says it happened before ``before``, as far as
+        ``anchors`` vouch for it (``translog.due_for_pruning``)."""
         return cast(
             "tuple[int, int]",
-            self._read(lambda session: translog.due_for_pruning(session, before)),
+            self._read(lambda session: translog.due_for_pruning(session, before, anchors)),
         )
 
     def log_base(self) -> tuple[int, str]:

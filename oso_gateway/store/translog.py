@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +24,9 @@ from oso_gateway.store import models as m
 from oso_gateway.store.logchain import (
     FIELD_FORMATS,
     GENESIS,
+    Anchor,
     StoredEvent,
+    base_signed,
     chain,
     make_event,
     verify_chain,
@@ -156,38 +158,65 @@ def log_entries(
 PRUNE_OPERATION = "retention.transfer_log"
 
 
+#: the forms ``make_event`` writes an event's time in (``logchain.FIELD_FORMATS["at"]``)
+_AT_FORMATS = ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ")
+
+
 def logged_at(event: Mapping[str, str]) -> datetime | None:
     """When an event says it happened: its ``at`` field, which its hash covers (the row's
     ``at`` column does not, so it decides nothing); None for one that does not parse."""
-    try:
-        return datetime.strptime(event["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    except (KeyError, ValueError):
-        return None
+    for form in _AT_FORMATS:
+        try:
+            return datetime.strptime(event["at"], form).replace(tzinfo=UTC)
+        except (KeyError, ValueError):
+            continue
+    return None
 
 
-def _due_prefix(session: Session, *, before: datetime, limit: int | None) -> list[StoredEvent]:
-    """The stored events from the first on that say they happened before ``before``, up to the
-    first that does not (or does not say), at most ``limit``."""
+def _rows(session: Session, *, after: int, limit: int | None) -> Iterator[StoredEvent]:
     log = m.TransferLogEntry
-    stmt = select(log.seq, log.prev_hash, log.hash, log.event).order_by(log.seq)
+    stmt = select(log.seq, log.prev_hash, log.hash, log.event).where(log.seq > after)
+    stmt = stmt.order_by(log.seq)
     if limit is not None:
         stmt = stmt.limit(limit)
-    prefix: list[StoredEvent] = []
     for seq, prev_hash, digest, text_ in session.execute(stmt.execution_options(yield_per=1000)):
-        event = json.loads(text_)
-        at = logged_at(event)
+        yield StoredEvent(seq=seq, prev_hash=prev_hash, hash=digest, event=json.loads(text_))
+
+
+def _due_prefix(
+    session: Session, *, after: int, before: datetime, limit: int | None
+) -> list[StoredEvent]:
+    """The stored events after ``after`` that say they happened before ``before``, up to the
+    first that does not (or does not say), at most ``limit``."""
+    prefix: list[StoredEvent] = []
+    for row in _rows(session, after=after, limit=limit):
+        at = logged_at(row.event)
         if at is None or at >= before:
             break
-        prefix.append(StoredEvent(seq=seq, prev_hash=prev_hash, hash=digest, event=event))
+        prefix.append(row)
     return prefix
 
 
-def due_for_pruning(session: Session, before: datetime) -> tuple[int, int]:
-    """(how many, through which seq) of the stored events ``prune_log_batch`` would remove."""
-    prefix = _due_prefix(session, before=before, limit=None)
+def anchored_through(due_through: int, base_seq: int, anchors: Sequence[Anchor]) -> int:
+    """How far pruning may go when events up to ``due_through`` are due: through all of them
+    when an anchor names one of them or a later event (that anchor vouches for every event
+    before it), else through the last anchored one; ``base_seq`` when none is anchored yet."""
+    seqs = [a.seq for a in anchors if a.seq > base_seq]
+    if any(seq >= due_through for seq in seqs):
+        return due_through
+    return max((seq for seq in seqs if seq <= due_through), default=base_seq)
+
+
+def due_for_pruning(
+    session: Session, before: datetime, anchors: Sequence[Anchor]
+) -> tuple[int, int]:
+    """(how many, through which seq) of the stored events pruning would remove now."""
+    base = log_base(session)[0]
+    prefix = _due_prefix(session, after=base, before=before, limit=None)
     if not prefix:
-        return 0, log_base(session)[0]
-    return len(prefix), prefix[-1].seq
+        return 0, base
+    through = anchored_through(prefix[-1].seq, base, anchors)
+    return through - base, through
 
 
 def prune_log_batch(
@@ -196,34 +225,55 @@ def prune_log_batch(
     before: datetime,
     batch: int,
     now: datetime,
+    anchors: Sequence[Anchor],
     before_delete: Callable[[Sequence[StoredEvent]], None],
     sign_base: Callable[[StoredEvent], None],
 ) -> list[StoredEvent]:
     """Remove the oldest stored events that happened before ``before``, at most ``batch`` of
-    them (only a prefix of the chain: pruning stops at the first younger event), and return
-    them.
+    them, and return them. In one transaction, under the appenders' lock.
 
-    In one transaction, under the appenders' lock. The events must link from the current base
-    (or the genesis), untouched: otherwise nothing is pruned (``LogChainBroken``), so the gateway
-    never signs a base over events someone changed in the database. ``before_delete`` is handed
-    them first (to archive them, and to check them against the anchors); the last one becomes
-    the new base, the events are deleted (the delete trigger lets through exactly those up to
-    the base), ``sign_base`` signs the base, and one event records the step
-    (``PRUNE_OPERATION``, the number pruned and the new base), so the kept chain itself says
-    where it starts. A failure anywhere leaves everything as it was (a base anchor signed just
-    before a failed commit names events that were due and untouched).
+    The gateway signs a new base only over events it can vouch for, from ``anchors`` (the
+    anchor file, which the database's users cannot write):
+
+    - the log's current base must be the genesis or one a base anchor names;
+    - only events up to an anchored one go, and the stored events from the base up to the
+      anchor that covers the batch (the first at or after its last event) must link and end in
+      exactly the anchored hash: whatever someone changed in the database since the gateway
+      anchored it, even with recomputed hashes, is refused (``LogChainBroken``); events not
+      anchored yet wait for the next anchor;
+    - which events are due is read from the time in each event, which its hash covers.
+
+    Then ``before_delete`` is handed the events (to archive them), the last one becomes the new
+    base, the events are deleted (the delete trigger lets through exactly those up to the base),
+    ``sign_base`` signs the base, and one event records the step (``PRUNE_OPERATION``, the
+    number pruned and the new base). A failure anywhere leaves everything as it was.
     """
     _lock(session)
-    prefix = _due_prefix(session, before=before, limit=batch)
-    if not prefix:
-        return []
     start = log_base(session)
-    checked = verify_chain(prefix, start=start)
-    if not checked.ok:
+    if start != (0, GENESIS) and not base_signed(anchors, start):
         raise LogChainBroken(
-            f"the transfer log does not verify at event {checked.broken_seq} "
-            f"({checked.reason}), where it was to be pruned: nothing was pruned; run "
-            "`oso-gateway log verify`"
+            f"the log's recorded base, event {start[0]}, is not one a base anchor names: "
+            "nothing was pruned; run `oso-gateway log verify`"
+        )
+    due = _due_prefix(session, after=start[0], before=before, limit=batch)
+    through = anchored_through(due[-1].seq, start[0], anchors) if due else start[0]
+    if through <= start[0]:
+        return []
+    prefix = [row for row in due if row.seq <= through]
+    cover = min((a.seq for a in anchors if a.seq >= through), default=through)
+    span = list(_rows(session, after=start[0], limit=cover - start[0]))
+    checked = verify_chain(span, start=start)
+    problem = checked.reason if not checked.ok else ""
+    if not problem and checked.head_seq != cover:
+        problem = f"the log ends at event {checked.head_seq}, before its anchored event {cover}"
+    stored = {row.seq: row.hash for row in span}
+    for anchor in anchors:
+        if start[0] < anchor.seq <= cover and not problem and stored[anchor.seq] != anchor.hash:
+            problem = f"event {anchor.seq} is not the one its anchor names"
+    if problem:
+        raise LogChainBroken(
+            f"the transfer log does not verify where it was to be pruned ({problem}): nothing "
+            "was pruned; run `oso-gateway log verify`"
         )
     before_delete(prefix)
     last = prefix[-1]

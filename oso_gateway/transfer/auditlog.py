@@ -30,7 +30,6 @@ from cryptography import x509
 from oso_gateway.config import Settings
 from oso_gateway.errors import (
     LogAnchorInvalid,
-    LogChainBroken,
     OutputUnwritable,
     StoreUnavailable,
 )
@@ -286,36 +285,19 @@ def write_base_anchor(
 
 
 class BaseSigner:
-    """``prune_log``'s keeper: checks each batch against the anchor file (every anchor that
-    names one of its events, or the base it links to, must name that event's hash: so the
-    gateway never signs a base over a stretch someone rewrote, even with consistent hashes) and
-    signs the new base into it with ``identity()`` (called when a batch is due: the key is read
-    only then)."""
+    """``prune_log``'s keeper: the anchor file, read afresh for every batch (pruning goes only as
+    far as its anchors vouch for the stored events), and the new base signed into it with
+    ``identity()`` (called when a batch is pruned: the key is read only then)."""
 
     def __init__(self, path: Path, identity: Callable[[], Identity]) -> None:
         self.path = path
         self.identity = identity
-        self._anchors: list[Anchor] | None = None
 
-    def check(self, rows: Sequence[StoredEvent]) -> None:
-        if self._anchors is None:
-            self._anchors = read_anchors(self.path)
-        named = {row.seq: row.hash for row in rows}
-        named[rows[0].seq - 1] = rows[0].prev_hash
-        for anchor in self._anchors:
-            if anchor.seq in named and anchor.hash != named[anchor.seq]:
-                raise LogChainBroken(
-                    f"the anchor of event {anchor.seq} in {self.path} names another event than "
-                    "the log holds there: nothing was pruned; run `oso-gateway log verify`"
-                )
+    def anchors(self) -> list[Anchor]:
+        return read_anchors(self.path)
 
     def sign(self, seq: int, base_hash: str, now: datetime) -> Anchor:
-        anchor = write_base_anchor(
-            self.identity(), self.path, seq=seq, base_hash=base_hash, now=now
-        )
-        if self._anchors is not None:
-            self._anchors.append(anchor)
-        return anchor
+        return write_base_anchor(self.identity(), self.path, seq=seq, base_hash=base_hash, now=now)
 
 
 def _append_anchor(anchor: Anchor, path: Path) -> None:

@@ -39,7 +39,7 @@ from oso_gateway.store.lifecycle import (
     PurgeCandidate,
     PurgeResult,
 )
-from oso_gateway.store.logchain import StoredEvent
+from oso_gateway.store.logchain import Anchor, StoredEvent
 from oso_gateway.store.pull import InzageEntry, PullStore, RequestRecord, effective_status
 from oso_gateway.store.repository import Store
 from oso_gateway.transfer.pull.payloads import ACTION_ANSWER
@@ -242,8 +242,8 @@ class BaseKeeper(Protocol):
     """What a pruning step needs besides the database (``auditlog.BaseSigner``: the gateway's
     identity and anchor file)."""
 
-    def check(self, rows: Sequence[StoredEvent]) -> None:
-        """Refuse (``LogChainBroken``) events that an anchor names with another hash."""
+    def anchors(self) -> Sequence[Anchor]:
+        """The anchor file as it is now (read again for every batch)."""
 
     def sign(self, seq: int, base_hash: str, now: datetime) -> object:
         """Sign ``(seq, base_hash)`` as the log's new base."""
@@ -324,17 +324,15 @@ def prune_log(
     batch: int = LOG_PRUNE_BATCH,
 ) -> LogPrune:
     """Remove the transfer-log events that happened more than ``retention.transfer_log_days``
-    ago (a prefix of the chain, in batches: ``translog.prune_log_batch``). Each batch must link
-    from the log's base untouched and agree with every anchor that names one of its events
-    (``keeper.check``); its events then go to an archive file in ``archive_dir`` (when given),
-    are deleted, and ``keeper`` signs the new base into the anchor file. A failure stops the
-    pruning where it is: the error says how far it got."""
+    ago (a prefix of the chain, in batches: ``translog.prune_log_batch``), as far as the anchor
+    file vouches for them untouched. Each batch goes to an archive file in ``archive_dir`` (when
+    given), is deleted, and ``keeper`` signs the new base into the anchor file. A failure stops
+    the pruning where it is: the error says how far it got."""
     before = log_cutoff(policy, now)
     archive = LogArchive(archive_dir, now) if archive_dir is not None else None
     result = LogPrune()
 
     def before_delete(rows: Sequence[StoredEvent]) -> None:
-        keeper.check(rows)
         if archive is not None:
             archive.write(rows)
 
@@ -347,6 +345,7 @@ def prune_log(
                 before=before,
                 batch=batch,
                 now=now,
+                anchors=keeper.anchors(),
                 before_delete=before_delete,
                 sign_base=sign_base,
             )
