@@ -820,3 +820,61 @@ def test_the_rejection_count_of_the_metrics_goes_on_across_a_pruning(engine: Eng
     _prune(engine, [])
     reject(39)
     assert scrape() == 3
+
+
+def test_a_chain_rewritten_shorter_behind_a_newer_anchor_is_not_pruned(engine: Engine) -> None:
+    """Found by a fourth review: with a base anchor the last line of the anchor file, the
+    anchor thread anchored a forged, shorter chain (it compared with the last line, not the
+    newest anchor), and the next prune signed a base over it. Now neither happens."""
+    from oso_gateway.transfer.auditlog import anchor_due
+
+    store = Store(engine)
+    _append_days(store, range(10))  # due
+    anchors = [_anchor(store)]  # at 10
+    _append_days(store, range(35, 65))  # recent
+    anchors.append(_anchor(store))  # at 40
+    assert _prune(engine, anchors, anchor_head=False).base_seq == 10  # step event 41
+    forged = chain(
+        [make_event(at=T0, kind="system", status="done", count=i) for i in range(10)],
+        after=store.log_base(),
+    )
+    with engine.begin() as conn:
+        _lift_triggers(conn)
+        conn.execute(delete(m.TransferLogEntry).where(m.TransferLogEntry.seq > 10))
+        for row in forged:
+            conn.execute(
+                insert(m.TransferLogEntry).values(
+                    seq=row.seq,
+                    at=T0,
+                    prev_hash=row.prev_hash,
+                    hash=row.hash,
+                    event=json.dumps(dict(row.event), sort_keys=True, separators=(",", ":")),
+                )
+            )
+    newest = max(anchors, key=lambda a: a.seq)
+    assert newest.seq == 40 and anchors[-1].kind == BASE  # the base came last in the file
+    assert not anchor_due(
+        newest, 20, now=NOW, every_events=1, every=timedelta(minutes=1)
+    )  # the thread does not anchor the forged head 20 below the anchor at 40
+    anchors.append(_anchor(store))  # and had it been anchored anyway (by hand, at 20):
+    with pytest.raises(LogChainBroken, match="event 40 is not the one its anchor names"):
+        _prune(engine, anchors, anchor_head=False)
+    assert _bases(anchors) == [10]
+
+
+def test_an_event_that_is_no_json_or_has_no_time_string_is_never_due(engine: Engine) -> None:
+    """A row the gateway did not write (inserted in the database) stops the prefix there; it
+    does not crash the purge (found by the fourth review)."""
+    store = Store(engine)
+    _append_days(store, range(3))  # due
+    head = store.log_head()
+    with engine.begin() as conn:
+        for seq, text_ in ((4, '{"at": 5}'), (5, "not json")):
+            conn.execute(
+                insert(m.TransferLogEntry).values(
+                    seq=seq, at=T0, prev_hash="00" * 32, hash=f"{seq:064x}", event=text_
+                )
+            )
+    anchors = [make_anchor(seq=head[0], head_hash=head[1], now=NOW, key=KEY, certificate=CERT)]
+    done = _prune(engine, anchors, anchor_head=False)
+    assert (done.pruned, done.base_seq) == (3, 3)

@@ -480,7 +480,7 @@ class Lifecycle:
         before: datetime,
         batch: int,
         now: datetime,
-        anchors: Sequence[Anchor],
+        read_anchors: Callable[[], Sequence[Anchor]],
         before_delete: Callable[[Sequence[StoredEvent]], None],
         sign_base: Callable[[StoredEvent], None],
     ) -> list[StoredEvent]:
@@ -493,7 +493,7 @@ class Lifecycle:
                     before=before,
                     batch=batch,
                     now=now,
-                    anchors=anchors,
+                    read_anchors=read_anchors,
                     before_delete=before_delete,
                     sign_base=sign_base,
                 )

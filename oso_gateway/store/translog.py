@@ -165,10 +165,11 @@ _AT_FORMATS = ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ")
 def logged_at(event: Mapping[str, str]) -> datetime | None:
     """When an event says it happened: its ``at`` field, which its hash covers (the row's
     ``at`` column does not, so it decides nothing); None for one that does not parse."""
+    at = event.get("at") if isinstance(event, Mapping) else None
     for form in _AT_FORMATS:
         try:
-            return datetime.strptime(event["at"], form).replace(tzinfo=UTC)
-        except (KeyError, ValueError):
+            return datetime.strptime(at, form).replace(tzinfo=UTC)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
             continue
     return None
 
@@ -180,7 +181,11 @@ def _rows(session: Session, *, after: int, limit: int | None) -> Iterator[Stored
     if limit is not None:
         stmt = stmt.limit(limit)
     for seq, prev_hash, digest, text_ in session.execute(stmt.execution_options(yield_per=1000)):
-        yield StoredEvent(seq=seq, prev_hash=prev_hash, hash=digest, event=json.loads(text_))
+        try:
+            event = json.loads(text_)
+        except ValueError:
+            event = {}  # not an event: never due, and its link does not verify
+        yield StoredEvent(seq=seq, prev_hash=prev_hash, hash=digest, event=event)
 
 
 def _due_prefix(
@@ -225,15 +230,16 @@ def prune_log_batch(
     before: datetime,
     batch: int,
     now: datetime,
-    anchors: Sequence[Anchor],
+    read_anchors: Callable[[], Sequence[Anchor]],
     before_delete: Callable[[Sequence[StoredEvent]], None],
     sign_base: Callable[[StoredEvent], None],
 ) -> list[StoredEvent]:
     """Remove the oldest stored events that happened before ``before``, at most ``batch`` of
     them, and return them. In one transaction, under the appenders' lock.
 
-    The gateway signs a new base only over events it can vouch for, from ``anchors`` (the
-    anchor file, which the database's users cannot write):
+    The gateway signs a new base only over events it can vouch for, from the anchors that
+    ``read_anchors`` reads once the lock is held (the anchor file, which the database's users
+    cannot write; read then, it holds every base another purge signed before this one):
 
     - the log's current base must be the genesis or one a base anchor names;
     - only events up to an anchored one go, and the stored events from the base up to the
@@ -249,6 +255,7 @@ def prune_log_batch(
     number pruned and the new base). A failure anywhere leaves everything as it was.
     """
     _lock(session)
+    anchors = read_anchors()
     start = log_base(session)
     if start != (0, GENESIS) and not base_signed(anchors, start):
         raise LogChainBroken(
@@ -270,6 +277,15 @@ def prune_log_batch(
     for anchor in anchors:
         if start[0] < anchor.seq <= cover and not problem and stored[anchor.seq] != anchor.hash:
             problem = f"event {anchor.seq} is not the one its anchor names"
+    newest = max(anchors, key=lambda a: a.seq, default=None)
+    if not problem and newest is not None and newest.seq > cover:
+        # the newest anchor must still name what the log holds there (a chain rewritten
+        # shorter behind it, which a later anchor already vouched for, is refused here)
+        found = session.scalar(
+            select(m.TransferLogEntry.hash).where(m.TransferLogEntry.seq == newest.seq)
+        )
+        if found != newest.hash:
+            problem = f"event {newest.seq} is not the one its anchor names"
     if problem:
         raise LogChainBroken(
             f"the transfer log does not verify where it was to be pruned ({problem}): nothing "

@@ -332,7 +332,7 @@ def maybe_anchor(
     anchors = read_anchors(path)
     seq, _hash = head(store)
     due = anchor_due(
-        anchors[-1] if anchors else None,
+        max(anchors, key=lambda a: a.seq, default=None),  # a base anchor may come last
         seq,
         now=now,
         every_events=settings.log.anchor_every_events,

@@ -345,7 +345,7 @@ def prune_log(
                 before=before,
                 batch=batch,
                 now=now,
-                anchors=keeper.anchors(),
+                read_anchors=keeper.anchors,
                 before_delete=before_delete,
                 sign_base=sign_base,
             )
