@@ -674,7 +674,7 @@ def config(tmp_path: Path) -> Path:
         store.append_log([event], now=when)
     # anchored, as a running gateway anchors its log periodically
     seq, head = store.log_head()
-    anchor = make_anchor(seq=seq, head_hash=head, now=datetime.now(UTC), key=KEY, certificate=CERT)
+    anchor = make_anchor(seq=seq, head_hash=head, now=NOW, key=KEY, certificate=CERT)
     settings.anchor_file.write_text(anchor.to_json() + "\n")
     engine.dispose()
     return path
@@ -878,26 +878,3 @@ def test_an_event_that_is_no_json_or_has_no_time_string_is_never_due(engine: Eng
     anchors = [make_anchor(seq=head[0], head_hash=head[1], now=NOW, key=KEY, certificate=CERT)]
     done = _prune(engine, anchors, anchor_head=False)
     assert (done.pruned, done.base_seq) == (3, 3)
-
-
-def test_an_event_dated_in_the_future_goes_once_an_old_enough_anchor_covers_it(
-    engine: Engine,
-) -> None:
-    """Found by the fourth review: one event dated far ahead (appended by someone who can
-    write the database, or by a clock gone wrong) stopped pruning at it for good. The signed
-    time of an anchor that covers it bounds when it existed."""
-    store = Store(engine)
-    _append_days(store, range(2))
-    ahead = datetime(2999, 1, 1, tzinfo=UTC)
-    store.append_log([make_event(at=ahead, kind="system", status="done", count=99)], now=ahead)
-    _append_days(store, range(3, 5))  # 5 events; event 3 says 2999
-    seq, head = store.log_head()
-    signed_early = make_anchor(
-        seq=seq, head_hash=head, now=T0 + timedelta(days=5), key=KEY, certificate=CERT
-    )
-    anchors = [_anchor(store)]  # the same head signed at NOW: covers them, not old enough
-    assert _prune(engine, anchors, anchor_head=False).pruned == 2  # stops at the 2999 event
-    anchors.append(signed_early)
-    done = _prune(engine, anchors, anchor_head=False)
-    assert (done.pruned, done.base_seq) == (3, 5)
-    assert _verify(store, anchors)[0]

@@ -189,26 +189,14 @@ def _rows(session: Session, *, after: int, limit: int | None) -> Iterator[Stored
 
 
 def _due_prefix(
-    session: Session,
-    *,
-    after: int,
-    before: datetime,
-    limit: int | None,
-    anchors: Sequence[Anchor],
+    session: Session, *, after: int, before: datetime, limit: int | None
 ) -> list[StoredEvent]:
-    """The stored events after ``after`` that happened before ``before``, up to the first that
-    did not, at most ``limit``. An event happened before ``before`` when it says so, or when an
-    anchor signed before then names it or a later event (the anchor's signed time bounds when
-    the event existed: so an event dated in the future, which would otherwise stop pruning for
-    good, goes once an old enough anchor covers it)."""
-    vouched = max(
-        (a.seq for a in anchors if (at := logged_at({"at": a.at})) is not None and at < before),
-        default=0,
-    )
+    """The stored events after ``after`` that say they happened before ``before``, up to the
+    first that does not (or does not say), at most ``limit``."""
     prefix: list[StoredEvent] = []
     for row in _rows(session, after=after, limit=limit):
         at = logged_at(row.event)
-        if row.seq > vouched and (at is None or at >= before):
+        if at is None or at >= before:
             break
         prefix.append(row)
     return prefix
@@ -229,7 +217,7 @@ def due_for_pruning(
 ) -> tuple[int, int]:
     """(how many, through which seq) of the stored events pruning would remove now."""
     base = log_base(session)[0]
-    prefix = _due_prefix(session, after=base, before=before, limit=None, anchors=anchors)
+    prefix = _due_prefix(session, after=base, before=before, limit=None)
     if not prefix:
         return 0, base
     through = anchored_through(prefix[-1].seq, base, anchors)
@@ -274,7 +262,7 @@ def prune_log_batch(
             f"the log's recorded base, event {start[0]}, is not one a base anchor names: "
             "nothing was pruned; run `oso-gateway log verify`"
         )
-    due = _due_prefix(session, after=start[0], before=before, limit=batch, anchors=anchors)
+    due = _due_prefix(session, after=start[0], before=before, limit=batch)
     through = anchored_through(due[-1].seq, start[0], anchors) if due else start[0]
     if through <= start[0]:
         return []
