@@ -346,6 +346,24 @@ def _lift_triggers(conn: Connection) -> None:
         conn.execute(text("DROP TRIGGER IF EXISTS transfer_log_no_delete"))
 
 
+def _replace_rows(engine: Engine, rows: list[StoredEvent], *, after: int = 0) -> None:
+    """With the table owner's rights: the stored events after ``after`` become ``rows`` (their
+    stored time an old one, which decides nothing)."""
+    with engine.begin() as conn:
+        _lift_triggers(conn)
+        conn.execute(delete(m.TransferLogEntry).where(m.TransferLogEntry.seq > after))
+        for row in rows:
+            conn.execute(
+                insert(m.TransferLogEntry).values(
+                    seq=row.seq,
+                    at=T0,
+                    prev_hash=row.prev_hash,
+                    hash=row.hash,
+                    event=json.dumps(dict(row.event), sort_keys=True, separators=(",", ":")),
+                )
+            )
+
+
 def test_the_stored_time_of_an_event_does_not_make_it_due(engine: Engine) -> None:
     """Found by a second review: the row's ``at`` column is not hashed; backdating it made the
     gateway prune recent events and sign their base. Only the hashed event's own time counts."""
@@ -395,19 +413,7 @@ def test_a_stretch_rewritten_with_consistent_hashes_is_caught_by_its_anchor(
             for d in range(6)
         ]
     )
-    with engine.begin() as conn:
-        _lift_triggers(conn)
-        conn.execute(delete(m.TransferLogEntry))
-        for row in forged:
-            conn.execute(
-                insert(m.TransferLogEntry).values(
-                    seq=row.seq,
-                    at=T0,
-                    prev_hash=row.prev_hash,
-                    hash=row.hash,
-                    event=json.dumps(dict(row.event), sort_keys=True, separators=(",", ":")),
-                )
-            )
+    _replace_rows(engine, forged)
     with pytest.raises(LogChainBroken, match="event 6 is not the one its anchor names"):
         _prune(engine, anchors, anchor_head=False)
     assert [a.kind for a in anchors] == ["head"] and len(store.log_entries()) == 6
@@ -451,19 +457,7 @@ def test_events_covered_only_by_a_later_anchor_are_checked_against_it(engine: En
             *[dict(r.event) for r in rows[3:]],
         ]
     )
-    with engine.begin() as conn:
-        _lift_triggers(conn)
-        conn.execute(delete(m.TransferLogEntry))
-        for row in forged:
-            conn.execute(
-                insert(m.TransferLogEntry).values(
-                    seq=row.seq,
-                    at=T0,
-                    prev_hash=row.prev_hash,
-                    hash=row.hash,
-                    event=json.dumps(dict(row.event), sort_keys=True, separators=(",", ":")),
-                )
-            )
+    _replace_rows(engine, forged)
     with pytest.raises(LogChainBroken, match="event 6 is not the one its anchor names"):
         _prune(engine, anchors, anchor_head=False)
     assert _bases(anchors) == [] and len(store.log_entries()) == 6
@@ -494,19 +488,7 @@ def test_only_anchored_events_are_pruned_and_the_anchor_file_is_read_for_every_r
         + [dict(rows[-1].event)],
         after=(4, rows[0].prev_hash),
     )
-    with engine.begin() as conn:
-        _lift_triggers(conn)
-        conn.execute(delete(m.TransferLogEntry).where(m.TransferLogEntry.seq > 4))
-        for row in forged:
-            conn.execute(
-                insert(m.TransferLogEntry).values(
-                    seq=row.seq,
-                    at=T0,
-                    prev_hash=row.prev_hash,
-                    hash=row.hash,
-                    event=json.dumps(dict(row.event), sort_keys=True, separators=(",", ":")),
-                )
-            )
+    _replace_rows(engine, forged, after=4)
     with pytest.raises(LogChainBroken, match="event 9 is not the one its anchor names"):
         prune_log(lifecycle, POLICY, now=NOW, archive_dir=None, keeper=keeper)
     assert _bases(read_anchors(path)) == [4]
@@ -838,19 +820,7 @@ def test_a_chain_rewritten_shorter_behind_a_newer_anchor_is_not_pruned(engine: E
         [make_event(at=T0, kind="system", status="done", count=i) for i in range(10)],
         after=store.log_base(),
     )
-    with engine.begin() as conn:
-        _lift_triggers(conn)
-        conn.execute(delete(m.TransferLogEntry).where(m.TransferLogEntry.seq > 10))
-        for row in forged:
-            conn.execute(
-                insert(m.TransferLogEntry).values(
-                    seq=row.seq,
-                    at=T0,
-                    prev_hash=row.prev_hash,
-                    hash=row.hash,
-                    event=json.dumps(dict(row.event), sort_keys=True, separators=(",", ":")),
-                )
-            )
+    _replace_rows(engine, forged, after=10)
     newest = max(anchors, key=lambda a: a.seq)
     assert newest.seq == 40 and anchors[-1].kind == BASE  # the base came last in the file
     assert not anchor_due(
@@ -869,12 +839,18 @@ def test_an_event_that_is_no_json_or_has_no_time_string_is_never_due(engine: Eng
     _append_days(store, range(3))  # due
     head = store.log_head()
     with engine.begin() as conn:
-        for seq, text_ in ((4, '{"at": 5}'), (5, "not json")):
+        for seq, text_ in ((4, "5"), (5, "not json"), (6, '{"at": 5}')):
+            link = head[1] if seq == 4 else f"{seq - 1:064x}"  # linked, so the hash is computed
             conn.execute(
                 insert(m.TransferLogEntry).values(
-                    seq=seq, at=T0, prev_hash="00" * 32, hash=f"{seq:064x}", event=text_
+                    seq=seq, at=T0, prev_hash=link, hash=f"{seq:064x}", event=text_
                 )
             )
+    # an anchor past them makes the purge read them as part of the chain it checks: a link
+    # that does not verify, not a crash on a JSON value that is no object ("5")
+    past = [make_anchor(seq=6, head_hash=f"{6:064x}", now=NOW, key=KEY, certificate=CERT)]
+    with pytest.raises(LogChainBroken, match="does not verify"):
+        _prune(engine, past, anchor_head=False)
     anchors = [make_anchor(seq=head[0], head_hash=head[1], now=NOW, key=KEY, certificate=CERT)]
     done = _prune(engine, anchors, anchor_head=False)
     assert (done.pruned, done.base_seq) == (3, 3)

@@ -118,9 +118,9 @@ def _keeper(settings: Settings) -> BaseSigner:
     """The gateway's first identity and anchor file: the key is read only when a batch is due
     (without an identity nothing is pruned, OSO-E501)."""
     from oso_gateway.runtime import first_identity
-    from oso_gateway.transfer.auditlog import BaseSigner as Signer
+    from oso_gateway.transfer import auditlog
 
-    return Signer(settings.anchor_file, lambda: first_identity(settings))
+    return auditlog.BaseSigner(settings.anchor_file, lambda: first_identity(settings))
 
 
 def _question(items: int, log_events: int) -> str:

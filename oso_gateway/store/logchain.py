@@ -87,6 +87,23 @@ def make_event(**fields: object) -> dict[str, str]:
     return event
 
 
+#: the forms ``make_event`` accepts an event's time in (``FIELD_FORMATS["at"]``)
+_AT_FORMATS = ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ")
+
+
+def event_time(event: Mapping[str, object]) -> datetime | None:
+    """When an event (or an anchor, as ``{"at": anchor.at}``) says it happened: its ``at``
+    field in UTC, which its hash (or signature) covers; None when it has none of its forms."""
+    at = event.get("at")
+    if isinstance(at, str):
+        for form in _AT_FORMATS:
+            try:
+                return datetime.strptime(at, form).replace(tzinfo=UTC)
+            except ValueError:
+                continue
+    return None
+
+
 def _format_value(value: object) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None:

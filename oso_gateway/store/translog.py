@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, text
@@ -28,6 +28,7 @@ from oso_gateway.store.logchain import (
     StoredEvent,
     base_signed,
     chain,
+    event_time,
     make_event,
     verify_chain,
 )
@@ -158,22 +159,6 @@ def log_entries(
 PRUNE_OPERATION = "retention.transfer_log"
 
 
-#: the forms ``make_event`` writes an event's time in (``logchain.FIELD_FORMATS["at"]``)
-_AT_FORMATS = ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ")
-
-
-def logged_at(event: Mapping[str, str]) -> datetime | None:
-    """When an event says it happened: its ``at`` field, which its hash covers (the row's
-    ``at`` column does not, so it decides nothing); None for one that does not parse."""
-    at = event.get("at") if isinstance(event, Mapping) else None
-    for form in _AT_FORMATS:
-        try:
-            return datetime.strptime(at, form).replace(tzinfo=UTC)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            continue
-    return None
-
-
 def _rows(session: Session, *, after: int, limit: int | None) -> Iterator[StoredEvent]:
     log = m.TransferLogEntry
     stmt = select(log.seq, log.prev_hash, log.hash, log.event).where(log.seq > after)
@@ -184,7 +169,9 @@ def _rows(session: Session, *, after: int, limit: int | None) -> Iterator[Stored
         try:
             event = json.loads(text_)
         except ValueError:
-            event = {}  # not an event: never due, and its link does not verify
+            event = None
+        if not isinstance(event, dict):  # not an event: never due, and its link does not verify
+            event = {}
         yield StoredEvent(seq=seq, prev_hash=prev_hash, hash=digest, event=event)
 
 
@@ -195,7 +182,7 @@ def _due_prefix(
     first that does not (or does not say), at most ``limit``."""
     prefix: list[StoredEvent] = []
     for row in _rows(session, after=after, limit=limit):
-        at = logged_at(row.event)
+        at = event_time(row.event)
         if at is None or at >= before:
             break
         prefix.append(row)

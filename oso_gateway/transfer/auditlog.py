@@ -40,6 +40,7 @@ from oso_gateway.store.logchain import (
     BASE,
     FIELD_FORMATS,
     GENESIS,
+    HEAD,
     Anchor,
     StoredEvent,
     VerifyResult,
@@ -49,6 +50,7 @@ from oso_gateway.store.logchain import (
     make_anchor,
     verify_anchor,
 )
+from oso_gateway.store.logchain import event_time as logchain_event_time
 from oso_gateway.store.repository import Store
 from oso_gateway.store.translog import PRUNE_OPERATION
 
@@ -74,7 +76,11 @@ def parse_when(text: str, *, now: datetime) -> datetime:
 
 
 def event_time(event: Mapping[str, str]) -> datetime:
-    return datetime.strptime(event["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    """``logchain.event_time`` of one of our events (or anchors); ``ValueError`` without one."""
+    at = logchain_event_time(event)
+    if at is None:
+        raise ValueError("the event has no time of the transfer log's form")
+    return at
 
 
 def normalise_school(text: str) -> str:
@@ -249,14 +255,7 @@ def write_anchor(store: Store, identity: Identity, path: Path, *, now: datetime)
     """Sign the current head with ``identity`` and append it to the anchor file (created 0644,
     its directory as needed); the line is flushed to disk before this returns."""
     seq, head_hash = head(store)
-    anchor = make_anchor(
-        seq=seq,
-        head_hash=head_hash,
-        now=now,
-        key=identity.private_key,
-        certificate=identity.certificate,
-    )
-    _append_anchor(anchor, path)
+    anchor = _sign_into(path, identity, seq=seq, anchored_hash=head_hash, now=now, kind=HEAD)
     log.info("transfer log anchored at event %d (%s)", seq, head_hash[:16])
     return anchor
 
@@ -264,23 +263,36 @@ def write_anchor(store: Store, identity: Identity, path: Path, *, now: datetime)
 def write_base_anchor(
     identity: Identity, path: Path, *, seq: int, base_hash: str, now: datetime
 ) -> Anchor:
-    """Sign ``(seq, base_hash)`` as the log's new base (a pruning step, before it deletes) and
+    """Sign ``(seq, base_hash)`` as the log's new base (a pruning step, before it commits) and
     append it to the anchor file, on disk before this returns: without the gateway key nobody
     can make a base that ``verify_log`` accepts."""
-    anchor = make_anchor(
-        seq=seq,
-        head_hash=base_hash,
-        now=now,
-        key=identity.private_key,
-        certificate=identity.certificate,
-        kind=BASE,
-    )
     try:
-        _append_anchor(anchor, path)
+        return _sign_into(path, identity, seq=seq, anchored_hash=base_hash, now=now, kind=BASE)
     except OSError as exc:
         raise OutputUnwritable(
             f"cannot write the anchor file {path}: {exc.strerror or type(exc).__name__}"
         ) from None
+
+
+def _sign_into(
+    path: Path, identity: Identity, *, seq: int, anchored_hash: str, now: datetime, kind: str
+) -> Anchor:
+    """Sign an anchor of ``kind`` and append it to the anchor file, synced to disk."""
+    anchor = make_anchor(
+        seq=seq,
+        head_hash=anchored_hash,
+        now=now,
+        key=identity.private_key,
+        certificate=identity.certificate,
+        kind=kind,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)  # no personal data
+    try:
+        os.write(fd, (anchor.to_json() + "\n").encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     return anchor
 
 
@@ -298,16 +310,6 @@ class BaseSigner:
 
     def sign(self, seq: int, base_hash: str, now: datetime) -> Anchor:
         return write_base_anchor(self.identity(), self.path, seq=seq, base_hash=base_hash, now=now)
-
-
-def _append_anchor(anchor: Anchor, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)  # no personal data
-    try:
-        os.write(fd, (anchor.to_json() + "\n").encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def anchor_due(
@@ -499,7 +501,7 @@ def merge_segments(segments: Sequence[Sequence[StoredEvent]]) -> list[StoredEven
     for segment in segments:
         for row in segment:
             other = by_seq.setdefault(row.seq, row)
-            if other is not row and other != row:
+            if other != row:
                 raise ValueError(f"two different events are numbered {row.seq}")
     return [by_seq[seq] for seq in sorted(by_seq)]
 
