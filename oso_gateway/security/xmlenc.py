@@ -54,6 +54,21 @@ _DIGESTS = {DIGEST_SHA1: "sha1", DIGEST_SHA256: "sha256"}
 _MGFS = {MGF1_SHA1: "sha1", MGF1_SHA256: "sha256"}
 
 
+#: Clark names the open path compares tags with (built once, not per message)
+_DS_DIGEST_METHOD = q(DS, "DigestMethod")
+_DS_KEY_INFO = q(DS, "KeyInfo")
+_WSSE_KEY_IDENTIFIER = q(WSSE, "KeyIdentifier")
+_WSSE_SECURITY_TOKEN_REFERENCE = q(WSSE, "SecurityTokenReference")
+_XENC11_MGF = q(XENC11, "MGF")
+_XENC_CARRIED_KEY_NAME = q(XENC, "CarriedKeyName")
+_XENC_CIPHER_DATA = q(XENC, "CipherData")
+_XENC_CIPHER_VALUE = q(XENC, "CipherValue")
+_XENC_DATA_REFERENCE = q(XENC, "DataReference")
+_XENC_ENCRYPTION_METHOD = q(XENC, "EncryptionMethod")
+_XENC_ENCRYPTION_PROPERTIES = q(XENC, "EncryptionProperties")
+_XENC_REFERENCE_LIST = q(XENC, "ReferenceList")
+
+
 def _sub(parent: etree._Element, ns: str, local: str, **attrib: str) -> etree._Element:
     return etree.SubElement(parent, q(ns, local), attrib)
 
@@ -145,13 +160,13 @@ def parse_encrypted_key(ek: etree._Element, *, allowed: frozenset[str]) -> Parse
     """Strictly parse an EncryptedKey; raise a typed error for anything outside the profile."""
     kids = elements(ek)
     tags = [k.tag for k in kids]
-    if q(XENC, "CarriedKeyName") in tags or q(XENC, "EncryptionProperties") in tags:
+    if _XENC_CARRIED_KEY_NAME in tags or _XENC_ENCRYPTION_PROPERTIES in tags:
         raise SecurityHeaderInvalid("EncryptedKey has elements outside the profile")
     if tags != [
-        q(XENC, "EncryptionMethod"),
-        q(DS, "KeyInfo"),
-        q(XENC, "CipherData"),
-        q(XENC, "ReferenceList"),
+        _XENC_ENCRYPTION_METHOD,
+        _DS_KEY_INFO,
+        _XENC_CIPHER_DATA,
+        _XENC_REFERENCE_LIST,
     ]:
         raise SecurityHeaderInvalid(
             "EncryptedKey must hold EncryptionMethod, KeyInfo, CipherData, ReferenceList"
@@ -160,7 +175,7 @@ def parse_encrypted_key(ek: etree._Element, *, allowed: frozenset[str]) -> Parse
     algorithm, digest, mgf = _key_transport(method, allowed)
     ski, issuer, serial = _recipient_reference(key_info)
     cipher_value = elements(cipher_data)
-    if len(cipher_value) != 1 or cipher_value[0].tag != q(XENC, "CipherValue"):
+    if len(cipher_value) != 1 or cipher_value[0].tag != _XENC_CIPHER_VALUE:
         raise SecurityHeaderInvalid("EncryptedKey CipherData must hold one CipherValue")
     try:
         wrapped = primitives.b64decode(text_only(cipher_value[0], "EncryptedKey CipherValue"))
@@ -169,7 +184,7 @@ def parse_encrypted_key(ek: etree._Element, *, allowed: frozenset[str]) -> Parse
     data_ids = []
     for ref in elements(ref_list):
         uri = ref.get("URI") or ""
-        if ref.tag != q(XENC, "DataReference") or not uri.startswith("#") or len(uri) < 2:
+        if ref.tag != _XENC_DATA_REFERENCE or not uri.startswith("#") or len(uri) < 2:
             raise SecurityHeaderInvalid("ReferenceList must hold DataReference URI='#id' only")
         data_ids.append(uri[1:])
     return ParsedEncryptedKey(
@@ -194,9 +209,9 @@ def _key_transport(method: etree._Element, allowed: frozenset[str]) -> tuple[str
     digest, mgf = "sha1", "sha1"  # the defaults of both OAEP identifiers
     for param in elements(method):
         alg = param.get("Algorithm") or ""
-        if param.tag == q(DS, "DigestMethod") and alg in _DIGESTS:
+        if param.tag == _DS_DIGEST_METHOD and alg in _DIGESTS:
             digest = _DIGESTS[alg]
-        elif param.tag == q(XENC11, "MGF") and algorithm == KT_RSA_OAEP and alg in _MGFS:
+        elif param.tag == _XENC11_MGF and algorithm == KT_RSA_OAEP and alg in _MGFS:
             mgf = _MGFS[alg]
         else:
             raise KeyTransportRejected("unsupported RSA-OAEP parameter (digest, MGF or label)")
@@ -205,12 +220,12 @@ def _key_transport(method: etree._Element, allowed: frozenset[str]) -> tuple[str
 
 def _recipient_reference(key_info: etree._Element) -> tuple[bytes | None, str | None, int | None]:
     kids = elements(key_info)
-    if len(kids) == 1 and kids[0].tag == q(WSSE, "SecurityTokenReference"):
+    if len(kids) == 1 and kids[0].tag == _WSSE_SECURITY_TOKEN_REFERENCE:
         kids = elements(kids[0])
     if len(kids) != 1:
         raise SecurityHeaderInvalid("EncryptedKey KeyInfo must name one recipient certificate")
     ref = kids[0]
-    if ref.tag == q(WSSE, "KeyIdentifier"):
+    if ref.tag == _WSSE_KEY_IDENTIFIER:
         if ref.get("ValueType") != VALUE_SKI or ref.get("EncodingType", ENCODING_BASE64) != (
             ENCODING_BASE64
         ):
@@ -250,7 +265,7 @@ def cipher_value_of(ed: etree._Element) -> etree._Element:
         raise SecurityHeaderInvalid("EncryptedData must encrypt element content (Type #Content)")
     kids = elements(ed)
     tags = [k.tag for k in kids]
-    if not tags or tags[0] != q(XENC, "EncryptionMethod"):
+    if not tags or tags[0] != _XENC_ENCRYPTION_METHOD:
         raise SecurityHeaderInvalid("EncryptedData has no EncryptionMethod")
     algorithm = kids[0].get("Algorithm") or ""
     if algorithm != ENC_AES256_GCM:
@@ -259,12 +274,12 @@ def cipher_value_of(ed: etree._Element) -> etree._Element:
     if elements(kids[0]):
         raise DataEncryptionRejected("EncryptionMethod parameters are not accepted")
     rest = tags[1:]
-    if rest and rest[0] == q(DS, "KeyInfo"):
+    if rest and rest[0] == _DS_KEY_INFO:
         rest = rest[1:]
-    if rest != [q(XENC, "CipherData")]:
+    if rest != [_XENC_CIPHER_DATA]:
         raise SecurityHeaderInvalid("EncryptedData must hold CipherData (and nothing else)")
     values = elements(kids[-1])
-    if len(values) != 1 or values[0].tag != q(XENC, "CipherValue"):
+    if len(values) != 1 or values[0].tag != _XENC_CIPHER_VALUE:
         raise SecurityHeaderInvalid("EncryptedData must carry its CipherValue inline")
     return values[0]
 
