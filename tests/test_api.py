@@ -80,6 +80,30 @@ def test_dry_run_reports_findings_and_categories_and_queues_nothing(api: LiveApi
     assert outbox_count(api) == before
 
 
+def test_dry_run_of_xml_that_does_not_parse_answers_as_a_submit_with_the_line(
+    api: LiveApi,
+) -> None:
+    """It answered E201 (the SOAP layer's code) with no finding at all, where a submit says
+    E101 and `validate` gives the line and column (found by a helper's walkthrough)."""
+    whole = dossier_for("POVO", SCHOOL_A, seed=35)
+    cut = whole[: len(whole) // 2]
+    answer = api.post(
+        "outbox/dry-run", SCHOOL_A, params={"recipient": "01AB00"}, data=cut, headers=XML
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    submitted = submit(api, cut)
+    assert submitted.status_code == 400 and submitted.json()["code"] == body["error_code"]
+    assert body["would_queue"] is False and body["error_code"] == "OSO-E101"
+    [finding] = body["findings"]
+    assert finding["severity"] == "error" and finding["line"] is not None
+    assert "not well-formed XML at line" in finding["message"]
+    empty = api.post(
+        "outbox/dry-run", SCHOOL_A, params={"recipient": "01AB00"}, data=b"", headers=XML
+    )
+    assert empty.json()["error_code"] == "OSO-E101" and empty.json()["findings"], empty.text
+
+
 def test_outbox_list_filters_and_pages_with_a_cursor(api: LiveApi) -> None:
     for seed in (41, 42, 43):
         assert submit(api, dossier_for("POVO", SCHOOL_A, seed=seed)).status_code == 201
@@ -132,8 +156,11 @@ def test_inbox_fetch_as_xml_json_and_chosen_categories_then_ack(api: LiveApi) ->
     assert "schoolloopbaan" in present_keys(etree.fromstring(xml.content))
     as_json = api.get(f"inbox/messages/{message_id}/dossier?format=json", SCHOOL_B).json()
     assert as_json["dossier"]["huidigeschool"]["brincode"] == "00YY"
-    bad = api.get(f"inbox/messages/{message_id}/dossier?categories=nosuch", SCHOOL_B)
+    bad = api.get(f"inbox/messages/{message_id}/dossier?categories=verzuim,nosuch", SCHOOL_B)
     assert bad.status_code == 400 and bad.json()["code"] == "OSO-E612"
+    [unknown] = bad.json()["errors"]  # names the key it does not know, and the known ones
+    assert unknown["location"] == "categories" and "'nosuch'" in unknown["message"]
+    assert "verzuim" in unknown["message"].split("known:")[1]
     acked = api.post(f"inbox/messages/{message_id}/ack", SCHOOL_B)
     assert acked.status_code == 200 and acked.json()["status"] == "fetched"
     assert api.post(f"inbox/messages/{message_id}/ack", SCHOOL_B).json()["status"] == "fetched"
@@ -186,6 +213,8 @@ def test_bad_submissions_get_a_problem_and_store_nothing(
     assert answer.json()["code"] == code
     if code in ("OSO-E101", "OSO-E102"):
         assert answer.json()["errors"], "the rule codes and their locations"
+    if code == "OSO-E608":
+        assert "application/xml" in answer.json()["detail"]  # says what it takes
     assert outbox_count(api) == before
 
 

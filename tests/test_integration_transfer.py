@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 from _gateway_apps import queue_generated
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
 from oso_gateway.cli import main
@@ -315,3 +315,33 @@ def test_outbox_run_once_delivers_what_send_queued(
     result = CliRunner().invoke(main, ["outbox", "run", "--once", "--config", config])
     assert result.exit_code == 0, result.output
     assert "delivered 1, retrying 0, failed 0" in result.output
+
+
+def test_send_command_refuses_the_same_dossier_for_the_same_school_within_the_window(
+    gateways: dict[str, DevGateway], tmp_path: Path
+) -> None:
+    """As the school API does (E610): a second `send` of the same file, and the same dossier
+    twice in one directory, are refused; `--allow-duplicate` queues it on purpose."""
+    dossier = tmp_path / "twice.xml"
+    dossier.write_bytes(generate_dossier(overstap="POVO", seed=51, now=datetime.now(UTC)))
+    config = str(gateways[PRIMARY_OIN].config_file)
+
+    def send(*extra: str) -> Result:
+        return CliRunner().invoke(main, ["send", *extra, "--config", config])
+
+    first = send(str(dossier), "--to", "01AB00")
+    assert first.exit_code == 0, first.output
+    again = send(str(dossier), "--to", "01AB00")
+    assert again.exit_code == 1
+    assert "rejected: dossier 1/1" in again.output and "OSO-E610" in again.output
+    assert first.output.split("urn:uuid:")[1][:36] in again.output  # names the first message
+    klas = tmp_path / "klas"
+    klas.mkdir()
+    (klas / "a.xml").write_bytes(dossier.read_bytes())
+    (klas / "b.xml").write_bytes(generate_dossier(overstap="POVO", seed=52, now=datetime.now(UTC)))
+    (klas / "c.xml").write_bytes(generate_dossier(overstap="POVO", seed=52, now=datetime.now(UTC)))
+    both = send(str(klas), "--to", "01AB00")
+    assert "queued 1 dossier(s) for 01AB00, rejected 2" in both.output, both.output
+    assert both.exit_code == 1
+    forced = send(str(dossier), "--to", "01AB00", "--allow-duplicate")
+    assert forced.exit_code == 0 and "queued 1 dossier(s)" in forced.output, forced.output

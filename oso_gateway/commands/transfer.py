@@ -12,7 +12,7 @@ import hashlib
 import signal
 import sys
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -58,19 +58,36 @@ def _label(index: int, total: int, data: bytes) -> str:
     show_default=True,
     help="With --wait: give up waiting after this many seconds (the outbox keeps trying).",
 )
+@click.option(
+    "--allow-duplicate",
+    is_flag=True,
+    help="Queue a dossier even when the same one was queued for this school within "
+    "[duplicates] outbound_window_hours (refused as OSO-E610 otherwise).",
+)
 @config_option
 def send_command(
-    dossier: Path, school: object, wait: bool, timeout: float, config_file: Path | None
+    dossier: Path,
+    school: object,
+    wait: bool,
+    timeout: float,
+    allow_duplicate: bool,
+    config_file: Path | None,
 ) -> None:
     """Validate, minimise, seal and queue DOSSIER (a file, or a directory of *.xml) for a school.
 
-    Exit status 1 when any dossier was rejected or (with --wait) not delivered.
+    The same dossier queued again for the same school within the duplicate window is refused
+    (OSO-E610), as the school API refuses it. Exit status 1 when any dossier was rejected or
+    (with --wait) not delivered.
     """
+    from oso_gateway.store.mailbox import Mailbox
+    from oso_gateway.transfer.mailbox import refuse_duplicate
     from oso_gateway.transfer.schools import School
     from oso_gateway.transfer.send import prepare_dossier
 
     assert isinstance(school, School)
     services = services_or_exit(config_file)
+    mailbox = Mailbox(services.store)
+    window = timedelta(hours=services.settings.duplicates.outbound_window_hours)
     files = sorted(dossier.glob("*.xml")) if dossier.is_dir() else [dossier]
     if not files:
         click.echo(f"error: no *.xml files in {dossier}", err=True)
@@ -89,14 +106,17 @@ def send_command(
                 data = path.read_bytes()
                 label = _label(index, len(files), data)
                 try:
+                    now = datetime.now(UTC)
                     prepared = prepare_dossier(
                         data,
                         to=school,
                         directory=services.directory,
                         config=services.sender_config,
-                        now=datetime.now(UTC),
+                        now=now,
                         objections=services.outbox.objections,
                     )
+                    if not allow_duplicate:
+                        refuse_duplicate(mailbox, prepared, to=school, now=now, window=window)
                     services.outbox.enqueue(prepared)
                 except GatewayError as exc:
                     rejected += 1

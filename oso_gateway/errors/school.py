@@ -80,7 +80,10 @@ class ApiUnsupportedMediaType(RemoteError):
 
     code = "OSO-E608"
     http_status = 415
-    public_message = "Unsupported Content-Type for this endpoint."
+    public_message = (
+        "Unsupported Content-Type for this endpoint: a dossier is sent as application/xml "
+        "(or text/xml), any other body as application/json."
+    )
 
 
 class ApiRateLimited(RemoteError):
@@ -117,7 +120,12 @@ class UnknownCategory(RemoteError):
 
     code = "OSO-E612"
     http_status = 400
-    public_message = "Unknown category key."
+    public_message = "Unknown category key (see errors for the key and the known ones)."
+
+    def __init__(self, detail: str = "", *, keys: tuple[str, ...] = ()) -> None:
+        #: the unknown keys as the client sent them (printable ASCII, cut to 40 characters)
+        self.keys = keys
+        super().__init__(detail)
 
 
 class ApiRouteNotFound(RemoteError):

@@ -140,8 +140,11 @@ def parse_categories(text: str | Sequence[str] | None) -> tuple[str, ...] | None
         return None
     unknown = [k for k in keys if k not in BY_KEY]
     if unknown:
-        shown = ", ".join(k[:40] for k in unknown[:5] if k.isascii() and k.isprintable())
-        raise UnknownCategory(f"unknown category key(s): {shown or '(unprintable)'}")
+        printable = tuple(k[:40] for k in unknown[:5] if k.isascii() and k.isprintable())
+        raise UnknownCategory(
+            f"unknown category key(s): {', '.join(printable) or '(unprintable)'}",
+            keys=printable or ("(unprintable)",),
+        )
     return keys
 
 
@@ -192,7 +195,8 @@ class _Boxes:
             self.direction, message_id, schools=scope.schools, actions=actions
         )
         if record is None:
-            raise MessageNotFound(f"no {self.direction} message {message_id[:100]} in scope")
+            box = "inbox" if self.direction == m.IN else "outbox"
+            raise MessageNotFound(f"no message {message_id[:100]} in the {box}")
         return record
 
     def show(self, scope: Scope, message_id: str) -> dict[str, Any]:
@@ -349,17 +353,7 @@ class OutboxService(_Boxes):
         prepared = self.prepare(data, to=to, now=now)
         if not scope.allows(prepared.sending_school.code):
             raise SchoolNotInScope(f"sending school {prepared.sending_school} not in scope")
-        first = self.mailbox.first_with_digest(
-            m.OUT,
-            our_school=prepared.sending_school.code,
-            counterpart_school=to.code,
-            payload_digest=prepared.payload_digest,
-            since=now - self.duplicate_window,
-        )
-        if first is not None and self.duplicate_window > timedelta(0):
-            raise DuplicateDossier(
-                f"same dossier queued for {to} as {first.message_id}", original=first.message_id
-            )
+        refuse_duplicate(self.mailbox, prepared, to=to, now=now, window=self.duplicate_window)
         after = None
         if idempotency_key is not None and scope.client_id is not None:
             client_id, key = scope.client_id, idempotency_key
@@ -403,6 +397,28 @@ class OutboxService(_Boxes):
         return dry_run_report(data, to=to, scope=scope, prepare=self.prepare, clock=self.clock)
 
 
+def refuse_duplicate(
+    mailbox: Mailbox, prepared: Any, *, to: Any, now: datetime, window: timedelta
+) -> None:
+    """The duplicate check of every way in (the API's submit, the ``send`` command): the same
+    dossier (payload digest) that the same sending school queued for school ``to`` within
+    ``window`` (``[duplicates] outbound_window_hours``; zero: never) is refused, E610, naming
+    the first message."""
+    if window <= timedelta(0):
+        return
+    first = mailbox.first_with_digest(
+        m.OUT,
+        our_school=prepared.sending_school.code,
+        counterpart_school=to.code,
+        payload_digest=prepared.payload_digest,
+        since=now - window,
+    )
+    if first is not None:
+        raise DuplicateDossier(
+            f"same dossier queued for {to} as {first.message_id}", original=first.message_id
+        )
+
+
 def dry_run_report(
     data: bytes,
     *,
@@ -414,14 +430,20 @@ def dry_run_report(
     from oso_gateway.dossier.minimise import minimise
     from oso_gateway.dossier.preview import preview
     from oso_gateway.dossier.validate import validate_dossier
-    from oso_gateway.errors import DossierError
+    from oso_gateway.errors import DossierError, DossierParseError
     from oso_gateway.security.xmlparse import ParseLimits, parse_xml
 
     now = clock()
     try:
         root = parse_xml(data, limits=ParseLimits(max_bytes=len(data) + 1)).getroot()
-    except GatewayError as exc:
-        return {"would_queue": False, "error_code": exc.code, "findings": [], "categories": []}
+    except GatewayError:
+        # as a submit refuses it (E101), with the parser's finding: its line and column
+        return {
+            "would_queue": False,
+            "error_code": DossierParseError.code,
+            "findings": [finding_json(f) for f in validate_dossier(data, now=now).findings],
+            "categories": [],
+        }
     shown = preview(root)
     try:
         minimised = minimise(root)

@@ -249,7 +249,7 @@ def _install_error_handlers(app: SchoolApi) -> None:
         retry_after = getattr(exc, "retry_after", None)
         if retry_after:
             headers["Retry-After"] = str(retry_after)
-        return problem(exc, extra=extra, headers=headers)
+        return problem(exc, errors=_client_errors(exc), extra=extra, headers=headers)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
@@ -264,6 +264,24 @@ def _install_error_handlers(app: SchoolApi) -> None:
     def _unexpected(exc: Exception) -> Response:
         log.exception("school API %s %s failed", request.method, request.path[:200])
         return problem(se.ApiInternalError)
+
+
+def _client_errors(exc: GatewayError) -> list[dict[str, str]] | None:
+    """What the client got wrong, where that is its own input (never the dossier's): the
+    category keys it asked for that do not exist, with the known ones."""
+    if not isinstance(exc, se.UnknownCategory):
+        return None
+    from oso_gateway.dossier.categories import BY_KEY
+
+    known = ", ".join(BY_KEY)
+    return [
+        {
+            "code": exc.code,
+            "location": "categories",
+            "message": f"unknown key {key!r}; known: {known}",
+        }
+        for key in exc.keys
+    ]
 
 
 def openapi_document() -> dict[str, Any]:
