@@ -80,11 +80,14 @@ log = logging.getLogger(__name__)
 # --- security objects from the configured files ---------------------------------------------
 
 
-def _read(path: Path, *, what: str) -> bytes:
+def _read(path: Path, *, what: str, where: str | None = None) -> bytes:
+    """The file's bytes; ``ConfigError`` naming ``what`` (and ``where``, the configuration
+    file and table that name the file) when it cannot be read."""
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path} ({exc.strerror})") from None
+        place = f"{where}: " if where else ""
+        raise ConfigError(f"{place}cannot read {what} {path} ({exc.strerror})") from None
 
 
 def _spki(public_key: Any) -> bytes:
@@ -96,22 +99,28 @@ def _spki(public_key: Any) -> bytes:
 def load_identities(settings: Settings) -> tuple[Identity, ...]:
     """Our gateway identities (key, certificate, chain), checked to belong together."""
     result = []
-    for ident in settings.identities:
+    source = str(settings.config_file) if settings.config_file else "the configuration"
+    for i, ident in enumerate(settings.identities):
+        # each problem names the configuration file and the setting, as a misspelt key does
+        where = f"{source}: identity[{i}] (OIN {ident.oin})"
         password = None
         if ident.key_password_file is not None:
-            password = _read(ident.key_password_file, what="key password file").strip()
-        key = load_private_key(_read(ident.key_file, what="private key file"), password=password)
-        cert = load_certificate(_read(ident.cert_file, what="certificate file"))
+            password = _read(ident.key_password_file, what="key_password_file", where=where)
+            password = password.strip()
+        key = load_private_key(
+            _read(ident.key_file, what="key_file", where=where), password=password
+        )
+        cert = load_certificate(_read(ident.cert_file, what="cert_file", where=where))
         if _spki(cert.public_key()) != _spki(key.public_key()):
             raise ConfigError(
-                f"identity {ident.oin}: certificate {ident.cert_file} does not match the key"
+                f"{where}: cert_file {ident.cert_file} does not match key_file {ident.key_file}"
             )
         if oin_of(cert) != ident.oin:
-            raise ConfigError(
-                f"identity {ident.oin}: certificate {ident.cert_file} carries another OIN"
-            )
+            raise ConfigError(f"{where}: cert_file {ident.cert_file} carries another OIN")
         chain = tuple(
-            c for p in ident.chain_files for c in load_certificates(_read(p, what="chain file"))
+            c
+            for p in ident.chain_files
+            for c in load_certificates(_read(p, what="chain_files entry", where=where))
         )
         result.append(Identity(oin=ident.oin, private_key=key, certificate=cert, chain=chain))
     return tuple(result)

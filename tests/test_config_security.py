@@ -42,9 +42,13 @@ def test_the_example_configuration_loads_its_identity_and_trust() -> None:
 
 
 def test_a_certificate_that_does_not_match_the_key_is_refused(tmp_path: Path) -> None:
-    settings = load_settings(_config(tmp_path, oin=ONE, key_of=ONE, cert_of=TWO), {})
-    with pytest.raises(ConfigError, match="does not match the key"):
+    path = _config(tmp_path, oin=ONE, key_of=ONE, cert_of=TWO)
+    settings = load_settings(path, {})
+    with pytest.raises(
+        ConfigError, match=r"identity\[0\] .*cert_file .* does not match key_file"
+    ) as exc:
         load_identities(settings)
+    assert str(path) in str(exc.value)  # the file and the setting, as a misspelt key is named
 
 
 def test_an_identity_whose_certificate_carries_another_oin_is_refused(tmp_path: Path) -> None:
@@ -57,8 +61,11 @@ def test_unreadable_or_invalid_key_material_is_named_not_shown(tmp_path: Path) -
     path = _config(tmp_path, oin=ONE, key_of=ONE, cert_of=ONE)
     text = path.read_text().replace(str(DEV / f"gateway-{ONE}.key.pem"), str(tmp_path / "no.key"))
     path.write_text(text)
-    with pytest.raises(ConfigError, match=r"cannot read private key file .*no\.key"):
+    with pytest.raises(
+        ConfigError, match=r"identity\[0\] .*: cannot read key_file .*no\.key"
+    ) as exc:
         load_identities(load_settings(path, {}))
+    assert str(exc.value).startswith(f"OSO-E501: {path}: ")
     shutil.copy(DEV / f"gateway-{ONE}.crt.pem", tmp_path / "no.key")  # a certificate, not a key
     with pytest.raises(KeyMaterialError) as info:
         load_identities(load_settings(path, {}))

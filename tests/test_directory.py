@@ -273,3 +273,39 @@ def test_cli_without_a_directory_file_is_a_usage_error(tmp_path: Path) -> None:
     empty.write_text("")
     result = CliRunner().invoke(main, ["directory", "show", "--config", str(empty)])
     assert result.exit_code == 2 and "directory.file" in result.output
+
+
+def test_cli_check_reports_our_own_key_and_certificate_too(tmp_path: Path) -> None:
+    """It said OK while this gateway's own key file was missing, or the directory gave its OIN
+    a certificate whose key it does not hold (found by a helper's walkthrough)."""
+    dev = REPO / "certs" / "dev"
+    text = EXAMPLE_CONFIG.read_text().replace('"../../', f'"{REPO.as_posix()}/')
+    text = text.replace('file = "directory.toml"', f'file = "{EXAMPLE.as_posix()}"')
+    now = _dev_now().isoformat()
+
+    def check(config_text: str, directory: Path | None = None) -> str:
+        config = tmp_path / "gateway.toml"
+        config.write_text(config_text)
+        extra = ["--file", str(directory)] if directory else []
+        result = CliRunner().invoke(
+            main, ["directory", "check", "--config", str(config), "--now", now, *extra]
+        )
+        assert result.exit_code == (0 if "OK:" in result.output else 1), result.output
+        return result.output
+
+    assert "OK:" in check(text)
+    missing = text.replace("gateway-00000001000000000001.key.pem", "no-such.key.pem")
+    output = check(missing)
+    assert "our identity: OSO-E501" in output and "cannot read key_file" in output
+    # the directory gives our OIN (…01) the certificate of gateway …02
+    swapped = tmp_path / "directory.toml"
+    swapped.write_text(
+        EXAMPLE.read_text()
+        .replace("gateway-00000001000000000001.crt.pem", "@@")
+        .replace("gateway-00000001000000000002.crt.pem", "gateway-00000001000000000001.crt.pem")
+        .replace("@@", "gateway-00000001000000000002.crt.pem")
+        .replace('"../../certs/dev/', f'"{dev.as_posix()}/')
+    )
+    output = check(text, swapped)
+    assert "gateway 00000001000000000001: the directory's certificate" in output
+    assert "a key it does not hold" in output

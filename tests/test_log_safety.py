@@ -112,3 +112,21 @@ def test_the_long_running_commands_set_up_the_safe_formatter(command: list[str])
         """
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+
+def test_alembics_start_of_context_lines_are_dropped_and_its_upgrades_still_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`serve` printed "Context impl SQLiteImpl." and "Will assume non-transactional DDL." at
+    every start (found by a helper's walkthrough); an upgrade it runs must still show."""
+    from oso_gateway.errors.logs import configure_logging
+
+    configure_logging()
+    configure_logging()  # twice: one filter
+    migration = logging.getLogger("alembic.runtime.migration")
+    with caplog.at_level(logging.INFO, logger="alembic.runtime.migration"):
+        migration.info("Context impl %s.", "SQLiteImpl")
+        migration.info("Will assume %s DDL.", "non-transactional")
+        migration.info("Running upgrade %s -> %s, %s", "a", "b", "add a table")
+    assert [r.getMessage() for r in caplog.records] == ["Running upgrade a -> b, add a table"]
+    assert len(migration.filters) == 1

@@ -11,7 +11,7 @@ import click
 from oso_gateway.commands.db import config_option, fail, settings_or_exit
 from oso_gateway.config import Settings
 from oso_gateway.errors import ConfigError, DirectoryFileError, GatewayError
-from oso_gateway.runtime import load_trust
+from oso_gateway.runtime import load_identities, load_trust
 from oso_gateway.transfer.directory import Directory
 
 _file_option = click.option(
@@ -71,7 +71,8 @@ def check_command(
     config_file: Path | None, directory_file: Path | None, now_text: str | None
 ) -> None:
     """Check the directory: file shape, https endpoints, certificates trusted and not expiring
-    within 30 days. Exit 1 with the list of problems."""
+    within 30 days, and this gateway's own key and certificate (readable, one pair, the one
+    the directory gives its OIN). Exit 1 with the list of problems."""
     settings = settings_or_exit(config_file)
     path = _path(settings, directory_file)
     try:
@@ -92,6 +93,7 @@ def check_command(
         return
     problems = directory.check(trust=trust, now=now)
     problems += _served_path_problems(settings, directory)
+    problems += _identity_problems(settings, directory)
     if problems:
         _report(problems)
         return
@@ -107,6 +109,32 @@ def _served_path_problems(settings: Settings, directory: Directory) -> list[str]
     ours = {identity.oin for identity in settings.identities}
     served = [(s.code, s.endpoint) for s in directory.schools() if s.gateway.oin in ours]
     return endpoint_path_problems(served)
+
+
+def _identity_problems(settings: Settings, directory: Directory) -> list[str]:
+    """Our own identities against the directory: each key and certificate readable and of one
+    pair (as ``serve`` needs them), and the certificate the directory gives our OIN the one we
+    hold the key of (else every sender encrypts to a key we do not have)."""
+    from cryptography.hazmat.primitives import serialization
+
+    if not settings.identities:
+        return []
+    try:
+        identities = load_identities(settings)
+    except GatewayError as exc:
+        return [f"our identity: {exc.code}: {exc.detail}"]
+    problems = []
+    der = serialization.Encoding.DER
+    for identity in identities:
+        entry = directory.gateways.get(identity.oin)
+        if entry is None:
+            continue  # a gateway that only sends need not be listed
+        if entry.encryption_certificate.public_bytes(der) != identity.certificate.public_bytes(der):
+            problems.append(
+                f"gateway {identity.oin}: the directory's certificate ({entry.certificate_file}) "
+                "is not this gateway's own: senders would encrypt to a key it does not hold"
+            )
+    return problems
 
 
 def _report(problems: tuple[str, ...] | list[str], *, code: str | None = None) -> None:

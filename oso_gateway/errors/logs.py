@@ -79,3 +79,16 @@ def configure_logging(level: int = logging.INFO) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(SafeFormatter(LOG_FORMAT))
     logging.basicConfig(level=level, handlers=[handler])
+    migration = logging.getLogger("alembic.runtime.migration")
+    if not any(isinstance(f, _AlembicPreamble) for f in migration.filters):
+        migration.addFilter(_AlembicPreamble())
+
+
+class _AlembicPreamble(logging.Filter):
+    """Drops the two lines Alembic logs at INFO on every start of a migration context ("Context
+    impl SQLiteImpl.", "Will assume non-transactional DDL."): noise for an operator. Its other
+    lines (an upgrade it runs, warnings, errors) still show."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        return not (message.startswith("Context impl ") or message.startswith("Will assume "))

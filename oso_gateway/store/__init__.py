@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from oso_gateway.errors import DatabaseMissing
+from oso_gateway.errors import ConfigError, DatabaseMissing
 from oso_gateway.store.api_clients import ApiClientStore  # also puts its tables on Base.metadata
 from oso_gateway.store.crypto import AtRestCipher
 from oso_gateway.store.engine import create_store_engine
@@ -83,6 +83,7 @@ def open_store(settings: Settings, *, check_schema: bool = True, require_key: bo
     """
     provider = provider_from_settings(settings)
     if provider is None and require_key:
+        _refuse_a_lost_key(settings)
         settings.require_storage_key()  # raises the ConfigError naming where to set it
     if check_schema:  # a caller that skips the schema check may open a database being made
         require_existing_database(settings.database_url, config_file=settings.config_file)
@@ -90,6 +91,48 @@ def open_store(settings: Settings, *, check_schema: bool = True, require_key: bo
     if check_schema:
         check_schema_current(engine)
     return Store(engine, AtRestCipher(provider=provider) if provider is not None else None)
+
+
+def _refuse_a_lost_key(settings: Settings) -> None:
+    """When the configured key file is missing but the database already holds data wrapped
+    under a storage key, say so: ``db keygen`` (what the plain error suggests) would make a key
+    that cannot read any of it."""
+    missing = settings.missing_storage_key_file
+    if missing is None:
+        return
+    held = stored_key_ids(settings.database_url)
+    if held:
+        raise ConfigError(
+            f"storage.key_file {missing} does not exist, and the database holds data encrypted "
+            f"under storage key id {', '.join(held)}: restore that key file from your backup "
+            "(a new key from `oso-gateway db keygen` cannot read what is stored)"
+        )
+
+
+def stored_key_ids(url: str, *, most: int = 3) -> list[str]:
+    """The ids of the storage keys that wrap the data keys in the database at ``url`` (at most
+    ``most``); none when there is no such database or table yet. Reads only; never creates a
+    SQLite file."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from oso_gateway.store import models as m
+
+    try:
+        require_existing_database(url, config_file=None)
+    except DatabaseMissing:
+        return []
+    engine = create_store_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(m.DataKeyRow.kek_id).distinct().order_by(m.DataKeyRow.kek_id).limit(most)
+            )
+            return [str(kek_id) for (kek_id,) in rows]
+    except SQLAlchemyError:  # no schema yet, or no database to reach: nothing to protect
+        return []
+    finally:
+        engine.dispose()
 
 
 def cipher_from_settings(settings: Settings) -> AtRestCipher:

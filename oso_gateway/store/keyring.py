@@ -334,8 +334,10 @@ class LocalKeyProvider:
             entry = self._entries.get(key_id)
         if entry is None or entry.material is None:
             raise AtRestDecryptionError(
-                f"stored data is wrapped under storage key id {key_id}, which the keyring does "
-                "not hold (or destroyed)"
+                f"stored data is wrapped under storage key id {key_id}, which none of the "
+                "configured storage keys is (another key, or one destroyed): configure the key "
+                "with that id (`oso-gateway keys list` shows the ids configured), e.g. restored "
+                "from a backup"
             )
         return entry.material
 
