@@ -295,6 +295,7 @@ def _outbox_view(
         directory=directory,
         config=default,
         choose_config=partial(config_for_school, directory, configs, default),
+        objections=outbox.objections,  # withheld as `send` withholds them (else E542)
     )
     return OutboxService(
         store,

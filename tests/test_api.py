@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,34 @@ def test_dry_run_of_xml_that_does_not_parse_answers_as_a_submit_with_the_line(
         "outbox/dry-run", SCHOOL_A, params={"recipient": "01AB00"}, data=b"", headers=XML
     )
     assert empty.json()["error_code"] == "OSO-E101" and empty.json()["findings"], empty.text
+
+
+def test_a_parents_objection_is_withheld_from_a_submit_and_shown_by_its_dry_run(
+    api: LiveApi,
+) -> None:
+    """The API's submit prepared the dossier without the recorded objections, so it failed
+    with a 500 (E542) and the dry-run said the category would be shared (found by a helper's
+    walkthrough of the pull flow, whose delivery had the same fault)."""
+    from oso_gateway.dossier.disclosure import pupil_number
+    from oso_gateway.security.xmlparse import parse_xml
+    from oso_gateway.store.disclosures import PrivacyRecords
+
+    data = dossier_for("POVO", SCHOOL_A, seed=36)
+    number = pupil_number(parse_xml(data).getroot())
+    assert number is not None and b"<toetslijst" in data
+    store = api.vendor.store
+    PrivacyRecords(store.engine, store.cipher).record_objection(
+        school=SCHOOL_A, pupil_number=number, category="toetsresultaten", now=datetime.now(UTC)
+    )
+    dry = api.post(
+        "outbox/dry-run", SCHOOL_A, params={"recipient": "01AB00"}, data=data, headers=XML
+    ).json()
+    assert dry["would_queue"] is True, dry
+    actions = {c["key"]: c["action"] for c in dry["categories"]}
+    assert actions["toetsresultaten"] == "removed" and actions["leerling"] == "shared"
+    answer = submit(api, data)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["removed"].get("toetsresultaten"), answer.json()
 
 
 def test_outbox_list_filters_and_pages_with_a_cursor(api: LiveApi) -> None:

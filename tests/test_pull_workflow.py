@@ -123,6 +123,39 @@ def test_answering_a_received_request_with_the_dossier_accepts_it(pp: PullPair) 
     assert _new(pp, request_id).status == "delivered"
 
 
+def test_a_parents_objection_is_withheld_from_a_requested_dossier_and_its_preview(
+    pp: PullPair,
+) -> None:
+    """The pull path prepared the delivery without the recorded objections: the preview said
+    the category would be shared and the inzage that released the dossier failed with E542
+    for good (found by a helper's walkthrough). Now it is withheld as a push withholds it."""
+    from oso_gateway.dossier.disclosure import pupil_number
+    from oso_gateway.security.xmlparse import parse_xml
+    from oso_gateway.store.disclosures import PrivacyRecords
+
+    request_id, data = _request(pp)
+    number = pupil_number(parse_xml(data).getroot())
+    assert number is not None
+    records = PrivacyRecords(pp.old.store.engine, pp.old.store.cipher)
+    assert records.record_objection(
+        school=OLD.code, pupil_number=number, category="toetsresultaten", now=pp.clock()
+    )
+    assert pp.old.pull.answer_with_dossier(request_id, data).outcome == "held"
+    shown = pp.old.pull.preview(request_id)
+    assert shown is not None
+    [tests] = [c for c in shown.categories if c.key == "toetsresultaten"]
+    assert not tests.present and tests.status == "OPT-UIT"  # not shared: the objection
+    released = pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="paper")
+    assert released is not None and released.outcome == "queued"
+    pp.drain()
+    assert _new(pp, request_id).status == "delivered"
+    [received] = pp.new.store.find_dossiers()
+    assert b"<toetslijst" in data  # the LAS export has them; the delivered dossier does not
+    assert b"toetslijst" not in pp.new.store.load_dossier(received.dossier_id)
+    [disclosed] = records.disclosures(pupil_number=number)
+    assert ("toetsresultaten", "objection") in disclosed.withheld
+
+
 def test_an_inzage_dated_in_the_future_is_refused(pp: PullPair) -> None:
     """An inzage that has not happened yet is no inzage: it does not release the dossier."""
     request_id, data = _request(pp)

@@ -131,6 +131,19 @@ def keep_categories(root: etree._Element, keep: Iterable[str]) -> etree._Element
     return tree
 
 
+def with_opt_out(root: etree._Element, opt_out: Iterable[str]) -> etree._Element:
+    """A copy of ``root`` with each category of ``opt_out`` marked OPT-UIT, nothing removed
+    yet (what ``minimise`` then removes): for a preview that shows the parents' objections as
+    the categories that are withheld. The errors of ``minimise``'s ``opt_out``."""
+    keys = list(dict.fromkeys(opt_out))
+    unknown = [k for k in keys if k not in BY_KEY]
+    if unknown:
+        raise ValueError(f"unknown categorie_uitlevering key(s): {', '.join(sorted(unknown))}")
+    tree = copy.deepcopy(root)
+    _apply_opt_out(tree, keys)
+    return tree
+
+
 def _apply_opt_out(tree: etree._Element, keys: list[str]) -> list[str]:
     if not keys:
         return []

@@ -394,7 +394,14 @@ class OutboxService(_Boxes):
     def dry_run(self, scope: Scope, data: bytes, *, to: Any) -> dict[str, Any]:
         """What a submit would do: the validation findings and the preview of the categories
         kept and removed (counts only). Nothing is queued."""
-        return dry_run_report(data, to=to, scope=scope, prepare=self.prepare, clock=self.clock)
+        return dry_run_report(
+            data,
+            to=to,
+            scope=scope,
+            prepare=self.prepare,
+            clock=self.clock,
+            objections=getattr(self.outbox, "objections", None),
+        )
 
 
 def refuse_duplicate(
@@ -426,12 +433,15 @@ def dry_run_report(
     scope: Scope,
     prepare: Callable[..., Any],
     clock: Callable[[], datetime],
+    objections: Callable[[str, str], Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    from oso_gateway.dossier.minimise import minimise
+    """``objections``: the parents' objections (``Outbox.objections``), shown as withheld."""
+    from oso_gateway.dossier.minimise import minimise, with_opt_out
     from oso_gateway.dossier.preview import preview
     from oso_gateway.dossier.validate import validate_dossier
     from oso_gateway.errors import DossierError, DossierParseError
     from oso_gateway.security.xmlparse import ParseLimits, parse_xml
+    from oso_gateway.transfer.send import objections_of
 
     now = clock()
     try:
@@ -444,8 +454,10 @@ def dry_run_report(
             "findings": [finding_json(f) for f in validate_dossier(data, now=now).findings],
             "categories": [],
         }
-    shown = preview(root)
     try:
+        if objections is not None:
+            root = with_opt_out(root, objections_of(root, objections))
+        shown = preview(root)
         minimised = minimise(root)
         payload = etree.tostring(minimised.root, encoding="utf-8", xml_declaration=True)
         report = validate_dossier(payload, now=now)

@@ -186,9 +186,7 @@ def prepare_dossier(
     except GatewayError as exc:
         raise DossierParseError(f"the dossier cannot be parsed ({exc.code})") from None
     number = pupil_number(parsed)
-    objected: Sequence[str] = ()
-    if objections is not None and number is not None:
-        objected = objections(sending_school(parsed).code, number)
+    objected = objections_of(parsed, objections) if objections is not None else ()
     minimised = minimise(parsed, opt_out=objected)
     del parsed  # minimise worked on a copy
     removed = {r.key: r.elements for r in minimised.removed}
@@ -218,6 +216,16 @@ def prepare_dossier(
         sender_oin=config.identity.oin,
     )
     return dataclasses.replace(prepared, disclosure=disclosure, pupil_number=number)
+
+
+def objections_of(root: etree._Element, objections: ObjectionLookup) -> Sequence[str]:
+    """The categories the parents of the dossier's pupil objected to at its sending school
+    (none when the dossier names no pupil number): what every way out withholds, a push, a
+    pull's delivery and the previews of both."""
+    from oso_gateway.dossier.disclosure import pupil_number
+
+    number = pupil_number(root)
+    return () if number is None else objections(sending_school(root).code, number)
 
 
 def _address_and_seal(

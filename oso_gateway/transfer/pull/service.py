@@ -65,6 +65,7 @@ from oso_gateway.transfer.schools import DirectoryLike, School, sending_school
 from oso_gateway.transfer.send import (
     PreparedMessage,
     SenderConfig,
+    objections_of,
     prepare_dossier,
     prepare_message,
 )
@@ -466,7 +467,8 @@ class PullService:
         if held is None:
             return None
         root = parse_xml(held, limits=_DOSSIER_LIMITS).getroot()
-        return preview(minimise(root).root, include_details=include_details)
+        objected = objections_of(root, self.outbox.objections)
+        return preview(minimise(root, opt_out=objected).root, include_details=include_details)
 
     # --- the new school receives a delivery for its request -----------------------------------
 
@@ -579,6 +581,7 @@ class PullService:
             config=self.sender_config,
             now=now,
             relates_to=record.request_id,
+            objections=self.outbox.objections,  # withheld as on a push (else E542 at queueing)
         )
         released: list[RequestRecord] = []
 
