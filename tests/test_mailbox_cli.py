@@ -225,3 +225,24 @@ def test_ack_then_decline_drops_the_content_and_keeps_the_record(
     code, out = run("--config", str(config), "log", "list", "--json")
     assert "wrong school" not in out  # the reason is never logged
     assert re.search(r"declined", out)
+
+
+def test_a_purged_dossier_is_marked_in_the_list_and_its_fetch_says_e530(tmp_path: Path) -> None:
+    """`inbox list` showed an erased dossier as plain `imported` (found by a helper's
+    walkthrough); it keeps its status and now says its content was erased."""
+    result = CliRunner().invoke(main, ["demo", "--workdir", str(tmp_path / "w")])
+    assert result.exit_code == 0, result.output
+    config = str(tmp_path / "w" / RECEIVER / "config.toml")
+    message_id = inbox_id(Path(config))
+    code, out = run("--config", config, "inbox", "list")
+    assert code == 0 and "content erased" not in out
+    code, out = run("--config", config, "retention", "purge", "--older-than", "0s")
+    assert code == 2 and "pass --yes" in out  # no terminal to ask on: not a silent "Aborted!"
+    code, out = run("--config", config, "retention", "purge", "--older-than", "0s", "--yes")
+    assert code == 0, out
+    code, out = run("--config", config, "inbox", "list")
+    assert code == 0 and message_id in out
+    today = datetime.now(UTC).date().isoformat()
+    assert f"imported         {message_id}" in out and f"(content erased {today})" in out
+    code, out = run("--config", config, "inbox", "export", message_id, "--out", "-")
+    assert code == 1 and "OSO-E530" in out and "purged" in out

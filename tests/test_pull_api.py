@@ -127,6 +127,9 @@ def test_the_whole_pull_workflow_through_the_school_api(schools: tuple[Las, Las]
     assert recorded.status_code == 200 and recorded.get_json()["dossier"] == "queued"
     old.deliver()
     assert new.get(f"requests/{request_id}").get_json()["status"] == "delivered"
+    # the old school's LAS polling this one request sees it delivered too (it read
+    # 'accepted' until someone listed the requests: found by a helper's walkthrough)
+    assert old.get(f"requests/{request_id}").get_json()["status"] == "delivered"
     [item] = new.get("inbox/messages").get_json()["items"]
     assert item["request_id"] == request_id
 
@@ -269,3 +272,40 @@ def test_an_erased_request_is_answered_as_its_tombstone(schools: tuple[Las, Las]
     assert body["purged"] is True and body["pupil"] is None and body["status"] == "withdrawn"
     assert body["events"][-1]["code"] == "purged"
     assert _pupil(data)["bsn"] not in shown.get_data(as_text=True)
+
+
+def test_a_decline_with_its_own_words_reaches_the_new_schools_las(
+    schools: tuple[Las, Las],
+) -> None:
+    """The CLI's `request show` gave the decline text of reason 'other'; GET /requests/{id}
+    had no field for it (found by a helper's walkthrough)."""
+    new, old = schools
+    data = generate_dossier(overstap="POVO", seed=32, now=datetime.now(UTC))
+    sent = new.post(
+        "requests",
+        json={"requesting_school": "01AB00", "old_school": "00YY00", "pupil": _pupil(data)},
+    )
+    request_id = sent.get_json()["request_id"]
+    new.deliver()
+    declined = old.post(
+        f"requests/{request_id}/decline",
+        json={"reason": "other", "text": "De leerling staat hier niet ingeschreven."},
+    )
+    assert declined.status_code == 200, declined.get_data(as_text=True)
+    old.deliver()
+    shown = new.get(f"requests/{request_id}").get_json()
+    assert shown["status"] == "declined" and shown["decline_reason"] == "other"
+    assert shown["decline_text"] == "De leerling staat hier niet ingeschreven."
+    other = new.post(
+        "requests",
+        json={"requesting_school": "01AB00", "old_school": "00YY00", "pupil": _pupil(data)},
+    ).get_json()["request_id"]
+    assert new.get(f"requests/{other}").get_json()["decline_text"] is None
+    # each call on a request names it in the transfer log (by its MessageID), so an audit can
+    # tell which request a client read (the field was empty: found by the same walkthrough)
+    calls = [
+        e.event
+        for e in new.services.store.log_entries()
+        if e.event.get("kind") == "api" and e.event.get("operation") == "requests.get_request"
+    ]
+    assert {c.get("message_id") for c in calls} >= {request_id, other}

@@ -7,6 +7,7 @@ settings shares (default: ``$OSO_GATEWAY_CONFIG``; without either, defaults + en
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
@@ -123,6 +124,18 @@ def _no_config_hint(settings: Settings) -> str | None:
         "no configuration file was given: pass the gateway's with --config FILE "
         "(or set OSO_GATEWAY_CONFIG)"
     )
+
+
+def confirm_or_exit(question: str) -> None:
+    """Ask ``question`` on the terminal (no: abort, exit 1). Without a terminal to ask on (a
+    cron job, a pipe that also gave the BSN) there is no one to answer: stop at once, exit 2,
+    naming ``--yes`` (it read the end of the input as "no" and said only "Aborted!")."""
+    if not sys.stdin.isatty():
+        click.echo(
+            f"error: {question} There is no terminal to ask on: pass --yes to confirm.", err=True
+        )
+        raise SystemExit(2)
+    click.confirm(question, abort=True)
 
 
 def fail(exc: GatewayError, *, status: int = 1, hint: str | None = None) -> NoReturn:

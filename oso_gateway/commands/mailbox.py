@@ -81,6 +81,8 @@ def _table(page: Any) -> None:
         click.echo("(no messages)")
     for item in items:
         code = f" {item['last_error_code']}" if item["last_error_code"] else ""
+        if item.get("purged_at"):  # its status stays; its content is gone (E530 on a fetch)
+            code += f" (content erased {item['purged_at'][:10]})"
         click.echo(
             f"{item['created_at']}  {item['status']:<16} {item['message_id']}  "
             f"{item['school']} {'<-' if item['direction'] == 'in' else '->'} "

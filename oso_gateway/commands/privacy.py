@@ -18,6 +18,7 @@ import click
 
 from oso_gateway.commands.db import (
     config_option,
+    confirm_or_exit,
     fail,
     settings_or_exit,
     store_or_exit,
@@ -407,7 +408,7 @@ def erase_command(
             raise SystemExit(PARTIAL)
         return
     if not yes:
-        click.confirm(f"erase {what} held about this pupil?", abort=True)
+        confirm_or_exit(f"erase {what} held about this pupil?")
     try:
         result = erase_subject(Lifecycle(store.engine, store.cipher), data, now=datetime.now(UTC))
     except GatewayError as exc:

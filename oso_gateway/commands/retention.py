@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from oso_gateway.commands.db import config_option, fail, settings_or_exit
+from oso_gateway.commands.db import config_option, confirm_or_exit, fail, settings_or_exit
 from oso_gateway.commands.keys import open_lifecycle
 from oso_gateway.errors import ConfigError, GatewayError
 from oso_gateway.store.lifecycle import PurgeCandidate
@@ -78,7 +78,7 @@ def purge_command(
             _report(planned, log_due, log_through, as_json=as_json)
             return
         if not yes:
-            click.confirm(_question(len(planned), log_due), abort=True)
+            confirm_or_exit(_question(len(planned), log_due))
         result = purge(lifecycle, settings.retention, now=now, older_than=age)
     except GatewayError as exc:
         fail(exc)

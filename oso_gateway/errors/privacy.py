@@ -12,7 +12,9 @@ class DossierPurged(LocalError):
 
     code = "OSO-E530"
     http_status = 410
-    public_message = "The content of this message was purged under the retention policy."
+    public_message = (
+        "The content of this message was erased (retention period, or an erasure on request)."
+    )
 
 
 class KeyStateError(LocalError):
@@ -71,4 +73,6 @@ class RequestPurged(LocalError):
 
     code = "OSO-E543"
     http_status = 410
-    public_message = "The content of this request was purged under the retention policy."
+    public_message = (
+        "The content of this request was erased (retention period, or an erasure on request)."
+    )

@@ -150,8 +150,16 @@ class PullService:
         for which in sides:
             record = self.requests.find(side=which, request_id=request_id, schools=schools)
             if record is not None:
+                # as a list shows it: delivered once its delivery's receipt is verified,
+                # expired past its deadline (a LAS polling one request saw 'accepted' for good)
+                if self._refresh_record(record, self.clock()):
+                    record = (
+                        self.requests.find(side=which, request_id=request_id, schools=schools)
+                        or record
+                    )
                 return record
-        raise RequestNotFound(f"request {request_id[:100]!r} on side {side or 'any'}")
+        shown = {m.REQUESTER: "sent", m.HOLDER: "received"}.get(side or "", "sent or received")
+        raise RequestNotFound(f"no request {request_id[:100]!r} ({shown}) here")
 
     def list(self, *, side: str | None = None, statuses: Sequence[str] = ()) -> list[RequestRecord]:
         self.refresh()
@@ -161,35 +169,43 @@ class PullService:
         """Expire overdue sent requests; mark a holder's request delivered once its delivery's
         receipt is verified (and note the code of a failed delivery)."""
         now = now or self.clock()
-        # Each change is made only if the request is still as read (``expected``): an answer,
-        # a decline or a withdrawal stored meanwhile stands.
         for record in self.requests.list_requests(side=m.REQUESTER, statuses=OPEN_REQUESTER):
-            if record.deadline < now:
-                with contextlib.suppress(RequestStateInvalid):
-                    self.requests.transition(
-                        record.pk, status=EXPIRED, now=now, expected=OPEN_REQUESTER
-                    )
+            self._refresh_record(record, now)
         for record in self.requests.list_requests(side=m.HOLDER, statuses=(ACCEPTED,)):
-            if record.delivery_message_id is None:
-                continue
-            message = self.store.find_message(m.OUT, record.delivery_message_id)
-            if message is None:
-                continue
+            self._refresh_record(record, now)
+
+    def _refresh_record(self, record: RequestRecord, now: datetime) -> bool:
+        """``refresh`` for one request; True when it changed. Each change is made only if the
+        request is still as read (``expected``): an answer, a decline or a withdrawal stored
+        meanwhile stands."""
+        if record.side == m.REQUESTER:
+            if record.status not in OPEN_REQUESTER or record.deadline >= now:
+                return False
             with contextlib.suppress(RequestStateInvalid):
-                if message.status == m.DELIVERED:
-                    self.requests.transition(
-                        record.pk, status=DELIVERED, now=now, expected=(ACCEPTED,)
-                    )
-                elif (
-                    message.status == m.FAILED and message.last_error_code != record.last_error_code
-                ):
-                    self.requests.transition(
-                        record.pk,
-                        status=ACCEPTED,
-                        now=now,
-                        expected=(ACCEPTED,),
-                        last_error_code=message.last_error_code,
-                    )
+                self.requests.transition(
+                    record.pk, status=EXPIRED, now=now, expected=OPEN_REQUESTER
+                )
+                return True
+            return False
+        if record.status != ACCEPTED or record.delivery_message_id is None:
+            return False
+        message = self.store.find_message(m.OUT, record.delivery_message_id)
+        if message is None:
+            return False
+        with contextlib.suppress(RequestStateInvalid):
+            if message.status == m.DELIVERED:
+                self.requests.transition(record.pk, status=DELIVERED, now=now, expected=(ACCEPTED,))
+                return True
+            if message.status == m.FAILED and message.last_error_code != record.last_error_code:
+                self.requests.transition(
+                    record.pk,
+                    status=ACCEPTED,
+                    now=now,
+                    expected=(ACCEPTED,),
+                    last_error_code=message.last_error_code,
+                )
+                return True
+        return False
 
     # --- the new school (requester) ----------------------------------------------------------
 

@@ -210,7 +210,9 @@ def _log_call(services: Any, status: int) -> None:
     from oso_gateway.store.logchain import make_event
 
     client = g.get("api_client")
-    message_id = (request.view_args or {}).get("message_id")
+    args = request.view_args or {}
+    # a request's id is the MessageID of the message that carried it
+    message_id = args.get("message_id") or args.get("request_id")
     endpoint = request.endpoint or ""
     now = services.clock()
     event = make_event(

@@ -138,6 +138,11 @@ class DossierRequestDetail(DossierRequest):
         description="The pupil asked for (personal data); null once the content was erased"
     )
     purged: bool = Field(description="The content (pupil, decline text, views) was erased")
+    decline_text: str | None = Field(
+        default=None,
+        description="A decline for reason 'other': the old school's text (may name the pupil); "
+        "null otherwise or once erased",
+    )
     events: list[RequestEventItem]
 
 
@@ -226,6 +231,13 @@ def get_request(path: RequestPath, query: RequestSideQuery) -> Response:
     # a purged request is answered as its tombstone: status and history, no pupil
     body["pupil"] = requests.pupil_or_none(record.pk)
     body["purged"] = body["pupil"] is None
+    # the reason 'other' comes with the old school's own words (the CLI showed them, the API
+    # did not: found by a helper's walkthrough); gone with the rest when erased
+    body["decline_text"] = (
+        requests.decline_text(record.pk)
+        if record.decline_reason == "other" and not body["purged"]
+        else None
+    )
     body["events"] = [
         {"at": e.at.isoformat(), "status": e.status, "code": e.code}
         for e in requests.events(record.pk)
