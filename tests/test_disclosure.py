@@ -198,6 +198,7 @@ def test_the_report_and_objection_commands(tmp_path: Path) -> None:
         ],
     )
     assert bad.exit_code == 2 and "OSO-E541" in bad.output and "999999187" not in bad.output
+    assert "one of: " in bad.output and "toetsresultaten" in bad.output  # the ones it takes
     wrong = runner.invoke(main, ["objection", "list", *base, "--school", "00YY00", "--bsn", "123"])
     assert wrong.exit_code == 2 and "123" not in wrong.output.replace("--bsn", "")
     ok = runner.invoke(
@@ -210,6 +211,25 @@ def test_the_report_and_objection_commands(tmp_path: Path) -> None:
         main, ["objection", "list", *base, "--school", "00yy00", "--bsn", "999999187"]
     )
     assert listed.output.split() == ["verzuim"]
+
+
+def test_an_objection_or_a_key_for_a_school_this_gateway_does_not_send_for_is_refused(
+    tmp_path: Path,
+) -> None:
+    """`objection add` said "recorded" for a school whose dossiers leave from another gateway,
+    and `keys rotate --school` made it a key (found by a helper's walkthrough)."""
+    from oso_gateway.transfer.demo import PRIMARY_OIN, setup_dev_gateways
+
+    config = str(setup_dev_gateways(tmp_path / "gw")[PRIMARY_OIN].config_file)
+    assert CliRunner().invoke(main, ["db", "upgrade", "--config", config]).exit_code == 0
+    add = ["objection", "add", "--config", config, "--bsn", "-", "--category", "verzuim"]
+    foreign = CliRunner().invoke(main, [*add, "--school", "01AB00"], input="999999187\n")
+    assert foreign.exit_code == 2 and "OSO-E463" in foreign.output, foreign.output
+    assert "01AB00 is not one of this gateway's" in foreign.output
+    ours = CliRunner().invoke(main, [*add, "--school", "00YY00"], input="999999187\n")
+    assert ours.exit_code == 0 and "recorded" in ours.output, ours.output
+    rotate = CliRunner().invoke(main, ["keys", "rotate", "--config", config, "--school", "01AB00"])
+    assert rotate.exit_code == 2 and "OSO-E463" in rotate.output, rotate.output
 
 
 def test_the_console_serves_the_parents_report_of_an_outgoing_transfer(

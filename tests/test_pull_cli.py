@@ -128,6 +128,15 @@ def test_inzage_record_for_a_push_and_decline_usage(demo: tuple[Path, str]) -> N
     recorded = _json(["inzage", "record", "--config", old, "--school", "00YY00", "--pupil-id",
                       "999999187", "--date", "2026-01-05", "--how", "paper"])  # fmt: skip
     assert recorded == {"recorded": "inzage", "school": "00YY00"}
+    # the BSN from standard input, as every privacy command takes it (it was refused as a
+    # failed 11-proef of "-": found by a helper's walkthrough)
+    piped = CliRunner().invoke(
+        main,
+        ["inzage", "record", "--config", old, "--school", "00YY00", "--pupil-id", "-",
+         "--date", "2026-01-06", "--how", "digital", "--json"],
+        input="999999187\n",
+    )  # fmt: skip
+    assert piped.exit_code == 0 and json.loads(piped.output)["recorded"] == "inzage", piped.output
     refused = _json(["inzage", "record", "--config", old, "--school", "00YY00", "--pupil-id",
                      "999999187", "--waive", "onbereikbaar"], code=1)  # fmt: skip
     assert refused["error"] == "OSO-E472"

@@ -126,6 +126,39 @@ def _no_config_hint(settings: Settings) -> str | None:
     )
 
 
+def require_our_school(settings: Settings, school: str) -> None:
+    """Stop (exit 2, E463) when the directory neither names one of our identities as the
+    school's gateway nor mandates one for it: what is recorded for a school (a parents'
+    objection, its own storage key) belongs on the gateway its dossiers leave from. Without a
+    directory or an identity configured there is nothing to check against."""
+    from oso_gateway.errors import NotMandated
+    from oso_gateway.transfer.directory import Directory
+    from oso_gateway.transfer.schools import School
+
+    if settings.directory_file is None or not settings.identities:
+        return
+    try:
+        directory = Directory.load(settings.directory_file)
+        wanted = School.parse(school)
+    except GatewayError as exc:
+        fail(exc, status=2)
+    except ValueError:
+        hint = "give BRIN + vestiging, e.g. 00YY00"
+        raise click.BadParameter(hint, param_hint="--school") from None
+    for identity in settings.identities:
+        if directory.is_mandated(identity.oin, wanted.brin, wanted.vestiging) or any(
+            str(entry) == wanted.code for entry in directory.schools_served_by(identity.oin)
+        ):
+            return
+    fail(
+        NotMandated(
+            f"school {wanted.code} is not one of this gateway's: the directory "
+            f"({settings.directory_file}) neither serves nor mandates it through our OIN(s)"
+        ),
+        status=2,
+    )
+
+
 def confirm_or_exit(question: str) -> None:
     """Ask ``question`` on the terminal (no: abort, exit 1). Without a terminal to ask on (a
     cron job, a pipe that also gave the BSN) there is no one to answer: stop at once, exit 2,

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import click
 
-from oso_gateway.commands.db import config_option, fail, settings_or_exit, store_or_exit
+from oso_gateway.commands.db import (
+    config_option,
+    fail,
+    require_our_school,
+    settings_or_exit,
+    store_or_exit,
+)
 from oso_gateway.errors import GatewayError
 from oso_gateway.store.lifecycle import Lifecycle
 
@@ -84,6 +90,8 @@ def rotate_command(config_file: Path | None, school: str | None, resume: bool, b
     """Make a new active storage key and re-wrap every data key under it (online, batched)."""
     from oso_gateway.transfer.lifecycle import rotate
 
+    if school is not None:
+        require_our_school(settings_or_exit(config_file), school)
     lifecycle = open_lifecycle(config_file)
     try:
         result = rotate(

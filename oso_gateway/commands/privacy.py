@@ -20,6 +20,7 @@ from oso_gateway.commands.db import (
     config_option,
     confirm_or_exit,
     fail,
+    require_our_school,
     settings_or_exit,
     store_or_exit,
     write_private,
@@ -158,9 +159,11 @@ def _category(value: str) -> str:
 
     category = BY_KEY.get(value)
     if category is None or category.schema_required:
+        allowed = ", ".join(k for k, c in BY_KEY.items() if not c.schema_required)
         problem = InvalidObjection(
             f"category {value!r} "
             + ("does not exist" if category is None else "is the dossier's required core")
+            + f"; an objection names one of: {allowed}"
         )
         fail(problem, status=2)
     return value
@@ -175,6 +178,7 @@ def add_objection(config_file: Path | None, school: str, pupil: str | None, cate
     """Record that the parents object to sending CATEGORY; every later send withholds it."""
     if pupil is None:
         raise click.UsageError("--bsn is required")
+    require_our_school(settings_or_exit(config_file), school)
     records = _records(config_file)
     new = records.record_objection(
         school=school, pupil_number=pupil, category=_category(category), now=datetime.now(UTC)
@@ -433,9 +437,11 @@ def erase_command(
         for request_id in erased_requests:
             click.echo(f"erased request {request_id}")
         _echo_kept(kept)
+        received, outgoing = len(result.purged[RECEIVED]), len(result.purged[REJECTED_FAILED])
         click.echo(
-            f"{len(erased)} dossier(s), {len(erased_requests)} request(s) and {erased_texts} "
-            "parents' text(s) of a push's inzage erased; the erasure is in the transfer log"
+            f"{received} received dossier(s), {outgoing} failed or refused outgoing "
+            f"message(s), {len(erased_requests)} request(s) and {erased_texts} parents' "
+            "text(s) of a push's inzage erased; the erasure is in the transfer log"
         )
     if kept:
         raise SystemExit(PARTIAL)

@@ -12,6 +12,7 @@ Exit status: 0 done, 1 refused (with the error code), 2 usage or configuration e
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
@@ -410,7 +411,12 @@ def inzage_group() -> None:
 @inzage_group.command("record")
 @click.argument("request_id", required=False)
 @click.option("--school", callback=_school, default=None, help="A push: our school (no request).")
-@click.option("--pupil-id", default=None, help="A push: the pupil's BSN or onderwijsnummer.")
+@click.option(
+    "--pupil-id",
+    default=None,
+    help="A push: the pupil's BSN or onderwijsnummer ('-': read it from standard input, off "
+    "the command line and the shell's history).",
+)
 @click.option("--date", "inzage_date", callback=_date, default=None, help="When (YYYY-MM-DD).")
 @click.option(
     "--how",
@@ -447,6 +453,8 @@ def record_command(
     policy allows."""
     if zienswijze_file is not None:
         zienswijze = zienswijze_file.read_text(encoding="utf-8")
+    if pupil_id == "-":
+        pupil_id = sys.stdin.readline().strip()
     if (request_id is None) == (school is None or pupil_id is None):
         raise click.UsageError("give REQUEST_ID, or --school and --pupil-id for a push")
 
