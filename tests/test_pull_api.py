@@ -147,7 +147,18 @@ def test_request_endpoints_answer_problems_with_stable_codes(schools: tuple[Las,
             "pupil": {"bsn": "999999187", "birth_date": "2015-02-02", "family_name": "X"},
         },
     )
-    assert (foreign.status_code, foreign.get_json()["code"]) == (404, "OSO-E473")
+    # another school than the credential's: E603 as a submit says (it said 'no such
+    # request', E473: found by a helper's walkthrough)
+    assert (foreign.status_code, foreign.get_json()["code"]) == (403, "OSO-E603")
+    pupil = {"bsn": "999999187", "birth_date": "2015-02-02", "family_name": "X"}
+    for body, code in (
+        ({"old_school": "01AB00", "pupil": pupil}, "OSO-E475"),  # asks itself
+        ({"old_school": "00YY00", "pupil": {**pupil, "birth_date": "2999-01-01"}}, "OSO-E483"),
+        ({"old_school": "00YY00", "pupil": {**pupil, "surname": "X"}}, "OSO-E606"),  # misspelt
+        ({"old_school": "00YY00", "pupil": pupil, "extra": 1}, "OSO-E606"),
+    ):
+        refused = new.post("requests", json={"requesting_school": "01AB00", **body})
+        assert (refused.status_code, refused.get_json()["code"]) == (400, code), body
     bad = new.post(
         "requests",
         json={
@@ -169,6 +180,10 @@ def test_request_endpoints_answer_problems_with_stable_codes(schools: tuple[Las,
         assert (control.status_code, control.get_json()["code"]) == (400, "OSO-E606"), name
     assert old.get("requests").status_code == 200
     assert old.client.get("/api/v1/requests").status_code == 401  # no credential
+    # a misspelt status or an unknown parameter is refused (they listed nothing, or all)
+    for query in ({"status": "recieved"}, {"limit": "1"}):
+        listed = old.get("requests", query_string=query)
+        assert (listed.status_code, listed.get_json()["code"]) == (400, "OSO-E606"), query
 
 
 @pytest.fixture

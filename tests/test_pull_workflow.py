@@ -156,6 +156,28 @@ def test_a_parents_objection_is_withheld_from_a_requested_dossier_and_its_previe
     assert ("toetsresultaten", "objection") in disclosed.withheld
 
 
+def test_requests_are_listed_newest_first_and_a_future_birth_date_or_self_is_refused(
+    pp: PullPair,
+) -> None:
+    """As every list of the gateway (api.md: newest first); they came oldest first. A request
+    with a birth date after today, or to the asking school itself, was sent (found by a
+    helper's walkthrough)."""
+    first, data = _request(pp)
+    pp.clock.advance(timedelta(seconds=1))
+    second, _ = _request(pp, dossier(pp.clock, seed=2020))
+    assert [r.request_id for r in pp.new.pull.list(side=m.REQUESTER)] == [second, first]
+    with pytest.raises(GatewayError) as future:
+        pp.new.pull.send_request(
+            requesting=NEW,
+            old_school=OLD,
+            pupil=pupil_of(data, birth_date=pp.clock().date() + timedelta(days=1)),
+        )
+    assert _code(future) == "OSO-E483"
+    with pytest.raises(GatewayError) as itself:
+        pp.new.pull.send_request(requesting=NEW, old_school=NEW, pupil=pupil_of(data))
+    assert _code(itself) == "OSO-E475"
+
+
 def test_an_inzage_dated_in_the_future_is_refused(pp: PullPair) -> None:
     """An inzage that has not happened yet is no inzage: it does not release the dossier."""
     request_id, data = _request(pp)

@@ -23,6 +23,7 @@ import click
 from oso_gateway.commands.db import config_option, fail, services_or_exit
 from oso_gateway.errors import GatewayError
 from oso_gateway.transfer.pull.payloads import DECLINE_REASONS
+from oso_gateway.transfer.pull.service import STATUSES
 from oso_gateway.transfer.pull.views import request_dict
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -218,7 +219,13 @@ def send_command(
 
 @request_group.command("list")
 @click.option("--side", type=click.Choice(sorted(SIDES)), default=None, help="Sent or received.")
-@click.option("--status", "statuses", multiple=True, help="Only these statuses (repeatable).")
+@click.option(
+    "--status",
+    "statuses",
+    type=click.Choice(STATUSES),
+    multiple=True,
+    help="Only these statuses (repeatable).",
+)
 @json_option
 @config_option
 def list_command(

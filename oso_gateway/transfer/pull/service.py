@@ -88,6 +88,8 @@ RECEIVED = "received"
 OPEN_REQUESTER = (SENT, ACCEPTED)
 OPEN_HOLDER = (RECEIVED, ACCEPTED)
 CLOSED = (DELIVERED, DECLINED, WITHDRAWN, EXPIRED)
+#: every status a request has, on either side
+STATUSES = (SENT, RECEIVED, ACCEPTED, *CLOSED)
 
 #: how the parents saw the dossier (``inzage record --how``)
 INZAGE_HOW = ("meeting", "paper", "digital", "other")
@@ -162,8 +164,9 @@ class PullService:
         raise RequestNotFound(f"no request {request_id[:100]!r} ({shown}) here")
 
     def list(self, *, side: str | None = None, statuses: Sequence[str] = ()) -> list[RequestRecord]:
+        """The requests, newest first (as every list of the gateway), brought up to date."""
         self.refresh()
-        return self.requests.list_requests(side=side, statuses=statuses)
+        return self.requests.list_requests(side=side, statuses=statuses)[::-1]
 
     def refresh(self, now: datetime | None = None) -> None:
         """Expire overdue sent requests; mark a holder's request delivered once its delivery's
@@ -220,6 +223,10 @@ class PullService:
     ) -> RequestRecord:
         now = now or self.clock()
         pupil.check()
+        if pupil.birth_date > now.date():
+            raise PupilIdentifierInvalid("the birth date lies in the future")
+        if requesting == old_school:
+            raise RequestPayloadInvalid("a school cannot ask itself for a dossier")
         from oso_gateway.transfer.send import new_message_id
 
         request_id = new_message_id()

@@ -16,10 +16,11 @@ from typing import Any, Literal
 from flask import Response, jsonify
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models import Tag  # type: ignore[attr-defined]
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from oso_gateway.errors import RequestNotFound
+from oso_gateway.errors import RequestNotFound, SchoolNotInScope
 from oso_gateway.transfer.pull.payloads import DECLINE_REASONS, Pupil
+from oso_gateway.transfer.pull.service import STATUSES
 from oso_gateway.transfer.pull.views import request_dict
 from oso_gateway.transfer.schools import School
 from oso_gateway.web.api import models as am
@@ -55,12 +56,24 @@ class RequestSideQuery(BaseModel):
 _SIDES = {"sent": "requester", "received": "holder"}
 
 
+RequestStatus = Literal[
+    "sent", "received", "accepted", "delivered", "declined", "withdrawn", "expired"
+]
+
+
+assert set(RequestStatus.__args__) == set(STATUSES)  # type: ignore[attr-defined]
+
+
 class RequestListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown parameter is refused, not ignored
+
     side: Literal["sent", "received"] | None = Field(default=None, description="Sent or received")
-    status: str | None = Field(default=None, max_length=20, description="Only this status")
+    status: RequestStatus | None = Field(default=None, description="Only this status")
 
 
 class PupilBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is refused, not dropped
+
     bsn: str | None = Field(default=None, pattern=r"^[0-9]{9}$")
     onderwijsnummer: str | None = Field(default=None, pattern=r"^[0-9]{9}$")
     birth_date: dt.date
@@ -69,6 +82,8 @@ class PupilBody(BaseModel):
 
 
 class SendBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     requesting_school: str = Field(pattern=am.SCHOOL, description="Our school (the new school)")
     old_school: str = Field(pattern=am.SCHOOL, description="The school that holds the dossier")
     requested_date: dt.date | None = None
@@ -180,8 +195,10 @@ def _own(request_id: str, side: str | None = None) -> Any:
 
 
 def _in_scope(school: str) -> School:
+    """Our school of a new request: one of the credential's (else 403, OSO-E603, as a submit
+    for another school answers)."""
     if not scope().allows(school):
-        raise RequestNotFound(f"school {school} is not in the credential's scope")
+        raise SchoolNotInScope(f"school {school} is not in the credential's scope")
     return School.parse(school)
 
 
