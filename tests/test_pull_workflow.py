@@ -178,6 +178,28 @@ def test_requests_are_listed_newest_first_and_a_future_birth_date_or_self_is_ref
     assert _code(itself) == "OSO-E475"
 
 
+def test_a_request_that_never_reached_the_old_school_shows_why_until_a_retry_gets_it_there(
+    pp: PullPair,
+) -> None:
+    """It read 'sent' with no code after every attempt failed (found by a helper's
+    walkthrough); now it carries the message's code, and loses it once a retry delivers."""
+    from oso_gateway.store.mailbox import Mailbox
+
+    data = dossier(pp.clock)
+    record = pp.new.pull.send_request(requesting=NEW, old_school=OLD, pupil=pupil_of(data))
+    pp.fail_outbox(pp.new)
+    message = pp.new.store.find_message(m.OUT, record.request_id)
+    assert message is not None and message.status == m.FAILED
+    [listed] = pp.new.pull.list(side=m.REQUESTER)
+    assert (listed.status, listed.last_error_code) == ("sent", message.last_error_code)
+    assert listed.last_error_code is not None
+    Mailbox(pp.new.store).retry(message.pk, now=pp.clock())  # what `outbox retry` does
+    pp.drain()
+    shown = pp.new.pull.find(record.request_id, side=m.REQUESTER)
+    assert (shown.status, shown.last_error_code) == ("sent", None)
+    assert _old(pp, record.request_id).status == "received"
+
+
 def test_an_inzage_dated_in_the_future_is_refused(pp: PullPair) -> None:
     """An inzage that has not happened yet is no inzage: it does not release the dossier."""
     request_id, data = _request(pp)

@@ -182,22 +182,30 @@ class PullService:
         request is still as read (``expected``): an answer, a decline or a withdrawal stored
         meanwhile stands."""
         if record.side == m.REQUESTER:
-            if record.status not in OPEN_REQUESTER or record.deadline >= now:
+            if record.status not in OPEN_REQUESTER:
                 return False
-            with contextlib.suppress(RequestStateInvalid):
-                self.requests.transition(
-                    record.pk, status=EXPIRED, now=now, expected=OPEN_REQUESTER
-                )
-                return True
-            return False
+            if record.deadline < now:
+                with contextlib.suppress(RequestStateInvalid):
+                    self.requests.transition(
+                        record.pk, status=EXPIRED, now=now, expected=OPEN_REQUESTER
+                    )
+                    return True
+                return False
+            return record.status == SENT and self._note_failed_request(record, now)
         if record.status != ACCEPTED or record.delivery_message_id is None:
             return False
         message = self.store.find_message(m.OUT, record.delivery_message_id)
         if message is None:
             return False
         with contextlib.suppress(RequestStateInvalid):
-            if message.status == m.DELIVERED:
-                self.requests.transition(record.pk, status=DELIVERED, now=now, expected=(ACCEPTED,))
+            if message.status == m.DELIVERED:  # a failed attempt before it is past
+                self.requests.transition(
+                    record.pk,
+                    status=DELIVERED,
+                    now=now,
+                    expected=(ACCEPTED,),
+                    last_error_code=None,
+                )
                 return True
             if message.status == m.FAILED and message.last_error_code != record.last_error_code:
                 self.requests.transition(
@@ -208,6 +216,28 @@ class PullService:
                     last_error_code=message.last_error_code,
                 )
                 return True
+        return False
+
+    def _note_failed_request(self, record: RequestRecord, now: datetime) -> bool:
+        """A sent request whose message never reached the old school (every retry failed)
+        keeps its status but carries that message's error code, as a failed delivery does
+        (it read 'sent' with no code; `outbox retry <request id>` sends it again)."""
+        message = self.store.find_message(m.OUT, record.request_id)
+        if message is None or message.status not in (m.FAILED, m.DELIVERED):
+            return False
+        # failed: its code; delivered after a retry: no code any more
+        code = message.last_error_code if message.status == m.FAILED else None
+        if code == record.last_error_code:
+            return False
+        with contextlib.suppress(RequestStateInvalid):
+            self.requests.transition(
+                record.pk,
+                status=SENT,
+                now=now,
+                expected=(SENT,),
+                last_error_code=code,
+            )
+            return True
         return False
 
     # --- the new school (requester) ----------------------------------------------------------
