@@ -109,6 +109,8 @@ def test_the_whole_pull_workflow_through_the_school_api(schools: tuple[Las, Las]
     )
     assert refused.status_code == 400
     assert refused.get_json()["code"] == "OSO-E470"
+    assert "dossier differs in" in refused.get_json()["detail"]  # which fields, no values
+    assert _pupil(other)["bsn"] not in refused.get_data(as_text=True)
     assert refused.mimetype == "application/problem+json"
 
     held = old.post(
@@ -121,6 +123,11 @@ def test_the_whole_pull_workflow_through_the_school_api(schools: tuple[Las, Las]
     old.deliver()  # the acceptance: the dossier itself waits for the inzage
     assert new.get(f"requests/{request_id}").get_json()["status"] == "accepted"
 
+    # a refusal says what was wrong, not only its title (E471's reads "not recorded"; the
+    # API hid what the CLI printed: found by a helper's walkthrough)
+    future = old.post(f"requests/{request_id}/inzage", json={"date": "2999-01-01", "how": "paper"})
+    assert future.get_json()["code"] == "OSO-E471"
+    assert "2999-01-01 lies in the future" in future.get_json()["detail"]
     recorded = old.post(
         f"requests/{request_id}/inzage", json={"date": "2026-01-05", "how": "meeting"}
     )

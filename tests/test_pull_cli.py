@@ -140,6 +140,7 @@ def test_inzage_record_for_a_push_and_decline_usage(demo: tuple[Path, str]) -> N
     refused = _json(["inzage", "record", "--config", old, "--school", "00YY00", "--pupil-id",
                      "999999187", "--waive", "onbereikbaar"], code=1)  # fmt: skip
     assert refused["error"] == "OSO-E472"
+    assert "policy does not allow a waiver" in refused["detail"]  # --json says why as well
     result = CliRunner().invoke(main, ["request", "decline", "x", "--config", old])
     assert result.exit_code == 2  # --reason is required
 

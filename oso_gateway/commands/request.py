@@ -110,7 +110,7 @@ def _run(
                 services.pull.refresh()
         except GatewayError as exc:
             if as_json:
-                click.echo(json.dumps({"error": exc.code, "message": exc.public_message}))
+                click.echo(json.dumps(_error_json(exc)))
                 raise SystemExit(1) from None
             fail(exc)
             return
@@ -241,6 +241,12 @@ def list_command(
     _run(config_file, as_json, work)
 
 
+def _error_json(exc: GatewayError) -> dict[str, str]:
+    """A refusal as --json gives it: the code, its meaning and what was wrong (the detail the
+    text output prints, which names no pupil data)."""
+    return {"error": exc.code, "message": exc.public_message, "detail": exc.detail}
+
+
 def _side_of(side: str | None) -> str | None:
     return SIDES.get(side or "")
 
@@ -313,7 +319,7 @@ def preview_command(
             raise RequestStateInvalid(f"request {request_id}: no dossier is held for inzage")
     except GatewayError as exc:
         if as_json:
-            click.echo(json.dumps({"error": exc.code, "message": exc.public_message}))
+            click.echo(json.dumps(_error_json(exc)))
             raise SystemExit(1) from None
         fail(exc)
         return

@@ -23,6 +23,10 @@ class GatewayError(Exception):
     #: How the SENDER reads this code when the receiving gateway answered with it, where the
     #: explanation (written from the receiver's side: "our identities") would read backwards.
     sender_reading: ClassVar[str] = ""
+    #: The detail is written for the school's system that caused it (a state, a field name,
+    #: a date it sent; never a value from a dossier): the school API answers it as the
+    #: problem's ``detail`` instead of ``public_message``.
+    client_detail: ClassVar[bool] = False
 
     def __init__(self, detail: str = "") -> None:
         self.detail = detail or self.public_message

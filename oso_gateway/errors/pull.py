@@ -14,6 +14,7 @@ class PupilMismatch(RemoteError):
     birth date, differ): refused before sealing."""
 
     code = "OSO-E470"
+    client_detail = True
     public_message = "The dossier's pupil does not match the request."
 
 
@@ -22,6 +23,7 @@ class InzageMissing(RemoteError):
     waiver) is recorded for it."""
 
     code = "OSO-E471"
+    client_detail = True
     http_status = 409
     public_message = "The parents' inzage is not recorded for this dossier."
 
@@ -30,6 +32,7 @@ class InzageWaiverNotAllowed(RemoteError):
     """Inzage was waived, but the school's policy does not allow a waiver."""
 
     code = "OSO-E472"
+    client_detail = True
     http_status = 409
     public_message = "This school's policy does not allow waiving the parents' inzage."
 
@@ -46,6 +49,7 @@ class RequestStateInvalid(RemoteError):
     """The request is not in a state that allows this step (e.g. answering a withdrawn one)."""
 
     code = "OSO-E474"
+    client_detail = True
     http_status = 409
     public_message = "The request's state does not allow this step."
 
@@ -121,6 +125,7 @@ class PupilIdentifierInvalid(RemoteError):
     birth date."""
 
     code = "OSO-E483"
+    client_detail = True
     public_message = "The pupil's identifier or birth date is not valid."
 
 
@@ -128,4 +133,5 @@ class DeclineReasonInvalid(RemoteError):
     """A decline needs one of the reason codes; ``other`` needs a text."""
 
     code = "OSO-E484"
+    client_detail = True
     public_message = "The decline reason is not valid."

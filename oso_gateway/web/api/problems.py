@@ -29,11 +29,14 @@ def problem(
     headers: dict[str, str] | None = None,
 ) -> Response:
     cls = error if isinstance(error, type) else type(error)
+    detail = cls.public_message
+    if cls.client_detail and not isinstance(error, type):
+        detail = error.detail[:500]  # what the caller got wrong, e.g. the state it is in
     body: dict[str, Any] = {
         "type": problem_type(cls.code),
         "title": cls.public_message,
         "status": cls.http_status,
-        "detail": cls.public_message,
+        "detail": detail,
         "code": cls.code,
         "instance": request.path[:200] if request else None,
     }
