@@ -331,3 +331,28 @@ def test_a_decline_with_its_own_words_reaches_the_new_schools_las(
         if e.event.get("kind") == "api" and e.event.get("operation") == "requests.get_request"
     ]
     assert {c.get("message_id") for c in calls} >= {request_id, other}
+
+
+def test_a_retried_request_with_its_idempotency_key_is_sent_once(
+    schools: tuple[Las, Las],
+) -> None:
+    """Two POSTs with the same Idempotency-Key made two requests at the old school (found by
+    a helper's walkthrough); a submit's key already worked so."""
+    new, old = schools
+    data = generate_dossier(overstap="POVO", seed=33, now=datetime.now(UTC))
+    body = {"requesting_school": "01AB00", "old_school": "00YY00", "pupil": _pupil(data)}
+    key = {"Idempotency-Key": "las-aanvraag-33"}
+    first = new.post("requests", json=body, headers=key)
+    assert first.status_code == 201, first.get_data(as_text=True)
+    again = new.post("requests", json=body, headers=key)
+    assert again.status_code == 200 and again.get_json() == first.get_json()
+    other = new.post("requests", json={**body, "requested_date": "2030-01-01"}, headers=key)
+    assert (other.status_code, other.get_json()["code"]) == (409, "OSO-E604")
+    sent = new.get("requests", query_string={"side": "sent"}).get_json()["items"]
+    assert [r["request_id"] for r in sent] == [first.get_json()["request_id"]]
+    new.deliver()
+    received = old.get("requests", query_string={"side": "received"}).get_json()["items"]
+    assert [r["request_id"] for r in received] == [first.get_json()["request_id"]]
+    without = new.post("requests", json=body)  # no key: a new request, as before
+    assert without.status_code == 201
+    assert without.get_json()["request_id"] != first.get_json()["request_id"]

@@ -51,6 +51,7 @@ from oso_gateway.store.pull import (
     PullStore,
     RequestRecord,
     find_request_in,
+    insert_request_in,
     release_in,
     transition_in,
 )
@@ -250,7 +251,10 @@ class PullService:
         pupil: p.Pupil,
         requested_date: date | None = None,
         now: datetime | None = None,
+        after_insert: Callable[[Any, MessageRecord], None] | None = None,
     ) -> RequestRecord:
+        """Queue a request for the pupil's dossier to the old school. ``after_insert(session,
+        message)`` runs in the transaction that stores the request and its message."""
         now = now or self.clock()
         pupil.check()
         if pupil.birth_date > now.date():
@@ -280,23 +284,30 @@ class PullService:
             now=now,
             message_id=request_id,
         )
-        record = self.requests.insert(
-            NewRequest(
-                side=m.REQUESTER,
-                request_id=request_id,
-                our_school=requesting.code,
-                counterpart_school=old_school.code,
-                counterpart_oin=prepared.recipient_oin,
-                status=SENT,
-                requested_date=(requested_date or now.date()).isoformat(),
-                deadline=now + timedelta(days=self.settings.expire_days),
-                pupil=pupil.as_dict(),
-            ),
-            now=now,
+        new = NewRequest(
+            side=m.REQUESTER,
+            request_id=request_id,
+            our_school=requesting.code,
+            counterpart_school=old_school.code,
+            counterpart_oin=prepared.recipient_oin,
+            status=SENT,
+            requested_date=(requested_date or now.date()).isoformat(),
+            deadline=now + timedelta(days=self.settings.expire_days),
+            pupil=pupil.as_dict(),
         )
-        self.outbox.enqueue(prepared)
+        inserted: list[RequestRecord] = []
+        cipher = self.requests.cipher
+
+        def insert(session: Any, queued: MessageRecord) -> None:
+            # the request and its message in one transaction: both, or neither (a school
+            # API client's Idempotency-Key is recorded in it too, ``after_insert``)
+            inserted.append(insert_request_in(session, cipher, new, now=now))
+            if after_insert is not None:
+                after_insert(session, queued)
+
+        self.outbox.enqueue(prepared, after_insert=insert)
         log.info("request %s sent from %s to %s", request_id, requesting, old_school)
-        return record
+        return inserted[0]
 
     def withdraw(
         self,

@@ -11,6 +11,8 @@ no pupil data; one request (``GET /requests/{id}``) shows the pupil it asks for 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from typing import Any, Literal
 
 from flask import Response, jsonify
@@ -220,19 +222,71 @@ def list_requests(query: RequestListQuery) -> Response:
     "",
     operation_id="sendRequest",
     summary="Ask the old school for a pupil's dossier (new school)",
-    responses={201: DossierRequest},
+    description="An `Idempotency-Key` makes a retried request return the same request (200), "
+    "not a second one at the old school; the same key with another body answers 409 "
+    "(OSO-E604).",
+    responses={200: DossierRequest, 201: DossierRequest},
 )
-def send_request(body: SendBody) -> Response:
+def send_request(body: SendBody, header: am.IdempotencyHeader) -> Response:
+    from oso_gateway.store.api_clients import remember_idempotency
+    from oso_gateway.store.engine import is_conflict
+
+    key, client_id = header.idempotency_key, scope().client_id
+    digest = hashlib.sha256(
+        json.dumps(body.model_dump(mode="json"), sort_keys=True).encode() + b"\nrequest"
+    ).hexdigest()
+    earlier = _earlier_request(key, digest)
+    if earlier is not None:
+        return jsonify(request_dict(earlier, _now()))
+    after = None
+    if key is not None and client_id is not None:
+        now = _now()
+
+        def after(session: Any, queued: Any) -> None:  # in the transaction that queues it
+            remember_idempotency(
+                session,
+                client_id=client_id,
+                key=key,
+                request_digest=digest,
+                message_pk=queued.pk,
+                now=now,
+            )
+
     pupil = Pupil(**body.pupil.model_dump())
-    record = _pull().send_request(
-        requesting=_in_scope(body.requesting_school),
-        old_school=School.parse(body.old_school),
-        pupil=pupil,
-        requested_date=body.requested_date,
-    )
+    try:
+        record = _pull().send_request(
+            requesting=_in_scope(body.requesting_school),
+            old_school=School.parse(body.old_school),
+            pupil=pupil,
+            requested_date=body.requested_date,
+            after_insert=after,
+        )
+    except Exception as exc:  # the same key raced us: answer with the winner's request
+        raced = _earlier_request(key, digest) if key is not None and is_conflict(exc) else None
+        if raced is None:
+            raise
+        return jsonify(request_dict(raced, _now()))
     response = jsonify(request_dict(record, _now()))
     response.status_code = 201
     return response
+
+
+def _earlier_request(key: str | None, digest: str) -> Any:
+    """The request an earlier call with this Idempotency-Key made (E604 when that call had
+    another body), or None."""
+    from oso_gateway.errors import IdempotencyKeyReused
+    from oso_gateway.store.api_clients import ApiClientStore
+
+    client_id = scope().client_id
+    if key is None or client_id is None:
+        return None
+    known = ApiClientStore(services().store.engine).idempotency(client_id, key)
+    if known is None:
+        return None
+    if known.request_digest != digest:
+        raise IdempotencyKeyReused("Idempotency-Key reused with another body")
+    message = services().store.get_message(known.message_pk)
+    return _pull().find(message.message_id, side="requester", schools=_schools())
 
 
 @bp.get(
