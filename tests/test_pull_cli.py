@@ -180,3 +180,23 @@ def test_an_erased_request_is_shown_as_its_tombstone(demo: tuple[Path, str]) -> 
     assert isinstance(events, list) and events[-1]["code"] == "purged"
     human = CliRunner().invoke(main, ["request", "show", request_id, "--config", new])
     assert human.exit_code == 0 and "111222333" not in human.output
+
+
+def test_request_show_prints_the_preview_a_line_per_category(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """It printed the held dossier's preview as a Python dict (found by a helper's
+    walkthrough)."""
+    from datetime import UTC, datetime
+
+    from oso_gateway.commands.request import _print
+    from oso_gateway.dossier.generator import generate_dossier
+    from oso_gateway.dossier.preview import preview
+    from oso_gateway.security.xmlparse import parse_xml
+
+    data = generate_dossier(overstap="POVO", seed=5, now=datetime.now(UTC))
+    shown = preview(parse_xml(data).getroot()).as_dict()
+    _print({"request_id": "urn:uuid:x", "preview": shown})
+    out = capsys.readouterr().out
+    assert "{'" not in out and "preview (per category" in out
+    assert "  leerling: shared (" in out

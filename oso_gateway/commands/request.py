@@ -130,6 +130,13 @@ def _print(result: dict[str, Any]) -> None:
             click.echo("(no requests)")
         return
     for key, value in result.items():
+        if key == "preview" and isinstance(value, dict):  # a line per category, not a repr
+            click.echo("preview (per category; `request preview` shows the parents' text):")
+            for category in value.get("categories", []):
+                click.echo(
+                    f"  {category['category']}: {category['action']} ({category['status']})"
+                )
+            continue
         if isinstance(value, dict):
             click.echo(f"{key}:")
             for inner, inner_value in value.items():
