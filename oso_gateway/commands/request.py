@@ -133,9 +133,7 @@ def _print(result: dict[str, Any]) -> None:
         if key == "preview" and isinstance(value, dict):  # a line per category, not a repr
             click.echo("preview (per category; `request preview` shows the parents' text):")
             for category in value.get("categories", []):
-                click.echo(
-                    f"  {category['category']}: {category['action']} ({category['status']})"
-                )
+                click.echo(f"  {category['category']}: {category['action']} ({category['status']})")
             continue
         if isinstance(value, dict):
             click.echo(f"{key}:")
