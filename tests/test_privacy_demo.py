@@ -68,6 +68,7 @@ def test_rotate_export_purge_verify_and_the_parents_report(tmp_path: Path) -> No
         ).split()
     )
     assert "Het Dev College (01AB00)" in text
+    assert "Basisschool De Regenboog (00YY00)" in text  # the sending school by name as well
     code, out = run(SENDER, "disclosure", "list", "--message", mid)
     record = json.loads(out)
     sent, withheld = set(record["sent"]), {w["category"] for w in record["withheld"]}

@@ -126,6 +126,21 @@ def _no_config_hint(settings: Settings) -> str | None:
     )
 
 
+def school_names(settings: Settings) -> dict[str, str]:
+    """School code (BRIN + vestiging) → name from the configured directory; empty when none
+    is configured or it does not load (a name is a nicety: the code is always shown)."""
+    from oso_gateway.transfer.directory import Directory
+
+    if settings.directory_file is None:
+        return {}
+    try:
+        return {
+            str(entry): entry.name for entry in Directory.load(settings.directory_file).schools()
+        }
+    except GatewayError:
+        return {}
+
+
 def require_our_school(settings: Settings, school: str) -> None:
     """Stop (exit 2, E463) when the directory neither names one of our identities as the
     school's gateway nor mandates one for it: what is recorded for a school (a parents'

@@ -21,6 +21,7 @@ from oso_gateway.commands.db import (
     confirm_or_exit,
     fail,
     require_our_school,
+    school_names,
     settings_or_exit,
     store_or_exit,
     write_private,
@@ -116,7 +117,11 @@ def report_command(
         fail(exc)
         return
     report = build_report(
-        found, language=lang, now=datetime.now(UTC), pupil_tail=pupil[-4:] if pupil else None
+        found,
+        language=lang,
+        now=datetime.now(UTC),
+        pupil_tail=pupil[-4:] if pupil else None,
+        school_names=school_names(settings_or_exit(config_file)),
     )
     write_private(out, render_html(report).encode("utf-8") if fmt == "html" else render_pdf(report))
     click.echo(f"wrote {fmt.upper()} report of {len(found)} transfer(s) to {out}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -166,8 +166,12 @@ def build_report(
     language: str = "nl",
     now: datetime,
     pupil_tail: str | None = None,
+    school_names: Mapping[str, str] | None = None,
 ) -> Report:
-    """The report's content (no rendering yet)."""
+    """The report's content (no rendering yet). ``school_names``: school code → name (the
+    directory's), for the sending school (the receiving school's name is kept with the
+    record)."""
+    names = school_names or {}
     t = _TEXT[language]
     header = [(t["generated"], _date(now))]
     if pupil_tail:
@@ -186,7 +190,7 @@ def build_report(
                 inzage += "; " + t["zienswijze"]
         rows = [
             (t["to"], _school(r.recipient_school, r.recipient_name)),
-            (t["from"], _school(r.sending_school, None)),
+            (t["from"], _school(r.sending_school, names.get(r.sending_school or ""))),
             (t["prepared"], _date(r.prepared_at)),
             (t["delivered"], _date(r.delivered_at) or t["not_delivered"]),
             (t["inzage"], inzage),
