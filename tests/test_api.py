@@ -133,6 +133,39 @@ def test_a_parents_objection_is_withheld_from_a_submit_and_shown_by_its_dry_run(
     assert answer.json()["removed"].get("toetsresultaten"), answer.json()
 
 
+def test_a_dry_run_of_another_schools_dossier_does_not_tell_its_parents_objections(
+    api: LiveApi,
+) -> None:
+    """The dry-run looked the objections up for the school the uploaded dossier names, before
+    the scope check: a client of school A learnt whether a pupil's parents at school B had
+    objected (found by a review). Answers for B's dossier are now the same either way."""
+    from oso_gateway.dossier.disclosure import pupil_number
+    from oso_gateway.security.xmlparse import parse_xml
+    from oso_gateway.store.disclosures import PrivacyRecords
+
+    data = dossier_for("VOVO", SCHOOL_B, seed=37)
+    number = pupil_number(parse_xml(data).getroot())
+    assert number is not None and b"<toetslijst" in data
+
+    def dry_run_as_a() -> dict[str, object]:
+        answer = api.post(
+            "outbox/dry-run", SCHOOL_A, params={"recipient": "01AB00"}, data=data, headers=XML
+        )
+        assert answer.status_code == 200, answer.text
+        body: dict[str, object] = answer.json()
+        return body
+
+    before = dry_run_as_a()
+    assert before["error_code"] == "OSO-E603"
+    store = api.vendor.store
+    PrivacyRecords(store.engine, store.cipher).record_objection(
+        school=SCHOOL_B, pupil_number=number, category="toetsresultaten", now=datetime.now(UTC)
+    )
+    assert dry_run_as_a() == before
+    refused = submit(api, data)  # A's client submitting B's dossier: the same E603 either way
+    assert (refused.status_code, refused.json()["code"]) == (403, "OSO-E603")
+
+
 def test_outbox_list_filters_and_pages_with_a_cursor(api: LiveApi) -> None:
     for seed in (41, 42, 43):
         assert submit(api, dossier_for("POVO", SCHOOL_A, seed=seed)).status_code == 201

@@ -191,6 +191,33 @@ def test_a_missing_key_file_of_a_database_with_data_says_restore_it_not_keygen(
     assert key_id.group(1) in lost.output and "db keygen --out" not in lost.output
 
 
+def test_a_missing_key_file_of_a_database_with_only_objections_says_restore_it(
+    tmp_path: Path,
+) -> None:
+    """An objection has no key id, only a hash keyed with the storage key: after `db keygen`
+    the gateway found it no more and sent the category again (found by a review)."""
+    from oso_gateway.transfer.demo import PRIMARY_OIN, setup_dev_gateways
+
+    config = setup_dev_gateways(tmp_path / "gw")[PRIMARY_OIN].config_file
+    text = config.read_text()
+    match = re.search(r'^key = "([^"]+)"$', text, re.M)
+    assert match is not None
+    key_file = tmp_path / "storage.key"
+    key_file.write_text(match.group(1) + "\n")
+    config.write_text(text.replace(match.group(0), f'key_file = "{key_file.as_posix()}"'))
+    added = CliRunner().invoke(
+        main,
+        ["objection", "add", "--config", str(config), "--school", "00YY00", "--bsn", "-",
+         "--category", "toetsresultaten"],
+        input="999999187\n",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    key_file.unlink()
+    lost = CliRunner().invoke(main, ["outbox", "list", "--config", str(config)])
+    assert lost.exit_code == 2 and "restore that key file" in lost.output, lost.output
+    assert "parents' objections" in lost.output and "db keygen --out" not in lost.output
+
+
 def test_a_missing_key_file_of_a_new_gateway_still_says_keygen(tmp_path: Path) -> None:
     from oso_gateway.transfer.demo import PRIMARY_OIN, setup_dev_gateways
 

@@ -353,6 +353,27 @@ def test_a_retried_request_with_its_idempotency_key_is_sent_once(
     new.deliver()
     received = old.get("requests", query_string={"side": "received"}).get_json()["items"]
     assert [r["request_id"] for r in received] == [first.get_json()["request_id"]]
+    # what is kept with the key is a keyed hash of the body (it names the pupil), not one a
+    # guess could be checked against without the storage key (found by a review)
+    import hashlib
+    import json
+
+    from sqlalchemy import text
+
+    with new.services.store.engine.connect() as connection:
+        [stored] = connection.execute(
+            text("SELECT request_digest FROM api_idempotency WHERE key = :k"),
+            {"k": "las-aanvraag-33"},
+        ).scalars()
+    as_parsed = {  # the body as the API reads it, every optional field filled in
+        **body,
+        "requested_date": None,
+        "pupil": {**body["pupil"], "onderwijsnummer": None, "given_names": None},
+    }
+    rendered = json.dumps(as_parsed, sort_keys=True).encode()
+    for plain in (rendered, rendered + b"\nrequest", json.dumps(body, sort_keys=True).encode()):
+        assert stored != hashlib.sha256(plain).hexdigest()
+    assert _pupil(data)["bsn"] not in stored
     without = new.post("requests", json=body)  # no key: a new request, as before
     assert without.status_code == 201
     assert without.get_json()["request_id"] != first.get_json()["request_id"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -124,15 +125,23 @@ def _identity_problems(settings: Settings, directory: Directory) -> list[str]:
     except GatewayError as exc:
         return [f"our identity: {exc.code}: {exc.detail}"]
     problems = []
-    der = serialization.Encoding.DER
+
+    def spki(cert: Any) -> bytes:  # a certificate re-issued for the same key is the same key
+        return bytes(
+            cert.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+
     for identity in identities:
         entry = directory.gateways.get(identity.oin)
         if entry is None:
             continue  # a gateway that only sends need not be listed
-        if entry.encryption_certificate.public_bytes(der) != identity.certificate.public_bytes(der):
+        if spki(entry.encryption_certificate) != spki(identity.certificate):
             problems.append(
                 f"gateway {identity.oin}: the directory's certificate ({entry.certificate_file}) "
-                "is not this gateway's own: senders would encrypt to a key it does not hold"
+                "holds another key than this gateway's: senders would encrypt to a key it does "
+                "not hold"
             )
     return problems
 

@@ -102,18 +102,25 @@ def _refuse_a_lost_key(settings: Settings) -> None:
         return
     held = stored_key_ids(settings.database_url)
     if held:
+        under = (
+            "found by hashes keyed with the storage key (parents' objections)"
+            if held == ["(keyed hashes)"]
+            else f"encrypted under storage key id {', '.join(held)}"
+        )
         raise ConfigError(
-            f"storage.key_file {missing} does not exist, and the database holds data encrypted "
-            f"under storage key id {', '.join(held)}: restore that key file from your backup "
-            "(a new key from `oso-gateway db keygen` cannot read what is stored)"
+            f"storage.key_file {missing} does not exist, and the database holds data {under}: "
+            "restore that key file from your backup (a new key from `oso-gateway db keygen` "
+            "cannot read, or find, what is stored)"
         )
 
 
 def stored_key_ids(url: str, *, most: int = 3) -> list[str]:
-    """The ids of the storage keys that wrap the data keys in the database at ``url`` (at most
-    ``most``); none when there is no such database or table yet. Reads only; never creates a
-    SQLite file."""
-    from sqlalchemy import select
+    """What in the database at ``url`` needs the storage key: the ids of the keys that wrap
+    its data keys and encrypt its rows (at most ``most``), and ``"(keyed hashes)"`` when it
+    holds only rows found by a keyed hash of the storage key (a parents' objection, an
+    inzage record): a new key would silently find none of them. Empty when there is no such
+    database or schema yet. Reads only; never creates a SQLite file."""
+    from sqlalchemy import select, union
     from sqlalchemy.exc import SQLAlchemyError
 
     from oso_gateway.store import models as m
@@ -122,13 +129,30 @@ def stored_key_ids(url: str, *, most: int = 3) -> list[str]:
         require_existing_database(url, config_file=None)
     except DatabaseMissing:
         return []
+    key_columns = (
+        m.DataKeyRow.kek_id,
+        m.Dossier.key_id,
+        m.DossierIndex.key_id,
+        m.PullRequest.key_id,
+        m.InzageRecord.key_id,
+        m.Message.payload_key_id,
+    )
     engine = create_store_engine(url)
     try:
         with engine.connect() as connection:
-            rows = connection.execute(
-                select(m.DataKeyRow.kek_id).distinct().order_by(m.DataKeyRow.kek_id).limit(most)
+            ids = sorted(
+                {
+                    str(key_id)
+                    for (key_id,) in connection.execute(
+                        union(*(select(c.label("key_id")).distinct() for c in key_columns))
+                    )
+                    if key_id
+                }
             )
-            return [str(kek_id) for (kek_id,) in rows]
+            if ids:
+                return ids[:most]
+            keyed = connection.execute(select(m.Objection.id).limit(1)).first()
+            return ["(keyed hashes)"] if keyed is not None else []
     except SQLAlchemyError:  # no schema yet, or no database to reach: nothing to protect
         return []
     finally:

@@ -350,7 +350,7 @@ class OutboxService(_Boxes):
             if earlier is not None:
                 return earlier
         now = self.clock()
-        prepared = self.prepare(data, to=to, now=now)
+        prepared = self.prepare(data, to=to, now=now, **_scoped(self.outbox, scope))
         if not scope.allows(prepared.sending_school.code):
             raise SchoolNotInScope(f"sending school {prepared.sending_school} not in scope")
         refuse_duplicate(self.mailbox, prepared, to=to, now=now, window=self.duplicate_window)
@@ -441,7 +441,6 @@ def dry_run_report(
     from oso_gateway.dossier.validate import validate_dossier
     from oso_gateway.errors import DossierError, DossierParseError
     from oso_gateway.security.xmlparse import ParseLimits, parse_xml
-    from oso_gateway.transfer.send import objections_of
 
     now = clock()
     try:
@@ -456,7 +455,7 @@ def dry_run_report(
         }
     try:
         if objections is not None:
-            root = with_opt_out(root, objections_of(root, objections))
+            root = with_opt_out(root, _objections_in_scope(root, objections, scope))
         shown = preview(root)
         minimised = minimise(root)
         payload = etree.tostring(minimised.root, encoding="utf-8", xml_declaration=True)
@@ -466,7 +465,8 @@ def dry_run_report(
         return {"would_queue": False, "error_code": exc.code, "findings": [], "categories": []}
     error_code = None
     try:
-        prepared = prepare(data, to=to, now=now)
+        scoped = {"objections": _only_in(objections, scope)} if objections is not None else {}
+        prepared = prepare(data, to=to, now=now, **scoped)
         if not scope.allows(prepared.sending_school.code):
             raise SchoolNotInScope(f"sending school {prepared.sending_school} not in scope")
     except GatewayError as exc:
@@ -486,6 +486,45 @@ def dry_run_report(
             for c in shown.categories
         ],
     }
+
+
+def _only_in(
+    objections: Callable[[str, str], Sequence[str]], scope: Scope
+) -> Callable[[str, str], Sequence[str]]:
+    """``objections`` for the client's own schools only: for another school's dossier (which
+    it is then refused, E603) the answer must not depend on whether those parents objected
+    (an objection to a mandatory category refuses the dossier E105 first)."""
+
+    def lookup(school: str, pupil_number: str) -> Sequence[str]:
+        return objections(school, pupil_number) if scope.allows(school) else ()
+
+    return lookup
+
+
+def _scoped(outbox: Any, scope: Scope) -> dict[str, Any]:
+    """The ``objections`` argument of a submit's ``prepare``, limited to ``scope``."""
+    found = getattr(outbox, "objections", None)
+    return {"objections": _only_in(found, scope)} if found is not None else {}
+
+
+def _objections_in_scope(
+    root: etree._Element, objections: Callable[[str, str], Sequence[str]], scope: Scope
+) -> Sequence[str]:
+    """The parents' objections a dry-run shows: only for a dossier of one of the client's own
+    schools (another school's would tell the client whether those parents objected; the
+    dry-run ends E603 for it anyway), and none for a dossier that names no sending school
+    (validation then reports that, with its finding)."""
+    from oso_gateway.errors import DossierError
+    from oso_gateway.transfer.schools import sending_school
+    from oso_gateway.transfer.send import objections_of
+
+    try:
+        school = sending_school(root)
+    except DossierError:
+        return ()
+    if not scope.allows(school.code):
+        return ()
+    return objections_of(root, objections)
 
 
 def dossier_findings(data: bytes, *, now: datetime) -> list[dict[str, Any]]:

@@ -91,6 +91,8 @@ class RequestAnswerHandler:
             )
             if current is None or current.status not in _ALLOWED[(side, answer.outcome)]:
                 raise AnswerNotAllowed(f"request {answer.request_id} changed meanwhile")
+            # an answer to our request proves it arrived: no error of its message stands
+            cleared = {"last_error_code": None} if side == m.REQUESTER else {}
             transition_in(
                 session,
                 cipher,
@@ -100,6 +102,7 @@ class RequestAnswerHandler:
                 code=answer.reason,
                 decline_text=answer.text,
                 **fields,
+                **cleared,
             )
             if side == m.HOLDER:
                 from oso_gateway.store.mailbox import cancel_outbound_in

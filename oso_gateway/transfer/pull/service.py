@@ -192,7 +192,7 @@ class PullService:
                     )
                     return True
                 return False
-            return record.status == SENT and self._note_failed_request(record, now)
+            return self._note_failed_request(record, now)
         if record.status != ACCEPTED or record.delivery_message_id is None:
             return False
         message = self.store.find_message(m.OUT, record.delivery_message_id)
@@ -220,7 +220,7 @@ class PullService:
         return False
 
     def _note_failed_request(self, record: RequestRecord, now: datetime) -> bool:
-        """A sent request whose message never reached the old school (every retry failed)
+        """An open request whose message never reached the old school (every retry failed)
         keeps its status but carries that message's error code, as a failed delivery does
         (it read 'sent' with no code; `outbox retry <request id>` sends it again)."""
         message = self.store.find_message(m.OUT, record.request_id)
@@ -233,9 +233,9 @@ class PullService:
         with contextlib.suppress(RequestStateInvalid):
             self.requests.transition(
                 record.pk,
-                status=SENT,
+                status=record.status,  # sent, or accepted (answered after a retry)
                 now=now,
-                expected=(SENT,),
+                expected=(record.status,),
                 last_error_code=code,
             )
             return True
@@ -318,10 +318,12 @@ class PullService:
     ) -> RequestRecord:
         now = now or self.clock()
         record = self.find(request_id, side=m.REQUESTER, schools=schools)
-        if record.status not in OPEN_REQUESTER:
+        # an expired request may still be withdrawn: the old school is then told, and stops
+        withdrawable = (*OPEN_REQUESTER, EXPIRED)
+        if record.status not in withdrawable:
             raise RequestStateInvalid(f"request {request_id} is {record.status}")
         record = self.requests.transition(
-            record.pk, status=WITHDRAWN, now=now, expected=OPEN_REQUESTER
+            record.pk, status=WITHDRAWN, now=now, expected=withdrawable
         )
         self._send_answer(record, p.WITHDRAWN, now=now)
         return record
@@ -575,6 +577,7 @@ class PullService:
                 now=message.now,
                 delivery_message_id=message.opened.message_id,
                 name_warning=result.name_warning,
+                last_error_code=None,  # the request plainly arrived
             )
 
         return persist

@@ -1,7 +1,9 @@
 """RFC 9457 problem details (``application/problem+json``) carrying our stable error code.
 
-What a caller is told is the error class's ``public_message`` (never ``detail``, which is for
-our log), the code, and for validation the rule codes with their locations. No pupil data.
+What a caller is told is the error class's ``public_message``, the code, and for validation the
+rule codes with their locations. ``detail`` is for our log, except for the classes that mark it
+``client_detail`` (the pull workflow's refusals of the caller's own steps: a state, field names,
+the caller's own date), whose detail is the problem's. No pupil data.
 """
 
 from __future__ import annotations
