@@ -166,6 +166,24 @@ def test_a_dry_run_of_another_schools_dossier_does_not_tell_its_parents_objectio
     assert (refused.status_code, refused.json()["code"]) == (403, "OSO-E603")
 
 
+def test_a_dry_run_of_a_dossier_naming_no_school_keeps_its_finding(api: LiveApi) -> None:
+    """The objection look-up needs the sending school; it raised E102 for a dossier without
+    one and the answer lost the validation's finding (found by a review)."""
+    data = dossier_for("POVO", SCHOOL_A, seed=38)
+    root = etree.fromstring(data)
+    ns = {"d": root.nsmap[None]}
+    [brin] = root.xpath("//d:huidigeschool/d:brincode", namespaces=ns)
+    brin.getparent().remove(brin)
+    answer = api.post(
+        "outbox/dry-run",
+        SCHOOL_A,
+        params={"recipient": "01AB00"},
+        data=etree.tostring(root),
+        headers=XML,
+    ).json()
+    assert answer["would_queue"] is False and answer["findings"], answer
+
+
 def test_outbox_list_filters_and_pages_with_a_cursor(api: LiveApi) -> None:
     for seed in (41, 42, 43):
         assert submit(api, dossier_for("POVO", SCHOOL_A, seed=seed)).status_code == 201
