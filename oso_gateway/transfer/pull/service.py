@@ -173,15 +173,20 @@ class PullService:
         """Expire overdue sent requests; mark a holder's request delivered once its delivery's
         receipt is verified (and note the code of a failed delivery)."""
         now = now or self.clock()
+        # which request messages failed, in one read (not a look-up per open request)
+        failed = self.store.message_ids_with_status(m.OUT, m.FAILED)
         for record in self.requests.list_requests(side=m.REQUESTER, statuses=OPEN_REQUESTER):
-            self._refresh_record(record, now)
+            self._refresh_record(record, now, failed=failed)
         for record in self.requests.list_requests(side=m.HOLDER, statuses=(ACCEPTED,)):
             self._refresh_record(record, now)
 
-    def _refresh_record(self, record: RequestRecord, now: datetime) -> bool:
+    def _refresh_record(
+        self, record: RequestRecord, now: datetime, *, failed: set[str] | None = None
+    ) -> bool:
         """``refresh`` for one request; True when it changed. Each change is made only if the
         request is still as read (``expected``): an answer, a decline or a withdrawal stored
-        meanwhile stands."""
+        meanwhile stands. ``failed``: the outbound MessageIDs that failed, when known (then a
+        request with no code whose message did not fail needs no look-up)."""
         if record.side == m.REQUESTER:
             if record.status not in OPEN_REQUESTER:
                 return False
@@ -192,6 +197,9 @@ class PullService:
                     )
                     return True
                 return False
+            if failed is not None and record.last_error_code is None:
+                if record.request_id not in failed:
+                    return False
             return self._note_failed_request(record, now)
         if record.status != ACCEPTED or record.delivery_message_id is None:
             return False
