@@ -153,13 +153,9 @@ def test_db_upgrade_without_config_warns_where_it_creates_the_database(
 # --- a lost storage key: restore it, do not make a new one ---------------------------------------
 
 
-def test_a_missing_key_file_of_a_database_with_data_says_restore_it_not_keygen(
-    tmp_path: Path,
-) -> None:
-    """The plain advice for a missing storage.key_file is `db keygen`, right for a new gateway;
-    for one whose database holds data it made a key that could read none of it (found by a
-    helper's walkthrough): the error names the key id and says to restore the file."""
-    from oso_gateway.dossier.generator import generate_dossier
+def _gateway_with_key_file(tmp_path: Path, *, write: bool = True) -> tuple[Path, Path]:
+    """A dev gateway whose storage key is in a file (``storage.key``; not written when
+    ``write`` is False) instead of the configuration: its config file and the key file."""
     from oso_gateway.transfer.demo import PRIMARY_OIN, setup_dev_gateways
 
     config = setup_dev_gateways(tmp_path / "gw")[PRIMARY_OIN].config_file
@@ -167,9 +163,22 @@ def test_a_missing_key_file_of_a_database_with_data_says_restore_it_not_keygen(
     match = re.search(r'^key = "([^"]+)"$', text, re.M)
     assert match is not None
     key_file = tmp_path / "storage.key"
-    key_file.write_text(match.group(1) + "\n")
-    key_file.chmod(0o600)
+    if write:
+        key_file.write_text(match.group(1) + "\n")
+        key_file.chmod(0o600)
     config.write_text(text.replace(match.group(0), f'key_file = "{key_file.as_posix()}"'))
+    return config, key_file
+
+
+def test_a_missing_key_file_of_a_database_with_data_says_restore_it_not_keygen(
+    tmp_path: Path,
+) -> None:
+    """The plain advice for a missing storage.key_file is `db keygen`, right for a new gateway;
+    for one whose database holds data it made a key that could read none of it (found by a
+    helper's walkthrough): the error names the key id and says to restore the file."""
+    from oso_gateway.dossier.generator import generate_dossier
+
+    config, key_file = _gateway_with_key_file(tmp_path)
     fresh = CliRunner().invoke(main, ["outbox", "list", "--config", str(config)])
     assert fresh.exit_code == 0, fresh.output  # an empty database: no data keys yet
     key_id = re.search(
@@ -196,15 +205,7 @@ def test_a_missing_key_file_of_a_database_with_only_objections_says_restore_it(
 ) -> None:
     """An objection has no key id, only a hash keyed with the storage key: after `db keygen`
     the gateway found it no more and sent the category again (found by a review)."""
-    from oso_gateway.transfer.demo import PRIMARY_OIN, setup_dev_gateways
-
-    config = setup_dev_gateways(tmp_path / "gw")[PRIMARY_OIN].config_file
-    text = config.read_text()
-    match = re.search(r'^key = "([^"]+)"$', text, re.M)
-    assert match is not None
-    key_file = tmp_path / "storage.key"
-    key_file.write_text(match.group(1) + "\n")
-    config.write_text(text.replace(match.group(0), f'key_file = "{key_file.as_posix()}"'))
+    config, key_file = _gateway_with_key_file(tmp_path)
     added = CliRunner().invoke(
         main,
         ["objection", "add", "--config", str(config), "--school", "00YY00", "--bsn", "-",
@@ -219,14 +220,7 @@ def test_a_missing_key_file_of_a_database_with_only_objections_says_restore_it(
 
 
 def test_a_missing_key_file_of_a_new_gateway_still_says_keygen(tmp_path: Path) -> None:
-    from oso_gateway.transfer.demo import PRIMARY_OIN, setup_dev_gateways
-
-    config = setup_dev_gateways(tmp_path / "gw")[PRIMARY_OIN].config_file
-    text = config.read_text()
-    match = re.search(r'^key = "([^"]+)"$', text, re.M)
-    assert match is not None
-    missing = tmp_path / "storage.key"
-    config.write_text(text.replace(match.group(0), f'key_file = "{missing.as_posix()}"'))
+    config, _missing = _gateway_with_key_file(tmp_path, write=False)
     result = CliRunner().invoke(main, ["outbox", "list", "--config", str(config)])
     assert result.exit_code == 2, result.output
     assert "does not exist: create it" in result.output and "db keygen --out" in result.output

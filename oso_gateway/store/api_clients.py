@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, ForeignKey, String, Text, select
 from sqlalchemy import exc as sa_exc
@@ -197,3 +197,22 @@ __all__ = [
     "IdempotencyRecord",
     "remember_idempotency",
 ]
+
+
+def remembering(
+    *, client_id: str, key: str, request_digest: str, now: datetime
+) -> Callable[[Session, Any], None]:
+    """An ``after_insert`` for the outbox's queueing: records (client, key) → the queued
+    message in that transaction (``remember_idempotency``)."""
+
+    def after(session: Session, queued: Any) -> None:
+        remember_idempotency(
+            session,
+            client_id=client_id,
+            key=key,
+            request_digest=request_digest,
+            message_pk=queued.pk,
+            now=now,
+        )
+
+    return after

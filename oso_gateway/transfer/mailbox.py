@@ -38,7 +38,7 @@ from oso_gateway.errors import (
 )
 from oso_gateway.protocol import UUID_PATTERN, is_clean_text
 from oso_gateway.store import models as m
-from oso_gateway.store.api_clients import ApiClientStore, remember_idempotency
+from oso_gateway.store.api_clients import ApiClientStore, remembering
 from oso_gateway.store.engine import is_conflict
 from oso_gateway.store.mailbox import Mailbox, MessageQuery, TransitionRefused
 from oso_gateway.store.repository import EventRecord, MessageRecord, Store
@@ -356,17 +356,12 @@ class OutboxService(_Boxes):
         refuse_duplicate(self.mailbox, prepared, to=to, now=now, window=self.duplicate_window)
         after = None
         if idempotency_key is not None and scope.client_id is not None:
-            client_id, key = scope.client_id, idempotency_key
-
-            def after(session: Any, record: MessageRecord) -> None:
-                remember_idempotency(
-                    session,
-                    client_id=client_id,
-                    key=key,
-                    request_digest=request_digest,
-                    message_pk=record.pk,
-                    now=now,
-                )
+            after = remembering(
+                client_id=scope.client_id,
+                key=idempotency_key,
+                request_digest=request_digest,
+                now=now,
+            )
 
         try:
             record = self.outbox.enqueue(prepared, client_id=scope.client_id, after_insert=after)

@@ -227,7 +227,7 @@ def list_requests(query: RequestListQuery) -> Response:
     responses={200: DossierRequest, 201: DossierRequest},
 )
 def send_request(body: SendBody, header: am.IdempotencyHeader) -> Response:
-    from oso_gateway.store.api_clients import remember_idempotency
+    from oso_gateway.store.api_clients import remembering
     from oso_gateway.store.engine import is_conflict
 
     key, client_id = header.idempotency_key, scope().client_id
@@ -242,18 +242,8 @@ def send_request(body: SendBody, header: am.IdempotencyHeader) -> Response:
     if earlier is not None:
         return jsonify(request_dict(earlier, _now()))
     after = None
-    if key is not None and client_id is not None:
-        now = _now()
-
-        def after(session: Any, queued: Any) -> None:  # in the transaction that queues it
-            remember_idempotency(
-                session,
-                client_id=client_id,
-                key=key,
-                request_digest=digest,
-                message_pk=queued.pk,
-                now=now,
-            )
+    if key is not None and client_id is not None:  # kept in the transaction that queues it
+        after = remembering(client_id=client_id, key=key, request_digest=digest, now=_now())
 
     pupil = Pupil(**body.pupil.model_dump())
     try:
