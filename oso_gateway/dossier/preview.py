@@ -32,6 +32,7 @@ from oso_gateway.dossier.categories import (
 )
 from oso_gateway.dossier.codelists import OVERDRACHTSOORTEN, OVERSTAP_KINDS
 from oso_gateway.dossier.rules import element_path, scan_base64
+from oso_gateway.security.namespaces import local_name
 
 #: Containers whose children are the items worth counting ("12 × toets", not "1 × toetslijst").
 _LIST_SUFFIX = ("lijst", "Lijst")
@@ -194,7 +195,7 @@ def _walk(top: etree._Element, foreign: set[etree._Element]) -> list[etree._Elem
 def _items(c: Category, tops: list[etree._Element], foreign: set[etree._Element]) -> Counter[str]:
     counts: Counter[str] = Counter()
     for top in tops:
-        name = etree.QName(top).localname
+        name = local_name(top.tag)
         if c.key in _FIELD_CATEGORIES:
             for child in top:
                 if not isinstance(child.tag, str) or child in foreign:
@@ -202,11 +203,11 @@ def _items(c: Category, tops: list[etree._Element], foreign: set[etree._Element]
                 inner = [g for g in child if isinstance(g.tag, str)]
                 if inner and all(g in foreign for g in inner):
                     continue  # a mere container of other categories (onderwijsondersteuning)
-                counts[etree.QName(child).localname] += 1
+                counts[local_name(child.tag)] += 1
         elif name.endswith(_LIST_SUFFIX):
             for child in top:
                 if isinstance(child.tag, str):
-                    counts[etree.QName(child).localname] += 1
+                    counts[local_name(child.tag)] += 1
         else:
             counts[name] += 1
     return counts

@@ -24,6 +24,7 @@ from lxml import etree
 
 from oso_gateway.dossier.findings import Finding, Severity
 from oso_gateway.protocol import DOSSIER_NS, STANDAARDVERSIE
+from oso_gateway.security.namespaces import local_name
 
 SCHEMA_FILE = "oso_gegevensset_2019.xsd"
 
@@ -79,7 +80,7 @@ def element_path(element: etree._Element) -> str:
     node: etree._Element | None = element
     while node is not None:
         if isinstance(node.tag, str):
-            name = etree.QName(node).localname
+            name = local_name(node.tag)
             parent = node.getparent()
             if parent is not None:
                 same = [c for c in parent if c.tag == node.tag]

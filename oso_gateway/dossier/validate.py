@@ -23,6 +23,7 @@ from oso_gateway.errors import (
     XmlParseError,
 )
 from oso_gateway.protocol import DOSSIER_NS
+from oso_gateway.security.namespaces import local_name
 from oso_gateway.security.xmlparse import (
     DEFAULT_LIMITS,
     PARSE_ERROR_CODES,
@@ -134,7 +135,7 @@ def _parse_finding(exc: XmlParseError) -> Finding:
 
 
 def _not_a_dossier(root: etree._Element) -> Finding:
-    name = etree.QName(root).localname
+    name = local_name(root.tag) if isinstance(root.tag, str) else ""
     return Finding(
         code=CODE_NOT_A_DOSSIER,
         severity=Severity.ERROR,

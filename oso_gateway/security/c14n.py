@@ -29,6 +29,7 @@ from lxml import etree
 
 from oso_gateway.errors import CanonicalizationFailed, GatewayError
 from oso_gateway.security import largetext
+from oso_gateway.security.namespaces import split_clark
 
 #: the hardened parser, bytes to root element
 Parse = Callable[[bytes], etree._Element]
@@ -176,9 +177,9 @@ def _rendered_namespaces(element: etree._Element) -> frozenset[str] | None:
 def _namespaces_of(tag: str, attributes: tuple[str, ...]) -> frozenset[str]:
     """The namespace of a tag and those of its namespaced attributes (Clark names): a wrapper's
     are the same message after message, so they are worked out once."""
-    found = {etree.QName(tag).namespace or ""}
+    found = {split_clark(tag)[0] or ""}
     for name in attributes:
-        ns = etree.QName(name).namespace
+        ns = split_clark(name)[0]
         if ns:
             found.add(ns)
     return frozenset(found)

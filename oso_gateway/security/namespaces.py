@@ -69,3 +69,22 @@ WSA_ANONYMOUS: Final = "http://www.w3.org/2005/08/addressing/anonymous"
 def q(ns: str, local: str) -> str:
     """Clark notation ``{ns}local`` (lxml's tag form)."""
     return f"{{{ns}}}{local}"
+
+
+def split_clark(name: str) -> tuple[str | None, str]:
+    """(namespace, local name) of a Clark name ``{ns}local`` (None: no namespace).
+
+    A namespace name may hold ``}`` (``xmlns="a}b"`` is well-formed XML, and the parser takes
+    it), which ``etree.QName`` refuses with a ValueError: an untrusted document made a check
+    that named an element crash (found by fuzzing). A local name never holds ``}``, so it is
+    what follows the last one.
+    """
+    if name.startswith("{"):
+        namespace, _, local = name[1:].rpartition("}")
+        return namespace, local
+    return None, name
+
+
+def local_name(name: str) -> str:
+    """The local name of a Clark name (``split_clark``)."""
+    return split_clark(name)[1]

@@ -77,6 +77,7 @@ from oso_gateway.security.namespaces import (
     XENC,
     XENC11,
     XML,
+    local_name,
     q,
 )
 from oso_gateway.security.trust import TrustConfig, VerifiedCertificate, verify_certificate
@@ -873,7 +874,7 @@ def _check_signature_structure(shape: _Shape) -> _Signed:
         role = expected.get(id(target)) or optional.get(id(target))
         if role is None:
             raise ReferenceInvalid(
-                f"a signature reference points at {etree.QName(target).localname} outside "
+                f"a signature reference points at {local_name(target.tag)} outside "
                 "the place the profile signs"
             )
         if role in seen:
