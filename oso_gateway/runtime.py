@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from flask import Flask
 
 from oso_gateway.config import IdentitySettings, Settings
@@ -41,6 +40,7 @@ from oso_gateway.security.keys import (
     load_certificates,
     load_crls,
     load_private_key,
+    spki,
 )
 from oso_gateway.security.trust import TrustConfig, oin_of
 from oso_gateway.security.wss import Identity
@@ -90,12 +90,6 @@ def _read(path: Path, *, what: str, where: str | None = None) -> bytes:
         raise ConfigError(f"{place}cannot read {what} {path} ({exc.strerror})") from None
 
 
-def _spki(public_key: Any) -> bytes:
-    return public_key.public_bytes(  # type: ignore[no-any-return]
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
 def load_identities(settings: Settings) -> tuple[Identity, ...]:
     """Our gateway identities (key, certificate, chain), checked to belong together."""
     result = []
@@ -111,7 +105,7 @@ def load_identities(settings: Settings) -> tuple[Identity, ...]:
             _read(ident.key_file, what="key_file", where=where), password=password
         )
         cert = load_certificate(_read(ident.cert_file, what="cert_file", where=where))
-        if _spki(cert.public_key()) != _spki(key.public_key()):
+        if spki(cert.public_key()) != spki(key.public_key()):
             raise ConfigError(
                 f"{where}: cert_file {ident.cert_file} does not match key_file {ident.key_file}"
             )

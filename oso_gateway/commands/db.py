@@ -134,9 +134,7 @@ def school_names(settings: Settings) -> dict[str, str]:
     if settings.directory_file is None:
         return {}
     try:
-        return {
-            str(entry): entry.name for entry in Directory.load(settings.directory_file).schools()
-        }
+        return Directory.load(settings.directory_file).school_names()
     except GatewayError:
         return {}
 
@@ -160,11 +158,11 @@ def require_our_school(settings: Settings, school: str) -> None:
     except ValueError:
         hint = "give BRIN + vestiging, e.g. 00YY00"
         raise click.BadParameter(hint, param_hint="--school") from None
-    for identity in settings.identities:
-        if directory.is_mandated(identity.oin, wanted.brin, wanted.vestiging) or any(
-            str(entry) == wanted.code for entry in directory.schools_served_by(identity.oin)
-        ):
-            return
+    # the school's serving gateway is always among its mandated OINs
+    if any(
+        directory.is_mandated(i.oin, wanted.brin, wanted.vestiging) for i in settings.identities
+    ):
+        return
     fail(
         NotMandated(
             f"school {wanted.code} is not one of this gateway's: the directory "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -116,7 +115,7 @@ def _identity_problems(settings: Settings, directory: Directory) -> list[str]:
     """Our own identities against the directory: each key and certificate readable and of one
     pair (as ``serve`` needs them), and the certificate the directory gives our OIN the one we
     hold the key of (else every sender encrypts to a key we do not have)."""
-    from cryptography.hazmat.primitives import serialization
+    from oso_gateway.security.keys import spki
 
     if not settings.identities:
         return []
@@ -125,19 +124,13 @@ def _identity_problems(settings: Settings, directory: Directory) -> list[str]:
     except GatewayError as exc:
         return [f"our identity: {exc.code}: {exc.detail}"]
     problems = []
-
-    def spki(cert: Any) -> bytes:  # a certificate re-issued for the same key is the same key
-        return bytes(
-            cert.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        )
-
     for identity in identities:
         entry = directory.gateways.get(identity.oin)
         if entry is None:
             continue  # a gateway that only sends need not be listed
-        if spki(entry.encryption_certificate) != spki(identity.certificate):
+        # by key: a certificate re-issued for the same key is the same key
+        ours = spki(identity.certificate.public_key())
+        if spki(entry.encryption_certificate.public_key()) != ours:
             problems.append(
                 f"gateway {identity.oin}: the directory's certificate ({entry.certificate_file}) "
                 "holds another key than this gateway's: senders would encrypt to a key it does "

@@ -23,8 +23,6 @@ from typing import Any, NoReturn
 
 import click
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from lxml import etree
 
 from oso_gateway.commands.db import config_option, settings_or_exit
@@ -32,7 +30,7 @@ from oso_gateway.config import Settings
 from oso_gateway.errors import GatewayError, LocalError
 from oso_gateway.runtime import load_identities, load_trust
 from oso_gateway.security import wss
-from oso_gateway.security.keys import load_certificates, load_private_key
+from oso_gateway.security.keys import load_certificates, load_private_key, spki
 from oso_gateway.security.trust import TrustConfig, oin_of
 from oso_gateway.security.xmlparse import parse_xml
 
@@ -66,12 +64,6 @@ def _bad(param: str, exc: GatewayError) -> NoReturn:
     raise click.BadParameter(f"{exc.code} {exc.detail}", param_hint=param)
 
 
-def _spki(key: PublicKeyTypes) -> bytes:
-    return key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
 def _identity(key_file: Path, cert_file: Path, *, key_param: str, cert_param: str) -> wss.Identity:
     """One of our identities from a key file and a certificate file (leaf first, then chain)."""
     try:
@@ -88,7 +80,7 @@ def _identity(key_file: Path, cert_file: Path, *, key_param: str, cert_param: st
             f"{cert_file}: the certificate carries no OIN (subject serialNumber)",
             param_hint=cert_param,
         )
-    if _spki(leaf.public_key()) != _spki(key.public_key()):
+    if spki(leaf.public_key()) != spki(key.public_key()):
         raise click.BadParameter(
             f"{cert_file} does not belong to the private key {key_file}", param_hint=cert_param
         )

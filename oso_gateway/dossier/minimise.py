@@ -82,12 +82,8 @@ def minimise(root: etree._Element, *, opt_out: Iterable[str] = ()) -> MinimiseRe
     a category the schema requires is marked VERBODEN or OPT-UIT, ``ValueError`` for an unknown
     category key.
     """
-    keys = list(dict.fromkeys(opt_out))
-    unknown = [k for k in keys if k not in BY_KEY]
-    if unknown:
-        raise ValueError(f"unknown categorie_uitlevering key(s): {', '.join(sorted(unknown))}")
     tree = copy.deepcopy(root)
-    opted = _apply_opt_out(tree, keys)
+    opted = _apply_opt_out(tree, _known_keys(opt_out))
     removed: list[RemovedCategory] = []
     for c in CATEGORIES:
         status = declared_status(tree, c)
@@ -135,13 +131,18 @@ def with_opt_out(root: etree._Element, opt_out: Iterable[str]) -> etree._Element
     """A copy of ``root`` with each category of ``opt_out`` marked OPT-UIT, nothing removed
     yet (what ``minimise`` then removes): for a preview that shows the parents' objections as
     the categories that are withheld. The errors of ``minimise``'s ``opt_out``."""
+    tree = copy.deepcopy(root)
+    _apply_opt_out(tree, _known_keys(opt_out))
+    return tree
+
+
+def _known_keys(opt_out: Iterable[str]) -> list[str]:
+    """``opt_out`` without repeats; ``ValueError`` for a key that names no category."""
     keys = list(dict.fromkeys(opt_out))
     unknown = [k for k in keys if k not in BY_KEY]
     if unknown:
         raise ValueError(f"unknown categorie_uitlevering key(s): {', '.join(sorted(unknown))}")
-    tree = copy.deepcopy(root)
-    _apply_opt_out(tree, keys)
-    return tree
+    return keys
 
 
 def _apply_opt_out(tree: etree._Element, keys: list[str]) -> list[str]:

@@ -13,6 +13,7 @@ import re
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
 from oso_gateway.errors import CertificateMalformed, KeyMaterialError, OinInvalid
@@ -22,6 +23,14 @@ from oso_gateway.protocol import is_oin
 MIN_RSA_BITS = 3072
 
 _PEM_CRL_RE = re.compile(rb"-----BEGIN X509 CRL-----\r?\n.+?\r?\n-----END X509 CRL-----", re.DOTALL)
+
+
+def spki(public_key: PublicKeyTypes) -> bytes:
+    """The DER SubjectPublicKeyInfo of a public key: two certificates (or a certificate and a
+    private key's public half) hold the same key exactly when these bytes are equal."""
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def is_valid_oin(value: str) -> bool:

@@ -117,8 +117,8 @@ def _refuse_a_lost_key(settings: Settings) -> None:
 def stored_key_ids(url: str, *, most: int = 3) -> list[str]:
     """What in the database at ``url`` needs the storage key: the ids of the keys that wrap
     its data keys and encrypt its rows (at most ``most``), and ``"(keyed hashes)"`` when it
-    holds only rows found by a keyed hash of the storage key (a parents' objection, an
-    inzage record): a new key would silently find none of them. Empty when there is no such
+    holds only rows found by a keyed hash of the storage key and named by no key id (parents'
+    objections): a new key would silently find none of them. Empty when there is no such
     database or schema yet. Reads only; never creates a SQLite file."""
     from sqlalchemy import select, union
     from sqlalchemy.exc import SQLAlchemyError

@@ -189,16 +189,6 @@ def remember_idempotency(
     session.flush()
 
 
-__all__ = [
-    "ApiClientRecord",
-    "ApiClientStore",
-    "BigId",
-    "DuplicateClient",
-    "IdempotencyRecord",
-    "remember_idempotency",
-]
-
-
 def remembering(
     *, client_id: str, key: str, request_digest: str, now: datetime
 ) -> Callable[[Session, Any], None]:
@@ -216,3 +206,14 @@ def remembering(
         )
 
     return after
+
+
+__all__ = [
+    "ApiClientRecord",
+    "ApiClientStore",
+    "BigId",
+    "DuplicateClient",
+    "IdempotencyRecord",
+    "remember_idempotency",
+    "remembering",
+]

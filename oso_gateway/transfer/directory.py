@@ -158,6 +158,10 @@ class Directory:
         """Every school, ordered by code (``str(entry)`` is the code, e.g. ``00YY00``)."""
         return [self._schools[key] for key in sorted(self._schools)]
 
+    def school_names(self) -> dict[str, str]:
+        """School code (BRIN + vestiging) → the school's name."""
+        return {str(entry): entry.name for entry in self.schools()}
+
     def schools_served_by(self, oin: str) -> list[SchoolEntry]:
         return [s for s in self.schools() if s.gateway.oin == oin]
 
@@ -468,6 +472,9 @@ class LiveDirectory:
 
     def schools(self) -> list[SchoolEntry]:
         return self._current.schools()
+
+    def school_names(self) -> dict[str, str]:
+        return self._current.school_names()
 
     def schools_served_by(self, oin: str) -> list[SchoolEntry]:
         return self._current.schools_served_by(oin)

@@ -350,7 +350,8 @@ class OutboxService(_Boxes):
             if earlier is not None:
                 return earlier
         now = self.clock()
-        prepared = self.prepare(data, to=to, now=now, **_scoped(self.outbox, scope))
+        objections = getattr(self.outbox, "objections", None)
+        prepared = self.prepare(data, to=to, now=now, **_scoped(objections, scope))
         if not scope.allows(prepared.sending_school.code):
             raise SchoolNotInScope(f"sending school {prepared.sending_school} not in scope")
         refuse_duplicate(self.mailbox, prepared, to=to, now=now, window=self.duplicate_window)
@@ -460,8 +461,7 @@ def dry_run_report(
         return {"would_queue": False, "error_code": exc.code, "findings": [], "categories": []}
     error_code = None
     try:
-        scoped = {"objections": _only_in(objections, scope)} if objections is not None else {}
-        prepared = prepare(data, to=to, now=now, **scoped)
+        prepared = prepare(data, to=to, now=now, **_scoped(objections, scope))
         if not scope.allows(prepared.sending_school.code):
             raise SchoolNotInScope(f"sending school {prepared.sending_school} not in scope")
     except GatewayError as exc:
@@ -496,30 +496,23 @@ def _only_in(
     return lookup
 
 
-def _scoped(outbox: Any, scope: Scope) -> dict[str, Any]:
-    """The ``objections`` argument of a submit's ``prepare``, limited to ``scope``."""
-    found = getattr(outbox, "objections", None)
-    return {"objections": _only_in(found, scope)} if found is not None else {}
+def _scoped(objections: Callable[[str, str], Sequence[str]] | None, scope: Scope) -> dict[str, Any]:
+    """The ``objections`` argument of a ``prepare`` on the client's behalf (``_only_in``)."""
+    return {} if objections is None else {"objections": _only_in(objections, scope)}
 
 
 def _objections_in_scope(
     root: etree._Element, objections: Callable[[str, str], Sequence[str]], scope: Scope
 ) -> Sequence[str]:
-    """The parents' objections a dry-run shows: only for a dossier of one of the client's own
-    schools (another school's would tell the client whether those parents objected; the
-    dry-run ends E603 for it anyway), and none for a dossier that names no sending school
-    (validation then reports that, with its finding)."""
+    """The parents' objections a dry-run shows (``_only_in``), and none for a dossier that
+    names no sending school (validation then reports that, with its finding)."""
     from oso_gateway.errors import DossierError
-    from oso_gateway.transfer.schools import sending_school
     from oso_gateway.transfer.send import objections_of
 
     try:
-        school = sending_school(root)
+        return objections_of(root, _only_in(objections, scope))
     except DossierError:
         return ()
-    if not scope.allows(school.code):
-        return ()
-    return objections_of(root, objections)
 
 
 def dossier_findings(data: bytes, *, now: datetime) -> list[dict[str, Any]]:

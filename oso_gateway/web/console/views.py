@@ -444,7 +444,7 @@ def disclosure_report(pk: int) -> ResponseReturnValue:
     if not found:
         abort(404)
     lang = "en" if request.args.get("lang") == "en" else "nl"
-    names = {str(e): e.name for e in ctx.directory.schools()} if ctx.directory else {}
+    names = ctx.directory.school_names() if ctx.directory else {}
     report = build_report(found, language=lang, now=ctx.clock(), school_names=names)
     if request.args.get("format") == "pdf":
         return Response(
