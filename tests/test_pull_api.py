@@ -188,7 +188,7 @@ def test_request_endpoints_answer_problems_with_stable_codes(schools: tuple[Las,
     assert old.get("requests").status_code == 200
     assert old.client.get("/api/v1/requests").status_code == 401  # no credential
     # a misspelt status or an unknown parameter is refused (they listed nothing, or all)
-    for query in ({"status": "recieved"}, {"limit": "1"}):
+    for query in ({"status": "recieved"}, {"page": "1"}, {"limit": "0"}, {"cursor": "x"}):
         listed = old.get("requests", query_string=query)
         assert (listed.status_code, listed.get_json()["code"]) == (400, "OSO-E606"), query
 
@@ -211,6 +211,53 @@ def vendor_schools(tmp_path: Path) -> Iterator[tuple[Las, Las, Las]]:
     finally:
         server.stop()
         services.close()
+
+
+def test_the_request_list_comes_in_pages_of_the_credentials_schools(
+    vendor_schools: tuple[Las, Las, Las],
+) -> None:
+    """GET /requests pages as the inbox and outbox lists do: newest first, ``limit`` a page,
+    ``next_cursor`` to the next one (null on the last), every request once; only the
+    credential's schools' requests, on every page."""
+    new, old, both = vendor_schools
+    sent = []
+    for seed in range(5):
+        data = generate_dossier(
+            overstap="POVO",
+            seed=60 + seed,
+            now=datetime.now(UTC),
+            sending_school=demo_school("02CD00"),
+        )
+        answer = new.post(
+            "requests",
+            json={"requesting_school": "03EF00", "old_school": "02CD00", "pupil": _pupil(data)},
+        )
+        assert answer.status_code == 201, answer.get_data(as_text=True)
+        sent.append(answer.get_json()["request_id"])
+
+    def pages(las: Las, limit: int) -> list[list[str]]:
+        found, cursor = [], None
+        while True:
+            query = {"side": "sent", "limit": str(limit), **({"cursor": cursor} if cursor else {})}
+            page = las.get("requests", query_string=query)
+            assert page.status_code == 200, page.get_data(as_text=True)
+            body = page.get_json()
+            found.append([r["request_id"] for r in body["items"]])
+            cursor = body["next_cursor"]
+            if cursor is None:
+                return found
+            assert len(found) < 10, "the pages do not end"
+
+    newest_first = sent[::-1]
+    assert pages(new, 2) == [newest_first[0:2], newest_first[2:4], newest_first[4:5]]
+    assert pages(new, 5) == [newest_first]
+    assert pages(both, 3) == [newest_first[0:3], newest_first[3:5]]
+    assert pages(old, 2) == [[]]  # the other school of this gateway sent none
+    default = new.get("requests", query_string={"side": "sent"}).get_json()
+    assert [r["request_id"] for r in default["items"]] == newest_first
+    assert default["next_cursor"] is None
+    too_many = new.get("requests", query_string={"limit": "201"})
+    assert (too_many.status_code, too_many.get_json()["code"]) == (400, "OSO-E606")
 
 
 def test_on_one_gateway_the_new_school_cannot_act_for_the_old_school(

@@ -65,3 +65,35 @@ def test_expired_and_declined_requests_show_in_the_console_and_the_metrics(
         assert declined.request_id not in html and "No requests." in html
     finally:
         pp.close()
+
+
+def test_the_console_lists_requests_a_page_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A vendor's console holds thousands of requests: 25 a page, newest first, and an "Older"
+    link to the rest; every request on exactly one page."""
+    import re
+
+    from oso_gateway.web.console.views import PAGE_SIZE
+
+    cheap_hasher(monkeypatch)
+    pp = make_pull_pair(tmp_path)
+    try:
+        pupil = pupil_of(dossier(pp.clock))
+        sent = [
+            pp.new.pull.send_request(requesting=NEW, old_school=OLD, pupil=pupil).request_id
+            for _ in range(PAGE_SIZE + 2)
+        ]
+        add_operator(pp.new.store, VIEWER_NAME, "viewer")
+        client = console_app(tmp_path, pp.new.store, clock=pp.clock).test_client()
+        assert login(client, VIEWER_NAME).status_code == 302
+        shown, url = [], "/console/requests"
+        while url:
+            html = client.get(url).get_data(as_text=True)
+            shown.append(re.findall(r"<td><code>(urn:uuid:[0-9a-f-]+)</code></td>", html))
+            older = re.search(r'<a href="([^"]+)">Older', html)
+            url = older.group(1).replace("&amp;", "&") if older else ""
+            assert len(shown) < 5, "the pages do not end"
+        assert shown == [sent[::-1][:PAGE_SIZE], sent[::-1][PAGE_SIZE:]]
+    finally:
+        pp.close()

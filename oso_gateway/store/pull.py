@@ -300,16 +300,30 @@ class PullStore:
         *,
         side: str | None = None,
         statuses: Sequence[str] = (),
-        schools: Sequence[str] = (),
+        schools: Sequence[str] | None = None,
+        newest_first: bool = False,
+        before_pk: int | None = None,
+        limit: int | None = None,
     ) -> list[RequestRecord]:
+        """The requests, oldest first (``newest_first``: newest first). ``schools``: only these
+        schools' requests (None: every school's; empty: none). A page: ``before_pk``, only rows
+        with a smaller key (the cursor of a newest-first list), and at most ``limit`` rows."""
+        if schools is not None and not schools:
+            return []
+
         def work(session: Session) -> list[RequestRecord]:
-            stmt = select(m.PullRequest).order_by(m.PullRequest.id)
+            key = m.PullRequest.id
+            stmt = select(m.PullRequest).order_by(key.desc() if newest_first else key)
             if side is not None:
                 stmt = stmt.where(m.PullRequest.side == side)
             if statuses:
                 stmt = stmt.where(m.PullRequest.status.in_(list(statuses)))
-            if schools:
+            if schools is not None:
                 stmt = stmt.where(m.PullRequest.our_school.in_(list(schools)))
+            if before_pk is not None:
+                stmt = stmt.where(key < before_pk)
+            if limit is not None:
+                stmt = stmt.limit(limit)
             return [_record(row) for row in session.scalars(stmt)]
 
         return self._read(work)

@@ -164,10 +164,27 @@ class PullService:
         shown = {m.REQUESTER: "sent", m.HOLDER: "received"}.get(side or "", "sent or received")
         raise RequestNotFound(f"no request {request_id[:100]!r} ({shown}) here")
 
-    def list(self, *, side: str | None = None, statuses: Sequence[str] = ()) -> list[RequestRecord]:
-        """The requests, newest first (as every list of the gateway), brought up to date."""
+    def list(
+        self,
+        *,
+        side: str | None = None,
+        statuses: Sequence[str] = (),
+        schools: Sequence[str] | None = None,
+        before_pk: int | None = None,
+        limit: int | None = None,
+    ) -> list[RequestRecord]:
+        """The requests, newest first (as every list of the gateway), brought up to date.
+        ``schools``: only theirs (None: every school's); ``before_pk``, ``limit``: one page (the
+        ``pk`` of a page's last record is the next page's ``before_pk``)."""
         self.refresh()
-        return self.requests.list_requests(side=side, statuses=statuses)[::-1]
+        return self.requests.list_requests(
+            side=side,
+            statuses=statuses,
+            schools=schools,
+            newest_first=True,
+            before_pk=before_pk,
+            limit=limit,
+        )
 
     def refresh(self, now: datetime | None = None) -> None:
         """Expire overdue sent requests; mark a holder's request delivered once its delivery's

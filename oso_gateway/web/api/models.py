@@ -19,6 +19,7 @@ from oso_gateway.protocol import (
     VESTIGING_PATTERN,
 )
 from oso_gateway.store import models as m
+from oso_gateway.transfer.mailbox import DEFAULT_PAGE, MAX_PAGE
 
 MESSAGE_ID = f"^{MESSAGE_ID_PATTERN}$"
 #: free text a person types (a reason, a view) and a name (one line): ``protocol``'s classes
@@ -170,7 +171,7 @@ class ListQuery(BaseModel):
     since: datetime | None = Field(default=None, description="Created at or after (ISO 8601)")
     until: datetime | None = Field(default=None, description="Created before (ISO 8601)")
     cursor: str | None = Field(default=None, pattern=r"^[0-9]{1,18}$", description="From a page")
-    limit: int = Field(default=50, ge=1, le=200)
+    limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
 
 
 class InboxListQuery(ListQuery):

@@ -20,6 +20,7 @@ from flask_openapi3.models import Tag  # type: ignore[attr-defined]
 from pydantic import BaseModel, ConfigDict, Field
 
 from oso_gateway.errors import RequestNotFound, SchoolNotInScope
+from oso_gateway.transfer.mailbox import DEFAULT_PAGE, MAX_PAGE
 from oso_gateway.transfer.pull.payloads import DECLINE_REASONS, Pupil
 from oso_gateway.transfer.pull.service import STATUSES
 from oso_gateway.transfer.pull.views import request_dict
@@ -70,6 +71,10 @@ class RequestListQuery(BaseModel):
 
     side: Literal["sent", "received"] | None = Field(default=None, description="Sent or received")
     status: RequestStatus | None = Field(default=None, description="Only this status")
+    cursor: str | None = Field(
+        default=None, pattern=r"^[0-9]{1,18}$", description="A page's next_cursor"
+    )
+    limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
 
 
 class PupilBody(BaseModel):
@@ -164,6 +169,7 @@ class DossierRequestDetail(DossierRequest):
 
 class RequestPage(BaseModel):
     items: list[DossierRequest]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last")
 
 
 class DossierAnswer(DossierRequest):
@@ -210,11 +216,22 @@ def _in_scope(school: str) -> School:
     responses={200: RequestPage},
 )
 def list_requests(query: RequestListQuery) -> Response:
-    side = _SIDES.get(query.side or "")
-    records = _pull().list(side=side, statuses=(query.status,) if query.status else ())
+    records = _pull().list(
+        side=_SIDES.get(query.side or ""),
+        statuses=(query.status,) if query.status else (),
+        schools=scope().schools or (),  # a credential always has its schools: none, nothing
+        before_pk=int(query.cursor) if query.cursor else None,
+        limit=query.limit + 1,
+    )
+    page = records[: query.limit]
     now = _now()
-    items = [request_dict(r, now) for r in records if scope().allows(r.our_school)]
-    return jsonify({"items": items})
+    more = len(records) > query.limit
+    return jsonify(
+        {
+            "items": [request_dict(r, now) for r in page],
+            "next_cursor": str(page[-1].pk) if more and page else None,
+        }
+    )
 
 
 @bp.post(

@@ -368,13 +368,15 @@ def requests_page() -> ResponseReturnValue:
 
     ctx = _ctx()
     now = ctx.clock()
-    schools = _schools()
-    rows = [
-        (record, effective_status(record, now))
-        for record in reversed(PullStore(ctx.store).list_requests(schools=schools or ()))
-        if schools is None or record.our_school in schools
-    ]
-    return render_template("console/requests.html", rows=rows, now=now, fmt=_fmt_time)
+    records = PullStore(ctx.store).list_requests(
+        schools=_schools(), newest_first=True, before_pk=_int_arg("before"), limit=PAGE_SIZE + 1
+    )
+    page = records[:PAGE_SIZE]
+    rows = [(record, effective_status(record, now)) for record in page]
+    next_before = page[-1].pk if len(records) > PAGE_SIZE and page else None
+    return render_template(
+        "console/requests.html", rows=rows, now=now, fmt=_fmt_time, next_before=next_before
+    )
 
 
 def directory_page() -> ResponseReturnValue:
