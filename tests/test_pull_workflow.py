@@ -373,17 +373,17 @@ def test_a_decline_stored_while_refresh_looks_at_the_failed_delivery_stands(
     refresh does not write the request back to accepted (found by a review: it reopened it)."""
     request_id, delivery_id = _failed_delivery(pp)
     store = pp.old.store
-    real = store.find_message
+    real = store.message_states
     declined: list[str] = []
 
-    def find_then_decline(direction: str, message_id: str, **kw: object) -> object:
-        found = real(direction, message_id, **kw)  # type: ignore[arg-type]
-        if message_id == delivery_id and not declined:
+    def read_then_decline(direction: str, message_ids: list[str], **kw: object) -> object:
+        found = real(direction, message_ids, **kw)  # type: ignore[arg-type]
+        if found.get(delivery_id, ("",))[0] == "failed" and not declined:
             declined.append("deciding")  # the decline looks the delivery up too
             declined.append(pp.old.pull.decline(request_id, reason="not-our-pupil").status)
         return found
 
-    monkeypatch.setattr(store, "find_message", find_then_decline)
+    monkeypatch.setattr(store, "message_states", read_then_decline)
     pp.old.pull.refresh()
     assert declined == ["deciding", "declined"]
     assert _old(pp, request_id).status == "declined"

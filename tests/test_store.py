@@ -41,6 +41,7 @@ from oso_gateway.store import (
 )
 from oso_gateway.store import models as m
 from oso_gateway.store.logchain import GENESIS, make_event, verify_chain
+from oso_gateway.store.mailbox import Mailbox
 from oso_gateway.store.migrate import alembic_config
 from oso_gateway.store.repository import MessageRecord
 from oso_gateway.store.translog import append_log_events
@@ -340,6 +341,37 @@ def test_a_rejected_message_is_recorded_but_does_not_block_its_id(store: Store) 
     assert store.find_message(m.IN, mid) is None
     assert isinstance(_import(store, mid), Imported)
     assert _count(store.engine, "dossiers") == 1
+
+
+def test_message_states_reads_what_find_message_finds_for_many_ids_at_once(
+    store: Store,
+) -> None:
+    """The states a list of requests reads its deliveries' states from (one read per batch):
+    for every id the same message ``find_message`` returns, the oldest accepted one; a rejected
+    copy and an unknown id are not in it."""
+    failed, queued = _enqueue(store), _enqueue(store)
+    claimed = store.claim_next_outbound(now=NOW, lease=LEASE)  # the oldest: ``failed``
+    assert claimed is not None and claimed.pk == failed
+    store.mark_failed(failed, error_code="OSO-E310", now=NOW)
+    twice = _mid()
+    _import(store, twice, counterpart_oin="00000001000000000001")
+    second = _import(store, twice, counterpart_oin="00000001000000000003")
+    assert isinstance(second, Imported)
+    Mailbox(store).acknowledge(second.message.pk, now=NOW)  # the newer copy reads otherwise
+    rejected = _mid()
+    store.record_rejected_inbound(message_id=rejected, action="a", error_code="OSO-E301", now=NOW)
+    out_ids = [store.get_message(pk).message_id for pk in (queued, failed)]
+    for batch in (1, 500):
+        states = store.message_states(m.OUT, [*out_ids, out_ids[0], _mid()], batch=batch)
+        assert states == {
+            out_ids[0]: ("queued", None),
+            out_ids[1]: ("failed", "OSO-E310"),
+        }
+        inbound = store.message_states(m.IN, [twice, rejected], batch=batch)
+        oldest = store.find_message(m.IN, twice)
+        assert oldest is not None and inbound == {twice: (oldest.status, oldest.last_error_code)}
+        assert inbound[twice][0] == m.IMPORTED
+    assert store.message_states(m.OUT, []) == {}
 
 
 def test_status_events_are_append_only(store: Store) -> None:

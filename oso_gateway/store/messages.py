@@ -106,6 +106,33 @@ class MessageQueries(StoreBase):
 
         return self._read(work)
 
+    def message_states(
+        self, direction: str, message_ids: Sequence[str], *, batch: int = 500
+    ) -> dict[str, tuple[str, str | None]]:
+        """(status, last error code) of each of these MessageIDs' accepted message in
+        ``direction`` (the oldest of several, as ``find_message``), ``batch`` ids a read: a list
+        of requests learns its deliveries' states without a look-up per request. An id with no
+        such message is left out."""
+        wanted = list(dict.fromkeys(message_ids))
+
+        def work(session: Session) -> dict[str, tuple[str, str | None]]:
+            found: dict[str, tuple[str, str | None]] = {}
+            for start in range(0, len(wanted), batch):
+                stmt = (
+                    select(m.Message.message_id, m.Message.status, m.Message.last_error_code)
+                    .where(
+                        m.Message.direction == direction,
+                        m.Message.message_id.in_(wanted[start : start + batch]),
+                        m.Message.status != m.REJECTED,
+                    )
+                    .order_by(m.Message.id.desc())  # the oldest is put last, and stays
+                )
+                for message_id, status, code in session.execute(stmt):
+                    found[message_id] = (status, code)
+            return found
+
+        return self._read(work) if wanted else {}
+
     def events(self, pk: int) -> list[EventRecord]:
         def work(session: Session) -> list[EventRecord]:
             rows = session.scalars(

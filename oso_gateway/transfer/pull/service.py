@@ -194,16 +194,27 @@ class PullService:
         failed = self.store.message_ids_with_status(m.OUT, m.FAILED)
         for record in self.requests.list_requests(side=m.REQUESTER, statuses=OPEN_REQUESTER):
             self._refresh_record(record, now, failed=failed)
-        for record in self.requests.list_requests(side=m.HOLDER, statuses=(ACCEPTED,)):
-            self._refresh_record(record, now)
+        holding = self.requests.list_requests(side=m.HOLDER, statuses=(ACCEPTED,))
+        # their deliveries' states, in one read (not a look-up per accepted request)
+        deliveries = self.store.message_states(
+            m.OUT, [r.delivery_message_id for r in holding if r.delivery_message_id]
+        )
+        for record in holding:
+            self._refresh_record(record, now, deliveries=deliveries)
 
     def _refresh_record(
-        self, record: RequestRecord, now: datetime, *, failed: set[str] | None = None
+        self,
+        record: RequestRecord,
+        now: datetime,
+        *,
+        failed: set[str] | None = None,
+        deliveries: dict[str, tuple[str, str | None]] | None = None,
     ) -> bool:
         """``refresh`` for one request; True when it changed. Each change is made only if the
         request is still as read (``expected``): an answer, a decline or a withdrawal stored
         meanwhile stands. ``failed``: the outbound MessageIDs that failed, when known (then a
-        request with no code whose message did not fail needs no look-up)."""
+        request with no code whose message did not fail needs no look-up); ``deliveries``: the
+        (status, error code) of outbound messages by MessageID, when known (``message_states``)."""
         if record.side == m.REQUESTER:
             if record.status not in OPEN_REQUESTER:
                 return False
@@ -220,11 +231,16 @@ class PullService:
             return self._note_failed_request(record, now)
         if record.status != ACCEPTED or record.delivery_message_id is None:
             return False
-        message = self.store.find_message(m.OUT, record.delivery_message_id)
-        if message is None:
+        if deliveries is not None:
+            state = deliveries.get(record.delivery_message_id)
+        else:
+            message = self.store.find_message(m.OUT, record.delivery_message_id)
+            state = None if message is None else (message.status, message.last_error_code)
+        if state is None:
             return False
+        status, error_code = state
         with contextlib.suppress(RequestStateInvalid):
-            if message.status == m.DELIVERED:  # a failed attempt before it is past
+            if status == m.DELIVERED:  # a failed attempt before it is past
                 self.requests.transition(
                     record.pk,
                     status=DELIVERED,
@@ -233,13 +249,13 @@ class PullService:
                     last_error_code=None,
                 )
                 return True
-            if message.status == m.FAILED and message.last_error_code != record.last_error_code:
+            if status == m.FAILED and error_code != record.last_error_code:
                 self.requests.transition(
                     record.pk,
                     status=ACCEPTED,
                     now=now,
                     expected=(ACCEPTED,),
-                    last_error_code=message.last_error_code,
+                    last_error_code=error_code,
                 )
                 return True
         return False
