@@ -59,6 +59,20 @@ def test_a_bad_configuration_is_a_usage_error_with_its_code(tmp_path: Path) -> N
     assert "OSO-E501" in result.output and "server.port" in result.output
 
 
+def test_a_directory_given_as_the_configuration_is_refused_with_its_code(tmp_path: Path) -> None:
+    """It was Click's "Invalid value for '--config'" with no code; now OSO-E501 as a missing
+    file, however the directory is given (a command's option, the top-level one, the env)."""
+    for args, env in (
+        (["db", "upgrade", "--config", str(tmp_path)], {}),
+        (["--config", str(tmp_path), "db", "upgrade"], {}),
+        (["db", "upgrade"], {"OSO_GATEWAY_CONFIG": str(tmp_path)}),
+    ):
+        result = CliRunner().invoke(main, args, env=env)
+        assert result.exit_code == 2, (args, result.output)
+        assert "OSO-E501" in result.output and "Is a directory" in result.output, args
+    assert not (tmp_path / "data").exists()
+
+
 def test_a_database_migrated_by_a_newer_gateway_is_refused(tmp_path: Path) -> None:
     config = _config(tmp_path)
     assert CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)]).exit_code == 0
