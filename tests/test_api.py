@@ -52,6 +52,37 @@ def test_idempotency_key_same_body_same_message_other_body_409(api: LiveApi) -> 
     assert outbox_count(api) == before
 
 
+def test_the_idempotency_key_is_kept_as_a_keyed_hash_and_an_earlier_plain_one_still_counts(
+    api: LiveApi,
+) -> None:
+    """A school system may build its key from a pupil number ('leerling-4711-…'): the store keeps
+    the key's keyed hash, not the key. A key kept verbatim by an earlier version is still found,
+    so a retry that spans an upgrade answers with its first message."""
+    from sqlalchemy import text
+
+    key = "leerling-999999187-2026-12"
+    first = submit(api, dossier_for("POVO", SCHOOL_A, seed=41), key=key)
+    assert first.status_code == 201, first.text
+    with api.vendor.store.engine.begin() as connection:
+        kept = connection.execute(
+            text("SELECT key, message_pk, client_id, request_digest FROM api_idempotency")
+        ).all()
+        assert kept and all("999999187" not in row.key for row in kept)
+        mine = [r for r in kept if r.message_pk == max(r.message_pk for r in kept)]
+        [row] = mine
+        assert len(row.key) == 64
+        # as an earlier version kept it: the key itself
+        connection.execute(
+            text("UPDATE api_idempotency SET key = :plain WHERE key = :hashed"),
+            {"plain": key, "hashed": row.key},
+        )
+    again = submit(api, dossier_for("POVO", SCHOOL_A, seed=41), key=key)
+    assert again.status_code == 200, again.text
+    assert again.json()["message"]["message_id"] == first.json()["message"]["message_id"]
+    other = submit(api, dossier_for("POVO", SCHOOL_A, seed=42), key=key)
+    assert (other.status_code, other.json()["code"]) == (409, "OSO-E604")
+
+
 def test_the_same_dossier_again_is_a_duplicate_naming_the_first(api: LiveApi) -> None:
     first = submit(api, dossier_for("POVO", SCHOOL_A, seed=33))
     assert first.status_code == 201

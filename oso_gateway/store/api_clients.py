@@ -5,8 +5,9 @@ Tables (migration ``school_api``):
 * ``api_clients``: one row per credential: an id (``c-`` + 16 hex), a name, the hash of its
   secret (computed by the service; this module stores what it is given), the schools it may
   act for (BRIN + vestiging, comma-separated), and when it was created and revoked.
-* ``api_idempotency``: (client id, ``Idempotency-Key``) → the digest of the request body and the
-  message it created, so a retried submit answers with the same message.
+* ``api_idempotency``: (client id, keyed hash of the ``Idempotency-Key``) → the digest of the
+  request body and the message it created, so a retried submit answers with the same message.
+  The key itself is not kept: a school system may well build it from a pupil number.
 
 Follows the ``Store`` conventions: one transaction per method, frozen records out, time passed in.
 """
@@ -156,14 +157,28 @@ class ApiClientStore:
 
     # --- idempotency ---------------------------------------------------------------------------
 
-    def idempotency(self, client_id: str, key: str) -> IdempotencyRecord | None:
+    def idempotency(
+        self, client_id: str, key: str, *, legacy: str | None = None
+    ) -> IdempotencyRecord | None:
+        """What a call with this stored key (``stored_key``) made; ``legacy``: the key as
+        earlier versions kept it (verbatim), looked up when the stored key is not found, so a
+        retry that spans an upgrade still finds its first call."""
+
         def work(session: Session) -> IdempotencyRecord | None:
             row = session.get(ApiIdempotency, (client_id, key))
+            if row is None and legacy is not None:
+                row = session.get(ApiIdempotency, (client_id, legacy))
             if row is None:
                 return None
             return IdempotencyRecord(request_digest=row.request_digest, message_pk=row.message_pk)
 
         return self._read(work)
+
+
+def stored_key(lookup_mac: Callable[[bytes], bytes], key: str) -> str:
+    """What ``api_idempotency`` keeps of an ``Idempotency-Key``: its keyed hash under the
+    store's lookup key (``lookup_mac``), 64 hex digits, never the key itself."""
+    return lookup_mac(b"api-idempotency-key\x00" + key.encode("utf-8")).hex()
 
 
 def remember_idempotency(
@@ -216,4 +231,5 @@ __all__ = [
     "IdempotencyRecord",
     "remember_idempotency",
     "remembering",
+    "stored_key",
 ]

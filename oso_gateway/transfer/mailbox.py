@@ -38,7 +38,7 @@ from oso_gateway.errors import (
 )
 from oso_gateway.protocol import UUID_PATTERN, is_clean_text
 from oso_gateway.store import models as m
-from oso_gateway.store.api_clients import ApiClientStore, remembering
+from oso_gateway.store.api_clients import ApiClientStore, remembering, stored_key
 from oso_gateway.store.engine import is_conflict
 from oso_gateway.store.mailbox import Mailbox, MessageQuery, TransitionRefused
 from oso_gateway.store.repository import EventRecord, MessageRecord, Store
@@ -359,7 +359,7 @@ class OutboxService(_Boxes):
         if idempotency_key is not None and scope.client_id is not None:
             after = remembering(
                 client_id=scope.client_id,
-                key=idempotency_key,
+                key=self._stored_key(idempotency_key),
                 request_digest=request_digest,
                 now=now,
             )
@@ -380,12 +380,17 @@ class OutboxService(_Boxes):
             return None
         if not key or len(key) > 200 or not key.isascii() or not key.isprintable():
             raise RequestInvalid("Idempotency-Key: 1 to 200 printable ASCII characters")
-        known = self.clients.idempotency(scope.client_id, key)
+        known = self.clients.idempotency(scope.client_id, self._stored_key(key), legacy=key)
         if known is None:
             return None
         if known.request_digest != request_digest:
             raise IdempotencyKeyReused("Idempotency-Key reused with another body or school")
         return Submitted(message=summary(self.store.get_message(known.message_pk)), created=False)
+
+    def _stored_key(self, key: str) -> str:
+        cipher = self.store.cipher
+        assert cipher is not None  # the school API runs with the at-rest key
+        return stored_key(cipher.provider.lookup_mac, key)
 
     def dry_run(self, scope: Scope, data: bytes, *, to: Any) -> dict[str, Any]:
         """What a submit would do: the validation findings and the preview of the categories

@@ -244,7 +244,7 @@ def list_requests(query: RequestListQuery) -> Response:
     responses={200: DossierRequest, 201: DossierRequest},
 )
 def send_request(body: SendBody, header: am.IdempotencyHeader) -> Response:
-    from oso_gateway.store.api_clients import remembering
+    from oso_gateway.store.api_clients import remembering, stored_key
     from oso_gateway.store.engine import is_conflict
 
     key, client_id = header.idempotency_key, scope().client_id
@@ -260,7 +260,8 @@ def send_request(body: SendBody, header: am.IdempotencyHeader) -> Response:
         return jsonify(request_dict(earlier, _now()))
     after = None
     if key is not None and client_id is not None:  # kept in the transaction that queues it
-        after = remembering(client_id=client_id, key=key, request_digest=digest, now=_now())
+        kept = stored_key(cipher.provider.lookup_mac, key)
+        after = remembering(client_id=client_id, key=kept, request_digest=digest, now=_now())
 
     pupil = Pupil(**body.pupil.model_dump())
     try:
@@ -285,12 +286,14 @@ def _earlier_request(key: str | None, digest: str) -> Any:
     """The request an earlier call with this Idempotency-Key made (E604 when that call had
     another body), or None."""
     from oso_gateway.errors import IdempotencyKeyReused
-    from oso_gateway.store.api_clients import ApiClientStore
+    from oso_gateway.store.api_clients import ApiClientStore, stored_key
 
     client_id = scope().client_id
     if key is None or client_id is None:
         return None
-    known = ApiClientStore(services().store.engine).idempotency(client_id, key)
+    store = services().store
+    kept = stored_key(store.cipher.provider.lookup_mac, key)
+    known = ApiClientStore(store.engine).idempotency(client_id, kept, legacy=key)
     if known is None:
         return None
     if known.request_digest != digest:
