@@ -61,7 +61,7 @@ def test_the_idempotency_key_is_kept_as_a_keyed_hash_and_an_earlier_plain_one_st
     from sqlalchemy import text
 
     key = "leerling-999999187-2026-12"
-    first = submit(api, dossier_for("POVO", SCHOOL_A, seed=41), key=key)
+    first = submit(api, dossier_for("POVO", SCHOOL_A, seed=141), key=key)
     assert first.status_code == 201, first.text
     with api.vendor.store.engine.begin() as connection:
         kept = connection.execute(
@@ -76,10 +76,10 @@ def test_the_idempotency_key_is_kept_as_a_keyed_hash_and_an_earlier_plain_one_st
             text("UPDATE api_idempotency SET key = :plain WHERE key = :hashed"),
             {"plain": key, "hashed": row.key},
         )
-    again = submit(api, dossier_for("POVO", SCHOOL_A, seed=41), key=key)
+    again = submit(api, dossier_for("POVO", SCHOOL_A, seed=141), key=key)
     assert again.status_code == 200, again.text
     assert again.json()["message"]["message_id"] == first.json()["message"]["message_id"]
-    other = submit(api, dossier_for("POVO", SCHOOL_A, seed=42), key=key)
+    other = submit(api, dossier_for("POVO", SCHOOL_A, seed=142), key=key)
     assert (other.status_code, other.json()["code"]) == (409, "OSO-E604")
 
 
