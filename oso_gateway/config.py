@@ -195,6 +195,9 @@ class RetentionSettings:
     outbound_undelivered_days: float = setting(30.0)
     rejected_failed_days: float = setting(30.0)
     requests_days: float = setting(90.0)
+    #: a school-API Idempotency-Key's record (its keyed hash, the body's digest, the message it
+    #: made): a retry with the key after this period is a new call
+    idempotency_key_days: float = setting(30.0)
     transfer_log_days: float = setting(3650.0)
     #: the scheduled purge inside ``serve`` runs this often (0: never)
     purge_every_minutes: float = setting(60.0)

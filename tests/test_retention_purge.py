@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 from gateway_pair import cli_config_and_store
 from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session
 from store_support import import_received, sqlite_files
 
 from oso_gateway.cli import main
@@ -326,3 +327,46 @@ def test_an_open_request_is_not_purged_and_older_than_overrides_the_period(
     assert len(result.purged[REQUEST]) == 1
     assert _request_blobs(engine, closed)[0] == b""
     assert PullStore(store).pupil(still_open)["name"] == "Shredded"
+
+
+def test_the_purge_forgets_idempotency_keys_after_their_period(engine: Engine) -> None:
+    """A school-API Idempotency-Key's record (made in the transaction that queued its message)
+    is forgotten after ``idempotency_key_days``, counted in the log's purge_done, not one event a
+    row; a younger one stays, and the message itself is not touched."""
+    from store_support import queue_outbound
+
+    from oso_gateway.store.api_clients import ApiIdempotency, remember_idempotency
+    from oso_gateway.store.lifecycle import IDEMPOTENCY
+
+    store = Store(engine, AtRestCipher(KEY))
+    lifecycle = Lifecycle(engine, store.cipher)
+    made = {}
+    for age in (31, 29):
+        at = NOW - timedelta(days=age)
+        pk = queue_outbound(store, now=at)
+        with engine.begin() as connection, Session(connection) as session:
+            remember_idempotency(
+                session,
+                client_id="c-0123456789abcdef",
+                key=f"{age:064x}",
+                request_digest="ab" * 32,
+                message_pk=pk,
+                now=at,
+            )
+            session.commit()
+        made[age] = store.get_message(pk).message_id
+
+    policy = replace(POLICY, idempotency_key_days=30, outbound_undelivered_days=90)
+    planned = plan_purge(lifecycle, policy, now=NOW, older_than=None)
+    assert [(c.kind, c.message_id) for c in planned] == [(IDEMPOTENCY, made[31])]
+    result = purge(lifecycle, policy, now=NOW)
+    assert result.purged[IDEMPOTENCY] == [made[31]] and result.total == 1
+    with engine.connect() as connection:
+        left = connection.execute(select(ApiIdempotency.key)).scalars().all()
+    assert left == [f"{29:064x}"]
+    assert store.find_message(m.OUT, made[31]) is not None  # the message stays as it was
+    entries = store.log_entries()
+    assert verify_chain(entries).ok
+    events = [e.event for e in entries if e.event.get("operation") == "retention.idempotency_key"]
+    assert [(e["status"], e["count"]) for e in events] == [("purge_done", "1")]
+    assert purge(lifecycle, policy, now=NOW).total == 0  # nothing left to forget

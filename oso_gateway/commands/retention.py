@@ -44,7 +44,8 @@ def purge_command(
     config_file: Path | None, older_than: str | None, dry_run: bool, yes: bool, as_json: bool
 ) -> None:
     """Erase received dossiers, undelivered payloads, failed messages and closed request
-    records past retention, then prune transfer-log events past retention.transfer_log_days.
+    records past retention (and forget school-API idempotency keys past theirs), then prune
+    transfer-log events past retention.transfer_log_days.
 
     --older-than applies to that content only: the transfer log always keeps its own period.
     Pruned log events are written to log.archive_dir first when it is set.

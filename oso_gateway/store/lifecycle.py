@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from oso_gateway.store import blobs, translog
 from oso_gateway.store import models as m
+from oso_gateway.store.api_clients import ApiIdempotency
 from oso_gateway.store.crypto import AtRestCipher, aad_for, seal_note
 from oso_gateway.store.engine import checkpoint_after_delete, unavailable_as_typed_error, writer
 from oso_gateway.store.logchain import Anchor, StoredEvent, make_event
@@ -44,7 +45,10 @@ REQUEST = "request_record"
 #: the parents' view and a waiver's reason recorded for a push (an inzage with no request; one
 #: with a request goes with the request). The record itself stays: a later push still finds it.
 PUSH_INZAGE = "push_inzage_text"
-KINDS = (RECEIVED, OUTBOUND, REJECTED_FAILED, REQUEST, PUSH_INZAGE)
+#: a school-API Idempotency-Key's record (no pupil data: the key's keyed hash; a key kept
+#: verbatim by an earlier version may hold a pupil number), named by the message it made
+IDEMPOTENCY = "idempotency_key"
+KINDS = (RECEIVED, OUTBOUND, REJECTED_FAILED, REQUEST, PUSH_INZAGE, IDEMPOTENCY)
 
 #: a pull request in these states waits for nothing more (``transfer.pull.service.CLOSED``);
 #: its retention counts from its last status change (``updated_at``)
@@ -60,6 +64,8 @@ class Cutoffs:
     outbound_undelivered: datetime
     rejected_failed: datetime
     requests: datetime
+    #: Idempotency-Key records made before this are forgotten (None: none are)
+    idempotency_keys: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -403,6 +409,8 @@ class Lifecycle:
             found += push_inzage_candidates(
                 session, m.InzageRecord.recorded_at < cutoffs.requests, limit=limit
             )
+            if cutoffs.idempotency_keys is not None:
+                found += _idempotency_candidates(session, cutoffs.idempotency_keys, limit=limit)
             return found
 
         result = self._read(work)
@@ -424,6 +432,13 @@ class Lifecycle:
                     continue
                 if cand.kind == PUSH_INZAGE:
                     events += _purge_push_inzage(session, cand, outcome, now=now, reason=reason)
+                    continue
+                if cand.kind == IDEMPOTENCY:  # no content: counted in purge_done, not per row
+                    gone = session.execute(
+                        delete(ApiIdempotency).where(ApiIdempotency.message_pk == cand.pk)
+                    )
+                    if gone.rowcount:  # type: ignore[attr-defined]
+                        outcome.purged[IDEMPOTENCY].append(cand.message_id)
                     continue
                 row = session.get(m.Message, cand.pk, with_for_update=True)
                 if row is None or row.purged_at is not None:
@@ -709,6 +724,24 @@ def push_inzage_candidates(
     return [
         PurgeCandidate(pk=pk, message_id=f"inzage:{pk}", kind=PUSH_INZAGE, direction=m.OUT)
         for pk in rows
+    ]
+
+
+def _idempotency_candidates(
+    session: Session, before: datetime, *, limit: int
+) -> list[PurgeCandidate]:
+    """Idempotency-Key records made before ``before`` (oldest first, at most ``limit``), each
+    named by the message its call made."""
+    rows = session.execute(
+        select(ApiIdempotency.message_pk, m.Message.message_id, m.Message.direction)
+        .join(m.Message, m.Message.id == ApiIdempotency.message_pk)
+        .where(ApiIdempotency.created_at < before)
+        .order_by(ApiIdempotency.created_at, ApiIdempotency.message_pk)
+        .limit(limit)
+    ).all()
+    return [
+        PurgeCandidate(pk=pk, message_id=message_id, kind=IDEMPOTENCY, direction=direction)
+        for pk, message_id, direction in rows
     ]
 
 

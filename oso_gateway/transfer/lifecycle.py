@@ -185,6 +185,7 @@ def cutoffs(
         outbound_undelivered=before(policy.outbound_undelivered_days),
         rejected_failed=before(policy.rejected_failed_days),
         requests=before(policy.requests_days),
+        idempotency_keys=before(policy.idempotency_key_days),
     )
 
 
