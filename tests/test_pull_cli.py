@@ -55,6 +55,42 @@ def test_request_list_shows_the_delivered_request_on_both_sides(demo: tuple[Path
     assert "pupil" not in ours and ours["delivery_message_id"]
 
 
+def test_request_list_pages_with_limit_and_cursor_and_filters_by_school(
+    demo: tuple[Path, str],
+) -> None:
+    """Every request by default; with --limit, pages that put together give exactly that list,
+    the last with no next_cursor; --school keeps one school's (any case)."""
+    workdir, _ = demo
+    new = str(workdir / NEW_CONFIG)
+    base = ["request", "send", "--config", new, "--from", "01AB00", "--to", "00YY00"]
+    for bsn in ("999999187", "999999163"):  # at least three, whatever the other tests sent
+        _json([*base, "--bsn", bsn, "--birth-date", "2015-02-02", "--family-name", "Peters"])
+    everything = _json(["request", "list", "--config", new])
+    ids = [r["request_id"] for r in everything["requests"]]  # type: ignore[attr-defined]
+    assert len(ids) >= 3 and everything["next_cursor"] is None
+    pages, cursor = [], None
+    while True:
+        more = ["--cursor", cursor] if cursor else []
+        page = _json(["request", "list", "--config", new, "--limit", "2", *more])
+        pages.append([r["request_id"] for r in page["requests"]])  # type: ignore[attr-defined]
+        cursor = page["next_cursor"]  # type: ignore[assignment]
+        if cursor is None:
+            break
+        assert len(pages) <= len(ids), "the pages do not end"
+    assert [i for p in pages for i in p] == ids and all(len(p) == 2 for p in pages[:-1])
+    mine = _json(["request", "list", "--config", new, "--school", "01ab00"])
+    assert [r["request_id"] for r in mine["requests"]] == [  # type: ignore[attr-defined]
+        r["request_id"]
+        for r in everything["requests"]  # type: ignore[attr-defined]
+        if r["our_school"] == "01AB00"
+    ]
+    assert _json(["request", "list", "--config", new, "--school", "99ZZ00"])["requests"] == []
+    text = CliRunner().invoke(main, ["request", "list", "--config", new, "--limit", "1"])
+    assert text.exit_code == 0 and "more: --cursor " in text.output
+    bad = CliRunner().invoke(main, ["request", "list", "--config", new, "--cursor", "x1"])
+    assert bad.exit_code == 2 and "--cursor" in bad.output
+
+
 def test_request_send_answer_decline_withdraw_and_inzage_by_hand(demo: tuple[Path, str]) -> None:
     workdir, _ = demo
     new, old = str(workdir / NEW_CONFIG), str(workdir / OLD_CONFIG)

@@ -128,6 +128,8 @@ def _print(result: dict[str, Any]) -> None:
             click.echo(_line(item))
         if not result["requests"]:
             click.echo("(no requests)")
+        if result.get("next_cursor"):
+            click.echo(f"more: --cursor {result['next_cursor']}")
         return
     for key, value in result.items():
         if key == "preview" and isinstance(value, dict):  # a line per category, not a repr
@@ -231,17 +233,45 @@ def send_command(
     multiple=True,
     help="Only these statuses (repeatable).",
 )
+@click.option("--school", default=None, help="Only this school's requests (BRIN + vestiging).")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    default=None,
+    help="At most this many (newest first); then --cursor with the next_cursor given.",
+)
+@click.option("--cursor", default=None, help="Continue after a previous page (its next_cursor).")
 @json_option
 @config_option
 def list_command(
-    side: str | None, statuses: tuple[str, ...], as_json: bool, config_file: Path | None
+    side: str | None,
+    statuses: tuple[str, ...],
+    school: str | None,
+    limit: int | None,
+    cursor: str | None,
+    as_json: bool,
+    config_file: Path | None,
 ) -> None:
-    """Requests we sent and received, with status and deadline (no pupil data)."""
+    """Requests we sent and received, newest first, with status and deadline (no pupil data).
+    Every one, unless --limit asks for a page."""
+    if cursor is not None and not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
+        raise click.BadParameter("not a next_cursor this command printed", param_hint="--cursor")
 
     def work(services: GatewayServices) -> dict[str, Any]:
-        records = services.pull.list(side=SIDES.get(side or ""), statuses=statuses)
+        records = services.pull.list(
+            side=SIDES.get(side or ""),
+            statuses=statuses,
+            schools=None if school is None else (school.upper(),),
+            before_pk=int(cursor) if cursor else None,
+            limit=None if limit is None else limit + 1,
+        )
+        page = records if limit is None else records[:limit]
+        more = limit is not None and len(records) > limit
         now = services.clock()
-        return {"requests": [request_dict(r, now) for r in records]}
+        return {
+            "requests": [request_dict(r, now) for r in page],
+            "next_cursor": str(page[-1].pk) if more and page else None,
+        }
 
     _run(config_file, as_json, work)
 
