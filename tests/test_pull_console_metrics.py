@@ -95,5 +95,8 @@ def test_the_console_lists_requests_a_page_at_a_time(
             url = older.group(1).replace("&amp;", "&") if older else ""
             assert len(shown) < 5, "the pages do not end"
         assert shown == [sent[::-1][:PAGE_SIZE], sent[::-1][PAGE_SIZE:]]
+        # a page number that is a digit but not ASCII ("²") is no page number: the first page
+        odd = client.get("/console/requests?before=%C2%B2")
+        assert odd.status_code == 200 and sent[-1] in odd.get_data(as_text=True)
     finally:
         pp.close()

@@ -19,6 +19,7 @@ from gateway_pair import (
 )
 from lxml import etree
 from pull_pair import NEW, OLD, PullPair, dossier, make_pull_pair, pupil_of
+from sqlalchemy import text
 from store_support import payload_blobs, sqlite_files
 
 from oso_gateway.config import INZAGE_OR_WAIVER, SchoolPolicy
@@ -364,6 +365,39 @@ def _failed_delivery(pp: PullPair) -> tuple[str, str]:
     assert queued.delivery_message_id
     pp.fail_outbox(pp.old)
     return request_id, queued.delivery_message_id
+
+
+def test_a_delivery_retried_after_the_lists_read_gets_no_stale_error_code(
+    pp: PullPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """refresh reads every delivery's state at once; an operator retries the failed one before
+    refresh gets to its request: the failure's code is not written onto the request, whose
+    delivery is on its way again (found by a review)."""
+    from oso_gateway.store.mailbox import Mailbox
+
+    request_id, delivery_id = _failed_delivery(pp)
+    store = pp.old.store
+    real = store.message_states
+
+    def read_then_retry(direction: str, message_ids: list[str], **kw: object) -> object:
+        found = real(direction, message_ids, **kw)  # type: ignore[arg-type]
+        message = store.find_message(m.OUT, delivery_id)
+        if message is not None and message.status == "failed":
+            Mailbox(store).retry(message.pk, now=pp.clock())
+        return found
+
+    with pp.old.store.engine.begin() as connection:  # as if no refresh had noted it yet
+        connection.execute(
+            text("UPDATE pull_requests SET last_error_code = NULL WHERE request_id = :r"),
+            {"r": request_id},
+        )
+    monkeypatch.setattr(store, "message_states", read_then_retry)
+    pp.old.pull.refresh()
+    monkeypatch.undo()
+    stored = pp.old.pull.requests.find(side=m.HOLDER, request_id=request_id)
+    assert stored is not None and (stored.status, stored.last_error_code) == ("accepted", None)
+    delivery = store.find_message(m.OUT, delivery_id)
+    assert delivery is not None and delivery.status == "queued"
 
 
 def test_a_decline_stored_while_refresh_looks_at_the_failed_delivery_stands(

@@ -185,7 +185,9 @@ def cutoffs(
         outbound_undelivered=before(policy.outbound_undelivered_days),
         rejected_failed=before(policy.rejected_failed_days),
         requests=before(policy.requests_days),
-        idempotency_keys=before(policy.idempotency_key_days),
+        # not content: --older-than does not shorten it (a client retrying its call right after
+        # `--older-than 0s` would make a second request)
+        idempotency_keys=now - timedelta(days=policy.idempotency_key_days),
     )
 
 

@@ -231,9 +231,10 @@ class PullService:
             return self._note_failed_request(record, now)
         if record.status != ACCEPTED or record.delivery_message_id is None:
             return False
-        if deliveries is not None:
-            state = deliveries.get(record.delivery_message_id)
-        else:
+        state = None if deliveries is None else deliveries.get(record.delivery_message_id)
+        if state is None or (state[0] == m.FAILED and state[1] != record.last_error_code):
+            # not in the list's read, or a failure to note: read as it is now (it may have been
+            # retried since the list's read, and a stale code is not written over the request)
             message = self.store.find_message(m.OUT, record.delivery_message_id)
             state = None if message is None else (message.status, message.last_error_code)
         if state is None:

@@ -506,7 +506,7 @@ def _schools() -> tuple[str, ...] | None:
 
 def _int_arg(name: str) -> int | None:
     value = request.args.get(name, "")
-    return int(value) if value.isdigit() and len(value) < 19 else None
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
 
 
 def _unique(items: Iterable[str | None]) -> list[str]:
