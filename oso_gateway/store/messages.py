@@ -94,18 +94,6 @@ class MessageQueries(StoreBase):
 
         return self._read(work)
 
-    def message_ids_with_status(self, direction: str, status: str) -> set[str]:
-        """The MessageIDs of every message in ``direction`` now in ``status`` (one read: a
-        list of requests asks which of its messages failed without a look-up per request)."""
-
-        def work(session: Session) -> set[str]:
-            stmt = select(m.Message.message_id).where(
-                m.Message.direction == direction, m.Message.status == status
-            )
-            return set(session.scalars(stmt))
-
-        return self._read(work)
-
     def message_states(
         self, direction: str, message_ids: Sequence[str], *, batch: int = 500
     ) -> dict[str, tuple[str, str | None]]:

@@ -190,9 +190,12 @@ class PullService:
         """Expire overdue sent requests; mark a holder's request delivered once its delivery's
         receipt is verified (and note the code of a failed delivery)."""
         now = now or self.clock()
-        # which request messages failed, in one read (not a look-up per open request)
-        failed = self.store.message_ids_with_status(m.OUT, m.FAILED)
-        for record in self.requests.list_requests(side=m.REQUESTER, statuses=OPEN_REQUESTER):
+        asking = self.requests.list_requests(side=m.REQUESTER, statuses=OPEN_REQUESTER)
+        # which of their messages failed, in one read of those messages only (not a look-up per
+        # open request, nor every failed message the gateway holds)
+        sent = self.store.message_states(m.OUT, [r.request_id for r in asking])
+        failed = {message_id for message_id, (status, _) in sent.items() if status == m.FAILED}
+        for record in asking:
             self._refresh_record(record, now, failed=failed)
         holding = self.requests.list_requests(side=m.HOLDER, statuses=(ACCEPTED,))
         # their deliveries' states, in one read (not a look-up per accepted request)
