@@ -99,8 +99,8 @@ class MessageQueries(StoreBase):
     ) -> dict[str, tuple[str, str | None]]:
         """(status, last error code) of each of these MessageIDs' accepted message in
         ``direction`` (the oldest of several, as ``find_message``), ``batch`` ids a read: a list
-        of requests learns its messages' states (requests, deliveries) without a look-up per request. An id with no
-        such message is left out."""
+        of requests learns its messages' states (requests, deliveries) without a look-up per
+        request. An id with no such message is left out."""
         wanted = list(dict.fromkeys(message_ids))
 
         def work(session: Session) -> dict[str, tuple[str, str | None]]:
