@@ -92,6 +92,7 @@ def test_a_client_cannot_submit_for_another_school(api: LiveApi) -> None:
         headers={"Content-Type": "application/xml"},
     )
     assert answer.status_code == 403 and answer.json()["code"] == "OSO-E603"
+    assert SCHOOL_A in answer.json()["detail"]  # which school the dossier names, so it is fixed
     assert api.get("outbox/messages", SCHOOL_B).json()["items"] == before
     dry = api.post(
         "outbox/dry-run",

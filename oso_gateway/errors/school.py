@@ -41,6 +41,7 @@ class SchoolNotInScope(RemoteError):
     code = "OSO-E603"
     http_status = 403
     public_message = "The dossier's school is not one this credential may act for."
+    client_detail = True  # which school (a BRIN + vestiging code the caller sent, no pupil data)
 
 
 class IdempotencyKeyReused(RemoteError):
