@@ -83,6 +83,29 @@ def test_the_idempotency_key_is_kept_as_a_keyed_hash_and_an_earlier_plain_one_st
     assert (other.status_code, other.json()["code"]) == (409, "OSO-E604")
 
 
+def test_parallel_submits_of_one_dossier_queue_it_once(api: LiveApi) -> None:
+    """Six submits of one dossier at the same moment: without a key one is queued and the others
+    answer E610 naming it (five were queued, found by a helper); with one shared key every
+    answer names the same message, none E610."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for seed, key in ((161, None), (162, "6f1c2b9e-0000-4000-8000-00000000a162")):
+        data = dossier_for("POVO", SCHOOL_A, seed=seed)
+        before = outbox_count(api)
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(lambda d: submit(api, d, key=key), [data] * 6))  # noqa: B023
+        assert outbox_count(api) == before + 1, [a.text for a in answers]
+        created = [a.json()["message"]["message_id"] for a in answers if a.status_code == 201]
+        assert len(created) == 1, [a.text for a in answers]
+        for answer in answers:
+            if key is None and answer.status_code != 201:
+                assert (answer.status_code, answer.json()["code"]) == (409, "OSO-E610")
+                assert answer.json()["duplicate_of"] == created[0]
+            elif key is not None:
+                assert answer.status_code in (200, 201), answer.text
+                assert answer.json()["message"]["message_id"] == created[0]
+
+
 def test_the_same_dossier_again_is_a_duplicate_naming_the_first(api: LiveApi) -> None:
     first = submit(api, dossier_for("POVO", SCHOOL_A, seed=33))
     assert first.status_code == 201

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import uuid
@@ -257,6 +258,61 @@ def test_concurrent_claimers_never_take_the_same_message(store: Store) -> None:
     every = [pk for slot in claimed for pk in slot]
     assert sorted(every) == sorted(pks)  # each exactly once
     assert all(r.attempts == 1 for r in store.list_messages(direction=m.OUT))
+
+
+def test_of_two_transactions_queueing_one_dossier_at_once_only_the_first_is_kept(
+    store: Store,
+) -> None:
+    """The duplicate check's second look, inside the queueing transaction (``recheck_digest``):
+    of two transactions queueing one dossier at once, the second finds the first and rolls
+    back; without that look both are queued (a helper's parallel submits of one dossier queued
+    five). Each waits for the other after inserting and after looking (up to 2 s): on
+    PostgreSQL the locks (the digest's, the transfer log's) make the second look only once the
+    first committed; SQLite's write transactions never overlap, so there the waits time out."""
+    from oso_gateway.store.mailbox import recheck_digest
+
+    class Refused(Exception):
+        pass
+
+    inserted, looked = threading.Barrier(2, timeout=2), threading.Barrier(2, timeout=2)
+    outcomes: list[str] = []
+
+    def wait(barrier: threading.Barrier) -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait()
+
+    def queue() -> None:
+        check = recheck_digest(
+            our_school="00YY00",
+            counterpart_school="01AB00",
+            payload_digest="ab" * 32,
+            since=NOW - timedelta(days=7),
+            refuse=lambda earlier: Refused(earlier.message_id),
+        )
+
+        def check_then_wait(session: Session, queued: MessageRecord) -> None:
+            check(session, queued)
+            wait(looked)
+
+        try:
+            queue_outbound(
+                store,
+                now=NOW,
+                our_school="00YY00",
+                on_insert=lambda *_: wait(inserted),
+                after_insert=check_then_wait,
+            )
+            outcomes.append("queued")
+        except Refused:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=queue) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["queued", "refused"]
+    assert len(store.list_messages(direction=m.OUT)) == 1
 
 
 # --- inbound: exactly once, atomic -----------------------------------------------------------

@@ -115,9 +115,12 @@ def send_command(
                         now=now,
                         objections=services.outbox.objections,
                     )
+                    again = None
                     if not allow_duplicate:
-                        refuse_duplicate(mailbox, prepared, to=school, now=now, window=window)
-                    services.outbox.enqueue(prepared)
+                        again = refuse_duplicate(
+                            mailbox, prepared, to=school, now=now, window=window
+                        )
+                    services.outbox.enqueue(prepared, after_insert=again)
                 except GatewayError as exc:
                     rejected += 1
                     click.echo(

@@ -12,11 +12,12 @@ so a caller cannot tell another school's message from a missing one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from oso_gateway.errors import DossierPurged
@@ -24,7 +25,7 @@ from oso_gateway.store import blobs
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import open_note, seal_note
 from oso_gateway.store.engine import checkpoint_after_delete
-from oso_gateway.store.records import MessageRecord, data_key_values, record_of
+from oso_gateway.store.records import AfterInsert, MessageRecord, data_key_values, record_of
 from oso_gateway.store.repository import Store
 
 #: inbound statuses a school sees in its inbox (rejected messages are the operators' business)
@@ -58,6 +59,81 @@ def cancel_outbound_in(session: Session, message_id: str, *, now: datetime) -> b
     _drop_payload(session, row)
     Store._event(session, row, m.CANCELLED, now)
     return True
+
+
+def first_with_digest(
+    session: Session,
+    direction: str,
+    *,
+    our_school: str,
+    payload_digest: str,
+    since: datetime,
+    counterpart_school: str | None = None,
+    other_than: int | None = None,
+) -> MessageRecord | None:
+    """``Mailbox.first_with_digest`` in ``session`` (``other_than``: leave out the message with
+    this pk, the one the transaction is queueing)."""
+    stmt = (
+        select(m.Message)
+        .where(
+            m.Message.direction == direction,
+            m.Message.payload_digest == payload_digest,
+            m.Message.our_school == our_school,
+            m.Message.created_at >= since,
+            m.Message.status.not_in((m.REJECTED, m.CANCELLED, m.DECLINED, m.DUPLICATE)),
+        )
+        .order_by(m.Message.id)
+        .limit(1)
+    )
+    if counterpart_school is not None:
+        stmt = stmt.where(m.Message.counterpart_school == counterpart_school)
+    if other_than is not None:
+        stmt = stmt.where(m.Message.id != other_than)
+    row = session.scalars(stmt).first()
+    return None if row is None else record_of(row)
+
+
+def lock_digest(session: Session, *parts: str) -> None:
+    """Queue the transactions that check and queue the same dossier (``parts``: what makes it
+    the same) until this one ends: on PostgreSQL a transaction-scoped advisory lock on their
+    hash; SQLite's write transactions (``BEGIN IMMEDIATE``) are queued already. (Today the
+    queued event's append to the transfer log, under the log's own lock, orders them as well;
+    this lock does not depend on where that append sits.)"""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256("\x00".join(("duplicate", *parts)).encode("utf-8")).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def recheck_digest(
+    *,
+    our_school: str,
+    counterpart_school: str,
+    payload_digest: str,
+    since: datetime,
+    refuse: Callable[[MessageRecord], Exception],
+) -> AfterInsert:
+    """An ``after_insert`` for the outbox's queueing that looks for an earlier message with
+    the same digest once more inside the queueing transaction, under ``lock_digest`` (so of
+    several transactions queueing one dossier at once, only the first finds none), and raises
+    ``refuse(earlier)`` when there is one: nothing is then queued."""
+
+    def again(session: Session, queued: MessageRecord) -> None:
+        lock_digest(session, our_school, counterpart_school, payload_digest)
+        earlier = first_with_digest(
+            session,
+            m.OUT,
+            our_school=our_school,
+            counterpart_school=counterpart_school,
+            payload_digest=payload_digest,
+            since=since,
+            other_than=queued.pk,
+        )
+        if earlier is not None:
+            raise refuse(earlier)
+
+    return again
 
 
 class TransitionRefused(Exception):
@@ -180,26 +256,16 @@ class Mailbox:
     ) -> MessageRecord | None:
         """The oldest message of ``our_school`` with this payload digest since ``since`` (not
         rejected, cancelled, declined or itself a duplicate): the duplicate check."""
-
-        def work(session: Session) -> MessageRecord | None:
-            stmt = (
-                select(m.Message)
-                .where(
-                    m.Message.direction == direction,
-                    m.Message.payload_digest == payload_digest,
-                    m.Message.our_school == our_school,
-                    m.Message.created_at >= since,
-                    m.Message.status.not_in((m.REJECTED, m.CANCELLED, m.DECLINED, m.DUPLICATE)),
-                )
-                .order_by(m.Message.id)
-                .limit(1)
+        return self.store._read(
+            lambda session: first_with_digest(
+                session,
+                direction,
+                our_school=our_school,
+                payload_digest=payload_digest,
+                since=since,
+                counterpart_school=counterpart_school,
             )
-            if counterpart_school is not None:
-                stmt = stmt.where(m.Message.counterpart_school == counterpart_school)
-            row = session.scalars(stmt).first()
-            return None if row is None else record_of(row)
-
-        return self.store._read(work)
+        )
 
     # --- transitions --------------------------------------------------------------------------
 

@@ -40,7 +40,13 @@ from oso_gateway.protocol import UUID_PATTERN, is_clean_text
 from oso_gateway.store import models as m
 from oso_gateway.store.api_clients import ApiClientStore, remembering, stored_key
 from oso_gateway.store.engine import is_conflict
-from oso_gateway.store.mailbox import Mailbox, MessageQuery, TransitionRefused
+from oso_gateway.store.mailbox import (
+    Mailbox,
+    MessageQuery,
+    TransitionRefused,
+    recheck_digest,
+)
+from oso_gateway.store.records import AfterInsert
 from oso_gateway.store.repository import EventRecord, MessageRecord, Store
 from oso_gateway.transfer import wire
 
@@ -354,7 +360,6 @@ class OutboxService(_Boxes):
         prepared = self.prepare(data, to=to, now=now, **_scoped(objections, scope))
         if not scope.allows(prepared.sending_school.code):
             raise SchoolNotInScope(f"sending school {prepared.sending_school} not in scope")
-        refuse_duplicate(self.mailbox, prepared, to=to, now=now, window=self.duplicate_window)
         after = None
         if idempotency_key is not None and scope.client_id is not None:
             after = remembering(
@@ -363,11 +368,16 @@ class OutboxService(_Boxes):
                 request_digest=request_digest,
                 now=now,
             )
-
         try:
-            record = self.outbox.enqueue(prepared, client_id=scope.client_id, after_insert=after)
+            again = refuse_duplicate(
+                self.mailbox, prepared, to=to, now=now, window=self.duplicate_window
+            )
+            record = self.outbox.enqueue(
+                prepared, client_id=scope.client_id, after_insert=both(again, after)
+            )
         except Exception as exc:  # the same key raced us: answer with the winner's message
-            if idempotency_key is None or not is_conflict(exc):
+            raced = is_conflict(exc) or isinstance(exc, DuplicateDossier)
+            if idempotency_key is None or not raced:
                 raise
             earlier = self._idempotent(scope, idempotency_key, request_digest)
             if earlier is None:
@@ -407,24 +417,54 @@ class OutboxService(_Boxes):
 
 def refuse_duplicate(
     mailbox: Mailbox, prepared: Any, *, to: Any, now: datetime, window: timedelta
-) -> None:
+) -> AfterInsert | None:
     """The duplicate check of every way in (the API's submit, the ``send`` command): the same
     dossier (payload digest) that the same sending school queued for school ``to`` within
     ``window`` (``[duplicates] outbound_window_hours``; zero: never) is refused, E610, naming
-    the first message."""
+    the first message.
+
+    Checked now (before the work of queueing) and again inside the queueing transaction: the
+    returned ``after_insert`` takes a lock on the dossier's digest (``lock_digest``) and looks
+    again, so that of several submits of one dossier at once only the first is queued."""
     if window <= timedelta(0):
-        return
+        return None
+    school, digest = prepared.sending_school.code, prepared.payload_digest
     first = mailbox.first_with_digest(
         m.OUT,
-        our_school=prepared.sending_school.code,
+        our_school=school,
         counterpart_school=to.code,
-        payload_digest=prepared.payload_digest,
+        payload_digest=digest,
         since=now - window,
     )
     if first is not None:
-        raise DuplicateDossier(
-            f"same dossier queued for {to} as {first.message_id}", original=first.message_id
-        )
+        raise _duplicate(first, to)
+
+    return recheck_digest(
+        our_school=school,
+        counterpart_school=to.code,
+        payload_digest=digest,
+        since=now - window,
+        refuse=lambda earlier: _duplicate(earlier, to),
+    )
+
+
+def _duplicate(first: MessageRecord, to: Any) -> DuplicateDossier:
+    return DuplicateDossier(
+        f"same dossier queued for {to} as {first.message_id}", original=first.message_id
+    )
+
+
+def both(*hooks: AfterInsert | None) -> AfterInsert | None:
+    """One ``after_insert`` that runs ``hooks`` (None: skipped) in turn."""
+    present = [hook for hook in hooks if hook is not None]
+    if len(present) < 2:
+        return present[0] if present else None
+
+    def run(session: Any, queued: MessageRecord) -> None:
+        for hook in present:
+            hook(session, queued)
+
+    return run
 
 
 def dry_run_report(
