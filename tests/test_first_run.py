@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from dossier_samples import sample_xml as _sample_xml
 from gateway_pair import (
     DEV,
+    RECEIVER_OIN,
     RECEIVER_SCHOOL,
     RECEIVER_URL,
     GatewayPair,
@@ -359,6 +360,57 @@ def test_a_retry_goes_to_the_address_the_directory_gives_now(pair: GatewayPair) 
     assert pair.transport.posts[-1][0] == moved
     stored = pair.sender_store.find_message(m.OUT, prepared.message_id)
     assert stored is not None and stored.endpoint == moved and stored.status == m.DELIVERED
+
+
+def test_a_retry_after_the_directory_got_the_new_certificate_is_sealed_to_it(
+    pair: GatewayPair, tmp_path: Path
+) -> None:
+    """Our directory gives the receiver an encryption certificate that is valid and names its
+    OIN but whose key the receiver does not hold: it cannot decrypt (E208, 'fix the directory,
+    then retry'). After the fix the retry is sealed to the certificate the directory gives now;
+    it re-sent the envelope sealed to the other one while that was still valid (found by an
+    operator's walkthrough)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from oso_gateway.security import pki
+    from oso_gateway.security.keys import load_certificate
+
+    ca_key = serialization.load_pem_private_key(
+        (DEV / "issuing-ca.key.pem").read_bytes(), password=None
+    )
+    assert isinstance(ca_key, rsa.RSAPrivateKey)
+    issuer = pki.Authority(
+        certificate=load_certificate((DEV / "issuing-ca.crt.pem").read_bytes()), key=ca_key
+    )
+    other = pki.make_end_entity(
+        public_key=pki.new_rsa_key().public_key(),
+        issuer=issuer,
+        subject=pki.gateway_name(organisation="Het Dev College", oin=RECEIVER_OIN),
+        not_before=pair.clock() - timedelta(days=1),
+        not_after=pair.clock() + timedelta(days=30),
+    )
+    (tmp_path / "other.crt.pem").write_bytes(pki.cert_pem(other))
+    wrong = directory_toml().replace(
+        f'encryption_certificate = "gateway-{RECEIVER_OIN}.crt.pem"',
+        f'encryption_certificate = "{(tmp_path / "other.crt.pem").as_posix()}"',
+    )
+    pair.set_sender_directory(Directory.from_toml(wrong.encode(), DEV, source="<wrong>"))
+    prepared = prepare_dossier(
+        sample_xml(),
+        to=RECEIVER_SCHOOL,
+        directory=pair.directory,
+        config=pair.sender_config,
+        now=pair.clock(),
+    )
+    record = pair.outbox.enqueue(prepared)
+    assert pair.outbox.run_once().failed == 1
+    failed = pair.sender_store.find_message(m.OUT, prepared.message_id)
+    assert failed is not None and failed.last_error_code == "OSO-E208"
+    fixed = Directory.from_toml(directory_toml().encode(), DEV, source="<fixed>")
+    pair.set_sender_directory(fixed)
+    pair.sender_store.requeue_outbound(record.pk, now=pair.clock())  # the envelope is valid
+    assert pair.outbox.run_once().delivered == 1
 
 
 # --- the outbox lease is kept alive while a send runs -----------------------------------------

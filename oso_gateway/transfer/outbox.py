@@ -297,8 +297,9 @@ class Outbox:
         """One delivery attempt of a claimed record; returns delivered / retrying / failed.
 
         The directory is asked again for the school's endpoint and gateway (an operator's retry
-        after a directory fix goes to the new address); the claim's lease is kept alive while
-        the attempt runs (``heartbeat``).
+        after a directory fix goes to the new address), and the first attempt after a retry of a
+        failed message is sealed afresh (to the encryption certificate the directory gives now);
+        the claim's lease is kept alive while the attempt runs (``heartbeat``).
         """
         with self._heartbeat(record):
             return self._attempt(record)
@@ -311,7 +312,13 @@ class Outbox:
         try:
             entry = self.directory.lookup(school.brin, school.vestiging)
             moved = (entry.endpoint, entry.oin) != (record.endpoint, record.counterpart_oin)
-            sealed, signature_value, fresh = self._envelope(record, now, reseal=moved)
+            # the first attempt after an operator's retry of a failed message is sealed afresh:
+            # to the encryption certificate the directory gives now (a retry after a directory
+            # fix re-sent the envelope sealed to the old one); the worker's own retries send the
+            # same envelope again while it is valid
+            sealed, signature_value, fresh = self._envelope(
+                record, now, reseal=moved or _retried_after_a_failure(record)
+            )
         except GatewayError as exc:
             return self._finish(record, AttemptResult(outcome=_kind(exc), error=exc))
         except Exception as exc:
@@ -385,8 +392,9 @@ class Outbox:
         self, record: MessageRecord, now: datetime, *, reseal: bool = False
     ) -> tuple[bytes, bytes, bool]:
         """The envelope to send, its SignatureValue, and whether it is a fresh sealing: the
-        latest one (read once from the store) while still valid and the directory still gives
-        the same address, else a fresh sealing."""
+        latest one (read once from the store) while still valid, unless ``reseal`` (the
+        directory gives another address, or an operator retried a failed message), else a
+        fresh sealing."""
         if not reseal:
             latest = self.store.outbound_envelope(record.pk)
             if latest is not None and _valid(latest[0], now):
@@ -470,6 +478,12 @@ def _peer_reading(error: GatewayError) -> str:
 
 def _kind(exc: GatewayError) -> Outcome:
     return "retry" if exc.transient else "failed"
+
+
+def _retried_after_a_failure(record: MessageRecord) -> bool:
+    """The first attempt of a fresh attempt budget (``outbox retry``, the console's Retry) of a
+    message whose last attempt failed."""
+    return record.attempts == 1 and record.last_error_code is not None
 
 
 def _valid(sealed: bytes, now: datetime) -> bool:
