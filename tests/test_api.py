@@ -258,6 +258,17 @@ def test_outbox_list_filters_and_pages_with_a_cursor(api: LiveApi) -> None:
     assert api.get("outbox/messages?recipient=00YY00", SCHOOL_A).json()["items"] == []
     future = api.get("outbox/messages?since=2999-01-01T00:00:00Z", SCHOOL_A).json()
     assert future["items"] == []
+    # a date, or a time without a zone, is UTC (it answered 500; found by a LAS walkthrough)
+    for query, found in (
+        ("since=2000-01-01", True),
+        ("until=2999-12-31T00:00:00", True),
+        ("since=2999-01-01", False),
+    ):
+        for box in ("outbox", "inbox"):
+            answer = api.get(f"{box}/messages?{query}", SCHOOL_A)
+            assert answer.status_code == 200, (box, query, answer.text)
+        outbox = api.get(f"outbox/messages?{query}", SCHOOL_A).json()["items"]
+        assert bool(outbox) is found, query
 
 
 def test_cancel_before_delivery_and_retry_only_when_failed(api: LiveApi) -> None:

@@ -6,10 +6,10 @@ models describe them (and the schemathesis run checks every answer against them)
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from oso_gateway.protocol import (
     BRIN_PATTERN,
@@ -168,8 +168,19 @@ class MessagePath(BaseModel):
 class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: datetime | None = Field(default=None, description="Created at or after (ISO 8601)")
-    until: datetime | None = Field(default=None, description="Created before (ISO 8601)")
+    since: datetime | None = Field(
+        default=None, description="Created at or after (ISO 8601; without a zone: UTC)"
+    )
+    until: datetime | None = Field(
+        default=None, description="Created before (ISO 8601; without a zone: UTC)"
+    )
+
+    @field_validator("since", "until")
+    @classmethod
+    def _utc_unless_zoned(cls, value: datetime | None) -> datetime | None:
+        """A date or a time without a zone (``2026-12-01``) is UTC, as the CLI reads it (it was
+        compared with the store's zoned times and answered 500)."""
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
     cursor: str | None = Field(default=None, pattern=r"^[0-9]{1,18}$", description="From a page")
     limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
 
