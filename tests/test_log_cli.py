@@ -119,6 +119,23 @@ def test_untouched_log_with_an_anchor_verifies_with_exit_status_0(config: Path) 
     assert report["last_anchor_seq"] == 10 and report["unanchored"] == 0
 
 
+def test_a_database_that_cannot_be_reached_is_no_verdict_on_the_log(config: Path) -> None:
+    """A monitor that runs `log verify` daily must not read a database outage as tampering:
+    exit 3 (not 1, "broken"), and with --json an answer it can parse (found by an operator's
+    walkthrough: exit 1 and nothing on stdout)."""
+    away = {"OSO_GATEWAY_DATABASE_URL": "postgresql+psycopg://u:secret@127.0.0.1:1/x"}
+    text = CliRunner().invoke(main, ["log", "verify", "--config", str(config)], env=away)
+    assert text.exit_code == 3, text.output
+    assert "OSO-E502" in text.output and "secret" not in text.output
+    answer = CliRunner().invoke(
+        main, ["log", "verify", "--json", "--config", str(config)], env=away
+    )
+    assert answer.exit_code == 3, answer.output
+    report = json.loads(answer.stdout)
+    assert (report["ok"], report["error"]) == (None, "OSO-E502")
+    assert "secret" not in answer.output
+
+
 def test_untouched_log_without_anchors_verifies_but_warns_that_truncation_is_undetectable(
     config: Path,
 ) -> None:

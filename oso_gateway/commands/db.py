@@ -78,7 +78,7 @@ def services_or_exit(config_file: Path | None) -> GatewayServices:
     from oso_gateway.runtime import build_services
 
     settings = settings_or_exit(config_file)
-    _no_database_without_config(settings)
+    no_database_without_config(settings)
     try:
         return build_services(settings)
     except GatewayError as exc:
@@ -92,7 +92,7 @@ def store_or_exit(settings: Settings, *, require_key: bool = True) -> Store:
     ends the command with exit 2, any other problem with exit 1, each with its code."""
     from oso_gateway.store import open_store
 
-    _no_database_without_config(settings)
+    no_database_without_config(settings)
     try:
         return open_store(settings, require_key=require_key)
     except (ConfigError, SchemaNotCurrent) as exc:
@@ -101,7 +101,7 @@ def store_or_exit(settings: Settings, *, require_key: bool = True) -> Store:
         fail(exc, hint=_no_config_hint(settings))
 
 
-def _no_database_without_config(settings: Settings) -> None:
+def no_database_without_config(settings: Settings) -> None:
     """Run without any configuration and with no database at the defaults' place, a command
     stops with E560 (what is really missing: the gateway's --config) before it trips over the
     first thing the defaults lack (an identity, a storage key)."""

@@ -364,12 +364,18 @@ def verify_command(
 ) -> None:
     """Check the hash chain and every anchor; exit 1 naming the first broken link.
 
+    Exit 0: intact; 1: broken (altered, removed or reordered events, a bad anchor); 2: a
+    configuration problem; 3: the log could not be read (the database is away: no verdict;
+    with --json, "ok" is null and "error" gives the code).
+
     A pruned log (retention.transfer_log_days) is checked from its base, the last pruned event;
     with --archive, from the start of the oldest archive given, so that the anchors of the
     pruned events are checked too.
     """
-    from oso_gateway.errors import LogAnchorInvalid
+    from oso_gateway.commands.db import no_database_without_config
+    from oso_gateway.errors import LogAnchorInvalid, SchemaNotCurrent
     from oso_gateway.runtime import load_identity_certificates
+    from oso_gateway.store import open_store
     from oso_gateway.transfer.auditlog import (
         LogReport,
         chain_start,
@@ -382,10 +388,9 @@ def verify_command(
 
     if export_file is not None and archive_files:
         raise click.UsageError("--export and --archive: give one or the other")
+    settings = settings_or_exit(config_file)
     if export_file is None:
-        settings, store = _open(config_file)
-    else:
-        settings = settings_or_exit(config_file)
+        no_database_without_config(settings)
     path = _anchor_path(settings, anchors)
     try:
         certificates = load_identity_certificates(settings)
@@ -394,12 +399,17 @@ def verify_command(
             rows = read_export(export_file)
             base = chain_start(rows)
         else:
-            base, rows = read_log(store)
+            base, rows = read_log(open_store(settings, require_key=False))
             if archive_files:
                 rows = merge_segments([*(read_export(f) for f in archive_files), rows])
                 base = chain_start(rows)
-    except GatewayError as exc:
-        fail(exc, status=2 if isinstance(exc, ConfigError) else 1)
+    except GatewayError as exc:  # not a verdict on the log: it could not be read
+        status = 2 if isinstance(exc, ConfigError | SchemaNotCurrent) else 3
+        if as_json:
+            problem = {"error": exc.code, "message": exc.public_message, "detail": exc.detail}
+            click.echo(json.dumps({"ok": None, **problem}, indent=2))
+            raise SystemExit(status) from None
+        fail(exc, status=status)
         return
     except ValueError as exc:
         click.echo(f"BROKEN: {exc}")
