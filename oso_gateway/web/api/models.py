@@ -181,6 +181,7 @@ class ListQuery(BaseModel):
         """A date or a time without a zone (``2026-12-01``) is UTC, as the CLI reads it (it was
         compared with the store's zoned times and answered 500)."""
         return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
     cursor: str | None = Field(default=None, pattern=r"^[0-9]{1,18}$", description="From a page")
     limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
 
