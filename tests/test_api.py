@@ -106,6 +106,20 @@ def test_parallel_submits_of_one_dossier_queue_it_once(api: LiveApi) -> None:
                 assert answer.json()["message"]["message_id"] == created[0]
 
 
+def test_a_dossier_addressed_to_its_own_school_is_refused(api: LiveApi) -> None:
+    """It was queued and delivered into the school's own inbox (found by a LAS walkthrough)."""
+    data = dossier_for("POVO", SCHOOL_A, seed=171)
+    before = outbox_count(api)
+    for path in ("outbox/messages", "outbox/dry-run"):
+        answer = api.post(path, SCHOOL_A, params={"recipient": SCHOOL_A}, data=data, headers=XML)
+        if path == "outbox/dry-run":
+            assert answer.status_code == 200 and answer.json()["error_code"] == "OSO-E432"
+            continue
+        assert (answer.status_code, answer.json()["code"]) == (400, "OSO-E432"), answer.text
+        assert SCHOOL_A in answer.json()["detail"]
+    assert outbox_count(api) == before
+
+
 def test_the_same_dossier_again_is_a_duplicate_naming_the_first(api: LiveApi) -> None:
     first = submit(api, dossier_for("POVO", SCHOOL_A, seed=33))
     assert first.status_code == 201

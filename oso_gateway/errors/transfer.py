@@ -24,6 +24,15 @@ class MandateMissing(RemoteError):
     public_message = "The sending gateway is not mandated for the sending school."
 
 
+class RecipientIsSender(RemoteError):
+    """A dossier addressed to the school that sends it (checked before queueing)."""
+
+    code = "OSO-E432"
+    http_status = 400
+    public_message = "The dossier is addressed to the school that sends it."
+    client_detail = True  # the school's code (BRIN + vestiging), no pupil data
+
+
 # --- receipts and faults on the wire: OSO-E450..E451 ---
 
 

@@ -49,6 +49,7 @@ from oso_gateway.errors import (
     ReceiptInvalid,
     ReceiptMismatch,
     RecipientCertificateUntrusted,
+    RecipientIsSender,
 )
 from oso_gateway.limits import MAX_DOSSIER_BYTES, MAX_MESSAGE_BYTES
 from oso_gateway.protocol import SOAP_CONTENT_TYPE
@@ -194,6 +195,8 @@ def prepare_dossier(
     validate_tree(root.getroottree(), now=now).raise_for_errors()
     require_no_category_violations(root)
     sending = sending_school(root)
+    if sending.code == to.code:
+        raise RecipientIsSender(f"dossier of school {sending.code} addressed to itself")
     categories = present_keys(root)
     disclosure = disclosure_facts(minimised)
     # The payload is the dossier's canonical form: what the Body carries and its digest covers
