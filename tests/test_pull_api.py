@@ -185,6 +185,18 @@ def test_request_endpoints_answer_problems_with_stable_codes(schools: tuple[Las,
             },
         )
         assert (control.status_code, control.get_json()["code"]) == (400, "OSO-E606"), name
+    # an unknown key is named when it has a field name's form, else not echoed (a system that
+    # builds keys from data put a birth date in one; found by a LAS walkthrough)
+    pupil = {"bsn": "999999187", "birth_date": "2015-02-02", "family_name": "Peters"}
+    for extra, shown in (("birthdate", "pupil.birthdate"), ("Peters 2015-04-11", "pupil.?")):
+        sent = new.post(
+            "requests",
+            json={"requesting_school": "01AB00", "old_school": "00YY00",
+                  "pupil": {**pupil, extra: "x"}},
+        )  # fmt: skip
+        assert (sent.status_code, sent.get_json()["code"]) == (400, "OSO-E606")
+        assert [e["location"] for e in sent.get_json()["errors"]] == [shown]
+        assert "2015-04-11" not in sent.get_data(as_text=True)
     assert old.get("requests").status_code == 200
     assert old.client.get("/api/v1/requests").status_code == 401  # no credential
     # a misspelt status or an unknown parameter is refused (they listed nothing, or all)

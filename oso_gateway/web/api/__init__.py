@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from flask import Response, g, request
@@ -106,11 +107,22 @@ _PATTERN_MESSAGE = (
 )
 
 
+#: a part of an error's location shown as the caller sent it: a field name's form (an unknown
+#: key is the caller's text, which a system that builds keys from data may fill with it)
+_NAME_LIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,39}|[0-9]{1,4}")
+
+
+def _location(loc: Sequence[object]) -> str:
+    """``loc`` as ``a.b.c``; a part that has no field name's form is shown as ``?``."""
+    parts = (str(p) if _NAME_LIKE.fullmatch(str(p)) else "?" for p in loc)
+    return ".".join(parts)[:200] or "request"
+
+
 def _validation_problem(exc: ValidationError) -> Response:
     errors = [
         {
             "code": str(e.get("type", "invalid"))[:60],
-            "location": ".".join(str(p) for p in e.get("loc", ()))[:200] or "request",
+            "location": _location(e.get("loc", ())),
             "message": (
                 _PATTERN_MESSAGE
                 if e.get("type") == "string_pattern_mismatch"
