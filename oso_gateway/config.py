@@ -445,10 +445,23 @@ class _Reader:
         path = Path(value).expanduser()
         return path if path.is_absolute() else self._base / path
 
+    def where(self, key: str) -> str:
+        """Where ``key``'s value came from, as ``error`` names it: the environment variable
+        that set it, or the file and the key."""
+        variable = self._env.get(self._key(key))
+        if variable is not None:
+            return f"environment: {variable} ({self._key(key)})"
+        return f"{self._source}: {self._key(key)}"
+
     def finish(self) -> None:
+        """Every key of the table that was not read is an unknown one: all of them named at
+        once (with two typos, the second showed only once the first was fixed)."""
         unknown = sorted(set(self._table) - self._seen)
-        if unknown:
+        if len(unknown) == 1:
             raise self.error(unknown[0], "unknown key")
+        if unknown:
+            names = ", ".join(self._key(key) for key in unknown[:20])
+            raise ConfigError(f"{self._source}: unknown keys: {names}")
 
 
 def _decode_key(text: str, *, where: str) -> bytes:
@@ -696,12 +709,12 @@ def _read_storage_key(storage: _Reader, *, source: str) -> tuple[bytes | None, P
     storage.finish()
     if key_text is not None and key_file is not None:
         raise storage.error("key", "set either storage.key or storage.key_file, not both")
-    if key_text is not None:
-        return _decode_key(key_text, where=f"{source}: storage.key"), None
+    if key_text is not None:  # the file's or the environment's (OSO_GATEWAY_STORAGE_KEY)
+        return _decode_key(key_text, where=storage.where("key")), None
     if key_file is not None and not key_file.exists():
         return None, key_file
     if key_file is not None:
-        return _read_key_file(key_file, where=f"{source}: storage.key_file"), None
+        return _read_key_file(key_file, where=storage.where("key_file")), None
     return None, None
 
 

@@ -158,6 +158,7 @@ def test_a_key_file_may_hold_raw_bytes_or_base64(tmp_path: Path) -> None:
     ("text", "names"),
     [
         ("data_dri = 'x'\n", "data_dri: unknown key"),
+        ("[server]\nprot = 1\nhots = 'x'\n", "unknown keys: server.hots, server.prot"),
         ("[server]\nport = 70000\n", "server.port: must be between 1 and 65535"),
         ("[server]\nport = '8443'\n", "server.port: must be an integer"),
         ("[trust]\nrequire_crl = 1\n", "trust.require_crl: must be true or false"),
@@ -233,6 +234,13 @@ def test_unknown_or_malformed_environment_settings_are_refused(tmp_path: Path) -
         "environment: OSO_GATEWAY_SERVER_PORT (server.port)"
     )
     assert str(config) not in out_of_range.value.detail
+    # so is a storage key that is not one (found by an operator's walkthrough; the file's key
+    # was fine)
+    keyed = _write(tmp_path, f'[storage]\nkey = "{KEY_B64}"\n')
+    with pytest.raises(ConfigError) as bad_key:
+        load_settings(keyed, {"OSO_GATEWAY_STORAGE_KEY": "notbase64secretvalue"})
+    assert bad_key.value.detail.startswith("environment: OSO_GATEWAY_STORAGE_KEY (storage.key)")
+    assert str(keyed) not in bad_key.value.detail and "notbase64" not in bad_key.value.detail
 
 
 def test_commands_that_need_a_key_or_directory_say_which_setting_is_missing(
