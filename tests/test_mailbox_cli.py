@@ -198,8 +198,19 @@ def test_a_school_scope_hides_other_schools_messages(demo: Path) -> None:
     message_id = inbox_id(config)
     code, out = run("--config", str(config), "inbox", "show", message_id, "--school", "02CD00")
     assert code == 1 and "OSO-E602" in out
-    code, out = run("--config", str(config), "inbox", "list", "--school", "02CD00", "--json")
-    assert code == 0 and json.loads(out)["items"] == []
+    listed = CliRunner().invoke(
+        main, ["--config", str(config), "inbox", "list", "--school", "02cd00", "--json"]
+    )
+    assert listed.exit_code == 0 and json.loads(listed.stdout)["items"] == []
+    # empty because this gateway does not serve that school, and it says so (on stderr); a
+    # malformed code is no school at all (both read "(no messages)"; found by an operator)
+    assert "does not serve school 02CD00 (it serves 01AB00)" in listed.stderr
+    for command in (["outbox", "list"], ["inbox", "list"], ["request", "list"]):
+        for option in ("--school", "--counterpart"):
+            if option == "--counterpart" and command[0] == "request":
+                continue
+            code, out = run("--config", str(config), *command, option, "zz")
+            assert code == 2 and "BRIN (4 characters) + vestiging" in out, (command, option)
 
 
 def test_ack_then_decline_drops_the_content_and_keeps_the_record(

@@ -84,7 +84,9 @@ def test_request_list_pages_with_limit_and_cursor_and_filters_by_school(
         for r in everything["requests"]  # type: ignore[attr-defined]
         if r["our_school"] == "01AB00"
     ]
-    assert _json(["request", "list", "--config", new, "--school", "99ZZ00"])["requests"] == []
+    other = CliRunner().invoke(main, ["request", "list", "--config", new, "--school", "99ZZ00"])
+    assert other.exit_code == 0 and "(no requests)" in other.stdout
+    assert "does not serve school 99ZZ00" in other.stderr
     text = CliRunner().invoke(main, ["request", "list", "--config", new, "--limit", "1"])
     assert text.exit_code == 0 and "more: --cursor " in text.output
     bad = CliRunner().invoke(main, ["request", "list", "--config", new, "--cursor", "x1"])

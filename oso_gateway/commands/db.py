@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -61,6 +61,33 @@ def config_option(func: _F) -> _F:
         callback=_or_global,
         help=f"Configuration file (TOML). Default: the top-level --config, then ${CONFIG_ENV}.",
     )(func)
+
+
+def school_code(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A ``--school``-like option's value as a school code (BRIN + vestiging, upper case; a
+    BRIN alone is its vestiging 00); a malformed one is a usage error, not an empty list."""
+    from oso_gateway.transfer.schools import School
+
+    if value is None:
+        return None
+    try:
+        return School.parse(value).code
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def note_unless_served(services: Any, school: str | None) -> None:
+    """A note on standard error when ``school`` is not one this gateway serves: its list is
+    then empty for that reason, not because nothing happened."""
+    if school is None:
+        return
+    served = services.schools()
+    if school not in served:
+        click.echo(
+            f"note: this gateway does not serve school {school} "
+            f"(it serves {', '.join(served) or 'none'})",
+            err=True,
+        )
 
 
 def settings_or_exit(config_file: Path | None) -> Settings:

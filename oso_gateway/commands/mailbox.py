@@ -17,7 +17,14 @@ from typing import Any, TypeVar
 
 import click
 
-from oso_gateway.commands.db import config_option, fail, services_or_exit, write_private
+from oso_gateway.commands.db import (
+    config_option,
+    fail,
+    note_unless_served,
+    school_code,
+    services_or_exit,
+    write_private,
+)
 from oso_gateway.commands.transfer import outbox_group
 from oso_gateway.errors import GatewayError
 
@@ -37,7 +44,10 @@ def _when(_ctx: click.Context, _param: click.Parameter, value: str | None) -> da
 def _common(func: _F) -> _F:
     func = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(func)
     func = click.option(
-        "--school", default=None, help="Only this school's messages (BRIN + vestiging)."
+        "--school",
+        default=None,
+        callback=school_code,
+        help="Only this school's messages (BRIN + vestiging).",
     )(func)
     return config_option(func)
 
@@ -45,7 +55,12 @@ def _common(func: _F) -> _F:
 def _list_options(func: _F) -> _F:
     for option in (
         click.option("--status", "statuses", multiple=True, help="Only this status (repeatable)."),
-        click.option("--counterpart", default=None, help="Only messages with this other school."),
+        click.option(
+            "--counterpart",
+            default=None,
+            callback=school_code,
+            help="Only messages with this other school.",
+        ),
         click.option("--since", callback=_when, default=None, help="Created at or after (ISO)."),
         click.option("--until", callback=_when, default=None, help="Created before (ISO)."),
         click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True),
@@ -60,6 +75,7 @@ def _run(config_file: Path | None, school: str | None, work: Callable[[Any, Any]
 
     services = services_or_exit(config_file)
     try:
+        note_unless_served(services, school)
         scope = EVERY_SCHOOL if school is None else Scope((school.upper(),))
         return work(services, scope)
     except GatewayError as exc:

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from oso_gateway.commands.db import config_option, fail, services_or_exit
+from oso_gateway.commands.db import (
+    config_option,
+    fail,
+    note_unless_served,
+    school_code,
+    services_or_exit,
+)
 from oso_gateway.errors import GatewayError
 from oso_gateway.transfer.pull.payloads import DECLINE_REASONS
 from oso_gateway.transfer.pull.service import STATUSES
@@ -233,7 +239,12 @@ def send_command(
     multiple=True,
     help="Only these statuses (repeatable).",
 )
-@click.option("--school", default=None, help="Only this school's requests (BRIN + vestiging).")
+@click.option(
+    "--school",
+    default=None,
+    callback=school_code,
+    help="Only this school's requests (BRIN + vestiging).",
+)
 @click.option(
     "--limit",
     type=click.IntRange(1, 10_000),
@@ -258,10 +269,11 @@ def list_command(
         raise click.BadParameter("not a next_cursor this command printed", param_hint="--cursor")
 
     def work(services: GatewayServices) -> dict[str, Any]:
+        note_unless_served(services, school)
         records = services.pull.list(
             side=SIDES.get(side or ""),
             statuses=statuses,
-            schools=None if school is None else (school.upper(),),
+            schools=None if school is None else (school,),
             before_pk=int(cursor) if cursor else None,
             limit=None if limit is None else limit + 1,
         )
