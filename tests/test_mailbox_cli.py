@@ -95,7 +95,12 @@ def test_an_unknown_status_filter_is_a_usage_error(demo: Path) -> None:
     code, out = run("--config", config, "inbox", "list", "--status", "bogus")
     assert code == 2 and "not a status of the inbox" in out and "imported" in out
     code, out = run("--config", config, "outbox", "list", "--status", "imported")
-    assert code == 2 and "not a status of the outbox" in out
+    assert code == 2 and "not a status of the outbox (" in out and "_view" not in out
+    # --since takes a span back from now, as log list does (found by an operator)
+    code, out = run("--config", config, "inbox", "list", "--since", "24h", "--json")
+    assert code == 0 and len(json.loads(out)["items"]) == 1, out
+    code, out = run("--config", config, "inbox", "list", "--since", "yesterday")
+    assert code == 2 and "24h" in out
 
 
 def test_a_decline_reason_with_control_characters_is_refused_on_the_command_line(

@@ -32,13 +32,18 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _when(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    """An ISO date or time (no zone: UTC) or a span back from now (``24h``), as ``log list``
+    takes them."""
+    from oso_gateway.transfer.auditlog import parse_when
+
     if value is None:
         return None
     try:
-        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_when(value, now=datetime.now(UTC))
     except ValueError:
-        raise click.BadParameter("an ISO date or date-time, e.g. 2026-12-01") from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+        raise click.BadParameter(
+            "an ISO date or date-time (2026-12-01, 2026-12-01T08:00Z) or a span like 90m, 24h, 7d"
+        ) from None
 
 
 def _common(func: _F) -> _F:
@@ -143,8 +148,9 @@ def _page_command(box: str) -> Callable[..., None]:
         known = INBOX_STATUSES if box == "inbox" else m.OUTBOUND_STATUSES
         unknown = sorted(set(statuses) - set(known))
         if unknown:  # a typo answered "(no messages)" before
+            shown = box.removesuffix("_view")  # the outbox's service, not a name to show
             raise click.BadParameter(
-                f"{', '.join(unknown)}: not a status of the {box} (one of {', '.join(known)})",
+                f"{', '.join(unknown)}: not a status of the {shown} (one of {', '.join(known)})",
                 param_hint="--status",
             )
         where = ListFilter(

@@ -247,7 +247,7 @@ def send_command(
 )
 @click.option(
     "--limit",
-    type=click.IntRange(1, 10_000),
+    type=click.IntRange(1, 200),
     default=None,
     help="At most this many (newest first); then --cursor with the next_cursor given.",
 )
