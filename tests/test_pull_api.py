@@ -100,6 +100,14 @@ def test_the_whole_pull_workflow_through_the_school_api(schools: tuple[Las, Las]
     assert "pupil" not in inbox[0] and inbox[0]["deadline"]
     shown = old.get(f"requests/{request_id}").get_json()
     assert shown["pupil"]["bsn"] == _pupil(data)["bsn"]
+    # a retry is for a failed message only (this one arrived); the holder's has no delivery yet
+    again = new.post(f"requests/{request_id}/retry")
+    assert (again.status_code, again.get_json()["code"]) == (409, "OSO-E474")
+    assert "delivered" in again.get_json()["detail"]
+    early = old.post(f"requests/{request_id}/retry", query_string={"side": "received"})
+    assert (early.status_code, early.get_json()["code"]) == (409, "OSO-E474")
+    assert (new.post(f"requests/{request_id}/retry", query_string={"side": "received"})
+            .status_code) == 404  # fmt: skip
 
     other = generate_dossier(overstap="POVO", seed=77, now=datetime.now(UTC))
     refused = old.post(

@@ -367,6 +367,35 @@ def _failed_delivery(pp: PullPair) -> tuple[str, str]:
     return request_id, queued.delivery_message_id
 
 
+def test_the_schools_own_system_can_send_a_failed_request_or_delivery_again(
+    pp: PullPair,
+) -> None:
+    """A request that never reached the old school stayed 'sent' for good unless the operator
+    ran `outbox retry` (found by a LAS walkthrough); the school's system now retries it, and the
+    old school its failed delivery. Only a failed message: anything else is E474."""
+    data = dossier(pp.clock)
+    record = pp.new.pull.send_request(requesting=NEW, old_school=OLD, pupil=pupil_of(data))
+    with pytest.raises(GatewayError) as queued:  # on its way, not failed
+        pp.new.pull.retry(record.request_id, side=m.REQUESTER)
+    assert _code(queued) == "OSO-E474" and "queued" in queued.value.detail
+    pp.fail_outbox(pp.new)
+    pp.new.pull.retry(record.request_id, side=m.REQUESTER, schools=(NEW.code,))
+    pp.drain()
+    assert _old(pp, record.request_id).status == "received"
+    with pytest.raises(GatewayError) as foreign:  # another school's system cannot
+        pp.new.pull.retry(record.request_id, side=m.REQUESTER, schools=("02CD00",))
+    assert _code(foreign) == "OSO-E473"
+
+    request_id, delivery_id = _failed_delivery(pp)
+    with pytest.raises(GatewayError) as no_delivery:  # the new school has no delivery to send
+        pp.new.pull.retry(request_id, side=m.HOLDER)
+    assert _code(no_delivery) == "OSO-E473"
+    pp.old.pull.retry(request_id, side=m.HOLDER)
+    pp.drain()
+    assert _imported(pp) == 1
+    assert pp.old.store.find_message(m.OUT, delivery_id).status == "delivered"  # type: ignore[union-attr]
+
+
 def test_a_delivery_retried_after_the_lists_read_gets_no_stale_error_code(
     pp: PullPair, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -373,6 +373,32 @@ class PullService:
         self._send_answer(record, p.WITHDRAWN, now=now)
         return record
 
+    def retry(
+        self,
+        request_id: str,
+        *,
+        side: str,
+        now: datetime | None = None,
+        schools: Collection[str] | None = None,
+    ) -> RequestRecord:
+        """Send a request's failed message again, with a fresh attempt budget (what the
+        operator's ``outbox retry`` does), for the school's own system: the new school's request
+        that never reached the old school, or the old school's delivery. E474 when that message
+        did not fail (or there is none yet)."""
+        now = now or self.clock()
+        record = self.find(request_id, side=side, schools=schools)
+        message_id = record.request_id if side == m.REQUESTER else record.delivery_message_id
+        message = None if message_id is None else self.store.find_message(m.OUT, message_id)
+        what = "request" if side == m.REQUESTER else "delivery"
+        if message is None or message.status != m.FAILED:
+            state = "none yet" if message is None else message.status
+            raise RequestStateInvalid(f"only a failed {what} is sent again; its {what}: {state}")
+        try:
+            Mailbox(self.store).retry(message.pk, now=now)
+        except TransitionRefused as exc:  # retried or dropped meanwhile
+            raise RequestStateInvalid(f"its {what} is {exc.status}") from None
+        return self.find(request_id, side=side, schools=schools)
+
     # --- the old school (holder) -------------------------------------------------------------
 
     def accept(

@@ -342,6 +342,23 @@ def withdraw_request(path: RequestPath) -> Response:
 
 
 @bp.post(
+    "/<request_id>/retry",
+    operation_id="retryRequest",
+    summary="Send a request's failed message again: the request (new school) or the delivery "
+    "(old school)",
+    description="With a fresh attempt budget, as the operator's `outbox retry`; `side` picks "
+    "the request we sent (default) or the one we received (its delivery). 409 (OSO-E474) when "
+    "that message did not fail.",
+    responses={200: DossierRequest},
+)
+def retry_request(path: RequestPath, query: RequestSideQuery) -> Response:
+    side = _SIDES[query.side or "sent"]
+    _own(path.request_id, side)
+    record = _pull().retry(path.request_id, side=side, schools=_schools())
+    return jsonify(request_dict(record, _now()))
+
+
+@bp.post(
     "/<request_id>/accept",
     operation_id="acceptRequest",
     summary="Accept a received request with a ready-by date (old school)",
