@@ -253,6 +253,43 @@ def test_a_refused_send_names_the_file_and_the_rule(tmp_path: Path) -> None:
     assert "123456789" not in result.output
 
 
+def test_a_send_that_the_set_up_stops_is_a_set_up_error_not_rejected_dossiers(
+    tmp_path: Path,
+) -> None:
+    """The directory gives the receiving gateway a certificate that cannot be used (revoked):
+    every dossier would fail alike. It read 'rejected: dossier 1/2 …' for each, exit 1 ("input
+    rejected"); now one error naming the set-up, exit 2 (found by an operator's walkthrough)."""
+    from oso_gateway.dossier.generator import generate_dossier
+
+    folder = tmp_path / "klas"
+    folder.mkdir()
+    for n in (1, 2):  # from De Regenboog (00YY00), the example's school
+        (folder / f"{n}.xml").write_bytes(
+            generate_dossier(overstap="POVO", seed=n, now=datetime.now(UTC))
+        )
+    key = tmp_path / "storage.key"
+    CliRunner().invoke(main, ["db", "keygen", "--out", str(key)])
+    config = _example_copy(tmp_path, "regenboog", key=key)
+    directory = (EXAMPLES / "directory.toml").read_text(encoding="utf-8")
+    directory = directory.replace('"../../certs/dev/', f'"{DEV}/').replace(
+        "gateway-00000001000000000002.crt.pem", "gateway-00000001000000000009.crt.pem"
+    )
+    (tmp_path / "directory.toml").write_text(directory, encoding="utf-8")
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            str(EXAMPLES / "directory.toml"), str(tmp_path / "directory.toml")
+        ),
+        encoding="utf-8",
+    )
+    assert CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)]).exit_code == 0
+    result = CliRunner().invoke(
+        main, ["send", str(folder), "--to", "01AB00", "--config", str(config)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "OSO-E321" in result.output and "the set-up, not a dossier" in result.output
+    assert "rejected:" not in result.output and "queued 0 dossier(s)" in result.output
+
+
 def _example_copy(tmp_path: Path, name: str, *, key: Path) -> Path:
     """One example gateway file with absolute certificate paths and its data in tmp."""
     text = (EXAMPLES / f"gateway-{name}.toml").read_text(encoding="utf-8")

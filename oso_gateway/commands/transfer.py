@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from oso_gateway.commands.db import config_option, services_or_exit
-from oso_gateway.errors import GatewayError
+from oso_gateway.errors import GatewayError, RecipientCertificateUntrusted, UnknownSchool
 from oso_gateway.errors.logs import configure_logging
 from oso_gateway.store import models as m
 
@@ -77,7 +77,8 @@ def send_command(
 
     The same dossier queued again for the same school within the duplicate window is refused
     (OSO-E610), as the school API refuses it. Exit status 1 when any dossier was rejected or
-    (with --wait) not delivered.
+    (with --wait) not delivered; 2 when the set-up stops every dossier for the school (not in
+    the directory, no usable encryption certificate for its gateway).
     """
     from oso_gateway.store.mailbox import Mailbox
     from oso_gateway.transfer.mailbox import refuse_duplicate
@@ -93,6 +94,7 @@ def send_command(
         click.echo(f"error: no *.xml files in {dossier}", err=True)
         raise SystemExit(2)
     queued: list[tuple[str, str]] = []
+    setup: GatewayError | None = None  # a problem of the set-up, not of a dossier
     rejected = 0
     removed: dict[str, int] = {}
     try:
@@ -122,6 +124,9 @@ def send_command(
                         )
                     services.outbox.enqueue(prepared, after_insert=again)
                 except GatewayError as exc:
+                    if isinstance(exc, _NOT_THE_DOSSIERS):  # every file would fail alike
+                        setup = exc
+                        break
                     rejected += 1
                     click.echo(
                         f"\nrejected: {label} {click.format_filename(path)}: {exc.code} "
@@ -134,6 +139,13 @@ def send_command(
                 queued.append((label, prepared.message_id))
                 # a large dossier is not held while the next one, or --wait, runs
                 del data, prepared
+        if setup is not None:
+            click.echo(
+                f"\nerror: {setup.code}: {setup.detail}\n"
+                f"no dossier can go to {school} until this is fixed (it is the set-up, not a "
+                f"dossier: `oso-gateway directory check`); {len(queued)} queued before it",
+                err=True,
+            )
         click.echo(f"queued {len(queued)} dossier(s) for {school}, rejected {rejected}")
         if removed:
             shown = ", ".join(f"{k}: {v}" for k, v in sorted(removed.items()))
@@ -149,8 +161,15 @@ def send_command(
                 failed += record.status != m.DELIVERED
     finally:
         services.close()
+    if setup is not None:
+        raise SystemExit(2)
     if rejected or failed:
         raise SystemExit(1)
+
+
+#: what fails every dossier for the school alike: the directory has no such school, or no
+#: usable encryption certificate for its gateway (exit 2, a set-up problem, not "rejected")
+_NOT_THE_DOSSIERS: tuple[type[GatewayError], ...] = (UnknownSchool, RecipientCertificateUntrusted)
 
 
 @click.group("outbox")
