@@ -290,6 +290,55 @@ def test_a_send_that_the_set_up_stops_is_a_set_up_error_not_rejected_dossiers(
     assert "rejected:" not in result.output and "queued 0 dossier(s)" in result.output
 
 
+def test_every_failed_message_is_sent_again_at_once_after_an_outage(tmp_path: Path) -> None:
+    """A peer was down longer than the retries last: its messages failed. `outbox retry` took
+    one id at a time (found by an operator's walkthrough); `outbox retry-failed` queues them
+    all again, those to one school with --counterpart, and leaves alone what it cannot send."""
+    import json as json_
+
+    from store_support import queue_outbound
+
+    from oso_gateway.config import load_settings
+    from oso_gateway.store import open_store
+    from oso_gateway.store.lifecycle import REJECTED_FAILED, Lifecycle, PurgeCandidate
+
+    key = tmp_path / "storage.key"
+    CliRunner().invoke(main, ["db", "keygen", "--out", str(key)])
+    config = _example_copy(tmp_path, "regenboog", key=key)
+    assert CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)]).exit_code == 0
+    store = open_store(load_settings(config, {}))
+    now = datetime.now(UTC)
+    pks = [queue_outbound(store, now=now) for _ in range(3)]  # to 01AB00
+    for _ in pks:
+        claimed = store.claim_next_outbound(now=now, lease=timedelta(minutes=1))
+        assert claimed is not None
+        store.mark_failed(claimed.pk, error_code="OSO-E461", now=now)
+    ids = [store.get_message(pk).message_id for pk in pks]
+    erased = ids[0]  # its content is gone: nothing to send
+    Lifecycle(store.engine, store.cipher).purge(
+        [PurgeCandidate(pk=pks[0], message_id=erased, kind=REJECTED_FAILED, direction="out")],
+        now=now,
+    )
+    store.engine.dispose()
+    args = ["outbox", "retry-failed", "--config", str(config), "--yes", "--json"]
+    other = CliRunner().invoke(main, [*args, "--counterpart", "02CD00"])
+    assert other.exit_code == 0 and json_.loads(other.stdout) == {"retried": [], "left": []}
+    result = CliRunner().invoke(main, [*args, "--counterpart", "01ab00"])
+    assert result.exit_code == 0, result.output
+    answer = json_.loads(result.stdout)
+    assert answer["retried"] == ids[1:]
+    assert answer["left"] == [{"message_id": erased, "status": "failed"}]
+    store = open_store(load_settings(config, {}))
+    assert [store.get_message(pk).status for pk in pks] == ["failed", "queued", "queued"]
+    store.engine.dispose()
+    # without --yes and no terminal to ask on: refused, nothing queued (the erased one is left)
+    unasked = CliRunner().invoke(main, ["outbox", "retry-failed", "--config", str(config)])
+    assert unasked.exit_code == 2 and "--yes" in unasked.output
+    none = ["outbox", "retry-failed", "--config", str(config), "--counterpart", "02CD00"]
+    nothing = CliRunner().invoke(main, none)
+    assert nothing.exit_code == 0 and "(no failed messages)" in nothing.output
+
+
 def _example_copy(tmp_path: Path, name: str, *, key: Path) -> Path:
     """One example gateway file with absolute certificate paths and its data in tmp."""
     text = (EXAMPLES / f"gateway-{name}.toml").read_text(encoding="utf-8")

@@ -282,5 +282,82 @@ outbox_group.command("cancel", help="Cancel a message that is not delivered nor 
 )
 
 
+@outbox_group.command("retry-failed")
+@click.option("--school", default=None, callback=school_code, help="Only this school's messages.")
+@click.option(
+    "--counterpart",
+    default=None,
+    callback=school_code,
+    help="Only messages to this school (e.g. the one whose gateway was down).",
+)
+@click.option(
+    "--since", callback=_when, default=None, help="Created at or after (ISO, or a span: 24h)."
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@config_option
+def retry_failed_command(
+    school: str | None,
+    counterpart: str | None,
+    since: datetime | None,
+    yes: bool,
+    as_json: bool,
+    config_file: Path | None,
+) -> None:
+    """Send every failed outgoing message again (dossiers, and the pull workflow's requests
+    and answers), each with a fresh attempt budget: after a peer's outage outlasted the retries.
+    A running outbox worker sends them (serve, or outbox run)."""
+    from oso_gateway.commands.db import confirm_or_exit
+    from oso_gateway.store import models as m
+    from oso_gateway.store.mailbox import Mailbox, MessageQuery, TransitionRefused
+
+    services = services_or_exit(config_file)
+    try:
+        note_unless_served(services, school)
+        mailbox = Mailbox(services.store)
+        failed: list[Any] = []
+        while True:  # every one, a page at a time
+            page = mailbox.list(
+                MessageQuery(
+                    direction=m.OUT,
+                    schools=None if school is None else (school,),
+                    statuses=(m.FAILED,),
+                    counterpart_school=counterpart,
+                    since=since,
+                    before_pk=failed[-1].pk if failed else None,
+                    limit=500,
+                )
+            )
+            failed += page
+            if len(page) < 500:
+                break
+        if failed and not yes:
+            confirm_or_exit(f"send {len(failed)} failed message(s) again?")
+        retried, left = [], []
+        for record in reversed(failed):  # the oldest first
+            try:
+                mailbox.retry(record.pk, now=services.clock())
+                retried.append(record.message_id)
+            except TransitionRefused as exc:  # retried, cancelled or erased meanwhile
+                left.append({"message_id": record.message_id, "status": exc.status})
+    except GatewayError as exc:
+        fail(exc, status=1)
+    finally:
+        services.close()
+    if as_json:
+        click.echo(json.dumps({"retried": retried, "left": left}, indent=2))
+        return
+    for message_id in retried:
+        click.echo(f"queued again: {message_id}")
+    for item in left:
+        click.echo(f"left alone: {item['message_id']} ({item['status']})")
+    click.echo(
+        f"{len(retried)} message(s) queued again; a running outbox worker sends them "
+        "(serve, or outbox run)"
+        if retried
+        else "(no failed messages)"
+    )
+
+
 def register(group: click.Group) -> None:
     group.add_command(inbox_group)
