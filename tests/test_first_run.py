@@ -239,10 +239,7 @@ def test_a_refused_send_names_the_file_and_the_rule(tmp_path: Path) -> None:
 
     path = tmp_path / "klas-8b-export.xml"
     path.write_bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
-    key = tmp_path / "storage.key"
-    CliRunner().invoke(main, ["db", "keygen", "--out", str(key)])
-    config = _example_copy(tmp_path, "regenboog", key=key)
-    assert CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)]).exit_code == 0
+    config = _upgraded_example(tmp_path)
     result = CliRunner().invoke(
         main, ["send", str(path), "--to", "01AB00", "--config", str(config)]
     )
@@ -267,9 +264,7 @@ def test_a_send_that_the_set_up_stops_is_a_set_up_error_not_rejected_dossiers(
         (folder / f"{n}.xml").write_bytes(
             generate_dossier(overstap="POVO", seed=n, now=datetime.now(UTC))
         )
-    key = tmp_path / "storage.key"
-    CliRunner().invoke(main, ["db", "keygen", "--out", str(key)])
-    config = _example_copy(tmp_path, "regenboog", key=key)
+    config = _upgraded_example(tmp_path)
     directory = (EXAMPLES / "directory.toml").read_text(encoding="utf-8")
     directory = directory.replace('"../../certs/dev/', f'"{DEV}/').replace(
         "gateway-00000001000000000002.crt.pem", "gateway-00000001000000000009.crt.pem"
@@ -281,7 +276,6 @@ def test_a_send_that_the_set_up_stops_is_a_set_up_error_not_rejected_dossiers(
         ),
         encoding="utf-8",
     )
-    assert CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)]).exit_code == 0
     result = CliRunner().invoke(
         main, ["send", str(folder), "--to", "01AB00", "--config", str(config)]
     )
@@ -302,10 +296,7 @@ def test_every_failed_message_is_sent_again_at_once_after_an_outage(tmp_path: Pa
     from oso_gateway.store import open_store
     from oso_gateway.store.lifecycle import REJECTED_FAILED, Lifecycle, PurgeCandidate
 
-    key = tmp_path / "storage.key"
-    CliRunner().invoke(main, ["db", "keygen", "--out", str(key)])
-    config = _example_copy(tmp_path, "regenboog", key=key)
-    assert CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)]).exit_code == 0
+    config = _upgraded_example(tmp_path)
     store = open_store(load_settings(config, {}))
     now = datetime.now(UTC)
     pks = [queue_outbound(store, now=now) for _ in range(3)]  # to 01AB00
@@ -337,6 +328,15 @@ def test_every_failed_message_is_sent_again_at_once_after_an_outage(tmp_path: Pa
     none = ["outbox", "retry-failed", "--config", str(config), "--counterpart", "02CD00"]
     nothing = CliRunner().invoke(main, none)
     assert nothing.exit_code == 0 and "(no failed messages)" in nothing.output
+
+
+def _upgraded_example(tmp_path: Path, name: str = "regenboog") -> Path:
+    """``_example_copy`` with a storage key of its own and its database made."""
+    key = tmp_path / "storage.key"
+    CliRunner().invoke(main, ["db", "keygen", "--out", str(key)])
+    config = _example_copy(tmp_path, name, key=key)
+    assert CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)]).exit_code == 0
+    return config
 
 
 def _example_copy(tmp_path: Path, name: str, *, key: Path) -> Path:
