@@ -328,6 +328,46 @@ _anchors_option = click.option(
 )
 
 
+def _to_verify(
+    settings: Settings,
+    export_file: Path | None,
+    archive_files: tuple[Path, ...],
+    cert_files: tuple[Path, ...],
+    *,
+    as_json: bool,
+) -> tuple[list[Any], Any, list[Any]]:
+    """``log verify``'s input: the anchors' certificates, the chain's base and the events
+    (from the database, with archives, or from an export). A log that cannot be read is no
+    verdict on it: exit 3 (2 for the configuration), with --json ``"ok": null``; a file that is
+    no export is BROKEN (exit 1)."""
+    from oso_gateway.errors import SchemaNotCurrent
+    from oso_gateway.runtime import load_identity_certificates
+    from oso_gateway.store import open_store
+    from oso_gateway.transfer.auditlog import chain_start, merge_segments, read_export, read_log
+
+    try:
+        certificates = load_identity_certificates(settings)
+        certificates += [_certificate(path) for path in cert_files]
+        if export_file is not None:
+            rows = read_export(export_file)
+            return certificates, chain_start(rows), rows
+        base, rows = read_log(open_store(settings, require_key=False))
+        if archive_files:
+            rows = merge_segments([*(read_export(f) for f in archive_files), rows])
+            base = chain_start(rows)
+        return certificates, base, rows
+    except GatewayError as exc:  # not a verdict on the log: it could not be read
+        status = 2 if isinstance(exc, ConfigError | SchemaNotCurrent) else 3
+        if as_json:
+            problem = {"error": exc.code, "message": exc.public_message, "detail": exc.detail}
+            click.echo(json.dumps({"ok": None, **problem}, indent=2))
+            raise SystemExit(status) from None
+        fail(exc, status=status)
+    except ValueError as exc:
+        click.echo(f"BROKEN: {exc}")
+        raise SystemExit(1) from None
+
+
 @log_group.command("verify")
 @config_option
 @_anchors_option
@@ -373,18 +413,8 @@ def verify_command(
     pruned events are checked too.
     """
     from oso_gateway.commands.db import no_database_without_config
-    from oso_gateway.errors import LogAnchorInvalid, SchemaNotCurrent
-    from oso_gateway.runtime import load_identity_certificates
-    from oso_gateway.store import open_store
-    from oso_gateway.transfer.auditlog import (
-        LogReport,
-        chain_start,
-        merge_segments,
-        read_anchors,
-        read_export,
-        read_log,
-        verify_log,
-    )
+    from oso_gateway.errors import LogAnchorInvalid
+    from oso_gateway.transfer.auditlog import LogReport, read_anchors, verify_log
 
     if export_file is not None and archive_files:
         raise click.UsageError("--export and --archive: give one or the other")
@@ -392,28 +422,9 @@ def verify_command(
     if export_file is None:
         no_database_without_config(settings)
     path = _anchor_path(settings, anchors)
-    try:
-        certificates = load_identity_certificates(settings)
-        certificates += [_certificate(path) for path in cert_files]
-        if export_file is not None:
-            rows = read_export(export_file)
-            base = chain_start(rows)
-        else:
-            base, rows = read_log(open_store(settings, require_key=False))
-            if archive_files:
-                rows = merge_segments([*(read_export(f) for f in archive_files), rows])
-                base = chain_start(rows)
-    except GatewayError as exc:  # not a verdict on the log: it could not be read
-        status = 2 if isinstance(exc, ConfigError | SchemaNotCurrent) else 3
-        if as_json:
-            problem = {"error": exc.code, "message": exc.public_message, "detail": exc.detail}
-            click.echo(json.dumps({"ok": None, **problem}, indent=2))
-            raise SystemExit(status) from None
-        fail(exc, status=status)
-        return
-    except ValueError as exc:
-        click.echo(f"BROKEN: {exc}")
-        raise SystemExit(1) from None
+    certificates, base, rows = _to_verify(
+        settings, export_file, archive_files, cert_files, as_json=as_json
+    )
     try:
         report = verify_log(rows, read_anchors(path), certificates, base=base)
     except LogAnchorInvalid as exc:
