@@ -133,6 +133,12 @@ def test_the_whole_pull_workflow_through_the_school_api(schools: tuple[Las, Las]
 
     # a refusal says what was wrong, not only its title (E471's reads "not recorded"; the
     # API hid what the CLI printed: found by a helper's walkthrough)
+    both = old.post(
+        f"requests/{request_id}/inzage",
+        json={"date": "2026-01-05", "how": "paper", "waiver": "parents did not come"},
+    )  # it was refused for the waiver alone (found by a LAS walkthrough)
+    assert (both.status_code, both.get_json()["code"]) == (400, "OSO-E606")
+    assert "not both" in both.get_json()["errors"][0]["message"]
     future = old.post(f"requests/{request_id}/inzage", json={"date": "2999-01-01", "how": "paper"})
     assert future.get_json()["code"] == "OSO-E471"
     assert "2999-01-01 lies in the future" in future.get_json()["detail"]

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from flask import Response, jsonify
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models import Tag  # type: ignore[attr-defined]
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from oso_gateway.errors import RequestNotFound, SchoolNotInScope
 from oso_gateway.transfer.mailbox import DEFAULT_PAGE, MAX_PAGE
@@ -121,6 +121,16 @@ class InzageBody(BaseModel):
         pattern=am.TEXT,
         description="No inzage: the reason",
     )
+
+    @model_validator(mode="after")
+    def _one_or_the_other(self) -> InzageBody:
+        """An inzage (its date, how, the parents' view) or its waiver, not both: with both it
+        was refused for the waiver alone ("policy does not allow a waiver")."""
+        if self.waiver is not None and (
+            self.date is not None or self.how is not None or self.zienswijze is not None
+        ):
+            raise ValueError("give the inzage (date, how, zienswijze) or a waiver, not both")
+        return self
 
 
 class DossierRequest(BaseModel):
