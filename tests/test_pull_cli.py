@@ -126,6 +126,18 @@ def test_request_send_answer_decline_withdraw_and_inzage_by_hand(demo: tuple[Pat
     assert bad["error"] == "OSO-E483"
 
 
+def test_an_inzage_and_a_waiver_at_once_is_a_usage_error(demo: tuple[Path, str]) -> None:
+    """Not the waiver's refusal ("policy does not allow a waiver"), as it was."""
+    workdir, _ = demo
+    result = CliRunner().invoke(
+        main,
+        ["inzage", "record", "urn:uuid:00000000-0000-4000-8000-000000000001", "--date",
+         "2026-01-05", "--how", "paper", "--waive", "no show", "--config",
+         str(workdir / OLD_CONFIG)],
+    )  # fmt: skip
+    assert result.exit_code == 2 and "not both" in result.output
+
+
 def test_request_send_reads_the_pupil_from_standard_input(demo: tuple[Path, str]) -> None:
     """``--pupil -`` keeps the BSN, name and birth date off the command line (the process list
     and the shell's history; found by a helper's privacy review)."""

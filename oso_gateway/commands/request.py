@@ -517,6 +517,8 @@ def record_command(
         pupil_id = sys.stdin.readline().strip()
     if (request_id is None) == (school is None or pupil_id is None):
         raise click.UsageError("give REQUEST_ID, or --school and --pupil-id for a push")
+    if waiver is not None and (inzage_date or how or zienswijze is not None):
+        raise click.UsageError("give the inzage (--date, --how, --zienswijze) or --waive, not both")
 
     def work(services: GatewayServices) -> dict[str, Any]:
         pull = services.pull
