@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -61,6 +62,21 @@ def config_option(func: _F) -> _F:
         callback=_or_global,
         help=f"Configuration file (TOML). Default: the top-level --config, then ${CONFIG_ENV}.",
     )(func)
+
+
+def when(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    """A ``--since``/``--until`` value: an ISO date or time (no zone: UTC) or a span back from
+    now (``90m``, ``24h``, ``7d``; ``auditlog.parse_when``); anything else is a usage error."""
+    from oso_gateway.transfer.auditlog import parse_when
+
+    if value is None:
+        return None
+    try:
+        return parse_when(value, now=datetime.now(UTC))
+    except ValueError:
+        raise click.BadParameter(
+            "an ISO date or time (2026-09-01, 2026-09-01T08:00Z) or a span like 90m, 24h, 7d"
+        ) from None
 
 
 def school_code(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:

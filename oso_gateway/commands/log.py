@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from oso_gateway.commands.db import config_option, fail, settings_or_exit, store_or_exit
+from oso_gateway.commands.db import (
+    config_option,
+    fail,
+    settings_or_exit,
+    store_or_exit,
+    when,
+)
 from oso_gateway.errors import ConfigError, GatewayError, OutputUnwritable
 from oso_gateway.store import models as m
 from oso_gateway.store.logchain import FIELD_FORMATS, StoredEvent
@@ -39,19 +45,6 @@ STATUSES = tuple(dict.fromkeys((*m.OUTBOUND_STATUSES, *m.INBOUND_STATUSES)))
 def _open(config_file: Path | None) -> tuple[Settings, Store]:
     settings = settings_or_exit(config_file)
     return settings, store_or_exit(settings, require_key=False)
-
-
-def _when(_ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    from oso_gateway.transfer.auditlog import parse_when
-
-    if value is None:
-        return None
-    try:
-        return parse_when(value, now=datetime.now(UTC))
-    except ValueError:
-        raise click.BadParameter(
-            "give an ISO time (2026-09-01, 2026-09-01T08:00Z) or a span like 90m, 24h, 7d"
-        ) from None
 
 
 def _school(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -86,8 +79,8 @@ def _filter_options(func: _F) -> _F:
         "--school", callback=_school, help="Counterpart school: BRIN or BRIN + vestiging."
     )
     @click.option("--direction", type=click.Choice(("in", "out")), help="Only this direction.")
-    @click.option("--since", callback=_when, help="From this time (ISO) or span back (24h, 7d).")
-    @click.option("--until", callback=_when, help="Up to this time (ISO) or span back.")
+    @click.option("--since", callback=when, help="From this time (ISO) or span back (24h, 7d).")
+    @click.option("--until", callback=when, help="Up to this time (ISO) or span back.")
     @functools.wraps(func)
     def wrapper(
         *args: Any,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,27 +23,13 @@ from oso_gateway.commands.db import (
     note_unless_served,
     school_code,
     services_or_exit,
+    when,
     write_private,
 )
 from oso_gateway.commands.transfer import outbox_group
 from oso_gateway.errors import GatewayError
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _when(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
-    """An ISO date or time (no zone: UTC) or a span back from now (``24h``), as ``log list``
-    takes them."""
-    from oso_gateway.transfer.auditlog import parse_when
-
-    if value is None:
-        return None
-    try:
-        return parse_when(value, now=datetime.now(UTC))
-    except ValueError:
-        raise click.BadParameter(
-            "an ISO date or date-time (2026-12-01, 2026-12-01T08:00Z) or a span like 90m, 24h, 7d"
-        ) from None
 
 
 def _common(func: _F) -> _F:
@@ -66,8 +52,8 @@ def _list_options(func: _F) -> _F:
             callback=school_code,
             help="Only messages with this other school.",
         ),
-        click.option("--since", callback=_when, default=None, help="Created at or after (ISO)."),
-        click.option("--until", callback=_when, default=None, help="Created before (ISO)."),
+        click.option("--since", callback=when, default=None, help="Created at or after (ISO)."),
+        click.option("--until", callback=when, default=None, help="Created before (ISO)."),
         click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True),
         click.option("--cursor", default=None, help="Continue after a previous page."),
     ):
@@ -291,7 +277,7 @@ outbox_group.command("cancel", help="Cancel a message that is not delivered nor 
     help="Only messages to this school (e.g. the one whose gateway was down).",
 )
 @click.option(
-    "--since", callback=_when, default=None, help="Created at or after (ISO, or a span: 24h)."
+    "--since", callback=when, default=None, help="Created at or after (ISO, or a span: 24h)."
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
