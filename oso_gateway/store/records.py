@@ -23,6 +23,20 @@ _T = TypeVar("_T")
 AfterInsert = Callable[[Session, "MessageRecord"], None]
 
 
+def in_turn(*hooks: AfterInsert | None) -> AfterInsert | None:
+    """One ``AfterInsert`` that runs ``hooks`` (None: skipped) in turn; None when none is
+    given, the hook itself when one is."""
+    present = [hook for hook in hooks if hook is not None]
+    if len(present) < 2:
+        return present[0] if present else None
+
+    def run(session: Session, record: MessageRecord) -> None:
+        for hook in present:
+            hook(session, record)
+
+    return run
+
+
 @dataclass(frozen=True, kw_only=True)
 class MessageRecord:
     pk: int

@@ -46,7 +46,7 @@ from oso_gateway.store.mailbox import (
     TransitionRefused,
     recheck_digest,
 )
-from oso_gateway.store.records import AfterInsert
+from oso_gateway.store.records import AfterInsert, in_turn
 from oso_gateway.store.repository import EventRecord, MessageRecord, Store
 from oso_gateway.transfer import wire
 
@@ -373,7 +373,7 @@ class OutboxService(_Boxes):
                 self.mailbox, prepared, to=to, now=now, window=self.duplicate_window
             )
             record = self.outbox.enqueue(
-                prepared, client_id=scope.client_id, after_insert=both(again, after)
+                prepared, client_id=scope.client_id, after_insert=in_turn(again, after)
             )
         except Exception as exc:  # the same key raced us: answer with the winner's message
             raced = is_conflict(exc) or isinstance(exc, DuplicateDossier)
@@ -452,19 +452,6 @@ def _duplicate(first: MessageRecord, to: Any) -> DuplicateDossier:
     return DuplicateDossier(
         f"same dossier queued for {to} as {first.message_id}", original=first.message_id
     )
-
-
-def both(*hooks: AfterInsert | None) -> AfterInsert | None:
-    """One ``after_insert`` that runs ``hooks`` (None: skipped) in turn."""
-    present = [hook for hook in hooks if hook is not None]
-    if len(present) < 2:
-        return present[0] if present else None
-
-    def run(session: Any, queued: MessageRecord) -> None:
-        for hook in present:
-            hook(session, queued)
-
-    return run
 
 
 def dry_run_report(

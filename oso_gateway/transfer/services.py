@@ -26,6 +26,7 @@ from oso_gateway.security.wss import Identity
 from oso_gateway.store import Store
 from oso_gateway.store import models as m
 from oso_gateway.store.logchain import FIELD_FORMATS, make_event
+from oso_gateway.store.records import in_turn
 from oso_gateway.store.repository import AfterInsert, Duplicate, MessageRecord, PupilFacts
 from oso_gateway.transfer.mailbox import InboxService, OutboxService
 from oso_gateway.transfer.outbox import Outbox
@@ -103,7 +104,7 @@ class StoreInbound:
             payload_size=record.payload_size,
             relates_to=record.relates_to,
             pupil=pupil,
-            after_insert=_chain(record.persist, self.after_insert),
+            after_insert=in_turn(record.persist, self.after_insert),
             categories=",".join(categories) or None,
             duplicate_of=None if first is None else first.pk,
         )
@@ -139,19 +140,6 @@ class StoreInbound:
             size_bytes=message_size,
         )
         self.store.append_log([event], now=at)
-
-
-def _chain(*steps: AfterInsert | None) -> AfterInsert | None:
-    """Run the message kind's own rows, then the configured hook, in the import transaction."""
-    present = [step for step in steps if step is not None]
-    if not present:
-        return None
-
-    def run(session: Any, record: MessageRecord) -> None:
-        for step in present:
-            step(session, record)
-
-    return run
 
 
 def log_event(**fields: object) -> dict[str, str]:
