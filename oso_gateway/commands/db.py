@@ -79,17 +79,24 @@ def when(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dat
         ) from None
 
 
-def school_code(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    """A ``--school``-like option's value as a school code (BRIN + vestiging, upper case; a
-    BRIN alone is its vestiging 00); a malformed one is a usage error, not an empty list."""
+def parse_school(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    """A school option's value as a ``School`` (BRIN + vestiging; a BRIN alone is vestiging
+    00); a malformed one is a usage error."""
     from oso_gateway.transfer.schools import School
 
     if value is None:
         return None
     try:
-        return School.parse(value).code
+        return School.parse(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def school_code(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``parse_school``'s code (``01AB00``): a filter's school; a malformed one is a usage
+    error, not an empty list."""
+    parsed = parse_school(ctx, param, value)
+    return None if parsed is None else str(parsed.code)
 
 
 def note_unless_served(services: Any, school: str | None) -> None:

@@ -67,7 +67,7 @@ def _run(config_file: Path | None, school: str | None, work: Callable[[Any, Any]
     services = services_or_exit(config_file)
     try:
         note_unless_served(services, school)
-        scope = EVERY_SCHOOL if school is None else Scope((school.upper(),))
+        scope = EVERY_SCHOOL if school is None else Scope((school,))
         return work(services, scope)
     except GatewayError as exc:
         fail(exc, status=1)

@@ -24,6 +24,7 @@ from oso_gateway.commands.db import (
     config_option,
     fail,
     note_unless_served,
+    parse_school,
     school_code,
     services_or_exit,
 )
@@ -36,17 +37,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.transfer.services import GatewayServices
 
 SIDES = {"sent": "requester", "received": "holder"}
-
-
-def _school(_ctx: click.Context, _param: click.Parameter, value: str | None) -> object:
-    from oso_gateway.transfer.schools import School
-
-    if value is None:
-        return None
-    try:
-        return School.parse(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
@@ -169,8 +159,10 @@ def request_group() -> None:
 
 
 @request_group.command("send")
-@click.option("--from", "requesting", required=True, callback=_school, help="Our school (new).")
-@click.option("--to", "old_school", required=True, callback=_school, help="The old school.")
+@click.option(
+    "--from", "requesting", required=True, callback=parse_school, help="Our school (new)."
+)
+@click.option("--to", "old_school", required=True, callback=parse_school, help="The old school.")
 @click.option(
     "--pupil",
     "pupil_file",
@@ -282,7 +274,7 @@ def list_command(
         now = services.clock()
         return {
             "requests": [request_dict(r, now) for r in page],
-            "next_cursor": str(page[-1].pk) if more and page else None,
+            "next_cursor": str(page[-1].pk) if more else None,  # more: page is full
         }
 
     _run(config_file, as_json, work)
@@ -470,7 +462,9 @@ def inzage_group() -> None:
 
 @inzage_group.command("record")
 @click.argument("request_id", required=False)
-@click.option("--school", callback=_school, default=None, help="A push: our school (no request).")
+@click.option(
+    "--school", callback=parse_school, default=None, help="A push: our school (no request)."
+)
 @click.option(
     "--pupil-id",
     default=None,

@@ -19,22 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from oso_gateway.commands.db import config_option, services_or_exit
+from oso_gateway.commands.db import config_option, parse_school, services_or_exit
 from oso_gateway.errors import GatewayError, RecipientCertificateUntrusted, UnknownSchool
 from oso_gateway.errors.logs import configure_logging
 from oso_gateway.store import models as m
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
-
-
-def _school(_ctx: click.Context, _param: click.Parameter, value: str) -> object:
-    from oso_gateway.transfer.schools import School
-
-    try:
-        return School.parse(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 def _label(index: int, total: int, data: bytes) -> str:
@@ -47,7 +38,7 @@ def _label(index: int, total: int, data: bytes) -> str:
     "--to",
     "school",
     required=True,
-    callback=_school,
+    callback=parse_school,
     help="Receiving school: BRIN + vestiging, e.g. 01AB00 (vestiging defaults to 00).",
 )
 @click.option("--wait", is_flag=True, help="Deliver now and wait for the signed receipt(s).")

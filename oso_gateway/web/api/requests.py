@@ -239,7 +239,7 @@ def list_requests(query: RequestListQuery) -> Response:
     return jsonify(
         {
             "items": [request_dict(r, now) for r in page],
-            "next_cursor": str(page[-1].pk) if more and page else None,
+            "next_cursor": str(page[-1].pk) if more else None,  # more: page is full
         }
     )
 
@@ -265,12 +265,13 @@ def send_request(body: SendBody, header: am.IdempotencyHeader) -> Response:
     assert cipher is not None  # the school API runs with the at-rest key
     canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True).encode("utf-8")
     digest = cipher.provider.lookup_mac(b"api-request-body\x00" + canonical).hex()
-    earlier = _earlier_request(key, digest)
+    # what the store keeps of the key: its keyed hash (``stored_key``), never the key
+    kept = None if key is None else stored_key(cipher.provider.lookup_mac, key)
+    earlier = _earlier_request(key, kept, digest)
     if earlier is not None:
         return jsonify(request_dict(earlier, _now()))
     after = None
-    if key is not None and client_id is not None:  # kept in the transaction that queues it
-        kept = stored_key(cipher.provider.lookup_mac, key)
+    if kept is not None and client_id is not None:  # kept in the transaction that queues it
         after = remembering(client_id=client_id, key=kept, request_digest=digest, now=_now())
 
     pupil = Pupil(**body.pupil.model_dump())
@@ -283,7 +284,7 @@ def send_request(body: SendBody, header: am.IdempotencyHeader) -> Response:
             after_insert=after,
         )
     except Exception as exc:  # the same key raced us: answer with the winner's request
-        raced = _earlier_request(key, digest) if key is not None and is_conflict(exc) else None
+        raced = _earlier_request(key, kept, digest) if is_conflict(exc) else None
         if raced is None:
             raise
         return jsonify(request_dict(raced, _now()))
@@ -292,18 +293,16 @@ def send_request(body: SendBody, header: am.IdempotencyHeader) -> Response:
     return response
 
 
-def _earlier_request(key: str | None, digest: str) -> Any:
-    """The request an earlier call with this Idempotency-Key made (E604 when that call had
-    another body), or None."""
+def _earlier_request(key: str | None, kept: str | None, digest: str) -> Any:
+    """The request an earlier call with this Idempotency-Key (``kept``: its keyed hash) made
+    (E604 when that call had another body), or None."""
     from oso_gateway.errors import IdempotencyKeyReused
-    from oso_gateway.store.api_clients import ApiClientStore, stored_key
+    from oso_gateway.store.api_clients import ApiClientStore
 
     client_id = scope().client_id
-    if key is None or client_id is None:
+    if key is None or kept is None or client_id is None:
         return None
-    store = services().store
-    kept = stored_key(store.cipher.provider.lookup_mac, key)
-    known = ApiClientStore(store.engine).idempotency(client_id, kept, legacy=key)
+    known = ApiClientStore(services().store.engine).idempotency(client_id, kept, legacy=key)
     if known is None:
         return None
     if known.request_digest != digest:

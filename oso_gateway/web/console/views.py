@@ -373,7 +373,7 @@ def requests_page() -> ResponseReturnValue:
     )
     page = records[:PAGE_SIZE]
     rows = [(record, effective_status(record, now)) for record in page]
-    next_before = page[-1].pk if len(records) > PAGE_SIZE and page else None
+    next_before = page[-1].pk if len(records) > PAGE_SIZE else None  # then page is full
     return render_template(
         "console/requests.html", rows=rows, now=now, fmt=_fmt_time, next_before=next_before
     )
