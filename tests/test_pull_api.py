@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -318,6 +318,13 @@ def test_on_one_gateway_the_new_school_cannot_act_for_the_old_school(
         assert (answer.status_code, answer.get_json()["code"]) == (404, "OSO-E473")
     holder = old.services.pull.find(request_id, side=m.HOLDER)
     assert holder.status == "received" and not holder.held
+    # a ready-by that has gone by is refused, not sent on to the new school (found by a LAS
+    # walkthrough: it was accepted)
+    past = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
+    late = old.post(f"requests/{request_id}/accept", json={"ready_by": past})
+    assert (late.status_code, late.get_json()["code"]) == (400, "OSO-E485")
+    assert past in late.get_json()["detail"]
+    assert old.services.pull.find(request_id, side=m.HOLDER).status == "received"
     # the request's own messages are not inbox or outbox items of either school's client
     for las, box in ((new, "outbox"), (old, "inbox")):
         answer = las.post(

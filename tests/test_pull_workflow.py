@@ -4,7 +4,7 @@ both sides, the inzage gate, and what a forged or misdirected message gets (one 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
 
 import pytest
@@ -733,6 +733,18 @@ def test_an_unknown_request_id_is_refused(pp: PullPair) -> None:
     with pytest.raises(GatewayError) as info:
         pp.old.pull.accept(new_message_id(), ready_by=date(2030, 1, 1))
     assert _code(info) == "OSO-E473"
+
+
+def test_a_ready_by_date_that_has_gone_by_is_refused_and_nothing_is_sent(pp: PullPair) -> None:
+    request_id, _ = _request(pp)
+    today = pp.clock().astimezone(UTC).date()
+    before = len(pp.old.store.list_messages(direction=m.OUT))
+    with pytest.raises(GatewayError) as info:
+        pp.old.pull.accept(request_id, ready_by=today - timedelta(days=1))
+    assert _code(info) == "OSO-E485"
+    assert _old(pp, request_id).status == "received"
+    assert len(pp.old.store.list_messages(direction=m.OUT)) == before
+    assert pp.old.pull.accept(request_id, ready_by=today).status == "accepted"  # today is fine
 
 
 def test_steps_the_state_does_not_allow_are_refused(pp: PullPair) -> None:

@@ -135,3 +135,12 @@ class DeclineReasonInvalid(RemoteError):
     code = "OSO-E484"
     client_detail = True
     public_message = "The decline reason is not valid."
+
+
+class ReadyByInPast(RemoteError):
+    """An acceptance's ready-by date lies before today (UTC): the new school would be told a
+    date that has already gone by."""
+
+    code = "OSO-E485"
+    client_detail = True
+    public_message = "The ready-by date lies in the past."

@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
@@ -37,6 +37,7 @@ from oso_gateway.errors import (
     InzageWaiverNotAllowed,
     PupilIdentifierInvalid,
     PupilMismatch,
+    ReadyByInPast,
     RequestNotFound,
     RequestPayloadInvalid,
     RequestSchoolMismatch,
@@ -413,6 +414,11 @@ class PullService:
         record = self.find(request_id, side=m.HOLDER, schools=schools)
         if record.status != RECEIVED:
             raise RequestStateInvalid(f"request {request_id} is {record.status}")
+        # UTC's date is never ahead of the schools' own (Dutch time is UTC+1 or +2), so this
+        # refuses only a date that has gone by for them too.
+        today = now.astimezone(UTC).date()
+        if ready_by < today:
+            raise ReadyByInPast(f"ready-by {ready_by.isoformat()} is before today ({today})")
         record = self.requests.transition(
             record.pk, status=ACCEPTED, now=now, expected=(RECEIVED,), ready_by=ready_by.isoformat()
         )
