@@ -476,3 +476,7 @@ def test_the_document_and_its_docs_page_are_served_from_the_gateway(api: LiveApi
     assert "https://" not in page.text and "http://" not in page.text.replace("http://www.w3", "")
     asset = requests.get(api.url + "swagger/js/swagger-ui-bundle.js", timeout=10)
     assert asset.status_code == 200 and len(asset.content) > 100_000
+    # with a trailing slash it is sent on to the page (it answered 401: a LAS walkthrough)
+    slash = requests.get(api.url + "swagger/", timeout=10, allow_redirects=False)
+    assert slash.status_code == 308 and slash.headers["Location"].endswith("/api/v1/swagger")
+    assert "swagger-ui" in requests.get(api.url + "swagger/", timeout=10).text

@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from flask import Response, g, request
+from flask import Response, g, redirect, request
 from flask_openapi3.models import Info  # type: ignore[attr-defined]
 from flask_openapi3.openapi import OpenAPI
 from pydantic import ValidationError
@@ -161,6 +161,13 @@ def create_api_app(settings: Settings, *, services: GatewayServices | None = Non
     _install_security(app, settings)
     for module in (health, inbox, outbox, receipts, requests):
         app.register_api(module.bp)
+    # the docs page with a trailing slash (as a browser's address bar often has it) answered
+    # 401: an unknown path is not public. It is sent on to the page.
+    app.add_url_rule(
+        API_PREFIX + "/swagger/",
+        endpoint="swagger_slash",
+        view_func=lambda: redirect(API_PREFIX + "/swagger", code=308),
+    )
     _install_error_handlers(app)
     return app
 
