@@ -3,7 +3,7 @@ stored receipt, and whether the database is ready."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TypeVar
 
 from sqlalchemy import select, text
@@ -71,6 +71,16 @@ class MessageQueries(StoreBase):
 
     def get_message(self, pk: int) -> MessageRecord:
         return self._read(lambda session: record_of(self._get(session, pk)))
+
+    def message_ids(self, pks: Collection[int]) -> dict[int, str]:
+        """The MessageID of each of these rows, in one read (a page's ``duplicate_of``)."""
+        wanted = sorted(set(pks))
+
+        def work(session: Session) -> dict[int, str]:
+            stmt = select(m.Message.id, m.Message.message_id).where(m.Message.id.in_(wanted))
+            return {pk: message_id for pk, message_id in session.execute(stmt)}
+
+        return self._read(work) if wanted else {}
 
     def list_messages(
         self,

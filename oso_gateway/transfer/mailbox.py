@@ -70,6 +70,10 @@ class Scope:
 EVERY_SCHOOL = Scope(None)
 
 
+#: a page's items (named here: ``_Boxes.list`` hides the builtin inside the class)
+Items = list[dict[str, Any]]
+
+
 @dataclass(frozen=True, kw_only=True)
 class Page:
     items: list[dict[str, Any]]
@@ -184,9 +188,12 @@ class _Boxes:
         more = len(rows) > limit
         rows = rows[:limit]
         return Page(
-            items=[summary(r) for r in rows],
+            items=self._items(rows),
             next_cursor=str(rows[-1].pk) if more and rows else None,
         )
+
+    def _items(self, rows: Sequence[MessageRecord]) -> Items:
+        return [summary(r) for r in rows]
 
     def find(self, scope: Scope, message_id: str) -> MessageRecord:
         """A message the scope's lists show. A school's client sees the dossiers there; the
@@ -220,6 +227,15 @@ class _Boxes:
 
 class InboxService(_Boxes):
     direction = m.IN
+
+    def _items(self, rows: Sequence[MessageRecord]) -> Items:
+        """A duplicate's item names its first copy, as its detail does (one read a page)."""
+        firsts = self.store.message_ids([r.duplicate_of for r in rows if r.duplicate_of])
+        items = super()._items(rows)
+        for row, item in zip(rows, items, strict=True):
+            if row.duplicate_of is not None:
+                item["duplicate_of"] = firsts.get(row.duplicate_of)
+        return items
 
     def show(self, scope: Scope, message_id: str) -> dict[str, Any]:
         body = super().show(scope, message_id)

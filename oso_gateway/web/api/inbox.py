@@ -27,7 +27,7 @@ _DOSSIER = {
     "/messages",
     operation_id="listInbox",
     summary="List received dossiers (metadata only), newest first",
-    responses={200: am.MessagePage},
+    responses={200: am.InboxPage},
 )
 def list_inbox(query: am.InboxListQuery) -> Response:
     return page_json(query, query.sender, inbox())

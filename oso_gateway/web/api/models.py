@@ -73,9 +73,19 @@ class MessagePage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last")
 
 
-class InboxMessage(Message):
+class InboxItem(Message):
+    duplicate_of: str | None = Field(
+        default=None, description="A duplicate's first copy (its MessageID); absent otherwise"
+    )
+
+
+class InboxPage(BaseModel):
+    items: list[InboxItem]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last")
+
+
+class InboxMessage(InboxItem):
     events: list[Event]
-    duplicate_of: str | None = Field(default=None, description="MessageID of the first copy")
     decline_reason: str | None = None
 
 
