@@ -86,6 +86,20 @@ def test_a_message_id_without_its_urn_prefix_is_found(demo: Path) -> None:
     code, out = run("--config", config, "inbox", "show", bare, "--json")
     assert code == 0, out
     assert json.loads(out)["message_id"] == message_id
+    # or by the start of its UUID, as `log list` shows it (`log show` took that; these did not)
+    short = message_id.removeprefix("urn:uuid:")[:8]
+    code, out = run("--config", config, "inbox", "show", short, "--json")
+    assert code == 0, out
+    assert json.loads(out)["message_id"] == message_id
+    exported = CliRunner().invoke(
+        main, ["--config", config, "inbox", "export", short, "--out", "-", "--json"]
+    )
+    assert exported.exit_code == 0 and json.loads(exported.stderr)["message_id"] == message_id
+    sender = str(demo / SENDER / "config.toml")
+    code, out = run("--config", sender, "outbox", "show", short, "--json")
+    assert code == 0 and json.loads(out)["message_id"] == message_id  # the sender's copy
+    code, out = run("--config", config, "outbox", "show", short)
+    assert code == 1 and "OSO-E602" in out and "no message in the outbox" in out
 
 
 def test_an_unknown_status_filter_is_a_usage_error(demo: Path) -> None:

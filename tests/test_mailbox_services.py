@@ -165,3 +165,38 @@ def test_inbox_transitions_refuse_what_the_status_does_not_allow(pair: GatewayPa
     inbox.decline(EVERY_SCHOOL, first, reason="not our pupil")
     with pytest.raises(StatusConflict):
         inbox.acknowledge(EVERY_SCHOOL, first)
+
+
+def test_an_operator_names_a_message_by_a_unique_start_of_its_id(pair: GatewayPair) -> None:
+    """As ``log show`` takes it (``outbox retry`` wanted the full id: an operator's finding)."""
+    from oso_gateway.transfer import wire
+
+    ids = [f"urn:uuid:abcd{n}-0000-4000-8000-000000000000" for n in ("1111", "2222")]
+    for message_id in ids:
+        pair.sender_store.enqueue_outbound(
+            message_id=message_id,
+            action=wire.ACTION_DELIVER,
+            payload=b"<d/>",
+            payload_digest="ab" * 32,
+            now=pair.clock(),
+            our_school="00YY00",
+            counterpart_school="01AB00",
+        )
+    outbox = outbox_service(pair)
+    assert outbox.resolve(EVERY_SCHOOL, "abcd1111") == ids[0]
+    assert outbox.resolve(Scope(("00YY00",)), " URN:UUID:ABCD2 ") == ids[1]
+    assert outbox.resolve(EVERY_SCHOOL, ids[0]) == ids[0]  # a full id as it is
+    for scope, text, why in (
+        (EVERY_SCHOOL, "abcd", "more than one message"),
+        (EVERY_SCHOOL, "abcd3", "no message"),
+        (Scope(("01AB00",)), "abcd1111", "no message"),  # another school's: not found
+    ):
+        with pytest.raises(MessageNotFound, match=why):
+            outbox.resolve(scope, text)
+    # the inbox is the other direction: the outbox's ids are not found there
+    with pytest.raises(MessageNotFound):
+        InboxService(pair.sender_store, clock=pair.clock).resolve(EVERY_SCHOOL, "abcd1111")
+    # fewer than 4 characters, or not a UUID's characters: left to find (which wants the id)
+    assert outbox.resolve(EVERY_SCHOOL, "abc") == "abc"
+    with pytest.raises(MessageNotFound):
+        outbox.show(EVERY_SCHOOL, outbox.resolve(EVERY_SCHOOL, "abc"))

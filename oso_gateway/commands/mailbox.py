@@ -161,12 +161,11 @@ def _one_command(box: str, method: str) -> Callable[..., None]:
     def command(
         config_file: Path | None, school: str | None, as_json: bool, message_id: str
     ) -> None:
-        result = _run(
-            config_file,
-            school,
-            lambda s, scope: getattr(getattr(s, box), method)(scope, message_id),
-        )
-        _emit(result, as_json, _details)
+        def work(services: Any, scope: Any) -> Any:
+            service = getattr(services, box)
+            return getattr(service, method)(scope, service.resolve(scope, message_id))
+
+        _emit(_run(config_file, school, work), as_json, _details)
 
     return command
 
@@ -213,13 +212,14 @@ def export_command(
     standard output and the summary (with --json too) to standard error."""
     from oso_gateway.transfer.mailbox import parse_categories
 
-    def work(services: Any, scope: Any) -> bytes:
+    def work(services: Any, scope: Any) -> tuple[str, bytes]:
+        full: str = services.inbox.resolve(scope, message_id)
         data: bytes = services.inbox.export(
-            scope, message_id, fmt=fmt, categories=parse_categories(categories)
+            scope, full, fmt=fmt, categories=parse_categories(categories)
         )
-        return data
+        return full, data
 
-    data = _run(config_file, school, work)
+    full_id, data = _run(config_file, school, work)
     to_stdout = str(out) == "-"
     if to_stdout:
         sys.stdout.flush()
@@ -228,7 +228,7 @@ def export_command(
     else:
         write_private(out, data)
     result = {
-        "message_id": message_id,
+        "message_id": full_id,
         "format": fmt,
         "bytes": len(data),
         "out": "-" if to_stdout else str(out),
@@ -248,10 +248,12 @@ def decline_command(
     config_file: Path | None, school: str | None, as_json: bool, message_id: str, reason: str
 ) -> None:
     """Decline a received dossier: its content is deleted, the record and reason kept."""
-    result = _run(
-        config_file, school, lambda s, scope: s.inbox.decline(scope, message_id, reason=reason)
-    )
-    _emit(result, as_json, _details)
+
+    def work(services: Any, scope: Any) -> Any:
+        full = services.inbox.resolve(scope, message_id)
+        return services.inbox.decline(scope, full, reason=reason)
+
+    _emit(_run(config_file, school, work), as_json, _details)
 
 
 outbox_group.command("list", help="Outgoing dossiers, newest first.")(

@@ -214,6 +214,37 @@ class Mailbox:
 
         return self.store._read(work)
 
+    def ids_starting(
+        self,
+        direction: str,
+        prefix: str,
+        *,
+        schools: Sequence[str] | None,
+        actions: Sequence[str] | None = None,
+        limit: int = 2,
+    ) -> list[str]:
+        """Up to ``limit`` distinct MessageIDs in this direction that start with ``prefix``,
+        among what ``get`` would find (an operator's short id: one is a match, more ambiguous)."""
+
+        def work(session: Session) -> list[str]:
+            stmt = (
+                select(m.Message.message_id)
+                .where(
+                    m.Message.direction == direction,
+                    m.Message.message_id.startswith(prefix, autoescape=True),
+                    m.Message.status != m.REJECTED,
+                )
+                .distinct()
+                .limit(limit)
+            )
+            if schools is not None:
+                stmt = stmt.where(m.Message.our_school.in_(tuple(schools)))
+            if actions is not None:
+                stmt = stmt.where(m.Message.action.in_(tuple(actions)))
+            return list(session.scalars(stmt))
+
+        return self.store._read(work)
+
     def dossier(self, record: MessageRecord) -> bytes | None:
         """The decrypted dossier of an inbound message; None when its content was dropped (or
         it is a duplicate: see ``duplicate_of``)."""

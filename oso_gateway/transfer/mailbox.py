@@ -92,6 +92,8 @@ class ListFilter:
 
 #: a MessageID given without its ``urn:uuid:`` prefix
 _BARE_UUID = re.compile(UUID_PATTERN, re.IGNORECASE)
+#: the start of a UUID as an operator types it (lower-cased): at least 4 characters
+_UUID_PREFIX = re.compile(r"[0-9a-f][0-9a-f-]{3,35}")
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -211,6 +213,22 @@ class _Boxes:
             box = "inbox" if self.direction == m.IN else "outbox"
             raise MessageNotFound(f"no message {message_id[:100]} in the {box}")
         return record
+
+    def resolve(self, scope: Scope, text: str) -> str:
+        """The MessageID that ``text`` names for an operator: a full id as it is, or a unique
+        prefix (4 or more characters) of its UUID, as ``log show`` takes it."""
+        wanted = text.strip().lower().removeprefix("urn:uuid:")
+        if _BARE_UUID.fullmatch(wanted) or not _UUID_PREFIX.fullmatch(wanted):
+            return text  # a full id, or not an id: ``find`` answers
+        actions = None if scope.schools is None else self.actions
+        box = "inbox" if self.direction == m.IN else "outbox"
+        ids = self.mailbox.ids_starting(
+            self.direction, "urn:uuid:" + wanted, schools=scope.schools, actions=actions
+        )
+        if len(ids) != 1:
+            what = "no message" if not ids else "more than one message"
+            raise MessageNotFound(f"{what} in the {box} starts with {wanted}")
+        return ids[0]
 
     def show(self, scope: Scope, message_id: str) -> dict[str, Any]:
         record = self.find(scope, message_id)
