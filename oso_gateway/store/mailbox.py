@@ -222,11 +222,11 @@ class Mailbox:
         schools: Sequence[str] | None,
         actions: Sequence[str] | None = None,
         limit: int = 2,
-    ) -> list[str]:
+    ) -> Sequence[str]:
         """Up to ``limit`` distinct MessageIDs in this direction that start with ``prefix``,
         among what ``get`` would find (an operator's short id: one is a match, more ambiguous)."""
 
-        def work(session: Session) -> list[str]:
+        def work(session: Session) -> Sequence[str]:
             stmt = (
                 select(m.Message.message_id)
                 .where(
@@ -241,7 +241,7 @@ class Mailbox:
                 stmt = stmt.where(m.Message.our_school.in_(tuple(schools)))
             if actions is not None:
                 stmt = stmt.where(m.Message.action.in_(tuple(actions)))
-            return list(session.scalars(stmt))
+            return tuple(session.scalars(stmt))
 
         return self.store._read(work)
 
