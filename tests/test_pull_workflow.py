@@ -610,6 +610,22 @@ def test_a_request_past_its_deadline_expires(pp: PullPair) -> None:
     assert [r.request_id for r in pp.new.pull.list(statuses=("expired",))] == [request_id]
 
 
+def test_a_schools_list_brings_only_its_own_requests_up_to_date(pp: PullPair) -> None:
+    """A vendor's gateway serves hundreds of schools: one school's list refreshed all of
+    theirs (the operator's list, every school's, still does)."""
+    request_id, _ = _request(pp)
+    pp.clock.advance(timedelta(days=pp.new.pull.settings.expire_days, seconds=1))
+
+    def stored() -> str:
+        row = pp.new.pull.requests.find(side=m.REQUESTER, request_id=request_id, schools=None)
+        assert row is not None
+        return row.status
+
+    assert pp.new.pull.list(schools=("99ZZ00",)) == [] and stored() == "sent"
+    [listed] = pp.new.pull.list(schools=(NEW.code,))
+    assert listed.status == stored() == "expired"
+
+
 def test_a_name_mismatch_is_only_a_warning(pp: PullPair) -> None:
     request_id, data = _request(pp, family_name="Pieters-Anders")
     pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")

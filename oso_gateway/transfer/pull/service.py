@@ -177,7 +177,7 @@ class PullService:
         """The requests, newest first (as every list of the gateway), brought up to date.
         ``schools``: only theirs (None: every school's); ``before_pk``, ``limit``: one page (the
         ``pk`` of a page's last record is the next page's ``before_pk``)."""
-        self.refresh()
+        self.refresh(schools=schools)
         return self.requests.list_requests(
             side=side,
             statuses=statuses,
@@ -187,18 +187,21 @@ class PullService:
             limit=limit,
         )
 
-    def refresh(self, now: datetime | None = None) -> None:
+    def refresh(self, now: datetime | None = None, *, schools: Sequence[str] | None = None) -> None:
         """Expire overdue sent requests; mark a holder's request delivered once its delivery's
-        receipt is verified (and note the code of a failed delivery)."""
+        receipt is verified (and note the code of a failed delivery). ``schools``: only their
+        requests (a school's list need not bring every school's of the gateway up to date)."""
         now = now or self.clock()
-        asking = self.requests.list_requests(side=m.REQUESTER, statuses=OPEN_REQUESTER)
+        asking = self.requests.list_requests(
+            side=m.REQUESTER, statuses=OPEN_REQUESTER, schools=schools
+        )
         # which of their messages failed, in one read of those messages only (not a look-up per
         # open request, nor every failed message the gateway holds)
         sent = self.store.message_states(m.OUT, [r.request_id for r in asking])
         failed = {message_id for message_id, (status, _) in sent.items() if status == m.FAILED}
         for record in asking:
             self._refresh_record(record, now, failed=failed)
-        holding = self.requests.list_requests(side=m.HOLDER, statuses=(ACCEPTED,))
+        holding = self.requests.list_requests(side=m.HOLDER, statuses=(ACCEPTED,), schools=schools)
         # their deliveries' states, in one read (not a look-up per accepted request)
         deliveries = self.store.message_states(
             m.OUT, [r.delivery_message_id for r in holding if r.delivery_message_id]
