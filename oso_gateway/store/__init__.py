@@ -9,6 +9,7 @@ Typical wiring (the server / sender workers)::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,11 +102,11 @@ def _refuse_a_lost_key(settings: Settings) -> None:
     if missing is None:
         return
     held = stored_key_ids(settings.database_url)
-    if held:
+    if held.ids or held.keyed_hashes:
         under = (
-            "found by hashes keyed with the storage key (parents' objections)"
-            if held == ["(keyed hashes)"]
-            else f"encrypted under storage key id {', '.join(held)}"
+            f"encrypted under storage key id {', '.join(held.ids)}"
+            if held.ids
+            else "found by hashes keyed with the storage key (parents' objections)"
         )
         raise ConfigError(
             f"storage.key_file {missing} does not exist, and the database holds data {under}: "
@@ -114,12 +115,21 @@ def _refuse_a_lost_key(settings: Settings) -> None:
         )
 
 
-def stored_key_ids(url: str, *, most: int = 3) -> list[str]:
-    """What in the database at ``url`` needs the storage key: the ids of the keys that wrap
-    its data keys and encrypt its rows (at most ``most``), and ``"(keyed hashes)"`` when it
-    holds only rows found by a keyed hash of the storage key and named by no key id (parents'
-    objections): a new key would silently find none of them. Empty when there is no such
-    database or schema yet. Reads only; never creates a SQLite file."""
+@dataclass(frozen=True)
+class HeldKeys:
+    """What in a database needs the storage key (``stored_key_ids``)."""
+
+    #: the ids of the keys that wrap its data keys and encrypt its rows (the first few)
+    ids: tuple[str, ...] = ()
+    #: no key id, but rows found by a keyed hash of the storage key (parents' objections): a
+    #: new key would silently find none of them
+    keyed_hashes: bool = False
+
+
+def stored_key_ids(url: str, *, most: int = 3) -> HeldKeys:
+    """What in the database at ``url`` needs the storage key: at most ``most`` key ids, or
+    else whether it holds rows found by a keyed hash. Nothing when there is no such database
+    or schema yet. Reads only; never creates a SQLite file."""
     from sqlalchemy import select, union
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -128,7 +138,7 @@ def stored_key_ids(url: str, *, most: int = 3) -> list[str]:
     try:
         require_existing_database(url, config_file=None)
     except DatabaseMissing:
-        return []
+        return HeldKeys()
     key_columns = (
         m.DataKeyRow.kek_id,
         m.Dossier.key_id,
@@ -150,11 +160,11 @@ def stored_key_ids(url: str, *, most: int = 3) -> list[str]:
                 }
             )
             if ids:
-                return ids[:most]
+                return HeldKeys(ids=tuple(ids[:most]))
             keyed = connection.execute(select(m.Objection.id).limit(1)).first()
-            return ["(keyed hashes)"] if keyed is not None else []
+            return HeldKeys(keyed_hashes=keyed is not None)
     except SQLAlchemyError:  # no schema yet, or no database to reach: nothing to protect
-        return []
+        return HeldKeys()
     finally:
         engine.dispose()
 
