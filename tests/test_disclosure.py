@@ -211,6 +211,14 @@ def test_the_report_and_objection_commands(tmp_path: Path) -> None:
         main, ["objection", "list", *base, "--school", "00yy00", "--bsn", "999999187"]
     )
     assert listed.output.split() == ["verzuim"]
+    # a BRIN alone is its vestiging 00, as every other command's --school takes it (this
+    # command had its own parser, which wanted the vestiging)
+    brin = runner.invoke(
+        main, ["objection", "list", *base, "--school", "00YY", "--bsn", "999999187"]
+    )
+    assert brin.exit_code == 0 and brin.output.split() == ["verzuim"], brin.output
+    malformed = runner.invoke(main, ["objection", "list", *base, "--school", "0Y", "--bsn", "-"])
+    assert malformed.exit_code == 2 and "--school" in malformed.output
 
 
 def test_an_objection_or_a_key_for_a_school_this_gateway_does_not_send_for_is_refused(

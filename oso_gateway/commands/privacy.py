@@ -21,6 +21,7 @@ from oso_gateway.commands.db import (
     confirm_or_exit,
     fail,
     require_our_school,
+    school_code,
     school_names,
     settings_or_exit,
     store_or_exit,
@@ -55,13 +56,6 @@ def _pupil(_ctx: click.Context, _param: click.Parameter, value: str | None) -> s
     if not (bsn_is_valid(number) or onderwijsnummer_is_valid(number)):
         raise click.BadParameter("not a valid BSN or onderwijsnummer (9 digits, 11-proef)")
     return number
-
-
-def _school(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-    code = value.strip().upper()
-    if len(code) != 6 or not code[4:].isdigit():
-        raise click.BadParameter("give BRIN + vestiging, e.g. 00YY00")
-    return code
 
 
 _BSN = click.option(
@@ -176,7 +170,7 @@ def _category(value: str) -> str:
 
 @objection_group.command("add")
 @config_option
-@click.option("--school", callback=_school, required=True, help="Sending school (BRIN+vest.).")
+@click.option("--school", callback=school_code, required=True, help="Sending school (BRIN+vest.).")
 @_BSN
 @click.option("--category", required=True, help="Category key, e.g. toetsresultaten.")
 def add_objection(config_file: Path | None, school: str, pupil: str | None, category: str) -> None:
@@ -193,7 +187,7 @@ def add_objection(config_file: Path | None, school: str, pupil: str | None, cate
 
 @objection_group.command("remove")
 @config_option
-@click.option("--school", callback=_school, required=True)
+@click.option("--school", callback=school_code, required=True)
 @_BSN
 @click.option("--category", required=True)
 def remove_objection(
@@ -210,7 +204,7 @@ def remove_objection(
 
 @objection_group.command("list")
 @config_option
-@click.option("--school", callback=_school, required=True)
+@click.option("--school", callback=school_code, required=True)
 @_BSN
 def list_objections(config_file: Path | None, school: str, pupil: str | None) -> None:
     """The categories the parents objected to."""
