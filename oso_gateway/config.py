@@ -179,6 +179,9 @@ class LogSettings:
     #: ``retention.transfer_log_days``), as JSON lines ``log verify --archive`` reads; None:
     #: pruned events are not kept
     archive_dir: Path | None = setting(None, env=True)
+    #: certificates of identities this gateway held before (a renewal): ``log verify`` also
+    #: accepts the anchors they signed
+    earlier_cert_files: tuple[Path, ...] = setting(())
 
 
 @dataclass(frozen=True, kw_only=True)

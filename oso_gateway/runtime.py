@@ -129,11 +129,17 @@ def first_identity(settings: Settings) -> Identity:
 
 
 def load_identity_certificates(settings: Settings) -> list[x509.Certificate]:
-    """Our identities' certificates (what anchors are verified with; no private key is read)."""
-    return [
+    """Our identities' certificates and those of earlier ones (``log.earlier_cert_files``):
+    what anchors are verified with (no private key is read)."""
+    current = [
         load_certificate(_read(ident.cert_file, what="certificate file"))
         for ident in settings.identities
     ]
+    earlier = [
+        load_certificate(_read(path, what="log.earlier_cert_files file"))
+        for path in settings.log.earlier_cert_files
+    ]
+    return current + earlier
 
 
 def load_trust(settings: Settings, *, extra_crls: Sequence[Path] = ()) -> TrustConfig:
@@ -207,7 +213,11 @@ def build_services(
         after_insert=after_insert,
         duplicate_window=timedelta(hours=dup.inbound_window_hours) if dup.inbound_record else None,
     )
-    configs = {i.oin: SenderConfig(identity=i, trust=trust) for i in identities}
+    # one OIN may hold two identities (a rollover: the old and the new key side by side): it
+    # sends with the first of them, as it signs its receipts and anchors (the last had won)
+    configs: dict[str, SenderConfig] = {}
+    for identity in identities:
+        configs.setdefault(identity.oin, SenderConfig(identity=identity, trust=trust))
     sender_config = configs[identities[0].oin]
     outbox, transport = _outbox(settings, store, directory, configs, transport, clock)
     pull = PullService(
@@ -258,7 +268,9 @@ def _outbox(
     identity connects with its own TLS client certificate)."""
     transports: dict[str, Transport] = {}
     if transport is None:
-        transports = {i.oin: _requests_transport(settings, i) for i in settings.identities}
+        for ident in settings.identities:  # the first of an OIN's identities, as ``configs``
+            if ident.oin not in transports:
+                transports[ident.oin] = _requests_transport(settings, ident)
         transport = transports[settings.identities[0].oin]
     outbox = Outbox(
         store=store,

@@ -54,6 +54,36 @@ def identity(oin: str) -> Identity:
     )
 
 
+def renewed_identity(oin: str, into: Path, *, now: datetime) -> tuple[Identity, Path, Path]:
+    """A new key and certificate for ``oin`` from the dev issuing CA (a renewal, as a rollover
+    holds it beside the old one); written to ``into``: (identity, key file, certificate file)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from oso_gateway.security import pki
+
+    ca_key = serialization.load_pem_private_key(
+        (DEV / "issuing-ca.key.pem").read_bytes(), password=None
+    )
+    assert isinstance(ca_key, rsa.RSAPrivateKey)
+    issuer = pki.Authority(
+        certificate=load_certificate((DEV / "issuing-ca.crt.pem").read_bytes()), key=ca_key
+    )
+    key = pki.new_rsa_key()
+    certificate = pki.make_end_entity(
+        public_key=key.public_key(),
+        issuer=issuer,
+        subject=pki.gateway_name(organisation="Renewed", oin=oin),
+        not_before=now - timedelta(days=1),
+        not_after=now + timedelta(days=30),
+    )
+    into.mkdir(parents=True, exist_ok=True)
+    key_file, cert_file = into / f"renewed-{oin}.key.pem", into / f"renewed-{oin}.crt.pem"
+    key_file.write_bytes(pki.key_pem(key))
+    cert_file.write_bytes(pki.cert_pem(certificate))
+    return Identity(oin=oin, private_key=key, certificate=certificate), key_file, cert_file
+
+
 def trust() -> TrustConfig:
     return TrustConfig.from_pem(
         anchors=[(DEV / "root-ca.crt.pem").read_bytes()],

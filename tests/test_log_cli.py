@@ -263,9 +263,15 @@ def test_anchor_signed_by_another_gateway_is_refused(config: Path) -> None:
     result = _run(config, "verify")
     assert result.exit_code == 1
     assert "not ours" in result.output
+    assert "log.earlier_cert_files" in result.output  # what to do after a renewal
     # a certificate named explicitly (say, our previous one) is accepted
     previous = str(DEV / f"gateway-{OTHER_OIN}.crt.pem")
     assert _run(config, "verify", "--cert", previous).exit_code == 0
+    # or listed in the configuration, so that a daily check from monitoring passes after a
+    # renewal (it failed as if the log were tampered with: an operator's walkthrough)
+    with config.open("a", encoding="utf-8") as out:
+        out.write(f"\n[log]\nearlier_cert_files = [{json.dumps(previous)}]\n")
+    assert _run(config, "verify").exit_code == 0
 
 
 def test_malformed_anchor_file_fails_verification_naming_the_line(config: Path) -> None:

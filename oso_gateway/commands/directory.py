@@ -123,17 +123,22 @@ def _identity_problems(settings: Settings, directory: Directory) -> list[str]:
         identities = load_identities(settings)
     except GatewayError as exc:
         return [f"our identity: {exc.code}: {exc.detail}"]
-    problems = []
+    # by key: a certificate re-issued for the same key is the same key. One OIN may hold
+    # several keys (a rollover: the old and the new side by side); the directory's
+    # certificate must be one of them (each on its own was a false problem then)
+    keys: dict[str, set[bytes]] = {}
     for identity in identities:
-        entry = directory.gateways.get(identity.oin)
+        keys.setdefault(identity.oin, set()).add(spki(identity.certificate.public_key()))
+    problems = []
+    for oin, ours in keys.items():
+        entry = directory.gateways.get(oin)
         if entry is None:
             continue  # a gateway that only sends need not be listed
-        # by key: a certificate re-issued for the same key is the same key
-        ours = spki(identity.certificate.public_key())
-        if spki(entry.encryption_certificate.public_key()) != ours:
+        if spki(entry.encryption_certificate.public_key()) not in ours:
+            held = "this gateway's" if len(ours) == 1 else f"any of this gateway's {len(ours)}"
             problems.append(
-                f"gateway {identity.oin}: the directory's certificate ({entry.certificate_file}) "
-                "holds another key than this gateway's: senders would encrypt to a key it does "
+                f"gateway {oin}: the directory's certificate ({entry.certificate_file}) "
+                f"holds another key than {held}: senders would encrypt to a key it does "
                 "not hold"
             )
     return problems

@@ -418,7 +418,11 @@ def verify_log(
         certificate = by_fp.get(anchor.signer_fingerprint)
         problem = ""
         if certificate is None:
-            problem = f"anchor {number} was signed by a certificate that is not ours"
+            problem = (
+                f"anchor {number} was signed by a certificate that is not ours "
+                f"({anchor.signer_fingerprint}); after a renewal, list the old certificate in "
+                "log.earlier_cert_files (or pass it with --cert)"
+            )
         else:
             try:
                 verify_anchor(anchor, certificate)

@@ -179,10 +179,12 @@ def pupil_facts(root: etree._Element | None) -> PupilFacts:
 
 
 def served_schools(directory: Any, identities: Iterable[Identity]) -> tuple[ServedSchool, ...]:
-    """The directory's schools whose serving gateway is one of our identities."""
+    """The directory's schools whose serving gateway is one of our identities, each once:
+    during a key rollover two identities share an OIN (the old and the new key side by side),
+    and a school listed twice made every message to it "name several schools" (E453)."""
     found = []
-    for identity in identities:
-        for entry in directory.schools_served_by(identity.oin):
+    for oin in dict.fromkeys(identity.oin for identity in identities):
+        for entry in directory.schools_served_by(oin):
             found.append(
                 ServedSchool(
                     school=School(entry.brin, entry.vestiging),
