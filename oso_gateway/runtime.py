@@ -120,6 +120,18 @@ def load_identities(settings: Settings) -> tuple[Identity, ...]:
     return tuple(result)
 
 
+def require_stored_keys(services: GatewayServices) -> None:
+    """Refuse (``ConfigError``) a database whose stored items name storage keys that the
+    configuration does not provide (``transfer.lifecycle.require_stored_keys``): for the
+    long-running writers, ``serve`` and ``outbox run``, before they take anything in."""
+    from oso_gateway.store.lifecycle import Lifecycle
+    from oso_gateway.transfer import lifecycle
+
+    store = services.store
+    if store.cipher is not None:
+        lifecycle.require_stored_keys(Lifecycle(store.engine, store.cipher))
+
+
 def first_identity(settings: Settings) -> Identity:
     """The identity that signs what is not tied to one school (receipts' default, anchors)."""
     identities = load_identities(settings)

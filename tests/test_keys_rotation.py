@@ -384,9 +384,49 @@ def test_keys_list_names_a_key_the_items_need_that_the_keyring_lacks(tmp_path: P
     new_key = next(k["key_id"] for k in listed if k["state"] == "active")
     keyring.rename(tmp_path / "elsewhere.json")  # the restore forgot it
     result = runner.invoke(main, ["keys", "list", "--json", "--config", str(config)])
-    assert result.exit_code == 0, result.output
-    rows = {k["key_id"]: k for k in map(json.loads, result.output.splitlines())}
+    # exit 3, so that automation sees it (it exited 0: an operator's walkthrough)
+    assert result.exit_code == 3, result.output
+    assert new_key in result.stderr and "restore the keyring" in result.stderr
+    rows = {k["key_id"]: k for k in map(json.loads, result.stdout.splitlines())}
     assert rows[new_key]["state"] == "unknown" and rows[new_key]["available"] is False
     assert rows[new_key]["data_keys"] == 1
     table = runner.invoke(main, ["keys", "list", "--config", str(config)]).output
     assert any(line.startswith(new_key) and " NO " in line for line in table.splitlines())
+
+
+def test_a_writer_refuses_to_start_over_data_whose_storage_key_is_not_configured(
+    tmp_path: Path,
+) -> None:
+    """Restored without its keyring, a gateway started "ready" and stored new dossiers under
+    the key file's key; with the keyring back they could not be opened (an operator's
+    walkthrough). ``outbox run`` (and ``serve``, through the same check) now refuse, exit 2."""
+    from datetime import UTC, datetime
+
+    from click.testing import CliRunner
+
+    from oso_gateway.cli import main
+    from oso_gateway.dossier.generator import generate_dossier
+    from oso_gateway.transfer.demo import SECONDARY_OIN, setup_dev_gateways
+
+    gateway = setup_dev_gateways(tmp_path / "gw")[SECONDARY_OIN]
+    config = str(gateway.config_file)
+    runner = CliRunner()
+    assert runner.invoke(main, ["keys", "rotate", "--config", config]).exit_code == 0
+    data = generate_dossier(overstap="POVO", seed=3, now=datetime.now(UTC)).decode()
+    bsn = data.split("<bsn>")[1].split("<")[0]
+    birth = data.split("<geboortedatum>")[1].split("<")[0]
+    sent = runner.invoke(
+        main,
+        ["request", "send", "--config", config, "--from", "01AB00", "--to", "00YY00",
+         "--bsn", bsn, "--birth-date", birth, "--family-name", "Jansen"],
+    )  # fmt: skip
+    assert sent.exit_code == 0, sent.output  # a request: its pupil facts under the new key
+    assert runner.invoke(main, ["outbox", "run", "--once", "--config", config]).exit_code == 0
+    keyring = gateway.config_file.parent / "storage-keyring.json"
+    assert keyring.exists()
+    keyring.rename(tmp_path / "elsewhere.json")
+    refused = runner.invoke(main, ["outbox", "run", "--once", "--config", config])
+    assert refused.exit_code == 2, refused.output
+    assert "OSO-E501" in refused.output and "restore the keyring" in refused.output
+    (tmp_path / "elsewhere.json").rename(keyring)  # restored: it runs again
+    assert runner.invoke(main, ["outbox", "run", "--once", "--config", config]).exit_code == 0

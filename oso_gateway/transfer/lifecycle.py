@@ -91,6 +91,31 @@ def list_keys(lifecycle: Lifecycle) -> list[KeyStatus]:
     return [KeyStatus(info=info, use=lifecycle.key_use(info.key_id)) for info in infos]
 
 
+def unavailable_key_ids(lifecycle: Lifecycle) -> list[str]:
+    """The storage key ids stored items name whose material the keyring does not hold (none,
+    after a complete restore): ``serve`` and ``outbox run`` refuse to start over them, since new
+    data would be stored under another key, and ``keys list`` exits 3."""
+    held = {info.key_id for info in lifecycle.cipher.provider.keys() if info.available}
+    return sorted(lifecycle.key_ids_in_use() - held)
+
+
+def require_stored_keys(lifecycle: Lifecycle) -> None:
+    """``ConfigError`` (OSO-E501) when stored items name storage keys the configuration does
+    not provide: a database restored without its keyring, or with another one. Started so, a
+    gateway stored new dossiers under the key file's key and reported ready; with the keyring
+    back, what it stored meanwhile could no longer be opened (an operator's walkthrough)."""
+    missing = unavailable_key_ids(lifecycle)
+    if missing:
+        shown = ", ".join(missing[:3]) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
+        raise ConfigError(
+            f"the database holds data wrapped under storage key id {shown}, which none of the "
+            "configured storage keys provides: restore the keyring (storage.keyring_file) and "
+            "key file that go with this database (`oso-gateway keys list` shows the keys)"
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class RotationResult:
     new_key_id: str | None
