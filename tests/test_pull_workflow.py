@@ -3,6 +3,7 @@ both sides, the inzage gate, and what a forged or misdirected message gets (one 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from datetime import UTC, date, timedelta
 from pathlib import Path
@@ -986,3 +987,34 @@ def test_the_services_refuse_control_characters_in_free_text(pp: PullPair) -> No
         pp.old.pull.decline(request_id, reason="other", text="\u001b]0;x\u0007")
     assert text.value.code == "OSO-E484"
     assert _old(pp, request_id).status == "accepted"  # neither took effect
+
+
+def test_the_digest_of_a_request_or_an_answer_cannot_be_matched_to_a_guessed_pupil(
+    pp: PullPair,
+) -> None:
+    """The transfer log, the receipt and the message record name a payload's SHA-256. A
+    request's facts are few: from a log export and a known name and birth date, a privacy
+    walkthrough recovered the BSN in seconds. A random Salt makes each payload's digest its
+    own; a payload without one (an earlier sender) is still read."""
+    import hashlib
+
+    from oso_gateway.security.c14n import exc_c14n
+
+    def digest(element: etree._Element) -> str:
+        return hashlib.sha256(exc_c14n(element)).hexdigest()
+
+    def unsalted(element: etree._Element) -> etree._Element:
+        bare = copy.deepcopy(element)
+        [salt] = [e for e in bare if etree.QName(e).localname == "Salt"]
+        bare.remove(salt)
+        return bare
+
+    message_id = new_message_id()
+    for build, parse in (
+        (lambda: _request_payload(pp, message_id), p.parse_request),
+        (lambda: _answer(pp, message_id, p.DECLINED), p.parse_answer),
+    ):
+        first, second = build(), build()  # the same facts, the same moment
+        assert digest(unsalted(first)) == digest(unsalted(second))  # what a guess rebuilds
+        assert digest(first) != digest(second) != digest(unsalted(second))
+        assert parse(unsalted(first)) == parse(first)

@@ -7,6 +7,7 @@ travel only sealed (the pupil's identifier, birth date and name are inside the e
 from __future__ import annotations
 
 import copy
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -159,8 +160,16 @@ def build_request(request: DossierRequest) -> etree._Element:
     etree.SubElement(pupil, _R + "FamilyName").text = request.pupil.family_name
     if request.pupil.given_names:
         etree.SubElement(pupil, _R + "GivenNames").text = request.pupil.given_names
+    etree.SubElement(root, _R + "Salt").text = _salt()
     _validate(root, REQUEST_SCHEMA, _R + "DossierRequest")
     return root
+
+
+def _salt() -> str:
+    """Random: the payload's SHA-256 (in the transfer log, the receipt, the message record) is
+    then no hash of the pupil's facts alone, which a guess of BSN, birth date and name matched
+    (a privacy walkthrough recovered a BSN from a log export so, in seconds)."""
+    return secrets.token_hex(16)
 
 
 def parse_request(element: etree._Element) -> DossierRequest:
@@ -211,6 +220,7 @@ def build_answer(answer: RequestAnswer) -> etree._Element:
         etree.SubElement(root, _A + "Withdrawn")
     else:
         raise RequestPayloadInvalid(f"unknown outcome {answer.outcome[:20]!r}")
+    etree.SubElement(root, _A + "Salt").text = _salt()
     _validate(root, ANSWER_SCHEMA, _A + "RequestAnswer")
     return root
 
