@@ -22,6 +22,15 @@ def is_oin(value: str) -> bool:
 #: A UUID in its canonical lower-case form, and a MessageID: that UUID as a ``urn:uuid:`` URN.
 UUID_PATTERN: Final = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 MESSAGE_ID_PATTERN: Final = "urn:uuid:" + UUID_PATTERN
+_SHOWN_ID: Final = re.compile(f"(urn:uuid:)?{UUID_PATTERN}", re.IGNORECASE)
+
+
+def shown_id(text: str) -> str:
+    """``text`` for an error or a log line when it has the form of a message id (with or
+    without ``urn:uuid:``), else a placeholder: what a caller put where an id goes may be
+    anything, a pupil's name and BSN included (a privacy walkthrough found one in the log)."""
+    return text if _SHOWN_ID.fullmatch(text) else "(not a message id)"
+
 
 #: The namespace of an OSO gegevensset 2019 dossier (root element ``dossier``).
 DOSSIER_NS: Final = "http://www.edustandaard.nl/oso_gegevensset/2019/dossier"

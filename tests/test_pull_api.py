@@ -4,6 +4,7 @@ inzage; problems carry the stable codes. Two dev gateways on loopback with mutua
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -462,3 +463,30 @@ def test_a_retried_request_with_its_idempotency_key_is_sent_once(
     without = new.post("requests", json=body)  # no key: a new request, as before
     assert without.status_code == 201
     assert without.get_json()["request_id"] != first.get_json()["request_id"]
+
+
+def test_what_is_typed_where_an_id_goes_stays_out_of_the_log(
+    schools: tuple[Las, Las], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A school system put a pupil's name and BSN in the URL where a message id goes; the
+    process log held them, in the path and in the error's detail (a privacy walkthrough)."""
+    new, _old = schools
+    typed = "Jansen, Lisa 999992077"
+    caplog.set_level(logging.INFO)
+    for path in (
+        f"inbox/messages/{typed}/dossier",
+        f"outbox/messages/{typed}",
+        f"requests/{typed}",
+        f"no-such-route/{typed}",
+    ):
+        answer = new.get(path)
+        assert answer.status_code in (404, 400), (path, answer.status_code)
+        assert typed not in answer.get_json()["detail"]
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "school API GET" in logged  # the calls are logged, by their route
+    assert "999992077" not in logged and "Jansen" not in logged, logged
+    # a well-formed id is still named, so an operator can follow it
+    unknown = "urn:uuid:00000000-0000-4000-8000-000000000000"
+    caplog.clear()
+    assert new.get(f"inbox/messages/{unknown}").status_code == 404
+    assert unknown in "\n".join(r.getMessage() for r in caplog.records)

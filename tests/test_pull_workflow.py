@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, timedelta
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from oso_gateway.store import models as m
 from oso_gateway.store.pull import RequestRecord
 from oso_gateway.transfer import wire
 from oso_gateway.transfer.pull import payloads as p
+from oso_gateway.transfer.pull.service import AnswerOutcome
 from oso_gateway.transfer.schools import School, address_for
 from oso_gateway.transfer.send import new_message_id, prepare_dossier
 
@@ -58,6 +60,29 @@ def _new(pp: PullPair, request_id: str) -> RequestRecord:
 
 def _old(pp: PullPair, request_id: str) -> RequestRecord:
     return pp.old.pull.find(request_id, side=m.HOLDER)
+
+
+def _queue_dossier(
+    pp: PullPair, request_id: str, data: bytes, *, how: str = "meeting"
+) -> AnswerOutcome:
+    """Hand the dossier in (held until the inzage) and record the parents' inzage, which
+    releases it: the delivery is queued. An inzage is recorded only of a held dossier."""
+    held = pp.old.pull.answer_with_dossier(request_id, data)
+    assert held.outcome == "held"
+    released = pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how=how)
+    assert released is not None and released.outcome == "queued"
+    return released
+
+
+def _waive(pp: PullPair, request_id: str) -> None:
+    """Under a policy that allows it, waive the inzage before the dossier is handed in (an
+    inzage itself is recorded only of a held dossier): the hand-in then queues at once."""
+    pp.old.pull.settings = replace(
+        pp.old.pull.settings, default_policy=SchoolPolicy(inzage=INZAGE_OR_WAIVER)
+    )
+    pp.old.pull.record_inzage(
+        request_id, inzage_date=None, how=None, waiver="ouders verhuisd, niet bereikbaar"
+    )
 
 
 def _code(exc: pytest.ExceptionInfo[GatewayError]) -> str:
@@ -118,8 +143,7 @@ def test_accept_then_inzage_then_delivery_ends_delivered_on_both_sides(pp: PullP
 
 def test_answering_a_received_request_with_the_dossier_accepts_it(pp: PullPair) -> None:
     request_id, data = _request(pp)
-    pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
-    outcome = pp.old.pull.answer_with_dossier(request_id, data)
+    outcome = _queue_dossier(pp, request_id, data, how="meeting")
     assert outcome.outcome == "queued"
     pp.drain()
     assert _new(pp, request_id).status == "delivered"
@@ -255,7 +279,8 @@ def test_declining_a_request_whose_dossier_is_held_drops_the_dossier(pp: PullPai
 
 
 def test_the_zienswijze_is_stored_encrypted(pp: PullPair) -> None:
-    request_id, _ = _request(pp)
+    request_id, data = _request(pp)
+    pp.old.pull.answer_with_dossier(request_id, data)  # held: the inzage is of it
     secret = "Wij vinden het advies te streng (zienswijze-7731)"
     pp.old.pull.record_inzage(
         request_id, inzage_date=date(2026, 1, 5), how="digital", zienswijze=secret
@@ -311,8 +336,7 @@ def test_a_withdrawal_cancels_a_delivery_that_is_still_queued(pp: PullPair) -> N
     delivery is cancelled (payload dropped) instead of sent to be refused (found by a review
     of subject erase, which left such a queued dossier behind)."""
     request_id, data = _request(pp)
-    pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
-    queued = pp.old.pull.answer_with_dossier(request_id, data)
+    queued = _queue_dossier(pp, request_id, data, how="meeting")
     assert queued.outcome == "queued" and queued.delivery_message_id
     pp.new.pull.withdraw(request_id)
     pp.new.drain()  # the withdrawal reaches the old school before its delivery leaves
@@ -334,8 +358,7 @@ def test_a_request_whose_delivery_failed_or_was_cancelled_can_still_be_declined(
     from oso_gateway.store.mailbox import Mailbox
 
     request_id, data = _request(pp)
-    pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
-    queued = pp.old.pull.answer_with_dossier(request_id, data)
+    queued = _queue_dossier(pp, request_id, data, how="meeting")
     assert queued.delivery_message_id
     with pytest.raises(GatewayError) as info:
         pp.old.pull.decline(request_id, reason="not-our-pupil")
@@ -361,8 +384,7 @@ def _failed_delivery(pp: PullPair) -> tuple[str, str]:
     """A request answered with the dossier whose delivery failed for good: (request id, the
     delivery's MessageID)."""
     request_id, data = _request(pp)
-    pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
-    queued = pp.old.pull.answer_with_dossier(request_id, data)
+    queued = _queue_dossier(pp, request_id, data, how="meeting")
     assert queued.delivery_message_id
     pp.fail_outbox(pp.old)
     return request_id, queued.delivery_message_id
@@ -510,7 +532,7 @@ def test_a_dossier_queued_while_a_decline_decides_makes_the_decline_fail(
     before the decline is written: the decline is refused (E474) and the dossier goes, rather
     than a declined request whose dossier is delivered anyway (found by a third review)."""
     request_id, data = _request(pp)
-    pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
+    _waive(pp, request_id)  # the dossier is queued as soon as it is handed in
     service = pp.old.pull
     real = service._undeliverable
 
@@ -537,7 +559,7 @@ def test_a_decline_written_while_the_dossier_is_queued_undoes_the_queueing(
     queued: the queueing is refused (E474) in the same transaction, so no dossier leaves for
     a declined request."""
     request_id, data = _request(pp)
-    pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
+    _waive(pp, request_id)  # the dossier is queued as soon as it is handed in
     service = pp.old.pull
     real = service._inzage_done
 
@@ -562,7 +584,7 @@ def test_a_withdrawal_decided_while_the_dossier_arrives_is_refused(
     """withdraw read the request open; the dossier is imported before the withdrawal is
     written: the withdrawal is refused (E474), the request stays delivered."""
     request_id, data = _request(pp)
-    pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
+    _waive(pp, request_id)  # the dossier is queued as soon as it is handed in
     pp.old.pull.answer_with_dossier(request_id, data)  # queued, not yet sent
     service = pp.new.pull
     real = service.find
@@ -629,8 +651,7 @@ def test_a_schools_list_brings_only_its_own_requests_up_to_date(pp: PullPair) ->
 
 def test_a_name_mismatch_is_only_a_warning(pp: PullPair) -> None:
     request_id, data = _request(pp, family_name="Pieters-Anders")
-    pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
-    outcome = pp.old.pull.answer_with_dossier(request_id, data)
+    outcome = _queue_dossier(pp, request_id, data, how="meeting")
     assert outcome.outcome == "queued" and outcome.name_warning
     pp.drain()
     new = _new(pp, request_id)
@@ -679,6 +700,22 @@ def test_a_waiver_with_a_reason_releases_the_dossier_where_the_policy_allows(
         assert _new(pp, request_id).status == "delivered"
     finally:
         pp.close()
+
+
+def test_an_inzage_is_recorded_only_of_a_held_dossier(pp: PullPair) -> None:
+    """Recorded before the dossier was handed in, it let the dossier leave at once on its
+    hand-in, never held nor shown by the preview, and the parents' report said they had seen
+    it (a privacy walkthrough)."""
+    request_id, data = _request(pp)
+    with pytest.raises(GatewayError) as info:
+        pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
+    assert _code(info) == "OSO-E474" and "hand in the dossier first" in info.value.detail
+    record = _old(pp, request_id)
+    assert pp.old.pull.requests.find_inzage(school=OLD.code, request_pk=record.pk) is None
+    assert pp.old.pull.answer_with_dossier(request_id, data).outcome == "held"
+    assert pp.old.pull.preview(request_id) is not None
+    released = pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
+    assert released is not None and released.outcome == "queued"
 
 
 def test_an_inzage_needs_a_date_and_how(pp: PullPair) -> None:

@@ -509,8 +509,8 @@ def test_a_dossier_that_arrives_during_the_erasure_is_reported(
     earlier = _send(pp, data)
     pp.new.pull.withdraw(earlier)  # closed: something to erase at the look-up
     request_id = _send(pp, data)
-    pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
-    pp.old.pull.answer_with_dossier(request_id, data)  # queued at the old school
+    pp.old.pull.answer_with_dossier(request_id, data)  # held until the inzage
+    pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")  # queued
     real = lifecycle.erase_subject
 
     def arrives_first(*args: Any, **kwargs: Any) -> Any:

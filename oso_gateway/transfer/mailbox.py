@@ -36,7 +36,7 @@ from oso_gateway.errors import (
     StatusConflict,
     UnknownCategory,
 )
-from oso_gateway.protocol import UUID_PATTERN, is_clean_text
+from oso_gateway.protocol import UUID_PATTERN, is_clean_text, shown_id
 from oso_gateway.store import models as m
 from oso_gateway.store.api_clients import ApiClientStore, remembering, stored_key
 from oso_gateway.store.engine import is_conflict
@@ -211,7 +211,7 @@ class _Boxes:
         )
         if record is None:
             box = "inbox" if self.direction == m.IN else "outbox"
-            raise MessageNotFound(f"no message {message_id[:100]} in the {box}")
+            raise MessageNotFound(f"no message {shown_id(message_id)} in the {box}")
         return record
 
     def resolve(self, scope: Scope, text: str) -> str:

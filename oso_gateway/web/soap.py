@@ -141,5 +141,7 @@ def internal_error(exc: Exception) -> Response:
     if isinstance(exc, GatewayError):
         log.error("unhandled %s: %s", exc.code, exc.detail)
         return _fault(exc)
-    log.exception("internal error handling %s %s", request.method, request.path)
+    # the route, not the path a peer sent (it may hold anything)
+    route = request.url_rule.rule if request.url_rule is not None else "(no such route)"
+    log.exception("internal error handling %s %s", request.method, route)
     return _fault(InternalError("unexpected exception"))

@@ -43,7 +43,7 @@ from oso_gateway.errors import (
     RequestSchoolMismatch,
     RequestStateInvalid,
 )
-from oso_gateway.protocol import is_clean_text
+from oso_gateway.protocol import is_clean_text, shown_id
 from oso_gateway.security.xmlparse import ParseLimits, parse_xml
 from oso_gateway.store import models as m
 from oso_gateway.store.mailbox import Mailbox, TransitionRefused
@@ -163,7 +163,7 @@ class PullService:
                     )
                 return record
         shown = {m.REQUESTER: "sent", m.HOLDER: "received"}.get(side or "", "sent or received")
-        raise RequestNotFound(f"no request {request_id[:100]!r} ({shown}) here")
+        raise RequestNotFound(f"no request {shown_id(request_id)} ({shown}) here")
 
     def list(
         self,
@@ -524,7 +524,12 @@ class PullService:
         now: datetime | None = None,
         schools: Collection[str] | None = None,
     ) -> AnswerOutcome | None:
-        """Record the parents' inzage (or its waiver) for a request; release a held dossier."""
+        """Record the parents' inzage (or its waiver) for a request; release a held dossier.
+
+        An inzage is of the dossier that goes: it is recorded only while the dossier is held
+        (handed in, checked, minimised, shown by the preview). Recorded before, it let the
+        dossier leave at once on its hand-in, never held nor previewed (a privacy walkthrough).
+        A waiver needs no dossier: it says the parents will not see it."""
         now = now or self.clock()
         record = self.find(request_id, side=m.HOLDER, schools=schools)
         if record.status not in OPEN_HOLDER:
@@ -532,6 +537,11 @@ class PullService:
         self._check_inzage_args(
             record.our_school, inzage_date, how, waiver, now=now, zienswijze=zienswijze
         )
+        if waiver is None and not record.held:
+            raise RequestStateInvalid(
+                f"request {request_id}: no dossier is held for the parents' inzage; hand in "
+                "the dossier first (the inzage is of the dossier that goes)"
+            )
         self.requests.record_inzage(
             school=record.our_school,
             request_pk=record.pk,
@@ -625,7 +635,9 @@ class PullService:
         same schools and gateways (E477), still open (E478), for the same pupil (E479)."""
         record = self.requests.find(side=m.REQUESTER, request_id=request_id)
         if record is None:
-            raise DeliveryRequestUnknown(f"delivery relates to unknown request {request_id[:100]}")
+            raise DeliveryRequestUnknown(
+                f"delivery relates to unknown request {shown_id(request_id)}"
+            )
         if (
             record.our_school != message.served.school.code
             or record.counterpart_school != sending.code
