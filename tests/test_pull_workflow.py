@@ -170,7 +170,15 @@ def test_a_parents_objection_is_withheld_from_a_requested_dossier_and_its_previe
     shown = pp.old.pull.preview(request_id)
     assert shown is not None
     [tests] = [c for c in shown.categories if c.key == "toetsresultaten"]
-    assert not tests.present and tests.status == "OPT-UIT"  # not shared: the objection
+    # withheld, and said so: "removed", with what it holds (it read "not present", as if the
+    # school held no test results: a privacy walkthrough)
+    assert (tests.action, tests.status, tests.present) == ("removed", "OPT-UIT", True)
+    assert sum(i.count for i in tests.items) > 0
+    detailed = pp.old.pull.preview(request_id, include_details=True)
+    assert detailed is not None and detailed.details is not None
+    [values] = [d for d in detailed.details if d.key == "toetsresultaten"]
+    assert values.fields == () and values.attachments == ()  # no values of what stays behind
+    assert any(d.fields for d in detailed.details)  # of what leaves, the values
     released = pp.old.pull.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="paper")
     assert released is not None and released.outcome == "queued"
     pp.drain()

@@ -612,10 +612,13 @@ class PullService:
         include_details: bool = False,
         schools: Collection[str] | None = None,
     ) -> DossierPreview | None:
-        """What the parents are shown: the held dossier exactly as it will leave (minimised),
-        per category; values (personal data) only with ``include_details``. None when no
-        dossier is held."""
-        from oso_gateway.dossier.minimise import minimise
+        """What the parents are shown: per category, what leaves and what is withheld (their
+        objections, OPT-UIT: ``removed``, with what it held; it read "not present", as if the
+        school held no such data: a privacy walkthrough); values (personal data) only with
+        ``include_details``, and only of what leaves (minimised). None when no dossier is held."""
+        from dataclasses import replace
+
+        from oso_gateway.dossier.minimise import minimise, with_opt_out
         from oso_gateway.dossier.preview import preview
 
         record = self.find(request_id, side=m.HOLDER, schools=schools)
@@ -624,7 +627,11 @@ class PullService:
             return None
         root = parse_xml(held, limits=_DOSSIER_LIMITS).getroot()
         objected = objections_of(root, self.outbox.objections)
-        return preview(minimise(root, opt_out=objected).root, include_details=include_details)
+        shown = preview(with_opt_out(root, objected))
+        if not include_details:
+            return shown
+        leaving = preview(minimise(root, opt_out=objected).root, include_details=True)
+        return replace(shown, details=leaving.details)
 
     # --- the new school receives a delivery for its request -----------------------------------
 
