@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -154,6 +155,16 @@ def test_subject_access_lists_what_the_receiver_holds_until_it_is_purged(
     assert held.message_id == prepared.message_id and held.sending_school == "00YY00"
     assert held.fetched_at is None and held.acknowledged_at is None
     assert receiver.held_about("111222333") == []
+    # the school's system takes it out: when is noted (nothing wrote it: a privacy walkthrough)
+    from oso_gateway.transfer.mailbox import EVERY_SCHOOL, InboxService
+
+    inbox = InboxService(pair.receiver_store, clock=pair.clock)
+    inbox.export(EVERY_SCHOOL, prepared.message_id)
+    [fetched] = receiver.held_about(number)
+    assert fetched.fetched_at == pair.clock() and fetched.acknowledged_at is None
+    pair.clock.advance(timedelta(minutes=5))
+    inbox.export(EVERY_SCHOOL, prepared.message_id, fmt="json")  # the first fetch counts
+    assert receiver.held_about(number)[0].fetched_at == fetched.fetched_at
     store = pair.receiver_store
     purge(
         Lifecycle(store.engine, store.cipher),
@@ -366,6 +377,9 @@ def test_the_report_does_not_call_a_cancelled_or_undelivered_dossier_shared(
     never = by_id[cancelled.message_id]
     assert never.sent_heading == "Data prepared, not shared (categories)"
     assert ("Status", "not sent (cancelled): the dossier did not leave the school") in never.rows
+    # not "not delivered yet": it will not be (a privacy walkthrough)
+    assert ("Delivered on", "not delivered") in never.rows
+    assert ("Delivered on", "not delivered yet") in by_id[queued.message_id].rows
     unconfirmed = by_id[failed.message_id]
     assert unconfirmed.sent_heading == "Data sent, receipt not confirmed (categories)"
     assert any(
@@ -443,3 +457,19 @@ def test_subject_erase_shreds_one_pupils_dossiers_now_and_logs_it(tmp_path: Path
     assert shown["999999187"]["purged_at"] is None
     again = runner.invoke(main, [*base, "--yes"], input="123456782\n")
     assert json.loads(again.output) == {"erased": []}
+
+
+def test_the_report_names_the_pupils_identifier_and_the_inzage_in_its_language(
+    pair: GatewayPair,
+) -> None:
+    """An onderwijsnummer was called a BSN, and the Dutch report gave the inzage's "how" in
+    English (a privacy walkthrough)."""
+    record = _send(pair, _data(pair, 5))
+    [found] = _records(pair).disclosures(message_id=record.message_id)
+    found = replace(found, inzage={"recorded": "2026-12-01", "how": "meeting"})
+    nl = build_report([found], now=pair.clock(), pupil_tail="3981", pupil_kind="onderwijsnummer")
+    assert ("Leerling", "onderwijsnummer eindigend op 3981") in nl.header
+    assert any("(gesprek)" in v for _k, v in nl.sections[0].rows)
+    en = build_report([found], language="en", now=pair.clock(), pupil_tail="3981")
+    assert ("Pupil", "BSN ending in 3981") in en.header
+    assert any("(meeting)" in v for _k, v in en.sections[0].rows)

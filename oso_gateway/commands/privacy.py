@@ -93,6 +93,7 @@ def report_command(
 ) -> None:
     """Write the parents' report (PDF or HTML) for one transfer or for every transfer of a
     pupil."""
+    from oso_gateway.dossier.rules import bsn_is_valid
     from oso_gateway.transfer.report import build_report, render_html, render_pdf
 
     if (message_id is None) == (pupil is None):
@@ -115,6 +116,7 @@ def report_command(
         language=lang,
         now=datetime.now(UTC),
         pupil_tail=pupil[-4:] if pupil else None,
+        pupil_kind="bsn" if pupil is None or bsn_is_valid(pupil) else "onderwijsnummer",
         school_names=school_names(settings_or_exit(config_file)),
     )
     write_private(out, render_html(report).encode("utf-8") if fmt == "html" else render_pdf(report))

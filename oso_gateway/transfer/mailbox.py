@@ -275,7 +275,15 @@ class InboxService(_Boxes):
         data = None if record.status == m.DECLINED else self.mailbox.dossier(record)
         if data is None:
             raise ContentDropped(f"message {message_id[:100]} has no stored dossier")
-        return parse_xml(data, limits=ParseLimits(max_bytes=len(data) + 1)).getroot()
+        root = parse_xml(data, limits=ParseLimits(max_bytes=len(data) + 1)).getroot()
+        # the first time the school's system takes it out: subject access says when (it said
+        # "not fetched" after a fetch, as nothing wrote it: a privacy walkthrough)
+        from oso_gateway.store.lifecycle import Lifecycle
+
+        Lifecycle(self.store.engine, self.store.cipher).acknowledge(
+            record.pk, now=self.clock(), fetched_only=True
+        )
+        return root
 
     def export(
         self,

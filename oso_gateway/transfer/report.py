@@ -35,12 +35,14 @@ _TEXT: dict[str, dict[str, str]] = {
         "generated": "Opgesteld op",
         "pupil": "Leerling",
         "pupil_ref": "BSN eindigend op {tail}",
+        "pupil_ref_onderwijsnummer": "onderwijsnummer eindigend op {tail}",
         "message": "Overdracht",
         "from": "Verzendende school",
         "to": "Ontvangende school",
         "prepared": "Klaargezet op",
         "delivered": "Afgeleverd op",
         "not_delivered": "nog niet afgeleverd",
+        "not_delivered_final": "niet afgeleverd",
         "sent": "Gedeelde gegevens (categorieën)",
         "sent_pending": "Te delen gegevens (categorieën)",
         "sent_never": "Klaargezette gegevens, niet gedeeld (categorieën)",
@@ -83,12 +85,14 @@ _TEXT: dict[str, dict[str, str]] = {
         "generated": "Prepared on",
         "pupil": "Pupil",
         "pupil_ref": "BSN ending in {tail}",
+        "pupil_ref_onderwijsnummer": "onderwijsnummer ending in {tail}",
         "message": "Transfer",
         "from": "Sending school",
         "to": "Receiving school",
         "prepared": "Prepared on",
         "delivered": "Delivered on",
         "not_delivered": "not delivered yet",
+        "not_delivered_final": "not delivered",
         "sent": "Data shared (categories)",
         "sent_pending": "Data to be shared (categories)",
         "sent_never": "Data prepared, not shared (categories)",
@@ -120,6 +124,13 @@ _TEXT: dict[str, dict[str, str]] = {
         "OPT-UIT": "the parents did not consent (OPT-UIT)",
         "objection": "the parents' objection, recorded at the school",
     },
+}
+
+
+#: how the parents had their inzage (``inzage record --how``), in the report's language
+_HOW: dict[str, dict[str, str]] = {
+    "nl": {"meeting": "gesprek", "paper": "op papier", "digital": "digitaal", "other": "anders"},
+    "en": {"meeting": "meeting", "paper": "on paper", "digital": "digitally", "other": "other"},
 }
 
 
@@ -166,16 +177,18 @@ def build_report(
     language: str = "nl",
     now: datetime,
     pupil_tail: str | None = None,
+    pupil_kind: str = "bsn",
     school_names: Mapping[str, str] | None = None,
 ) -> Report:
-    """The report's content (no rendering yet). ``school_names``: school code → name (the
-    directory's), for the sending school (the receiving school's name is kept with the
-    record)."""
+    """The report's content (no rendering yet). ``pupil_kind``: what ``pupil_tail`` ends
+    (``bsn`` or ``onderwijsnummer``); ``school_names``: school code → name (the directory's),
+    for the sending school (the receiving school's name is kept with the record)."""
     names = school_names or {}
     t = _TEXT[language]
     header = [(t["generated"], _date(now))]
     if pupil_tail:
-        header.append((t["pupil"], t["pupil_ref"].format(tail=pupil_tail)))
+        ref = "pupil_ref_onderwijsnummer" if pupil_kind == "onderwijsnummer" else "pupil_ref"
+        header.append((t["pupil"], t[ref].format(tail=pupil_tail)))
     sections = []
     for r in records:
         inzage = t["inzage_no"]
@@ -185,14 +198,23 @@ def build_report(
         if r.inzage and "recorded" in r.inzage:  # recorded at the gateway (pull workflow)
             when = r.inzage.get("recorded_date") or r.inzage["recorded"]
             key = "inzage_waived" if r.inzage.get("waived") == "true" else "inzage_recorded"
-            inzage = t[key].format(date=when, how=r.inzage.get("how") or "-")
+            how = r.inzage.get("how") or "-"
+            inzage = t[key].format(date=when, how=_HOW[language].get(how, how))
             if r.inzage.get("zienswijze") == "true":
                 inzage += "; " + t["zienswijze"]
         rows = [
             (t["to"], _school(r.recipient_school, r.recipient_name)),
             (t["from"], _school(r.sending_school, names.get(r.sending_school or ""))),
             (t["prepared"], _date(r.prepared_at)),
-            (t["delivered"], _date(r.delivered_at) or t["not_delivered"]),
+            (
+                t["delivered"],
+                _date(r.delivered_at)
+                or t[
+                    "not_delivered_final"
+                    if r.status in (m.CANCELLED, m.FAILED)
+                    else "not_delivered"
+                ],
+            ),
             (t["inzage"], inzage),
         ]
         sent_heading = t["sent"] if r.delivered_at else t["sent_pending"]
