@@ -375,3 +375,19 @@ def test_the_purge_forgets_idempotency_keys_after_their_period(engine: Engine) -
     assert purge(lifecycle, policy, now=NOW, older_than=timedelta(0)).purged[IDEMPOTENCY] == []
     with engine.connect() as connection:
         assert connection.execute(select(ApiIdempotency.key)).scalars().all() == [f"{29:064x}"]
+
+
+def test_the_purge_names_a_message_id_of_several_rows_once(tmp_path: Path) -> None:
+    """Two rejected attempts under one MessageID printed the id twice (an operator's
+    walkthrough: it read as a double purge); now once, with how many rows."""
+    config, store = cli_config_and_store(tmp_path)
+    message_id = f"urn:uuid:{uuid.uuid4()}"
+    past = datetime.now(UTC) - timedelta(days=400)
+    for _ in range(2):
+        store.record_rejected_inbound(
+            message_id=message_id, action="urn:oso:dossier:deliver", error_code="OSO-E453", now=past
+        )
+    result = CliRunner().invoke(main, ["retention", "purge", "--yes", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    [line] = [x for x in result.output.splitlines() if message_id in x]
+    assert line.count(message_id) == 1 and f"{message_id} (×2)" in line, line

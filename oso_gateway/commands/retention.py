@@ -8,6 +8,7 @@ message's PII-free metadata and the transfer log stay, and each purge is logged 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,7 +107,9 @@ def purge_command(
         return
     for kind, ids in result.purged.items():
         if ids:
-            click.echo(f"purged {len(ids)} {kind.replace('_', ' ')}(s): {' '.join(ids)}")
+            # one message id may name several rows (a rejected attempt and the accepted one)
+            shown = " ".join(i if n == 1 else f"{i} (×{n})" for i, n in Counter(ids).items())
+            click.echo(f"purged {len(ids)} {kind.replace('_', ' ')}(s): {shown}")
     click.echo(f"{result.total} item(s) purged; the purge is in the transfer log")
     if pruned.pruned:
         kept = f", archived in {pruned.archive}" if pruned.archive else " (no log.archive_dir)"
