@@ -445,8 +445,8 @@ def verify_command(
             )
         if report.anchors_before_base:
             click.echo(
-                f"anchors: {report.anchors_before_base} name pruned events and were not "
-                "checked (give their archives with --archive)"
+                f"anchors: {report.anchors_before_base} name pruned events: their signatures "
+                "were checked, their heads not (give their archives with --archive)"
             )
         if report.anchors:
             click.echo(
