@@ -524,3 +524,38 @@ def test_a_dossier_that_arrives_during_the_erasure_is_reported(
     assert ("request", request_id) in changed
     assert any(what == "received_dossier" for what, _id in changed)
     assert all("changed since the look-up" in k["why"] for k in answer["kept"])
+
+
+def test_subject_access_at_the_old_school_lists_its_records_of_the_pupil(
+    tmp_path: Path, pp: PullPair
+) -> None:
+    """What was shared with whom and when, the parents' objections and the inzage of a request
+    are held about the pupil too; subject access left them out (a privacy walkthrough)."""
+    from oso_gateway.dossier.disclosure import pupil_number
+    from oso_gateway.security.xmlparse import parse_xml
+    from oso_gateway.store.disclosures import PrivacyRecords
+
+    data = dossier(pp.clock)
+    bsn = pupil_number(parse_xml(data).getroot())
+    assert bsn is not None
+    records = PrivacyRecords(pp.old.store.engine, pp.old.store.cipher)
+    assert records.record_objection(
+        school=OLD.code, pupil_number=bsn, category="verzuim", now=pp.clock()
+    )
+    request_id = _deliver(pp, data)
+    found = _subject(_config(tmp_path, SENDER_OIN), bsn, "access")
+    [shared] = found["disclosures"]
+    assert shared["to_school"] == NEW.code and shared["delivered_at"] is not None
+    assert {"category": "verzuim", "reason": "objection"} in shared["withheld"]
+    assert "verzuim" not in shared["sent"] and shared["sent"]
+    assert [(o["school"], o["category"]) for o in found["objections"]] == [(OLD.code, "verzuim")]
+    [inzage] = found["request_inzage"]
+    assert (inzage["request_id"], inzage["how"], inzage["view_given"]) == (
+        request_id,
+        "paper",
+        True,
+    )
+    assert "Wij zijn het eens" not in json.dumps(found)  # whether, never the parents' text
+    # another pupil: none of it
+    other = _subject(_config(tmp_path, SENDER_OIN), "111222333", "access")
+    assert (other["disclosures"], other["objections"], other["request_inzage"]) == ([], [], [])

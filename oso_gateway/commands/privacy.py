@@ -302,13 +302,15 @@ def access_command(config_file: Path | None, pupil: str | None, as_json: bool) -
         }
         for e in data.push_inzage
     ]
+    more = _records_held(data)
     if as_json:
         answer = {"dossiers": rows, "outgoing": outgoing, "requests": requests}
         answer["push_inzage"] = inzage
-        click.echo(json.dumps(answer, sort_keys=True, indent=2))
+        click.echo(json.dumps(answer | more, sort_keys=True, indent=2))
         return
-    if not (rows or outgoing or requests or inzage):
+    if not (rows or outgoing or requests or inzage or any(more.values())):
         click.echo("nothing held about this pupil")
+    _echo_records_held(more)
     for r in rows:
         fetched = "fetched" if r["fetched_at"] or r["acknowledged_at"] else "not fetched"
         click.echo(
@@ -328,6 +330,56 @@ def access_command(config_file: Path | None, pupil: str | None, as_json: bool) -
     for i in inzage:
         text = "with the parents' text" if i["text_held"] else "no text held"
         click.echo(f"inzage for a push  {i['school']}  recorded {i['recorded_at']}  {text}")
+
+
+def _records_held(data: SubjectData) -> dict[str, list[dict[str, Any]]]:
+    """The records the old school keeps about the pupil besides the content: what was shared
+    with whom and when (the parents' report), the parents' objections, the inzage of the
+    requests it received (they were left out: a privacy walkthrough)."""
+    return {
+        "disclosures": [
+            {
+                "message_id": d.message_id,
+                "to_school": d.recipient_school,
+                "prepared_at": d.prepared_at.isoformat(),
+                "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None,
+                "sent": list(d.sent),
+                "withheld": [{"category": k, "reason": why} for k, why in d.withheld],
+            }
+            for d in data.disclosures
+        ],
+        "objections": [
+            {"school": o.school, "category": o.category, "recorded_at": o.recorded_at.isoformat()}
+            for o in data.objections
+        ],
+        "request_inzage": [
+            {
+                "request_id": request_id,
+                "school": e.school,
+                "recorded_at": e.recorded_at.isoformat(),
+                "inzage_date": e.inzage_date,
+                "how": e.how,
+                "view_given": e.zienswijze,
+                "waived": e.waived,
+                "text_held": e.text_held,
+            }
+            for request_id, e in data.request_inzage
+        ],
+    }
+
+
+def _echo_records_held(more: dict[str, list[dict[str, Any]]]) -> None:
+    for d in more["disclosures"]:
+        when = f"delivered {d['delivered_at']}" if d["delivered_at"] else "not delivered"
+        click.echo(
+            f"shared {d['message_id']}  to {d['to_school']}  {when}  "
+            f"categories {', '.join(d['sent']) or '-'}  (disclosure record)"
+        )
+    for o in more["objections"]:
+        click.echo(f"objection  {o['school']}  {o['category']}  recorded {o['recorded_at']}")
+    for i in more["request_inzage"]:
+        what = "waived" if i["waived"] else f"inzage {i['inzage_date']} ({i['how']})"
+        click.echo(f"inzage for request {i['request_id']}  {i['school']}  {what}")
 
 
 def _kept(data: SubjectData, settings: Settings) -> list[dict[str, Any]]:

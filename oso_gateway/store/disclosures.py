@@ -50,6 +50,15 @@ class DisclosureRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ObjectionEntry:
+    """Subject access at the sender: one parents' objection recorded for the pupil."""
+
+    school: str
+    category: str
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
 class HeldDossier:
     """Subject access at the receiver: one dossier held about the pupil."""
 
@@ -148,6 +157,21 @@ class PrivacyRecords:
                     .order_by(m.Objection.category)
                 )
             )
+        )
+
+    def objections_about(self, pupil_number: str) -> list[ObjectionEntry]:
+        """Every school's objections for the pupil (subject access), oldest first."""
+        hashed = self.pupil_hash(pupil_number)
+        stmt = (
+            select(m.Objection.school, m.Objection.category, m.Objection.recorded_at)
+            .where(m.Objection.bsn_hmac == hashed)
+            .order_by(m.Objection.recorded_at, m.Objection.school, m.Objection.category)
+        )
+        return self._read(
+            lambda session: [
+                ObjectionEntry(school=school, category=category, recorded_at=at)
+                for school, category, at in session.execute(stmt)
+            ]
         )
 
     # --- disclosures -----------------------------------------------------------------------------

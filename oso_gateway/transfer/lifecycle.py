@@ -11,7 +11,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -26,7 +26,13 @@ from oso_gateway.errors import (
     UnknownStorageKey,
 )
 from oso_gateway.store import models as m
-from oso_gateway.store.disclosures import HeldDossier, OutgoingMessage, PrivacyRecords
+from oso_gateway.store.disclosures import (
+    DisclosureRecord,
+    HeldDossier,
+    ObjectionEntry,
+    OutgoingMessage,
+    PrivacyRecords,
+)
 from oso_gateway.store.keyring import ACTIVE, DESTROYED, RETIRED, KeyInfo
 from oso_gateway.store.lifecycle import (
     CLOSED_REQUEST_STATUSES,
@@ -417,6 +423,12 @@ class SubjectData:
     push_inzage: list[InzageEntry]
     #: those of them that still hold the parents' view or a waiver's reason
     push_inzage_texts: list[PurgeCandidate]
+    #: the records of what was shared about the pupil, with whom, when (the parents' report)
+    disclosures: list[DisclosureRecord] = field(default_factory=list)
+    #: the parents' objections recorded for the pupil, at any of our schools
+    objections: list[ObjectionEntry] = field(default_factory=list)
+    #: the inzage records of the requests above that we received (date, how, view given)
+    request_inzage: list[tuple[str, InzageEntry]] = field(default_factory=list)
 
     def status(self, request: RequestRecord) -> str:
         """A request's status now (one of ours past its deadline is expired)."""
@@ -450,6 +462,12 @@ def subject_data(store: Store, pupil_number: str, *, now: datetime) -> SubjectDa
     records = PrivacyRecords(store.engine, store.cipher)
     requests = PullStore(store)
     naming = requests.naming(pupil_number)
+    request_inzage = []
+    for record in naming:
+        if record.side == m.HOLDER:
+            entry = requests.find_inzage(school=record.our_school, request_pk=record.pk)
+            if entry is not None:
+                request_inzage.append((record.request_id, entry))
     return SubjectData(
         now=now,
         received=records.held_about(pupil_number),
@@ -457,6 +475,9 @@ def subject_data(store: Store, pupil_number: str, *, now: datetime) -> SubjectDa
         requests=naming,
         push_inzage=requests.push_inzage_of(pupil_number),
         push_inzage_texts=Lifecycle(store.engine, store.cipher).push_inzage_about(pupil_number),
+        disclosures=records.disclosures(pupil_number=pupil_number),
+        objections=records.objections_about(pupil_number),
+        request_inzage=request_inzage,
     )
 
 
