@@ -250,3 +250,26 @@ def test_request_show_prints_the_preview_a_line_per_category(
     out = capsys.readouterr().out
     assert "{'" not in out and "preview (per category" in out
     assert "  leerling: shared (" in out
+
+
+def test_a_decline_text_may_come_from_standard_input() -> None:
+    """A decline's free text may name the pupil: on the command line it stays in the shell's
+    history and the process list, so `-` reads it from standard input (a privacy
+    walkthrough), for a request's decline and an inbox decline alike."""
+    import click
+
+    from oso_gateway.commands.db import text_from_stdin
+
+    @click.command()
+    @click.option("--text", callback=text_from_stdin)
+    def echo(text: str) -> None:
+        click.echo(repr(text))
+
+    runner = CliRunner()
+    piped = runner.invoke(echo, ["--text", "-"], input="De leerling is verhuisd.\nNaar Gent.\n")
+    assert piped.output.strip() == repr("De leerling is verhuisd.\nNaar Gent.")
+    assert runner.invoke(echo, ["--text", "as typed"]).output.strip() == repr("as typed")
+    for group, command, option in (("request", "decline", "text"), ("inbox", "decline", "reason")):
+        declined = main.commands[group].commands[command]  # type: ignore[attr-defined]
+        [param] = [p for p in declined.params if p.name == option]
+        assert param.callback is text_from_stdin, (group, command)

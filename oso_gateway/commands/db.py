@@ -99,6 +99,15 @@ def school_code(ctx: click.Context, param: click.Parameter, value: str | None) -
     return None if parsed is None else str(parsed.code)
 
 
+def text_from_stdin(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    """A free-text option's value, or with ``-`` standard input (the text without its last
+    line break): text that may name a pupil then stays out of the shell's history and the
+    process list."""
+    if value != "-":
+        return value
+    return sys.stdin.read().rstrip("\r\n")
+
+
 def note_unless_served(services: Any, school: str | None) -> None:
     """A note on standard error when ``school`` is not one this gateway serves: its list is
     then empty for that reason, not because nothing happened."""

@@ -23,6 +23,7 @@ from oso_gateway.commands.db import (
     note_unless_served,
     school_code,
     services_or_exit,
+    text_from_stdin,
     when,
     write_private,
 )
@@ -243,7 +244,12 @@ def export_command(
 @inbox_group.command("decline")
 @_common
 @click.argument("message_id")
-@click.option("--reason", required=True, help="Why (kept for audit; never logged).")
+@click.option(
+    "--reason",
+    required=True,
+    callback=text_from_stdin,
+    help="Why (kept for audit; never logged; '-': read it from standard input).",
+)
 def decline_command(
     config_file: Path | None, school: str | None, as_json: bool, message_id: str, reason: str
 ) -> None:

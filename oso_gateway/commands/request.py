@@ -27,6 +27,7 @@ from oso_gateway.commands.db import (
     parse_school,
     school_code,
     services_or_exit,
+    text_from_stdin,
 )
 from oso_gateway.errors import GatewayError
 from oso_gateway.transfer.pull.payloads import DECLINE_REASONS
@@ -434,7 +435,12 @@ def answer_command(
     type=click.Choice(list(DECLINE_REASONS)),
     help="Why (other: give --text).",
 )
-@click.option("--text", default=None, help="With --reason other: the reason in words.")
+@click.option(
+    "--text",
+    default=None,
+    callback=text_from_stdin,
+    help="With --reason other: the reason in words ('-': read it from standard input).",
+)
 @json_option
 @wait_option
 @config_option
