@@ -317,6 +317,14 @@ def test_inbox_fetch_as_xml_json_and_chosen_categories_then_ack(api: LiveApi) ->
     assert as_json["dossier"]["huidigeschool"]["brincode"] == "00YY"
     bad = api.get(f"inbox/messages/{message_id}/dossier?categories=verzuim,nosuch", SCHOOL_B)
     assert bad.status_code == 400 and bad.json()["code"] == "OSO-E612"
+    # a miscased key, or a space after the comma, is E612 naming the key as well (was E606)
+    for query in ("Verzuim", "verzuim,%20Nosuch"):
+        odd = api.get(f"inbox/messages/{message_id}/dossier?categories={query}", SCHOOL_B)
+        assert (odd.status_code, odd.json()["code"]) == (400, "OSO-E612"), query
+    spaced = api.get(
+        f"inbox/messages/{message_id}/dossier?categories=verzuim,%20leerling", SCHOOL_B
+    )
+    assert spaced.status_code == 200  # the keys are stripped, as the CLI strips them
     [unknown] = bad.json()["errors"]  # names the key it does not know, and the known ones
     assert unknown["location"] == "categories" and "'nosuch'" in unknown["message"]
     assert "verzuim" in unknown["message"].split("known:")[1]

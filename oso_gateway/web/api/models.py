@@ -26,7 +26,9 @@ MESSAGE_ID = f"^{MESSAGE_ID_PATTERN}$"
 TEXT = f"^[^{FREE_TEXT_FORBIDDEN}]*$"
 NAME = f"^[^{NAME_FORBIDDEN}]*$"
 SCHOOL = f"^{BRIN_PATTERN}{VESTIGING_PATTERN}$"
-CATEGORIES = r"^[a-z]+(,[a-z]+)*$"
+#: a category list's form: the keys themselves are checked by the service, so that an unknown
+#: or miscased key (``Verzuim``) is E612 naming it, as on the command line (it was E606)
+CATEGORIES = r"^[A-Za-z ,_-]+$"
 
 InboxStatus = Literal["imported", "fetched", "declined", "duplicate"]
 OutboxStatus = Literal[
