@@ -36,11 +36,12 @@ class MessageNotFound(RemoteError):
 
 
 class SchoolNotInScope(RemoteError):
-    """The dossier's sending school is not one the API client (or the gateway) acts for."""
+    """The school a dossier or a call names (a dossier's sending school, a request's asking
+    school) is not one the API client (or the gateway) acts for."""
 
     code = "OSO-E603"
     http_status = 403
-    public_message = "The dossier's school is not one this credential may act for."
+    public_message = "The school named is not one this credential may act for."
     client_detail = True  # which school (a BRIN + vestiging code the caller sent, no pupil data)
 
 
