@@ -37,7 +37,7 @@ from oso_gateway.errors import (
 from oso_gateway.store import models as m
 from oso_gateway.store.disclosures import OutgoingMessage, PrivacyRecords
 from oso_gateway.store.lifecycle import PUSH_INZAGE, RECEIVED, REJECTED_FAILED, REQUEST, Lifecycle
-from oso_gateway.store.pull import RequestRecord
+from oso_gateway.store.pull import InzageEntry, RequestRecord
 from oso_gateway.store.repository import Store
 from oso_gateway.transfer.lifecycle import SubjectData
 
@@ -290,18 +290,7 @@ def access_command(config_file: Path | None, pupil: str | None, as_json: bool) -
     ]
     outgoing = [_outgoing_dict(o) for o in data.outgoing]
     requests = [_request_dict(data, r, settings) for r in data.requests]
-    inzage = [
-        {
-            "school": e.school,
-            "recorded_at": e.recorded_at.isoformat(),
-            "inzage_date": e.inzage_date,
-            "how": e.how,
-            "view_given": e.zienswijze,
-            "waived": e.waived,
-            "text_held": e.text_held,
-        }
-        for e in data.push_inzage
-    ]
+    inzage = [_inzage_dict(e) for e in data.push_inzage]
     more = _records_held(data)
     if as_json:
         answer = {"dossiers": rows, "outgoing": outgoing, "requests": requests}
@@ -332,6 +321,19 @@ def access_command(config_file: Path | None, pupil: str | None, as_json: bool) -
         click.echo(f"inzage for a push  {i['school']}  recorded {i['recorded_at']}  {text}")
 
 
+def _inzage_dict(e: InzageEntry) -> dict[str, Any]:
+    """An inzage record as subject access shows it: whether a view was given, never the text."""
+    return {
+        "school": e.school,
+        "recorded_at": e.recorded_at.isoformat(),
+        "inzage_date": e.inzage_date,
+        "how": e.how,
+        "view_given": e.zienswijze,
+        "waived": e.waived,
+        "text_held": e.text_held,
+    }
+
+
 def _records_held(data: SubjectData) -> dict[str, list[dict[str, Any]]]:
     """The records the old school keeps about the pupil besides the content: what was shared
     with whom and when (the parents' report), the parents' objections, the inzage of the
@@ -353,17 +355,7 @@ def _records_held(data: SubjectData) -> dict[str, list[dict[str, Any]]]:
             for o in data.objections
         ],
         "request_inzage": [
-            {
-                "request_id": request_id,
-                "school": e.school,
-                "recorded_at": e.recorded_at.isoformat(),
-                "inzage_date": e.inzage_date,
-                "how": e.how,
-                "view_given": e.zienswijze,
-                "waived": e.waived,
-                "text_held": e.text_held,
-            }
-            for request_id, e in data.request_inzage
+            {"request_id": request_id, **_inzage_dict(e)} for request_id, e in data.request_inzage
         ],
     }
 
