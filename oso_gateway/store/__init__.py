@@ -110,8 +110,9 @@ def _refuse_a_lost_key(settings: Settings) -> None:
         )
         raise ConfigError(
             f"storage.key_file {missing} does not exist, and the database holds data {under}: "
-            "restore that key file from your backup (a new key from `oso-gateway db keygen` "
-            "cannot read, or find, what is stored)"
+            "restore that key file, and the keyring (storage.keyring_file) when keys were "
+            "rotated, from the backup that goes with this database (a new key from "
+            "`oso-gateway db keygen` cannot read, or find, what is stored)"
         )
 
 
