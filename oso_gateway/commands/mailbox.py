@@ -213,11 +213,14 @@ def export_command(
     standard output and the summary (with --json too) to standard error."""
     from oso_gateway.transfer.mailbox import parse_categories
 
+    try:  # a wrong key is a usage error (exit 2), as `objection add --category` says it
+        keys = parse_categories(categories)
+    except GatewayError as exc:
+        fail(exc, status=2)
+
     def work(services: Any, scope: Any) -> tuple[str, bytes]:
         full: str = services.inbox.resolve(scope, message_id)
-        data: bytes = services.inbox.export(
-            scope, full, fmt=fmt, categories=parse_categories(categories)
-        )
+        data: bytes = services.inbox.export(scope, full, fmt=fmt, categories=keys)
         return full, data
 
     full_id, data = _run(config_file, school, work)
