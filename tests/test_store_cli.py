@@ -168,3 +168,28 @@ def test_a_database_readable_by_others_that_cannot_be_tightened_is_refused(
     assert f"chmod 600 {database}" in str(info.value)
     result = CliRunner().invoke(main, ["db", "current", "--config", str(config)])
     assert result.exit_code == 2 and "cannot be made private" in result.output
+
+
+def test_a_private_write_leaves_a_device_or_a_pipe_as_it_is(tmp_path: Path) -> None:
+    """`--out /dev/null` as root made /dev/null root's alone (0600): every other user's
+    programs then failed (found when a helper's walkthrough broke the machine's PostgreSQL).
+    A regular file is still made 0600; a FIFO (or a device) keeps its mode."""
+    import threading
+
+    from oso_gateway.commands.db import write_private
+
+    existing = tmp_path / "report.html"
+    existing.write_bytes(b"old")
+    existing.chmod(0o644)
+    write_private(existing, b"new")
+    assert existing.read_bytes() == b"new" and stat.S_IMODE(existing.stat().st_mode) == 0o600
+    fifo = tmp_path / "into-the-las"
+    os.mkfifo(fifo, 0o644)
+    fifo.chmod(0o644)  # whatever the umask
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    write_private(fifo, b"<dossier/>")
+    reader.join(10)
+    assert received == [b"<dossier/>"]
+    assert stat.S_IMODE(fifo.stat().st_mode) == 0o644  # not ours to change

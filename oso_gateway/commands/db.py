@@ -7,6 +7,7 @@ settings shares (default: ``$OSO_GATEWAY_CONFIG``; without either, defaults + en
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -252,11 +253,15 @@ def fail(exc: GatewayError, *, status: int = 1, hint: str | None = None) -> NoRe
 
 def write_private(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` readable by its owner only (0600) from the first byte on: a
-    dossier or a parents' report holds personal data (an existing file is made 0600 too)."""
+    dossier or a parents' report holds personal data (an existing file is made 0600 too). A
+    device or a pipe (``/dev/null``, a FIFO into the school's system) is written as it is: its
+    mode is not ours to change (run as root, ``--out /dev/null`` made /dev/null root's alone,
+    and every other user's programs failed: found by a helper's walkthrough)."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o600)
+            if stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                os.fchmod(handle.fileno(), 0o600)
             handle.write(data)
     except OSError as exc:
         fail(OutputUnwritable(f"cannot write {path}: {exc.strerror or type(exc).__name__}"))
