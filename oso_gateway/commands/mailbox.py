@@ -28,7 +28,7 @@ from oso_gateway.commands.db import (
     write_private,
 )
 from oso_gateway.commands.transfer import outbox_group
-from oso_gateway.errors import GatewayError
+from oso_gateway.errors import GatewayError, UnknownCategory
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -215,8 +215,8 @@ def export_command(
 
     try:  # a wrong key is a usage error (exit 2), as `objection add --category` says it
         keys = parse_categories(categories)
-    except GatewayError as exc:
-        fail(exc, status=2)
+    except UnknownCategory as exc:
+        fail(exc, status=2, hint=f"not a category key: {', '.join(exc.keys)}")
 
     def work(services: Any, scope: Any) -> tuple[str, bytes]:
         full: str = services.inbox.resolve(scope, message_id)

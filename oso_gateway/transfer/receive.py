@@ -47,6 +47,7 @@ from oso_gateway.errors import (
     RecipientUnknown,
     UnexpectedAction,
 )
+from oso_gateway.protocol import shown_id
 from oso_gateway.security.trust import TrustConfig
 from oso_gateway.security.wss import Identity, OpenPolicy, open_message
 from oso_gateway.transfer import wire
@@ -311,7 +312,9 @@ class ReceiveService:
             policy=self.config.policy,
             now=now,
         )
-        seen.message_id = opened.message_id
+        # logged and kept with a rejection only in a message id's form: the peer chose it
+        if shown_id(opened.message_id) == opened.message_id:
+            seen.message_id = opened.message_id
         signer_oin = opened.signer.oin
         if signer_oin is None:
             raise OinInvalid(

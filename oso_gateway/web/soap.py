@@ -17,7 +17,7 @@ from oso_gateway.errors import (
     RequestTooLarge,
     UnsupportedMediaType,
 )
-from oso_gateway.protocol import SOAP_CONTENT_TYPE, SOAP_PATH
+from oso_gateway.protocol import SOAP_CONTENT_TYPE, SOAP_PATH, shown_media_type
 from oso_gateway.transfer import wire
 from oso_gateway.transfer.receive import ReceiveService
 
@@ -79,7 +79,8 @@ def messages(school: str | None = None) -> Response:
     service = _service()
     now = datetime.now(UTC)
     if request.mimetype != "text/xml":
-        return _reject(service, UnsupportedMediaType(f"Content-Type {request.mimetype!r}"), now)
+        problem = UnsupportedMediaType(f"Content-Type {shown_media_type(request.mimetype)}")
+        return _reject(service, problem, now)
     try:
         data = _read_body()
     except RequestEntityTooLarge:

@@ -30,10 +30,9 @@ from werkzeug.exceptions import HTTPException
 from oso_gateway import __version__
 from oso_gateway import errors as se
 from oso_gateway.errors import GatewayError
-from oso_gateway.protocol import shown_id
 from oso_gateway.web.api import models as am
 from oso_gateway.web.api.context import API_PREFIX, SERVICES_KEY
-from oso_gateway.web.api.problems import problem, problem_response_spec
+from oso_gateway.web.api.problems import logged_path, problem, problem_response_spec
 
 if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.config import Settings
@@ -263,7 +262,7 @@ def _install_error_handlers(app: SchoolApi) -> None:
 
     @app.errorhandler(GatewayError)
     def _gateway_error(exc: GatewayError) -> Response:
-        log.info("school API %s %s: %s %r", request.method, _logged_path(), exc.code, exc.detail)
+        log.info("school API %s %s: %s %r", request.method, logged_path(), exc.code, exc.detail)
         extra = {"duplicate_of": exc.original} if isinstance(exc, se.DuplicateDossier) else None
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else {}
         retry_after = getattr(exc, "retry_after", None)
@@ -282,21 +281,8 @@ def _install_error_handlers(app: SchoolApi) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        log.exception("school API %s %s failed", request.method, _logged_path())
+        log.exception("school API %s %s failed", request.method, logged_path())
         return problem(se.ApiInternalError)
-
-
-def _logged_path() -> str:
-    """The call's path for the process log: the route with its id when that is one, never what
-    was typed where an id goes (a school system put a pupil's name and BSN there, and the log
-    held it: a privacy walkthrough). No route: the prefix only."""
-    rule = request.url_rule
-    if rule is None:
-        return API_PREFIX + "/… (no such route)"
-    path = rule.rule
-    for name, value in (request.view_args or {}).items():
-        path = path.replace(f"<{name}>", shown_id(str(value)))
-    return path
 
 
 def _client_errors(exc: GatewayError) -> list[dict[str, str]] | None:

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Response, current_app, g, jsonify, request
 
 from oso_gateway.errors import ApiUnsupportedMediaType
+from oso_gateway.protocol import shown_media_type
 from oso_gateway.transfer.mailbox import InboxService, ListFilter, OutboxService, Scope
 from oso_gateway.web.api.models import InboxListQuery, OutboxListQuery
 
@@ -57,5 +58,5 @@ def page_json(
 def xml_body() -> bytes:
     """The request body, which must be XML (``application/xml`` or ``text/xml``)."""
     if request.mimetype not in XML_TYPES:
-        raise ApiUnsupportedMediaType(f"Content-Type {request.mimetype[:80]!r}")
+        raise ApiUnsupportedMediaType(f"Content-Type {shown_media_type(request.mimetype)}")
     return request.get_data(cache=False)

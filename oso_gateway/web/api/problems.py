@@ -14,6 +14,8 @@ from typing import Any
 from flask import Response, request
 
 from oso_gateway.errors import GatewayError
+from oso_gateway.protocol import shown_id
+from oso_gateway.web.api.context import API_PREFIX
 
 PROBLEM_TYPE = "application/problem+json"
 
@@ -40,7 +42,8 @@ def problem(
         "status": cls.http_status,
         "detail": detail,
         "code": cls.code,
-        "instance": request.path[:200] if request else None,
+        # the route with its id, never what was typed where an id goes (it is echoed back)
+        "instance": logged_path() if request else None,
     }
     if errors:
         body["errors"] = errors
@@ -60,3 +63,16 @@ def problem_response_spec(description: str) -> dict[str, Any]:
         "description": description,
         "content": {PROBLEM_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
+
+
+def logged_path() -> str:
+    """The call's path for the process log: the route with its id when that is one, never what
+    was typed where an id goes (a school system put a pupil's name and BSN there, and the log
+    held it: a privacy walkthrough). No route: the prefix only."""
+    rule = request.url_rule
+    if rule is None:
+        return API_PREFIX + "/… (no such route)"
+    path = rule.rule
+    for name, value in (request.view_args or {}).items():
+        path = path.replace(f"<{name}>", shown_id(str(value)))
+    return path
