@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gateway_pair import (
@@ -569,13 +570,13 @@ def test_a_decline_written_while_the_dossier_is_queued_undoes_the_queueing(
     request_id, data = _request(pp)
     _waive(pp, request_id)  # the dossier is queued as soon as it is handed in
     service = pp.old.pull
-    real = service._inzage_done
+    real = service._released_at_hand_in
 
     def decline_first(record: RequestRecord) -> bool:
         service.decline(request_id, reason="not-our-pupil")  # another client, meanwhile
         return real(record)
 
-    monkeypatch.setattr(service, "_inzage_done", decline_first)
+    monkeypatch.setattr(service, "_released_at_hand_in", decline_first)
     with pytest.raises(GatewayError) as info:
         service.answer_with_dossier(request_id, data)
     assert _code(info) == "OSO-E474"
@@ -1063,3 +1064,46 @@ def test_the_digest_of_a_request_or_an_answer_cannot_be_matched_to_a_guessed_pup
         assert digest(unsalted(first)) == digest(unsalted(second))  # what a guess rebuilds
         assert digest(first) != digest(second) != digest(unsalted(second))
         assert parse(unsalted(first)) == parse(first)
+
+
+def test_an_inzage_releases_only_the_dossier_the_parents_were_shown(
+    pp: PullPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A security review: an inzage whose release failed (here: the sealing) stayed recorded,
+    and the next hand-in left at once, unseen; a hand-in between the inzage's record and its
+    release was released in the shown one's place. Now a new hand-in is held again, and a
+    release takes only the hold the parents were shown (else E474, nothing queued)."""
+    from oso_gateway.transfer.pull import service as service_module
+
+    request_id, data = _request(pp)
+    service = pp.old.pull
+    assert service.answer_with_dossier(request_id, data).outcome == "held"
+    real_prepare = service_module.prepare_dossier
+
+    def fails_once(*args: object, **kwargs: object) -> object:
+        monkeypatch.setattr(service_module, "prepare_dossier", real_prepare)
+        raise GatewayError("sealing failed")
+
+    monkeypatch.setattr(service_module, "prepare_dossier", fails_once)
+    with pytest.raises(GatewayError):
+        service.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
+    assert service.answer_with_dossier(request_id, data).outcome == "held"  # not queued
+    assert _old(pp, request_id).delivery_message_id is None
+
+    real_record = service.requests.record_inzage
+
+    def handed_in_meanwhile(**kwargs: Any) -> Any:
+        service.answer_with_dossier(request_id, data)  # the school API, meanwhile
+        return real_record(**kwargs)
+
+    monkeypatch.setattr(service.requests, "record_inzage", handed_in_meanwhile)
+    with pytest.raises(GatewayError) as info:
+        service.record_inzage(request_id, inzage_date=date(2026, 1, 6), how="paper")
+    assert _code(info) == "OSO-E474" and "record the inzage again" in info.value.detail
+    monkeypatch.undo()
+    held = _old(pp, request_id)
+    assert held.held and held.delivery_message_id is None
+    related = [r for r in pp.old.store.list_messages(direction=m.OUT) if r.relates_to == request_id]
+    assert wire.ACTION_DELIVER not in [r.action for r in related]
+    released = service.record_inzage(request_id, inzage_date=date(2026, 1, 7), how="paper")
+    assert released is not None and released.outcome == "queued"

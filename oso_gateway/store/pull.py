@@ -9,6 +9,7 @@ transaction each.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -434,6 +435,22 @@ class PullStore:
     def held_payload(self, pk: int) -> bytes | None:
         return self._blob(pk, "held_ciphertext", "held")
 
+    def held_with_token(self, pk: int) -> tuple[bytes, str] | None:
+        """The held dossier and a token of exactly this hold (the SHA-256 of its ciphertext,
+        new with every hand-in), read together: ``release_in`` releases only the hold the
+        token names, so the dossier that leaves is the one the parents were shown."""
+
+        def work(session: Session) -> tuple[bytes, bytes | None, str]:
+            row = session.get(m.PullRequest, pk)
+            if row is None:
+                raise LookupError(f"no request row {pk}")
+            return _aad(row, "held"), row.held_ciphertext, row.key_id
+
+        aad, blob, key_id = self._read(work)
+        if blob is None:
+            return None
+        return self.cipher.decrypt(blob, aad=aad, key_id=key_id), held_token(blob)
+
     # --- inzage --------------------------------------------------------------------------------
 
     def record_inzage(
@@ -525,13 +542,32 @@ def _unanswered(session: Session, pk: int) -> m.PullRequest:
     return row
 
 
+def held_token(ciphertext: bytes) -> str:
+    """A token of one hold: the SHA-256 of the held dossier's ciphertext (new at every
+    hand-in: a fresh data key and nonce)."""
+    return hashlib.sha256(ciphertext).hexdigest()
+
+
 def release_in(
-    session: Session, pk: int, *, delivery_message_id: str, now: datetime
+    session: Session,
+    pk: int,
+    *,
+    delivery_message_id: str,
+    now: datetime,
+    held: str | None = None,
 ) -> RequestRecord:
     """In the caller's transaction (the one that queues the delivery): drop the held dossier
     and remember the delivery's MessageID; E474, undoing the queueing, when the request was
-    closed or answered meanwhile."""
+    closed or answered meanwhile, or (``held``: a ``held_token``) when the dossier held is no
+    longer that one (handed in again since the parents were shown it)."""
     row = _unanswered(session, pk)
+    if held is not None and (
+        row.held_ciphertext is None or held_token(row.held_ciphertext) != held
+    ):
+        raise RequestStateInvalid(
+            f"request {row.request_id}: the dossier held changed while the inzage was "
+            "recorded; record the inzage again once the parents saw the one held now"
+        )
     row.held_ciphertext = None
     row.delivery_message_id = delivery_message_id
     row.updated_at = now

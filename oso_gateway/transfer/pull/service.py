@@ -506,7 +506,7 @@ class PullService:
             record = self.accept(
                 request_id, ready_by=now.date(), now=now, schools=(record.our_school,)
             )
-        if not self._inzage_done(record):
+        if not self._released_at_hand_in(record):
             self.requests.hold(record.pk, dossier, now=now, name_warning=name_warning)
             log.info("request %s: dossier held until the parents' inzage", request_id)
             held = self.find(request_id, side=m.HOLDER, schools=(record.our_school,))
@@ -537,7 +537,8 @@ class PullService:
         self._check_inzage_args(
             record.our_school, inzage_date, how, waiver, now=now, zienswijze=zienswijze
         )
-        if waiver is None and not record.held:
+        shown = self.requests.held_with_token(record.pk)  # what the parents were shown
+        if waiver is None and shown is None:
             raise RequestStateInvalid(
                 f"request {request_id}: no dossier is held for the parents' inzage; hand in "
                 "the dossier first (the inzage is of the dossier that goes)"
@@ -552,10 +553,11 @@ class PullService:
             waiver=waiver,
             now=now,
         )
-        held = self.requests.held_payload(record.pk)
-        if held is None:
+        if shown is None:  # a waiver before the hand-in: the dossier goes when handed in
             return None
-        return self._deliver(record, held, now=now, name_warning=record.name_warning)
+        # exactly the dossier shown: one handed in again meanwhile is not released (E474)
+        dossier, token = shown
+        return self._deliver(record, dossier, now=now, name_warning=record.name_warning, held=token)
 
     def record_push_inzage(
         self,
@@ -703,14 +705,16 @@ class PullService:
             log.warning("request %s: the family name differs (warning)", record.request_id)
         return result.name_warning
 
-    def _inzage_done(self, record: RequestRecord) -> bool:
+    def _released_at_hand_in(self, record: RequestRecord) -> bool:
+        """Whether a dossier handed in now goes at once: under a policy that needs no inzage,
+        or after a waiver the policy allows. An inzage recorded before is of another dossier
+        (one held then, whose release failed or that is handed in again): it released this
+        one unseen (a security review); the new one is held, for the parents to see."""
         policy = self.settings.policy_for(record.our_school)
         if policy.inzage == INZAGE_NOT_REQUIRED:
             return True
         entry = self.requests.find_inzage(school=record.our_school, request_pk=record.pk)
-        if entry is None:
-            return False
-        return not entry.waived or policy.inzage == INZAGE_OR_WAIVER
+        return entry is not None and entry.waived and policy.inzage == INZAGE_OR_WAIVER
 
     def _check_inzage_args(
         self,
@@ -738,8 +742,16 @@ class PullService:
             raise InzageMissing(f"the inzage date {inzage_date} lies in the future")
 
     def _deliver(
-        self, record: RequestRecord, dossier: bytes, *, now: datetime, name_warning: bool
+        self,
+        record: RequestRecord,
+        dossier: bytes,
+        *,
+        now: datetime,
+        name_warning: bool,
+        held: str | None = None,
     ) -> AnswerOutcome:
+        """Seal and queue ``dossier`` for the request; ``held``: release only while the hold
+        is still that one (``store.pull.held_token``)."""
         prepared = prepare_dossier(
             dossier,
             to=School.parse(record.counterpart_school),
@@ -753,7 +765,9 @@ class PullService:
 
         def release(session: Any, _queued: Any) -> None:  # in the queueing transaction
             released.append(
-                release_in(session, record.pk, delivery_message_id=prepared.message_id, now=now)
+                release_in(
+                    session, record.pk, delivery_message_id=prepared.message_id, now=now, held=held
+                )
             )
 
         self.outbox.enqueue(prepared, after_insert=release)
