@@ -120,16 +120,20 @@ def load_identities(settings: Settings) -> tuple[Identity, ...]:
     return tuple(result)
 
 
-def require_stored_keys(services: GatewayServices) -> None:
+def _require_stored_keys(store: Store) -> None:
     """Refuse (``ConfigError``) a database whose stored items name storage keys that the
-    configuration does not provide (``transfer.lifecycle.require_stored_keys``): for the
-    long-running writers, ``serve`` and ``outbox run``, before they take anything in."""
+    configuration does not provide (``transfer.lifecycle.require_stored_keys``), before any
+    command that builds its services writes under another key: ``serve`` and ``outbox run``
+    were refused, ``send`` and ``request send`` wrote on (a security review)."""
     from oso_gateway.store.lifecycle import Lifecycle
     from oso_gateway.transfer import lifecycle
 
-    store = services.store
     if store.cipher is not None:
-        lifecycle.require_stored_keys(Lifecycle(store.engine, store.cipher))
+        try:
+            lifecycle.require_stored_keys(Lifecycle(store.engine, store.cipher))
+        except BaseException:
+            store.engine.dispose()
+            raise
 
 
 def first_identity(settings: Settings) -> Identity:
@@ -219,6 +223,8 @@ def build_services(
         directory = LiveDirectory(FileDirectorySource(settings.require_directory_file()))
     if store is None:
         store = open_store(settings, check_schema=check_schema)
+        if check_schema:  # every command that can write builds its services here
+            _require_stored_keys(store)
     dup = settings.duplicates
     inbound = StoreInbound(
         store,

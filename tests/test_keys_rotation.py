@@ -399,7 +399,8 @@ def test_a_writer_refuses_to_start_over_data_whose_storage_key_is_not_configured
 ) -> None:
     """Restored without its keyring, a gateway started "ready" and stored new dossiers under
     the key file's key; with the keyring back they could not be opened (an operator's
-    walkthrough). ``outbox run`` (and ``serve``, through the same check) now refuse, exit 2."""
+    walkthrough). Every command that builds the gateway's services (``serve``, ``outbox run``,
+    ``send``, ``request``, the mailbox commands) now refuses, exit 2."""
     from datetime import UTC, datetime
 
     from click.testing import CliRunner
@@ -415,11 +416,9 @@ def test_a_writer_refuses_to_start_over_data_whose_storage_key_is_not_configured
     data = generate_dossier(overstap="POVO", seed=3, now=datetime.now(UTC)).decode()
     bsn = data.split("<bsn>")[1].split("<")[0]
     birth = data.split("<geboortedatum>")[1].split("<")[0]
-    sent = runner.invoke(
-        main,
-        ["request", "send", "--config", config, "--from", "01AB00", "--to", "00YY00",
-         "--bsn", bsn, "--birth-date", birth, "--family-name", "Jansen"],
-    )  # fmt: skip
+    ask = ["request", "send", "--config", config, "--from", "01AB00", "--to", "00YY00",
+           "--bsn", bsn, "--birth-date", birth, "--family-name", "Jansen"]  # fmt: skip
+    sent = runner.invoke(main, ask)
     assert sent.exit_code == 0, sent.output  # a request: its pupil facts under the new key
     assert runner.invoke(main, ["outbox", "run", "--once", "--config", config]).exit_code == 0
     keyring = gateway.config_file.parent / "storage-keyring.json"
@@ -428,5 +427,8 @@ def test_a_writer_refuses_to_start_over_data_whose_storage_key_is_not_configured
     refused = runner.invoke(main, ["outbox", "run", "--once", "--config", config])
     assert refused.exit_code == 2, refused.output
     assert "OSO-E501" in refused.output and "restore the keyring" in refused.output
+    # every command that builds the gateway's services: `request send` wrote on (a review)
+    again = runner.invoke(main, [*ask, "--json"])
+    assert again.exit_code == 2 and "OSO-E501" in again.output, again.output
     (tmp_path / "elsewhere.json").rename(keyring)  # restored: it runs again
     assert runner.invoke(main, ["outbox", "run", "--once", "--config", config]).exit_code == 0

@@ -204,7 +204,6 @@ def _start(
     console on its own listener. A problem ends the command with its code."""
     from oso_gateway.runtime import (
         build_services,
-        require_stored_keys,
         start_console_in_thread,
         start_gateway,
         start_metrics_in_thread,
@@ -213,7 +212,6 @@ def _start(
 
     try:
         services = build_services(settings)
-        require_stored_keys(services)
         running = start_gateway(
             settings,
             services,

@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from oso_gateway.commands.db import config_option, fail, parse_school, services_or_exit
+from oso_gateway.commands.db import config_option, parse_school, services_or_exit
 from oso_gateway.errors import (
-    ConfigError,
     GatewayError,
     RecipientCertificateUntrusted,
     UnknownSchool,
@@ -214,16 +213,10 @@ def _not_due(services: Any) -> str:
 def run_command(once: bool, poll_interval: float, config_file: Path | None) -> None:
     """Deliver due messages (claims each exclusively: several workers may run at once)."""
     configure_logging()
-    from oso_gateway.runtime import require_stored_keys
     from oso_gateway.transfer.auditlog import anchor_periodically, maybe_anchor
 
-    services = services_or_exit(config_file)
+    services = services_or_exit(config_file)  # refuses stored keys it lacks (exit 2)
     identity = services.identities[0]
-    try:
-        require_stored_keys(services)
-    except ConfigError as exc:
-        services.close()
-        fail(exc, status=2)
     try:
         if once:
             stats = services.outbox.run_once()
