@@ -57,6 +57,13 @@ BRIN_PATTERN: Final = r"[0-9]{2}[0-9A-Z]{2}"
 VESTIGING_PATTERN: Final = r"[0-9]{2}"
 SCHOOL_PATTERN: Final = f"{BRIN_PATTERN}({VESTIGING_PATTERN})?"
 
+#: wsa:Action of the pull workflow's request and answer (``transfer.pull.payloads``)
+ACTION_REQUEST: Final = "urn:oso-gateway:action:dossier:request:1"
+ACTION_ANSWER: Final = "urn:oso-gateway:action:dossier:answer:1"
+#: their size in the transfer log, rounded up to this: a request's exact size gave away the
+#: length of the pupil's name, an answer's that of a decline's text (a security review)
+PULL_SIZE_STEP: Final = 1024
+
 #: The path of the SOAP endpoint on a gateway (mutual TLS), and the media type of its messages.
 SOAP_PATH: Final = "/oso/v1/messages"
 SOAP_CONTENT_TYPE: Final = "text/xml; charset=utf-8"

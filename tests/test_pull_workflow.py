@@ -1107,3 +1107,24 @@ def test_an_inzage_releases_only_the_dossier_the_parents_were_shown(
     assert wire.ACTION_DELIVER not in [r.action for r in related]
     released = service.record_inzage(request_id, inzage_date=date(2026, 1, 7), how="paper")
     assert released is not None and released.outcome == "queued"
+
+
+def test_the_logged_size_of_a_request_does_not_give_the_names_length(pp: PullPair) -> None:
+    """The transfer log named a request's exact size: "Li" and "Vermeulen-Oosterhuis" differed
+    by their length (a security review). The pull workflow's sizes are rounded up to 1 KiB."""
+    data = dossier(pp.clock)
+    ids = [
+        pp.new.pull.send_request(
+            requesting=NEW, old_school=OLD, pupil=pupil_of(data, family_name=name)
+        ).request_id
+        for name in ("Li", "Vermeulen-Oosterhuis")
+    ]
+    pp.drain()
+    for gateway in (pp.new, pp.old):
+        sizes = {
+            e.event["message_id"]: e.event.get("size_bytes")
+            for e in gateway.store.log_entries()
+            if e.event.get("message_id") in ids and e.event.get("size_bytes")
+        }
+        assert set(sizes) == set(ids)
+        assert len(set(sizes.values())) == 1 and int(next(iter(sizes.values()))) % 1024 == 0

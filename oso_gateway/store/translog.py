@@ -20,6 +20,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from oso_gateway.errors import LogChainBroken
+from oso_gateway.protocol import ACTION_ANSWER, ACTION_REQUEST, PULL_SIZE_STEP
 from oso_gateway.store import models as m
 from oso_gateway.store.logchain import (
     FIELD_FORMATS,
@@ -105,6 +106,10 @@ def message_log_event(
     school = get("counterpart_school") or ""
     ours = get("our_school") or ""
     size = get("payload_size")
+    if size is None:
+        size = get("message_size")
+    if size is not None and get("action") in (ACTION_REQUEST, ACTION_ANSWER):
+        size = -(-size // PULL_SIZE_STEP) * PULL_SIZE_STEP  # no name's length (see there)
     fields: dict[str, object] = {
         "direction": direction,
         "message_id": get("message_id"),
@@ -115,7 +120,7 @@ def message_log_event(
         "counterpart_oin": get("counterpart_oin"),
         "school_brin": ours[:4] or None,
         "school_vestiging": ours[4:] or None,
-        "size_bytes": size if size is not None else get("message_size"),
+        "size_bytes": size,
         "attempt": get("attempts") or None,
         "payload_digest": get("payload_digest"),
         "peer_fingerprint" if direction == m.OUT else "signer_fingerprint": get(

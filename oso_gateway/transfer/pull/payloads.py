@@ -14,6 +14,7 @@ from typing import Any
 
 from lxml import etree
 
+from oso_gateway import protocol
 from oso_gateway.dossier.rules import bsn_is_valid, onderwijsnummer_is_valid
 from oso_gateway.dossier.schema import compiled_schema
 from oso_gateway.errors import (
@@ -29,9 +30,9 @@ ANSWER_NS = "urn:oso-gateway:answer:1"
 REQUEST_SCHEMA = "oso_gateway_request.xsd"
 ANSWER_SCHEMA = "oso_gateway_answer.xsd"
 
-#: wsa:Action of the two kinds
-ACTION_REQUEST = "urn:oso-gateway:action:dossier:request:1"
-ACTION_ANSWER = "urn:oso-gateway:action:dossier:answer:1"
+#: wsa:Action of the two kinds (defined with the protocol's other constants)
+ACTION_REQUEST = protocol.ACTION_REQUEST
+ACTION_ANSWER = protocol.ACTION_ANSWER
 
 ACCEPTED = "accepted"
 DECLINED = "declined"
