@@ -145,17 +145,20 @@ def first_identity(settings: Settings) -> Identity:
 
 
 def load_identity_certificates(settings: Settings) -> list[x509.Certificate]:
-    """Our identities' certificates and those of earlier ones (``log.earlier_cert_files``):
-    what anchors are verified with (no private key is read)."""
-    current = [
+    """Our identities' certificates (what anchors are verified with; no private key is read)."""
+    return [
         load_certificate(_read(ident.cert_file, what="certificate file"))
         for ident in settings.identities
     ]
-    earlier = [
+
+
+def load_earlier_certificates(settings: Settings) -> list[x509.Certificate]:
+    """The certificates of identities this gateway held before (``log.earlier_cert_files``):
+    ``log verify`` accepts an anchor one of them signed within its validity."""
+    return [
         load_certificate(_read(path, what="log.earlier_cert_files file"))
         for path in settings.log.earlier_cert_files
     ]
-    return current + earlier
 
 
 def load_trust(settings: Settings, *, extra_crls: Sequence[Path] = ()) -> TrustConfig:

@@ -250,28 +250,43 @@ def test_edited_anchor_is_detected_and_its_line_named(config: Path) -> None:
 def test_anchor_signed_by_another_gateway_is_refused(config: Path) -> None:
     from oso_gateway.security.keys import load_certificate, load_private_key
 
-    anchor = logchain.make_anchor(
-        seq=10,
-        head_hash=_store(config).log_entries()[-1].hash,
-        now=T0,
-        key=load_private_key((DEV / f"gateway-{OTHER_OIN}.key.pem").read_bytes()),
-        certificate=load_certificate((DEV / f"gateway-{OTHER_OIN}.crt.pem").read_bytes()),
-    )
+    previous = DEV / f"gateway-{OTHER_OIN}.crt.pem"
+    certificate = load_certificate(previous.read_bytes())
     path = load_settings(config, {}).anchor_file
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(anchor.to_json() + "\n")
+
+    def anchored_at(at: datetime) -> None:
+        anchor = logchain.make_anchor(
+            seq=10,
+            head_hash=_store(config).log_entries()[-1].hash,
+            now=at,
+            key=load_private_key((DEV / f"gateway-{OTHER_OIN}.key.pem").read_bytes()),
+            certificate=certificate,
+        )
+        path.write_text(anchor.to_json() + "\n")
+
+    within = certificate.not_valid_before_utc + timedelta(days=1)
+    anchored_at(within)
     result = _run(config, "verify")
     assert result.exit_code == 1
     assert "not ours" in result.output
     assert "log.earlier_cert_files" in result.output  # what to do after a renewal
     # a certificate named explicitly (say, our previous one) is accepted
-    previous = str(DEV / f"gateway-{OTHER_OIN}.crt.pem")
-    assert _run(config, "verify", "--cert", previous).exit_code == 0
+    assert _run(config, "verify", "--cert", str(previous)).exit_code == 0
     # or listed in the configuration, so that a daily check from monitoring passes after a
     # renewal (it failed as if the log were tampered with: an operator's walkthrough)
     with config.open("a", encoding="utf-8") as out:
-        out.write(f"\n[log]\nearlier_cert_files = [{json.dumps(previous)}]\n")
+        out.write(f"\n[log]\nearlier_cert_files = [{json.dumps(str(previous))}]\n")
     assert _run(config, "verify").exit_code == 0
+    # but only for an anchor dated within that certificate's validity: an old key, let go
+    # less carefully than the current one, cannot sign a new head (a security review)
+    for outside in (
+        certificate.not_valid_before_utc - timedelta(days=1),
+        certificate.not_valid_after_utc + timedelta(days=1),
+    ):
+        anchored_at(outside)
+        late = _run(config, "verify")
+        assert late.exit_code == 1 and "outside that certificate's validity" in late.output
 
 
 def test_malformed_anchor_file_fails_verification_naming_the_line(config: Path) -> None:

@@ -328,27 +328,36 @@ def _to_verify(
     cert_files: tuple[Path, ...],
     *,
     as_json: bool,
-) -> tuple[list[Any], Any, list[Any]]:
+) -> tuple[Any, Any, list[Any]]:
     """``log verify``'s input: the anchors' certificates, the chain's base and the events
     (from the database, with archives, or from an export). A log that cannot be read is no
     verdict on it: exit 3 (2 for the configuration), with --json ``"ok": null``; a file that is
     no export is BROKEN (exit 1)."""
     from oso_gateway.errors import SchemaNotCurrent
-    from oso_gateway.runtime import load_identity_certificates
+    from oso_gateway.runtime import load_earlier_certificates, load_identity_certificates
     from oso_gateway.store import open_store
-    from oso_gateway.transfer.auditlog import chain_start, merge_segments, read_export, read_log
+    from oso_gateway.transfer.auditlog import (
+        Signers,
+        chain_start,
+        merge_segments,
+        read_export,
+        read_log,
+    )
 
     try:
-        certificates = load_identity_certificates(settings)
-        certificates += [_certificate(path) for path in cert_files]
+        # ours now; earlier ones (the configuration's, --cert) only within their validity
+        earlier = load_earlier_certificates(settings) + [_certificate(p) for p in cert_files]
+        signers = Signers(
+            current=tuple(load_identity_certificates(settings)), earlier=tuple(earlier)
+        )
         if export_file is not None:
             rows = read_export(export_file)
-            return certificates, chain_start(rows), rows
+            return signers, chain_start(rows), rows
         base, rows = read_log(open_store(settings, require_key=False))
         if archive_files:
             rows = merge_segments([*(read_export(f) for f in archive_files), rows])
             base = chain_start(rows)
-        return certificates, base, rows
+        return signers, base, rows
     except GatewayError as exc:  # not a verdict on the log: it could not be read
         status = 2 if isinstance(exc, ConfigError | SchemaNotCurrent) else 3
         if as_json:

@@ -397,10 +397,57 @@ class LogReport:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Signers:
+    """Whose anchor signatures ``verify_log`` accepts: our identities' certificates, and
+    earlier ones (a renewal) only for an anchor dated within the certificate's validity, so
+    that an old key, which may have been let go less carefully than a current one, cannot sign
+    a new head (a security review)."""
+
+    current: tuple[x509.Certificate, ...]
+    earlier: tuple[x509.Certificate, ...] = ()
+
+
+def _outside_validity(anchor: Anchor, certificate: x509.Certificate) -> bool:
+    try:
+        at = datetime.fromisoformat(anchor.at.replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    if at.tzinfo is None:
+        return True
+    return not certificate.not_valid_before_utc <= at <= certificate.not_valid_after_utc
+
+
+def _anchor_problem(
+    number: int,
+    anchor: Anchor,
+    current: dict[str, x509.Certificate],
+    earlier: dict[str, x509.Certificate],
+) -> str:
+    """What is wrong with one anchor's signer or signature ("" when nothing)."""
+    fp = anchor.signer_fingerprint
+    certificate = current.get(fp) or earlier.get(fp)
+    if certificate is None:
+        return (
+            f"anchor {number} was signed by a certificate that is not ours ({fp}); after a "
+            "renewal, list the old certificate in log.earlier_cert_files (or pass it with --cert)"
+        )
+    if fp not in current and _outside_validity(anchor, certificate):
+        return (
+            f"anchor {number} was signed by an earlier certificate of ours, dated "
+            f"{anchor.at[:40]!r}, outside that certificate's validity"
+        )
+    try:
+        verify_anchor(anchor, certificate)
+    except LogAnchorInvalid as exc:
+        return f"anchor {number}: {exc.detail}"
+    return ""
+
+
 def verify_log(
     rows: Sequence[StoredEvent],
     anchors: Sequence[Anchor],
-    certificates: Sequence[x509.Certificate],
+    certificates: Sequence[x509.Certificate] | Signers,
     *,
     base: tuple[int, str] = (0, GENESIS),
 ) -> LogReport:
@@ -412,22 +459,12 @@ def verify_log(
     names (each pruning step signs one before it deletes) and whose pruning the chain records
     (``translog.PRUNE_OPERATION``): a prefix deleted any other way is refused.
     """
-    by_fp = {fingerprint(c): c for c in certificates}
+    signers = certificates if isinstance(certificates, Signers) else Signers(tuple(certificates))
+    current = {fingerprint(c): c for c in signers.current}
+    earlier = {fingerprint(c): c for c in signers.earlier}
     last_seq = anchors[-1].seq if anchors else None
     for number, anchor in enumerate(anchors, start=1):
-        certificate = by_fp.get(anchor.signer_fingerprint)
-        problem = ""
-        if certificate is None:
-            problem = (
-                f"anchor {number} was signed by a certificate that is not ours "
-                f"({anchor.signer_fingerprint}); after a renewal, list the old certificate in "
-                "log.earlier_cert_files (or pass it with --cert)"
-            )
-        else:
-            try:
-                verify_anchor(anchor, certificate)
-            except LogAnchorInvalid as exc:
-                problem = f"anchor {number}: {exc.detail}"
+        problem = _anchor_problem(number, anchor, current, earlier)
         if problem:
             return LogReport(
                 ok=False,
