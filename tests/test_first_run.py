@@ -220,6 +220,35 @@ def test_a_missing_key_file_of_a_database_with_only_objections_says_restore_it(
     assert "parents' objections" in lost.output and "db keygen --out" not in lost.output
 
 
+def test_another_storage_key_over_a_database_with_objections_is_refused(
+    tmp_path: Path,
+) -> None:
+    """With another key file (not a missing one), the objections were found no more and
+    `objection list` answered nothing, silently: the category would have been sent (a
+    security review). The database now holds a check value of its lookup key."""
+    config, key_file = _gateway_with_key_file(tmp_path)
+    objection = ["objection", "list", "--config", str(config), "--school", "00YY00",
+                 "--bsn", "999999187"]  # fmt: skip
+    added = CliRunner().invoke(
+        main,
+        ["objection", "add", "--config", str(config), "--school", "00YY00", "--bsn", "-",
+         "--category", "toetsresultaten"],
+        input="999999187\n",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert CliRunner().invoke(main, objection).output.split() == ["toetsresultaten"]
+    original = key_file.read_bytes()
+    key_file.unlink()
+    made = CliRunner().invoke(main, ["db", "keygen", "--out", str(key_file)])
+    assert made.exit_code == 0 and key_file.read_bytes() != original
+    for command in (objection, ["outbox", "list", "--config", str(config)]):
+        refused = CliRunner().invoke(main, command)
+        assert refused.exit_code == 2, refused.output
+        assert "OSO-E501" in refused.output and "keyed hashes" in refused.output
+    key_file.write_bytes(original)  # the right one again
+    assert CliRunner().invoke(main, objection).output.split() == ["toetsresultaten"]
+
+
 def test_a_missing_key_file_of_a_new_gateway_still_says_keygen(tmp_path: Path) -> None:
     config, _missing = _gateway_with_key_file(tmp_path, write=False)
     result = CliRunner().invoke(main, ["outbox", "list", "--config", str(config)])

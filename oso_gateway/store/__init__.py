@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy import insert, select
+
 from oso_gateway.errors import ConfigError, DatabaseMissing
 from oso_gateway.store.api_clients import ApiClientStore  # also puts its tables on Base.metadata
 from oso_gateway.store.crypto import AtRestCipher
@@ -91,7 +93,52 @@ def open_store(settings: Settings, *, check_schema: bool = True, require_key: bo
     engine = create_store_engine(settings.database_url)
     if check_schema:
         check_schema_current(engine)
-    return Store(engine, AtRestCipher(provider=provider) if provider is not None else None)
+    store = Store(engine, AtRestCipher(provider=provider) if provider is not None else None)
+    if check_schema and provider is not None:
+        try:
+            check_lookup_key(store)
+        except BaseException:
+            engine.dispose()
+            raise
+    return store
+
+
+#: what ``check_lookup_key`` hashes (a fixed text: the check tells keys apart, nothing else)
+_LOOKUP_CHECK = ("store-check", "the lookup key of this database")
+
+
+def check_lookup_key(store: Store) -> None:
+    """``ConfigError`` when the configured keys' lookup key is not the one this database's
+    keyed hashes were made with (objections, the search index): with another key every
+    look-up found nothing, silently, and a parents' objection no longer withheld its category
+    (a security review). The first store to open a database records its check value."""
+    from sqlalchemy.exc import IntegrityError
+
+    from oso_gateway.store import models as m
+
+    expected = store.cipher.lookup_hash(*_LOOKUP_CHECK)
+    for _attempt in range(2):  # a second process may record it at the same moment
+        with store.engine.begin() as connection:
+            found = connection.execute(
+                select(m.StoreCheck.value).where(m.StoreCheck.name == "lookup_key")
+            ).scalar_one_or_none()
+        if found is None:
+            try:
+                with store.engine.begin() as connection:
+                    connection.execute(
+                        insert(m.StoreCheck).values(name="lookup_key", value=expected)
+                    )
+            except IntegrityError:
+                continue  # recorded meanwhile: read it
+            return
+        if found != expected:
+            raise ConfigError(
+                "the configured storage keys are not the ones this database's keyed hashes "
+                "were made with (the parents' objections, the search index would not be "
+                "found): restore the keyring (storage.keyring_file) and key file that go with "
+                "this database"
+            )
+        return
 
 
 def _refuse_a_lost_key(settings: Settings) -> None:

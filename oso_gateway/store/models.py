@@ -299,6 +299,17 @@ class Disclosure(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class StoreCheck(Base):
+    """A value the store checks its configuration against (``store.check_lookup_key``): the
+    keyed hash of a fixed text under the lookup key, so that a storage key other than the one
+    the keyed hashes were made with is refused instead of finding none of them."""
+
+    __tablename__ = "store_checks"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+
+
 class Objection(Base):
     """A parents' objection to sending one category of a pupil's data (at the sending school)."""
 
