@@ -154,3 +154,12 @@ def test_demo_sends_the_given_dossier_file_instead_of_a_generated_one(tmp_path: 
 def test_demo_refuses_a_dossier_file_that_does_not_exist(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["demo", "--dossier", str(tmp_path / "missing.xml")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_demo_takes_a_relative_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--workdir reldemo` failed (E505): the configs it wrote named relative paths, which each
+    config resolved against its own folder (a vendor's walkthrough)."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["demo", "--workdir", "reldemo"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "reldemo" / "directory.toml").is_file()

@@ -116,7 +116,9 @@ def demo_command(
     from oso_gateway.store import models as m
 
     temporary = workdir is None
-    base = Path(tempfile.mkdtemp(prefix="oso-demo-")) if workdir is None else workdir
+    # absolute: the configs it writes name their paths, which a config resolves against its
+    # own folder (a relative --workdir named reldemo/gateway-…/reldemo/directory.toml)
+    base = Path(tempfile.mkdtemp(prefix="oso-demo-")) if workdir is None else workdir.resolve()
     try:
         if flow == "pull":
             run_pull(base, keep=not temporary)
