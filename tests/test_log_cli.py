@@ -326,6 +326,38 @@ def test_list_filters_by_status_school_direction_and_time(config: Path) -> None:
     assert seqs("--until", "2026-09-01T09:30:00+00:00") == [1, 2]
     assert seqs("--limit", "2") == [9, 10]
     assert seqs("--since", "1h") == []  # nothing in the last hour (the events are from 2026-09)
+    # a school on our side too (a vendor's own school: the counterpart alone hid its
+    # transfers, a walkthrough), and only one kind of event
+    store = _store(config)
+    store.append_log(
+        [
+            make_event(
+                at=T0 + timedelta(hours=11),
+                kind="message",
+                direction="out",
+                message_id=IDS[0],
+                status="queued",
+                school_brin="20AB",
+                school_vestiging="00",
+                counterpart_brin="01AB",
+                counterpart_vestiging="00",
+            ),
+            make_event(
+                at=T0 + timedelta(hours=12),
+                kind="api",
+                status="api_call",
+                api_client="c-" + "0" * 16,
+                http_method="GET",
+                http_status=200,
+            ),
+        ],
+        now=T0 + timedelta(hours=12),
+    )
+    store.engine.dispose()
+    assert seqs("--school", "20AB") == [11]
+    assert seqs("--school", "01AB00") == [1, 2, 3, 4, 11]
+    assert seqs("--kind", "api") == [12]
+    assert seqs("--kind", "message", "--limit", "1") == [11]
 
 
 def test_list_refuses_a_malformed_school_or_time_with_exit_status_2(config: Path) -> None:

@@ -68,7 +68,7 @@ def _status(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 
 
 def _filter_options(func: _F) -> _F:
-    """``--status --school --direction --since --until``, passed on as ``where``."""
+    """``--status --school --direction --kind --since --until``, passed on as ``where``."""
 
     @click.option(
         "--status",
@@ -76,9 +76,16 @@ def _filter_options(func: _F) -> _F:
         help=f"Only this status ({', '.join(STATUSES)}; operator events: ok, refused, …).",
     )
     @click.option(
-        "--school", callback=_school, help="Counterpart school: BRIN or BRIN + vestiging."
+        "--school",
+        callback=_school,
+        help="A school on either side (ours or the other): BRIN or BRIN + vestiging.",
     )
     @click.option("--direction", type=click.Choice(("in", "out")), help="Only this direction.")
+    @click.option(
+        "--kind",
+        type=click.Choice(("message", "api", "operator", "system")),
+        help="Only this kind: transfers (message), school-API calls, operator actions, system.",
+    )
     @click.option("--since", callback=when, help="From this time (ISO) or span back (24h, 7d).")
     @click.option("--until", callback=when, help="Up to this time (ISO) or span back.")
     @functools.wraps(func)
@@ -87,6 +94,7 @@ def _filter_options(func: _F) -> _F:
         status: str | None,
         school: str | None,
         direction: str | None,
+        kind: str | None,
         since: datetime | None,
         until: datetime | None,
         **kwargs: Any,
@@ -97,6 +105,7 @@ def _filter_options(func: _F) -> _F:
             status=status,
             school=school,
             direction=direction,
+            kind=kind,
             since=since,
             until=until,
         )

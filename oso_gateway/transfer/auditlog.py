@@ -94,23 +94,29 @@ def normalise_school(text: str) -> str:
 @dataclass(frozen=True, kw_only=True)
 class LogFilter:
     status: str | None = None
-    #: counterpart school: BRIN (any vestiging) or BRIN + vestiging
+    #: a school on either side, ours or the counterpart: BRIN (any vestiging) or BRIN +
+    #: vestiging (the counterpart alone hid a vendor's own school's transfers: a walkthrough)
     school: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     direction: str | None = None
     message_id: str | None = None
+    #: only events of this kind (message, api, operator, system)
+    kind: str | None = None
 
     def matches(self, event: Mapping[str, str]) -> bool:
         if self.status is not None and event.get("status") != self.status:
+            return False
+        if self.kind is not None and event.get("kind") != self.kind:
             return False
         if self.direction is not None and event.get("direction") != self.direction:
             return False
         if self.message_id is not None and event.get("message_id") != self.message_id:
             return False
         if self.school is not None:
-            school = event.get("counterpart_brin", "") + event.get("counterpart_vestiging", "")
-            if not school.startswith(self.school):
+            theirs = event.get("counterpart_brin", "") + event.get("counterpart_vestiging", "")
+            ours = event.get("school_brin", "") + event.get("school_vestiging", "")
+            if not any(s and s.startswith(self.school) for s in (theirs, ours)):
                 return False
         if self.since is not None or self.until is not None:
             at = event_time(event)
