@@ -56,6 +56,9 @@ def test_a_client_over_its_rate_limit_gets_429_with_retry_after(vendor: Any) -> 
     assert codes[:5] == [200] * 5 and codes[5:] == [429, 429]
     answer = client.get("/api/v1/inbox/messages", headers=headers)
     assert answer.get_json()["code"] == "OSO-E609" and int(answer.headers["Retry-After"]) > 0
+    # the calls it was refused do not grow the transfer log (they were most of a busy log)
+    calls = [e.event for e in _services.store.log_entries() if e.event["kind"] == "api"]
+    assert [c["http_status"] for c in calls] == ["200"] * 5
     # health is not limited
     assert all(client.get("/api/v1/health").status_code == 200 for _ in range(7))
 
