@@ -100,3 +100,37 @@ def test_the_console_lists_requests_a_page_at_a_time(
         assert odd.status_code == 200 and sent[-1] in odd.get_data(as_text=True)
     finally:
         pp.close()
+
+
+def test_the_console_filters_requests_by_a_school_on_either_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With hundreds of schools one school's requests were pages apart (a vendor's
+    walkthrough): ?school= (a BRIN, or BRIN + vestiging) keeps those with it on either side,
+    and the "Older" link keeps the filter."""
+    import re
+
+    from oso_gateway.transfer.schools import School
+
+    cheap_hasher(monkeypatch)
+    pp = make_pull_pair(tmp_path)
+    try:
+        pupil = pupil_of(dossier(pp.clock))
+        to_old = pp.new.pull.send_request(requesting=NEW, old_school=OLD, pupil=pupil)
+        other = School("02CD", "00")
+        to_other = pp.new.pull.send_request(requesting=NEW, old_school=other, pupil=pupil)
+        add_operator(pp.new.store, VIEWER_NAME, "viewer")
+        client = console_app(tmp_path, pp.new.store, clock=pp.clock).test_client()
+        assert login(client, VIEWER_NAME).status_code == 302
+
+        def listed(query: str) -> tuple[list[str], str]:
+            html = client.get("/console/requests" + query).get_data(as_text=True)
+            return re.findall(r"<td><code>(urn:uuid:[0-9a-f-]+)</code></td>", html), html
+
+        assert listed("?school=02cd00")[0] == [to_other.request_id]
+        assert listed("?school=00YY")[0] == [to_old.request_id]
+        assert set(listed(f"?school={NEW.code}")[0]) == {to_old.request_id, to_other.request_id}
+        every, html = listed("?school=Jansen")
+        assert len(every) == 2 and "Ignored invalid filter: school" in html
+    finally:
+        pp.close()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from oso_gateway.errors import GatewayError, RequestPurged, RequestStateInvalid
@@ -305,10 +305,13 @@ class PullStore:
         newest_first: bool = False,
         before_pk: int | None = None,
         limit: int | None = None,
+        either_school: str | None = None,
     ) -> list[RequestRecord]:
         """The requests, oldest first (``newest_first``: newest first). ``schools``: only these
         schools' requests (None: every school's; empty: none). A page: ``before_pk``, only rows
-        with a smaller key (the cursor of a newest-first list), and at most ``limit`` rows."""
+        with a smaller key (the cursor of a newest-first list), and at most ``limit`` rows.
+        ``either_school``: only those with a school on either side that starts so (a BRIN, or
+        BRIN + vestiging: an operator's filter)."""
         if schools is not None and not schools:
             return []
 
@@ -321,6 +324,13 @@ class PullStore:
                 stmt = stmt.where(m.PullRequest.status.in_(list(statuses)))
             if schools is not None:
                 stmt = stmt.where(m.PullRequest.our_school.in_(list(schools)))
+            if either_school is not None:
+                stmt = stmt.where(
+                    or_(
+                        m.PullRequest.our_school.startswith(either_school, autoescape=True),
+                        m.PullRequest.counterpart_school.startswith(either_school, autoescape=True),
+                    )
+                )
             if before_pk is not None:
                 stmt = stmt.where(key < before_pk)
             if limit is not None:

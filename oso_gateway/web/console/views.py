@@ -10,6 +10,7 @@ The role is read from the database on every request, so removing an account ends
 from __future__ import annotations
 
 import functools
+import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
 
+from oso_gateway.protocol import SCHOOL_PATTERN
 from oso_gateway.store import models as m
 from oso_gateway.store import transfer_listing as listing
 from oso_gateway.store.logchain import make_event
@@ -368,14 +370,28 @@ def requests_page() -> ResponseReturnValue:
 
     ctx = _ctx()
     now = ctx.clock()
+    # a school on either side (BRIN or BRIN + vestiging), as the transfers' filter: with
+    # hundreds of schools one school's requests were pages apart (a vendor's walkthrough)
+    typed = request.args.get("school", "").strip().upper()
+    school = typed if re.fullmatch(SCHOOL_PATTERN, typed) else None
     records = PullStore(ctx.store).list_requests(
-        schools=_schools(), newest_first=True, before_pk=_int_arg("before"), limit=PAGE_SIZE + 1
+        schools=_schools(),
+        newest_first=True,
+        before_pk=_int_arg("before"),
+        limit=PAGE_SIZE + 1,
+        either_school=school,
     )
     page = records[:PAGE_SIZE]
     rows = [(record, effective_status(record, now)) for record in page]
     next_before = page[-1].pk if len(records) > PAGE_SIZE else None  # then page is full
     return render_template(
-        "console/requests.html", rows=rows, now=now, fmt=_fmt_time, next_before=next_before
+        "console/requests.html",
+        rows=rows,
+        now=now,
+        fmt=_fmt_time,
+        next_before=next_before,
+        kept={"school": school} if school else {},
+        ignored=["school"] if typed and school is None else [],
     )
 
 
