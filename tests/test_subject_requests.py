@@ -545,7 +545,7 @@ def test_subject_access_at_the_old_school_lists_its_records_of_the_pupil(
     request_id = _deliver(pp, data)
     found = _subject(_config(tmp_path, SENDER_OIN), bsn, "access")
     [shared] = found["disclosures"]
-    assert shared["to_school"] == NEW.code and shared["delivered_at"] is not None
+    assert shared["recipient_school"] == NEW.code and shared["delivered_at"] is not None
     assert {"category": "verzuim", "reason": "objection"} in shared["withheld"]
     assert "verzuim" not in shared["sent"] and shared["sent"]
     assert [(o["school"], o["category"]) for o in found["objections"]] == [(OLD.code, "verzuim")]

@@ -35,7 +35,7 @@ from oso_gateway.errors import (
     InvalidObjection,
 )
 from oso_gateway.store import models as m
-from oso_gateway.store.disclosures import OutgoingMessage, PrivacyRecords
+from oso_gateway.store.disclosures import DisclosureRecord, OutgoingMessage, PrivacyRecords
 from oso_gateway.store.lifecycle import PUSH_INZAGE, RECEIVED, REJECTED_FAILED, REQUEST, Lifecycle
 from oso_gateway.store.pull import InzageEntry, RequestRecord
 from oso_gateway.store.repository import Store
@@ -131,23 +131,22 @@ def list_disclosures(config_file: Path | None, message_id: str | None, pupil: st
     """Disclosure records as JSON lines (categories, reasons, dates, schools, digests)."""
     records = _records(config_file)
     for r in records.disclosures(message_id=message_id, pupil_number=pupil):
-        click.echo(
-            json.dumps(
-                {
-                    "message_id": r.message_id,
-                    "recipient_school": r.recipient_school,
-                    "recipient_name": r.recipient_name,
-                    "prepared_at": r.prepared_at.isoformat(),
-                    "delivered_at": r.delivered_at.isoformat() if r.delivered_at else None,
-                    "sent": list(r.sent),
-                    "withheld": [{"category": c, "reason": w} for c, w in r.withheld],
-                    "inzage": r.inzage,
-                    "receipt_digest": r.receipt_digest,
-                },
-                sort_keys=True,
-                ensure_ascii=False,
-            )
-        )
+        click.echo(json.dumps(_disclosure_dict(r), sort_keys=True, ensure_ascii=False))
+
+
+def _disclosure_dict(r: DisclosureRecord) -> dict[str, Any]:
+    """A disclosure record as JSON (``disclosure list``, subject access): no pupil data."""
+    return {
+        "message_id": r.message_id,
+        "recipient_school": r.recipient_school,
+        "recipient_name": r.recipient_name,
+        "prepared_at": r.prepared_at.isoformat(),
+        "delivered_at": r.delivered_at.isoformat() if r.delivered_at else None,
+        "sent": list(r.sent),
+        "withheld": [{"category": c, "reason": w} for c, w in r.withheld],
+        "inzage": r.inzage,
+        "receipt_digest": r.receipt_digest,
+    }
 
 
 @click.group("objection")
@@ -339,17 +338,7 @@ def _records_held(data: SubjectData) -> dict[str, list[dict[str, Any]]]:
     with whom and when (the parents' report), the parents' objections, the inzage of the
     requests it received (they were left out: a privacy walkthrough)."""
     return {
-        "disclosures": [
-            {
-                "message_id": d.message_id,
-                "to_school": d.recipient_school,
-                "prepared_at": d.prepared_at.isoformat(),
-                "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None,
-                "sent": list(d.sent),
-                "withheld": [{"category": k, "reason": why} for k, why in d.withheld],
-            }
-            for d in data.disclosures
-        ],
+        "disclosures": [_disclosure_dict(d) for d in data.disclosures],
         "objections": [
             {"school": o.school, "category": o.category, "recorded_at": o.recorded_at.isoformat()}
             for o in data.objections
@@ -364,7 +353,7 @@ def _echo_records_held(more: dict[str, list[dict[str, Any]]]) -> None:
     for d in more["disclosures"]:
         when = f"delivered {d['delivered_at']}" if d["delivered_at"] else "not delivered"
         click.echo(
-            f"shared {d['message_id']}  to {d['to_school']}  {when}  "
+            f"shared {d['message_id']}  to {d['recipient_school']}  {when}  "
             f"categories {', '.join(d['sent']) or '-'}  (disclosure record)"
         )
     for o in more["objections"]:
