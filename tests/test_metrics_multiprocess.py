@@ -78,6 +78,12 @@ def test_one_scrape_adds_up_the_requests_of_every_serve_process(
     try:
         assert server.wait_started(60), "".join(server.lines)
         assert not (shared / "histogram_424242.db").exists()  # emptied at start
+        # printed just after "serving on", which wait_started waits for: read it when it came
+        # (looking at once raced the reader under load: a CI run)
+        deadline = time.monotonic() + 30
+        while not any("metrics (plain" in line for line in server.lines):
+            assert time.monotonic() < deadline, "".join(server.lines)
+            time.sleep(0.05)
         metrics_url = next(
             line.split(" on ")[1].strip() for line in server.lines if "metrics (plain" in line
         )
