@@ -200,6 +200,12 @@ def test_request_endpoints_answer_problems_with_stable_codes(schools: tuple[Las,
             },
         )
         assert (control.status_code, control.get_json()["code"]) == (400, "OSO-E606"), name
+        [error] = control.get_json()["errors"]
+        assert "control or bidirectional-override" in error["message"]
+    # a malformed cursor is not said to hold control characters (it was: a walkthrough)
+    [bad_cursor] = new.get("requests?cursor=-1").get_json()["errors"]
+    assert bad_cursor["location"] == "cursor" and "allowed form" in bad_cursor["message"]
+    assert "control" not in bad_cursor["message"]
     # an unknown key is named when it has a field name's form, else not echoed (a system that
     # builds keys from data put a birth date in one; found by a LAS walkthrough)
     pupil = {"bsn": "999999187", "birth_date": "2015-02-02", "family_name": "Peters"}

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from flask import Response, g, redirect, request
@@ -100,11 +100,17 @@ class SchoolApi(OpenAPI):
 
 
 #: what a value that does not match its field's pattern lacks, in words (pydantic's message
-#: quotes the regular expression)
-_PATTERN_MESSAGE = (
-    "does not have the allowed form (see the field's description; free text and names may "
-    "not hold control or bidirectional-override characters)"
+#: quotes the regular expression); of free text and names, what they may not hold (said of
+#: every field, a bad cursor read as if it held control characters: a vendor's walkthrough)
+_PATTERN_MESSAGE = "does not have the allowed form (see the field's description)"
+_TEXT_PATTERN_MESSAGE = (
+    "may not hold control or bidirectional-override characters (free text and names)"
 )
+
+
+def _pattern_message(error: Mapping[str, Any]) -> str:
+    pattern = (error.get("ctx") or {}).get("pattern")
+    return _TEXT_PATTERN_MESSAGE if pattern in (am.TEXT, am.NAME) else _PATTERN_MESSAGE
 
 
 #: a part of an error's location shown as the caller sent it: a field name's form (an unknown
@@ -124,7 +130,7 @@ def _validation_problem(exc: ValidationError) -> Response:
             "code": str(e.get("type", "invalid"))[:60],
             "location": _location(e.get("loc", ())),
             "message": (
-                _PATTERN_MESSAGE
+                _pattern_message(e)
                 if e.get("type") == "string_pattern_mismatch"
                 else str(e.get("msg", ""))[:200]
             ),
