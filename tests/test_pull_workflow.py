@@ -762,6 +762,27 @@ def test_the_gate_holds_for_a_push_when_the_policy_says_so(tmp_path: Path) -> No
         push()
         pp.drain()
         assert _imported(pp) == 1
+        # one inzage, one push: it let every later push of the pupil through (a security
+        # review); the parents see each dossier that goes
+        pp.clock.advance(timedelta(minutes=5))
+        with pytest.raises(GatewayError) as again:
+            push()
+        assert _code(again) == "OSO-E471" and "earlier push" in again.value.detail
+        pp.old.pull.record_push_inzage(
+            school=OLD,
+            pupil_identifier=pupil.identifier,
+            inzage_date=date(2026, 1, 6),
+            how="paper",
+        )
+        pp.clock.advance(timedelta(minutes=5))
+        push()  # the new inzage lets this one through
+        # cancelled before any attempt, a push never left: the inzage still holds
+        from oso_gateway.store.mailbox import Mailbox
+
+        [queued] = [r for r in pp.old.store.list_messages(direction=m.OUT) if r.status == "queued"]
+        Mailbox(pp.old.store).cancel(queued.pk, now=pp.clock())
+        pp.clock.advance(timedelta(minutes=5))
+        push()
     finally:
         pp.close()
 

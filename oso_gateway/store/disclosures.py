@@ -47,6 +47,8 @@ class DisclosureRecord:
     #: the outbound message's status now (None: no such message row), and its delivery attempts
     status: str | None = None
     attempts: int = 0
+    #: the request it answered (a pull delivery); None: a push
+    relates_to: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,7 +218,7 @@ class PrivacyRecords:
         """Newest first, by message id or by pupil; each with its message's status now (a
         record is written when the message is queued: it may since have been cancelled)."""
         stmt = (
-            select(m.Disclosure, m.Message.status, m.Message.attempts)
+            select(m.Disclosure, m.Message.status, m.Message.attempts, m.Message.relates_to)
             .outerjoin(
                 m.Message,
                 (m.Message.message_id == m.Disclosure.message_id) & (m.Message.direction == m.OUT),
@@ -229,8 +231,8 @@ class PrivacyRecords:
             stmt = stmt.where(m.Disclosure.bsn_hmac == self.pupil_hash(pupil_number))
         return self._read(
             lambda session: [
-                _disclosure(row, status, attempts)
-                for row, status, attempts in session.execute(stmt)
+                _disclosure(row, status, attempts, relates_to)
+                for row, status, attempts, relates_to in session.execute(stmt)
             ]
         )
 
@@ -323,7 +325,9 @@ class PrivacyRecords:
         )
 
 
-def _disclosure(row: m.Disclosure, status: str | None, attempts: int | None) -> DisclosureRecord:
+def _disclosure(
+    row: m.Disclosure, status: str | None, attempts: int | None, relates_to: str | None = None
+) -> DisclosureRecord:
     return DisclosureRecord(
         message_id=row.message_id,
         sending_school=row.sending_school,
@@ -339,4 +343,5 @@ def _disclosure(row: m.Disclosure, status: str | None, attempts: int | None) -> 
         delivered_at=row.delivered_at,
         status=status,
         attempts=attempts or 0,
+        relates_to=relates_to,
     )

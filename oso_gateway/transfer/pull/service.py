@@ -48,6 +48,7 @@ from oso_gateway.security.xmlparse import ParseLimits, parse_xml
 from oso_gateway.store import models as m
 from oso_gateway.store.mailbox import Mailbox, TransitionRefused
 from oso_gateway.store.pull import (
+    InzageEntry,
     NewRequest,
     PullStore,
     RequestRecord,
@@ -606,6 +607,27 @@ class PullService:
         )
         if entry is None or (entry.waived and policy.inzage != INZAGE_OR_WAIVER):
             raise InzageMissing(f"push from school {school}: no inzage recorded for the pupil")
+        if not entry.waived and identifier and self._push_since(school, identifier, entry):
+            raise InzageMissing(
+                f"push from school {school}: the inzage recorded {entry.recorded_at:%Y-%m-%d} "
+                "was of an earlier push of this pupil; record the parents' inzage of this dossier"
+            )
+
+    def _push_since(self, school: str, identifier: str, entry: InzageEntry) -> bool:
+        """Whether a push of the pupil from ``school`` left (or may have: it was tried) after
+        ``entry`` was recorded. An inzage is of the dossier that goes, as on the pull path: one
+        recorded once let every later push of the pupil through (a security review). A push
+        cancelled before any attempt never left, and does not count."""
+        from oso_gateway.store.disclosures import PrivacyRecords
+
+        records = PrivacyRecords(self.store.engine, self.store.cipher)
+        return any(
+            d.sending_school == school
+            and d.relates_to is None
+            and d.prepared_at >= entry.recorded_at
+            and not (d.status == m.CANCELLED and d.attempts == 0)
+            for d in records.disclosures(pupil_number=identifier)
+        )
 
     def preview(
         self,
