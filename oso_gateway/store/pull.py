@@ -394,6 +394,11 @@ class PullStore:
 
     def _blob(self, pk: int, column: str, what: str) -> bytes | None:
         """Decrypt one encrypted column of a request row (None when empty)."""
+        found = self._blob_and_ciphertext(pk, column, what)
+        return None if found is None else found[0]
+
+    def _blob_and_ciphertext(self, pk: int, column: str, what: str) -> tuple[bytes, bytes] | None:
+        """One encrypted column of a request row, decrypted, with its ciphertext as read."""
 
         def work(session: Session) -> tuple[bytes, bytes | None, str]:
             row = session.get(m.PullRequest, pk)
@@ -406,7 +411,7 @@ class PullStore:
             return None
         if blob == b"" and column == "pupil_ciphertext":
             raise RequestPurged(f"request row {pk}: its content was purged (retention, erasure)")
-        return self.cipher.decrypt(blob, aad=aad, key_id=key_id)
+        return self.cipher.decrypt(blob, aad=aad, key_id=key_id), blob
 
     def pupil_or_none(self, pk: int) -> dict[str, Any] | None:
         """The request's pupil facts, None once they were purged (a tombstone; also when the
@@ -449,17 +454,8 @@ class PullStore:
         """The held dossier and a token of exactly this hold (the SHA-256 of its ciphertext,
         new with every hand-in), read together: ``release_in`` releases only the hold the
         token names, so the dossier that leaves is the one the parents were shown."""
-
-        def work(session: Session) -> tuple[bytes, bytes | None, str]:
-            row = session.get(m.PullRequest, pk)
-            if row is None:
-                raise LookupError(f"no request row {pk}")
-            return _aad(row, "held"), row.held_ciphertext, row.key_id
-
-        aad, blob, key_id = self._read(work)
-        if blob is None:
-            return None
-        return self.cipher.decrypt(blob, aad=aad, key_id=key_id), held_token(blob)
+        found = self._blob_and_ciphertext(pk, "held_ciphertext", "held")
+        return None if found is None else (found[0], held_token(found[1]))
 
     # --- inzage --------------------------------------------------------------------------------
 
