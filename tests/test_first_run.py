@@ -249,6 +249,17 @@ def test_another_storage_key_over_a_database_with_objections_is_refused(
     assert CliRunner().invoke(main, objection).output.split() == ["toetsresultaten"]
 
 
+def test_a_new_key_over_a_database_that_holds_nothing_yet_is_taken(tmp_path: Path) -> None:
+    """The check value of the lookup key is recorded at the first open: a new install whose
+    key was replaced before anything was stored must not be refused for good."""
+    config, key_file = _gateway_with_key_file(tmp_path)
+    listing = ["outbox", "list", "--config", str(config)]
+    assert CliRunner().invoke(main, listing).exit_code == 0  # records the first key's value
+    key_file.unlink()
+    assert CliRunner().invoke(main, ["db", "keygen", "--out", str(key_file)]).exit_code == 0
+    assert CliRunner().invoke(main, listing).exit_code == 0, "nothing was made with the old key"
+
+
 def test_a_missing_key_file_of_a_new_gateway_still_says_keygen(tmp_path: Path) -> None:
     config, _missing = _gateway_with_key_file(tmp_path, write=False)
     result = CliRunner().invoke(main, ["outbox", "list", "--config", str(config)])

@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select, update
 
 from oso_gateway.errors import ConfigError, DatabaseMissing
-from oso_gateway.store.api_clients import ApiClientStore  # also puts its tables on Base.metadata
+from oso_gateway.store.api_clients import (  # also puts its tables on Base.metadata
+    ApiClientStore,
+    ApiIdempotency,
+)
 from oso_gateway.store.crypto import AtRestCipher
 from oso_gateway.store.engine import create_store_engine
 from oso_gateway.store.keyring import KeyProvider, LocalKeyProvider, provider_from_settings
@@ -132,6 +135,17 @@ def check_lookup_key(store: Store) -> None:
                 continue  # recorded meanwhile: read it
             return
         if found != expected:
+            with store.engine.begin() as connection:
+                held = held_keys(connection)
+                if not (held.ids or held.keyed_hashes):
+                    # nothing made with the old key (a new install whose key was replaced
+                    # before any use): the new key's value stands
+                    connection.execute(
+                        update(m.StoreCheck)
+                        .where(m.StoreCheck.name == "lookup_key")
+                        .values(value=expected)
+                    )
+                    return
             raise ConfigError(
                 "the configured storage keys are not the ones this database's keyed hashes "
                 "were made with (the parents' objections, the search index would not be "
@@ -178,15 +192,29 @@ def stored_key_ids(url: str, *, most: int = 3) -> HeldKeys:
     """What in the database at ``url`` needs the storage key: at most ``most`` key ids, or
     else whether it holds rows found by a keyed hash. Nothing when there is no such database
     or schema yet. Reads only; never creates a SQLite file."""
-    from sqlalchemy import select, union
     from sqlalchemy.exc import SQLAlchemyError
-
-    from oso_gateway.store import models as m
 
     try:
         require_existing_database(url, config_file=None)
     except DatabaseMissing:
         return HeldKeys()
+    engine = create_store_engine(url)
+    try:
+        with engine.connect() as connection:
+            return held_keys(connection, most=most)
+    except SQLAlchemyError:  # no schema yet, or no database to reach: nothing to protect
+        return HeldKeys()
+    finally:
+        engine.dispose()
+
+
+def held_keys(connection: Connection, *, most: int = 3) -> HeldKeys:
+    """``stored_key_ids`` over an open connection. Keyed hashes with no key id: the parents'
+    objections, a push's inzage records and the school API's Idempotency-Keys."""
+    from sqlalchemy import union
+
+    from oso_gateway.store import models as m
+
     key_columns = (
         m.DataKeyRow.kek_id,
         m.Dossier.key_id,
@@ -195,26 +223,20 @@ def stored_key_ids(url: str, *, most: int = 3) -> HeldKeys:
         m.InzageRecord.key_id,
         m.Message.payload_key_id,
     )
-    engine = create_store_engine(url)
-    try:
-        with engine.connect() as connection:
-            ids = sorted(
-                {
-                    str(key_id)
-                    for (key_id,) in connection.execute(
-                        union(*(select(c.label("key_id")).distinct() for c in key_columns))
-                    )
-                    if key_id
-                }
+    ids = sorted(
+        {
+            str(key_id)
+            for (key_id,) in connection.execute(
+                union(*(select(c.label("key_id")).distinct() for c in key_columns))
             )
-            if ids:
-                return HeldKeys(ids=tuple(ids[:most]))
-            keyed = connection.execute(select(m.Objection.id).limit(1)).first()
-            return HeldKeys(keyed_hashes=keyed is not None)
-    except SQLAlchemyError:  # no schema yet, or no database to reach: nothing to protect
-        return HeldKeys()
-    finally:
-        engine.dispose()
+            if key_id
+        }
+    )
+    if ids:
+        return HeldKeys(ids=tuple(ids[:most]))
+    keyed = (m.Objection.id, m.InzageRecord.id, ApiIdempotency.message_pk)
+    found = any(connection.execute(select(c).limit(1)).first() for c in keyed)
+    return HeldKeys(keyed_hashes=found)
 
 
 def cipher_from_settings(settings: Settings) -> AtRestCipher:
