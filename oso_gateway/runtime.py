@@ -128,7 +128,7 @@ def _require_stored_keys(store: Store) -> None:
     from oso_gateway.store.lifecycle import Lifecycle
     from oso_gateway.transfer import lifecycle
 
-    if store._cipher is not None:  # a store opened without a key writes nothing
+    if store.has_cipher:
         try:
             lifecycle.require_stored_keys(Lifecycle(store.engine, store.cipher))
         except BaseException:

@@ -34,6 +34,11 @@ class StoreBase:
         self._imports = GroupCommit(self._writer)
 
     @property
+    def has_cipher(self) -> bool:
+        """Whether a storage key was configured (a store opened without one writes nothing)."""
+        return self._cipher is not None
+
+    @property
     def cipher(self) -> AtRestCipher:
         if self._cipher is None:
             raise ConfigError("no at-rest storage key configured (storage.key / storage.key_file)")
