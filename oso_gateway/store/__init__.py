@@ -120,39 +120,39 @@ def check_lookup_key(store: Store) -> None:
     from oso_gateway.store import models as m
 
     expected = store.cipher.lookup_hash(*_LOOKUP_CHECK)
-    for _attempt in range(2):  # a second process may record it at the same moment
-        with store.engine.begin() as connection:
-            found = connection.execute(
-                select(m.StoreCheck.value).where(m.StoreCheck.name == "lookup_key")
-            ).scalar_one_or_none()
-        if found is None:
-            try:
-                with store.engine.begin() as connection:
-                    connection.execute(
-                        insert(m.StoreCheck).values(name="lookup_key", value=expected)
-                    )
-            except IntegrityError:
-                continue  # recorded meanwhile: read it
-            return
-        if found != expected:
+    found = _check_value(store)
+    if found is None:
+        try:
             with store.engine.begin() as connection:
-                held = held_keys(connection)
-                if not (held.ids or held.keyed_hashes):
-                    # nothing made with the old key (a new install whose key was replaced
-                    # before any use): the new key's value stands
-                    connection.execute(
-                        update(m.StoreCheck)
-                        .where(m.StoreCheck.name == "lookup_key")
-                        .values(value=expected)
-                    )
-                    return
-            raise ConfigError(
-                "the configured storage keys are not the ones this database's keyed hashes "
-                "were made with (the parents' objections, the search index would not be "
-                "found): restore the keyring (storage.keyring_file) and key file that go with "
-                "this database"
-            )
+                connection.execute(insert(m.StoreCheck).values(name="lookup_key", value=expected))
+            return
+        except IntegrityError:  # another process recorded it at the same moment: compare
+            found = _check_value(store)
+    if found == expected:
         return
+    with store.engine.begin() as connection:
+        held = held_keys(connection)
+        if not (held.ids or held.keyed_hashes):
+            # nothing made with the old key (a new install whose key was replaced before any
+            # use): the new key's value stands
+            connection.execute(
+                update(m.StoreCheck).where(m.StoreCheck.name == "lookup_key").values(value=expected)
+            )
+            return
+    raise ConfigError(
+        "the configured storage keys are not the ones this database's keyed hashes were made "
+        "with (the parents' objections, the search index would not be found): restore the "
+        "keyring (storage.keyring_file) and key file that go with this database"
+    )
+
+
+def _check_value(store: Store) -> str | None:
+    from oso_gateway.store import models as m
+
+    with store.engine.connect() as connection:
+        return connection.execute(
+            select(m.StoreCheck.value).where(m.StoreCheck.name == "lookup_key")
+        ).scalar_one_or_none()
 
 
 def _refuse_a_lost_key(settings: Settings) -> None:

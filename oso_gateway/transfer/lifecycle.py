@@ -99,8 +99,8 @@ def list_keys(lifecycle: Lifecycle) -> list[KeyStatus]:
 
 def unavailable_key_ids(lifecycle: Lifecycle) -> list[str]:
     """The storage key ids stored items name whose material the keyring does not hold (none,
-    after a complete restore): ``serve`` and ``outbox run`` refuse to start over them, since new
-    data would be stored under another key, and ``keys list`` exits 3."""
+    after a complete restore): every command that builds the gateway's services refuses them
+    (``runtime.build_services``), since new data would be stored under another key."""
     held = {info.key_id for info in lifecycle.cipher.provider.keys() if info.available}
     return sorted(lifecycle.key_ids_in_use() - held)
 
