@@ -21,6 +21,7 @@ from gateway_pair import (
     RECEIVER_URL,
     GatewayPair,
     directory_toml,
+    renewed_identity,
     with_sending_school,
 )
 
@@ -446,13 +447,7 @@ def test_a_decryption_failure_on_an_outgoing_message_reads_as_the_receivers() ->
 
 
 def test_a_retry_goes_to_the_address_the_directory_gives_now(pair: GatewayPair) -> None:
-    prepared = prepare_dossier(
-        sample_xml(),
-        to=RECEIVER_SCHOOL,
-        directory=pair.directory,
-        config=pair.sender_config,
-        now=pair.clock(),
-    )
+    prepared = pair.prepare(sample_xml())
     record = pair.outbox.enqueue(prepared)
     receiver = pair.transport.receivers.pop(RECEIVER_URL)
     pair.transport.intercept = None
@@ -496,39 +491,13 @@ def test_a_retry_after_the_directory_got_the_new_certificate_is_sealed_to_it(
     then retry'). After the fix the retry is sealed to the certificate the directory gives now;
     it re-sent the envelope sealed to the other one while that was still valid (found by an
     operator's walkthrough)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    from oso_gateway.security import pki
-    from oso_gateway.security.keys import load_certificate
-
-    ca_key = serialization.load_pem_private_key(
-        (DEV / "issuing-ca.key.pem").read_bytes(), password=None
-    )
-    assert isinstance(ca_key, rsa.RSAPrivateKey)
-    issuer = pki.Authority(
-        certificate=load_certificate((DEV / "issuing-ca.crt.pem").read_bytes()), key=ca_key
-    )
-    other = pki.make_end_entity(
-        public_key=pki.new_rsa_key().public_key(),
-        issuer=issuer,
-        subject=pki.gateway_name(organisation="Het Dev College", oin=RECEIVER_OIN),
-        not_before=pair.clock() - timedelta(days=1),
-        not_after=pair.clock() + timedelta(days=30),
-    )
-    (tmp_path / "other.crt.pem").write_bytes(pki.cert_pem(other))
+    _other, _key_file, other_cert = renewed_identity(RECEIVER_OIN, tmp_path, now=pair.clock())
     wrong = directory_toml().replace(
         f'encryption_certificate = "gateway-{RECEIVER_OIN}.crt.pem"',
-        f'encryption_certificate = "{(tmp_path / "other.crt.pem").as_posix()}"',
+        f'encryption_certificate = "{other_cert.as_posix()}"',
     )
     pair.set_sender_directory(Directory.from_toml(wrong.encode(), DEV, source="<wrong>"))
-    prepared = prepare_dossier(
-        sample_xml(),
-        to=RECEIVER_SCHOOL,
-        directory=pair.directory,
-        config=pair.sender_config,
-        now=pair.clock(),
-    )
+    prepared = pair.prepare(sample_xml())
     record = pair.outbox.enqueue(prepared)
     assert pair.outbox.run_once().failed == 1
     failed = pair.sender_store.find_message(m.OUT, prepared.message_id)
@@ -546,13 +515,7 @@ def test_a_long_send_keeps_its_claim_and_a_dead_ones_claim_runs_out(pair: Gatewa
     import threading
     import time
 
-    prepared = prepare_dossier(
-        sample_xml(),
-        to=RECEIVER_SCHOOL,
-        directory=pair.directory,
-        config=pair.sender_config,
-        now=pair.clock(),
-    )
+    prepared = pair.prepare(sample_xml())
     pair.outbox.enqueue(prepared)
     pair.outbox.lease = timedelta(seconds=0.3)
     inside, release = threading.Event(), threading.Event()
@@ -579,13 +542,7 @@ def test_a_long_send_keeps_its_claim_and_a_dead_ones_claim_runs_out(pair: Gatewa
 
 
 def test_extend_lease_refuses_a_claim_that_is_no_longer_ours(pair: GatewayPair) -> None:
-    prepared = prepare_dossier(
-        sample_xml(),
-        to=RECEIVER_SCHOOL,
-        directory=pair.directory,
-        config=pair.sender_config,
-        now=pair.clock(),
-    )
+    prepared = pair.prepare(sample_xml())
     pair.outbox.enqueue(prepared)
     lease = timedelta(seconds=5)
     first = pair.sender_store.claim_next_outbound(now=pair.clock(), lease=lease)

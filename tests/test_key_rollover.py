@@ -26,17 +26,13 @@ from oso_gateway.cli import main
 from oso_gateway.store import models as m
 from oso_gateway.transfer.directory import Directory
 from oso_gateway.transfer.receive import ReceiverConfig, ReceiveService
-from oso_gateway.transfer.send import prepare_dossier
 from oso_gateway.transfer.services import served_schools
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def _send(pair: GatewayPair, data: bytes) -> str:
-    prepared = prepare_dossier(
-        data, to=RECEIVER_SCHOOL, directory=pair.directory, config=pair.sender_config,
-        now=pair.clock(),
-    )  # fmt: skip
+    prepared = pair.prepare(data)
     pair.outbox.enqueue(prepared)
     pair.outbox.run_once()
     record = pair.sender_store.find_message(m.OUT, prepared.message_id)
