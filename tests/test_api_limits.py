@@ -49,7 +49,7 @@ def test_an_oversize_body_is_refused_with_a_problem_and_stores_nothing(vendor: A
 
 
 def test_a_client_over_its_rate_limit_gets_429_with_retry_after(vendor: Any) -> None:
-    app, _services, credential = vendor
+    app, services, credential = vendor
     client = app.test_client()
     headers = {"Authorization": f"Bearer {credential}"}
     codes = [client.get("/api/v1/inbox/messages", headers=headers).status_code for _ in range(7)]
@@ -57,7 +57,7 @@ def test_a_client_over_its_rate_limit_gets_429_with_retry_after(vendor: Any) -> 
     answer = client.get("/api/v1/inbox/messages", headers=headers)
     assert answer.get_json()["code"] == "OSO-E609" and int(answer.headers["Retry-After"]) > 0
     # the calls it was refused do not grow the transfer log (they were most of a busy log)
-    calls = [e.event for e in _services.store.log_entries() if e.event["kind"] == "api"]
+    calls = [e.event for e in services.store.log_entries() if e.event["kind"] == "api"]
     assert [c["http_status"] for c in calls] == ["200"] * 5
     # health is not limited
     assert all(client.get("/api/v1/health").status_code == 200 for _ in range(7))
