@@ -128,7 +128,8 @@ def test_the_whole_pull_workflow_through_the_school_api(schools: tuple[Las, Las]
         headers={"Content-Type": "application/xml"},
     )
     assert held.status_code == 200 and held.get_json()["dossier"] == "held"
-    assert old.get(f"requests/{request_id}/preview").status_code == 200
+    preview = old.get(f"requests/{request_id}/preview")
+    assert preview.status_code == 200 and len(preview.get_json()["held"]) == 16
     old.deliver()  # the acceptance: the dossier itself waits for the inzage
     assert new.get(f"requests/{request_id}").get_json()["status"] == "accepted"
 
@@ -143,8 +144,29 @@ def test_the_whole_pull_workflow_through_the_school_api(schools: tuple[Las, Las]
     future = old.post(f"requests/{request_id}/inzage", json={"date": "2999-01-01", "how": "paper"})
     assert future.get_json()["code"] == "OSO-E471"
     assert "2999-01-01 lies in the future" in future.get_json()["detail"]
+    # the parents were shown the preview's version: a hand-in since is not released in its place
+    shown_version = preview.get_json()["held"]
+    again = old.post(
+        f"requests/{request_id}/dossier", data=data, headers={"Content-Type": "application/xml"}
+    )
+    assert again.get_json()["dossier"] == "held"
+    stale = old.post(
+        f"requests/{request_id}/inzage",
+        json={"date": "2026-01-05", "how": "meeting", "previewed": shown_version},
+    )
+    assert (stale.status_code, stale.get_json()["code"]) == (409, "OSO-E474")
+    assert "handed in again" in stale.get_json()["detail"]
+    odd = old.post(
+        f"requests/{request_id}/inzage",
+        json={"date": "2026-01-05", "how": "meeting", "previewed": "Jan Jansen"},
+    )
+    assert (odd.status_code, odd.get_json()["code"]) == (400, "OSO-E606")
+    assert "Jan Jansen" not in odd.get_data(as_text=True)
+    current = old.get(f"requests/{request_id}/preview").get_json()["held"]
+    assert current != shown_version
     recorded = old.post(
-        f"requests/{request_id}/inzage", json={"date": "2026-01-05", "how": "meeting"}
+        f"requests/{request_id}/inzage",
+        json={"date": "2026-01-05", "how": "meeting", "previewed": current},
     )
     assert recorded.status_code == 200 and recorded.get_json()["dossier"] == "queued"
     old.deliver()
@@ -505,3 +527,59 @@ def test_what_is_typed_where_an_id_goes_stays_out_of_the_log(
     caplog.clear()
     assert new.get(f"inbox/messages/{unknown}").status_code == 404
     assert unknown in "\n".join(r.getMessage() for r in caplog.records)
+
+
+def test_the_cli_records_an_inzage_only_of_the_version_previewed(tmp_path: Path) -> None:
+    """`request preview` prints the version it shows; `inzage record --previewed` refuses, and
+    releases nothing, when the dossier was handed in again since (the parents saw another)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from oso_gateway.cli import main
+
+    gateways = setup_dev_gateways(tmp_path / "w")
+    new_config = str(gateways[SECONDARY_OIN].config_file)
+    old_config = str(gateways[PRIMARY_OIN].config_file)
+    running = [start_gateway_in_thread(gateways[oin].settings, threads=2)
+               for oin in (SECONDARY_OIN, PRIMARY_OIN)]  # fmt: skip
+
+    def cli(*args: str, code: int = 0, stdin: str | None = None) -> Any:
+        result = CliRunner().invoke(main, [*args, "--json"], input=stdin)
+        assert result.exit_code == code, result.output
+        return json.loads(result.output)
+
+    try:
+        data = generate_dossier(overstap="POVO", seed=2019, now=datetime.now(UTC))
+        dossier_file = tmp_path / "dossier.xml"
+        dossier_file.write_bytes(data)
+        sent = cli("request", "send", "--config", new_config, "--from", "01AB00", "--to",
+                   "00YY00", "--pupil", "-", "--wait", stdin=json.dumps(_pupil(data)))  # fmt: skip
+        request_id = sent["request_id"]
+        answer = ("request", "answer", request_id, "--config", old_config, "--dossier",
+                  str(dossier_file))  # fmt: skip
+        assert cli(*answer)["dossier"] == "held"
+        shown = cli("request", "preview", request_id, "--config", old_config)["held"]
+        text = CliRunner().invoke(main, ["request", "preview", request_id, "--config", old_config])
+        assert f"Versie van het dossier: {shown}" in text.output
+        assert cli(*answer)["dossier"] == "held"  # the school system hands it in again
+        record = ("inzage", "record", request_id, "--config", old_config, "--date",
+                  "2026-01-05", "--how", "meeting")  # fmt: skip
+        stale = cli(*record, "--previewed", shown, code=1)
+        assert stale["error"] == "OSO-E474"
+        shown_now = cli("request", "show", request_id, "--config", old_config)
+        assert shown_now["dossier_held_for_inzage"] is True and shown_now["inzage"] is None
+        assert shown_now["preview"]["held"] not in (None, shown)
+        waived = CliRunner().invoke(
+            main, ["inzage", "record", request_id, "--config", old_config, "--waive", "x",
+                   "--previewed", shown],
+        )  # fmt: skip
+        assert waived.exit_code == 2 and "not both" in waived.output
+        current = cli("request", "preview", request_id, "--config", old_config)["held"]
+        released = cli(*record, "--previewed", current, "--wait")
+        assert released["dossier"] == "queued"
+        at_new = cli("request", "show", request_id, "--config", new_config, "--side", "sent")
+        assert at_new["status"] == "delivered"
+    finally:
+        for server in reversed(running):
+            server.stop()

@@ -136,6 +136,13 @@ def test_an_inzage_and_a_waiver_at_once_is_a_usage_error(demo: tuple[Path, str])
          str(workdir / OLD_CONFIG)],
     )  # fmt: skip
     assert result.exit_code == 2 and "not both" in result.output
+    push = CliRunner().invoke(
+        main,
+        ["inzage", "record", "--school", "00YY00", "--pupil-id", "999999187", "--date",
+         "2026-01-05", "--how", "paper", "--previewed", "0123456789abcdef", "--config",
+         str(workdir / OLD_CONFIG)],
+    )  # fmt: skip
+    assert push.exit_code == 2 and "give REQUEST_ID" in push.output
 
 
 def test_request_send_reads_the_pupil_from_standard_input(demo: tuple[Path, str]) -> None:

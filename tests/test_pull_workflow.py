@@ -1130,6 +1130,64 @@ def test_an_inzage_releases_only_the_dossier_the_parents_were_shown(
     assert released is not None and released.outcome == "queued"
 
 
+def test_an_inzage_naming_its_preview_refuses_a_dossier_handed_in_since(pp: PullPair) -> None:
+    """The inzage was of whatever was held when it was recorded: parents shown one dossier, the
+    school system handing in another before the inzage was recorded, sent the other (a privacy
+    walkthrough). The preview names the version it shows; an inzage that names it is refused,
+    nothing recorded nor released, when the dossier held is no longer that version."""
+    request_id, data = _request(pp)
+    service = pp.old.pull
+    assert service.answer_with_dossier(request_id, data).outcome == "held"
+    shown = service.preview(request_id)
+    assert shown is not None and shown.held is not None and len(shown.held) == 16
+    assert shown.as_dict()["held"] == shown.held
+    assert service.preview(request_id).held == shown.held  # the same hold, the same version
+    assert service.answer_with_dossier(request_id, data).outcome == "held"  # handed in again
+    again = service.preview(request_id)
+    assert again is not None and again.held != shown.held
+    pk = _old(pp, request_id).pk
+    with pytest.raises(GatewayError) as info:
+        service.record_inzage(
+            request_id, inzage_date=date(2026, 1, 5), how="meeting", previewed=shown.held
+        )
+    assert _code(info) == "OSO-E474"
+    assert f"version {shown.held}" in info.value.detail and again.held in info.value.detail
+    assert service.requests.find_inzage(school=OLD.code, request_pk=pk) is None
+    assert _old(pp, request_id).held and _old(pp, request_id).delivery_message_id is None
+    for malformed in ("not-a-version", shown.held[:8], "<b>" + shown.held):
+        with pytest.raises(GatewayError) as bad:
+            service.record_inzage(
+                request_id, inzage_date=date(2026, 1, 5), how="meeting", previewed=malformed
+            )
+        assert _code(bad) == "OSO-E475" and malformed not in bad.value.detail
+    released = service.record_inzage(
+        request_id, inzage_date=date(2026, 1, 5), how="meeting", previewed=again.held.upper()
+    )
+    assert released is not None and released.outcome == "queued"
+    assert service.requests.find_inzage(school=OLD.code, request_pk=pk) is not None
+
+
+def test_a_waiver_names_no_previewed_version(tmp_path: Path) -> None:
+    pp = make_pull_pair(tmp_path, policy=SchoolPolicy(inzage=INZAGE_OR_WAIVER))
+    try:
+        request_id, data = _request(pp)
+        pp.old.pull.answer_with_dossier(request_id, data)
+        shown = pp.old.pull.preview(request_id)
+        assert shown is not None and shown.held is not None
+        with pytest.raises(GatewayError) as info:
+            pp.old.pull.record_inzage(
+                request_id,
+                inzage_date=None,
+                how=None,
+                waiver="niet bereikbaar",
+                previewed=shown.held,
+            )
+        assert _code(info) == "OSO-E475"
+        assert _old(pp, request_id).held
+    finally:
+        pp.close()
+
+
 def test_the_logged_size_of_a_request_does_not_give_the_names_length(pp: PullPair) -> None:
     """The transfer log named a request's exact size: "Li" and "Vermeulen-Oosterhuis" differed
     by their length (a security review). The pull workflow's sizes are rounded up to 1 KiB."""

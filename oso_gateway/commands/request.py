@@ -492,6 +492,13 @@ def inzage_group() -> None:
     help="The parents' view from a file (kept encrypted).",
 )
 @click.option("--waive", "waiver", default=None, help="No inzage: the recorded reason.")
+@click.option(
+    "--previewed",
+    default=None,
+    metavar="VERSION",
+    help="The dossier version the parents were shown (`request preview` prints it): refused, "
+    "and nothing released, when the dossier was handed in again since.",
+)
 @json_option
 @wait_option
 @config_option
@@ -504,6 +511,7 @@ def record_command(
     zienswijze: str | None,
     zienswijze_file: Path | None,
     waiver: str | None,
+    previewed: str | None,
     as_json: bool,
     wait: bool,
     config_file: Path | None,
@@ -517,8 +525,12 @@ def record_command(
         pupil_id = sys.stdin.readline().strip()
     if (request_id is None) == (school is None or pupil_id is None):
         raise click.UsageError("give REQUEST_ID, or --school and --pupil-id for a push")
-    if waiver is not None and (inzage_date or how or zienswijze is not None):
-        raise click.UsageError("give the inzage (--date, --how, --zienswijze) or --waive, not both")
+    if waiver is not None and (inzage_date or how or zienswijze is not None or previewed):
+        raise click.UsageError(
+            "give the inzage (--date, --how, --zienswijze, --previewed) or --waive, not both"
+        )
+    if previewed is not None and request_id is None:
+        raise click.UsageError("--previewed names a request's held dossier: give REQUEST_ID")
 
     def work(services: GatewayServices) -> dict[str, Any]:
         pull = services.pull
@@ -538,6 +550,7 @@ def record_command(
             how=how,
             zienswijze=zienswijze,
             waiver=waiver,
+            previewed=previewed,
         )
         record = outcome.request if outcome else pull.find(request_id, side="holder")
         result = request_dict(record, services.clock())

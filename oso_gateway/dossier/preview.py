@@ -120,6 +120,10 @@ class DossierPreview:
     categories: tuple[CategorySummary, ...]
     #: Personal data for the parents' review: None unless requested with include_details=True.
     details: tuple[CategoryDetails, ...] | None = field(default=None, repr=False)
+    #: The version of the held dossier this preview shows (a request's hold, new with every
+    #: hand-in; ``held_version``), None for a file's preview. Recording the inzage with it
+    #: releases only this version.
+    held: str | None = None
 
     @property
     def attachments(self) -> int:
@@ -141,6 +145,8 @@ class DossierPreview:
             "shared_attachments": self.attachments,
             "shared_attachment_bytes": self.attachment_bytes,
         }
+        if self.held is not None:
+            out["held"] = self.held
         if include_details and self.details is not None:
             out["details"] = [
                 {
@@ -322,6 +328,8 @@ def render_text(p: DossierPreview, *, language: str = "nl", show_details: bool =
     lines.append(
         f"  {'Bijlagen die worden gedeeld' if nl else 'Attachments to be shared'}: {total}"
     )
+    if p.held is not None:
+        lines.append(f"  {'Versie van het dossier' if nl else 'Dossier version'}: {p.held}")
     if show_details and p.details is not None:
         lines += [
             "",

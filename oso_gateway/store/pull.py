@@ -554,6 +554,17 @@ def held_token(ciphertext: bytes) -> str:
     return hashlib.sha256(ciphertext).hexdigest()
 
 
+#: hex digits of a hold's token shown as its version (``held_version``): enough to tell two
+#: hand-ins of one request apart, short enough to type from a printed preview
+HELD_VERSION_DIGITS = 16
+
+
+def held_version(token: str) -> str:
+    """The version of a hold that a preview shows and an inzage may name (``held_token``'s
+    first ``HELD_VERSION_DIGITS`` hex digits)."""
+    return token[:HELD_VERSION_DIGITS]
+
+
 def release_in(
     session: Session,
     pk: int,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -48,11 +49,13 @@ from oso_gateway.security.xmlparse import ParseLimits, parse_xml
 from oso_gateway.store import models as m
 from oso_gateway.store.mailbox import Mailbox, TransitionRefused
 from oso_gateway.store.pull import (
+    HELD_VERSION_DIGITS,
     InzageEntry,
     NewRequest,
     PullStore,
     RequestRecord,
     find_request_in,
+    held_version,
     insert_request_in,
     release_in,
     transition_in,
@@ -524,13 +527,18 @@ class PullService:
         waiver: str | None = None,
         now: datetime | None = None,
         schools: Collection[str] | None = None,
+        previewed: str | None = None,
     ) -> AnswerOutcome | None:
         """Record the parents' inzage (or its waiver) for a request; release a held dossier.
 
         An inzage is of the dossier that goes: it is recorded only while the dossier is held
         (handed in, checked, minimised, shown by the preview). Recorded before, it let the
         dossier leave at once on its hand-in, never held nor previewed (a privacy walkthrough).
-        A waiver needs no dossier: it says the parents will not see it."""
+        A waiver needs no dossier: it says the parents will not see it.
+
+        ``previewed``: the version the parents' preview showed (``DossierPreview.held``). When
+        the school system handed the dossier in again since, the inzage is not of the dossier
+        held now: E474, nothing recorded, nothing released."""
         now = now or self.clock()
         record = self.find(request_id, side=m.HOLDER, schools=schools)
         if record.status not in OPEN_HOLDER:
@@ -544,6 +552,10 @@ class PullService:
                 f"request {request_id}: no dossier is held for the parents' inzage; hand in "
                 "the dossier first (the inzage is of the dossier that goes)"
             )
+        if previewed is not None:
+            if waiver is not None:
+                raise RequestPayloadInvalid("a waiver names no previewed version: no one saw it")
+            _check_previewed(request_id, previewed, None if shown is None else shown[1])
         self.requests.record_inzage(
             school=record.our_school,
             request_pk=record.pk,
@@ -646,12 +658,12 @@ class PullService:
         from oso_gateway.dossier.preview import preview
 
         record = self.find(request_id, side=m.HOLDER, schools=schools)
-        held = self.requests.held_payload(record.pk)
+        held = self.requests.held_with_token(record.pk)
         if held is None:
             return None
-        root = parse_xml(held, limits=_DOSSIER_LIMITS).getroot()
+        root = parse_xml(held[0], limits=_DOSSIER_LIMITS).getroot()
         objected = objections_of(root, self.outbox.objections)
-        shown = preview(with_opt_out(root, objected))
+        shown = replace(preview(with_opt_out(root, objected)), held=held_version(held[1]))
         if not include_details:
             return shown
         leaving = preview(minimise(root, opt_out=objected).root, include_details=True)
@@ -847,3 +859,23 @@ def _dossier_identifier(root: etree._Element) -> str | None:
         return None
     value = leerling.findtext(n + "bsn") or leerling.findtext(n + "onderwijsnummer")
     return value.strip() if value else None
+
+
+def _check_previewed(request_id: str, previewed: str, token: str | None) -> None:
+    """E474 unless ``previewed`` is the version of the dossier held now (``token``); E475 when
+    it has no version's form."""
+    version = previewed.strip().lower()
+    if not _VERSION.fullmatch(version):
+        raise RequestPayloadInvalid(
+            f"the previewed version is {HELD_VERSION_DIGITS} hex digits, as the preview shows it"
+        )
+    if token is None or held_version(token) != version:
+        held = "no dossier is held" if token is None else f"version {held_version(token)} is held"
+        raise RequestStateInvalid(
+            f"request {request_id}: the parents were shown version {version} of the dossier, "
+            f"but {held} now (handed in again since); show them the preview of the dossier "
+            "held now, then record the inzage with its version"
+        )
+
+
+_VERSION = re.compile(f"[0-9a-f]{{{HELD_VERSION_DIGITS}}}")

@@ -121,15 +121,28 @@ class InzageBody(BaseModel):
         pattern=am.TEXT,
         description="No inzage: the reason",
     )
+    previewed: str | None = Field(
+        default=None,
+        pattern="^[0-9a-f]{16}$",
+        description="The version of the dossier the parents were shown (the preview's `held`): "
+        "when the school system handed the dossier in again since, nothing is recorded nor "
+        "released (OSO-E474). Recommended: without it, the inzage is of whatever is held now.",
+    )
 
     @model_validator(mode="after")
     def _one_or_the_other(self) -> InzageBody:
-        """An inzage (its date, how, the parents' view) or its waiver, not both: with both it
-        was refused for the waiver alone ("policy does not allow a waiver")."""
+        """An inzage (its date, how, the parents' view, the version previewed) or its waiver,
+        not both: with both it was refused for the waiver alone ("policy does not allow a
+        waiver")."""
         if self.waiver is not None and (
-            self.date is not None or self.how is not None or self.zienswijze is not None
+            self.date is not None
+            or self.how is not None
+            or self.zienswijze is not None
+            or self.previewed is not None
         ):
-            raise ValueError("give the inzage (date, how, zienswijze) or a waiver, not both")
+            raise ValueError(
+                "give the inzage (date, how, zienswijze, previewed) or a waiver, not both"
+            )
         return self
 
 
@@ -425,6 +438,7 @@ def record_inzage(path: RequestPath, body: InzageBody) -> Response:
         zienswijze=body.zienswijze,
         waiver=body.waiver,
         schools=_schools(),
+        previewed=body.previewed,
     )
     record = outcome.request if outcome else _own(path.request_id, "holder")
     result = request_dict(record, _now())
