@@ -37,7 +37,8 @@ def cheap_hasher(monkeypatch: pytest.MonkeyPatch) -> None:
     """argon2id with small parameters: the same code paths, a fraction of the cost."""
     hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1, type=Type.ID)
     monkeypatch.setattr(auth, "_HASHER", hasher)
-    monkeypatch.setattr(auth, "_DUMMY_HASH", hasher.hash("dummy-password-x"))
+    dummy = hasher.hash("dummy-password-x")
+    monkeypatch.setattr(auth, "dummy_hash", lambda: dummy)
 
 
 def console_settings(tmp_path: Path, database_url: str, **console: object) -> Settings:

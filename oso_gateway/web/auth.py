@@ -14,6 +14,7 @@ Form CSRF tokens are Flask-WTF's ``CSRFProtect`` (``oso_gateway.web.console``).
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +26,15 @@ from oso_gateway.store.operators import OperatorRecord, OperatorStore, ThrottleP
 
 #: argon2id, 64 MiB, 3 passes, 4 lanes (RFC 9106's second recommended option, lighter memory)
 _HASHER = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=4, type=Type.ID)
-_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """The hash an unknown account's password is checked against, so that it costs what a
+    known one's does. Made once per process, when the console is built (``create_console_app``
+    calls this), not on import: every CLI command imported this module and paid ~0.1 s."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
+
 
 MIN_PASSWORD_LENGTH = 12
 ACCOUNT_POLICY = ThrottlePolicy(free_failures=3)
@@ -43,7 +52,7 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True when ``password`` matches; ``None`` (unknown account) costs a dummy verification."""
     try:
-        return _HASHER.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _HASHER.verify(password_hash or dummy_hash(), password) and password_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

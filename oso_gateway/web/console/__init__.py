@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from oso_gateway.errors import ConfigError
 from oso_gateway.store import RateLimitCounters
+from oso_gateway.web import auth
 from oso_gateway.web.console.views import Clock, console_blueprint
 from oso_gateway.web.ratelimit import address_key, database_limiter
 
@@ -93,6 +94,7 @@ def create_console_app(
     shows metadata only and could not decrypt a dossier if it tried) and loads the rest.
     """
     prefix = settings.console.path_prefix
+    auth.dummy_hash()  # before the first login: an unknown account's first one costs no more
     app = Flask("oso_gateway.web.console")
     app.session_interface = ConsoleSessionInterface()
     app.config.update(
