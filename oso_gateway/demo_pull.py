@@ -103,13 +103,13 @@ def run_demo_pull(
             inzage_date=date.today(),
             how="meeting",
             zienswijze=None,
-            previewed=shown.held if shown is not None else None,
+            previewed=shown.version if shown is not None else None,
         )
         assert released is not None
         result.delivery_message_id = released.delivery_message_id or ""
         step(
             f"5. inzage recorded   {date.today().isoformat()} (meeting, no zienswijze) of "
-            f"the version previewed, {shown.held if shown is not None else '-'}"
+            f"the version previewed, {shown.version if shown is not None else '-'}"
         )
         _deliver(old, result.delivery_message_id, result, "delivery")
         step(f"6. delivered         {result.delivery_message_id}  RelatesTo {request.request_id}")

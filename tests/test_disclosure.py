@@ -132,6 +132,25 @@ def test_an_objection_is_enforced_at_every_later_send_and_shown_as_the_reason(
     assert "toetsresultaten" in _send(pair, data).disclosure.sent
 
 
+def test_a_dossiers_version_is_the_digest_of_what_a_push_of_it_sends(pair: GatewayPair) -> None:
+    """The version a preview shows for a push (and an inzage may name) is the prepared payload's
+    digest: the same file and objections give it; an objection since gives another."""
+    from oso_gateway.transfer.send import dossier_version
+
+    data = _data(pair, seed=13)
+    number = pupil_number(parse_xml(data).getroot())
+    assert number is not None
+    objections = pair.outbox.objections
+    plain = dossier_version(data, objections=objections)
+    assert plain == _send(pair, data).payload_digest[:16] == dossier_version(data)
+    _records(pair).record_objection(
+        school=SENDER_SCHOOL.code, pupil_number=number, category="toetsresultaten", now=pair.clock()
+    )
+    withheld = dossier_version(data, objections=objections)
+    assert withheld != plain and withheld == _send(pair, data).payload_digest[:16]
+    assert dossier_version(_data(pair, seed=14)) != plain
+
+
 def test_an_objection_to_a_mandatory_category_stops_the_send(pair: GatewayPair) -> None:
     data = _data(pair, seed=12)
     number = pupil_number(parse_xml(data).getroot())

@@ -129,7 +129,7 @@ def test_the_whole_pull_workflow_through_the_school_api(schools: tuple[Las, Las]
     )
     assert held.status_code == 200 and held.get_json()["dossier"] == "held"
     preview = old.get(f"requests/{request_id}/preview")
-    assert preview.status_code == 200 and len(preview.get_json()["held"]) == 16
+    assert preview.status_code == 200 and len(preview.get_json()["version"]) == 16
     old.deliver()  # the acceptance: the dossier itself waits for the inzage
     assert new.get(f"requests/{request_id}").get_json()["status"] == "accepted"
 
@@ -145,7 +145,7 @@ def test_the_whole_pull_workflow_through_the_school_api(schools: tuple[Las, Las]
     assert future.get_json()["code"] == "OSO-E471"
     assert "2999-01-01 lies in the future" in future.get_json()["detail"]
     # the parents were shown the preview's version: a hand-in since is not released in its place
-    shown_version = preview.get_json()["held"]
+    shown_version = preview.get_json()["version"]
     again = old.post(
         f"requests/{request_id}/dossier", data=data, headers={"Content-Type": "application/xml"}
     )
@@ -162,7 +162,7 @@ def test_the_whole_pull_workflow_through_the_school_api(schools: tuple[Las, Las]
     )
     assert (odd.status_code, odd.get_json()["code"]) == (400, "OSO-E606")
     assert "Jan Jansen" not in odd.get_data(as_text=True)
-    current = old.get(f"requests/{request_id}/preview").get_json()["held"]
+    current = old.get(f"requests/{request_id}/preview").get_json()["version"]
     assert current != shown_version
     recorded = old.post(
         f"requests/{request_id}/inzage",
@@ -559,7 +559,7 @@ def test_the_cli_records_an_inzage_only_of_the_version_previewed(tmp_path: Path)
         answer = ("request", "answer", request_id, "--config", old_config, "--dossier",
                   str(dossier_file))  # fmt: skip
         assert cli(*answer)["dossier"] == "held"
-        shown = cli("request", "preview", request_id, "--config", old_config)["held"]
+        shown = cli("request", "preview", request_id, "--config", old_config)["version"]
         text = CliRunner().invoke(main, ["request", "preview", request_id, "--config", old_config])
         assert f"Versie van het dossier: {shown}" in text.output
         assert cli(*answer)["dossier"] == "held"  # the school system hands it in again
@@ -569,17 +569,83 @@ def test_the_cli_records_an_inzage_only_of_the_version_previewed(tmp_path: Path)
         assert stale["error"] == "OSO-E474"
         shown_now = cli("request", "show", request_id, "--config", old_config)
         assert shown_now["dossier_held_for_inzage"] is True and shown_now["inzage"] is None
-        assert shown_now["preview"]["held"] not in (None, shown)
+        assert shown_now["preview"]["version"] not in (None, shown)
         waived = CliRunner().invoke(
             main, ["inzage", "record", request_id, "--config", old_config, "--waive", "x",
                    "--previewed", shown],
         )  # fmt: skip
         assert waived.exit_code == 2 and "not both" in waived.output
-        current = cli("request", "preview", request_id, "--config", old_config)["held"]
+        current = cli("request", "preview", request_id, "--config", old_config)["version"]
         released = cli(*record, "--previewed", current, "--wait")
         assert released["dossier"] == "queued"
+        kept = cli("request", "show", request_id, "--config", old_config)["inzage"]
+        assert kept["previewed"] == current  # the record says which version the parents saw
         at_new = cli("request", "show", request_id, "--config", new_config, "--side", "sent")
         assert at_new["status"] == "delivered"
     finally:
         for server in reversed(running):
             server.stop()
+
+
+def test_a_push_passes_the_gate_only_as_the_version_its_inzage_previewed(tmp_path: Path) -> None:
+    """With push_requires_inzage, the inzage of a push named no dossier: the parents shown one
+    file, the school could push another of the pupil (a privacy walkthrough). `preview FILE
+    --config` prints the version a push of it makes; an inzage recorded with it lets only that
+    version through."""
+    import json
+
+    from click.testing import CliRunner
+
+    from oso_gateway.cli import main
+
+    gateways = setup_dev_gateways(tmp_path / "w")
+    old_file = gateways[PRIMARY_OIN].config_file
+    old_file.write_text(old_file.read_text() + "\n[pull]\npush_requires_inzage = true\n")
+    old_config = str(old_file)
+    running = start_gateway_in_thread(gateways[SECONDARY_OIN].settings, threads=2)
+
+    def cli(*args: str, code: int = 0) -> Any:
+        result = CliRunner().invoke(main, [*args, "--json"])
+        assert result.exit_code == code, result.output
+        return json.loads(result.output)
+
+    try:
+        now = datetime.now(UTC)
+        shown_file, other_file = tmp_path / "shown.xml", tmp_path / "other.xml"
+        shown_file.write_bytes(generate_dossier(overstap="POVO", seed=2019, now=now))
+        other = etree.fromstring(generate_dossier(overstap="POVO", seed=2020, now=now))
+        leerling = other.find(f"{N}huidigeschool/{N}leerling")
+        assert leerling is not None  # the same pupil, another dossier
+        for field in ("bsn", "achternaam", "geboortedatum"):
+            mine = etree.fromstring(shown_file.read_bytes()).find(f"{N}huidigeschool/{N}leerling")
+            assert mine is not None
+            target = leerling.find(N + field)
+            if target is not None:
+                target.text = mine.findtext(N + field)
+        other_file.write_bytes(etree.tostring(other, xml_declaration=True, encoding="UTF-8"))
+        bsn = _pupil(shown_file.read_bytes())["bsn"]
+
+        version = cli("preview", str(shown_file), "--config", old_config)["version"]
+        assert len(version) == 16
+        text = CliRunner().invoke(main, ["preview", str(shown_file), "--config", old_config])
+        assert f"Versie van het dossier: {version}" in text.output
+        assert cli("preview", str(other_file), "--config", old_config)["version"] != version
+        recorded = cli("inzage", "record", "--config", old_config, "--school", "00YY00",
+                       "--pupil-id", bsn, "--date", "2026-01-05", "--how", "paper",
+                       "--previewed", version)  # fmt: skip
+        assert recorded["recorded"] == "inzage"
+        access = CliRunner().invoke(
+            main, ["subject", "access", "--config", old_config, "--bsn", "-", "--json"],
+            input=bsn + "\n",
+        )  # fmt: skip
+        assert access.exit_code == 0, access.output
+        assert version in {i["previewed"] for i in json.loads(access.output)["push_inzage"]}
+        send = ("send", "--config", old_config, "--to", "01AB00", "--wait")
+        refused = CliRunner().invoke(main, [*send, str(other_file)])
+        assert refused.exit_code != 0 and "OSO-E471" in refused.output, refused.output
+        assert "version" in refused.output and bsn not in refused.output
+        sent = CliRunner().invoke(main, [*send, str(shown_file)])
+        assert sent.exit_code == 0, sent.output
+    finally:
+        running.stop()
+

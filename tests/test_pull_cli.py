@@ -138,11 +138,17 @@ def test_an_inzage_and_a_waiver_at_once_is_a_usage_error(demo: tuple[Path, str])
     assert result.exit_code == 2 and "not both" in result.output
     push = CliRunner().invoke(
         main,
+        ["inzage", "record", "--school", "00YY00", "--pupil-id", "999999187", "--waive", "x",
+         "--previewed", "0123456789abcdef", "--config", str(workdir / OLD_CONFIG)],
+    )  # fmt: skip
+    assert push.exit_code == 2 and "not both" in push.output
+    odd = CliRunner().invoke(
+        main,
         ["inzage", "record", "--school", "00YY00", "--pupil-id", "999999187", "--date",
-         "2026-01-05", "--how", "paper", "--previewed", "0123456789abcdef", "--config",
+         "2026-01-05", "--how", "paper", "--previewed", "Jansen", "--config",
          str(workdir / OLD_CONFIG)],
     )  # fmt: skip
-    assert push.exit_code == 2 and "give REQUEST_ID" in push.output
+    assert odd.exit_code == 1 and "OSO-E475" in odd.output and "Jansen" not in odd.output
 
 
 def test_request_send_reads_the_pupil_from_standard_input(demo: tuple[Path, str]) -> None:

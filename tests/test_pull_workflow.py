@@ -1139,29 +1139,29 @@ def test_an_inzage_naming_its_preview_refuses_a_dossier_handed_in_since(pp: Pull
     service = pp.old.pull
     assert service.answer_with_dossier(request_id, data).outcome == "held"
     shown = service.preview(request_id)
-    assert shown is not None and shown.held is not None and len(shown.held) == 16
-    assert shown.as_dict()["held"] == shown.held
-    assert service.preview(request_id).held == shown.held  # the same hold, the same version
+    assert shown is not None and shown.version is not None and len(shown.version) == 16
+    assert shown.as_dict()["version"] == shown.version
+    assert service.preview(request_id).version == shown.version  # the same hold, the same version
     assert service.answer_with_dossier(request_id, data).outcome == "held"  # handed in again
     again = service.preview(request_id)
-    assert again is not None and again.held != shown.held
+    assert again is not None and again.version != shown.version
     pk = _old(pp, request_id).pk
     with pytest.raises(GatewayError) as info:
         service.record_inzage(
-            request_id, inzage_date=date(2026, 1, 5), how="meeting", previewed=shown.held
+            request_id, inzage_date=date(2026, 1, 5), how="meeting", previewed=shown.version
         )
     assert _code(info) == "OSO-E474"
-    assert f"version {shown.held}" in info.value.detail and again.held in info.value.detail
+    assert f"version {shown.version}" in info.value.detail and again.version in info.value.detail
     assert service.requests.find_inzage(school=OLD.code, request_pk=pk) is None
     assert _old(pp, request_id).held and _old(pp, request_id).delivery_message_id is None
-    for malformed in ("not-a-version", shown.held[:8], "<b>" + shown.held):
+    for malformed in ("not-a-version", shown.version[:8], "<b>" + shown.version):
         with pytest.raises(GatewayError) as bad:
             service.record_inzage(
                 request_id, inzage_date=date(2026, 1, 5), how="meeting", previewed=malformed
             )
         assert _code(bad) == "OSO-E475" and malformed not in bad.value.detail
     released = service.record_inzage(
-        request_id, inzage_date=date(2026, 1, 5), how="meeting", previewed=again.held.upper()
+        request_id, inzage_date=date(2026, 1, 5), how="meeting", previewed=again.version.upper()
     )
     assert released is not None and released.outcome == "queued"
     assert service.requests.find_inzage(school=OLD.code, request_pk=pk) is not None
@@ -1173,14 +1173,14 @@ def test_a_waiver_names_no_previewed_version(tmp_path: Path) -> None:
         request_id, data = _request(pp)
         pp.old.pull.answer_with_dossier(request_id, data)
         shown = pp.old.pull.preview(request_id)
-        assert shown is not None and shown.held is not None
+        assert shown is not None and shown.version is not None
         with pytest.raises(GatewayError) as info:
             pp.old.pull.record_inzage(
                 request_id,
                 inzage_date=None,
                 how=None,
                 waiver="niet bereikbaar",
-                previewed=shown.held,
+                previewed=shown.version,
             )
         assert _code(info) == "OSO-E475"
         assert _old(pp, request_id).held

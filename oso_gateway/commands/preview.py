@@ -40,11 +40,19 @@ def preview_command(
     file: Path, as_json: bool, details: bool, lang: str, config_file: Path | None
 ) -> None:
     """Show what FILE (an OSO 2019 dossier) will share, category by category."""
+    from dataclasses import replace
+
+    from oso_gateway.transfer.send import dossier_version
+
     try:
-        root = parse_xml(file.read_bytes()).getroot()
+        data = file.read_bytes()
+        root = parse_xml(data).getroot()
         if root.tag != q("dossier"):
             raise DossierParseError("the root element is not an OSO 2019 dossier")
         objected = _objections(config_file, root) if config_file is not None else []
+        # the version a push of this file makes, which an inzage may name (`inzage record
+        # --previewed`): with the objections the sending gateway holds (--config)
+        version = dossier_version(data, objections=lambda _school, _number: objected)
         if objected:
             from oso_gateway.dossier.minimise import minimise
 
@@ -54,7 +62,7 @@ def preview_command(
         raise SystemExit(1) from None
     if objected and not as_json:
         click.echo(f"parents' objections (withheld, shown as OPT-UIT): {', '.join(objected)}")
-    p = preview(root, include_details=details)
+    p = replace(preview(root, include_details=details), version=version)
     if as_json:
         click.echo(json.dumps(p.as_dict(include_details=details), ensure_ascii=False, indent=2))
     else:

@@ -330,6 +330,7 @@ def _inzage_dict(e: InzageEntry) -> dict[str, Any]:
         "view_given": e.zienswijze,
         "waived": e.waived,
         "text_held": e.text_held,
+        "previewed": e.previewed,
     }
 
 

@@ -325,6 +325,7 @@ def show_command(
                     "zienswijze": inzage.zienswijze,
                     "waived": inzage.waived,
                     "recorded_at": _iso(inzage.recorded_at),
+                    "previewed": inzage.previewed,
                 }
             )
             shown = pull.preview(request_id) if record.held else None
@@ -496,8 +497,9 @@ def inzage_group() -> None:
     "--previewed",
     default=None,
     metavar="VERSION",
-    help="The dossier version the parents were shown (`request preview` prints it): refused, "
-    "and nothing released, when the dossier was handed in again since.",
+    help="The dossier version the parents were shown (`request preview`, for a push `preview "
+    "FILE --config`, prints it): a request's dossier handed in again since is refused, and "
+    "nothing released; for a push, only a dossier of that version passes the gate.",
 )
 @json_option
 @wait_option
@@ -529,8 +531,6 @@ def record_command(
         raise click.UsageError(
             "give the inzage (--date, --how, --zienswijze, --previewed) or --waive, not both"
         )
-    if previewed is not None and request_id is None:
-        raise click.UsageError("--previewed names a request's held dossier: give REQUEST_ID")
 
     def work(services: GatewayServices) -> dict[str, Any]:
         pull = services.pull
@@ -542,6 +542,7 @@ def record_command(
                 how=how,
                 zienswijze=zienswijze,
                 waiver=waiver,
+                previewed=previewed,
             )
             return {"school": school.code, "recorded": "waived" if waiver else "inzage"}
         outcome = pull.record_inzage(

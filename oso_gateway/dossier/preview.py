@@ -120,10 +120,11 @@ class DossierPreview:
     categories: tuple[CategorySummary, ...]
     #: Personal data for the parents' review: None unless requested with include_details=True.
     details: tuple[CategoryDetails, ...] | None = field(default=None, repr=False)
-    #: The version of the held dossier this preview shows (a request's hold, new with every
-    #: hand-in; ``held_version``), None for a file's preview. Recording the inzage with it
-    #: releases only this version.
-    held: str | None = None
+    #: The version of the dossier this preview shows, 16 hex digits: of a request's held
+    #: dossier, new with every hand-in (``store.pull.held_version``); of a file to be pushed,
+    #: its payload's digest once minimised (``transfer.send.dossier_version``). An inzage
+    #: recorded with it is of this version only.
+    version: str | None = None
 
     @property
     def attachments(self) -> int:
@@ -145,8 +146,8 @@ class DossierPreview:
             "shared_attachments": self.attachments,
             "shared_attachment_bytes": self.attachment_bytes,
         }
-        if self.held is not None:
-            out["held"] = self.held
+        if self.version is not None:
+            out["version"] = self.version
         if include_details and self.details is not None:
             out["details"] = [
                 {
@@ -328,8 +329,8 @@ def render_text(p: DossierPreview, *, language: str = "nl", show_details: bool =
     lines.append(
         f"  {'Bijlagen die worden gedeeld' if nl else 'Attachments to be shared'}: {total}"
     )
-    if p.held is not None:
-        lines.append(f"  {'Versie van het dossier' if nl else 'Dossier version'}: {p.held}")
+    if p.version is not None:
+        lines.append(f"  {'Versie van het dossier' if nl else 'Dossier version'}: {p.version}")
     if show_details and p.details is not None:
         lines += [
             "",

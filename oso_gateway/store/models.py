@@ -432,3 +432,5 @@ class InzageRecord(Base):
     zienswijze_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
     waiver_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: the version of the dossier the parents were shown (its preview's), when named
+    previewed: Mapped[str | None] = mapped_column(String(16))

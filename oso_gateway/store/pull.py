@@ -76,6 +76,8 @@ class InzageEntry:
     recorded_at: datetime
     #: the parents' view or a waiver's reason is still held (not yet erased)
     text_held: bool = False
+    #: the version of the dossier the parents were shown, when the inzage named it
+    previewed: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -470,6 +472,7 @@ class PullStore:
         zienswijze: str | None,
         waiver: str | None,
         now: datetime,
+        previewed: str | None = None,
     ) -> InzageEntry:
         cipher = self.cipher
         pupil_hmac = (
@@ -494,6 +497,7 @@ class PullStore:
                 if waiver is None
                 else cipher.encrypt(waiver.encode(), aad=aad_for("inzage", owner, "waiver")),
                 recorded_at=now,
+                previewed=previewed,
             )
             session.add(row)
             session.flush()
@@ -603,6 +607,7 @@ def _inzage(row: m.InzageRecord) -> InzageEntry:
         waived=bool(row.waived),
         recorded_at=row.recorded_at,
         text_held=row.zienswijze_ciphertext is not None or row.waiver_ciphertext is not None,
+        previewed=row.previewed,
     )
 
 

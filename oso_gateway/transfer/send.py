@@ -221,6 +221,26 @@ def prepare_dossier(
     return dataclasses.replace(prepared, disclosure=disclosure, pupil_number=number)
 
 
+def dossier_version(data: bytes, *, objections: ObjectionLookup | None = None) -> str:
+    """The version of a dossier to be pushed, as a preview shows it and an inzage names it: the
+    first 16 hex digits of the digest of the payload ``prepare_dossier`` makes of ``data``
+    (minimised, the parents' objections withheld). Another file, or another objection since,
+    gives another version; the same file and objections give the same one."""
+    from oso_gateway.dossier.minimise import minimise
+    from oso_gateway.security import primitives
+
+    if len(data) > MAX_DOSSIER_BYTES:
+        raise DossierTooLarge(f"dossier of {len(data)} bytes; the limit is {MAX_DOSSIER_BYTES}")
+    try:
+        parsed = parse_xml(data, limits=_DOSSIER_LIMITS).getroot()
+    except GatewayError as exc:
+        raise DossierParseError(f"the dossier cannot be parsed ({exc.code})") from None
+    objected = objections_of(parsed, objections) if objections is not None else ()
+    root = minimise(parsed, opt_out=objected).root
+    del parsed
+    return primitives.sha256_hex(canonical(root, consume=True).data)[:16]
+
+
 def objections_of(root: etree._Element, objections: ObjectionLookup) -> Sequence[str]:
     """The categories the parents of the dossier's pupil objected to at its sending school
     (none when the dossier names no pupil number): what every way out withholds, a push, a

@@ -536,7 +536,7 @@ class PullService:
         dossier leave at once on its hand-in, never held nor previewed (a privacy walkthrough).
         A waiver needs no dossier: it says the parents will not see it.
 
-        ``previewed``: the version the parents' preview showed (``DossierPreview.held``). When
+        ``previewed``: the version the parents' preview showed (``DossierPreview.version``). When
         the school system handed the dossier in again since, the inzage is not of the dossier
         held now: E474, nothing recorded, nothing released."""
         now = now or self.clock()
@@ -555,6 +555,7 @@ class PullService:
         if previewed is not None:
             if waiver is not None:
                 raise RequestPayloadInvalid("a waiver names no previewed version: no one saw it")
+            previewed = _version(previewed)
             _check_previewed(request_id, previewed, None if shown is None else shown[1])
         self.requests.record_inzage(
             school=record.our_school,
@@ -565,6 +566,7 @@ class PullService:
             zienswijze=zienswijze,
             waiver=waiver,
             now=now,
+            previewed=previewed,
         )
         if shown is None:  # a waiver before the hand-in: the dossier goes when handed in
             return None
@@ -582,14 +584,21 @@ class PullService:
         zienswijze: str | None = None,
         waiver: str | None = None,
         now: datetime | None = None,
+        previewed: str | None = None,
     ) -> None:
-        """Record the inzage of a dossier that will be pushed (no request)."""
+        """Record the inzage of a dossier that will be pushed (no request). ``previewed``: the
+        version its preview showed (``send.dossier_version``): then only a push of that version
+        passes the gate (``check_push``)."""
         now = now or self.clock()
         if not (bsn_is_valid(pupil_identifier) or onderwijsnummer_is_valid(pupil_identifier)):
             raise PupilIdentifierInvalid("the pupil identifier fails the 11-proef")
         self._check_inzage_args(
             school.code, inzage_date, how, waiver, now=now, zienswijze=zienswijze
         )
+        if previewed is not None:
+            if waiver is not None:
+                raise RequestPayloadInvalid("a waiver names no previewed version: no one saw it")
+            previewed = _version(previewed)
         self.requests.record_inzage(
             school=school.code,
             request_pk=None,
@@ -599,6 +608,7 @@ class PullService:
             zienswijze=zienswijze,
             waiver=waiver,
             now=now,
+            previewed=previewed,
         )
 
     def check_push(self, prepared: PreparedMessage) -> None:
@@ -623,6 +633,13 @@ class PullService:
             raise InzageMissing(
                 f"push from school {school}: the inzage recorded {entry.recorded_at:%Y-%m-%d} "
                 "was of an earlier push of this pupil; record the parents' inzage of this dossier"
+            )
+        pushed = prepared.payload_digest[:HELD_VERSION_DIGITS]
+        if entry.previewed is not None and entry.previewed != pushed:
+            raise InzageMissing(
+                f"push from school {school}: the parents were shown version {entry.previewed} "
+                f"of the dossier, this one is version {pushed} (another file, or an objection "
+                "since); record the parents' inzage of this dossier"
             )
 
     def _push_since(self, school: str, identifier: str, entry: InzageEntry) -> bool:
@@ -663,7 +680,7 @@ class PullService:
             return None
         root = parse_xml(held[0], limits=_DOSSIER_LIMITS).getroot()
         objected = objections_of(root, self.outbox.objections)
-        shown = replace(preview(with_opt_out(root, objected)), held=held_version(held[1]))
+        shown = replace(preview(with_opt_out(root, objected)), version=held_version(held[1]))
         if not include_details:
             return shown
         leaving = preview(minimise(root, opt_out=objected).root, include_details=True)
@@ -861,14 +878,20 @@ def _dossier_identifier(root: etree._Element) -> str | None:
     return value.strip() if value else None
 
 
-def _check_previewed(request_id: str, previewed: str, token: str | None) -> None:
-    """E474 unless ``previewed`` is the version of the dossier held now (``token``); E475 when
-    it has no version's form."""
+def _version(previewed: str) -> str:
+    """A previewed version as typed (any case, spaces around), or E475 when it has no
+    version's form (it is not echoed: anything may have been typed there)."""
     version = previewed.strip().lower()
     if not _VERSION.fullmatch(version):
         raise RequestPayloadInvalid(
             f"the previewed version is {HELD_VERSION_DIGITS} hex digits, as the preview shows it"
         )
+    return version
+
+
+def _check_previewed(request_id: str, version: str, token: str | None) -> None:
+    """E474 unless ``version`` (``_version``) is the version of the dossier held now
+    (``token``)."""
     if token is None or held_version(token) != version:
         held = "no dossier is held" if token is None else f"version {held_version(token)} is held"
         raise RequestStateInvalid(
