@@ -649,3 +649,23 @@ def test_a_push_passes_the_gate_only_as_the_version_its_inzage_previewed(tmp_pat
     finally:
         running.stop()
 
+
+def test_a_repeated_query_parameter_is_refused_not_read_as_its_first(
+    schools: tuple[Las, Las],
+) -> None:
+    """``?side=sent&side=received`` was answered as ``side=sent`` (a vendor's walkthrough)."""
+    new, _old = schools
+    assert new.get("requests", query_string={"side": "sent"}).status_code == 200
+    both = new.get("requests?side=sent&side=received")
+    assert (both.status_code, both.get_json()["code"]) == (400, "OSO-E606")
+    assert both.get_json()["errors"] == [
+        {
+            "code": "repeated",
+            "location": "query.side",
+            "message": "given more than once: this parameter takes one value",
+        }
+    ]
+    odd = new.get("inbox/messages?Jansen%20999=1&Jansen%20999=2")
+    assert odd.status_code == 400 and "Jansen" not in odd.get_data(as_text=True)
+    assert new.get("inbox/messages?status=new&status=new").status_code == 400
+    assert new.client.get("/api/v1/requests?side=sent&side=x").status_code == 401  # auth first

@@ -217,6 +217,27 @@ def _install_security(app: SchoolApi, settings: Settings) -> None:
         application_limits_exempt_when=lambda: g.get("api_client") is None,
     )
 
+    @app.before_request
+    def _single_valued_query() -> Response | None:
+        """Every query parameter of the API takes one value: a repeated one was answered by
+        its first value, silently (``?side=sent&side=received``: a vendor's walkthrough)."""
+        if not request.path.startswith(API_PREFIX + "/"):
+            return None
+        repeated = sorted(key for key, values in request.args.lists() if len(values) > 1)
+        if not repeated:
+            return None
+        return problem(
+            se.RequestInvalid,
+            errors=[
+                {
+                    "code": "repeated",
+                    "location": f"query.{key}" if _QUERY_KEY.fullmatch(key) else "query",
+                    "message": "given more than once: this parameter takes one value",
+                }
+                for key in repeated[:50]
+            ],
+        )
+
     @app.after_request
     def _record(response: Response) -> Response:
         if request.path.startswith(API_PREFIX + "/") and not _is_public():
@@ -226,6 +247,10 @@ def _install_security(app: SchoolApi, settings: Settings) -> None:
                 return response
             _log_call(services, response.status_code)
         return response
+
+
+#: a query parameter's name as the API's are: named back to the caller in a problem's errors
+_QUERY_KEY = re.compile(r"[a-z_]{1,40}")
 
 
 def _is_public() -> bool:
