@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -56,16 +56,35 @@ def _json(record: Any) -> dict[str, Any]:
 
 
 @client_group.command("add")
-@click.argument("name")
+@click.argument("name", required=False)
+@click.option("--school", "schools", multiple=True, help="BRIN + vestiging (repeatable).")
 @click.option(
-    "--school", "schools", multiple=True, required=True, help="BRIN + vestiging (repeatable)."
+    "--from-file",
+    "from_file",
+    type=click.File("r", encoding="utf-8"),
+    default=None,
+    help="Many clients at once (a vendor's schools): JSON lines, one "
+    '{"name": ..., "schools": [...]} each (\'-\': standard input). Every line is checked '
+    "before any client is made; the credentials come out as JSON lines.",
 )
 @click.option("--json", "as_json", is_flag=True)
 @config_option
 def add_command(
-    name: str, schools: tuple[str, ...], as_json: bool, config_file: Path | None
+    name: str | None,
+    schools: tuple[str, ...],
+    from_file: TextIO | None,
+    as_json: bool,
+    config_file: Path | None,
 ) -> None:
-    """Create a credential for NAME (a school system) acting for the given schools."""
+    """Create a credential for NAME (a school system) acting for the given schools, or one for
+    each line of --from-file."""
+    if from_file is not None:
+        if name is not None or schools:
+            raise click.UsageError("give NAME and --school, or --from-file, not both")
+        _add_many(_entries(from_file), config_file)
+        return
+    if name is None or not schools:
+        raise click.UsageError("give NAME and at least one --school (or --from-file)")
     services, clients = _clients(config_file)
     try:
         record, credential = clients.add(name, schools, now=datetime.now(UTC))
@@ -78,6 +97,45 @@ def add_command(
         return
     click.echo(f"client   {record.client_id}  {record.name}  schools {', '.join(record.schools)}")
     click.echo(f"credential (shown once; send as 'Authorization: Bearer ...'):\n{credential}")
+
+
+def _entries(source: TextIO) -> list[tuple[str, list[str]]]:
+    """The (name, schools) of each non-blank JSON line; a usage error names the bad line."""
+    entries = []
+    for number, line in enumerate(source, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError:
+            raise click.UsageError(f"--from-file line {number}: not JSON") from None
+        if (
+            not isinstance(item, dict)
+            or set(item) != {"name", "schools"}
+            or not isinstance(item["name"], str)
+            or not isinstance(item["schools"], list)
+            or not all(isinstance(s, str) for s in item["schools"])
+        ):
+            raise click.UsageError(
+                f'--from-file line {number}: give {{"name": "...", "schools": ["00YY00", ...]}}'
+            )
+        entries.append((item["name"], item["schools"]))
+    if not entries:
+        raise click.UsageError("--from-file holds no clients")
+    return entries
+
+
+def _add_many(entries: list[tuple[str, list[str]]], config_file: Path | None) -> None:
+    services, clients = _clients(config_file)
+    try:
+        made = clients.add_many(entries, now=datetime.now(UTC))
+    except GatewayError as exc:
+        fail(exc, status=2)
+    finally:
+        services.close()
+    for record, credential in made:  # JSON lines, in the file's order: shown once
+        click.echo(json.dumps({**_json(record), "credential": credential}))
+    click.echo(f"{len(made)} API clients made", err=True)
 
 
 @client_group.command("list")

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from oso_gateway.errors import (
@@ -44,6 +44,24 @@ class ApiClients:
         self, name: str, schools: Iterable[str], *, now: datetime
     ) -> tuple[ApiClientRecord, str]:
         """A new client; returns it and its credential (shown once, never stored)."""
+        return self._make(name, self.check(name, schools), now=now)
+
+    def add_many(
+        self, entries: Sequence[tuple[str, Sequence[str]]], *, now: datetime
+    ) -> list[tuple[ApiClientRecord, str]]:
+        """A client for each (name, schools): every entry is checked before any is made, so a
+        mistake in one line of a vendor's list makes none (``ApiClientConfigError`` naming the
+        entry, counted from 1)."""
+        checked = []
+        for number, (name, schools) in enumerate(entries, start=1):
+            try:
+                checked.append((name, self.check(name, schools)))
+            except ApiClientConfigError as exc:
+                raise ApiClientConfigError(f"entry {number}: {exc.detail}") from None
+        return [self._make(name, codes, now=now) for name, codes in checked]
+
+    def check(self, name: str, schools: Iterable[str]) -> tuple[str, ...]:
+        """The school codes of a new client named ``name``, or ``ApiClientConfigError``."""
         if not _NAME_RE.fullmatch(name):
             raise ApiClientConfigError("name: 1-100 letters, digits, spaces or ._()-")
         codes = tuple(dict.fromkeys(s.strip().upper() for s in schools if s.strip()))
@@ -56,6 +74,11 @@ class ApiClients:
         foreign = [c for c in codes if c not in served]
         if foreign:
             raise ApiClientConfigError(f"school {foreign[0]} is not served by this gateway")
+        return codes
+
+    def _make(
+        self, name: str, codes: tuple[str, ...], *, now: datetime
+    ) -> tuple[ApiClientRecord, str]:
         client_id = "c-" + secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
         record = self.store.add(
