@@ -144,10 +144,20 @@ def test_the_whole_pull_workflow_through_the_school_api(schools: tuple[Las, Las]
     future = old.post(f"requests/{request_id}/inzage", json={"date": "2999-01-01", "how": "paper"})
     assert future.get_json()["code"] == "OSO-E471"
     assert "2999-01-01 lies in the future" in future.get_json()["detail"]
-    # the parents were shown the preview's version: a hand-in since is not released in its place
+    # the parents were shown the preview's version: another dossier handed in since is not
+    # released in its place (the same export again is the same version)
     shown_version = preview.get_json()["version"]
-    again = old.post(
+    same = old.post(
         f"requests/{request_id}/dossier", data=data, headers={"Content-Type": "application/xml"}
+    )
+    assert same.get_json()["dossier"] == "held"
+    assert old.get(f"requests/{request_id}/preview").get_json()["version"] == shown_version
+    other_export = data.replace(b"M. de Vries</naamdirecteur>", b"M. de Boer</naamdirecteur>")
+    assert other_export != data
+    again = old.post(
+        f"requests/{request_id}/dossier",
+        data=other_export,
+        headers={"Content-Type": "application/xml"},
     )
     assert again.get_json()["dossier"] == "held"
     stale = old.post(
@@ -155,7 +165,7 @@ def test_the_whole_pull_workflow_through_the_school_api(schools: tuple[Las, Las]
         json={"date": "2026-01-05", "how": "meeting", "previewed": shown_version},
     )
     assert (stale.status_code, stale.get_json()["code"]) == (409, "OSO-E474")
-    assert "handed in again" in stale.get_json()["detail"]
+    assert "another dossier handed in" in stale.get_json()["detail"]
     odd = old.post(
         f"requests/{request_id}/inzage",
         json={"date": "2026-01-05", "how": "meeting", "previewed": "Jan Jansen"},
@@ -166,8 +176,8 @@ def test_the_whole_pull_workflow_through_the_school_api(schools: tuple[Las, Las]
     assert current != shown_version
     recorded = old.post(
         f"requests/{request_id}/inzage",
-        json={"date": "2026-01-05", "how": "meeting", "previewed": current},
-    )
+        json={"date": "2026-01-05", "how": "meeting", "previewed": current.upper()},
+    )  # any case, as the CLI takes it
     assert recorded.status_code == 200 and recorded.get_json()["dossier"] == "queued"
     old.deliver()
     assert new.get(f"requests/{request_id}").get_json()["status"] == "delivered"
@@ -562,7 +572,11 @@ def test_the_cli_records_an_inzage_only_of_the_version_previewed(tmp_path: Path)
         shown = cli("request", "preview", request_id, "--config", old_config)["version"]
         text = CliRunner().invoke(main, ["request", "preview", request_id, "--config", old_config])
         assert f"Versie van het dossier: {shown}" in text.output
-        assert cli(*answer)["dossier"] == "held"  # the school system hands it in again
+        other_file = tmp_path / "other.xml"  # the school system hands in another export
+        other_file.write_bytes(
+            data.replace(b"M. de Vries</naamdirecteur>", b"M. de Boer</naamdirecteur>")
+        )
+        assert cli(*answer[:-1], str(other_file))["dossier"] == "held"
         record = ("inzage", "record", request_id, "--config", old_config, "--date",
                   "2026-01-05", "--how", "meeting")  # fmt: skip
         stale = cli(*record, "--previewed", shown, code=1)

@@ -148,7 +148,7 @@ def test_an_inzage_and_a_waiver_at_once_is_a_usage_error(demo: tuple[Path, str])
          "2026-01-05", "--how", "paper", "--previewed", "Jansen", "--config",
          str(workdir / OLD_CONFIG)],
     )  # fmt: skip
-    assert odd.exit_code == 1 and "OSO-E475" in odd.output and "Jansen" not in odd.output
+    assert odd.exit_code == 2 and "16 hex digits" in odd.output and "Jansen" not in odd.output
 
 
 def test_request_send_reads_the_pupil_from_standard_input(demo: tuple[Path, str]) -> None:

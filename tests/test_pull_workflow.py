@@ -1111,38 +1111,48 @@ def test_an_inzage_releases_only_the_dossier_the_parents_were_shown(
     assert service.answer_with_dossier(request_id, data).outcome == "held"  # not queued
     assert _old(pp, request_id).delivery_message_id is None
 
-    real_record = service.requests.record_inzage
-
-    def handed_in_meanwhile(**kwargs: Any) -> Any:
+    def handed_in_meanwhile(*args: Any, **kwargs: Any) -> Any:
         service.answer_with_dossier(request_id, data)  # the school API, meanwhile
-        return real_record(**kwargs)
+        return real_prepare(*args, **kwargs)
 
-    monkeypatch.setattr(service.requests, "record_inzage", handed_in_meanwhile)
+    monkeypatch.setattr(service_module, "prepare_dossier", handed_in_meanwhile)
     with pytest.raises(GatewayError) as info:
         service.record_inzage(request_id, inzage_date=date(2026, 1, 6), how="paper")
     assert _code(info) == "OSO-E474" and "record the inzage again" in info.value.detail
     monkeypatch.undo()
     held = _old(pp, request_id)
     assert held.held and held.delivery_message_id is None
+    # recorded in the transaction that releases: refused, it is not recorded either (it was,
+    # and said the parents saw a dossier that was not the one held: a security review)
+    assert service.requests.find_inzage(school=OLD.code, request_pk=held.pk) is None
     related = [r for r in pp.old.store.list_messages(direction=m.OUT) if r.relates_to == request_id]
     assert wire.ACTION_DELIVER not in [r.action for r in related]
     released = service.record_inzage(request_id, inzage_date=date(2026, 1, 7), how="paper")
     assert released is not None and released.outcome == "queued"
 
 
+def _other_of_the_pupil(data: bytes) -> bytes:
+    """Another dossier of the same pupil: the school's director's name differs."""
+    assert b"<naamdirecteur>M. de Vries</naamdirecteur>" in data
+    return data.replace(b"M. de Vries</naamdirecteur>", b"M. de Boer</naamdirecteur>")
+
+
 def test_an_inzage_naming_its_preview_refuses_a_dossier_handed_in_since(pp: PullPair) -> None:
     """The inzage was of whatever was held when it was recorded: parents shown one dossier, the
     school system handing in another before the inzage was recorded, sent the other (a privacy
-    walkthrough). The preview names the version it shows; an inzage that names it is refused,
-    nothing recorded nor released, when the dossier held is no longer that version."""
+    walkthrough). The preview names the version it shows (the digest of what would be sent);
+    an inzage that names it is refused, nothing recorded nor released, when what would leave
+    now is another version. The same export handed in again is the same version."""
     request_id, data = _request(pp)
     service = pp.old.pull
     assert service.answer_with_dossier(request_id, data).outcome == "held"
     shown = service.preview(request_id)
     assert shown is not None and shown.version is not None and len(shown.version) == 16
     assert shown.as_dict()["version"] == shown.version
-    assert service.preview(request_id).version == shown.version  # the same hold, the same version
-    assert service.answer_with_dossier(request_id, data).outcome == "held"  # handed in again
+    assert service.answer_with_dossier(request_id, data).outcome == "held"  # the same export
+    assert service.preview(request_id).version == shown.version  # the same version
+    other = _other_of_the_pupil(data)
+    assert service.answer_with_dossier(request_id, other).outcome == "held"
     again = service.preview(request_id)
     assert again is not None and again.version != shown.version
     pk = _old(pp, request_id).pk
@@ -1164,7 +1174,46 @@ def test_an_inzage_naming_its_preview_refuses_a_dossier_handed_in_since(pp: Pull
         request_id, inzage_date=date(2026, 1, 5), how="meeting", previewed=again.version.upper()
     )
     assert released is not None and released.outcome == "queued"
-    assert service.requests.find_inzage(school=OLD.code, request_pk=pk) is not None
+    recorded = service.requests.find_inzage(school=OLD.code, request_pk=pk)
+    assert recorded is not None and recorded.previewed == again.version
+    [delivery] = [r for r in pp.old.store.list_messages(direction=m.OUT)
+                  if r.action == wire.ACTION_DELIVER]  # fmt: skip
+    assert delivery.payload_digest is not None
+    assert delivery.payload_digest.startswith(again.version)  # what left is what was shown
+
+
+def test_an_objection_changed_after_the_preview_changes_the_version(pp: PullPair) -> None:
+    """A security review: the version named only the held dossier, so an objection withdrawn
+    after the preview released the category the parents were told stays. The version is the
+    digest of what would leave: recorded or withdrawn since, E474 and nothing released."""
+    from oso_gateway.dossier.disclosure import pupil_number
+    from oso_gateway.security.xmlparse import parse_xml
+    from oso_gateway.store.disclosures import PrivacyRecords
+
+    request_id, data = _request(pp)
+    service = pp.old.pull
+    number = pupil_number(parse_xml(data).getroot())
+    assert number is not None
+    records = PrivacyRecords(pp.old.store.engine, pp.old.store.cipher)
+    objection = {"school": OLD.code, "pupil_number": number, "category": "cijferlijsten"}
+    assert records.record_objection(**objection, now=pp.clock())
+    service.answer_with_dossier(request_id, data)
+    withheld = service.preview(request_id)
+    assert withheld is not None and withheld.version is not None
+    assert records.withdraw_objection(**objection)
+    shared = service.preview(request_id)
+    assert shared is not None and shared.version not in (None, withheld.version)
+    with pytest.raises(GatewayError) as info:
+        service.record_inzage(
+            request_id, inzage_date=date(2026, 1, 5), how="meeting", previewed=withheld.version
+        )
+    assert _code(info) == "OSO-E474" and "objection" in info.value.detail
+    assert service.requests.find_inzage(school=OLD.code, request_pk=_old(pp, request_id).pk) is None
+    assert records.record_objection(**objection, now=pp.clock())  # back as the parents saw it
+    released = service.record_inzage(
+        request_id, inzage_date=date(2026, 1, 5), how="meeting", previewed=withheld.version
+    )
+    assert released is not None and released.outcome == "queued"
 
 
 def test_a_waiver_names_no_previewed_version(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ Exit status: 0 done, 1 refused (with the error code), 2 usage or configuration e
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
@@ -467,6 +468,17 @@ def inzage_group() -> None:
     """The parents' inzage before a dossier leaves (old school)."""
 
 
+def _version_option(_ctx: Any, _param: Any, value: str | None) -> str | None:
+    """A dossier version as a preview prints it (16 hex digits, any case), or a usage error
+    that does not repeat what was typed (it may be anything)."""
+    if value is None:
+        return None
+    version = value.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{16}", version):
+        raise click.BadParameter("a version is 16 hex digits, as the preview prints it")
+    return version
+
+
 @inzage_group.command("record")
 @click.argument("request_id", required=False)
 @click.option(
@@ -497,6 +509,7 @@ def inzage_group() -> None:
     "--previewed",
     default=None,
     metavar="VERSION",
+    callback=_version_option,
     help="The dossier version the parents were shown (`request preview`, for a push `preview "
     "FILE --config`, prints it): a request's dossier handed in again since is refused, and "
     "nothing released; for a push, only a dossier of that version passes the gate.",

@@ -120,10 +120,10 @@ class DossierPreview:
     categories: tuple[CategorySummary, ...]
     #: Personal data for the parents' review: None unless requested with include_details=True.
     details: tuple[CategoryDetails, ...] | None = field(default=None, repr=False)
-    #: The version of the dossier this preview shows, 16 hex digits: of a request's held
-    #: dossier, new with every hand-in (``store.pull.held_version``); of a file to be pushed,
-    #: its payload's digest once minimised (``transfer.send.dossier_version``). An inzage
-    #: recorded with it is of this version only.
+    #: The version of the dossier this preview shows (``transfer.send.dossier_version``: the
+    #: first 16 hex digits of the digest of what would be sent, the parents' objections
+    #: withheld): of a request's held dossier, or of a file to be pushed. An inzage recorded
+    #: with it is of this version only.
     version: str | None = None
 
     @property

@@ -474,36 +474,17 @@ class PullStore:
         now: datetime,
         previewed: str | None = None,
     ) -> InzageEntry:
-        cipher = self.cipher
-        pupil_hmac = (
-            cipher.lookup_hash(INZAGE_PUPIL, pupil_identifier) if pupil_identifier else None
+        new = NewInzage(
+            school=school,
+            request_pk=request_pk,
+            pupil_identifier=pupil_identifier,
+            inzage_date=inzage_date,
+            how=how,
+            zienswijze=zienswijze,
+            waiver=waiver,
+            previewed=previewed,
         )
-        owner = f"{school}/{request_pk}/{pupil_hmac}"
-
-        def work(session: Session) -> InzageEntry:
-            row = m.InzageRecord(
-                school=school,
-                request_pk=request_pk,
-                pupil_hmac=pupil_hmac,
-                inzage_date=inzage_date,
-                how=how,
-                zienswijze=zienswijze is not None,
-                waived=waiver is not None,
-                key_id=cipher.key_id,
-                zienswijze_ciphertext=None
-                if zienswijze is None
-                else cipher.encrypt(zienswijze.encode(), aad=aad_for("inzage", owner, "view")),
-                waiver_ciphertext=None
-                if waiver is None
-                else cipher.encrypt(waiver.encode(), aad=aad_for("inzage", owner, "waiver")),
-                recorded_at=now,
-                previewed=previewed,
-            )
-            session.add(row)
-            session.flush()
-            return _inzage(row)
-
-        return self._write(work)
+        return self._write(lambda session: insert_inzage_in(session, self.cipher, new, now=now))
 
     def find_inzage(
         self, *, school: str, request_pk: int | None = None, pupil_identifier: str | None = None
@@ -558,15 +539,50 @@ def held_token(ciphertext: bytes) -> str:
     return hashlib.sha256(ciphertext).hexdigest()
 
 
-#: hex digits of a hold's token shown as its version (``held_version``): enough to tell two
-#: hand-ins of one request apart, short enough to type from a printed preview
-HELD_VERSION_DIGITS = 16
+@dataclass(frozen=True, kw_only=True)
+class NewInzage:
+    """An inzage (or its waiver) to record: for a request, or for a pupil's push."""
+
+    school: str
+    request_pk: int | None
+    pupil_identifier: str | None
+    inzage_date: str | None
+    how: str | None
+    zienswijze: str | None
+    waiver: str | None
+    previewed: str | None = None
 
 
-def held_version(token: str) -> str:
-    """The version of a hold that a preview shows and an inzage may name (``held_token``'s
-    first ``HELD_VERSION_DIGITS`` hex digits)."""
-    return token[:HELD_VERSION_DIGITS]
+def insert_inzage_in(
+    session: Session, cipher: AtRestCipher, new: NewInzage, *, now: datetime
+) -> InzageEntry:
+    """Record ``new`` in the caller's transaction (for a request with a held dossier: the one
+    that releases it, so that an inzage whose release is refused is not recorded either)."""
+    pupil_hmac = (
+        cipher.lookup_hash(INZAGE_PUPIL, new.pupil_identifier) if new.pupil_identifier else None
+    )
+    owner = f"{new.school}/{new.request_pk}/{pupil_hmac}"
+    row = m.InzageRecord(
+        school=new.school,
+        request_pk=new.request_pk,
+        pupil_hmac=pupil_hmac,
+        inzage_date=new.inzage_date,
+        how=new.how,
+        zienswijze=new.zienswijze is not None,
+        waived=new.waiver is not None,
+        key_id=cipher.key_id,
+        zienswijze_ciphertext=None
+        if new.zienswijze is None
+        else cipher.encrypt(new.zienswijze.encode(), aad=aad_for("inzage", owner, "view")),
+        waiver_ciphertext=None
+        if new.waiver is None
+        else cipher.encrypt(new.waiver.encode(), aad=aad_for("inzage", owner, "waiver")),
+        recorded_at=now,
+        previewed=new.previewed,
+    )
+    session.add(row)
+    session.flush()
+    return _inzage(row)
 
 
 def release_in(

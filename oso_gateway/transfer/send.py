@@ -221,11 +221,21 @@ def prepare_dossier(
     return dataclasses.replace(prepared, disclosure=disclosure, pupil_number=number)
 
 
+#: hex digits of a dossier's version (``dossier_version``): enough to tell two dossiers of a
+#: pupil apart, short enough to type from a printed preview
+VERSION_DIGITS = 16
+
+
+def payload_version(payload_digest: str) -> str:
+    """The version of a prepared dossier: the first ``VERSION_DIGITS`` of its payload digest."""
+    return payload_digest[:VERSION_DIGITS]
+
+
 def dossier_version(data: bytes, *, objections: ObjectionLookup | None = None) -> str:
-    """The version of a dossier to be pushed, as a preview shows it and an inzage names it: the
-    first 16 hex digits of the digest of the payload ``prepare_dossier`` makes of ``data``
-    (minimised, the parents' objections withheld). Another file, or another objection since,
-    gives another version; the same file and objections give the same one."""
+    """The version of a dossier about to leave (pushed, or held for a request), as a preview
+    shows it and an inzage names it: ``payload_version`` of the payload ``prepare_dossier``
+    makes of ``data`` (minimised, the parents' objections withheld). Another file, or another
+    objection since, gives another version; the same export and objections give the same one."""
     from oso_gateway.dossier.minimise import minimise
     from oso_gateway.security import primitives
 
@@ -238,7 +248,7 @@ def dossier_version(data: bytes, *, objections: ObjectionLookup | None = None) -
     objected = objections_of(parsed, objections) if objections is not None else ()
     root = minimise(parsed, opt_out=objected).root
     del parsed
-    return primitives.sha256_hex(canonical(root, consume=True).data)[:16]
+    return payload_version(primitives.sha256_hex(canonical(root, consume=True).data))
 
 
 def objections_of(root: etree._Element, objections: ObjectionLookup) -> Sequence[str]:

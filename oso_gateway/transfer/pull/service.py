@@ -49,13 +49,13 @@ from oso_gateway.security.xmlparse import ParseLimits, parse_xml
 from oso_gateway.store import models as m
 from oso_gateway.store.mailbox import Mailbox, TransitionRefused
 from oso_gateway.store.pull import (
-    HELD_VERSION_DIGITS,
     InzageEntry,
+    NewInzage,
     NewRequest,
     PullStore,
     RequestRecord,
     find_request_in,
-    held_version,
+    insert_inzage_in,
     insert_request_in,
     release_in,
     transition_in,
@@ -69,9 +69,12 @@ from oso_gateway.transfer.pull import payloads as p
 from oso_gateway.transfer.pull.matching import match_pupil
 from oso_gateway.transfer.schools import DirectoryLike, School, sending_school
 from oso_gateway.transfer.send import (
+    VERSION_DIGITS,
     PreparedMessage,
     SenderConfig,
+    dossier_version,
     objections_of,
+    payload_version,
     prepare_dossier,
     prepare_message,
 )
@@ -536,9 +539,13 @@ class PullService:
         dossier leave at once on its hand-in, never held nor previewed (a privacy walkthrough).
         A waiver needs no dossier: it says the parents will not see it.
 
-        ``previewed``: the version the parents' preview showed (``DossierPreview.version``). When
-        the school system handed the dossier in again since, the inzage is not of the dossier
-        held now: E474, nothing recorded, nothing released."""
+        ``previewed``: the version the parents' preview showed (``DossierPreview.version``: the
+        digest of what would be sent, ``send.dossier_version``). When the school system handed
+        in another dossier since, or an objection was recorded or withdrawn, the inzage is not
+        of what would leave: E474, nothing recorded, nothing released.
+
+        With a dossier held, the inzage is recorded in the transaction that queues it: a release
+        refused (a hand-in meanwhile) or failed records no inzage either (a security review)."""
         now = now or self.clock()
         record = self.find(request_id, side=m.HOLDER, schools=schools)
         if record.status not in OPEN_HOLDER:
@@ -546,18 +553,17 @@ class PullService:
         self._check_inzage_args(
             record.our_school, inzage_date, how, waiver, now=now, zienswijze=zienswijze
         )
+        if previewed is not None:
+            if waiver is not None:
+                raise RequestPayloadInvalid("a waiver names no previewed version: no one saw it")
+            previewed = _version(previewed)
         shown = self.requests.held_with_token(record.pk)  # what the parents were shown
         if waiver is None and shown is None:
             raise RequestStateInvalid(
                 f"request {request_id}: no dossier is held for the parents' inzage; hand in "
                 "the dossier first (the inzage is of the dossier that goes)"
             )
-        if previewed is not None:
-            if waiver is not None:
-                raise RequestPayloadInvalid("a waiver names no previewed version: no one saw it")
-            previewed = _version(previewed)
-            _check_previewed(request_id, previewed, None if shown is None else shown[1])
-        self.requests.record_inzage(
+        new = NewInzage(
             school=record.our_school,
             request_pk=record.pk,
             pupil_identifier=None,
@@ -565,14 +571,28 @@ class PullService:
             how=how,
             zienswijze=zienswijze,
             waiver=waiver,
-            now=now,
             previewed=previewed,
         )
         if shown is None:  # a waiver before the hand-in: the dossier goes when handed in
+            self.requests.record_inzage(**_fields(new), now=now)
             return None
         # exactly the dossier shown: one handed in again meanwhile is not released (E474)
         dossier, token = shown
-        return self._deliver(record, dossier, now=now, name_warning=record.name_warning, held=token)
+        if previewed is not None:  # checked first, so that a refusal costs no sealing
+            _check_previewed(request_id, previewed, self._version_of(dossier))
+        return self._deliver(
+            record,
+            dossier,
+            now=now,
+            name_warning=record.name_warning,
+            held=token,
+            inzage=new,
+            version=previewed,
+        )
+
+    def _version_of(self, dossier: bytes) -> str:
+        """The version a delivery of ``dossier`` would send now (``send.dossier_version``)."""
+        return dossier_version(dossier, objections=self.outbox.objections)
 
     def record_push_inzage(
         self,
@@ -634,7 +654,7 @@ class PullService:
                 f"push from school {school}: the inzage recorded {entry.recorded_at:%Y-%m-%d} "
                 "was of an earlier push of this pupil; record the parents' inzage of this dossier"
             )
-        pushed = prepared.payload_digest[:HELD_VERSION_DIGITS]
+        pushed = payload_version(prepared.payload_digest)
         if entry.previewed is not None and entry.previewed != pushed:
             raise InzageMissing(
                 f"push from school {school}: the parents were shown version {entry.previewed} "
@@ -680,7 +700,8 @@ class PullService:
             return None
         root = parse_xml(held[0], limits=_DOSSIER_LIMITS).getroot()
         objected = objections_of(root, self.outbox.objections)
-        shown = replace(preview(with_opt_out(root, objected)), version=held_version(held[1]))
+        version = dossier_version(held[0], objections=lambda *_: objected)
+        shown = replace(preview(with_opt_out(root, objected)), version=version)
         if not include_details:
             return shown
         leaving = preview(minimise(root, opt_out=objected).root, include_details=True)
@@ -800,9 +821,13 @@ class PullService:
         now: datetime,
         name_warning: bool,
         held: str | None = None,
+        inzage: NewInzage | None = None,
+        version: str | None = None,
     ) -> AnswerOutcome:
         """Seal and queue ``dossier`` for the request; ``held``: release only while the hold
-        is still that one (``store.pull.held_token``)."""
+        is still that one (``store.pull.held_token``), recording ``inzage`` in the same
+        transaction; ``version``: only when what was prepared is that version (an objection
+        recorded or withdrawn meanwhile changes it: E474)."""
         prepared = prepare_dossier(
             dossier,
             to=School.parse(record.counterpart_school),
@@ -812,7 +837,10 @@ class PullService:
             relates_to=record.request_id,
             objections=self.outbox.objections,  # withheld as on a push (else E542 at queueing)
         )
+        if version is not None:
+            _check_previewed(record.request_id, version, payload_version(prepared.payload_digest))
         released: list[RequestRecord] = []
+        cipher = self.requests.cipher
 
         def release(session: Any, _queued: Any) -> None:  # in the queueing transaction
             released.append(
@@ -820,6 +848,8 @@ class PullService:
                     session, record.pk, delivery_message_id=prepared.message_id, now=now, held=held
                 )
             )
+            if inzage is not None:
+                insert_inzage_in(session, cipher, inzage, now=now)
 
         self.outbox.enqueue(prepared, after_insert=release)
         log.info("request %s: delivery %s queued", record.request_id, prepared.message_id)
@@ -884,21 +914,34 @@ def _version(previewed: str) -> str:
     version = previewed.strip().lower()
     if not _VERSION.fullmatch(version):
         raise RequestPayloadInvalid(
-            f"the previewed version is {HELD_VERSION_DIGITS} hex digits, as the preview shows it"
+            f"the previewed version is {VERSION_DIGITS} hex digits, as the preview shows it"
         )
     return version
 
 
-def _check_previewed(request_id: str, version: str, token: str | None) -> None:
-    """E474 unless ``version`` (``_version``) is the version of the dossier held now
-    (``token``)."""
-    if token is None or held_version(token) != version:
-        held = "no dossier is held" if token is None else f"version {held_version(token)} is held"
+def _check_previewed(request_id: str, version: str, now_held: str) -> None:
+    """E474 unless ``version`` (``_version``) is the version held now (``now_held``)."""
+    if version != now_held:
         raise RequestStateInvalid(
             f"request {request_id}: the parents were shown version {version} of the dossier, "
-            f"but {held} now (handed in again since); show them the preview of the dossier "
-            "held now, then record the inzage with its version"
+            f"but version {now_held} would leave now (another dossier handed in, or an "
+            "objection recorded or withdrawn, since); show them the preview of what is held "
+            "now, then record the inzage with its version"
         )
 
 
-_VERSION = re.compile(f"[0-9a-f]{{{HELD_VERSION_DIGITS}}}")
+_VERSION = re.compile(f"[0-9a-f]{{{VERSION_DIGITS}}}")
+
+
+def _fields(new: NewInzage) -> dict[str, Any]:
+    """``PullStore.record_inzage``'s arguments for ``new``."""
+    return {
+        "school": new.school,
+        "request_pk": new.request_pk,
+        "pupil_identifier": new.pupil_identifier,
+        "inzage_date": new.inzage_date,
+        "how": new.how,
+        "zienswijze": new.zienswijze,
+        "waiver": new.waiver,
+        "previewed": new.previewed,
+    }

@@ -123,10 +123,11 @@ class InzageBody(BaseModel):
     )
     previewed: str | None = Field(
         default=None,
-        pattern="^[0-9a-f]{16}$",
-        description="The version of the dossier the parents were shown (the preview's `version`): "
-        "when the school system handed the dossier in again since, nothing is recorded nor "
-        "released (OSO-E474). Recommended: without it, the inzage is of whatever is held now.",
+        pattern="^[0-9a-fA-F]{16}$",
+        description="The version of the dossier the parents were shown (the preview's `version`, "
+        "any case): when what would leave is another version now (another dossier posted, an "
+        "objection recorded or withdrawn), nothing is recorded nor released (OSO-E474). "
+        "Recommended: without it, the inzage is of whatever is held now.",
     )
 
     @model_validator(mode="after")
