@@ -9,6 +9,9 @@ next request.
 from __future__ import annotations
 
 import json
+import os
+import stat
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -61,11 +64,18 @@ def _json(record: Any) -> dict[str, Any]:
 @click.option(
     "--from-file",
     "from_file",
-    type=click.File("r", encoding="utf-8"),
+    type=click.File("r", encoding="utf-8-sig"),
     default=None,
     help="Many clients at once (a vendor's schools): JSON lines, one "
     '{"name": ..., "schools": [...]} each (\'-\': standard input). Every line is checked '
     "before any client is made; the credentials come out as JSON lines.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With --from-file: write the credentials to this file (readable by its owner only) "
+    "instead of standard output.",
 )
 @click.option("--json", "as_json", is_flag=True)
 @config_option
@@ -73,6 +83,7 @@ def add_command(
     name: str | None,
     schools: tuple[str, ...],
     from_file: TextIO | None,
+    out: Path | None,
     as_json: bool,
     config_file: Path | None,
 ) -> None:
@@ -81,8 +92,10 @@ def add_command(
     if from_file is not None:
         if name is not None or schools:
             raise click.UsageError("give NAME and --school, or --from-file, not both")
-        _add_many(_entries(from_file), config_file)
+        _add_many(_entries(from_file), config_file, out)
         return
+    if out is not None:
+        raise click.UsageError("--out goes with --from-file")
     if name is None or not schools:
         raise click.UsageError("give NAME and at least one --school (or --from-file)")
     services, clients = _clients(config_file)
@@ -99,8 +112,8 @@ def add_command(
     click.echo(f"credential (shown once; send as 'Authorization: Bearer ...'):\n{credential}")
 
 
-def _entries(source: TextIO) -> list[tuple[str, list[str]]]:
-    """The (name, schools) of each non-blank JSON line; a usage error names the bad line."""
+def _entries(source: TextIO) -> list[tuple[int, str, list[str]]]:
+    """The (line, name, schools) of each non-blank JSON line; a usage error names a bad line."""
     entries = []
     for number, line in enumerate(source, start=1):
         if not line.strip():
@@ -119,23 +132,73 @@ def _entries(source: TextIO) -> list[tuple[str, list[str]]]:
             raise click.UsageError(
                 f'--from-file line {number}: give {{"name": "...", "schools": ["00YY00", ...]}}'
             )
-        entries.append((item["name"], item["schools"]))
+        entries.append((number, item["name"], item["schools"]))
     if not entries:
         raise click.UsageError("--from-file holds no clients")
     return entries
 
 
-def _add_many(entries: list[tuple[str, list[str]]], config_file: Path | None) -> None:
+def _add_many(
+    entries: list[tuple[int, str, list[str]]], config_file: Path | None, out: Path | None
+) -> None:
+    """Make the clients, then hand out their credentials; when they cannot all be handed out
+    (the output closed, a disk full) every client made is revoked: a credential no one holds
+    is not left active (2,000 were, after `| head -1`: a walkthrough)."""
+    target = _Target(out)  # a file that cannot be written stops the run before anything is made
     services, clients = _clients(config_file)
     try:
-        made = clients.add_many(entries, now=datetime.now(UTC))
-    except GatewayError as exc:
-        fail(exc, status=2)
+        try:
+            made = clients.add_many(entries, now=datetime.now(UTC))
+        except GatewayError as exc:
+            fail(exc, status=2)
+        lines = "".join(
+            json.dumps({**_json(record), "credential": credential}) + "\n"
+            for record, credential in made
+        )
+        try:
+            target.write(lines)
+        except OSError as exc:
+            for record, _credential in made:
+                clients.revoke(record.client_id, now=datetime.now(UTC))
+            click.echo(
+                f"error: the credentials could not be written ({exc.strerror or type(exc).__name__}"
+                f"); the {len(made)} clients made were revoked: run again, with --out FILE",
+                err=True,
+            )
+            raise SystemExit(1) from None
     finally:
         services.close()
-    for record, credential in made:  # JSON lines, in the file's order: shown once
-        click.echo(json.dumps({**_json(record), "credential": credential}))
-    click.echo(f"{len(made)} API clients made", err=True)
+    where = f" (credentials in {out})" if out is not None else ""
+    click.echo(f"{len(made)} API clients made{where}", err=True)
+
+
+class _Target:
+    """Where the credentials go: standard output, or a file made readable by its owner only
+    (created, empty, before any client is made)."""
+
+    def __init__(self, out: Path | None) -> None:
+        self.out = out
+        if out is not None:
+            try:
+                self._write_file(b"")
+            except OSError as exc:
+                click.echo(f"error: cannot write {out}: {exc.strerror or exc}", err=True)
+                raise SystemExit(2) from None
+
+    def write(self, text: str) -> None:
+        if self.out is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            self._write_file(text.encode("utf-8"))
+
+    def _write_file(self, data: bytes) -> None:
+        assert self.out is not None
+        fd = os.open(self.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            if stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                os.fchmod(handle.fileno(), 0o600)
+            handle.write(data)
 
 
 @client_group.command("list")

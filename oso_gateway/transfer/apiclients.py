@@ -47,17 +47,25 @@ class ApiClients:
         return self._make(name, self.check(name, schools), now=now)
 
     def add_many(
-        self, entries: Sequence[tuple[str, Sequence[str]]], *, now: datetime
+        self, entries: Sequence[tuple[int, str, Sequence[str]]], *, now: datetime
     ) -> list[tuple[ApiClientRecord, str]]:
-        """A client for each (name, schools): every entry is checked before any is made, so a
-        mistake in one line of a vendor's list makes none (``ApiClientConfigError`` naming the
-        entry, counted from 1)."""
-        checked = []
-        for number, (name, schools) in enumerate(entries, start=1):
+        """A client for each (line, name, schools) of a vendor's list: every entry is checked
+        before any is made, so a mistake makes none (``ApiClientConfigError`` naming the line).
+        A name may not repeat, nor be an active client's: a list run twice makes nothing the
+        second time (it made a second set of credentials, silently: a walkthrough)."""
+        taken = {r.name for r in self.store.list() if r.revoked_at is None}
+        checked: list[tuple[str, tuple[str, ...]]] = []
+        for line, name, schools in entries:
             try:
-                checked.append((name, self.check(name, schools)))
+                codes = self.check(name, schools)
+                if name in taken:
+                    raise ApiClientConfigError(
+                        f"an active client is named {name!r} already (revoke it first)"
+                    )
             except ApiClientConfigError as exc:
-                raise ApiClientConfigError(f"entry {number}: {exc.detail}") from None
+                raise ApiClientConfigError(f"line {line}: {exc.detail}") from None
+            taken.add(name)
+            checked.append((name, codes))
         return [self._make(name, codes, now=now) for name, codes in checked]
 
     def check(self, name: str, schools: Iterable[str]) -> tuple[str, ...]:
