@@ -15,6 +15,7 @@ import pytest
 from flask.testing import FlaskClient
 from lxml import etree
 
+from oso_gateway.config import load_settings
 from oso_gateway.dossier.generator import demo_school, generate_dossier
 from oso_gateway.runtime import build_services, start_gateway_in_thread
 from oso_gateway.server import RunningServer
@@ -683,3 +684,52 @@ def test_a_repeated_query_parameter_is_refused_not_read_as_its_first(
     assert odd.status_code == 400 and "Jansen" not in odd.get_data(as_text=True)
     assert new.get("inbox/messages?status=new&status=new").status_code == 400
     assert new.client.get("/api/v1/requests?side=sent&side=x").status_code == 401  # auth first
+
+
+def test_a_school_system_records_a_push_inzage_through_the_api(tmp_path: Path) -> None:
+    """Under push_requires_inzage a school on the API could not push at all: no endpoint
+    recorded the inzage, and a dry-run said "would queue" of what the submit refused (a
+    walkthrough). The dry-run now meets the gate and names the version; POST /inzage records
+    the inzage of that version."""
+    gateways = setup_dev_gateways(tmp_path / "w")
+    old_file = gateways[PRIMARY_OIN].config_file
+    old_file.write_text(old_file.read_text() + "\n[pull]\npush_requires_inzage = true\n")
+    settings = load_settings(old_file, {})
+    services = build_services(settings)
+    running = start_gateway_in_thread(gateways[SECONDARY_OIN].settings, threads=2)
+    try:
+        clients = ApiClients(ApiClientStore(services.store.engine), served=services.schools)
+        _record, secret = clients.add("LAS 00YY00", ["00YY00"], now=datetime.now(UTC))
+        client = create_api_app(settings, services=services).test_client()
+        old = Las(client, services, {"Authorization": f"Bearer {secret}"})
+        now = datetime.now(UTC)
+        data = generate_dossier(overstap="POVO", seed=2019, now=now)
+        other = data.replace(b"M. de Vries</naamdirecteur>", b"M. de Boer</naamdirecteur>")
+        xml = {"Content-Type": "application/xml"}
+        target = {"recipient": "01AB00"}
+        dry = old.post("outbox/dry-run", query_string=target, data=data, headers=xml).get_json()
+        assert dry["would_queue"] is False and dry["error_code"] == "OSO-E471"
+        version = dry["version"]
+        assert len(version) == 16
+        pupil = _pupil(data)["bsn"]
+        body = {"school": "00YY00", "pupil_id": pupil, "date": "2026-01-05", "how": "paper"}
+        outside = old.post("inzage", json={**body, "school": "02CD00"})
+        assert (outside.status_code, outside.get_json()["code"]) == (403, "OSO-E603")
+        both = old.post("inzage", json={**body, "waiver": "x"})
+        assert (both.status_code, both.get_json()["code"]) == (400, "OSO-E606")
+        recorded = old.post("inzage", json={**body, "previewed": version.upper()})
+        assert recorded.status_code == 200, recorded.get_data(as_text=True)
+        assert recorded.get_json() == {"school": "00YY00", "recorded": "inzage",
+                                       "previewed": version}  # fmt: skip
+        assert pupil not in recorded.get_data(as_text=True)
+        again = old.post("outbox/dry-run", query_string=target, data=data, headers=xml)
+        assert again.get_json()["would_queue"] is True
+        refused = old.post("outbox/messages", query_string=target, data=other, headers=xml)
+        assert (refused.status_code, refused.get_json()["code"]) == (409, "OSO-E471")
+        assert "version" in refused.get_json()["detail"]
+        queued = old.post("outbox/messages", query_string=target, data=data, headers=xml)
+        assert queued.status_code == 201, queued.get_data(as_text=True)
+        assert queued.get_json()["message"]["payload_digest"].startswith(version)
+    finally:
+        running.stop()
+        services.close()

@@ -49,6 +49,7 @@ from oso_gateway.store.mailbox import (
 from oso_gateway.store.records import AfterInsert, in_turn
 from oso_gateway.store.repository import EventRecord, MessageRecord, Store
 from oso_gateway.transfer import wire
+from oso_gateway.transfer.send import payload_version
 
 MAX_PAGE = 200
 DEFAULT_PAGE = 50
@@ -455,6 +456,7 @@ class OutboxService(_Boxes):
             prepare=self.prepare,
             clock=self.clock,
             objections=getattr(self.outbox, "objections", None),
+            gate=getattr(self.outbox, "gate", None),
         )
 
 
@@ -505,8 +507,12 @@ def dry_run_report(
     prepare: Callable[..., Any],
     clock: Callable[[], datetime],
     objections: Callable[[str, str], Sequence[str]] | None = None,
+    gate: Callable[[Any], None] | None = None,
 ) -> dict[str, Any]:
-    """``objections``: the parents' objections (``Outbox.objections``), shown as withheld."""
+    """``objections``: the parents' objections (``Outbox.objections``), shown as withheld.
+    ``gate``: the outbox's gate (``Outbox.gate``: the push inzage, E471), as a submit meets it
+    (a dry-run said "would queue" of a push the submit then refused: a walkthrough). The
+    report's ``version`` is the one an inzage names (``send.dossier_version``)."""
     from oso_gateway.dossier.minimise import minimise, with_opt_out
     from oso_gateway.dossier.preview import preview
     from oso_gateway.dossier.validate import validate_dossier
@@ -534,16 +540,20 @@ def dry_run_report(
         findings = [finding_json(f) for f in report.findings]
     except DossierError as exc:
         return {"would_queue": False, "error_code": exc.code, "findings": [], "categories": []}
-    error_code = None
+    error_code = version = None
     try:
         prepared = prepare(data, to=to, now=now, **_scoped(objections, scope))
         if not scope.allows(prepared.sending_school.code):
             raise SchoolNotInScope(f"sending school {prepared.sending_school} not in scope")
+        version = payload_version(prepared.payload_digest)
+        if gate is not None:
+            gate(prepared)
     except GatewayError as exc:
         error_code = exc.code
     return {
         "would_queue": error_code is None,
         "error_code": error_code,
+        "version": version,
         "findings": findings,
         "categories": [
             {

@@ -142,7 +142,7 @@ def _validation_problem(exc: ValidationError) -> Response:
 
 def create_api_app(settings: Settings, *, services: GatewayServices | None = None) -> SchoolApi:
     """The school API's WSGI app for one gateway."""
-    from oso_gateway.web.api import health, inbox, outbox, receipts, requests
+    from oso_gateway.web.api import health, inbox, inzage, outbox, receipts, requests
 
     app = SchoolApi(
         __name__,
@@ -165,7 +165,7 @@ def create_api_app(settings: Settings, *, services: GatewayServices | None = Non
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[SERVICES_KEY] = services
     _install_security(app, settings)
-    for module in (health, inbox, outbox, receipts, requests):
+    for module in (health, inbox, inzage, outbox, receipts, requests):
         app.register_api(module.bp)
     # the docs page with a trailing slash (as a browser's address bar often has it) answered
     # 401: an unknown path is not public. It is sent on to the page.
