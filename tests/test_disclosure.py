@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -297,7 +298,7 @@ def test_the_console_serves_the_parents_report_of_an_outgoing_transfer(
 
 def test_the_preview_shows_the_recorded_objections(tmp_path: Path, pair: GatewayPair) -> None:
     config, _ = cli_config_and_store(tmp_path)
-    data = _data(pair, seed=31)
+    data = _data(pair, seed=30)  # holds test results (OPTIONEEL)
     number = pupil_number(parse_xml(data).getroot())
     assert number is not None
     dossier = tmp_path / "d.xml"
@@ -327,6 +328,16 @@ def test_the_preview_shows_the_recorded_objections(tmp_path: Path, pair: Gateway
     shown = runner.invoke(main, ["preview", str(dossier), "--config", str(config)])
     assert "parents' objections (withheld, shown as OPT-UIT): toetsresultaten" in shown.output
     assert '"OPT-UIT"' in after.output and number not in shown.output
+    # withheld, not absent: it read "not present", as if the school held no test results
+    [tests] = [
+        c for c in json.loads(after.output)["categories"] if c["category"] == "toetsresultaten"
+    ]
+    assert tests["present"] is True and tests["action"] == "removed", tests
+    details = runner.invoke(
+        main, ["preview", str(dossier), "--config", str(config), "--json", "--details"]
+    )
+    leaving = {d["category"] for d in json.loads(details.output)["details"] if d["fields"]}
+    assert "toetsresultaten" not in leaving and "leerling" in leaving  # values only of what leaves
 
 
 def test_the_inzage_recorded_at_the_gateway_is_part_of_the_disclosure(

@@ -53,16 +53,22 @@ def preview_command(
         # the version a push of this file makes, which an inzage may name (`inzage record
         # --previewed`): with the objections the sending gateway holds (--config)
         version = dossier_version(data, objections=lambda _school, _number: objected)
+        shown = preview(root, include_details=details)
         if objected:
-            from oso_gateway.dossier.minimise import minimise
+            from oso_gateway.dossier.minimise import minimise, with_opt_out
 
-            root = minimise(root, opt_out=objected).root
+            # an objected category reads "removed", with what it holds (it read "not present",
+            # as if the school held no such data: a walkthrough); values only of what leaves
+            shown = preview(with_opt_out(root, objected))
+            if details:
+                leaving = preview(minimise(root, opt_out=objected).root, include_details=True)
+                shown = replace(shown, details=leaving.details)
     except GatewayError as exc:
         click.echo(f"{exc.code}: {exc.public_message}", err=True)
         raise SystemExit(1) from None
     if objected and not as_json:
         click.echo(f"parents' objections (withheld, shown as OPT-UIT): {', '.join(objected)}")
-    p = replace(preview(root, include_details=details), version=version)
+    p = replace(shown, version=version)
     if as_json:
         click.echo(json.dumps(p.as_dict(include_details=details), ensure_ascii=False, indent=2))
     else:
