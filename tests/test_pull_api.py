@@ -655,6 +655,10 @@ def test_a_push_passes_the_gate_only_as_the_version_its_inzage_previewed(tmp_pat
         )  # fmt: skip
         assert access.exit_code == 0, access.output
         assert version in {i["previewed"] for i in json.loads(access.output)["push_inzage"]}
+        text_access = CliRunner().invoke(
+            main, ["subject", "access", "--config", old_config, "--bsn", "-"], input=bsn + "\n"
+        )
+        assert f"seen 2026-01-05 (paper)  version {version}" in text_access.output
         send = ("send", "--config", old_config, "--to", "01AB00", "--wait")
         refused = CliRunner().invoke(main, [*send, str(other_file)])
         assert refused.exit_code != 0 and "OSO-E471" in refused.output, refused.output

@@ -317,7 +317,12 @@ def access_command(config_file: Path | None, pupil: str | None, as_json: bool) -
         )
     for i in inzage:
         text = "with the parents' text" if i["text_held"] else "no text held"
-        click.echo(f"inzage for a push  {i['school']}  recorded {i['recorded_at']}  {text}")
+        seen = "waived" if i["waived"] else f"seen {i['inzage_date'] or '-'} ({i['how'] or '-'})"
+        version = f"  version {i['previewed']}" if i["previewed"] else ""
+        click.echo(
+            f"inzage for a push  {i['school']}  {seen}{version}  recorded {i['recorded_at']}  "
+            f"{text}"
+        )
 
 
 def _inzage_dict(e: InzageEntry) -> dict[str, Any]:
