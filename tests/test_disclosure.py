@@ -365,6 +365,41 @@ def test_the_inzage_recorded_at_the_gateway_is_part_of_the_disclosure(
     assert found.inzage["zienswijze"] == "true" and "free text" not in str(found.inzage)
     html = render_html(build_report([found], language="en", now=pair.clock()))
     assert "reviewed the dossier on 2026-08-30 (gesprek), recorded by the school" in html
+    assert "version" not in html  # the inzage named none
+
+
+def test_the_report_says_whether_the_version_the_parents_saw_was_sent(
+    pair: GatewayPair,
+) -> None:
+    from oso_gateway.store.pull import PullStore
+    from oso_gateway.transfer.send import dossier_version
+
+    data = _data(pair, seed=42)
+    number = pupil_number(parse_xml(data).getroot())
+    assert number is not None
+    version = dossier_version(data, objections=pair.outbox.objections)
+    other = "0" * 16
+    for seen, expected in (
+        (version, f"they saw version {version}, and that version was sent"),
+        (other, f"they saw version {other}; version {version} was sent"),
+    ):
+        PullStore(pair.sender_store).record_inzage(
+            school=SENDER_SCHOOL.code,
+            request_pk=None,
+            pupil_identifier=number,
+            inzage_date="2026-08-30",
+            how="paper",
+            zienswijze=None,
+            waiver=None,
+            now=pair.clock(),
+            previewed=seen,
+        )
+        prepared = _send(pair, data)
+        [found] = _records(pair).disclosures(message_id=prepared.message_id)
+        assert found.inzage is not None and found.inzage["previewed"] == seen
+        html = render_html(build_report([found], language="en", now=pair.clock()))
+        assert expected in html, html
+        pair.clock.advance(timedelta(hours=1))
 
 
 def _queue(pair: GatewayPair, seed: int) -> PreparedDossier:

@@ -229,6 +229,8 @@ class Outbox:
             merged["how"] = found.how
         merged["waived"] = "true" if found.waived else "false"
         merged["zienswijze"] = "true" if found.zienswijze else "false"
+        if found.previewed:  # the version the parents were shown (the report compares it)
+            merged["previewed"] = found.previewed
         return merged
 
     @property

@@ -67,6 +67,8 @@ _TEXT: dict[str, dict[str, str]] = {
         ),
         "inzage_waived": "inzage is niet gegeven (ontheffing vastgelegd door de school, {date})",
         "zienswijze": "de ouders hebben een zienswijze gegeven",
+        "previewed_sent": "zij zagen versie {version}, en die is verstuurd",
+        "previewed_other": "zij zagen versie {version}; verstuurd is versie {sent}",
         "receipt": "Bewijs van ontvangst (SHA-256 van de ontvangstbevestiging)",
         "payload": "Vingerafdruk van het verzonden dossier (SHA-256)",
         "empty": "Er zijn geen overdrachten gevonden.",
@@ -117,6 +119,8 @@ _TEXT: dict[str, dict[str, str]] = {
         ),
         "inzage_waived": "no review (a waiver recorded by the school, {date})",
         "zienswijze": "the parents gave their view",
+        "previewed_sent": "they saw version {version}, and that version was sent",
+        "previewed_other": "they saw version {version}; version {sent} was sent",
         "receipt": "Proof of receipt (SHA-256 of the receipt)",
         "payload": "Fingerprint of the dossier sent (SHA-256)",
         "empty": "No transfers were found.",
@@ -202,6 +206,7 @@ def build_report(
             inzage = t[key].format(date=when, how=_HOW[language].get(how, how))
             if r.inzage.get("zienswijze") == "true":
                 inzage += "; " + t["zienswijze"]
+            inzage += _previewed(t, r.inzage.get("previewed"), r.payload_digest)
         rows = [
             (t["to"], _school(r.recipient_school, r.recipient_name)),
             (t["from"], _school(r.sending_school, names.get(r.sending_school or ""))),
@@ -330,3 +335,14 @@ def render_pdf(report: Report) -> bytes:
     )
     doc.build(story)
     return out.getvalue()
+
+
+def _previewed(t: dict[str, str], version: str | None, payload_digest: str | None) -> str:
+    """What the parents were shown against what was sent: the inzage's version (the first
+    digits of the payload digest the preview computed) and the sent payload's digest."""
+    if not version:
+        return ""
+    sent = (payload_digest or "")[: len(version)]
+    if sent == version:
+        return "; " + t["previewed_sent"].format(version=version)
+    return "; " + t["previewed_other"].format(version=version, sent=sent or "-")
