@@ -180,6 +180,9 @@ def test_the_whole_pull_workflow_through_the_school_api(schools: tuple[Las, Las]
         json={"date": "2026-01-05", "how": "meeting", "previewed": current.upper()},
     )  # any case, as the CLI takes it
     assert recorded.status_code == 200 and recorded.get_json()["dossier"] == "queued"
+    inzage = old.get(f"requests/{request_id}", query_string={"side": "received"}).get_json()
+    assert inzage["inzage"]["previewed"] == current and inzage["inzage"]["how"] == "meeting"
+    assert new.get(f"requests/{request_id}").get_json()["inzage"] is None  # the new school's
     old.deliver()
     assert new.get(f"requests/{request_id}").get_json()["status"] == "delivered"
     # the old school's LAS polling this one request sees it delivered too (it read

@@ -33,7 +33,7 @@ from oso_gateway.commands.db import (
 from oso_gateway.errors import GatewayError
 from oso_gateway.transfer.pull.payloads import DECLINE_REASONS
 from oso_gateway.transfer.pull.service import STATUSES
-from oso_gateway.transfer.pull.views import request_dict
+from oso_gateway.transfer.pull.views import inzage_dict, request_dict
 
 if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.transfer.services import GatewayServices
@@ -317,18 +317,7 @@ def show_command(
         ]
         if record.side == "holder":
             inzage = pull.requests.find_inzage(school=record.our_school, request_pk=record.pk)
-            result["inzage"] = (
-                None
-                if inzage is None
-                else {
-                    "date": inzage.inzage_date,
-                    "how": inzage.how,
-                    "zienswijze": inzage.zienswijze,
-                    "waived": inzage.waived,
-                    "recorded_at": _iso(inzage.recorded_at),
-                    "previewed": inzage.previewed,
-                }
-            )
+            result["inzage"] = inzage_dict(inzage)
             shown = pull.preview(request_id) if record.held else None
             result["preview"] = shown.as_dict() if shown is not None else None
         if record.decline_reason == "other":

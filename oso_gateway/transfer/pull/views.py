@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from oso_gateway.store.pull import OPEN_STATUSES, RequestRecord, effective_status
+from oso_gateway.store.pull import OPEN_STATUSES, InzageEntry, RequestRecord, effective_status
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -34,4 +34,19 @@ def request_dict(record: RequestRecord, now: datetime) -> dict[str, Any]:
         "last_error_code": record.last_error_code,
         "created_at": _iso(record.created_at),
         "updated_at": _iso(record.updated_at),
+    }
+
+
+def inzage_dict(entry: InzageEntry | None) -> dict[str, Any] | None:
+    """A request's inzage record as the old school sees it (no free text: whether the parents
+    gave a view, not the view), with the version the parents were shown when it named one."""
+    if entry is None:
+        return None
+    return {
+        "date": entry.inzage_date,
+        "how": entry.how,
+        "zienswijze": entry.zienswijze,
+        "waived": entry.waived,
+        "recorded_at": _iso(entry.recorded_at),
+        "previewed": entry.previewed,
     }

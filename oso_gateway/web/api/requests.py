@@ -23,7 +23,7 @@ from oso_gateway.errors import RequestNotFound, SchoolNotInScope
 from oso_gateway.transfer.mailbox import DEFAULT_PAGE, MAX_PAGE
 from oso_gateway.transfer.pull.payloads import DECLINE_REASONS, Pupil
 from oso_gateway.transfer.pull.service import STATUSES
-from oso_gateway.transfer.pull.views import request_dict
+from oso_gateway.transfer.pull.views import inzage_dict, request_dict
 from oso_gateway.transfer.schools import School
 from oso_gateway.web.api import models as am
 from oso_gateway.web.api.context import API_PREFIX, scope, services, xml_body
@@ -189,6 +189,11 @@ class DossierRequestDetail(DossierRequest):
         "null otherwise or once erased",
     )
     events: list[RequestEventItem]
+    inzage: dict[str, Any] | None = Field(
+        default=None,
+        description="Received requests: the parents' inzage recorded (date, how, zienswijze "
+        "given, waived, recorded_at, previewed: the version they were shown); null otherwise",
+    )
 
 
 class RequestPage(BaseModel):
@@ -349,6 +354,12 @@ def get_request(path: RequestPath, query: RequestSideQuery) -> Response:
         {"at": e.at.isoformat(), "status": e.status, "code": e.code}
         for e in requests.events(record.pk)
     ]
+    # the old school's system sees the inzage it recorded, as `request show` does
+    body["inzage"] = (
+        inzage_dict(requests.find_inzage(school=record.our_school, request_pk=record.pk))
+        if record.side == "holder"
+        else None
+    )
     return jsonify(body)
 
 
