@@ -153,3 +153,24 @@ def test_a_changed_directory_file_is_reloaded(
     assert reloader.check() is True
     assert sender.directory.lookup("01AB", "00").endpoint == "https://moved.example/oso/v1/messages"
     assert sender.outbox.directory.lookup("01AB", "00").endpoint.startswith("https://moved")
+
+
+def test_a_changed_configuration_file_is_said_to_need_a_restart(
+    pair: tuple[GatewayServices, GatewayServices, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only the trust material is live: a `[pull]` policy set while serving held for the
+    command line at once and for the server not at all, silently (a walkthrough)."""
+    _receiver, sender, _crl = pair
+    config = sender.settings.config_file
+    assert config is not None
+    reloader = trust_reloader(sender)
+    with caplog.at_level("WARNING"):
+        assert reloader.check() is False
+        assert "restart" not in caplog.text  # nothing changed: nothing said
+        config.write_text(config.read_text() + "\n[pull]\npush_requires_inzage = true\n")
+        reloader.check()
+        reloader.check()
+    warnings = [r for r in caplog.records if "configuration file" in r.getMessage()]
+    assert len(warnings) == 1 and str(config) in warnings[0].getMessage()  # once per change
+    assert "restart serve and outbox run" in warnings[0].getMessage()
+    assert sender.pull.settings.policy_for("00YY00").push_requires_inzage is False  # not applied

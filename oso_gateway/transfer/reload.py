@@ -62,6 +62,9 @@ class TrustReloader:
         self._lock = threading.Lock()
         self._files_version = _version(self._files())
         self.reloads = 0
+        #: the configuration file, watched only to say that its change needs a restart
+        self._config = [services.settings.config_file] if services.settings.config_file else []
+        self._config_version = _version(self._config)
 
     def _files(self) -> list[Path]:
         t = self.services.settings.trust
@@ -73,7 +76,19 @@ class TrustReloader:
         return moved or _version(self._files()) != self._files_version
 
     def check(self) -> bool:
-        """Reload when a file changed; True when new material was swapped in."""
+        """Reload when a file changed; True when new material was swapped in. A changed
+        configuration file is not applied (only the trust material is live): it is said once
+        per change, as a warning, so that the operator restarts (a school's inzage policy set
+        in `[pull]` held for the command line at once and for the running server not at all:
+        a walkthrough)."""
+        config_version = _version(self._config)
+        if config_version != self._config_version:
+            self._config_version = config_version
+            log.warning(
+                "the configuration file %s changed: a running gateway applies only its trust "
+                "material and directory; restart serve and outbox run to apply the rest",
+                self._config[0],
+            )
         return self.changed() and self.reload()
 
     def reload(self) -> bool:
