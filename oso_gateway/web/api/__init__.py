@@ -231,7 +231,8 @@ def _install_security(app: SchoolApi, settings: Settings) -> None:
             errors=[
                 {
                     "code": "repeated",
-                    "location": f"query.{key}" if _QUERY_KEY.fullmatch(key) else "query",
+                    # named as a validation error names a query parameter: its name alone
+                    "location": key if _QUERY_KEY.fullmatch(key) else "?",
                     "message": "given more than once: this parameter takes one value",
                 }
                 for key in repeated[:50]
