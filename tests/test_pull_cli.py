@@ -259,10 +259,11 @@ def test_request_show_prints_the_preview_a_line_per_category(
 
     data = generate_dossier(overstap="POVO", seed=5, now=datetime.now(UTC))
     shown = preview(parse_xml(data).getroot()).as_dict()
-    _print({"request_id": "urn:uuid:x", "preview": shown})
+    _print({"request_id": "urn:uuid:x", "preview": {**shown, "version": "0123456789abcdef"}})
     out = capsys.readouterr().out
     assert "{'" not in out and "preview (per category" in out
     assert "  leerling: shared (" in out
+    assert "  version: 0123456789abcdef" in out  # the version the inzage names
 
 
 def test_a_decline_text_may_come_from_standard_input() -> None:

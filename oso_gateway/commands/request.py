@@ -132,6 +132,8 @@ def _print(result: dict[str, Any]) -> None:
     for key, value in result.items():
         if key == "preview" and isinstance(value, dict):  # a line per category, not a repr
             click.echo("preview (per category; `request preview` shows the parents' text):")
+            if value.get("version"):
+                click.echo(f"  version: {value['version']}")
             for category in value.get("categories", []):
                 click.echo(f"  {category['category']}: {category['action']} ({category['status']})")
             continue
