@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from oso_gateway.cli import main
@@ -46,70 +48,97 @@ def test_a_vendor_adds_many_clients_from_one_file_all_or_none(tmp_path: Path) ->
     line makes no client at all, and says which line (counted as an editor counts them)."""
     config = str(setup_dev_gateways(tmp_path)[VENDOR_OIN].config_file)
     runner = CliRunner()
-    base = ["--config", config, "api-client", "add", "--from-file", "-"]
+    outs = iter(tmp_path / f"credentials-{i}.jsonl" for i in range(20))
+
+    def bulk(text: str) -> Any:
+        out = next(outs)
+        result = runner.invoke(
+            main,
+            ["--config", config, "api-client", "add", "--from-file", "-", "--out", str(out)],
+            input=text,
+        )
+        return result, out
+
     lines = [
         {"name": "LAS Noord", "schools": ["02cd00"]},
         {"name": "LAS Zuid", "schools": ["03EF00", "02CD00"]},
     ]
     text = "\n".join(json.dumps(x) for x in lines)
     bad = text + "\n\n" + json.dumps({"name": "LAS Elders", "schools": ["01AB00"]})
-    refused = runner.invoke(main, base, input=bad)
+    refused, out = bulk(bad)
     assert refused.exit_code == 2 and "line 4" in refused.output and "01AB00" in refused.output
-    assert _listed(config) == []  # none made
+    assert _listed(config) == [] and not out.exists()  # none made, no file left
     twice = text + "\n" + json.dumps(lines[0])
-    assert "line 3" in runner.invoke(main, base, input=twice).output  # a name once only
+    assert "line 3" in bulk(twice)[0].output  # a name once only
     for garbage, message in (("{", "line 1: not JSON"), ('{"name": "x"}', "line 1: give"),
                              ("\n\n", "holds no clients")):  # fmt: skip
-        result = runner.invoke(main, base, input=garbage)
+        result, _out = bulk(garbage)
         assert result.exit_code == 2 and message in result.output, result.output
-    made = runner.invoke(main, base, input="\ufeff" + text + "\n\n")  # a BOM, as Windows writes
+    made, out = bulk("\ufeff" + text + "\n\n")  # a BOM, as Windows tools write
     assert made.exit_code == 0, made.output
-    rows = [json.loads(line) for line in made.stdout.splitlines()]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["name"], r["schools"]) for r in rows] == [
         ("LAS Noord", ["02CD00"]),
         ("LAS Zuid", ["03EF00", "02CD00"]),
     ]
     assert all(r["credential"].startswith(r["client_id"] + ".") for r in rows)
-    assert "2 API clients made" in made.stderr
+    assert "2 API clients made" in made.output and rows[0]["credential"] not in made.output
     assert {r["client_id"] for r in _listed(config)} == {r["client_id"] for r in rows}
-    again = runner.invoke(main, base, input=text)  # the same list run twice: nothing new
+    again, _out = bulk(text)  # the same list run twice: nothing new
     assert again.exit_code == 2 and "already" in again.output and len(_listed(config)) == 2
+    base = ["--config", config, "api-client", "add", "--from-file", "-"]
     both = runner.invoke(main, [*base, "LAS", "--school", "02CD00"], input="")
     assert both.exit_code == 2 and "not both" in both.output
+    to_a_pipe = runner.invoke(main, base, input=text)  # a pipe can lose them unseen
+    assert to_a_pipe.exit_code == 2 and "give --out" in to_a_pipe.output
     neither = runner.invoke(main, ["--config", config, "api-client", "add", "LAS"])
     assert neither.exit_code == 2 and "--school" in neither.output
 
 
-def test_bulk_credentials_go_to_a_private_file_or_are_revoked(tmp_path: Path) -> None:
-    """A credential no one received is not left active: 2,000 were, after `| head -1` (a
-    walkthrough); `--out` writes them readable by the owner only."""
+def test_bulk_credentials_go_to_a_new_private_file_or_are_revoked(tmp_path: Path) -> None:
+    """A credential no one received is not left active (2,000 were, after `| head -1`: a
+    walkthrough); the file is new and the owner's alone (an existing one kept its owner: a
+    review)."""
     config = str(setup_dev_gateways(tmp_path)[VENDOR_OIN].config_file)
     runner = CliRunner()
     entries = "\n".join(json.dumps({"name": f"LAS {i}", "schools": ["02CD00"]}) for i in range(3))
+    base = ["--config", config, "api-client", "add", "--from-file", "-", "--out"]
     out = tmp_path / "credentials.jsonl"
-    base = ["--config", config, "api-client", "add", "--from-file", "-"]
-    made = runner.invoke(main, [*base, "--out", str(out)], input=entries)
+    made = runner.invoke(main, [*base, str(out)], input=entries)
     assert made.exit_code == 0, made.output
-    assert made.stdout == "" and f"3 API clients made (credentials in {out})" in made.stderr
     assert oct(out.stat().st_mode & 0o777) == "0o600"
     assert len(out.read_text().splitlines()) == 3
-    unwritable = runner.invoke(main, [*base, "--out", str(tmp_path / "no" / "f")], input=entries)
-    assert unwritable.exit_code == 2 and len(_listed(config)) == 3  # stopped before any was made
+    theirs = tmp_path / "theirs.jsonl"
+    theirs.write_text("")
+    theirs.chmod(0o644)
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(tmp_path / "elsewhere.jsonl")
+    for taken in (out, theirs, link, tmp_path / "no" / "f"):
+        refused = runner.invoke(main, [*base, str(taken)], input=entries.replace("LAS", "X"))
+        assert refused.exit_code == 2, refused.output
+    assert theirs.read_text() == "" and not (tmp_path / "elsewhere.jsonl").exists()
+    assert len(_listed(config)) == 3  # stopped before any was made
 
     import oso_gateway.commands.api as api_module
 
-    def closed(self: object, text: str) -> None:
-        raise BrokenPipeError(32, "Broken pipe")
+    real_json = api_module._json
+    calls = []
+
+    def fails_on_the_second(record: Any) -> dict[str, Any]:
+        calls.append(record)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real_json(record)
 
     more = "\n".join(json.dumps({"name": f"LAS x{i}", "schools": ["02CD00"]}) for i in range(2))
-    original = api_module._Target.write
-    api_module._Target.write = closed  # type: ignore[method-assign]
+    api_module._json = fails_on_the_second  # type: ignore[assignment]
     try:
-        lost = runner.invoke(main, base, input=more)
+        lost = runner.invoke(main, [*base, str(tmp_path / "full.jsonl")], input=more)
     finally:
-        api_module._Target.write = original  # type: ignore[method-assign]
-    assert lost.exit_code == 1 and "were revoked" in lost.stderr
-    revoked = [r for r in _listed(config) if r["name"].startswith("LAS x")]
+        api_module._json = real_json  # type: ignore[assignment]
+    assert lost.exit_code != 0 and "were revoked" in lost.output
+    assert not (tmp_path / "full.jsonl").exists()
+    revoked = [r for r in _listed(config) if str(r["name"]).startswith("LAS x")]
     assert len(revoked) == 2 and all(r["revoked_at"] for r in revoked)
 
 
@@ -135,3 +164,26 @@ def test_api_spec_prints_an_openapi_3_1_document_with_every_operation() -> None:
     from openapi_spec_validator import validate
 
     validate(spec)
+
+
+def test_a_list_that_fails_part_way_makes_no_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All in one transaction: a failure at the second client left the first one active, its
+    credential shown to no one (a review). Here the second gets the first one's id."""
+    from datetime import UTC, datetime
+
+    from oso_gateway.runtime import build_services
+    from oso_gateway.store.api_clients import ApiClientStore, DuplicateClient
+    from oso_gateway.transfer import apiclients as module
+
+    services = build_services(setup_dev_gateways(tmp_path)[VENDOR_OIN].settings)
+    try:
+        clients = module.ApiClients(ApiClientStore(services.store.engine), served=services.schools)
+        monkeypatch.setattr(module.secrets, "token_hex", lambda _n: "0123456789abcdef")
+        entries = [(1, "LAS a", ["02CD00"]), (2, "LAS b", ["03EF00"])]
+        with pytest.raises(DuplicateClient):
+            clients.add_many(entries, now=datetime.now(UTC))
+        assert clients.list() == []
+    finally:
+        services.close()

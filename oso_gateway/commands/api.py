@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -68,14 +66,14 @@ def _json(record: Any) -> dict[str, Any]:
     default=None,
     help="Many clients at once (a vendor's schools): JSON lines, one "
     '{"name": ..., "schools": [...]} each (\'-\': standard input). Every line is checked '
-    "before any client is made; the credentials come out as JSON lines.",
+    "before any client is made; needs --out.",
 )
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="With --from-file: write the credentials to this file (readable by its owner only) "
-    "instead of standard output.",
+    help="With --from-file: a new file for the credentials (JSON lines), created readable by "
+    "its owner only; an existing file or a link is refused.",
 )
 @click.option("--json", "as_json", is_flag=True)
 @config_option
@@ -88,10 +86,14 @@ def add_command(
     config_file: Path | None,
 ) -> None:
     """Create a credential for NAME (a school system) acting for the given schools, or one for
-    each line of --from-file."""
+    each line of --from-file (written to --out)."""
     if from_file is not None:
         if name is not None or schools:
             raise click.UsageError("give NAME and --school, or --from-file, not both")
+        if out is None:
+            # to a terminal or a pipe, credentials can be lost unseen (`| head -1` kept one of
+            # fifty, and the rest stayed active: a review); a file is checked as it is written
+            raise click.UsageError("--from-file writes the credentials to a new file: give --out")
         _add_many(_entries(from_file), config_file, out)
         return
     if out is not None:
@@ -139,66 +141,55 @@ def _entries(source: TextIO) -> list[tuple[int, str, list[str]]]:
 
 
 def _add_many(
-    entries: list[tuple[int, str, list[str]]], config_file: Path | None, out: Path | None
+    entries: list[tuple[int, str, list[str]]], config_file: Path | None, out: Path
 ) -> None:
-    """Make the clients, then hand out their credentials; when they cannot all be handed out
-    (the output closed, a disk full) every client made is revoked: a credential no one holds
-    is not left active (2,000 were, after `| head -1`: a walkthrough)."""
-    target = _Target(out)  # a file that cannot be written stops the run before anything is made
+    """Make the clients (all in one transaction), then write their credentials to ``out``, a
+    file made for them before anything else; when the credentials are not all written (a full
+    disk, an interrupt), every client made is revoked and the file removed: a credential no
+    one holds is not left active (2,000 were: a walkthrough)."""
+    handle = _new_private_file(out)  # refused before any client is made
     services, clients = _clients(config_file)
+    made: list[tuple[Any, str]] = []
     try:
         try:
             made = clients.add_many(entries, now=datetime.now(UTC))
         except GatewayError as exc:
             fail(exc, status=2)
-        lines = "".join(
-            json.dumps({**_json(record), "credential": credential}) + "\n"
-            for record, credential in made
-        )
-        try:
-            target.write(lines)
-        except OSError as exc:
-            for record, _credential in made:
-                clients.revoke(record.client_id, now=datetime.now(UTC))
+        for record, credential in made:
+            line = json.dumps({**_json(record), "credential": credential}) + "\n"
+            handle.write(line.encode("utf-8"))
+        handle.flush()
+        os.fsync(handle.fileno())
+        handle.close()
+    except BaseException as exc:
+        handle.close()
+        out.unlink(missing_ok=True)
+        for record, _credential in made:
+            clients.revoke(record.client_id, now=datetime.now(UTC))
+        if made:
             click.echo(
-                f"error: the credentials could not be written ({exc.strerror or type(exc).__name__}"
-                f"); the {len(made)} clients made were revoked: run again, with --out FILE",
+                f"error: the credentials were not all written ({type(exc).__name__}); the "
+                f"{len(made)} clients made were revoked",
                 err=True,
             )
-            raise SystemExit(1) from None
+        raise
     finally:
         services.close()
-    where = f" (credentials in {out})" if out is not None else ""
-    click.echo(f"{len(made)} API clients made{where}", err=True)
+    click.echo(f"{len(made)} API clients made; their credentials are in {out}")
 
 
-class _Target:
-    """Where the credentials go: standard output, or a file made readable by its owner only
-    (created, empty, before any client is made)."""
-
-    def __init__(self, out: Path | None) -> None:
-        self.out = out
-        if out is not None:
-            try:
-                self._write_file(b"")
-            except OSError as exc:
-                click.echo(f"error: cannot write {out}: {exc.strerror or exc}", err=True)
-                raise SystemExit(2) from None
-
-    def write(self, text: str) -> None:
-        if self.out is None:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-        else:
-            self._write_file(text.encode("utf-8"))
-
-    def _write_file(self, data: bytes) -> None:
-        assert self.out is not None
-        fd = os.open(self.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            if stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                os.fchmod(handle.fileno(), 0o600)
-            handle.write(data)
+def _new_private_file(path: Path) -> Any:
+    """A new file for secrets, readable by its owner only from the first byte: an existing file
+    (someone else's, kept theirs by a chmod) or a link is refused (a review)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        click.echo(f"error: {path} exists; --out takes a new file", err=True)
+        raise SystemExit(2) from None
+    except OSError as exc:
+        click.echo(f"error: cannot create {path}: {exc.strerror or exc}", err=True)
+        raise SystemExit(2) from None
+    return os.fdopen(fd, "wb")
 
 
 @client_group.command("list")

@@ -127,6 +127,34 @@ class ApiClientStore:
         except sa_exc.IntegrityError:
             raise DuplicateClient(client_id) from None
 
+    def add_all(
+        self, rows: list[tuple[str, str, str, tuple[str, ...]]], *, now: datetime
+    ) -> list[ApiClientRecord]:
+        """Several clients, each (client_id, name, secret_hash, schools), in one transaction:
+        all are made or none (a list that failed part-way left the first ones active with
+        their credentials shown to no one: a review)."""
+
+        def work(session: Session) -> list[ApiClientRecord]:
+            made = []
+            for client_id, name, secret_hash, schools in rows:
+                row = ApiClient(
+                    id=client_id,
+                    name=name,
+                    secret_hash=secret_hash,
+                    schools=",".join(schools),
+                    created_at=now,
+                    revoked_at=None,
+                )
+                session.add(row)
+                made.append(row)
+            session.flush()
+            return [_record(row) for row in made]
+
+        try:
+            return self._write(work)
+        except sa_exc.IntegrityError:
+            raise DuplicateClient("one of the new client ids") from None
+
     def get(self, client_id: str) -> ApiClientRecord | None:
         def work(session: Session) -> ApiClientRecord | None:
             row = session.get(ApiClient, client_id)

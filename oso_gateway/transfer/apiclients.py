@@ -52,7 +52,8 @@ class ApiClients:
         """A client for each (line, name, schools) of a vendor's list: every entry is checked
         before any is made, so a mistake makes none (``ApiClientConfigError`` naming the line).
         A name may not repeat, nor be an active client's: a list run twice makes nothing the
-        second time (it made a second set of credentials, silently: a walkthrough)."""
+        second time (it made a second set of credentials, silently: a walkthrough). All are
+        made in one transaction."""
         taken = {r.name for r in self.store.list() if r.revoked_at is None}
         checked: list[tuple[str, tuple[str, ...]]] = []
         for line, name, schools in entries:
@@ -66,7 +67,12 @@ class ApiClients:
                 raise ApiClientConfigError(f"line {line}: {exc.detail}") from None
             taken.add(name)
             checked.append((name, codes))
-        return [self._make(name, codes, now=now) for name, codes in checked]
+        rows, credentials = [], []
+        for name, codes in checked:
+            client_id, secret = "c-" + secrets.token_hex(8), secrets.token_urlsafe(32)
+            rows.append((client_id, name, secret_hash(secret), codes))
+            credentials.append(f"{client_id}.{secret}")
+        return list(zip(self.store.add_all(rows, now=now), credentials, strict=True))
 
     def check(self, name: str, schools: Iterable[str]) -> tuple[str, ...]:
         """The school codes of a new client named ``name``, or ``ApiClientConfigError``."""
