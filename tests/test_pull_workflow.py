@@ -1180,6 +1180,20 @@ def test_an_inzage_naming_its_preview_refuses_a_dossier_handed_in_since(pp: Pull
                   if r.action == wire.ACTION_DELIVER]  # fmt: skip
     assert delivery.payload_digest is not None
     assert delivery.payload_digest.startswith(again.version)  # what left is what was shown
+    # the parents' report says so: the inzage recorded with the release reaches the disclosure
+    # record (it was written before the inzage existed, and held none: a review)
+    from oso_gateway.store.disclosures import PrivacyRecords
+    from oso_gateway.transfer.report import build_report, render_html
+
+    records = PrivacyRecords(pp.old.store.engine, pp.old.store.cipher)
+    [disclosed] = records.disclosures(message_id=delivery.message_id)
+    assert disclosed.inzage is not None
+    assert (
+        disclosed.inzage["recorded_date"] == "2026-01-05" and disclosed.inzage["how"] == "meeting"
+    )
+    assert disclosed.inzage["previewed"] == again.version
+    html = render_html(build_report([disclosed], language="en", now=pp.clock()))
+    assert f"they saw version {again.version}, and that version was sent" in html
 
 
 def test_an_objection_changed_after_the_preview_changes_the_version(pp: PullPair) -> None:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oso_gateway.config import RetrySettings
 from oso_gateway.errors import (
@@ -52,6 +52,9 @@ from oso_gateway.transfer.send import (
     seal_attempt,
     sealed_expires,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from oso_gateway.store.pull import InzageEntry
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +131,7 @@ class Outbox:
         *,
         client_id: str | None = None,
         after_insert: AfterInsert | None = None,
+        inzage: InzageEntry | None = None,
     ) -> MessageRecord:
         """Store a prepared message of any kind in the outbox (status ``queued``, due now); a
         dossier with its disclosure record. ``ObjectionNotApplied`` (E542) when it still holds a
@@ -135,6 +139,9 @@ class Outbox:
 
         Raises what ``gate`` raises (E471: a push without the inzage its school's policy asks).
         ``after_insert`` runs in the queueing transaction (the school API's Idempotency-Key).
+        ``inzage``: the inzage that ``after_insert`` records in that transaction (a request's,
+        released by it), for the disclosure record: it is not in the store yet when the record
+        is made (a review found a request's inzage missing from the parents' report).
         """
         if self.gate is not None:
             self.gate(prepared)
@@ -156,7 +163,7 @@ class Outbox:
             client_id=client_id,
             categories=",".join(prepared.categories) or None,
             after_insert=after_insert,
-            on_insert=self._disclosure_hook(prepared, now),
+            on_insert=self._disclosure_hook(prepared, now, inzage),
         )
         if isinstance(result, Duplicate):  # a fresh UUID: cannot happen unless re-enqueued
             return result.message
@@ -170,7 +177,7 @@ class Outbox:
         return result
 
     def _disclosure_hook(
-        self, prepared: PreparedDossier, now: datetime
+        self, prepared: PreparedDossier, now: datetime, inzage: InzageEntry | None = None
     ) -> Callable[[Any, str, dict[str, object]], None] | None:
         """The disclosure record's writer for a dossier (None for other kinds); refuses a
         dossier that still holds a category the parents objected to."""
@@ -193,13 +200,16 @@ class Outbox:
             pupil_number=prepared.pupil_number,
             sent=facts.sent,
             withheld=[(w.category, w.reason) for w in facts.withheld],
-            inzage=self._inzage(prepared, facts.inzage),
+            inzage=self._inzage(prepared, facts.inzage, inzage),
             recipient_name=name if isinstance(name, str) else None,
             now=now,
         )
 
     def _inzage(
-        self, prepared: PreparedDossier, from_dossier: dict[str, str] | None
+        self,
+        prepared: PreparedDossier,
+        from_dossier: dict[str, str] | None,
+        recording: InzageEntry | None = None,
     ) -> dict[str, str] | None:
         """The dossier's own inzage facts plus the inzage the school recorded at the gateway
         (pull workflow): date, how, waived, whether the parents gave a view. No free text."""
@@ -214,7 +224,7 @@ class Outbox:
                 schools=(prepared.sending_school.code,),
             )
             request_pk = request.pk if request is not None else None
-        found = pull.find_inzage(
+        found = recording or pull.find_inzage(
             school=prepared.sending_school.code,
             request_pk=request_pk,
             pupil_identifier=None if request_pk is not None else prepared.pupil_number,

@@ -851,7 +851,19 @@ class PullService:
             if inzage is not None:
                 insert_inzage_in(session, cipher, inzage, now=now)
 
-        self.outbox.enqueue(prepared, after_insert=release)
+        recording = None
+        if inzage is not None:  # as the transaction records it, for the disclosure record
+            recording = InzageEntry(
+                school=inzage.school,
+                request_pk=inzage.request_pk,
+                inzage_date=inzage.inzage_date,
+                how=inzage.how,
+                zienswijze=inzage.zienswijze is not None,
+                waived=inzage.waiver is not None,
+                recorded_at=now,
+                previewed=inzage.previewed,
+            )
+        self.outbox.enqueue(prepared, after_insert=release, inzage=recording)
         log.info("request %s: delivery %s queued", record.request_id, prepared.message_id)
         return AnswerOutcome(
             request=released[0],
