@@ -247,6 +247,9 @@ class SchoolPolicy:
     inzage: str = INZAGE_REQUIRED
     #: the gate holds for a pushed (unrequested) dossier too
     push_requires_inzage: bool = False
+    #: an inzage (not a waiver) must name the version of the dossier the parents were shown
+    #: (``inzage record --previewed``, the API's ``previewed``)
+    inzage_requires_version: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -763,6 +766,9 @@ def _school_policy(table: _Reader, default: SchoolPolicy) -> SchoolPolicy:
         inzage=inzage,
         push_requires_inzage=_or(
             table.get_bool("push_requires_inzage"), default.push_requires_inzage
+        ),
+        inzage_requires_version=_or(
+            table.get_bool("inzage_requires_version"), default.inzage_requires_version
         ),
     )
 

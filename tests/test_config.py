@@ -251,3 +251,17 @@ def test_commands_that_need_a_key_or_directory_say_which_setting_is_missing(
         s.require_storage_key()
     with pytest.raises(ConfigError, match=r"directory\.file"):
         s.require_directory_file()
+
+
+def test_a_school_may_require_the_inzage_to_name_the_version_previewed(tmp_path: Path) -> None:
+    text = (
+        "[pull]\ninzage_requires_version = true\n"
+        '[pull.schools."01AB00"]\ninzage_requires_version = false\n'
+    )
+    s = load_settings(_write(tmp_path, text), {})
+    assert s.pull.policy_for("00YY00").inzage_requires_version is True
+    assert s.pull.policy_for("01AB00").inzage_requires_version is False
+    assert (
+        load_settings(_write(tmp_path, ""), {}).pull.policy_for("00YY00").inzage_requires_version
+        is False
+    )

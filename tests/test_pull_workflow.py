@@ -1230,6 +1230,38 @@ def test_an_objection_changed_after_the_preview_changes_the_version(pp: PullPair
     assert released is not None and released.outcome == "queued"
 
 
+def test_a_policy_may_require_the_inzage_to_name_its_version(tmp_path: Path) -> None:
+    """Without the version, an inzage is of whatever is held when it is recorded: a school can
+    require it (`inzage_requires_version`), for a request and for a push (E471)."""
+    policy = SchoolPolicy(inzage_requires_version=True, push_requires_inzage=True)
+    pp = make_pull_pair(tmp_path, policy=policy)
+    try:
+        request_id, data = _request(pp)
+        service = pp.old.pull
+        service.answer_with_dossier(request_id, data)
+        with pytest.raises(GatewayError) as info:
+            service.record_inzage(request_id, inzage_date=date(2026, 1, 5), how="meeting")
+        assert _code(info) == "OSO-E471" and "--previewed" in info.value.detail
+        assert (
+            service.requests.find_inzage(school=OLD.code, request_pk=_old(pp, request_id).pk)
+            is None
+        )
+        shown = service.preview(request_id)
+        assert shown is not None and shown.version is not None
+        released = service.record_inzage(
+            request_id, inzage_date=date(2026, 1, 5), how="meeting", previewed=shown.version
+        )
+        assert released is not None and released.outcome == "queued"
+        pupil = pupil_of(data).identifier
+        with pytest.raises(GatewayError) as push:
+            service.record_push_inzage(
+                school=OLD, pupil_identifier=pupil, inzage_date=date(2026, 1, 5), how="paper"
+            )
+        assert _code(push) == "OSO-E471"
+    finally:
+        pp.close()
+
+
 def test_a_waiver_names_no_previewed_version(tmp_path: Path) -> None:
     pp = make_pull_pair(tmp_path, policy=SchoolPolicy(inzage=INZAGE_OR_WAIVER))
     try:

@@ -551,7 +551,13 @@ class PullService:
         if record.status not in OPEN_HOLDER:
             raise RequestStateInvalid(f"request {request_id} is {record.status}")
         self._check_inzage_args(
-            record.our_school, inzage_date, how, waiver, now=now, zienswijze=zienswijze
+            record.our_school,
+            inzage_date,
+            how,
+            waiver,
+            now=now,
+            zienswijze=zienswijze,
+            previewed=previewed,
         )
         if previewed is not None:
             if waiver is not None:
@@ -613,7 +619,13 @@ class PullService:
         if not (bsn_is_valid(pupil_identifier) or onderwijsnummer_is_valid(pupil_identifier)):
             raise PupilIdentifierInvalid("the pupil identifier fails the 11-proef")
         self._check_inzage_args(
-            school.code, inzage_date, how, waiver, now=now, zienswijze=zienswijze
+            school.code,
+            inzage_date,
+            how,
+            waiver,
+            now=now,
+            zienswijze=zienswijze,
+            previewed=previewed,
         )
         if previewed is not None:
             if waiver is not None:
@@ -797,6 +809,7 @@ class PullService:
         *,
         now: datetime,
         zienswijze: str | None = None,
+        previewed: str | None = None,
     ) -> None:
         if zienswijze is not None and not is_clean_text(zienswijze):
             raise RequestPayloadInvalid("the view holds control or bidi-override characters")
@@ -810,6 +823,11 @@ class PullService:
             return
         if inzage_date is None or how not in INZAGE_HOW:
             raise InzageMissing("an inzage needs its date and how (" + ", ".join(INZAGE_HOW) + ")")
+        if previewed is None and self.settings.policy_for(school).inzage_requires_version:
+            raise InzageMissing(
+                f"school {school}'s policy asks the inzage to name the version of the dossier "
+                "the parents were shown (the preview's version: --previewed, or previewed)"
+            )
         if inzage_date > (now + timedelta(days=1)).date():  # a day's grace for time zones
             raise InzageMissing(f"the inzage date {inzage_date} lies in the future")
 
