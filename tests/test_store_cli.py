@@ -82,6 +82,14 @@ def test_a_database_migrated_by_a_newer_gateway_is_refused(tmp_path: Path) -> No
     with pytest.raises(SchemaNotCurrent, match="newer oso-gateway"):
         check_schema_current(engine)
     engine.dispose()
+    # a rollback: `db current` said "behind: run db upgrade", and `db upgrade` ended in
+    # alembic's traceback (an operator's walkthrough)
+    current = CliRunner().invoke(main, ["db", "current", "--config", str(config)])
+    assert current.exit_code == 1 and "newer than this release" in current.output
+    assert "behind" not in current.output
+    upgrade = CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)])
+    assert upgrade.exit_code == 1 and "OSO-E503" in upgrade.output, upgrade.output
+    assert "restore the backup" in upgrade.output and "Traceback" not in upgrade.output
 
 
 def test_keygen_writes_a_private_key_file_that_the_config_accepts(tmp_path: Path) -> None:

@@ -304,6 +304,7 @@ def upgrade_command(config_file: Path | None) -> None:
 def current_command(config_file: Path | None) -> None:
     """Show the database's schema revision; exit 1 when it is not the head."""
     from oso_gateway.store import create_store_engine, current_revision, head_revision
+    from oso_gateway.store.migrate import is_newer
 
     settings = settings_or_exit(config_file)
     try:
@@ -313,6 +314,8 @@ def current_command(config_file: Path | None) -> None:
         return
     head = head_revision()
     state = "up to date" if current == head else "behind: run `oso-gateway db upgrade`"
+    if is_newer(current):  # it said "behind" of a database a newer release migrated
+        state = "newer than this release (restore the backup taken before that upgrade)"
     click.echo(
         f"{shown_url(settings.database_url)}: revision {current or 'none'} (head {head}) {state}"
     )

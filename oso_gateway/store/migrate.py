@@ -39,20 +39,37 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the database to ``revision`` (creates the tables on an empty database)."""
+    """Bring the database to ``revision`` (creates the tables on an empty database).
+    ``SchemaNotCurrent`` (E503) for a database a newer oso-gateway migrated (it was alembic's
+    traceback: an operator's rollback walkthrough)."""
+    with unavailable_as_typed_error():
+        refuse_newer(current_revision(engine), head_revision())
     with unavailable_as_typed_error(), engine.begin() as conn:
         command.upgrade(alembic_config(conn), revision)
+
+
+def is_newer(current: str | None) -> bool:
+    """Whether a database at ``current`` was migrated by a newer oso-gateway (a revision this
+    version does not know)."""
+    return current is not None and current != head_revision() and not _known(current)
+
+
+def refuse_newer(current: str | None, head: str) -> None:
+    """``SchemaNotCurrent`` (E503) when a newer oso-gateway migrated the database: going back
+    is a restore of the backup taken before the upgrade, with the release it was taken with."""
+    if is_newer(current):
+        raise SchemaNotCurrent(
+            f"the database is at revision {current}, which this gateway does not know "
+            f"(it needs {head}): the database was migrated by a newer oso-gateway; to go back, "
+            "restore the backup taken before that upgrade"
+        )
 
 
 def check_schema_current(engine: Engine) -> None:
     """Raise ``SchemaNotCurrent`` (OSO-E503) unless the database is at the code's head revision."""
     current = current_revision(engine)
     head = head_revision()
-    if current is not None and current != head and not _known(current):
-        raise SchemaNotCurrent(
-            f"the database is at revision {current}, which this gateway does not know "
-            f"(it needs {head}): the database was migrated by a newer oso-gateway"
-        )
+    refuse_newer(current, head)
     if current != head:
         state = "empty (no schema)" if current is None else f"at revision {current}"
         raise SchemaNotCurrent(
