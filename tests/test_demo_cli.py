@@ -163,3 +163,12 @@ def test_demo_takes_a_relative_workdir(tmp_path: Path, monkeypatch: pytest.Monke
     result = CliRunner().invoke(main, ["demo", "--workdir", "reldemo"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "reldemo" / "directory.toml").is_file()
+    # a second demo into the same directory wrote new storage keys over the first one's
+    # gateways: their data could no longer be opened (an operator's walkthrough)
+    config = tmp_path / "reldemo" / "gateway-00000001000000000002" / "config.toml"
+    before = config.read_bytes()
+    again = CliRunner().invoke(main, ["demo", "--flow", "pull", "--workdir", "reldemo"])
+    assert again.exit_code == 2 and "give a new --workdir" in again.output
+    assert config.read_bytes() == before
+    inbox = CliRunner().invoke(main, ["--config", str(config), "inbox", "list", "--json"])
+    assert inbox.exit_code == 0, inbox.output  # the first demo's data still opens

@@ -119,6 +119,15 @@ def demo_command(
     # absolute: the configs it writes name their paths, which a config resolves against its
     # own folder (a relative --workdir named reldemo/gateway-…/reldemo/directory.toml)
     base = Path(tempfile.mkdtemp(prefix="oso-demo-")) if workdir is None else workdir.resolve()
+    earlier = sorted(base.glob("gateway-*/config.toml"))
+    if earlier:
+        # the demo writes each gateway's configuration anew, with a new storage key: over an
+        # earlier demo's gateways, their stored data could no longer be opened (OSO-E501: an
+        # operator's walkthrough ran both flows into one directory)
+        raise click.UsageError(
+            f"{base} holds an earlier demo's gateways ({earlier[0].parent.name}, …), whose data "
+            "is encrypted under their configuration's keys: give a new --workdir"
+        )
     try:
         if flow == "pull":
             run_pull(base, keep=not temporary)
