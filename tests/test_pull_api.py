@@ -595,7 +595,8 @@ def test_the_cli_records_an_inzage_only_of_the_version_previewed(tmp_path: Path)
         assert waived.exit_code == 2 and "not both" in waived.output
         current = cli("request", "preview", request_id, "--config", old_config)["version"]
         released = cli(*record, "--previewed", current, "--wait")
-        assert released["dossier"] == "queued"
+        # as it stands after the delivery (it said `accepted` of a delivered dossier)
+        assert released["dossier"] == "queued" and released["status"] == "delivered"
         kept = cli("request", "show", request_id, "--config", old_config)["inzage"]
         assert kept["previewed"] == current  # the record says which version the parents saw
         at_new = cli("request", "show", request_id, "--config", new_config, "--side", "sent")

@@ -106,6 +106,7 @@ def _run(
             if wait:
                 services.outbox.run_once()
                 services.pull.refresh()
+                result = _after_delivery(services, result)
         except GatewayError as exc:
             if as_json:
                 click.echo(json.dumps(_error_json(exc)))
@@ -118,6 +119,17 @@ def _run(
             _print(result)
     finally:
         services.close()
+
+
+def _after_delivery(services: GatewayServices, result: dict[str, Any]) -> dict[str, Any]:
+    """With --wait, the request as it stands after the delivery attempt: it printed the state
+    from before (`accepted`, `queued`) of a dossier already delivered, and would not have shown
+    a failed delivery (an operator's walkthrough)."""
+    request_id, side = result.get("request_id"), result.get("side")
+    if not isinstance(request_id, str) or side not in ("sent", "received"):
+        return result
+    record = services.pull.find(request_id, side="requester" if side == "sent" else "holder")
+    return {**result, **request_dict(record, services.clock())}
 
 
 def _print(result: dict[str, Any]) -> None:
