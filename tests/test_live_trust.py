@@ -174,3 +174,33 @@ def test_a_changed_configuration_file_is_said_to_need_a_restart(
     assert len(warnings) == 1 and str(config) in warnings[0].getMessage()  # once per change
     assert "restart serve and outbox run" in warnings[0].getMessage()
     assert sender.pull.settings.policy_for("00YY00").push_requires_inzage is False  # not applied
+
+
+def test_an_outbox_worker_of_its_own_watches_its_files_too(tmp_path: Path) -> None:
+    """`outbox run` reloaded no trust material and said nothing of a changed configuration,
+    while the docs said every process does (an operator's walkthrough)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = setup_dev_gateways(tmp_path / "w")[PRIMARY_OIN].config_file
+    log = tmp_path / "worker.log"
+    with log.open("wb") as sink:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "oso_gateway.cli", "outbox", "run", "--config", str(config)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            time.sleep(2.0)  # started, its files' versions taken
+            config.write_text(config.read_text() + "\n[pull]\nexpire_days = 30\n")
+            deadline = time.monotonic() + 30
+            while "configuration file" not in log.read_text() and time.monotonic() < deadline:
+                assert worker.poll() is None, log.read_text()
+                time.sleep(0.5)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=30)
+    text = log.read_text()
+    assert "restart serve and outbox run" in text, text

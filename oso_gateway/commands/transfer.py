@@ -234,6 +234,12 @@ def run_command(once: bool, poll_interval: float, config_file: Path | None) -> N
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
+        # live trust material, as in serve's workers: a worker of its own reloaded nothing
+        # (nor said that its configuration file changed: an operator's walkthrough)
+        from oso_gateway.runtime import start_trust_reloader
+
+        _reloading, wake = start_trust_reloader(services, stop)
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: wake.set())
         anchorer = threading.Thread(
             target=anchor_periodically,
             args=(stop, services.store, services.settings),
