@@ -173,7 +173,15 @@ def test_a_changed_configuration_file_is_said_to_need_a_restart(
     warnings = [r for r in caplog.records if "configuration file" in r.getMessage()]
     assert len(warnings) == 1 and str(config) in warnings[0].getMessage()  # once per change
     assert "restart serve and outbox run" in warnings[0].getMessage()
+    assert "does not load" not in warnings[0].getMessage()
     assert sender.pull.settings.policy_for("00YY00").push_requires_inzage is False  # not applied
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # a mistake is said now, not found at the restart
+        config.write_text(config.read_text().replace("= true", '= "bogus"'))
+        reloader.check()
+    [broken] = [r for r in caplog.records if "configuration file" in r.getMessage()]
+    assert "does not load as it is: OSO-E501" in broken.getMessage(), broken.getMessage()
+    assert "push_requires_inzage: must be true or false" in broken.getMessage()
 
 
 def test_an_outbox_worker_of_its_own_watches_its_files_too(tmp_path: Path) -> None:

@@ -86,8 +86,9 @@ class TrustReloader:
             self._config_version = config_version
             log.warning(
                 "the configuration file %s changed: a running gateway applies only its trust "
-                "material and directory; restart serve and outbox run to apply the rest",
+                "material and directory; restart serve and outbox run to apply the rest%s",
                 self._config[0],
+                _loads(self._config[0]),
             )
         return self.changed() and self.reload()
 
@@ -129,3 +130,17 @@ class TrustReloader:
                 self.reload()
             else:
                 self.check()
+
+
+def _loads(path: Path) -> str:
+    """"" when the configuration file loads as it is now, else what a restart would refuse
+    (said with the change, not found at the restart: an operator's walkthrough)."""
+    import os
+
+    from oso_gateway.config import load_settings
+
+    try:
+        load_settings(path, os.environ)
+    except GatewayError as exc:
+        return f" (but it does not load as it is: {exc.code}: {exc.detail}; a restart would fail)"
+    return ""
