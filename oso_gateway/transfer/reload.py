@@ -133,7 +133,7 @@ class TrustReloader:
 
 
 def _loads(path: Path) -> str:
-    """"" when the configuration file loads as it is now, else what a restart would refuse
+    """Empty when the configuration file loads as it is now, else what a restart would refuse
     (said with the change, not found at the restart: an operator's walkthrough)."""
     import os
 
