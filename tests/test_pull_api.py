@@ -599,6 +599,13 @@ def test_the_cli_records_an_inzage_only_of_the_version_previewed(tmp_path: Path)
         assert released["dossier"] == "queued" and released["status"] == "delivered"
         kept = cli("request", "show", request_id, "--config", old_config)["inzage"]
         assert kept["previewed"] == current  # the record says which version the parents saw
+        access = CliRunner().invoke(
+            main,
+            ["subject", "access", "--config", old_config, "--bsn", "-"],
+            input=_pupil(data)["bsn"] + "\n",
+        )
+        assert f"inzage for request {request_id}" in access.output
+        assert f"(meeting)  version {current}" in access.output, access.output
         at_new = cli("request", "show", request_id, "--config", new_config, "--side", "sent")
         assert at_new["status"] == "delivered"
     finally:

@@ -366,7 +366,8 @@ def _echo_records_held(more: dict[str, list[dict[str, Any]]]) -> None:
         click.echo(f"objection  {o['school']}  {o['category']}  recorded {o['recorded_at']}")
     for i in more["request_inzage"]:
         what = "waived" if i["waived"] else f"inzage {i['inzage_date']} ({i['how']})"
-        click.echo(f"inzage for request {i['request_id']}  {i['school']}  {what}")
+        version = f"  version {i['previewed']}" if i.get("previewed") else ""
+        click.echo(f"inzage for request {i['request_id']}  {i['school']}  {what}{version}")
 
 
 def _kept(data: SubjectData, settings: Settings) -> list[dict[str, Any]]:
