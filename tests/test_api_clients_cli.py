@@ -74,6 +74,7 @@ def test_a_vendor_adds_many_clients_from_one_file_all_or_none(tmp_path: Path) ->
                              ("\n\n", "holds no clients")):  # fmt: skip
         result, _out = bulk(garbage)
         assert result.exit_code == 2 and message in result.output, result.output
+        assert "OSO-E616" in result.output  # coded, as a refused line's content is
     made, out = bulk("\ufeff" + text + "\n\n")  # a BOM, as Windows tools write
     assert made.exit_code == 0, made.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]

@@ -115,7 +115,10 @@ def add_command(
 
 
 def _entries(source: TextIO) -> list[tuple[int, str, list[str]]]:
-    """The (line, name, schools) of each non-blank JSON line; a usage error names a bad line."""
+    """The (line, name, schools) of each non-blank JSON line; OSO-E616 (exit 2) names a bad
+    line, as for a line whose content is refused (it was a usage error without a code)."""
+    from oso_gateway.errors import ApiClientConfigError
+
     entries = []
     for number, line in enumerate(source, start=1):
         if not line.strip():
@@ -123,7 +126,7 @@ def _entries(source: TextIO) -> list[tuple[int, str, list[str]]]:
         try:
             item = json.loads(line)
         except ValueError:
-            raise click.UsageError(f"--from-file line {number}: not JSON") from None
+            fail(ApiClientConfigError(f"--from-file line {number}: not JSON"), status=2)
         if (
             not isinstance(item, dict)
             or set(item) != {"name", "schools"}
@@ -131,12 +134,11 @@ def _entries(source: TextIO) -> list[tuple[int, str, list[str]]]:
             or not isinstance(item["schools"], list)
             or not all(isinstance(s, str) for s in item["schools"])
         ):
-            raise click.UsageError(
-                f'--from-file line {number}: give {{"name": "...", "schools": ["00YY00", ...]}}'
-            )
+            shape = '{"name": "...", "schools": ["00YY00", ...]}'
+            fail(ApiClientConfigError(f"--from-file line {number}: give {shape}"), status=2)
         entries.append((number, item["name"], item["schools"]))
     if not entries:
-        raise click.UsageError("--from-file holds no clients")
+        fail(ApiClientConfigError("--from-file holds no clients"), status=2)
     return entries
 
 
