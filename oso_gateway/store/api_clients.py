@@ -109,23 +109,7 @@ class ApiClientStore:
         schools: tuple[str, ...],
         now: datetime,
     ) -> ApiClientRecord:
-        def work(session: Session) -> ApiClientRecord:
-            row = ApiClient(
-                id=client_id,
-                name=name,
-                secret_hash=secret_hash,
-                schools=",".join(schools),
-                created_at=now,
-                revoked_at=None,
-            )
-            session.add(row)
-            session.flush()
-            return _record(row)
-
-        try:
-            return self._write(work)
-        except sa_exc.IntegrityError:
-            raise DuplicateClient(client_id) from None
+        return self.add_all([(client_id, name, secret_hash, schools)], now=now)[0]
 
     def add_all(
         self, rows: list[tuple[str, str, str, tuple[str, ...]]], *, now: datetime

@@ -180,12 +180,7 @@ def prepare_dossier(
     # Minimise first (a LAS export may carry data of a VERBODEN or opted-out category), then
     # validate exactly what will be sent. Memory: the largest dossier is tens of MB, so each
     # tree and copy is dropped as soon as the next step no longer needs it (docs/performance.md).
-    if len(data) > MAX_DOSSIER_BYTES:
-        raise DossierTooLarge(f"dossier of {len(data)} bytes; the limit is {MAX_DOSSIER_BYTES}")
-    try:
-        parsed = parse_xml(data, limits=_DOSSIER_LIMITS).getroot()
-    except GatewayError as exc:
-        raise DossierParseError(f"the dossier cannot be parsed ({exc.code})") from None
+    parsed = _parse_dossier(data)
     number = pupil_number(parsed)
     objected = objections_of(parsed, objections) if objections is not None else ()
     minimised = minimise(parsed, opt_out=objected)
@@ -231,6 +226,16 @@ def payload_version(payload_digest: str) -> str:
     return payload_digest[:VERSION_DIGITS]
 
 
+def _parse_dossier(data: bytes) -> etree._Element:
+    """A LAS export's root (E105 too large, E101 not parsed), as every way out reads it."""
+    if len(data) > MAX_DOSSIER_BYTES:
+        raise DossierTooLarge(f"dossier of {len(data)} bytes; the limit is {MAX_DOSSIER_BYTES}")
+    try:
+        return parse_xml(data, limits=_DOSSIER_LIMITS).getroot()
+    except GatewayError as exc:
+        raise DossierParseError(f"the dossier cannot be parsed ({exc.code})") from None
+
+
 def dossier_version(data: bytes, *, objections: ObjectionLookup | None = None) -> str:
     """The version of a dossier about to leave (pushed, or held for a request), as a preview
     shows it and an inzage names it: ``payload_version`` of the payload ``prepare_dossier``
@@ -239,12 +244,7 @@ def dossier_version(data: bytes, *, objections: ObjectionLookup | None = None) -
     from oso_gateway.dossier.minimise import minimise
     from oso_gateway.security import primitives
 
-    if len(data) > MAX_DOSSIER_BYTES:
-        raise DossierTooLarge(f"dossier of {len(data)} bytes; the limit is {MAX_DOSSIER_BYTES}")
-    try:
-        parsed = parse_xml(data, limits=_DOSSIER_LIMITS).getroot()
-    except GatewayError as exc:
-        raise DossierParseError(f"the dossier cannot be parsed ({exc.code})") from None
+    parsed = _parse_dossier(data)
     objected = objections_of(parsed, objections) if objections is not None else ()
     root = minimise(parsed, opt_out=objected).root
     del parsed

@@ -550,7 +550,7 @@ class PullService:
         record = self.find(request_id, side=m.HOLDER, schools=schools)
         if record.status not in OPEN_HOLDER:
             raise RequestStateInvalid(f"request {request_id} is {record.status}")
-        self._check_inzage_args(
+        previewed = self._check_inzage_args(
             record.our_school,
             inzage_date,
             how,
@@ -559,10 +559,6 @@ class PullService:
             zienswijze=zienswijze,
             previewed=previewed,
         )
-        if previewed is not None:
-            if waiver is not None:
-                raise RequestPayloadInvalid("a waiver names no previewed version: no one saw it")
-            previewed = _version(previewed)
         shown = self.requests.held_with_token(record.pk)  # what the parents were shown
         if waiver is None and shown is None:
             raise RequestStateInvalid(
@@ -618,7 +614,7 @@ class PullService:
         now = now or self.clock()
         if not (bsn_is_valid(pupil_identifier) or onderwijsnummer_is_valid(pupil_identifier)):
             raise PupilIdentifierInvalid("the pupil identifier fails the 11-proef")
-        self._check_inzage_args(
+        previewed = self._check_inzage_args(
             school.code,
             inzage_date,
             how,
@@ -627,10 +623,6 @@ class PullService:
             zienswijze=zienswijze,
             previewed=previewed,
         )
-        if previewed is not None:
-            if waiver is not None:
-                raise RequestPayloadInvalid("a waiver names no previewed version: no one saw it")
-            previewed = _version(previewed)
         self.requests.record_inzage(
             school=school.code,
             request_pk=None,
@@ -810,7 +802,9 @@ class PullService:
         now: datetime,
         zienswijze: str | None = None,
         previewed: str | None = None,
-    ) -> None:
+    ) -> str | None:
+        """Refuse what an inzage (or its waiver) may not be; return the version it names,
+        normalised (``_version``), or None."""
         if zienswijze is not None and not is_clean_text(zienswijze):
             raise RequestPayloadInvalid("the view holds control or bidi-override characters")
         if waiver is not None:
@@ -820,7 +814,9 @@ class PullService:
                 raise RequestPayloadInvalid("the waiver holds control or bidi-override characters")
             if self.settings.policy_for(school).inzage != INZAGE_OR_WAIVER:
                 raise InzageWaiverNotAllowed(f"school {school}'s policy does not allow a waiver")
-            return
+            if previewed is not None:
+                raise RequestPayloadInvalid("a waiver names no previewed version: no one saw it")
+            return None
         if inzage_date is None or how not in INZAGE_HOW:
             raise InzageMissing("an inzage needs its date and how (" + ", ".join(INZAGE_HOW) + ")")
         if previewed is None and self.settings.policy_for(school).inzage_requires_version:
@@ -830,6 +826,7 @@ class PullService:
             )
         if inzage_date > (now + timedelta(days=1)).date():  # a day's grace for time zones
             raise InzageMissing(f"the inzage date {inzage_date} lies in the future")
+        return None if previewed is None else _version(previewed)
 
     def _deliver(
         self,

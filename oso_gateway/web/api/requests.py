@@ -124,10 +124,11 @@ class InzageBody(BaseModel):
     previewed: str | None = Field(
         default=None,
         pattern="^[0-9a-fA-F]{16}$",
-        description="The version of the dossier the parents were shown (the preview's `version`, "
-        "any case): when what would leave is another version now (another dossier posted, an "
-        "objection recorded or withdrawn), nothing is recorded nor released (OSO-E474). "
-        "Recommended: without it, the inzage is of whatever is held now.",
+        description="The version of the dossier the parents were shown (a request's preview's "
+        "or a push's dry-run's `version`, any case). A request: when what would leave is another "
+        "version now (another dossier posted, an objection recorded or withdrawn), nothing is "
+        "recorded nor released (OSO-E474). A push: only that version passes the gate (another: "
+        "OSO-E471). Recommended: without it, the inzage is of whatever is held or pushed.",
     )
 
     @model_validator(mode="after")
