@@ -142,6 +142,12 @@ def test_the_whole_pull_workflow_through_the_school_api(schools: tuple[Las, Las]
     )  # it was refused for the waiver alone (found by a LAS walkthrough)
     assert (both.status_code, both.get_json()["code"]) == (400, "OSO-E606")
     assert "not both" in both.get_json()["errors"][0]["message"]
+    misspelt = old.post(
+        f"requests/{request_id}/inzage",
+        json={"date": "2026-01-05", "how": "paper", "previewd": preview.get_json()["version"]},
+    )  # it was dropped, and the inzage recorded bound to no version
+    assert (misspelt.status_code, misspelt.get_json()["code"]) == (400, "OSO-E606")
+    assert misspelt.get_json()["errors"][0]["location"] == "previewd"
     future = old.post(f"requests/{request_id}/inzage", json={"date": "2999-01-01", "how": "paper"})
     assert future.get_json()["code"] == "OSO-E471"
     assert "2999-01-01 lies in the future" in future.get_json()["detail"]

@@ -15,7 +15,7 @@ from typing import Literal
 from flask import Response, jsonify
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models import Tag  # type: ignore[attr-defined]
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from oso_gateway.errors import SchoolNotInScope
 from oso_gateway.transfer.schools import School
@@ -29,8 +29,6 @@ bp = APIBlueprint("inzage", __name__, url_prefix=API_PREFIX + "/inzage", abp_tag
 
 class PushInzageBody(InzageBody):
     """The inzage of a push: the request's inzage body, with the school and the pupil."""
-
-    model_config = ConfigDict(extra="forbid")
 
     school: str = Field(pattern=am.SCHOOL, description="Our school that will push (in scope)")
     pupil_id: str = Field(

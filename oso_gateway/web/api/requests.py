@@ -97,15 +97,23 @@ class SendBody(BaseModel):
 
 
 class AcceptBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     ready_by: dt.date = Field(description="The date by which the dossier will be ready")
 
 
 class DeclineBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: Reason
     text: str | None = Field(default=None, min_length=1, max_length=1000, pattern=am.TEXT)
 
 
 class InzageBody(BaseModel):
+    # a misspelt field is refused, not dropped: a misspelt `previewed` recorded an inzage bound
+    # to no version, silently
+    model_config = ConfigDict(extra="forbid")
+
     date: dt.date | None = Field(default=None, description="When the parents saw the dossier")
     how: Literal["meeting", "paper", "digital", "other"] | None = None
     zienswijze: str | None = Field(
