@@ -276,13 +276,16 @@ def test_subject_erase_erases_the_parents_view_recorded_for_a_push_of_the_pupil(
     )
 
 
-def test_the_retention_purge_erases_a_push_inzage_text_after_the_request_period(
+def test_the_retention_purge_removes_a_push_inzage_record_after_the_request_period(
     tmp_path: Path,
 ) -> None:
+    """Its texts went after `requests_days`, but the record (the pupil's keyed hash, school,
+    date, how) was kept without end (a privacy walkthrough): now the whole record goes, and a
+    later push needs a new inzage."""
     from datetime import timedelta
 
     from oso_gateway.config import INZAGE_OR_WAIVER, RetentionSettings, SchoolPolicy
-    from oso_gateway.store.lifecycle import PUSH_INZAGE, Lifecycle
+    from oso_gateway.store.lifecycle import PUSH_INZAGE_RECORD, Lifecycle
     from oso_gateway.transfer.lifecycle import purge
 
     pp = make_pull_pair(tmp_path / "w", policy=SchoolPolicy(inzage=INZAGE_OR_WAIVER))
@@ -297,10 +300,12 @@ def test_the_retention_purge_erases_a_push_inzage_text_after_the_request_period(
     lifecycle = Lifecycle(store.engine, store.cipher)
     policy = RetentionSettings(requests_days=30)
     soon = purge(lifecycle, policy, now=pp.clock() + timedelta(days=29))
-    assert soon.purged[PUSH_INZAGE] == [] and _push_texts(pp) == [(False, True, False)]
+    assert soon.purged[PUSH_INZAGE_RECORD] == [] and _push_texts(pp) == [(False, True, False)]
     later = purge(lifecycle, policy, now=pp.clock() + timedelta(days=31))
-    assert len(later.purged[PUSH_INZAGE]) == 1
-    assert _push_texts(pp) == [(False, False, False)]
+    assert len(later.purged[PUSH_INZAGE_RECORD]) == 1
+    assert _push_texts(pp) == []  # the record is gone
+    operations = [e.event.get("operation") for e in store.log_entries() if e.event.get("operation")]
+    assert "retention.push_inzage_record" in operations
     pp.close()
 
 

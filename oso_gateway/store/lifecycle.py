@@ -45,10 +45,22 @@ REQUEST = "request_record"
 #: the parents' view and a waiver's reason recorded for a push (an inzage with no request; one
 #: with a request goes with the request). The record itself stays: a later push still finds it.
 PUSH_INZAGE = "push_inzage_text"
+#: an inzage record of a push (school, keyed hash of the pupil, date, how, version), once the
+#: retention period for requests has passed: it no longer lets a push through, and it was kept
+#: without end (a privacy walkthrough)
+PUSH_INZAGE_RECORD = "push_inzage_record"
 #: a school-API Idempotency-Key's record (no pupil data: the key's keyed hash; a key kept
 #: verbatim by an earlier version may hold a pupil number), named by the message it made
 IDEMPOTENCY = "idempotency_key"
-KINDS = (RECEIVED, OUTBOUND, REJECTED_FAILED, REQUEST, PUSH_INZAGE, IDEMPOTENCY)
+KINDS = (
+    RECEIVED,
+    OUTBOUND,
+    REJECTED_FAILED,
+    REQUEST,
+    PUSH_INZAGE,
+    PUSH_INZAGE_RECORD,
+    IDEMPOTENCY,
+)
 
 #: a pull request in these states waits for nothing more (``transfer.pull.service.CLOSED``);
 #: its retention counts from its last status change (``updated_at``)
@@ -406,9 +418,7 @@ class Lifecycle:
                 PurgeCandidate(pk=r[0], message_id=r[1], kind=REQUEST, direction=_side(r[2]))
                 for r in requests
             ]
-            found += push_inzage_candidates(
-                session, m.InzageRecord.recorded_at < cutoffs.requests, limit=limit
-            )
+            found += _push_inzage_record_candidates(session, cutoffs.requests, limit=limit)
             if cutoffs.idempotency_keys is not None:
                 found += _idempotency_candidates(session, cutoffs.idempotency_keys, limit=limit)
             return found
@@ -432,6 +442,9 @@ class Lifecycle:
                     continue
                 if cand.kind == PUSH_INZAGE:
                     events += _purge_push_inzage(session, cand, outcome, now=now, reason=reason)
+                    continue
+                if cand.kind == PUSH_INZAGE_RECORD:
+                    events += _delete_push_inzage(session, cand, outcome, now=now, reason=reason)
                     continue
                 if cand.kind == IDEMPOTENCY:  # no content: counted in purge_done, not per row
                     gone = session.execute(
@@ -724,6 +737,45 @@ def push_inzage_candidates(
     return [
         PurgeCandidate(pk=pk, message_id=f"inzage:{pk}", kind=PUSH_INZAGE, direction=m.OUT)
         for pk in rows
+    ]
+
+
+def _push_inzage_record_candidates(
+    session: Session, before: datetime, *, limit: int
+) -> list[PurgeCandidate]:
+    """Inzage records of a push recorded before ``before`` (oldest first, at most ``limit``),
+    with or without their texts: the whole record goes."""
+    rows = session.scalars(
+        select(m.InzageRecord.id)
+        .where(m.InzageRecord.request_pk.is_(None), m.InzageRecord.recorded_at < before)
+        .order_by(m.InzageRecord.id)
+        .limit(limit)
+    ).all()
+    return [
+        PurgeCandidate(pk=pk, message_id=f"inzage:{pk}", kind=PUSH_INZAGE_RECORD, direction=m.OUT)
+        for pk in rows
+    ]
+
+
+def _delete_push_inzage(
+    session: Session, cand: PurgeCandidate, outcome: PurgeResult, *, now: datetime, reason: str
+) -> list[dict[str, str]]:
+    """Delete one push's inzage record past the retention period (its texts with it). The
+    disclosure record of a push it let through keeps its own copy of the facts; a later push of
+    the pupil needs a new inzage."""
+    row = session.get(m.InzageRecord, cand.pk, with_for_update=True)
+    if row is None or row.request_pk is not None:
+        return []
+    session.delete(row)
+    outcome.purged[PUSH_INZAGE_RECORD].append(cand.message_id)
+    return [
+        make_event(
+            at=now,
+            kind="system",
+            status="purged",
+            operation=f"{reason}.{PUSH_INZAGE_RECORD}",
+            direction=m.OUT,
+        )
     ]
 
 
