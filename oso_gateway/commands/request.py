@@ -12,7 +12,6 @@ Exit status: 0 done, 1 refused (with the error code), 2 usage or configuration e
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
@@ -474,10 +473,12 @@ def inzage_group() -> None:
 def _version_option(_ctx: Any, _param: Any, value: str | None) -> str | None:
     """A dossier version as a preview prints it (16 hex digits, any case), or a usage error
     that does not repeat what was typed (it may be anything)."""
+    from oso_gateway.transfer.send import typed_version
+
     if value is None:
         return None
-    version = value.strip().lower()
-    if not re.fullmatch(r"[0-9a-f]{16}", version):
+    version = typed_version(value)
+    if version is None:
         raise click.BadParameter("a version is 16 hex digits, as the preview prints it")
     return version
 

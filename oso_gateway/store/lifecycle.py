@@ -418,7 +418,12 @@ class Lifecycle:
                 PurgeCandidate(pk=r[0], message_id=r[1], kind=REQUEST, direction=_side(r[2]))
                 for r in requests
             ]
-            found += _push_inzage_record_candidates(session, cutoffs.requests, limit=limit)
+            found += push_inzage_candidates(
+                session,
+                m.InzageRecord.recorded_at < cutoffs.requests,
+                limit=limit,
+                kind=PUSH_INZAGE_RECORD,
+            )
             if cutoffs.idempotency_keys is not None:
                 found += _idempotency_candidates(session, cutoffs.idempotency_keys, limit=limit)
             return found
@@ -440,11 +445,8 @@ class Lifecycle:
                 if cand.kind == REQUEST:
                     events += _purge_request(session, cand, outcome, now=now, reason=reason)
                     continue
-                if cand.kind == PUSH_INZAGE:
+                if cand.kind in (PUSH_INZAGE, PUSH_INZAGE_RECORD):
                     events += _purge_push_inzage(session, cand, outcome, now=now, reason=reason)
-                    continue
-                if cand.kind == PUSH_INZAGE_RECORD:
-                    events += _delete_push_inzage(session, cand, outcome, now=now, reason=reason)
                     continue
                 if cand.kind == IDEMPOTENCY:  # no content: counted in purge_done, not per row
                     gone = session.execute(
@@ -716,64 +718,56 @@ def _purge_request(
 
 
 def push_inzage_candidates(
-    session: Session, *conditions: ColumnElement[bool], limit: int | None = 1000
+    session: Session,
+    *conditions: ColumnElement[bool],
+    limit: int | None = 1000,
+    kind: str = PUSH_INZAGE,
 ) -> list[PurgeCandidate]:
-    """Inzage records of a push (no request) that still hold the parents' view or a waiver's
-    reason, and meet ``conditions`` (oldest first; at most ``limit``, None: all). Named
-    ``inzage:<row>``: they have no id."""
-    stmt = (
-        select(m.InzageRecord.id)
-        .where(
-            m.InzageRecord.request_pk.is_(None),
+    """Inzage records of a push (no request) that meet ``conditions`` (oldest first; at most
+    ``limit``, None: all), named ``inzage:<row>`` (they have no id): with ``PUSH_INZAGE``, those
+    that still hold the parents' view or a waiver's reason (their texts go); with
+    ``PUSH_INZAGE_RECORD``, every one (the whole record goes)."""
+    if kind == PUSH_INZAGE:
+        conditions += (
             or_(
                 m.InzageRecord.zienswijze_ciphertext.is_not(None),
                 m.InzageRecord.waiver_ciphertext.is_not(None),
             ),
-            *conditions,
         )
+    stmt = (
+        select(m.InzageRecord.id)
+        .where(m.InzageRecord.request_pk.is_(None), *conditions)
         .order_by(m.InzageRecord.id)
     )
     rows = session.scalars(stmt if limit is None else stmt.limit(limit)).all()
     return [
-        PurgeCandidate(pk=pk, message_id=f"inzage:{pk}", kind=PUSH_INZAGE, direction=m.OUT)
-        for pk in rows
+        PurgeCandidate(pk=pk, message_id=f"inzage:{pk}", kind=kind, direction=m.OUT) for pk in rows
     ]
 
 
-def _push_inzage_record_candidates(
-    session: Session, before: datetime, *, limit: int
-) -> list[PurgeCandidate]:
-    """Inzage records of a push recorded before ``before`` (oldest first, at most ``limit``),
-    with or without their texts: the whole record goes."""
-    rows = session.scalars(
-        select(m.InzageRecord.id)
-        .where(m.InzageRecord.request_pk.is_(None), m.InzageRecord.recorded_at < before)
-        .order_by(m.InzageRecord.id)
-        .limit(limit)
-    ).all()
-    return [
-        PurgeCandidate(pk=pk, message_id=f"inzage:{pk}", kind=PUSH_INZAGE_RECORD, direction=m.OUT)
-        for pk in rows
-    ]
-
-
-def _delete_push_inzage(
+def _purge_push_inzage(
     session: Session, cand: PurgeCandidate, outcome: PurgeResult, *, now: datetime, reason: str
 ) -> list[dict[str, str]]:
-    """Delete one push's inzage record past the retention period (its texts with it). The
-    disclosure record of a push it let through keeps its own copy of the facts; a later push of
-    the pupil needs a new inzage."""
+    """One push's inzage record: its free texts erased (``PUSH_INZAGE``: the date, how, and
+    whether a view was given or the inzage waived stay, for the push's gate and its disclosure
+    record), or the whole record deleted past the retention period (``PUSH_INZAGE_RECORD``: a
+    later push of the pupil then needs a new inzage; a disclosure record keeps its own copy)."""
     row = session.get(m.InzageRecord, cand.pk, with_for_update=True)
     if row is None or row.request_pk is not None:
         return []
-    session.delete(row)
-    outcome.purged[PUSH_INZAGE_RECORD].append(cand.message_id)
+    if cand.kind == PUSH_INZAGE_RECORD:
+        session.delete(row)
+    elif row.zienswijze_ciphertext is None and row.waiver_ciphertext is None:
+        return []  # erased meanwhile
+    else:
+        row.zienswijze_ciphertext = row.waiver_ciphertext = None
+    outcome.purged[cand.kind].append(cand.message_id)
     return [
         make_event(
             at=now,
             kind="system",
             status="purged",
-            operation=f"{reason}.{PUSH_INZAGE_RECORD}",
+            operation=f"{reason}.{cand.kind}",
             direction=m.OUT,
         )
     ]
@@ -794,29 +788,6 @@ def _idempotency_candidates(
     return [
         PurgeCandidate(pk=pk, message_id=message_id, kind=IDEMPOTENCY, direction=direction)
         for pk, message_id, direction in rows
-    ]
-
-
-def _purge_push_inzage(
-    session: Session, cand: PurgeCandidate, outcome: PurgeResult, *, now: datetime, reason: str
-) -> list[dict[str, str]]:
-    """Erase the free texts of one push's inzage record (the date, how, and whether a view was
-    given or the inzage waived stay: the push's gate and its disclosure record need them)."""
-    row = session.get(m.InzageRecord, cand.pk, with_for_update=True)
-    if row is None or row.request_pk is not None:
-        return []
-    if row.zienswijze_ciphertext is None and row.waiver_ciphertext is None:
-        return []  # erased meanwhile
-    row.zienswijze_ciphertext = row.waiver_ciphertext = None
-    outcome.purged[PUSH_INZAGE].append(cand.message_id)
-    return [
-        make_event(
-            at=now,
-            kind="system",
-            status="purged",
-            operation=f"{reason}.{PUSH_INZAGE}",
-            direction=m.OUT,
-        )
     ]
 
 

@@ -484,6 +484,10 @@ class PullStore:
             waiver=waiver,
             previewed=previewed,
         )
+        return self.record(new, now=now)
+
+    def record(self, new: NewInzage, *, now: datetime) -> InzageEntry:
+        """Record ``new`` in a transaction of its own (``insert_inzage_in``)."""
         return self._write(lambda session: insert_inzage_in(session, self.cipher, new, now=now))
 
     def find_inzage(
@@ -551,6 +555,21 @@ class NewInzage:
     zienswijze: str | None
     waiver: str | None
     previewed: str | None = None
+
+    def entry(self, now: datetime) -> InzageEntry:
+        """The record as ``insert_inzage_in`` makes it at ``now`` (before it is in the store:
+        the disclosure record of the delivery it releases is made first)."""
+        return InzageEntry(
+            school=self.school,
+            request_pk=self.request_pk,
+            inzage_date=self.inzage_date,
+            how=self.how,
+            zienswijze=self.zienswijze is not None,
+            waived=self.waiver is not None,
+            recorded_at=now,
+            text_held=self.zienswijze is not None or self.waiver is not None,
+            previewed=self.previewed,
+        )
 
 
 def insert_inzage_in(

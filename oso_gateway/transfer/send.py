@@ -221,6 +221,16 @@ def prepare_dossier(
 VERSION_DIGITS = 16
 
 
+_VERSION_FORM = re.compile(f"[0-9a-f]{{{VERSION_DIGITS}}}")
+
+
+def typed_version(text: str) -> str | None:
+    """A version as someone typed it (any case, spaces around), in the form versions are
+    compared in; None when it has no version's form."""
+    version = text.strip().lower()
+    return version if _VERSION_FORM.fullmatch(version) else None
+
+
 def payload_version(payload_digest: str) -> str:
     """The version of a prepared dossier: the first ``VERSION_DIGITS`` of its payload digest."""
     return payload_digest[:VERSION_DIGITS]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -77,6 +76,7 @@ from oso_gateway.transfer.send import (
     payload_version,
     prepare_dossier,
     prepare_message,
+    typed_version,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -576,7 +576,7 @@ class PullService:
             previewed=previewed,
         )
         if shown is None:  # a waiver before the hand-in: the dossier goes when handed in
-            self.requests.record_inzage(**_fields(new), now=now)
+            self.requests.record(new, now=now)
             return None
         # exactly the dossier shown: one handed in again meanwhile is not released (E474)
         dossier, token = shown
@@ -699,12 +699,12 @@ class PullService:
         from oso_gateway.dossier.preview import preview
 
         record = self.find(request_id, side=m.HOLDER, schools=schools)
-        held = self.requests.held_with_token(record.pk)
+        held = self.requests.held_payload(record.pk)
         if held is None:
             return None
-        root = parse_xml(held[0], limits=_DOSSIER_LIMITS).getroot()
+        root = parse_xml(held, limits=_DOSSIER_LIMITS).getroot()
         objected = objections_of(root, self.outbox.objections)
-        version = dossier_version(held[0], objections=lambda *_: objected)
+        version = dossier_version(held, objections=lambda *_: objected)
         shown = replace(preview(with_opt_out(root, objected)), version=version)
         if not include_details:
             return shown
@@ -866,18 +866,8 @@ class PullService:
             if inzage is not None:
                 insert_inzage_in(session, cipher, inzage, now=now)
 
-        recording = None
-        if inzage is not None:  # as the transaction records it, for the disclosure record
-            recording = InzageEntry(
-                school=inzage.school,
-                request_pk=inzage.request_pk,
-                inzage_date=inzage.inzage_date,
-                how=inzage.how,
-                zienswijze=inzage.zienswijze is not None,
-                waived=inzage.waiver is not None,
-                recorded_at=now,
-                previewed=inzage.previewed,
-            )
+        # the inzage as the transaction records it, for the delivery's disclosure record
+        recording = None if inzage is None else inzage.entry(now)
         self.outbox.enqueue(prepared, after_insert=release, inzage=recording)
         log.info("request %s: delivery %s queued", record.request_id, prepared.message_id)
         return AnswerOutcome(
@@ -938,8 +928,8 @@ def _dossier_identifier(root: etree._Element) -> str | None:
 def _version(previewed: str) -> str:
     """A previewed version as typed (any case, spaces around), or E475 when it has no
     version's form (it is not echoed: anything may have been typed there)."""
-    version = previewed.strip().lower()
-    if not _VERSION.fullmatch(version):
+    version = typed_version(previewed)
+    if version is None:
         raise RequestPayloadInvalid(
             f"the previewed version is {VERSION_DIGITS} hex digits, as the preview shows it"
         )
@@ -955,20 +945,3 @@ def _check_previewed(request_id: str, version: str, now_held: str) -> None:
             "objection recorded or withdrawn, since); show them the preview of what is held "
             "now, then record the inzage with its version"
         )
-
-
-_VERSION = re.compile(f"[0-9a-f]{{{VERSION_DIGITS}}}")
-
-
-def _fields(new: NewInzage) -> dict[str, Any]:
-    """``PullStore.record_inzage``'s arguments for ``new``."""
-    return {
-        "school": new.school,
-        "request_pk": new.request_pk,
-        "pupil_identifier": new.pupil_identifier,
-        "inzage_date": new.inzage_date,
-        "how": new.how,
-        "zienswijze": new.zienswijze,
-        "waiver": new.waiver,
-        "previewed": new.previewed,
-    }
