@@ -50,7 +50,7 @@ from oso_gateway.server import (
     start_in_thread,
     start_plain_in_thread,
 )
-from oso_gateway.store import Store, open_store
+from oso_gateway.store import Store, check_schema_current, open_store
 from oso_gateway.store.lifecycle import Lifecycle
 from oso_gateway.store.repository import AfterInsert
 from oso_gateway.transfer.auditlog import BaseSigner, anchor_periodically
@@ -411,6 +411,22 @@ def trust_reloader(services: GatewayServices, soap: RunningServer | None = None)
         on_reload=hooks,
         extra_crl_files=lambda: cached_crl_files(cache),
     )
+
+
+def hold_presence(services: GatewayServices, *, what: str) -> None:
+    """Mark this long-running process as running on its database for as long as ``services``
+    are open (``store.presence``: ``db upgrade`` then refuses, OSO-E563), waiting for an
+    upgrade that is running; the schema is checked again after that wait (OSO-E503)."""
+    from oso_gateway.store.presence import Presence
+
+    presence = Presence(services.store.engine, what=what)
+    try:
+        check_schema_current(services.store.engine)  # an upgrade may have ended while we waited
+    except BaseException:
+        presence.close()
+        raise
+    services.presence = presence
+    presence.keep()
 
 
 def crl_fetcher(services: GatewayServices) -> CrlFetcher:

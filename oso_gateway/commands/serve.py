@@ -37,11 +37,12 @@ def _worker_process(
     config_file: Path | None, host: str | None, port: int, threads: int
 ) -> None:  # pragma: no cover - runs in a child process
     """One extra server process (no outbox, no anchoring): until SIGTERM."""
-    from oso_gateway.runtime import build_services, start_gateway
+    from oso_gateway.runtime import build_services, hold_presence, start_gateway
 
     configure_logging()
     settings = _settings(config_file, host)
     services = build_services(settings)
+    hold_presence(services, what="serve receiver")
     running = start_gateway(
         settings,
         services,
@@ -212,6 +213,7 @@ def _start(
 
     try:
         services = build_services(settings)
+        _hold_presence(services, "serve")
         running = start_gateway(
             settings,
             services,
@@ -253,6 +255,17 @@ def _start(
             problem = exc if isinstance(exc, GatewayError) else ConfigError(f"school API: {exc}")
             fail(problem, status=2 if isinstance(problem, ConfigError) else 1)
     return running
+
+
+def _hold_presence(services: GatewayServices, what: str) -> None:
+    """``runtime.hold_presence``; the services are closed when it fails."""
+    from oso_gateway.runtime import hold_presence
+
+    try:
+        hold_presence(services, what=what)
+    except BaseException:
+        services.close()
+        raise
 
 
 def register(group: click.Group) -> None:

@@ -174,10 +174,11 @@ def outbox_worker_process(config_file: Path | None) -> None:  # pragma: no cover
     """One outbox worker process: deliver due messages until SIGTERM (the current attempt is
     finished first)."""
     from oso_gateway.commands.db import settings_or_exit
-    from oso_gateway.runtime import build_services, start_trust_reloader
+    from oso_gateway.runtime import build_services, hold_presence, start_trust_reloader
 
     configure_logging()
     services = build_services(settings_or_exit(config_file))
+    hold_presence(services, what="serve outbox worker")
     stop = stop_on_signals()
     _thread, wake = start_trust_reloader(services, stop)
     signal.signal(signal.SIGHUP, lambda _signum, _frame: wake.set())

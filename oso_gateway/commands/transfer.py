@@ -19,17 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from oso_gateway.commands.db import config_option, parse_school, services_or_exit
+from oso_gateway.commands.db import config_option, fail, parse_school, services_or_exit
 from oso_gateway.errors import (
     GatewayError,
     RecipientCertificateUntrusted,
+    SchemaNotCurrent,
     UnknownSchool,
 )
 from oso_gateway.errors.logs import configure_logging
 from oso_gateway.store import models as m
 
 if TYPE_CHECKING:  # pragma: no cover
-    pass
+    from oso_gateway.transfer.services import GatewayServices
 
 
 def _label(index: int, total: int, data: bytes) -> str:
@@ -218,6 +219,7 @@ def run_command(once: bool, poll_interval: float, config_file: Path | None) -> N
     services = services_or_exit(config_file)  # refuses stored keys it lacks (exit 2)
     identity = services.identities[0]
     try:
+        _hold_presence(services)
         if once:
             stats = services.outbox.run_once()
             click.echo(
@@ -252,6 +254,19 @@ def run_command(once: bool, poll_interval: float, config_file: Path | None) -> N
         anchorer.join(timeout=10)
     finally:
         services.close()
+
+
+def _hold_presence(services: GatewayServices) -> None:
+    """``runtime.hold_presence``: a schema not current (an upgrade ended while it waited) ends
+    the command with exit 2, as ``services_or_exit`` does; an upgrade still running, exit 1."""
+    from oso_gateway.runtime import hold_presence
+
+    try:
+        hold_presence(services, what="outbox run")
+    except SchemaNotCurrent as exc:
+        fail(exc, status=2)
+    except GatewayError as exc:
+        fail(exc)
 
 
 def register(group: click.Group) -> None:

@@ -55,6 +55,7 @@ from oso_gateway.errors.local import (
     ConfigError,
     DatabaseMissing,
     DirectoryFileError,
+    GatewayRunning,
     ListenFailed,
     LogAnchorInvalid,
     LogChainBroken,
@@ -62,6 +63,7 @@ from oso_gateway.errors.local import (
     OutputUnwritable,
     SchemaNotCurrent,
     StoreUnavailable,
+    UpgradeInProgress,
 )
 from oso_gateway.errors.message import (
     CanonicalizationFailed,
@@ -246,6 +248,7 @@ __all__ = [
     "DuplicateId",
     "ErrorDescription",
     "GatewayError",
+    "GatewayRunning",
     "IdempotencyKeyReused",
     "InternalError",
     "InvalidObjection",
@@ -320,6 +323,7 @@ __all__ = [
     "UnknownSchool",
     "UnknownStorageKey",
     "UnsupportedMediaType",
+    "UpgradeInProgress",
     "XmlForbiddenConstruct",
     "XmlLimitExceeded",
     "XmlParseError",

@@ -97,3 +97,18 @@ class OutputUnwritable(LocalError):
     permission); the detail names the file and the system's reason. Nothing was written."""
 
     code = "OSO-E562"
+
+
+class GatewayRunning(LocalError):
+    """``db upgrade`` found gateway processes running on the database (``serve``, its receiver
+    and outbox processes, ``outbox run``): the schema is not migrated under them. Stop every
+    one of them, then upgrade; the detail says how many hold the database, and where."""
+
+    code = "OSO-E563"
+
+
+class UpgradeInProgress(LocalError):
+    """A gateway process did not start: ``db upgrade`` was migrating its database and had not
+    finished within the wait. Start it again once the upgrade has ended."""
+
+    code = "OSO-E564"

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine
 
 from oso_gateway.errors import SchemaNotCurrent
 from oso_gateway.store.engine import unavailable_as_typed_error
+from oso_gateway.store.presence import exclusive
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -41,10 +42,15 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database to ``revision`` (creates the tables on an empty database).
     ``SchemaNotCurrent`` (E503) for a database a newer oso-gateway migrated (it was alembic's
-    traceback: an operator's rollback walkthrough)."""
+    traceback: an operator's rollback walkthrough). ``GatewayRunning`` (E563) while gateway
+    processes run on the database (``presence``): the schema is not migrated under them (a
+    database already at the head is left as it is, whatever runs)."""
     with unavailable_as_typed_error():
-        refuse_newer(current_revision(engine), head_revision())
-    with unavailable_as_typed_error(), engine.begin() as conn:
+        current = current_revision(engine)
+    refuse_newer(current, head_revision())
+    if revision == "head" and current == head_revision():
+        return  # nothing to migrate: running processes are no reason to refuse
+    with exclusive(engine), unavailable_as_typed_error(), engine.begin() as conn:
         command.upgrade(alembic_config(conn), revision)
 
 

@@ -26,6 +26,7 @@ from oso_gateway.security.wss import Identity
 from oso_gateway.store import Store
 from oso_gateway.store import models as m
 from oso_gateway.store.logchain import FIELD_FORMATS, make_event
+from oso_gateway.store.presence import Presence
 from oso_gateway.store.records import in_turn
 from oso_gateway.store.repository import AfterInsert, Duplicate, MessageRecord, PupilFacts
 from oso_gateway.transfer.mailbox import InboxService, OutboxService
@@ -213,6 +214,8 @@ class GatewayServices:
     #: the schools' ends (``oso_gateway.transfer.mailbox``), built by ``build_services``
     inbox: InboxService | None = None
     outbox_view: OutboxService | None = None
+    #: a long-running process's hold on its database (``runtime.hold_presence``)
+    presence: Presence | None = None
 
     def apply_trust(self, trust: TrustConfig) -> None:
         """Swap in reloaded trust material (``transfer.reload``): every verifier and sealer uses
@@ -272,6 +275,8 @@ class GatewayServices:
             close = getattr(transport, "close", None)
             if close is not None:
                 close()
+        if self.presence is not None:
+            self.presence.close()
         self.store.engine.dispose()
 
 
