@@ -814,7 +814,7 @@ def _resolve_sqlite(url: str, base_dir: Path) -> str:
 
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         return url  # reported (without echoing it) when the engine is created
     database = parsed.database
     if (

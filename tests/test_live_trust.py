@@ -184,6 +184,83 @@ def test_a_changed_configuration_file_is_said_to_need_a_restart(
     assert "push_requires_inzage: must be true or false" in broken.getMessage()
 
 
+def test_a_configuration_the_loader_chokes_on_does_not_end_the_reloading(
+    pair: tuple[GatewayServices, GatewayServices, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database URL with a port that is no number raised a ValueError in the reload thread:
+    the thread died, and a CRL that revoked a peer afterwards was never applied, SIGHUP
+    included, while the gateway looked healthy (a security review)."""
+    receiver, sender, crl_file = pair
+    config = receiver.settings.config_file
+    assert config is not None
+    reloader = trust_reloader(receiver)
+    stop, wake = threading.Event(), threading.Event()
+    watcher = threading.Thread(
+        target=reloader.run, args=(stop,), kwargs={"wake": wake, "interval": 0.1}, daemon=True
+    )
+    with caplog.at_level("WARNING"):
+        watcher.start()
+        try:
+            config.write_text(
+                'database_url = "postgresql+psycopg://oso:pw@db:5432:99/oso"\n'
+                + config.read_text()
+            )
+            deadline = time.monotonic() + 20
+            while "does not load" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert "does not load as it is: OSO-E501" in caplog.text, caplog.text
+            assert "pw@" not in caplog.text  # the URL's password is not repeated
+            serial = sender.identities[0].certificate.serial_number
+            _write_crl_revoking(crl_file, serial, number=102)
+            while reloader.reloads < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert watcher.is_alive() and reloader.reloads == 1
+            from oso_gateway.errors import TrustError
+            from oso_gateway.security.trust import verify_certificate
+
+            with pytest.raises(TrustError) as revoked:
+                verify_certificate(
+                    sender.identities[0].certificate,
+                    trust=receiver.trust,
+                    now=datetime.now(UTC),
+                    purpose="signing",
+                )
+            assert revoked.value.code == "OSO-E304"
+        finally:
+            stop.set()
+            watcher.join(5)
+
+
+def test_the_reload_loop_outlives_a_failing_check(
+    pair: tuple[GatewayServices, GatewayServices, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver, _sender, _crl = pair
+    reloader = trust_reloader(receiver)
+    calls = []
+
+    def failing() -> bool:
+        calls.append(1)
+        raise RuntimeError("a bug")
+
+    reloader.check = failing  # type: ignore[method-assign]
+    stop, wake = threading.Event(), threading.Event()
+    watcher = threading.Thread(
+        target=reloader.run, args=(stop,), kwargs={"wake": wake, "interval": 0.05}, daemon=True
+    )
+    with caplog.at_level("ERROR"):
+        watcher.start()
+        deadline = time.monotonic() + 10
+        while len(calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        wake.set()  # SIGHUP still reloads
+        while reloader.reloads < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stop.set()
+        watcher.join(5)
+    assert len(calls) >= 3 and reloader.reloads == 1
+    assert "the trust reload check failed" in caplog.text
+
+
 def test_an_outbox_worker_of_its_own_watches_its_files_too(tmp_path: Path) -> None:
     """`outbox run` reloaded no trust material and said nothing of a changed configuration,
     while the docs said every process does (an operator's walkthrough)."""

@@ -46,7 +46,7 @@ def normalise_url(url: str) -> URL:
     """Parse a database URL; plain ``postgresql://`` means psycopg 3."""
     try:
         parsed = make_url(url)
-    except sa_exc.ArgumentError:
+    except (sa_exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         # The URL may hold a password: do not echo it.
         raise ConfigError("database_url is not a valid database URL") from None
     if parsed.drivername in {"postgresql", "postgres"}:

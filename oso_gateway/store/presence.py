@@ -194,7 +194,10 @@ class Presence:
 
         def run() -> None:
             while not self._stop.wait(interval):
-                self.check()
+                try:
+                    self.check()
+                except Exception:  # never ends the keeping
+                    log.exception("the check of this process's running mark failed")
 
         thread = threading.Thread(target=run, name="presence", daemon=True)
         thread.start()

@@ -137,5 +137,8 @@ class CrlFetcher:
     def run(self, stop: threading.Event, *, interval: float) -> None:
         """A round now, then every ``interval`` seconds until ``stop``."""
         while not stop.is_set():
-            self.fetch_all()
+            try:
+                self.fetch_all()
+            except Exception:  # a round's own failure must not end the fetching for good
+                log.exception("a CRL fetch round failed; the next in %.0f s", interval)
             stop.wait(interval)

@@ -106,6 +106,11 @@ class TrustReloader:
                 log.error("trust reload refused, keeping the current material: %s %s",
                           exc.code, exc.detail)  # fmt: skip
                 return False
+            except Exception as exc:  # a loader's own failure: the same refusal, not a dead thread
+                self._files_version = version
+                log.error("trust reload failed, keeping the current material: %s",
+                          type(exc).__name__)  # fmt: skip
+                return False
             self._files_version = version
             self.services.apply_trust(trust)
             self.reloads += 1
@@ -120,16 +125,22 @@ class TrustReloader:
     def run(
         self, stop: threading.Event, *, wake: threading.Event, interval: float = CHECK_INTERVAL
     ) -> None:
-        """Until ``stop``: reload when a file changed, and at once when ``wake`` is set."""
+        """Until ``stop``: reload when a file changed, and at once when ``wake`` is set. Nothing
+        ends the loop but ``stop``: a configuration file with a typo in its database URL raised
+        a ValueError here, the thread died, and the running gateway went on trusting a peer
+        whose certificate a new CRL revoked, SIGHUP included (a security review)."""
         while not stop.is_set():
             woken = wake.wait(interval)
             if stop.is_set():
                 return
-            if woken:
-                wake.clear()
-                self.reload()
-            else:
-                self.check()
+            try:
+                if woken:
+                    wake.clear()
+                    self.reload()
+                else:
+                    self.check()
+            except Exception:
+                log.exception("the trust reload check failed; trying again in %.0f s", interval)
 
 
 def _loads(path: Path) -> str:
@@ -139,8 +150,12 @@ def _loads(path: Path) -> str:
 
     from oso_gateway.config import load_settings
 
+    from oso_gateway.store.engine import normalise_url
+
     try:
-        load_settings(path, os.environ)
+        normalise_url(load_settings(path, os.environ).database_url)  # as a restart reads it
     except GatewayError as exc:
         return f" (but it does not load as it is: {exc.code}: {exc.detail}; a restart would fail)"
+    except Exception as exc:  # a loader's own failure says as much (and must not end the thread)
+        return f" (but it does not load as it is: {type(exc).__name__}; a restart would fail)"
     return ""
