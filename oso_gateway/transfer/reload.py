@@ -149,7 +149,6 @@ def _loads(path: Path) -> str:
     import os
 
     from oso_gateway.config import load_settings
-
     from oso_gateway.store.engine import normalise_url
 
     try:
