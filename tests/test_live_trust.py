@@ -202,8 +202,7 @@ def test_a_configuration_the_loader_chokes_on_does_not_end_the_reloading(
         watcher.start()
         try:
             config.write_text(
-                'database_url = "postgresql+psycopg://oso:pw@db:5432:99/oso"\n'
-                + config.read_text()
+                'database_url = "postgresql+psycopg://oso:pw@db:5432:99/oso"\n' + config.read_text()
             )
             deadline = time.monotonic() + 20
             while "does not load" not in caplog.text and time.monotonic() < deadline:
