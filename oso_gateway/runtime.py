@@ -250,6 +250,7 @@ def build_services(
         clock=clock,
     )
     outbox.gate = pull.check_push
+    outbox.gate_again = pull.recheck_push
     receiver = ReceiveService(
         config=ReceiverConfig(
             identities=identities, trust=trust, served=served_schools(directory, identities)

@@ -118,6 +118,7 @@ def _side(
         clock=clock,
     )
     outbox.gate = pull.check_push
+    outbox.gate_again = pull.recheck_push
     receiver = ReceiveService(
         config=ReceiverConfig(
             identities=(ident,), trust=trust(), served=served_schools(directory, (ident,))

@@ -538,3 +538,37 @@ def test_the_report_names_the_pupils_identifier_and_the_inzage_in_its_language(
     en = build_report([found], language="en", now=pair.clock(), pupil_tail="3981")
     assert ("Pupil", "BSN ending in 3981") in en.header
     assert any("(meeting)" in v for _k, v in en.sections[0].rows)
+
+
+@pytest.mark.postgres
+def test_pushes_of_one_pupil_are_checked_one_transaction_at_a_time(postgres_url: str) -> None:
+    """PostgreSQL reads what others committed only: the "one inzage, one push" check inside
+    the queueing transaction waits for another one checking the same school and pupil
+    (``lock_pupil_pushes``); another pupil does not wait."""
+    import threading
+    import time
+
+    from conftest import postgres_schema_engine
+    from sqlalchemy.orm import Session
+
+    from oso_gateway.store.disclosures import lock_pupil_pushes
+
+    with postgres_schema_engine(postgres_url, "l") as engine:
+        order: list[str] = []
+
+        def second(pupil: str, name: str) -> None:
+            with Session(engine) as session, session.begin():
+                lock_pupil_pushes(session, "00YY00", pupil)
+                order.append(name)
+
+        with Session(engine) as first, first.begin():
+            lock_pupil_pushes(first, "00YY00", "hash-a")
+            same = threading.Thread(target=second, args=("hash-a", "same pupil"))
+            other = threading.Thread(target=second, args=("hash-b", "other pupil"))
+            same.start()
+            other.start()
+            other.join(10)
+            time.sleep(0.3)
+            order.append("first commits")
+        same.join(10)
+        assert order == ["other pupil", "first commits", "same pupil"]

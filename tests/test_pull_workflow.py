@@ -787,6 +787,41 @@ def test_the_gate_holds_for_a_push_when_the_policy_says_so(tmp_path: Path) -> No
         pp.close()
 
 
+def test_pushes_queued_at_once_on_one_inzage_let_one_through(tmp_path: Path) -> None:
+    """Each of several pushes of one pupil passed the early "one inzage, one push" check before
+    any of them was queued, and all left: one inzage sent the dossier to three schools (a
+    security review). The queueing transaction checks again, and only the first passes."""
+    pp = make_pull_pair(tmp_path, policy=SchoolPolicy(push_requires_inzage=True))
+    try:
+        data = dossier(pp.clock)
+        pp.old.pull.record_push_inzage(
+            school=OLD,
+            pupil_identifier=pupil_of(data).identifier,
+            inzage_date=date(2026, 1, 5),
+            how="meeting",
+        )
+        pushes = [
+            prepare_dossier(
+                data, to=NEW, directory=pp.directory, config=pp.old.outbox.config, now=pp.clock()
+            )
+            for _ in range(3)
+        ]
+        for prepared in pushes:
+            pp.old.pull.check_push(prepared)  # each passes: none is queued yet
+        pp.old.outbox.gate = None  # as if all three had passed it at the same moment
+        pp.old.outbox.enqueue(pushes[0])
+        for prepared in pushes[1:]:
+            with pytest.raises(GatewayError) as refused:
+                pp.old.outbox.enqueue(prepared)
+            assert _code(refused) == "OSO-E471" and "at the same time" in refused.value.detail
+        queued = pp.old.store.list_messages(direction=m.OUT)
+        assert [r.message_id for r in queued] == [pushes[0].message_id]  # nothing else queued
+        pp.drain()
+        assert _imported(pp) == 1
+    finally:
+        pp.close()
+
+
 def test_a_push_without_the_policy_needs_no_inzage(pp: PullPair) -> None:
     data = dossier(pp.clock)
     pp.push(data)

@@ -213,10 +213,15 @@ class PrivacyRecords:
         return write
 
     def disclosures(
-        self, *, message_id: str | None = None, pupil_number: str | None = None
+        self,
+        *,
+        message_id: str | None = None,
+        pupil_number: str | None = None,
+        session: Session | None = None,
     ) -> list[DisclosureRecord]:
         """Newest first, by message id or by pupil; each with its message's status now (a
-        record is written when the message is queued: it may since have been cancelled)."""
+        record is written when the message is queued: it may since have been cancelled).
+        ``session``: read in that transaction (else in one of its own)."""
         stmt = (
             select(m.Disclosure, m.Message.status, m.Message.attempts, m.Message.relates_to)
             .outerjoin(
@@ -229,11 +234,34 @@ class PrivacyRecords:
             stmt = stmt.where(m.Disclosure.message_id == message_id)
         if pupil_number is not None:
             stmt = stmt.where(m.Disclosure.bsn_hmac == self.pupil_hash(pupil_number))
-        return self._read(
-            lambda session: [
+
+        def read(session: Session) -> list[DisclosureRecord]:
+            return [
                 _disclosure(row, status, attempts, relates_to)
                 for row, status, attempts, relates_to in session.execute(stmt)
             ]
+
+        return read(session) if session is not None else self._read(read)
+
+    def pushed_since(
+        self,
+        *,
+        school: str,
+        pupil_number: str,
+        since: datetime,
+        session: Session | None = None,
+        other_than: str | None = None,
+    ) -> bool:
+        """Whether a push (no request) of the pupil from ``school`` was queued at or after
+        ``since`` and left, or may have (it was tried): one cancelled before any attempt never
+        left. ``other_than``: a message id not to count (the one being queued)."""
+        return any(
+            d.sending_school == school
+            and d.relates_to is None
+            and d.prepared_at >= since
+            and d.message_id != other_than
+            and not (d.status == m.CANCELLED and d.attempts == 0)
+            for d in self.disclosures(pupil_number=pupil_number, session=session)
         )
 
     # --- subject access ------------------------------------------------------------------------
@@ -323,6 +351,17 @@ class PrivacyRecords:
                 for d, message_id in session.execute(stmt)
             ]
         )
+
+
+def lock_pupil_pushes(session: Session, school: str, pupil_hash: str) -> None:
+    """Queue the transactions that check and queue a push of one pupil from one school until
+    this one ends: on PostgreSQL a transaction-scoped advisory lock on their hash; SQLite's
+    write transactions (``BEGIN IMMEDIATE``) are queued already."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(f"push\x00{school}\x00{pupil_hash}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def _disclosure(

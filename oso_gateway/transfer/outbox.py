@@ -54,6 +54,8 @@ from oso_gateway.transfer.send import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from sqlalchemy.orm import Session
+
     from oso_gateway.store.pull import InzageEntry
 
 log = logging.getLogger(__name__)
@@ -114,6 +116,9 @@ class Outbox:
         self._rng_lock = threading.Lock()
         #: checked before anything is queued (the pull workflow's inzage gate for pushes)
         self.gate: Callable[[PreparedDossier], None] | None = None
+        #: what of ``gate`` must hold once more inside the queueing transaction (session,
+        #: prepared, message id): "one inzage, one push" against pushes queued at once
+        self.gate_again: Callable[[Session, PreparedDossier, str], None] | None = None
 
     # --- queueing ----------------------------------------------------------------------------
 
@@ -163,7 +168,7 @@ class Outbox:
             client_id=client_id,
             categories=",".join(prepared.categories) or None,
             after_insert=after_insert,
-            on_insert=self._disclosure_hook(prepared, now, inzage),
+            on_insert=self._on_insert(prepared, now, inzage),
         )
         if isinstance(result, Duplicate):  # a fresh UUID: cannot happen unless re-enqueued
             return result.message
@@ -175,6 +180,22 @@ class Outbox:
             len(prepared.payload),
         )
         return result
+
+    def _on_insert(
+        self, prepared: PreparedDossier, now: datetime, inzage: InzageEntry | None
+    ) -> Callable[[Session, str, dict[str, object]], None] | None:
+        """What runs in the queueing transaction: ``gate_again``, then the disclosure record."""
+        again, write = self.gate_again, self._disclosure_hook(prepared, now, inzage)
+        if again is None:
+            return write
+
+        def on_insert(session: Session, message_id: str, columns: dict[str, object]) -> None:
+            assert again is not None
+            again(session, prepared, message_id)
+            if write is not None:
+                write(session, message_id, columns)
+
+        return on_insert
 
     def _disclosure_hook(
         self, prepared: PreparedDossier, now: datetime, inzage: InzageEntry | None = None

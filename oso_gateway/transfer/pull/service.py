@@ -80,6 +80,8 @@ from oso_gateway.transfer.send import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from sqlalchemy.orm import Session
+
     from oso_gateway.dossier.preview import DossierPreview
 
 log = logging.getLogger(__name__)
@@ -674,13 +676,40 @@ class PullService:
         from oso_gateway.store.disclosures import PrivacyRecords
 
         records = PrivacyRecords(self.store.engine, self.store.cipher)
-        return any(
-            d.sending_school == school
-            and d.relates_to is None
-            and d.prepared_at >= entry.recorded_at
-            and not (d.status == m.CANCELLED and d.attempts == 0)
-            for d in records.disclosures(pupil_number=identifier)
-        )
+        return records.pushed_since(school=school, pupil_number=identifier, since=entry.recorded_at)
+
+    def recheck_push(self, session: Session, prepared: PreparedMessage, message_id: str) -> None:
+        """``check_push``'s "one inzage, one push" once more inside the queueing transaction of
+        ``message_id``, under a lock on the school and pupil (``lock_pupil_pushes``): of several
+        pushes of one pupil queued at once on one inzage, only the first passes (each passed
+        the early check, made before any of them was queued: a security review sent one
+        inzage's dossier to three schools). Raises E471; nothing is then queued."""
+        from oso_gateway.store.disclosures import PrivacyRecords, lock_pupil_pushes
+
+        if prepared.relates_to is not None or prepared.action != wire.ACTION_DELIVER:
+            return
+        school = prepared.sending_school.code
+        policy = self.settings.policy_for(school)
+        number = getattr(prepared, "pupil_number", None)
+        if not policy.push_requires_inzage or policy.inzage == INZAGE_NOT_REQUIRED or not number:
+            return
+        entry = self.requests.find_inzage(school=school, pupil_identifier=number)
+        if entry is None or entry.waived:
+            return  # the early check decided (a waiver is of no one dossier)
+        records = PrivacyRecords(self.store.engine, self.store.cipher)
+        lock_pupil_pushes(session, school, records.pupil_hash(number))
+        if records.pushed_since(
+            school=school,
+            pupil_number=number,
+            since=entry.recorded_at,
+            session=session,
+            other_than=message_id,
+        ):
+            raise InzageMissing(
+                f"push from school {school}: the inzage recorded {entry.recorded_at:%Y-%m-%d} "
+                "was of another push of this pupil, queued at the same time; record the "
+                "parents' inzage of this dossier"
+            )
 
     def preview(
         self,
