@@ -22,6 +22,7 @@ from oso_gateway.commands.supervise import (
     outbox_worker_process,
     shared_metrics_dir,
     stop_on_signals,
+    stop_with_parent,
 )
 from oso_gateway.config import Settings
 from oso_gateway.errors import ConfigError, GatewayError, KeyMaterialError, SchemaNotCurrent
@@ -53,6 +54,7 @@ def _worker_process(
         anchor=False,
         stop_event=stop_on_signals(),
     )
+    stop_with_parent(running.stop_event)
     _watch_trust(running)
     try:
         running.stop_event.wait()

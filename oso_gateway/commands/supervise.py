@@ -170,6 +170,28 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
+def stop_with_parent(stop: threading.Event) -> threading.Thread | None:
+    """In a child: set ``stop`` when the supervising process ends, however it ends (a thread
+    that waits on the parent's sentinel). A first process killed with SIGKILL left its workers
+    running on the port, unsupervised, beside the restarted gateway, with no drain on a stop and
+    the old code after an upgrade (an operator's drill). They now drain and end at once. None
+    outside a child process."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return None
+
+    def wait() -> None:
+        assert parent is not None
+        parent.join()
+        if not stop.is_set():
+            log.error("the supervising serve process (pid %s) ended: stopping", parent.pid)
+            stop.set()
+
+    thread = threading.Thread(target=wait, name="parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
 def outbox_worker_process(config_file: Path | None) -> None:  # pragma: no cover - a child
     """One outbox worker process: deliver due messages until SIGTERM (the current attempt is
     finished first)."""
@@ -180,6 +202,7 @@ def outbox_worker_process(config_file: Path | None) -> None:  # pragma: no cover
     services = build_services(settings_or_exit(config_file))
     hold_presence(services, what="serve outbox worker")
     stop = stop_on_signals()
+    stop_with_parent(stop)
     _thread, wake = start_trust_reloader(services, stop)
     signal.signal(signal.SIGHUP, lambda _signum, _frame: wake.set())
     try:
