@@ -128,6 +128,18 @@ def test_the_same_dossier_again_is_a_duplicate_naming_the_first(api: LiveApi) ->
     assert again.status_code == 409 and again.json()["code"] == "OSO-E610"
     assert again.json()["duplicate_of"] == first.json()["message"]["message_id"]
     assert outbox_count(api) == before
+    # the dry-run says so too: it said "would queue" of it (an integrator's walkthrough)
+    dry = api.post(
+        "outbox/dry-run",
+        SCHOOL_A,
+        params={"recipient": "01AB00"},
+        data=dossier_for("POVO", SCHOOL_A, seed=33),
+        headers=XML,
+    )
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["would_queue"] is False and dry.json()["error_code"] == "OSO-E610"
+    assert dry.json()["duplicate_of"] == first.json()["message"]["message_id"]
+    assert outbox_count(api) == before
 
 
 def test_dry_run_reports_findings_and_categories_and_queues_nothing(api: LiveApi) -> None:

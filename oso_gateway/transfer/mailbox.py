@@ -457,6 +457,9 @@ class OutboxService(_Boxes):
             clock=self.clock,
             objections=getattr(self.outbox, "objections", None),
             gate=getattr(self.outbox, "gate", None),
+            duplicate=lambda prepared: refuse_duplicate(
+                self.mailbox, prepared, to=to, now=self.clock(), window=self.duplicate_window
+            ),
         )
 
 
@@ -508,11 +511,15 @@ def dry_run_report(
     clock: Callable[[], datetime],
     objections: Callable[[str, str], Sequence[str]] | None = None,
     gate: Callable[[Any], None] | None = None,
+    duplicate: Callable[[Any], object] | None = None,
 ) -> dict[str, Any]:
     """``objections``: the parents' objections (``Outbox.objections``), shown as withheld.
     ``gate``: the outbox's gate (``Outbox.gate``: the push inzage, E471), as a submit meets it
-    (a dry-run said "would queue" of a push the submit then refused: a walkthrough). The
-    report's ``version`` is the one an inzage names (``send.dossier_version``)."""
+    (a dry-run said "would queue" of a push the submit then refused: a walkthrough).
+    ``duplicate``: the submit's duplicate check (``refuse_duplicate``: E610, with the first
+    copy's id as ``duplicate_of``; it said "would queue" of a dossier already queued: an
+    integrator's walkthrough). The report's ``version`` is the one an inzage names
+    (``send.dossier_version``)."""
     from oso_gateway.dossier.minimise import minimise, with_opt_out
     from oso_gateway.dossier.preview import preview
     from oso_gateway.dossier.validate import validate_dossier
@@ -540,7 +547,7 @@ def dry_run_report(
         findings = [finding_json(f) for f in report.findings]
     except DossierError as exc:
         return {"would_queue": False, "error_code": exc.code, "findings": [], "categories": []}
-    error_code = version = None
+    error_code = version = duplicate_of = None
     try:
         prepared = prepare(data, to=to, now=now, **_scoped(objections, scope))
         if not scope.allows(prepared.sending_school.code):
@@ -548,11 +555,16 @@ def dry_run_report(
         version = payload_version(prepared.payload_digest)
         if gate is not None:
             gate(prepared)
+        if duplicate is not None:
+            duplicate(prepared)
+    except DuplicateDossier as exc:
+        error_code, duplicate_of = exc.code, exc.original
     except GatewayError as exc:
         error_code = exc.code
     return {
         "would_queue": error_code is None,
         "error_code": error_code,
+        **({"duplicate_of": duplicate_of} if duplicate_of else {}),
         "version": version,
         "findings": findings,
         "categories": [

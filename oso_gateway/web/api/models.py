@@ -137,6 +137,10 @@ class CategoryPreview(BaseModel):
 class DryRun(BaseModel):
     would_queue: bool
     error_code: str | None
+    duplicate_of: str | None = Field(
+        default=None,
+        description="With error_code OSO-E610: the MessageID of the copy already queued",
+    )
     version: str | None = Field(
         description="The dossier's version as it would leave (16 hex digits): what a push "
         "inzage names (`previewed`); null when it would not be prepared"
