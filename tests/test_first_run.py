@@ -325,6 +325,43 @@ def test_a_send_that_the_set_up_stops_is_a_set_up_error_not_rejected_dossiers(
     assert "rejected:" not in result.output and "queued 0 dossier(s)" in result.output
 
 
+def test_send_stops_at_an_outage_of_our_own_database_and_says_whose_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our database went down mid-run: each dossier left read "rejected: … OSO-E502 The
+    receiving gateway is temporarily unavailable", exit 1, although the receiver was fine and
+    no dossier was at fault (an operator's drill). Now one error naming our database, exit 2."""
+    from oso_gateway.dossier.generator import generate_dossier
+    from oso_gateway.errors import StoreUnavailable
+    from oso_gateway.transfer.outbox import Outbox
+
+    folder = tmp_path / "klas"
+    folder.mkdir()
+    for n in (1, 2, 3):
+        (folder / f"{n}.xml").write_bytes(
+            generate_dossier(overstap="POVO", seed=n, now=datetime.now(UTC))
+        )
+    config = _upgraded_example(tmp_path)
+    real = Outbox.enqueue
+    calls: list[int] = []
+
+    def enqueue(self: Outbox, *args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) > 1:  # the database goes down after the first
+            raise StoreUnavailable("database unavailable: OperationalError: connection refused")
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Outbox, "enqueue", enqueue)
+    result = CliRunner().invoke(
+        main, ["send", str(folder), "--to", "01AB00", "--config", str(config)]
+    )
+    assert result.exit_code == 2, result.output
+    assert "OSO-E502: this gateway's own database" in result.output
+    assert "nothing more was queued (1 before it)" in result.output
+    assert "rejected:" not in result.output and "receiving gateway" not in result.output
+    assert "queued 1 dossier(s)" in result.output and len(calls) == 2
+
+
 def test_every_failed_message_is_sent_again_at_once_after_an_outage(tmp_path: Path) -> None:
     """A peer was down longer than the retries last: its messages failed. `outbox retry` took
     one id at a time (found by an operator's walkthrough); `outbox retry-failed` queues them

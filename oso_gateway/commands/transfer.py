@@ -24,6 +24,7 @@ from oso_gateway.errors import (
     GatewayError,
     RecipientCertificateUntrusted,
     SchemaNotCurrent,
+    StoreUnavailable,
     UnknownSchool,
 )
 from oso_gateway.errors.logs import configure_logging
@@ -74,7 +75,8 @@ def send_command(
     The same dossier queued again for the same school within the duplicate window is refused
     (OSO-E610), as the school API refuses it. Exit status 1 when any dossier was rejected or
     (with --wait) not delivered; 2 when the set-up stops every dossier for the school (not in
-    the directory, no usable encryption certificate for its gateway).
+    the directory, no usable encryption certificate for its gateway, our own database
+    unavailable).
     """
     from oso_gateway.store.mailbox import Mailbox
     from oso_gateway.transfer.mailbox import refuse_duplicate
@@ -120,8 +122,8 @@ def send_command(
                         )
                     services.outbox.enqueue(prepared, after_insert=again)
                 except GatewayError as exc:
-                    if isinstance(exc, _NOT_THE_DOSSIERS):  # every file would fail alike
-                        setup = exc
+                    if isinstance(exc, (*_NOT_THE_DOSSIERS, StoreUnavailable)):
+                        setup = exc  # every file would fail alike
                         break
                     rejected += 1
                     click.echo(
@@ -135,7 +137,15 @@ def send_command(
                 queued.append((label, prepared.message_id))
                 # a large dossier is not held while the next one, or --wait, runs
                 del data, prepared
-        if setup is not None:
+        if isinstance(setup, StoreUnavailable):
+            click.echo(
+                f"\nerror: {setup.code}: this gateway's own database: {setup.detail}\n"
+                f"nothing more was queued ({len(queued)} before it); once the database is back, "
+                "send the same files again: those already queued are refused as duplicates "
+                "(OSO-E610), the rest are queued",
+                err=True,
+            )
+        elif setup is not None:
             click.echo(
                 f"\nerror: {setup.code}: {setup.detail}\n"
                 f"no dossier can go to {school} until this is fixed (it is the set-up, not a "
