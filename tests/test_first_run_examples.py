@@ -148,6 +148,9 @@ def test_a_new_operator_following_the_first_run_section_gets_a_delivered_dossier
         with urllib.request.urlopen(metrics_url, timeout=10) as response:
             body = response.read().decode()
         assert 'oso_gateway_messages{direction="in",status="imported"} 1.0' in body
+        ready_url = metrics_url.replace("/metrics", "/readyz")  # the probe without a certificate
+        with urllib.request.urlopen(ready_url, timeout=10) as response:
+            assert response.status == 200 and b'"ready"' in response.read()
     finally:
         for server in servers:
             server.stop()

@@ -91,6 +91,47 @@ def test_metrics_give_days_to_expiry_of_our_and_the_directorys_certificates_and_
     assert len(crls) == len(world.sender.trust.crls) and all(v > 0 for v in crls)
 
 
+def test_metrics_without_the_database_keep_what_does_not_need_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database down: /metrics answered 500 (Flask's HTML page) and every gauge went with
+    it, certificate expiry and CRL freshness included (an operator's drill)."""
+    from oso_gateway.errors import StoreUnavailable
+
+    samples = parse(world.metrics(world.sender_app))
+    assert value(samples, "oso_gateway_database_up") == 1
+    assert any(name == "oso_gateway_transfer_log_unanchored_events" for name, _l in samples)
+
+    def unreachable(*_args: object, **_kwargs: object) -> None:
+        raise StoreUnavailable("database unavailable: OperationalError: connection refused")
+
+    monkeypatch.setattr(metrics, "message_stats", unreachable)
+    samples = parse(world.metrics(world.sender_app))
+    assert value(samples, "oso_gateway_database_up") == 0
+    names = {name for name, _labels in samples}
+    assert "oso_gateway_certificate_expiry_days" in names
+    assert "oso_gateway_crl_next_update_seconds" in names
+    assert "oso_gateway_transfer_log_unanchored_events" not in names
+
+
+def test_the_plain_metrics_listener_answers_the_probes_with_the_reasons(world: World) -> None:
+    """Over mutual TLS a stale CRL of ours fails every handshake: /readyz could never say why,
+    and a prober read "certificate expired" (an operator's drill). The plain listener on this
+    machine answers it."""
+    from oso_gateway.web.metrics import metrics_only_app
+    from oso_gateway.web.soap import READINESS_KEY
+
+    app = world.sender_app
+    ready = metrics_only_app(app).test_client()
+    assert ready.get("/readyz").get_json() == {"status": "ready"}
+    assert ready.get("/healthz").status_code == 200
+    app.extensions[READINESS_KEY] = lambda _now: ["CRL of CN=Issuing CA is stale"]
+    page = metrics_only_app(app).test_client().get("/readyz")
+    assert page.status_code == 503
+    assert page.get_json()["reasons"] == ["CRL of CN=Issuing CA is stale"]
+    assert metrics_only_app(app).test_client().get("/oso/v1/messages").status_code == 404
+
+
 def test_metrics_show_how_far_the_transfer_log_is_ahead_of_its_last_anchor(world: World) -> None:
     world.queue(generate_dossier(overstap="POVO", seed=9, now=world.clock()))
     before = parse(world.metrics(world.sender_app))

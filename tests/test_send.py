@@ -347,5 +347,13 @@ def test_a_tls_refusal_names_the_peers_alert() -> None:
     wrapped = requests.exceptions.SSLError(
         requests.packages.urllib3.exceptions.MaxRetryError(None, "/oso", reason=alert)  # type: ignore[attr-defined]
     )
-    assert _tls_reason(wrapped) == " (TLS: SSLV3_ALERT_CERTIFICATE_REVOKED)"
+    assert _tls_reason(wrapped).startswith(" (TLS: SSLV3_ALERT_CERTIFICATE_REVOKED; ")
+    assert "CRL revokes our certificate" in _tls_reason(wrapped)
     assert _tls_reason(requests.exceptions.ConnectionError("refused")) == ""
+    # the alert a receiver's stale CRL of our CA also gives: both readings named (an operator
+    # whose certificate is valid looked at the wrong end)
+    expired = ssl.SSLError(1, "[SSL: SSLV3_ALERT_CERTIFICATE_EXPIRED] sslv3 alert (_ssl.c:2580)")
+    reason = _tls_reason(expired)
+    assert "SSLV3_ALERT_CERTIFICATE_EXPIRED" in reason and "its own CRL" in reason
+    unknown = ssl.SSLError(1, "[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca")
+    assert _tls_reason(unknown) == " (TLS: TLSV1_ALERT_UNKNOWN_CA)"

@@ -182,8 +182,9 @@ def crl_family(crls: Iterable[x509.CertificateRevocationList], *, now: datetime)
     return family
 
 
-def anchor_family(anchor_file: Path, head_seq: int, *, now: datetime) -> list[Metric]:
-    """Events appended since the last anchor and its age (alert when these grow)."""
+def anchor_family(anchor_file: Path, head_seq: int | None, *, now: datetime) -> list[Metric]:
+    """Events appended since the last anchor and its age (alert when these grow); without the
+    log's head (``head_seq`` None: the database is unreachable) only the age."""
     from oso_gateway.errors import LogAnchorInvalid
     from oso_gateway.transfer.auditlog import event_time, read_anchors
 
@@ -192,18 +193,22 @@ def anchor_family(anchor_file: Path, head_seq: int, *, now: datetime) -> list[Me
     except LogAnchorInvalid:
         anchors = []
     last = anchors[-1] if anchors else None
-    lag = GaugeMetricFamily(
-        "oso_gateway_transfer_log_unanchored_events",
-        "Transfer-log events appended since the last anchor.",
-        value=max(head_seq - (last.seq if last else 0), 0),
-    )
+    found: list[Metric] = []
+    if head_seq is not None:
+        found.append(
+            GaugeMetricFamily(
+                "oso_gateway_transfer_log_unanchored_events",
+                "Transfer-log events appended since the last anchor.",
+                value=max(head_seq - (last.seq if last else 0), 0),
+            )
+        )
     age = GaugeMetricFamily(
         "oso_gateway_transfer_log_anchor_age_seconds",
         "Seconds since the last transfer-log anchor (absent: no valid anchor file).",
     )
     if last is not None:
         age.add_metric((), round((now - event_time({"at": last.at})).total_seconds(), 3))
-    return [lag, age]
+    return [*found, age]
 
 
 def directory_certificates(directory: Any) -> list[tuple[str, x509.Certificate]]:
@@ -230,10 +235,30 @@ def pull_request_family(store: Store, *, now: datetime) -> Metric:
 
 
 def gather(services: Any, *, now: datetime) -> list[Metric]:
-    """Every family for one gateway (``GatewayServices``: store, identities, directory, trust)."""
+    """Every family for one gateway (``GatewayServices``: store, identities, directory, trust).
+    With the database unreachable, what does not need it is still reported, and
+    ``oso_gateway_database_up`` says 0 (a scrape answered 500 and every gauge went with the
+    database, certificate expiry and CRL freshness included: an operator's drill)."""
+    from oso_gateway.errors import StoreUnavailable
+
     store: Store = services.store
-    families = store_families(store, now=now)
-    head_seq = int(families[-1].samples[0].value)
+    up = GaugeMetricFamily(
+        "oso_gateway_database_up",
+        "1 when this scrape could read the gateway's database, else 0 (then the families read "
+        "from it are absent).",
+    )
+    families: list[Metric] = [up]
+    head_seq: int | None = None
+    try:
+        from_store = store_families(store, now=now)
+        log_size = int(from_store[-1].samples[0].value)  # the transfer log's head
+        from_store.append(pull_request_family(store, now=now))
+    except StoreUnavailable:
+        up.add_metric((), 0)
+    else:
+        up.add_metric((), 1)
+        head_seq = log_size
+        families += from_store
     families += anchor_family(services.settings.anchor_file, head_seq, now=now)
     families.append(
         certificate_family(
@@ -243,7 +268,6 @@ def gather(services: Any, *, now: datetime) -> list[Metric]:
         )
     )
     families.append(crl_family(services.trust.crls, now=now))
-    families.append(pull_request_family(store, now=now))
     return families
 
 

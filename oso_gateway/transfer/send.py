@@ -93,7 +93,22 @@ def _tls_reason(exc: BaseException) -> str:
     """The TLS reason of a failed post (the peer's alert: our certificate revoked, unknown CA,
     expired), so that the sender's operator learns from the code what the receiver's knew."""
     found = _TLS_REASON.search(str(exc))
-    return f" (TLS: {found.group(1)})" if found else ""
+    if not found:
+        return ""
+    reason = found.group(1)
+    # OpenSSL answers a CRL past its nextUpdate at the receiver with the same alert as an
+    # expired client certificate: an operator whose certificate is valid looked at the wrong
+    # end (an operator's drill)
+    hint = _ALERT_HINTS.get(reason.removeprefix("SSLV3_ALERT_").removeprefix("TLSV1_ALERT_"))
+    return f" (TLS: {reason}{'; ' + hint if hint else ''})"
+
+
+#: what a peer's TLS alert can mean besides its name
+_ALERT_HINTS = {
+    "CERTIFICATE_EXPIRED": "the receiving gateway refused our certificate as expired, or its "
+    "own CRL of our CA is past its nextUpdate (then it refuses every client)",
+    "CERTIFICATE_REVOKED": "the receiving gateway's CRL revokes our certificate",
+}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -98,10 +98,19 @@ def _exposition(registry: CollectorRegistry) -> Response:
 
 
 def metrics_only_app(gateway_app: Flask) -> Flask:
-    """A WSGI app answering only ``GET /metrics``, with the numbers of ``gateway_app`` (its
-    registry): for the optional plain listener on 127.0.0.1 (``server.metrics_port``), so a
-    local scraper needs no client certificate."""
+    """A WSGI app answering only ``GET /metrics``, ``/healthz`` and ``/readyz``, with the
+    numbers and readiness of ``gateway_app``: for the optional plain listener on 127.0.0.1
+    (``server.metrics_port``), so a local scraper or probe needs no client certificate."""
+    from oso_gateway.web.soap import READINESS_KEY, healthz, readyz
+
     registry = gateway_app.extensions[REGISTRY_KEY]
     app = Flask("oso_gateway_metrics")
     app.add_url_rule("/metrics", "metrics", lambda: _exposition(registry))
+    # the probes too: over mutual TLS a stale CRL of ours fails every handshake, so /readyz
+    # could never say why (an operator's drill); here it can, on this machine only
+    readiness = gateway_app.extensions.get(READINESS_KEY)
+    if readiness is not None:
+        app.extensions[READINESS_KEY] = readiness
+        app.add_url_rule("/healthz", "healthz", healthz)
+        app.add_url_rule("/readyz", "readyz", readyz)
     return app
