@@ -123,3 +123,41 @@ def test_a_line_break_in_a_peer_fault_does_not_reach_our_log_raw(
         assert pair.outbox.run_once().retrying == 1
     assert "forged log line" in caplog.text  # it is logged, but escaped
     assert "\n2026-11-30 ERROR forged" not in caplog.text
+
+
+def test_an_outage_is_logged_once_and_retried_with_growing_pauses(
+    pair: GatewayPair, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Through a database outage every worker logged "outbox run failed" every second (an
+    operator's drill): now the first failure and the recovery are logged, the runs between
+    wait longer and longer (bounded)."""
+    from oso_gateway.errors import StoreUnavailable
+    from oso_gateway.transfer.outbox import MAX_FAILURE_PAUSE
+
+    pauses: list[float] = []
+
+    class Recording(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            pauses.append(timeout or 0.0)
+            return self.is_set()
+
+    stop = Recording()
+    calls: list[int] = []
+    real_run_once = pair.outbox.run_once
+
+    def down_then_up(*, limit: int | None = None) -> RunStats:
+        calls.append(1)
+        if len(calls) <= 12:
+            raise StoreUnavailable("database unavailable: OperationalError: connection refused")
+        stop.set()
+        return real_run_once(limit=limit)
+
+    message_id = _enqueue(pair)
+    monkeypatch.setattr(pair.outbox, "run_once", down_then_up)
+    with caplog.at_level("WARNING", logger="oso_gateway.transfer.outbox"):
+        pair.outbox.run_forever(stop, poll_interval=1.0)
+    failed = [r for r in caplog.records if "outbox run failed" in r.getMessage()]
+    assert len(failed) == 1 and "this gateway's database" in failed[0].getMessage()
+    assert any("works again after 12 failed run(s)" in r.getMessage() for r in caplog.records)
+    assert pauses[:3] == [2.0, 4.0, 8.0] and max(pauses) == MAX_FAILURE_PAUSE
+    assert _record(pair, message_id).status == m.DELIVERED

@@ -34,6 +34,7 @@ from oso_gateway.errors import (
     LocalError,
     ObjectionNotApplied,
     PeerFault,
+    StoreUnavailable,
     sender_reading,
 )
 from oso_gateway.store import models as m
@@ -81,6 +82,21 @@ class RunStats:
     @property
     def attempts(self) -> int:
         return self.delivered + self.retrying + self.failed
+
+
+#: the longest pause between two runs that failed (seconds)
+MAX_FAILURE_PAUSE = 30.0
+
+
+def _log_failure(exc: Exception, failures: int) -> None:
+    again = f" ({failures} failed runs in a row; still trying)" if failures > 1 else ""
+    if isinstance(exc, StoreUnavailable):
+        log.error("outbox run failed: %s %r: this gateway's database; nothing is lost, the "
+                  "queued messages wait for it%s", exc.code, exc.detail, again)  # fmt: skip
+    elif isinstance(exc, GatewayError):
+        log.error("outbox run failed: %s %r%s", exc.code, exc.detail, again)
+    else:
+        log.exception("outbox run failed unexpectedly%s", again)
 
 
 class Outbox:
@@ -290,16 +306,26 @@ class Outbox:
         return stats
 
     def run_forever(self, stop: threading.Event, *, poll_interval: float = 1.0) -> None:
-        """Drain due messages until ``stop`` is set (for ``outbox run`` without ``--once``)."""
+        """Drain due messages until ``stop`` is set (for ``outbox run`` without ``--once``).
+
+        A run that keeps failing (the database down) is tried again after a growing pause (up
+        to ``MAX_FAILURE_PAUSE`` seconds) and logged at its first failure, then once a minute
+        with the count, and once more when it works again: every worker logged every second
+        through an outage (an operator's drill)."""
+        failures, said = 0, 0.0
         while not stop.is_set():
             try:
                 stats = self.run_once()
-            except GatewayError as exc:  # e.g. the database is unavailable: try again later
-                log.error("outbox run failed: %s %r", exc.code, exc.detail)
-                stats = RunStats()
-            except Exception:  # a bug must not end the worker; a claimed message's lease expires
-                log.exception("outbox run failed unexpectedly")
-                stats = RunStats()
+            except Exception as exc:  # a bug must not end the worker; a claimed lease expires
+                failures += 1
+                if time.monotonic() - said >= 60 or failures == 1:
+                    said = time.monotonic()
+                    _log_failure(exc, failures)
+                stop.wait(min(poll_interval * 2 ** min(failures, 8), MAX_FAILURE_PAUSE))
+                continue
+            if failures:
+                log.warning("outbox run works again after %d failed run(s)", failures)
+                failures = 0
             if stats.attempts == 0:
                 stop.wait(poll_interval)
 
