@@ -70,6 +70,8 @@ def test_a_vendor_adds_many_clients_from_one_file_all_or_none(tmp_path: Path) ->
     assert _listed(config) == [] and not out.exists()  # none made, no file left
     twice = text + "\n" + json.dumps(lines[0])
     assert "line 3" in bulk(twice)[0].output  # a name once only
+    twice = text + "\n" + json.dumps({"name": "LAS ZUID", "schools": ["02CD00"]})
+    assert "line 3" in bulk(twice)[0].output  # in any case
     for garbage, message in (("{", "line 1: not JSON"), ('{"name": "x"}', "line 1: give"),
                              ("\n\n", "holds no clients")):  # fmt: skip
         result, _out = bulk(garbage)
@@ -87,6 +89,11 @@ def test_a_vendor_adds_many_clients_from_one_file_all_or_none(tmp_path: Path) ->
     assert {r["client_id"] for r in _listed(config)} == {r["client_id"] for r in rows}
     again, _out = bulk(text)  # the same list run twice: nothing new
     assert again.exit_code == 2 and "already" in again.output and len(_listed(config)) == 2
+    # nor one written another way ("LAS-A " and "las-a" passed beside "LAS-A": a review)
+    other_case = json.dumps({"name": "las  noord ", "schools": ["02CD00"]})
+    near, _out = bulk(other_case)
+    assert near.exit_code == 2 and "named 'LAS Noord' already" in near.output, near.output
+    assert len(_listed(config)) == 2
     base = ["--config", config, "api-client", "add", "--from-file", "-"]
     both = runner.invoke(main, [*base, "LAS", "--school", "02CD00"], input="")
     assert both.exit_code == 2 and "not both" in both.output

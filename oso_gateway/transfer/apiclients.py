@@ -52,20 +52,22 @@ class ApiClients:
         """A client for each (line, name, schools) of a vendor's list: every entry is checked
         before any is made, so a mistake makes none (``ApiClientConfigError`` naming the line).
         A name may not repeat, nor be an active client's: a list run twice makes nothing the
-        second time (it made a second set of credentials, silently: a walkthrough). All are
-        made in one transaction."""
-        taken = {r.name for r in self.store.list() if r.revoked_at is None}
+        second time (it made a second set of credentials, silently: a walkthrough). Names are
+        compared without case and with runs of spaces as one ("LAS-A " and "las-a" are
+        "LAS-A": a review). All are made in one transaction."""
+        taken = {_same(r.name): r.name for r in self.store.list() if r.revoked_at is None}
         checked: list[tuple[str, tuple[str, ...]]] = []
         for line, name, schools in entries:
             try:
                 codes = self.check(name, schools)
-                if name in taken:
+                if _same(name) in taken:
                     raise ApiClientConfigError(
-                        f"an active client is named {name!r} already (revoke it first)"
+                        f"an active client is named {taken[_same(name)]!r} already (revoke it "
+                        "first)"
                     )
             except ApiClientConfigError as exc:
                 raise ApiClientConfigError(f"line {line}: {exc.detail}") from None
-            taken.add(name)
+            taken[_same(name)] = name
             checked.append((name, codes))
         rows, credentials = [], []
         for name, codes in checked:
@@ -132,3 +134,9 @@ class ApiClients:
         if record.revoked_at is not None:
             raise ApiCredentialInvalid(f"client {client_id} is revoked")
         return record
+
+
+def _same(name: str) -> str:
+    """A client name as names are compared: without case, its spaces trimmed and runs of them
+    as one."""
+    return " ".join(name.split()).casefold()
