@@ -432,3 +432,37 @@ def test_a_writer_refuses_to_start_over_data_whose_storage_key_is_not_configured
     assert again.exit_code == 2 and "OSO-E501" in again.output, again.output
     (tmp_path / "elsewhere.json").rename(keyring)  # restored: it runs again
     assert runner.invoke(main, ["outbox", "run", "--once", "--config", config]).exit_code == 0
+
+
+def test_keys_list_says_when_a_rotation_is_unfinished(tmp_path: Path) -> None:
+    """A rotation killed half-way left an inactive key wrapping items, and `keys list` showed
+    it as any other (an operator's drill): it now says so, and how to finish."""
+    from click.testing import CliRunner
+
+    from oso_gateway.cli import main
+
+    config, store = cli_config_and_store(tmp_path)
+    for _ in range(3):
+        _import(store)
+    from oso_gateway.commands.keys import open_lifecycle
+
+    lifecycle = open_lifecycle(config)  # as `keys rotate` does: the keyring file of the config
+
+    class Crash(Exception):
+        pass
+
+    def crash(_: int) -> None:
+        raise Crash
+
+    with pytest.raises(Crash):
+        rotate(lifecycle, now=NOW, batch=1, after_batch=crash)
+    runner = CliRunner()
+    listed = runner.invoke(main, ["keys", "list", "--config", str(config)])
+    assert listed.exit_code == 0, listed.output
+    old = legacy_key_id(KEY)
+    assert f"a rotation is unfinished: {old} still wraps 2" in listed.output
+    assert "keys rotate --resume" in listed.output
+    resumed = runner.invoke(main, ["keys", "rotate", "--resume", "--config", str(config)])
+    assert resumed.exit_code == 0, resumed.output
+    listed = runner.invoke(main, ["keys", "list", "--config", str(config)])
+    assert listed.exit_code == 0 and "unfinished" not in listed.output

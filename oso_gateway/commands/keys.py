@@ -51,6 +51,16 @@ def list_command(config_file: Path | None, as_json: bool) -> None:
         fail(exc)
         return
     _list_keys(rows, as_json)
+    # a key a rotation replaced that still wraps items: the rotation stopped half-way (killed,
+    # Ctrl-C) and nothing said so (an operator's drill)
+    unfinished = [r for r in rows if r.info.state == "inactive" and r.use.total]
+    if unfinished:
+        click.echo(
+            "note: a rotation is unfinished: "
+            + ", ".join(f"{r.info.key_id} still wraps {r.use.total}" for r in unfinished)
+            + "; `oso-gateway keys rotate --resume` re-wraps them under the active key",
+            err=True,
+        )
     # a key that still wraps items but is not held here: the restore check fails (exit 3, so
     # that automation sees it; it exited 0)
     missing = [r.info.key_id for r in rows if r.use.total and not r.info.available]
