@@ -494,11 +494,14 @@ def start_gateway_in_thread(
 ) -> RunningServer:
     """Serve one gateway's app (SOAP endpoint, health, metrics) over mutual TLS in a daemon
     thread. ``port`` defaults to ``settings.server.port``; pass 0 for an ephemeral port."""
+    from oso_gateway.web.metrics import handshake_failure_counter
+
     context, cert, key = tls_context_from_settings(settings)
     if services is None:
         services = build_services(settings)
-    return start_in_thread(
-        create_app(settings, services=services),
+    app = create_app(settings, services=services)
+    running = start_in_thread(
+        app,
         context=context,
         cert_file=cert,
         key_file=key,
@@ -511,6 +514,8 @@ def start_gateway_in_thread(
         max_connections=settings.limits.max_connections,
         max_connections_per_address=settings.limits.max_connections_per_address,
     )
+    running.server.on_handshake_failure = handshake_failure_counter(app)  # type: ignore[attr-defined]
+    return running
 
 
 def start_console_in_thread(

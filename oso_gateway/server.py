@@ -201,6 +201,12 @@ class _TLSConnection(HTTPConnection):
             self.ssl_env = self.server.ssl_adapter.get_environ(sock)
         except OSError as exc:  # ssl.SSLError and socket timeouts are OSErrors
             log.info("TLS handshake with %s failed: %s", self.remote_addr, exc)
+            counted = getattr(self.server, "on_handshake_failure", None)
+            if counted is not None:
+                try:
+                    counted(exc)
+                except Exception:  # counting must never cost the listener
+                    log.exception("counting a failed TLS handshake failed")
             return False
         self.handshaken = True
         return True

@@ -223,3 +223,53 @@ def test_each_app_times_its_own_requests_in_its_own_registry(world: World) -> No
     # The other gateway's app (same process) has a registry of its own: none of these.
     sent = parse(world.metrics(world.sender_app))
     assert (f"{name}_count", frozenset(healthz.items())) not in sent
+
+
+def test_refused_tls_handshakes_are_counted_by_openssls_reason(tmp_path: Path) -> None:
+    """A refused handshake never reaches the app: a revoked peer or a stale CRL of ours showed
+    in no metric, only in the process log (an operator's drill)."""
+    import socket
+    import ssl
+    import time
+
+    from oso_gateway.runtime import start_gateway_in_thread
+    from oso_gateway.transfer.demo import SECONDARY_OIN, dev_certs_dir, setup_dev_gateways
+    from oso_gateway.web.metrics import metrics_only_app
+
+    certs = dev_certs_dir()
+    settings = setup_dev_gateways(tmp_path)[SECONDARY_OIN].settings
+    running = start_gateway_in_thread(settings, port=0, threads=2)
+    try:
+        host, port = running.server.bind_addr[:2]
+
+        def handshake(cert: str | None) -> None:
+            context = ssl.create_default_context(cafile=str(certs / "ca-bundle.pem"))
+            if cert is not None:
+                context.load_cert_chain(certs / f"{cert}.crt.pem", certs / f"{cert}.key.pem")
+            with socket.create_connection((host, port), timeout=10) as raw:
+                try:
+                    with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                        tls.recv(100)
+                except (ssl.SSLError, OSError):
+                    pass  # refused: what the server counted is what matters
+
+        handshake(None)  # no client certificate
+        handshake("gateway-00000001000000000009")  # the dev PKI's revoked one
+
+        def counts() -> dict[tuple[str, str], float]:
+            page = metrics_only_app(running.server.wsgi_app).test_client().get("/metrics")
+            return {
+                (dict(labels)["reason"], dict(labels)["verify"]): v
+                for (name, labels), v in parse(page.get_data(as_text=True)).items()
+                if name == "oso_gateway_tls_handshake_failures_total"
+            }
+
+        deadline = time.monotonic() + 10
+        while sum(counts().values()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        found = counts()
+        assert found.get(("CERTIFICATE_VERIFY_FAILED", "certificate revoked")) == 1, found
+        assert sum(found.values()) == 2, found
+    finally:
+        running.stop()

@@ -17,12 +17,15 @@ data, but restrict it to your monitoring (e.g. a reverse proxy) if peers should 
 from __future__ import annotations
 
 import os
+import ssl
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, g, request
 from prometheus_client import (
     CollectorRegistry,
+    Counter,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -91,6 +94,38 @@ def metrics_blueprint(settings: Settings) -> Blueprint:
 
     bp.add_url_rule("/metrics", "metrics", lambda: _exposition(registry))
     return bp
+
+
+def handshake_failure_counter(app: Flask) -> Callable[[OSError], None]:
+    """What counts the TLS handshakes the listener of ``app`` refused, in
+    ``oso_gateway_tls_handshake_failures_total`` by OpenSSL's reason and, for a client
+    certificate it did not accept, the verification's message ("certificate revoked", "CRL
+    has expired"): they never reach the app, so a revoked peer or a stale CRL of ours showed in
+    no metric (an operator's drill). Both labels are OpenSSL's fixed words, never a peer's."""
+    registry = app.extensions[REGISTRY_KEY]
+    shared = multiprocess_dir()
+    failures = Counter(
+        "oso_gateway_tls_handshake_failures_total",
+        "TLS handshakes refused by the mutual-TLS listener, by OpenSSL's reason and the client "
+        "certificate's verification message (all serve processes).",
+        ("reason", "verify"),
+        registry=None if shared else registry,
+    )
+
+    def count(exc: OSError) -> None:
+        if isinstance(exc, ssl.SSLError):
+            reason = str(getattr(exc, "reason", None) or "other")
+            verify = str(getattr(exc, "verify_message", None) or "")
+        else:
+            reason, verify = ("timeout" if isinstance(exc, TimeoutError) else "connection"), ""
+        failures.labels(_label(reason), _label(verify)).inc()
+
+    return count
+
+
+def _label(text: str) -> str:
+    """OpenSSL's words as a label value: printable, at most 60 characters."""
+    return "".join(c for c in text if c.isprintable())[:60]
 
 
 def _exposition(registry: CollectorRegistry) -> Response:
