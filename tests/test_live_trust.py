@@ -138,6 +138,20 @@ def test_a_broken_replacement_is_refused_and_the_current_material_stays(
     assert "OSO-E320" in caplog.text and str(crl_file) in caplog.text  # which file it was
     assert receiver.trust is before and receiver.receiver.config.trust is before
     assert not reloader.changed()  # not retried until the file changes again
+    # the metrics say so (it was only in the process log: an operator's drill) ...
+    from oso_gateway.transfer.metrics import gather
+
+    def refused() -> float:
+        [family] = [
+            f
+            for f in gather(receiver, now=datetime.now(UTC))
+            if f.name == "oso_gateway_trust_reload_refused"
+        ]
+        return family.samples[0].value
+
+    assert receiver.trust_reload_refused == "OSO-E320" and refused() == 1
+    _write_crl_revoking(crl_file, None, number=103)  # ... until a good one is applied
+    assert reloader.check() is True and refused() == 0
 
 
 def test_a_changed_directory_file_is_reloaded(

@@ -268,6 +268,15 @@ def gather(services: Any, *, now: datetime) -> list[Metric]:
         )
     )
     families.append(crl_family(services.trust.crls, now=now))
+    refused = getattr(services, "trust_reload_refused", None)
+    families.append(
+        GaugeMetricFamily(
+            "oso_gateway_trust_reload_refused",
+            "1 when the last reload of the trust material (CRLs, anchors, directory) was "
+            "refused and the process answering keeps the material it had, else 0.",
+            value=1 if refused else 0,
+        )
+    )
     return families
 
 

@@ -103,15 +103,18 @@ class TrustReloader:
                     directory.reload()
             except GatewayError as exc:
                 self._files_version = version  # not again until the files change again
+                self.services.trust_reload_refused = exc.code
                 log.error("trust reload refused, keeping the current material: %s %s",
                           exc.code, exc.detail)  # fmt: skip
                 return False
             except Exception as exc:  # a loader's own failure: the same refusal, not a dead thread
                 self._files_version = version
+                self.services.trust_reload_refused = type(exc).__name__
                 log.error("trust reload failed, keeping the current material: %s",
                           type(exc).__name__)  # fmt: skip
                 return False
             self._files_version = version
+            self.services.trust_reload_refused = None
             self.services.apply_trust(trust)
             self.reloads += 1
         for callback in self.on_reload:

@@ -216,6 +216,9 @@ class GatewayServices:
     outbox_view: OutboxService | None = None
     #: a long-running process's hold on its database (``runtime.hold_presence``)
     presence: Presence | None = None
+    #: the code of the last trust reload's refusal (None: the last one applied, or none yet);
+    #: the current material stays (``transfer.reload``), the metrics say so
+    trust_reload_refused: str | None = None
 
     def apply_trust(self, trust: TrustConfig) -> None:
         """Swap in reloaded trust material (``transfer.reload``): every verifier and sealer uses
