@@ -129,3 +129,37 @@ def test_the_timeline_explains_the_error_code(tmp_path: Path, store: Store) -> N
     assert "not mandated for the sending school" in html  # the class's explanation
     assert "An admin can retry" in html  # a viewer gets no retry button
     assert _client(tmp_path, store, clock).get("/console/transfers/999").status_code == 404
+
+
+def test_a_purged_transfer_says_so_in_the_list_and_on_its_page(
+    tmp_path: Path, store: Store
+) -> None:
+    """The retention purge erased a dossier's content, and the console showed it as any
+    "imported" one (an operator's drill): both the list and the page now say "purged"."""
+    from sqlalchemy import update
+
+    from oso_gateway.store import models as m
+
+    clock = Clock()
+    kept, purged = (_outbound(store, clock, i, school="01AB00") for i in range(2))
+    with store.engine.begin() as connection:
+        connection.execute(
+            update(m.Message).where(m.Message.id == purged).values(purged_at=clock())
+        )
+    client = _client(tmp_path, store, clock)
+    listing = client.get("/console/transfers").get_data(as_text=True)
+    rows = {
+        int(pk): row
+        for pk, row in re.findall(
+            r"<tr class=\"[^\"]*\">\s*<td><a href=\"/console/transfers/(\d+)\">(.*?)</tr>",
+            listing,
+            re.S,
+        )
+    }
+    assert "purged" in rows[purged] and "purged" not in rows[kept]
+    page = client.get(f"/console/transfers/{purged}").get_data(as_text=True)
+    assert re.search(r"<h1>.*purged.*</h1>", page, re.S)
+    assert (
+        "purged"
+        not in client.get(f"/console/transfers/{kept}").get_data(as_text=True).split("</h1>")[0]
+    )

@@ -41,6 +41,7 @@ _COLUMNS = (
     m.Message.signer_fingerprint,
     m.Message.created_at,
     m.Message.updated_at,
+    m.Message.purged_at,
 )
 
 
@@ -65,6 +66,8 @@ class TransferRow:
     signer_fingerprint: str | None
     created_at: datetime
     updated_at: datetime
+    #: when the retention purge erased its content (the row stays, its status as it was)
+    purged_at: datetime | None = None
 
     @property
     def is_failure(self) -> bool:
