@@ -127,6 +127,21 @@ def test_unknown_attribute_value_is_not_quoted() -> None:
     assert all("Jansen" not in f.message_en for f in findings)
 
 
+def test_a_name_the_schema_does_not_declare_is_not_quoted() -> None:
+    """A document's own element or attribute name may be anything: "Element
+    'Dijkstra999999527'" and "attribute 'Dijkstra'" were echoed (an integrator's walkthrough).
+    The schema's own names stay: they say where the document went wrong."""
+    root = etree.fromstring(GENERATED["dossier-max0"])
+    leerling = root.find(f".//{N}leerling")
+    assert leerling is not None
+    leerling.set("Dijkstra", "999999527")
+    leerling.append(etree.Element(N + "Dijkstra999999527"))
+    findings = validate_schema(etree.ElementTree(root))
+    text = " ".join(f"{f.path} {f.message_en} {f.message_nl}" for f in findings)
+    assert findings and "Dijkstra" not in text and "999999527" not in text, text
+    assert "(a name not in the schema)" in text and "'leerling'" in text
+
+
 def test_sanitiser_removes_values_containing_quotes() -> None:
     raw = (
         f"Element '{{{DOSSIER_NS}}}achternaam': [facet 'maxLength'] The value '{SECRET}' has a "

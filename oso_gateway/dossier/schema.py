@@ -75,12 +75,14 @@ def compiled_schema(name: str = SCHEMA_FILE) -> etree.XMLSchema:
 
 
 def element_path(element: etree._Element) -> str:
-    """``/dossier/huidigeschool/leerling/voornaam[2]``: local names, positions only when needed."""
+    """``/dossier/huidigeschool/leerling/voornaam[2]``: local names, positions only when needed;
+    ``*`` for a name the schema does not declare (the document's own: it may be anything)."""
     steps: list[str] = []
     node: etree._Element | None = element
     while node is not None:
         if isinstance(node.tag, str):
             name = local_name(node.tag)
+            name = name if name in _schema_names() else "*"
             parent = node.getparent()
             if parent is not None:
                 same = [c for c in parent if c.tag == node.tag]
@@ -100,7 +102,7 @@ def validate_schema(tree: etree._ElementTree) -> list[Finding]:
     entries = cast("Iterable[etree._LogEntry]", schema.error_log)
     for entry in entries:
         element = _element_at(tree, entry.path)
-        path = element_path(element) if element is not None else (entry.path or "/")
+        path = element_path(element) if element is not None else _shown_path(entry.path)
         message = sanitise_message(entry.message, element)
         findings.append(
             Finding(
@@ -114,6 +116,16 @@ def validate_schema(tree: etree._ElementTree) -> list[Finding]:
             )
         )
     return findings
+
+
+def _shown_path(path: str | None) -> str:
+    """libxml2's path of an error with ``*`` for each step whose name the schema does not
+    declare (as ``element_path``)."""
+    steps = []
+    for step in (path or "").split("/"):
+        name = local_name(step.split("[", 1)[0].split(":")[-1])
+        steps.append(step if not step or name in _schema_names() else "*")
+    return "/".join(steps) or "/"
 
 
 def _element_at(tree: etree._ElementTree, xpath: str | None) -> etree._Element | None:
@@ -179,12 +191,47 @@ _VALUE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+@cache
+def _schema_names() -> frozenset[str]:
+    """Every name our XSD declares (elements, attributes, types, groups): what a message may
+    name. A name outside it was made up by the document, and may hold anything."""
+    return frozenset(
+        name
+        for el in _schema_document(SCHEMA_FILE).iter()
+        if isinstance(el.tag, str) and (name := el.get("name"))
+    )
+
+
+#: names of the XML and XML Schema instance namespaces a message may name as they are
+_STANDARD_NAMES = re.compile(r"^(?:xsi?:|xml:|\{http://www\.w3\.org/)")
+_QUOTED = re.compile(r"'([^']*)'")
+UNKNOWN_NAME = "(a name not in the schema)"
+
+
+def _hide_unknown_names(head: str, rest: str) -> tuple[str, str]:
+    """The element and attribute names the head quotes that the schema does not declare,
+    replaced in head and rest: a document's own name for an element or attribute may be
+    anything (a pupil's name was echoed as "Element 'Dijkstra999999527'": an integrator's
+    walkthrough)."""
+    known = _schema_names()
+    unknown = {
+        name
+        for name in _QUOTED.findall(head)
+        if name not in known and not _STANDARD_NAMES.match(name)
+    }
+    for name in unknown:
+        head = head.replace(f"'{name}'", f"'{UNKNOWN_NAME}'")
+        rest = rest.replace(f"'{name}'", f"'{UNKNOWN_NAME}'")
+    return head, rest
+
+
 def sanitise_message(message: str, element: etree._Element | None = None) -> str:
-    """libxml2's message without any value from the document (names, types, facets stay)."""
+    """libxml2's message without any value from the document (names, types, facets stay;
+    a name the schema does not declare is replaced: ``_hide_unknown_names``)."""
     text = message.replace(f"{{{DOSSIER_NS}}}", "").strip()
     head_match = _HEAD.match(text)
     head = head_match.group(1) if head_match else ""
-    rest = text[len(head) :]
+    head, rest = _hide_unknown_names(head, text[len(head) :])
     for pattern, replacement in _VALUE_PATTERNS:
         rest = pattern.sub(replacement, rest)
     if element is not None:
