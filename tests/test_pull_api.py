@@ -756,3 +756,117 @@ def test_a_school_system_records_a_push_inzage_through_the_api(tmp_path: Path) -
     finally:
         running.stop()
         services.close()
+
+
+def _received(new: Las, old: Las, seed: int) -> tuple[str, bytes]:
+    """A request from the new school, arrived at the old one: its id and the pupil's dossier."""
+    data = generate_dossier(overstap="POVO", seed=seed, now=datetime.now(UTC))
+    sent = new.post(
+        "requests",
+        json={"requesting_school": "01AB00", "old_school": "00YY00", "pupil": _pupil(data)},
+    )
+    assert sent.status_code == 201, sent.get_data(as_text=True)
+    new.deliver()
+    return sent.get_json()["request_id"], data
+
+
+def _deliveries(las: Las, request_id: str) -> list[str]:
+    """The dossiers queued for the request (not the answers that relate to it too)."""
+    from oso_gateway.transfer.wire import ACTION_DELIVER
+
+    messages = las.services.store.list_messages(direction=m.OUT)
+    return [
+        r.message_id for r in messages if r.relates_to == request_id and r.action == ACTION_DELIVER
+    ]
+
+
+def test_a_step_sent_again_answers_as_the_first_and_other_content_says_it_was_done(
+    schools: tuple[Las, Las],
+) -> None:
+    """A LAS retrying accept, decline or inzage after a timeout got 409 "request … is
+    accepted", or for the inzage "no dossier is held … hand in the dossier first" while it had
+    been released (an integrator's walkthrough): the same content answers 200 with the state
+    now; other content stays E474 and says what was done already."""
+    new, old = schools
+    request_id, data = _received(new, old, seed=2101)
+    accept = {"ready_by": "2030-01-15"}
+    first = old.post(f"requests/{request_id}/accept", json=accept)
+    assert first.status_code == 200, first.get_data(as_text=True)
+    again = old.post(f"requests/{request_id}/accept", json=accept)
+    assert again.status_code == 200, again.get_data(as_text=True)
+    assert (again.get_json()["status"], again.get_json()["ready_by"]) == ("accepted", "2030-01-15")
+    other = old.post(f"requests/{request_id}/accept", json={"ready_by": "2030-02-01"})
+    assert (other.status_code, other.get_json()["code"]) == (409, "OSO-E474")
+    assert "accepted already, ready by 2030-01-15" in other.get_json()["detail"]
+
+    xml = {"Content-Type": "application/xml"}
+    assert old.post(f"requests/{request_id}/dossier", data=data, headers=xml).status_code == 200
+    version = old.get(f"requests/{request_id}/preview").get_json()["version"]
+    inzage = {"date": "2026-01-05", "how": "meeting", "previewed": version}
+    released = old.post(f"requests/{request_id}/inzage", json=inzage)
+    assert released.status_code == 200 and released.get_json()["dossier"] == "queued"
+    for body in (inzage, {**inzage, "previewed": version.upper()}):
+        repeat = old.post(f"requests/{request_id}/inzage", json=body)
+        assert repeat.status_code == 200, repeat.get_data(as_text=True)
+        assert repeat.get_json()["dossier"] == "queued"
+        assert (
+            repeat.get_json()["delivery_message_id"] == released.get_json()["delivery_message_id"]
+        )
+    for body in ({**inzage, "how": "paper"}, {**inzage, "date": "2026-01-06"}, {"waiver": "x"}):
+        changed = old.post(f"requests/{request_id}/inzage", json=body)
+        assert (changed.status_code, changed.get_json()["code"]) == (409, "OSO-E474"), body
+        detail = changed.get_json()["detail"]
+        assert "is accepted: the inzage was recorded and the dossier released (queued)" in detail
+        assert "no dossier is held" not in detail
+    assert len(_deliveries(old, request_id)) == 1
+    old.deliver()
+    delivered = old.post(f"requests/{request_id}/inzage", json=inzage)  # after its receipt
+    assert (delivered.status_code, delivered.get_json()["status"]) == (200, "delivered")
+    assert old.post(f"requests/{request_id}/accept", json=accept).status_code == 200
+
+    declined_id, _ = _received(new, old, seed=2102)
+    decline = {"reason": "other", "text": "left for abroad"}
+    assert old.post(f"requests/{declined_id}/decline", json=decline).status_code == 200
+    twice = old.post(f"requests/{declined_id}/decline", json=decline)
+    assert (twice.status_code, twice.get_json()["status"]) == (200, "declined")
+    for body in ({"reason": "unknown-pupil"}, {"reason": "other", "text": "moved"}):
+        changed = old.post(f"requests/{declined_id}/decline", json=body)
+        assert (changed.status_code, changed.get_json()["code"]) == (409, "OSO-E474")
+        assert "declined already (reason other)" in changed.get_json()["detail"]
+        assert "left for abroad" not in changed.get_data(as_text=True)
+    late = old.post(f"requests/{declined_id}/accept", json=accept)  # another step: refused
+    assert (late.status_code, late.get_json()["code"]) == (409, "OSO-E474")
+    assert late.get_json()["detail"].endswith("is declined")
+    withdrawn_id, _ = _received(new, old, seed=2103)
+    assert new.post(f"requests/{withdrawn_id}/withdraw").status_code == 200
+    withdrawn = new.post(f"requests/{withdrawn_id}/withdraw")
+    assert (withdrawn.status_code, withdrawn.get_json()["status"]) == (200, "withdrawn")
+
+
+def test_the_same_inzage_sent_four_times_at_once_releases_one_delivery(
+    schools: tuple[Las, Las],
+) -> None:
+    """Four identical inzage calls at the same moment (a LAS's retries): one delivery is
+    queued, and every call answers as the one that released it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    new, old = schools
+    request_id, data = _received(new, old, seed=2104)
+    xml = {"Content-Type": "application/xml"}
+    assert old.post(f"requests/{request_id}/dossier", data=data, headers=xml).status_code == 200
+    body = {"date": "2026-01-05", "how": "paper"}
+    app = old.client.application
+
+    def record(_: int) -> Any:
+        client = app.test_client()
+        return client.post(f"/api/v1/requests/{request_id}/inzage", json=body, headers=old.auth)
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(record, range(4)))
+    assert [a.status_code for a in answers] == [200] * 4, [
+        a.get_data(as_text=True) for a in answers
+    ]
+    deliveries = _deliveries(old, request_id)
+    assert len(deliveries) == 1
+    assert {a.get_json()["delivery_message_id"] for a in answers} == set(deliveries)
+    assert {a.get_json()["dossier"] for a in answers} == {"queued"}

@@ -376,13 +376,21 @@ class PullService:
     ) -> RequestRecord:
         now = now or self.clock()
         record = self.find(request_id, side=m.REQUESTER, schools=schools)
+        if record.status == WITHDRAWN:  # sent again (a retry after a timeout): as the first
+            return record
         # an expired request may still be withdrawn: the old school is then told, and stops
         withdrawable = (*OPEN_REQUESTER, EXPIRED)
         if record.status not in withdrawable:
             raise RequestStateInvalid(f"request {request_id} is {record.status}")
-        record = self.requests.transition(
-            record.pk, status=WITHDRAWN, now=now, expected=withdrawable
-        )
+        try:
+            record = self.requests.transition(
+                record.pk, status=WITHDRAWN, now=now, expected=withdrawable
+            )
+        except RequestStateInvalid:  # a withdrawal sent twice at once: the first answers both
+            again = self.find(request_id, side=m.REQUESTER, schools=schools)
+            if again.status != WITHDRAWN:
+                raise
+            return again
         self._send_answer(record, p.WITHDRAWN, now=now)
         return record
 
@@ -425,15 +433,27 @@ class PullService:
         now = now or self.clock()
         record = self.find(request_id, side=m.HOLDER, schools=schools)
         if record.status != RECEIVED:
-            raise RequestStateInvalid(f"request {request_id} is {record.status}")
+            if _accepted_as(record, ready_by):  # sent again (a retry after a timeout)
+                return record
+            raise RequestStateInvalid(_accept_refused(record))
         # UTC's date is never ahead of the schools' own (Dutch time is UTC+1 or +2), so this
         # refuses only a date that has gone by for them too.
         today = now.astimezone(UTC).date()
         if ready_by < today:
             raise ReadyByInPast(f"ready-by {ready_by.isoformat()} is before today ({today})")
-        record = self.requests.transition(
-            record.pk, status=ACCEPTED, now=now, expected=(RECEIVED,), ready_by=ready_by.isoformat()
-        )
+        try:
+            record = self.requests.transition(
+                record.pk,
+                status=ACCEPTED,
+                now=now,
+                expected=(RECEIVED,),
+                ready_by=ready_by.isoformat(),
+            )
+        except RequestStateInvalid:  # the same acceptance sent twice at once: the first answers
+            again = self.find(request_id, side=m.HOLDER, schools=schools)
+            if not _accepted_as(again, ready_by):
+                raise RequestStateInvalid(_accept_refused(again)) from None
+            return again
         self._send_answer(record, p.ACCEPTED, ready_by=ready_by, now=now)
         return record
 
@@ -449,7 +469,9 @@ class PullService:
         now = now or self.clock()
         record = self.find(request_id, side=m.HOLDER, schools=schools)
         if record.status not in OPEN_HOLDER:
-            raise RequestStateInvalid(f"request {request_id} is {record.status}")
+            if self._declined_as(record, reason, text):  # sent again (a retry after a timeout)
+                return record
+            raise RequestStateInvalid(_decline_refused(record))
         delivery = self._undeliverable(record)
         answer_check = p.RequestAnswer(
             request_id=request_id,
@@ -468,19 +490,31 @@ class PullService:
                 raise RequestStateInvalid(
                     f"request {request_id}: its dossier is {exc.status} now"
                 ) from None
-        record = self.requests.transition(
-            record.pk,
-            expected=OPEN_HOLDER,
-            as_read=record,
-            status=DECLINED,
-            now=now,
-            code=reason,
-            decline_reason=reason,
-            decline_text=text,
-        )
+        try:
+            record = self.requests.transition(
+                record.pk,
+                expected=OPEN_HOLDER,
+                as_read=record,
+                status=DECLINED,
+                now=now,
+                code=reason,
+                decline_reason=reason,
+                decline_text=text,
+            )
+        except RequestStateInvalid:  # the same decline sent twice at once: the first answers
+            again = self.find(request_id, side=m.HOLDER, schools=schools)
+            if not self._declined_as(again, reason, text):
+                raise
+            return again
         self.store.checkpoint_after_delete()  # a held dossier was dropped
         self._send_answer(record, p.DECLINED, reason=reason, text=text, now=now)
         return record
+
+    def _declined_as(self, record: RequestRecord, reason: str, text: str | None) -> bool:
+        """Whether ``record`` was declined with this reason and text (a decline sent again)."""
+        if record.status != DECLINED or record.decline_reason != reason:
+            return False
+        return self.requests.decline_text(record.pk) == text
 
     def _undeliverable(self, record: RequestRecord) -> MessageRecord | None:
         """A request answered with a dossier may still be declined once that delivery failed
@@ -547,11 +581,19 @@ class PullService:
         of what would leave: E474, nothing recorded, nothing released.
 
         With a dossier held, the inzage is recorded in the transaction that queues it: a release
-        refused (a hand-in meanwhile) or failed records no inzage either (a security review)."""
+        refused (a hand-in meanwhile) or failed records no inzage either (a security review).
+
+        The same inzage (or waiver) sent again once it released the dossier (a retry after a
+        timeout, or several at once) is answered as the first was (``_inzage_repeated``); one
+        with other content is E474 saying what was done (it said no dossier was held)."""
         now = now or self.clock()
         record = self.find(request_id, side=m.HOLDER, schools=schools)
-        if record.status not in OPEN_HOLDER:
-            raise RequestStateInvalid(f"request {request_id} is {record.status}")
+        sent = _SentInzage(inzage_date, how, zienswijze, waiver, previewed)
+        repeated, outcome = self._inzage_repeated(record, sent)
+        if repeated:
+            return outcome
+        if record.status not in OPEN_HOLDER or record.delivery_message_id is not None:
+            raise RequestStateInvalid(self._inzage_refused(record))
         previewed = self._check_inzage_args(
             record.our_school,
             inzage_date,
@@ -584,15 +626,67 @@ class PullService:
         dossier, token = shown
         if previewed is not None:  # checked first, so that a refusal costs no sealing
             _check_previewed(request_id, previewed, self._version_of(dossier))
-        return self._deliver(
-            record,
-            dossier,
-            now=now,
-            name_warning=record.name_warning,
-            held=token,
-            inzage=new,
-            version=previewed,
-        )
+        try:
+            return self._deliver(
+                record,
+                dossier,
+                now=now,
+                name_warning=record.name_warning,
+                held=token,
+                inzage=new,
+                version=previewed,
+            )
+        except RequestStateInvalid:
+            # the same inzage sent more than once at once: one releases the dossier (the
+            # others' release is refused, their inzage not recorded); they answer as it did
+            again = self.find(request_id, side=m.HOLDER, schools=schools)
+            repeated, outcome = self._inzage_repeated(again, sent)
+            if not repeated:
+                raise
+            return outcome
+
+    def _inzage_repeated(
+        self, record: RequestRecord, sent: _SentInzage
+    ) -> tuple[bool, AnswerOutcome | None]:
+        """Whether ``sent`` repeats the inzage (or waiver) recorded for ``record``, and then
+        the answer the first gave, with the request's state now: ``queued`` once it released
+        the dossier (delivered since, or not); None for a waiver recorded before the hand-in.
+
+        The same: a waiver again after a waiver (its reason, stored encrypted, is not read
+        back to compare); an inzage with the same date, how and previewed version (any case),
+        and a view given or not as before (its text, stored encrypted, is not compared)."""
+        if record.status not in (*OPEN_HOLDER, DELIVERED):
+            return False, None
+        entry = self.requests.find_inzage(school=record.our_school, request_pk=record.pk)
+        if entry is None or not sent.same_as(entry):
+            return False, None
+        if record.delivery_message_id is not None:
+            return True, AnswerOutcome(
+                request=record,
+                outcome="queued",
+                delivery_message_id=record.delivery_message_id,
+                name_warning=record.name_warning,
+            )
+        # a waiver before the hand-in: nothing released yet, nothing held
+        return (entry.waived and not record.held and record.status != DELIVERED), None
+
+    def _inzage_refused(self, record: RequestRecord) -> str:
+        """E474's detail for an inzage the request's state does not allow: its state, and what
+        was done already (the inzage or waiver recorded, the dossier released: its status)."""
+        head = f"request {record.request_id} is {record.status}"
+        if record.delivery_message_id is None:
+            return head
+        delivery = self.store.find_message(m.OUT, record.delivery_message_id)
+        state = "gone" if delivery is None else delivery.status
+        entry = self.requests.find_inzage(school=record.our_school, request_pk=record.pk)
+        if entry is None:  # released at its hand-in: the school's policy needed no inzage
+            done = f"its dossier was released ({state}) already"
+        else:
+            what = "waiver" if entry.waived else "inzage"
+            done = f"the {what} was recorded and the dossier released ({state}) already"
+        if record.status in (ACCEPTED, DELIVERED):
+            done += "; an inzage with other content is not recorded"
+        return f"{head}: {done}"
 
     def _version_of(self, dossier: bytes) -> str:
         """The version a delivery of ``dossier`` would send now (``send.dossier_version``)."""
@@ -943,6 +1037,32 @@ class PullService:
         return prepared.message_id
 
 
+@dataclass(frozen=True)
+class _SentInzage:
+    """An inzage (or waiver) as a call sent it, to compare with one recorded."""
+
+    inzage_date: date | None
+    how: str | None
+    zienswijze: str | None
+    waiver: str | None
+    previewed: str | None
+
+    def same_as(self, entry: InzageEntry) -> bool:
+        if self.waiver is not None:
+            return entry.waived
+        if entry.waived or self.inzage_date is None:
+            return False
+        version = None if self.previewed is None else typed_version(self.previewed)
+        if self.previewed is not None and version is None:
+            return False  # not a version's form: refused as such, not taken for the same
+        return (
+            entry.inzage_date == self.inzage_date.isoformat()
+            and entry.how == self.how
+            and entry.zienswijze == (self.zienswijze is not None)
+            and entry.previewed == version
+        )
+
+
 def _dossier_identifier(root: etree._Element) -> str | None:
     from oso_gateway.protocol import DOSSIER_NS
 
@@ -974,3 +1094,33 @@ def _check_previewed(request_id: str, version: str, now_held: str) -> None:
             "objection recorded or withdrawn, since); show them the preview of what is held "
             "now, then record the inzage with its version"
         )
+
+
+def _accepted_as(record: RequestRecord, ready_by: date) -> bool:
+    """Whether ``record`` was accepted with ``ready_by`` and the acceptance stands (accepted,
+    or delivered since): an acceptance sent again is answered as the first was."""
+    return record.status in (ACCEPTED, DELIVERED) and record.ready_by == ready_by.isoformat()
+
+
+def _accept_refused(record: RequestRecord) -> str:
+    """E474's detail for an acceptance the request's state does not allow: its state, and when
+    it was accepted already, with which ready-by date (not a pupil's data)."""
+    head = f"request {record.request_id} is {record.status}"
+    if record.status in (ACCEPTED, DELIVERED) and record.ready_by is not None:
+        return (
+            f"{head}: it was accepted already, ready by {record.ready_by}; an acceptance with "
+            "another ready_by is not taken"
+        )
+    return head
+
+
+def _decline_refused(record: RequestRecord) -> str:
+    """E474's detail for a decline the request's state does not allow: its state, and when it
+    was declined already, for which reason (a reason code, never its text)."""
+    head = f"request {record.request_id} is {record.status}"
+    if record.status == DECLINED:
+        return (
+            f"{head}: it was declined already (reason {record.decline_reason}); a decline with "
+            "another reason or text is not taken"
+        )
+    return head
