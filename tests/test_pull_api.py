@@ -870,3 +870,55 @@ def test_the_same_inzage_sent_four_times_at_once_releases_one_delivery(
     assert len(deliveries) == 1
     assert {a.get_json()["delivery_message_id"] for a in answers} == set(deliveries)
     assert {a.get_json()["dossier"] for a in answers} == {"queued"}
+
+
+def test_a_json_endpoint_answers_a_body_that_is_not_json_in_its_own_words(
+    schools: tuple[Las, Las],
+) -> None:
+    """curl's default form type, text/plain or XML was 400 E606 "Input should be a valid
+    dictionary or instance of SendBody" (a class of ours), and so was malformed JSON (an
+    integrator's walkthrough): another Content-Type is 415 E608, malformed JSON 400 E606
+    saying so, and no message names a class."""
+    new, old = schools
+    unknown = "urn:uuid:00000000-0000-4000-8000-000000000000"
+    paths = (
+        "requests",
+        f"requests/{unknown}/accept",
+        f"requests/{unknown}/decline",
+        f"requests/{unknown}/inzage",
+        "inzage",
+        f"inbox/messages/{unknown}/decline",
+    )
+    body = b'{"ready_by": "2030-01-01"}'
+    for path in paths:
+        for content_type in ("application/x-www-form-urlencoded", "text/plain", "application/xml"):
+            wrong = new.post(path, data=body, headers={"Content-Type": content_type})
+            assert (wrong.status_code, wrong.get_json()["code"]) == (415, "OSO-E608"), path
+            assert "application/json" in wrong.get_json()["detail"]
+        for data, said in ((b'{"ready_by": ', "not valid JSON"), (b"\xff\xfe{", "not valid JSON"),
+                           (b"", "not valid JSON"), (b"[1]", "a JSON object"),
+                           (b'"{}"', "a JSON object")):  # fmt: skip
+            bad = new.post(path, data=data, headers={"Content-Type": "application/json"})
+            assert (bad.status_code, bad.get_json()["code"]) == (400, "OSO-E606"), (path, data)
+            assert said in bad.get_json()["detail"], (path, data)
+            assert bad.get_json()["errors"][0]["location"] == "body"
+        bare = new.client.post("/api/v1/" + path, headers=new.auth)  # no body at all
+        assert (bare.status_code, bare.get_json()["code"]) == (400, "OSO-E606"), path
+        assert "missing" in bare.get_json()["detail"]
+    assert new.client.post("/api/v1/requests", data=body).status_code == 401  # credential first
+    nested = new.post(
+        "requests",
+        json={"requesting_school": "01AB00", "old_school": "00YY00", "pupil": "Peters"},
+    )
+    assert (nested.status_code, nested.get_json()["code"]) == (400, "OSO-E606")
+    assert nested.get_json()["errors"][0] == {
+        "code": "model_type", "location": "pupil", "message": "should be a JSON object"
+    }  # fmt: skip
+    for answer in (nested, bad, bare):
+        assert "Body" not in answer.get_data(as_text=True)
+        assert "instance of" not in answer.get_data(as_text=True)
+    # a charset or a +json type is JSON too; a POST that takes no body ignores one
+    typed = old.post(f"requests/{unknown}/accept", data=body,
+                     headers={"Content-Type": "application/json; charset=utf-8"})  # fmt: skip
+    assert (typed.status_code, typed.get_json()["code"]) == (404, "OSO-E473")
+    assert old.post(f"requests/{unknown}/withdraw", data=b"x=1").status_code == 404

@@ -124,16 +124,27 @@ def _location(loc: Sequence[object]) -> str:
     return ".".join(parts)[:200] or "request"
 
 
+#: pydantic's errors whose message names a class of ours ("Input should be a valid dictionary
+#: or instance of SendBody"): said in the API's words
+_OBJECT_TYPES = frozenset({"model_type", "model_attributes_type", "dict_type", "dataclass_type"})
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind = error.get("type")
+    if kind == "string_pattern_mismatch":
+        return _pattern_message(error)
+    if kind in _OBJECT_TYPES:
+        return "should be a JSON object"
+    message = str(error.get("msg", ""))[:200]
+    return "is not valid" if "instance of" in message else message
+
+
 def _validation_problem(exc: ValidationError) -> Response:
     errors = [
         {
             "code": str(e.get("type", "invalid"))[:60],
             "location": _location(e.get("loc", ())),
-            "message": (
-                _pattern_message(e)
-                if e.get("type") == "string_pattern_mismatch"
-                else str(e.get("msg", ""))[:200]
-            ),
+            "message": _message(e),
         }
         for e in exc.errors(include_input=False, include_url=False)
     ]
@@ -174,8 +185,29 @@ def create_api_app(settings: Settings, *, services: GatewayServices | None = Non
         endpoint="swagger_slash",
         view_func=lambda: redirect(API_PREFIX + "/swagger", code=308),
     )
+    _install_json_bodies(app)
     _install_error_handlers(app)
     return app
+
+
+def _install_json_bodies(app: SchoolApi) -> None:
+    """A JSON endpoint's body is JSON (``context.json_body_refused``), checked after the
+    credential and the rate limit (registered after them), before the body's model."""
+    import inspect
+
+    from oso_gateway.web.api.context import json_body_refused
+
+    takes_body: dict[str, bool] = {}  # per endpoint: whether its view has a JSON ``body``
+
+    @app.before_request
+    def _json_body() -> Response | None:
+        endpoint = request.endpoint
+        view = app.view_functions.get(endpoint or "")
+        if endpoint is None or view is None or not request.path.startswith(API_PREFIX + "/"):
+            return None
+        if endpoint not in takes_body:
+            takes_body[endpoint] = "body" in inspect.signature(view).parameters
+        return json_body_refused() if takes_body[endpoint] else None
 
 
 def _install_security(app: SchoolApi, settings: Settings) -> None:

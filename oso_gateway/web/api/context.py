@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Response, current_app, g, jsonify, request
@@ -53,6 +54,34 @@ def page_json(
         ),
     )
     return jsonify({"items": page.items, "next_cursor": page.next_cursor})
+
+
+def json_body_refused() -> Response | None:
+    """The problem for a JSON endpoint's body that is not JSON, or None: another Content-Type
+    (a form, text/plain, XML) is 415 OSO-E608 and malformed JSON, or JSON that is no object,
+    400 OSO-E606 saying so. Both were E606 naming a class of ours ("Input should be a valid
+    dictionary or instance of SendBody": an integrator's walkthrough)."""
+    from oso_gateway.web.api.problems import problem
+
+    if not request.is_json:
+        if not request.mimetype and not request.content_length:
+            return _not_json("missing", "the body is missing: a JSON object is expected")
+        return problem(ApiUnsupportedMediaType)
+    try:
+        value = json.loads(request.get_data(cache=True))
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        return _not_json("json_invalid", "the body is not valid JSON")
+    if not isinstance(value, dict):
+        return _not_json("json_type", "the body must be a JSON object")
+    return None
+
+
+def _not_json(code: str, message: str) -> Response:
+    from oso_gateway.errors import RequestInvalid
+    from oso_gateway.web.api.problems import problem
+
+    errors = [{"code": code, "location": "body", "message": message}]
+    return problem(RequestInvalid, errors=errors, detail=message)
 
 
 def xml_body() -> bytes:

@@ -31,11 +31,15 @@ def problem(
     errors: list[dict[str, str]] | None = None,
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    detail: str | None = None,
 ) -> Response:
+    """The problem of ``error``; ``detail``: what the caller got wrong, in the API's own words
+    (never a value it sent), instead of the title."""
     cls = error if isinstance(error, type) else type(error)
-    detail = cls.public_message
-    if cls.client_detail and not isinstance(error, type):
-        detail = error.detail[:500]  # what the caller got wrong, e.g. the state it is in
+    if detail is None:
+        detail = cls.public_message
+        if cls.client_detail and not isinstance(error, type):
+            detail = error.detail[:500]  # what the caller got wrong, e.g. the state it is in
     body: dict[str, Any] = {
         "type": problem_type(cls.code),
         "title": cls.public_message,
