@@ -149,7 +149,7 @@ def test_the_whole_pull_workflow_through_the_school_api(schools: tuple[Las, Las]
     assert (misspelt.status_code, misspelt.get_json()["code"]) == (400, "OSO-E606")
     assert misspelt.get_json()["errors"][0]["location"] == "previewd"
     future = old.post(f"requests/{request_id}/inzage", json={"date": "2999-01-01", "how": "paper"})
-    assert future.get_json()["code"] == "OSO-E471"
+    assert (future.status_code, future.get_json()["code"]) == (400, "OSO-E606")
     assert "2999-01-01 lies in the future" in future.get_json()["detail"]
     # the parents were shown the preview's version: another dossier handed in since is not
     # released in its place (the same export again is the same version)
@@ -922,3 +922,39 @@ def test_a_json_endpoint_answers_a_body_that_is_not_json_in_its_own_words(
                      headers={"Content-Type": "application/json; charset=utf-8"})  # fmt: skip
     assert (typed.status_code, typed.get_json()["code"]) == (404, "OSO-E473")
     assert old.post(f"requests/{unknown}/withdraw", data=b"x=1").status_code == 404
+
+
+def test_an_inzage_without_its_date_or_how_or_dated_ahead_is_invalid_input(
+    schools: tuple[Las, Las],
+) -> None:
+    """It was 409 E471 "inzage not recorded" (the policy's refusal) on both inzage endpoints:
+    on the API it is the caller's input, 400 E606 naming the field; nothing is recorded."""
+    new, old = schools
+    request_id, data = _received(new, old, seed=2105)
+    xml = {"Content-Type": "application/xml"}
+    assert old.post(f"requests/{request_id}/dossier", data=data, headers=xml).status_code == 200
+    ahead = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
+    push = {"school": "00YY00", "pupil_id": _pupil(data)["bsn"]}
+    for body, fields in (
+        ({}, ["date", "how"]),
+        ({"date": "2026-12-07"}, ["how"]),
+        ({"how": "paper"}, ["date"]),
+        ({"date": ahead, "how": "paper"}, ["date"]),
+        ({"date": ahead}, ["date", "how"]),
+    ):
+        for path, sent in ((f"requests/{request_id}/inzage", body), ("inzage", {**push, **body})):
+            answer = old.post(path, json=sent)
+            assert (answer.status_code, answer.get_json()["code"]) == (400, "OSO-E606"), sent
+            assert [e["location"] for e in answer.get_json()["errors"]] == fields, sent
+            for field in fields:
+                assert f"{field}: " in answer.get_json()["detail"]
+            assert push["pupil_id"] not in answer.get_data(as_text=True)
+    assert "lies in the future" in answer.get_json()["detail"]
+    held = old.get(f"requests/{request_id}").get_json()
+    assert held["inzage"] is None and held["dossier_held_for_inzage"]
+    # the service, as the command line uses it, keeps its own code
+    with pytest.raises(Exception, match="OSO-E471"):
+        old.services.pull.record_inzage(request_id, inzage_date=None, how=None)
+    today = datetime.now(UTC).date().isoformat()
+    recorded = old.post(f"requests/{request_id}/inzage", json={"date": today, "how": "paper"})
+    assert recorded.status_code == 200 and recorded.get_json()["dossier"] == "queued"

@@ -21,7 +21,7 @@ from oso_gateway.errors import SchoolNotInScope
 from oso_gateway.transfer.schools import School
 from oso_gateway.web.api import models as am
 from oso_gateway.web.api.context import API_PREFIX, scope, services
-from oso_gateway.web.api.requests import InzageBody
+from oso_gateway.web.api.requests import InzageBody, inzage_refused
 
 TAG = Tag(name="inzage", description="The parents' inzage of a dossier to be pushed")
 bp = APIBlueprint("inzage", __name__, url_prefix=API_PREFIX + "/inzage", abp_tags=[TAG])
@@ -53,6 +53,9 @@ def record_push_inzage(body: PushInzageBody) -> Response:
     school = School.parse(body.school)
     if not scope().allows(school.code):
         raise SchoolNotInScope(f"school {school.code} is not one of this credential's")
+    refused = inzage_refused(body, services().clock())
+    if refused is not None:
+        return refused
     services().pull.record_push_inzage(
         school=school,
         pupil_identifier=body.pupil_id,

@@ -156,6 +156,34 @@ class InzageBody(BaseModel):
         return self
 
 
+def inzage_refused(body: InzageBody, now: dt.datetime) -> Response | None:
+    """400 OSO-E606 naming the field when an inzage (not a waiver) lacks its date or how, or is
+    dated in the future (a day's grace for time zones, as the service gives); None otherwise.
+    On the API this is the caller's input: it was 409 E471 "inzage not recorded", the policy's
+    refusal (an integrator's walkthrough). The command line keeps E471."""
+    from oso_gateway.errors import RequestInvalid
+    from oso_gateway.transfer.pull.service import INZAGE_HOW
+    from oso_gateway.web.api.problems import problem
+
+    if body.waiver is not None:
+        return None
+    errors = []
+    if body.date is None:
+        errors.append(("missing", "date", "an inzage needs its date (or give a waiver)"))
+    elif body.date > (now + dt.timedelta(days=1)).date():
+        errors.append(("date_future", "date", f"the inzage date {body.date} lies in the future"))
+    if body.how is None:
+        ways = ", ".join(INZAGE_HOW)
+        errors.append(("missing", "how", f"an inzage needs how the parents saw it: {ways}"))
+    if not errors:
+        return None
+    return problem(
+        RequestInvalid,
+        errors=[{"code": c, "location": where, "message": m} for c, where, m in errors],
+        detail="; ".join(f"{where}: {m}" for _, where, m in errors),
+    )
+
+
 class DossierRequest(BaseModel):
     """A request's state (no pupil data)."""
 
@@ -452,6 +480,9 @@ def answer_with_dossier(path: RequestPath) -> Response:
 )
 def record_inzage(path: RequestPath, body: InzageBody) -> Response:
     _own(path.request_id, "holder")
+    refused = inzage_refused(body, _now())
+    if refused is not None:
+        return refused
     outcome = _pull().record_inzage(
         path.request_id,
         inzage_date=body.date,
