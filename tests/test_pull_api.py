@@ -740,7 +740,8 @@ def test_a_school_system_records_a_push_inzage_through_the_api(tmp_path: Path) -
         assert (outside.status_code, outside.get_json()["code"]) == (403, "OSO-E603")
         both = old.post("inzage", json={**body, "waiver": "x"})
         assert (both.status_code, both.get_json()["code"]) == (400, "OSO-E606")
-        recorded = old.post("inzage", json={**body, "previewed": version.upper()})
+        # spaces around, as the service and the command line take it (it was E606 here)
+        recorded = old.post("inzage", json={**body, "previewed": f" {version.upper()}\t"})
         assert recorded.status_code == 200, recorded.get_data(as_text=True)
         assert recorded.get_json() == {"school": "00YY00", "recorded": "inzage",
                                        "previewed": version}  # fmt: skip
@@ -956,5 +957,16 @@ def test_an_inzage_without_its_date_or_how_or_dated_ahead_is_invalid_input(
     with pytest.raises(Exception, match="OSO-E471"):
         old.services.pull.record_inzage(request_id, inzage_date=None, how=None)
     today = datetime.now(UTC).date().isoformat()
-    recorded = old.post(f"requests/{request_id}/inzage", json={"date": today, "how": "paper"})
+    version = old.get(f"requests/{request_id}/preview").get_json()["version"]
+    inner = old.post(
+        f"requests/{request_id}/inzage",
+        json={"date": today, "how": "paper", "previewed": f"{version[:8]} {version[8:]}"},
+    )  # spaces around are taken, not within
+    assert (inner.status_code, inner.get_json()["code"]) == (400, "OSO-E606")
+    recorded = old.post(
+        f"requests/{request_id}/inzage",
+        json={"date": today, "how": "paper", "previewed": f" {version.upper()} "},
+    )  # as the service and the command line take it (it was E606 here)
     assert recorded.status_code == 200 and recorded.get_json()["dossier"] == "queued"
+    shown = old.get(f"requests/{request_id}").get_json()["inzage"]
+    assert shown["previewed"] == version

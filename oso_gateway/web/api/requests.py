@@ -17,7 +17,7 @@ from typing import Any, Literal
 from flask import Response, jsonify
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models import Tag  # type: ignore[attr-defined]
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from oso_gateway.errors import RequestNotFound, SchoolNotInScope
 from oso_gateway.transfer.mailbox import DEFAULT_PAGE, MAX_PAGE
@@ -131,13 +131,21 @@ class InzageBody(BaseModel):
     )
     previewed: str | None = Field(
         default=None,
-        pattern="^[0-9a-fA-F]{16}$",
+        pattern=r"^\s*[0-9a-fA-F]{16}\s*$",
         description="The version of the dossier the parents were shown (a request's preview's "
-        "or a push's dry-run's `version`, any case). A request: when what would leave is another "
-        "version now (another dossier posted, an objection recorded or withdrawn), nothing is "
-        "recorded nor released (OSO-E474). A push: only that version passes the gate (another: "
-        "OSO-E471). Recommended: without it, the inzage is of whatever is held or pushed.",
+        "or a push's dry-run's `version`, any case, spaces around). A request: when what would "
+        "leave is another version now (another dossier posted, an objection recorded or "
+        "withdrawn), nothing is recorded nor released (OSO-E474). A push: only that version "
+        "passes the gate (another: OSO-E471). Recommended: without it, the inzage is of "
+        "whatever is held or pushed.",
     )
+
+    @field_validator("previewed")
+    @classmethod
+    def _as_typed(cls, value: str | None) -> str | None:
+        """Spaces around, as the service's ``typed_version`` and the command line take it (a
+        copied version with a space was refused here alone: an integrator's walkthrough)."""
+        return None if value is None else value.strip()
 
     @model_validator(mode="after")
     def _one_or_the_other(self) -> InzageBody:
