@@ -223,6 +223,9 @@ def test_request_endpoints_answer_problems_with_stable_codes(schools: tuple[Las,
     ):
         refused = new.post("requests", json={"requesting_school": "01AB00", **body})
         assert (refused.status_code, refused.get_json()["code"]) == (400, code), body
+        if code == "OSO-E475":  # it only repeated the title (an integrator's walkthrough)
+            detail = refused.get_json()["detail"]
+            assert detail == "a request of school 01AB00 addressed to itself"
     bad = new.post(
         "requests",
         json={

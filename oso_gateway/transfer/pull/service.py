@@ -318,7 +318,7 @@ class PullService:
         if pupil.birth_date > now.date():
             raise PupilIdentifierInvalid("the birth date lies in the future")
         if requesting == old_school:
-            raise RequestPayloadInvalid("a school cannot ask itself for a dossier")
+            raise RequestPayloadInvalid(f"a request of school {requesting} addressed to itself")
         from oso_gateway.transfer.send import new_message_id
 
         request_id = new_message_id()

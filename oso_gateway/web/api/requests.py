@@ -339,10 +339,19 @@ def send_request(body: SendBody, header: am.IdempotencyHeader) -> Response:
         after = remembering(client_id=client_id, key=kept, request_digest=digest, now=_now())
 
     pupil = Pupil(**body.pupil.model_dump())
+    requesting, old_school = _in_scope(body.requesting_school), School.parse(body.old_school)
+    if requesting == old_school:  # its detail only repeated the title (E475 is not the client's
+        # to read in general: a peer's payload errors are E475 too); said as a push says it
+        from oso_gateway.errors import RequestPayloadInvalid
+        from oso_gateway.web.api.problems import problem
+
+        return problem(
+            RequestPayloadInvalid, detail=f"a request of school {requesting} addressed to itself"
+        )
     try:
         record = _pull().send_request(
-            requesting=_in_scope(body.requesting_school),
-            old_school=School.parse(body.old_school),
+            requesting=requesting,
+            old_school=old_school,
             pupil=pupil,
             requested_date=body.requested_date,
             after_insert=after,
