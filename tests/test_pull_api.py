@@ -973,3 +973,27 @@ def test_an_inzage_without_its_date_or_how_or_dated_ahead_is_invalid_input(
     assert recorded.status_code == 200 and recorded.get_json()["dossier"] == "queued"
     shown = old.get(f"requests/{request_id}").get_json()["inzage"]
     assert shown["previewed"] == version
+
+
+def test_a_method_the_route_does_not_take_says_which_it_takes(schools: tuple[Las, Las]) -> None:
+    """A 405 had no Allow header (RFC 9110) and its instance said "(no such route)" of a
+    route that exists (an integrator's walkthrough)."""
+    _new, old = schools
+    request_id = "urn:uuid:00000000-0000-4000-8000-000000000000"
+    for path, allowed, instance in (
+        ("outbox/messages", {"GET", "POST"}, "/api/v1/outbox/messages"),
+        (f"requests/{request_id}/accept", {"POST"}, f"/api/v1/requests/{request_id}/accept"),
+        ("requests/Jan Jansen 2015-04-11/accept", {"POST"}, None),
+    ):
+        answer = old.client.put("/api/v1/" + path, headers=old.auth)
+        assert (answer.status_code, answer.get_json()["code"]) == (405, "OSO-E614"), path
+        methods = {m.strip() for m in answer.headers["Allow"].split(",")}
+        assert allowed <= methods and "PUT" not in methods and "DELETE" not in methods, path
+        shown = answer.get_json()["instance"]
+        if instance is not None:
+            assert shown == instance
+        else:  # the route, with what was typed where the id goes not echoed
+            assert shown.startswith("/api/v1/requests/") and shown.endswith("/accept"), shown
+        assert "Jansen" not in answer.get_data(as_text=True)
+    missing = old.client.put("/api/v1/nowhere", headers=old.auth)
+    assert missing.status_code == 404 and "Allow" not in missing.headers

@@ -32,7 +32,12 @@ from oso_gateway import errors as se
 from oso_gateway.errors import GatewayError
 from oso_gateway.web.api import models as am
 from oso_gateway.web.api.context import API_PREFIX, SERVICES_KEY
-from oso_gateway.web.api.problems import logged_path, problem, problem_response_spec
+from oso_gateway.web.api.problems import (
+    allowed_methods,
+    logged_path,
+    problem,
+    problem_response_spec,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.config import Settings
@@ -343,7 +348,8 @@ def _install_error_handlers(app: SchoolApi) -> None:
         cls = by_status.get(exc.code or 500, se.ApiInternalError)
         # A 429 here is Flask-Limiter's: it sets Retry-After itself, from the window's reset
         # (a value of ours would only be taken if later: it made the wait read 60 s always)
-        return problem(cls)
+        allowed = allowed_methods() if exc.code == 405 else []
+        return problem(cls, headers={"Allow": ", ".join(allowed)} if allowed else None)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

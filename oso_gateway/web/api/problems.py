@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Response, request
+from flask import Response, current_app, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import Rule
 
 from oso_gateway.errors import GatewayError
 from oso_gateway.protocol import shown_id
@@ -73,10 +75,33 @@ def logged_path() -> str:
     """The call's path for the process log: the route with its id when that is one, never what
     was typed where an id goes (a school system put a pupil's name and BSN there, and the log
     held it: a privacy walkthrough). No route: the prefix only."""
-    rule = request.url_rule
+    rule, args = request.url_rule, request.view_args
+    if rule is None:  # a method the route does not take (405): the route all the same
+        rule, args = _route_of_other_method() or (None, None)
     if rule is None:
         return API_PREFIX + "/… (no such route)"
     path = rule.rule
-    for name, value in (request.view_args or {}).items():
+    for name, value in (args or {}).items():
         path = path.replace(f"<{name}>", shown_id(str(value)))
     return path
+
+
+def allowed_methods() -> list[str]:
+    """The methods the route of a 405 takes (its ``Allow`` header, RFC 9110 §15.5.6)."""
+    exc = request.routing_exception
+    return sorted(exc.valid_methods or ()) if isinstance(exc, MethodNotAllowed) else []
+
+
+def _route_of_other_method() -> tuple[Rule, dict[str, Any]] | None:
+    """The rule and arguments the path matches with a method it takes, when the call's own
+    method is not one (a 405); None otherwise. The instance said "(no such route)" of a route
+    that exists (an integrator's walkthrough)."""
+    methods = allowed_methods()
+    if not methods:
+        return None
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    try:
+        rule, args = adapter.match(method=methods[0], return_rule=True)
+    except HTTPException:
+        return None
+    return rule, dict(args)
