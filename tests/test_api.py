@@ -301,8 +301,12 @@ def test_cancel_before_delivery_and_retry_only_when_failed(api: LiveApi) -> None
     message_id = submit(api, dossier_for("POVO", SCHOOL_A, seed=44)).json()["message"]["message_id"]
     retry = api.post(f"outbox/messages/{message_id}/retry", SCHOOL_A)
     assert retry.status_code == 409 and retry.json()["code"] == "OSO-E605"
+    # the status it is in, not the title again (an integrator's walkthrough)
+    assert retry.json()["detail"] == "cannot retry a message in status queued"
     cancel = api.post(f"outbox/messages/{message_id}/cancel", SCHOOL_A)
     assert cancel.status_code == 200 and cancel.json()["status"] == "cancelled"
+    late = api.post(f"outbox/messages/{message_id}/retry", SCHOOL_A)
+    assert late.json()["detail"] == "cannot retry a message in status cancelled"
     shown = api.get(f"outbox/messages/{message_id}", SCHOOL_A).json()
     assert [e["status"] for e in shown["events"]] == ["queued", "cancelled"]
     receipt = api.get(f"receipts/{message_id}", SCHOOL_A)
@@ -366,6 +370,9 @@ def test_decline_keeps_the_record_and_drops_the_content(api: LiveApi) -> None:
     assert gone.status_code == 410 and gone.json()["code"] == "OSO-E611"
     shown = api.get(f"inbox/messages/{message_id}", SCHOOL_A).json()
     assert shown["decline_reason"] == "pupil did not enrol"
+    ack = api.post(f"inbox/messages/{message_id}/ack", SCHOOL_A)
+    assert (ack.status_code, ack.json()["code"]) == (409, "OSO-E605")
+    assert ack.json()["detail"] == "cannot ack a message in status declined"
 
 
 @pytest.mark.parametrize(

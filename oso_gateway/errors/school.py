@@ -57,6 +57,9 @@ class StatusConflict(RemoteError):
     """The message's status does not allow the action (e.g. cancel after delivery)."""
 
     code = "OSO-E605"
+    # the detail names the action and the message's status (words of ours, no pupil data):
+    # the school API showed only the title (an integrator's walkthrough)
+    client_detail = True
     http_status = 409
     public_message = "The message's status does not allow this action."
 

@@ -2,8 +2,9 @@
 
 What a caller is told is the error class's ``public_message``, the code, and for validation the
 rule codes with their locations. ``detail`` is for our log, except for the classes that mark it
-``client_detail`` (the pull workflow's refusals of the caller's own steps: a state, field names,
-the caller's own date), whose detail is the problem's. No pupil data.
+``client_detail`` (the pull workflow's refusals of the caller's own steps, a message's status
+that does not allow an action: a state, field names, the caller's own date), whose detail is
+the problem's; and a ``detail`` the API passes in its own words. No pupil data.
 """
 
 from __future__ import annotations
