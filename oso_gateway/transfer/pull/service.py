@@ -80,8 +80,6 @@ from oso_gateway.transfer.send import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sqlalchemy.orm import Session
-
     from oso_gateway.dossier.preview import DossierPreview
 
 log = logging.getLogger(__name__)
@@ -772,12 +770,14 @@ class PullService:
         records = PrivacyRecords(self.store.engine, self.store.cipher)
         return records.pushed_since(school=school, pupil_number=identifier, since=entry.recorded_at)
 
-    def recheck_push(self, session: Session, prepared: PreparedMessage, message_id: str) -> None:
+    def recheck_push(self, session: Any, prepared: PreparedMessage, message_id: str) -> None:
         """``check_push``'s "one inzage, one push" once more inside the queueing transaction of
         ``message_id``, under a lock on the school and pupil (``lock_pupil_pushes``): of several
         pushes of one pupil queued at once on one inzage, only the first passes (each passed
         the early check, made before any of them was queued: a security review sent one
-        inzage's dossier to three schools). Raises E471; nothing is then queued."""
+        inzage's dossier to three schools). Raises E471; nothing is then queued. ``session``:
+        the queueing transaction's (a SQLAlchemy session: no type of it here, where no
+        SQLAlchemy is imported, the import-linter's contract)."""
         from oso_gateway.store.disclosures import PrivacyRecords, lock_pupil_pushes
 
         if prepared.relates_to is not None or prepared.action != wire.ACTION_DELIVER:
