@@ -1337,3 +1337,49 @@ def test_the_logged_size_of_a_request_does_not_give_the_names_length(pp: PullPai
         }
         assert set(sizes) == set(ids)
         assert len(set(sizes.values())) == 1 and int(next(iter(sizes.values()))) % 1024 == 0
+
+
+@pytest.mark.parametrize("step", ["accept", "decline", "withdraw", "waiver"])
+def test_a_step_sent_twice_at_once_is_done_once_and_both_answer_as_the_first(
+    pp: PullPair, step: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two identical calls that both read the request before either stored the step: the
+    second's store is refused (the first's stands) and it answers as the first did, not E474;
+    one answer goes to the new school, one waiver is recorded."""
+    request_id, _ = _request(pp)
+    if step == "waiver":
+        pp.old.pull.settings = replace(
+            pp.old.pull.settings, default_policy=SchoolPolicy(inzage=INZAGE_OR_WAIVER)
+        )
+    service = pp.new.pull if step == "withdraw" else pp.old.pull
+    side = m.REQUESTER if step == "withdraw" else m.HOLDER
+    run = {
+        "accept": lambda: service.accept(request_id, ready_by=date(2030, 1, 15)),
+        "decline": lambda: service.decline(request_id, reason="other", text="moved abroad"),
+        "withdraw": lambda: service.withdraw(request_id),
+        "waiver": lambda: service.record_inzage(
+            request_id, inzage_date=None, how=None, waiver="no show"
+        ),
+    }[step]
+    as_read = service.find(request_id, side=side)  # before the first call stored anything
+    first = run()
+    real_find = service.find
+    calls = iter([as_read])
+    monkeypatch.setattr(service, "find", lambda *a, **k: next(calls, None) or real_find(*a, **k))
+    outbox_before = len(service.store.list_messages(direction=m.OUT))
+    second = run()
+    assert second == first or (second.status, second.pk) == (first.status, first.pk)
+    assert len(service.store.list_messages(direction=m.OUT)) == outbox_before  # no 2nd answer
+    monkeypatch.setattr(service, "find", real_find)
+    other = {
+        "accept": lambda: service.accept(request_id, ready_by=date(2030, 2, 1)),
+        "decline": lambda: service.decline(request_id, reason="unknown-pupil"),
+        "withdraw": None,
+        "waiver": lambda: service.record_inzage(
+            request_id, inzage_date=date(2026, 1, 5), how="paper"
+        ),
+    }[step]
+    if other is not None:
+        with pytest.raises(GatewayError) as info:
+            other()
+        assert _code(info) == "OSO-E474"
