@@ -21,6 +21,11 @@ _T = TypeVar("_T")
 #: Runs inside an import transaction with its session and the stored message row (the message
 #: kind's own rows; tests: a crash).
 AfterInsert = Callable[[Session, "MessageRecord"], None]
+#: A store transaction's session as the layers above the store name it in their types (they
+#: import no SQLAlchemy: lint-imports' contract).
+TransactionSession = Session
+#: Runs inside the outbox's queueing transaction: session, message id, the message's columns.
+OnInsert = Callable[[Session, str, dict[str, object]], None]
 
 
 def in_turn(*hooks: AfterInsert | None) -> AfterInsert | None:

@@ -55,9 +55,8 @@ from oso_gateway.transfer.send import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sqlalchemy.orm import Session
-
     from oso_gateway.store.pull import InzageEntry
+    from oso_gateway.store.records import OnInsert, TransactionSession
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +133,7 @@ class Outbox:
         self.gate: Callable[[PreparedDossier], None] | None = None
         #: what of ``gate`` must hold once more inside the queueing transaction (session,
         #: prepared, message id): "one inzage, one push" against pushes queued at once
-        self.gate_again: Callable[[Session, PreparedDossier, str], None] | None = None
+        self.gate_again: Callable[[TransactionSession, PreparedDossier, str], None] | None = None
 
     # --- queueing ----------------------------------------------------------------------------
 
@@ -199,13 +198,15 @@ class Outbox:
 
     def _on_insert(
         self, prepared: PreparedDossier, now: datetime, inzage: InzageEntry | None
-    ) -> Callable[[Session, str, dict[str, object]], None] | None:
+    ) -> OnInsert | None:
         """What runs in the queueing transaction: ``gate_again``, then the disclosure record."""
         again, write = self.gate_again, self._disclosure_hook(prepared, now, inzage)
         if again is None:
             return write
 
-        def on_insert(session: Session, message_id: str, columns: dict[str, object]) -> None:
+        def on_insert(
+            session: TransactionSession, message_id: str, columns: dict[str, object]
+        ) -> None:
             assert again is not None
             again(session, prepared, message_id)
             if write is not None:
