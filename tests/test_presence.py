@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,19 +50,6 @@ def _down_revision() -> str:
     down = script.get_revision(head_revision()).down_revision
     assert isinstance(down, str)
     return down
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        eng = create_store_engine(f"sqlite:///{tmp_path / 'gateway.sqlite'}")
-        upgrade(eng)
-        yield eng
-        eng.dispose()
-        return
-    with postgres_schema_engine(request.getfixturevalue("postgres_url"), "p") as eng:
-        upgrade(eng)
-        yield eng
 
 
 def test_an_upgrade_is_refused_while_a_process_holds_its_presence(engine: Engine) -> None:

@@ -203,6 +203,23 @@ def writer(engine: Engine) -> Engine:
     return engine
 
 
+def lock_file_beside(engine: Engine, suffix: str) -> Path | None:
+    """``<database><suffix>`` beside a SQLite database file, for an ``flock`` (None: not a
+    SQLite file, or no ``fcntl``: PostgreSQL, in-memory, a URI database)."""
+    database = engine.url.database or ""
+    if (
+        fcntl is None
+        or engine.dialect.name != "sqlite"
+        or not database
+        or database == ":memory:"
+        or database.startswith("file:")
+        or engine.url.query.get("uri")
+    ):
+        return None
+    path = Path(os.path.abspath(Path(database).expanduser()))
+    return path.with_name(path.name + suffix)
+
+
 def writer_gate(engine: Engine) -> Callable[[], contextlib.AbstractContextManager[None]]:
     """A lock that queues this database's writers across processes (SQLite files only).
 
@@ -214,17 +231,9 @@ def writer_gate(engine: Engine) -> Callable[[], contextlib.AbstractContextManage
     (``BEGIN IMMEDIATE``, busy timeout). Held longer than the busy timeout: StoreUnavailable.
     Elsewhere (PostgreSQL, in-memory SQLite, no ``fcntl``) the gate does nothing.
     """
-    database = engine.url.database or ""
-    if (
-        fcntl is None
-        or engine.dialect.name != "sqlite"
-        or not database
-        or database == ":memory:"
-        or database.startswith("file:")
-        or engine.url.query.get("uri")
-    ):
+    path = lock_file_beside(engine, "-writer.lock")
+    if path is None:
         return contextlib.nullcontext
-    path = Path(database).expanduser().with_name(Path(database).name + "-writer.lock")
 
     @contextlib.contextmanager
     def gate() -> Iterator[None]:

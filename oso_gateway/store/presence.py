@@ -34,7 +34,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import NullPool
 
 from oso_gateway.errors import GatewayRunning, StoreUnavailable, UpgradeInProgress
-from oso_gateway.store.engine import unavailable_as_typed_error
+from oso_gateway.store.engine import lock_file_beside, unavailable_as_typed_error
 
 try:
     import fcntl
@@ -57,18 +57,7 @@ CHECK_SECONDS = 10.0
 
 def lock_file(engine: Engine) -> Path | None:
     """The lock file of a SQLite database file (None: PostgreSQL, or nothing to hold)."""
-    database = engine.url.database or ""
-    if (
-        fcntl is None
-        or engine.dialect.name != "sqlite"
-        or not database
-        or database == ":memory:"
-        or database.startswith("file:")
-        or engine.url.query.get("uri")
-    ):
-        return None
-    path = Path(os.path.abspath(Path(database).expanduser()))
-    return path.with_name(path.name + "-running.lock")
+    return lock_file_beside(engine, "-running.lock")
 
 
 def _pg_keys(engine: Engine) -> dict[str, int]:
