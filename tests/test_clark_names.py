@@ -39,7 +39,8 @@ def test_an_element_path_and_the_wrapper_namespaces_take_such_names() -> None:
     # no ValueError; names the schema does not declare are "*" (a document's own names may be
     # anything), the schema's own are named by their local name in any namespace
     assert element_path(root[0]) == "/*/*"
-    odd = parse_xml(b'<dossier xmlns="}rn:a"><leerling/></dossier>').getroot()
+    odd = parse_xml(b'<dossier xmlns="}rn:a"><leerling xmlns="POPOb">x</leerling></dossier>')
+    odd = odd.getroot()
     assert element_path(odd[0]) == "/dossier/leerling"
     assert _namespaces_of("{urn:soap}Body", ("{x}y}attr", "plain")) == frozenset(
         {"urn:soap", "x}y"}
