@@ -137,21 +137,8 @@ def send_command(
                 queued.append((label, prepared.message_id))
                 # a large dossier is not held while the next one, or --wait, runs
                 del data, prepared
-        if isinstance(setup, StoreUnavailable):
-            click.echo(
-                f"\nerror: {setup.code}: this gateway's own database: {setup.detail}\n"
-                f"nothing more was queued ({len(queued)} before it); once the database is back, "
-                "send the same files again: those already queued are refused as duplicates "
-                "(OSO-E610), the rest are queued",
-                err=True,
-            )
-        elif setup is not None:
-            click.echo(
-                f"\nerror: {setup.code}: {setup.detail}\n"
-                f"no dossier can go to {school} until this is fixed (it is the set-up, not a "
-                f"dossier: `oso-gateway directory check`); {len(queued)} queued before it",
-                err=True,
-            )
+        if setup is not None:
+            _say_setup(setup, school, len(queued))
         click.echo(f"queued {len(queued)} dossier(s) for {school}, rejected {rejected}")
         if removed:
             shown = ", ".join(f"{k}: {v}" for k, v in sorted(removed.items()))
@@ -171,6 +158,25 @@ def send_command(
         raise SystemExit(2)
     if rejected or failed:
         raise SystemExit(1)
+
+
+def _say_setup(setup: GatewayError, school: object, queued: int) -> None:
+    """What stopped ``send`` before the last dossier: ours to fix, not the dossiers'."""
+    if isinstance(setup, StoreUnavailable):
+        click.echo(
+            f"\nerror: {setup.code}: this gateway's own database: {setup.detail}\n"
+            f"nothing more was queued ({queued} before it); once the database is back, "
+            "send the same files again: those already queued are refused as duplicates "
+            "(OSO-E610), the rest are queued",
+            err=True,
+        )
+        return
+    click.echo(
+        f"\nerror: {setup.code}: {setup.detail}\n"
+        f"no dossier can go to {school} until this is fixed (it is the set-up, not a "
+        f"dossier: `oso-gateway directory check`); {queued} queued before it",
+        err=True,
+    )
 
 
 #: what fails every dossier for the school alike: the directory has no such school, or no
