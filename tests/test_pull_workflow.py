@@ -822,6 +822,46 @@ def test_pushes_queued_at_once_on_one_inzage_let_one_through(tmp_path: Path) -> 
         pp.close()
 
 
+def test_a_push_that_was_tried_counts_after_a_retry_and_a_cancel(tmp_path: Path) -> None:
+    """A retry sets the attempt count back to 0: a push that was tried (and may have arrived),
+    retried and then cancelled read as "never left", and a second push went on the same
+    inzage (a review). Whether it was tried is read from its events."""
+    from oso_gateway.store.mailbox import Mailbox
+
+    pp = make_pull_pair(tmp_path, policy=SchoolPolicy(push_requires_inzage=True))
+    try:
+        data = dossier(pp.clock)
+        pp.old.pull.record_push_inzage(
+            school=OLD,
+            pupil_identifier=pupil_of(data).identifier,
+            inzage_date=date(2026, 1, 5),
+            how="meeting",
+        )
+
+        def push() -> None:
+            prepared = prepare_dossier(
+                data, to=NEW, directory=pp.directory, config=pp.old.outbox.config, now=pp.clock()
+            )
+            pp.old.outbox.enqueue(prepared)
+
+        push()
+        store = pp.old.store
+        claimed = store.claim_next_outbound(now=pp.clock(), lease=timedelta(minutes=5))
+        assert claimed is not None  # on the wire: it may arrive, whatever happens next
+        store.mark_retry(
+            claimed.pk, error_code="OSO-E461", next_attempt_at=pp.clock(), now=pp.clock()
+        )
+        mailbox = Mailbox(store)
+        assert mailbox.retry(claimed.pk, now=pp.clock()).attempts == 0
+        mailbox.cancel(claimed.pk, now=pp.clock())
+        pp.clock.advance(timedelta(minutes=5))
+        with pytest.raises(GatewayError) as refused:
+            push()
+        assert _code(refused) == "OSO-E471" and "earlier push" in refused.value.detail
+    finally:
+        pp.close()
+
+
 def test_a_push_without_the_policy_needs_no_inzage(pp: PullPair) -> None:
     data = dossier(pp.clock)
     pp.push(data)

@@ -49,6 +49,8 @@ class DisclosureRecord:
     attempts: int = 0
     #: the request it answered (a pull delivery); None: a push
     relates_to: str | None = None
+    #: whether a delivery of it was ever tried (its events; a retry sets ``attempts`` back)
+    tried: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -222,8 +224,16 @@ class PrivacyRecords:
         """Newest first, by message id or by pupil; each with its message's status now (a
         record is written when the message is queued: it may since have been cancelled).
         ``session``: read in that transaction (else in one of its own)."""
+        tried = (
+            select(m.MessageEvent.id)
+            .where(m.MessageEvent.message_pk == m.Message.id)
+            .where(m.MessageEvent.status.in_(_TRIED))
+            .exists()
+        )
         stmt = (
-            select(m.Disclosure, m.Message.status, m.Message.attempts, m.Message.relates_to)
+            select(
+                m.Disclosure, m.Message.status, m.Message.attempts, m.Message.relates_to, tried
+            )
             .outerjoin(
                 m.Message,
                 (m.Message.message_id == m.Disclosure.message_id) & (m.Message.direction == m.OUT),
@@ -237,8 +247,8 @@ class PrivacyRecords:
 
         def read(session: Session) -> list[DisclosureRecord]:
             return [
-                _disclosure(row, status, attempts, relates_to)
-                for row, status, attempts, relates_to in session.execute(stmt)
+                _disclosure(row, status, attempts, relates_to, bool(was_tried))
+                for row, status, attempts, relates_to, was_tried in session.execute(stmt)
             ]
 
         return read(session) if session is not None else self._read(read)
@@ -254,13 +264,16 @@ class PrivacyRecords:
     ) -> bool:
         """Whether a push (no request) of the pupil from ``school`` was queued at or after
         ``since`` and left, or may have (it was tried): one cancelled before any attempt never
-        left. ``other_than``: a message id not to count (the one being queued)."""
+        left. Whether it was tried is read from its events, not its attempt count, which a
+        retry sets back to 0 (a retried push that may have arrived, then cancelled, let a
+        second push go on the same inzage: a review). ``other_than``: a message id not to
+        count (the one being queued)."""
         return any(
             d.sending_school == school
             and d.relates_to is None
             and d.prepared_at >= since
             and d.message_id != other_than
-            and not (d.status == m.CANCELLED and d.attempts == 0)
+            and not (d.status == m.CANCELLED and not d.tried)
             for d in self.disclosures(pupil_number=pupil_number, session=session)
         )
 
@@ -364,8 +377,16 @@ def lock_pupil_pushes(session: Session, school: str, pupil_hash: str) -> None:
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
+#: the statuses a message enters only once a delivery of it was tried
+_TRIED = (m.SENDING, m.AWAITING_RECEIPT, m.RETRYING, m.FAILED, m.DELIVERED)
+
+
 def _disclosure(
-    row: m.Disclosure, status: str | None, attempts: int | None, relates_to: str | None = None
+    row: m.Disclosure,
+    status: str | None,
+    attempts: int | None,
+    relates_to: str | None = None,
+    tried: bool = False,
 ) -> DisclosureRecord:
     return DisclosureRecord(
         message_id=row.message_id,
@@ -383,4 +404,5 @@ def _disclosure(
         status=status,
         attempts=attempts or 0,
         relates_to=relates_to,
+        tried=tried or bool(attempts),
     )
