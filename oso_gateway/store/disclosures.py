@@ -231,9 +231,7 @@ class PrivacyRecords:
             .exists()
         )
         stmt = (
-            select(
-                m.Disclosure, m.Message.status, m.Message.attempts, m.Message.relates_to, tried
-            )
+            select(m.Disclosure, m.Message.status, m.Message.attempts, m.Message.relates_to, tried)
             .outerjoin(
                 m.Message,
                 (m.Message.message_id == m.Disclosure.message_id) & (m.Message.direction == m.OUT),
