@@ -149,7 +149,8 @@ def test_gateways_in_other_schemas_of_the_database_do_not_hold_each_other(
 def test_a_presence_lost_with_its_connection_is_taken_again(postgres_url: str) -> None:
     with postgres_schema_engine(postgres_url, "r") as engine:
         upgrade(engine)
-        presence = Presence(engine, what="serve")
+        moved: list[int] = []
+        presence = Presence(engine, what="serve", on_schema_moved=lambda: moved.append(1))
         try:
             assert presence.check()
             _one_behind(engine)
@@ -165,10 +166,94 @@ def test_a_presence_lost_with_its_connection_is_taken_again(postgres_url: str) -
             upgrade(engine)  # nothing held it for a moment
             _one_behind(engine)
             assert presence.check()  # the keeper's look: a new connection, the lock again
+            assert moved == [1]  # and the schema is not this code's any more: it stops
             with pytest.raises(GatewayRunning):
                 upgrade(engine)
         finally:
             presence.close()
+
+
+@pytest.mark.postgres
+def test_a_process_whose_schema_moved_while_unmarked_is_stopped(postgres_url: str) -> None:
+    """The mark lost (a database restart), a newer release's upgrade ran meanwhile: the
+    process took its mark again and ran on, its code on a schema it does not know (a
+    review). Now it is stopped (``on_schema_moved``: SIGTERM in a real process)."""
+    with postgres_schema_engine(postgres_url, "m") as engine:
+        upgrade(engine)
+        stopped: list[int] = []
+        presence = Presence(engine, what="serve", on_schema_moved=lambda: stopped.append(1))
+        try:
+            assert presence.check() and not stopped  # marked and current: nothing to do
+            with engine.begin() as connection:
+                connection.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name LIKE 'oso-gateway presence%'"
+                    )
+                )
+                connection.execute(text("UPDATE alembic_version SET version_num = 'x_newer_1'"))
+            time.sleep(0.2)
+            assert presence.check() and stopped == [1]
+        finally:
+            presence.close()
+            with engine.begin() as connection:
+                connection.execute(
+                    text("UPDATE alembic_version SET version_num = :v"), {"v": head_revision()}
+                )
+
+
+def test_closing_does_not_wait_for_a_check_that_hangs(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check stuck on a stopped database held the lock that close() waited for, and a stop
+    hung with it (a review)."""
+    from oso_gateway.store import presence as presence_module
+
+    monkeypatch.setattr(presence_module, "CLOSE_WAIT", 0.2)
+    presence = Presence(engine, what="serve")
+    presence._lock.acquire()  # as a hanging check holds it
+    try:
+        started = time.monotonic()
+        presence.close()
+        assert time.monotonic() - started < 2
+    finally:
+        presence._lock.release()
+    presence.close()  # and a later close lets go of the mark
+    _one_behind(engine)
+    upgrade(engine)
+
+
+def test_a_lock_file_that_cannot_be_opened_is_a_configuration_error(tmp_path: Path) -> None:
+    from oso_gateway.errors import ConfigError
+
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'gateway.sqlite'}")
+    upgrade(engine)
+    path = lock_file(engine)
+    assert path is not None
+    path.unlink(missing_ok=True)  # the upgrade made it
+    path.mkdir()  # stands in for a file this user cannot open (as root, modes do not stop it)
+    with pytest.raises(ConfigError) as refused:
+        Presence(engine, what="serve")
+    assert str(path) in refused.value.detail and refused.value.code == "OSO-E501"
+    engine.dispose()
+
+
+def test_a_symlink_to_the_database_names_the_same_lock(tmp_path: Path) -> None:
+    real = tmp_path / "gateway.sqlite"
+    engine = create_store_engine(f"sqlite:///{real}")
+    upgrade(engine)
+    (tmp_path / "link.sqlite").symlink_to(real)
+    linked = create_store_engine(f"sqlite:///{tmp_path / 'link.sqlite'}")
+    presence = Presence(linked, what="serve")
+    try:
+        assert lock_file(linked) == lock_file(engine)
+        _one_behind(engine)
+        with pytest.raises(GatewayRunning):
+            upgrade(engine)
+    finally:
+        presence.close()
+        linked.dispose()
+        engine.dispose()
 
 
 def test_an_in_memory_database_holds_nothing() -> None:

@@ -216,7 +216,8 @@ def lock_file_beside(engine: Engine, suffix: str) -> Path | None:
         or engine.url.query.get("uri")
     ):
         return None
-    path = Path(os.path.abspath(Path(database).expanduser()))
+    # the real path: a symlink to the database file names the same lock (a review)
+    path = Path(os.path.realpath(Path(database).expanduser()))
     return path.with_name(path.name + suffix)
 
 

@@ -23,17 +23,18 @@ import contextlib
 import hashlib
 import logging
 import os
+import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import NullPool
 
-from oso_gateway.errors import GatewayRunning, StoreUnavailable, UpgradeInProgress
+from oso_gateway.errors import ConfigError, GatewayRunning, StoreUnavailable, UpgradeInProgress
 from oso_gateway.store.engine import lock_file_beside, unavailable_as_typed_error
 
 try:
@@ -53,6 +54,8 @@ APPLICATION_PREFIX = "oso-gateway presence"
 WAIT_SECONDS = 60.0
 #: how often the keeper looks at its PostgreSQL connection (seconds)
 CHECK_SECONDS = 10.0
+#: how long ``close`` waits for a check in progress (seconds)
+CLOSE_WAIT = 5.0
 
 
 def lock_file(engine: Engine) -> Path | None:
@@ -76,8 +79,18 @@ def _in_memory(engine: Engine) -> bool:
 class Presence:
     """This process's shared hold on its database (see the module). ``close`` lets go."""
 
-    def __init__(self, engine: Engine, *, what: str, wait: float = WAIT_SECONDS) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        what: str,
+        wait: float = WAIT_SECONDS,
+        on_schema_moved: Callable[[], None] | None = None,
+    ) -> None:
         self.engine = engine
+        #: what ``check`` does when the schema moved while the mark was lost (default: SIGTERM
+        #: to this process, which every long-running one takes as "drain and stop")
+        self.on_schema_moved = on_schema_moved or (lambda: os.kill(os.getpid(), signal.SIGTERM))
         self.name = f"{APPLICATION_PREFIX}: {what} on {socket.gethostname()} pid {os.getpid()}"
         self._fd: int | None = None
         self._connection: Connection | None = None
@@ -118,7 +131,7 @@ class Presence:
     def _take_file(self, path: Path) -> bool:
         assert fcntl is not None
         if self._fd is None:
-            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            self._fd = _open_lock(path)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -166,6 +179,7 @@ class Presence:
             try:
                 if self._take_advisory():
                     log.warning("this process is marked as running on its database again")
+                    self._schema_still_current()
                     return True
                 log.error(
                     "cannot mark this process as running on its database: a `db upgrade` is "
@@ -174,6 +188,23 @@ class Presence:
             except StoreUnavailable as exc:
                 log.warning("cannot mark this process as running yet: %s", exc.code)
             return False
+
+    def _schema_still_current(self) -> None:
+        """After the mark was lost, an upgrade may have run meanwhile: this process's code
+        would then run on a schema it does not know (a review). It is stopped instead."""
+        from oso_gateway.errors import SchemaNotCurrent
+        from oso_gateway.store.migrate import check_schema_current
+
+        try:
+            check_schema_current(self.engine)
+        except SchemaNotCurrent as exc:
+            log.error(
+                "the database was migrated while this process was not marked as running "
+                "(%s %s): stopping it; start it again with the release that matches",
+                exc.code,
+                exc.detail,
+            )
+            self.on_schema_moved()
 
     def keep(self, interval: float = CHECK_SECONDS) -> threading.Thread | None:
         """PostgreSQL: a thread that runs ``check`` every ``interval`` seconds until ``close``
@@ -193,17 +224,41 @@ class Presence:
         return thread
 
     def close(self) -> None:
+        """Let go of the mark. It does not wait more than ``CLOSE_WAIT`` seconds for a check
+        that hangs (a stopped database, a half-open connection: a stop hung on it, a review);
+        the process's end then lets go of it."""
         self._stop.set()
-        with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)  # releases the flock
-                self._fd = None
-            if self._connection is not None:
-                with contextlib.suppress(sa_exc.DBAPIError):
-                    self._connection.close()  # the session's advisory lock ends with it
-                self._connection = None
-            if self._own is not None:
-                self._own.dispose()
+        if not self._lock.acquire(timeout=CLOSE_WAIT):
+            log.warning("a check of this process's running mark hangs: not waiting for it")
+            return
+        try:
+            self._release()
+        finally:
+            self._lock.release()
+
+    def _release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the flock
+            self._fd = None
+        if self._connection is not None:
+            with contextlib.suppress(sa_exc.DBAPIError):
+                self._connection.close()  # the session's advisory lock ends with it
+            self._connection = None
+        if self._own is not None:
+            self._own.dispose()
+
+
+def _open_lock(path: Path) -> int:
+    """The lock file, created its owner's alone; ``ConfigError`` (exit 2) naming it when it
+    cannot be opened (made by another user, say ``db upgrade`` run as root: it was a raw
+    PermissionError, a review)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot open the lock file {path} ({exc.strerror}): it must be the gateway "
+            "user's, as the database is (remove it while no gateway process runs)"
+        ) from None
 
 
 def holders(engine: Engine) -> list[str]:
@@ -241,7 +296,7 @@ def exclusive(engine: Engine) -> Iterator[None]:
 @contextlib.contextmanager
 def _exclusive_file(path: Path) -> Iterator[None]:
     assert fcntl is not None
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    fd = _open_lock(path)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
