@@ -244,6 +244,23 @@ def test_a_configuration_the_loader_chokes_on_does_not_end_the_reloading(
             watcher.join(5)
 
 
+def test_a_failing_reload_hook_shows_in_the_metric(
+    pair: tuple[GatewayServices, GatewayServices, Path],
+) -> None:
+    """The TLS listener's reload failed (a CRL its loader takes but OpenSSL's does not), the
+    listener kept its old CRLs, and the metric said all was well (a review)."""
+    receiver, _sender, crl_file = pair
+
+    def tls_refuses() -> None:
+        raise ValueError("the TLS context did not load")
+
+    reloader = trust_reloader(receiver)
+    reloader.on_reload.append(tls_refuses)
+    _write_crl_revoking(crl_file, None, number=104)
+    assert reloader.check() is True  # the trust material is reloaded ...
+    assert receiver.trust_reload_refused == "ValueError"  # ... the listener's part is not
+
+
 def test_the_reload_loop_outlives_a_failing_check(
     pair: tuple[GatewayServices, GatewayServices, Path], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -142,6 +142,22 @@ def test_a_name_the_schema_does_not_declare_is_not_quoted() -> None:
     assert "(a name not in the schema)" in text and "'leerling'" in text
 
 
+def test_a_made_up_name_in_a_standard_namespace_is_not_quoted() -> None:
+    """Any name in a w3.org namespace passed as standard, so a document could put anything
+    there (a review); only the XML and XSI names themselves are quoted."""
+    xsi = "{http://www.w3.org/2001/XMLSchema-instance}"
+    for raw in (
+        "Element '{http://www.w3.org/Jansen-123456782}Jansen999999527': This element is not "
+        "expected.",
+        f"Element 'leerling', attribute '{xsi}Jansen999999527': The attribute "
+        f"'{xsi}Jansen999999527' is not allowed.",
+        "Element 'leerling', attribute 'xml:Jansen999999527': The attribute is not allowed.",
+    ):
+        assert "Jansen" not in sanitise_message(raw), raw
+    kept = sanitise_message(f"Element 'leerling', attribute '{xsi}type': not resolved.")
+    assert f"'{xsi}type'" in kept
+
+
 def test_sanitiser_removes_values_containing_quotes() -> None:
     raw = (
         f"Element '{{{DOSSIER_NS}}}achternaam': [facet 'maxLength'] The value '{SECRET}' has a "

@@ -202,8 +202,19 @@ def _schema_names() -> frozenset[str]:
     )
 
 
-#: names of the XML and XML Schema instance namespaces a message may name as they are
-_STANDARD_NAMES = re.compile(r"^(?:xsi?:|xml:|\{http://www\.w3\.org/)")
+_XSI = "{http://www.w3.org/2001/XMLSchema-instance}"
+_XML = "{http://www.w3.org/XML/1998/namespace}"
+#: the names of the XML and XML Schema instance namespaces a message may name as they are
+#: (exactly these: any other name in those namespaces is the document's own, a review)
+_STANDARD_NAMES = frozenset(
+    f"{prefix}{name}"
+    for prefixes, names in (
+        (("xsi:", _XSI), ("type", "nil", "schemaLocation", "noNamespaceSchemaLocation")),
+        (("xml:", _XML), ("lang", "space", "base", "id")),
+    )
+    for prefix in prefixes
+    for name in names
+)
 _QUOTED = re.compile(r"'([^']*)'")
 UNKNOWN_NAME = "(a name not in the schema)"
 
@@ -215,9 +226,7 @@ def _hide_unknown_names(head: str, rest: str) -> tuple[str, str]:
     walkthrough)."""
     known = _schema_names()
     unknown = {
-        name
-        for name in _QUOTED.findall(head)
-        if name not in known and not _STANDARD_NAMES.match(name)
+        name for name in _QUOTED.findall(head) if name not in known and name not in _STANDARD_NAMES
     }
     for name in unknown:
         head = head.replace(f"'{name}'", f"'{UNKNOWN_NAME}'")

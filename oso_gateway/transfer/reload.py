@@ -120,8 +120,10 @@ class TrustReloader:
         for callback in self.on_reload:
             try:
                 callback()
-            except Exception:  # e.g. the TLS context: the rest of the reload stands
-                log.exception("a reload hook failed")
+            except Exception as exc:  # e.g. the TLS context: the rest of the reload stands
+                # and the metric says so: the listener keeps its old CRLs (a review)
+                self.services.trust_reload_refused = getattr(exc, "code", type(exc).__name__)
+                log.exception("a reload hook failed (the TLS listener keeps its CRLs)")
         log.info("trust material reloaded (%d CRLs)", len(trust.crls))
         return True
 
