@@ -474,7 +474,14 @@ def tls_context_from_settings(settings: Settings) -> tuple[ssl.SSLContext, Path,
     if server.tls_cert_file is None or server.tls_key_file is None:
         raise ConfigError("serving needs server.tls_cert_file and server.tls_key_file")
     client_ca = server.tls_client_ca_file or tls_bundle(settings)
-    crls = settings.trust.crl_files if settings.trust.require_crl else ()
+    # the configured CRLs and those fetched from the distribution points, as the WS-Security
+    # check has them: a peer revoked by a fetched CRL passed the handshake (a review); of two
+    # CRLs of one issuer OpenSSL takes the newest
+    crls = (
+        (*settings.trust.crl_files, *cached_crl_files(settings.crl_cache_dir))
+        if settings.trust.require_crl
+        else ()
+    )
     context = server_ssl_context(
         cert_file=server.tls_cert_file,
         key_file=server.tls_key_file,

@@ -125,6 +125,44 @@ def test_a_replaced_crl_revoking_the_peer_is_enforced_without_a_restart(
         running.stop()
 
 
+def test_a_fetched_crl_revoking_the_peer_is_enforced_in_the_handshake_too(
+    pair: tuple[GatewayServices, GatewayServices, Path],
+) -> None:
+    """The TLS listener read only the configured CRL files, not those fetched from the
+    distribution points: a peer revoked by a fetched CRL completed the handshake (a review; the
+    WS-Security check refused it later)."""
+    import socket
+    import ssl
+
+    receiver, sender, _crl = pair
+    cache = receiver.settings.crl_cache_dir
+    cache.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
+    serial = sender.identities[0].certificate.serial_number
+    fetched = make_crl(
+        issuer=_issuing_ca(),
+        this_update=now,
+        next_update=now + timedelta(days=7),
+        revoked=[(serial, now)],
+        number=200,
+    )
+    (cache / "issuing.crl.pem").write_bytes(crl_pem(fetched))
+    running = start_gateway_in_thread(receiver.settings, services=receiver, threads=2, port=0)
+    try:
+        host, port = running.server.bind_addr[:2]
+        context = ssl.create_default_context(cafile=str(CERTS / "ca-bundle.pem"))
+        oin = sender.identities[0].oin
+        context.load_cert_chain(CERTS / f"gateway-{oin}.crt.pem", CERTS / f"gateway-{oin}.key.pem")
+        with socket.create_connection((host, port), timeout=10) as raw:
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                    tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                    if not tls.recv(100):  # TLS 1.3: the refusal comes with the first read
+                        raise ConnectionError("closed")
+    finally:
+        running.stop()
+
+
 def test_a_broken_replacement_is_refused_and_the_current_material_stays(
     pair: tuple[GatewayServices, GatewayServices, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
