@@ -806,7 +806,7 @@ def test_a_step_sent_again_answers_as_the_first_and_other_content_says_it_was_do
     xml = {"Content-Type": "application/xml"}
     assert old.post(f"requests/{request_id}/dossier", data=data, headers=xml).status_code == 200
     version = old.get(f"requests/{request_id}/preview").get_json()["version"]
-    inzage = {"date": "2026-01-05", "how": "meeting", "previewed": version}
+    inzage = {"date": "2026-01-05", "how": "meeting", "previewed": version, "zienswijze": "akkoord"}
     released = old.post(f"requests/{request_id}/inzage", json=inzage)
     assert released.status_code == 200 and released.get_json()["dossier"] == "queued"
     for body in (inzage, {**inzage, "previewed": version.upper()}):
@@ -816,7 +816,12 @@ def test_a_step_sent_again_answers_as_the_first_and_other_content_says_it_was_do
         assert (
             repeat.get_json()["delivery_message_id"] == released.get_json()["delivery_message_id"]
         )
-    for body in ({**inzage, "how": "paper"}, {**inzage, "date": "2026-01-06"}, {"waiver": "x"}):
+    for body in (
+        {**inzage, "how": "paper"},
+        {**inzage, "date": "2026-01-06"},
+        {"waiver": "x"},
+        {**inzage, "zienswijze": "niet akkoord"},  # another view: was answered as taken (a review)
+    ):
         changed = old.post(f"requests/{request_id}/inzage", json=body)
         assert (changed.status_code, changed.get_json()["code"]) == (409, "OSO-E474"), body
         detail = changed.get_json()["detail"]

@@ -511,6 +511,32 @@ class PullStore:
 
         return self._read(work)
 
+    def inzage_texts(self, *, school: str, request_pk: int) -> tuple[str | None, str | None]:
+        """The parents' view and the waiver's reason of the latest inzage recorded for a
+        request, decrypted (None: not given, or erased by the retention purge); for telling a
+        repeated inzage from one with other texts."""
+
+        def work(session: Session) -> tuple[str | None, str | None]:
+            row = session.scalars(
+                select(m.InzageRecord)
+                .where(m.InzageRecord.school == school, m.InzageRecord.request_pk == request_pk)
+                .order_by(m.InzageRecord.id.desc())
+                .limit(1)
+            ).first()
+            if row is None:
+                return None, None
+            owner = f"{row.school}/{row.request_pk}/{row.pupil_hmac}"
+
+            def text(blob: bytes | None, part: str) -> str | None:
+                if blob is None:
+                    return None
+                aad = aad_for("inzage", owner, part)
+                return self.cipher.decrypt(blob, aad=aad, key_id=row.key_id).decode()
+
+            return text(row.zienswijze_ciphertext, "view"), text(row.waiver_ciphertext, "waiver")
+
+        return self._read(work)
+
     def push_inzage_of(self, pupil_identifier: str) -> list[InzageEntry]:
         """Every inzage recorded for a push of this pupil, at any school (subject access)."""
         hashed = self.cipher.lookup_hash(INZAGE_PUPIL, pupil_identifier)

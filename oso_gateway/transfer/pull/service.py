@@ -650,14 +650,21 @@ class PullService:
         the answer the first gave, with the request's state now: ``queued`` once it released
         the dossier (delivered since, or not); None for a waiver recorded before the hand-in.
 
-        The same: a waiver again after a waiver (its reason, stored encrypted, is not read
-        back to compare); an inzage with the same date, how and previewed version (any case),
-        and a view given or not as before (its text, stored encrypted, is not compared)."""
+        The same: a waiver again after a waiver with the same reason; an inzage with the same
+        date, how and previewed version (any case), and the same view or none as before (the
+        texts, stored encrypted, are read back to compare: a changed view sent again was
+        answered as taken, and the first text stayed: a review)."""
         if record.status not in (*OPEN_HOLDER, DELIVERED):
             return False, None
         entry = self.requests.find_inzage(school=record.our_school, request_pk=record.pk)
         if entry is None or not sent.same_as(entry):
             return False, None
+        if sent.zienswijze is not None or sent.waiver is not None:
+            view, reason = self.requests.inzage_texts(
+                school=record.our_school, request_pk=record.pk
+            )
+            if (view, reason) != (sent.zienswijze, sent.waiver):
+                return False, None
         if record.delivery_message_id is not None:
             return True, AnswerOutcome(
                 request=record,
