@@ -207,6 +207,27 @@ def test_a_changed_directory_file_is_reloaded(
     assert sender.outbox.directory.lookup("01AB", "00").endpoint.startswith("https://moved")
 
 
+def test_a_reloaded_directory_that_breaks_our_own_identity_is_said(
+    pair: tuple[GatewayServices, GatewayServices, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A directory giving our own OIN another gateway's certificate was taken with only
+    "trust material reloaded" (an operator's drill): what `directory check` finds is logged."""
+    _receiver, sender, _crl = pair
+    path = sender.settings.require_directory_file()
+    reloader = trust_reloader(sender)
+    ours = f"gateway-{sender.identities[0].oin}.crt.pem"
+    text = path.read_text(encoding="utf-8")
+    assert ours in text
+    time.sleep(0.01)
+    path.write_text(text.replace(ours, "gateway-00000001000000000002.crt.pem"), encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        assert reloader.check() is True
+    said = [r.getMessage() for r in caplog.records if "the directory as reloaded" in r.getMessage()]
+    assert any(
+        f"gateway {sender.identities[0].oin}" in m and "holds another key" in m for m in said
+    ), said
+
+
 def test_a_changed_configuration_file_is_said_to_need_a_restart(
     pair: tuple[GatewayServices, GatewayServices, Path], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -114,8 +114,8 @@ def _served_path_problems(settings: Settings, directory: Directory) -> list[str]
 def _identity_problems(settings: Settings, directory: Directory) -> list[str]:
     """Our own identities against the directory: each key and certificate readable and of one
     pair (as ``serve`` needs them), and the certificate the directory gives our OIN the one we
-    hold the key of (else every sender encrypts to a key we do not have)."""
-    from oso_gateway.security.keys import spki
+    hold the key of (``directory.identity_problems``)."""
+    from oso_gateway.transfer.directory import identity_problems
 
     if not settings.identities:
         return []
@@ -123,25 +123,7 @@ def _identity_problems(settings: Settings, directory: Directory) -> list[str]:
         identities = load_identities(settings)
     except GatewayError as exc:
         return [f"our identity: {exc.code}: {exc.detail}"]
-    # by key: a certificate re-issued for the same key is the same key. One OIN may hold
-    # several keys (a rollover: the old and the new side by side); the directory's
-    # certificate must be one of them (each on its own was a false problem then)
-    keys: dict[str, set[bytes]] = {}
-    for identity in identities:
-        keys.setdefault(identity.oin, set()).add(spki(identity.certificate.public_key()))
-    problems = []
-    for oin, ours in keys.items():
-        entry = directory.gateways.get(oin)
-        if entry is None:
-            continue  # a gateway that only sends need not be listed
-        if spki(entry.encryption_certificate.public_key()) not in ours:
-            held = "this gateway's" if len(ours) == 1 else f"any of this gateway's {len(ours)}"
-            problems.append(
-                f"gateway {oin}: the directory's certificate ({entry.certificate_file}) "
-                f"holds another key than {held}: senders would encrypt to a key it does "
-                "not hold"
-            )
-    return problems
+    return identity_problems([(i.oin, i.certificate) for i in identities], directory)
 
 
 def _report(problems: tuple[str, ...] | list[str], *, code: str | None = None) -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -434,6 +434,33 @@ class FileDirectorySource:
         except OSError:
             return None
         return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def identity_problems(
+    identities: Sequence[tuple[str, x509.Certificate]], directory: Directory
+) -> list[str]:
+    """Our own identities (OIN, certificate) against the directory: the certificate it gives
+    our OIN must hold one of our keys (by key: a certificate re-issued for the same key is the
+    same key; one OIN may hold several keys in a rollover), else every sender encrypts to a key
+    we do not hold. A gateway that only sends need not be listed."""
+    from oso_gateway.security.keys import spki
+
+    keys: dict[str, set[bytes]] = {}
+    for oin, certificate in identities:
+        keys.setdefault(oin, set()).add(spki(certificate.public_key()))
+    problems = []
+    for oin, ours in keys.items():
+        entry = directory.gateways.get(oin)
+        if entry is None:
+            continue
+        if spki(entry.encryption_certificate.public_key()) not in ours:
+            held = "this gateway's" if len(ours) == 1 else f"any of this gateway's {len(ours)}"
+            problems.append(
+                f"gateway {oin}: the directory's certificate ({entry.certificate_file}) "
+                f"holds another key than {held}: senders would encrypt to a key it does "
+                "not hold"
+            )
+    return problems
 
 
 class LiveDirectory:

@@ -125,7 +125,35 @@ class TrustReloader:
                 self.services.trust_reload_refused = getattr(exc, "code", type(exc).__name__)
                 log.exception("a reload hook failed (the TLS listener keeps its CRLs)")
         log.info("trust material reloaded (%d CRLs)", len(trust.crls))
+        self._say_directory_problems(trust)
         return True
+
+    def _say_directory_problems(self, trust: TrustConfig) -> None:
+        """What ``directory check`` would say of the directory as reloaded, as warnings: a
+        directory that gave our own OIN another gateway's certificate was taken with only
+        "trust material reloaded" (an operator's drill). The directory stays in use: each
+        problem is one gateway's or one school's, and may be on purpose for a while."""
+        from datetime import UTC, datetime
+
+        from oso_gateway.transfer.directory import identity_problems
+
+        directory = self.services.directory
+        if not isinstance(directory, LiveDirectory):
+            return
+        try:
+            current = directory.current
+            problems = current.check(trust=trust, now=datetime.now(UTC))
+            problems += identity_problems(
+                [(i.oin, i.certificate) for i in self.services.identities], current
+            )
+        except Exception:  # a check's own failure says nothing about the material
+            log.exception("checking the reloaded directory failed")
+            return
+        for problem in problems:
+            log.warning(
+                "the directory as reloaded: %s (`oso-gateway directory check` lists them)",
+                problem,
+            )
 
     def run(
         self, stop: threading.Event, *, wake: threading.Event, interval: float = CHECK_INTERVAL
