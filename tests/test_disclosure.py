@@ -343,19 +343,21 @@ def test_the_preview_shows_the_recorded_objections(tmp_path: Path, pair: Gateway
 def test_the_inzage_recorded_at_the_gateway_is_part_of_the_disclosure(
     pair: GatewayPair,
 ) -> None:
-    from oso_gateway.store.pull import PullStore
+    from oso_gateway.store.pull import NewInzage, PullStore
 
     data = _data(pair, seed=41)
     number = pupil_number(parse_xml(data).getroot())
     assert number is not None
-    PullStore(pair.sender_store).record_inzage(
-        school=SENDER_SCHOOL.code,
-        request_pk=None,
-        pupil_identifier=number,
-        inzage_date="2026-08-30",
-        how="gesprek",
-        zienswijze="free text that must not reach the record",
-        waiver=None,
+    PullStore(pair.sender_store).record(
+        NewInzage(
+            school=SENDER_SCHOOL.code,
+            request_pk=None,
+            pupil_identifier=number,
+            inzage_date="2026-08-30",
+            how="gesprek",
+            zienswijze="free text that must not reach the record",
+            waiver=None,
+        ),
         now=pair.clock(),
     )
     prepared = _send(pair, data)
@@ -371,7 +373,7 @@ def test_the_inzage_recorded_at_the_gateway_is_part_of_the_disclosure(
 def test_the_report_says_whether_the_version_the_parents_saw_was_sent(
     pair: GatewayPair,
 ) -> None:
-    from oso_gateway.store.pull import PullStore
+    from oso_gateway.store.pull import NewInzage, PullStore
     from oso_gateway.transfer.send import dossier_version
 
     data = _data(pair, seed=42)
@@ -383,16 +385,18 @@ def test_the_report_says_whether_the_version_the_parents_saw_was_sent(
         (version, f"they saw version {version}, and that version was sent"),
         (other, f"they saw version {other}; version {version} was sent"),
     ):
-        PullStore(pair.sender_store).record_inzage(
-            school=SENDER_SCHOOL.code,
-            request_pk=None,
-            pupil_identifier=number,
-            inzage_date="2026-08-30",
-            how="paper",
-            zienswijze=None,
-            waiver=None,
+        PullStore(pair.sender_store).record(
+            NewInzage(
+                school=SENDER_SCHOOL.code,
+                request_pk=None,
+                pupil_identifier=number,
+                inzage_date="2026-08-30",
+                how="paper",
+                zienswijze=None,
+                waiver=None,
+                previewed=seen,
+            ),
             now=pair.clock(),
-            previewed=seen,
         )
         prepared = _send(pair, data)
         [found] = _records(pair).disclosures(message_id=prepared.message_id)

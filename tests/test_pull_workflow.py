@@ -34,7 +34,7 @@ from oso_gateway.transfer import wire
 from oso_gateway.transfer.pull import payloads as p
 from oso_gateway.transfer.pull.service import AnswerOutcome
 from oso_gateway.transfer.schools import School, address_for
-from oso_gateway.transfer.send import new_message_id, prepare_dossier
+from oso_gateway.transfer.send import PreparedDossier, new_message_id, prepare_dossier
 
 REASONS = sorted(p.DECLINE_REASONS)
 
@@ -734,20 +734,34 @@ def test_an_inzage_needs_a_date_and_how(pp: PullPair) -> None:
     assert _code(info) == "OSO-E471"
 
 
+def _prepared_push(pp: PullPair, data: bytes) -> PreparedDossier:
+    """``data`` prepared as a push from the old school to the new (no request)."""
+    return prepare_dossier(
+        data, to=NEW, directory=pp.directory, config=pp.old.outbox.config, now=pp.clock()
+    )
+
+
+def _push_policy_pair(tmp_path: Path) -> tuple[PullPair, bytes]:
+    """A pair whose old school's policy asks an inzage for a push, a dossier, and the inzage
+    of its push recorded."""
+    pp = make_pull_pair(tmp_path, policy=SchoolPolicy(push_requires_inzage=True))
+    data = dossier(pp.clock)
+    pp.old.pull.record_push_inzage(
+        school=OLD,
+        pupil_identifier=pupil_of(data).identifier,
+        inzage_date=date(2026, 1, 5),
+        how="meeting",
+    )
+    return pp, data
+
+
 def test_the_gate_holds_for_a_push_when_the_policy_says_so(tmp_path: Path) -> None:
     pp = make_pull_pair(tmp_path, policy=SchoolPolicy(push_requires_inzage=True))
     try:
         data = dossier(pp.clock)
 
         def push() -> None:
-            prepared = prepare_dossier(
-                data,
-                to=NEW,
-                directory=pp.directory,
-                config=pp.old.outbox.config,
-                now=pp.clock(),
-            )
-            pp.old.outbox.enqueue(prepared)
+            pp.old.outbox.enqueue(_prepared_push(pp, data))
 
         with pytest.raises(GatewayError) as info:
             push()
@@ -791,21 +805,9 @@ def test_pushes_queued_at_once_on_one_inzage_let_one_through(tmp_path: Path) -> 
     """Each of several pushes of one pupil passed the early "one inzage, one push" check before
     any of them was queued, and all left: one inzage sent the dossier to three schools (a
     security review). The queueing transaction checks again, and only the first passes."""
-    pp = make_pull_pair(tmp_path, policy=SchoolPolicy(push_requires_inzage=True))
+    pp, data = _push_policy_pair(tmp_path)
     try:
-        data = dossier(pp.clock)
-        pp.old.pull.record_push_inzage(
-            school=OLD,
-            pupil_identifier=pupil_of(data).identifier,
-            inzage_date=date(2026, 1, 5),
-            how="meeting",
-        )
-        pushes = [
-            prepare_dossier(
-                data, to=NEW, directory=pp.directory, config=pp.old.outbox.config, now=pp.clock()
-            )
-            for _ in range(3)
-        ]
+        pushes = [_prepared_push(pp, data) for _ in range(3)]
         for prepared in pushes:
             pp.old.pull.check_push(prepared)  # each passes: none is queued yet
         pp.old.outbox.gate = None  # as if all three had passed it at the same moment
@@ -828,21 +830,11 @@ def test_a_push_that_was_tried_counts_after_a_retry_and_a_cancel(tmp_path: Path)
     inzage (a review). Whether it was tried is read from its events."""
     from oso_gateway.store.mailbox import Mailbox
 
-    pp = make_pull_pair(tmp_path, policy=SchoolPolicy(push_requires_inzage=True))
+    pp, data = _push_policy_pair(tmp_path)
     try:
-        data = dossier(pp.clock)
-        pp.old.pull.record_push_inzage(
-            school=OLD,
-            pupil_identifier=pupil_of(data).identifier,
-            inzage_date=date(2026, 1, 5),
-            how="meeting",
-        )
 
         def push() -> None:
-            prepared = prepare_dossier(
-                data, to=NEW, directory=pp.directory, config=pp.old.outbox.config, now=pp.clock()
-            )
-            pp.old.outbox.enqueue(prepared)
+            pp.old.outbox.enqueue(_prepared_push(pp, data))
 
         push()
         store = pp.old.store

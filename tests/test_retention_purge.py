@@ -29,7 +29,7 @@ from oso_gateway.store.crypto import AtRestCipher
 from oso_gateway.store.keyring import LocalKeyProvider
 from oso_gateway.store.lifecycle import OUTBOUND, RECEIVED, REJECTED_FAILED, REQUEST, Lifecycle
 from oso_gateway.store.logchain import verify_chain
-from oso_gateway.store.pull import NewRequest, PullStore
+from oso_gateway.store.pull import NewInzage, NewRequest, PullStore
 from oso_gateway.transfer.lifecycle import (
     delete_key,
     parse_duration,
@@ -254,14 +254,16 @@ def _request(store: Store, *, closed_at: datetime, status: str = "delivered") ->
         ),
         now=closed_at - timedelta(days=1),
     )
-    requests.record_inzage(
-        school="01AB00",
-        request_pk=record.pk,
-        pupil_identifier=None,
-        inzage_date="2026-08-02",
-        how="gesprek",
-        zienswijze=ZIENSWIJZE,
-        waiver=None,
+    requests.record(
+        NewInzage(
+            school="01AB00",
+            request_pk=record.pk,
+            pupil_identifier=None,
+            inzage_date="2026-08-02",
+            how="gesprek",
+            zienswijze=ZIENSWIJZE,
+            waiver=None,
+        ),
         now=closed_at - timedelta(days=1),
     )
     requests.transition(record.pk, status=status, now=closed_at, decline_text="Decline-Marker")

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from oso_gateway.errors import ConfigError
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import AtRestCipher
-from oso_gateway.store.engine import unavailable_as_typed_error, writer
+from oso_gateway.store.engine import advisory_xact_lock, unavailable_as_typed_error, writer
 from oso_gateway.store.pull import RequestRecord
 
 _T = TypeVar("_T")
@@ -368,11 +368,7 @@ def lock_pupil_pushes(session: Session, school: str, pupil_hash: str) -> None:
     """Queue the transactions that check and queue a push of one pupil from one school until
     this one ends: on PostgreSQL a transaction-scoped advisory lock on their hash; SQLite's
     write transactions (``BEGIN IMMEDIATE``) are queued already."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    digest = hashlib.sha256(f"push\x00{school}\x00{pupil_hash}".encode()).digest()
-    key = int.from_bytes(digest[:8], "big", signed=True)
-    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    advisory_xact_lock(session, "push", school, pupil_hash)
 
 
 #: the statuses a message enters only once a delivery of it was tried

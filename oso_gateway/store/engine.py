@@ -13,6 +13,7 @@ Database unavailability (connection refused, locked too long, pool exhausted) be
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import stat
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session
@@ -201,6 +202,17 @@ def writer(engine: Engine) -> Engine:
     if engine.dialect.name == "sqlite":
         return engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
     return engine
+
+
+def advisory_xact_lock(session: Session, kind: str, *parts: str) -> None:
+    """On PostgreSQL, a transaction-scoped advisory lock on the hash of ``kind`` and ``parts``:
+    transactions that take the same one run their checks one after the other (elsewhere
+    nothing: SQLite's write transactions, ``BEGIN IMMEDIATE``, are queued already)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256("\x00".join((kind, *parts)).encode("utf-8")).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def lock_file_beside(engine: Engine, suffix: str) -> Path | None:

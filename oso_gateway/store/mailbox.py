@@ -12,19 +12,18 @@ so a caller cannot tell another school's message from a missing one.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from oso_gateway.errors import DossierPurged
 from oso_gateway.store import blobs
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import open_note, seal_note
-from oso_gateway.store.engine import checkpoint_after_delete
+from oso_gateway.store.engine import advisory_xact_lock, checkpoint_after_delete
 from oso_gateway.store.records import AfterInsert, MessageRecord, data_key_values, record_of
 from oso_gateway.store.repository import Store
 
@@ -99,11 +98,7 @@ def lock_digest(session: Session, *parts: str) -> None:
     hash; SQLite's write transactions (``BEGIN IMMEDIATE``) are queued already. (Today the
     queued event's append to the transfer log, under the log's own lock, orders them as well;
     this lock does not depend on where that append sits.)"""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    digest = hashlib.sha256("\x00".join(("duplicate", *parts)).encode("utf-8")).digest()
-    key = int.from_bytes(digest[:8], "big", signed=True)
-    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    advisory_xact_lock(session, "duplicate", *parts)
 
 
 def recheck_digest(

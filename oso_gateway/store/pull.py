@@ -461,31 +461,6 @@ class PullStore:
 
     # --- inzage --------------------------------------------------------------------------------
 
-    def record_inzage(
-        self,
-        *,
-        school: str,
-        request_pk: int | None,
-        pupil_identifier: str | None,
-        inzage_date: str | None,
-        how: str | None,
-        zienswijze: str | None,
-        waiver: str | None,
-        now: datetime,
-        previewed: str | None = None,
-    ) -> InzageEntry:
-        new = NewInzage(
-            school=school,
-            request_pk=request_pk,
-            pupil_identifier=pupil_identifier,
-            inzage_date=inzage_date,
-            how=how,
-            zienswijze=zienswijze,
-            waiver=waiver,
-            previewed=previewed,
-        )
-        return self.record(new, now=now)
-
     def record(self, new: NewInzage, *, now: datetime) -> InzageEntry:
         """Record ``new`` in a transaction of its own (``insert_inzage_in``)."""
         return self._write(lambda session: insert_inzage_in(session, self.cipher, new, now=now))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -133,8 +134,6 @@ class TrustReloader:
         directory that gave our own OIN another gateway's certificate was taken with only
         "trust material reloaded" (an operator's drill). The directory stays in use: each
         problem is one gateway's or one school's, and may be on purpose for a while."""
-        from datetime import UTC, datetime
-
         from oso_gateway.transfer.directory import identity_problems
 
         directory = self.services.directory

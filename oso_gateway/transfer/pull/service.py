@@ -592,31 +592,14 @@ class PullService:
             return outcome
         if record.status not in OPEN_HOLDER or record.delivery_message_id is not None:
             raise RequestStateInvalid(self._inzage_refused(record))
-        previewed = self._check_inzage_args(
-            record.our_school,
-            inzage_date,
-            how,
-            waiver,
-            now=now,
-            zienswijze=zienswijze,
-            previewed=previewed,
-        )
+        previewed = self._check_inzage_args(record.our_school, sent, now=now)
         shown = self.requests.held_with_token(record.pk)  # what the parents were shown
         if waiver is None and shown is None:
             raise RequestStateInvalid(
                 f"request {request_id}: no dossier is held for the parents' inzage; hand in "
                 "the dossier first (the inzage is of the dossier that goes)"
             )
-        new = NewInzage(
-            school=record.our_school,
-            request_pk=record.pk,
-            pupil_identifier=None,
-            inzage_date=inzage_date.isoformat() if inzage_date else None,
-            how=how,
-            zienswijze=zienswijze,
-            waiver=waiver,
-            previewed=previewed,
-        )
+        new = sent.new(record.our_school, request_pk=record.pk, previewed=previewed)
         if shown is None:  # a waiver before the hand-in: the dossier goes when handed in
             self.requests.record(new, now=now)
             return None
@@ -715,25 +698,10 @@ class PullService:
         now = now or self.clock()
         if not (bsn_is_valid(pupil_identifier) or onderwijsnummer_is_valid(pupil_identifier)):
             raise PupilIdentifierInvalid("the pupil identifier fails the 11-proef")
-        previewed = self._check_inzage_args(
-            school.code,
-            inzage_date,
-            how,
-            waiver,
-            now=now,
-            zienswijze=zienswijze,
-            previewed=previewed,
-        )
-        self.requests.record_inzage(
-            school=school.code,
-            request_pk=None,
-            pupil_identifier=pupil_identifier,
-            inzage_date=inzage_date.isoformat() if inzage_date else None,
-            how=how,
-            zienswijze=zienswijze,
-            waiver=waiver,
-            now=now,
-            previewed=previewed,
+        sent = _SentInzage(inzage_date, how, zienswijze, waiver, previewed)
+        previewed = self._check_inzage_args(school.code, sent, now=now)
+        self.requests.record(
+            sent.new(school.code, pupil_identifier=pupil_identifier, previewed=previewed), now=now
         )
 
     def check_push(self, prepared: PreparedMessage) -> None:
@@ -922,19 +890,11 @@ class PullService:
         entry = self.requests.find_inzage(school=record.our_school, request_pk=record.pk)
         return entry is not None and entry.waived and policy.inzage == INZAGE_OR_WAIVER
 
-    def _check_inzage_args(
-        self,
-        school: str,
-        inzage_date: date | None,
-        how: str | None,
-        waiver: str | None,
-        *,
-        now: datetime,
-        zienswijze: str | None = None,
-        previewed: str | None = None,
-    ) -> str | None:
+    def _check_inzage_args(self, school: str, sent: _SentInzage, *, now: datetime) -> str | None:
         """Refuse what an inzage (or its waiver) may not be; return the version it names,
         normalised (``_version``), or None."""
+        inzage_date, how, waiver = sent.inzage_date, sent.how, sent.waiver
+        zienswijze, previewed = sent.zienswijze, sent.previewed
         if zienswijze is not None and not is_clean_text(zienswijze):
             raise RequestPayloadInvalid("the view holds control or bidi-override characters")
         if waiver is not None:
@@ -1053,6 +1013,27 @@ class _SentInzage:
     zienswijze: str | None
     waiver: str | None
     previewed: str | None
+
+    def new(
+        self,
+        school: str,
+        *,
+        request_pk: int | None = None,
+        pupil_identifier: str | None = None,
+        previewed: str | None,
+    ) -> NewInzage:
+        """The record of this inzage for a request (``request_pk``) or a push of a pupil;
+        ``previewed``: the version as checked (normalised)."""
+        return NewInzage(
+            school=school,
+            request_pk=request_pk,
+            pupil_identifier=pupil_identifier,
+            inzage_date=self.inzage_date.isoformat() if self.inzage_date else None,
+            how=self.how,
+            zienswijze=self.zienswijze,
+            waiver=self.waiver,
+            previewed=previewed,
+        )
 
     def same_as(self, entry: InzageEntry) -> bool:
         if self.waiver is not None:

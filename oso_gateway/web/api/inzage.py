@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from oso_gateway.errors import SchoolNotInScope
 from oso_gateway.transfer.schools import School
+from oso_gateway.transfer.send import typed_version
 from oso_gateway.web.api import models as am
 from oso_gateway.web.api.context import API_PREFIX, scope, services
 from oso_gateway.web.api.requests import InzageBody, inzage_refused
@@ -65,7 +66,7 @@ def record_push_inzage(body: PushInzageBody) -> Response:
         waiver=body.waiver,
         previewed=body.previewed,
     )
-    previewed = body.previewed.lower() if body.previewed else None
+    previewed = typed_version(body.previewed) if body.previewed else None
     recorded = "waived" if body.waiver is not None else "inzage"
     return jsonify({"school": school.code, "recorded": recorded, "previewed": previewed})
 
