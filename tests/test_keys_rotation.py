@@ -266,7 +266,7 @@ def test_the_keys_commands_list_rotate_retire_and_delete(tmp_path: Path) -> None
 def test_rotation_moves_the_pull_workflows_rows_and_only_then_frees_the_old_key(
     engine: Engine, provider: LocalKeyProvider
 ) -> None:
-    from oso_gateway.store.pull import NewRequest, PullStore
+    from oso_gateway.store.pull import NewInzage, NewRequest, PullStore
 
     store = _store(engine, provider)
     pull = PullStore(store)
@@ -285,14 +285,16 @@ def test_rotation_moves_the_pull_workflows_rows_and_only_then_frees_the_old_key(
         now=NOW,
     )
     pull.hold(request.pk, MARKER, now=NOW, name_warning=False)
-    pull.record_inzage(
-        school="00YY00",
-        request_pk=request.pk,
-        pupil_identifier="123456782",
-        inzage_date="2026-08-30",
-        how="gesprek",
-        zienswijze="de ouders zijn het eens",
-        waiver=None,
+    pull.record(
+        NewInzage(
+            school="00YY00",
+            request_pk=request.pk,
+            pupil_identifier="123456782",
+            inzage_date="2026-08-30",
+            how="gesprek",
+            zienswijze="de ouders zijn het eens",
+            waiver=None,
+        ),
         now=NOW,
     )
     lifecycle = Lifecycle(engine, store.cipher)
