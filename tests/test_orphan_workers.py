@@ -1,7 +1,8 @@
 """The worker processes of ``serve`` end with their supervisor, however it ends: a first process
 killed with SIGKILL left its receivers listening on the port, unsupervised, beside the gateway
 started again (no drain on a stop, no trust reload, the old code after an upgrade), and its
-outbox worker delivering (an operator's drill). Real processes from the example configuration."""
+outbox worker delivering (an operator's drill). Real processes from the example configuration.
+The workers name themselves for ``ps`` (they showed as ``python3 -B -c from multiprocessing…``)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,17 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def _title(pid: int) -> str:
+    """What ``ps`` shows for ``pid`` (its command line, as the process may have set it), once
+    the worker has named itself (right after its start)."""
+    deadline = time.monotonic() + 30
+    while True:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        if not title.startswith(("python", "/")) or time.monotonic() > deadline:
+            return title
+        time.sleep(0.1)
 
 
 def test_workers_end_when_their_serve_is_killed(tmp_path: Path) -> None:
@@ -49,6 +61,9 @@ def test_workers_end_when_their_serve_is_killed(tmp_path: Path) -> None:
             time.sleep(0.2)
             children = _children(server.process.pid)
         assert len(children) == 2, children  # a receiver and an outbox worker
+        titles = sorted(_title(pid) for pid in children)
+        serve = f"(serve {server.process.pid})"
+        assert titles == [f"oso-gateway-outbox-1 {serve}", f"oso-gateway-receiver-1 {serve}"]
         server.process.send_signal(signal.SIGKILL)
         server.process.wait(timeout=30)
         deadline = time.monotonic() + 30

@@ -19,6 +19,7 @@ import click
 from oso_gateway.commands.db import config_option, fail, settings_or_exit
 from oso_gateway.commands.supervise import (
     Supervisor,
+    name_this_process,
     outbox_worker_process,
     shared_metrics_dir,
     stop_on_signals,
@@ -40,6 +41,7 @@ def _worker_process(
     """One extra server process (no outbox, no anchoring): until SIGTERM."""
     from oso_gateway.runtime import build_services, hold_presence, start_gateway
 
+    name_this_process()
     configure_logging()
     settings = _settings(config_file, host)
     services = build_services(settings)

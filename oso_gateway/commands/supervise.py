@@ -192,12 +192,24 @@ def stop_with_parent(stop: threading.Event) -> threading.Thread | None:
     return thread
 
 
+def name_this_process() -> str:
+    """Give this worker process a title that says what it is (``ps``, ``top``, ``pgrep -f``):
+    ``oso-gateway-receiver-1 (serve 1234)``, from its slot's name and its supervisor's pid,
+    instead of the interpreter's ``python3 -B -c from multiprocessing.spawn import …``."""
+    from setproctitle import setproctitle
+
+    title = f"{multiprocessing.current_process().name} (serve {os.getppid()})"
+    setproctitle(title)
+    return title
+
+
 def outbox_worker_process(config_file: Path | None) -> None:  # pragma: no cover - a child
     """One outbox worker process: deliver due messages until SIGTERM (the current attempt is
     finished first)."""
     from oso_gateway.commands.db import settings_or_exit
     from oso_gateway.runtime import build_services, hold_presence, start_trust_reloader
 
+    name_this_process()
     configure_logging()
     services = build_services(settings_or_exit(config_file))
     hold_presence(services, what="serve outbox worker")
