@@ -18,7 +18,8 @@ arrive within ``HEAD_DEADLINE`` of the request's start, and be at most ``MAX_REQ
 long (cheroot's default is no limit); and the acceptor closes a new connection at once when the
 server already holds ``max_connections`` in all or ``max_connections_per_address`` from that
 peer's address. The school API's and the console's listeners (``serve_plain_or_tls``) get the
-same deadlines and limits, and on HTTPS the same deferred handshake and connection caps.
+same deadlines, limits and cap on open connections (on plain HTTP counted as the acceptor
+hands a connection on), and on HTTPS the same cap per address and deferred handshake.
 ``docs/security.md`` §2 describes the production set-up that keeps slow clients away from the
 workers altogether (nginx in front).
 """
@@ -161,6 +162,8 @@ class _TLSConnection(HTTPConnection):
     parked = False
     handshaken = False
     released = False
+    #: a plain connection's count in the listener's ``plain_caps`` (set when admitted)
+    admitted: ConnectionCaps | None = None
     #: monotonic time by which what is being read must have arrived (None: no request)
     deadline: float | None = None
     #: monotonic time by which the whole request must have arrived (None: no request)
@@ -187,7 +190,7 @@ class _TLSConnection(HTTPConnection):
 
     def close(self) -> None:
         super().close()
-        caps = getattr(self.server.ssl_adapter, "caps", None)
+        caps = getattr(self.server.ssl_adapter, "caps", None) or self.admitted
         if caps is not None and not self.released:
             self.released = True
             caps.release(_peer_address_of(self))
@@ -239,6 +242,18 @@ class _Server(wsgi.Server):
             log.log(level, "%s (%s)", msg, name)
 
     def process_conn(self, conn: HTTPConnection) -> None:
+        caps: ConnectionCaps | None = getattr(self, "plain_caps", None)
+        if caps is not None and isinstance(conn, _TLSConnection) and not conn.parked:
+            # a new plain connection (a TLS one is counted when it is wrapped): over a cap it
+            # is closed here, in the acceptor, before any worker reads from it
+            conn.parked = True
+            address = _peer_address_of(conn)
+            if not caps.admit(address):
+                log.warning("connection from %s refused: over the connection caps", address)
+                conn.released = True
+                conn.close()
+                return
+            conn.admitted = caps
         if isinstance(conn, _TLSConnection) and not conn.handshaken and not conn.parked:
             conn.parked = True  # the selector hands it to a worker when the ClientHello arrives
             self.put_conn(conn)
@@ -428,8 +443,10 @@ def serve_plain_or_tls(
     operator console and the school API; ``RunningServer.url`` ends in ``path``.
 
     As the gateway's own listener: the request's deadlines (``request_deadline``, and
-    ``HEAD_DEADLINE`` for its head), ``MAX_REQUEST_HEAD_BYTES``, and on HTTPS the handshake in
-    a worker and the connection caps (``max_connections``, ``…_per_address``)."""
+    ``HEAD_DEADLINE`` for its head), ``MAX_REQUEST_HEAD_BYTES``, the cap on open connections
+    (``max_connections``), and on HTTPS the cap per peer address (``…_per_address``; on plain
+    HTTP, behind a front end, every connection comes from one address) and the handshake in a
+    worker."""
 
     server = _Server(
         (host, port),
@@ -459,6 +476,12 @@ def serve_plain_or_tls(
         )
         server.ssl_adapter = adapter
         scheme = "https"
+    else:
+        # The cap in all, counted as the acceptor hands a connection on (``process_conn``). No
+        # cap per address: behind a front end every connection comes from its one address.
+        server.plain_caps = ConnectionCaps(  # type: ignore[attr-defined]
+            total=max_connections, per_address=max_connections
+        )
     _prepare(server, host, port)
     bound_host, bound_port = server.bind_addr[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host

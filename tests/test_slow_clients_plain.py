@@ -230,3 +230,43 @@ def test_the_api_and_console_have_more_workers_than_one_address_may_hold(
             running.stop()
     finally:
         services.close()
+
+
+def test_a_plain_listener_caps_its_open_connections() -> None:
+    """A plain listener (the API or console behind a front end) had no cap on open connections:
+    a client could hold thousands of idle sockets. Over ``max_connections`` the acceptor closes
+    a new one before any worker reads it; one that closes makes room again. No cap per address
+    (behind a front end every connection comes from its one address)."""
+    listener = serve_plain_or_tls(
+        _echo_app,
+        host="127.0.0.1",
+        port=0,
+        tls_cert_file=None,
+        tls_key_file=None,
+        threads=2,
+        server_name="test",
+        what="test listener",
+        max_connections=3,
+        max_connections_per_address=1,
+    )
+    held = [_connect(listener) for _ in range(3)]  # silent, from one address: more than 1
+    try:
+        for sock in held:  # each of them is served, which shows it was admitted
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        with _connect(listener) as fourth:
+            fourth.settimeout(10)
+            fourth.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert _read_all(fourth) == b"", "a connection over the cap was served"
+        held.pop().close()
+        deadline = threading.Event()
+        for _ in range(50):  # the closed one is released when the server notices it
+            answer = _get(listener)
+            if answer:
+                break
+            deadline.wait(0.1)
+        assert answer.startswith(b"HTTP/1.1 200")
+    finally:
+        for sock in held:
+            sock.close()
+        listener.stop()
