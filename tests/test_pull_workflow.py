@@ -191,6 +191,57 @@ def test_a_parents_objection_is_withheld_from_a_requested_dossier_and_its_previe
     assert ("toetsresultaten", "objection") in disclosed.withheld
 
 
+def _object(pp: PullPair, data: bytes, category: str) -> None:
+    from oso_gateway.dossier.disclosure import pupil_number
+    from oso_gateway.security.xmlparse import parse_xml
+    from oso_gateway.store.disclosures import PrivacyRecords
+
+    number = pupil_number(parse_xml(data).getroot())
+    assert number is not None
+    records = PrivacyRecords(pp.old.store.engine, pp.old.store.cipher)
+    assert records.record_objection(
+        school=OLD.code, pupil_number=number, category=category, now=pp.clock()
+    )
+
+
+def test_a_dossier_that_cannot_leave_is_refused_at_its_hand_in(pp: PullPair) -> None:
+    """A parents' objection to a category the dossier marks VERPLICHT, or a dossier the rules
+    refuse, was held ("dossier: held"); the preview, the inzage and `request show` then all
+    failed with the release's error (an administrator's walkthrough). Now the hand-in says so
+    and nothing is held."""
+    request_id, data = _request(pp)
+    _object(pp, data, "overstapadvies")  # the generated POVO dossier marks it VERPLICHT
+    with pytest.raises(GatewayError) as refused:
+        pp.old.pull.answer_with_dossier(request_id, data)
+    assert _code(refused) == "OSO-E105"
+    assert "objection to category overstapadvies" in refused.value.detail
+    assert "VERPLICHT" in refused.value.detail
+    assert not _old(pp, request_id).held
+    invalid = data.replace(b"<cat_vve>VERBODEN</cat_vve>", b"<cat_vve>ONBEKEND</cat_vve>")
+    assert invalid != data
+    request_id, _ = _request(pp, invalid)
+    with pytest.raises(GatewayError) as refused:
+        pp.old.pull.answer_with_dossier(request_id, invalid)
+    assert _code(refused).startswith("OSO-E1")
+    assert not _old(pp, request_id).held
+
+
+def test_a_request_whose_held_dossier_can_no_longer_leave_can_still_be_shown(
+    pp: PullPair,
+) -> None:
+    """An objection recorded after the hand-in to a category the dossier marks VERPLICHT: the
+    preview cannot be made, and `request show` shows why instead of failing with it."""
+    from oso_gateway.commands.request import _preview_or_problem
+
+    request_id, data = _request(pp)
+    assert pp.old.pull.answer_with_dossier(request_id, data).outcome == "held"
+    assert _preview_or_problem(pp.old.pull, request_id) is not None
+    _object(pp, data, "overstapadvies")
+    shown = _preview_or_problem(pp.old.pull, request_id)
+    assert shown is not None and shown["problem"]["code"] == "OSO-E105"
+    assert "withdraw the objection" in shown["problem"]["detail"]
+
+
 def test_requests_are_listed_newest_first_and_a_future_birth_date_or_self_is_refused(
     pp: PullPair,
 ) -> None:
@@ -1179,6 +1230,8 @@ def test_an_inzage_releases_only_the_dossier_the_parents_were_shown(
     assert _old(pp, request_id).delivery_message_id is None
 
     def handed_in_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        # (the hand-in prepares the dossier too: with the real preparation, once)
+        monkeypatch.setattr(service_module, "prepare_dossier", real_prepare)
         service.answer_with_dossier(request_id, data)  # the school API, meanwhile
         return real_prepare(*args, **kwargs)
 

@@ -35,6 +35,7 @@ from oso_gateway.transfer.pull.service import STATUSES
 from oso_gateway.transfer.pull.views import inzage_dict, request_dict
 
 if TYPE_CHECKING:  # pragma: no cover
+    from oso_gateway.transfer.pull.service import PullService
     from oso_gateway.transfer.services import GatewayServices
 
 SIDES = {"sent": "requester", "received": "holder"}
@@ -142,6 +143,10 @@ def _print(result: dict[str, Any]) -> None:
         return
     for key, value in result.items():
         if key == "preview" and isinstance(value, dict):  # a line per category, not a repr
+            if "problem" in value:  # the held dossier cannot leave as it stands
+                problem = value["problem"]
+                click.echo(f"preview: unavailable: {problem['code']}: {problem['detail']}")
+                continue
             click.echo("preview (per category; `request preview` shows the parents' text):")
             if value.get("version"):
                 click.echo(f"  version: {value['version']}")
@@ -331,13 +336,23 @@ def show_command(
         if record.side == "holder":
             inzage = pull.requests.find_inzage(school=record.our_school, request_pk=record.pk)
             result["inzage"] = inzage_dict(inzage)
-            shown = pull.preview(request_id) if record.held else None
-            result["preview"] = shown.as_dict() if shown is not None else None
+            result["preview"] = _preview_or_problem(pull, request_id) if record.held else None
         if record.decline_reason == "other":
             result["decline_text"] = pull.requests.decline_text(record.pk)
         return result
 
     _run(config_file, as_json, work)
+
+
+def _preview_or_problem(pull: PullService, request_id: str) -> dict[str, Any] | None:
+    """The held dossier's preview; when it cannot be made (a parents' objection recorded since
+    the hand-in to a category the dossier marks VERPLICHT), the problem in its place, so that
+    the request can still be looked at (``show`` failed with the preview's error)."""
+    try:
+        shown = pull.preview(request_id)
+    except GatewayError as exc:
+        return {"problem": {"code": exc.code, "detail": exc.detail}}
+    return shown.as_dict() if shown is not None else None
 
 
 @request_group.command("preview")

@@ -165,7 +165,11 @@ def _apply_opt_out(tree: etree._Element, keys: list[str]) -> list[str]:
                 if status is None
                 else "invalid"
             )
-            raise DossierOptOutError(f"category {key} is {shown}, not OPTIONEEL")
+            raise DossierOptOutError(
+                f"the parents' objection to category {key} cannot be applied: the dossier marks "
+                f"it {shown}, and only an OPTIONEEL category can be withheld (withdraw the "
+                "objection, or hand in a dossier that marks the category OPTIONEEL)"
+            )
         marker = block[0].find(q(c.element))
         assert marker is not None
         marker.text = Uitlevering.OPT_UIT.value

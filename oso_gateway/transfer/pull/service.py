@@ -69,6 +69,7 @@ from oso_gateway.transfer.pull.matching import match_pupil
 from oso_gateway.transfer.schools import DirectoryLike, School, sending_school
 from oso_gateway.transfer.send import (
     VERSION_DIGITS,
+    PreparedDossier,
     PreparedMessage,
     SenderConfig,
     dossier_version,
@@ -548,6 +549,10 @@ class PullService:
                 request_id, ready_by=now.date(), now=now, schools=(record.our_school,)
             )
         if not self._released_at_hand_in(record):
+            # what a release will do, done now: a dossier that cannot leave (invalid, or a
+            # parents' objection to a category it marks VERPLICHT) is refused at its hand-in,
+            # not held for an inzage after which it fails (an administrator's walkthrough)
+            self._prepare(record, dossier, now=now)
             self.requests.hold(record.pk, dossier, now=now, name_warning=name_warning)
             log.info("request %s: dossier held until the parents' inzage", request_id)
             held = self.find(request_id, side=m.HOLDER, schools=(record.our_school,))
@@ -918,6 +923,19 @@ class PullService:
             raise InzageMissing(f"the inzage date {inzage_date} lies in the future")
         return None if previewed is None else _version(previewed)
 
+    def _prepare(self, record: RequestRecord, dossier: bytes, *, now: datetime) -> PreparedDossier:
+        """``dossier`` validated, minimised and addressed as its delivery for ``record`` sends
+        it (the dossier's E1xx errors, E430, E463)."""
+        return prepare_dossier(
+            dossier,
+            to=School.parse(record.counterpart_school),
+            directory=self.directory,
+            config=self.sender_config,
+            now=now,
+            relates_to=record.request_id,
+            objections=self.outbox.objections,  # withheld as on a push (else E542 at queueing)
+        )
+
     def _deliver(
         self,
         record: RequestRecord,
@@ -933,15 +951,7 @@ class PullService:
         is still that one (``store.pull.held_token``), recording ``inzage`` in the same
         transaction; ``version``: only when what was prepared is that version (an objection
         recorded or withdrawn meanwhile changes it: E474)."""
-        prepared = prepare_dossier(
-            dossier,
-            to=School.parse(record.counterpart_school),
-            directory=self.directory,
-            config=self.sender_config,
-            now=now,
-            relates_to=record.request_id,
-            objections=self.outbox.objections,  # withheld as on a push (else E542 at queueing)
-        )
+        prepared = self._prepare(record, dossier, now=now)
         if version is not None:
             _check_previewed(record.request_id, version, payload_version(prepared.payload_digest))
         released: list[RequestRecord] = []
