@@ -97,9 +97,10 @@ def _side(
     directory: Directory,
     transport: InMemoryTransport,
     settings: PullSettings,
+    store: Store | None = None,
 ) -> Side:
     ident = identity(oin)
-    store = sqlite_store(tmp / oin / "gateway.sqlite")
+    store = store or sqlite_store(tmp / oin / "gateway.sqlite")
     config = SenderConfig(identity=ident, trust=trust())
     outbox = Outbox(
         store=store,
@@ -132,13 +133,16 @@ def _side(
     return Side(store=store, pull=pull, receiver=receiver, outbox=outbox)
 
 
-def make_pull_pair(tmp: Path, *, policy: SchoolPolicy | None = None) -> PullPair:
+def make_pull_pair(
+    tmp: Path, *, policy: SchoolPolicy | None = None, new_store: Store | None = None
+) -> PullPair:
+    """``new_store``: the new school's store (a migrated one; default: SQLite in ``tmp``)."""
     clock = Clock()
     directory = dev_directory()
     transport = InMemoryTransport()
     settings = PullSettings(default_policy=policy or SchoolPolicy())
     old = _side(tmp, SENDER_OIN, SENDER_URL, clock, directory, transport, settings)
-    new = _side(tmp, RECEIVER_OIN, RECEIVER_URL, clock, directory, transport, settings)
+    new = _side(tmp, RECEIVER_OIN, RECEIVER_URL, clock, directory, transport, settings, new_store)
     return PullPair(clock=clock, directory=directory, transport=transport, old=old, new=new)
 
 
@@ -158,3 +162,17 @@ def pupil_of(data: bytes, **changes: object) -> Pupil:
     }
     values.update(changes)
     return Pupil(**values)  # type: ignore[arg-type]
+
+
+def valid_bsns(count: int, *, start: int = 999_990_000) -> list[str]:
+    """``count`` test BSNs (99999xxxx, passing the 11-proef) from ``start`` up: a pupil each,
+    for requests that must not be refused as a second open one for one pupil (OSO-E486)."""
+    from oso_gateway.dossier.rules import bsn_is_valid
+
+    found: list[str] = []
+    number = start
+    while len(found) < count:
+        if bsn_is_valid(str(number)):
+            found.append(str(number))
+        number += 1
+    return found

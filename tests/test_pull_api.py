@@ -511,9 +511,105 @@ def test_a_retried_request_with_its_idempotency_key_is_sent_once(
         connection.execute(text("UPDATE api_idempotency SET key = 'las-aanvraag-33'"))
     across = new.post("requests", json=body, headers=key)
     assert across.status_code == 200 and across.get_json() == first.get_json()
-    without = new.post("requests", json=body)  # no key: a new request, as before
-    assert without.status_code == 201
-    assert without.get_json()["request_id"] != first.get_json()["request_id"]
+    # no key, or another key, while the first is open: refused as its duplicate (E486)
+    for headers in ({}, {"Idempotency-Key": "las-aanvraag-34"}):
+        without = new.post("requests", json=body, headers=headers)
+        assert (without.status_code, without.get_json()["code"]) == (409, "OSO-E486")
+        assert without.get_json()["duplicate_of"] == first.get_json()["request_id"]
+
+
+def test_a_second_request_for_an_open_one_answers_409_naming_it(
+    schools: tuple[Las, Las], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A LAS that retried a request without an Idempotency-Key (a timeout, a double click)
+    made two requests for one pupil at the old school, which had to decline one as
+    `duplicate-request`: while the first is open, another is 409 OSO-E486 naming it."""
+    new, _old = schools
+    caplog.set_level(logging.INFO)
+    data = generate_dossier(overstap="POVO", seed=41, now=datetime.now(UTC))
+    pupil = _pupil(data)
+    body = {"requesting_school": "01AB00", "old_school": "00YY00", "pupil": pupil}
+    first = new.post("requests", json=body)
+    assert first.status_code == 201, first.get_data(as_text=True)
+    first_id = first.get_json()["request_id"]
+    again = new.post("requests", json={**body, "pupil": {**pupil, "family_name": "Anders"}})
+    problem = again.get_json()
+    assert (again.status_code, problem["code"]) == (409, "OSO-E486")
+    assert problem["duplicate_of"] == first_id and problem["type"].endswith("OSO-E486")
+    assert first_id in problem["detail"] and "withdraw" in problem["detail"]
+    answered = again.get_data(as_text=True)
+    assert pupil["bsn"] not in answered and pupil["family_name"] not in answered
+    # another pupil, or another old school: a request of its own
+    other = _pupil(generate_dossier(overstap="POVO", seed=42, now=datetime.now(UTC)))
+    assert new.post("requests", json={**body, "pupil": other}).status_code == 201
+    assert new.post("requests", json={**body, "old_school": "02CD00"}).status_code == 201
+    # withdrawn: the pupil may be asked for again
+    assert new.post(f"requests/{first_id}/withdraw").status_code == 200
+    renewed = new.post("requests", json=body)
+    assert renewed.status_code == 201 and renewed.get_json()["request_id"] != first_id
+    sent = new.get("requests", query_string={"side": "sent"}).get_json()["items"]
+    assert len(sent) == 4  # first, another pupil's, to another school, renewed: no duplicate
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    entries = "\n".join(repr(e.event) for e in new.services.store.log_entries())
+    for personal in (pupil["bsn"], pupil["family_name"]):
+        assert personal not in logged and personal not in entries
+    refusals = [
+        e.event
+        for e in new.services.store.log_entries()
+        if e.event.get("operation") == "requests.send_request"
+        and e.event.get("http_status") == "409"
+    ]
+    assert len(refusals) == 1  # the refusal is in the transfer log, as the call it was
+
+
+def _at_once(new: Las, body: dict[str, Any], headers: dict[str, str]) -> list[Any]:
+    """Two identical POST /requests at once, both past the check before the storing
+    transaction (each waits there for the other) before either stores its request."""
+    import threading
+
+    from oso_gateway.store.pull import PullStore
+
+    before = threading.Barrier(2, timeout=30)
+    read = PullStore.open_request
+
+    def read_then_wait(self: PullStore, **kwargs: Any) -> Any:
+        found = read(self, **kwargs)
+        before.wait()
+        return found
+
+    answers: list[Any] = []
+
+    def one() -> None:
+        answers.append(new.post("requests", json=body, headers=headers))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(PullStore, "open_request", read_then_wait)
+        threads = [threading.Thread(target=one) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    return answers
+
+
+def test_two_identical_requests_at_once_make_one_request(schools: tuple[Las, Las]) -> None:
+    """Without a key: one 201 and one 409 naming it. With the same key: both answer the one
+    request (201 and 200), as a retry does, not a 409."""
+    new, _old = schools
+    for seed, headers in ((43, {}), (44, {"Idempotency-Key": "las-aanvraag-44"})):
+        data = generate_dossier(overstap="POVO", seed=seed, now=datetime.now(UTC))
+        body = {"requesting_school": "01AB00", "old_school": "00YY00", "pupil": _pupil(data)}
+        answers = {a.status_code: a.get_json() for a in _at_once(new, body, headers)}
+        made = answers[201]
+        if headers:  # the second answers as a retry with the key does: the first's request
+            assert sorted(answers) == [200, 201] and answers[200] == made, answers
+        else:
+            assert sorted(answers) == [201, 409], answers
+            assert answers[409]["code"] == "OSO-E486"
+            assert answers[409]["duplicate_of"] == made["request_id"]
+        sent = new.get("requests", query_string={"side": "sent"}).get_json()["items"]
+        assert [r["request_id"] for r in sent].count(made["request_id"]) == 1
+        assert len(sent) == (1 if seed == 43 else 2)
 
 
 def test_what_is_typed_where_an_id_goes_stays_out_of_the_log(

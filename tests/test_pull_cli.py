@@ -63,7 +63,9 @@ def test_request_list_pages_with_limit_and_cursor_and_filters_by_school(
     workdir, _ = demo
     new = str(workdir / NEW_CONFIG)
     base = ["request", "send", "--config", new, "--from", "01AB00", "--to", "00YY00"]
-    for bsn in ("999999187", "999999163"):  # at least three, whatever the other tests sent
+    # at least three, whatever the other tests sent (pupils of this test's own: an open
+    # request for a pupil refuses a second one, E486)
+    for bsn in ("999999011", "999999163"):
         _json([*base, "--bsn", bsn, "--birth-date", "2015-02-02", "--family-name", "Peters"])
     everything = _json(["request", "list", "--config", new])
     ids = [r["request_id"] for r in everything["requests"]]  # type: ignore[attr-defined]
@@ -110,17 +112,26 @@ def test_request_send_answer_decline_withdraw_and_inzage_by_hand(demo: tuple[Pat
     base = ["request", "send", "--config", new, "--from", "01AB00", "--to", "00YY00"]
     # the requests are queued; the old school's gateway is not running, so nothing is delivered
     first = _json([*base, *pupil])
-    second = _json([*base, *pupil])
     assert first["status"] == "sent"
+    # the same pupil again while the first is open: refused, naming the first (E486)
+    duplicate = _json([*base, *pupil], code=1)
+    assert duplicate["error"] == "OSO-E486"
+    assert duplicate["duplicate_of"] == first["request_id"]
+    assert str(first["request_id"]) in str(duplicate["detail"])
+    human = CliRunner().invoke(main, [*base, *pupil])
+    assert human.exit_code == 1 and "OSO-E486" in human.output
+    assert pupil[1] not in human.output  # the request and the schools, never the pupil
     shown = _json(["request", "show", str(first["request_id"]), "--config", new])
     assert shown["pupil"]["bsn"] == leerling.findtext(N + "bsn")  # type: ignore[index]
-    withdrawn = _json(["request", "withdraw", str(second["request_id"]), "--config", new])
+    withdrawn = _json(["request", "withdraw", str(first["request_id"]), "--config", new])
     assert withdrawn["status"] == "withdrawn"
     # withdrawn again (a retry): answered as the first was, not refused as a step too late
-    again = _json(["request", "withdraw", str(second["request_id"]), "--config", new])
+    again = _json(["request", "withdraw", str(first["request_id"]), "--config", new])
     assert again == {**withdrawn, "updated_at": again["updated_at"]}
     assert again["updated_at"] == withdrawn["updated_at"]
-    unknown = _json(["request", "answer", str(first["request_id"]), "--config", old,
+    second = _json([*base, *pupil])  # the first is withdrawn: the pupil may be asked for again
+    assert second["status"] == "sent" and second["request_id"] != first["request_id"]
+    unknown = _json(["request", "answer", str(second["request_id"]), "--config", old,
                      "--ready-by", "2030-01-01"], code=1)  # fmt: skip
     assert unknown["error"] == "OSO-E473"  # never delivered to the old school
     bad = _json([*base, "--bsn", "123456789", "--birth-date", "2015-01-01",
@@ -159,7 +170,8 @@ def test_request_send_reads_the_pupil_from_standard_input(demo: tuple[Path, str]
     workdir, _ = demo
     new = str(workdir / NEW_CONFIG)
     base = ["request", "send", "--config", new, "--from", "01AB00", "--to", "00YY00", "--json"]
-    pupil = {"bsn": "999999187", "birth_date": "2015-02-02", "family_name": "Peters"}
+    # a pupil of this test's own (another test's open request for one would refuse it, E486)
+    pupil = {"bsn": "999999023", "birth_date": "2015-02-02", "family_name": "Peters"}
     sent = CliRunner().invoke(main, [*base, "--pupil", "-"], input=json.dumps(pupil))
     assert sent.exit_code == 0, sent.output
     request_id = json.loads(sent.output)["request_id"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from console_support import VIEWER_NAME, add_operator, cheap_hasher, console_app, login
 from metrics_support import exposition
-from pull_pair import NEW, OLD, dossier, make_pull_pair, pupil_of
+from pull_pair import NEW, OLD, dossier, make_pull_pair, pupil_of, valid_bsns
 
 from oso_gateway.transfer.metrics import pull_request_family
 
@@ -79,10 +79,12 @@ def test_the_console_lists_requests_a_page_at_a_time(
     cheap_hasher(monkeypatch)
     pp = make_pull_pair(tmp_path)
     try:
-        pupil = pupil_of(dossier(pp.clock))
+        data = dossier(pp.clock)  # a pupil each: a second open request for one is E486
         sent = [
-            pp.new.pull.send_request(requesting=NEW, old_school=OLD, pupil=pupil).request_id
-            for _ in range(PAGE_SIZE + 2)
+            pp.new.pull.send_request(
+                requesting=NEW, old_school=OLD, pupil=pupil_of(data, bsn=bsn)
+            ).request_id
+            for bsn in valid_bsns(PAGE_SIZE + 2)
         ]
         add_operator(pp.new.store, VIEWER_NAME, "viewer")
         client = console_app(tmp_path, pp.new.store, clock=pp.clock).test_client()

@@ -21,7 +21,7 @@ from gateway_pair import (
     with_sending_school,
 )
 from lxml import etree
-from pull_pair import NEW, OLD, PullPair, dossier, make_pull_pair, pupil_of
+from pull_pair import NEW, OLD, PullPair, dossier, make_pull_pair, pupil_of, valid_bsns
 from sqlalchemy import text
 from store_support import payload_blobs, sqlite_files
 
@@ -456,7 +456,7 @@ def test_the_schools_own_system_can_send_a_failed_request_or_delivery_again(
     """A request that never reached the old school stayed 'sent' for good unless the operator
     ran `outbox retry` (found by a LAS walkthrough); the school's system now retries it, and the
     old school its failed delivery. Only a failed message: anything else is E474."""
-    data = dossier(pp.clock)
+    data = dossier(pp.clock, seed=409)  # another pupil than _failed_delivery's (E486)
     record = pp.new.pull.send_request(requesting=NEW, old_school=OLD, pupil=pupil_of(data))
     with pytest.raises(GatewayError) as queued:  # on its way, not failed
         pp.new.pull.retry(record.request_id, side=m.REQUESTER)
@@ -1407,11 +1407,11 @@ def test_the_logged_size_of_a_request_does_not_give_the_names_length(pp: PullPai
     """The transfer log named a request's exact size: "Li" and "Vermeulen-Oosterhuis" differed
     by their length (a security review). The pull workflow's sizes are rounded up to 1 KiB."""
     data = dossier(pp.clock)
-    ids = [
+    ids = [  # two pupils (one would be refused as a second open request, E486)
         pp.new.pull.send_request(
-            requesting=NEW, old_school=OLD, pupil=pupil_of(data, family_name=name)
+            requesting=NEW, old_school=OLD, pupil=pupil_of(data, family_name=name, bsn=bsn)
         ).request_id
-        for name in ("Li", "Vermeulen-Oosterhuis")
+        for name, bsn in zip(("Li", "Vermeulen-Oosterhuis"), valid_bsns(2), strict=True)
     ]
     pp.drain()
     for gateway in (pp.new, pp.old):

@@ -71,10 +71,10 @@ def test_subject_erase_erases_the_closed_requests_naming_the_pupil_and_keeps_ope
     bsn, other_bsn = pupil_of(mine).bsn, pupil_of(other).bsn
     assert bsn and other_bsn and bsn != other_bsn
     delivered = _deliver(pp, mine)
-    still_open = _send(pp, mine)
-    declined = _send(pp, mine)
+    declined = _send(pp, mine)  # (declined before the next: one open request a pupil, E486)
     pp.old.pull.decline(declined, reason="other", text="Leerling onbekend bij ons.")
     pp.drain()
+    still_open = _send(pp, mine)
     theirs = _deliver(pp, other)
     new, old = _config(tmp_path, RECEIVER_OIN), _config(tmp_path, SENDER_OIN)
 
@@ -112,6 +112,12 @@ def test_subject_erase_erases_the_closed_requests_naming_the_pupil_and_keeps_ope
         assert [e.code for e in requests.events(record.pk)][-1] == "purged"
     kept = requests.find(side=m.REQUESTER, request_id=still_open)
     assert kept is not None and requests.pupil(kept.pk)["bsn"] == bsn
+    # the pupil's keyed hash (the duplicate check's, E486) goes with the erased facts
+    with pp.new.store.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT request_id, pupil_hmac FROM pull_requests").all()
+    hashes = {str(request_id): hashed for request_id, hashed in rows}
+    assert hashes[delivered] is None and hashes[declined] is None
+    assert hashes[still_open] == requests.request_pupil_hash(bsn)
     other_record = requests.find(side=m.REQUESTER, request_id=theirs)
     assert other_record is not None and requests.pupil(other_record.pk)["bsn"] == other_bsn
     after = _subject(new, bsn, "access")

@@ -29,7 +29,7 @@ from oso_gateway.commands.db import (
     services_or_exit,
     text_from_stdin,
 )
-from oso_gateway.errors import GatewayError
+from oso_gateway.errors import DuplicateRequest, GatewayError
 from oso_gateway.transfer.pull.payloads import DECLINE_REASONS
 from oso_gateway.transfer.pull.service import STATUSES
 from oso_gateway.transfer.pull.views import inzage_dict, request_dict
@@ -215,7 +215,8 @@ def send_command(
     wait: bool,
     config_file: Path | None,
 ) -> None:
-    """Ask the old school for a pupil's dossier (new school)."""
+    """Ask the old school for a pupil's dossier (new school). Refused (OSO-E486, naming it)
+    while a request of the school to the old school for the same pupil is still open."""
     from oso_gateway.transfer.pull.payloads import Pupil
 
     given: dict[str, Any] = {
@@ -302,8 +303,12 @@ def list_command(
 
 def _error_json(exc: GatewayError) -> dict[str, str]:
     """A refusal as --json gives it: the code, its meaning and what was wrong (the detail the
-    text output prints, which names no pupil data)."""
-    return {"error": exc.code, "message": exc.public_message, "detail": exc.detail}
+    text output prints, which names no pupil data); a request refused as a duplicate (E486)
+    also names the open request, as ``duplicate_of``, as the school API does."""
+    answer = {"error": exc.code, "message": exc.public_message, "detail": exc.detail}
+    if isinstance(exc, DuplicateRequest):
+        answer["duplicate_of"] = exc.original
+    return answer
 
 
 def _side_of(side: str | None) -> str | None:

@@ -1,4 +1,5 @@
-"""OSO-E470..E499: the pull workflow (request, answer, inzage gate, delivery for a request).
+"""OSO-E470..E499: the pull workflow (request, answer, inzage gate, delivery for a request, a
+second open request for one pupil).
 
 No pupil data in any detail or message: request ids, school codes and states only."""
 
@@ -144,3 +145,20 @@ class ReadyByInPast(RemoteError):
     code = "OSO-E485"
     client_detail = True
     public_message = "The ready-by date lies in the past."
+
+
+class DuplicateRequest(RemoteError):
+    """The requesting school already has an open request (``sent`` or ``accepted``, not past
+    its deadline) for this pupil at this old school: a second one is not sent, the first is
+    named (``duplicate_of``). Withdraw the first to ask again."""
+
+    code = "OSO-E486"
+    client_detail = True
+    http_status = 409
+    public_message = (
+        "An open request for this pupil to this school exists already (see duplicate_of)."
+    )
+
+    def __init__(self, detail: str = "", *, original: str = "") -> None:
+        self.original = original
+        super().__init__(detail)

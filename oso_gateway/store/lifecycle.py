@@ -677,9 +677,9 @@ def _shred_message(session: Session, row: m.Message) -> None:
 def _purge_request(
     session: Session, cand: PurgeCandidate, outcome: PurgeResult, *, now: datetime, reason: str
 ) -> list[dict[str, str]]:
-    """Erase one closed request record's encrypted content (pupil facts, decline text, held
-    dossier, the parents' view and waiver); the row stays as a PII-free tombstone with its
-    status and events, its pupil ciphertext emptied (``b""``: "purged")."""
+    """Erase one closed request record's encrypted content (pupil facts and their keyed hash,
+    decline text, held dossier, the parents' view and waiver); the row stays as a PII-free
+    tombstone with its status and events, its pupil ciphertext emptied (``b""``: "purged")."""
     row = session.get(m.PullRequest, cand.pk, with_for_update=True)
     if row is None or row.pupil_ciphertext == b"":
         return []  # already purged
@@ -696,6 +696,7 @@ def _purge_request(
     if row.status not in CLOSED_REQUEST_STATUSES:
         return []  # open: an answer or the delivery still needs its facts
     row.pupil_ciphertext = b""
+    row.pupil_hmac = None  # the pupil's keyed hash goes with the facts: the tombstone names none
     row.decline_text_ciphertext = None
     row.held_ciphertext = None
     session.execute(

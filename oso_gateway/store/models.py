@@ -384,11 +384,21 @@ class PullRequest(Base):
     delivery_message_id: Mapped[str | None] = mapped_column(String(100))
     name_warning: Mapped[bool] = mapped_column(Boolean, default=False)
     last_error_code: Mapped[str | None] = mapped_column(String(12))
+    #: requester: a keyed hash (keyring lookup key, kind ``request_pupil``) of the pupil's BSN
+    #: or onderwijsnummer, to find an open request for the same pupil (E486); NULL on the
+    #: holder's rows, on rows made before migration 0016, and once the content is purged
+    pupil_hmac: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         CheckConstraint("side IN ('requester', 'holder')", name="side"),
+        Index(
+            "ix_pull_requests_pupil_hmac",
+            "pupil_hmac",
+            "our_school",
+            "counterpart_school",
+        ),
         Index(
             "uq_pull_requests_side_counterpart_oin_request_id",
             "side",

@@ -23,6 +23,7 @@ from oso_gateway.errors import GatewayError, RequestPurged, RequestStateInvalid
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import AtRestCipher, aad_for
 from oso_gateway.store.engine import (
+    advisory_xact_lock,
     read_transaction,
     write_transaction,
     writer,
@@ -33,6 +34,11 @@ _T = TypeVar("_T")
 
 #: the lookup-hash kind of the pupil an inzage for a push names (``InzageRecord.pupil_hmac``)
 INZAGE_PUPIL = "pupil_id"
+#: the lookup-hash kind of the pupil a request of ours asks for (``PullRequest.pupil_hmac``):
+#: a kind of its own, so the hash matches no other table's hash of the same pupil
+REQUEST_PUPIL = "request_pupil"
+#: a request of ours that still waits for the old school (and is not past its deadline)
+OPEN_SENT = ("sent", "accepted")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +97,8 @@ class NewRequest:
     requested_date: str
     deadline: datetime
     pupil: dict[str, Any]
+    #: a request of ours: the pupil's keyed hash (``PullStore.request_pupil_hash``)
+    pupil_hmac: str | None = None
 
 
 def _record(row: m.PullRequest) -> RequestRecord:
@@ -142,6 +150,7 @@ def insert_request_in(
             json.dumps(new.pupil, sort_keys=True).encode("utf-8"), aad=_aad(new, "pupil")
         ),
         name_warning=False,
+        pupil_hmac=new.pupil_hmac,
         created_at=now,
         updated_at=now,
     )
@@ -222,6 +231,41 @@ def find_request_in(
     return _record(rows[0]) if len(rows) == 1 else None
 
 
+def lock_pupil_requests(
+    session: Session, our_school: str, old_school: str, pupil_hmac: str
+) -> None:
+    """Queue the transactions that check and store a request of ``our_school`` to
+    ``old_school`` for one pupil (``pupil_hmac``) until this one ends: on PostgreSQL a
+    transaction-scoped advisory lock on their hash; SQLite's write transactions (``BEGIN
+    IMMEDIATE``) are queued already."""
+    advisory_xact_lock(session, "request", our_school, old_school, pupil_hmac)
+
+
+def open_request_in(
+    session: Session, *, our_school: str, old_school: str, pupil_hmac: str, now: datetime
+) -> RequestRecord | None:
+    """The oldest request of ours from ``our_school`` to ``old_school`` for the pupil whose
+    keyed hash is ``pupil_hmac`` that is still open: ``sent`` or ``accepted`` and not past its
+    deadline (one past it is expired, whether or not a refresh wrote so yet). Declined,
+    withdrawn, expired and delivered ones are closed; rows without a hash (made before
+    migration 0016, or purged) are never found. None when there is none."""
+    stmt = (
+        select(m.PullRequest)
+        .where(
+            m.PullRequest.pupil_hmac == pupil_hmac,
+            m.PullRequest.our_school == our_school,
+            m.PullRequest.counterpart_school == old_school,
+            m.PullRequest.side == m.REQUESTER,
+            m.PullRequest.status.in_(OPEN_SENT),
+            m.PullRequest.deadline >= now,
+        )
+        .order_by(m.PullRequest.id)
+        .limit(1)
+    )
+    row = session.scalars(stmt).first()
+    return None if row is None else _record(row)
+
+
 class PullStore:
     """The pull workflow's tables over one engine (one transaction per method)."""
 
@@ -288,6 +332,20 @@ class PullStore:
                 request_id=request_id,
                 counterpart_oin=counterpart_oin,
                 schools=schools,
+            )
+        )
+
+    def request_pupil_hash(self, pupil_number: str) -> str:
+        """The keyed hash a request of ours keeps of its pupil's BSN or onderwijsnummer."""
+        return self.cipher.lookup_hash(REQUEST_PUPIL, pupil_number)
+
+    def open_request(
+        self, *, our_school: str, old_school: str, pupil_hmac: str, now: datetime
+    ) -> RequestRecord | None:
+        """``open_request_in`` in a read of its own."""
+        return self._read(
+            lambda s: open_request_in(
+                s, our_school=our_school, old_school=old_school, pupil_hmac=pupil_hmac, now=now
             )
         )
 

@@ -32,6 +32,7 @@ from oso_gateway.errors import (
     DeliveryRequestOtherSchool,
     DeliveryRequestUnknown,
     DossierParseError,
+    DuplicateRequest,
     GatewayError,
     InzageMissing,
     InzageWaiverNotAllowed,
@@ -56,6 +57,8 @@ from oso_gateway.store.pull import (
     find_request_in,
     insert_inzage_in,
     insert_request_in,
+    lock_pupil_requests,
+    open_request_in,
     release_in,
     transition_in,
 )
@@ -117,6 +120,18 @@ class AnswerOutcome:
     delivery_message_id: str | None = None
     #: the dossier's family name differs from the request's (a warning, not a refusal)
     name_warning: bool = False
+
+
+def _refuse_open(existing: RequestRecord | None, requesting: School, old_school: School) -> None:
+    """OSO-E486 naming ``existing``, an open request of ours for the same pupil to the same
+    school (nothing when None). The text names the request and the schools, never the pupil."""
+    if existing is None:
+        return
+    raise DuplicateRequest(
+        f"request {existing.request_id} of school {requesting} to {old_school} for this pupil "
+        f"is still open ({existing.status}); withdraw it first to ask again",
+        original=existing.request_id,
+    )
 
 
 class PullService:
@@ -311,13 +326,27 @@ class PullService:
         after_insert: Callable[[Any, MessageRecord], None] | None = None,
     ) -> RequestRecord:
         """Queue a request for the pupil's dossier to the old school. ``after_insert(session,
-        message)`` runs in the transaction that stores the request and its message."""
+        message)`` runs in the transaction that stores the request and its message.
+
+        ``DuplicateRequest`` (E486, naming it) while a request of ``requesting`` to
+        ``old_school`` for the same pupil (the same BSN or onderwijsnummer, by its keyed hash)
+        is still open: ``sent`` or ``accepted`` and not past its deadline. Checked again under
+        a lock on school, school and pupil in the storing transaction, so of two at once one
+        is stored and the other refused."""
         now = now or self.clock()
         pupil.check()
         if pupil.birth_date > now.date():
             raise PupilIdentifierInvalid("the birth date lies in the future")
         if requesting == old_school:
             raise RequestPayloadInvalid(f"a request of school {requesting} addressed to itself")
+        # an open request of ours for this pupil to this school: refused before the work of
+        # sealing, and again in the transaction that stores the new one (``insert`` below)
+        pupil_hmac = self.requests.request_pupil_hash(pupil.identifier)
+        ours, theirs = requesting.code, old_school.code
+        found = self.requests.open_request(
+            our_school=ours, old_school=theirs, pupil_hmac=pupil_hmac, now=now
+        )
+        _refuse_open(found, requesting, old_school)
         from oso_gateway.transfer.send import new_message_id
 
         request_id = new_message_id()
@@ -351,13 +380,21 @@ class PullService:
             requested_date=(requested_date or now.date()).isoformat(),
             deadline=now + timedelta(days=self.settings.expire_days),
             pupil=pupil.as_dict(),
+            pupil_hmac=pupil_hmac,
         )
         inserted: list[RequestRecord] = []
         cipher = self.requests.cipher
 
         def insert(session: Any, queued: MessageRecord) -> None:
             # the request and its message in one transaction: both, or neither (a school
-            # API client's Idempotency-Key is recorded in it too, ``after_insert``)
+            # API client's Idempotency-Key is recorded in it too, ``after_insert``). Of two
+            # such transactions for one pupil at once, the second waits here for the first
+            # and then finds its request: refused, nothing queued.
+            lock_pupil_requests(session, ours, theirs, pupil_hmac)
+            again = open_request_in(
+                session, our_school=ours, old_school=theirs, pupil_hmac=pupil_hmac, now=now
+            )
+            _refuse_open(again, requesting, old_school)
             inserted.append(insert_request_in(session, cipher, new, now=now))
             if after_insert is not None:
                 after_insert(session, queued)

@@ -58,7 +58,9 @@ COMMON_RESPONSES: dict[str, Any] = {
     "403": problem_response_spec("The dossier's school is outside the credential's scope"),
     "404": problem_response_spec("No such message among the credential's schools (OSO-E602)"),
     "405": problem_response_spec("Method not allowed (OSO-E614)"),
-    "409": problem_response_spec("Status or Idempotency-Key conflict, or duplicate dossier"),
+    "409": problem_response_spec(
+        "Status or Idempotency-Key conflict, or duplicate dossier or request"
+    ),
     "410": problem_response_spec("The dossier content is no longer stored (OSO-E611)"),
     "413": problem_response_spec("Request body too large (OSO-E607)"),
     "415": problem_response_spec("Unsupported Content-Type (OSO-E608)"),
@@ -334,7 +336,8 @@ def _install_error_handlers(app: SchoolApi) -> None:
     @app.errorhandler(GatewayError)
     def _gateway_error(exc: GatewayError) -> Response:
         log.info("school API %s %s: %s %r", request.method, logged_path(), exc.code, exc.detail)
-        extra = {"duplicate_of": exc.original} if isinstance(exc, se.DuplicateDossier) else None
+        duplicates = (se.DuplicateDossier, se.DuplicateRequest)  # E610, E486: the first one
+        extra = {"duplicate_of": exc.original} if isinstance(exc, duplicates) else None
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else {}
         retry_after = getattr(exc, "retry_after", None)
         if retry_after:

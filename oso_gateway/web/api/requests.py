@@ -314,7 +314,10 @@ def list_requests(query: RequestListQuery) -> Response:
     summary="Ask the old school for a pupil's dossier (new school)",
     description="An `Idempotency-Key` makes a retried request return the same request (200), "
     "not a second one at the old school; the same key with another body answers 409 "
-    "(OSO-E604).",
+    "(OSO-E604). While a request of the same school to the same old school for the same pupil "
+    "(BSN or onderwijsnummer) is still open (`sent` or `accepted`, not past its deadline), "
+    "another one, without a key or with another key, answers 409 (OSO-E486) with "
+    "`duplicate_of`: that request's id.",
     responses={200: DossierRequest, 201: DossierRequest},
 )
 def send_request(body: SendBody, header: am.IdempotencyHeader) -> Response:
@@ -357,7 +360,11 @@ def send_request(body: SendBody, header: am.IdempotencyHeader) -> Response:
             after_insert=after,
         )
     except Exception as exc:  # the same key raced us: answer with the winner's request
-        raced = _earlier_request(key, kept, digest) if is_conflict(exc) else None
+        # (refused as its duplicate, E486, when the winner's request was stored first)
+        from oso_gateway.errors import DuplicateRequest
+
+        same = is_conflict(exc) or isinstance(exc, DuplicateRequest)
+        raced = _earlier_request(key, kept, digest) if same else None
         if raced is None:
             raise
         return jsonify(request_dict(raced, _now()))
