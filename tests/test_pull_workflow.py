@@ -217,6 +217,8 @@ def test_a_dossier_that_cannot_leave_is_refused_at_its_hand_in(pp: PullPair) -> 
     assert "objection to category overstapadvies" in refused.value.detail
     assert "VERPLICHT" in refused.value.detail
     assert not _old(pp, request_id).held
+    pp.old.pull.decline(request_id, reason="not-our-pupil")  # closed: the pupil may be asked again
+    pp.drain()
     invalid = data.replace(b"<cat_vve>VERBODEN</cat_vve>", b"<cat_vve>ONBEKEND</cat_vve>")
     assert invalid != data
     request_id, _ = _request(pp, invalid)
