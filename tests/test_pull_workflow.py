@@ -481,6 +481,35 @@ def test_the_schools_own_system_can_send_a_failed_request_or_delivery_again(
     assert pp.old.store.find_message(m.OUT, delivery_id).status == "delivered"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("answer", ["accept", "decline"])
+def test_an_answer_that_never_reached_the_new_school_shows_on_the_request(
+    pp: PullPair, answer: str
+) -> None:
+    """A Declined (or Accepted) answer whose every retry failed left the request reading
+    "declined" with no code, while the new school waited for its deadline; nothing linked the
+    failed message to the request (an administrator's walkthrough). Now the request carries the
+    answer's code until a retry (the school's own, or `outbox retry`) gets it there."""
+    request_id, _ = _request(pp)
+    if answer == "accept":
+        pp.old.pull.accept(request_id, ready_by=pp.clock().date() + timedelta(days=3))
+    else:
+        pp.old.pull.decline(request_id, reason="not-our-pupil")
+    pp.fail_outbox(pp.old)
+    pp.old.pull.refresh()
+    failed = _old(pp, request_id)
+    assert failed.status == ("accepted" if answer == "accept" else "declined")
+    assert failed.last_error_code is not None and failed.last_error_code.startswith("OSO-E")
+    assert _new(pp, request_id).status == "sent"  # the new school never heard
+    pp.old.pull.retry(request_id, side=m.HOLDER)
+    pp.drain()
+    pp.old.pull.refresh()
+    assert _old(pp, request_id).last_error_code is None
+    assert _new(pp, request_id).status == failed.status
+    with pytest.raises(GatewayError) as again:  # delivered: nothing to send again
+        pp.old.pull.retry(request_id, side=m.HOLDER)
+    assert _code(again) == "OSO-E474" and "answer" in again.value.detail
+
+
 def test_a_delivery_retried_after_the_lists_read_gets_no_stale_error_code(
     pp: PullPair, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import TypeVar
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from oso_gateway.store import models as m
@@ -68,6 +68,47 @@ class MessageQueries(StoreBase):
             return None if row is None else record_of(row)
 
         return self._read(work)
+
+    def latest_related(
+        self, direction: str, action: str, *, relates_to: Collection[str] | None = None,
+        failed_only: bool = False, limit: int = 500,
+    ) -> dict[str, MessageRecord]:  # fmt: skip
+        """The newest message with ``action`` in ``direction`` relating to each request id
+        (``relates_to``: these only, else any), at most ``limit`` of them; ``failed_only``: the
+        request ids whose newest such message failed (a pull answer that never arrived)."""
+        wanted = None if relates_to is None else sorted(set(relates_to))
+
+        def work(session: Session) -> dict[str, MessageRecord]:
+            among = wanted
+            if failed_only:  # the failed ones first (few, and indexed by status)
+                failed = select(m.Message.relates_to).where(
+                    m.Message.direction == direction,
+                    m.Message.status == m.FAILED,
+                    m.Message.action == action,
+                    m.Message.relates_to.is_not(None),
+                )
+                if among is not None:
+                    failed = failed.where(m.Message.relates_to.in_(among))
+                among = sorted({r for r in session.scalars(failed.limit(limit)) if r})
+            newest = (
+                select(func.max(m.Message.id))
+                .where(
+                    m.Message.direction == direction,
+                    m.Message.action == action,
+                    m.Message.relates_to.is_not(None),
+                    m.Message.status != m.REJECTED,
+                )
+                .group_by(m.Message.relates_to)
+            )
+            if among is not None:
+                newest = newest.where(m.Message.relates_to.in_(among))
+            stmt = select(m.Message).where(m.Message.id.in_(newest))
+            if failed_only:
+                stmt = stmt.where(m.Message.status == m.FAILED)
+            rows = session.scalars(stmt.order_by(m.Message.id.desc()).limit(limit))
+            return {row.relates_to: record_of(row) for row in rows if row.relates_to}
+
+        return {} if wanted is not None and not wanted else self._read(work)
 
     def get_message(self, pk: int) -> MessageRecord:
         return self._read(lambda session: record_of(self._get(session, pk)))

@@ -366,13 +366,16 @@ class PullStore:
         before_pk: int | None = None,
         limit: int | None = None,
         either_school: str | None = None,
+        request_ids: Collection[str] | None = None,
+        with_error_code: bool = False,
     ) -> list[RequestRecord]:
         """The requests, oldest first (``newest_first``: newest first). ``schools``: only these
         schools' requests (None: every school's; empty: none). A page: ``before_pk``, only rows
         with a smaller key (the cursor of a newest-first list), and at most ``limit`` rows.
         ``either_school``: only those with a school on either side that starts so (a BRIN, or
-        BRIN + vestiging: an operator's filter)."""
-        if schools is not None and not schools:
+        BRIN + vestiging: an operator's filter). ``request_ids``: only these (at most a few
+        hundred); ``with_error_code``: only those that carry a failed message's code."""
+        if (schools is not None and not schools) or (request_ids is not None and not request_ids):
             return []
 
         def work(session: Session) -> list[RequestRecord]:
@@ -391,6 +394,10 @@ class PullStore:
                         m.PullRequest.counterpart_school.startswith(either_school, autoescape=True),
                     )
                 )
+            if request_ids is not None:
+                stmt = stmt.where(m.PullRequest.request_id.in_(sorted(set(request_ids))))
+            if with_error_code:
+                stmt = stmt.where(m.PullRequest.last_error_code.is_not(None))
             if before_pk is not None:
                 stmt = stmt.where(key < before_pk)
             if limit is not None:

@@ -231,6 +231,43 @@ class PullService:
         )
         for record in holding:
             self._refresh_record(record, now, deliveries=deliveries)
+        self._refresh_answers(now, schools=schools)
+
+    def _refresh_answers(self, now: datetime, *, schools: Sequence[str] | None) -> None:
+        """An old school's answer (accepted, declined) whose message never reached the new
+        school (every retry failed) puts that message's code on the request, as a failed
+        request or delivery does (it read "declined" with no code while the new school waited
+        for its deadline: an administrator's walkthrough); delivered after a retry, it takes
+        the code off. A request whose dossier left carries its delivery's code instead."""
+        answered = (ACCEPTED, DECLINED)
+        failing = self.store.latest_related(m.OUT, p.ACTION_ANSWER, failed_only=True)
+        noted = self.requests.list_requests(
+            side=m.HOLDER, statuses=answered, schools=schools, with_error_code=True
+        )
+        ids = set(failing) | {r.request_id for r in noted if r.delivery_message_id is None}
+        records = self.requests.list_requests(
+            side=m.HOLDER, statuses=answered, schools=schools, request_ids=ids
+        )
+        answers = self.store.latest_related(
+            m.OUT, p.ACTION_ANSWER, relates_to=[r.request_id for r in records]
+        )
+        for record in records:
+            answer = answers.get(record.request_id)
+            if record.delivery_message_id is not None or answer is None:
+                continue
+            if answer.status not in (m.FAILED, m.DELIVERED):  # queued again: kept until it ends
+                continue
+            code = answer.last_error_code if answer.status == m.FAILED else None
+            if code != record.last_error_code:
+                with contextlib.suppress(RequestStateInvalid):
+                    self.requests.transition(
+                        record.pk,
+                        status=record.status,
+                        now=now,
+                        expected=(record.status,),
+                        as_read=record,
+                        last_error_code=code,
+                    )
 
     def _refresh_record(
         self,
@@ -440,13 +477,17 @@ class PullService:
     ) -> RequestRecord:
         """Send a request's failed message again, with a fresh attempt budget (what the
         operator's ``outbox retry`` does), for the school's own system: the new school's request
-        that never reached the old school, or the old school's delivery. E474 when that message
-        did not fail (or there is none yet)."""
+        that never reached the old school, or the old school's delivery, or before a delivery
+        its answer (accepted, declined). E474 when that message did not fail (or there is none
+        yet)."""
         now = now or self.clock()
         record = self.find(request_id, side=side, schools=schools)
         message_id = record.request_id if side == m.REQUESTER else record.delivery_message_id
         message = None if message_id is None else self.store.find_message(m.OUT, message_id)
         what = "request" if side == m.REQUESTER else "delivery"
+        if side == m.HOLDER and message_id is None:
+            answers = self.store.latest_related(m.OUT, p.ACTION_ANSWER, relates_to=[request_id])
+            message, what = answers.get(request_id), "answer"
         if message is None or message.status != m.FAILED:
             state = "none yet" if message is None else message.status
             raise RequestStateInvalid(f"only a failed {what} is sent again; its {what}: {state}")

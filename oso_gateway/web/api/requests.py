@@ -440,10 +440,10 @@ def withdraw_request(path: RequestPath) -> Response:
     "/<request_id>/retry",
     operation_id="retryRequest",
     summary="Send a request's failed message again: the request (new school) or the delivery "
-    "(old school)",
+    "or answer (old school)",
     description="With a fresh attempt budget, as the operator's `outbox retry`; `side` picks "
-    "the request we sent (default) or the one we received (its delivery). 409 (OSO-E474) when "
-    "that message did not fail.",
+    "the request we sent (default) or the one we received (its delivery, or before a delivery "
+    "its answer: accepted, declined). 409 (OSO-E474) when that message did not fail.",
     responses={200: DossierRequest},
 )
 def retry_request(path: RequestPath, query: RequestSideQuery) -> Response:
