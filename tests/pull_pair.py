@@ -134,14 +134,19 @@ def _side(
 
 
 def make_pull_pair(
-    tmp: Path, *, policy: SchoolPolicy | None = None, new_store: Store | None = None
+    tmp: Path,
+    *,
+    policy: SchoolPolicy | None = None,
+    old_store: Store | None = None,
+    new_store: Store | None = None,
 ) -> PullPair:
-    """``new_store``: the new school's store (a migrated one; default: SQLite in ``tmp``)."""
+    """``old_store`` / ``new_store``: the old or the new school's store (a migrated one, on
+    PostgreSQL say); default: SQLite in ``tmp``."""
     clock = Clock()
     directory = dev_directory()
     transport = InMemoryTransport()
     settings = PullSettings(default_policy=policy or SchoolPolicy())
-    old = _side(tmp, SENDER_OIN, SENDER_URL, clock, directory, transport, settings)
+    old = _side(tmp, SENDER_OIN, SENDER_URL, clock, directory, transport, settings, old_store)
     new = _side(tmp, RECEIVER_OIN, RECEIVER_URL, clock, directory, transport, settings, new_store)
     return PullPair(clock=clock, directory=directory, transport=transport, old=old, new=new)
 

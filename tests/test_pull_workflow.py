@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from gateway_pair import (
+    KEY,
     RECEIVER_OIN,
     RECEIVER_URL,
     SENDER_OIN,
@@ -22,13 +23,15 @@ from gateway_pair import (
 )
 from lxml import etree
 from pull_pair import NEW, OLD, PullPair, dossier, make_pull_pair, pupil_of, valid_bsns
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from store_support import payload_blobs, sqlite_files
 
 from oso_gateway.config import INZAGE_OR_WAIVER, SchoolPolicy
 from oso_gateway.errors import GatewayError
 from oso_gateway.security.wss import seal
+from oso_gateway.store import Store
 from oso_gateway.store import models as m
+from oso_gateway.store.crypto import AtRestCipher
 from oso_gateway.store.pull import RequestRecord
 from oso_gateway.transfer import wire
 from oso_gateway.transfer.pull import payloads as p
@@ -932,6 +935,103 @@ def test_a_push_that_was_tried_counts_after_a_retry_and_a_cancel(tmp_path: Path)
         with pytest.raises(GatewayError) as refused:
             push()
         assert _code(refused) == "OSO-E471" and "earlier push" in refused.value.detail
+    finally:
+        pp.close()
+
+
+def test_one_inzage_one_push_holds_whatever_the_processes_clocks(
+    tmp_path: Path, engine: Engine
+) -> None:
+    """ "One inzage, one push" compared the inzage's recording time (the clock of the process
+    that recorded it: the API's) with the push's queue time (the pushing process's, maybe on
+    another host). With the pusher's clock behind by more than the time between the two, a
+    push did not use the inzage up and a second push went on it; with the pusher's clock
+    ahead, a push made before a new inzage read as made after it, and the push the new inzage
+    was recorded for was refused. A push now names the inzage it went under; no clock is
+    compared. On SQLite and on PostgreSQL."""
+    policy = SchoolPolicy(push_requires_inzage=True)
+    pp = make_pull_pair(tmp_path, policy=policy, old_store=Store(engine, AtRestCipher(KEY)))
+    skew = timedelta(minutes=10)
+    try:
+        data = dossier(pp.clock)
+        pupil = pupil_of(data).identifier
+
+        def inzage(day: int) -> None:
+            pp.old.pull.record_push_inzage(
+                school=OLD, pupil_identifier=pupil, inzage_date=date(2026, 1, day), how="meeting"
+            )
+            pp.clock.advance(timedelta(seconds=30))
+
+        def push() -> PreparedDossier:
+            prepared = _prepared_push(pp, data)
+            pp.old.outbox.enqueue(prepared)
+            pp.clock.advance(timedelta(seconds=30))
+            return prepared
+
+        def refused() -> str:
+            with pytest.raises(GatewayError) as info:
+                push()
+            assert _code(info) == "OSO-E471"
+            return info.value.detail
+
+        # the pushing process's clock runs 10 minutes behind the one that records inzages
+        pp.old.outbox.clock = lambda: pp.clock() - skew
+        inzage(5)
+        first = push()
+        assert "earlier push" in refused()  # the same inzage once more: it was used up
+        # ... and 10 minutes ahead: the push just made reads as made after the next inzage
+        pp.old.outbox.clock = lambda: pp.clock() + skew
+        inzage(6)
+        second = push()  # a new inzage lets one push through
+        inzage(7)
+        third = push()  # and so does the next, made after the one before
+        assert "earlier push" in refused()
+        queued = {r.message_id for r in pp.old.store.list_messages(direction=m.OUT)}
+        assert queued == {first.message_id, second.message_id, third.message_id}
+    finally:
+        pp.close()
+
+
+def test_a_push_from_before_pushes_named_their_inzage_counts_as_it_did(
+    tmp_path: Path, engine: Engine
+) -> None:
+    """Migration ``push_inzage_link_1`` cannot tell which inzage an earlier push went under:
+    its record is marked unlinked and counted by time, as before, so that an inzage used up
+    before the upgrade does not let a second push go after it."""
+    from alembic import command
+
+    from oso_gateway.store import upgrade
+    from oso_gateway.store.migrate import alembic_config
+
+    policy = SchoolPolicy(push_requires_inzage=True)
+    pp = make_pull_pair(tmp_path, policy=policy, old_store=Store(engine, AtRestCipher(KEY)))
+    try:
+        data = dossier(pp.clock)
+        pupil = pupil_of(data).identifier
+
+        def inzage() -> None:
+            pp.old.pull.record_push_inzage(
+                school=OLD, pupil_identifier=pupil, inzage_date=date(2026, 1, 5), how="paper"
+            )
+            pp.clock.advance(timedelta(seconds=30))
+
+        def push() -> None:
+            pp.old.outbox.enqueue(_prepared_push(pp, data))
+            pp.clock.advance(timedelta(seconds=30))
+
+        inzage()
+        push()
+        with engine.begin() as conn:  # the database as it was before the migration
+            command.downgrade(alembic_config(conn), "request_pupil_hmac_1")
+        upgrade(engine)
+        with engine.connect() as conn:
+            linked = conn.execute(text("SELECT inzage_pk FROM disclosures")).scalars().all()
+        assert linked == [m.INZAGE_UNLINKED]
+        with pytest.raises(GatewayError) as refused:
+            push()
+        assert _code(refused) == "OSO-E471" and "earlier push" in refused.value.detail
+        inzage()
+        push()  # queued before the new inzage: the unlinked push was not of it
     finally:
         pp.close()
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from sqlalchemy import Engine, delete, select, text
 from sqlalchemy import exc as sa_exc
@@ -27,6 +27,20 @@ from oso_gateway.store.pull import RequestRecord
 _T = TypeVar("_T")
 #: the keyed-hash kind of a pupil number (``AtRestCipher.lookup_hash``)
 PUPIL = "bsn"
+
+
+class DisclosureWriter(Protocol):
+    """``PrivacyRecords.disclosure_writer``'s hook: an ``OnInsert`` that also takes the inzage
+    record a push goes under."""
+
+    def __call__(
+        self,
+        session: Session,
+        message_id: str,
+        message: dict[str, object],
+        *,
+        inzage_pk: int | None = None,
+    ) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +65,8 @@ class DisclosureRecord:
     relates_to: str | None = None
     #: whether a delivery of it was ever tried (its events; a retry sets ``attempts`` back)
     tried: bool = False
+    #: a push: the inzage record it went under (``models.Disclosure.inzage_pk``)
+    inzage_pk: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,11 +205,18 @@ class PrivacyRecords:
         inzage: dict[str, str] | None,
         recipient_name: str | None,
         now: datetime,
-    ) -> Callable[[Session, str, dict[str, object]], None]:
-        """A hook that adds the disclosure row inside the outbox insert's transaction."""
+    ) -> DisclosureWriter:
+        """A hook that adds the disclosure row inside the outbox insert's transaction;
+        ``inzage_pk``: the inzage record a push goes under (``models.Disclosure.inzage_pk``)."""
         hashed = self.pupil_hash(pupil_number) if pupil_number else None
 
-        def write(session: Session, message_id: str, message: dict[str, object]) -> None:
+        def write(
+            session: Session,
+            message_id: str,
+            message: dict[str, object],
+            *,
+            inzage_pk: int | None = None,
+        ) -> None:
             session.add(
                 m.Disclosure(
                     message_id=message_id,
@@ -209,6 +232,7 @@ class PrivacyRecords:
                     inzage=json.dumps(inzage, sort_keys=True) if inzage else None,
                     payload_digest=message.get("payload_digest"),
                     prepared_at=now,
+                    inzage_pk=inzage_pk,
                 )
             )
 
@@ -251,25 +275,36 @@ class PrivacyRecords:
 
         return read(session) if session is not None else self._read(read)
 
-    def pushed_since(
+    def pushed_on(
         self,
         *,
         school: str,
         pupil_number: str,
-        since: datetime,
+        inzage_pk: int,
+        recorded_at: datetime,
         session: Session | None = None,
         other_than: str | None = None,
     ) -> bool:
-        """Whether a push (no request) of the pupil from ``school`` was queued at or after
-        ``since`` and left, or may have (it was tried): one cancelled before any attempt never
-        left. Whether it was tried is read from its events, not its attempt count, which a
-        retry sets back to 0 (a retried push that may have arrived, then cancelled, let a
-        second push go on the same inzage: a review). ``other_than``: a message id not to
-        count (the one being queued)."""
+        """Whether a push (no request) of the pupil from ``school`` went under the inzage record
+        ``inzage_pk`` (its disclosure record names it) and left, or may have (it was tried): one
+        cancelled before any attempt never left. No times are compared: an inzage's recording
+        time and a push's queue time come from the clocks of two processes, maybe on two hosts
+        (a skew let a second push go on one inzage, or refused the first). Only a record made
+        before pushes named their inzage (``INZAGE_UNLINKED``) is taken, as then, as made on
+        the inzage when queued at or after its ``recorded_at``. Whether a push was tried is read
+        from its events, not its attempt count, which a retry sets back to 0 (a retried push
+        that may have arrived, then cancelled, let a second push go on the same inzage: a
+        review). ``other_than``: a message id not to count (the one being queued)."""
+
+        def went_under(d: DisclosureRecord) -> bool:
+            if d.inzage_pk == m.INZAGE_UNLINKED:
+                return d.prepared_at >= recorded_at
+            return d.inzage_pk == inzage_pk
+
         return any(
             d.sending_school == school
             and d.relates_to is None
-            and d.prepared_at >= since
+            and went_under(d)
             and d.message_id != other_than
             and not (d.status == m.CANCELLED and not d.tried)
             for d in self.disclosures(pupil_number=pupil_number, session=session)
@@ -399,4 +434,5 @@ def _disclosure(
         attempts=attempts or 0,
         relates_to=relates_to,
         tried=tried or bool(attempts),
+        inzage_pk=row.inzage_pk,
     )

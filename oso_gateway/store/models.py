@@ -297,6 +297,17 @@ class Disclosure(Base):
     receipt_digest: Mapped[str | None] = mapped_column(String(64))
     prepared_at: Mapped[datetime] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: a push: the inzage record (``inzage_records.id``) it went under, the latest recorded for
+    #: the pupil at the school when it was queued ("one inzage, one push" asks whether a push
+    #: names the inzage, not whether it was queued after it: two processes' clocks); None:
+    #: none (or a request's delivery); ``INZAGE_UNLINKED``: queued before pushes named it.
+    #: No foreign key: a disclosure record outlives the inzage record (retention, erasure).
+    inzage_pk: Mapped[int | None] = mapped_column(BigInteger)
+
+
+#: ``Disclosure.inzage_pk`` of a record made before pushes named their inzage (migration
+#: ``push_inzage_link_1``): taken as made on every inzage recorded at or before its queue time
+INZAGE_UNLINKED = 0
 
 
 class StoreCheck(Base):

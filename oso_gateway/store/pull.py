@@ -84,6 +84,8 @@ class InzageEntry:
     text_held: bool = False
     #: the version of the dossier the parents were shown, when the inzage named it
     previewed: str | None = None
+    #: its row (``inzage_records.id``); None before it is in the store
+    pk: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -709,6 +711,7 @@ def _inzage(row: m.InzageRecord) -> InzageEntry:
         recorded_at=row.recorded_at,
         text_held=row.zienswijze_ciphertext is not None or row.waiver_ciphertext is not None,
         previewed=row.previewed,
+        pk=row.id,
     )
 
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from oso_gateway.config import RetrySettings
 from oso_gateway.errors import (
@@ -38,7 +38,7 @@ from oso_gateway.errors import (
     sender_reading,
 )
 from oso_gateway.store import models as m
-from oso_gateway.store.disclosures import PrivacyRecords
+from oso_gateway.store.disclosures import DisclosureWriter, PrivacyRecords
 from oso_gateway.store.repository import AfterInsert, Duplicate, MessageRecord, Store
 from oso_gateway.transfer.schools import DirectoryLike, School
 from oso_gateway.transfer.send import (
@@ -132,8 +132,11 @@ class Outbox:
         #: checked before anything is queued (the pull workflow's inzage gate for pushes)
         self.gate: Callable[[PreparedDossier], None] | None = None
         #: what of ``gate`` must hold once more inside the queueing transaction (session,
-        #: prepared, message id): "one inzage, one push" against pushes queued at once
-        self.gate_again: Callable[[TransactionSession, PreparedDossier, str], None] | None = None
+        #: prepared, message id): "one inzage, one push" against pushes queued at once; it
+        #: answers the inzage record a push goes under, which its disclosure record names
+        self.gate_again: Callable[[TransactionSession, PreparedDossier, str], int | None] | None = (
+            None
+        )
 
     # --- queueing ----------------------------------------------------------------------------
 
@@ -199,7 +202,8 @@ class Outbox:
     def _on_insert(
         self, prepared: PreparedDossier, now: datetime, inzage: InzageEntry | None
     ) -> OnInsert | None:
-        """What runs in the queueing transaction: ``gate_again``, then the disclosure record."""
+        """What runs in the queueing transaction: ``gate_again``, then the disclosure record
+        (naming the inzage record ``gate_again`` found a push to go under)."""
         again, write = self.gate_again, self._disclosure_hook(prepared, now, inzage)
         if again is None:
             return write
@@ -208,15 +212,15 @@ class Outbox:
             session: TransactionSession, message_id: str, columns: dict[str, object]
         ) -> None:
             assert again is not None
-            again(session, prepared, message_id)
+            used = again(session, prepared, message_id)
             if write is not None:
-                write(session, message_id, columns)
+                write(session, message_id, columns, inzage_pk=used)
 
         return on_insert
 
     def _disclosure_hook(
         self, prepared: PreparedDossier, now: datetime, inzage: InzageEntry | None = None
-    ) -> Callable[[Any, str, dict[str, object]], None] | None:
+    ) -> DisclosureWriter | None:
         """The disclosure record's writer for a dossier (None for other kinds); refuses a
         dossier that still holds a category the parents objected to."""
         facts = prepared.disclosure

@@ -819,41 +819,55 @@ class PullService:
             )
 
     def _push_since(self, school: str, identifier: str, entry: InzageEntry) -> bool:
-        """Whether a push of the pupil from ``school`` left (or may have: it was tried) after
-        ``entry`` was recorded. An inzage is of the dossier that goes, as on the pull path: one
-        recorded once let every later push of the pupil through (a security review). A push
-        cancelled before any attempt never left, and does not count."""
+        """Whether a push of the pupil from ``school`` went under ``entry`` and left (or may
+        have: it was tried): ``PrivacyRecords.pushed_on``. An inzage is of the dossier that
+        goes, as on the pull path: one recorded once let every later push of the pupil through
+        (a security review). A push cancelled before any attempt never left, and does not
+        count."""
         from oso_gateway.store.disclosures import PrivacyRecords
 
+        assert entry.pk is not None  # read from the store
         records = PrivacyRecords(self.store.engine, self.store.cipher)
-        return records.pushed_since(school=school, pupil_number=identifier, since=entry.recorded_at)
+        return records.pushed_on(
+            school=school,
+            pupil_number=identifier,
+            inzage_pk=entry.pk,
+            recorded_at=entry.recorded_at,
+        )
 
-    def recheck_push(self, session: Any, prepared: PreparedMessage, message_id: str) -> None:
+    def recheck_push(self, session: Any, prepared: PreparedMessage, message_id: str) -> int | None:
         """``check_push``'s "one inzage, one push" once more inside the queueing transaction of
         ``message_id``, under a lock on the school and pupil (``lock_pupil_pushes``): of several
         pushes of one pupil queued at once on one inzage, only the first passes (each passed
         the early check, made before any of them was queued: a security review sent one
-        inzage's dossier to three schools). Raises E471; nothing is then queued. ``session``:
-        the queueing transaction's (a SQLAlchemy session: no type of it here, where no
-        SQLAlchemy is imported, the import-linter's contract)."""
+        inzage's dossier to three schools). Raises E471; nothing is then queued. Answers the
+        inzage record the push goes under (the latest recorded for the pupil at the school,
+        read under the lock; a waiver's too, and also when the policy asks none), which its
+        disclosure record names: "one inzage, one push" asks which inzage a push went under,
+        never whether it was queued after the inzage was recorded (two processes' clocks).
+        ``session``: the queueing transaction's (a SQLAlchemy session: no type of it here,
+        where no SQLAlchemy is imported, the import-linter's contract)."""
         from oso_gateway.store.disclosures import PrivacyRecords, lock_pupil_pushes
 
-        if prepared.relates_to is not None or prepared.action != wire.ACTION_DELIVER:
-            return
+        number = getattr(prepared, "pupil_number", None)
+        if prepared.relates_to is not None or prepared.action != wire.ACTION_DELIVER or not number:
+            return None
         school = prepared.sending_school.code
         policy = self.settings.policy_for(school)
-        number = getattr(prepared, "pupil_number", None)
-        if not policy.push_requires_inzage or policy.inzage == INZAGE_NOT_REQUIRED or not number:
-            return
-        entry = self.requests.find_inzage(school=school, pupil_identifier=number)
-        if entry is None or entry.waived:
-            return  # the early check decided (a waiver is of no one dossier)
+        gated = policy.push_requires_inzage and policy.inzage != INZAGE_NOT_REQUIRED
         records = PrivacyRecords(self.store.engine, self.store.cipher)
-        lock_pupil_pushes(session, school, records.pupil_hash(number))
-        if records.pushed_since(
+        if gated:
+            lock_pupil_pushes(session, school, records.pupil_hash(number))
+        entry = self.requests.find_inzage(school=school, pupil_identifier=number)
+        if entry is None or entry.pk is None:
+            return None
+        if not gated or entry.waived:
+            return entry.pk  # the early check decided (a waiver is of no one dossier)
+        if records.pushed_on(
             school=school,
             pupil_number=number,
-            since=entry.recorded_at,
+            inzage_pk=entry.pk,
+            recorded_at=entry.recorded_at,
             session=session,
             other_than=message_id,
         ):
@@ -862,6 +876,7 @@ class PullService:
                 "was of another push of this pupil, queued at the same time; record the "
                 "parents' inzage of this dossier"
             )
+        return entry.pk
 
     def preview(
         self,
