@@ -59,6 +59,7 @@ from oso_gateway.transfer.directory import Directory, FileDirectorySource, LiveD
 from oso_gateway.transfer.handlers import default_handlers
 from oso_gateway.transfer.lifecycle import purge_periodically
 from oso_gateway.transfer.mailbox import InboxService, OutboxService
+from oso_gateway.transfer.outage import DatabaseErrors
 from oso_gateway.transfer.outbox import Outbox
 from oso_gateway.transfer.pull.service import PullService
 from oso_gateway.transfer.receive import ReceiverConfig, ReceiveService
@@ -260,6 +261,7 @@ def build_services(
         clock=clock,
         handlers=default_handlers(pull=pull),
     )
+    receiver.database_errors = outbox.database_errors = database_errors = DatabaseErrors()
     return GatewayServices(
         pull=pull,
         settings=settings,
@@ -275,6 +277,7 @@ def build_services(
         clock=clock,
         inbox=InboxService(store, clock=clock),
         outbox_view=_outbox_view(settings, store, directory, outbox, configs, clock),
+        database_errors=database_errors,
     )
 
 

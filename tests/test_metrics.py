@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -273,3 +275,59 @@ def test_refused_tls_handshakes_are_counted_by_openssls_reason(tmp_path: Path) -
         assert sum(found.values()) == 2, found
     finally:
         running.stop()
+
+
+def test_messages_refused_while_our_database_is_down_are_counted_without_it(
+    world: World,
+) -> None:
+    """Our database down, the endpoint refused messages with OSO-E502 and no metric counted
+    them: ``oso_gateway_rejections_total`` is read from the transfer log, in that database (an
+    operator's drill). ``oso_gateway_database_errors_total`` counts them in memory."""
+    errors = "oso_gateway_database_errors_total"
+    before = parse(world.metrics(world.receiver_app))
+    assert {
+        where: value(before, errors, where=where) for where in ("receive", "api", "outbox")
+    } == {
+        "receive": 0,
+        "api": 0,
+        "outbox": 0,
+    }
+    dead = Store(create_store_engine("postgresql://nobody:x@127.0.0.1:9/none"))
+    real, world.receiver.store = world.receiver.store, dead
+    world.receiver.inbound.store = dead
+    world.queue(generate_dossier(overstap="POVO", seed=11, now=world.clock()))
+    assert world.sender.outbox.run_once().retrying == 1  # refused: 503, OSO-E502
+    world.clock.now += timedelta(seconds=30)
+    assert world.sender.outbox.run_once().retrying == 1
+
+    down = parse(world.metrics(world.receiver_app))
+    assert value(down, "oso_gateway_database_up") == 0
+    assert value(down, errors, where="receive") == 2
+    assert not any(name == "oso_gateway_rejections_total" for name, _labels in down)
+    sent = parse(world.metrics(world.sender_app))  # the peer's outage is not the sender's
+    assert value(sent, errors, where="receive") == 0 and value(sent, errors, where="outbox") == 0
+
+    # the same gateway's school API answering E502, and its outbox worker failing a run
+    from oso_gateway.web.api import create_api_app
+
+    api = create_api_app(world.receiver.settings, services=world.receiver).test_client()
+    answer = api.get("/api/v1/inbox", headers={"Authorization": "Bearer abc.def"})
+    assert answer.status_code == 503 and answer.get_json()["code"] == "OSO-E502"
+    real_outbox_store, world.receiver.outbox.store = world.receiver.outbox.store, dead
+    stop = threading.Event()
+    worker = threading.Thread(target=world.receiver.outbox.run_forever, args=(stop,))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while world.receiver.database_errors.counts()["outbox"] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    stop.set()
+    worker.join(10)
+    world.receiver.outbox.store = real_outbox_store
+    down = parse(world.metrics(world.receiver_app))
+    assert value(down, errors, where="api") == 1 and value(down, errors, where="outbox") == 1
+
+    world.receiver.store = world.receiver.inbound.store = real  # back: it counts on, from memory
+    up = parse(world.metrics(world.receiver_app))
+    assert value(up, "oso_gateway_database_up") == 1
+    assert value(up, errors, where="receive") == 2

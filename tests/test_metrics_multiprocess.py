@@ -171,3 +171,58 @@ def test_the_cli_does_not_import_prometheus_client_before_serve_sets_it_up() -> 
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "False"
+
+
+_OTHER_PROCESS = """
+from oso_gateway.transfer.outage import DatabaseErrors
+
+DatabaseErrors().count("receive")  # a receiver process's refusal
+DatabaseErrors().count("outbox")  # an outbox worker's failed run (another gateway object)
+"""
+
+_SCRAPING_PROCESS = """
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, "tests")
+from _gateway_apps import two_gateways
+from metrics_support import parse, value
+
+from oso_gateway.dossier.generator import generate_dossier
+from oso_gateway.store import Store, create_store_engine
+
+with two_gateways(Path(sys.argv[1])) as world:
+    dead = Store(create_store_engine("postgresql://nobody:x@127.0.0.1:9/none"))
+    world.receiver.store = world.receiver.inbound.store = dead
+    world.queue(generate_dossier(overstap="POVO", seed=12, now=world.clock()))
+    assert world.sender.outbox.run_once().retrying == 1  # refused here: OSO-E502
+    page = world.metrics(world.receiver_app)
+    samples = parse(page)
+    name = "oso_gateway_database_errors_total"
+    print(value(samples, "oso_gateway_database_up"), value(samples, name, where="receive"),
+          value(samples, name, where="outbox"), value(samples, name, where="api"),
+          page.count("# TYPE " + name))
+"""
+
+
+def test_messages_refused_while_our_database_is_down_are_counted_over_every_serve_process(
+    tmp_path: Path,
+) -> None:
+    """Under the multi-process mode (``serve --workers N``) the database-error counts of every
+    process are added up by a scrape of any, read from the shared directory (never from our
+    database, which is down), and given once."""
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OSO_GATEWAY_")}
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(shared)
+    root = Path(__file__).resolve().parent.parent
+    run = {"cwd": root, "env": env, "capture_output": True, "text": True, "timeout": 120}
+    other = subprocess.run([sys.executable, "-c", _OTHER_PROCESS], **run)  # type: ignore[call-overload]
+    assert other.returncode == 0, other.stderr
+    scrape = subprocess.run(  # type: ignore[call-overload]
+        [sys.executable, "-c", _SCRAPING_PROCESS, str(tmp_path / "gateways")], **run
+    )
+    assert scrape.returncode == 0, scrape.stderr
+    # database down; receive: the other process's refusal and this one's; once, not twice
+    assert scrape.stdout.split() == ["0.0", "2.0", "1.0", "0.0", "1"]

@@ -40,6 +40,7 @@ from oso_gateway.errors import (
 from oso_gateway.store import models as m
 from oso_gateway.store.disclosures import DisclosureWriter, PrivacyRecords
 from oso_gateway.store.repository import AfterInsert, Duplicate, MessageRecord, Store
+from oso_gateway.transfer.outage import OUTBOX, DatabaseErrors
 from oso_gateway.transfer.schools import DirectoryLike, School
 from oso_gateway.transfer.send import (
     RESEAL_MARGIN,
@@ -129,6 +130,8 @@ class Outbox:
         self.lease = lease
         self._rng = rng or random.Random()  # jitter, not security
         self._rng_lock = threading.Lock()
+        #: what met an outage of our database (``transfer.outage``): failed runs, counted
+        self.database_errors = DatabaseErrors()
         #: checked before anything is queued (the pull workflow's inzage gate for pushes)
         self.gate: Callable[[PreparedDossier], None] | None = None
         #: what of ``gate`` must hold once more inside the queueing transaction (session,
@@ -323,6 +326,8 @@ class Outbox:
                 stats = self.run_once()
             except Exception as exc:  # a bug must not end the worker; a claimed lease expires
                 failures += 1
+                if isinstance(exc, StoreUnavailable):
+                    self.database_errors.count(OUTBOX)
                 if time.monotonic() - said >= 60 or failures == 1:
                     said = time.monotonic()
                     _log_failure(exc, failures)

@@ -45,6 +45,7 @@ from oso_gateway.errors import (
     MessageIdReused,
     OinInvalid,
     RecipientUnknown,
+    StoreUnavailable,
     UnexpectedAction,
 )
 from oso_gateway.protocol import shown_id
@@ -53,6 +54,7 @@ from oso_gateway.security.wss import Identity, OpenPolicy, open_message
 from oso_gateway.transfer import wire
 from oso_gateway.transfer.handlers.base import Inbound
 from oso_gateway.transfer.handlers.receipt import seal_receipt
+from oso_gateway.transfer.outage import RECEIVE, DatabaseErrors
 from oso_gateway.transfer.schools import (
     DirectoryLike,
     School,
@@ -202,6 +204,9 @@ class ReceiveService:
         self.store = store
         self.clock = clock
         self.validator = validator
+        #: a message refused with E502, or whose rejection could not be recorded (our database
+        #: down): counted here, since ``oso_gateway_rejections_total`` is read from the database
+        self.database_errors = DatabaseErrors()
         self.reconfigure(config)
 
     def reconfigure(self, config: ReceiverConfig) -> None:
@@ -239,6 +244,7 @@ class ReceiveService:
     ) -> ReceiveResult:
         """Log, record and answer a rejection with its SOAP Fault."""
         seen = seen or _Seen()
+        unrecorded = isinstance(exc, StoreUnavailable)
         log.warning(  # peer values with %r: a line break in a MessageID cannot forge a log line
             "rejected inbound message %r from OIN %r: %s %r",
             seen.message_id,
@@ -255,9 +261,12 @@ class ReceiveService:
                 at=now,
             )
         except GatewayError as store_exc:
+            unrecorded = unrecorded or isinstance(store_exc, StoreUnavailable)
             log.error("could not record the rejection: %s %r", store_exc.code, store_exc.detail)
         except Exception:
             log.exception("could not record the rejection")
+        if unrecorded:
+            self.database_errors.count(RECEIVE)
         return ReceiveResult(
             http_status=exc.http_status,
             body=wire.build_fault(exc),

@@ -30,6 +30,7 @@ from oso_gateway.store.presence import Presence
 from oso_gateway.store.records import in_turn
 from oso_gateway.store.repository import AfterInsert, Duplicate, MessageRecord, PupilFacts
 from oso_gateway.transfer.mailbox import InboxService, OutboxService
+from oso_gateway.transfer.outage import DatabaseErrors
 from oso_gateway.transfer.outbox import Outbox
 from oso_gateway.transfer.pull.service import PullService
 from oso_gateway.transfer.receive import (
@@ -219,6 +220,9 @@ class GatewayServices:
     #: the code of the last trust reload's refusal (None: the last one applied, or none yet);
     #: the current material stays (``transfer.reload``), the metrics say so
     trust_reload_refused: str | None = None
+    #: what met an outage of our database, counted without it (``transfer.outage``): the
+    #: receiver's, the outbox's and the school API's, one object (``build_services``)
+    database_errors: DatabaseErrors = field(default_factory=DatabaseErrors)
 
     def apply_trust(self, trust: TrustConfig) -> None:
         """Swap in reloaded trust material (``transfer.reload``): every verifier and sealer uses

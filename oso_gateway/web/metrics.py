@@ -3,7 +3,9 @@
 ``metrics_blueprint(settings)`` gives its app a ``CollectorRegistry`` of its own (no state shared
 between apps, so tests stay apart) holding the gateway's collector (``transfer.metrics``: what
 the store, the certificates and the CRLs say at scrape time) and the request histogram
-``oso_gateway_http_request_duration_seconds``, which times every request of the app.
+``oso_gateway_http_request_duration_seconds``, which times every request of the app, and the
+services' ``oso_gateway_database_errors_total`` (``transfer.outage``: counted without the
+database).
 
 Several processes (``serve --workers N``): the supervisor sets ``PROMETHEUS_MULTIPROC_DIR``
 before any of them imports prometheus-client; each process then writes its request histogram to
@@ -34,6 +36,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from oso_gateway.transfer.metrics import LATENCY_BUCKETS, GatewayCollector
+from oso_gateway.transfer.outage import shared_counter
 
 if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.config import Settings
@@ -72,9 +75,14 @@ def metrics_blueprint(settings: Settings) -> Blueprint:
     )
     if shared:
         MultiProcessCollector(registry, path=shared)  # type: ignore[no-untyped-call]
+        shared_counter()  # this process's file: each ``where`` shows from 0
 
     def _register(app: Any) -> None:
-        registry.register(GatewayCollector(app.extensions[SERVICES_KEY]))
+        services = app.extensions[SERVICES_KEY]
+        registry.register(GatewayCollector(services))
+        errors = getattr(services, "database_errors", None)
+        if errors is not None and not shared:  # multi-process: the shared files have them
+            registry.register(errors)
         app.extensions[REGISTRY_KEY] = registry
 
     bp.record_once(lambda state: _register(state.app))

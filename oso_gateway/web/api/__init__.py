@@ -30,6 +30,7 @@ from werkzeug.exceptions import HTTPException
 from oso_gateway import __version__
 from oso_gateway import errors as se
 from oso_gateway.errors import GatewayError
+from oso_gateway.transfer.outage import API
 from oso_gateway.web.api import models as am
 from oso_gateway.web.api.context import API_PREFIX, SERVICES_KEY
 from oso_gateway.web.api.problems import (
@@ -336,6 +337,10 @@ def _install_error_handlers(app: SchoolApi) -> None:
     @app.errorhandler(GatewayError)
     def _gateway_error(exc: GatewayError) -> Response:
         log.info("school API %s %s: %s %r", request.method, logged_path(), exc.code, exc.detail)
+        if isinstance(exc, se.StoreUnavailable):  # no metric read from the database has it
+            errors = getattr(app.extensions.get(SERVICES_KEY), "database_errors", None)
+            if errors is not None:
+                errors.count(API)
         duplicates = (se.DuplicateDossier, se.DuplicateRequest)  # E610, E486: the first one
         extra = {"duplicate_of": exc.original} if isinstance(exc, duplicates) else None
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else {}
