@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from oso_gateway.errors import ConfigError
 from oso_gateway.limits import MAX_MESSAGE_BYTES
-from oso_gateway.protocol import BRIN_PATTERN, VESTIGING_PATTERN, is_oin
+from oso_gateway.protocol import SCHOOL_BRIN_PATTERN, VESTIGING_PATTERN, is_oin
 
 ENV_PREFIX = "OSO_GATEWAY_"
 #: The environment variable naming the configuration file (used by the CLI's ``--config``).
@@ -778,8 +778,10 @@ def _pull_settings(p: _Reader) -> PullSettings:
     schools_table = p.get_table("schools")
     schools = []
     for code in sorted(schools_table._table):
-        if not re.fullmatch(BRIN_PATTERN + VESTIGING_PATTERN, code):
-            raise schools_table.error(code, "must be a school code BRIN + vestiging (01AB00)")
+        if not re.fullmatch(SCHOOL_BRIN_PATTERN + VESTIGING_PATTERN, code):
+            raise schools_table.error(
+                code, "must be a school code: BRIN (2 digits, 2 capitals) + vestiging (01AB00)"
+            )
         table = schools_table.get_table(code)
         schools.append((code, _school_policy(table, default)))
         table.finish()

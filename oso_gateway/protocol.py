@@ -56,6 +56,10 @@ VALIDATIEVERSIE: Final = "2019.1.1"
 BRIN_PATTERN: Final = r"[0-9]{2}[0-9A-Z]{2}"
 VESTIGING_PATTERN: Final = r"[0-9]{2}"
 SCHOOL_PATTERN: Final = f"{BRIN_PATTERN}({VESTIGING_PATTERN})?"
+#: The BRIN a school must have to be served or listed: two digits and two capitals, the
+#: gegevensset's ``brincode`` (a school with another form could never send a dossier). The
+#: looser ``BRIN_PATTERN`` still reads what was logged and searched for before.
+SCHOOL_BRIN_PATTERN: Final = r"[0-9]{2}[A-Z]{2}"
 
 #: wsa:Action of the pull workflow's request and answer (``transfer.pull.payloads``)
 ACTION_REQUEST: Final = "urn:oso-gateway:action:dossier:request:1"

@@ -309,3 +309,24 @@ def test_cli_check_reports_our_own_key_and_certificate_too(tmp_path: Path) -> No
     output = check(text, swapped)
     assert "gateway 00000001000000000001: the directory's certificate" in output
     assert "a key it does not hold" in output
+
+
+@pytest.mark.parametrize("brin", ["1000", "10A1", "1A0B"])
+def test_a_brin_no_dossier_can_carry_is_refused(tmp_path: Path, brin: str) -> None:
+    """A vendor listed a school with BRIN "1000": the directory, `api-client add` and
+    `operator add` took it, and every dossier of that school was refused (E102), since the
+    gegevensset's brincode is two digits and two capitals."""
+    from oso_gateway.transfer.schools import School
+
+    one = (
+        _directory_toml((REGENBOOG, REGENBOOG))
+        .decode()
+        .replace('brin = "10AA"', f'brin = "{brin}"')
+    )
+    assert f'brin = "{brin}"' in one
+    with pytest.raises(DirectoryFileError) as info:
+        Directory.from_toml(one.encode(), tmp_path)
+    assert "brin must be 2 digits and 2 capitals" in "\n".join(info.value.problems)
+    with pytest.raises(ValueError, match="two digits and two letters"):
+        School.parse(brin + "00")
+    assert School.parse("10aa00").code == "10AA00"

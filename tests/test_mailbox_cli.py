@@ -230,7 +230,7 @@ def test_a_school_scope_hides_other_schools_messages(demo: Path) -> None:
             if option == "--counterpart" and command[0] == "request":
                 continue
             code, out = run("--config", str(config), *command, option, "zz")
-            assert code == 2 and "BRIN (4 characters) + vestiging" in out, (command, option)
+            assert code == 2 and "BRIN (two digits and two letters)" in out, (command, option)
 
 
 def test_ack_then_decline_drops_the_content_and_keeps_the_record(

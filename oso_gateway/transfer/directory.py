@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 from cryptography import x509
 
 from oso_gateway.errors import DirectoryFileError, GatewayError, MandateMissing, UnknownSchool
-from oso_gateway.protocol import BRIN_PATTERN, is_oin
+from oso_gateway.protocol import SCHOOL_BRIN_PATTERN, is_oin
 from oso_gateway.security.namespaces import KT_RSA_OAEP, KT_RSA_OAEP_MGF1P
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,7 +48,7 @@ KEY_TRANSPORTS: Mapping[str, str] = {"rsa-oaep": KT_RSA_OAEP, "rsa-oaep-mgf1p": 
 #: ``directory check`` warns when a certificate expires within this period
 EXPIRY_WARNING = timedelta(days=30)
 
-BRIN_RE = re.compile(BRIN_PATTERN)
+BRIN_RE = re.compile(SCHOOL_BRIN_PATTERN)
 VESTIGING_RE = re.compile(r"[0-9]{2}")
 
 _GATEWAY_KEYS = {"name", "endpoint", "encryption_certificate", "key_transport"}
@@ -354,7 +354,11 @@ class _Parser:
             self.problem(where, f"endpoint {why}")
             ok = False
         if brin is not None and not BRIN_RE.fullmatch(brin):
-            self.problem(where, "brin must be 2 digits and 2 capitals/digits, e.g. 00YY")
+            self.problem(
+                where,
+                "brin must be 2 digits and 2 capitals, e.g. 00YY (the dossier's brincode: a "
+                "school with another could never send one)",
+            )
             ok = False
         if vestiging is not None and not VESTIGING_RE.fullmatch(vestiging):
             self.problem(where, "vestiging must be 2 digits, e.g. 00")

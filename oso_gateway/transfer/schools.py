@@ -6,6 +6,7 @@ Shared by the sending and the receiving side.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -14,12 +15,15 @@ from cryptography import x509
 from lxml import etree
 
 from oso_gateway.errors import DossierSchemaError, RecipientUnknown
-from oso_gateway.protocol import DOSSIER_NS
+from oso_gateway.protocol import DOSSIER_NS, SCHOOL_BRIN_PATTERN, VESTIGING_PATTERN
+
+#: BRIN (two digits, two letters) + vestiging (two digits)
+_SCHOOL_CODE = re.compile(SCHOOL_BRIN_PATTERN + VESTIGING_PATTERN)
 
 
 @dataclass(frozen=True, order=True)
 class School:
-    """A school: BRIN (4 characters) + vestiging (2 digits)."""
+    """A school: BRIN (two digits, two letters) + vestiging (2 digits)."""
 
     brin: str
     vestiging: str
@@ -30,12 +34,19 @@ class School:
 
     @classmethod
     def parse(cls, text: str) -> School:
-        """``01AB00`` or ``01AB`` (vestiging 00); ``ValueError`` when malformed."""
+        """``01AB00`` or ``01AB`` (vestiging 00); ``ValueError`` when malformed.
+
+        A BRIN is two digits and two letters, as the dossier's ``brincode`` must be (the
+        gegevensset's pattern ``[0-9][0-9][A-Z][A-Z]``): a school listed with another form
+        could never send a dossier (every one refused, E102: a vendor's onboarding)."""
         text = text.strip().upper()
         if len(text) == 4:
             text += "00"
-        if not (len(text) == 6 and text.isascii() and text.isalnum() and text[4:].isdigit()):
-            raise ValueError("a school is BRIN (4 characters) + vestiging (2 digits), e.g. 01AB00")
+        if not (_SCHOOL_CODE.fullmatch(text) and text.isascii()):
+            raise ValueError(
+                "a school is a BRIN (two digits and two letters) and a vestiging (two digits), "
+                "e.g. 01AB00"
+            )
         return cls(text[:4], text[4:])
 
     def __str__(self) -> str:
