@@ -71,6 +71,12 @@ def test_rotate_export_purge_verify_and_the_parents_report(tmp_path: Path) -> No
     assert "Basisschool De Regenboog (00YY00)" in text  # the sending school by name as well
     code, out = run(SENDER, "disclosure", "list", "--message", mid)
     record = json.loads(out)
+    assert record["sending_school"] == "00YY00"  # a vendor's list of many schools names it
+    code, out = run(SENDER, "disclosure", "list", "--school", "00YY00", "--since", "2000-01-01")
+    assert code == 0 and [json.loads(line)["message_id"] for line in out.splitlines()] == [mid]
+    for other in (("--school", "01AB00"), ("--since", "2999-01-01")):
+        code, out = run(SENDER, "disclosure", "list", *other)
+        assert code == 0 and out == "", other
     sent, withheld = set(record["sent"]), {w["category"] for w in record["withheld"]}
     assert "toetsresultaten" in withheld  # the demo pupil's parents opted out
     shown = text.split("Gedeelde gegevens (categorieën)")[1]

@@ -127,10 +127,31 @@ def report_command(
 @config_option
 @click.option("--message", "message_id", default=None)
 @_BSN
-def list_disclosures(config_file: Path | None, message_id: str | None, pupil: str | None) -> None:
-    """Disclosure records as JSON lines (categories, reasons, dates, schools, digests)."""
+@click.option(
+    "--school", callback=school_code, default=None, help="Only what this school sent (BRIN+vest.)."
+)
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Only what was prepared on or after this date (UTC), e.g. a month's report.",
+)
+def list_disclosures(
+    config_file: Path | None,
+    message_id: str | None,
+    pupil: str | None,
+    school: str | None,
+    since: datetime | None,
+) -> None:
+    """Disclosure records as JSON lines, newest first (categories, reasons, dates, the sending
+    and the receiving school, digests)."""
     records = _records(config_file)
+    start = since.replace(tzinfo=UTC) if since is not None else None
     for r in records.disclosures(message_id=message_id, pupil_number=pupil):
+        if school is not None and r.sending_school != school:
+            continue
+        if start is not None and r.prepared_at < start:
+            break  # newest first: the rest is older
         click.echo(json.dumps(_disclosure_dict(r), sort_keys=True, ensure_ascii=False))
 
 
@@ -138,6 +159,7 @@ def _disclosure_dict(r: DisclosureRecord) -> dict[str, Any]:
     """A disclosure record as JSON (``disclosure list``, subject access): no pupil data."""
     return {
         "message_id": r.message_id,
+        "sending_school": r.sending_school,
         "recipient_school": r.recipient_school,
         "recipient_name": r.recipient_name,
         "prepared_at": r.prepared_at.isoformat(),
