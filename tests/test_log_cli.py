@@ -56,6 +56,9 @@ def _event(index: int) -> dict[str, str]:
         counterpart_oin=OTHER_OIN,
         size_bytes=1000 + index,
         payload_digest=f"{index:064x}",
+        # our school, on the last transfer only (events of older versions do not name it)
+        school_brin="05GH" if message == 3 else None,
+        school_vestiging="00" if message == 3 else None,
     )
 
 
@@ -310,6 +313,10 @@ def test_list_prints_a_table_that_fits_eighty_columns(config: Path) -> None:
     assert max(len(line) for line in lines) <= 80
     assert "awaiting_receipt" not in result.output
     assert "OSO-E461" in lines[3] and "retrying" in lines[3]
+    # our school, the arrow the way it went, theirs: a gateway of many schools sees which of
+    # its own failed (it showed the other school only)
+    assert "05GH00>03EF00" in lines[9] and "failed" in lines[9]
+    assert "?     <00YY00" in lines[5] and "?     >01AB00" in lines[1]
 
 
 def test_list_filters_by_status_school_direction_and_time(config: Path) -> None:

@@ -137,18 +137,31 @@ def _short_id(event: StoredEvent) -> str:
     return event.event.get("message_id", "").removeprefix("urn:uuid:")[:13]
 
 
-_LIST_HEADER = f"{'SEQ':>6} {'TIME (UTC)':<19} {'DIR':<3} {'STATUS':<16} {'SCHOOL':<6} "
+def _schools_of(event: StoredEvent) -> str:
+    """Our school, then the other one, the arrow the way the message went: ``00YY00>01AB00``
+    (sent), ``01AB00<00YY00`` (received); ``?`` for a side the event does not name. A gateway
+    serving many schools could not tell from the other school alone which of its own failed."""
+    e = event.event
+    ours = e.get("school_brin", "") + e.get("school_vestiging", "")
+    theirs = _school_of(event)
+    if not (ours or theirs):
+        return "-"
+    arrow = {"out": ">", "in": "<"}.get(e.get("direction", ""), " ")
+    return f"{ours or '?':<6}{arrow}{theirs or '?'}"
+
+
+_LIST_HEADER = f"{'SEQ':>6} {'TIME (UTC)':<19} {'STATUS':<16} {'OURS>/<THEIRS':<13} "
 _LIST_HEADER += f"{'CODE':<8} MESSAGE"
 
 
 def render_table(rows: Sequence[StoredEvent]) -> str:
-    """One line per event, at most 78 characters wide."""
+    """One line per event, at most 80 characters wide: the direction is the arrow between our
+    school and theirs (``local`` events have none)."""
     lines = [_LIST_HEADER]
     for row in rows:
         e = row.event
         lines.append(
-            f"{row.seq:>6} {_time(row):<19} {e.get('direction', '-'):<3} "
-            f"{_status_of(row):<16.16} {_school_of(row) or '-':<6} "
+            f"{row.seq:>6} {_time(row):<19} {_status_of(row):<16.16} {_schools_of(row):<13} "
             f"{e.get('error_code', '-'):<8} {_short_id(row) or '-'}"
         )
     return "\n".join(lines)
