@@ -22,7 +22,7 @@ from oso_gateway.store import Store
 from oso_gateway.store import models as m
 from oso_gateway.store.crypto import AtRestCipher
 from oso_gateway.store.keyring import LocalKeyProvider
-from oso_gateway.store.lifecycle import RECEIVED, Lifecycle
+from oso_gateway.store.lifecycle import RECEIVED, Lifecycle, plain_text_rows
 from oso_gateway.store.mailbox import Mailbox
 from oso_gateway.transfer.lifecycle import purge, rotate
 
@@ -124,10 +124,13 @@ def test_a_reason_stored_as_typed_before_the_migration_is_encrypted_by_keys_rota
         )
     mailbox = Mailbox(store)
     assert mailbox.decline_reason(store.get_message(pk)) == REASON  # shown as it is meanwhile
+    # counted without a key, so that `db upgrade` and `keys list` say so (nothing did)
+    assert plain_text_rows(engine) == 1
 
     result = rotate(Lifecycle(engine, store.cipher), now=NOW)
 
     assert result.upgraded >= 1
+    assert plain_text_rows(engine) == 0
     note, key_id = _stored(engine, pk)
     assert note is not None and note.startswith("v1:") and key_id is not None
     assert mailbox.decline_reason(store.get_message(pk)) == REASON

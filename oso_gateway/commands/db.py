@@ -297,6 +297,11 @@ def upgrade_command(config_file: Path | None) -> None:
         click.echo(f"{shown_url(settings.database_url)}: already at revision {after}")
     else:
         click.echo(f"{shown_url(settings.database_url)}: upgraded {before or 'empty'} -> {after}")
+    from oso_gateway.store.lifecycle import PLAIN_TEXT_NOTE, plain_text_rows
+
+    plain = plain_text_rows(engine)
+    if plain:
+        click.echo(PLAIN_TEXT_NOTE.format(count=plain), err=True)
 
 
 @db_group.command("current")

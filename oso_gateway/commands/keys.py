@@ -51,6 +51,11 @@ def list_command(config_file: Path | None, as_json: bool) -> None:
         fail(exc)
         return
     _list_keys(rows, as_json)
+    from oso_gateway.store.lifecycle import PLAIN_TEXT_NOTE, plain_text_rows
+
+    plain = plain_text_rows(lifecycle.engine)
+    if plain:  # under no key, so in no row above (`keys rotate` said it found some)
+        click.echo(PLAIN_TEXT_NOTE.format(count=plain), err=True)
     # a key a rotation replaced that still wraps items: the rotation stopped half-way (killed,
     # Ctrl-C) and nothing said so (an operator's drill)
     unfinished = [r for r in rows if r.info.state == "inactive" and r.use.total]

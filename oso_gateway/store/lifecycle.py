@@ -636,6 +636,25 @@ def _message_candidates(
     return [PurgeCandidate(pk=r[0], message_id=r[1], kind=kind, direction=r[2]) for r in rows]
 
 
+def plain_text_rows(engine: Engine) -> int:
+    """How many decline reasons an older version stored as typed (before migration 0010) are
+    still in plain text: ``keys rotate`` encrypts them (``_encrypt_legacy_notes``). Needs no
+    key, so ``db upgrade`` can say so (nothing did: a vendor's upgrade)."""
+    with engine.connect() as connection:
+        count = connection.execute(
+            select(func.count())
+            .select_from(m.Message)
+            .where(m.Message.note.is_not(None), m.Message.note_data_key_id.is_(None))
+        ).scalar()
+    return int(count or 0)
+
+
+PLAIN_TEXT_NOTE = (
+    "note: {count} decline reason(s) stored by a version before migration 0010 are in plain "
+    "text: run `oso-gateway keys rotate` once to encrypt them"
+)
+
+
 def _encrypt_legacy_notes(
     session: Session, cipher: AtRestCipher, *, limit: int, now: datetime
 ) -> int:
