@@ -225,6 +225,31 @@ def test_per_school_keys_wrap_only_that_schools_data(
     assert kek == result.new_key_id
 
 
+def test_a_rotation_of_all_schools_gives_each_school_with_a_key_a_new_one(
+    engine: Engine, provider: LocalKeyProvider
+) -> None:
+    """A plain rotation left the schools' own keys as they were (the docs said "every data
+    key"), and a vendor's loop of `keys rotate --school` took about 3 s a school."""
+    store = _store(engine, provider)
+    lifecycle = Lifecycle(engine, store.cipher)
+    for school in ("01AB00", "02CD00", "03EF00"):
+        _import(store, school=school)
+    first = {s: rotate(lifecycle, now=NOW, school=s).new_key_id for s in ("01AB00", "02CD00")}
+    plain = rotate(lifecycle, now=NOW)
+    with engine.connect() as conn:
+        by_school = dict(conn.execute(select(m.DataKeyRow.school, m.DataKeyRow.kek_id)).all())
+    assert by_school == {**first, "03EF00": plain.new_key_id}  # the schools' keys stayed
+
+    result = rotate(lifecycle, now=NOW, all_schools=True)
+    with engine.connect() as conn:
+        after = dict(conn.execute(select(m.DataKeyRow.school, m.DataKeyRow.kek_id)).all())
+    active = {k.school: k.key_id for k in provider.keys() if k.state == "active"}
+    assert after == {s: active[s] for s in ("01AB00", "02CD00")} | {"03EF00": active[None]}
+    assert active[None] == result.new_key_id
+    assert not set(after.values()) & {*first.values(), plain.new_key_id}  # every one new
+    assert result.rewrapped == 3
+
+
 def test_the_keys_commands_list_rotate_retire_and_delete(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
@@ -261,6 +286,11 @@ def test_the_keys_commands_list_rotate_retire_and_delete(tmp_path: Path) -> None
         ),
     )
     assert MARKER in reopened.load_dossier(dossier.dossier_id)
+    assert "re-wrapped 1 data key" in run("keys", "rotate", "--all-schools")
+    both = runner.invoke(
+        main, ["keys", "rotate", "--all-schools", "--school", "00YY00", "--config", str(config)]
+    )
+    assert both.exit_code == 2 and "not both" in both.output
 
 
 def test_rotation_moves_the_pull_workflows_rows_and_only_then_frees_the_old_key(

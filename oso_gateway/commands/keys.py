@@ -116,16 +116,31 @@ def _list_keys(rows: list[Any], as_json: bool) -> None:
     "--resume", is_flag=True, help="Make no new key: finish re-wrapping under the active one."
 )
 @click.option("--batch", type=click.IntRange(1, 100_000), default=200, show_default=True)
-def rotate_command(config_file: Path | None, school: str | None, resume: bool, batch: int) -> None:
-    """Make a new active storage key and re-wrap every data key under it (online, batched)."""
+@click.option(
+    "--all-schools",
+    is_flag=True,
+    help="Also a new key for every school with a key of its own (one pass for all).",
+)
+def rotate_command(
+    config_file: Path | None, school: str | None, resume: bool, batch: int, all_schools: bool
+) -> None:
+    """Make a new active storage key and re-wrap every data key under it (online, batched).
+    Without --school or --all-schools, the schools' own keys stay as they are."""
     from oso_gateway.transfer.lifecycle import rotate
 
+    if school is not None and all_schools:
+        raise click.UsageError("give --school or --all-schools, not both")
     if school is not None:
         require_our_school(settings_or_exit(config_file), school)
     lifecycle = open_lifecycle(config_file)
     try:
         result = rotate(
-            lifecycle, now=datetime.now(UTC), school=school, new_key=not resume, batch=batch
+            lifecycle,
+            now=datetime.now(UTC),
+            school=school,
+            new_key=not resume,
+            batch=batch,
+            all_schools=all_schools,
         )
     except GatewayError as exc:
         fail(exc)
