@@ -28,7 +28,9 @@ DOSSIERS = 12
 
 
 def _children(pid: int) -> list[int]:
-    """Worker processes of a serve process (spawned children, not the resource tracker)."""
+    """Worker processes of a serve process (spawned children, not the resource tracker): by
+    the title a worker gives itself (``oso-gateway-receiver-1 (serve PID)``), or, in the moment
+    before it does, by the interpreter's spawn command line."""
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         for child in (task / "children").read_text().split():
@@ -36,7 +38,8 @@ def _children(pid: int) -> list[int]:
                 cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
             except OSError:
                 continue
-            if b"multiprocessing-fork" in cmdline and b"resource_tracker" not in cmdline:
+            spawned = b"multiprocessing-fork" in cmdline and b"resource_tracker" not in cmdline
+            if spawned or cmdline.startswith(b"oso-gateway-"):
                 found.append(int(child))
     return sorted(found)
 
