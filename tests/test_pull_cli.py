@@ -55,6 +55,19 @@ def test_request_list_shows_the_delivered_request_on_both_sides(demo: tuple[Path
     assert "pupil" not in ours and ours["delivery_message_id"]
 
 
+def test_a_request_id_may_be_given_without_its_urn_uuid_prefix(demo: tuple[Path, str]) -> None:
+    """A bare UUID (as people copy it) was "no request … here" for a request that exists."""
+    workdir, _ = demo
+    config = str(workdir / NEW_CONFIG)
+    [ours] = _json(["request", "list", "--config", config, "--side", "sent"])["requests"]  # type: ignore[misc]
+    full = str(ours["request_id"])
+    bare = full.removeprefix("urn:uuid:")
+    assert bare != full
+    for given in (bare, bare.upper(), full):
+        shown = _json(["request", "show", given, "--config", config])
+        assert shown["request_id"] == full, given
+
+
 def test_request_list_pages_with_limit_and_cursor_and_filters_by_school(
     demo: tuple[Path, str],
 ) -> None:

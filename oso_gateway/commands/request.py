@@ -12,6 +12,7 @@ Exit status: 0 done, 1 refused (with the error code), 2 usage or configuration e
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
@@ -39,6 +40,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.transfer.services import GatewayServices
 
 SIDES = {"sent": "requester", "received": "holder"}
+
+#: a request id as people copy it: the UUID without its ``urn:uuid:`` (``log show`` takes both)
+_BARE_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+
+
+def request_id_argument(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    """A request id with or without ``urn:uuid:`` (a bare UUID was "no request … here" for a
+    request that exists: an administrator's walkthrough)."""
+    if value is not None and _BARE_UUID.fullmatch(value.strip()):
+        return "urn:uuid:" + value.strip().lower()
+    return value
 
 
 def _date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
@@ -316,7 +328,7 @@ def _side_of(side: str | None) -> str | None:
 
 
 @request_group.command("show")
-@click.argument("request_id")
+@click.argument("request_id", callback=request_id_argument)
 @click.option("--side", type=click.Choice(sorted(SIDES)), default=None, help="Sent or received.")
 @json_option
 @config_option
@@ -361,7 +373,7 @@ def _preview_or_problem(pull: PullService, request_id: str) -> dict[str, Any] | 
 
 
 @request_group.command("preview")
-@click.argument("request_id")
+@click.argument("request_id", callback=request_id_argument)
 @click.option(
     "--details", is_flag=True, help="Include the values (personal data): the parents' own view."
 )
@@ -396,7 +408,7 @@ def preview_command(
 
 
 @request_group.command("withdraw")
-@click.argument("request_id")
+@click.argument("request_id", callback=request_id_argument)
 @json_option
 @wait_option
 @config_option
@@ -410,7 +422,7 @@ def withdraw_command(request_id: str, as_json: bool, wait: bool, config_file: Pa
 
 
 @request_group.command("answer")
-@click.argument("request_id")
+@click.argument("request_id", callback=request_id_argument)
 @click.option("--ready-by", default=None, callback=_date, help="Accept: ready by YYYY-MM-DD.")
 @click.option(
     "--dossier",
@@ -452,7 +464,7 @@ def answer_command(
 
 
 @request_group.command("decline")
-@click.argument("request_id")
+@click.argument("request_id", callback=request_id_argument)
 @click.option(
     "--reason",
     required=True,
@@ -504,7 +516,7 @@ def _version_option(_ctx: Any, _param: Any, value: str | None) -> str | None:
 
 
 @inzage_group.command("record")
-@click.argument("request_id", required=False)
+@click.argument("request_id", required=False, callback=request_id_argument)
 @click.option(
     "--school", callback=parse_school, default=None, help="A push: our school (no request)."
 )
