@@ -163,3 +163,23 @@ def test_a_purged_transfer_says_so_in_the_list_and_on_its_page(
         "purged"
         not in client.get(f"/console/transfers/{kept}").get_data(as_text=True).split("</h1>")[0]
     )
+
+
+@pytest.mark.parametrize("number", [str(2**63), "99999999999999999999999"])
+def test_a_number_too_large_for_a_row_id_is_a_404_on_every_route_with_an_id(
+    tmp_path: Path, store: Store, number: str
+) -> None:
+    """A number past the database's BIGINT reached the driver, which raised OverflowError:
+    the page said 500 "Internal error" (an administrator's walkthrough)."""
+    from console_support import csrf_of
+
+    clock = Clock()
+    _outbound(store, clock, 1, school="01AB00", fail=True)
+    client = _client(tmp_path, store, clock)
+    for path in (f"/console/transfers/{number}", f"/console/transfers/{number}/disclosure"):
+        assert client.get(path).status_code == 404, path
+    token = csrf_of(client.get("/console/transfers/1"))
+    retried = client.post(f"/console/transfers/{number}/retry", data={"csrf": token})
+    assert retried.status_code == 404
+    for page in ("transfers", "quarantine", "requests"):  # as a page's start: ignored
+        assert client.get(f"/console/{page}?before={number}").status_code == 200, page

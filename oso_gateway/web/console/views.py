@@ -448,7 +448,6 @@ def end_sessions(name: str) -> ResponseReturnValue:
     return redirect(url_for("console.operators_page"))
 
 
-#: (rule, view, methods); the view's name is its endpoint ("console.<name>").
 def disclosure_report(pk: int) -> ResponseReturnValue:
     """The parents' report of an outgoing transfer (what was shared), HTML or PDF."""
     from oso_gateway.store.disclosures import PrivacyRecords
@@ -473,14 +472,20 @@ def disclosure_report(pk: int) -> ResponseReturnValue:
     return Response(render_html(report), mimetype="text/html")
 
 
+#: a row id in a URL: up to the largest BIGINT, so that a longer number is a 404 like any unknown
+#: one (a bare ``int`` took any length, and the database driver raised OverflowError: a 500)
+MAX_PK = 2**63 - 1
+_PK = f"int(max={MAX_PK})"
+
+#: (rule, view, methods); the view's name is its endpoint ("console.<name>").
 _ROUTES: tuple[tuple[str, Callable[..., ResponseReturnValue], list[str]], ...] = (
     ("/login", login, ["GET", "POST"]),
     ("/logout", logout, ["POST"]),
     ("/", dashboard, ["GET"]),
     ("/transfers", transfers, ["GET"]),
-    ("/transfers/<int:pk>", transfer, ["GET"]),
-    ("/transfers/<int:pk>/retry", retry, ["POST"]),
-    ("/transfers/<int:pk>/disclosure", disclosure_report, ["GET"]),
+    (f"/transfers/<{_PK}:pk>", transfer, ["GET"]),
+    (f"/transfers/<{_PK}:pk>/retry", retry, ["POST"]),
+    (f"/transfers/<{_PK}:pk>/disclosure", disclosure_report, ["GET"]),
     ("/quarantine", quarantine, ["GET"]),
     ("/requests", requests_page, ["GET"]),
     ("/directory", directory_page, ["GET"]),
@@ -522,7 +527,10 @@ def _schools() -> tuple[str, ...] | None:
 
 def _int_arg(name: str) -> int | None:
     value = request.args.get(name, "")
-    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
+    if not (value.isascii() and value.isdigit() and len(value) < 20):
+        return None
+    number = int(value)
+    return number if number <= MAX_PK else None
 
 
 def _unique(items: Iterable[str | None]) -> list[str]:
