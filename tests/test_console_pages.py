@@ -183,3 +183,33 @@ def test_a_number_too_large_for_a_row_id_is_a_404_on_every_route_with_an_id(
     assert retried.status_code == 404
     for page in ("transfers", "quarantine", "requests"):  # as a page's start: ignored
         assert client.get(f"/console/{page}?before={number}").status_code == 200, page
+
+
+def test_the_signer_is_labelled_by_direction(tmp_path: Path, store: Store) -> None:
+    """On an outgoing transfer the stored fingerprint is the peer's, of its receipt: labelled
+    "Signer", our own message looked as if the other school had signed it."""
+    from sqlalchemy import update
+
+    from oso_gateway.store import models as m
+
+    clock = Clock()
+    out, incoming = (_outbound(store, clock, i, school="01AB00") for i in range(2))
+    with store.engine.begin() as connection:
+        connection.execute(
+            update(m.Message).where(m.Message.id == out).values(signer_fingerprint="b" * 64)
+        )
+        connection.execute(
+            update(m.Message)
+            .where(m.Message.id == incoming)
+            .values(direction=m.IN, status=m.IMPORTED, signer_fingerprint="c" * 64)
+        )
+    client = _client(tmp_path, store, clock)
+
+    def label(pk: int, fingerprint: str) -> str:
+        html = client.get(f"/console/transfers/{pk}").get_data(as_text=True)
+        found = re.search(rf"<dt>([^<]*)</dt><dd[^>]*>{fingerprint}</dd>", html)
+        assert found is not None
+        return found.group(1)
+
+    assert label(out, "b" * 64) == "Receipt signed by"
+    assert label(incoming, "c" * 64) == "Signed by"
