@@ -213,3 +213,58 @@ def test_the_signer_is_labelled_by_direction(tmp_path: Path, store: Store) -> No
 
     assert label(out, "b" * 64) == "Receipt signed by"
     assert label(incoming, "c" * 64) == "Signed by"
+
+
+def test_the_parents_report_is_offered_on_outgoing_dossier_deliveries_only(
+    tmp_path: Path, store: Store
+) -> None:
+    """The link sat on every outgoing transfer, requests and answers (Accepted, Declined)
+    included, and led those to a bare "404 Not Found" (an administrator's walkthrough)."""
+    from sqlalchemy import update
+
+    from oso_gateway.protocol import ACTION_ANSWER, ACTION_REQUEST
+    from oso_gateway.store import models as m
+    from oso_gateway.transfer.wire import ACTION_DELIVER
+
+    clock = Clock()
+    pks = {}
+    for n, action in enumerate((ACTION_DELIVER, ACTION_REQUEST, ACTION_ANSWER)):
+        record = store.enqueue_outbound(
+            message_id=f"urn:uuid:00000000-0000-4000-8000-{n:012d}",
+            action=action,
+            payload=b"<x/>",
+            payload_digest="a" * 64,
+            now=clock(),
+            our_school="00YY00",
+            counterpart_school="01AB00",
+        )
+        pks[action] = record.pk  # type: ignore[union-attr]
+    client = _client(tmp_path, store, clock)
+
+    def offered(pk: int) -> bool:
+        html = client.get(f"/console/transfers/{pk}").get_data(as_text=True)
+        return f"/console/transfers/{pk}/disclosure" in html
+
+    assert offered(pks[ACTION_DELIVER])
+    for action, kind in ((ACTION_REQUEST, "dossier request"), (ACTION_ANSWER, "answer")):
+        assert not offered(pks[action])
+        response = client.get(f"/console/transfers/{pks[action]}/disclosure")
+        assert response.status_code == 404
+        text = response.get_data(as_text=True)
+        assert kind in text and "outgoing dossier delivery" in text
+        assert f'href="/console/transfers/{pks[action]}"' in text  # back to the transfer
+    incoming = _outbound(store, clock, 9, school="01AB00")
+    with store.engine.begin() as connection:
+        connection.execute(
+            update(m.Message)
+            .where(m.Message.id == incoming)
+            .values(direction=m.IN, status=m.IMPORTED)
+        )
+    assert not offered(incoming)
+    response = client.get(f"/console/transfers/{incoming}/disclosure")
+    assert response.status_code == 404
+    assert "is an incoming message" in response.get_data(as_text=True)
+    # a delivery without a disclosure record: a 404 that says so
+    missing = client.get(f"/console/transfers/{pks[ACTION_DELIVER]}/disclosure")
+    assert missing.status_code == 404
+    assert "No disclosure record" in missing.get_data(as_text=True)

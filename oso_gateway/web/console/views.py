@@ -34,11 +34,12 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
 
-from oso_gateway.protocol import SCHOOL_PATTERN
+from oso_gateway.protocol import ACTION_ANSWER, ACTION_REQUEST, SCHOOL_PATTERN
 from oso_gateway.store import models as m
 from oso_gateway.store import transfer_listing as listing
 from oso_gateway.store.logchain import make_event
 from oso_gateway.store.operators import ADMIN, NAME_RE, OperatorRecord, OperatorStore
+from oso_gateway.transfer import wire
 from oso_gateway.transfer.auditlog import LogFilter, select_events
 from oso_gateway.web import auth
 from oso_gateway.web.console import queries as q
@@ -324,6 +325,7 @@ def transfer(pk: int) -> ResponseReturnValue:
             x for x in (q.explain(c, direction=row.direction) for c in codes) if x is not None
         ],
         can_retry=row.direction == m.OUT and row.status == m.FAILED,
+        has_report=_is_outgoing_delivery(row),
     )
 
 
@@ -455,11 +457,26 @@ def disclosure_report(pk: int) -> ResponseReturnValue:
 
     ctx = _ctx()
     row = listing.get_transfer(ctx.store.engine, pk, schools=_schools())
-    if row is None or row.direction != m.OUT:
+    if row is None:
         abort(404)
+    if not _is_outgoing_delivery(row):
+        kind = (
+            "an incoming message"
+            if row.direction == m.IN
+            else "an outgoing " + _KINDS.get(row.action, "message")
+        )
+        return _not_found(
+            f"Transfer {pk} is {kind}: a parents' report is made of a dossier this gateway "
+            "delivered (an outgoing dossier delivery) only.",
+            pk=pk,
+        )
     found = PrivacyRecords(ctx.store.engine, None).disclosures(message_id=row.message_id)
     if not found:
-        abort(404)
+        return _not_found(
+            f"No disclosure record is held for transfer {pk} (what was shared is recorded when "
+            "a dossier is prepared for sending).",
+            pk=pk,
+        )
     lang = "en" if request.args.get("lang") == "en" else "nl"
     names = ctx.directory.school_names() if ctx.directory else {}
     report = build_report(found, language=lang, now=ctx.clock(), school_names=names)
@@ -470,6 +487,28 @@ def disclosure_report(pk: int) -> ResponseReturnValue:
             headers={"Content-Disposition": f'attachment; filename="disclosure-{pk}.pdf"'},
         )
     return Response(render_html(report), mimetype="text/html")
+
+
+#: what an outgoing message is, by its wsa:Action (``protocol``, ``transfer.wire``)
+_KINDS = {
+    ACTION_REQUEST: "dossier request",
+    ACTION_ANSWER: "answer to a dossier request",
+    wire.ACTION_RECEIPT: "receipt",
+}
+
+
+def _is_outgoing_delivery(row: listing.TransferRow) -> bool:
+    """Whether ``row`` is a dossier this gateway sent (the only kind with a parents' report):
+    not a request, an answer (accepted, declined) or a receipt."""
+    return row.direction == m.OUT and row.action == wire.ACTION_DELIVER
+
+
+def _not_found(detail: str, *, pk: int | None = None) -> ResponseReturnValue:
+    """A 404 that says why (no personal data: ``detail`` names ids and kinds only)."""
+    page = render_template(
+        "console/error.html", code=404, name="Not Found", detail=detail, transfer_pk=pk
+    )
+    return page, 404
 
 
 #: a row id in a URL: up to the largest BIGINT, so that a longer number is a 404 like any unknown
