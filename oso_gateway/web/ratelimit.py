@@ -75,14 +75,18 @@ class DatabaseStorage(Storage):
 def database_limiter(
     app: Flask,
     counters: RateLimitCounters,
+    *,
+    headers: bool = True,
     **kwargs: Any,
 ) -> Limiter:
-    """A Flask-Limiter on ``app`` that counts in the database (``kwargs``: Limiter's own)."""
+    """A Flask-Limiter on ``app`` that counts in the database (``kwargs``: Limiter's own).
+    ``headers``: Flask-Limiter's ``X-RateLimit-*`` and ``Retry-After`` on every response of a
+    limited view (it raises a ``Retry-After`` the view set to the end of its own window)."""
     return Limiter(
         app=app,
         storage_uri=STORAGE_URI,
         storage_options={"counters": counters},  # type: ignore[dict-item]
-        headers_enabled=True,
+        headers_enabled=headers,
         **kwargs,
     )
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import secrets
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, render_template, request
 from flask.sessions import SecureCookieSessionInterface
+from flask_limiter import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
@@ -167,10 +170,28 @@ def _limit_logins(app: Flask, console: ConsoleSettings, counters: RateLimitCount
     """Flask-Limiter on the login form (``console.login_limit_per_address`` and
     ``…_per_account``), counted in the database (``web/ratelimit.py``: every process and machine
     shares the counts): over a limit, 429 (the console's error page, with ``Retry-After``)
-    before the password is looked at or anything else is written."""
+    before the password is looked at or anything else is written.
+
+    Flask-Limiter's own headers are off: it set ``Retry-After`` on every login response to the
+    later of the view's and the end of its window, so a page throttled by the database that
+    said "try again in 2 s" went out with ``Retry-After: 36`` (an administrator's walkthrough).
+    Its ``Retry-After`` is set here on its own 429 only; the database's throttle sets its own."""
     limiter = database_limiter(
-        app, counters, key_func=lambda: "login-address:" + address_key(get_remote_address())
+        app,
+        counters,
+        headers=False,
+        key_func=lambda: "login-address:" + address_key(get_remote_address()),
     )
+
+    def _limited(exc: RateLimitExceeded) -> Response:
+        page = render_template("console/error.html", code=429, name=exc.name)
+        response = Response(page, status=429)
+        limit = limiter.current_limit
+        wait = 60 if limit is None else limit.reset_at - time.time()
+        response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        return response
+
+    app.register_error_handler(RateLimitExceeded, _limited)
     view: Any = app.view_functions["console.login"]
     view = limiter.limit(console.login_limit_per_address, methods=["POST"])(view)
     view = limiter.limit(console.login_limit_per_account, key_func=_account_key, methods=["POST"])(
