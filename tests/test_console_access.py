@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from console_support import (
@@ -87,7 +88,11 @@ def test_every_page_but_login_sends_anonymous_users_to_the_login_page(
     for page in PAGES:
         response = client.get(page.format(pk=pk))
         assert response.status_code == 302, page
-        assert response.headers["Location"].endswith("/console/login"), page
+        location = urlsplit(response.headers["Location"])
+        assert location.path == "/console/login", page
+        # back to the page after login (the dashboard is where a login goes anyway)
+        wanted = page.format(pk=pk)
+        assert parse_qs(location.query).get("next") == (None if wanted == "/console/" else [wanted])
     assert client.get("/console/login").status_code == 200
     assert client.post(f"/console/transfers/{pk}/retry").status_code in (400, 401)
     assert store.get_message(pk).status == m.FAILED
@@ -333,7 +338,7 @@ def test_cookie_flags_and_security_headers(tmp_path: Path, store: Store) -> None
 def test_the_console_can_live_at_the_root_path(tmp_path: Path, store: Store) -> None:
     app = console_app(tmp_path, store, path_prefix="")
     client = app.test_client()
-    assert client.get("/transfers").headers["Location"].endswith("/login")
+    assert client.get("/transfers").headers["Location"] == "/login?next=/transfers"
     assert login(client, VIEWER_NAME, prefix="").status_code == 302
     assert client.get("/transfers").status_code == 200
 
@@ -351,7 +356,7 @@ def test_a_session_cookie_signed_with_another_key_is_refused(
     client.set_cookie("oso_console", cookie.value, path="/console")
     response = client.get("/console/operators")
     assert response.status_code == 302
-    assert response.headers["Location"].endswith("/console/login")
+    assert response.headers["Location"] == "/console/login?next=/console/operators"
 
 
 def test_attempts_are_counted_before_the_password_is_checked(store: Store, clock: Clock) -> None:

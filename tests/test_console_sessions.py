@@ -5,12 +5,13 @@ logout, an admin, a timeout or removing the operator ends the session whatever c
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from console_support import (
     ADMIN_NAME,
+    PASSWORD,
     VIEWER_NAME,
     add_operator,
     cheap_hasher,
@@ -162,3 +163,76 @@ def test_an_idle_session_stays_ended_when_the_clock_is_wound_back(app: Flask, cl
     assert client.get("/console/").status_code == 302  # idle: ended on the server
     clock.advance(timedelta(minutes=-16))
     assert _with_cookie(app, copied).get("/console/").status_code == 302
+
+
+def _idle(
+    client: FlaskClient, clock: Clock, monkeypatch: pytest.MonkeyPatch, seconds: float
+) -> None:
+    """``seconds`` pass without a request, for the server (its clock) and as a browser sees
+    them: the cookie dropped once its ``Expires`` has passed, and its signature aged (the
+    signing max-age is checked against the real time)."""
+    import time
+
+    from itsdangerous.timed import TimestampSigner
+
+    clock.advance(timedelta(seconds=seconds))
+    cookie = client.get_cookie("oso_console", path="/console")
+    later = datetime.now(UTC) + timedelta(seconds=seconds)
+    if cookie is not None and cookie.expires is not None and cookie.expires <= later:
+        client.delete_cookie("oso_console", path="/console")
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: int(time.time() + seconds))
+
+
+def test_after_the_idle_timeout_the_login_says_so_and_returns_to_the_page(
+    app: Flask, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cookie and its signature expired with the idle timeout, so the browser dropped it
+    first: the user met the login page without a word, and lost the page (a walkthrough)."""
+    client = app.test_client()
+    login(client, VIEWER_NAME)
+    page = "/console/transfers?status=failed&direction=out"
+    assert client.get(page).status_code == 200
+    _idle(client, clock, monkeypatch, 16 * 60)  # the idle timeout is 15 minutes
+    response = client.get(page)
+    assert response.status_code == 302
+    to_login = response.headers["Location"]
+    assert to_login.startswith("/console/login?")
+    form = client.get(to_login)
+    html = form.get_data(as_text=True)
+    assert "Your session has ended" in html
+    assert f'name="next" value="{page.replace("&", "&amp;")}"' in html
+    back = client.post(
+        "/console/login",
+        data={"csrf": csrf_of(form), "name": VIEWER_NAME, "password": PASSWORD, "next": page},
+    )
+    assert back.status_code == 302 and back.headers["Location"] == page
+    assert client.get(page).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example",
+        "https://evil.example/console/",
+        "//evil.example",
+        "//evil.example/console/",
+        "/\\evil.example",
+        "/console/\\\\evil.example",
+        "javascript:alert(1)",
+        "console/transfers",
+        "/elsewhere/on/this/host",
+        "/console/login",
+        "/console/transfers\r\nSet-Cookie: x=y",
+    ],
+)
+def test_next_is_a_page_of_this_console_only(app: Flask, target: str) -> None:
+    """No open redirect: only a relative path under the console's prefix is returned to."""
+    client = app.test_client()
+    form = client.get("/console/login", query_string={"next": target})
+    assert 'name="next"' not in form.get_data(as_text=True)
+    response = client.post(
+        "/console/login",
+        data={"csrf": csrf_of(form), "name": VIEWER_NAME, "password": PASSWORD, "next": target},
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/console/"

@@ -13,7 +13,6 @@ import logging
 import math
 import secrets
 import time
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, render_template, request
@@ -26,7 +25,7 @@ from werkzeug.exceptions import HTTPException
 from oso_gateway.errors import ConfigError
 from oso_gateway.store import RateLimitCounters
 from oso_gateway.web import auth
-from oso_gateway.web.console.views import Clock, console_blueprint
+from oso_gateway.web.console.views import MAX_SESSION_AGE, Clock, console_blueprint
 from oso_gateway.web.ratelimit import address_key, database_limiter
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -107,7 +106,11 @@ def create_console_app(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_PATH=prefix or "/",
-        PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.console.session_timeout),
+        # The cookie (and its signature's max-age) lasts as long as a session can: the idle
+        # timeout is kept on the server (``views._current_operator``), which then says "your
+        # session has ended". A cookie that expired with the idle timeout left the browser first
+        # and the user at the login page without a word (an administrator's walkthrough).
+        PERMANENT_SESSION_LIFETIME=MAX_SESSION_AGE,
         MAX_CONTENT_LENGTH=64 * 1024,
         MAX_FORM_MEMORY_SIZE=64 * 1024,
         # Flask-WTF CSRF: the forms' field is ``csrf``; the views check it (after the login

@@ -174,11 +174,38 @@ def _gate() -> ResponseReturnValue | None:
     if operator is None:
         if request.method == "POST":
             abort(401)
-        return redirect(url_for("console.login"))
+        here = _here()
+        back = None if here == url_for("console.dashboard") else here  # the default anyway
+        return redirect(url_for("console.login", next=back))
     g.operator = operator
     if request.method == "POST":
         _check_csrf()
     return None
+
+
+def _here() -> str:
+    """This request's page as a relative URL (path and query), for the login's ``next``."""
+    query = request.query_string.decode("latin-1")
+    return request.script_root + request.path + (f"?{query}" if query else "")
+
+
+#: what a ``next`` may hold: a path and query of printable ASCII, no backslash (some browsers
+#: read ``/\\host`` as ``//host``)
+_NEXT_CHARS = re.compile(r"[!#-\[\]-~]+")
+
+
+def safe_next(value: object) -> str | None:
+    """``value`` when it is a page of this console to return to after login: a relative path
+    under the console's prefix (never another site: ``https://…``, ``//host``, ``/\\host``),
+    else None (then the dashboard)."""
+    if not isinstance(value, str) or len(value) > 2000 or not _NEXT_CHARS.fullmatch(value):
+        return None
+    root = url_for("console.dashboard")  # the prefix with its trailing slash, e.g. /console/
+    if not value.startswith(root) or value.startswith("//"):
+        return None
+    if value.split("?", 1)[0] in (url_for("console.login"), url_for("console.logout")):
+        return None
+    return value
 
 
 def _check_csrf() -> None:
@@ -212,9 +239,12 @@ def admin_only(view: _F) -> _F:
 
 
 def login() -> ResponseReturnValue:
+    """The login form; after a login, back to ``next`` (a page of this console: ``safe_next``)
+    or the dashboard."""
     if request.method == "GET":
-        return render_template("console/login.html")
+        return render_template("console/login.html", next=safe_next(request.args.get("next")))
     _check_csrf()
+    back = safe_next(request.form.get("next"))
     ctx = _ctx()
     name = (request.form.get("name") or "").strip()
     password = request.form.get("password") or ""
@@ -228,14 +258,15 @@ def login() -> ResponseReturnValue:
         known = ctx.operators.get(name) is not None
         ctx.audit(operation="login", status="throttled", operator=name if known else None)
         flash(f"Too many failed attempts: try again in {seconds} s.", "error")
-        response = Response(render_template("console/login.html", name=name), status=429)
+        page = render_template("console/login.html", name=name, next=back)
+        response = Response(page, status=429)
         response.headers["Retry-After"] = str(seconds)
         return response
     if result.operator is None:
         known = ctx.operators.get(name) is not None
         ctx.audit(operation="login", status="failed", operator=name if known else None)
         flash("Unknown account or wrong password.", "error")
-        return render_template("console/login.html", name=name), 401
+        return render_template("console/login.html", name=name, next=back), 401
     ctx.audit(operation="login", status="ok", operator=result.operator.name)
     session.clear()  # a fresh session id (and CSRF token) at every login
     token = secrets.token_urlsafe(32)
@@ -243,7 +274,7 @@ def login() -> ResponseReturnValue:
     session.permanent = True
     session["sid"] = token
     generate_csrf()  # this session's own token
-    return redirect(url_for("console.dashboard"))
+    return redirect(back or url_for("console.dashboard"))
 
 
 def logout() -> ResponseReturnValue:
