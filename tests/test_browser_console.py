@@ -126,3 +126,54 @@ def test_a_browser_logs_in_filters_transfers_and_opens_a_failed_one(
     finally:
         server.stop()
     assert screenshot.stat().st_size > 10_000
+
+
+def test_a_browser_applies_the_parents_reports_styles_under_the_csp(
+    pair: GatewayPair, tmp_path: Path
+) -> None:
+    """The report's inline ``<style>`` was refused by the console's ``style-src 'self'``: the
+    browser showed it unstyled (an administrator's walkthrough)."""
+    from playwright.sync_api import sync_playwright
+
+    _send(pair, seed=33)
+    [delivered] = pair.sender_store.list_messages(statuses=[m.DELIVERED])
+    store = pair.sender_store
+    add_operator(store, ADMIN_NAME, "admin")
+    app = console_app(tmp_path, store, port=0)
+    server = start_console_in_thread(app.extensions["oso_console"].settings, app=app, port=0)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                page = browser.new_page()
+                refused: list[str] = []
+                page.on(
+                    "console",
+                    lambda message: (
+                        refused.append(message.text)
+                        if "Content Security Policy" in message.text
+                        else None
+                    ),
+                )
+                page.goto(server.url)
+                page.fill("#name", ADMIN_NAME)
+                page.fill("#password", PASSWORD)
+                page.click("button[type=submit]")
+                page.goto(f"{server.url}transfers/{delivered.pk}")
+                page.click("text=English")
+                assert page.url.endswith(f"/transfers/{delivered.pk}/disclosure?lang=en")
+                assert "Data shared (categories)" in page.locator("body").inner_text()
+                # max-width:48em (16 px a em) and the heading cells' left alignment: styled
+                assert page.locator("body").evaluate("b => getComputedStyle(b).maxWidth") == (
+                    "768px"
+                )
+                assert page.locator("th").first.evaluate("t => getComputedStyle(t).textAlign") == (
+                    "left"
+                )
+                assert refused == []
+            finally:
+                browser.close()
+    finally:
+        server.stop()

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pypdf
 import pytest
 from click.testing import CliRunner
+from flask.testing import FlaskClient
 from gateway_pair import SENDER_SCHOOL, GatewayPair, cli_config_and_store
 from store_support import import_received
+from werkzeug.test import TestResponse
 
 from oso_gateway.cli import main
 from oso_gateway.dossier.categories import BY_KEY, CATEGORIES
@@ -288,12 +291,34 @@ def test_the_console_serves_the_parents_report_of_an_outgoing_transfer(
     assert login(client, VIEWER_NAME).status_code == 302
     page = client.get(f"/console/transfers/{record.pk}").get_data(as_text=True)
     assert f"/console/transfers/{record.pk}/disclosure" in page
-    html = client.get(f"/console/transfers/{record.pk}/disclosure?lang=en").get_data(as_text=True)
+    served = client.get(f"/console/transfers/{record.pk}/disclosure?lang=en")
+    html = served.get_data(as_text=True)
     assert "Data shared (categories)" in html and "School 01AB (01AB00)" in html
+    _assert_styles_allowed_by_the_csp(client, served)
     pdf = client.get(f"/console/transfers/{record.pk}/disclosure?format=pdf")
     assert pdf.mimetype == "application/pdf"
     assert "Overzicht van gedeelde leerlinggegevens" in " ".join(_pdf_text(pdf.data).split())
     assert client.get("/console/transfers/999999/disclosure").status_code == 404
+
+
+def _assert_styles_allowed_by_the_csp(client: FlaskClient, served: TestResponse) -> None:
+    """The console's report has its styles from a URL of the console (its CSP's ``style-src
+    'self'`` refused the inline ``<style>``: the report rendered unstyled), while the file the
+    CLI writes stays self-contained."""
+    from oso_gateway.transfer.report import REPORT_CSS
+
+    csp = served.headers["Content-Security-Policy"]
+    assert "style-src 'self';" in csp and "unsafe-inline" not in csp
+    html = served.get_data(as_text=True)
+    assert "<style" not in html and " style=" not in html
+    links = re.findall(r'<link rel="stylesheet" href="([^"]+)">', html)
+    assert len(links) == 1 and links[0].startswith("/console/") and "//" not in links[0]
+    css = client.get(links[0])
+    assert css.status_code == 200 and css.mimetype == "text/css"
+    assert css.get_data(as_text=True) == REPORT_CSS
+    assert "max-width:48em" in REPORT_CSS
+    standalone = render_html(build_report([], language="en", now=datetime.now(UTC)))
+    assert f"<style>{REPORT_CSS}</style>" in standalone and "<link" not in standalone
 
 
 def test_the_preview_shows_the_recorded_objections(tmp_path: Path, pair: GatewayPair) -> None:

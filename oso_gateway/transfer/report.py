@@ -260,15 +260,29 @@ def build_report(
     )
 
 
-def render_html(report: Report) -> str:
+#: the HTML report's stylesheet: inline in a standalone file, or served apart (``render_html``)
+REPORT_CSS = (
+    "body{font-family:sans-serif;max-width:48em;margin:2em auto;line-height:1.4}"
+    "th{text-align:left;padding-right:1em;vertical-align:top}"
+    "section{border-top:1px solid #999;margin-top:1.5em}code{word-break:break-all}"
+)
+
+
+def render_html(report: Report, *, stylesheet: str | None = None) -> str:
+    """The report as one HTML page. Without ``stylesheet`` it is a self-contained file (the
+    styles inline: ``disclosure report --out r.html``); with it, the page links that URL, which
+    serves ``REPORT_CSS`` (the console, whose ``style-src 'self'`` refuses inline styles)."""
     e = html.escape
     t = report.labels
+    style = (
+        f'<link rel="stylesheet" href="{e(stylesheet)}">'
+        if stylesheet is not None
+        else f"<style>{REPORT_CSS}</style>"
+    )
     parts = [
         f'<!doctype html>\n<html lang="{report.language}"><head><meta charset="utf-8">',
         f"<title>{e(report.title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:48em;margin:2em auto;line-height:1.4}"
-        "th{text-align:left;padding-right:1em;vertical-align:top}"
-        "section{border-top:1px solid #999;margin-top:1.5em}code{word-break:break-all}</style>",
+        style,
         f"</head><body><h1>{e(report.title)}</h1><p>{e(report.intro)}</p><table>",
     ]
     parts += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in report.header]

@@ -517,7 +517,16 @@ def disclosure_report(pk: int) -> ResponseReturnValue:
             mimetype="application/pdf",
             headers={"Content-Disposition": f'attachment; filename="disclosure-{pk}.pdf"'},
         )
-    return Response(render_html(report), mimetype="text/html")
+    # the styles from a URL of ours: the CSP's style-src 'self' refuses a report's inline ones
+    page = render_html(report, stylesheet=url_for("console.disclosure_stylesheet"))
+    return Response(page, mimetype="text/html")
+
+
+def disclosure_stylesheet() -> ResponseReturnValue:
+    """The parents' report's stylesheet (``transfer.report.REPORT_CSS``)."""
+    from oso_gateway.transfer.report import REPORT_CSS
+
+    return Response(REPORT_CSS, mimetype="text/css")
 
 
 #: what an outgoing message is, by its wsa:Action (``protocol``, ``transfer.wire``)
@@ -556,6 +565,7 @@ _ROUTES: tuple[tuple[str, Callable[..., ResponseReturnValue], list[str]], ...] =
     (f"/transfers/<{_PK}:pk>", transfer, ["GET"]),
     (f"/transfers/<{_PK}:pk>/retry", retry, ["POST"]),
     (f"/transfers/<{_PK}:pk>/disclosure", disclosure_report, ["GET"]),
+    ("/disclosure.css", disclosure_stylesheet, ["GET"]),
     ("/quarantine", quarantine, ["GET"]),
     ("/requests", requests_page, ["GET"]),
     ("/directory", directory_page, ["GET"]),
