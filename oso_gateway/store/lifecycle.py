@@ -435,8 +435,9 @@ class Lifecycle:
     def purge(
         self, candidates: Sequence[PurgeCandidate], *, now: datetime, reason: str = "retention"
     ) -> PurgeResult:
-        """Erase the candidates' content in one transaction, logged (``reason``: ``retention``,
-        or ``erasure`` on a person's request); then flush SQLite's WAL."""
+        """Erase the candidates' content in one transaction, logged and kept with each row
+        (``reason``: ``retention``, or ``erasure`` on a person's request: ``m.PURGED_BY_*``);
+        then flush SQLite's WAL."""
         outcome = PurgeResult()
 
         def work(session: Session) -> None:
@@ -463,7 +464,7 @@ class Lifecycle:
                 if cand.kind == REJECTED_FAILED and row.status not in (m.REJECTED, m.FAILED):
                     continue  # retried meanwhile: it is waiting to be sent again
                 _shred_message(session, row)
-                row.purged_at = now
+                row.purged_at, row.purge_reason = now, reason
                 if cand.kind == OUTBOUND:
                     row.status, row.last_error_code = m.FAILED, "OSO-E530"
                     row.next_attempt_at = None
@@ -718,6 +719,7 @@ def _purge_request(
     row.pupil_hmac = None  # the pupil's keyed hash goes with the facts: the tombstone names none
     row.decline_text_ciphertext = None
     row.held_ciphertext = None
+    row.purge_reason = reason
     session.execute(
         update(m.InzageRecord)
         .where(m.InzageRecord.request_pk == row.id)

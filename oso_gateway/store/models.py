@@ -56,6 +56,9 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 OUT = "out"
 IN = "in"
+#: ``purge_reason``: the retention purge, or a subject erasure (a person's request)
+PURGED_BY_RETENTION = "retention"
+PURGED_BY_ERASURE = "erasure"
 
 # Outbound lifecycle
 QUEUED = "queued"
@@ -161,8 +164,12 @@ class Message(Base):
     #: that is empty (a reason stored before migration 0010, until ``keys rotate`` encrypts it)
     note: Mapped[str | None] = mapped_column(Text)
     note_data_key_id: Mapped[str | None] = mapped_column(String(36))
-    #: the retention purge erased this message's content (data key and ciphertext destroyed)
+    #: the retention purge or a subject erasure erased this message's content (data key and
+    #: ciphertext destroyed)
     purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: what erased it: PURGED_BY_RETENTION or PURGED_BY_ERASURE (None: not purged, or purged
+    #: before migration ``purge_reason_1``)
+    purge_reason: Mapped[str | None] = mapped_column(String(10))
 
     __table_args__ = (
         CheckConstraint("direction IN ('in', 'out')", name="direction"),
@@ -401,6 +408,8 @@ class PullRequest(Base):
     pupil_hmac: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: what erased its content (as ``Message.purge_reason``)
+    purge_reason: Mapped[str | None] = mapped_column(String(10))
 
     __table_args__ = (
         CheckConstraint("side IN ('requester', 'holder')", name="side"),

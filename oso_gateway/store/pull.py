@@ -62,6 +62,9 @@ class RequestRecord:
     purged: bool
     created_at: datetime
     updated_at: datetime
+    #: what erased it (``m.PURGED_BY_RETENTION``, ``m.PURGED_BY_ERASURE``); None: not purged, or
+    #: purged before the store kept it
+    purge_reason: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,6 +126,7 @@ def _record(row: m.PullRequest) -> RequestRecord:
         purged=row.pupil_ciphertext == b"",
         created_at=row.created_at,
         updated_at=row.updated_at,
+        purge_reason=row.purge_reason if row.pupil_ciphertext == b"" else None,
     )
 
 

@@ -42,6 +42,7 @@ _COLUMNS = (
     m.Message.created_at,
     m.Message.updated_at,
     m.Message.purged_at,
+    m.Message.purge_reason,
 )
 
 
@@ -66,8 +67,12 @@ class TransferRow:
     signer_fingerprint: str | None
     created_at: datetime
     updated_at: datetime
-    #: when the retention purge erased its content (the row stays, its status as it was)
+    #: when the retention purge or a subject erasure erased its content (the row stays, its
+    #: status as it was)
     purged_at: datetime | None = None
+    #: what erased it (``m.PURGED_BY_RETENTION``, ``m.PURGED_BY_ERASURE``); None: not purged, or
+    #: purged before the store kept it
+    purge_reason: str | None = None
 
     @property
     def is_failure(self) -> bool:

@@ -221,7 +221,18 @@ def _template_globals() -> dict[str, Any]:
         "explain": q.explain,
         "fmt_time": _fmt_time,
         "fmt_size": _fmt_size,
+        "erased_by": erased_by,
     }
+
+
+def erased_by(reason: str | None) -> str:
+    """What erased a transfer's or a request's content, in words (``purge_reason``; None: the
+    store did not keep it, for a row purged before it did)."""
+    if reason == m.PURGED_BY_ERASURE:
+        return "content erased by a subject erasure (oso-gateway subject erase)"
+    if reason == m.PURGED_BY_RETENTION:
+        return "content erased by the retention purge"
+    return "content erased (retention or a subject erasure)"
 
 
 def admin_only(view: _F) -> _F:
