@@ -611,12 +611,18 @@ def test_a_withdrawal_leaves_no_image_of_the_dropped_dossier_in_the_files(pp: Pu
                 "SELECT held_ciphertext FROM pull_requests WHERE request_id = ?", (request_id,)
             ).scalar_one()
         )
-    piece = held[100:164]
-    assert piece in sqlite_files(pp.old.store.engine)
+    # pieces of it as the files hold them (a piece across an overflow page's boundary is not
+    # contiguous there, and where the boundaries fall moves with the row's other columns)
+    files = sqlite_files(pp.old.store.engine)
+    present = [
+        held[i : i + 32] for i in range(100, len(held) - 32, 509) if held[i : i + 32] in files
+    ]
+    assert len(present) >= 3
     pp.new.pull.withdraw(request_id)
     pp.new.drain()  # the withdrawal is imported at the old school
     assert _old(pp, request_id).status == "withdrawn"
-    assert piece not in sqlite_files(pp.old.store.engine)
+    files = sqlite_files(pp.old.store.engine)
+    assert not any(piece in files for piece in present)
 
 
 def test_a_dossier_queued_while_a_decline_decides_makes_the_decline_fail(

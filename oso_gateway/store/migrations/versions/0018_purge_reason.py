@@ -7,7 +7,7 @@ administrator's walkthrough). Rows purged before this migration keep none: the c
 them neutrally.
 
 Revision ID: purge_reason_1
-Revises: inzage_previewed_1
+Revises: push_inzage_link_1
 Create Date: 2026-12-08
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "purge_reason_1"
-down_revision = "inzage_previewed_1"
+down_revision = "push_inzage_link_1"
 branch_labels = None
 depends_on = None
 
