@@ -179,3 +179,15 @@ class ApiNotReady(LocalError):
     http_status = 503
     transient = True
     public_message = "The gateway is not ready."
+
+
+class SchoolsNotServed(RemoteError):
+    """None of the schools an API credential or a console operator acts for is served by this
+    gateway now: the directory (as reloaded) no longer names one of our identities as their
+    gateway (a school that left, changed BRIN or merged). The detail names the school codes;
+    revoke the credential (``api-client revoke``) or remove the operator."""
+
+    code = "OSO-E619"
+    http_status = 403
+    public_message = "None of the schools of this credential is served by this gateway now."
+    client_detail = True  # the credential's own school codes (BRIN + vestiging), no pupil data

@@ -164,3 +164,17 @@ class NotMandated(RemoteError):
 
     code = "OSO-E463"
     public_message = "This gateway is not mandated for the dossier's sending school."
+
+
+class SendingSchoolNotServed(LocalError):
+    """The message's sending school is no longer served by this gateway, nor has it mandated
+    our OIN: the directory (as reloaded) no longer lists it for us (a school that left, changed
+    BRIN or merged). The outbox fails the message at once, before anything is sealed or posted
+    (the peer would refuse it, OSO-E431); ``outbox retry`` sends it once the directory lists
+    the school for this gateway again."""
+
+    code = "OSO-E464"
+    http_status = 409
+    public_message = (
+        "The sending school is no longer served by this gateway; the message was not sent."
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from collections.abc import Callable, Iterable, Sequence
@@ -20,8 +21,11 @@ from oso_gateway.errors import (
     ApiClientConfigError,
     ApiCredentialInvalid,
     ApiCredentialMissing,
+    SchoolsNotServed,
 )
 from oso_gateway.store.api_clients import ApiClientRecord, ApiClientStore
+
+log = logging.getLogger(__name__)
 
 CLIENT_ID_RE = re.compile(r"c-[0-9a-f]{16}")
 SCHOOL_RE = re.compile(r"[0-9]{2}[0-9A-Z]{2}[0-9]{2}")
@@ -109,6 +113,24 @@ class ApiClients:
         if not CLIENT_ID_RE.fullmatch(client_id):
             return None
         return self.store.revoke(client_id, now=now)
+
+    def serving(self, record: ApiClientRecord) -> tuple[str, ...]:
+        """The schools of ``record`` this gateway serves now (the live directory's): what the
+        client may act for. ``SchoolsNotServed`` (E619, logged) when none is: its schools left
+        this gateway (removed from the directory, a new BRIN, a merger)."""
+        served = set(self.served())
+        acting = tuple(s for s in record.schools if s in served)
+        if not acting:
+            log.warning(
+                "API client %s refused: none of its schools (%s) is served by this gateway now",
+                record.client_id,
+                ", ".join(record.schools),
+            )
+            raise SchoolsNotServed(
+                f"client {record.client_id}: school(s) {', '.join(record.schools)} not served "
+                "by this gateway now (the directory no longer gives them to it)"
+            )
+        return acting
 
     def authenticate(self, authorization: str | None) -> ApiClientRecord:
         """The active client an ``Authorization: Bearer <id>.<secret>`` header names.

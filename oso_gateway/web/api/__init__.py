@@ -247,6 +247,9 @@ def _install_security(app: SchoolApi, settings: Settings) -> None:
             # one tenant's failures must not lock the others out.
             failures.fail(address_key(request.remote_addr or "unknown"))
             raise
+        # the schools it acts for: those of its schools the directory gives this gateway now
+        # (a school that left kept a working credential: a review)
+        g.api_schools = clients[0].serving(g.api_client)
 
     database_limiter(
         app,

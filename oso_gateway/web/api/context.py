@@ -34,8 +34,10 @@ def outbox() -> OutboxService:
 
 
 def scope() -> Scope:
+    """The credential's schools that this gateway serves now (``ApiClients.serving``, read at
+    authentication): a school the directory no longer gives us is out of every call's scope."""
     client = g.api_client
-    return Scope(tuple(client.schools), client_id=client.client_id)
+    return Scope(tuple(g.api_schools), client_id=client.client_id)
 
 
 def page_json(
