@@ -34,6 +34,7 @@ from oso_gateway.errors import (
     LocalError,
     ObjectionNotApplied,
     PeerFault,
+    SendingSchoolNotServed,
     StoreUnavailable,
     sender_reading,
 )
@@ -379,6 +380,7 @@ class Outbox:
         assert record.payload_digest is not None
         school = School.parse(record.counterpart_school)
         try:
+            self._require_our_school(record)
             entry = self.directory.lookup(school.brin, school.vestiging)
             moved = (entry.endpoint, entry.oin) != (record.endpoint, record.counterpart_oin)
             # the first attempt after an operator's retry of a failed message is sealed afresh:
@@ -427,6 +429,24 @@ class Outbox:
             action=record.action,
         )
         return self._finish(record, result)
+
+    def _require_our_school(self, record: MessageRecord) -> None:
+        """``SendingSchoolNotServed`` (E464) unless the directory, as it is now, still lets the
+        identity that would sign send for the message's school (it serves it, or the school
+        mandated it): a message queued before its school left this gateway was posted and
+        refused by the peer (OSO-E431) after a round trip; now it fails here, before sealing."""
+        if not record.our_school:
+            return
+        ours = School.parse(record.our_school)
+        oin = self.config_for(record.our_oin).identity.oin
+        try:
+            self.directory.check_mandate(oin, ours.brin, ours.vestiging)
+        except GatewayError as exc:
+            raise SendingSchoolNotServed(
+                f"{record.message_id}: sending school {ours} is no longer served by this "
+                f"gateway (OIN {oin}) in the directory ({exc.code}): not sent; `outbox retry` "
+                "once the directory lists it for this gateway again"
+            ) from None
 
     @contextlib.contextmanager
     def _heartbeat(self, record: MessageRecord) -> Iterator[None]:
