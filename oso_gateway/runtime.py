@@ -55,7 +55,7 @@ from oso_gateway.store.lifecycle import Lifecycle
 from oso_gateway.store.repository import AfterInsert
 from oso_gateway.transfer.auditlog import BaseSigner, anchor_periodically
 from oso_gateway.transfer.crlfetch import CrlFetcher, cached_crl_files
-from oso_gateway.transfer.directory import Directory, FileDirectorySource, LiveDirectory
+from oso_gateway.transfer.directory import FileDirectorySource, LiveDirectory
 from oso_gateway.transfer.handlers import default_handlers
 from oso_gateway.transfer.lifecycle import purge_periodically
 from oso_gateway.transfer.mailbox import InboxService, OutboxService
@@ -361,7 +361,10 @@ def build_console_app(settings: Settings, *, store: Store | None = None, **optio
     directory = options.pop("directory", None)
     directory_file = settings.directory_file
     if directory is None and directory_file is not None:
-        directory = _or_problem(problems, "directory", lambda: Directory.load(directory_file))
+        # read again when the file changes, as ``serve`` does (its schools scope operators)
+        source = FileDirectorySource(directory_file)
+        options.setdefault("directory_source", source)
+        directory = _or_problem(problems, "directory", source.load)
     trust = options.pop("trust", None)
     if trust is None and settings.trust.anchor_files:
         trust = _or_problem(problems, "trust", lambda: load_trust(settings))

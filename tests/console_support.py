@@ -45,16 +45,18 @@ def console_settings(tmp_path: Path, database_url: str, **console: object) -> Se
     tmp_path.mkdir(parents=True, exist_ok=True)
     directory = tmp_path / "directory.toml"
     directory.write_text(directory_toml().replace('"gateway-', f'"{DEV.as_posix()}/gateway-'))
-    receiver = "00000001000000000002"
+    # the receiver (01AB00) and the vendor (02CD00, 03EF00): the schools operators are scoped
+    # to must be served here (an operator of schools that left acts for none)
     return Settings(
         data_dir=tmp_path,
         database_url=database_url,
-        identities=(
+        identities=tuple(
             IdentitySettings(
-                oin=receiver,
-                key_file=DEV / f"gateway-{receiver}.key.pem",
-                cert_file=DEV / f"gateway-{receiver}.crt.pem",
-            ),
+                oin=oin,
+                key_file=DEV / f"gateway-{oin}.key.pem",
+                cert_file=DEV / f"gateway-{oin}.crt.pem",
+            )
+            for oin in ("00000001000000000002", "00000001000000000003")
         ),
         trust=TrustSettings(
             anchor_files=(DEV / "root-ca.crt.pem",),

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.security.trust import TrustConfig
     from oso_gateway.server import RunningServer
     from oso_gateway.store import Store
-    from oso_gateway.transfer.directory import Directory
+    from oso_gateway.transfer.directory import Directory, DirectorySource
 
 __all__ = [
     "console_blueprint",
@@ -89,6 +89,7 @@ def create_console_app(
     trust: TrustConfig | None = None,
     identity_certificates: Iterable[x509.Certificate] = (),
     problems: Iterable[str] = (),
+    directory_source: DirectorySource | None = None,
 ) -> Flask:
     """The console as its own WSGI app, under ``console.path_prefix``.
 
@@ -132,6 +133,7 @@ def create_console_app(
             trust=trust,
             identity_certificates=identity_certificates,
             problems=problems,
+            directory_source=directory_source,
         ),
         url_prefix=prefix or None,
     )

@@ -10,6 +10,7 @@ The role is read from the database on every request, so removing an account ends
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
@@ -34,6 +35,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
 
+from oso_gateway.errors import GatewayError
 from oso_gateway.protocol import ACTION_ANSWER, ACTION_REQUEST, SCHOOL_PATTERN
 from oso_gateway.store import models as m
 from oso_gateway.store import transfer_listing as listing
@@ -48,7 +50,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from oso_gateway.config import Settings
     from oso_gateway.security.trust import TrustConfig
     from oso_gateway.store import Store
-    from oso_gateway.transfer.directory import Directory
+    from oso_gateway.transfer.directory import Directory, DirectorySource
+
+log = logging.getLogger(__name__)
 
 _F = TypeVar("_F", bound=Callable[..., ResponseReturnValue])
 
@@ -79,6 +83,37 @@ class ConsoleContext:
     #: problems met while loading the directory / trust (shown on the pages)
     problems: list[str] = field(default_factory=list)
     identity_certificates: list[x509.Certificate] = field(default_factory=list)
+    #: where ``directory`` is read again when it changed (None: the directory given stays)
+    directory_source: DirectorySource | None = None
+    directory_version: object = None
+    #: our identities' OINs: a school whose gateway in the directory is one of them is served
+    our_oins: frozenset[str] = frozenset()
+
+    def refresh_directory(self) -> None:
+        """Read the directory again when its source changed (as ``serve`` reloads it); one
+        that does not load is refused, logged, and the current one stays."""
+        source = self.directory_source
+        if source is None:
+            return
+        version = source.version()
+        if version == self.directory_version:
+            return
+        self.directory_version = version
+        try:
+            directory = source.load()
+        except GatewayError as exc:
+            log.warning("console: directory reload refused, keeping the current one: %s", exc.code)
+            return
+        self.directory = directory
+        self.problems = [p for p in self.problems if not p.startswith("directory:")]
+
+    def served(self) -> frozenset[str]:
+        """The schools (BRIN + vestiging) this gateway serves now, by the current directory;
+        none without one (a scoped operator then acts for none: fail closed)."""
+        self.refresh_directory()
+        if self.directory is None:
+            return frozenset()
+        return frozenset(s.code for s in self.directory.schools() if s.oin in self.our_oins)
 
     def audit(self, *, operation: str, status: str, operator: str | None, **extra: Any) -> None:
         """An ``operator`` event in the transfer log (no personal data: names are account
@@ -106,10 +141,13 @@ def console_blueprint(
     trust: TrustConfig | None = None,
     identity_certificates: Iterable[x509.Certificate] = (),
     problems: Iterable[str] = (),
+    directory_source: DirectorySource | None = None,
 ) -> Blueprint:
     """The console's pages as a blueprint (register it with ``url_prefix``; see
     ``create_console_app`` for the session and cookie settings it needs). The directory, trust
-    and certificates are what ``oso_gateway.runtime`` loaded; ``problems`` what it could not."""
+    and certificates are what ``oso_gateway.runtime`` loaded; ``problems`` what it could not.
+    ``directory_source``: where the directory is read again when it changes (its version now
+    is the loaded directory's)."""
     ctx = ConsoleContext(
         settings=settings,
         store=store,
@@ -119,6 +157,9 @@ def console_blueprint(
         trust=trust,
         problems=list(problems),
         identity_certificates=list(identity_certificates),
+        directory_source=directory_source,
+        directory_version=directory_source.version() if directory_source else None,
+        our_oins=frozenset(identity.oin for identity in settings.identities),
     )
     bp = Blueprint(
         "console",
@@ -178,6 +219,9 @@ def _gate() -> ResponseReturnValue | None:
         back = None if here == url_for("console.dashboard") else here  # the default anyway
         return redirect(url_for("console.login", next=back))
     g.operator = operator
+    refused = _scope_refused(_ctx(), operator)
+    if refused is not None:
+        return refused
     if request.method == "POST":
         _check_csrf()
     return None
@@ -206,6 +250,43 @@ def safe_next(value: object) -> str | None:
     if value.split("?", 1)[0] in (url_for("console.login"), url_for("console.logout")):
         return None
     return value
+
+
+def _acting_for(ctx: ConsoleContext, operator: OperatorRecord) -> tuple[str, ...] | None:
+    """The schools a scoped operator acts for: those of its schools this gateway serves now
+    (None: an operator of every school)."""
+    if operator.schools is None:
+        return None
+    served = ctx.served()
+    return tuple(s for s in operator.schools if s in served)
+
+
+def _unserved_message(operator: OperatorRecord) -> str:
+    schools = ", ".join(operator.schools or ())
+    return (
+        f"OSO-E619: account {operator.name} is scoped to school(s) {schools}, which this "
+        "gateway no longer serves: ask an administrator to remove the account or give it "
+        "another school."
+    )
+
+
+def _scope_refused(ctx: ConsoleContext, operator: OperatorRecord) -> ResponseReturnValue | None:
+    """None when the operator may act (``g.operator_schools`` set); an operator scoped only to
+    schools this gateway no longer serves is logged out, said so, and logged (OSO-E619)."""
+    acting = _acting_for(ctx, operator)
+    if acting is None or acting:
+        g.operator_schools = acting
+        return None
+    log.warning("console: operator %s refused: OSO-E619 (schools %s not served)",
+                operator.name, ", ".join(operator.schools or ()))  # fmt: skip
+    ctx.operators.end_session(str(session.get("sid")), now=ctx.clock(), reason="not-served")
+    ctx.audit(operation="access", status="refused", operator=operator.name)
+    session.clear()
+    g.operator = None
+    if request.method == "POST":
+        abort(403)
+    flash(_unserved_message(operator), "error")
+    return redirect(url_for("console.login"))
 
 
 def _check_csrf() -> None:
@@ -278,6 +359,11 @@ def login() -> ResponseReturnValue:
         ctx.audit(operation="login", status="failed", operator=name if known else None)
         flash("Unknown account or wrong password.", "error")
         return render_template("console/login.html", name=name, next=back), 401
+    if _acting_for(ctx, result.operator) == ():
+        log.warning("console: login of %s refused: OSO-E619", result.operator.name)
+        ctx.audit(operation="login", status="refused", operator=result.operator.name)
+        flash(_unserved_message(result.operator), "error")
+        return render_template("console/login.html", name=name, next=back), 403
     ctx.audit(operation="login", status="ok", operator=result.operator.name)
     session.clear()  # a fresh session id (and CSRF token) at every login
     token = secrets.token_urlsafe(32)
@@ -611,9 +697,13 @@ def _event_of(event: Mapping[str, str], row: listing.TransferRow) -> bool:
 
 
 def _schools() -> tuple[str, ...] | None:
-    """The schools the signed-in operator is scoped to (None: every school)."""
+    """The schools the signed-in operator acts for: of those it is scoped to, the ones this
+    gateway serves now (None: every school)."""
     operator: OperatorRecord | None = g.get("operator")
-    return None if operator is None else operator.schools
+    if operator is None or operator.schools is None:
+        return None
+    acting: tuple[str, ...] = g.operator_schools
+    return acting
 
 
 def _int_arg(name: str) -> int | None:
