@@ -130,9 +130,13 @@ def rotate_command(
 
     if school is not None and all_schools:
         raise click.UsageError("give --school or --all-schools, not both")
-    if school is not None:
-        require_our_school(settings_or_exit(config_file), school)
     lifecycle = open_lifecycle(config_file)
+    if school is not None:
+        school = school.strip().upper()
+        if not holds_school(lifecycle, school):
+            # a school of ours; or one that left this gateway whose data is still stored here
+            # (its key must still be rotated: `keys rotate --school` refused it, E463)
+            require_our_school(settings_or_exit(config_file), school)
     try:
         result = rotate(
             lifecycle,
@@ -151,6 +155,19 @@ def rotate_command(
         f"re-wrapped {result.rewrapped} data key(s); gave {result.upgraded} older row(s) "
         "a data key of their own"
     )
+
+
+def holds_school(lifecycle: Lifecycle, school: str) -> bool:
+    """Whether this gateway still stores data of ``school`` (data keys of its items) or holds a
+    storage key of its own (not destroyed): its keys are ours to rotate, retire and delete,
+    served or not."""
+    try:
+        if lifecycle.data_keys_by_school().get(school):
+            return True
+        keys = lifecycle.cipher.provider.keys()
+    except GatewayError as exc:
+        fail(exc)
+    return any(k.school == school and k.state != "destroyed" for k in keys)
 
 
 @keys_group.command("retire")

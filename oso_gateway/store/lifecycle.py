@@ -182,6 +182,22 @@ class Lifecycle:
 
         return cast(set[str], self._read(work))
 
+    def data_keys_by_school(self) -> dict[str, int]:
+        """How many data keys each school's stored items have (items of no school left out):
+        what is still stored for a school, encrypted under its data keys."""
+
+        def work(session: Session) -> dict[str, int]:
+            rows = session.execute(
+                select(m.DataKeyRow.school, func.count())
+                .where(m.DataKeyRow.school.is_not(None))
+                .group_by(m.DataKeyRow.school)
+            ).all()
+            return {str(school): int(count) for school, count in rows}
+
+        result = self._read(work)
+        assert isinstance(result, dict)
+        return result
+
     def key_use(self, key_id: str) -> KeyUse:
         def work(session: Session) -> KeyUse:
             data_keys = session.scalar(
