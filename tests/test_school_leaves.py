@@ -144,6 +144,8 @@ def test_directory_check_names_what_a_removed_school_left_behind(api: LiveApi) -
     other = runner.invoke(main, ["keys", "rotate", "--school", "99ZZ00", "--config", config])
     assert other.exit_code == 2 and "OSO-E463" in other.output
 
+    listed = runner.invoke(main, ["operator", "list", "--config", config])
+    assert f"schools {SCHOOL_A}" in listed.output  # which operators to remove
     # revoking the client and removing the operator clears those problems
     assert (
         runner.invoke(

@@ -131,7 +131,7 @@ def remove_command(config_file: Path | None, name: str) -> None:
 @operator_group.command("list")
 @config_option
 def list_command(config_file: Path | None) -> None:
-    """List the accounts: name, role, created, last login."""
+    """List the accounts: name, role, created, last login, and the schools of a scoped one."""
     _store, operators = _open(config_file)
     try:
         accounts = operators.all()
@@ -142,9 +142,11 @@ def list_command(config_file: Path | None) -> None:
         click.echo("no operators (add one with `oso-gateway operator add NAME --role admin`)")
     for account in accounts:
         last = account.last_login_at.isoformat(timespec="seconds") if account.last_login_at else "-"
+        scoped = f"  schools {', '.join(account.schools)}" if account.schools else ""
         click.echo(
             f"{account.name:<24} {account.role:<7} "
             f"created {account.created_at.isoformat(timespec='seconds')}  last login {last}"
+            f"{scoped}"
         )
 
 
