@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import click
 
-from oso_gateway.commands.db import config_option, fail, services_or_exit
+from oso_gateway.commands.db import config_option, fail, new_private_file, services_or_exit
 from oso_gateway.errors import GatewayError
 
 
@@ -149,7 +149,7 @@ def _add_many(
     file made for them before anything else; when the credentials are not all written (a full
     disk, an interrupt), every client made is revoked and the file removed: a credential no
     one holds is not left active (2,000 were: a walkthrough)."""
-    handle = _new_private_file(out)  # refused before any client is made
+    handle = new_private_file(out)  # refused before any client is made
     services, clients = _clients(config_file)
     made: list[tuple[Any, str]] = []
     try:
@@ -178,20 +178,6 @@ def _add_many(
     finally:
         services.close()
     click.echo(f"{len(made)} API clients made; their credentials are in {out}")
-
-
-def _new_private_file(path: Path) -> Any:
-    """A new file for secrets, readable by its owner only from the first byte: an existing file
-    (someone else's, kept theirs by a chmod) or a link is refused (a review)."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        click.echo(f"error: {path} exists; --out takes a new file", err=True)
-        raise SystemExit(2) from None
-    except OSError as exc:
-        click.echo(f"error: cannot create {path}: {exc.strerror or exc}", err=True)
-        raise SystemExit(2) from None
-    return os.fdopen(fd, "wb")
 
 
 @client_group.command("list")

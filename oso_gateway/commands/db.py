@@ -23,6 +23,7 @@ from oso_gateway.errors import (
     KeyMaterialError,
     OutputUnwritable,
     SchemaNotCurrent,
+    SchoolNotServed,
 )
 from oso_gateway.store.engine import shown_url
 
@@ -109,6 +110,19 @@ def text_from_stdin(_ctx: click.Context, _param: click.Parameter, value: str | N
     return sys.stdin.read().rstrip("\r\n")
 
 
+#: how an operator lists the schools a gateway serves (named in OSO-E620's text)
+SERVED_HINT = "`oso-gateway directory show --served` lists the schools it serves"
+
+
+def not_served(school: str) -> SchoolNotServed:
+    """OSO-E620 for ``--school``: it names the code given and where to look, never the list
+    of every served school (300 of them filled the screen: a vendor's walkthrough)."""
+    return SchoolNotServed(
+        f"--school {school}: this gateway does not serve that school (a typing error?); "
+        + SERVED_HINT
+    )
+
+
 def note_unless_served(services: Any, school: str | None) -> None:
     """A note on standard error when ``school`` is not one this gateway serves: its list is
     then empty for that reason, not because nothing happened."""
@@ -121,6 +135,22 @@ def note_unless_served(services: Any, school: str | None) -> None:
             f"(it serves {', '.join(served) or 'none'})",
             err=True,
         )
+
+
+def served_by_settings(settings: Settings) -> frozenset[str] | None:
+    """The schools (BRIN + vestiging) the configured directory names one of our identities'
+    OINs as the gateway of, read without opening the store or loading a key (``operator
+    add``); None when no directory or no identity is configured: nothing to check against."""
+    from oso_gateway.transfer.directory import Directory
+
+    if settings.directory_file is None or not settings.identities:
+        return None
+    try:
+        directory = Directory.load(settings.directory_file)
+    except GatewayError as exc:
+        fail(exc, status=2)
+    oins = dict.fromkeys(i.oin for i in settings.identities)
+    return frozenset(e.code for oin in oins for e in directory.schools_served_by(oin))
 
 
 def settings_or_exit(config_file: Path | None) -> Settings:
@@ -229,6 +259,7 @@ def require_our_school(settings: Settings, school: str) -> None:
             f"({settings.directory_file}) neither serves nor mandates it through our OIN(s)"
         ),
         status=2,
+        hint=SERVED_HINT,
     )
 
 
@@ -249,6 +280,21 @@ def fail(exc: GatewayError, *, status: int = 1, hint: str | None = None) -> NoRe
     if hint:
         click.echo(f"hint: {hint}", err=True)
     raise SystemExit(status)
+
+
+def new_private_file(path: Path, *, option: str = "--out") -> Any:
+    """A new file for secrets (binary, for writing), readable by its owner only from the first
+    byte: an existing file (someone else's, kept theirs by a chmod) or a link is refused, exit
+    2 (a review)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        click.echo(f"error: {path} exists; {option} takes a new file", err=True)
+        raise SystemExit(2) from None
+    except OSError as exc:
+        click.echo(f"error: cannot create {path}: {exc.strerror or exc}", err=True)
+        raise SystemExit(2) from None
+    return os.fdopen(fd, "wb")
 
 
 def write_private(path: Path, data: bytes) -> None:

@@ -44,18 +44,33 @@ def directory_group() -> None:
 @config_option
 @_file_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def show_command(config_file: Path | None, directory_file: Path | None, as_json: bool) -> None:
+@click.option(
+    "--served",
+    is_flag=True,
+    help="Only the schools this gateway serves (the directory names one of its identities' "
+    "OINs as their gateway): what --school of the other commands takes.",
+)
+def show_command(
+    config_file: Path | None, directory_file: Path | None, as_json: bool, served: bool
+) -> None:
     """List the gateways and schools in the directory."""
-    path = _path(settings_or_exit(config_file), directory_file)
+    settings = settings_or_exit(config_file)
+    path = _path(settings, directory_file)
     try:
         directory = Directory.load(path)
     except DirectoryFileError as exc:
         fail(exc)
         return
+    ours = {i.oin for i in settings.identities}
+    schools = [s for s in directory.schools() if not served or s.oin in ours]
     if as_json:
-        click.echo(json.dumps(directory.to_json(), indent=2))
+        body = directory.to_json()
+        if served:
+            codes = {x.code for x in schools}
+            body["schools"] = [s for s in body["schools"] if s["brin"] + s["vestiging"] in codes]
+        click.echo(json.dumps(body, indent=2))
         return
-    for school in directory.schools():
+    for school in schools:
         mandated = ", ".join(sorted(school.mandated - {school.oin}))
         click.echo(f"{school.code}  {school.name}")
         click.echo(f"        gateway {school.oin}  {school.endpoint}")

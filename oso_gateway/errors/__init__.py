@@ -17,7 +17,7 @@ Code ranges (one module of this package each):
   OSO-E3xx  certificates and trust: path, validity, usage, revocation, OIN binding
   OSO-E4xx  transfer: directory, mandate, replay, receipts, delivery
   OSO-E5xx  local: configuration, store, keys, internal
-  OSO-E6xx  the schools' ends: school API, inbox and outbox, API clients
+  OSO-E6xx  the schools' ends: school API, inbox and outbox, API clients, operator accounts
 
 A new error class goes into the module of its area and is imported here, so that
 ``from oso_gateway.errors import X`` works for every class and importing this package registers
@@ -139,6 +139,7 @@ from oso_gateway.errors.pull import (
 )
 from oso_gateway.errors.school import (
     ApiClientConfigError,
+    ApiClientNotFound,
     ApiCredentialInvalid,
     ApiCredentialMissing,
     ApiInternalError,
@@ -153,8 +154,12 @@ from oso_gateway.errors.school import (
     IdempotencyKeyReused,
     MessageNotFound,
     NoReceipt,
+    OperatorExists,
+    OperatorListInvalid,
+    OperatorNotFound,
     RequestInvalid,
     SchoolNotInScope,
+    SchoolNotServed,
     SchoolsNotServed,
     StatusConflict,
     UnknownCategory,
@@ -201,6 +206,7 @@ __all__ = [
     "AnswerNotAllowed",
     "AnswerRequestUnknown",
     "ApiClientConfigError",
+    "ApiClientNotFound",
     "ApiCredentialInvalid",
     "ApiCredentialMissing",
     "ApiInternalError",
@@ -278,6 +284,9 @@ __all__ = [
     "ObjectionNotApplied",
     "OinInvalid",
     "OinMismatch",
+    "OperatorExists",
+    "OperatorListInvalid",
+    "OperatorNotFound",
     "OutputUnwritable",
     "PeerFault",
     "PeerHttpError",
@@ -303,6 +312,7 @@ __all__ = [
     "RequestTooLarge",
     "SchemaNotCurrent",
     "SchoolNotInScope",
+    "SchoolNotServed",
     "SchoolsNotServed",
     "SealError",
     "SecureMessageError",

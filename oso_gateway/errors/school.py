@@ -1,4 +1,5 @@
-"""OSO-E6xx: the schools' ends: the inbox/outbox services and the school API (E600–E639).
+"""OSO-E6xx: the schools' ends: the inbox/outbox services, the school API, API clients and
+operator accounts (E600–E639).
 
 Every one is a ``RemoteError`` (the caller — a school's system or a person at the command line —
 asked for something we refuse) except ``ApiInternalError``. Texts name message ids, schools,
@@ -191,3 +192,50 @@ class SchoolsNotServed(RemoteError):
     http_status = 403
     public_message = "None of the schools of this credential is served by this gateway now."
     client_detail = True  # the credential's own school codes (BRIN + vestiging), no pupil data
+
+
+# E620-E629: the command line's own refusals (operators, API clients, a school filter).
+
+
+class SchoolNotServed(RemoteError):
+    """A command's ``--school`` names a school this gateway does not serve (and holds nothing
+    for): a mistyped code, refused rather than read as an empty list (the text names the code
+    given and how to list the served schools, not the list itself)."""
+
+    code = "OSO-E620"
+    http_status = 400
+    public_message = "This gateway does not serve the school named."
+
+
+class OperatorExists(RemoteError):
+    """``operator add`` names an account that exists (names are compared without case)."""
+
+    code = "OSO-E621"
+    http_status = 409
+    public_message = "An operator account with this name exists."
+
+
+class OperatorNotFound(RemoteError):
+    """``operator remove`` names no account."""
+
+    code = "OSO-E622"
+    http_status = 404
+    public_message = "No such operator account."
+
+
+class OperatorListInvalid(RemoteError):
+    """A line of ``operator add --from-file`` is malformed or refused (the text names the line
+    and why: never the password)."""
+
+    code = "OSO-E623"
+    http_status = 400
+    public_message = "The list of operator accounts is not valid."
+
+
+class ApiClientNotFound(RemoteError):
+    """``api-client revoke`` names no API client (an unknown id or name, or a school without
+    an active client)."""
+
+    code = "OSO-E624"
+    http_status = 404
+    public_message = "No such API client."

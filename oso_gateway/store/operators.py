@@ -129,6 +129,14 @@ class DuplicateOperator(ValueError):
     """An account with this name exists."""
 
 
+def normalise_name(name: str) -> str:
+    """An account name as typed (at the console's login, on the command line) as it is
+    stored: without surrounding spaces, in lower case. Names are compared without case
+    ("Anja" logs in as ``anja``; every stored name is lower case, ``NAME_RE``), and the
+    login throttle counts one key per account, however its name was typed."""
+    return name.strip().lower()
+
+
 def check_name(name: str) -> str:
     """The name if it is a valid account name, else ``ValueError``."""
     if not NAME_RE.fullmatch(name):
@@ -198,6 +206,38 @@ class OperatorStore:
             return self._write(work)
         except sa_exc.IntegrityError:
             raise DuplicateOperator(f"operator {name} exists") from None
+
+    def add_many(
+        self,
+        accounts: Sequence[tuple[str, str, str, Sequence[str] | None]],
+        *,
+        now: datetime,
+    ) -> list[OperatorRecord]:
+        """Several accounts, each (name, role, password_hash, schools), in one transaction: all
+        are made or none (``DuplicateOperator`` when a name is taken)."""
+        for name, role, _hash, _schools in accounts:
+            check_name(name)
+            check_role(role)
+
+        def work(session: Session) -> list[OperatorRecord]:
+            rows = [
+                Operator(
+                    name=name,
+                    role=role,
+                    password_hash=password_hash,
+                    created_at=now,
+                    schools=",".join(schools) if schools else None,
+                )
+                for name, role, password_hash, schools in accounts
+            ]
+            session.add_all(rows)
+            session.flush()
+            return [_record(row) for row in rows]
+
+        try:
+            return self._write(work)
+        except sa_exc.IntegrityError:
+            raise DuplicateOperator("one of the new operators exists") from None
 
     def remove(self, name: str, *, now: datetime | None = None) -> bool:
         """Delete the account and end its sessions (in the same transaction). False: no such

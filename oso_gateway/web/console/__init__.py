@@ -24,6 +24,7 @@ from werkzeug.exceptions import HTTPException
 
 from oso_gateway.errors import ConfigError
 from oso_gateway.store import RateLimitCounters
+from oso_gateway.store.operators import normalise_name
 from oso_gateway.web import auth
 from oso_gateway.web.console.views import MAX_SESSION_AGE, Clock, console_blueprint
 from oso_gateway.web.ratelimit import address_key, database_limiter
@@ -168,7 +169,7 @@ def create_console_app(
 
 
 def _account_key() -> str:
-    return "account:" + (request.form.get("name") or "").strip()[:80]
+    return "account:" + normalise_name(request.form.get("name") or "")[:80]
 
 
 def _limit_logins(app: Flask, console: ConsoleSettings, counters: RateLimitCounters) -> None:

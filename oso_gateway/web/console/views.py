@@ -40,7 +40,13 @@ from oso_gateway.protocol import ACTION_ANSWER, ACTION_REQUEST, SCHOOL_PATTERN
 from oso_gateway.store import models as m
 from oso_gateway.store import transfer_listing as listing
 from oso_gateway.store.logchain import make_event
-from oso_gateway.store.operators import ADMIN, NAME_RE, OperatorRecord, OperatorStore
+from oso_gateway.store.operators import (
+    ADMIN,
+    NAME_RE,
+    OperatorRecord,
+    OperatorStore,
+    normalise_name,
+)
 from oso_gateway.transfer import wire
 from oso_gateway.transfer.auditlog import LogFilter, select_events
 from oso_gateway.web import auth
@@ -338,7 +344,8 @@ def login() -> ResponseReturnValue:
     _check_csrf()
     back = safe_next(request.form.get("next"))
     ctx = _ctx()
-    name = (request.form.get("name") or "").strip()
+    # names compared without case: "Anja" is account anja (docs/console.md)
+    name = normalise_name(request.form.get("name") or "")
     password = request.form.get("password") or ""
     address = request.remote_addr or "unknown"
     now = ctx.clock()
