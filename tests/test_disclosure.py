@@ -272,6 +272,20 @@ def test_an_objection_or_a_key_for_a_school_this_gateway_does_not_send_for_is_re
     assert ours.exit_code == 0 and "recorded" in ours.output, ours.output
     rotate = CliRunner().invoke(main, ["keys", "rotate", "--config", config, "--school", "01AB00"])
     assert rotate.exit_code == 2 and "OSO-E463" in rotate.output, rotate.output
+    # listing or withdrawing for such a school is not "nothing recorded" (exit 0): a typing
+    # error, refused as add refuses it (a vendor's walkthrough)
+    for verb in ("list", "remove"):
+        more = ["--category", "verzuim"] if verb == "remove" else []
+        args = ["objection", verb, "--config", config, "--bsn", "-", *more, "--json"]
+        other = CliRunner().invoke(main, [*args, "--school", "01AB00"], input="999999187\n")
+        assert other.exit_code == 2 and "OSO-E463" in other.output, (verb, other.output)
+        assert "directory show --served" in other.output
+    listed = CliRunner().invoke(
+        main,
+        ["objection", "list", "--config", config, "--bsn", "-", "--school", "00YY00", "--json"],
+        input="999999187\n",
+    )
+    assert json.loads(listed.stdout) == {"school": "00YY00", "categories": ["verzuim"]}
 
 
 def test_the_console_serves_the_parents_report_of_an_outgoing_transfer(

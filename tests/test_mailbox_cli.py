@@ -217,20 +217,42 @@ def test_a_school_scope_hides_other_schools_messages(demo: Path) -> None:
     config = demo / RECEIVER / "config.toml"
     message_id = inbox_id(config)
     code, out = run("--config", str(config), "inbox", "show", message_id, "--school", "02CD00")
-    assert code == 1 and "OSO-E602" in out
-    listed = CliRunner().invoke(
-        main, ["--config", str(config), "inbox", "list", "--school", "02cd00", "--json"]
-    )
-    assert listed.exit_code == 0 and json.loads(listed.stdout)["items"] == []
-    # empty because this gateway does not serve that school, and it says so (on stderr); a
-    # malformed code is no school at all (both read "(no messages)"; found by an operator)
-    assert "does not serve school 02CD00 (it serves 01AB00)" in listed.stderr
+    assert code == 2 and "OSO-E620" in out  # not served here: a mistyped code, not "no such"
+    # a school this gateway does not serve is an error, not an empty list (exit 0 with
+    # "(no messages)" and a note listing all 300 served schools: a vendor's walkthrough); a
+    # malformed code is no school at all
+    for command in (["outbox", "list"], ["inbox", "list"], ["request", "list"],
+                    ["outbox", "retry-failed", "--yes"], ["inbox", "ack", message_id]):  # fmt: skip
+        listed = CliRunner().invoke(
+            main, ["--config", str(config), *command, "--school", "02cd00", "--json"]
+        )
+        assert listed.exit_code == 2 and listed.stdout == "", (command, listed.output)
+        assert "OSO-E620" in listed.stderr and "--school 02CD00" in listed.stderr
+        assert "directory show --served" in listed.stderr and "01AB00" not in listed.stderr
     for command in (["outbox", "list"], ["inbox", "list"], ["request", "list"]):
         for option in ("--school", "--counterpart"):
             if option == "--counterpart" and command[0] == "request":
                 continue
             code, out = run("--config", str(config), *command, option, "zz")
             assert code == 2 and "BRIN (two digits and two letters)" in out, (command, option)
+
+
+def test_a_school_no_longer_served_is_still_listed_with_a_note(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the gateway holds for a school it served before the directory changed stays
+    listed: only a school it holds nothing for is a typing error (OSO-E620)."""
+    from oso_gateway.transfer.services import GatewayServices
+
+    config = demo / RECEIVER / "config.toml"
+    message_id = inbox_id(config)
+    monkeypatch.setattr(GatewayServices, "schools", lambda _self: ())
+    listed = CliRunner().invoke(
+        main, ["--config", str(config), "inbox", "list", "--school", "01AB00", "--json"]
+    )
+    assert listed.exit_code == 0, listed.output
+    assert [i["message_id"] for i in json.loads(listed.stdout)["items"]] == [message_id]
+    assert "does not serve school 01AB00 now" in listed.stderr
 
 
 def test_ack_then_decline_drops_the_content_and_keeps_the_record(

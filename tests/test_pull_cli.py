@@ -100,8 +100,8 @@ def test_request_list_pages_with_limit_and_cursor_and_filters_by_school(
         if r["our_school"] == "01AB00"
     ]
     other = CliRunner().invoke(main, ["request", "list", "--config", new, "--school", "99ZZ00"])
-    assert other.exit_code == 0 and "(no requests)" in other.stdout
-    assert "does not serve school 99ZZ00" in other.stderr
+    assert other.exit_code == 2 and other.stdout == ""  # not "(no requests)": a typing error
+    assert "OSO-E620" in other.stderr and "--school 99ZZ00" in other.stderr
     text = CliRunner().invoke(main, ["request", "list", "--config", new, "--limit", "1"])
     assert text.exit_code == 0 and "more: --cursor " in text.output
     bad = CliRunner().invoke(main, ["request", "list", "--config", new, "--cursor", "x1"])

@@ -123,18 +123,19 @@ def not_served(school: str) -> SchoolNotServed:
     )
 
 
-def note_unless_served(services: Any, school: str | None) -> None:
-    """A note on standard error when ``school`` is not one this gateway serves: its list is
-    then empty for that reason, not because nothing happened."""
-    if school is None:
+def require_served(services: Any, school: str | None) -> None:
+    """Stop (exit 2, OSO-E620) when the filter ``--school`` names a school this gateway does
+    not serve: a mistyped code read as an empty list ("(no messages)", exit 0). A school it
+    holds messages or requests for (one it served before the directory changed) is still
+    listed, with a note that it is not served now."""
+    from oso_gateway.store.mailbox import Mailbox
+
+    if school is None or school in services.schools():
         return
-    served = services.schools()
-    if school not in served:
-        click.echo(
-            f"note: this gateway does not serve school {school} "
-            f"(it serves {', '.join(served) or 'none'})",
-            err=True,
-        )
+    if Mailbox(services.store).holds_school(school):
+        click.echo(f"note: this gateway does not serve school {school} now", err=True)
+        return
+    fail(not_served(school), status=2)
 
 
 def served_by_settings(settings: Settings) -> frozenset[str] | None:

@@ -20,7 +20,7 @@ import click
 from oso_gateway.commands.db import (
     config_option,
     fail,
-    note_unless_served,
+    require_served,
     school_code,
     services_or_exit,
     text_from_stdin,
@@ -67,7 +67,7 @@ def _run(config_file: Path | None, school: str | None, work: Callable[[Any, Any]
 
     services = services_or_exit(config_file)
     try:
-        note_unless_served(services, school)
+        require_served(services, school)
         scope = EVERY_SCHOOL if school is None else Scope((school,))
         return work(services, scope)
     except GatewayError as exc:
@@ -310,7 +310,7 @@ def retry_failed_command(
 
     services = services_or_exit(config_file)
     try:
-        note_unless_served(services, school)
+        require_served(services, school)
         mailbox = Mailbox(services.store)
         failed: list[Any] = []
         while True:  # every one, a page at a time

@@ -63,6 +63,9 @@ _BSN = click.option(
 )
 
 
+_JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
 @click.group("disclosure")
 def disclosure_group() -> None:
     """What was shared about a pupil, with whom and when (at the sending gateway)."""
@@ -196,7 +199,10 @@ def _category(value: str) -> str:
 @click.option("--school", callback=school_code, required=True, help="Sending school (BRIN+vest.).")
 @_BSN
 @click.option("--category", required=True, help="Category key, e.g. toetsresultaten.")
-def add_objection(config_file: Path | None, school: str, pupil: str | None, category: str) -> None:
+@_JSON
+def add_objection(
+    config_file: Path | None, school: str, pupil: str | None, category: str, as_json: bool
+) -> None:
     """Record that the parents object to sending CATEGORY; every later send withholds it."""
     if pupil is None:
         raise click.UsageError("--bsn is required")
@@ -205,7 +211,13 @@ def add_objection(config_file: Path | None, school: str, pupil: str | None, cate
     new = records.record_objection(
         school=school, pupil_number=pupil, category=_category(category), now=datetime.now(UTC)
     )
-    click.echo(f"objection to {category} recorded" if new else "already recorded")
+    text = f"objection to {category} recorded" if new else "already recorded"
+    _say({"school": school, "category": category, "recorded": new}, as_json, text)
+
+
+def _say(body: dict[str, Any], as_json: bool, text: str) -> None:
+    """``body`` as JSON (no pupil data: the pupil is never in it) or ``text``."""
+    click.echo(json.dumps(body) if as_json else text)
 
 
 @objection_group.command("remove")
@@ -213,8 +225,9 @@ def add_objection(config_file: Path | None, school: str, pupil: str | None, cate
 @click.option("--school", callback=school_code, required=True)
 @_BSN
 @click.option("--category", required=True)
+@_JSON
 def remove_objection(
-    config_file: Path | None, school: str, pupil: str | None, category: str
+    config_file: Path | None, school: str, pupil: str | None, category: str, as_json: bool
 ) -> None:
     """Withdraw an objection."""
     if pupil is None:
@@ -222,18 +235,29 @@ def remove_objection(
     gone = _records(config_file).withdraw_objection(
         school=school, pupil_number=pupil, category=category
     )
-    click.echo("withdrawn" if gone else "no such objection")
+    if not gone:  # a mistyped school is not "no such objection" (exit 2, E463)
+        require_our_school(settings_or_exit(config_file), school)
+    _say({"withdrawn": gone}, as_json, "withdrawn" if gone else "no such objection")
 
 
 @objection_group.command("list")
 @config_option
 @click.option("--school", callback=school_code, required=True)
 @_BSN
-def list_objections(config_file: Path | None, school: str, pupil: str | None) -> None:
+@_JSON
+def list_objections(
+    config_file: Path | None, school: str, pupil: str | None, as_json: bool
+) -> None:
     """The categories the parents objected to."""
     if pupil is None:
         raise click.UsageError("--bsn is required")
-    for category in _records(config_file).objections_for(school, pupil):
+    categories = list(_records(config_file).objections_for(school, pupil))
+    if not categories:  # a mistyped school is not "none" (exit 2, E463)
+        require_our_school(settings_or_exit(config_file), school)
+    if as_json:
+        click.echo(json.dumps({"school": school, "categories": categories}))
+        return
+    for category in categories:
         click.echo(category)
 
 

@@ -24,8 +24,8 @@ import click
 from oso_gateway.commands.db import (
     config_option,
     fail,
-    note_unless_served,
     parse_school,
+    require_served,
     school_code,
     services_or_exit,
     text_from_stdin,
@@ -294,7 +294,7 @@ def list_command(
         raise click.BadParameter("not a next_cursor this command printed", param_hint="--cursor")
 
     def work(services: GatewayServices) -> dict[str, Any]:
-        note_unless_served(services, school)
+        require_served(services, school)
         records = services.pull.list(
             side=SIDES.get(side or ""),
             statuses=statuses,

@@ -192,6 +192,23 @@ class Mailbox:
 
         return self.store._read(work)
 
+    def holds_school(self, school: str) -> bool:
+        """Whether any message or pull request is ours for ``school`` (BRIN + vestiging), in
+        either direction: a school the gateway served before (``--school`` of a school no
+        longer served is still listed; one never served is a typing error, OSO-E620)."""
+
+        def work(session: Session) -> bool:
+            for table, column in (
+                (m.Message, m.Message.our_school),
+                (m.PullRequest, m.PullRequest.our_school),
+            ):
+                found = session.scalars(select(table.id).where(column == school).limit(1))
+                if found.first() is not None:
+                    return True
+            return False
+
+        return self.store._read(work)
+
     def get(
         self,
         direction: str,
