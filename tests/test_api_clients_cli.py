@@ -195,3 +195,86 @@ def test_a_list_that_fails_part_way_makes_no_client(
         assert clients.list() == []
     finally:
         services.close()
+
+
+def _cli(config: str, *args: str, input: str | None = None) -> Any:
+    return CliRunner().invoke(main, ["--config", config, "api-client", *args], input=input)
+
+
+def test_one_client_add_refuses_an_active_clients_name_as_the_list_does(tmp_path: Path) -> None:
+    """`add "LAS X"` made a second active client of one name while --from-file refused it."""
+    config = str(setup_dev_gateways(tmp_path)[VENDOR_OIN].config_file)
+    first = _cli(config, "add", "LAS X", "--school", "02CD00", "--json")
+    assert first.exit_code == 0, first.output
+    for name in ("LAS X", "las  x ", "LAS X"):
+        again = _cli(config, "add", name, "--school", "03EF00")
+        assert again.exit_code == 2 and "OSO-E616" in again.output, again.output
+        assert "named 'LAS X' already" in again.output
+    assert len(_listed(config)) == 1
+    assert _cli(config, "revoke", json.loads(first.output)["client_id"]).exit_code == 0
+    assert _cli(config, "add", "LAS X", "--school", "03EF00").exit_code == 0  # revoked: free
+
+
+def test_a_list_with_a_line_appended_runs_again_with_skip_existing(tmp_path: Path) -> None:
+    config = str(setup_dev_gateways(tmp_path)[VENDOR_OIN].config_file)
+    lines = [
+        json.dumps({"name": "LAS Noord", "schools": ["02CD00"]}),
+        json.dumps({"name": "LAS Zuid", "schools": ["03EF00", "02CD00"]}),
+    ]
+    outs = iter(tmp_path / f"credentials-{i}.jsonl" for i in range(10))
+
+    def bulk(text: str, *more: str) -> tuple[Any, Path]:
+        out = next(outs)
+        args = ["add", "--from-file", "-", "--out", str(out), *more]
+        return _cli(config, *args, input=text), out
+
+    assert bulk("\n".join(lines))[0].exit_code == 0
+    appended = "\n".join([*lines, json.dumps({"name": "LAS West", "schools": ["03EF00"]})])
+    refused, _out = bulk(appended)  # without the flag: as before, nothing made
+    assert refused.exit_code == 2 and "line 1" in refused.output and len(_listed(config)) == 2
+    made, out = bulk(appended, "--skip-existing", "--json")
+    assert made.exit_code == 0, made.output
+    body = json.loads(made.output)
+    assert [r["name"] for r in body["made"]] == ["LAS West"]
+    assert [(r["line"], r["name"]) for r in body["skipped"]] == [(1, "LAS Noord"), (2, "LAS Zuid")]
+    assert [json.loads(x)["name"] for x in out.read_text().splitlines()] == ["LAS West"]
+    assert len(_listed(config)) == 3
+    text, out = bulk(appended, "--skip-existing")  # all there: nothing made, no empty file
+    assert text.exit_code == 0 and "skipped line 3: LAS West" in text.output
+    assert "no API client made" in text.output and not out.exists()
+    other = lines[1] + "\n" + json.dumps({"name": "las noord", "schools": ["03EF00"]})
+    moved, _out = bulk(other, "--skip-existing")  # the same name, other schools: an error
+    assert moved.exit_code == 2 and "line 2" in moved.output and "other schools" in moved.output
+    assert len(_listed(config)) == 3
+    alone = _cli(config, "add", "LAS", "--school", "02CD00", "--skip-existing")
+    assert alone.exit_code == 2 and "goes with --from-file" in alone.output
+
+
+def test_revoke_many_by_school_or_list_all_or_none_and_a_coded_unknown(tmp_path: Path) -> None:
+    """One at a time took 2.6 s each; an unknown client said "error: no API client x" with
+    no code."""
+    config = str(setup_dev_gateways(tmp_path)[VENDOR_OIN].config_file)
+    ids = {}
+    for name, school in (("LAS a", "02CD00"), ("LAS b", "02CD00"), ("LAS c", "03EF00")):
+        added = _cli(config, "add", name, "--school", school, "--json")
+        ids[name] = json.loads(added.output)["client_id"]
+    unknown = _cli(config, "revoke", "nonexist")
+    assert unknown.exit_code == 1 and "OSO-E624" in unknown.output, unknown.output
+    listed = "\n".join([ids["LAS a"], "las B", "nonexist", ""])
+    none = _cli(config, "revoke", "--from-file", "-", input=listed)
+    assert none.exit_code == 1 and "OSO-E624" in none.output and "line 3" in none.output
+    assert all(r["revoked_at"] is None for r in _listed(config))  # all or none
+    done = _cli(
+        config, "revoke", "--from-file", "-", "--json", input=listed.replace("nonexist", "")
+    )
+    assert done.exit_code == 0, done.output
+    assert sorted(r["name"] for r in json.loads(done.output)) == ["LAS a", "LAS b"]
+    by_school = _cli(config, "revoke", "--school", "03ef00", "--json")
+    assert [r["client_id"] for r in json.loads(by_school.output)] == [ids["LAS c"]]
+    assert all(r["revoked_at"] for r in _listed(config))
+    empty = _cli(config, "revoke", "--school", "02CD00")  # no active client left
+    assert empty.exit_code == 1 and "OSO-E624" in empty.output
+    again = _cli(config, "revoke", ids["LAS a"])  # an id revoked before: no change, no error
+    assert again.exit_code == 0 and f"revoked {ids['LAS a']}" in again.output
+    both = _cli(config, "revoke", ids["LAS a"], "--school", "02CD00")
+    assert both.exit_code == 2 and "one of them" in both.output

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import click
 
 from oso_gateway.commands.db import config_option, fail, new_private_file, services_or_exit
-from oso_gateway.errors import GatewayError
+from oso_gateway.errors import ApiClientNotFound, GatewayError
 
 
 @click.group("api")
@@ -75,6 +75,13 @@ def _json(record: Any) -> dict[str, Any]:
     help="With --from-file: a new file for the credentials (JSON lines), created readable by "
     "its owner only; an existing file or a link is refused.",
 )
+@click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="With --from-file: skip (and report) a line whose name is an active client's of the "
+    "same schools, so that a list with lines appended runs again; the same name with other "
+    "schools is still refused.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @config_option
 def add_command(
@@ -82,11 +89,15 @@ def add_command(
     schools: tuple[str, ...],
     from_file: TextIO | None,
     out: Path | None,
+    skip_existing: bool,
     as_json: bool,
     config_file: Path | None,
 ) -> None:
     """Create a credential for NAME (a school system) acting for the given schools, or one for
-    each line of --from-file (written to --out)."""
+    each line of --from-file (written to --out). A name an active client has (compared without
+    case and with runs of spaces as one) is refused (OSO-E616)."""
+    if skip_existing and from_file is None:
+        raise click.UsageError("--skip-existing goes with --from-file")
     if from_file is not None:
         if name is not None or schools:
             raise click.UsageError("give NAME and --school, or --from-file, not both")
@@ -94,7 +105,7 @@ def add_command(
             # to a terminal or a pipe, credentials can be lost unseen (`| head -1` kept one of
             # fifty, and the rest stayed active: a review); a file is checked as it is written
             raise click.UsageError("--from-file writes the credentials to a new file: give --out")
-        _add_many(_entries(from_file), config_file, out)
+        _add_many(_entries(from_file), config_file, out, skip_existing, as_json)
         return
     if out is not None:
         raise click.UsageError("--out goes with --from-file")
@@ -143,7 +154,11 @@ def _entries(source: TextIO) -> list[tuple[int, str, list[str]]]:
 
 
 def _add_many(
-    entries: list[tuple[int, str, list[str]]], config_file: Path | None, out: Path
+    entries: list[tuple[int, str, list[str]]],
+    config_file: Path | None,
+    out: Path,
+    skip_existing: bool,
+    as_json: bool,
 ) -> None:
     """Make the clients (all in one transaction), then write their credentials to ``out``, a
     file made for them before anything else; when the credentials are not all written (a full
@@ -152,9 +167,12 @@ def _add_many(
     handle = new_private_file(out)  # refused before any client is made
     services, clients = _clients(config_file)
     made: list[tuple[Any, str]] = []
+    skipped: list[tuple[int, Any]] = []
     try:
         try:
-            made = clients.add_many(entries, now=datetime.now(UTC))
+            made, skipped = clients.add_many(
+                entries, now=datetime.now(UTC), skip_existing=skip_existing
+            )
         except GatewayError as exc:
             fail(exc, status=2)
         for record, credential in made:
@@ -177,7 +195,30 @@ def _add_many(
         raise
     finally:
         services.close()
-    click.echo(f"{len(made)} API clients made; their credentials are in {out}")
+    if not made:  # every line skipped: no empty file left to be refused as --out next time
+        out.unlink(missing_ok=True)
+    _say_made(made, skipped, out, as_json)
+
+
+def _say_made(
+    made: list[tuple[Any, str]], skipped: list[tuple[int, Any]], out: Path, as_json: bool
+) -> None:
+    """What ``add --from-file`` did: the clients made (their credentials only in ``out``) and
+    the lines skipped as existing clients."""
+    if as_json:
+        body = {
+            "made": [_json(record) for record, _credential in made],
+            "skipped": [{"line": line, **_json(record)} for line, record in skipped],
+            "credentials_file": str(out) if made else None,
+        }
+        click.echo(json.dumps(body, indent=2))
+        return
+    for line, record in skipped:
+        click.echo(f"skipped line {line}: {record.name} is active client {record.client_id}")
+    if made:
+        click.echo(f"{len(made)} API clients made; their credentials are in {out}")
+    else:
+        click.echo(f"no API client made ({len(skipped)} existing skipped)")
 
 
 @client_group.command("list")
@@ -199,19 +240,55 @@ def list_command(as_json: bool, config_file: Path | None) -> None:
 
 
 @client_group.command("revoke")
-@click.argument("client_id")
+@click.argument("clients_named", metavar="[CLIENT]...", nargs=-1)
+@click.option(
+    "--school",
+    default=None,
+    help="Revoke every active client of this school (BRIN + vestiging; a client of several "
+    "schools loses them all).",
+)
+@click.option(
+    "--from-file",
+    "from_file",
+    type=click.File("r", encoding="utf-8-sig"),
+    default=None,
+    help="Client ids or names, one a line ('-': standard input). Every line is looked up "
+    "before any client is revoked.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @config_option
-def revoke_command(client_id: str, config_file: Path | None) -> None:
-    """Revoke CLIENT_ID: its next request is refused."""
+def revoke_command(
+    clients_named: tuple[str, ...],
+    school: str | None,
+    from_file: TextIO | None,
+    as_json: bool,
+    config_file: Path | None,
+) -> None:
+    """Revoke each CLIENT (an id, or an active client's name): its next request is refused.
+    One that names no client is OSO-E624 (exit 1) and revokes none."""
+    if sum((bool(clients_named), school is not None, from_file is not None)) != 1:
+        raise click.UsageError("give CLIENT ids or names, --school or --from-file (one of them)")
+    entries: list[tuple[int | None, str]] = [(None, c.strip()) for c in clients_named]
+    if from_file is not None:
+        entries = [(n, t.strip()) for n, t in enumerate(from_file, start=1) if t.strip()]
+        if not entries:
+            fail(ApiClientNotFound("--from-file holds no client ids or names"))
     services, clients = _clients(config_file)
     try:
-        record = clients.revoke(client_id, now=datetime.now(UTC))
+        now = datetime.now(UTC)
+        if school is not None:
+            records = clients.revoke_school(school, now=now)
+        else:
+            records = clients.revoke_many(entries, now=now)
+    except GatewayError as exc:
+        fail(exc)
     finally:
         services.close()
-    if record is None:
-        click.echo(f"error: no API client {client_id[:40]}", err=True)
-        raise SystemExit(1)
-    click.echo(f"revoked {record.client_id}")
+    if as_json:
+        click.echo(json.dumps([_json(r) for r in records], indent=2))
+        return
+    for record in records:
+        click.echo(f"revoked {record.client_id}  {', '.join(record.schools)}  {record.name}")
 
 
 def register(group: click.Group) -> None:

@@ -14,7 +14,7 @@ Follows the ``Store`` conventions: one transaction per method, frozen records ou
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -164,6 +164,24 @@ class ApiClientStore:
                 row.revoked_at = now
             session.flush()
             return _record(row)
+
+        return self._write(work)
+
+    def revoke_all(self, client_ids: Sequence[str], *, now: datetime) -> Sequence[ApiClientRecord]:
+        """Revoke several clients in one transaction (all or none); the ones not found are
+        left out of the answer."""
+
+        def work(session: Session) -> list[ApiClientRecord]:
+            done = []
+            for client_id in client_ids:
+                row = session.get(ApiClient, client_id)
+                if row is None:
+                    continue
+                if row.revoked_at is None:
+                    row.revoked_at = now
+                done.append(row)
+            session.flush()
+            return [_record(row) for row in done]
 
         return self._write(work)
 

@@ -19,6 +19,7 @@ from datetime import datetime
 
 from oso_gateway.errors import (
     ApiClientConfigError,
+    ApiClientNotFound,
     ApiCredentialInvalid,
     ApiCredentialMissing,
     SchoolsNotServed,
@@ -31,6 +32,11 @@ CLIENT_ID_RE = re.compile(r"c-[0-9a-f]{16}")
 SCHOOL_RE = re.compile(r"[0-9]{2}[0-9A-Z]{2}[0-9]{2}")
 _NAME_RE = re.compile(r"[A-Za-z0-9 ._()-]{1,100}")
 _SECRET_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+#: what ``add_many`` made (client, credential) and skipped (line, existing client)
+_Made = list[tuple[ApiClientRecord, str]]
+_Skipped = list[tuple[int, ApiClientRecord]]
 
 
 def secret_hash(secret: str) -> str:
@@ -47,38 +53,63 @@ class ApiClients:
     def add(
         self, name: str, schools: Iterable[str], *, now: datetime
     ) -> tuple[ApiClientRecord, str]:
-        """A new client; returns it and its credential (shown once, never stored)."""
-        return self._make(name, self.check(name, schools), now=now)
+        """A new client; returns it and its credential (shown once, never stored). A name an
+        active client has (compared as ``add_many`` compares them) is refused as there: two
+        active clients of one name were made one at a time (a vendor's walkthrough)."""
+        codes = self.check(name, schools)
+        active = self._active_by_name()
+        if _same(name) in active:
+            raise ApiClientConfigError(_named_already(active[_same(name)].name))
+        return self._make(name, codes, now=now)
+
+    def _active_by_name(self) -> dict[str, ApiClientRecord]:
+        return {_same(r.name): r for r in self.store.list() if r.revoked_at is None}
 
     def add_many(
-        self, entries: Sequence[tuple[int, str, Sequence[str]]], *, now: datetime
-    ) -> list[tuple[ApiClientRecord, str]]:
+        self,
+        entries: Sequence[tuple[int, str, Sequence[str]]],
+        *,
+        now: datetime,
+        skip_existing: bool = False,
+    ) -> tuple[_Made, _Skipped]:
         """A client for each (line, name, schools) of a vendor's list: every entry is checked
         before any is made, so a mistake makes none (``ApiClientConfigError`` naming the line).
         A name may not repeat, nor be an active client's: a list run twice makes nothing the
         second time (it made a second set of credentials, silently: a walkthrough). Names are
         compared without case and with runs of spaces as one ("LAS-A " and "las-a" are
-        "LAS-A": a review). All are made in one transaction."""
-        taken = {_same(r.name): r.name for r in self.store.list() if r.revoked_at is None}
+        "LAS-A": a review). All are made in one transaction.
+
+        ``skip_existing``: a line whose name is an active client's of the same schools is
+        skipped (a list with a line appended runs again); the same name with other schools is
+        still refused. Returns the clients made and the (line, client) skipped."""
+        active = self._active_by_name()
+        taken = {key: r.name for key, r in active.items()}
         checked: list[tuple[str, tuple[str, ...]]] = []
+        skipped: _Skipped = []
         for line, name, schools in entries:
             try:
                 codes = self.check(name, schools)
                 if _same(name) in taken:
-                    raise ApiClientConfigError(
-                        f"an active client is named {taken[_same(name)]!r} already (revoke it "
-                        "first)"
-                    )
+                    existing = active.get(_same(name))
+                    if skip_existing and existing and set(existing.schools) == set(codes):
+                        skipped.append((line, existing))
+                        active.pop(_same(name))  # a second line of it is refused
+                        continue
+                    other = skip_existing and existing is not None
+                    raise ApiClientConfigError(_named_already(taken[_same(name)], other=other))
             except ApiClientConfigError as exc:
                 raise ApiClientConfigError(f"line {line}: {exc.detail}") from None
             taken[_same(name)] = name
             checked.append((name, codes))
+        if not checked:
+            return [], skipped
         rows, credentials = [], []
         for name, codes in checked:
             client_id, secret = "c-" + secrets.token_hex(8), secrets.token_urlsafe(32)
             rows.append((client_id, name, secret_hash(secret), codes))
             credentials.append(f"{client_id}.{secret}")
-        return list(zip(self.store.add_all(rows, now=now), credentials, strict=True))
+        made = list(zip(self.store.add_all(rows, now=now), credentials, strict=True))
+        return made, skipped
 
     def check(self, name: str, schools: Iterable[str]) -> tuple[str, ...]:
         """The school codes of a new client named ``name``, or ``ApiClientConfigError``."""
@@ -132,6 +163,38 @@ class ApiClients:
             )
         return acting
 
+    def revoke_many(
+        self, entries: Sequence[tuple[int | None, str]], *, now: datetime
+    ) -> Sequence[ApiClientRecord]:
+        """Revoke the client each (line, id or name) names, all in one transaction: every
+        entry is looked up first, and one that names no client revokes none
+        (``ApiClientNotFound``, naming the line). A name is an active client's (compared as
+        ``add_many`` compares them; every active one of it); an id is revoked whatever its
+        state (revoking twice changes nothing). Returns the clients named, each once."""
+        clients = self.store.list()
+        by_id = {r.client_id: r for r in clients}
+        wanted: dict[str, None] = {}
+        for line, given in entries:
+            found = [by_id[given]] if given in by_id else []
+            found = found or [r for r in clients if r.active and _same(r.name) == _same(given)]
+            if not found:
+                where = f"line {line}: " if line is not None else ""
+                shown = given if _NAME_RE.fullmatch(given) else "(not a client id or name)"
+                raise ApiClientNotFound(
+                    f"{where}no API client {shown[:100]!r} (an id, or an active client's name)"
+                )
+            wanted.update(dict.fromkeys(r.client_id for r in found))
+        return self.store.revoke_all(list(wanted), now=now)
+
+    def revoke_school(self, school: str, *, now: datetime) -> Sequence[ApiClientRecord]:
+        """Revoke every active client that may act for ``school`` (its other schools lose it
+        too); ``ApiClientNotFound`` when there is none."""
+        code = school.strip().upper()
+        ids = [r.client_id for r in self.store.list() if r.active and code in r.schools]
+        if not ids:
+            raise ApiClientNotFound(f"no active API client for school {code[:20]}")
+        return self.store.revoke_all(ids, now=now)
+
     def authenticate(self, authorization: str | None) -> ApiClientRecord:
         """The active client an ``Authorization: Bearer <id>.<secret>`` header names.
 
@@ -156,6 +219,11 @@ class ApiClients:
         if record.revoked_at is not None:
             raise ApiCredentialInvalid(f"client {client_id} is revoked")
         return record
+
+
+def _named_already(name: str, *, other: bool = False) -> str:
+    schools = ", for other schools" if other else ""
+    return f"an active client is named {name!r} already{schools} (revoke it first)"
 
 
 def _same(name: str) -> str:
