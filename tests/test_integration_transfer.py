@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -276,6 +277,46 @@ def test_send_command_queues_a_whole_class_one_outbox_entry_per_dossier(
         assert len({r.message_id for r in queued}) == 3
     finally:
         sender.close()
+
+
+def test_send_names_each_file_with_its_message_id_or_error_code(
+    gateways: dict[str, DevGateway], tmp_path: Path
+) -> None:
+    """`send DIR` printed message ids without their files: a script could not tell which
+    dossier became which message (a vendor's walkthrough)."""
+    klas = tmp_path / "klas"
+    klas.mkdir()
+    now = datetime.now(UTC)
+    for seed in (61, 62):
+        (klas / f"leerling-{seed}.xml").write_bytes(
+            generate_dossier(overstap="POVO", seed=seed, now=now)
+        )
+    (klas / "kapot.xml").write_bytes(b"<niet-oso/>")
+    config = str(gateways[PRIMARY_OIN].config_file)
+    args = ["send", str(klas), "--to", "01AB00", "--config", config]
+    result = CliRunner().invoke(main, [*args, "--json"])
+    assert result.exit_code == 1, result.output
+    body = json.loads(result.stdout)
+    assert (body["to"], body["queued"], body["rejected"], body["stopped_by"]) == (
+        "01AB00",
+        2,
+        1,
+        None,
+    )
+    rows = {Path(r["file"]).name: r for r in body["files"]}
+    assert rows["kapot.xml"]["message_id"] is None and rows["kapot.xml"]["status"] == "rejected"
+    assert rows["kapot.xml"]["error"].startswith("OSO-E")
+    sender = build_services(gateways[PRIMARY_OIN].settings)
+    try:
+        for name in ("leerling-61.xml", "leerling-62.xml"):
+            assert rows[name]["status"] == "queued" and rows[name]["error"] is None
+            assert sender.store.find_message(m.OUT, rows[name]["message_id"]) is not None
+    finally:
+        sender.close()
+    again = CliRunner().invoke(main, [*args, "--allow-duplicate"])
+    lines = [line for line in again.stdout.splitlines() if "urn:uuid:" in line]
+    assert len(lines) == 2 and all(line.rstrip().endswith(".xml") for line in lines)
+    assert any(str(klas / "leerling-61.xml") in line for line in lines)
 
 
 def test_receiver_crashing_between_insert_and_commit_imports_nothing_and_the_retry_imports(

@@ -1,17 +1,20 @@
 """``oso-gateway send`` and ``oso-gateway outbox run``: queue dossiers, deliver them.
 
 Output names message ids, schools, counts and error codes, never a file's content: a dossier is
-named by its position and the first hex digits of its SHA-256. A refused dossier is also named by
-the file the operator gave (on the terminal only, never in a log: a LAS export's file names may
-hold a pupil's name), with the rule codes and element paths that refused it (never values).
+named by its position and the first hex digits of its SHA-256, and by the file the operator gave
+(on the terminal only, never in a log: a LAS export's file names may hold a pupil's name), so
+that a script can map files to messages; a refused one with the rule codes and element paths
+that refused it (never values).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -61,6 +64,12 @@ def _label(index: int, total: int, data: bytes) -> str:
     help="Queue a dossier even when the same one was queued for this school within "
     "[duplicates] outbound_window_hours (refused as OSO-E610 otherwise).",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object: counts and, per file, its message id or error code (and status).",
+)
 @config_option
 def send_command(
     dossier: Path,
@@ -68,96 +77,146 @@ def send_command(
     wait: bool,
     timeout: float,
     allow_duplicate: bool,
+    as_json: bool,
     config_file: Path | None,
 ) -> None:
     """Validate, minimise, seal and queue DOSSIER (a file, or a directory of *.xml) for a school.
 
     The same dossier queued again for the same school within the duplicate window is refused
-    (OSO-E610), as the school API refuses it. Exit status 1 when any dossier was rejected or
-    (with --wait) not delivered; 2 when the set-up stops every dossier for the school (not in
-    the directory, no usable encryption certificate for its gateway, our own database
-    unavailable).
+    (OSO-E610), as the school API refuses it. Each queued dossier is printed with its message id
+    and its file. Exit status 1 when any dossier was rejected or (with --wait) not delivered; 2
+    when the set-up stops every dossier for the school (not in the directory, no usable
+    encryption certificate for its gateway, our own database unavailable).
     """
+    from oso_gateway.transfer.schools import School
+
+    assert isinstance(school, School)
+    services = services_or_exit(config_file)
+    files = sorted(dossier.glob("*.xml")) if dossier.is_dir() else [dossier]
+    if not files:
+        services.close()
+        click.echo(f"error: no *.xml files in {dossier}", err=True)
+        raise SystemExit(2)
+    try:
+        sent = _queue_files(services, files, school, allow_duplicate=allow_duplicate)
+        if sent.setup is not None:
+            _say_setup(sent.setup, school, sum(1 for r in sent.files if r["message_id"]))
+        if wait:
+            for row in sent.files:
+                if row["message_id"]:
+                    record = services.outbox.wait_for(row["message_id"], timeout=timeout)
+                    row["status"], row["error"] = record.status, record.last_error_code
+    finally:
+        services.close()
+    _say_sent(sent, school, wait=wait, as_json=as_json)
+    if sent.setup is not None:
+        raise SystemExit(2)
+    failed = wait and any(r["message_id"] and r["status"] != m.DELIVERED for r in sent.files)
+    if failed or any(r["status"] == "rejected" for r in sent.files):
+        raise SystemExit(1)
+
+
+@dataclass
+class _Sent:
+    """What ``send`` did, per file: ``file``, ``sha256`` (its first 12 hex digits),
+    ``message_id`` (None: not queued), ``status`` (queued, rejected, not_attempted; after
+    --wait the message's), ``error`` (a code or None)."""
+
+    files: list[dict[str, Any]]
+    removed: dict[str, int]
+    setup: GatewayError | None  # a problem of the set-up, not of a dossier
+
+
+def _queue_files(
+    services: GatewayServices, files: list[Path], school: object, *, allow_duplicate: bool
+) -> _Sent:
     from oso_gateway.store.mailbox import Mailbox
     from oso_gateway.transfer.mailbox import refuse_duplicate
     from oso_gateway.transfer.schools import School
     from oso_gateway.transfer.send import prepare_dossier
 
     assert isinstance(school, School)
-    services = services_or_exit(config_file)
     mailbox = Mailbox(services.store)
     window = timedelta(hours=services.settings.duplicates.outbound_window_hours)
-    files = sorted(dossier.glob("*.xml")) if dossier.is_dir() else [dossier]
-    if not files:
-        click.echo(f"error: no *.xml files in {dossier}", err=True)
-        raise SystemExit(2)
-    queued: list[tuple[str, str]] = []
-    setup: GatewayError | None = None  # a problem of the set-up, not of a dossier
-    rejected = 0
-    removed: dict[str, int] = {}
-    try:
-        with click.progressbar(
-            list(enumerate(files, 1)),
-            label=f"Queueing for {school}",
-            show_pos=True,
-            file=sys.stderr,
-        ) as bar:
-            for index, path in bar:
-                data = path.read_bytes()
-                label = _label(index, len(files), data)
-                try:
-                    now = datetime.now(UTC)
-                    prepared = prepare_dossier(
-                        data,
-                        to=school,
-                        directory=services.directory,
-                        config=services.sender_config,
-                        now=now,
-                        objections=services.outbox.objections,
-                    )
-                    again = None
-                    if not allow_duplicate:
-                        again = refuse_duplicate(
-                            mailbox, prepared, to=school, now=now, window=window
-                        )
-                    services.outbox.enqueue(prepared, after_insert=again)
-                except GatewayError as exc:
-                    if isinstance(exc, (*_NOT_THE_DOSSIERS, StoreUnavailable)):
-                        setup = exc  # every file would fail alike
-                        break
-                    rejected += 1
-                    click.echo(
-                        f"\nrejected: {label} {click.format_filename(path)}: {exc.code} "
-                        f"{exc.public_message} ({exc.detail})",
-                        err=True,
-                    )
-                    continue
-                for key, count in prepared.removed.items():
-                    removed[key] = removed.get(key, 0) + count
-                queued.append((label, prepared.message_id))
-                # a large dossier is not held while the next one, or --wait, runs
-                del data, prepared
-        if setup is not None:
-            _say_setup(setup, school, len(queued))
-        click.echo(f"queued {len(queued)} dossier(s) for {school}, rejected {rejected}")
-        if removed:
-            shown = ", ".join(f"{k}: {v}" for k, v in sorted(removed.items()))
-            click.echo(f"minimised (elements removed per category): {shown}")
-        for label, message_id in queued:
-            click.echo(f"  {message_id}  {label}")
-        failed = 0
-        if wait:
-            for _label_text, message_id in queued:
-                record = services.outbox.wait_for(message_id, timeout=timeout)
-                code = f" {record.last_error_code}" if record.last_error_code else ""
-                click.echo(f"{record.status}: {message_id}{code}")
-                failed += record.status != m.DELIVERED
-    finally:
-        services.close()
-    if setup is not None:
-        raise SystemExit(2)
-    if rejected or failed:
-        raise SystemExit(1)
+    sent = _Sent(
+        files=[
+            {
+                "file": str(p),
+                "sha256": None,
+                "message_id": None,
+                "status": "not_attempted",
+                "error": None,
+            }
+            for p in files
+        ],
+        removed={},
+        setup=None,
+    )
+    with click.progressbar(
+        list(enumerate(files, 1)), label=f"Queueing for {school}", show_pos=True, file=sys.stderr
+    ) as bar:
+        for index, path in bar:
+            data = path.read_bytes()
+            row = sent.files[index - 1]
+            row["sha256"] = hashlib.sha256(data).hexdigest()[:12]
+            label = _label(index, len(files), data)
+            try:
+                now = datetime.now(UTC)
+                prepared = prepare_dossier(
+                    data,
+                    to=school,
+                    directory=services.directory,
+                    config=services.sender_config,
+                    now=now,
+                    objections=services.outbox.objections,
+                )
+                again = None
+                if not allow_duplicate:
+                    again = refuse_duplicate(mailbox, prepared, to=school, now=now, window=window)
+                services.outbox.enqueue(prepared, after_insert=again)
+            except GatewayError as exc:
+                if isinstance(exc, (*_NOT_THE_DOSSIERS, StoreUnavailable)):
+                    sent.setup = exc  # every file would fail alike
+                    break
+                row["status"], row["error"] = "rejected", exc.code
+                click.echo(
+                    f"\nrejected: {label} {click.format_filename(path)}: {exc.code} "
+                    f"{exc.public_message} ({exc.detail})",
+                    err=True,
+                )
+                continue
+            for key, count in prepared.removed.items():
+                sent.removed[key] = sent.removed.get(key, 0) + count
+            row["status"], row["message_id"], row["label"] = "queued", prepared.message_id, label
+            # a large dossier is not held while the next one, or --wait, runs
+            del data, prepared
+    return sent
+
+
+def _say_sent(sent: _Sent, school: object, *, wait: bool, as_json: bool) -> None:
+    queued = [r for r in sent.files if r["message_id"]]
+    rejected = sum(1 for r in sent.files if r["status"] == "rejected")
+    if as_json:
+        body = {
+            "to": str(school),
+            "queued": len(queued),
+            "rejected": rejected,
+            "stopped_by": sent.setup.code if sent.setup is not None else None,
+            "minimised": dict(sorted(sent.removed.items())),
+            "files": [{k: v for k, v in r.items() if k != "label"} for r in sent.files],
+        }
+        click.echo(json.dumps(body, indent=2))
+        return
+    click.echo(f"queued {len(queued)} dossier(s) for {school}, rejected {rejected}")
+    if sent.removed:
+        shown = ", ".join(f"{k}: {v}" for k, v in sorted(sent.removed.items()))
+        click.echo(f"minimised (elements removed per category): {shown}")
+    for row in queued:
+        click.echo(f"  {row['message_id']}  {row['label']}  {click.format_filename(row['file'])}")
+    if wait:
+        for row in queued:
+            code = f" {row['error']}" if row["error"] else ""
+            click.echo(f"{row['status']}: {row['message_id']}{code}")
 
 
 def _say_setup(setup: GatewayError, school: object, queued: int) -> None:
