@@ -293,6 +293,28 @@ def test_the_keys_commands_list_rotate_retire_and_delete(tmp_path: Path) -> None
     assert both.exit_code == 2 and "not both" in both.output
 
 
+def test_the_keys_commands_answer_json(tmp_path: Path) -> None:
+    """rotate, retire and delete had no --json (README: "Every command takes --json")."""
+    from click.testing import CliRunner
+
+    from oso_gateway.cli import main
+
+    config, store = cli_config_and_store(tmp_path)
+    _import(store)
+
+    def run(*args: str) -> object:
+        result = CliRunner().invoke(main, [*args, "--json", "--config", str(config)])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    old = legacy_key_id(KEY)
+    rotated = run("keys", "rotate")
+    assert isinstance(rotated, dict) and rotated["rewrapped"] == 1 and rotated["new_key_id"]
+    assert rotated["school"] is None
+    assert run("keys", "retire", old) == {"key_id": old, "state": "retired"}
+    assert run("keys", "delete", old) == {"key_id": old, "deleted": True}
+
+
 def test_rotation_moves_the_pull_workflows_rows_and_only_then_frees_the_old_key(
     engine: Engine, provider: LocalKeyProvider
 ) -> None:

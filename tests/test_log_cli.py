@@ -491,3 +491,20 @@ def test_show_says_so_when_two_gateways_used_the_same_message_id(config: Path) -
     shown = _run(config, "show", IDS[1])
     assert "events from 2 counterpart OINs" in shown.output
     assert "00000001000000000003" in shown.output
+
+
+def test_anchor_and_export_to_a_file_say_what_they_did_as_json(
+    config: Path, tmp_path: Path
+) -> None:
+    import json
+
+    anchored = _run(config, "anchor", "--json")
+    assert anchored.exit_code == 0, anchored.output
+    body = json.loads(anchored.stdout)
+    assert body["seq"] == 10 and len(body["hash"]) == 64 and body["anchor_file"]
+    out = tmp_path / "log.csv"
+    exported = _run(config, "export", "--format", "csv", "--out", str(out), "--json")
+    assert exported.exit_code == 0, exported.output
+    assert json.loads(exported.stdout) == {"exported": 10, "out": str(out), "format": "csv"}
+    to_stdout = _run(config, "export", "--format", "jsonl", "--json")
+    assert to_stdout.exit_code == 2 and "--out" in to_stdout.output

@@ -203,3 +203,18 @@ def test_a_private_write_leaves_a_device_or_a_pipe_as_it_is(tmp_path: Path) -> N
     reader.join(10)
     assert received == [b"<dossier/>"]
     assert stat.S_IMODE(fifo.stat().st_mode) == 0o644  # not ours to change
+
+
+def test_db_current_json(tmp_path: Path) -> None:
+    """--json was missing (README: "Every command takes --json")."""
+    import json
+
+    config = _config(tmp_path)
+    runner = CliRunner()
+    before = runner.invoke(main, ["db", "current", "--json", "--config", str(config)])
+    assert before.exit_code == 1 and json.loads(before.stdout)["state"] == "behind"
+    runner.invoke(main, ["db", "upgrade", "--config", str(config)])
+    now = runner.invoke(main, ["db", "current", "--json", "--config", str(config)])
+    body = json.loads(now.stdout)
+    assert now.exit_code == 0 and body["state"] == "current"
+    assert body["revision"] == body["head"] == head_revision()

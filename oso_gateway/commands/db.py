@@ -6,6 +6,7 @@ settings shares (default: ``$OSO_GATEWAY_CONFIG``; without either, defaults + en
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import sys
@@ -353,7 +354,8 @@ def upgrade_command(config_file: Path | None) -> None:
 
 @db_group.command("current")
 @config_option
-def current_command(config_file: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def current_command(config_file: Path | None, as_json: bool) -> None:
     """Show the database's schema revision; exit 1 when it is not the head."""
     from oso_gateway.store import create_store_engine, current_revision, head_revision
     from oso_gateway.store.migrate import is_newer
@@ -368,6 +370,18 @@ def current_command(config_file: Path | None) -> None:
     state = "up to date" if current == head else "behind: run `oso-gateway db upgrade`"
     if is_newer(current):  # it said "behind" of a database a newer release migrated
         state = "newer than this release (restore the backup taken before that upgrade)"
+    if as_json:
+        word = "newer" if is_newer(current) else "current" if current == head else "behind"
+        body = {
+            "database": shown_url(settings.database_url),
+            "revision": current,
+            "head": head,
+            "state": word,
+        }
+        click.echo(json.dumps(body))
+        if current != head:
+            raise SystemExit(1)
+        return
     click.echo(
         f"{shown_url(settings.database_url)}: revision {current or 'none'} (head {head}) {state}"
     )

@@ -121,8 +121,14 @@ def _list_keys(rows: list[Any], as_json: bool) -> None:
     is_flag=True,
     help="Also a new key for every school with a key of its own (one pass for all).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def rotate_command(
-    config_file: Path | None, school: str | None, resume: bool, batch: int, all_schools: bool
+    config_file: Path | None,
+    school: str | None,
+    resume: bool,
+    batch: int,
+    all_schools: bool,
+    as_json: bool,
 ) -> None:
     """Make a new active storage key and re-wrap every data key under it (online, batched).
     Without --school or --all-schools, the schools' own keys stay as they are."""
@@ -149,6 +155,16 @@ def rotate_command(
     except GatewayError as exc:
         fail(exc)
         return
+    if as_json:
+        body = {
+            "new_key_id": result.new_key_id or None,
+            "school": school,
+            "all_schools": all_schools,
+            "rewrapped": result.rewrapped,
+            "upgraded": result.upgraded,
+        }
+        click.echo(json.dumps(body))
+        return
     if result.new_key_id:
         click.echo(f"new active storage key {result.new_key_id}")
     click.echo(
@@ -173,7 +189,8 @@ def holds_school(lifecycle: Lifecycle, school: str) -> bool:
 @keys_group.command("retire")
 @config_option
 @click.argument("key_id")
-def retire_command(config_file: Path | None, key_id: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def retire_command(config_file: Path | None, key_id: str, as_json: bool) -> None:
     """Retire a storage key that is no longer active (it still unwraps until deleted)."""
     from oso_gateway.transfer.lifecycle import retire
 
@@ -182,13 +199,17 @@ def retire_command(config_file: Path | None, key_id: str) -> None:
         retire(lifecycle, key_id, now=datetime.now(UTC))
     except GatewayError as exc:
         fail(exc)
+    if as_json:
+        click.echo(json.dumps({"key_id": key_id, "state": "retired"}))
+        return
     click.echo(f"storage key {key_id} retired")
 
 
 @keys_group.command("delete")
 @config_option
 @click.argument("key_id")
-def delete_command(config_file: Path | None, key_id: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def delete_command(config_file: Path | None, key_id: str, as_json: bool) -> None:
     """Destroy a retired storage key; refused (OSO-E532) while anything is wrapped under it."""
     from oso_gateway.transfer.lifecycle import delete_key
 
@@ -197,6 +218,9 @@ def delete_command(config_file: Path | None, key_id: str) -> None:
         delete_key(lifecycle, key_id, now=datetime.now(UTC))
     except GatewayError as exc:
         fail(exc)
+    if as_json:
+        click.echo(json.dumps({"key_id": key_id, "deleted": True}))
+        return
     click.echo(
         f"storage key {key_id} deleted (if it came from storage.key or storage.key_file, "
         "remove it from there too)"

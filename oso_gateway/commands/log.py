@@ -304,9 +304,20 @@ def show_command(config_file: Path | None, message_id: str, as_json: bool) -> No
     default=None,
     help="Write to this file (default: standard output).",
 )
-def export_command(config_file: Path | None, where: LogFilter, fmt: str, out: Path | None) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="With --out: print a summary (events, file, format) as JSON on standard output.",
+)
+def export_command(
+    config_file: Path | None, where: LogFilter, fmt: str, out: Path | None, as_json: bool
+) -> None:
     """Export events: CSV (a column per field) or JSON lines (re-verifiable: seq, hashes, event)."""
     from oso_gateway.transfer.auditlog import export_events, select_events
+
+    if as_json and out is None:
+        raise click.UsageError("--json summarises an export to --out (the events: --format jsonl)")
 
     _settings, store = _open(config_file)
     try:
@@ -322,6 +333,9 @@ def export_command(config_file: Path | None, where: LogFilter, fmt: str, out: Pa
             count = export_events(rows, fmt, handle)
     except OSError as exc:
         fail(OutputUnwritable(f"cannot write {out}: {exc.strerror or type(exc).__name__}"))
+    if as_json:
+        click.echo(json.dumps({"exported": count, "out": str(out), "format": fmt}))
+        return
     click.echo(f"exported {count} events to {out}", err=True)
 
 
@@ -501,7 +515,8 @@ def verify_command(
 @log_group.command("anchor")
 @config_option
 @_anchors_option
-def anchor_command(config_file: Path | None, anchors: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def anchor_command(config_file: Path | None, anchors: Path | None, as_json: bool) -> None:
     """Sign the log head with the gateway key and append it to the anchor file."""
     from oso_gateway.runtime import first_identity
     from oso_gateway.transfer.auditlog import write_anchor
@@ -516,6 +531,9 @@ def anchor_command(config_file: Path | None, anchors: Path | None) -> None:
     except OSError as exc:
         click.echo(f"error: cannot write anchor file {path} ({exc.strerror})", err=True)
         raise SystemExit(1) from None
+    if as_json:
+        click.echo(json.dumps({"seq": anchor.seq, "hash": anchor.hash, "anchor_file": str(path)}))
+        return
     click.echo(f"anchored event {anchor.seq} ({anchor.hash[:16]}) in {path}; keep a copy elsewhere")
 
 

@@ -86,6 +86,7 @@ def disclosure_group() -> None:
     help="Default: from --out's suffix.",
 )
 @click.option("--lang", type=click.Choice(["nl", "en"]), default="nl", show_default=True)
+@_JSON
 def report_command(
     config_file: Path | None,
     message_id: str | None,
@@ -93,6 +94,7 @@ def report_command(
     out: Path,
     fmt: str | None,
     lang: str,
+    as_json: bool,
 ) -> None:
     """Write the parents' report (PDF or HTML) for one transfer or for every transfer of a
     pupil."""
@@ -123,6 +125,11 @@ def report_command(
         school_names=school_names(settings_or_exit(config_file)),
     )
     write_private(out, render_html(report).encode("utf-8") if fmt == "html" else render_pdf(report))
+    if as_json:  # message ids and the file, never the pupil
+        ids = [r.message_id for r in found]
+        body = {"out": str(out), "format": fmt, "lang": lang, "transfers": ids}
+        click.echo(json.dumps(body))
+        return
     click.echo(f"wrote {fmt.upper()} report of {len(found)} transfer(s) to {out}")
 
 
