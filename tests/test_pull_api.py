@@ -283,7 +283,8 @@ def vendor_schools(tmp_path: Path) -> Iterator[tuple[Las, Las, Las]]:
         app = create_api_app(settings, services=services)
         las = []
         for schools in (["03EF00"], ["02CD00"], ["03EF00", "02CD00"]):
-            _record, secret = clients.add("LAS", schools, now=datetime.now(UTC))
+            name = f"LAS {' '.join(schools)}"  # one active client of a name (OSO-E616)
+            _record, secret = clients.add(name, schools, now=datetime.now(UTC))
             las.append(Las(app.test_client(), services, {"Authorization": f"Bearer {secret}"}))
         yield las[0], las[1], las[2]
     finally:
