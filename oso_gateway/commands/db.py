@@ -24,7 +24,7 @@ from oso_gateway.errors import (
     KeyMaterialError,
     OutputUnwritable,
     SchemaNotCurrent,
-    SchoolNotServed,
+    SchoolFilterNotServed,
 )
 from oso_gateway.store.engine import shown_url
 
@@ -115,10 +115,10 @@ def text_from_stdin(_ctx: click.Context, _param: click.Parameter, value: str | N
 SERVED_HINT = "`oso-gateway directory show --served` lists the schools it serves"
 
 
-def not_served(school: str) -> SchoolNotServed:
+def not_served(school: str) -> SchoolFilterNotServed:
     """OSO-E620 for ``--school``: it names the code given and where to look, never the list
     of every served school (300 of them filled the screen: a vendor's walkthrough)."""
-    return SchoolNotServed(
+    return SchoolFilterNotServed(
         f"--school {school}: this gateway does not serve that school (a typing error?); "
         + SERVED_HINT
     )

@@ -197,7 +197,7 @@ class SchoolsNotServed(RemoteError):
 # E620-E629: the command line's own refusals (operators, API clients, a school filter).
 
 
-class SchoolNotServed(RemoteError):
+class SchoolFilterNotServed(RemoteError):
     """A command's ``--school`` names a school this gateway does not serve (and holds nothing
     for): a mistyped code, refused rather than read as an empty list (the text names the code
     given and how to list the served schools, not the list itself)."""
