@@ -136,7 +136,7 @@ def test_a_new_operator_following_the_first_run_section_gets_a_delivered_dossier
             outputs[argv[len(_oso_gateway())]] = result
         assert "delivered: urn:uuid:" in outputs["send"].stdout
         listing = outputs["log"].stdout
-        assert re.search(r"\bin\s+imported\s+00YY00\b", listing), listing
+        assert re.search(r"\bimported\s+01AB00<00YY00\b", listing), listing  # ours<theirs: in
         receiver = next(
             s for s in servers if f"localhost:{ports['devcollege']}" in "".join(s.lines)
         )

@@ -234,7 +234,7 @@ def test_a_school_scope_hides_other_schools_messages(demo: Path) -> None:
             if option == "--counterpart" and command[0] == "request":
                 continue
             code, out = run("--config", str(config), *command, option, "zz")
-            assert code == 2 and "BRIN (two digits and two letters)" in out, (command, option)
+            assert code == 2 and "BRIN (4 characters) + vestiging" in out, (command, option)
 
 
 def test_a_school_no_longer_served_is_still_listed_with_a_note(

@@ -90,7 +90,7 @@ def parse_school(_ctx: click.Context, _param: click.Parameter, value: str | None
     if value is None:
         return None
     try:
-        return School.parse(value)
+        return School.parse_new(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 

@@ -15,10 +15,17 @@ from cryptography import x509
 from lxml import etree
 
 from oso_gateway.errors import DossierSchemaError, RecipientUnknown
-from oso_gateway.protocol import DOSSIER_NS, SCHOOL_BRIN_PATTERN, VESTIGING_PATTERN
+from oso_gateway.protocol import (
+    BRIN_PATTERN,
+    DOSSIER_NS,
+    SCHOOL_BRIN_PATTERN,
+    VESTIGING_PATTERN,
+)
 
-#: BRIN (two digits, two letters) + vestiging (two digits)
+#: BRIN (two digits, two letters) + vestiging (two digits): a school named anew
 _SCHOOL_CODE = re.compile(SCHOOL_BRIN_PATTERN + VESTIGING_PATTERN)
+#: any school code stored or sent before (two digits, two digits or capitals)
+_ANY_SCHOOL = re.compile(BRIN_PATTERN + VESTIGING_PATTERN)
 
 
 @dataclass(frozen=True, order=True)
@@ -34,20 +41,29 @@ class School:
 
     @classmethod
     def parse(cls, text: str) -> School:
-        """``01AB00`` or ``01AB`` (vestiging 00); ``ValueError`` when malformed.
-
-        A BRIN is two digits and two letters, as the dossier's ``brincode`` must be (the
-        gegevensset's pattern ``[0-9][0-9][A-Z][A-Z]``): a school listed with another form
-        could never send a dossier (every one refused, E102: a vendor's onboarding)."""
+        """``01AB00`` or ``01AB`` (vestiging 00); ``ValueError`` when malformed. Reads any
+        school code stored or sent before (``BRIN_PATTERN``); a school being named anew (an
+        option, an API field, the directory) is checked with ``parse_new``."""
         text = text.strip().upper()
         if len(text) == 4:
             text += "00"
-        if not (_SCHOOL_CODE.fullmatch(text) and text.isascii()):
+        if not (_ANY_SCHOOL.fullmatch(text) and text.isascii()):
+            raise ValueError("a school is BRIN (4 characters) + vestiging (2 digits), e.g. 01AB00")
+        return cls(text[:4], text[4:])
+
+    @classmethod
+    def parse_new(cls, text: str) -> School:
+        """``parse``, and a BRIN of two digits and two capitals, as the dossier's ``brincode``
+        must be (the gegevensset's pattern ``[0-9][0-9][A-Z][A-Z]``): a school named with
+        another form could never send a dossier (every one refused, E102: a vendor's
+        onboarding took a school "1000" everywhere)."""
+        school = cls.parse(text)
+        if not _SCHOOL_CODE.fullmatch(school.code):
             raise ValueError(
                 "a school is a BRIN (two digits and two letters) and a vestiging (two digits), "
                 "e.g. 01AB00"
             )
-        return cls(text[:4], text[4:])
+        return school
 
     def __str__(self) -> str:
         return self.code

@@ -12,10 +12,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from oso_gateway.protocol import (
-    BRIN_PATTERN,
     FREE_TEXT_FORBIDDEN,
     MESSAGE_ID_PATTERN,
     NAME_FORBIDDEN,
+    SCHOOL_BRIN_PATTERN,
     VESTIGING_PATTERN,
 )
 from oso_gateway.store import models as m
@@ -25,7 +25,7 @@ MESSAGE_ID = f"^{MESSAGE_ID_PATTERN}$"
 #: free text a person types (a reason, a view) and a name (one line): ``protocol``'s classes
 TEXT = f"^[^{FREE_TEXT_FORBIDDEN}]*$"
 NAME = f"^[^{NAME_FORBIDDEN}]*$"
-SCHOOL = f"^{BRIN_PATTERN}{VESTIGING_PATTERN}$"
+SCHOOL = f"^{SCHOOL_BRIN_PATTERN}{VESTIGING_PATTERN}$"  # as School.parse_new takes them
 #: a category list's form: the keys themselves are checked by the service, so that an unknown
 #: or miscased key (``Verzuim``) is E612 naming it, as on the command line (it was E606)
 CATEGORIES = r"^[A-Za-z ,_-]+$"
