@@ -260,6 +260,10 @@ def test_revoke_many_by_school_or_list_all_or_none_and_a_coded_unknown(tmp_path:
         ids[name] = json.loads(added.output)["client_id"]
     unknown = _cli(config, "revoke", "nonexist")
     assert unknown.exit_code == 1 and "OSO-E624" in unknown.output, unknown.output
+    # a credential pasted in an id's place is not echoed (it was, whole: a review)
+    pasted = _cli(config, "revoke", "c-0123456789abcdef.s3cr3tSECRETs3cr3tSECRETs3cr3t")
+    assert pasted.exit_code == 1 and "OSO-E624" in pasted.output
+    assert "s3cr3t" not in pasted.output
     listed = "\n".join([ids["LAS a"], "las B", "nonexist", ""])
     none = _cli(config, "revoke", "--from-file", "-", input=listed)
     assert none.exit_code == 1 and "OSO-E624" in none.output and "line 3" in none.output

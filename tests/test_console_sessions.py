@@ -223,6 +223,11 @@ def test_after_the_idle_timeout_the_login_says_so_and_returns_to_the_page(
         "/elsewhere/on/this/host",
         "/console/login",
         "/console/transfers\r\nSet-Cookie: x=y",
+        # dot-segments, plain or encoded: the browser resolves them out of the prefix (a review)
+        "/console/../evil",
+        "/console/%2e%2e/evil",
+        "/console/%252e%252e/evil",
+        "/console/./transfers",
     ],
 )
 def test_next_is_a_page_of_this_console_only(app: Flask, target: str) -> None:

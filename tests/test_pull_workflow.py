@@ -220,6 +220,9 @@ def test_a_dossier_that_cannot_leave_is_refused_at_its_hand_in(pp: PullPair) -> 
     assert "objection to category overstapadvies" in refused.value.detail
     assert "VERPLICHT" in refused.value.detail
     assert not _old(pp, request_id).held
+    pp.drain()  # and the request was not accepted: the new school was told "accepted" (a review)
+    assert _old(pp, request_id).status == "received"
+    assert _new(pp, request_id).status == "sent"
     pp.old.pull.decline(request_id, reason="not-our-pupil")  # closed: the pupil may be asked again
     pp.drain()
     invalid = data.replace(b"<cat_vve>VERBODEN</cat_vve>", b"<cat_vve>ONBEKEND</cat_vve>")

@@ -179,7 +179,10 @@ class ApiClients:
             found = found or [r for r in clients if r.active and _same(r.name) == _same(given)]
             if not found:
                 where = f"line {line}: " if line is not None else ""
-                shown = given if _NAME_RE.fullmatch(given) else "(not a client id or name)"
+                # never a pasted credential (``c-….<secret>``: it matches the name's letters),
+                # nor anything else not a plain id or name
+                plain = _NAME_RE.fullmatch(given) and "." not in given and len(given) <= 40
+                shown = given if plain else "(not shown: not a plain id or name)"
                 raise ApiClientNotFound(
                     f"{where}no API client {shown[:100]!r} (an id, or an active client's name)"
                 )

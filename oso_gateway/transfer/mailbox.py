@@ -439,7 +439,12 @@ class OutboxService(_Boxes):
             return None
         if known.request_digest != request_digest:
             raise IdempotencyKeyReused("Idempotency-Key reused with another body or school")
-        return Submitted(message=summary(self.store.get_message(known.message_pk)), created=False)
+        message = self.store.get_message(known.message_pk)
+        if not scope.allows(message.our_school):
+            # a school of the credential's that this gateway no longer serves: its message is
+            # out of scope here as everywhere else (the replay showed it: a review)
+            raise MessageNotFound(f"no message {shown_id(message.message_id)} in the outbox")
+        return Submitted(message=summary(message), created=False)
 
     def _stored_key(self, key: str) -> str:
         cipher = self.store.cipher

@@ -622,15 +622,19 @@ class PullService:
         if record.status not in OPEN_HOLDER or record.delivery_message_id is not None:
             raise RequestStateInvalid(f"request {request_id} is {record.status}")
         name_warning = self._check_dossier(record, dossier)
+        released = self._released_at_hand_in(record)
+        if not released:
+            # what a release will do, done now and before the request is accepted: a dossier
+            # that cannot leave (invalid, or a parents' objection to a category it marks
+            # VERPLICHT) is refused at its hand-in, not held for an inzage after which it fails
+            # (an administrator's walkthrough), and the new school is not told "accepted"
+            # (a review)
+            self._prepare(record, dossier, now=now)
         if record.status == RECEIVED:  # answering with the dossier accepts the request
             record = self.accept(
                 request_id, ready_by=now.date(), now=now, schools=(record.our_school,)
             )
-        if not self._released_at_hand_in(record):
-            # what a release will do, done now: a dossier that cannot leave (invalid, or a
-            # parents' objection to a category it marks VERPLICHT) is refused at its hand-in,
-            # not held for an inzage after which it fails (an administrator's walkthrough)
-            self._prepare(record, dossier, now=now)
+        if not released:
             self.requests.hold(record.pk, dossier, now=now, name_warning=name_warning)
             log.info("request %s: dossier held until the parents' inzage", request_id)
             held = self.find(request_id, side=m.HOLDER, schools=(record.our_school,))

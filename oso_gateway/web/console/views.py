@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import unquote
 
 from cryptography import x509
 from flask import (
@@ -253,7 +254,13 @@ def safe_next(value: object) -> str | None:
     root = url_for("console.dashboard")  # the prefix with its trailing slash, e.g. /console/
     if not value.startswith(root) or value.startswith("//"):
         return None
-    if value.split("?", 1)[0] in (url_for("console.login"), url_for("console.logout")):
+    path = value.split("?", 1)[0]
+    if path in (url_for("console.login"), url_for("console.logout")):
+        return None
+    # no dot-segment, plain or percent-encoded: "/console/../x" is resolved by the browser to
+    # "/x", outside the console (a review)
+    segments = unquote(path).split("/")
+    if "." in segments or ".." in segments or "%" in unquote(path):
         return None
     return value
 
