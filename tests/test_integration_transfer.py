@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -209,6 +210,27 @@ def test_send_command_waits_for_the_receipt(
     )
     assert result.exit_code == 0, result.output
     assert "delivered: urn:uuid:" in result.output
+
+
+def test_send_names_each_files_message_before_it_waits(
+    gateways: dict[str, DevGateway], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wait cut short (Ctrl-C) after the queueing still leaves the file-to-message mapping
+    on the screen: it was printed only after every wait (a review)."""
+    from oso_gateway.transfer.outbox import Outbox
+
+    def interrupted(*_args: object, **_kwargs: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Outbox, "wait_for", interrupted)
+    dossier = tmp_path / "export.xml"
+    dossier.write_bytes(generate_dossier(overstap="POVO", seed=17, now=datetime.now(UTC)))
+    config = str(gateways[PRIMARY_OIN].config_file)
+    result = CliRunner().invoke(
+        main, ["send", str(dossier), "--to", "01AB00", "--wait", "--config", config]
+    )
+    assert result.exit_code != 0
+    assert re.search(r"urn:uuid:[0-9a-f-]{36}\s.*export\.xml", result.output), result.output
 
 
 def test_send_command_rejects_an_invalid_dossier_with_exit_status_1(

@@ -101,6 +101,8 @@ def send_command(
         sent = _queue_files(services, files, school, allow_duplicate=allow_duplicate)
         if sent.setup is not None:
             _say_setup(sent.setup, school, sum(1 for r in sent.files if r["message_id"]))
+        if not as_json:  # each file's message id before any wait (Ctrl-C there keeps it: a review)
+            _say_queued(sent, school)
         if wait:
             for row in sent.files:
                 if row["message_id"]:
@@ -193,7 +195,20 @@ def _queue_files(
     return sent
 
 
+def _say_queued(sent: _Sent, school: object) -> None:
+    """What was queued, each file beside its message id (text: printed before any wait)."""
+    queued = [r for r in sent.files if r["message_id"]]
+    rejected = sum(1 for r in sent.files if r["status"] == "rejected")
+    click.echo(f"queued {len(queued)} dossier(s) for {school}, rejected {rejected}")
+    if sent.removed:
+        shown = ", ".join(f"{k}: {v}" for k, v in sorted(sent.removed.items()))
+        click.echo(f"minimised (elements removed per category): {shown}")
+    for row in queued:
+        click.echo(f"  {row['message_id']}  {row['label']}  {click.format_filename(row['file'])}")
+
+
 def _say_sent(sent: _Sent, school: object, *, wait: bool, as_json: bool) -> None:
+    """The JSON of it all; in text, each wait's outcome (``_say_queued`` said the rest)."""
     queued = [r for r in sent.files if r["message_id"]]
     rejected = sum(1 for r in sent.files if r["status"] == "rejected")
     if as_json:
@@ -207,12 +222,6 @@ def _say_sent(sent: _Sent, school: object, *, wait: bool, as_json: bool) -> None
         }
         click.echo(json.dumps(body, indent=2))
         return
-    click.echo(f"queued {len(queued)} dossier(s) for {school}, rejected {rejected}")
-    if sent.removed:
-        shown = ", ".join(f"{k}: {v}" for k, v in sorted(sent.removed.items()))
-        click.echo(f"minimised (elements removed per category): {shown}")
-    for row in queued:
-        click.echo(f"  {row['message_id']}  {row['label']}  {click.format_filename(row['file'])}")
     if wait:
         for row in queued:
             code = f" {row['error']}" if row["error"] else ""
