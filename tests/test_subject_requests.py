@@ -315,6 +315,47 @@ def test_the_retention_purge_removes_a_push_inzage_record_after_the_request_peri
     pp.close()
 
 
+def test_a_new_inzage_after_the_last_ones_record_was_purged_lets_a_push_go(
+    tmp_path: Path,
+) -> None:
+    """On SQLite the next inzage record may get the purged one's id; the push that went under
+    the purged one named that id, and the new inzage's push was refused as made already
+    (E471: a review). The purge now unnames it."""
+    from datetime import date, timedelta
+
+    from sqlalchemy import func, select
+
+    from oso_gateway.config import RetentionSettings, SchoolPolicy
+    from oso_gateway.store import models as m
+    from oso_gateway.store.lifecycle import PUSH_INZAGE_RECORD, Lifecycle
+    from oso_gateway.transfer.lifecycle import purge
+
+    pp = make_pull_pair(tmp_path / "w", policy=SchoolPolicy(push_requires_inzage=True))
+    data = dossier(pp.clock, seed=29)
+    pupil = pupil_of(data).identifier
+
+    def inzage() -> int:
+        pp.old.pull.record_push_inzage(
+            school=OLD, pupil_identifier=pupil, inzage_date=date(2026, 1, 5), how="paper"
+        )
+        with pp.old.store.engine.connect() as conn:
+            return int(conn.execute(select(func.max(m.InzageRecord.id))).scalar_one())
+
+    first = inzage()
+    pp.push(data)
+    store = pp.old.store
+    later = purge(
+        Lifecycle(store.engine, store.cipher),
+        RetentionSettings(requests_days=30),
+        now=pp.clock() + timedelta(days=31),
+    )
+    assert len(later.purged[PUSH_INZAGE_RECORD]) == 1
+    pp.clock.advance(timedelta(days=32))
+    assert inzage() == first  # SQLite gave the new record the purged one's id
+    pp.push(dossier(pp.clock, seed=29))  # not refused as made on it already
+    pp.close()
+
+
 def test_an_outgoing_dossier_is_kept_while_on_its_way_and_erased_once_it_failed(
     tmp_path: Path, pp: PullPair
 ) -> None:

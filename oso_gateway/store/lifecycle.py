@@ -794,6 +794,13 @@ def _purge_push_inzage(
     if row is None or row.request_pk is not None:
         return []
     if cand.kind == PUSH_INZAGE_RECORD:
+        # the pushes that went under it say so no more by its id, which SQLite may give to the
+        # next inzage (a push on that one was refused as made already: a review)
+        session.execute(
+            update(m.Disclosure)
+            .where(m.Disclosure.inzage_pk == row.id)
+            .values(inzage_pk=m.INZAGE_DELETED)
+        )
         session.delete(row)
     elif row.zienswijze_ciphertext is None and row.waiver_ciphertext is None:
         return []  # erased meanwhile

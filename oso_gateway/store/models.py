@@ -315,6 +315,9 @@ class Disclosure(Base):
 #: ``Disclosure.inzage_pk`` of a record made before pushes named their inzage (migration
 #: ``push_inzage_link_1``): taken as made on every inzage recorded at or before its queue time
 INZAGE_UNLINKED = 0
+#: ``Disclosure.inzage_pk`` once the inzage record it named was deleted (retention): on SQLite a
+#: new inzage may get the deleted one's id, and a push would then be refused as made on it
+INZAGE_DELETED = -1
 
 
 class StoreCheck(Base):
