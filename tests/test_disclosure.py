@@ -134,6 +134,17 @@ def test_an_objection_is_enforced_at_every_later_send_and_shown_as_the_reason(
         school=SENDER_SCHOOL.code, pupil_number=number, category="toetsresultaten"
     )
     assert "toetsresultaten" in _send(pair, data).disclosure.sent
+    # the log keeps when an objection was recorded and withdrawn, and where; never the pupil
+    # nor the category (withdrawn just before a send, it left no trace: a walkthrough)
+    events = [e.event for e in pair.sender_store.log_entries() if e.event.get("kind") == "operator"]
+    done = [(e["operation"], e["school_brin"] + e["school_vestiging"]) for e in events]
+    assert done == [("objection.add", SENDER_SCHOOL.code), ("objection.remove", SENDER_SCHOOL.code)]
+    assert not any(number in json.dumps(e) or "toetsresultaten" in json.dumps(e) for e in events)
+    assert not records.withdraw_objection(  # nothing withdrawn: nothing logged
+        school=SENDER_SCHOOL.code, pupil_number=number, category="toetsresultaten"
+    )
+    again = [e for e in pair.sender_store.log_entries() if e.event.get("kind") == "operator"]
+    assert len(again) == 2
 
 
 def test_a_dossiers_version_is_the_digest_of_what_a_push_of_it_sends(pair: GatewayPair) -> None:

@@ -240,7 +240,7 @@ def remove_objection(
     if pupil is None:
         raise click.UsageError("--bsn is required")
     gone = _records(config_file).withdraw_objection(
-        school=school, pupil_number=pupil, category=category
+        school=school, pupil_number=pupil, category=category, now=datetime.now(UTC)
     )
     if not gone:  # a mistyped school is not "no such objection" (exit 2, E463)
         require_our_school(settings_or_exit(config_file), school)

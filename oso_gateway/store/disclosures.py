@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from sqlalchemy import Engine, delete, select, text
@@ -20,8 +20,10 @@ from sqlalchemy.orm import Session
 
 from oso_gateway.errors import ConfigError
 from oso_gateway.store import models as m
+from oso_gateway.store import translog
 from oso_gateway.store.crypto import AtRestCipher
 from oso_gateway.store.engine import advisory_xact_lock, unavailable_as_typed_error, writer
+from oso_gateway.store.logchain import make_event
 from oso_gateway.store.pull import RequestRecord
 
 _T = TypeVar("_T")
@@ -111,6 +113,21 @@ def receipt_digest(receipt: bytes) -> str:
     return hashlib.sha256(receipt).hexdigest()
 
 
+def _objection_event(session: Session, operation: str, school: str, *, now: datetime) -> None:
+    """An objection recorded or withdrawn, in the transfer log: the school and when, never the
+    pupil nor the category (the log holds no pupil data; which pupil is the school's record)."""
+    event = make_event(
+        at=now,
+        kind="operator",
+        direction="local",
+        status="ok",
+        operation=operation,
+        school_brin=school[:4],
+        school_vestiging=school[4:] or None,
+    )
+    translog.append_log_events(session, [event], now=now)
+
+
 class PrivacyRecords:
     """Repository of disclosures, objections and subject-access lookups."""
 
@@ -139,21 +156,34 @@ class PrivacyRecords:
     def record_objection(
         self, *, school: str, pupil_number: str, category: str, now: datetime
     ) -> bool:
-        """Record the parents' objection; False when it was already recorded."""
+        """Record the parents' objection; False when it was already recorded. The transfer log
+        says so in the same transaction (``_objection_event``)."""
         row = m.Objection(
             school=school,
             bsn_hmac=self.pupil_hash(pupil_number),
             category=category,
             recorded_at=now,
         )
+
+        def work(session: Session) -> None:
+            session.add(row)
+            session.flush()  # a second one is refused here, before the event
+            _objection_event(session, "objection.add", school, now=now)
+
         try:
-            self._write(lambda session: session.add(row))
+            self._write(work)
         except sa_exc.IntegrityError:
             return False
         return True
 
-    def withdraw_objection(self, *, school: str, pupil_number: str, category: str) -> bool:
+    def withdraw_objection(
+        self, *, school: str, pupil_number: str, category: str, now: datetime | None = None
+    ) -> bool:
+        """Withdraw an objection (its row goes); the transfer log keeps that it was withdrawn,
+        when and at which school (an objection withdrawn just before a send left no trace: an
+        administrator's walkthrough)."""
         hashed = self.pupil_hash(pupil_number)
+        at = now or datetime.now(UTC)
 
         def work(session: Session) -> bool:
             result = session.execute(
@@ -163,7 +193,10 @@ class PrivacyRecords:
                     m.Objection.category == category,
                 )
             )
-            return bool(getattr(result, "rowcount", 0))
+            gone = bool(getattr(result, "rowcount", 0))
+            if gone:
+                _objection_event(session, "objection.remove", school, now=at)
+            return gone
 
         return self._write(work)
 
