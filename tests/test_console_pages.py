@@ -268,3 +268,42 @@ def test_the_parents_report_is_offered_on_outgoing_dossier_deliveries_only(
     missing = client.get(f"/console/transfers/{pks[ACTION_DELIVER]}/disclosure")
     assert missing.status_code == 404
     assert "No disclosure record" in missing.get_data(as_text=True)
+
+
+def test_the_lists_and_a_transfers_page_say_what_kind_of_message_it_is(
+    tmp_path: Path, store: Store
+) -> None:
+    """The dashboard counted a pull request's answers as imported dossiers, and nothing told
+    a dossier from a request or an answer (an administrator's walkthrough)."""
+    import re
+
+    from oso_gateway.protocol import ACTION_ANSWER, ACTION_REQUEST
+    from oso_gateway.transfer.wire import ACTION_DELIVER
+
+    clock = Clock()
+    pks = {}
+    for n, action in enumerate((ACTION_DELIVER, ACTION_REQUEST, ACTION_ANSWER)):
+        record = store.enqueue_outbound(
+            message_id=f"urn:uuid:00000000-0000-4000-8000-{n:012d}",
+            action=action,
+            payload=b"<x/>",
+            payload_digest="b" * 64,
+            now=clock(),
+            our_school="00YY00",
+            counterpart_school="01AB00",
+        )
+        pks[action] = record.pk  # type: ignore[union-attr]
+    client = _client(tmp_path, store, clock)
+    listing = client.get("/console/transfers").get_data(as_text=True)
+    assert "<th>Kind</th>" in listing
+    for action, kind in ((ACTION_DELIVER, "dossier"), (ACTION_REQUEST, "request"),
+                         (ACTION_ANSWER, "answer")):  # fmt: skip
+        row = re.search(
+            rf'transfers/{pks[action]}">{pks[action]}</a></td>(.*?)</tr>', listing, re.S
+        )
+        assert row is not None and f"<td>{kind}</td>" in row.group(1), (kind, row)
+        page = client.get(f"/console/transfers/{pks[action]}").get_data(as_text=True)
+        assert f"<dt>Kind</dt><dd>{kind}</dd>" in page
+    assert "Messages (dossiers, requests, answers)" in client.get("/console/").get_data(
+        as_text=True
+    )

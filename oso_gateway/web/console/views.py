@@ -316,7 +316,23 @@ def _template_globals() -> dict[str, Any]:
         "fmt_time": _fmt_time,
         "fmt_size": _fmt_size,
         "erased_by": erased_by,
+        "kind_of": kind_of,
     }
+
+
+#: what a message is, by its wsa:Action, in the lists' words
+_LIST_KINDS = {
+    wire.ACTION_DELIVER: "dossier",
+    ACTION_REQUEST: "request",
+    ACTION_ANSWER: "answer",
+}
+
+
+def kind_of(action: str | None) -> str:
+    """A transfer's kind for the lists: a dossier, or a pull request or answer (the dashboard
+    counted answers as imported dossiers, and nothing told them apart: an administrator's
+    walkthrough)."""
+    return _LIST_KINDS.get(action or "", "other")
 
 
 def erased_by(reason: str | None) -> str:
