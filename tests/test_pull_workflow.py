@@ -250,6 +250,33 @@ def test_a_request_whose_held_dossier_can_no_longer_leave_can_still_be_shown(
     assert "withdraw the objection" in shown["problem"]["detail"]
 
 
+def test_an_inzage_and_a_waiver_are_events_in_the_transfer_log(tmp_path: Path) -> None:
+    """When an inzage (or its waiver) was recorded, at which school and for which request:
+    the log said nothing of it (an administrator's walkthrough); no pupil data, no texts."""
+    import json
+
+    pp = make_pull_pair(tmp_path, policy=SchoolPolicy(inzage=INZAGE_OR_WAIVER))
+    try:
+        request_id, data = _request(pp)
+        _queue_dossier(pp, request_id, data)
+        other, _ = _request(pp, dossier(pp.clock, seed=417))
+        pp.old.pull.record_inzage(other, inzage_date=None, how=None, waiver="Ouders verhuisd.")
+        events = [
+            e.event
+            for e in pp.old.store.log_entries()
+            if e.event.get("operation", "")[:7] == "inzage."
+        ]
+        assert [(e["operation"], e.get("message_id"), e["school_brin"]) for e in events] == [
+            ("inzage.record", request_id, "00YY"),
+            ("inzage.waive", other, "00YY"),
+        ]
+        pupil = pupil_of(data)
+        text = json.dumps(events)
+        assert pupil.family_name not in text and "verhuisd" not in text and "meeting" not in text
+    finally:
+        pp.close()
+
+
 def test_requests_are_listed_newest_first_and_a_future_birth_date_or_self_is_refused(
     pp: PullPair,
 ) -> None:

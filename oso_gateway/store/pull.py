@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from oso_gateway.errors import GatewayError, RequestPurged, RequestStateInvalid
 from oso_gateway.store import models as m
+from oso_gateway.store import translog
 from oso_gateway.store.crypto import AtRestCipher, aad_for
 from oso_gateway.store.engine import (
     advisory_xact_lock,
@@ -28,6 +29,7 @@ from oso_gateway.store.engine import (
     write_transaction,
     writer,
 )
+from oso_gateway.store.logchain import make_event
 from oso_gateway.store.repository import Store
 
 _T = TypeVar("_T")
@@ -673,7 +675,31 @@ def insert_inzage_in(
     )
     session.add(row)
     session.flush()
+    translog.append_log_events(session, [_inzage_event(session, new, now=now)], now=now)
     return _inzage(row)
+
+
+def _inzage_event(session: Session, new: NewInzage, *, now: datetime) -> dict[str, str]:
+    """The parents' inzage (or its waiver) recorded, in the transfer log: the school, when, and
+    the request it was for (a push: none); never the pupil, the date or the texts (the log
+    holds no pupil data; the record itself is the school's). The inzage records said nothing
+    of when they were made in the log (an administrator's walkthrough)."""
+    fields: dict[str, object] = {
+        "at": now,
+        "kind": "operator",
+        "direction": "local",
+        "status": "ok",
+        "operation": "inzage.waive" if new.waiver is not None else "inzage.record",
+        "school_brin": new.school[:4],
+        "school_vestiging": new.school[4:] or None,
+    }
+    request = None if new.request_pk is None else session.get(m.PullRequest, new.request_pk)
+    if request is not None:
+        try:  # a request id a peer chose need not have the log's form: then it is left out
+            return make_event(**fields, message_id=request.request_id)
+        except ValueError:
+            pass
+    return make_event(**fields)
 
 
 def release_in(
