@@ -146,3 +146,14 @@ def test_errors_command_lists_each_code_with_what_the_peer_is_told() -> None:
     for row in errors_doc.error_rows():
         assert row.code in result.output
     assert f"peer: {errors.TrustError.public_message}" in result.output
+
+
+@pytest.mark.parametrize("given", ["OSO-E105", "oso-e105", "E105", "105"])
+def test_errors_command_explains_one_code(given: str) -> None:
+    """`oso-gateway errors OSO-E105` was a usage error (an administrator's walkthrough)."""
+    result = CliRunner().invoke(main, ["errors", given])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("OSO-E105  errors.DossierOptOutError")
+    assert errors.DossierOptOutError.public_message in result.output
+    unknown = CliRunner().invoke(main, ["errors", "OSO-E999"])
+    assert unknown.exit_code == 2 and "not one of this version's codes" in unknown.output

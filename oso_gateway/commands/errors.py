@@ -132,12 +132,37 @@ def render_text() -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_one(code: str) -> str | None:
+    """One code in full (``oso-gateway errors OSO-E105``, or ``E105``, ``105``), or None."""
+    digits = code.strip().upper().removeprefix("OSO-").removeprefix("E")
+    wanted = f"OSO-E{digits}"
+    for r in error_rows():
+        if r.code == wanted:
+            return (
+                f"{r.code}  {r.class_name}\n"
+                f"  side: {r.side}, HTTP {r.http_status}, SOAP fault {r.soap_fault}, "
+                f"{'transient: retried automatically' if r.transient else 'not retried'}\n"
+                f"  the peer is told: {r.public_message}\n"
+                f"  what it means: {r.log_text}\n"
+            )
+    return None
+
+
 @click.command("errors")
+@click.argument("code", required=False)
 @click.option(
     "--markdown", is_flag=True, help=f"Print the Markdown reference ({REGENERATE_COMMAND})."
 )
-def errors_command(markdown: bool) -> None:
-    """List every error code: HTTP status, SOAP fault, whether transient, what the peer is told."""
+def errors_command(code: str | None, markdown: bool) -> None:
+    """List every error code: HTTP status, SOAP fault, whether transient, what the peer is told;
+    with CODE (OSO-E105, E105 or 105), that one code in full."""
+    if code is not None:
+        one = render_one(code)
+        if one is None:
+            click.echo(f"error: {code[:20]!r} is not one of this version's codes", err=True)
+            raise SystemExit(2)
+        click.echo(one, nl=False)
+        return
     try:
         text = render_markdown() if markdown else render_text()
     except ImportError as exc:
