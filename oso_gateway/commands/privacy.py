@@ -244,7 +244,12 @@ def remove_objection(
     )
     if not gone:  # a mistyped school is not "no such objection" (exit 2, E463)
         require_our_school(settings_or_exit(config_file), school)
-    _say({"withdrawn": gone}, as_json, "withdrawn" if gone else "no such objection")
+    said = (
+        f"objection to {category} withdrawn: sends from now on share the category again"
+        if gone
+        else "no such objection"
+    )
+    _say({"withdrawn": gone}, as_json, said)
 
 
 @objection_group.command("list")

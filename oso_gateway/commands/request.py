@@ -458,6 +458,12 @@ def answer_command(
             result["dossier"] = outcome.outcome
             result["delivery_message_id"] = outcome.delivery_message_id
             result["name_warning"] = outcome.name_warning
+            if outcome.outcome == "held":  # what to do now ("dossier: held" said nothing more)
+                result["next"] = (
+                    f"show the parents the dossier (`oso-gateway request preview {request_id}`), "
+                    f"then record their inzage (`oso-gateway inzage record {request_id} --date "
+                    "... --how ... --previewed VERSION`): that sends it"
+                )
         return result
 
     _run(config_file, as_json, work, wait=wait)
