@@ -298,8 +298,7 @@ def test_an_objection_or_a_key_for_a_school_this_gateway_does_not_send_for_is_re
     )
     assert json.loads(listed.stdout) == {"school": "00YY00", "categories": ["verzuim"]}
     remove = ["objection", "remove", "--config", config, "--bsn", "-", "--school", "00YY00"]
-    gone = CliRunner().invoke(main, [*remove, "--category", "verzuim"], input="999999187
-")
+    gone = CliRunner().invoke(main, [*remove, "--category", "verzuim"], input="999999187\n")
     # what it means, not just "withdrawn" (an administrator's walkthrough)
     assert gone.exit_code == 0 and "objection to verzuim withdrawn: sends from now" in gone.output
 
