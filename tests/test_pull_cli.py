@@ -197,6 +197,11 @@ def test_request_send_reads_the_pupil_from_standard_input(demo: tuple[Path, str]
     assert {k: shown_pupil.get(k) for k in pupil} == pupil
     both = CliRunner().invoke(main, [*base, "--pupil", "-", "--bsn", "1"], input="{}")
     assert both.exit_code == 2 and "either" in both.output
+    # from a school this gateway does not serve: said so, not a mandate refusal (E463 "has not
+    # mandated OIN …": an administrator's walkthrough)
+    other = [a if a != "01AB00" else "00YY00" for a in base]
+    foreign = CliRunner().invoke(main, [*other, "--pupil", "-"], input=json.dumps(pupil))
+    assert foreign.exit_code == 2 and "00YY00 is not one of this gateway's" in foreign.output
     for bad in ("not json", '{"bsn": 999999187}', '{"shoe_size": "42"}', '{"birth_date": "x"}'):
         refused = CliRunner().invoke(main, [*base, "--pupil", "-"], input=bad)
         assert refused.exit_code == 2, bad

@@ -25,9 +25,11 @@ from oso_gateway.commands.db import (
     config_option,
     fail,
     parse_school,
+    require_our_school,
     require_served,
     school_code,
     services_or_exit,
+    settings_or_exit,
     text_from_stdin,
 )
 from oso_gateway.errors import DuplicateRequest, GatewayError
@@ -245,6 +247,9 @@ def send_command(
     if given["birth_date"] is None or not given["family_name"]:
         raise click.UsageError("the pupil needs a birth date and a family name")
     pupil = Pupil(**given)
+    # --from a school this gateway does not serve: said so (exit 2), not the mandate chain of a
+    # refusal (E463 "has not mandated OIN …", an administrator's walkthrough)
+    require_our_school(settings_or_exit(config_file), requesting.code)
 
     def work(services: GatewayServices) -> dict[str, Any]:
         record = services.pull.send_request(
