@@ -215,6 +215,27 @@ def test_the_signer_is_labelled_by_direction(tmp_path: Path, store: Store) -> No
     assert label(incoming, "c" * 64) == "Signed by"
 
 
+def _one_of_each_kind(store: Store, clock: Clock) -> dict[str, int]:
+    """An outgoing dossier, dossier request and answer, by action: their row keys."""
+    from oso_gateway.protocol import ACTION_ANSWER, ACTION_REQUEST
+    from oso_gateway.transfer.wire import ACTION_DELIVER
+
+    pks = {}
+    for n, action in enumerate((ACTION_DELIVER, ACTION_REQUEST, ACTION_ANSWER)):
+        record = store.enqueue_outbound(
+            message_id=f"urn:uuid:00000000-0000-4000-8000-{n:012d}",
+            action=action,
+            payload=b"<x/>",
+            payload_digest=f"{n:064x}",
+            now=clock(),
+            our_school="00YY00",
+            counterpart_school="01AB00",
+        )
+        assert record is not None
+        pks[action] = record.pk
+    return pks
+
+
 def test_the_parents_report_is_offered_on_outgoing_dossier_deliveries_only(
     tmp_path: Path, store: Store
 ) -> None:
@@ -227,18 +248,7 @@ def test_the_parents_report_is_offered_on_outgoing_dossier_deliveries_only(
     from oso_gateway.transfer.wire import ACTION_DELIVER
 
     clock = Clock()
-    pks = {}
-    for n, action in enumerate((ACTION_DELIVER, ACTION_REQUEST, ACTION_ANSWER)):
-        record = store.enqueue_outbound(
-            message_id=f"urn:uuid:00000000-0000-4000-8000-{n:012d}",
-            action=action,
-            payload=b"<x/>",
-            payload_digest="a" * 64,
-            now=clock(),
-            our_school="00YY00",
-            counterpart_school="01AB00",
-        )
-        pks[action] = record.pk  # type: ignore[union-attr]
+    pks = _one_of_each_kind(store, clock)
     client = _client(tmp_path, store, clock)
 
     def offered(pk: int) -> bool:
@@ -281,18 +291,7 @@ def test_the_lists_and_a_transfers_page_say_what_kind_of_message_it_is(
     from oso_gateway.transfer.wire import ACTION_DELIVER
 
     clock = Clock()
-    pks = {}
-    for n, action in enumerate((ACTION_DELIVER, ACTION_REQUEST, ACTION_ANSWER)):
-        record = store.enqueue_outbound(
-            message_id=f"urn:uuid:00000000-0000-4000-8000-{n:012d}",
-            action=action,
-            payload=b"<x/>",
-            payload_digest="b" * 64,
-            now=clock(),
-            our_school="00YY00",
-            counterpart_school="01AB00",
-        )
-        pks[action] = record.pk  # type: ignore[union-attr]
+    pks = _one_of_each_kind(store, clock)
     client = _client(tmp_path, store, clock)
     listing = client.get("/console/transfers").get_data(as_text=True)
     assert "<th>Kind</th>" in listing

@@ -320,11 +320,13 @@ def _template_globals() -> dict[str, Any]:
     }
 
 
-#: what a message is, by its wsa:Action, in the lists' words
-_LIST_KINDS = {
-    wire.ACTION_DELIVER: "dossier",
-    ACTION_REQUEST: "request",
-    ACTION_ANSWER: "answer",
+#: what a message is, by its wsa:Action (``protocol``, ``transfer.wire``): the lists' word,
+#: and the words a sentence uses
+_KINDS = {
+    wire.ACTION_DELIVER: ("dossier", "dossier delivery"),
+    ACTION_REQUEST: ("request", "dossier request"),
+    ACTION_ANSWER: ("answer", "answer to a dossier request"),
+    wire.ACTION_RECEIPT: ("receipt", "receipt"),
 }
 
 
@@ -332,7 +334,7 @@ def kind_of(action: str | None) -> str:
     """A transfer's kind for the lists: a dossier, or a pull request or answer (the dashboard
     counted answers as imported dossiers, and nothing told them apart: an administrator's
     walkthrough)."""
-    return _LIST_KINDS.get(action or "", "other")
+    return _KINDS.get(action or "", ("other", ""))[0]
 
 
 def erased_by(reason: str | None) -> str:
@@ -621,7 +623,7 @@ def disclosure_report(pk: int) -> ResponseReturnValue:
         kind = (
             "an incoming message"
             if row.direction == m.IN
-            else "an outgoing " + _KINDS.get(row.action, "message")
+            else "an outgoing " + _KINDS.get(row.action, ("", "message"))[1]
         )
         return _not_found(
             f"Transfer {pk} is {kind}: a parents' report is made of a dossier this gateway "
@@ -654,14 +656,6 @@ def disclosure_stylesheet() -> ResponseReturnValue:
     from oso_gateway.transfer.report import REPORT_CSS
 
     return Response(REPORT_CSS, mimetype="text/css")
-
-
-#: what an outgoing message is, by its wsa:Action (``protocol``, ``transfer.wire``)
-_KINDS = {
-    ACTION_REQUEST: "dossier request",
-    ACTION_ANSWER: "answer to a dossier request",
-    wire.ACTION_RECEIPT: "receipt",
-}
 
 
 def _is_outgoing_delivery(row: listing.TransferRow) -> bool:
