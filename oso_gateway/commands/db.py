@@ -151,8 +151,9 @@ def served_by_settings(settings: Settings) -> frozenset[str] | None:
         directory = Directory.load(settings.directory_file)
     except GatewayError as exc:
         fail(exc, status=2)
-    oins = dict.fromkeys(i.oin for i in settings.identities)
-    return frozenset(e.code for oin in oins for e in directory.schools_served_by(oin))
+    from oso_gateway.transfer.unserved import served_codes
+
+    return served_codes(directory, (i.oin for i in settings.identities))
 
 
 def settings_or_exit(config_file: Path | None) -> Settings:

@@ -35,9 +35,12 @@ class Problem:
 
 
 def served_codes(directory: Any, oins: Iterable[str]) -> frozenset[str]:
-    """The schools (BRIN + vestiging) whose gateway in ``directory`` is one of ``oins``."""
-    ours = set(oins)
-    return frozenset(s.code for s in directory.schools() if s.oin in ours)
+    """The schools (BRIN + vestiging) whose gateway in ``directory`` is one of ``oins`` (the
+    codes of ``services.served_schools``): the one answer for the console, the commands and
+    ``directory check``."""
+    return frozenset(
+        e.code for oin in dict.fromkeys(oins) for e in directory.schools_served_by(oin)
+    )
 
 
 def our_codes(directory: Any, oins: Iterable[str]) -> frozenset[str]:

@@ -50,6 +50,7 @@ from oso_gateway.store.operators import (
 )
 from oso_gateway.transfer import wire
 from oso_gateway.transfer.auditlog import LogFilter, select_events
+from oso_gateway.transfer.unserved import served_codes
 from oso_gateway.web import auth
 from oso_gateway.web.console import queries as q
 
@@ -120,7 +121,7 @@ class ConsoleContext:
         self.refresh_directory()
         if self.directory is None:
             return frozenset()
-        return frozenset(s.code for s in self.directory.schools() if s.oin in self.our_oins)
+        return served_codes(self.directory, self.our_oins)
 
     def audit(self, *, operation: str, status: str, operator: str | None, **extra: Any) -> None:
         """An ``operator`` event in the transfer log (no personal data: names are account
