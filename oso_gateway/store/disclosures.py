@@ -20,11 +20,9 @@ from sqlalchemy.orm import Session
 
 from oso_gateway.errors import ConfigError
 from oso_gateway.store import models as m
-from oso_gateway.store import translog
 from oso_gateway.store.crypto import AtRestCipher
 from oso_gateway.store.engine import advisory_xact_lock, unavailable_as_typed_error, writer
-from oso_gateway.store.logchain import make_event
-from oso_gateway.store.pull import RequestRecord
+from oso_gateway.store.pull import RequestRecord, record_event
 
 _T = TypeVar("_T")
 #: the keyed-hash kind of a pupil number (``AtRestCipher.lookup_hash``)
@@ -113,21 +111,6 @@ def receipt_digest(receipt: bytes) -> str:
     return hashlib.sha256(receipt).hexdigest()
 
 
-def _objection_event(session: Session, operation: str, school: str, *, now: datetime) -> None:
-    """An objection recorded or withdrawn, in the transfer log: the school and when, never the
-    pupil nor the category (the log holds no pupil data; which pupil is the school's record)."""
-    event = make_event(
-        at=now,
-        kind="operator",
-        direction="local",
-        status="ok",
-        operation=operation,
-        school_brin=school[:4],
-        school_vestiging=school[4:] or None,
-    )
-    translog.append_log_events(session, [event], now=now)
-
-
 class PrivacyRecords:
     """Repository of disclosures, objections and subject-access lookups."""
 
@@ -157,7 +140,7 @@ class PrivacyRecords:
         self, *, school: str, pupil_number: str, category: str, now: datetime
     ) -> bool:
         """Record the parents' objection; False when it was already recorded. The transfer log
-        says so in the same transaction (``_objection_event``)."""
+        says so in the same transaction (``store.pull.record_event``)."""
         row = m.Objection(
             school=school,
             bsn_hmac=self.pupil_hash(pupil_number),
@@ -168,7 +151,7 @@ class PrivacyRecords:
         def work(session: Session) -> None:
             session.add(row)
             session.flush()  # a second one is refused here, before the event
-            _objection_event(session, "objection.add", school, now=now)
+            record_event(session, "objection.add", school, now=now)
 
         try:
             self._write(work)
@@ -195,7 +178,7 @@ class PrivacyRecords:
             )
             gone = bool(getattr(result, "rowcount", 0))
             if gone:
-                _objection_event(session, "objection.remove", school, now=at)
+                record_event(session, "objection.remove", school, now=at)
             return gone
 
         return self._write(work)

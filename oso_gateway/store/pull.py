@@ -675,31 +675,39 @@ def insert_inzage_in(
     )
     session.add(row)
     session.flush()
-    translog.append_log_events(session, [_inzage_event(session, new, now=now)], now=now)
+    request = None if new.request_pk is None else session.get(m.PullRequest, new.request_pk)
+    operation = "inzage.waive" if new.waiver is not None else "inzage.record"
+    record_event(
+        session,
+        operation,
+        new.school,
+        now=now,
+        request_id=None if request is None else request.request_id,
+    )
     return _inzage(row)
 
 
-def _inzage_event(session: Session, new: NewInzage, *, now: datetime) -> dict[str, str]:
-    """The parents' inzage (or its waiver) recorded, in the transfer log: the school, when, and
-    the request it was for (a push: none); never the pupil, the date or the texts (the log
-    holds no pupil data; the record itself is the school's). The inzage records said nothing
-    of when they were made in the log (an administrator's walkthrough)."""
+def record_event(
+    session: Session, operation: str, school: str, *, now: datetime, request_id: str | None = None
+) -> None:
+    """A record a school made of the parents' say, in the transfer log in the record's own
+    transaction (an objection, an inzage or its waiver): the school, when, and the request it
+    was for; never the pupil, a date, a category or a text (the log holds no pupil data; the
+    record itself is the school's). None of them was in the log (an administrator's walkthrough)."""
     fields: dict[str, object] = {
         "at": now,
         "kind": "operator",
         "direction": "local",
         "status": "ok",
-        "operation": "inzage.waive" if new.waiver is not None else "inzage.record",
-        "school_brin": new.school[:4],
-        "school_vestiging": new.school[4:] or None,
+        "operation": operation,
+        "school_brin": school[:4],
+        "school_vestiging": school[4:] or None,
     }
-    request = None if new.request_pk is None else session.get(m.PullRequest, new.request_pk)
-    if request is not None:
-        try:  # a request id a peer chose need not have the log's form: then it is left out
-            return make_event(**fields, message_id=request.request_id)
-        except ValueError:
-            pass
-    return make_event(**fields)
+    try:  # a request id a peer chose need not have the log's form: then it is left out
+        event = make_event(**fields, message_id=request_id)
+    except ValueError:
+        event = make_event(**fields)
+    translog.append_log_events(session, [event], now=now)
 
 
 def release_in(
